@@ -1,0 +1,1 @@
+//! tern-node: placeholder until the node issue lands.

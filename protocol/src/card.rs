@@ -1,0 +1,511 @@
+//! Contact cards: what one user hands another (in person as a QR code, or as a `tern:` invite link) so that
+//! the other can reach them and start an end-to-end session, even while they are offline.
+
+use std::fmt;
+
+use qrcode::{Color, EcLevel, QrCode};
+use thiserror::Error;
+
+use crate::codec::{self, DecodeError, Reader, Writer};
+use crate::identity::{Identity, IdentityKey, PublicIdentity, SignedPrekey};
+
+/// The card format version this build writes and reads.
+pub const CARD_VERSION: u8 = 1;
+/// An encoded card is at most this long, so its invite link always fits one QR code.
+pub const MAX_CARD_LEN: usize = 1536;
+/// Display names are 1 to 64 bytes of UTF-8 with no control characters.
+pub const MAX_DISPLAY_NAME_LEN: usize = 64;
+/// At most this many mailbox nodes in a card.
+pub const MAX_MAILBOXES: usize = 4;
+/// At most this many addresses per mailbox node and in the card's own address list.
+pub const MAX_ADDRESSES: usize = 4;
+/// A binary multiaddr in a card is at most this long.
+pub const MAX_ADDRESS_LEN: usize = 96;
+/// A binary PeerId in a card is at most this long.
+pub const MAX_PEER_ID_LEN: usize = 64;
+/// Invite links are this prefix followed by the base58 card.
+pub const INVITE_PREFIX: &str = "tern:";
+/// An invite link longer than this is refused before decoding.
+pub const MAX_INVITE_LEN: usize = INVITE_PREFIX.len() + 2 * MAX_CARD_LEN;
+
+const LABEL_CARD: &[u8] = b"tern/card/v1";
+
+/// Why a card could not be read or made.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum CardError {
+    #[error("not a Tern invite link: it must start with `{INVITE_PREFIX}`")]
+    NotAnInvite,
+    #[error("invite link is not valid base58")]
+    BadBase58,
+    #[error("invite link is {len} characters, at most {max} allowed")]
+    InviteTooLong { len: usize, max: usize },
+    #[error("invalid contact card: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("the card could not be drawn as a QR code")]
+    Qr,
+}
+
+/// A node that holds mail for the card's owner: its libp2p PeerId and multiaddrs, both in binary form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxNode {
+    pub peer_id: Vec<u8>,
+    pub addresses: Vec<Vec<u8>>,
+}
+
+/// The unsigned contents of a card, as its owner fills them in.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CardDetails {
+    pub display_name: String,
+    /// Increases with every re-issue; a card with a lower revision than a known one is stale.
+    pub revision: u64,
+    pub mailboxes: Vec<MailboxNode>,
+    /// Binary multiaddrs the owner may be reached at directly.
+    pub addresses: Vec<Vec<u8>>,
+}
+
+/// A signed contact card.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ContactCard {
+    identity: PublicIdentity,
+    prekey: SignedPrekey,
+    details: CardDetails,
+    /// The canonical encoding, signature included.
+    encoded: Vec<u8>,
+}
+
+fn check_display_name(name: &str) -> Result<(), DecodeError> {
+    codec::check_len("display name", name.len(), MAX_DISPLAY_NAME_LEN)?;
+    if name.trim().is_empty() {
+        return Err(DecodeError::Invalid {
+            field: "display name",
+            reason: "must not be empty",
+        });
+    }
+    if name.chars().any(char::is_control) {
+        return Err(DecodeError::Invalid {
+            field: "display name",
+            reason: "must not contain control characters",
+        });
+    }
+    Ok(())
+}
+
+fn check_addresses(addresses: &[Vec<u8>]) -> Result<(), DecodeError> {
+    codec::check_count("addresses", addresses.len(), MAX_ADDRESSES)?;
+    for a in addresses {
+        codec::check_len("address", a.len(), MAX_ADDRESS_LEN)?;
+    }
+    Ok(())
+}
+
+fn read_addresses(r: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, DecodeError> {
+    let count = r.count_u8("addresses", MAX_ADDRESSES)?;
+    (0..count)
+        .map(|_| r.bytes_u8("address", MAX_ADDRESS_LEN).map(<[u8]>::to_vec))
+        .collect()
+}
+
+fn write_addresses(w: &mut Writer, addresses: &[Vec<u8>]) {
+    w.u8(u8::try_from(addresses.len()).unwrap_or(u8::MAX));
+    for a in addresses {
+        w.bytes_u8(a);
+    }
+}
+
+impl ContactCard {
+    /// Issues a card for `identity` with its current prekey.
+    pub fn issue(identity: &Identity, details: CardDetails) -> Result<Self, CardError> {
+        check_display_name(&details.display_name)?;
+        codec::check_count("mailboxes", details.mailboxes.len(), MAX_MAILBOXES)?;
+        for m in &details.mailboxes {
+            codec::check_len("mailbox peer id", m.peer_id.len(), MAX_PEER_ID_LEN)?;
+            check_addresses(&m.addresses)?;
+        }
+        check_addresses(&details.addresses)?;
+
+        let mut w = Writer::with_capacity(512);
+        w.u8(CARD_VERSION);
+        identity.public().encode(&mut w);
+        identity.current_prekey().encode(&mut w);
+        w.u64(details.revision)
+            .bytes_u8(details.display_name.as_bytes());
+        w.u8(u8::try_from(details.mailboxes.len()).unwrap_or(u8::MAX));
+        for m in &details.mailboxes {
+            w.bytes_u8(&m.peer_id);
+            write_addresses(&mut w, &m.addresses);
+        }
+        write_addresses(&mut w, &details.addresses);
+        let signature = identity.sign(LABEL_CARD, w.as_slice());
+        w.raw(&signature);
+        codec::check_len("contact card", w.len(), MAX_CARD_LEN)?;
+        Ok(Self {
+            identity: identity.public().clone(),
+            prekey: identity.current_prekey().clone(),
+            details,
+            encoded: w.into_vec(),
+        })
+    }
+
+    /// Decodes a card and checks every signature in it.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CardError> {
+        let mut r = Reader::bounded(bytes, "contact card", MAX_CARD_LEN)?;
+        let version = r.u8("card version")?;
+        if version != CARD_VERSION {
+            return Err(DecodeError::UnsupportedVersion {
+                what: "card",
+                got: version,
+                supported: CARD_VERSION,
+            }
+            .into());
+        }
+        let identity = PublicIdentity::decode(&mut r)?;
+        let prekey = SignedPrekey::decode(&mut r, &identity.key)?;
+        let revision = r.u64("card revision")?;
+        let name = r.bytes_u8("display name", MAX_DISPLAY_NAME_LEN)?;
+        let display_name = std::str::from_utf8(name)
+            .map_err(|_| DecodeError::Invalid {
+                field: "display name",
+                reason: "not UTF-8",
+            })?
+            .to_owned();
+        check_display_name(&display_name)?;
+        let mailbox_count = r.count_u8("mailboxes", MAX_MAILBOXES)?;
+        let mut mailboxes = Vec::with_capacity(mailbox_count);
+        for _ in 0..mailbox_count {
+            let peer_id = r.bytes_u8("mailbox peer id", MAX_PEER_ID_LEN)?.to_vec();
+            let addresses = read_addresses(&mut r)?;
+            mailboxes.push(MailboxNode { peer_id, addresses });
+        }
+        let addresses = read_addresses(&mut r)?;
+        let signed_len = bytes.len() - r.remaining();
+        let signature = r.array::<64>("card signature")?;
+        r.finish()?;
+        identity
+            .key
+            .verify(LABEL_CARD, &bytes[..signed_len], &signature, "contact card")?;
+        Ok(Self {
+            identity,
+            prekey,
+            details: CardDetails {
+                display_name,
+                revision,
+                mailboxes,
+                addresses,
+            },
+            encoded: bytes.to_vec(),
+        })
+    }
+
+    pub fn encode(&self) -> &[u8] {
+        &self.encoded
+    }
+
+    pub fn key(&self) -> IdentityKey {
+        self.identity.key
+    }
+
+    pub fn identity(&self) -> &PublicIdentity {
+        &self.identity
+    }
+
+    pub fn prekey(&self) -> &SignedPrekey {
+        &self.prekey
+    }
+
+    pub fn details(&self) -> &CardDetails {
+        &self.details
+    }
+
+    pub fn display_name(&self) -> &str {
+        &self.details.display_name
+    }
+
+    /// The invite link: `tern:` followed by the base58 card.
+    pub fn invite_link(&self) -> String {
+        format!(
+            "{INVITE_PREFIX}{}",
+            bs58::encode(&self.encoded).into_string()
+        )
+    }
+
+    /// Parses an invite link (surrounding whitespace and the prefix's case are forgiven).
+    pub fn from_invite_link(link: &str) -> Result<Self, CardError> {
+        let link = link.trim();
+        if link.len() > MAX_INVITE_LEN {
+            return Err(CardError::InviteTooLong {
+                len: link.len(),
+                max: MAX_INVITE_LEN,
+            });
+        }
+        let prefix = link
+            .get(..INVITE_PREFIX.len())
+            .ok_or(CardError::NotAnInvite)?;
+        if !prefix.eq_ignore_ascii_case(INVITE_PREFIX) {
+            return Err(CardError::NotAnInvite);
+        }
+        let bytes = bs58::decode(&link[INVITE_PREFIX.len()..])
+            .into_vec()
+            .map_err(|_| CardError::BadBase58)?;
+        Self::decode(&bytes)
+    }
+
+    /// The QR payload: the invite link's bytes.
+    pub fn qr_payload(&self) -> Vec<u8> {
+        self.invite_link().into_bytes()
+    }
+
+    /// The card as a QR code (error correction level M).
+    pub fn qr(&self) -> Result<QrMatrix, CardError> {
+        QrMatrix::encode(&self.qr_payload())
+    }
+
+    /// How an incoming card for a known contact relates to the one on file.
+    pub fn compare(known: &ContactCard, incoming: &ContactCard) -> CardChange {
+        if known.identity.key != incoming.identity.key
+            || known.identity.agreement != incoming.identity.agreement
+        {
+            CardChange::IdentityChanged
+        } else if known.encoded == incoming.encoded {
+            CardChange::Unchanged
+        } else if incoming.details.revision < known.details.revision {
+            CardChange::Stale
+        } else {
+            CardChange::Updated
+        }
+    }
+}
+
+impl fmt::Debug for ContactCard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            identity,
+            prekey,
+            details,
+            encoded: _,
+        } = self;
+        f.debug_struct("ContactCard")
+            .field("key", &identity.key)
+            .field("prekey", &prekey.id)
+            .field("revision", &details.revision)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a newly received card means for a contact already on file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardChange {
+    /// Byte-for-byte the same card.
+    Unchanged,
+    /// Same identity keys, a newer revision (new prekey, name or mailboxes): take it.
+    Updated,
+    /// Same identity keys, an older revision: keep the one on file.
+    Stale,
+    /// The identity or agreement key differs: warn the user and drop the verified mark.
+    IdentityChanged,
+}
+
+/// A QR code as a square of dark and light modules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QrMatrix {
+    width: usize,
+    dark: Vec<bool>,
+}
+
+impl QrMatrix {
+    pub fn encode(payload: &[u8]) -> Result<Self, CardError> {
+        let code =
+            QrCode::with_error_correction_level(payload, EcLevel::M).map_err(|_| CardError::Qr)?;
+        let width = code.width();
+        let dark = code
+            .to_colors()
+            .into_iter()
+            .map(|c| c == Color::Dark)
+            .collect();
+        Ok(Self { width, dark })
+    }
+
+    /// Modules per side, without a quiet zone.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Whether the module at column `x`, row `y` is dark; outside the code is light.
+    pub fn is_dark(&self, x: usize, y: usize) -> bool {
+        x < self.width && y < self.width && self.dark[y * self.width + x]
+    }
+
+    /// The code for a terminal: two rows per line with half blocks, dark on light, with a quiet zone.
+    pub fn to_text(&self) -> String {
+        const QUIET: usize = 2;
+        let side = self.width + 2 * QUIET;
+        let module =
+            |x: usize, y: usize| x >= QUIET && y >= QUIET && self.is_dark(x - QUIET, y - QUIET);
+        let mut out = String::with_capacity(side * side / 2 * 4);
+        for y in (0..side).step_by(2) {
+            for x in 0..side {
+                // Light is drawn as a full block so the code reads on dark terminals too.
+                out.push(match (module(x, y), module(x, y + 1)) {
+                    (true, true) => ' ',
+                    (true, false) => '▄',
+                    (false, true) => '▀',
+                    (false, false) => '█',
+                });
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn alice() -> (Identity, ContactCard) {
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        let id = Identity::generate(&mut rng, 1_000);
+        let card = ContactCard::issue(
+            &id,
+            CardDetails {
+                display_name: "Alice".into(),
+                revision: 1,
+                mailboxes: vec![MailboxNode {
+                    peer_id: vec![1; 38],
+                    addresses: vec![vec![4, 127, 0, 0, 1, 6, 0x1f, 0x90]],
+                }],
+                addresses: vec![],
+            },
+        )
+        .unwrap();
+        (id, card)
+    }
+
+    #[test]
+    fn invite_link_round_trips() {
+        let (_, card) = alice();
+        let link = card.invite_link();
+        assert!(link.starts_with("tern:"));
+        let back = ContactCard::from_invite_link(&format!("  TERN:{}\n", &link[5..])).unwrap();
+        assert_eq!(back, card);
+        assert_eq!(back.display_name(), "Alice");
+    }
+
+    #[test]
+    fn every_changed_byte_is_rejected() {
+        let (_, card) = alice();
+        let bytes = card.encode().to_vec();
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x01;
+            assert!(
+                ContactCard::decode(&bad).is_err(),
+                "flipped byte {i} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_links_get_typed_errors() {
+        assert_eq!(
+            ContactCard::from_invite_link("https://x"),
+            Err(CardError::NotAnInvite)
+        );
+        assert_eq!(
+            ContactCard::from_invite_link("tern:0OIl"),
+            Err(CardError::BadBase58)
+        );
+        assert!(matches!(
+            ContactCard::from_invite_link(&format!("tern:{}", "1".repeat(MAX_INVITE_LEN))),
+            Err(CardError::InviteTooLong { .. })
+        ));
+        assert!(matches!(
+            ContactCard::from_invite_link("tern:2"),
+            Err(CardError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn names_are_checked_when_issuing() {
+        let (id, _) = alice();
+        for bad in ["", "   ", "a\u{7}b", &"x".repeat(65)] {
+            let details = CardDetails {
+                display_name: bad.to_string(),
+                ..CardDetails::default()
+            };
+            assert!(
+                ContactCard::issue(&id, details).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn compare_detects_updates_stale_cards_and_key_changes() {
+        let (id, card) = alice();
+        let mut details = card.details().clone();
+        details.revision = 2;
+        let newer = ContactCard::issue(&id, details).unwrap();
+        assert_eq!(ContactCard::compare(&card, &card), CardChange::Unchanged);
+        assert_eq!(ContactCard::compare(&card, &newer), CardChange::Updated);
+        assert_eq!(ContactCard::compare(&newer, &card), CardChange::Stale);
+        let mut rng = ChaCha20Rng::seed_from_u64(99);
+        let impostor = Identity::generate(&mut rng, 0);
+        let other = ContactCard::issue(&impostor, card.details().clone()).unwrap();
+        assert_eq!(
+            ContactCard::compare(&card, &other),
+            CardChange::IdentityChanged
+        );
+    }
+
+    #[test]
+    fn the_largest_card_still_fits_a_qr_code() {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let id = Identity::generate(&mut rng, 0);
+        let addr = vec![0xAB; 40];
+        let details = CardDetails {
+            display_name: "n".repeat(MAX_DISPLAY_NAME_LEN),
+            revision: u64::MAX,
+            mailboxes: vec![
+                MailboxNode {
+                    peer_id: vec![0; 38],
+                    addresses: vec![addr.clone(); 2],
+                };
+                MAX_MAILBOXES
+            ],
+            addresses: vec![addr; MAX_ADDRESSES],
+        };
+        let card = ContactCard::issue(&id, details).unwrap();
+        let qr = card.qr().unwrap();
+        assert!(qr.width() <= 177);
+        assert!(qr.to_text().lines().count() > qr.width() / 2);
+    }
+
+    #[test]
+    fn a_card_over_the_size_limit_is_refused() {
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let id = Identity::generate(&mut rng, 0);
+        let addr = vec![0xAB; MAX_ADDRESS_LEN];
+        let details = CardDetails {
+            display_name: "n".into(),
+            revision: 1,
+            mailboxes: vec![
+                MailboxNode {
+                    peer_id: vec![0; MAX_PEER_ID_LEN],
+                    addresses: vec![addr.clone(); MAX_ADDRESSES],
+                };
+                MAX_MAILBOXES
+            ],
+            addresses: vec![addr; MAX_ADDRESSES],
+        };
+        assert!(matches!(
+            ContactCard::issue(&id, details),
+            Err(CardError::Decode(DecodeError::TooLong {
+                field: "contact card",
+                ..
+            }))
+        ));
+    }
+}
