@@ -1,1 +1,6 @@
-//! tern-node: placeholder until the node issue lands.
+//! tern-node: the libp2p swarm, the mailbox protocol, the encrypted store, and the `Node` handle that the
+//! GUI and the `tern-node` CLI both drive.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod net;
+pub mod store;

@@ -19,6 +19,9 @@ use crate::session::{DecryptError, EncryptError};
 pub const MAX_MESSAGE_GAP: u32 = 2_000;
 /// The most skipped message keys a session stores; the oldest are dropped beyond it.
 pub const MAX_SKIPPED_KEYS: usize = 2_000;
+/// Past remote ratchet keys remembered, so a late message on a finished chain is reported as expired
+/// without a wasted DH.
+pub const MAX_PAST_RATCHET_KEYS: usize = 16;
 
 const LABEL_ROOT: &[u8] = b"tern/ratchet/root/v1";
 const LABEL_MESSAGE: &[u8] = b"tern/ratchet/message/v1";
@@ -157,6 +160,7 @@ pub(crate) struct Ratchet {
     receiving: Option<Chain>,
     previous_sending: u32,
     skipped: VecDeque<SkippedKey>,
+    past_remotes: VecDeque<[u8; KEY_LEN]>,
 }
 
 impl Ratchet {
@@ -174,6 +178,7 @@ impl Ratchet {
             receiving: None,
             previous_sending: 0,
             skipped: VecDeque::new(),
+            past_remotes: VecDeque::new(),
         };
         ratchet.start_sending_chain(rng)?;
         Ok(ratchet)
@@ -189,6 +194,7 @@ impl Ratchet {
             receiving: None,
             previous_sending: 0,
             skipped: VecDeque::new(),
+            past_remotes: VecDeque::new(),
         }
     }
 
@@ -249,6 +255,9 @@ impl Ratchet {
             return Ok(plaintext);
         }
 
+        if self.past_remotes.contains(&header.dh) {
+            return Err(DecryptError::DuplicateOrExpired { n: header.n });
+        }
         let mut new_skipped = Vec::new();
         let mut new_root = None;
         let chain = if self.remote == Some(header.dh) {
@@ -287,7 +296,12 @@ impl Ratchet {
         // Authenticated: commit.
         if let Some(root) = new_root {
             self.root = root;
-            self.remote = Some(header.dh);
+            if let Some(old) = self.remote.replace(header.dh) {
+                self.past_remotes.push_back(old);
+                if self.past_remotes.len() > MAX_PAST_RATCHET_KEYS {
+                    self.past_remotes.pop_front();
+                }
+            }
             if let Some(sending) = self.sending.take() {
                 self.previous_sending = sending.n;
             }
@@ -323,6 +337,10 @@ impl Ratchet {
         w.u16(u16::try_from(self.skipped.len()).unwrap_or(u16::MAX));
         for k in &self.skipped {
             w.raw(&k.dh).u32(k.n).raw(k.mk.as_bytes());
+        }
+        w.u8(u8::try_from(self.past_remotes.len()).unwrap_or(u8::MAX));
+        for dh in &self.past_remotes {
+            w.raw(dh);
         }
     }
 
@@ -367,6 +385,10 @@ impl Ratchet {
                 mk: secret(r, "skipped message key")?,
             });
         }
+        let past_count = r.count_u8("past ratchet keys", MAX_PAST_RATCHET_KEYS)?;
+        let past_remotes = (0..past_count)
+            .map(|_| r.array("past ratchet key"))
+            .collect::<Result<VecDeque<_>, _>>()?;
         Ok(Self {
             root,
             self_pair,
@@ -375,6 +397,7 @@ impl Ratchet {
             receiving,
             previous_sending,
             skipped,
+            past_remotes,
         })
     }
 }

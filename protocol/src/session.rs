@@ -552,10 +552,20 @@ impl PeerSessions {
                 ciphertext,
             } => {
                 let index = self.index_of(id).ok_or(DecryptError::UnknownSession)?;
+                // A plain ratchet message on a start of ours that was never answered means the peer adopted
+                // it (its own start lost the tie-break, or reached us late): follow it. Confirmed sessions are
+                // never promoted this way, so stale mail on an old session cannot pull us back.
+                let adopted = index != 0
+                    && self.sessions[index].we_initiated
+                    && !self.sessions[index].confirmed;
                 let plaintext = self.decrypt_on(index, &header, ciphertext)?;
                 let session = &mut self.sessions[index];
                 // Only the peer's answer to our start arrives as a plain ratchet message on a session we began.
                 session.pending = None;
+                if adopted {
+                    let session = self.sessions.remove(index);
+                    self.sessions.insert(0, session);
+                }
                 Ok(Decrypted {
                     plaintext,
                     new_session_card: None,
