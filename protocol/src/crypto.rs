@@ -90,14 +90,41 @@ pub fn hkdf<const N: usize>(salt: &[u8], ikm: &[u8], info: &[u8]) -> Zeroizing<[
     out
 }
 
-/// HMAC-SHA-256 of `data` under a 32-byte `key`.
-pub fn hmac(key: &[u8; KEY_LEN], data: &[u8]) -> [u8; 32] {
+/// HKDF-SHA-256 expand only, for input that is already a uniformly random 32-byte key (RFC 5869 section 3.3).
+pub fn hkdf_expand<const N: usize>(prk: &[u8; KEY_LEN], info: &[u8]) -> Zeroizing<[u8; N]> {
+    let mut out = Zeroizing::new([0u8; N]);
+    // A 32-byte PRK is always long enough and N is at most 255 hash blocks, so neither call can fail.
+    if let Ok(hk) = Hkdf::<Sha256>::from_prk(prk) {
+        let _ = hk.expand(info, out.as_mut());
+    }
+    out
+}
+
+fn keyed_hmac(key: &[u8; KEY_LEN]) -> Hmac<Sha256> {
     // RFC 2104 pads a key shorter than the 64-byte block with zeros; doing it here makes `new` infallible.
     let mut block = Zeroizing::new([0u8; 64]);
     block[..KEY_LEN].copy_from_slice(key);
-    let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new(&(*block).into());
+    <Hmac<Sha256> as hmac::KeyInit>::new(&(*block).into())
+}
+
+/// HMAC-SHA-256 of `data` under a 32-byte `key`.
+pub fn hmac(key: &[u8; KEY_LEN], data: &[u8]) -> [u8; 32] {
+    let mut mac = keyed_hmac(key);
     mac.update(data);
     mac.finalize().into_bytes().into()
+}
+
+/// HMAC-SHA-256 of two messages under one key, keying the MAC once.
+pub fn hmac2(key: &[u8; KEY_LEN], a: &[u8], b: &[u8]) -> ([u8; 32], [u8; 32]) {
+    let keyed = keyed_hmac(key);
+    let mut first = keyed.clone();
+    first.update(a);
+    let mut second = keyed;
+    second.update(b);
+    (
+        first.finalize().into_bytes().into(),
+        second.finalize().into_bytes().into(),
+    )
 }
 
 /// SHA-256 over the concatenation of `parts`.
@@ -200,6 +227,21 @@ mod tests {
         bad[0] ^= 1;
         assert_eq!(open(&key, &nonce, b"ad", &bad), Err(AeadError));
         assert_eq!(open(&key, &nonce, b"xx", &ct), Err(AeadError));
+    }
+
+    #[test]
+    fn hmac2_equals_two_separate_hmacs_and_expand_matches_hkdf_from_prk() {
+        let key = [3u8; 32];
+        let (a, b) = hmac2(&key, b"\x01", b"\x02");
+        assert_eq!(a, hmac(&key, b"\x01"));
+        assert_eq!(b, hmac(&key, b"\x02"));
+        assert_ne!(a, b);
+        let mut expected = [0u8; 44];
+        Hkdf::<Sha256>::from_prk(&key)
+            .unwrap()
+            .expand(b"info", &mut expected)
+            .unwrap();
+        assert_eq!(*hkdf_expand::<44>(&key, b"info"), expected);
     }
 
     #[test]

@@ -72,12 +72,11 @@ struct Chain {
 impl Chain {
     /// The message key at this position and the chain after it.
     fn step(&self) -> (SecretKey, Chain) {
-        let mk = SecretKey::from_bytes(crypto::hmac(self.key.as_bytes(), &[CHAIN_MESSAGE]));
-        let next = SecretKey::from_bytes(crypto::hmac(self.key.as_bytes(), &[CHAIN_NEXT]));
+        let (mk, next) = crypto::hmac2(self.key.as_bytes(), &[CHAIN_MESSAGE], &[CHAIN_NEXT]);
         (
-            mk,
+            SecretKey::from_bytes(mk),
             Chain {
-                key: next,
+                key: SecretKey::from_bytes(next),
                 n: self.n.wrapping_add(1),
             },
         )
