@@ -25,6 +25,10 @@ pub const MAX_PADDED_LEN: usize = 64 * 1024;
 pub const MAX_BODY_LEN: usize = KEY_LEN + MAX_PADDED_LEN + TAG_LEN;
 /// An encoded envelope is at most this long; transports cap frames here.
 pub const MAX_ENVELOPE_LEN: usize = 1 + 32 + 8 + 4 + MAX_BODY_LEN;
+/// An envelope may expire at most this far (30 days) after the moment it is opened; a later expiry is
+/// refused, so a sender cannot make mail (or a replayed session start) live longer than every bound that
+/// depends on it.
+pub const MAX_ENVELOPE_TTL_S: u64 = 30 * 24 * 3600;
 
 const INNER_VERSION: u8 = 1;
 const INNER_OVERHEAD: usize = 1 + KEY_LEN + 4;
@@ -85,6 +89,12 @@ pub enum OpenError {
     NotForMe,
     #[error("the envelope expired at {expires_at} (now {now})")]
     Expired { expires_at: u64, now: u64 },
+    #[error("the envelope's expiry {expires_at} is more than {max_ttl} s after now ({now})")]
+    ExpiryTooFar {
+        expires_at: u64,
+        now: u64,
+        max_ttl: u64,
+    },
     #[error("the envelope failed authentication (tampered, or sealed to another key)")]
     Authentication,
 }
@@ -100,7 +110,7 @@ pub fn padded_len(len: usize) -> Option<usize> {
 }
 
 fn is_bucket(len: usize) -> bool {
-    len >= MIN_PADDED_LEN && len <= MAX_PADDED_LEN && len.is_power_of_two()
+    (MIN_PADDED_LEN..=MAX_PADDED_LEN).contains(&len) && len.is_power_of_two()
 }
 
 /// A sealed envelope.
@@ -164,7 +174,7 @@ impl Envelope {
         expires_at: u64,
         rng: &mut R,
     ) -> Result<Self, SealError> {
-        let max = MAX_PADDED_LEN - INNER_OVERHEAD - 1;
+        let max = MAX_SESSION_MESSAGE_LEN;
         if session_message.len() > max {
             return Err(SealError::TooLong {
                 len: session_message.len(),
@@ -219,6 +229,13 @@ impl Envelope {
             return Err(OpenError::Expired {
                 expires_at: self.expires_at,
                 now,
+            });
+        }
+        if self.expires_at - now > MAX_ENVELOPE_TTL_S {
+            return Err(OpenError::ExpiryTooFar {
+                expires_at: self.expires_at,
+                now,
+                max_ttl: MAX_ENVELOPE_TTL_S,
             });
         }
         let (ephemeral, ciphertext) = self.body.split_at(KEY_LEN);

@@ -19,6 +19,9 @@ pub const PREKEY_GRACE_MS: u64 = 35 * 24 * 3600 * 1000;
 /// At most this many replaced prekeys are kept, oldest dropped first.
 pub const MAX_OLD_PREKEYS: usize = 8;
 
+/// A PeerId's text form is at most this long (an Ed25519 PeerId is 52 characters).
+pub const MAX_PEER_ID_TEXT_LEN: usize = 64;
+
 /// Signature context labels (docs/protocol.md, "Signatures").
 pub(crate) const LABEL_AGREEMENT: &[u8] = b"tern/agreement-key/v1";
 pub(crate) const LABEL_PREKEY: &[u8] = b"tern/prekey/v1";
@@ -86,7 +89,7 @@ impl IdentityKey {
             field: "peer id",
             reason: "not a base58 Ed25519 peer id",
         };
-        if text.len() > 64 {
+        if text.len() > MAX_PEER_ID_TEXT_LEN {
             return Err(invalid);
         }
         let bytes = bs58::decode(text).into_vec().map_err(|_| invalid.clone())?;

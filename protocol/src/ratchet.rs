@@ -169,18 +169,21 @@ impl Ratchet {
         remote_prekey: [u8; KEY_LEN],
         rng: &mut R,
     ) -> Result<Self, EncryptError> {
-        let mut ratchet = Self {
+        let self_pair = DhKeyPair::generate(rng);
+        let dh = self_pair
+            .agree(&remote_prekey)
+            .ok_or(EncryptError::InvalidRatchetKey)?;
+        let (root, ck) = kdf_root(&root, &dh);
+        Ok(Self {
             root,
-            self_pair: DhKeyPair::generate(rng),
+            self_pair,
             remote: Some(remote_prekey),
-            sending: None,
+            sending: Some(Chain { key: ck, n: 0 }),
             receiving: None,
             previous_sending: 0,
             skipped: VecDeque::new(),
             past_remotes: VecDeque::new(),
-        };
-        ratchet.start_sending_chain(rng)?;
-        Ok(ratchet)
+        })
     }
 
     /// The session responder: its first ratchet key pair is the prekey the initiator used.

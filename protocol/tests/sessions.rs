@@ -445,3 +445,68 @@ fn a_start_that_arrives_after_the_other_session_was_confirmed_still_converges() 
         );
     }
 }
+
+#[test]
+fn an_envelope_that_claims_to_live_too_long_is_refused() {
+    let mut p = Pair::new(16);
+    let (_, session) = p.send_session(Side::Alice, "forever");
+    let now_s = p.now_ms / 1000;
+    let too_far = now_s + tern_protocol::envelope::MAX_ENVELOPE_TTL_S + 1;
+    let envelope = Envelope::seal(
+        &p.alice.identity,
+        p.bob.identity.public(),
+        &session,
+        too_far,
+        &mut p.rng,
+    )
+    .unwrap();
+    assert!(matches!(
+        envelope.open(&p.bob.identity, now_s),
+        Err(OpenError::ExpiryTooFar { .. })
+    ));
+    let at_limit = now_s + tern_protocol::envelope::MAX_ENVELOPE_TTL_S;
+    let envelope = Envelope::seal(
+        &p.alice.identity,
+        p.bob.identity.public(),
+        &session,
+        at_limit,
+        &mut p.rng,
+    )
+    .unwrap();
+    assert!(envelope.open(&p.bob.identity, now_s).is_ok());
+}
+
+#[test]
+fn every_session_message_that_seals_also_opens() {
+    let mut p = Pair::new(17);
+    let max = tern_protocol::session::MAX_SESSION_MESSAGE_LEN;
+    let expires = p.now_ms / 1000 + 60;
+    let fits = vec![0u8; max];
+    let envelope = Envelope::seal(
+        &p.alice.identity,
+        p.bob.identity.public(),
+        &fits,
+        expires,
+        &mut p.rng,
+    )
+    .unwrap();
+    assert_eq!(
+        envelope
+            .open(&p.bob.identity, p.now_ms / 1000)
+            .unwrap()
+            .session_message
+            .len(),
+        max
+    );
+    let too_big = vec![0u8; max + 1];
+    assert!(matches!(
+        Envelope::seal(
+            &p.alice.identity,
+            p.bob.identity.public(),
+            &too_big,
+            expires,
+            &mut p.rng
+        ),
+        Err(tern_protocol::SealError::TooLong { .. })
+    ));
+}
