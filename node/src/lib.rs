@@ -2,5 +2,7 @@
 //! GUI and the `tern-node` CLI both drive.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod engine;
 pub mod net;
+pub mod node;
 pub mod store;

@@ -1,0 +1,736 @@
+//! The node's messaging logic, with no networking: a profile's identity, card and sessions over its store.
+//!
+//! Every encryption persists the advanced session in the same durable commit as whatever records the
+//! message (history row, outbox entry), before any ciphertext leaves the node, so a crash can never make a
+//! chain key be used twice. Every decryption is stored (message, session, dedupe mark) in one durable
+//! commit before the caller acknowledges it; if that commit fails the in-memory session is dropped and
+//! reloaded from the store, so the sender's retry decrypts again.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use tern_protocol::envelope::OpenError;
+use tern_protocol::{
+    Body, CardChange, CardDetails, CardError, ContactCard, Content, DecodeError, DecryptError,
+    EncryptError, Envelope, Fingerprint, Identity, IdentityKey, MessageId, PeerSessions,
+    PickleError, SafetyNumber, SealError,
+};
+use thiserror::Error;
+use tracing::{debug, warn};
+
+use crate::store::{
+    ContactRecord, ContactState, KdfParams, MessageRecord, MessageStatus, OutboxRecord, Password,
+    Store, StoreError, VaultItem,
+};
+
+/// How long mail stays deliverable (7 days), the envelope expiry.
+pub const MAIL_TTL_S: u64 = 7 * 24 * 3600;
+/// First retry delay for an undelivered envelope; it doubles per attempt up to [`MAX_RETRY_DELAY_MS`].
+pub const FIRST_RETRY_DELAY_MS: u64 = 2_000;
+/// The longest wait between two delivery attempts.
+pub const MAX_RETRY_DELAY_MS: u64 = 10 * 60 * 1000;
+
+/// Why a node operation failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the profile holds no identity: run `tern-node init` first")]
+    NoIdentity,
+    #[error("the identity in the profile is unreadable: {0}")]
+    Pickle(#[from] PickleError),
+    #[error("invalid contact card: {0}")]
+    Card(#[from] CardError),
+    #[error("no contact named {0:?}")]
+    UnknownContact(String),
+    #[error("{0:?} matches more than one contact; use the peer id")]
+    AmbiguousContact(String),
+    #[error("a contact named {0:?} already exists with another key")]
+    NameTaken(String),
+    #[error("that is your own invite link")]
+    OwnCard,
+    #[error("the contact is blocked")]
+    Blocked,
+    #[error("could not encrypt: {0}")]
+    Encrypt(#[from] EncryptError),
+    #[error("could not seal the envelope: {0}")]
+    Seal(#[from] SealError),
+    #[error("invalid message: {0}")]
+    Content(#[from] DecodeError),
+}
+
+/// Why a received envelope was not taken.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    #[error("malformed envelope: {0}")]
+    Malformed(#[from] DecodeError),
+    #[error("cannot open envelope: {0}")]
+    Open(#[from] OpenError),
+    #[error("cannot decrypt: {0}")]
+    Decrypt(#[from] DecryptError),
+    #[error("could not store the message: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What a received envelope turned out to be, after it was durably stored.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Received {
+    /// A new text message.
+    Message {
+        message: MessageRecord,
+        /// Set when this message came from someone not in the contacts: a contact request.
+        request: Option<ContactRecord>,
+        /// Set when a known contact's agreement key changed.
+        key_changed: bool,
+    },
+    /// A message already stored once.
+    Duplicate,
+    /// Receipts moved these outgoing messages to a new status.
+    Receipts {
+        contact: IdentityKey,
+        updated: Vec<(MessageId, MessageStatus)>,
+    },
+    Typing {
+        contact: IdentityKey,
+        typing: bool,
+    },
+    /// From a blocked contact: stored nowhere.
+    Dropped,
+    /// A content kind this build does not know (from a newer peer).
+    Unknown {
+        contact: IdentityKey,
+        kind: u16,
+    },
+}
+
+/// What `whoami` shows.
+#[derive(Debug, Clone)]
+pub struct Whoami {
+    pub key: IdentityKey,
+    pub name: String,
+    pub fingerprint: Fingerprint,
+    pub invite_link: String,
+}
+
+/// A profile opened for messaging.
+pub struct Engine {
+    store: Store,
+    identity: Identity,
+    card: ContactCard,
+    sessions: HashMap<IdentityKey, PeerSessions>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("key", &self.identity.key())
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds since the unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The retry delay after `attempts` failed attempts.
+pub fn retry_delay_ms(attempts: u32) -> u64 {
+    FIRST_RETRY_DELAY_MS
+        .saturating_mul(1u64 << attempts.min(20))
+        .min(MAX_RETRY_DELAY_MS)
+}
+
+impl Engine {
+    /// Creates a profile: a new identity and card, sealed into a new store.
+    pub fn create(
+        dir: &Path,
+        name: &str,
+        password: &Password,
+        kdf: KdfParams,
+    ) -> Result<Self, EngineError> {
+        let mut rng = rand::rng();
+        let now = now_ms();
+        let identity = Identity::generate(&mut rng, now);
+        let card = ContactCard::issue(
+            &identity,
+            CardDetails {
+                display_name: name.to_owned(),
+                revision: now,
+                ..CardDetails::default()
+            },
+        )?;
+        let mut store = Store::create(dir, password, kdf)?;
+        let pickle = identity.pickle(&store.pickle_key(), &mut rng);
+        let mut batch = store.batch()?;
+        batch.vault_put(VaultItem::IdentityPickle, &pickle)?;
+        batch.vault_put(VaultItem::OwnCard, card.encode())?;
+        batch.commit()?;
+        Ok(Self {
+            store,
+            identity,
+            card,
+            sessions: HashMap::new(),
+        })
+    }
+
+    /// Opens a profile, rotating the prekey (and re-issuing the card) when it is due.
+    pub fn open(dir: &Path, password: &Password) -> Result<Self, EngineError> {
+        let store = Store::open(dir, password)?;
+        let key = store.pickle_key();
+        let pickle = store
+            .vault_get(VaultItem::IdentityPickle)?
+            .ok_or(EngineError::NoIdentity)?;
+        let identity = Identity::unpickle(&key, &pickle)?;
+        let card_bytes = store
+            .vault_get(VaultItem::OwnCard)?
+            .ok_or(EngineError::NoIdentity)?;
+        let card = ContactCard::decode(&card_bytes)?;
+        let mut engine = Self {
+            store,
+            identity,
+            card,
+            sessions: HashMap::new(),
+        };
+        engine.rotate_prekey_if_due()?;
+        Ok(engine)
+    }
+
+    fn rotate_prekey_if_due(&mut self) -> Result<(), EngineError> {
+        let mut rng = rand::rng();
+        let now = now_ms();
+        if !self.identity.rotate_prekey_if_due(&mut rng, now) {
+            return Ok(());
+        }
+        let mut details = self.card.details().clone();
+        details.revision = now.max(details.revision + 1);
+        let card = ContactCard::issue(&self.identity, details)?;
+        let pickle = self.identity.pickle(&self.store.pickle_key(), &mut rng);
+        let mut batch = self.store.batch()?;
+        batch.vault_put(VaultItem::IdentityPickle, &pickle)?;
+        batch.vault_put(VaultItem::OwnCard, card.encode())?;
+        batch.commit()?;
+        self.card = card;
+        debug!("rotated the signed prekey and re-issued the card");
+        Ok(())
+    }
+
+    pub fn key(&self) -> IdentityKey {
+        self.identity.key()
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    pub fn card(&self) -> &ContactCard {
+        &self.card
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    pub fn whoami(&self) -> Whoami {
+        Whoami {
+            key: self.key(),
+            name: self.card.display_name().to_owned(),
+            fingerprint: Fingerprint::of(&self.key()),
+            invite_link: self.card.invite_link(),
+        }
+    }
+
+    /// Adds (or updates) a contact from an invite link, named `name` or else the card's display name.
+    pub fn add_contact(
+        &mut self,
+        link: &str,
+        name: Option<&str>,
+    ) -> Result<(ContactRecord, CardChange), EngineError> {
+        let card = ContactCard::from_invite_link(link)?;
+        if card.key() == self.key() {
+            return Err(EngineError::OwnCard);
+        }
+        let local_name = name.unwrap_or(card.display_name()).trim().to_owned();
+        if let Some(other) = self
+            .store
+            .contacts()?
+            .into_iter()
+            .find(|c| c.local_name == local_name && c.key != card.key())
+        {
+            return Err(EngineError::NameTaken(other.local_name));
+        }
+        let (record, change) = match self.store.contact(&card.key())? {
+            Some(mut existing) => {
+                let known = ContactCard::decode(&existing.card)?;
+                let change = ContactCard::compare(&known, &card);
+                match change {
+                    CardChange::Updated => existing.card = card.encode().to_vec(),
+                    CardChange::IdentityChanged => {
+                        existing.card = card.encode().to_vec();
+                        existing.verified = false;
+                        existing.key_changed = true;
+                    }
+                    CardChange::Unchanged | CardChange::Stale => {}
+                }
+                existing.local_name = local_name;
+                if existing.state == ContactState::Requested {
+                    existing.state = ContactState::Accepted;
+                }
+                (existing, change)
+            }
+            None => (
+                ContactRecord {
+                    key: card.key(),
+                    card: card.encode().to_vec(),
+                    local_name,
+                    verified: false,
+                    state: ContactState::Accepted,
+                    key_changed: false,
+                    added_ms: now_ms(),
+                },
+                CardChange::Updated,
+            ),
+        };
+        self.store.put_contact(&record)?;
+        Ok((record, change))
+    }
+
+    /// Finds a contact by local name (case-insensitive) or by peer id.
+    pub fn find_contact(&self, name_or_peer: &str) -> Result<ContactRecord, EngineError> {
+        if let Ok(key) = IdentityKey::from_peer_id(name_or_peer)
+            && let Some(contact) = self.store.contact(&key)?
+        {
+            return Ok(contact);
+        }
+        let mut matches = self
+            .store
+            .contacts()?
+            .into_iter()
+            .filter(|c| c.local_name.eq_ignore_ascii_case(name_or_peer));
+        match (matches.next(), matches.next()) {
+            (Some(c), None) => Ok(c),
+            (Some(_), Some(_)) => Err(EngineError::AmbiguousContact(name_or_peer.to_owned())),
+            (None, _) => Err(EngineError::UnknownContact(name_or_peer.to_owned())),
+        }
+    }
+
+    pub fn safety_number(&self, contact: &IdentityKey) -> SafetyNumber {
+        SafetyNumber::between(&self.key(), contact)
+    }
+
+    /// Marks the contact verified if `digits` is the safety number; returns whether it matched.
+    pub fn verify(&mut self, contact: &IdentityKey, digits: &str) -> Result<bool, EngineError> {
+        let mut record = self
+            .store
+            .contact(contact)?
+            .ok_or_else(|| EngineError::UnknownContact(contact.peer_id()))?;
+        if !self.safety_number(contact).matches(digits) {
+            return Ok(false);
+        }
+        record.verified = true;
+        record.key_changed = false;
+        self.store.put_contact(&record)?;
+        Ok(true)
+    }
+
+    /// Sets a contact's state (accept a request, block, unblock).
+    pub fn set_contact_state(
+        &mut self,
+        contact: &IdentityKey,
+        state: ContactState,
+    ) -> Result<ContactRecord, EngineError> {
+        let mut record = self
+            .store
+            .contact(contact)?
+            .ok_or_else(|| EngineError::UnknownContact(contact.peer_id()))?;
+        record.state = state;
+        self.store.put_contact(&record)?;
+        Ok(record)
+    }
+
+    /// Loads the sessions with `peer` into memory (from the store, or empty).
+    fn load_sessions(&mut self, peer: IdentityKey) -> Result<(), EngineError> {
+        if !self.sessions.contains_key(&peer) {
+            let loaded = match self.store.session(&peer)? {
+                Some(pickle) => PeerSessions::unpickle(&self.store.pickle_key(), &pickle)?,
+                None => PeerSessions::new(self.key(), peer),
+            };
+            self.sessions.insert(peer, loaded);
+        }
+        Ok(())
+    }
+
+    /// Encrypts `body` for `to` and seals it. The caller must persist the session (returned as a pickle)
+    /// in the same commit that records the message, before the envelope leaves.
+    fn seal(
+        &mut self,
+        to: &ContactRecord,
+        body: Body,
+        now: u64,
+    ) -> Result<(Content, Envelope, Vec<u8>), EngineError> {
+        if to.state == ContactState::Blocked {
+            return Err(EngineError::Blocked);
+        }
+        let mut rng = rand::rng();
+        let their_card = ContactCard::decode(&to.card)?;
+        let content = Content {
+            id: MessageId::new_v7(now, &mut rng),
+            sent_at_ms: now,
+            body,
+        };
+        let plaintext = zeroize::Zeroizing::new(content.encode()?);
+        let pickle_key = self.store.pickle_key();
+        self.load_sessions(to.key)?;
+        let (identity, card) = (&self.identity, &self.card);
+        let sessions = self
+            .sessions
+            .entry(to.key)
+            .or_insert_with(|| PeerSessions::new(identity.key(), to.key));
+        let session_message =
+            sessions.encrypt(identity, card, Some(&their_card), &plaintext, &mut rng)?;
+        let pickle = sessions.pickle(&pickle_key, &mut rng);
+        let envelope = Envelope::seal(
+            identity,
+            their_card.identity(),
+            &session_message,
+            now / 1000 + MAIL_TTL_S,
+            &mut rng,
+        )?;
+        Ok((content, envelope, pickle))
+    }
+
+    /// Queues a text message: history row (sending), outbox entry and advanced session, in one commit.
+    pub fn send_text(
+        &mut self,
+        to: &IdentityKey,
+        text: &str,
+    ) -> Result<(MessageRecord, OutboxRecord), EngineError> {
+        let mut contact = self
+            .store
+            .contact(to)?
+            .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
+        let now = now_ms();
+        let (content, envelope, pickle) =
+            match self.seal(&contact, Body::Text(text.to_owned()), now) {
+                Ok(sealed) => sealed,
+                Err(e) => {
+                    self.sessions.remove(to);
+                    return Err(e);
+                }
+            };
+        let message = MessageRecord {
+            id: content.id,
+            conversation: *to,
+            outgoing: true,
+            sent_at_ms: now,
+            received_at_ms: now,
+            text: text.to_owned(),
+            status: MessageStatus::Sending,
+        };
+        let outbox = OutboxRecord {
+            message_id: content.id,
+            recipient: *to,
+            envelope: envelope.encode(),
+            attempts: 0,
+            next_attempt_ms: now,
+            created_ms: now,
+            expires_at: envelope.expires_at,
+        };
+        let commit = (|| {
+            let mut batch = self.store.batch()?;
+            // Writing to someone who asked to talk accepts them.
+            if contact.state == ContactState::Requested {
+                contact.state = ContactState::Accepted;
+                batch.put_contact(&contact)?;
+            }
+            batch.insert_message(&message)?;
+            batch.outbox_enqueue(&outbox)?;
+            batch.put_session(to, &pickle)?;
+            batch.commit()
+        })();
+        if let Err(e) = commit {
+            self.sessions.remove(to);
+            return Err(e.into());
+        }
+        Ok((message, outbox))
+    }
+
+    /// Encrypts a control message (a receipt or typing) and queues it for delivery when `queue` is set;
+    /// returns the envelope. The session is persisted before the envelope is returned.
+    pub fn send_control(
+        &mut self,
+        to: &IdentityKey,
+        body: Body,
+        queue: bool,
+    ) -> Result<(MessageId, Envelope), EngineError> {
+        let contact = self
+            .store
+            .contact(to)?
+            .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
+        let now = now_ms();
+        let (content, envelope, pickle) = match self.seal(&contact, body, now) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                self.sessions.remove(to);
+                return Err(e);
+            }
+        };
+        let commit = (|| {
+            let mut batch = self.store.batch()?;
+            if queue {
+                batch.outbox_enqueue(&OutboxRecord {
+                    message_id: content.id,
+                    recipient: *to,
+                    envelope: envelope.encode(),
+                    attempts: 0,
+                    next_attempt_ms: now,
+                    created_ms: now,
+                    expires_at: envelope.expires_at,
+                })?;
+            }
+            batch.put_session(to, &pickle)?;
+            batch.commit()
+        })();
+        if let Err(e) = commit {
+            self.sessions.remove(to);
+            return Err(e.into());
+        }
+        Ok((content.id, envelope))
+    }
+
+    /// Marks received messages read and queues a read receipt for them. Returns the ids that changed.
+    pub fn mark_read(
+        &mut self,
+        contact: &IdentityKey,
+        ids: &[MessageId],
+    ) -> Result<Vec<MessageId>, EngineError> {
+        let mut changed = Vec::new();
+        for id in ids {
+            if let Some(m) = self.store.message(contact, id)?
+                && !m.outgoing
+                && m.status == MessageStatus::Received
+                && self
+                    .store
+                    .update_message_status(contact, id, MessageStatus::Read)?
+            {
+                changed.push(*id);
+            }
+        }
+        for chunk in changed.chunks(tern_protocol::message::MAX_RECEIPT_IDS) {
+            self.send_control(contact, Body::Read(chunk.to_vec()), true)?;
+        }
+        Ok(changed)
+    }
+
+    /// Opens, decrypts and durably stores one received envelope. Only after this returns `Ok` may the
+    /// envelope be acknowledged.
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<Received, ReceiveError> {
+        let envelope = Envelope::decode(bytes)?;
+        let now = now_ms();
+        let opened = envelope.open(&self.identity, now / 1000)?;
+        let sender = opened.sender;
+        let contact = self.store.contact(&sender)?;
+        if contact
+            .as_ref()
+            .is_some_and(|c| c.state == ContactState::Blocked)
+        {
+            return Ok(Received::Dropped);
+        }
+        let pickle_key = self.store.pickle_key();
+        match self.load_sessions(sender) {
+            Ok(()) => {}
+            Err(EngineError::Store(e)) => return Err(e.into()),
+            Err(e) => warn!(error = %e, "stored sessions unreadable; starting afresh"),
+        }
+        let me = self.identity.key();
+        let sessions = self
+            .sessions
+            .entry(sender)
+            .or_insert_with(|| PeerSessions::new(me, sender));
+        let decrypted = sessions.decrypt(&self.identity, &opened.session_message)?;
+        let pickle = sessions.pickle(&pickle_key, &mut rand::rng());
+        let result = self.store_received(sender, contact, decrypted, &pickle, now);
+        if result.is_err() {
+            // The commit failed: forget the advanced session so the sender's retry decrypts again.
+            self.sessions.remove(&sender);
+        }
+        result
+    }
+
+    fn store_received(
+        &mut self,
+        sender: IdentityKey,
+        contact: Option<ContactRecord>,
+        decrypted: tern_protocol::Decrypted,
+        pickle: &[u8],
+        now: u64,
+    ) -> Result<Received, ReceiveError> {
+        let content = match Content::decode(&decrypted.plaintext) {
+            Ok(c) => c,
+            Err(e) => {
+                // The ratchet moved: keep it, refuse the content.
+                self.store.put_session(&sender, pickle)?;
+                return Err(ReceiveError::Malformed(e));
+            }
+        };
+        let kind_is_delivered = matches!(content.body, Body::Delivered(_));
+        let mut batch = self.store.batch()?;
+        batch.put_session(&sender, pickle)?;
+        let outcome = match content.body {
+            Body::Text(text) => {
+                let message = MessageRecord {
+                    id: content.id,
+                    conversation: sender,
+                    outgoing: false,
+                    sent_at_ms: content.sent_at_ms,
+                    received_at_ms: now,
+                    text,
+                    status: MessageStatus::Received,
+                };
+                // The store dedupes by (sender, message id), remembering ids past any envelope's life.
+                if batch.insert_message(&message)? {
+                    let (record, request, key_changed) =
+                        contact_after_card(sender, contact, decrypted.new_session_card, now);
+                    if let Some(record) = &record {
+                        batch.put_contact(record)?;
+                    }
+                    Received::Message {
+                        message,
+                        request: if request { record } else { None },
+                        key_changed,
+                    }
+                } else {
+                    Received::Duplicate
+                }
+            }
+            Body::Delivered(ids) | Body::Read(ids) if contact.is_some() => {
+                let status = if kind_is_delivered {
+                    MessageStatus::Delivered
+                } else {
+                    MessageStatus::Read
+                };
+                let mut updated = Vec::new();
+                for id in ids {
+                    if batch.update_message_status(&sender, &id, status)? {
+                        updated.push((id, status));
+                    }
+                }
+                Received::Receipts {
+                    contact: sender,
+                    updated,
+                }
+            }
+            Body::Typing(typing) if contact.is_some() => Received::Typing {
+                contact: sender,
+                typing,
+            },
+            Body::Unknown { kind, .. } => Received::Unknown {
+                contact: sender,
+                kind,
+            },
+            // Receipts and typing from strangers mean nothing.
+            _ => Received::Dropped,
+        };
+        batch.commit()?;
+        Ok(outcome)
+    }
+
+    /// Outbox entries due at `now`, oldest first.
+    pub fn outbox_due(&self, now: u64, limit: usize) -> Result<Vec<OutboxRecord>, EngineError> {
+        Ok(self.store.outbox_due(now, limit)?)
+    }
+
+    /// An envelope was delivered to (or deposited for) its recipient: drop it from the outbox and move the
+    /// message on to `status`. Returns whether the message's status changed.
+    pub fn delivered(
+        &mut self,
+        entry: &OutboxRecord,
+        status: MessageStatus,
+    ) -> Result<bool, EngineError> {
+        let mut batch = self.store.batch()?;
+        batch.outbox_remove(&entry.message_id)?;
+        let changed = batch
+            .message(&entry.recipient, &entry.message_id)?
+            .is_some()
+            && batch.update_message_status(&entry.recipient, &entry.message_id, status)?;
+        batch.commit()?;
+        Ok(changed)
+    }
+
+    /// A delivery attempt failed: try again later, or give up once the envelope expired.
+    /// Returns `Some(status)` when the message's status changed (to `Failed`).
+    pub fn attempt_failed(
+        &mut self,
+        entry: &OutboxRecord,
+    ) -> Result<Option<MessageStatus>, EngineError> {
+        let now = now_ms();
+        if now / 1000 >= entry.expires_at {
+            let mut batch = self.store.batch()?;
+            batch.outbox_remove(&entry.message_id)?;
+            let changed = batch
+                .message(&entry.recipient, &entry.message_id)?
+                .is_some()
+                && batch.update_message_status(
+                    &entry.recipient,
+                    &entry.message_id,
+                    MessageStatus::Failed,
+                )?;
+            batch.commit()?;
+            return Ok(changed.then_some(MessageStatus::Failed));
+        }
+        let attempts = entry.attempts.saturating_add(1);
+        // The store counts the attempt.
+        self.store
+            .outbox_reschedule(&entry.message_id, now + retry_delay_ms(attempts))?;
+        Ok(None)
+    }
+}
+
+/// The contact record to write after a message from `sender` (if any), whether it is a new request, and
+/// whether a known contact's agreement key changed.
+fn contact_after_card(
+    sender: IdentityKey,
+    contact: Option<ContactRecord>,
+    card: Option<ContactCard>,
+    now: u64,
+) -> (Option<ContactRecord>, bool, bool) {
+    match (contact, card) {
+        (None, Some(card)) => (
+            Some(ContactRecord {
+                key: sender,
+                card: card.encode().to_vec(),
+                local_name: card.display_name().to_owned(),
+                verified: false,
+                state: ContactState::Requested,
+                key_changed: false,
+                added_ms: now,
+            }),
+            true,
+            false,
+        ),
+        (Some(mut known), Some(card)) => {
+            let change = ContactCard::decode(&known.card)
+                .map(|old| ContactCard::compare(&old, &card))
+                .unwrap_or(CardChange::Updated);
+            let key_changed = change == CardChange::IdentityChanged;
+            if matches!(change, CardChange::Updated | CardChange::IdentityChanged) {
+                known.card = card.encode().to_vec();
+            }
+            if key_changed {
+                known.verified = false;
+                known.key_changed = true;
+            }
+            (Some(known), false, key_changed)
+        }
+        (known, None) => (known, false, false),
+    }
+}

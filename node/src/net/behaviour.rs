@@ -1,0 +1,224 @@
+//! The user node's network behaviour, and the parts of it a bootstrap server composes too.
+//!
+//! Every part that both roles need (identify, Kademlia, connection limits, AutoNAT, the framed
+//! request-response protocols) is built by a function here, so the two roles agree on protocol names and
+//! limits by construction.
+
+use std::{io, time::Duration};
+
+use libp2p::{
+    PeerId, StreamProtocol, autonat, connection_limits, dcutr, identify,
+    identity::{Keypair, PublicKey},
+    kad, mdns, ping, relay,
+    request_response::{self, ProtocolSupport},
+    swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
+};
+
+use super::codec::{EnvelopeCodec, EnvelopeProtocol, FrameCodec, FrameProtocol};
+
+/// The identify protocol version every Tern peer announces; peers announcing another are not Tern peers.
+pub const IDENTIFY_PROTOCOL_VERSION: &str = "/tern/1.0.0";
+/// Tern's own Kademlia DHT, kept apart from the public IPFS DHT.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/tern/kad/1.0.0");
+/// How often mDNS asks the LAN who is there (libp2p's default of five minutes is far too slow).
+pub const DEFAULT_MDNS_QUERY_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a request-response exchange may take before it fails. Generous: envelopes may cross a relay.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many request-response streams may be open at once per connection.
+pub const MAX_CONCURRENT_STREAMS: usize = 32;
+/// How long a Kademlia query may run.
+pub const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connection limits, enforced by the behaviour [`connection_limits()`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Established connections in total.
+    pub max_established: u32,
+    /// Established connections to one peer (TCP, QUIC, relayed and hole-punched may coexist briefly).
+    pub max_established_per_peer: u32,
+    /// Incoming connections still handshaking.
+    pub max_pending_incoming: u32,
+    /// Outgoing connections still handshaking.
+    pub max_pending_outgoing: u32,
+}
+
+impl Limits {
+    /// Limits for a user node.
+    pub const CLIENT: Self = Self {
+        max_established: 128,
+        max_established_per_peer: 4,
+        max_pending_incoming: 32,
+        max_pending_outgoing: 32,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::CLIENT
+    }
+}
+
+/// The connection-limits behaviour for `limits`.
+pub fn connection_limits(limits: &Limits) -> connection_limits::Behaviour {
+    connection_limits::Behaviour::new(
+        connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(limits.max_established))
+            .with_max_established_per_peer(Some(limits.max_established_per_peer))
+            .with_max_pending_incoming(Some(limits.max_pending_incoming))
+            .with_max_pending_outgoing(Some(limits.max_pending_outgoing)),
+    )
+}
+
+/// The identify configuration: Tern's protocol version and the given agent string.
+pub fn identify_config(public: PublicKey, agent_version: &str) -> identify::Config {
+    identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), public)
+        .with_agent_version(agent_version.to_owned())
+        .with_push_listen_addr_updates(true)
+}
+
+/// The Kademlia configuration: Tern's protocol name, a bounded query time, and inbound records handed to the
+/// event loop for validation rather than stored unseen.
+pub fn kad_config() -> kad::Config {
+    let mut config = kad::Config::new(KAD_PROTOCOL);
+    config
+        .set_query_timeout(KAD_QUERY_TIMEOUT)
+        .set_record_filtering(kad::StoreInserts::FilterBoth);
+    config
+}
+
+/// A Kademlia behaviour over a bounded in-memory store.
+///
+/// It starts in client mode and switches to server mode by itself once the swarm has a confirmed external
+/// address, which is what AutoNAT reports when it finds the node publicly reachable.
+pub fn kad_behaviour(local_peer_id: PeerId) -> kad::Behaviour<kad::store::MemoryStore> {
+    kad::Behaviour::with_config(
+        local_peer_id,
+        kad::store::MemoryStore::new(local_peer_id),
+        kad_config(),
+    )
+}
+
+/// The AutoNAT (v1) configuration: probe only through peers seen at global addresses, and serve few probes,
+/// since a user node is not a public service.
+pub fn autonat_config() -> autonat::Config {
+    autonat::Config {
+        only_global_ips: true,
+        throttle_clients_global_max: 8,
+        throttle_clients_peer_max: 2,
+        ..autonat::Config::default()
+    }
+}
+
+/// An mDNS behaviour that queries every `query_interval`. Must be called inside a tokio runtime.
+pub fn mdns_behaviour(
+    local_peer_id: PeerId,
+    query_interval: Duration,
+) -> io::Result<mdns::tokio::Behaviour> {
+    let config = mdns::Config {
+        query_interval,
+        ..mdns::Config::default()
+    };
+    mdns::tokio::Behaviour::new(config, local_peer_id)
+}
+
+/// A request-response behaviour for a framed protocol.
+pub fn frame_behaviour<P: FrameProtocol>(
+    support: ProtocolSupport,
+    request_timeout: Duration,
+) -> request_response::Behaviour<FrameCodec<P>> {
+    request_response::Behaviour::with_codec(
+        FrameCodec::new(),
+        [(P::PROTOCOL, support)],
+        request_response::Config::default()
+            .with_request_timeout(request_timeout)
+            .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS),
+    )
+}
+
+/// The `/tern/envelope/1` behaviour, sending and receiving.
+pub fn envelope_behaviour(request_timeout: Duration) -> request_response::Behaviour<EnvelopeCodec> {
+    frame_behaviour::<EnvelopeProtocol>(ProtocolSupport::Full, request_timeout)
+}
+
+/// How to assemble a [`ClientBehaviour`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientBehaviourConfig {
+    /// Only the LAN: no Kademlia, AutoNAT or DCUtR.
+    pub lan_only: bool,
+    /// The identify agent string.
+    pub agent_version: String,
+    /// Connection limits.
+    pub limits: Limits,
+    /// The request-response timeout.
+    pub request_timeout: Duration,
+}
+
+impl Default for ClientBehaviourConfig {
+    fn default() -> Self {
+        Self {
+            lan_only: false,
+            agent_version: default_agent_version(),
+            limits: Limits::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// `tern-node/<crate version>`.
+pub fn default_agent_version() -> String {
+    format!("tern-node/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Everything a user node speaks.
+#[derive(NetworkBehaviour)]
+pub struct ClientBehaviour {
+    /// Caps on connections; first, so it can deny a connection before the others see it.
+    pub limits: connection_limits::Behaviour,
+    /// Exchanges listen addresses, protocols and agent strings with every peer.
+    pub identify: identify::Behaviour,
+    /// Keeps an eye on connection liveness.
+    pub ping: ping::Behaviour,
+    /// LAN discovery; off when disabled in the configuration.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// The Tern DHT; off in LAN-only mode.
+    pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
+    /// Learns whether the node is publicly reachable; off in LAN-only mode.
+    pub autonat: Toggle<autonat::Behaviour>,
+    /// Reservations and circuits through relays; off in LAN-only mode.
+    pub relay: Toggle<relay::client::Behaviour>,
+    /// Hole punching over relayed connections; off in LAN-only mode.
+    pub dcutr: Toggle<dcutr::Behaviour>,
+    /// `/tern/envelope/1`.
+    pub envelope: request_response::Behaviour<EnvelopeCodec>,
+}
+
+impl ClientBehaviour {
+    /// Assembles the behaviour. The fallible or transport-bound parts come in ready-made: `mdns` (see
+    /// [`mdns_behaviour`]) and `relay` (from the swarm builder's relay transport). In LAN-only mode `relay`
+    /// is dropped, and Kademlia, AutoNAT and DCUtR are left out.
+    pub fn new(
+        keypair: &Keypair,
+        config: &ClientBehaviourConfig,
+        mdns: Option<mdns::tokio::Behaviour>,
+        relay: Option<relay::client::Behaviour>,
+    ) -> Self {
+        let peer_id = keypair.public().to_peer_id();
+        let wan = !config.lan_only;
+        Self {
+            limits: connection_limits(&config.limits),
+            identify: identify::Behaviour::new(identify_config(
+                keypair.public(),
+                &config.agent_version,
+            )),
+            ping: ping::Behaviour::new(ping::Config::new()),
+            mdns: mdns.into(),
+            kad: wan.then(|| kad_behaviour(peer_id)).into(),
+            autonat: wan
+                .then(|| autonat::Behaviour::new(peer_id, autonat_config()))
+                .into(),
+            relay: relay.filter(|_| wan).into(),
+            dcutr: wan.then(|| dcutr::Behaviour::new(peer_id)).into(),
+            envelope: envelope_behaviour(config.request_timeout),
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The libp2p building blocks: transports, behaviours, and the envelope protocol.
+//!
+//! - [`codec`]: length-prefixed framing shared by Tern's request-response protocols, and `/tern/envelope/1`.
+//! - [`behaviour`]: the user node's [`ClientBehaviour`] and the parts a bootstrap server reuses.
+//! - [`swarm`]: [`NetConfig`] and [`build_swarm`].
+
+pub mod behaviour;
+pub mod codec;
+pub mod swarm;
+
+pub use behaviour::{ClientBehaviour, ClientBehaviourConfig, ClientBehaviourEvent, Limits};
+pub use codec::{
+    ENVELOPE_PROTOCOL, EnvelopeAck, EnvelopeCodec, EnvelopeRequest, FrameError, MessageError,
+    RejectReason,
+};
+pub use swarm::{NetConfig, NetError, build_swarm, keypair_from_seed};

@@ -1,0 +1,721 @@
+//! The [`Node`] handle and the event loop behind it.
+//!
+//! One task owns the swarm and the [`Engine`] (and with it the store). The handle is a bounded command
+//! channel whose commands carry `oneshot` replies; events go out on a bounded broadcast channel, so a slow
+//! consumer (the GUI) only ever loses events (it sees `Lagged` and re-reads the store), never stalls the
+//! swarm.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::{Multiaddr, PeerId, Swarm, mdns};
+use tern_protocol::{Body, IdentityKey, MessageId};
+use thiserror::Error;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::engine::{Engine, EngineError, ReceiveError, Received, now_ms};
+use crate::net::{
+    ClientBehaviour, ClientBehaviourEvent, EnvelopeAck, EnvelopeRequest, NetConfig, NetError,
+    RejectReason, build_swarm,
+};
+use crate::store::{ContactRecord, MessageRecord, MessageStatus, OutboxRecord};
+
+/// Commands waiting for the event loop.
+pub const COMMAND_QUEUE: usize = 64;
+/// Events kept for slow subscribers before they lag.
+pub const EVENT_QUEUE: usize = 1024;
+/// Outbox entries handled per delivery pass.
+pub const OUTBOX_BATCH: usize = 64;
+/// Envelopes in flight at once.
+pub const MAX_IN_FLIGHT: usize = 256;
+/// Peers whose addresses are remembered from mDNS and dials.
+pub const MAX_KNOWN_PEERS: usize = 1024;
+/// Addresses remembered per peer.
+pub const MAX_ADDRS_PER_PEER: usize = 8;
+/// How often the outbox is checked for due entries.
+pub const OUTBOX_TICK: Duration = Duration::from_millis(500);
+
+/// Why a node command failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("cannot dial {addr}: {reason}")]
+    Dial { addr: Multiaddr, reason: String },
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// What the node tells its users.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// The swarm listens on a new address.
+    Listening {
+        address: Multiaddr,
+    },
+    /// A new message arrived and is stored.
+    MessageReceived {
+        message: MessageRecord,
+    },
+    /// Someone not in the contacts wrote: accept or block them.
+    ContactRequest {
+        contact: ContactRecord,
+    },
+    /// A known contact's key changed: the verified mark was dropped.
+    KeyChanged {
+        contact: IdentityKey,
+    },
+    /// An outgoing message moved on.
+    StatusChanged {
+        contact: IdentityKey,
+        id: MessageId,
+        status: MessageStatus,
+    },
+    Typing {
+        contact: IdentityKey,
+        typing: bool,
+    },
+    /// A contact's node connected (`true`) or its last connection closed.
+    ContactOnline {
+        contact: IdentityKey,
+        online: bool,
+    },
+    /// The number of connected peers changed.
+    Peers {
+        connected: usize,
+    },
+    /// A peer sent a content kind this build does not know.
+    UnknownContent {
+        contact: IdentityKey,
+        kind: u16,
+    },
+}
+
+/// The node's view of the network.
+#[derive(Debug, Clone)]
+pub struct NetStatus {
+    pub peer_id: PeerId,
+    pub listen_addrs: Vec<Multiaddr>,
+    pub connected_peers: Vec<PeerId>,
+    pub outbox_len: usize,
+    pub lan_only: bool,
+}
+
+type EngineCall = Box<dyn FnOnce(&mut Engine) + Send>;
+
+enum Command {
+    SendText {
+        to: IdentityKey,
+        text: String,
+        reply: oneshot::Sender<Result<MessageRecord, NodeError>>,
+    },
+    MarkRead {
+        contact: IdentityKey,
+        ids: Vec<MessageId>,
+        reply: oneshot::Sender<Result<Vec<MessageId>, NodeError>>,
+    },
+    Typing {
+        contact: IdentityKey,
+        typing: bool,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    Status {
+        reply: oneshot::Sender<NetStatus>,
+    },
+    /// Runs a store or profile operation on the loop's engine.
+    Engine(EngineCall),
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// What `Node::start` needs besides the profile.
+#[derive(Debug, Clone, Default)]
+pub struct NodeConfig {
+    pub net: NetConfig,
+    /// Peers to dial at start (`/ip4/…/tcp/…/p2p/<peer id>`), e.g. a friend on the LAN without mDNS.
+    pub peers: Vec<Multiaddr>,
+}
+
+/// A handle to a running node. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Node {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<Event>,
+    peer_id: PeerId,
+}
+
+impl Node {
+    /// Builds the swarm for `engine`'s identity and spawns the event loop on the current tokio runtime.
+    /// Returns the handle and an event receiver subscribed before anything happened.
+    pub fn start(
+        engine: Engine,
+        config: NodeConfig,
+    ) -> Result<(Self, broadcast::Receiver<Event>), NodeError> {
+        let seed = engine.identity().ed25519_secret();
+        let mut swarm = build_swarm(&seed, &config.net)?;
+        drop(seed);
+        let peer_id = *swarm.local_peer_id();
+        for addr in &config.peers {
+            if let Err(e) = swarm.dial(addr.clone()) {
+                warn!(%addr, error = %e, "cannot dial configured peer");
+            }
+        }
+        let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (event_tx, event_rx) = broadcast::channel(EVENT_QUEUE);
+        let event_loop = EventLoop {
+            swarm,
+            engine,
+            commands: command_rx,
+            events: event_tx.clone(),
+            in_flight: HashMap::new(),
+            sending: HashSet::new(),
+            fire_and_forget: HashSet::new(),
+            known_addrs: HashMap::new(),
+            lan_only: config.net.lan_only,
+        };
+        let span = info_span!("node", peer = %short(&peer_id));
+        tokio::spawn(event_loop.run().instrument(span));
+        Ok((
+            Self {
+                commands: command_tx,
+                events: event_tx,
+                peer_id,
+            },
+            event_rx,
+        ))
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Another receiver of the node's events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Queues a text message; it is durable in the outbox when this returns.
+    pub async fn send_text(
+        &self,
+        to: IdentityKey,
+        text: String,
+    ) -> Result<MessageRecord, NodeError> {
+        self.request(|reply| Command::SendText { to, text, reply })
+            .await?
+    }
+
+    /// Marks received messages read and sends a read receipt.
+    pub async fn mark_read(
+        &self,
+        contact: IdentityKey,
+        ids: Vec<MessageId>,
+    ) -> Result<Vec<MessageId>, NodeError> {
+        self.request(|reply| Command::MarkRead {
+            contact,
+            ids,
+            reply,
+        })
+        .await?
+    }
+
+    /// Tells a connected contact that we started or stopped typing. Best effort: never queued.
+    pub async fn typing(&self, contact: IdentityKey, typing: bool) -> Result<(), NodeError> {
+        self.commands
+            .send(Command::Typing { contact, typing })
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    /// Dials an address.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
+        self.request(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    pub async fn status(&self) -> Result<NetStatus, NodeError> {
+        self.request(|reply| Command::Status { reply }).await
+    }
+
+    /// Runs `f` on the node's engine (store and profile operations) and returns its result.
+    pub async fn with_engine<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> T + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        let call: EngineCall = Box::new(move |engine| {
+            let _ = tx.send(f(engine));
+        });
+        self.commands
+            .send(Command::Engine(call))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Stops the event loop; the store is closed (and its lock released) when this returns.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        self.request(|reply| Command::Shutdown { reply }).await
+    }
+}
+
+fn short(peer: &PeerId) -> String {
+    let text = peer.to_base58();
+    text[text.len().saturating_sub(6)..].to_owned()
+}
+
+/// The PeerId of a Tern identity.
+pub fn peer_id_of(key: &IdentityKey) -> Option<PeerId> {
+    PeerId::from_bytes(&key.peer_id_bytes()).ok()
+}
+
+struct EventLoop {
+    swarm: Swarm<ClientBehaviour>,
+    engine: Engine,
+    commands: mpsc::Receiver<Command>,
+    events: broadcast::Sender<Event>,
+    /// Envelope requests awaiting an ack, with the outbox entry each carries.
+    in_flight: HashMap<OutboundRequestId, OutboxRecord>,
+    /// Outbox entries currently in flight, so a pass does not send one twice.
+    sending: HashSet<MessageId>,
+    /// Requests whose ack nobody waits for (typing).
+    fire_and_forget: HashSet<OutboundRequestId>,
+    /// Addresses learned from mDNS and successful dials.
+    known_addrs: HashMap<PeerId, Vec<Multiaddr>>,
+    lan_only: bool,
+}
+
+impl EventLoop {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(OUTBOX_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown { reply }) => {
+                        info!("shutting down");
+                        drop(self);
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(command) => self.handle_command(command),
+                    None => break,
+                },
+                event = self.swarm.select_next_some() => self.handle_swarm_event(event),
+                _ = tick.tick() => self.flush_outbox(None),
+            }
+        }
+        info!("all handles dropped; stopping");
+    }
+
+    fn emit(&self, event: Event) {
+        // No subscriber is not an error: the CLI may not listen.
+        let _ = self.events.send(event);
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::SendText { to, text, reply } => {
+                let result = self.engine.send_text(&to, &text);
+                let result = result.map(|(message, _)| message).map_err(NodeError::from);
+                let ok = result.is_ok();
+                let _ = reply.send(result);
+                if ok {
+                    self.flush_outbox(Some(to));
+                }
+            }
+            Command::MarkRead {
+                contact,
+                ids,
+                reply,
+            } => {
+                let result = self
+                    .engine
+                    .mark_read(&contact, &ids)
+                    .map_err(NodeError::from);
+                let _ = reply.send(result);
+                self.flush_outbox(Some(contact));
+            }
+            Command::Typing { contact, typing } => self.send_typing(contact, typing),
+            Command::Dial { addr, reply } => {
+                let result = self.swarm.dial(addr.clone()).map_err(|e| NodeError::Dial {
+                    addr,
+                    reason: e.to_string(),
+                });
+                let _ = reply.send(result);
+            }
+            Command::Status { reply } => {
+                let status = NetStatus {
+                    peer_id: *self.swarm.local_peer_id(),
+                    listen_addrs: self.swarm.listeners().cloned().collect(),
+                    connected_peers: self.swarm.connected_peers().copied().collect(),
+                    outbox_len: self.engine.store().outbox().map_or(0, |o| o.len()),
+                    lan_only: self.lan_only,
+                };
+                let _ = reply.send(status);
+            }
+            Command::Engine(call) => call(&mut self.engine),
+            Command::Shutdown { .. } => {}
+        }
+    }
+
+    fn send_typing(&mut self, contact: IdentityKey, typing: bool) {
+        let Some(peer) = peer_id_of(&contact) else {
+            return;
+        };
+        if !self.swarm.is_connected(&peer) {
+            return;
+        }
+        match self
+            .engine
+            .send_control(&contact, Body::Typing(typing), false)
+        {
+            Ok((_, envelope)) => match EnvelopeRequest::from_envelope(&envelope) {
+                Ok(request) => {
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .envelope
+                        .send_request(&peer, request);
+                    self.fire_and_forget.insert(id);
+                }
+                Err(e) => warn!(error = %e, "typing envelope does not fit a frame"),
+            },
+            Err(e) => debug!(error = %e, "cannot send typing"),
+        }
+    }
+
+    /// Sends due outbox entries (all entries for `only` when given) to connected recipients, and dials
+    /// the others.
+    fn flush_outbox(&mut self, only: Option<IdentityKey>) {
+        let now = now_ms();
+        let entries = match only {
+            Some(to) => self.engine.store().outbox().map(|all| {
+                all.into_iter()
+                    .filter(|e| e.recipient == to)
+                    .take(OUTBOX_BATCH)
+                    .collect::<Vec<_>>()
+            }),
+            None => self.engine.store().outbox_due(now, OUTBOX_BATCH),
+        };
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(e) => {
+                warn!(error = %e, "cannot read the outbox");
+                return;
+            }
+        };
+        let mut dialled = HashSet::new();
+        for entry in entries {
+            if self.sending.contains(&entry.message_id) || self.in_flight.len() >= MAX_IN_FLIGHT {
+                continue;
+            }
+            let Some(peer) = peer_id_of(&entry.recipient) else {
+                continue;
+            };
+            if self.swarm.is_connected(&peer) {
+                self.send_entry(peer, entry);
+            } else if dialled.insert(peer) {
+                self.dial_contact(peer);
+                if only.is_none() {
+                    // Not reachable now: wait for the connection (which flushes) or the next retry.
+                    if let Err(e) = self.engine.attempt_failed(&entry) {
+                        warn!(error = %e, "cannot reschedule an outbox entry");
+                    }
+                }
+            } else if only.is_none()
+                && let Err(e) = self.engine.attempt_failed(&entry)
+            {
+                warn!(error = %e, "cannot reschedule an outbox entry");
+            }
+        }
+    }
+
+    fn send_entry(&mut self, peer: PeerId, entry: OutboxRecord) {
+        match EnvelopeRequest::new(entry.envelope.clone()) {
+            Ok(request) => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .envelope
+                    .send_request(&peer, request);
+                self.sending.insert(entry.message_id);
+                self.in_flight.insert(id, entry);
+            }
+            Err(e) => warn!(error = %e, "outbox entry does not fit a frame"),
+        }
+    }
+
+    fn dial_contact(&mut self, peer: PeerId) {
+        let addrs = self.known_addrs.get(&peer).cloned().unwrap_or_default();
+        if addrs.is_empty() && self.lan_only {
+            return;
+        }
+        if !self.lan_only
+            && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
+        {
+            kad.get_closest_peers(peer);
+        }
+        let opts = DialOpts::peer_id(peer).addresses(addrs).build();
+        if let Err(e) = self.swarm.dial(opts) {
+            debug!(peer = %short(&peer), error = %e, "dial failed");
+        }
+    }
+
+    fn remember_addr(&mut self, peer: PeerId, addr: Multiaddr) {
+        if !self.known_addrs.contains_key(&peer) && self.known_addrs.len() >= MAX_KNOWN_PEERS {
+            return;
+        }
+        let addrs = self.known_addrs.entry(peer).or_default();
+        if !addrs.contains(&addr) {
+            if addrs.len() >= MAX_ADDRS_PER_PEER {
+                addrs.remove(0);
+            }
+            addrs.push(addr);
+        }
+    }
+
+    fn contact_of(&self, peer: &PeerId) -> Option<IdentityKey> {
+        let key = IdentityKey::from_peer_id(&peer.to_base58()).ok()?;
+        matches!(self.engine.store().contact(&key), Ok(Some(_))).then_some(key)
+    }
+
+    fn handle_swarm_event(&mut self, event: SwarmEvent<ClientBehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                self.emit(Event::Listening { address });
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                endpoint,
+                ..
+            } => {
+                if endpoint.is_dialer() {
+                    self.remember_addr(peer_id, endpoint.get_remote_address().clone());
+                }
+                self.emit(Event::Peers {
+                    connected: self.swarm.connected_peers().count(),
+                });
+                if let Some(contact) = self.contact_of(&peer_id) {
+                    if num_established.get() == 1 {
+                        self.emit(Event::ContactOnline {
+                            contact,
+                            online: true,
+                        });
+                    }
+                    self.flush_outbox(Some(contact));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                self.emit(Event::Peers {
+                    connected: self.swarm.connected_peers().count(),
+                });
+                if num_established == 0
+                    && let Some(contact) = self.contact_of(&peer_id)
+                {
+                    self.emit(Event::ContactOnline {
+                        contact,
+                        online: false,
+                    });
+                }
+            }
+            SwarmEvent::Behaviour(ClientBehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                let mut contacts = HashSet::new();
+                for (peer, addr) in found {
+                    self.remember_addr(peer, addr);
+                    if !self.swarm.is_connected(&peer) && self.contact_of(&peer).is_some() {
+                        contacts.insert(peer);
+                    }
+                }
+                for peer in contacts {
+                    self.dial_contact(peer);
+                }
+            }
+            SwarmEvent::Behaviour(ClientBehaviourEvent::Envelope(event)) => {
+                self.handle_envelope_event(event);
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_envelope_event(
+        &mut self,
+        event: request_response::Event<EnvelopeRequest, EnvelopeAck>,
+    ) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => self.handle_inbound(peer, request, channel),
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => self.handle_ack(request_id, response),
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                self.fire_and_forget.remove(&request_id);
+                if let Some(entry) = self.in_flight.remove(&request_id) {
+                    debug!(error = %error, "envelope not delivered; will retry");
+                    self.sending.remove(&entry.message_id);
+                    self.retry_later(&entry);
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(peer = %short(&peer), error = %error, "inbound envelope failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn retry_later(&mut self, entry: &OutboxRecord) {
+        match self.engine.attempt_failed(entry) {
+            Ok(Some(status)) => self.emit(Event::StatusChanged {
+                contact: entry.recipient,
+                id: entry.message_id,
+                status,
+            }),
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "cannot reschedule an outbox entry"),
+        }
+    }
+
+    fn handle_ack(&mut self, request_id: OutboundRequestId, ack: EnvelopeAck) {
+        if self.fire_and_forget.remove(&request_id) {
+            return;
+        }
+        let Some(entry) = self.in_flight.remove(&request_id) else {
+            return;
+        };
+        self.sending.remove(&entry.message_id);
+        match ack {
+            EnvelopeAck::Accepted | EnvelopeAck::Duplicate => {
+                match self.engine.delivered(&entry, MessageStatus::Delivered) {
+                    Ok(true) => self.emit(Event::StatusChanged {
+                        contact: entry.recipient,
+                        id: entry.message_id,
+                        status: MessageStatus::Delivered,
+                    }),
+                    Ok(false) => {}
+                    Err(e) => warn!(error = %e, "cannot record a delivery"),
+                }
+            }
+            EnvelopeAck::Rejected(reason) => {
+                debug!(?reason, "recipient refused an envelope");
+                self.retry_later(&entry);
+            }
+        }
+    }
+
+    fn handle_inbound(
+        &mut self,
+        peer: PeerId,
+        request: EnvelopeRequest,
+        channel: ResponseChannel<EnvelopeAck>,
+    ) {
+        let ack = match self.engine.receive(request.as_bytes()) {
+            Ok(received) => {
+                let ack = if matches!(received, Received::Duplicate) {
+                    EnvelopeAck::Duplicate
+                } else {
+                    EnvelopeAck::Accepted
+                };
+                self.report(received);
+                ack
+            }
+            Err(e) => {
+                debug!(peer = %short(&peer), error = %e, "refused an envelope");
+                ack_for(&e)
+            }
+        };
+        // The peer may have gone; the sender retries and we dedupe.
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .envelope
+            .send_response(channel, ack);
+    }
+
+    fn report(&mut self, received: Received) {
+        match received {
+            Received::Message {
+                message,
+                request,
+                key_changed,
+            } => {
+                if let Some(contact) = request {
+                    self.emit(Event::ContactRequest { contact });
+                }
+                if key_changed {
+                    self.emit(Event::KeyChanged {
+                        contact: message.conversation,
+                    });
+                }
+                self.emit(Event::MessageReceived { message });
+            }
+            Received::Receipts { contact, updated } => {
+                for (id, status) in updated {
+                    self.emit(Event::StatusChanged {
+                        contact,
+                        id,
+                        status,
+                    });
+                }
+            }
+            Received::Typing { contact, typing } => self.emit(Event::Typing { contact, typing }),
+            Received::Unknown { contact, kind } => {
+                self.emit(Event::UnknownContent { contact, kind });
+            }
+            Received::Duplicate | Received::Dropped => {}
+        }
+    }
+}
+
+/// The ack for an envelope that was not taken.
+fn ack_for(error: &ReceiveError) -> EnvelopeAck {
+    use tern_protocol::envelope::OpenError;
+    match error {
+        ReceiveError::Open(OpenError::Expired { .. }) => {
+            EnvelopeAck::Rejected(RejectReason::Expired)
+        }
+        ReceiveError::Open(OpenError::NotForMe) => {
+            EnvelopeAck::Rejected(RejectReason::UnknownMailbox)
+        }
+        // Already decrypted once (a retry whose ack was lost): the sender may stop.
+        ReceiveError::Decrypt(tern_protocol::DecryptError::DuplicateOrExpired { .. }) => {
+            EnvelopeAck::Duplicate
+        }
+        ReceiveError::Store(_) => EnvelopeAck::Rejected(RejectReason::Internal),
+        _ => EnvelopeAck::Rejected(RejectReason::Malformed),
+    }
+}

@@ -1,0 +1,674 @@
+//! The encrypted profile store (redb), every value sealed with a key wrapped by the password.
+//!
+//! # Profile directory
+//!
+//! One directory per identity holds two files:
+//!
+//! - [`STORE_FILE`] (`store.redb`): the redb database.
+//! - [`LOCK_FILE`] (`lock`): an empty file on which an open [`Store`] holds an exclusive OS lock, so a second
+//!   open of the same profile (in this process or another) fails with [`StoreError::InUse`].
+//!
+//! # Keys
+//!
+//! A random 32-byte store key is wrapped by `Argon2id(password, salt, params)` (see [`KdfParams`]); the
+//! parameters and salt sit next to the wrapped key, so an open uses what the profile was created with.
+//! Changing the password re-wraps that key in one transaction and re-encrypts nothing. Subkeys come from the
+//! store key by HKDF-SHA-256 with labels `tern/store/v1/seal` (values), `tern/store/v1/blind` (blind
+//! indexes) and `tern/store/v1/pickle` ([`Store::pickle_key`]).
+//!
+//! # Tables
+//!
+//! `blind(domain, x)` is `HMAC-SHA-256(blind key, u8 len || domain || x)[..16]`; `sealed(v)` is
+//! `nonce[12] || ChaCha20-Poly1305(seal key, v)` with associated data
+//! `"tern/store/v1/value" || u8 len || table name || row key`, so a value moved to another row or table fails
+//! to open (and reads as [`StoreError::Corrupt`]).
+//!
+//! | table           | key                                                         | value                      |
+//! |-----------------|-------------------------------------------------------------|----------------------------|
+//! | `meta`          | `"format"`, `"keyslot"`                                     | plain: `[1]`, key slot     |
+//! | `vault`         | `"identity"`, `"own_card"`                                  | sealed bytes               |
+//! | `contacts`      | `blind(contact, identity key)`                              | sealed [`ContactRecord`]   |
+//! | `sessions`      | `blind(contact, identity key)`                              | sealed session pickle      |
+//! | `messages`      | `blind(contact, conversation) ‖ u64 BE sort_ms ‖ blind(message, conversation ‖ id)` | sealed [`MessageRecord`] |
+//! | `message_index` | `blind(message, conversation ‖ id)`                         | sealed `messages` key      |
+//! | `unread`        | a `messages` key of an unread incoming message              | empty                      |
+//! | `outbox`        | `blind(outbox, message id)`                                 | sealed [`OutboxRecord`]    |
+//! | `seen`          | `blind(seen, sender ‖ message id)`                          | sealed u64 BE expiry (ms)  |
+//! | `seen_expiry`   | `u64 BE expiry ‖ blind(seen, sender ‖ message id)`          | empty                      |
+//! | `settings`      | `blind(setting, name)`                                      | sealed bytes               |
+//!
+//! Only `meta` holds plain values (the format version and the key slot, which is itself an AEAD). Keys hold
+//! no names, identity keys, message ids or text; they do show timestamps (ordering), counts and sizes.
+//!
+//! # Durability
+//!
+//! Every write method, and [`Batch::commit`], commits with redb's default durability
+//! ([`redb::Durability::Immediate`]): when it returns `Ok`, the data is on disk. The node acknowledges a
+//! received message only after the commit that stored it returned.
+//!
+//! # Corruption
+//!
+//! Opening runs redb's integrity check, so a file changed outside redb is reported as
+//! [`StoreError::Corrupt`] instead of being trusted. The store never deletes, truncates or recreates a file
+//! it cannot open; a value that fails authentication is reported, never overwritten by a read.
+
+mod batch;
+mod kdf;
+mod keys;
+mod records;
+#[cfg(test)]
+mod tests;
+
+use std::fs::{self, File, TryLockError};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use tern_protocol::codec::DecodeError;
+use tern_protocol::crypto::SecretKey;
+use tern_protocol::{IdentityKey, MessageId, PickleKey};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+pub use batch::{Batch, ConversationSummary, MessageCursor, MessagePage};
+pub use kdf::{
+    KdfParams, MAX_KDF_ITERATIONS, MAX_KDF_MEMORY_KIB, MAX_KDF_PARALLELISM, MIN_KDF_MEMORY_KIB,
+    Password, SALT_LEN,
+};
+pub use keys::BLIND_LEN;
+pub use records::{
+    ContactRecord, ContactState, MAX_CARD_LEN, MAX_ENVELOPE_LEN, MAX_LOCAL_NAME_LEN, MAX_TEXT_LEN,
+    MessageRecord, MessageStatus, OutboxRecord, RECORD_VERSION,
+};
+
+use kdf::KeySlot;
+use keys::Keys;
+
+/// The store format version this build reads and writes.
+pub const FORMAT_VERSION: u8 = 1;
+/// The redb file inside a profile directory.
+pub const STORE_FILE: &str = "store.redb";
+/// The lock file inside a profile directory.
+pub const LOCK_FILE: &str = "lock";
+/// At most this many envelopes wait in the outbox.
+pub const MAX_OUTBOX_ENTRIES: u64 = 10_000;
+/// At most this many duplicate-check entries are kept; past it the oldest (first to expire) are dropped.
+pub const MAX_SEEN_ENTRIES: u64 = 200_000;
+/// At most this many contacts.
+pub const MAX_CONTACTS: u64 = 10_000;
+/// How long a received message id is remembered to drop duplicates: 30 days, longer than any mailbox keeps
+/// mail (FACTS: Session 14 days, SimpleX 21 days).
+pub const SEEN_RETENTION_MS: u64 = 30 * 24 * 3600 * 1000;
+/// Longest identity pickle or own card kept in the vault.
+pub const MAX_VAULT_VALUE_LEN: usize = 1024 * 1024;
+/// Longest session pickle.
+pub const MAX_SESSION_PICKLE_LEN: usize = 4 * 1024 * 1024;
+/// Longest setting name, in bytes.
+pub const MAX_SETTING_NAME_LEN: usize = 128;
+/// Longest setting value.
+pub const MAX_SETTING_VALUE_LEN: usize = 64 * 1024;
+
+type Bytes = &'static [u8];
+type BytesTable = TableDefinition<'static, Bytes, Bytes>;
+type UnitTable = TableDefinition<'static, Bytes, ()>;
+
+const META: TableDefinition<'static, &'static str, Bytes> = TableDefinition::new("meta");
+const VAULT: TableDefinition<'static, &'static str, Bytes> = TableDefinition::new("vault");
+const CONTACTS: BytesTable = TableDefinition::new("contacts");
+const SESSIONS: BytesTable = TableDefinition::new("sessions");
+const MESSAGES: BytesTable = TableDefinition::new("messages");
+const MESSAGE_INDEX: BytesTable = TableDefinition::new("message_index");
+const UNREAD: UnitTable = TableDefinition::new("unread");
+const OUTBOX: BytesTable = TableDefinition::new("outbox");
+const SEEN: BytesTable = TableDefinition::new("seen");
+const SEEN_EXPIRY: UnitTable = TableDefinition::new("seen_expiry");
+const SETTINGS: BytesTable = TableDefinition::new("settings");
+
+const META_FORMAT: &str = "format";
+const META_KEYSLOT: &str = "keyslot";
+
+/// Why a store operation failed. Messages never contain key material, passwords, names or message text.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The password does not unwrap the store key.
+    #[error("wrong password")]
+    WrongPassword,
+    /// The profile is already open, in this process or another.
+    #[error("the profile is already open in this or another process")]
+    InUse,
+    /// No profile exists at the path.
+    #[error("no profile at {}", .0.display())]
+    NotFound(PathBuf),
+    /// `create` found a profile already at the path.
+    #[error("a profile already exists at {}", .0.display())]
+    AlreadyExists(PathBuf),
+    /// The store file or one of its values is damaged (or was changed outside Tern).
+    #[error("the store is corrupt: {0}")]
+    Corrupt(String),
+    /// The store was written by a newer (or unknown) format.
+    #[error("store format version {found} is not supported (this build reads {supported})")]
+    UnsupportedVersion {
+        /// The version found.
+        found: u8,
+        /// The version this build reads.
+        supported: u8,
+    },
+    /// Argon2id parameters outside the accepted bounds.
+    #[error("invalid key derivation parameters: {0}")]
+    InvalidKdfParams(&'static str),
+    /// A value is longer than its bound.
+    #[error("{field} is {len} bytes, at most {max} allowed")]
+    TooLong {
+        /// What was too long.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// The outbox holds [`MAX_OUTBOX_ENTRIES`] entries already.
+    #[error("the outbox is full ({max} entries)")]
+    OutboxFull {
+        /// The bound.
+        max: u64,
+    },
+    /// The store holds [`MAX_CONTACTS`] contacts already.
+    #[error("the contact list is full ({max} contacts)")]
+    ContactsFull {
+        /// The bound.
+        max: u64,
+    },
+    /// A file system error around the database (directory, lock file).
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(#[source] Box<redb::Error>),
+}
+
+fn from_redb(err: redb::Error) -> StoreError {
+    match err {
+        redb::Error::Corrupted(reason) => StoreError::Corrupt(reason),
+        redb::Error::DatabaseAlreadyOpen => StoreError::InUse,
+        redb::Error::TableDoesNotExist(name) => {
+            StoreError::Corrupt(format!("table {name} is missing"))
+        }
+        // redb reports a file that is not a redb database (a damaged header) as invalid data.
+        redb::Error::Io(err) if err.kind() == std::io::ErrorKind::InvalidData => {
+            StoreError::Corrupt(err.to_string())
+        }
+        redb::Error::UpgradeRequired(_) => StoreError::Corrupt("unknown redb file format".into()),
+        other => StoreError::Database(Box::new(other)),
+    }
+}
+
+macro_rules! from_redb_errors {
+    ($($ty:ty),*) => {
+        $(impl From<$ty> for StoreError {
+            fn from(err: $ty) -> Self {
+                from_redb(err.into())
+            }
+        })*
+    };
+}
+
+from_redb_errors!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+fn corrupt(what: &str, err: DecodeError) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {err}"))
+}
+
+/// Which secret blob of the vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VaultItem {
+    /// This profile's identity, as a `tern_protocol::Identity` pickle.
+    IdentityPickle,
+    /// This profile's own encoded contact card.
+    OwnCard,
+}
+
+impl VaultItem {
+    fn row(self) -> &'static str {
+        match self {
+            Self::IdentityPickle => "identity",
+            Self::OwnCard => "own_card",
+        }
+    }
+}
+
+/// An open profile. Holds the profile's lock file until dropped.
+///
+/// Reads take `&self`; writes take `&mut self`, so a [`Batch`] in progress excludes every other write at
+/// compile time. Every write commits durably before it returns (see the module docs).
+pub struct Store {
+    // Field order is drop order: the database closes before the lock is released.
+    db: Database,
+    keys: Keys,
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock_profile(dir: &Path) -> Result<File, StoreError> {
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(LOCK_FILE))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(StoreError::InUse),
+        Err(TryLockError::Error(err)) => Err(StoreError::Io(err)),
+    }
+}
+
+/// Opens the redb file with its integrity check, turning a panic inside redb (which the check should make
+/// impossible) into [`StoreError::Corrupt`].
+fn open_database(path: &Path) -> Result<Database, StoreError> {
+    let mut builder = Database::builder();
+    builder.set_check_integrity_on_open(true);
+    match panic::catch_unwind(AssertUnwindSafe(|| builder.open(path))) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(err)) => Err(err.into()),
+        Err(_) => Err(StoreError::Corrupt(
+            "the database file could not be read".into(),
+        )),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    // Makes the rename that published the store durable. Directories cannot be opened on every platform.
+    if cfg!(unix) {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Creates a new profile in `dir` (created if missing) with a fresh random store key wrapped under
+    /// `password` with `params`.
+    ///
+    /// The database is written under a temporary name and renamed into place once complete, so a profile
+    /// directory holds either a whole store or none. Fails with [`StoreError::AlreadyExists`] if `dir`
+    /// already holds a store.
+    pub fn create(
+        dir: impl AsRef<Path>,
+        password: &Password,
+        params: KdfParams,
+    ) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        params.validate()?;
+        fs::create_dir_all(dir)?;
+        let lock = lock_profile(dir)?;
+        let path = dir.join(STORE_FILE);
+        if path.try_exists()? {
+            return Err(StoreError::AlreadyExists(dir.to_owned()));
+        }
+        let store_key = SecretKey::random(&mut rand::rng());
+        let slot = KeySlot::wrap(&store_key, password, params)?;
+
+        let tmp = dir.join(format!("{STORE_FILE}.new"));
+        if tmp.try_exists()? {
+            // Left by a create that did not finish; it never held a usable profile.
+            fs::remove_file(&tmp)?;
+        }
+        {
+            let db = Database::create(&tmp)?;
+            let txn = db.begin_write()?;
+            {
+                let mut meta = txn.open_table(META)?;
+                meta.insert(META_FORMAT, [FORMAT_VERSION].as_slice())?;
+                meta.insert(META_KEYSLOT, slot.encode().as_slice())?;
+                txn.open_table(VAULT)?;
+                for table in [
+                    CONTACTS,
+                    SESSIONS,
+                    MESSAGES,
+                    MESSAGE_INDEX,
+                    OUTBOX,
+                    SEEN,
+                    SETTINGS,
+                ] {
+                    txn.open_table(table)?;
+                }
+                for table in [UNREAD, SEEN_EXPIRY] {
+                    txn.open_table(table)?;
+                }
+            }
+            txn.commit()?;
+            db.close()?;
+        }
+        fs::rename(&tmp, &path)?;
+        sync_dir(dir)?;
+        let db = open_database(&path)?;
+        Ok(Self {
+            db,
+            keys: Keys::derive(store_key),
+            dir: dir.to_owned(),
+            _lock: lock,
+        })
+    }
+
+    /// Opens the profile in `dir` with `password`.
+    ///
+    /// Errors: [`StoreError::NotFound`] if there is no store, [`StoreError::InUse`] if it is open already,
+    /// [`StoreError::Corrupt`] if the file is damaged, [`StoreError::WrongPassword`].
+    pub fn open(dir: impl AsRef<Path>, password: &Password) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        let path = dir.join(STORE_FILE);
+        if !path.try_exists()? {
+            return Err(StoreError::NotFound(dir.to_owned()));
+        }
+        let lock = lock_profile(dir)?;
+        let db = open_database(&path)?;
+        let slot = read_keyslot(&db)?;
+        check_tables(&db)?;
+        let store_key = slot.unwrap_key(password)?;
+        Ok(Self {
+            db,
+            keys: Keys::derive(store_key),
+            dir: dir.to_owned(),
+            _lock: lock,
+        })
+    }
+
+    /// Re-wraps the store key under `new`, keeping the Argon2id parameters. Data is not re-encrypted; the
+    /// change is one transaction. [`StoreError::WrongPassword`] if `old` is not the current password.
+    pub fn change_password(&mut self, old: &Password, new: &Password) -> Result<(), StoreError> {
+        let params = read_keyslot(&self.db)?.params();
+        self.change_password_with(old, new, params)
+    }
+
+    /// Like [`Self::change_password`], with new Argon2id parameters.
+    pub fn change_password_with(
+        &mut self,
+        old: &Password,
+        new: &Password,
+        params: KdfParams,
+    ) -> Result<(), StoreError> {
+        params.validate()?;
+        let slot = read_keyslot(&self.db)?;
+        let current = slot.unwrap_key(old)?;
+        if current.as_bytes() != self.keys.store_key().as_bytes() {
+            return Err(StoreError::WrongPassword);
+        }
+        let new_slot = KeySlot::wrap(self.keys.store_key(), new, params)?;
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert(META_KEYSLOT, new_slot.encode().as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The Argon2id parameters the store key is currently wrapped with.
+    pub fn kdf_params(&self) -> Result<KdfParams, StoreError> {
+        Ok(read_keyslot(&self.db)?.params())
+    }
+
+    /// The key the node pickles its identity and sessions with, derived from the store key by HKDF under
+    /// the label `tern/store/v1/pickle`.
+    pub fn pickle_key(&self) -> PickleKey {
+        self.keys.pickle_key()
+    }
+
+    /// The profile directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Starts a write transaction. Nothing it does is visible or durable until [`Batch::commit`]; dropping
+    /// it without committing discards it.
+    pub fn batch(&mut self) -> Result<Batch<'_>, StoreError> {
+        Batch::begin(&self.db, &self.keys)
+    }
+
+    /// Runs `f` in one write transaction and commits it durably if `f` returns `Ok`; on `Err` nothing is
+    /// written.
+    pub fn transaction<T>(
+        &mut self,
+        f: impl FnOnce(&mut Batch<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut batch = self.batch()?;
+        let out = f(&mut batch)?;
+        batch.commit()?;
+        Ok(out)
+    }
+
+    fn read(&self) -> Result<batch::Reader<'_>, StoreError> {
+        batch::Reader::begin(&self.db, &self.keys)
+    }
+
+    // ---- vault and settings ----
+
+    /// A vault item, if set.
+    pub fn vault_get(&self, item: VaultItem) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        self.read()?.vault_get(item)
+    }
+
+    /// Sets a vault item (durable on return).
+    pub fn vault_put(&mut self, item: VaultItem, value: &[u8]) -> Result<(), StoreError> {
+        self.transaction(|b| b.vault_put(item, value))
+    }
+
+    /// A setting, if set.
+    pub fn setting_get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        self.read()?.setting_get(name)
+    }
+
+    /// Sets a setting (durable on return).
+    pub fn setting_put(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.transaction(|b| b.setting_put(name, value))
+    }
+
+    /// Removes a setting; `true` if it was set (durable on return).
+    pub fn setting_delete(&mut self, name: &str) -> Result<bool, StoreError> {
+        self.transaction(|b| b.setting_delete(name))
+    }
+
+    // ---- contacts and sessions ----
+
+    /// The contact with this identity key, if any.
+    pub fn contact(&self, key: &IdentityKey) -> Result<Option<ContactRecord>, StoreError> {
+        self.read()?.contact(key)
+    }
+
+    /// Every contact, oldest first.
+    pub fn contacts(&self) -> Result<Vec<ContactRecord>, StoreError> {
+        self.read()?.contacts()
+    }
+
+    /// Adds or replaces a contact (durable on return). [`StoreError::ContactsFull`] past [`MAX_CONTACTS`].
+    pub fn put_contact(&mut self, contact: &ContactRecord) -> Result<(), StoreError> {
+        self.transaction(|b| b.put_contact(contact))
+    }
+
+    /// Removes a contact; `true` if it existed (durable on return). Its session and messages stay.
+    pub fn delete_contact(&mut self, key: &IdentityKey) -> Result<bool, StoreError> {
+        self.transaction(|b| b.delete_contact(key))
+    }
+
+    /// The session pickle for a contact, if any.
+    pub fn session(&self, contact: &IdentityKey) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        self.read()?.session(contact)
+    }
+
+    /// Stores the session pickle for a contact (durable on return).
+    pub fn put_session(&mut self, contact: &IdentityKey, pickle: &[u8]) -> Result<(), StoreError> {
+        self.transaction(|b| b.put_session(contact, pickle))
+    }
+
+    /// Removes the session pickle for a contact; `true` if it existed (durable on return).
+    pub fn delete_session(&mut self, contact: &IdentityKey) -> Result<bool, StoreError> {
+        self.transaction(|b| b.delete_session(contact))
+    }
+
+    // ---- messages ----
+
+    /// Stores a message; `false` if it was already stored (or, for an incoming message, already seen), in
+    /// which case nothing changes. Durable on return.
+    pub fn insert_message(&mut self, message: &MessageRecord) -> Result<bool, StoreError> {
+        self.transaction(|b| b.insert_message(message))
+    }
+
+    /// Moves a message to `status` if [`MessageStatus::can_become`] allows it; `false` if the message is
+    /// unknown or the move is not allowed. Durable on return.
+    pub fn update_message_status(
+        &mut self,
+        conversation: &IdentityKey,
+        id: &MessageId,
+        status: MessageStatus,
+    ) -> Result<bool, StoreError> {
+        self.transaction(|b| b.update_message_status(conversation, id, status))
+    }
+
+    /// One message, if stored.
+    pub fn message(
+        &self,
+        conversation: &IdentityKey,
+        id: &MessageId,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        self.read()?.message(conversation, id)
+    }
+
+    /// The newest `limit` messages of a conversation before `before` (or the newest of all), oldest first.
+    pub fn conversation_page(
+        &self,
+        conversation: &IdentityKey,
+        before: Option<&MessageCursor>,
+        limit: usize,
+    ) -> Result<MessagePage, StoreError> {
+        self.read()?.conversation_page(conversation, before, limit)
+    }
+
+    /// Unread incoming messages in a conversation.
+    pub fn unread_count(&self, conversation: &IdentityKey) -> Result<u64, StoreError> {
+        self.read()?.unread_count(conversation)
+    }
+
+    /// Every conversation with its last message and unread count, most recent first.
+    pub fn conversations(&self) -> Result<Vec<ConversationSummary>, StoreError> {
+        self.read()?.conversations()
+    }
+
+    // ---- outbox ----
+
+    /// Queues (or replaces) an outbox entry, keyed by its message id (durable on return).
+    /// [`StoreError::OutboxFull`] past [`MAX_OUTBOX_ENTRIES`].
+    pub fn outbox_enqueue(&mut self, entry: &OutboxRecord) -> Result<(), StoreError> {
+        self.transaction(|b| b.outbox_enqueue(entry))
+    }
+
+    /// Up to `limit` entries whose `next_attempt_ms <= now_ms`, earliest first.
+    pub fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+        self.read()?.outbox_due(now_ms, limit)
+    }
+
+    /// Every outbox entry, earliest next attempt first.
+    pub fn outbox(&self) -> Result<Vec<OutboxRecord>, StoreError> {
+        self.read()?.outbox_due(u64::MAX, usize::MAX)
+    }
+
+    /// Counts one more attempt and sets the next; `false` if the entry is gone (durable on return).
+    pub fn outbox_reschedule(
+        &mut self,
+        message_id: &MessageId,
+        next_attempt_ms: u64,
+    ) -> Result<bool, StoreError> {
+        self.transaction(|b| b.outbox_reschedule(message_id, next_attempt_ms))
+    }
+
+    /// Removes an outbox entry; `true` if it existed (durable on return).
+    pub fn outbox_remove(&mut self, message_id: &MessageId) -> Result<bool, StoreError> {
+        self.transaction(|b| b.outbox_remove(message_id))
+    }
+
+    // ---- duplicate checks ----
+
+    /// Whether a message from `sender` with this id was seen (and not purged).
+    pub fn is_seen(&self, sender: &IdentityKey, id: &MessageId) -> Result<bool, StoreError> {
+        self.read()?.is_seen(sender, id)
+    }
+
+    /// Records that a message was seen until `expires_ms`; `false` if it already was (durable on return).
+    pub fn mark_seen(
+        &mut self,
+        sender: &IdentityKey,
+        id: &MessageId,
+        expires_ms: u64,
+    ) -> Result<bool, StoreError> {
+        self.transaction(|b| b.mark_seen(sender, id, expires_ms))
+    }
+
+    /// Drops duplicate-check entries that expired at or before `now_ms`; returns how many (durable on
+    /// return).
+    pub fn purge_seen(&mut self, now_ms: u64) -> Result<u64, StoreError> {
+        self.transaction(|b| b.purge_seen(now_ms))
+    }
+
+    /// Number of duplicate-check entries.
+    pub fn seen_len(&self) -> Result<u64, StoreError> {
+        self.read()?.seen_len()
+    }
+}
+
+fn read_keyslot(db: &Database) -> Result<KeySlot, StoreError> {
+    let txn = db.begin_read()?;
+    let meta = txn.open_table(META)?;
+    let format = meta
+        .get(META_FORMAT)?
+        .ok_or_else(|| StoreError::Corrupt("format version missing".into()))?;
+    match format.value() {
+        [FORMAT_VERSION] => {}
+        [found] => {
+            return Err(StoreError::UnsupportedVersion {
+                found: *found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        _ => return Err(StoreError::Corrupt("format version malformed".into())),
+    }
+    let slot = meta
+        .get(META_KEYSLOT)?
+        .ok_or_else(|| StoreError::Corrupt("key slot missing".into()))?;
+    KeySlot::decode(slot.value()).map_err(|err| corrupt("key slot", err))
+}
+
+/// Every table must exist: a store missing one was not written by this format.
+fn check_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_read()?;
+    txn.open_table(VAULT)?.len()?;
+    for table in [
+        CONTACTS,
+        SESSIONS,
+        MESSAGES,
+        MESSAGE_INDEX,
+        OUTBOX,
+        SEEN,
+        SETTINGS,
+    ] {
+        txn.open_table(table)?.len()?;
+    }
+    for table in [UNREAD, SEEN_EXPIRY] {
+        txn.open_table(table)?.len()?;
+    }
+    Ok(())
+}

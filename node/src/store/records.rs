@@ -1,0 +1,544 @@
+//! The typed records the store keeps, and their explicit encodings.
+//!
+//! Every record starts with a version byte, every variable-length field has a named bound, booleans are one
+//! byte `0` or `1`, and trailing bytes are rejected. Integers are big-endian (tern_protocol's codec).
+//!
+//! ```text
+//! ContactRecord v1: u8 1 || key[32] || u16 len || card || u16 len || local_name (UTF-8) || u8 verified
+//!                   || u8 state || u8 key_changed || u64 added_ms
+//! MessageRecord v1: u8 1 || id[16] || conversation[32] || u8 outgoing || u64 sent_at_ms
+//!                   || u64 received_at_ms || u8 status || u32 len || text (UTF-8)
+//! OutboxRecord  v1: u8 1 || message_id[16] || recipient[32] || u32 len || envelope || u32 attempts
+//!                   || u64 next_attempt_ms || u64 created_ms || u64 expires_at
+//! ```
+
+use std::fmt;
+
+use tern_protocol::codec::{DecodeError, Reader, Writer};
+use tern_protocol::{IdentityKey, MessageId};
+
+use super::StoreError;
+
+/// Version byte of every record encoding this build writes.
+pub const RECORD_VERSION: u8 = 1;
+/// Longest local (user-chosen) name for a contact, in bytes of UTF-8.
+pub const MAX_LOCAL_NAME_LEN: usize = 256;
+/// Longest encoded contact card a contact record holds.
+pub const MAX_CARD_LEN: usize = tern_protocol::card::MAX_CARD_LEN;
+/// Longest message text, in bytes of UTF-8 (the protocol's own bound).
+pub const MAX_TEXT_LEN: usize = tern_protocol::message::MAX_TEXT_LEN;
+/// Longest envelope an outbox record holds (the protocol's own bound).
+pub const MAX_ENVELOPE_LEN: usize = tern_protocol::envelope::MAX_ENVELOPE_LEN;
+
+fn check_len(field: &'static str, len: usize, max: usize) -> Result<(), StoreError> {
+    if len > max {
+        Err(StoreError::TooLong { field, len, max })
+    } else {
+        Ok(())
+    }
+}
+
+fn version(r: &mut Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
+    let got = r.u8(what)?;
+    if got != RECORD_VERSION {
+        return Err(DecodeError::UnsupportedVersion {
+            what,
+            got,
+            supported: RECORD_VERSION,
+        });
+    }
+    Ok(())
+}
+
+fn flag(r: &mut Reader<'_>, field: &'static str) -> Result<bool, DecodeError> {
+    match r.u8(field)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(DecodeError::Invalid {
+            field,
+            reason: "must be 0 or 1",
+        }),
+    }
+}
+
+fn utf8(bytes: &[u8], field: &'static str) -> Result<String, DecodeError> {
+    std::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .map_err(|_| DecodeError::Invalid {
+            field,
+            reason: "not UTF-8",
+        })
+}
+
+fn identity_key(r: &mut Reader<'_>, field: &'static str) -> Result<IdentityKey, DecodeError> {
+    IdentityKey::from_bytes(r.array(field)?)
+}
+
+/// Where a contact stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ContactState {
+    /// A contact the user added or accepted.
+    Accepted,
+    /// Someone who wrote first and has not been accepted yet (a message request).
+    Requested,
+    /// Blocked: their messages are dropped.
+    Blocked,
+}
+
+impl ContactState {
+    fn to_u8(self) -> u8 {
+        match self {
+            Self::Accepted => 1,
+            Self::Requested => 2,
+            Self::Blocked => 3,
+        }
+    }
+
+    fn from_u8(v: u8) -> Result<Self, DecodeError> {
+        match v {
+            1 => Ok(Self::Accepted),
+            2 => Ok(Self::Requested),
+            3 => Ok(Self::Blocked),
+            _ => Err(DecodeError::Invalid {
+                field: "contact state",
+                reason: "unknown state",
+            }),
+        }
+    }
+}
+
+/// A contact as the store keeps it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ContactRecord {
+    /// The contact's identity key; the record's row is its blind index.
+    pub key: IdentityKey,
+    /// The contact's latest encoded `ContactCard` (at most [`MAX_CARD_LEN`] bytes).
+    pub card: Vec<u8>,
+    /// The name the user gave the contact (at most [`MAX_LOCAL_NAME_LEN`] bytes).
+    pub local_name: String,
+    /// The user compared safety numbers.
+    pub verified: bool,
+    /// Accepted, requested or blocked.
+    pub state: ContactState,
+    /// The contact's identity key changed since it was verified or first seen.
+    pub key_changed: bool,
+    /// When the contact was added, unix milliseconds.
+    pub added_ms: u64,
+}
+
+impl fmt::Debug for ContactRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The local name is private: show only its length.
+        let Self {
+            key,
+            card,
+            local_name,
+            verified,
+            state,
+            key_changed,
+            added_ms,
+        } = self;
+        f.debug_struct("ContactRecord")
+            .field("key", key)
+            .field("card_len", &card.len())
+            .field("local_name_len", &local_name.len())
+            .field("verified", verified)
+            .field("state", state)
+            .field("key_changed", key_changed)
+            .field("added_ms", added_ms)
+            .finish()
+    }
+}
+
+impl ContactRecord {
+    /// Encodes the record, refusing fields over their bounds.
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        check_len("contact card", self.card.len(), MAX_CARD_LEN)?;
+        check_len("local name", self.local_name.len(), MAX_LOCAL_NAME_LEN)?;
+        let mut w = Writer::with_capacity(64 + self.card.len() + self.local_name.len());
+        w.u8(RECORD_VERSION)
+            .raw(self.key.as_bytes())
+            .bytes_u16(&self.card)
+            .bytes_u16(self.local_name.as_bytes())
+            .u8(u8::from(self.verified))
+            .u8(self.state.to_u8())
+            .u8(u8::from(self.key_changed))
+            .u64(self.added_ms);
+        Ok(w.into_vec())
+    }
+
+    /// Decodes a record written by [`Self::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        version(&mut r, "contact record")?;
+        let key = identity_key(&mut r, "contact key")?;
+        let card = r.bytes_u16("contact card", MAX_CARD_LEN)?.to_vec();
+        let local_name = utf8(r.bytes_u16("local name", MAX_LOCAL_NAME_LEN)?, "local name")?;
+        let verified = flag(&mut r, "verified")?;
+        let state = ContactState::from_u8(r.u8("contact state")?)?;
+        let key_changed = flag(&mut r, "key changed")?;
+        let added_ms = r.u64("added at")?;
+        r.finish()?;
+        Ok(Self {
+            key,
+            card,
+            local_name,
+            verified,
+            state,
+            key_changed,
+            added_ms,
+        })
+    }
+}
+
+/// Where a message stands. Outgoing messages move `Sending → Sent → Delivered → Read` (or to `Failed`);
+/// incoming ones are `Received` until the user reads them (`Read`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MessageStatus {
+    /// Outgoing, not yet handed to the peer or a mailbox.
+    Sending,
+    /// Outgoing, handed to the peer or a mailbox.
+    Sent,
+    /// Outgoing, the recipient's device acknowledged it.
+    Delivered,
+    /// Outgoing: the recipient read it. Incoming: the user read it.
+    Read,
+    /// Outgoing, given up on.
+    Failed,
+    /// Incoming, not read yet.
+    Received,
+}
+
+impl MessageStatus {
+    fn to_u8(self) -> u8 {
+        match self {
+            Self::Sending => 1,
+            Self::Sent => 2,
+            Self::Delivered => 3,
+            Self::Read => 4,
+            Self::Failed => 5,
+            Self::Received => 6,
+        }
+    }
+
+    fn from_u8(v: u8) -> Result<Self, DecodeError> {
+        match v {
+            1 => Ok(Self::Sending),
+            2 => Ok(Self::Sent),
+            3 => Ok(Self::Delivered),
+            4 => Ok(Self::Read),
+            5 => Ok(Self::Failed),
+            6 => Ok(Self::Received),
+            _ => Err(DecodeError::Invalid {
+                field: "message status",
+                reason: "unknown status",
+            }),
+        }
+    }
+
+    /// Whether a message in this status may move to `next`. Statuses never move backwards, so receipts
+    /// that arrive out of order (read before delivered) do no harm; a failed message may be retried.
+    pub fn can_become(self, next: Self, outgoing: bool) -> bool {
+        use MessageStatus::*;
+        if outgoing {
+            matches!(
+                (self, next),
+                (Sending, Sent | Delivered | Read | Failed)
+                    | (Sent, Delivered | Read | Failed)
+                    | (Delivered, Read)
+                    | (Failed, Sending | Sent | Delivered | Read)
+            )
+        } else {
+            matches!((self, next), (Received, Read))
+        }
+    }
+}
+
+/// A message as the store keeps it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    /// The message id (UUIDv7) from the sender.
+    pub id: MessageId,
+    /// The other party of the conversation (the sender of an incoming message, the recipient of an
+    /// outgoing one).
+    pub conversation: IdentityKey,
+    /// Sent by this profile.
+    pub outgoing: bool,
+    /// When the sender says it sent the message, unix milliseconds.
+    pub sent_at_ms: u64,
+    /// When this device stored it, unix milliseconds (for outgoing messages: when it was written).
+    pub received_at_ms: u64,
+    /// The text, at most [`MAX_TEXT_LEN`] bytes.
+    pub text: String,
+    /// Where the message stands.
+    pub status: MessageStatus,
+}
+
+impl fmt::Debug for MessageRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print message text.
+        let Self {
+            id,
+            conversation,
+            outgoing,
+            sent_at_ms,
+            received_at_ms,
+            text,
+            status,
+        } = self;
+        f.debug_struct("MessageRecord")
+            .field("id", id)
+            .field("conversation", conversation)
+            .field("outgoing", outgoing)
+            .field("sent_at_ms", sent_at_ms)
+            .field("received_at_ms", received_at_ms)
+            .field("text_len", &text.len())
+            .field("status", status)
+            .finish()
+    }
+}
+
+impl MessageRecord {
+    /// The time the message is ordered by in its conversation: when it was sent for outgoing messages,
+    /// when it arrived for incoming ones (a sender's clock is not trusted for ordering).
+    pub fn sort_ms(&self) -> u64 {
+        if self.outgoing {
+            self.sent_at_ms
+        } else {
+            self.received_at_ms
+        }
+    }
+
+    /// Encodes the record, refusing text over [`MAX_TEXT_LEN`].
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        check_len("text", self.text.len(), MAX_TEXT_LEN)?;
+        let mut w = Writer::with_capacity(80 + self.text.len());
+        w.u8(RECORD_VERSION)
+            .raw(&self.id.0)
+            .raw(self.conversation.as_bytes())
+            .u8(u8::from(self.outgoing))
+            .u64(self.sent_at_ms)
+            .u64(self.received_at_ms)
+            .u8(self.status.to_u8())
+            .bytes_u32(self.text.as_bytes());
+        Ok(w.into_vec())
+    }
+
+    /// Decodes a record written by [`Self::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        version(&mut r, "message record")?;
+        let id = MessageId(r.array("message id")?);
+        let conversation = identity_key(&mut r, "conversation")?;
+        let outgoing = flag(&mut r, "outgoing")?;
+        let sent_at_ms = r.u64("sent at")?;
+        let received_at_ms = r.u64("received at")?;
+        let status = MessageStatus::from_u8(r.u8("message status")?)?;
+        let text = utf8(r.bytes_u32("text", MAX_TEXT_LEN)?, "text")?;
+        r.finish()?;
+        Ok(Self {
+            id,
+            conversation,
+            outgoing,
+            sent_at_ms,
+            received_at_ms,
+            text,
+            status,
+        })
+    }
+}
+
+/// An envelope waiting to be sent (or re-sent) to a recipient or their mailbox.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboxRecord {
+    /// The message the envelope carries; the record's row is its blind index.
+    pub message_id: MessageId,
+    /// Who it is for.
+    pub recipient: IdentityKey,
+    /// The encoded envelope, at most [`MAX_ENVELOPE_LEN`] bytes.
+    pub envelope: Vec<u8>,
+    /// How many sends were tried.
+    pub attempts: u32,
+    /// Not to be tried before this time, unix milliseconds.
+    pub next_attempt_ms: u64,
+    /// When it was queued, unix milliseconds.
+    pub created_ms: u64,
+    /// The envelope's own expiry (the unit the envelope uses: unix seconds).
+    pub expires_at: u64,
+}
+
+impl fmt::Debug for OutboxRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            message_id,
+            recipient,
+            envelope,
+            attempts,
+            next_attempt_ms,
+            created_ms,
+            expires_at,
+        } = self;
+        f.debug_struct("OutboxRecord")
+            .field("message_id", message_id)
+            .field("recipient", recipient)
+            .field("envelope_len", &envelope.len())
+            .field("attempts", attempts)
+            .field("next_attempt_ms", next_attempt_ms)
+            .field("created_ms", created_ms)
+            .field("expires_at", expires_at)
+            .finish()
+    }
+}
+
+impl OutboxRecord {
+    /// Encodes the record, refusing an envelope over [`MAX_ENVELOPE_LEN`].
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        check_len("envelope", self.envelope.len(), MAX_ENVELOPE_LEN)?;
+        let mut w = Writer::with_capacity(80 + self.envelope.len());
+        w.u8(RECORD_VERSION)
+            .raw(&self.message_id.0)
+            .raw(self.recipient.as_bytes())
+            .bytes_u32(&self.envelope)
+            .u32(self.attempts)
+            .u64(self.next_attempt_ms)
+            .u64(self.created_ms)
+            .u64(self.expires_at);
+        Ok(w.into_vec())
+    }
+
+    /// Decodes a record written by [`Self::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        version(&mut r, "outbox record")?;
+        let message_id = MessageId(r.array("message id")?);
+        let recipient = identity_key(&mut r, "recipient")?;
+        let envelope = r.bytes_u32("envelope", MAX_ENVELOPE_LEN)?.to_vec();
+        let attempts = r.u32("attempts")?;
+        let next_attempt_ms = r.u64("next attempt")?;
+        let created_ms = r.u64("created at")?;
+        let expires_at = r.u64("expires at")?;
+        r.finish()?;
+        Ok(Self {
+            message_id,
+            recipient,
+            envelope,
+            attempts,
+            next_attempt_ms,
+            created_ms,
+            expires_at,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_chacha::rand_core::SeedableRng;
+    use tern_protocol::Identity;
+
+    pub(crate) fn key(seed: u64) -> IdentityKey {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        Identity::generate(&mut rng, 0).key()
+    }
+
+    #[test]
+    fn records_round_trip_and_reject_trailing_bytes() {
+        let contact = ContactRecord {
+            key: key(1),
+            card: vec![1, 2, 3],
+            local_name: "Ålice".into(),
+            verified: true,
+            state: ContactState::Requested,
+            key_changed: false,
+            added_ms: 42,
+        };
+        let bytes = contact.encode().unwrap();
+        assert_eq!(ContactRecord::decode(&bytes).unwrap(), contact);
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(
+            ContactRecord::decode(&long),
+            Err(DecodeError::TrailingBytes(1))
+        );
+
+        let message = MessageRecord {
+            id: MessageId([7; 16]),
+            conversation: key(2),
+            outgoing: false,
+            sent_at_ms: 1,
+            received_at_ms: 2,
+            text: "hi".into(),
+            status: MessageStatus::Received,
+        };
+        assert_eq!(
+            MessageRecord::decode(&message.encode().unwrap()).unwrap(),
+            message
+        );
+        assert!(!format!("{message:?}").contains("hi\""));
+
+        let outbox = OutboxRecord {
+            message_id: MessageId([8; 16]),
+            recipient: key(3),
+            envelope: vec![9; 300],
+            attempts: 2,
+            next_attempt_ms: 3,
+            created_ms: 4,
+            expires_at: 5,
+        };
+        assert_eq!(
+            OutboxRecord::decode(&outbox.encode().unwrap()).unwrap(),
+            outbox
+        );
+    }
+
+    #[test]
+    fn bounds_and_bad_bytes_are_typed_errors() {
+        let message = MessageRecord {
+            id: MessageId([7; 16]),
+            conversation: key(2),
+            outgoing: true,
+            sent_at_ms: 1,
+            received_at_ms: 2,
+            text: "a".repeat(MAX_TEXT_LEN + 1),
+            status: MessageStatus::Sending,
+        };
+        assert!(matches!(
+            message.encode(),
+            Err(StoreError::TooLong { field: "text", .. })
+        ));
+        let mut bytes = MessageRecord {
+            text: String::new(),
+            ..message
+        }
+        .encode()
+        .unwrap();
+        bytes[49] = 2; // the `outgoing` flag
+        assert!(matches!(
+            MessageRecord::decode(&bytes),
+            Err(DecodeError::Invalid {
+                field: "outgoing",
+                ..
+            })
+        ));
+        bytes[0] = 9;
+        assert!(matches!(
+            MessageRecord::decode(&bytes),
+            Err(DecodeError::UnsupportedVersion { got: 9, .. })
+        ));
+    }
+
+    #[test]
+    fn statuses_never_move_backwards() {
+        use MessageStatus::*;
+        assert!(Sending.can_become(Sent, true));
+        assert!(Sent.can_become(Read, true));
+        assert!(!Read.can_become(Delivered, true));
+        assert!(Failed.can_become(Sending, true));
+        assert!(Received.can_become(Read, false));
+        assert!(!Read.can_become(Received, false));
+        assert!(!Received.can_become(Delivered, false));
+    }
+}

@@ -1,0 +1,501 @@
+//! Unit tests of the store: records in and out of the tables, bounds, and the row binding of sealed values.
+
+use std::path::Path;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use redb::{Database, ReadableTable};
+use tern_protocol::{Identity, IdentityKey, MessageId};
+
+use super::*;
+
+fn key(seed: u64) -> IdentityKey {
+    Identity::generate(&mut ChaCha20Rng::seed_from_u64(seed), 0).key()
+}
+
+fn store(dir: &Path) -> Store {
+    Store::create(dir, &"pw".into(), KdfParams::INSECURE_FOR_TESTS).unwrap()
+}
+
+fn contact(seed: u64) -> ContactRecord {
+    ContactRecord {
+        key: key(seed),
+        card: vec![1; 10],
+        local_name: format!("contact {seed}"),
+        verified: false,
+        state: ContactState::Accepted,
+        key_changed: false,
+        added_ms: seed,
+    }
+}
+
+fn incoming(conversation: IdentityKey, n: u8, at_ms: u64) -> MessageRecord {
+    MessageRecord {
+        id: MessageId([n; 16]),
+        conversation,
+        outgoing: false,
+        sent_at_ms: at_ms,
+        received_at_ms: at_ms,
+        text: format!("message {n}"),
+        status: MessageStatus::Received,
+    }
+}
+
+fn outbox(n: u32) -> OutboxRecord {
+    let mut id = [0u8; 16];
+    id[..4].copy_from_slice(&n.to_be_bytes());
+    OutboxRecord {
+        message_id: MessageId(id),
+        recipient: key(1),
+        envelope: vec![0; 32],
+        attempts: 0,
+        next_attempt_ms: u64::from(n),
+        created_ms: 0,
+        expires_at: u64::MAX,
+    }
+}
+
+#[test]
+fn a_message_delivered_twice_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    let alice = key(1);
+    let message = incoming(alice, 1, 1000);
+    assert!(store.insert_message(&message).unwrap());
+    assert!(!store.insert_message(&message).unwrap());
+    // Same id, different text and time: still the same message.
+    let again = MessageRecord {
+        text: "forged".into(),
+        received_at_ms: 5000,
+        ..message.clone()
+    };
+    assert!(!store.insert_message(&again).unwrap());
+    let page = store.conversation_page(&alice, None, 10).unwrap();
+    assert_eq!(page.messages, vec![message.clone()]);
+    assert_eq!(store.unread_count(&alice).unwrap(), 1);
+    assert!(store.is_seen(&alice, &message.id).unwrap());
+    // The same id from someone else is a different message.
+    assert!(store.insert_message(&incoming(key(2), 1, 1000)).unwrap());
+    // Duplicates inside one batch are caught too.
+    let third = incoming(alice, 3, 3000);
+    let inserted = store
+        .transaction(|b| Ok((b.insert_message(&third)?, b.insert_message(&third)?)))
+        .unwrap();
+    assert_eq!(inserted, (true, false));
+    assert_eq!(
+        store
+            .conversation_page(&alice, None, 10)
+            .unwrap()
+            .messages
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn a_message_seen_before_is_dropped_even_after_it_left_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    let alice = key(1);
+    let message = incoming(alice, 1, 1000);
+    assert!(store.mark_seen(&alice, &message.id, 10_000).unwrap());
+    assert!(!store.mark_seen(&alice, &message.id, 10_000).unwrap());
+    assert!(!store.insert_message(&message).unwrap());
+    assert_eq!(store.purge_seen(9_999).unwrap(), 0);
+    assert_eq!(store.purge_seen(10_000).unwrap(), 1);
+    assert_eq!(store.seen_len().unwrap(), 0);
+    assert!(store.insert_message(&message).unwrap());
+    assert_eq!(store.seen_len().unwrap(), 1);
+}
+
+#[test]
+fn conversation_pages_run_newest_first_backwards_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    let (alice, bob) = (key(1), key(2));
+    // Inserted out of order, interleaved with another conversation.
+    let times = [50u64, 10, 40, 20, 30, 60, 70];
+    store
+        .transaction(|b| {
+            for (i, t) in times.iter().enumerate() {
+                let n = u8::try_from(i).unwrap();
+                b.insert_message(&incoming(alice, n, *t))?;
+                b.insert_message(&incoming(bob, n, *t + 1))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let page = store.conversation_page(&alice, None, 3).unwrap();
+    let at = |p: &MessagePage| {
+        p.messages
+            .iter()
+            .map(|m| m.received_at_ms)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(at(&page), [50, 60, 70]);
+    assert!(page.messages.iter().all(|m| m.conversation == alice));
+    let page = store
+        .conversation_page(&alice, page.older.as_ref(), 3)
+        .unwrap();
+    assert_eq!(at(&page), [20, 30, 40]);
+    let last = store
+        .conversation_page(&alice, page.older.as_ref(), 3)
+        .unwrap();
+    assert_eq!(at(&last), [10]);
+    assert_eq!(last.older, None);
+    // An exact fit reports no older page.
+    let all = store.conversation_page(&alice, None, 7).unwrap();
+    assert_eq!(all.messages.len(), 7);
+    assert_eq!(all.older, None);
+
+    let list = store.conversations().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].conversation, bob);
+    assert_eq!(list[0].last.received_at_ms, 71);
+    assert_eq!(list[1].last.received_at_ms, 70);
+    assert_eq!(list[1].unread, 7);
+}
+
+#[test]
+fn status_updates_move_forward_and_clear_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    let alice = key(1);
+    let message = incoming(alice, 1, 1000);
+    store.insert_message(&message).unwrap();
+    assert_eq!(store.unread_count(&alice).unwrap(), 1);
+    assert!(
+        store
+            .update_message_status(&alice, &message.id, MessageStatus::Read)
+            .unwrap()
+    );
+    assert_eq!(store.unread_count(&alice).unwrap(), 0);
+    assert!(
+        !store
+            .update_message_status(&alice, &message.id, MessageStatus::Received)
+            .unwrap()
+    );
+    // Unknown message, or the right id in the wrong conversation.
+    assert!(
+        !store
+            .update_message_status(&key(2), &message.id, MessageStatus::Read)
+            .unwrap()
+    );
+
+    let sent = MessageRecord {
+        id: MessageId([9; 16]),
+        outgoing: true,
+        status: MessageStatus::Sending,
+        ..message
+    };
+    assert!(store.insert_message(&sent).unwrap());
+    assert!(
+        store
+            .update_message_status(&alice, &sent.id, MessageStatus::Read)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update_message_status(&alice, &sent.id, MessageStatus::Delivered)
+            .unwrap()
+    );
+    assert_eq!(
+        store.message(&alice, &sent.id).unwrap().unwrap().status,
+        MessageStatus::Read
+    );
+}
+
+#[test]
+fn the_outbox_refuses_entries_past_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    let max = u32::try_from(MAX_OUTBOX_ENTRIES).unwrap();
+    store
+        .transaction(|b| {
+            for n in 0..max {
+                b.outbox_enqueue(&outbox(n))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let err = store.outbox_enqueue(&outbox(max)).unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::OutboxFull {
+            max: MAX_OUTBOX_ENTRIES
+        }
+    ));
+    // Replacing an entry is not growth; removing one makes room.
+    store.outbox_enqueue(&outbox(5)).unwrap();
+    assert!(store.outbox_remove(&outbox(5).message_id).unwrap());
+    store.outbox_enqueue(&outbox(max)).unwrap();
+}
+
+#[test]
+fn outbox_entries_come_due_in_order_and_reschedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    for n in [30, 10, 20] {
+        store.outbox_enqueue(&outbox(n)).unwrap();
+    }
+    let due = store.outbox_due(20, 10).unwrap();
+    assert_eq!(
+        due.iter().map(|e| e.next_attempt_ms).collect::<Vec<_>>(),
+        [10, 20]
+    );
+    assert!(
+        store
+            .outbox_reschedule(&outbox(10).message_id, 100)
+            .unwrap()
+    );
+    let due = store.outbox_due(20, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    let all = store.outbox().unwrap();
+    assert_eq!(all.last().unwrap().attempts, 1);
+    assert_eq!(all.last().unwrap().next_attempt_ms, 100);
+    assert!(!store.outbox_reschedule(&outbox(99).message_id, 1).unwrap());
+}
+
+#[test]
+fn a_failed_batch_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    let alice = key(1);
+    let err = store
+        .transaction(|b| {
+            b.insert_message(&incoming(alice, 1, 1))?;
+            b.put_contact(&contact(1))?;
+            b.insert_message(&MessageRecord {
+                text: "x".repeat(MAX_TEXT_LEN + 1),
+                ..incoming(alice, 2, 2)
+            })
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::TooLong { field: "text", .. }));
+    assert!(store.contact(&alice).unwrap().is_none());
+    assert!(
+        store
+            .message(&alice, &MessageId([1; 16]))
+            .unwrap()
+            .is_none()
+    );
+    assert!(!store.is_seen(&alice, &MessageId([1; 16])).unwrap());
+}
+
+#[test]
+fn contacts_sessions_settings_and_vault_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    for seed in [3, 1, 2] {
+        store.put_contact(&contact(seed)).unwrap();
+    }
+    let names: Vec<_> = store
+        .contacts()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.local_name)
+        .collect();
+    assert_eq!(names, ["contact 1", "contact 2", "contact 3"]);
+    assert!(store.delete_contact(&key(2)).unwrap());
+    assert!(!store.delete_contact(&key(2)).unwrap());
+    assert!(store.contact(&key(2)).unwrap().is_none());
+
+    store.put_session(&key(1), b"session").unwrap();
+    assert_eq!(
+        store.session(&key(1)).unwrap().unwrap().as_slice(),
+        b"session"
+    );
+    assert!(store.session(&key(2)).unwrap().is_none());
+
+    store.setting_put("theme", b"dark").unwrap();
+    assert_eq!(
+        store.setting_get("theme").unwrap().unwrap().as_slice(),
+        b"dark"
+    );
+    assert!(store.setting_delete("theme").unwrap());
+    assert!(store.setting_get("theme").unwrap().is_none());
+
+    assert!(store.vault_get(VaultItem::OwnCard).unwrap().is_none());
+    store.vault_put(VaultItem::OwnCard, b"card").unwrap();
+    assert_eq!(
+        store
+            .vault_get(VaultItem::OwnCard)
+            .unwrap()
+            .unwrap()
+            .as_slice(),
+        b"card"
+    );
+    let long = ContactRecord {
+        local_name: "n".repeat(MAX_LOCAL_NAME_LEN + 1),
+        ..contact(9)
+    };
+    assert!(matches!(
+        store.put_contact(&long),
+        Err(StoreError::TooLong {
+            field: "local name",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn the_contact_list_refuses_contacts_past_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    // Identity keys are expensive to generate; the bound only needs distinct keys, so reuse a few rows'
+    // worth of real keys by writing raw rows for the rest.
+    let filler = MAX_CONTACTS - 1;
+    store
+        .transaction(|b| {
+            let mut table = b.txn.open_table(CONTACTS)?;
+            for n in 0..filler {
+                let mut row = [0u8; BLIND_LEN];
+                row[..8].copy_from_slice(&n.to_be_bytes());
+                table.insert(row.as_slice(), [0u8].as_slice())?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    store.put_contact(&contact(1)).unwrap();
+    store.put_contact(&contact(1)).unwrap();
+    assert!(matches!(
+        store.put_contact(&contact(2)),
+        Err(StoreError::ContactsFull { max: MAX_CONTACTS })
+    ));
+}
+
+/// Swaps the values of two rows of `table` in the raw database file.
+fn swap_rows(path: &Path, table: BytesTable, a: &[u8], b: &[u8]) {
+    let db = Database::open(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(table).unwrap();
+        let va = t.get(a).unwrap().unwrap().value().to_vec();
+        let vb = t.get(b).unwrap().unwrap().value().to_vec();
+        t.insert(a, vb.as_slice()).unwrap();
+        t.insert(b, va.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+fn rows(path: &Path, table: BytesTable) -> Vec<Vec<u8>> {
+    let db = Database::open(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let t = txn.open_table(table).unwrap();
+    t.iter()
+        .unwrap()
+        .map(|e| e.unwrap().0.value().to_vec())
+        .collect()
+}
+
+#[test]
+fn values_swapped_between_rows_fail_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = store(dir.path());
+    s.put_contact(&contact(1)).unwrap();
+    s.put_contact(&contact(2)).unwrap();
+    s.insert_message(&incoming(key(1), 1, 10)).unwrap();
+    s.insert_message(&incoming(key(1), 2, 20)).unwrap();
+    drop(s);
+    let path = dir.path().join(STORE_FILE);
+
+    let contact_rows = rows(&path, CONTACTS);
+    assert_eq!(contact_rows.len(), 2);
+    swap_rows(&path, CONTACTS, &contact_rows[0], &contact_rows[1]);
+    let message_rows = rows(&path, MESSAGES);
+    assert_eq!(message_rows.len(), 2);
+    swap_rows(&path, MESSAGES, &message_rows[0], &message_rows[1]);
+
+    let s = Store::open(dir.path(), &"pw".into()).unwrap();
+    assert!(matches!(s.contact(&key(1)), Err(StoreError::Corrupt(_))));
+    assert!(matches!(s.contacts(), Err(StoreError::Corrupt(_))));
+    assert!(matches!(
+        s.message(&key(1), &MessageId([1; 16])),
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        s.conversation_page(&key(1), None, 10),
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn a_value_moved_to_another_table_fails_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = store(dir.path());
+    s.put_contact(&contact(1)).unwrap();
+    s.put_session(&key(1), b"session").unwrap();
+    drop(s);
+    let path = dir.path().join(STORE_FILE);
+    {
+        // Same row key (blind(contact)) in both tables: copy the contact over the session.
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let contacts = txn.open_table(CONTACTS).unwrap();
+            let mut sessions = txn.open_table(SESSIONS).unwrap();
+            let (row, value) = contacts.first().unwrap().unwrap();
+            sessions.insert(row.value(), value.value()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let s = Store::open(dir.path(), &"pw".into()).unwrap();
+    assert!(matches!(s.session(&key(1)), Err(StoreError::Corrupt(_))));
+    assert!(s.contact(&key(1)).unwrap().is_some());
+}
+
+#[test]
+fn an_unknown_format_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(store(dir.path()));
+    {
+        let db = Database::open(dir.path().join(STORE_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(META_FORMAT, [9u8].as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    assert!(matches!(
+        Store::open(dir.path(), &"pw".into()),
+        Err(StoreError::UnsupportedVersion { found: 9, .. })
+    ));
+}
+
+#[test]
+fn the_seen_table_drops_its_oldest_entries_past_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    // Raw filler rows (their values are never opened by eviction) expiring at 1000 + n.
+    store
+        .transaction(|b| {
+            let mut seen = b.txn.open_table(SEEN)?;
+            let mut by_expiry = b.txn.open_table(SEEN_EXPIRY)?;
+            for n in 0..MAX_SEEN_ENTRIES {
+                let mut row = [0u8; BLIND_LEN];
+                row[..8].copy_from_slice(&n.to_be_bytes());
+                seen.insert(row.as_slice(), [0u8].as_slice())?;
+                let mut expiry = [0u8; 8 + BLIND_LEN];
+                expiry[..8].copy_from_slice(&(1000 + n).to_be_bytes());
+                expiry[8..].copy_from_slice(&row);
+                by_expiry.insert(expiry.as_slice(), ())?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let alice = key(1);
+    assert!(store.insert_message(&incoming(alice, 1, 5)).unwrap());
+    assert_eq!(store.seen_len().unwrap(), MAX_SEEN_ENTRIES);
+    assert!(store.is_seen(&alice, &MessageId([1; 16])).unwrap());
+    // The entry that expired first is the one that went.
+    let read = store.db.begin_read().unwrap();
+    let seen = read.open_table(SEEN).unwrap();
+    assert!(seen.get([0u8; BLIND_LEN].as_slice()).unwrap().is_none());
+    let mut second = [0u8; BLIND_LEN];
+    second[7] = 1;
+    assert!(seen.get(second.as_slice()).unwrap().is_some());
+    drop(seen);
+    drop(read);
+    assert_eq!(store.purge_seen(1000 + 10).unwrap(), 10);
+}

@@ -1,0 +1,429 @@
+//! Real nodes on 127.0.0.1 in one test process: delivery, receipts, typing, restarts, dedupe, and no
+//! plaintext on disk.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use libp2p::multiaddr::Protocol;
+use tern_node::engine::{Engine, Received};
+use tern_node::net::NetConfig;
+use tern_node::node::{Event, Node, NodeConfig};
+use tern_node::store::{ContactState, KdfParams, MessageStatus, Password};
+use tern_protocol::{Body, IdentityKey, MessageId};
+use tokio::sync::broadcast;
+use tracing::Instrument;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn password() -> Password {
+    Password::new("correct horse battery staple".into())
+}
+
+fn create(dir: &Path, name: &str) -> Engine {
+    Engine::create(dir, name, &password(), KdfParams::INSECURE_FOR_TESTS).unwrap()
+}
+
+/// Makes each of `engines` a contact of every other.
+fn introduce(engines: &mut [&mut Engine]) {
+    let links: Vec<(String, String)> = engines
+        .iter()
+        .map(|e| (e.card().invite_link(), e.card().display_name().to_owned()))
+        .collect();
+    for (i, engine) in engines.iter_mut().enumerate() {
+        for (j, (link, name)) in links.iter().enumerate() {
+            if i != j {
+                engine.add_contact(link, Some(name)).unwrap();
+            }
+        }
+    }
+}
+
+fn loopback_config() -> NodeConfig {
+    let net = NetConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        lan_only: true,
+        mdns: false,
+        ..NetConfig::default()
+    };
+    NodeConfig {
+        net,
+        peers: Vec::new(),
+    }
+}
+
+async fn wait_for(
+    events: &mut broadcast::Receiver<Event>,
+    what: &str,
+    mut pred: impl FnMut(&Event) -> bool,
+) -> Event {
+    tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match events.recv().await {
+                Ok(event) if pred(&event) => return event,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => panic!("node stopped before {what}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+struct Running {
+    node: Node,
+    events: broadcast::Receiver<Event>,
+    key: IdentityKey,
+    /// The address others dial, with `/p2p/<peer id>`.
+    addr: Multiaddr,
+}
+
+async fn start(engine: Engine, name: &str, config: NodeConfig) -> Running {
+    let key = engine.key();
+    let span = tracing::info_span!("node", name);
+    let (node, mut events) = Node::start(engine, config).unwrap();
+    let listening = wait_for(&mut events, "a listen address", |e| {
+        matches!(e, Event::Listening { .. })
+    })
+    .instrument(span)
+    .await;
+    let Event::Listening { address } = listening else {
+        unreachable!()
+    };
+    let addr = address.with(Protocol::P2p(node.peer_id()));
+    Running {
+        node,
+        events,
+        key,
+        addr,
+    }
+}
+
+async fn delivered(events: &mut broadcast::Receiver<Event>, id: MessageId, status: MessageStatus) {
+    wait_for(events, &format!("{status:?} for {id}"), |e| {
+        matches!(e, Event::StatusChanged { id: got, status: s, .. } if *got == id && *s == status)
+    })
+    .await;
+}
+
+async fn received(events: &mut broadcast::Receiver<Event>, text: &str) -> MessageId {
+    let event = wait_for(
+        events,
+        &format!("message {text:?}"),
+        |e| matches!(e, Event::MessageReceived { message } if message.text == text),
+    )
+    .await;
+    match event {
+        Event::MessageReceived { message } => message.id,
+        _ => unreachable!(),
+    }
+}
+
+async fn history(node: &Node, with: IdentityKey) -> Vec<(String, MessageStatus)> {
+    node.with_engine(move |e| {
+        e.store()
+            .conversation_page(&with, None, 100)
+            .unwrap()
+            .messages
+            .into_iter()
+            .map(|m| (m.text, m.status))
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+fn every_file(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(every_file(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn assert_absent(dir: &Path, needle: &[u8]) {
+    for file in every_file(dir) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "{} contains {:?}",
+            file.display(),
+            String::from_utf8_lossy(needle)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_exchange_messages_receipts_and_typing_and_leave_no_plaintext_on_disk() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let canary_text = "canary-text-8c1f0e7d";
+    let canary_name = "Canaryname-51ab";
+    let mut alice = create(dirs.0.path(), "Alice");
+    let mut bob = create(dirs.1.path(), canary_name);
+    introduce(&mut [&mut alice, &mut bob]);
+
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let mut a = start(alice, "alice", loopback_config()).await;
+        let mut b = start(bob, "bob", loopback_config()).await;
+        b.node.dial(a.addr.clone()).await.unwrap();
+
+        // Alice -> Bob: delivered, then read.
+        let sent = a
+            .node
+            .send_text(b.key, format!("hello {canary_text}"))
+            .await
+            .unwrap();
+        assert_eq!(sent.status, MessageStatus::Sending);
+        delivered(&mut a.events, sent.id, MessageStatus::Delivered).await;
+        let got = received(&mut b.events, &format!("hello {canary_text}")).await;
+        assert_eq!(got, sent.id);
+        assert_eq!(b.node.mark_read(a.key, vec![got]).await.unwrap(), vec![got]);
+        delivered(&mut a.events, sent.id, MessageStatus::Read).await;
+
+        // Typing reaches the other side.
+        b.node.typing(a.key, true).await.unwrap();
+        wait_for(
+            &mut a.events,
+            "typing",
+            |e| matches!(e, Event::Typing { contact, typing: true } if *contact == b.key),
+        )
+        .await;
+
+        // Bob -> Alice.
+        let reply = b.node.send_text(a.key, "hi Alice".into()).await.unwrap();
+        delivered(&mut b.events, reply.id, MessageStatus::Delivered).await;
+        received(&mut a.events, "hi Alice").await;
+
+        assert_eq!(
+            history(&a.node, b.key).await,
+            vec![
+                (format!("hello {canary_text}"), MessageStatus::Read),
+                ("hi Alice".to_string(), MessageStatus::Received),
+            ],
+            "oldest first"
+        );
+        a.node.shutdown().await.unwrap();
+        b.node.shutdown().await.unwrap();
+    })
+    .await
+    .expect("exchange finished in time");
+
+    // Bob's history survives a restart, and nothing readable was written anywhere.
+    let bob = Engine::open(dirs.1.path(), &password()).unwrap();
+    let alice_key = bob.find_contact("Alice").unwrap().key;
+    let page = bob.store().conversation_page(&alice_key, None, 10).unwrap();
+    assert_eq!(page.messages.len(), 2);
+    drop(bob);
+    for dir in [dirs.0.path(), dirs.1.path()] {
+        assert_absent(dir, canary_text.as_bytes());
+        assert_absent(dir, canary_name.as_bytes());
+        assert_absent(dir, b"correct horse battery staple");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_all_reach_each_other() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let names = ["Ann", "Ben", "Cat"];
+    let mut engines: Vec<Engine> = dirs
+        .iter()
+        .zip(names)
+        .map(|(d, n)| create(d.path(), n))
+        .collect();
+    {
+        let mut refs: Vec<&mut Engine> = engines.iter_mut().collect();
+        introduce(&mut refs);
+    }
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let mut nodes = Vec::new();
+        for (engine, name) in engines.into_iter().zip(names) {
+            nodes.push(start(engine, name, loopback_config()).await);
+        }
+        for i in 0..3 {
+            for j in 0..3 {
+                if i < j {
+                    let addr = nodes[j].addr.clone();
+                    nodes[i].node.dial(addr).await.unwrap();
+                }
+            }
+        }
+        for i in 0..3 {
+            for j in 0..3 {
+                if i == j {
+                    continue;
+                }
+                let text = format!("{} to {}", names[i], names[j]);
+                let to = nodes[j].key;
+                let sent = nodes[i].node.send_text(to, text.clone()).await.unwrap();
+                delivered(&mut nodes[i].events, sent.id, MessageStatus::Delivered).await;
+                received(&mut nodes[j].events, &text).await;
+            }
+        }
+        for n in &nodes {
+            n.node.shutdown().await.unwrap();
+        }
+    })
+    .await
+    .expect("three-way exchange finished in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_queued_while_the_peer_is_offline_is_delivered_once_after_a_restart() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut alice = create(dirs.0.path(), "Alice");
+    let mut bob = create(dirs.1.path(), "Bob");
+    introduce(&mut [&mut alice, &mut bob]);
+    let bob_key = bob.key();
+    drop(bob);
+
+    tokio::time::timeout(Duration::from_secs(120), async {
+        // Alice writes while Bob is offline, then quits.
+        let a = start(alice, "alice", loopback_config()).await;
+        let queued = a
+            .node
+            .send_text(bob_key, "sent while you were away".into())
+            .await
+            .unwrap();
+        let outbox = a.node.status().await.unwrap().outbox_len;
+        assert_eq!(outbox, 1);
+        a.node.shutdown().await.unwrap();
+
+        // Bob comes online; Alice restarts and finds him.
+        let bob = Engine::open(dirs.1.path(), &password()).unwrap();
+        let mut b = start(bob, "bob", loopback_config()).await;
+        let alice = Engine::open(dirs.0.path(), &password()).unwrap();
+        let mut config = loopback_config();
+        config.peers = vec![b.addr.clone()];
+        let mut a = start(alice, "alice", config).await;
+        delivered(&mut a.events, queued.id, MessageStatus::Delivered).await;
+        let got = received(&mut b.events, "sent while you were away").await;
+        assert_eq!(got, queued.id);
+        assert_eq!(a.node.status().await.unwrap().outbox_len, 0);
+        let alice_key = a.key;
+        assert_eq!(history(&b.node, alice_key).await.len(), 1);
+        a.node.shutdown().await.unwrap();
+        b.node.shutdown().await.unwrap();
+    })
+    .await
+    .expect("restart delivery finished in time");
+}
+
+#[test]
+fn an_envelope_delivered_twice_is_stored_once() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut alice = create(dirs.0.path(), "Alice");
+    let mut bob = create(dirs.1.path(), "Bob");
+    introduce(&mut [&mut alice, &mut bob]);
+    let (message, outbox) = alice.send_text(&bob.key(), "only once").unwrap();
+    assert!(matches!(
+        bob.receive(&outbox.envelope).unwrap(),
+        Received::Message { .. }
+    ));
+    // The same bytes again (a retry whose ack was lost): refused as already received.
+    assert!(!matches!(
+        bob.receive(&outbox.envelope),
+        Ok(Received::Message { .. })
+    ));
+    let page = bob
+        .store()
+        .conversation_page(&alice.key(), None, 10)
+        .unwrap();
+    assert_eq!(page.messages.len(), 1);
+    assert_eq!(page.messages[0].id, message.id);
+    // And after a restart of Bob, still once.
+    drop(bob);
+    let mut bob = Engine::open(dirs.1.path(), &password()).unwrap();
+    assert!(!matches!(
+        bob.receive(&outbox.envelope),
+        Ok(Received::Message { .. })
+    ));
+    assert_eq!(
+        bob.store()
+            .conversation_page(&alice.key(), None, 10)
+            .unwrap()
+            .messages
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_first_message_from_a_stranger_is_a_contact_request() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut alice = create(dirs.0.path(), "Alice");
+    let mut bob = create(dirs.1.path(), "Bob");
+    // Only Alice knows Bob.
+    alice.add_contact(&bob.card().invite_link(), None).unwrap();
+    let (_, outbox) = alice
+        .send_text(&bob.key(), "hi, we met at the meetup")
+        .unwrap();
+    match bob.receive(&outbox.envelope).unwrap() {
+        Received::Message {
+            request: Some(contact),
+            message,
+            ..
+        } => {
+            assert_eq!(contact.state, ContactState::Requested);
+            assert_eq!(contact.local_name, "Alice");
+            assert_eq!(message.text, "hi, we met at the meetup");
+        }
+        other => panic!("expected a contact request, got {other:?}"),
+    }
+    // Blocking drops what they send next.
+    bob.set_contact_state(&alice.key(), ContactState::Blocked)
+        .unwrap();
+    let (_, outbox) = alice.send_text(&bob.key(), "hello?").unwrap();
+    assert!(matches!(
+        bob.receive(&outbox.envelope).unwrap(),
+        Received::Dropped
+    ));
+    assert_eq!(
+        bob.store()
+            .conversation_page(&alice.key(), None, 10)
+            .unwrap()
+            .messages
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn receipts_and_typing_move_statuses_without_touching_history() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut alice = create(dirs.0.path(), "Alice");
+    let mut bob = create(dirs.1.path(), "Bob");
+    introduce(&mut [&mut alice, &mut bob]);
+    let (sent, outbox) = alice.send_text(&bob.key(), "read me").unwrap();
+    bob.receive(&outbox.envelope).unwrap();
+    let (_, typing) = bob
+        .send_control(&alice.key(), Body::Typing(true), false)
+        .unwrap();
+    assert!(matches!(
+        alice.receive(&typing.encode()).unwrap(),
+        Received::Typing { typing: true, .. }
+    ));
+    bob.mark_read(&alice.key(), &[sent.id]).unwrap();
+    let receipt = bob
+        .store()
+        .outbox()
+        .unwrap()
+        .pop()
+        .expect("a read receipt is queued");
+    match alice.receive(&receipt.envelope).unwrap() {
+        Received::Receipts { updated, .. } => {
+            assert_eq!(updated, vec![(sent.id, MessageStatus::Read)])
+        }
+        other => panic!("expected receipts, got {other:?}"),
+    }
+    let page = alice
+        .store()
+        .conversation_page(&bob.key(), None, 10)
+        .unwrap();
+    assert_eq!(page.messages.len(), 1);
+    assert_eq!(page.messages[0].status, MessageStatus::Read);
+}
