@@ -131,6 +131,9 @@ struct NetArgs {
     /// Stay on the LAN: mDNS only, no DHT, relays or bootstrap nodes.
     #[arg(long)]
     lan_only: bool,
+    /// Do not look for peers on the LAN with mDNS (then only --peer, bootstrap nodes and the DHT find them).
+    #[arg(long)]
+    no_mdns: bool,
 }
 
 impl NetArgs {
@@ -141,6 +144,7 @@ impl NetArgs {
         }
         net.bootstrap.clone_from(&self.bootstrap);
         net.lan_only = self.lan_only;
+        net.mdns = !self.no_mdns;
         NodeConfig {
             net,
             peers: self.peer.clone(),

@@ -5,14 +5,14 @@
 //! consumer (the GUI) only ever loses events (it sees `Lagged` and re-reads the store), never stalls the
 //! swarm.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::{Multiaddr, PeerId, Swarm, mdns};
+use libp2p::{Multiaddr, PeerId, Swarm, kad, mdns};
 use tern_protocol::{Body, IdentityKey, MessageId};
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -31,8 +31,10 @@ pub const COMMAND_QUEUE: usize = 64;
 pub const EVENT_QUEUE: usize = 1024;
 /// Outbox entries handled per delivery pass.
 pub const OUTBOX_BATCH: usize = 64;
-/// Envelopes in flight at once.
-pub const MAX_IN_FLIGHT: usize = 256;
+/// Envelopes in flight at once: as many as request-response runs streams concurrently.
+pub const MAX_IN_FLIGHT: usize = crate::net::behaviour::MAX_CONCURRENT_STREAMS;
+/// Queued entries held in memory while every in-flight slot is taken (more wait for the outbox pass).
+pub const MAX_WAITING: usize = 1024;
 /// Peers whose addresses are remembered from mDNS and dials.
 pub const MAX_KNOWN_PEERS: usize = 1024;
 /// Addresses remembered per peer.
@@ -183,6 +185,7 @@ impl Node {
             in_flight: HashMap::new(),
             sending: HashSet::new(),
             fire_and_forget: HashSet::new(),
+            waiting: VecDeque::new(),
             known_addrs: HashMap::new(),
             lan_only: config.net.lan_only,
         };
@@ -303,6 +306,8 @@ struct EventLoop {
     sending: HashSet<MessageId>,
     /// Requests whose ack nobody waits for (typing).
     fire_and_forget: HashSet<OutboundRequestId>,
+    /// Entries for connected peers waiting for a free in-flight slot.
+    waiting: VecDeque<OutboxRecord>,
     /// Addresses learned from mDNS and successful dials.
     known_addrs: HashMap<PeerId, Vec<Multiaddr>>,
     lan_only: bool,
@@ -338,15 +343,15 @@ impl EventLoop {
 
     fn handle_command(&mut self, command: Command) {
         match command {
-            Command::SendText { to, text, reply } => {
-                let result = self.engine.send_text(&to, &text);
-                let result = result.map(|(message, _)| message).map_err(NodeError::from);
-                let ok = result.is_ok();
-                let _ = reply.send(result);
-                if ok {
-                    self.flush_outbox(Some(to));
+            Command::SendText { to, text, reply } => match self.engine.send_text(&to, &text) {
+                Ok((message, entry)) => {
+                    let _ = reply.send(Ok(message));
+                    self.deliver_now(entry);
                 }
-            }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
             Command::MarkRead {
                 contact,
                 ids,
@@ -454,6 +459,37 @@ impl EventLoop {
         }
     }
 
+    /// Sends a just-queued entry if its recipient is connected and there is room in flight; otherwise the
+    /// outbox pass picks it up (and dials).
+    fn deliver_now(&mut self, entry: OutboxRecord) {
+        let Some(peer) = peer_id_of(&entry.recipient) else {
+            return;
+        };
+        if !self.swarm.is_connected(&peer) {
+            self.dial_contact(peer);
+        } else if self.in_flight.len() < MAX_IN_FLIGHT {
+            self.send_entry(peer, entry);
+        } else if self.waiting.len() < MAX_WAITING {
+            self.sending.insert(entry.message_id);
+            self.waiting.push_back(entry);
+        }
+    }
+
+    /// An in-flight slot freed up: send the next waiting entry whose recipient is still connected.
+    fn send_waiting(&mut self) {
+        while self.in_flight.len() < MAX_IN_FLIGHT {
+            let Some(entry) = self.waiting.pop_front() else {
+                return;
+            };
+            self.sending.remove(&entry.message_id);
+            match peer_id_of(&entry.recipient) {
+                Some(peer) if self.swarm.is_connected(&peer) => self.send_entry(peer, entry),
+                // Disconnected meanwhile: the outbox pass retries it.
+                _ => {}
+            }
+        }
+    }
+
     fn send_entry(&mut self, peer: PeerId, entry: OutboxRecord) {
         match EnvelopeRequest::new(entry.envelope.clone()) {
             Ok(request) => {
@@ -470,7 +506,8 @@ impl EventLoop {
     }
 
     fn dial_contact(&mut self, peer: PeerId) {
-        let addrs = self.known_addrs.get(&peer).cloned().unwrap_or_default();
+        let mut addrs = self.known_addrs.get(&peer).cloned().unwrap_or_default();
+        addrs.extend(self.card_addrs(&peer));
         if addrs.is_empty() && self.lan_only {
             return;
         }
@@ -483,6 +520,24 @@ impl EventLoop {
         if let Err(e) = self.swarm.dial(opts) {
             debug!(peer = %short(&peer), error = %e, "dial failed");
         }
+    }
+
+    /// Addresses the contact published in its card.
+    fn card_addrs(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        let Ok(key) = IdentityKey::from_peer_id(&peer.to_base58()) else {
+            return Vec::new();
+        };
+        let Ok(Some(contact)) = self.engine.store().contact(&key) else {
+            return Vec::new();
+        };
+        let Ok(card) = tern_protocol::ContactCard::decode(&contact.card) else {
+            return Vec::new();
+        };
+        card.details()
+            .addresses
+            .iter()
+            .filter_map(|bytes| Multiaddr::try_from(bytes.clone()).ok())
+            .collect()
     }
 
     fn remember_addr(&mut self, peer: PeerId, addr: Multiaddr) {
@@ -563,6 +618,29 @@ impl EventLoop {
             SwarmEvent::Behaviour(ClientBehaviourEvent::Envelope(event)) => {
                 self.handle_envelope_event(event);
             }
+            SwarmEvent::Behaviour(ClientBehaviourEvent::Kad(
+                kad::Event::OutboundQueryProgressed {
+                    result: kad::QueryResult::GetClosestPeers(Ok(found)),
+                    ..
+                },
+            )) => {
+                // A lookup for a contact we hold mail for found a route to it: deliver now.
+                let Ok(target) = PeerId::from_bytes(&found.key) else {
+                    return;
+                };
+                if let Some(info) = found.peers.into_iter().find(|p| p.peer_id == target) {
+                    for addr in info.addrs {
+                        self.remember_addr(target, addr);
+                    }
+                    if !self.swarm.is_connected(&target) {
+                        let addrs = self.known_addrs.get(&target).cloned().unwrap_or_default();
+                        let opts = DialOpts::peer_id(target).addresses(addrs).build();
+                        if let Err(e) = self.swarm.dial(opts) {
+                            debug!(peer = %short(&target), error = %e, "dial after lookup failed");
+                        }
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -589,6 +667,7 @@ impl EventLoop {
                     debug!(error = %error, "envelope not delivered; will retry");
                     self.sending.remove(&entry.message_id);
                     self.retry_later(&entry);
+                    self.send_waiting();
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -618,6 +697,7 @@ impl EventLoop {
             return;
         };
         self.sending.remove(&entry.message_id);
+        self.send_waiting();
         match ack {
             EnvelopeAck::Accepted | EnvelopeAck::Duplicate => {
                 match self.engine.delivered(&entry, MessageStatus::Delivered) {

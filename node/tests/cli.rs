@@ -68,7 +68,13 @@ impl Running {
     fn start(profile: &Path) -> Self {
         let mut child = tern(
             profile,
-            &["run", "--lan-only", "--listen", "/ip4/127.0.0.1/tcp/0"],
+            &[
+                "run",
+                "--lan-only",
+                "--no-mdns",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+            ],
         )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -168,6 +174,7 @@ fn two_profiles_message_each_other_through_the_binary() {
             "--wait",
             "30",
             "--lan-only",
+            "--no-mdns",
             "--peer",
             &addr,
             "--listen",
@@ -208,6 +215,7 @@ fn an_undeliverable_message_stays_queued_with_its_own_exit_code() {
             "--wait",
             "1",
             "--lan-only",
+            "--no-mdns",
             "--listen",
             "/ip4/127.0.0.1/tcp/0",
         ],
