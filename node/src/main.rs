@@ -178,7 +178,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TERN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // Kademlia warns that it has no peers to bootstrap from on every LAN-only or first start.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,libp2p_kad=error")),
         )
         .init();
     let out = Out { json: cli.json };
@@ -646,7 +647,7 @@ async fn print_event(node: &Node, out: Out, event: Event) {
         }
         Event::Peers { connected } => out.print(
             json!({"event": "peers", "connected": connected}),
-            || format!("{connected} peers connected"),
+            || format!("peers connected: {connected}"),
         ),
         Event::UnknownContent { contact, kind } => {
             let name = contact_name(node, contact).await;
@@ -714,7 +715,12 @@ async fn stdin_command(node: &Node, out: Out, line: &str) -> bool {
     .await;
     match result {
         Ok(Some(value)) => {
-            out.print(value.clone(), || value.to_string());
+            out.print(value.clone(), || match value["ok"].as_str() {
+                Some("send") => format!("-> {}: queued", value["to"].as_str().unwrap_or("?")),
+                Some("read-receipt") => format!("marked {} messages read", value["count"]),
+                Some("typing") => "typing notice sent".into(),
+                _ => value.to_string(),
+            });
             true
         }
         Ok(None) => false,
