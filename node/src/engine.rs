@@ -224,6 +224,34 @@ impl Engine {
         self.identity.key()
     }
 
+    /// Publishes the servers that hold this profile's mail in its card (re-issued only when they change).
+    /// Each server is a binary PeerId and binary multiaddrs; the card keeps at most its bounds' worth.
+    pub fn set_mailboxes(
+        &mut self,
+        servers: Vec<tern_protocol::MailboxNode>,
+    ) -> Result<bool, EngineError> {
+        let mut servers = servers;
+        servers.truncate(tern_protocol::card::MAX_MAILBOXES);
+        for server in &mut servers {
+            server
+                .addresses
+                .retain(|a| a.len() <= tern_protocol::card::MAX_ADDRESS_LEN);
+            server
+                .addresses
+                .truncate(tern_protocol::card::MAX_ADDRESSES);
+        }
+        if self.card.details().mailboxes == servers {
+            return Ok(false);
+        }
+        let mut details = self.card.details().clone();
+        details.mailboxes = servers;
+        details.revision = now_ms().max(details.revision + 1);
+        let card = ContactCard::issue(&self.identity, details)?;
+        self.store.vault_put(VaultItem::OwnCard, card.encode())?;
+        self.card = card;
+        Ok(true)
+    }
+
     pub fn identity(&self) -> &Identity {
         &self.identity
     }

@@ -3,6 +3,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod engine;
+pub mod mailbox;
 pub mod net;
 pub mod node;
 pub mod store;

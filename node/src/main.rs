@@ -125,19 +125,26 @@ struct NetArgs {
     /// A peer to dial at start, ending in /p2p/<peer id> (repeatable).
     #[arg(long)]
     peer: Vec<Multiaddr>,
-    /// A bootstrap node, ending in /p2p/<peer id> (repeatable).
+    /// A bootstrap node, ending in /p2p/<peer id> (repeatable). Bootstrap nodes also hold this profile's mail.
     #[arg(long)]
     bootstrap: Vec<Multiaddr>,
+    /// Another mailbox server for this profile's mail, ending in /p2p/<peer id> (repeatable).
+    #[arg(long)]
+    mailbox_node: Vec<Multiaddr>,
     /// Stay on the LAN: mDNS only, no DHT, relays or bootstrap nodes.
     #[arg(long)]
     lan_only: bool,
+    /// Serve as a mailbox for the LAN: hold sealed mail for peers who are offline (stored in the profile
+    /// directory as mailbox.redb, ciphertext only).
+    #[arg(long)]
+    mailbox: bool,
     /// Do not look for peers on the LAN with mDNS (then only --peer, bootstrap nodes and the DHT find them).
     #[arg(long)]
     no_mdns: bool,
 }
 
 impl NetArgs {
-    fn config(&self) -> NodeConfig {
+    fn config(&self, profile: &std::path::Path) -> NodeConfig {
         let mut net = NetConfig::default();
         if !self.listen.is_empty() {
             net.listen.clone_from(&self.listen);
@@ -145,9 +152,18 @@ impl NetArgs {
         net.bootstrap.clone_from(&self.bootstrap);
         net.lan_only = self.lan_only;
         net.mdns = !self.no_mdns;
+        let mut mailboxes = self.bootstrap.clone();
+        mailboxes.extend(self.mailbox_node.iter().cloned());
         NodeConfig {
             net,
             peers: self.peer.clone(),
+            mailboxes,
+            serve_mailbox: self.mailbox.then(|| {
+                (
+                    profile.join("mailbox.redb"),
+                    tern_node::mailbox::server::MailboxConfig::default(),
+                )
+            }),
         }
     }
 }
@@ -480,7 +496,7 @@ fn send(
     let record = engine.find_contact(contact)?;
     let rt = runtime()?;
     rt.block_on(async {
-        let (node, mut events) = Node::start(engine, net.config())?;
+        let (node, mut events) = Node::start(engine, net.config(&profile_dir(cli)?))?;
         let message = node.send_text(record.key, text.to_owned()).await?;
         let delivered = tokio::time::timeout(Duration::from_secs(wait), async {
             loop {
@@ -489,24 +505,32 @@ fn send(
                         if id == message.id
                             && matches!(
                                 status,
-                                MessageStatus::Delivered | MessageStatus::Read
+                                MessageStatus::Delivered | MessageStatus::Read | MessageStatus::Sent
                             ) =>
                     {
-                        return true;
+                        return Some(status);
                     }
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => return false,
+                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
             }
         })
         .await
-        .unwrap_or(false);
+        .ok()
+        .flatten();
         node.shutdown().await?;
-        let status = if delivered { "delivered" } else { "queued" };
+        let status = match delivered {
+            Some(MessageStatus::Sent) => "deposited",
+            Some(_) => "delivered",
+            None => "queued",
+        };
+        let delivered = delivered.is_some();
         out.print(
             json!({"id": message.id.to_string(), "to": record.local_name, "status": status}),
             || {
-                if delivered {
+                if status == "deposited" {
+                    format!("{} is offline: deposited in their mailbox", record.local_name)
+                } else if delivered {
                     format!("delivered to {}", record.local_name)
                 } else {
                     format!(
@@ -547,7 +571,7 @@ fn run_online(cli: &Cli, net: &NetArgs, out: Out) -> Result<()> {
     let engine = open_engine(cli)?;
     let rt = runtime()?;
     rt.block_on(async {
-        let (node, mut events) = Node::start(engine, net.config())?;
+        let (node, mut events) = Node::start(engine, net.config(&profile_dir(cli)?))?;
         out.print(json!({"event": "started", "peer_id": node.peer_id().to_base58()}), || {
             format!("online as {}", node.peer_id())
         });

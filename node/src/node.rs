@@ -12,13 +12,17 @@ use futures::StreamExt;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::{Multiaddr, PeerId, Swarm, kad, mdns};
-use tern_protocol::{Body, IdentityKey, MessageId};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns};
+use tern_protocol::{Body, Envelope, EnvelopeId, IdentityKey, MailboxId, MessageId};
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::engine::{Engine, EngineError, ReceiveError, Received, now_ms};
+use crate::mailbox::server::{MailboxConfig, MailboxError, MailboxServer};
+use crate::mailbox::wire::{
+    MAILBOX_PROTOCOL, MAX_FETCH_ENVELOPES, MailboxRequest, MailboxResponse, NONCE_LEN, OwnerAuth,
+};
 use crate::net::{
     ClientBehaviour, ClientBehaviourEvent, EnvelopeAck, EnvelopeRequest, NetConfig, NetError,
     RejectReason, build_swarm,
@@ -39,6 +43,14 @@ pub const MAX_WAITING: usize = 1024;
 pub const MAX_KNOWN_PEERS: usize = 1024;
 /// Addresses remembered per peer.
 pub const MAX_ADDRS_PER_PEER: usize = 8;
+/// How often connected mailbox servers are asked for new mail (they also get asked on every connection).
+pub const FETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// An undelivered envelope is deposited with this many mailbox servers (fewer if fewer are known).
+pub const DEPOSIT_COPIES: usize = 2;
+/// Mailbox servers remembered from the LAN (peers announcing `/tern/mailbox/1`).
+pub const MAX_LAN_MAILBOXES: usize = 16;
+/// Mailbox requests in flight at once.
+pub const MAX_MAILBOX_REQUESTS: usize = 64;
 /// How often the outbox is checked for due entries.
 pub const OUTBOX_TICK: Duration = Duration::from_millis(500);
 
@@ -54,6 +66,8 @@ pub enum NodeError {
     Dial { addr: Multiaddr, reason: String },
     #[error("the node has stopped")]
     Stopped,
+    #[error("cannot open the mailbox this node serves: {0}")]
+    Mailbox(#[source] MailboxError),
 }
 
 /// What the node tells its users.
@@ -99,6 +113,11 @@ pub enum Event {
     UnknownContent {
         contact: IdentityKey,
         kind: u16,
+    },
+    /// A mailbox server was read to the end; `envelopes` is how many it handed over this time.
+    MailboxChecked {
+        server: PeerId,
+        envelopes: usize,
     },
 }
 
@@ -149,6 +168,12 @@ pub struct NodeConfig {
     pub net: NetConfig,
     /// Peers to dial at start (`/ip4/…/tcp/…/p2p/<peer id>`), e.g. a friend on the LAN without mDNS.
     pub peers: Vec<Multiaddr>,
+    /// Mailbox servers that hold this profile's mail (each ending in `/p2p/<peer id>`): fetched from whenever
+    /// connected, and used for others' mail when their own mailboxes are unknown. The CLI uses the bootstrap
+    /// nodes.
+    pub mailboxes: Vec<Multiaddr>,
+    /// Serve as a mailbox for others (a LAN peer started with `--mailbox`): the database path and limits.
+    pub serve_mailbox: Option<(std::path::PathBuf, MailboxConfig)>,
 }
 
 /// A handle to a running node. Cheap to clone.
@@ -163,13 +188,34 @@ impl Node {
     /// Builds the swarm for `engine`'s identity and spawns the event loop on the current tokio runtime.
     /// Returns the handle and an event receiver subscribed before anything happened.
     pub fn start(
-        engine: Engine,
+        mut engine: Engine,
         config: NodeConfig,
     ) -> Result<(Self, broadcast::Receiver<Event>), NodeError> {
+        let servers = config
+            .mailboxes
+            .iter()
+            .filter_map(|addr| {
+                let peer = crate::net::swarm::peer_id_of(addr)?;
+                Some(tern_protocol::MailboxNode {
+                    peer_id: peer.to_bytes(),
+                    addresses: vec![addr.to_vec()],
+                })
+            })
+            .collect();
+        engine.set_mailboxes(servers)?;
+        let mut config = config;
+        config.net.serve_mailbox = config.serve_mailbox.is_some();
         let seed = engine.identity().ed25519_secret();
         let mut swarm = build_swarm(&seed, &config.net)?;
         drop(seed);
         let peer_id = *swarm.local_peer_id();
+        let mailbox_server = match &config.serve_mailbox {
+            Some((path, limits)) => Some(
+                MailboxServer::open(path, peer_id.to_bytes(), limits.clone())
+                    .map_err(NodeError::Mailbox)?,
+            ),
+            None => None,
+        };
         for addr in &config.peers {
             if let Err(e) = swarm.dial(addr.clone()) {
                 warn!(%addr, error = %e, "cannot dial configured peer");
@@ -188,7 +234,27 @@ impl Node {
             waiting: VecDeque::new(),
             known_addrs: HashMap::new(),
             lan_only: config.net.lan_only,
+            my_mailboxes: Vec::new(),
+            lan_mailboxes: Vec::new(),
+            mailbox_calls: HashMap::new(),
+            fetching: HashMap::new(),
+            deposits: HashMap::new(),
+            mailbox_server,
+            pushes: HashMap::new(),
         };
+        let mut event_loop = event_loop;
+        for addr in &config.mailboxes {
+            match crate::net::swarm::peer_id_of(addr) {
+                Some(peer) => {
+                    event_loop.my_mailboxes.push((peer, addr.clone()));
+                    event_loop.remember_addr(peer, addr.clone());
+                    if let Err(e) = event_loop.swarm.dial(addr.clone()) {
+                        warn!(%addr, error = %e, "cannot dial mailbox server");
+                    }
+                }
+                None => warn!(%addr, "mailbox address has no /p2p/<peer id>; ignored"),
+            }
+        }
         let span = info_span!("node", peer = %short(&peer_id));
         tokio::spawn(event_loop.run().instrument(span));
         Ok((
@@ -311,12 +377,52 @@ struct EventLoop {
     /// Addresses learned from mDNS and successful dials.
     known_addrs: HashMap<PeerId, Vec<Multiaddr>>,
     lan_only: bool,
+    /// Configured mailbox servers for this profile's mail.
+    my_mailboxes: Vec<(PeerId, Multiaddr)>,
+    /// Peers on the LAN that announced `/tern/mailbox/1`.
+    lan_mailboxes: Vec<PeerId>,
+    /// Mailbox requests awaiting an answer.
+    mailbox_calls: HashMap<OutboundRequestId, MailboxCall>,
+    /// Servers with a fetch under way (and envelopes taken so far), so a second one does not start.
+    fetching: HashMap<PeerId, usize>,
+    /// Envelopes being deposited, by message id.
+    deposits: HashMap<MessageId, Deposit>,
+    /// The mailbox this node serves for others, if any.
+    mailbox_server: Option<MailboxServer>,
+    /// Envelopes pushed from the served mailbox to their connected owner, awaiting the owner's ack.
+    pushes: HashMap<OutboundRequestId, (MailboxId, EnvelopeId)>,
+}
+
+/// What an outstanding mailbox request was for.
+enum MailboxCall {
+    Challenge {
+        server: PeerId,
+    },
+    Fetch {
+        server: PeerId,
+        nonce: [u8; NONCE_LEN],
+    },
+    Ack,
+    Deposit {
+        server: PeerId,
+        message: MessageId,
+    },
+}
+
+/// An outbox entry on its way into mailboxes.
+struct Deposit {
+    entry: OutboxRecord,
+    stored: HashSet<PeerId>,
+    asked: HashSet<PeerId>,
+    needed: usize,
 }
 
 impl EventLoop {
     async fn run(mut self) {
         let mut tick = tokio::time::interval(OUTBOX_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut fetch_tick = tokio::time::interval(FETCH_INTERVAL);
+        fetch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -331,6 +437,10 @@ impl EventLoop {
                 },
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event),
                 _ = tick.tick() => self.flush_outbox(None),
+                _ = fetch_tick.tick() => {
+                    self.fetch_all();
+                    self.purge_mailbox();
+                }
             }
         }
         info!("all handles dropped; stopping");
@@ -443,6 +553,11 @@ impl EventLoop {
             };
             if self.swarm.is_connected(&peer) {
                 self.send_entry(peer, entry);
+            } else if only.is_none() && entry.attempts > 0 && self.deposit(&entry) {
+                // Handed to mailboxes; a direct connection may still come first.
+                if dialled.insert(peer) {
+                    self.dial_contact(peer);
+                }
             } else if dialled.insert(peer) {
                 self.dial_contact(peer);
                 if only.is_none() {
@@ -576,6 +691,9 @@ impl EventLoop {
                 self.emit(Event::Peers {
                     connected: self.swarm.connected_peers().count(),
                 });
+                if num_established.get() == 1 && self.is_my_mailbox(&peer_id) {
+                    self.start_fetch(peer_id);
+                }
                 if let Some(contact) = self.contact_of(&peer_id) {
                     if num_established.get() == 1 {
                         self.emit(Event::ContactOnline {
@@ -594,6 +712,13 @@ impl EventLoop {
                 self.emit(Event::Peers {
                     connected: self.swarm.connected_peers().count(),
                 });
+                if num_established == 0 {
+                    if let Some(server) = self.mailbox_server.as_mut() {
+                        server.peer_disconnected(&peer_id);
+                    }
+                    self.fetching.remove(&peer_id);
+                    self.lan_mailboxes.retain(|p| *p != peer_id);
+                }
                 if num_established == 0
                     && let Some(contact) = self.contact_of(&peer_id)
                 {
@@ -617,6 +742,25 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(ClientBehaviourEvent::Envelope(event)) => {
                 self.handle_envelope_event(event);
+            }
+            SwarmEvent::Behaviour(ClientBehaviourEvent::Mailbox(event)) => {
+                self.handle_mailbox_event(event);
+            }
+            SwarmEvent::Behaviour(ClientBehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                let serves = info.protocols.contains(&MAILBOX_PROTOCOL);
+                if serves
+                    && !self.lan_mailboxes.contains(&peer_id)
+                    && self.lan_mailboxes.len() < MAX_LAN_MAILBOXES
+                {
+                    debug!(peer = %short(&peer_id), "found a mailbox on the LAN");
+                    self.lan_mailboxes.push(peer_id);
+                    self.start_fetch(peer_id);
+                    self.flush_outbox(None);
+                }
             }
             SwarmEvent::Behaviour(ClientBehaviourEvent::Kad(
                 kad::Event::OutboundQueryProgressed {
@@ -663,6 +807,7 @@ impl EventLoop {
                 request_id, error, ..
             } => {
                 self.fire_and_forget.remove(&request_id);
+                self.pushes.remove(&request_id);
                 if let Some(entry) = self.in_flight.remove(&request_id) {
                     debug!(error = %error, "envelope not delivered; will retry");
                     self.sending.remove(&entry.message_id);
@@ -691,6 +836,10 @@ impl EventLoop {
 
     fn handle_ack(&mut self, request_id: OutboundRequestId, ack: EnvelopeAck) {
         if self.fire_and_forget.remove(&request_id) {
+            return;
+        }
+        if let Some((mailbox, id)) = self.pushes.remove(&request_id) {
+            self.push_answered(mailbox, id, Some(ack));
             return;
         }
         let Some(entry) = self.in_flight.remove(&request_id) else {
@@ -730,7 +879,14 @@ impl EventLoop {
                 } else {
                     EnvelopeAck::Accepted
                 };
-                self.report(received);
+                // Pushed by a mailbox, not handed over by the sender: tell the sender it arrived.
+                let via_mailbox = match &received {
+                    Received::Message { message, .. } => {
+                        peer_id_of(&message.conversation) != Some(peer)
+                    }
+                    _ => false,
+                };
+                self.report(received, via_mailbox);
                 ack
             }
             Err(e) => {
@@ -746,13 +902,16 @@ impl EventLoop {
             .send_response(channel, ack);
     }
 
-    fn report(&mut self, received: Received) {
+    fn report(&mut self, received: Received, via_mailbox: bool) {
         match received {
             Received::Message {
                 message,
                 request,
                 key_changed,
             } => {
+                if via_mailbox {
+                    self.send_delivered_receipt(message.conversation, message.id);
+                }
                 if let Some(contact) = request {
                     self.emit(Event::ContactRequest { contact });
                 }
@@ -777,6 +936,380 @@ impl EventLoop {
                 self.emit(Event::UnknownContent { contact, kind });
             }
             Received::Duplicate | Received::Dropped => {}
+        }
+    }
+}
+
+impl EventLoop {
+    fn is_my_mailbox(&self, peer: &PeerId) -> bool {
+        self.my_mailboxes.iter().any(|(p, _)| p == peer) || self.lan_mailboxes.contains(peer)
+    }
+
+    fn mailbox_request(
+        &mut self,
+        server: PeerId,
+        request: MailboxRequest,
+        call: MailboxCall,
+    ) -> bool {
+        if self.mailbox_calls.len() >= MAX_MAILBOX_REQUESTS {
+            return false;
+        }
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .mailbox
+            .send_request(&server, request);
+        self.mailbox_calls.insert(id, call);
+        true
+    }
+
+    /// Asks every connected mailbox server of ours for new mail.
+    fn fetch_all(&mut self) {
+        let servers: Vec<PeerId> = self
+            .my_mailboxes
+            .iter()
+            .map(|(p, _)| *p)
+            .chain(self.lan_mailboxes.iter().copied())
+            .collect();
+        for server in servers {
+            if self.swarm.is_connected(&server) {
+                self.start_fetch(server);
+            } else if let Some((_, addr)) = self.my_mailboxes.iter().find(|(p, _)| *p == server) {
+                let addr = addr.clone();
+                if let Err(e) = self.swarm.dial(addr) {
+                    debug!(error = %e, "cannot dial mailbox server");
+                }
+            }
+        }
+    }
+
+    fn start_fetch(&mut self, server: PeerId) {
+        if self.fetching.contains_key(&server) {
+            return;
+        }
+        self.fetching.insert(server, 0);
+        if !self.mailbox_request(
+            server,
+            MailboxRequest::Challenge,
+            MailboxCall::Challenge { server },
+        ) {
+            self.fetching.remove(&server);
+        }
+    }
+
+    fn owner_auth(&self, server: PeerId, nonce: [u8; NONCE_LEN]) -> OwnerAuth {
+        OwnerAuth::sign(self.engine.identity(), &server.to_bytes(), nonce)
+    }
+
+    fn fetch_page(&mut self, server: PeerId, nonce: [u8; NONCE_LEN]) {
+        let auth = self.owner_auth(server, nonce);
+        let max = u16::try_from(MAX_FETCH_ENVELOPES).unwrap_or(u16::MAX);
+        if !self.mailbox_request(
+            server,
+            MailboxRequest::Fetch { auth, max },
+            MailboxCall::Fetch { server, nonce },
+        ) {
+            self.fetching.remove(&server);
+        }
+    }
+
+    /// Stores fetched envelopes, then acknowledges those that are safely stored (or can never be).
+    fn take_fetched(
+        &mut self,
+        server: PeerId,
+        nonce: [u8; NONCE_LEN],
+        envelopes: Vec<Vec<u8>>,
+        more: bool,
+    ) {
+        if let Some(count) = self.fetching.get_mut(&server) {
+            *count += envelopes.len();
+        }
+        let mut done = Vec::with_capacity(envelopes.len());
+        for bytes in envelopes {
+            let id = Envelope::decode(&bytes).map(|e| e.id());
+            match self.engine.receive(&bytes) {
+                Ok(received) => {
+                    self.report(received, true);
+                    done.extend(id.ok());
+                }
+                // A store failure is worth another try; anything else will never decrypt.
+                Err(ReceiveError::Store(e)) => {
+                    warn!(error = %e, "cannot store fetched mail; will fetch again")
+                }
+                Err(e) => {
+                    debug!(error = %e, "dropping undecryptable mail");
+                    done.extend(id.ok());
+                }
+            }
+        }
+        if !done.is_empty() {
+            let auth = self.owner_auth(server, nonce);
+            self.mailbox_request(
+                server,
+                MailboxRequest::Ack { auth, ids: done },
+                MailboxCall::Ack,
+            );
+        }
+        if more {
+            self.fetch_page(server, nonce);
+        } else if let Some(envelopes) = self.fetching.remove(&server) {
+            self.emit(Event::MailboxChecked { server, envelopes });
+        }
+    }
+
+    /// Where to deposit mail for `recipient`: the mailboxes in their card, else ours (shared community nodes),
+    /// else mailboxes on the LAN.
+    fn deposit_targets(&mut self, recipient: &IdentityKey) -> Vec<PeerId> {
+        let mut targets: Vec<PeerId> = Vec::new();
+        if let Ok(Some(contact)) = self.engine.store().contact(recipient)
+            && let Ok(card) = tern_protocol::ContactCard::decode(&contact.card)
+        {
+            for server in &card.details().mailboxes {
+                let Ok(peer) = PeerId::from_bytes(&server.peer_id) else {
+                    continue;
+                };
+                for addr in &server.addresses {
+                    if let Ok(addr) = Multiaddr::try_from(addr.clone()) {
+                        self.remember_addr(peer, addr);
+                    }
+                }
+                targets.push(peer);
+            }
+        }
+        if targets.is_empty() {
+            targets.extend(self.my_mailboxes.iter().map(|(p, _)| *p));
+            targets.extend(self.lan_mailboxes.iter().copied());
+        }
+        let mut seen = HashSet::new();
+        targets.retain(|p| seen.insert(*p));
+        targets
+    }
+
+    /// Starts depositing `entry` with up to [`DEPOSIT_COPIES`] connected mailbox servers. Returns whether
+    /// any deposit is under way.
+    fn deposit(&mut self, entry: &OutboxRecord) -> bool {
+        let targets = self.deposit_targets(&entry.recipient);
+        if targets.is_empty() {
+            return false;
+        }
+        let needed = DEPOSIT_COPIES.min(targets.len());
+        let progress = self
+            .deposits
+            .entry(entry.message_id)
+            .or_insert_with(|| Deposit {
+                entry: entry.clone(),
+                stored: HashSet::new(),
+                asked: HashSet::new(),
+                needed,
+            });
+        let mut ask = Vec::new();
+        for server in targets {
+            if progress.stored.len() + progress.asked.len() >= needed {
+                break;
+            }
+            if progress.stored.contains(&server) || progress.asked.contains(&server) {
+                continue;
+            }
+            if self.swarm.is_connected(&server) {
+                progress.asked.insert(server);
+                ask.push(server);
+            } else {
+                let addrs = self.known_addrs.get(&server).cloned().unwrap_or_default();
+                if let Err(e) = self
+                    .swarm
+                    .dial(DialOpts::peer_id(server).addresses(addrs).build())
+                {
+                    debug!(peer = %short(&server), error = %e, "cannot dial a mailbox");
+                }
+            }
+        }
+        let envelope = entry.envelope.clone();
+        let message = entry.message_id;
+        let mut any = !self
+            .deposits
+            .get(&message)
+            .is_some_and(|d| d.asked.is_empty() && d.stored.is_empty());
+        for server in ask {
+            let request = MailboxRequest::Deposit {
+                envelope: envelope.clone(),
+            };
+            if self.mailbox_request(server, request, MailboxCall::Deposit { server, message }) {
+                any = true;
+            } else if let Some(d) = self.deposits.get_mut(&message) {
+                d.asked.remove(&server);
+            }
+        }
+        any
+    }
+
+    fn deposit_answered(&mut self, server: PeerId, message: MessageId, stored: bool) {
+        let Some(progress) = self.deposits.get_mut(&message) else {
+            return;
+        };
+        progress.asked.remove(&server);
+        if stored {
+            progress.stored.insert(server);
+        }
+        if progress.stored.len() >= progress.needed {
+            if let Some(done) = self.deposits.remove(&message) {
+                match self.engine.delivered(&done.entry, MessageStatus::Sent) {
+                    Ok(true) => self.emit(Event::StatusChanged {
+                        contact: done.entry.recipient,
+                        id: done.entry.message_id,
+                        status: MessageStatus::Sent,
+                    }),
+                    Ok(false) => {}
+                    Err(e) => warn!(error = %e, "cannot record a deposit"),
+                }
+            }
+        } else if progress.asked.is_empty() {
+            // Every server asked has answered and too few stored it: try again on a later pass (the
+            // servers that did store it answer `Duplicate` then).
+            let entry = progress.entry.clone();
+            self.deposits.remove(&message);
+            self.retry_later(&entry);
+        }
+    }
+
+    fn handle_mailbox_event(
+        &mut self,
+        event: request_response::Event<MailboxRequest, MailboxResponse>,
+    ) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let deposited = match &request {
+                        MailboxRequest::Deposit { envelope } => Envelope::decode(envelope).ok(),
+                        _ => None,
+                    };
+                    let response = match self.mailbox_server.as_mut() {
+                        Some(server) => server.handle(&peer, request, now_ms() / 1000),
+                        None => MailboxResponse::Refused(crate::mailbox::Refusal::NotServing),
+                    };
+                    let stored = matches!(response, MailboxResponse::Deposited { .. });
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .mailbox
+                        .send_response(channel, response);
+                    if stored && let Some(envelope) = deposited {
+                        self.push_to_owner(&envelope);
+                    }
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(call) = self.mailbox_calls.remove(&request_id) {
+                        self.mailbox_answer(call, response);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(call) = self.mailbox_calls.remove(&request_id) {
+                    debug!(error = %error, "mailbox request failed");
+                    match call {
+                        MailboxCall::Challenge { server } | MailboxCall::Fetch { server, .. } => {
+                            self.fetching.remove(&server);
+                        }
+                        MailboxCall::Deposit { server, message } => {
+                            self.deposit_answered(server, message, false)
+                        }
+                        MailboxCall::Ack => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn mailbox_answer(&mut self, call: MailboxCall, response: MailboxResponse) {
+        match (call, response) {
+            (MailboxCall::Challenge { server }, MailboxResponse::Nonce { nonce }) => {
+                self.fetch_page(server, nonce)
+            }
+            (
+                MailboxCall::Fetch { server, nonce },
+                MailboxResponse::Envelopes { envelopes, more },
+            ) => {
+                self.take_fetched(server, nonce, envelopes, more);
+            }
+            (
+                MailboxCall::Deposit { server, message },
+                MailboxResponse::Deposited { .. } | MailboxResponse::Duplicate { .. },
+            ) => {
+                self.deposit_answered(server, message, true);
+            }
+            (MailboxCall::Deposit { server, message }, response) => {
+                debug!(?response, "mailbox refused a deposit");
+                self.deposit_answered(server, message, false);
+            }
+            (MailboxCall::Ack, _) => {}
+            (MailboxCall::Challenge { server } | MailboxCall::Fetch { server, .. }, response) => {
+                debug!(?response, "mailbox refused a fetch");
+                self.fetching.remove(&server);
+            }
+        }
+    }
+
+    /// Hands freshly deposited mail straight to its owner when the owner is connected and has proved
+    /// ownership here; the owner's ack deletes it from the mailbox.
+    fn push_to_owner(&mut self, envelope: &Envelope) {
+        let Some(server) = self.mailbox_server.as_ref() else {
+            return;
+        };
+        let owners: Vec<PeerId> = self
+            .swarm
+            .connected_peers()
+            .filter(|p| server.owned_by(p).contains(&envelope.mailbox))
+            .copied()
+            .collect();
+        let Some(owner) = owners.first() else {
+            return;
+        };
+        match EnvelopeRequest::from_envelope(envelope) {
+            Ok(request) => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .envelope
+                    .send_request(owner, request);
+                self.pushes.insert(id, (envelope.mailbox, envelope.id()));
+            }
+            Err(e) => debug!(error = %e, "cannot push mail"),
+        }
+    }
+
+    fn push_answered(&mut self, mailbox: MailboxId, id: EnvelopeId, ack: Option<EnvelopeAck>) {
+        if matches!(ack, Some(EnvelopeAck::Accepted | EnvelopeAck::Duplicate))
+            && let Some(server) = self.mailbox_server.as_mut()
+            && let Err(e) = server.remove(&mailbox, &[id])
+        {
+            warn!(error = %e, "cannot delete pushed mail");
+        }
+    }
+
+    fn purge_mailbox(&mut self) {
+        if let Some(server) = self.mailbox_server.as_mut() {
+            match server.purge_expired(now_ms() / 1000) {
+                Ok(0) => {}
+                Ok(n) => debug!(expired = n, "purged expired mail"),
+                Err(e) => warn!(error = %e, "cannot purge expired mail"),
+            }
+        }
+    }
+
+    fn send_delivered_receipt(&mut self, to: IdentityKey, id: MessageId) {
+        match self
+            .engine
+            .send_control(&to, Body::Delivered(vec![id]), true)
+        {
+            Ok(_) => {}
+            Err(e) => debug!(error = %e, "cannot queue a delivery receipt"),
         }
     }
 }

@@ -48,7 +48,7 @@ fn loopback_config() -> NodeConfig {
     };
     NodeConfig {
         net,
-        peers: Vec::new(),
+        ..NodeConfig::default()
     }
 }
 

@@ -117,7 +117,7 @@ async fn tern_pair() -> Result<Pair> {
     let (a_key, b_key) = (alice.key(), bob.key());
     let config = NodeConfig {
         net: loopback_net(),
-        peers: Vec::new(),
+        ..NodeConfig::default()
     };
     let (a, mut a_events) = Node::start(alice, config.clone())?;
     let (b, mut b_events) = Node::start(bob, config)?;

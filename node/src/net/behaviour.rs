@@ -15,6 +15,7 @@ use libp2p::{
 };
 
 use super::codec::{EnvelopeCodec, EnvelopeProtocol, FrameCodec, FrameProtocol};
+use crate::mailbox::wire::{MailboxCodec, MailboxProtocol};
 
 /// The identify protocol version every Tern peer announces; peers announcing another are not Tern peers.
 pub const IDENTIFY_PROTOCOL_VERSION: &str = "/tern/1.0.0";
@@ -140,6 +141,19 @@ pub fn envelope_behaviour(request_timeout: Duration) -> request_response::Behavi
     frame_behaviour::<EnvelopeProtocol>(ProtocolSupport::Full, request_timeout)
 }
 
+/// The `/tern/mailbox/1` behaviour: a client only asks; a node serving mailboxes also answers.
+pub fn mailbox_behaviour(
+    serve: bool,
+    request_timeout: Duration,
+) -> request_response::Behaviour<MailboxCodec> {
+    let support = if serve {
+        ProtocolSupport::Full
+    } else {
+        ProtocolSupport::Outbound
+    };
+    frame_behaviour::<MailboxProtocol>(support, request_timeout)
+}
+
 /// How to assemble a [`ClientBehaviour`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientBehaviourConfig {
@@ -151,6 +165,8 @@ pub struct ClientBehaviourConfig {
     pub limits: Limits,
     /// The request-response timeout.
     pub request_timeout: Duration,
+    /// Answer `/tern/mailbox/1` requests (a LAN node started with `--mailbox`).
+    pub serve_mailbox: bool,
 }
 
 impl Default for ClientBehaviourConfig {
@@ -160,6 +176,7 @@ impl Default for ClientBehaviourConfig {
             agent_version: default_agent_version(),
             limits: Limits::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            serve_mailbox: false,
         }
     }
 }
@@ -190,6 +207,8 @@ pub struct ClientBehaviour {
     pub dcutr: Toggle<dcutr::Behaviour>,
     /// `/tern/envelope/1`.
     pub envelope: request_response::Behaviour<EnvelopeCodec>,
+    /// `/tern/mailbox/1`: deposits and fetches as a client, and answers when serving.
+    pub mailbox: request_response::Behaviour<MailboxCodec>,
 }
 
 impl ClientBehaviour {
@@ -219,6 +238,7 @@ impl ClientBehaviour {
             relay: relay.filter(|_| wan).into(),
             dcutr: wan.then(|| dcutr::Behaviour::new(peer_id)).into(),
             envelope: envelope_behaviour(config.request_timeout),
+            mailbox: mailbox_behaviour(config.serve_mailbox, config.request_timeout),
         }
     }
 }

@@ -63,6 +63,9 @@ pub enum MessageError {
         /// The byte received.
         got: u8,
     },
+    /// A field inside the payload is malformed (decoded with the protocol codec).
+    #[error(transparent)]
+    Decode(#[from] tern_protocol::DecodeError),
     /// The payload length does not match what its contents require.
     #[error("payload is {got} bytes, expected {expected}")]
     BadLength {

@@ -40,6 +40,8 @@ pub struct NetConfig {
     pub idle_timeout: Duration,
     /// The request-response timeout.
     pub request_timeout: Duration,
+    /// Answer `/tern/mailbox/1` requests (serve as a mailbox for others).
+    pub serve_mailbox: bool,
     /// Connection limits.
     pub limits: Limits,
     /// The identify agent string.
@@ -60,6 +62,7 @@ impl Default for NetConfig {
             bootstrap: Vec::new(),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            serve_mailbox: false,
             limits: Limits::default(),
             agent_version: default_agent_version(),
         }
@@ -162,6 +165,7 @@ pub fn build_swarm(
         agent_version: config.agent_version.clone(),
         limits: config.limits,
         request_timeout: config.request_timeout,
+        serve_mailbox: config.serve_mailbox,
     };
     let idle_timeout = config.idle_timeout;
 

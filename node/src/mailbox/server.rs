@@ -1,0 +1,481 @@
+//! The mailbox server: the whole `/tern/mailbox/1` policy over a redb database of sealed envelopes.
+//!
+//! [`MailboxServer::handle`] takes one decoded [`MailboxRequest`] from a peer at an injected unix time and
+//! returns the [`MailboxResponse`]; it does no networking and never panics. The node's event loop owns the
+//! server, answers requests with it, pushes new mail to owners that are connected ([`MailboxServer::owned_by`],
+//! [`MailboxServer::queued`], [`MailboxServer::remove`]) and calls [`MailboxServer::purge_expired`] now and
+//! then.
+//!
+//! # Policy
+//!
+//! - **Deposit** (anyone): the envelope must be at most [`MAX_ENVELOPE_LEN`] bytes ([`Refusal::TooLarge`]),
+//!   decode ([`Refusal::Malformed`]), not be expired ([`Refusal::Expired`]) nor expire more than
+//!   [`MAX_ENVELOPE_TTL_S`] ahead ([`Refusal::ExpiryTooFar`]); the depositor's token bucket must have a
+//!   token ([`Refusal::RateLimited`]); an envelope already held is a [`MailboxResponse::Duplicate`]; the
+//!   mailbox's quotas ([`Refusal::QuotaCount`], [`Refusal::QuotaBytes`]) and the server's total
+//!   ([`Refusal::ServerFull`]) must have room. The envelope is kept until the earlier of its own expiry and
+//!   `now + max_ttl_s`, and is on disk before the server answers [`MailboxResponse::Deposited`].
+//! - **Challenge** (anyone): a fresh random nonce, valid for `challenge_ttl_s` for the asking peer only. It
+//!   is not single-use, so an owner can page through its mail with one nonce.
+//! - **Fetch** / **Ack** (owner): the [`OwnerAuth`] signature must be over this server's peer id
+//!   ([`Refusal::NotOwner`]) and a nonce this server issued to the same peer and that has not expired
+//!   ([`Refusal::BadChallenge`]). The mailbox is the signer's. Fetch returns its envelopes oldest first
+//!   (never one past its keep-until time); Ack deletes the named envelopes of that mailbox, durably.
+//!
+//! Every refusal is counted in [`MailboxCounters::refusals`] under [`Refusal::name`]. Storage failures are
+//! logged and answered with [`Refusal::Internal`].
+//!
+//! # Bounds
+//!
+//! Stored mail is bounded by the [`MailboxConfig`] quotas and total; memory by [`MAX_RATE_BUCKETS`],
+//! [`MAX_CHALLENGES`] (and [`MAX_CHALLENGES_PER_PEER`]), [`MAX_OWNER_PEERS`] (and
+//! [`MAX_MAILBOXES_PER_PEER`]); a fetch answer by [`MAX_FETCH_ENVELOPES`] and [`MAX_FETCH_BYTES`]; an
+//! acknowledgement by [`MAX_ACK_IDS`] (the codec's bound, enforced here too).
+//!
+//! The storage layout is described in the `db` submodule: one transaction per deposit, acknowledgement or
+//! purge batch; a damaged file is a typed error on open, as is a second open of the same file.
+
+mod db;
+mod limits;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use libp2p::PeerId;
+use tern_protocol::envelope::{MAX_ENVELOPE_LEN, MAX_ENVELOPE_TTL_S};
+use tern_protocol::{Envelope, EnvelopeId, MailboxId};
+use thiserror::Error;
+use tracing::{debug, error, info, warn};
+
+use crate::mailbox::wire::{MAX_ACK_IDS, MAX_FETCH_BYTES, MAX_FETCH_ENVELOPES, NONCE_LEN};
+use crate::mailbox::{MailboxRequest, MailboxResponse, OwnerAuth, Refusal};
+
+pub use db::{FORMAT_VERSION, PURGE_BATCH};
+pub use limits::{
+    MAX_CHALLENGES, MAX_CHALLENGES_PER_PEER, MAX_MAILBOXES_PER_PEER, MAX_OWNER_PEERS,
+    MAX_RATE_BUCKETS,
+};
+
+use db::{Db, Limits, Stored};
+use limits::{Challenges, OwnerSessions, RateLimiter};
+
+/// An owner that proved ownership within this many challenge lifetimes counts as present for push.
+pub const OWNER_SESSION_TTLS: u64 = 10;
+
+/// What a mailbox server accepts and keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxConfig {
+    /// At most this many envelopes per mailbox ([`Refusal::QuotaCount`] past it).
+    pub quota_envelopes: u32,
+    /// At most this many envelope bytes per mailbox ([`Refusal::QuotaBytes`] past it).
+    pub quota_bytes: u64,
+    /// Mail is kept at most this long (seconds) after it was deposited, however late its expiry. Clamped to
+    /// [`MAX_ENVELOPE_TTL_S`].
+    pub max_ttl_s: u64,
+    /// At most this many envelope bytes on the whole server ([`Refusal::ServerFull`] past it).
+    pub max_total_bytes: u64,
+    /// Deposits per minute per depositor peer, with a burst of as many ([`Refusal::RateLimited`] past it).
+    /// Zero refuses every deposit.
+    pub deposits_per_minute: u32,
+    /// How long (seconds) a challenge nonce may be used.
+    pub challenge_ttl_s: u64,
+}
+
+impl Default for MailboxConfig {
+    fn default() -> Self {
+        Self {
+            quota_envelopes: 1000,
+            quota_bytes: 16 * 1024 * 1024,
+            max_ttl_s: 7 * 24 * 3600,
+            max_total_bytes: 1024 * 1024 * 1024,
+            deposits_per_minute: 120,
+            challenge_ttl_s: 60,
+        }
+    }
+}
+
+/// What the server holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxStats {
+    /// Envelopes stored (including expired ones not yet purged).
+    pub envelopes: u64,
+    /// Envelope bytes stored.
+    pub bytes: u64,
+    /// Mailboxes holding at least one envelope.
+    pub mailboxes: u64,
+}
+
+/// What the server has done since it was opened (for metrics).
+#[derive(Debug, Clone, Default)]
+pub struct MailboxCounters {
+    /// Envelopes stored.
+    pub deposits: u64,
+    /// Deposits answered [`MailboxResponse::Duplicate`].
+    pub duplicates: u64,
+    /// Fetch requests answered with envelopes (possibly none).
+    pub fetches: u64,
+    /// Envelopes returned by fetches.
+    pub fetched_envelopes: u64,
+    /// Envelopes deleted by owners' acknowledgements.
+    pub acked: u64,
+    /// Envelopes deleted by [`MailboxServer::purge_expired`].
+    pub expired: u64,
+    /// Envelopes deleted by [`MailboxServer::remove`] (pushed and acknowledged).
+    pub pushed: u64,
+    /// Refused requests, keyed by [`Refusal::name`].
+    pub refusals: BTreeMap<&'static str, u64>,
+}
+
+/// Why a mailbox storage operation failed. Messages never contain envelope contents.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum MailboxError {
+    /// The database file is open already, in this process or another.
+    #[error("the mailbox database is already open in this or another process")]
+    InUse,
+    /// The database file is damaged (or was changed outside Tern), or is not a mailbox database.
+    #[error("the mailbox database is corrupt: {0}")]
+    Corrupt(String),
+    /// The database was written by a newer (or unknown) format.
+    #[error(
+        "mailbox database format version {found} is not supported (this build reads {supported})"
+    )]
+    UnsupportedVersion {
+        /// The version found.
+        found: u8,
+        /// The version this build reads.
+        supported: u8,
+    },
+    /// A file system error.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(#[source] Box<redb::Error>),
+}
+
+fn from_redb(err: redb::Error) -> MailboxError {
+    match err {
+        redb::Error::Corrupted(reason) => MailboxError::Corrupt(reason),
+        redb::Error::DatabaseAlreadyOpen => MailboxError::InUse,
+        redb::Error::TableDoesNotExist(name) => {
+            MailboxError::Corrupt(format!("table {name} is missing"))
+        }
+        redb::Error::TableTypeMismatch { table, .. } => {
+            MailboxError::Corrupt(format!("table {table} has another type"))
+        }
+        // redb reports a file that is not a redb database (a damaged header) as invalid data.
+        redb::Error::Io(err) if err.kind() == std::io::ErrorKind::InvalidData => {
+            MailboxError::Corrupt(err.to_string())
+        }
+        redb::Error::UpgradeRequired(_) => MailboxError::Corrupt("unknown redb file format".into()),
+        other => MailboxError::Database(Box::new(other)),
+    }
+}
+
+macro_rules! from_redb_errors {
+    ($($ty:ty),*) => {
+        $(impl From<$ty> for MailboxError {
+            fn from(err: $ty) -> Self {
+                from_redb(err.into())
+            }
+        })*
+    };
+}
+
+from_redb_errors!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// A mailbox server over one database file. Not `Clone`: one event loop owns it.
+pub struct MailboxServer {
+    db: Db,
+    local_peer_id: Vec<u8>,
+    config: MailboxConfig,
+    counters: MailboxCounters,
+    rate: RateLimiter,
+    challenges: Challenges,
+    owners: OwnerSessions,
+    /// The latest time seen (by `handle` or `purge_expired`), for the methods that take none.
+    clock_s: u64,
+}
+
+impl std::fmt::Debug for MailboxServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailboxServer")
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MailboxServer {
+    /// Opens (creating if needed) the mailbox database at `path`; `local_peer_id` is this server's PeerId in
+    /// binary form (what [`OwnerAuth`] signs).
+    ///
+    /// `config.max_ttl_s` is clamped to [`MAX_ENVELOPE_TTL_S`]. Errors: [`MailboxError::InUse`] if the file
+    /// is open already, [`MailboxError::Corrupt`] if it is damaged or not a mailbox database,
+    /// [`MailboxError::UnsupportedVersion`] if a newer build wrote it.
+    pub fn open(
+        path: &Path,
+        local_peer_id: Vec<u8>,
+        mut config: MailboxConfig,
+    ) -> Result<Self, MailboxError> {
+        config.max_ttl_s = config.max_ttl_s.min(MAX_ENVELOPE_TTL_S);
+        let db = Db::open(path)?;
+        let totals = db.totals();
+        info!(
+            path = %path.display(),
+            envelopes = totals.envelopes,
+            bytes = totals.bytes,
+            mailboxes = totals.mailboxes,
+            "mailbox database opened"
+        );
+        Ok(Self {
+            db,
+            local_peer_id,
+            rate: RateLimiter::new(config.deposits_per_minute),
+            config,
+            counters: MailboxCounters::default(),
+            challenges: Challenges::default(),
+            owners: OwnerSessions::default(),
+            clock_s: 0,
+        })
+    }
+
+    /// The whole policy for one request from `from` at unix time `now_s`. Never panics on any input.
+    pub fn handle(
+        &mut self,
+        from: &PeerId,
+        request: MailboxRequest,
+        now_s: u64,
+    ) -> MailboxResponse {
+        self.clock_s = self.clock_s.max(now_s);
+        let result = match request {
+            MailboxRequest::Deposit { envelope } => self.deposit(from, &envelope, now_s),
+            MailboxRequest::Challenge => Ok(self.challenge(from, now_s)),
+            MailboxRequest::Fetch { auth, max } => self.fetch(from, &auth, max, now_s),
+            MailboxRequest::Ack { auth, ids } => self.ack(from, &auth, &ids, now_s),
+        };
+        match result {
+            Ok(response) => response,
+            Err(refusal) => {
+                *self.counters.refusals.entry(refusal.name()).or_default() += 1;
+                debug!(peer = %from, reason = refusal.name(), "mailbox request refused");
+                MailboxResponse::Refused(refusal)
+            }
+        }
+    }
+
+    fn deposit(
+        &mut self,
+        from: &PeerId,
+        bytes: &[u8],
+        now_s: u64,
+    ) -> Result<MailboxResponse, Refusal> {
+        if bytes.len() > MAX_ENVELOPE_LEN {
+            return Err(Refusal::TooLarge);
+        }
+        let envelope = Envelope::decode(bytes).map_err(|_| Refusal::Malformed)?;
+        if envelope.expires_at <= now_s {
+            return Err(Refusal::Expired);
+        }
+        if envelope.expires_at - now_s > MAX_ENVELOPE_TTL_S {
+            return Err(Refusal::ExpiryTooFar);
+        }
+        if !self.rate.allow(from, now_s) {
+            return Err(Refusal::RateLimited);
+        }
+        let id = envelope.id();
+        let keep_until = envelope
+            .expires_at
+            .min(now_s.saturating_add(self.config.max_ttl_s));
+        let limits = Limits {
+            quota_envelopes: u64::from(self.config.quota_envelopes),
+            quota_bytes: self.config.quota_bytes,
+            max_total_bytes: self.config.max_total_bytes,
+        };
+        let stored = self
+            .db
+            .deposit(&envelope.mailbox, &id, bytes, keep_until, now_s, limits)
+            .map_err(|err| internal("deposit", &err))?;
+        match stored {
+            Stored::New => {
+                self.counters.deposits += 1;
+                debug!(peer = %from, len = bytes.len(), "envelope deposited");
+                Ok(MailboxResponse::Deposited { id })
+            }
+            Stored::Duplicate => {
+                self.counters.duplicates += 1;
+                Ok(MailboxResponse::Duplicate { id })
+            }
+            Stored::Refused(refusal) => {
+                if refusal == Refusal::ServerFull {
+                    warn!(
+                        max_total_bytes = self.config.max_total_bytes,
+                        "mailbox server is full"
+                    );
+                }
+                Err(refusal)
+            }
+        }
+    }
+
+    fn challenge(&mut self, from: &PeerId, now_s: u64) -> MailboxResponse {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::Rng::fill_bytes(&mut rand::rng(), &mut nonce);
+        let expires_at = now_s.saturating_add(self.config.challenge_ttl_s);
+        self.challenges.issue(*from, nonce, now_s, expires_at);
+        MailboxResponse::Nonce { nonce }
+    }
+
+    /// Checks an owner's proof; returns the mailbox it owns and remembers the peer as its owner.
+    fn authorise(
+        &mut self,
+        from: &PeerId,
+        auth: &OwnerAuth,
+        now_s: u64,
+    ) -> Result<MailboxId, Refusal> {
+        auth.verify(&self.local_peer_id)
+            .map_err(|_| Refusal::NotOwner)?;
+        if !self.challenges.is_valid(&auth.nonce, from, now_s) {
+            return Err(Refusal::BadChallenge);
+        }
+        let mailbox = auth.identity.mailbox_id();
+        self.owners.record(*from, mailbox, now_s);
+        Ok(mailbox)
+    }
+
+    fn fetch(
+        &mut self,
+        from: &PeerId,
+        auth: &OwnerAuth,
+        max: u16,
+        now_s: u64,
+    ) -> Result<MailboxResponse, Refusal> {
+        let mailbox = self.authorise(from, auth, now_s)?;
+        let max = usize::from(max).min(MAX_FETCH_ENVELOPES);
+        let (queued, more) = self
+            .db
+            .page(&mailbox, now_s, max, MAX_FETCH_BYTES)
+            .map_err(|err| internal("fetch", &err))?;
+        self.counters.fetches += 1;
+        self.counters.fetched_envelopes += len_u64(queued.len());
+        Ok(MailboxResponse::Envelopes {
+            envelopes: queued.into_iter().map(|q| q.bytes).collect(),
+            more,
+        })
+    }
+
+    fn ack(
+        &mut self,
+        from: &PeerId,
+        auth: &OwnerAuth,
+        ids: &[EnvelopeId],
+        now_s: u64,
+    ) -> Result<MailboxResponse, Refusal> {
+        let mailbox = self.authorise(from, auth, now_s)?;
+        if ids.len() > MAX_ACK_IDS {
+            return Err(Refusal::Malformed);
+        }
+        let count = self
+            .db
+            .remove(&mailbox, ids)
+            .map_err(|err| internal("acknowledge", &err))?;
+        self.counters.acked += u64::from(count);
+        Ok(MailboxResponse::Acked { count })
+    }
+
+    /// Mailboxes whose owner proved ownership over a connection from `peer` within the last
+    /// `challenge_ttl_s * 10` seconds (for pushing new mail while it is connected), as of the latest time
+    /// the server was given.
+    pub fn owned_by(&self, peer: &PeerId) -> Vec<MailboxId> {
+        let window = self
+            .config
+            .challenge_ttl_s
+            .saturating_mul(OWNER_SESSION_TTLS);
+        self.owners
+            .owned_by(peer, self.clock_s.saturating_sub(window))
+    }
+
+    /// Queued envelopes for a mailbox, oldest first (for push): at most `max`, at most
+    /// [`MAX_FETCH_ENVELOPES`] and, past the first, at most [`MAX_FETCH_BYTES`] in all. Envelopes past their
+    /// keep-until time as of the latest time the server was given are left out.
+    pub fn queued(
+        &self,
+        mailbox: &MailboxId,
+        max: usize,
+    ) -> Result<Vec<(EnvelopeId, Vec<u8>)>, MailboxError> {
+        let max = max.min(MAX_FETCH_ENVELOPES);
+        let (queued, _) = self.db.page(mailbox, self.clock_s, max, MAX_FETCH_BYTES)?;
+        Ok(queued.into_iter().map(|q| (q.id, q.bytes)).collect())
+    }
+
+    /// Deletes envelopes of `mailbox` after its owner acknowledged a push (ids held in other mailboxes are
+    /// left alone), durably; returns how many existed.
+    pub fn remove(&mut self, mailbox: &MailboxId, ids: &[EnvelopeId]) -> Result<u32, MailboxError> {
+        let count = self.db.remove(mailbox, ids)?;
+        self.counters.pushed += u64::from(count);
+        Ok(count)
+    }
+
+    /// Deletes everything whose keep-until time is at or before `now_s`, in transactions of at most
+    /// [`PURGE_BATCH`] envelopes; returns how many.
+    pub fn purge_expired(&mut self, now_s: u64) -> Result<u64, MailboxError> {
+        self.clock_s = self.clock_s.max(now_s);
+        let mut total = 0u64;
+        loop {
+            let purged = self.db.purge_batch(now_s)?;
+            total += len_u64(purged);
+            self.counters.expired += len_u64(purged);
+            if purged < PURGE_BATCH {
+                break;
+            }
+        }
+        if total > 0 {
+            info!(purged = total, "expired mail purged");
+        }
+        Ok(total)
+    }
+
+    /// Forgets per-connection state of a peer that disconnected (which mailboxes it proved it owns). Its
+    /// rate bucket stays (bounded by [`MAX_RATE_BUCKETS`]), so reconnecting does not refill it; its
+    /// outstanding nonces expire on their own.
+    pub fn peer_disconnected(&mut self, peer: &PeerId) {
+        self.owners.forget(peer);
+    }
+
+    /// What the server holds.
+    pub fn stats(&self) -> MailboxStats {
+        let totals = self.db.totals();
+        MailboxStats {
+            envelopes: totals.envelopes,
+            bytes: totals.bytes,
+            mailboxes: totals.mailboxes,
+        }
+    }
+
+    /// What the server has done since it was opened.
+    pub fn counters(&self) -> &MailboxCounters {
+        &self.counters
+    }
+
+    /// The configuration in force (with `max_ttl_s` clamped).
+    pub fn config(&self) -> &MailboxConfig {
+        &self.config
+    }
+}
+
+fn internal(operation: &'static str, err: &MailboxError) -> Refusal {
+    error!(operation, error = %err, "mailbox storage failed");
+    Refusal::Internal
+}
+
+fn len_u64(len: usize) -> u64 {
+    u64::try_from(len).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,223 @@
+//! Offline mail through a mailbox node: Alice writes while Bob is offline and leaves; Bob comes back later
+//! and gets the message exactly once; Alice later learns it was delivered.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use libp2p::multiaddr::Protocol;
+use tern_node::engine::Engine;
+use tern_node::mailbox::server::MailboxConfig;
+use tern_node::net::NetConfig;
+use tern_node::node::{Event, Node, NodeConfig};
+use tern_node::store::{KdfParams, MessageStatus, Password};
+use tern_protocol::{IdentityKey, MessageId};
+use tokio::sync::broadcast;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn password() -> Password {
+    Password::new("pw".into())
+}
+
+fn net() -> NetConfig {
+    NetConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        lan_only: true,
+        mdns: false,
+        ..NetConfig::default()
+    }
+}
+
+async fn wait_for(
+    events: &mut broadcast::Receiver<Event>,
+    what: &str,
+    mut pred: impl FnMut(&Event) -> bool,
+) -> Event {
+    tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match events.recv().await {
+                Ok(event) if pred(&event) => return event,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => panic!("node stopped before {what}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+struct Up {
+    node: Node,
+    events: broadcast::Receiver<Event>,
+    addr: Multiaddr,
+}
+
+async fn up(engine: Engine, config: NodeConfig) -> Up {
+    let (node, mut events) = Node::start(engine, config).unwrap();
+    let Event::Listening { address } = wait_for(&mut events, "listening", |e| {
+        matches!(e, Event::Listening { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    let addr = address.with(Protocol::P2p(node.peer_id()));
+    Up { node, events, addr }
+}
+
+/// A node that serves as a mailbox, from its own profile.
+async fn mailbox_node(dir: &Path) -> Up {
+    let engine = match Engine::open(dir, &password()) {
+        Ok(engine) => engine,
+        Err(_) => {
+            Engine::create(dir, "Mailbox", &password(), KdfParams::INSECURE_FOR_TESTS).unwrap()
+        }
+    };
+    let config = NodeConfig {
+        net: net(),
+        serve_mailbox: Some((dir.join("mailbox.redb"), MailboxConfig::default())),
+        ..NodeConfig::default()
+    };
+    up(engine, config).await
+}
+
+fn user(dir: &Path, mailbox: &Multiaddr) -> (Engine, NodeConfig) {
+    let engine = Engine::open(dir, &password()).unwrap();
+    let config = NodeConfig {
+        net: net(),
+        mailboxes: vec![mailbox.clone()],
+        ..NodeConfig::default()
+    };
+    (engine, config)
+}
+
+fn pair() -> (
+    tempfile::TempDir,
+    tempfile::TempDir,
+    IdentityKey,
+    IdentityKey,
+) {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut alice = Engine::create(
+        a.path(),
+        "Alice",
+        &password(),
+        KdfParams::INSECURE_FOR_TESTS,
+    )
+    .unwrap();
+    let mut bob =
+        Engine::create(b.path(), "Bob", &password(), KdfParams::INSECURE_FOR_TESTS).unwrap();
+    alice.add_contact(&bob.card().invite_link(), None).unwrap();
+    bob.add_contact(&alice.card().invite_link(), None).unwrap();
+    (a, b, alice.key(), bob.key())
+}
+
+async fn history(node: &Node, with: IdentityKey) -> Vec<(String, MessageStatus)> {
+    node.with_engine(move |e| {
+        e.store()
+            .conversation_page(&with, None, 100)
+            .unwrap()
+            .messages
+            .into_iter()
+            .map(|m| (m.text, m.status))
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+async fn status_of(events: &mut broadcast::Receiver<Event>, id: MessageId, status: MessageStatus) {
+    wait_for(events, &format!("{status:?}"), |e| {
+        matches!(e, Event::StatusChanged { id: got, status: s, .. } if *got == id && *s == status)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_mail_survives_a_mailbox_restart_and_arrives_once() {
+    let mailbox_dir: PathBuf = tempfile::tempdir().unwrap().keep();
+    let (a, b, alice_key, bob_key) = pair();
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let m = mailbox_node(&mailbox_dir).await;
+
+        // Alice writes to offline Bob: the message is deposited, then Alice quits.
+        let (engine, config) = user(a.path(), &m.addr);
+        let mut alice = up(engine, config).await;
+        let sent = alice
+            .node
+            .send_text(bob_key, "while you were out".into())
+            .await
+            .unwrap();
+        status_of(&mut alice.events, sent.id, MessageStatus::Sent).await;
+        alice.node.shutdown().await.unwrap();
+
+        // The mailbox restarts (same profile and database) before Bob comes back.
+        m.node.shutdown().await.unwrap();
+        let m = mailbox_node(&mailbox_dir).await;
+
+        // Bob comes online and fetches.
+        let (engine, config) = user(b.path(), &m.addr);
+        let mut bob = up(engine, config).await;
+        wait_for(&mut bob.events, "the message", |e| {
+            matches!(e, Event::MessageReceived { message } if message.text == "while you were out")
+        })
+        .await;
+        assert_eq!(
+            history(&bob.node, alice_key).await,
+            vec![("while you were out".to_string(), MessageStatus::Received)]
+        );
+
+        // Alice returns and learns, through the mailbox, that Bob got it.
+        let (engine, config) = user(a.path(), &m.addr);
+        let mut alice = up(engine, config).await;
+        status_of(&mut alice.events, sent.id, MessageStatus::Delivered).await;
+
+        // Nothing arrives twice: a second fetch round finds nothing new.
+        let again = bob.node.status().await.unwrap();
+        assert_eq!(again.outbox_len, 0, "Bob's receipt left his outbox");
+        assert_eq!(history(&bob.node, alice_key).await.len(), 1);
+        for n in [alice.node, bob.node, m.node] {
+            n.shutdown().await.unwrap();
+        }
+    })
+    .await
+    .expect("offline delivery finished in time");
+    std::fs::remove_dir_all(mailbox_dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lan_peer_serving_mailboxes_is_found_without_configuration() {
+    let m_dir = tempfile::tempdir().unwrap();
+    let (a, b, alice_key, bob_key) = pair();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let m = mailbox_node(m_dir.path()).await;
+        // No mailbox configured: Alice only knows the mailbox peer as a LAN neighbour.
+        let lan = |dir: &Path| {
+            let engine = Engine::open(dir, &password()).unwrap();
+            let config = NodeConfig {
+                net: net(),
+                peers: vec![m.addr.clone()],
+                ..NodeConfig::default()
+            };
+            (engine, config)
+        };
+        let (engine, config) = lan(a.path());
+        let mut alice = up(engine, config).await;
+        let sent = alice.node.send_text(bob_key, "left with the LAN mailbox".into()).await.unwrap();
+        status_of(&mut alice.events, sent.id, MessageStatus::Sent).await;
+        alice.node.shutdown().await.unwrap();
+
+        let (engine, config) = lan(b.path());
+        let mut bob = up(engine, config).await;
+        wait_for(&mut bob.events, "the message", |e| {
+            matches!(e, Event::MessageReceived { message } if message.text == "left with the LAN mailbox")
+        })
+        .await;
+        assert_eq!(history(&bob.node, alice_key).await.len(), 1);
+        bob.node.shutdown().await.unwrap();
+        m.node.shutdown().await.unwrap();
+    })
+    .await
+    .expect("LAN mailbox delivery finished in time");
+}
