@@ -16,6 +16,8 @@ use libp2p::request_response;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, Swarm};
 use tern_node::engine::Engine;
+use tern_node::mailbox::server::MailboxConfig;
+use tern_node::mailbox::wire::{MailboxRequest, MailboxResponse, OwnerAuth};
 use tern_node::net::{
     ClientBehaviour, ClientBehaviourEvent, EnvelopeAck, EnvelopeRequest, NetConfig, build_swarm,
 };
@@ -30,12 +32,17 @@ struct Args {
     /// Messages per measurement.
     #[arg(long, default_value_t = 500)]
     messages: usize,
+    /// Idle peers to connect to a bootstrap node in the `peers` scenario.
+    #[arg(long, default_value_t = 1000)]
+    peers: usize,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Scenario {
     Latency,
     Throughput,
+    Mailbox,
+    Peers,
     All,
 }
 
@@ -406,6 +413,300 @@ async fn throughput(n: usize) -> Result<()> {
     Ok(())
 }
 
+// ---- Mailbox: deposits from many peers, and one owner's fetch ----
+
+const DEPOSITORS: usize = 100;
+
+/// Sealed envelopes for one recipient, each carrying a 1 KiB session message.
+fn envelopes_for(recipient: &tern_protocol::Identity, n: usize) -> Vec<Vec<u8>> {
+    let mut rng = rand::rng();
+    let sender = tern_protocol::Identity::generate(&mut rng, 0);
+    let expires = tern_node::engine::now_ms() / 1000 + 3600;
+    (0..n)
+        .map(|i| {
+            let mut body = vec![0u8; TEXT_LEN];
+            body[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            tern_protocol::Envelope::seal(&sender, recipient.public(), &body, expires, &mut rng)
+                .map(|e| e.encode())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+async fn mailbox_request(
+    swarm: &mut Swarm<ClientBehaviour>,
+    peer: libp2p::PeerId,
+    request: MailboxRequest,
+) -> Result<MailboxResponse> {
+    swarm.behaviour_mut().mailbox.send_request(&peer, request);
+    loop {
+        match swarm.select_next_some().await {
+            SwarmEvent::Behaviour(ClientBehaviourEvent::Mailbox(
+                request_response::Event::Message {
+                    message: request_response::Message::Response { response, .. },
+                    ..
+                },
+            )) => return Ok(response),
+            SwarmEvent::Behaviour(ClientBehaviourEvent::Mailbox(
+                request_response::Event::OutboundFailure { error, .. },
+            )) => bail!("mailbox request failed: {error}"),
+            _ => {}
+        }
+    }
+}
+
+async fn connected_client(
+    seed: [u8; 32],
+    server: &Multiaddr,
+) -> Result<(Swarm<ClientBehaviour>, libp2p::PeerId)> {
+    let mut swarm = build_swarm(&seed, &loopback_net())?;
+    let peer = tern_node::net::swarm::peer_id_of(server).context("server address without /p2p")?;
+    swarm.dial(server.clone())?;
+    loop {
+        if let SwarmEvent::ConnectionEstablished { peer_id, .. } = swarm.select_next_some().await
+            && peer_id == peer
+        {
+            return Ok((swarm, peer));
+        }
+    }
+}
+
+async fn mailbox(n: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let password = Password::new("bench".into());
+    let engine = Engine::create(
+        dir.path(),
+        "Mailbox",
+        &password,
+        KdfParams::INSECURE_FOR_TESTS,
+    )?;
+    let limits = MailboxConfig {
+        quota_envelopes: u32::MAX,
+        quota_bytes: u64::MAX,
+        max_total_bytes: u64::MAX,
+        deposits_per_minute: 1_000_000,
+        ..MailboxConfig::default()
+    };
+    let config = NodeConfig {
+        net: loopback_net(),
+        serve_mailbox: Some((dir.path().join("mailbox.redb"), limits)),
+        ..NodeConfig::default()
+    };
+    let (server, mut events) = Node::start(engine, config)?;
+    let addr = listening(&mut events)
+        .await?
+        .with(Protocol::P2p(server.peer_id()));
+    let owner = tern_protocol::Identity::generate(&mut rand::rng(), 0);
+    let envelopes = envelopes_for(&owner, n);
+    let size = envelopes.first().map_or(0, Vec::len);
+
+    // n deposits from DEPOSITORS peers at once, each waiting for its durable answer before the next.
+    let mut clients = Vec::with_capacity(DEPOSITORS);
+    for i in 0..DEPOSITORS {
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&(i as u64 + 10).to_be_bytes());
+        clients.push(connected_client(seed, &addr).await?);
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, (mut swarm, peer)) in clients.into_iter().enumerate() {
+        let mine: Vec<Vec<u8>> = envelopes
+            .iter()
+            .skip(i)
+            .step_by(DEPOSITORS)
+            .cloned()
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            for envelope in mine {
+                match mailbox_request(&mut swarm, peer, MailboxRequest::Deposit { envelope })
+                    .await?
+                {
+                    MailboxResponse::Deposited { .. } => {}
+                    other => bail!("deposit refused: {other:?}"),
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let deposits_per_s = n as f64 / start.elapsed().as_secs_f64();
+
+    // The owner fetches everything, page by page, acknowledging as it goes.
+    let (mut swarm, peer) = connected_client([99u8; 32], &addr).await?;
+    let start = Instant::now();
+    let MailboxResponse::Nonce { nonce } =
+        mailbox_request(&mut swarm, peer, MailboxRequest::Challenge).await?
+    else {
+        bail!("no challenge");
+    };
+    let mut fetched = 0usize;
+    loop {
+        let auth = OwnerAuth::sign(&owner, &peer.to_bytes(), nonce);
+        let request = MailboxRequest::Fetch {
+            auth: auth.clone(),
+            max: 64,
+        };
+        let MailboxResponse::Envelopes { envelopes, more } =
+            mailbox_request(&mut swarm, peer, request).await?
+        else {
+            bail!("fetch refused");
+        };
+        fetched += envelopes.len();
+        let ids = envelopes
+            .iter()
+            .filter_map(|e| tern_protocol::Envelope::decode(e).ok().map(|e| e.id()))
+            .collect();
+        mailbox_request(&mut swarm, peer, MailboxRequest::Ack { auth, ids }).await?;
+        if !more {
+            break;
+        }
+    }
+    let fetch_time = start.elapsed();
+    if fetched != n {
+        bail!("fetched {fetched} of {n}");
+    }
+    server.shutdown().await?;
+
+    // Baselines: the same bytes into redb, one batch transaction; and one durable commit per insert.
+    let db_dir = tempfile::tempdir()?;
+    let db = redb::Database::create(db_dir.path().join("bench.redb"))?;
+    let table: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("bench");
+    let start = Instant::now();
+    let txn = db.begin_write()?;
+    {
+        let mut t = txn.open_table(table)?;
+        for (i, e) in envelopes.iter().enumerate() {
+            t.insert(i as u64, e.as_slice())?;
+        }
+    }
+    txn.commit()?;
+    let batch_per_s = n as f64 / start.elapsed().as_secs_f64();
+    let single: Vec<Duration> = redb_commits(200, size)?;
+    let single_per_s = 1.0 / percentile(&single, 0.5).as_secs_f64();
+
+    print_table(
+        &format!(
+            "mailbox: {n} deposits of {size}-byte envelopes from {DEPOSITORS} peers, then one owner fetches them all"
+        ),
+        &[
+            Row {
+                figure: "durable deposits/s",
+                tern: deposits_per_s,
+                baseline: batch_per_s,
+                unit: "/s",
+                target: ">= 0.5x (batch insert)",
+            },
+            Row {
+                figure: "durable deposits/s vs one commit each",
+                tern: deposits_per_s,
+                baseline: single_per_s,
+                unit: "/s",
+                target: "-",
+            },
+        ],
+    );
+    println!(
+        "\nfetch and acknowledge {n} queued envelopes (pages of 64): {:.1} ms",
+        ms(fetch_time)
+    );
+    Ok(())
+}
+
+// ---- Peers: a real tern-bootstrap process holding idle connections ----
+
+/// Resident memory of a process, from /proc (Linux).
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc status")
+}
+
+async fn peers(count: usize) -> Result<()> {
+    use std::io::BufRead;
+    let exe = std::env::current_exe()?;
+    let bin = exe.with_file_name("tern-bootstrap");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: build it first with `cargo build --release -p tern-bootstrap`",
+            bin.display()
+        );
+    }
+    let data = tempfile::tempdir()?;
+    let mut child = std::process::Command::new(&bin)
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    let addr: Multiaddr = line
+        .trim()
+        .strip_prefix("listening ")
+        .context("no listen line")?
+        .parse()?;
+    let result = async {
+        // Let the server settle, then connect the peers in waves (the server accepts 256 pending at once).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = rss_kib(pid)?;
+        let mut swarms = Vec::with_capacity(count);
+        for wave in (0..count).collect::<Vec<_>>().chunks(100) {
+            let mut pending = Vec::new();
+            for &i in wave {
+                let mut seed = [7u8; 32];
+                seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                let addr = addr.clone();
+                pending.push(tokio::spawn(
+                    async move { connected_client(seed, &addr).await },
+                ));
+            }
+            for p in pending {
+                swarms.push(p.await??);
+            }
+        }
+        // Keep every swarm polled (identify, ping) while the server settles, then measure.
+        let keep = tokio::spawn(async move {
+            let mut all = futures::stream::select_all(swarms.into_iter().map(|(s, _)| s));
+            while all.next().await.is_some() {}
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let after = rss_kib(pid)?;
+        keep.abort();
+        anyhow::Ok((before, after))
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let (before, after) = result?;
+    let per_peer_kb = (after.saturating_sub(before)) as f64 * 1.024 / count as f64;
+    print_table(
+        &format!(
+            "peers: {count} idle peers connected to a tern-bootstrap process over loopback TCP"
+        ),
+        &[Row {
+            figure: "resident memory per connected idle peer",
+            tern: per_peer_kb,
+            baseline: 600.0,
+            unit: "KB",
+            target: "< 50 KB (baseline: ~600 KB/connection reported for other libp2p stacks)",
+        }],
+    );
+    println!(
+        "\nbootstrap resident memory: {:.1} MiB idle, {:.1} MiB with {count} peers",
+        before as f64 / 1024.0,
+        after as f64 / 1024.0
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -428,6 +729,12 @@ fn main() -> Result<()> {
             }
             if matches!(args.scenario, Scenario::Throughput | Scenario::All) {
                 throughput(args.messages).await?;
+            }
+            if matches!(args.scenario, Scenario::Mailbox | Scenario::All) {
+                mailbox(args.messages.max(1000)).await?;
+            }
+            if matches!(args.scenario, Scenario::Peers | Scenario::All) {
+                peers(args.peers).await?;
             }
             anyhow::Ok(())
         })
