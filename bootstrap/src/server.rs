@@ -514,6 +514,20 @@ impl EventLoop {
                     debug!(%peer, "added to the routing table");
                 }
             }
+            ServerBehaviourEvent::Kad(kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::PutRecord {
+                        source,
+                        record: Some(record),
+                        ..
+                    },
+            }) => {
+                let stored = tern_node::net::dht::store_if_valid(
+                    self.swarm.behaviour_mut().kad.store_mut(),
+                    record,
+                );
+                debug!(%source, stored, "mailbox record offered");
+            }
             ServerBehaviourEvent::Kad(event) => trace!(?event, "kademlia"),
             ServerBehaviourEvent::Relay(event) => debug!(?event, "relay"),
             ServerBehaviourEvent::Autonat(event) => debug!(?event, "autonat"),

@@ -143,3 +143,61 @@ async fn mail_deposited_with_two_bootstrap_nodes_survives_losing_one() {
     .await
     .expect("federated offline delivery finished in time");
 }
+
+fn wan_config(bootstrap: &Multiaddr) -> NodeConfig {
+    NodeConfig {
+        net: NetConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            lan_only: false,
+            mdns: false,
+            bootstrap: vec![bootstrap.clone()],
+            ..NetConfig::default()
+        },
+        mailboxes: vec![bootstrap.clone()],
+        ..NodeConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_with_an_old_card_finds_the_mailboxes_through_the_dht() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let (s1, a1) = bootstrap(dirs[0].path(), Vec::new()).await;
+        let (s2, a2) = bootstrap(dirs[1].path(), vec![a1.clone()]).await;
+
+        // The cards are exchanged before either side names a mailbox.
+        let mut alice = Engine::create(dirs[2].path(), "Alice", &password(), KdfParams::INSECURE_FOR_TESTS).unwrap();
+        let mut bob = Engine::create(dirs[3].path(), "Bob", &password(), KdfParams::INSECURE_FOR_TESTS).unwrap();
+        alice.add_contact(&bob.card().invite_link(), None).unwrap();
+        bob.add_contact(&alice.card().invite_link(), None).unwrap();
+        let (alice_key, bob_key) = (alice.key(), bob.key());
+
+        // Bob's mail lives on s2 only; he publishes that in the DHT and goes offline.
+        let (b, mut b_events) = Node::start(bob, wan_config(&a2)).unwrap();
+        wait_for(&mut b_events, "the record published", |e| matches!(e, Event::MailboxRecordPublished)).await;
+        b.shutdown().await.unwrap();
+
+        // Alice only knows s1. Her card copy of Bob names no mailbox, so she looks Bob up in the DHT.
+        let (a, mut a_events) = Node::start(alice, wan_config(&a1)).unwrap();
+        let sent = a.send_text(bob_key, "found you through the DHT".into()).await.unwrap();
+        wait_for(&mut a_events, "deposited", |e| {
+            matches!(e, Event::StatusChanged { id, status: MessageStatus::Sent, .. } if *id == sent.id)
+        })
+        .await;
+        a.shutdown().await.unwrap();
+
+        // Bob, reading s2 only, gets it.
+        let bob = Engine::open(dirs[3].path(), &password()).unwrap();
+        let (b, mut b_events) = Node::start(bob, wan_config(&a2)).unwrap();
+        wait_for(&mut b_events, "the message", |e| {
+            matches!(e, Event::MessageReceived { message } if message.text == "found you through the DHT")
+        })
+        .await;
+        assert_eq!(history_len(&b, alice_key).await, 1);
+        b.shutdown().await.unwrap();
+        s1.shutdown().await.unwrap();
+        s2.shutdown().await.unwrap();
+    })
+    .await
+    .expect("DHT lookup delivery finished in time");
+}

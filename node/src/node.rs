@@ -51,6 +51,12 @@ pub const DEPOSIT_COPIES: usize = 2;
 pub const MAX_LAN_MAILBOXES: usize = 16;
 /// Mailbox requests in flight at once.
 pub const MAX_MAILBOX_REQUESTS: usize = 64;
+/// Mailbox record lookups remembered (per recipient).
+pub const MAX_LOOKUPS: usize = 1024;
+/// A failed mailbox record lookup is tried again after this long.
+pub const LOOKUP_RETRY: Duration = Duration::from_secs(300);
+/// How often this profile's mailbox record is published again.
+pub const REPUBLISH_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 /// How often the outbox is checked for due entries.
 pub const OUTBOX_TICK: Duration = Duration::from_millis(500);
 
@@ -114,6 +120,8 @@ pub enum Event {
         contact: IdentityKey,
         kind: u16,
     },
+    /// This profile's mailbox record was stored in the DHT.
+    MailboxRecordPublished,
     /// A mailbox server was read to the end; `envelopes` is how many it handed over this time.
     MailboxChecked {
         server: PeerId,
@@ -191,7 +199,7 @@ impl Node {
         mut engine: Engine,
         config: NodeConfig,
     ) -> Result<(Self, broadcast::Receiver<Event>), NodeError> {
-        let servers = config
+        let servers: Vec<tern_protocol::MailboxNode> = config
             .mailboxes
             .iter()
             .filter_map(|addr| {
@@ -202,6 +210,16 @@ impl Node {
                 })
             })
             .collect();
+        let record = if config.net.lan_only || servers.is_empty() {
+            None
+        } else {
+            tern_protocol::MailboxRecord::issue(
+                engine.identity(),
+                engine.card().details().revision,
+                servers.clone(),
+            )
+            .ok()
+        };
         engine.set_mailboxes(servers)?;
         let mut config = config;
         config.net.serve_mailbox = config.serve_mailbox.is_some();
@@ -236,11 +254,16 @@ impl Node {
             lan_only: config.net.lan_only,
             my_mailboxes: Vec::new(),
             lan_mailboxes: Vec::new(),
+            mdns_peers: HashSet::new(),
             mailbox_calls: HashMap::new(),
             fetching: HashMap::new(),
             deposits: HashMap::new(),
             mailbox_server,
             pushes: HashMap::new(),
+            record,
+            published: false,
+            lookups: HashMap::new(),
+            lookup_queries: HashMap::new(),
         };
         let mut event_loop = event_loop;
         for addr in &config.mailboxes {
@@ -379,8 +402,10 @@ struct EventLoop {
     lan_only: bool,
     /// Configured mailbox servers for this profile's mail.
     my_mailboxes: Vec<(PeerId, Multiaddr)>,
-    /// Peers on the LAN that announced `/tern/mailbox/1`.
+    /// Peers on the LAN that announced `/tern/mailbox/1` (in LAN-only mode, or found by mDNS).
     lan_mailboxes: Vec<PeerId>,
+    /// Peers found by mDNS, i.e. on this LAN.
+    mdns_peers: HashSet<PeerId>,
     /// Mailbox requests awaiting an answer.
     mailbox_calls: HashMap<OutboundRequestId, MailboxCall>,
     /// Servers with a fetch under way (and envelopes taken so far), so a second one does not start.
@@ -391,6 +416,26 @@ struct EventLoop {
     mailbox_server: Option<MailboxServer>,
     /// Envelopes pushed from the served mailbox to their connected owner, awaiting the owner's ack.
     pushes: HashMap<OutboundRequestId, (MailboxId, EnvelopeId)>,
+    /// This profile's signed mailbox record, published in the DHT (not in LAN-only mode).
+    record: Option<tern_protocol::MailboxRecord>,
+    /// Whether the record has been stored by at least one DHT node since start.
+    published: bool,
+    /// Mailbox records looked up for recipients whose card names no mailbox.
+    lookups: HashMap<IdentityKey, Lookup>,
+    /// Record lookups under way.
+    lookup_queries: HashMap<kad::QueryId, IdentityKey>,
+}
+
+/// What is known of a recipient's mailbox record.
+enum Lookup {
+    Pending {
+        best: Option<tern_protocol::MailboxRecord>,
+    },
+    Found(Vec<PeerId>),
+    /// Nothing found; looked up again after [`LOOKUP_RETRY`].
+    Missing {
+        at: std::time::Instant,
+    },
 }
 
 /// What an outstanding mailbox request was for.
@@ -421,6 +466,8 @@ impl EventLoop {
     async fn run(mut self) {
         let mut tick = tokio::time::interval(OUTBOX_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut republish = tokio::time::interval(REPUBLISH_INTERVAL);
+        republish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut fetch_tick = tokio::time::interval(FETCH_INTERVAL);
         fetch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -437,6 +484,10 @@ impl EventLoop {
                 },
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event),
                 _ = tick.tick() => self.flush_outbox(None),
+                _ = republish.tick() => {
+                    self.published = false;
+                    self.publish_record();
+                }
                 _ = fetch_tick.tick() => {
                     self.fetch_all();
                     self.purge_mailbox();
@@ -731,6 +782,9 @@ impl EventLoop {
             SwarmEvent::Behaviour(ClientBehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 let mut contacts = HashSet::new();
                 for (peer, addr) in found {
+                    if self.mdns_peers.len() < MAX_KNOWN_PEERS {
+                        self.mdns_peers.insert(peer);
+                    }
                     self.remember_addr(peer, addr);
                     if !self.swarm.is_connected(&peer) && self.contact_of(&peer).is_some() {
                         contacts.insert(peer);
@@ -751,7 +805,10 @@ impl EventLoop {
                 info,
                 ..
             })) => {
-                let serves = info.protocols.contains(&MAILBOX_PROTOCOL);
+                // Only a LAN neighbour is taken as a mailbox unasked; elsewhere mailboxes are configured or
+                // published by their owners.
+                let on_lan = self.lan_only || self.mdns_peers.contains(&peer_id);
+                let serves = on_lan && info.protocols.contains(&MAILBOX_PROTOCOL);
                 if serves
                     && !self.lan_mailboxes.contains(&peer_id)
                     && self.lan_mailboxes.len() < MAX_LAN_MAILBOXES
@@ -762,6 +819,40 @@ impl EventLoop {
                     self.flush_outbox(None);
                 }
             }
+            SwarmEvent::Behaviour(ClientBehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                ..
+            })) => {
+                self.publish_record();
+            }
+            SwarmEvent::Behaviour(ClientBehaviourEvent::Kad(kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::PutRecord {
+                        record: Some(record),
+                        ..
+                    },
+            })) => {
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                    crate::net::dht::store_if_valid(kad.store_mut(), record);
+                }
+            }
+            SwarmEvent::Behaviour(ClientBehaviourEvent::Kad(
+                kad::Event::OutboundQueryProgressed {
+                    result: kad::QueryResult::PutRecord(Ok(_)),
+                    ..
+                },
+            )) if !self.published => {
+                debug!("mailbox record published");
+                self.published = true;
+                self.emit(Event::MailboxRecordPublished);
+            }
+            SwarmEvent::Behaviour(ClientBehaviourEvent::Kad(
+                kad::Event::OutboundQueryProgressed {
+                    id,
+                    result: kad::QueryResult::GetRecord(result),
+                    step,
+                    ..
+                },
+            )) => self.lookup_progress(id, result, step.last),
             SwarmEvent::Behaviour(ClientBehaviourEvent::Kad(
                 kad::Event::OutboundQueryProgressed {
                     result: kad::QueryResult::GetClosestPeers(Ok(found)),
@@ -1076,6 +1167,11 @@ impl EventLoop {
                 targets.push(peer);
             }
         }
+        if targets.is_empty()
+            && let Some(Lookup::Found(found)) = self.lookups.get(recipient)
+        {
+            targets.extend(found.iter().copied());
+        }
         if targets.is_empty() {
             targets.extend(self.my_mailboxes.iter().map(|(p, _)| *p));
             targets.extend(self.lan_mailboxes.iter().copied());
@@ -1088,6 +1184,10 @@ impl EventLoop {
     /// Starts depositing `entry` with up to [`DEPOSIT_COPIES`] connected mailbox servers. Returns whether
     /// any deposit is under way.
     fn deposit(&mut self, entry: &OutboxRecord) -> bool {
+        if self.awaiting_lookup(&entry.recipient) {
+            // Wait for the recipient's mailbox record before falling back to shared servers.
+            return true;
+        }
         let targets = self.deposit_targets(&entry.recipient);
         if targets.is_empty() {
             return false;
@@ -1311,6 +1411,111 @@ impl EventLoop {
             Ok(_) => {}
             Err(e) => debug!(error = %e, "cannot queue a delivery receipt"),
         }
+    }
+}
+
+impl EventLoop {
+    /// Publishes this profile's mailbox record, once per start (and per republish interval).
+    fn publish_record(&mut self) {
+        if self.published {
+            return;
+        }
+        let Some(record) = self.record.as_ref() else {
+            return;
+        };
+        let key = crate::net::dht::mailbox_record_key(&record.identity().mailbox_id());
+        let value = record.encode().to_vec();
+        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
+            && let Err(e) = kad.put_record(kad::Record::new(key, value), kad::Quorum::One)
+        {
+            debug!(error = %e, "cannot store the mailbox record locally");
+        }
+    }
+
+    /// Whether a mailbox record lookup for `recipient` (whose card names no mailbox) is under way or should
+    /// start now; starts it if so.
+    fn awaiting_lookup(&mut self, recipient: &IdentityKey) -> bool {
+        let card_has_mailboxes = matches!(
+            self.engine.store().contact(recipient),
+            Ok(Some(c)) if tern_protocol::ContactCard::decode(&c.card)
+                .is_ok_and(|card| !card.details().mailboxes.is_empty())
+        );
+        if card_has_mailboxes || self.swarm.behaviour().kad.as_ref().is_none() {
+            return false;
+        }
+        match self.lookups.get(recipient) {
+            Some(Lookup::Pending { .. }) => true,
+            Some(Lookup::Found(_)) => false,
+            Some(Lookup::Missing { at }) if at.elapsed() < LOOKUP_RETRY => false,
+            _ => {
+                if self.lookups.len() >= MAX_LOOKUPS {
+                    self.lookups
+                        .retain(|_, l| matches!(l, Lookup::Pending { .. }));
+                }
+                let key = crate::net::dht::mailbox_record_key(&recipient.mailbox_id());
+                let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() else {
+                    return false;
+                };
+                let query = kad.get_record(key);
+                self.lookup_queries.insert(query, *recipient);
+                self.lookups
+                    .insert(*recipient, Lookup::Pending { best: None });
+                true
+            }
+        }
+    }
+
+    fn lookup_progress(&mut self, id: kad::QueryId, result: kad::GetRecordResult, last: bool) {
+        let Some(&recipient) = self.lookup_queries.get(&id) else {
+            return;
+        };
+        if let Ok(kad::GetRecordOk::FoundRecord(found)) = &result
+            && let Some(record) = crate::net::dht::mailbox_record(&found.record)
+            && record.identity() == recipient
+            && let Some(Lookup::Pending { best }) = self.lookups.get_mut(&recipient)
+            && best
+                .as_ref()
+                .is_none_or(|b| b.revision() < record.revision())
+        {
+            *best = Some(record);
+        }
+        let finished = last
+            || result.is_err()
+            || matches!(
+                result,
+                Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { .. })
+            );
+        if !finished {
+            return;
+        }
+        self.lookup_queries.remove(&id);
+        let best = match self.lookups.remove(&recipient) {
+            Some(Lookup::Pending { best }) => best,
+            _ => None,
+        };
+        let lookup = match best {
+            Some(record) => {
+                let mut peers = Vec::new();
+                for server in record.servers() {
+                    let Ok(peer) = PeerId::from_bytes(&server.peer_id) else {
+                        continue;
+                    };
+                    for addr in &server.addresses {
+                        if let Ok(addr) = Multiaddr::try_from(addr.clone()) {
+                            self.remember_addr(peer, addr);
+                        }
+                    }
+                    peers.push(peer);
+                }
+                debug!(servers = peers.len(), "found a mailbox record");
+                Lookup::Found(peers)
+            }
+            None => Lookup::Missing {
+                at: std::time::Instant::now(),
+            },
+        };
+        self.lookups.insert(recipient, lookup);
+        self.flush_outbox(None);
     }
 }
 

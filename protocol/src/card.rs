@@ -91,7 +91,7 @@ fn check_display_name(name: &str) -> Result<(), DecodeError> {
     Ok(())
 }
 
-fn check_addresses(addresses: &[Vec<u8>]) -> Result<(), DecodeError> {
+pub(crate) fn check_addresses(addresses: &[Vec<u8>]) -> Result<(), DecodeError> {
     codec::check_count("addresses", addresses.len(), MAX_ADDRESSES)?;
     for a in addresses {
         codec::check_len("address", a.len(), MAX_ADDRESS_LEN)?;
@@ -99,14 +99,14 @@ fn check_addresses(addresses: &[Vec<u8>]) -> Result<(), DecodeError> {
     Ok(())
 }
 
-fn read_addresses(r: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, DecodeError> {
+pub(crate) fn read_addresses(r: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, DecodeError> {
     let count = r.count_u8("addresses", MAX_ADDRESSES)?;
     (0..count)
         .map(|_| r.bytes_u8("address", MAX_ADDRESS_LEN).map(<[u8]>::to_vec))
         .collect()
 }
 
-fn write_addresses(w: &mut Writer, addresses: &[Vec<u8>]) {
+pub(crate) fn write_addresses(w: &mut Writer, addresses: &[Vec<u8>]) {
     w.u8(u8::try_from(addresses.len()).unwrap_or(u8::MAX));
     for a in addresses {
         w.bytes_u8(a);

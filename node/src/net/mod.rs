@@ -6,6 +6,7 @@
 
 pub mod behaviour;
 pub mod codec;
+pub mod dht;
 pub mod swarm;
 
 pub use behaviour::{ClientBehaviour, ClientBehaviourConfig, ClientBehaviourEvent, Limits};
