@@ -558,6 +558,7 @@ impl EventLoop {
                     _ => None,
                 };
                 let kind = request_kind(&request);
+                let garbage = matches!(request, MailboxRequest::Invalid);
                 let response = self.mailbox.handle(&peer, request, now_s());
                 match &response {
                     MailboxResponse::Refused(refusal) => {
@@ -585,6 +586,11 @@ impl EventLoop {
                 }
                 if let Some((mailbox, id, bytes)) = pushed {
                     self.push_to_owners(mailbox, id, bytes);
+                }
+                if garbage {
+                    // Unreadable bytes cost the sender its connection, not the server anything more.
+                    debug!(%peer, "garbage on the mailbox protocol: disconnecting");
+                    let _ = self.swarm.disconnect_peer_id(peer);
                 }
                 self.update_metrics();
             }
@@ -740,5 +746,6 @@ fn request_kind(request: &MailboxRequest) -> &'static str {
         MailboxRequest::Challenge => "challenge",
         MailboxRequest::Fetch { .. } => "fetch",
         MailboxRequest::Ack { .. } => "ack",
+        MailboxRequest::Invalid => "invalid",
     }
 }

@@ -1284,6 +1284,7 @@ impl EventLoop {
                         MailboxRequest::Deposit { envelope } => Envelope::decode(envelope).ok(),
                         _ => None,
                     };
+                    let garbage = matches!(request, MailboxRequest::Invalid);
                     let response = match self.mailbox_server.as_mut() {
                         Some(server) => server.handle(&peer, request, now_ms() / 1000),
                         None => MailboxResponse::Refused(crate::mailbox::Refusal::NotServing),
@@ -1294,6 +1295,10 @@ impl EventLoop {
                         .behaviour_mut()
                         .mailbox
                         .send_response(channel, response);
+                    if garbage {
+                        debug!(peer = %short(&peer), "garbage on the mailbox protocol: disconnecting");
+                        let _ = self.swarm.disconnect_peer_id(peer);
+                    }
                     if stored && let Some(envelope) = deposited {
                         self.push_to_owner(&envelope);
                     }

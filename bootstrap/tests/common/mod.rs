@@ -265,6 +265,16 @@ impl Client {
         }
     }
 
+    /// Drives the swarm until its last connection to `peer` is closed (at once if already closed).
+    pub async fn disconnected(&mut self, peer: PeerId) {
+        while self.swarm.is_connected(&peer) {
+            match self.swarm.select_next_some().await {
+                SwarmEvent::ConnectionClosed { peer_id, .. } if peer_id == peer => {}
+                event => self.other(event),
+            }
+        }
+    }
+
     /// Drives the swarm until the server pushes an envelope.
     pub async fn next_push(&mut self) -> (EnvelopeRequest, ResponseChannel<EnvelopeAck>) {
         loop {

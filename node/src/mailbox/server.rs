@@ -261,6 +261,8 @@ impl MailboxServer {
             MailboxRequest::Challenge => Ok(self.challenge(from, now_s)),
             MailboxRequest::Fetch { auth, max } => self.fetch(from, &auth, max, now_s),
             MailboxRequest::Ack { auth, ids } => self.ack(from, &auth, &ids, now_s),
+            // A frame that could not be read: counted here, and the caller disconnects the sender.
+            MailboxRequest::Invalid => Err(Refusal::Malformed),
         };
         match result {
             Ok(response) => response,

@@ -114,6 +114,9 @@ pub enum MailboxRequest {
         auth: OwnerAuth,
         ids: Vec<EnvelopeId>,
     },
+    /// Not on the wire: an inbound request that could not be read (see [`WireMessage::invalid`]). Servers
+    /// refuse it and disconnect the sender.
+    Invalid,
 }
 
 /// Why a mailbox server refused a request. Sent back as one code byte.
@@ -230,6 +233,10 @@ impl WireMessage for MailboxRequest {
     const NAME: &'static str = "mailbox request";
     const MAX_LEN: usize = 2 + 4 + MAX_ENVELOPE_LEN;
 
+    fn invalid(_error: &crate::net::codec::FrameError) -> Option<Self> {
+        Some(Self::Invalid)
+    }
+
     fn encode_into(&self, out: &mut Vec<u8>) {
         let mut w = Writer::new();
         w.u8(MAILBOX_VERSION);
@@ -252,6 +259,10 @@ impl WireMessage for MailboxRequest {
                 for id in ids {
                     w.raw(&id.0);
                 }
+            }
+            // Never sent: tag 0 is refused by every decoder.
+            Self::Invalid => {
+                w.u8(0);
             }
         }
         out.extend_from_slice(w.as_slice());

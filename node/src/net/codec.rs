@@ -145,6 +145,13 @@ pub trait WireMessage: Sized + Send + Sync + 'static {
 
     /// Decodes a whole payload; bytes left over are an error.
     fn decode(payload: &[u8]) -> Result<Self, MessageError>;
+
+    /// The value an inbound *request* that could not be read turns into, if the type has one. Returning
+    /// `Some` hands the failure to the event loop as an ordinary request (request-response itself would drop
+    /// the stream without saying which peer sent it), so the loop can refuse it and disconnect the sender.
+    fn invalid(_error: &FrameError) -> Option<Self> {
+        None
+    }
 }
 
 /// Encodes `msg` as one frame: the length prefix and the payload.
@@ -313,7 +320,13 @@ impl<P: FrameProtocol> request_response::Codec for FrameCodec<P> {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io).await
+        match read_frame(io).await {
+            Err(e) => match frame_error(&e).and_then(P::Request::invalid) {
+                Some(invalid) => Ok(invalid),
+                None => Err(e),
+            },
+            ok => ok,
+        }
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<P::Response>
