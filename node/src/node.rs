@@ -1148,6 +1148,23 @@ impl EventLoop {
         }
     }
 
+    /// Remembers the addresses of published mailbox servers and returns their PeerIds.
+    fn learn_servers(&mut self, servers: &[tern_protocol::MailboxNode]) -> Vec<PeerId> {
+        let mut peers = Vec::with_capacity(servers.len());
+        for server in servers {
+            let Ok(peer) = PeerId::from_bytes(&server.peer_id) else {
+                continue;
+            };
+            for addr in &server.addresses {
+                if let Ok(addr) = Multiaddr::try_from(addr.clone()) {
+                    self.remember_addr(peer, addr);
+                }
+            }
+            peers.push(peer);
+        }
+        peers
+    }
+
     /// Where to deposit mail for `recipient`: the mailboxes in their card, else ours (shared community nodes),
     /// else mailboxes on the LAN.
     fn deposit_targets(&mut self, recipient: &IdentityKey) -> Vec<PeerId> {
@@ -1155,17 +1172,7 @@ impl EventLoop {
         if let Ok(Some(contact)) = self.engine.store().contact(recipient)
             && let Ok(card) = tern_protocol::ContactCard::decode(&contact.card)
         {
-            for server in &card.details().mailboxes {
-                let Ok(peer) = PeerId::from_bytes(&server.peer_id) else {
-                    continue;
-                };
-                for addr in &server.addresses {
-                    if let Ok(addr) = Multiaddr::try_from(addr.clone()) {
-                        self.remember_addr(peer, addr);
-                    }
-                }
-                targets.push(peer);
-            }
+            targets = self.learn_servers(&card.details().mailboxes);
         }
         if targets.is_empty()
             && let Some(Lookup::Found(found)) = self.lookups.get(recipient)
@@ -1500,18 +1507,7 @@ impl EventLoop {
         };
         let lookup = match best {
             Some(record) => {
-                let mut peers = Vec::new();
-                for server in record.servers() {
-                    let Ok(peer) = PeerId::from_bytes(&server.peer_id) else {
-                        continue;
-                    };
-                    for addr in &server.addresses {
-                        if let Ok(addr) = Multiaddr::try_from(addr.clone()) {
-                            self.remember_addr(peer, addr);
-                        }
-                    }
-                    peers.push(peer);
-                }
+                let peers = self.learn_servers(record.servers());
                 debug!(servers = peers.len(), "found a mailbox record");
                 Lookup::Found(peers)
             }

@@ -1,24 +1,21 @@
 //! Real nodes on 127.0.0.1 in one test process: delivery, receipts, typing, restarts, dedupe, and no
 //! plaintext on disk.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::{password, wait_for};
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
 use tern_node::engine::{Engine, Received};
 use tern_node::net::NetConfig;
 use tern_node::node::{Event, Node, NodeConfig};
-use tern_node::store::{ContactState, KdfParams, MessageStatus, Password};
+use tern_node::store::{ContactState, KdfParams, MessageStatus};
 use tern_protocol::{Body, IdentityKey, MessageId};
 use tokio::sync::broadcast;
 use tracing::Instrument;
-
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn password() -> Password {
-    Password::new("correct horse battery staple".into())
-}
 
 fn create(dir: &Path, name: &str) -> Engine {
     Engine::create(dir, name, &password(), KdfParams::INSECURE_FOR_TESTS).unwrap()
@@ -50,24 +47,6 @@ fn loopback_config() -> NodeConfig {
         net,
         ..NodeConfig::default()
     }
-}
-
-async fn wait_for(
-    events: &mut broadcast::Receiver<Event>,
-    what: &str,
-    mut pred: impl FnMut(&Event) -> bool,
-) -> Event {
-    tokio::time::timeout(TIMEOUT, async {
-        loop {
-            match events.recv().await {
-                Ok(event) if pred(&event) => return event,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => panic!("node stopped before {what}"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
 struct Running {

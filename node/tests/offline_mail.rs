@@ -1,51 +1,20 @@
 //! Offline mail through a mailbox node: Alice writes while Bob is offline and leaves; Bob comes back later
 //! and gets the message exactly once; Alice later learns it was delivered.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::{loopback_net, password, wait_for};
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
 use tern_node::engine::Engine;
 use tern_node::mailbox::server::MailboxConfig;
-use tern_node::net::NetConfig;
 use tern_node::node::{Event, Node, NodeConfig};
-use tern_node::store::{KdfParams, MessageStatus, Password};
+use tern_node::store::{KdfParams, MessageStatus};
 use tern_protocol::{IdentityKey, MessageId};
 use tokio::sync::broadcast;
-
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn password() -> Password {
-    Password::new("pw".into())
-}
-
-fn net() -> NetConfig {
-    NetConfig {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-        lan_only: true,
-        mdns: false,
-        ..NetConfig::default()
-    }
-}
-
-async fn wait_for(
-    events: &mut broadcast::Receiver<Event>,
-    what: &str,
-    mut pred: impl FnMut(&Event) -> bool,
-) -> Event {
-    tokio::time::timeout(TIMEOUT, async {
-        loop {
-            match events.recv().await {
-                Ok(event) if pred(&event) => return event,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => panic!("node stopped before {what}"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
 
 struct Up {
     node: Node,
@@ -75,7 +44,7 @@ async fn mailbox_node(dir: &Path) -> Up {
         }
     };
     let config = NodeConfig {
-        net: net(),
+        net: loopback_net(),
         serve_mailbox: Some((dir.join("mailbox.redb"), MailboxConfig::default())),
         ..NodeConfig::default()
     };
@@ -85,7 +54,7 @@ async fn mailbox_node(dir: &Path) -> Up {
 fn user(dir: &Path, mailbox: &Multiaddr) -> (Engine, NodeConfig) {
     let engine = Engine::open(dir, &password()).unwrap();
     let config = NodeConfig {
-        net: net(),
+        net: loopback_net(),
         mailboxes: vec![mailbox.clone()],
         ..NodeConfig::default()
     };
@@ -196,7 +165,7 @@ async fn a_lan_peer_serving_mailboxes_is_found_without_configuration() {
         let lan = |dir: &Path| {
             let engine = Engine::open(dir, &password()).unwrap();
             let config = NodeConfig {
-                net: net(),
+                net: loopback_net(),
                 peers: vec![m.addr.clone()],
                 ..NodeConfig::default()
             };
