@@ -669,6 +669,14 @@ async fn print_event(node: &Node, out: Out, event: Event) {
                 format!("{name} is {}", if online { "online" } else { "offline" })
             });
         }
+        Event::Nat { status } => {
+            let text = match &status {
+                tern_node::node::NatStatus::Public(addr) => format!("public at {addr}"),
+                tern_node::node::NatStatus::Private => "private (behind NAT: relays and hole punching)".into(),
+                tern_node::node::NatStatus::Unknown => "unknown".into(),
+            };
+            out.print(json!({"event": "nat", "status": text}), || format!("reachability: {text}"));
+        }
         Event::Peers { connected } => out.print(
             json!({"event": "peers", "connected": connected}),
             || format!("peers connected: {connected}"),
@@ -731,6 +739,7 @@ async fn stdin_command(node: &Node, out: Out, line: &str) -> bool {
                     "connected": status.connected_peers.len(),
                     "outbox": status.outbox_len,
                     "lan_only": status.lan_only,
+                    "nat": format!("{:?}", status.nat),
                 })))
             }
             StdinCommand::Quit => Ok(None),

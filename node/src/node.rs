@@ -12,7 +12,7 @@ use futures::StreamExt;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns};
+use libp2p::{Multiaddr, PeerId, Swarm, autonat, identify, kad, mdns};
 use tern_protocol::{Body, Envelope, EnvelopeId, IdentityKey, MailboxId, MessageId};
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -122,11 +122,25 @@ pub enum Event {
     },
     /// This profile's mailbox record was stored in the DHT.
     MailboxRecordPublished,
+    /// AutoNAT's verdict on whether this node is reachable from the internet changed.
+    Nat {
+        status: NatStatus,
+    },
     /// A mailbox server was read to the end; `envelopes` is how many it handed over this time.
     MailboxChecked {
         server: PeerId,
         envelopes: usize,
     },
+}
+
+/// Whether this node can be reached directly from the internet (AutoNAT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NatStatus {
+    /// Reachable at this address.
+    Public(Multiaddr),
+    /// Behind NAT: peers reach it through relays and hole punching.
+    Private,
+    Unknown,
 }
 
 /// The node's view of the network.
@@ -137,6 +151,7 @@ pub struct NetStatus {
     pub connected_peers: Vec<PeerId>,
     pub outbox_len: usize,
     pub lan_only: bool,
+    pub nat: NatStatus,
 }
 
 type EngineCall = Box<dyn FnOnce(&mut Engine) + Send>;
@@ -255,6 +270,7 @@ impl Node {
             my_mailboxes: Vec::new(),
             lan_mailboxes: Vec::new(),
             mdns_peers: HashSet::new(),
+            nat: NatStatus::Unknown,
             mailbox_calls: HashMap::new(),
             fetching: HashMap::new(),
             deposits: HashMap::new(),
@@ -406,6 +422,8 @@ struct EventLoop {
     lan_mailboxes: Vec<PeerId>,
     /// Peers found by mDNS, i.e. on this LAN.
     mdns_peers: HashSet<PeerId>,
+    /// The last AutoNAT verdict.
+    nat: NatStatus,
     /// Mailbox requests awaiting an answer.
     mailbox_calls: HashMap<OutboundRequestId, MailboxCall>,
     /// Servers with a fetch under way (and envelopes taken so far), so a second one does not start.
@@ -540,6 +558,7 @@ impl EventLoop {
                     connected_peers: self.swarm.connected_peers().copied().collect(),
                     outbox_len: self.engine.store().outbox().map_or(0, |o| o.len()),
                     lan_only: self.lan_only,
+                    nat: self.nat.clone(),
                 };
                 let _ = reply.send(status);
             }
@@ -799,6 +818,18 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(ClientBehaviourEvent::Mailbox(event)) => {
                 self.handle_mailbox_event(event);
+            }
+            SwarmEvent::Behaviour(ClientBehaviourEvent::Autonat(
+                autonat::Event::StatusChanged { new, .. },
+            )) => {
+                let status = match new {
+                    autonat::NatStatus::Public(addr) => NatStatus::Public(addr),
+                    autonat::NatStatus::Private => NatStatus::Private,
+                    autonat::NatStatus::Unknown => NatStatus::Unknown,
+                };
+                info!(?status, "reachability changed");
+                self.nat = status.clone();
+                self.emit(Event::Nat { status });
             }
             SwarmEvent::Behaviour(ClientBehaviourEvent::Identify(identify::Event::Received {
                 peer_id,

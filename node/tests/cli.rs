@@ -246,3 +246,26 @@ fn wrong_password_and_profile_in_use_have_their_own_exit_codes() {
     run.quit();
     ok(alice.path(), &["whoami"]);
 }
+
+#[test]
+fn passwd_changes_the_password_and_the_old_one_stops_working() {
+    let alice = tempfile::tempdir().unwrap();
+    init(alice.path(), "Alice");
+    let changed = tern(alice.path(), &["passwd"])
+        .env("TERN_NEW_PASSWORD", "a brand new passphrase")
+        .output()
+        .unwrap();
+    assert!(
+        changed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&changed.stdout)
+    );
+    let old = tern(alice.path(), &["whoami"]).output().unwrap();
+    assert_eq!(old.status.code(), Some(4), "the old password is refused");
+    let new = tern(alice.path(), &["whoami"])
+        .env("TERN_PASSWORD", "a brand new passphrase")
+        .output()
+        .unwrap();
+    assert!(new.status.success());
+    assert_eq!(json_lines(&new)[0]["name"], "Alice");
+}
