@@ -271,6 +271,7 @@ impl Node {
             lan_mailboxes: Vec::new(),
             mdns_peers: HashSet::new(),
             nat: NatStatus::Unknown,
+            relays_reserved: false,
             mailbox_calls: HashMap::new(),
             fetching: HashMap::new(),
             deposits: HashMap::new(),
@@ -424,6 +425,8 @@ struct EventLoop {
     mdns_peers: HashSet<PeerId>,
     /// The last AutoNAT verdict.
     nat: NatStatus,
+    /// Whether relay reservations were requested (once, when AutoNAT first says private).
+    relays_reserved: bool,
     /// Mailbox requests awaiting an answer.
     mailbox_calls: HashMap<OutboundRequestId, MailboxCall>,
     /// Servers with a fetch under way (and envelopes taken so far), so a second one does not start.
@@ -828,6 +831,9 @@ impl EventLoop {
                     autonat::NatStatus::Unknown => NatStatus::Unknown,
                 };
                 info!(?status, "reachability changed");
+                if status == NatStatus::Private {
+                    self.reserve_relays();
+                }
                 self.nat = status.clone();
                 self.emit(Event::Nat { status });
             }
@@ -1176,6 +1182,23 @@ impl EventLoop {
             self.fetch_page(server, nonce);
         } else if let Some(envelopes) = self.fetching.remove(&server) {
             self.emit(Event::MailboxChecked { server, envelopes });
+        }
+    }
+
+    /// Behind NAT: listen through each configured server's circuit relay, so contacts can reach this node
+    /// (and DCUtR can upgrade the relayed connection to a direct one).
+    fn reserve_relays(&mut self) {
+        if self.lan_only || self.relays_reserved {
+            return;
+        }
+        self.relays_reserved = true;
+        let servers: Vec<Multiaddr> = self.my_mailboxes.iter().map(|(_, a)| a.clone()).collect();
+        for addr in servers {
+            let circuit = addr.with(libp2p::multiaddr::Protocol::P2pCircuit);
+            match self.swarm.listen_on(circuit.clone()) {
+                Ok(_) => info!(%circuit, "listening through a relay"),
+                Err(e) => debug!(%circuit, error = %e, "cannot reserve a relay slot"),
+            }
         }
     }
 
