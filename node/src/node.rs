@@ -235,7 +235,10 @@ impl Node {
             )
             .ok()
         };
-        engine.set_mailboxes(servers)?;
+        // A run without configured servers leaves the card's published mailboxes as they are.
+        if !servers.is_empty() {
+            engine.set_mailboxes(servers)?;
+        }
         let mut config = config;
         config.net.serve_mailbox = config.serve_mailbox.is_some();
         let seed = engine.identity().ed25519_secret();
@@ -1153,11 +1156,18 @@ impl EventLoop {
             *count += envelopes.len();
         }
         let mut done = Vec::with_capacity(envelopes.len());
+        let mut receipts: HashMap<IdentityKey, Vec<MessageId>> = HashMap::new();
         for bytes in envelopes {
             let id = Envelope::decode(&bytes).map(|e| e.id());
             match self.engine.receive(&bytes) {
                 Ok(received) => {
-                    self.report(received, true);
+                    if let Received::Message { message, .. } = &received {
+                        receipts
+                            .entry(message.conversation)
+                            .or_default()
+                            .push(message.id);
+                    }
+                    self.report(received, false);
                     done.extend(id.ok());
                 }
                 // A store failure is worth another try; anything else will never decrypt.
@@ -1167,6 +1177,17 @@ impl EventLoop {
                 Err(e) => {
                     debug!(error = %e, "dropping undecryptable mail");
                     done.extend(id.ok());
+                }
+            }
+        }
+        // One delivery receipt per sender for the whole page, not one per message.
+        for (sender, ids) in receipts {
+            for chunk in ids.chunks(tern_protocol::message::MAX_RECEIPT_IDS) {
+                if let Err(e) =
+                    self.engine
+                        .send_control(&sender, Body::Delivered(chunk.to_vec()), true)
+                {
+                    debug!(error = %e, "cannot queue a delivery receipt");
                 }
             }
         }

@@ -190,3 +190,41 @@ async fn a_lan_peer_serving_mailboxes_is_found_without_configuration() {
     .await
     .expect("LAN mailbox delivery finished in time");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_without_servers_keeps_the_mailboxes_published_in_the_card() {
+    let dir = tempfile::tempdir().unwrap();
+    Engine::create(
+        dir.path(),
+        "Carol",
+        &password(),
+        KdfParams::INSECURE_FOR_TESTS,
+    )
+    .unwrap();
+    // A server that is never reachable: only its published identity matters here.
+    let server: Multiaddr = format!("/ip4/127.0.0.1/tcp/9/p2p/{}", libp2p::PeerId::random())
+        .parse()
+        .unwrap();
+    let published = |dir: &Path| {
+        let engine = Engine::open(dir, &password()).unwrap();
+        engine.card().details().mailboxes.len()
+    };
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let (engine, config) = user(dir.path(), &server);
+        let (node, _) = Node::start(engine, config).unwrap();
+        node.shutdown().await.unwrap();
+        assert_eq!(published(dir.path()), 1);
+
+        // A later run (say `tern-node send` without --bootstrap) names no server.
+        let engine = Engine::open(dir.path(), &password()).unwrap();
+        let config = NodeConfig {
+            net: loopback_net(),
+            ..NodeConfig::default()
+        };
+        let (node, _) = Node::start(engine, config).unwrap();
+        node.shutdown().await.unwrap();
+        assert_eq!(published(dir.path()), 1, "the card still names the server");
+    })
+    .await
+    .expect("runs finished in time");
+}
