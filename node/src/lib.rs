@@ -6,4 +6,5 @@ pub mod engine;
 pub mod mailbox;
 pub mod net;
 pub mod node;
+mod redb_file;
 pub mod store;

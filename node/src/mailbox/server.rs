@@ -49,6 +49,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::mailbox::wire::{MAX_ACK_IDS, MAX_FETCH_BYTES, MAX_FETCH_ENVELOPES, NONCE_LEN};
 use crate::mailbox::{MailboxRequest, MailboxResponse, OwnerAuth, Refusal};
+use crate::redb_file::{Failure, from_redb_errors};
 
 pub use db::{FORMAT_VERSION, PURGE_BATCH};
 pub use limits::{
@@ -154,43 +155,17 @@ pub enum MailboxError {
     Database(#[source] Box<redb::Error>),
 }
 
-fn from_redb(err: redb::Error) -> MailboxError {
-    match err {
-        redb::Error::Corrupted(reason) => MailboxError::Corrupt(reason),
-        redb::Error::DatabaseAlreadyOpen => MailboxError::InUse,
-        redb::Error::TableDoesNotExist(name) => {
-            MailboxError::Corrupt(format!("table {name} is missing"))
+impl From<Failure> for MailboxError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::InUse => Self::InUse,
+            Failure::Corrupt(reason) => Self::Corrupt(reason),
+            Failure::Other(err) => Self::Database(err),
         }
-        redb::Error::TableTypeMismatch { table, .. } => {
-            MailboxError::Corrupt(format!("table {table} has another type"))
-        }
-        // redb reports a file that is not a redb database (a damaged header) as invalid data.
-        redb::Error::Io(err) if err.kind() == std::io::ErrorKind::InvalidData => {
-            MailboxError::Corrupt(err.to_string())
-        }
-        redb::Error::UpgradeRequired(_) => MailboxError::Corrupt("unknown redb file format".into()),
-        other => MailboxError::Database(Box::new(other)),
     }
 }
 
-macro_rules! from_redb_errors {
-    ($($ty:ty),*) => {
-        $(impl From<$ty> for MailboxError {
-            fn from(err: $ty) -> Self {
-                from_redb(err.into())
-            }
-        })*
-    };
-}
-
-from_redb_errors!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+from_redb_errors!(MailboxError);
 
 /// A mailbox server over one database file. Not `Clone`: one event loop owns it.
 pub struct MailboxServer {

@@ -60,9 +60,9 @@ mod records;
 mod tests;
 
 use std::fs::{self, File, TryLockError};
-use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use crate::redb_file::{Failure, Mode, from_redb_errors, open_checked};
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 use tern_protocol::codec::DecodeError;
 use tern_protocol::crypto::SecretKey;
@@ -187,40 +187,17 @@ pub enum StoreError {
     Database(#[source] Box<redb::Error>),
 }
 
-fn from_redb(err: redb::Error) -> StoreError {
-    match err {
-        redb::Error::Corrupted(reason) => StoreError::Corrupt(reason),
-        redb::Error::DatabaseAlreadyOpen => StoreError::InUse,
-        redb::Error::TableDoesNotExist(name) => {
-            StoreError::Corrupt(format!("table {name} is missing"))
+impl From<Failure> for StoreError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::InUse => Self::InUse,
+            Failure::Corrupt(reason) => Self::Corrupt(reason),
+            Failure::Other(err) => Self::Database(err),
         }
-        // redb reports a file that is not a redb database (a damaged header) as invalid data.
-        redb::Error::Io(err) if err.kind() == std::io::ErrorKind::InvalidData => {
-            StoreError::Corrupt(err.to_string())
-        }
-        redb::Error::UpgradeRequired(_) => StoreError::Corrupt("unknown redb file format".into()),
-        other => StoreError::Database(Box::new(other)),
     }
 }
 
-macro_rules! from_redb_errors {
-    ($($ty:ty),*) => {
-        $(impl From<$ty> for StoreError {
-            fn from(err: $ty) -> Self {
-                from_redb(err.into())
-            }
-        })*
-    };
-}
-
-from_redb_errors!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+from_redb_errors!(StoreError);
 
 fn corrupt(what: &str, err: DecodeError) -> StoreError {
     StoreError::Corrupt(format!("{what}: {err}"))
@@ -279,18 +256,8 @@ fn lock_profile(dir: &Path) -> Result<File, StoreError> {
     }
 }
 
-/// Opens the redb file with its integrity check, turning a panic inside redb (which the check should make
-/// impossible) into [`StoreError::Corrupt`].
 fn open_database(path: &Path) -> Result<Database, StoreError> {
-    let mut builder = Database::builder();
-    builder.set_check_integrity_on_open(true);
-    match panic::catch_unwind(AssertUnwindSafe(|| builder.open(path))) {
-        Ok(Ok(db)) => Ok(db),
-        Ok(Err(err)) => Err(err.into()),
-        Err(_) => Err(StoreError::Corrupt(
-            "the database file could not be read".into(),
-        )),
-    }
+    Ok(open_checked(path, Mode::OpenExisting)?)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {

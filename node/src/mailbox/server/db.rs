@@ -18,7 +18,6 @@
 //! committed with redb's default durability ([`redb::Durability::Immediate`]): when a method returns `Ok`
 //! the change is on disk. "Bytes" always means envelope bytes (the ciphertext as deposited), not overhead.
 
-use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
 use redb::{
@@ -29,6 +28,7 @@ use tern_protocol::{EnvelopeId, MailboxId};
 
 use super::MailboxError;
 use crate::mailbox::Refusal;
+use crate::redb_file::{Mode, open_checked};
 
 /// The mailbox database format this build reads and writes.
 pub const FORMAT_VERSION: u8 = 1;
@@ -274,18 +274,8 @@ fn write_totals(txn: &WriteTransaction, totals: &Totals) -> Result<(), MailboxEr
     Ok(())
 }
 
-/// Opens the redb file (creating it if missing or empty) with its integrity check, turning a panic inside
-/// redb (which the check should make impossible) into [`MailboxError::Corrupt`].
 fn open_database(path: &Path) -> Result<Database, MailboxError> {
-    let mut builder = Database::builder();
-    builder.set_check_integrity_on_open(true);
-    match panic::catch_unwind(AssertUnwindSafe(|| builder.create(path))) {
-        Ok(Ok(db)) => Ok(db),
-        Ok(Err(err)) => Err(err.into()),
-        Err(_) => Err(MailboxError::Corrupt(
-            "the database file could not be read".into(),
-        )),
-    }
+    Ok(open_checked(path, Mode::CreateIfMissing)?)
 }
 
 /// The open mailbox database, with its totals cached (they change only after a commit succeeds).
