@@ -19,8 +19,8 @@ use thiserror::Error;
 use tracing::{debug, warn};
 
 use crate::store::{
-    ContactRecord, ContactState, KdfParams, MessageRecord, MessageStatus, OutboxRecord, Password,
-    Store, StoreError, VaultItem,
+    Batch, ContactRecord, ContactState, KdfParams, MessageRecord, MessageStatus, OutboxRecord,
+    Password, Store, StoreError, VaultItem,
 };
 
 /// How long mail stays deliverable (7 days), the envelope expiry.
@@ -436,60 +436,72 @@ impl Engine {
         Ok((content, envelope, pickle))
     }
 
+    /// Seals `body` for `to` and writes, in one durable commit, whatever `write` adds (history row, outbox
+    /// entry, contact update) together with the advanced session. On any failure the in-memory session is
+    /// forgotten, so the next send starts again from what the store holds.
+    fn send_sealed<T>(
+        &mut self,
+        to: &IdentityKey,
+        body: Body,
+        write: impl FnOnce(
+            &mut Batch<'_>,
+            &mut ContactRecord,
+            &Content,
+            &Envelope,
+            u64,
+        ) -> Result<T, StoreError>,
+    ) -> Result<(Content, Envelope, T), EngineError> {
+        let mut contact = self
+            .store
+            .contact(to)?
+            .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
+        let now = now_ms();
+        let result = self
+            .seal(&contact, body, now)
+            .and_then(|(content, envelope, pickle)| {
+                let mut batch = self.store.batch()?;
+                let written = write(&mut batch, &mut contact, &content, &envelope, now)?;
+                batch.put_session(to, &pickle)?;
+                batch.commit()?;
+                Ok((content, envelope, written))
+            });
+        if result.is_err() {
+            self.sessions.remove(to);
+        }
+        result
+    }
+
     /// Queues a text message: history row (sending), outbox entry and advanced session, in one commit.
     pub fn send_text(
         &mut self,
         to: &IdentityKey,
         text: &str,
     ) -> Result<(MessageRecord, OutboxRecord), EngineError> {
-        let mut contact = self
-            .store
-            .contact(to)?
-            .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
-        let now = now_ms();
-        let (content, envelope, pickle) =
-            match self.seal(&contact, Body::Text(text.to_owned()), now) {
-                Ok(sealed) => sealed,
-                Err(e) => {
-                    self.sessions.remove(to);
-                    return Err(e);
+        let (_, _, queued) = self.send_sealed(
+            to,
+            Body::Text(text.to_owned()),
+            |batch, contact, content, envelope, now| {
+                // Writing to someone who asked to talk accepts them.
+                if contact.state == ContactState::Requested {
+                    contact.state = ContactState::Accepted;
+                    batch.put_contact(contact)?;
                 }
-            };
-        let message = MessageRecord {
-            id: content.id,
-            conversation: *to,
-            outgoing: true,
-            sent_at_ms: now,
-            received_at_ms: now,
-            text: text.to_owned(),
-            status: MessageStatus::Sending,
-        };
-        let outbox = OutboxRecord {
-            message_id: content.id,
-            recipient: *to,
-            envelope: envelope.encode(),
-            attempts: 0,
-            next_attempt_ms: now,
-            created_ms: now,
-            expires_at: envelope.expires_at,
-        };
-        let commit = (|| {
-            let mut batch = self.store.batch()?;
-            // Writing to someone who asked to talk accepts them.
-            if contact.state == ContactState::Requested {
-                contact.state = ContactState::Accepted;
-                batch.put_contact(&contact)?;
-            }
-            batch.insert_message(&message)?;
-            batch.outbox_enqueue(&outbox)?;
-            batch.put_session(to, &pickle)?;
-            batch.commit()
-        })();
-        if let Err(e) = commit {
-            self.sessions.remove(to);
-            return Err(e.into());
-        }
-        Ok((message, outbox))
+                let message = MessageRecord {
+                    id: content.id,
+                    conversation: *to,
+                    outgoing: true,
+                    sent_at_ms: now,
+                    received_at_ms: now,
+                    text: text.to_owned(),
+                    status: MessageStatus::Sending,
+                };
+                let outbox = outbox_entry(to, content, envelope, now);
+                batch.insert_message(&message)?;
+                batch.outbox_enqueue(&outbox)?;
+                Ok((message, outbox))
+            },
+        )?;
+        Ok(queued)
     }
 
     /// Encrypts a control message (a receipt or typing) and queues it for delivery when `queue` is set;
@@ -500,38 +512,13 @@ impl Engine {
         body: Body,
         queue: bool,
     ) -> Result<(MessageId, Envelope), EngineError> {
-        let contact = self
-            .store
-            .contact(to)?
-            .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
-        let now = now_ms();
-        let (content, envelope, pickle) = match self.seal(&contact, body, now) {
-            Ok(sealed) => sealed,
-            Err(e) => {
-                self.sessions.remove(to);
-                return Err(e);
-            }
-        };
-        let commit = (|| {
-            let mut batch = self.store.batch()?;
-            if queue {
-                batch.outbox_enqueue(&OutboxRecord {
-                    message_id: content.id,
-                    recipient: *to,
-                    envelope: envelope.encode(),
-                    attempts: 0,
-                    next_attempt_ms: now,
-                    created_ms: now,
-                    expires_at: envelope.expires_at,
-                })?;
-            }
-            batch.put_session(to, &pickle)?;
-            batch.commit()
-        })();
-        if let Err(e) = commit {
-            self.sessions.remove(to);
-            return Err(e.into());
-        }
+        let (content, envelope, ()) =
+            self.send_sealed(to, body, |batch, _, content, envelope, now| {
+                if queue {
+                    batch.outbox_enqueue(&outbox_entry(to, content, envelope, now))?;
+                }
+                Ok(())
+            })?;
         Ok((content.id, envelope))
     }
 
@@ -720,6 +707,24 @@ impl Engine {
         self.store
             .outbox_reschedule(&entry.message_id, now + retry_delay_ms(attempts))?;
         Ok(None)
+    }
+}
+
+/// A fresh outbox entry for an envelope, due now.
+fn outbox_entry(
+    to: &IdentityKey,
+    content: &Content,
+    envelope: &Envelope,
+    now: u64,
+) -> OutboxRecord {
+    OutboxRecord {
+        message_id: content.id,
+        recipient: *to,
+        envelope: envelope.encode(),
+        attempts: 0,
+        next_attempt_ms: now,
+        created_ms: now,
+        expires_at: envelope.expires_at,
     }
 }
 
