@@ -8,14 +8,14 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use libp2p::{
     Multiaddr, PeerId, Swarm, SwarmBuilder, TransportError,
     core::transport::ListenerId,
     identify, kad,
     multiaddr::Protocol,
     noise,
-    request_response::{self, OutboundRequestId},
+    request_response::{self, OutboundRequestId, ResponseChannel},
     swarm::{
         SwarmEvent,
         dial_opts::{DialOpts, PeerCondition},
@@ -57,6 +57,9 @@ pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const PEER_REDIAL_INTERVAL: Duration = Duration::from_secs(60);
 /// Pushes to connected owners awaiting an answer at once; beyond that, mail waits for the owner's fetch.
 pub const MAX_PUSHES_IN_FLIGHT: usize = 256;
+/// Swarm events taken per wake-up before the mailbox requests among them are answered together (their
+/// deposits share one durable commit): the bound on how long one group commit keeps others waiting.
+pub const MAX_EVENTS_PER_WAKE: usize = 256;
 /// Addresses of one peer taken from identify into the Kademlia routing table.
 pub const MAX_KAD_ADDRS_PER_PEER: usize = 8;
 
@@ -235,6 +238,7 @@ impl Server {
             peers,
             owners: HashSet::new(),
             pushes: HashMap::new(),
+            pending_mailbox: Vec::new(),
             listeners,
             listen_tx,
             connected_tx,
@@ -378,6 +382,8 @@ struct EventLoop {
     /// Connected peers over which a mailbox owner has fetched; only these can be pushed to.
     owners: HashSet<PeerId>,
     pushes: HashMap<OutboundRequestId, Push>,
+    /// Mailbox requests taken from the swarm and not answered yet (see `answer_mailbox`).
+    pending_mailbox: Vec<(PeerId, MailboxRequest, ResponseChannel<MailboxResponse>)>,
     /// Each listener, and whether it has reported an address (or closed) yet.
     listeners: HashMap<ListenerId, bool>,
     listen_tx: watch::Sender<ListenState>,
@@ -397,7 +403,18 @@ impl EventLoop {
             tokio::select! {
                 biased;
                 _ = &mut stop => break,
-                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                event = self.swarm.select_next_some() => {
+                    self.on_swarm_event(event);
+                    // Group commit: take whatever else is ready now, then answer the mailbox requests all of
+                    // it carried with one durable commit for their deposits.
+                    for _ in 1..MAX_EVENTS_PER_WAKE {
+                        match self.swarm.next().now_or_never() {
+                            Some(Some(event)) => self.on_swarm_event(event),
+                            _ => break,
+                        }
+                    }
+                    self.answer_mailbox();
+                }
                 _ = purge.tick() => self.purge(),
                 _ = redial.tick() => self.redial(),
             }
@@ -548,51 +565,8 @@ impl EventLoop {
                     },
                 ..
             } => {
-                // Which mailbox a deposit is for, and its bytes, in case its owner is connected.
-                let deposit = match &request {
-                    MailboxRequest::Deposit { envelope } if !self.owners.is_empty() => {
-                        Envelope::decode(envelope)
-                            .ok()
-                            .map(|e| (e.mailbox, envelope.clone()))
-                    }
-                    _ => None,
-                };
-                let kind = request_kind(&request);
-                let garbage = matches!(request, MailboxRequest::Invalid);
-                let response = self.mailbox.handle(&peer, request, now_s());
-                match &response {
-                    MailboxResponse::Refused(refusal) => {
-                        debug!(%peer, kind, reason = refusal.name(), "mailbox request refused");
-                    }
-                    MailboxResponse::Envelopes { .. } | MailboxResponse::Acked { .. } => {
-                        self.owners.insert(peer);
-                    }
-                    _ => trace!(%peer, kind, "mailbox request answered"),
-                }
-                let pushed = match (&response, deposit) {
-                    (MailboxResponse::Deposited { id }, Some((mailbox, bytes))) => {
-                        Some((mailbox, *id, bytes))
-                    }
-                    _ => None,
-                };
-                if self
-                    .swarm
-                    .behaviour_mut()
-                    .mailbox
-                    .send_response(channel, response)
-                    .is_err()
-                {
-                    debug!(%peer, kind, "mailbox response not sent: the stream is gone");
-                }
-                if let Some((mailbox, id, bytes)) = pushed {
-                    self.push_to_owners(mailbox, id, bytes);
-                }
-                if garbage {
-                    // Unreadable bytes cost the sender its connection, not the server anything more.
-                    debug!(%peer, "garbage on the mailbox protocol: disconnecting");
-                    let _ = self.swarm.disconnect_peer_id(peer);
-                }
-                self.update_metrics();
+                // Answered in `answer_mailbox`, with the other requests that arrived at the same time.
+                self.pending_mailbox.push((peer, request, channel));
             }
             request_response::Event::Message {
                 message: request_response::Message::Response { .. },
@@ -606,6 +580,68 @@ impl EventLoop {
             request_response::Event::OutboundFailure { .. }
             | request_response::Event::ResponseSent { .. } => {}
         }
+    }
+
+    /// Answers the mailbox requests taken since the last call, in arrival order. Deposits among them are
+    /// stored with one durable commit ([`MailboxServer::handle_many`]); no answer leaves before it.
+    fn answer_mailbox(&mut self) {
+        if self.pending_mailbox.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending_mailbox);
+        let mut requests = Vec::with_capacity(pending.len());
+        let mut rest = Vec::with_capacity(pending.len());
+        for (peer, request, channel) in pending {
+            // Which mailbox a deposit is for, and its bytes, in case its owner is connected.
+            let deposit = match &request {
+                MailboxRequest::Deposit { envelope } if !self.owners.is_empty() => {
+                    Envelope::decode(envelope)
+                        .ok()
+                        .map(|e| (e.mailbox, envelope.clone()))
+                }
+                _ => None,
+            };
+            let kind = request_kind(&request);
+            let garbage = matches!(request, MailboxRequest::Invalid);
+            requests.push((peer, request));
+            rest.push((peer, channel, deposit, kind, garbage));
+        }
+        let responses = self.mailbox.handle_many(requests, now_s());
+        for ((peer, channel, deposit, kind, garbage), response) in rest.into_iter().zip(responses) {
+            match &response {
+                MailboxResponse::Refused(refusal) => {
+                    debug!(%peer, kind, reason = refusal.name(), "mailbox request refused");
+                }
+                MailboxResponse::Envelopes { .. } | MailboxResponse::Acked { .. } => {
+                    self.owners.insert(peer);
+                }
+                _ => trace!(%peer, kind, "mailbox request answered"),
+            }
+            let pushed = match (&response, deposit) {
+                (MailboxResponse::Deposited { id }, Some((mailbox, bytes))) => {
+                    Some((mailbox, *id, bytes))
+                }
+                _ => None,
+            };
+            if self
+                .swarm
+                .behaviour_mut()
+                .mailbox
+                .send_response(channel, response)
+                .is_err()
+            {
+                debug!(%peer, kind, "mailbox response not sent: the stream is gone");
+            }
+            if let Some((mailbox, id, bytes)) = pushed {
+                self.push_to_owners(mailbox, id, bytes);
+            }
+            if garbage {
+                // Unreadable bytes cost the sender its connection, not the server anything more.
+                debug!(%peer, "garbage on the mailbox protocol: disconnecting");
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+        }
+        self.update_metrics();
     }
 
     /// Sends a just-deposited envelope to every connected peer over which its owner has fetched.

@@ -57,7 +57,7 @@ pub use limits::{
     MAX_RATE_BUCKETS,
 };
 
-use db::{Db, Limits, Stored};
+use db::{Db, Deposit, Limits, Stored};
 use limits::{Challenges, OwnerSessions, RateLimiter};
 
 /// An owner that proved ownership within this many challenge lifetimes counts as present for push.
@@ -167,6 +167,13 @@ impl From<Failure> for MailboxError {
 
 from_redb_errors!(MailboxError);
 
+/// A deposit that passed the policy checks, before storage.
+struct CheckedDeposit {
+    mailbox: MailboxId,
+    id: EnvelopeId,
+    keep_until: u64,
+}
+
 /// A mailbox server over one database file. Not `Clone`: one event loop owns it.
 pub struct MailboxServer {
     db: Db,
@@ -241,11 +248,7 @@ impl MailboxServer {
         };
         match result {
             Ok(response) => response,
-            Err(refusal) => {
-                *self.counters.refusals.entry(refusal.name()).or_default() += 1;
-                debug!(peer = %from, reason = refusal.name(), "mailbox request refused");
-                MailboxResponse::Refused(refusal)
-            }
+            Err(refusal) => self.refused(from, refusal),
         }
     }
 
@@ -255,6 +258,120 @@ impl MailboxServer {
         bytes: &[u8],
         now_s: u64,
     ) -> Result<MailboxResponse, Refusal> {
+        let checked = self.check_deposit(from, bytes, now_s)?;
+        let deposit = Deposit {
+            mailbox: checked.mailbox,
+            id: checked.id,
+            envelope: bytes,
+            keep_until: checked.keep_until,
+        };
+        let limits = self.limits();
+        let stored = self
+            .db
+            .deposit_many(&[deposit], now_s, limits)
+            .map_err(|err| internal("deposit", &err))?;
+        let stored = stored.first().copied().ok_or(Refusal::Internal)?;
+        self.deposit_outcome(from, bytes.len(), checked.id, stored)
+    }
+
+    /// Answers `requests` in order, as [`Self::handle`] would one after the other, except that every run
+    /// of consecutive deposits is stored in one write transaction with one durable commit (group commit).
+    /// Returns one response per request, in order; a `Deposited` answer is on disk when this returns.
+    pub fn handle_many(
+        &mut self,
+        requests: Vec<(PeerId, MailboxRequest)>,
+        now_s: u64,
+    ) -> Vec<MailboxResponse> {
+        self.clock_s = self.clock_s.max(now_s);
+        let mut responses: Vec<Option<MailboxResponse>> = Vec::with_capacity(requests.len());
+        let mut run: Vec<(usize, PeerId, Vec<u8>)> = Vec::new();
+        for (from, request) in requests {
+            match request {
+                MailboxRequest::Deposit { envelope } => {
+                    run.push((responses.len(), from, envelope));
+                    responses.push(None);
+                }
+                other => {
+                    self.deposit_run(std::mem::take(&mut run), &mut responses, now_s);
+                    responses.push(Some(self.handle(&from, other, now_s)));
+                }
+            }
+        }
+        self.deposit_run(run, &mut responses, now_s);
+        responses
+            .into_iter()
+            .map(|r| r.unwrap_or(MailboxResponse::Refused(Refusal::Internal)))
+            .collect()
+    }
+
+    /// Checks each deposit of a run and stores those that pass in one commit; fills in their responses.
+    fn deposit_run(
+        &mut self,
+        run: Vec<(usize, PeerId, Vec<u8>)>,
+        responses: &mut [Option<MailboxResponse>],
+        now_s: u64,
+    ) {
+        if run.is_empty() {
+            return;
+        }
+        let mut accepted = Vec::with_capacity(run.len());
+        for (slot, from, bytes) in &run {
+            match self.check_deposit(from, bytes, now_s) {
+                Ok(checked) => accepted.push((*slot, *from, bytes.as_slice(), checked)),
+                Err(refusal) => responses[*slot] = Some(self.refused(from, refusal)),
+            }
+        }
+        let deposits: Vec<Deposit<'_>> = accepted
+            .iter()
+            .map(|(_, _, bytes, checked)| Deposit {
+                mailbox: checked.mailbox,
+                id: checked.id,
+                envelope: bytes,
+                keep_until: checked.keep_until,
+            })
+            .collect();
+        let limits = self.limits();
+        let outcomes = match self.db.deposit_many(&deposits, now_s, limits) {
+            Ok(outcomes) => outcomes,
+            Err(err) => {
+                let refusal = internal("deposit", &err);
+                vec![Stored::Refused(refusal); deposits.len()]
+            }
+        };
+        if outcomes.len() > 1 {
+            debug!(deposits = outcomes.len(), "deposits stored in one commit");
+        }
+        for ((slot, from, bytes, checked), stored) in accepted.iter().zip(outcomes) {
+            let response = match self.deposit_outcome(from, bytes.len(), checked.id, stored) {
+                Ok(response) => response,
+                Err(refusal) => self.refused(from, refusal),
+            };
+            responses[*slot] = Some(response);
+        }
+    }
+
+    /// Counts and logs a refusal; the response that carries it.
+    fn refused(&mut self, from: &PeerId, refusal: Refusal) -> MailboxResponse {
+        *self.counters.refusals.entry(refusal.name()).or_default() += 1;
+        debug!(peer = %from, reason = refusal.name(), "mailbox request refused");
+        MailboxResponse::Refused(refusal)
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            quota_envelopes: u64::from(self.config.quota_envelopes),
+            quota_bytes: self.config.quota_bytes,
+            max_total_bytes: self.config.max_total_bytes,
+        }
+    }
+
+    /// The policy checks a deposit passes before storage: size, form, expiry, the depositor's rate.
+    fn check_deposit(
+        &mut self,
+        from: &PeerId,
+        bytes: &[u8],
+        now_s: u64,
+    ) -> Result<CheckedDeposit, Refusal> {
         if bytes.len() > MAX_ENVELOPE_LEN {
             return Err(Refusal::TooLarge);
         }
@@ -268,23 +385,26 @@ impl MailboxServer {
         if !self.rate.allow(from, now_s) {
             return Err(Refusal::RateLimited);
         }
-        let id = envelope.id();
-        let keep_until = envelope
-            .expires_at
-            .min(now_s.saturating_add(self.config.max_ttl_s));
-        let limits = Limits {
-            quota_envelopes: u64::from(self.config.quota_envelopes),
-            quota_bytes: self.config.quota_bytes,
-            max_total_bytes: self.config.max_total_bytes,
-        };
-        let stored = self
-            .db
-            .deposit(&envelope.mailbox, &id, bytes, keep_until, now_s, limits)
-            .map_err(|err| internal("deposit", &err))?;
+        Ok(CheckedDeposit {
+            mailbox: envelope.mailbox,
+            id: envelope.id(),
+            keep_until: envelope
+                .expires_at
+                .min(now_s.saturating_add(self.config.max_ttl_s)),
+        })
+    }
+
+    fn deposit_outcome(
+        &mut self,
+        from: &PeerId,
+        len: usize,
+        id: EnvelopeId,
+        stored: Stored,
+    ) -> Result<MailboxResponse, Refusal> {
         match stored {
             Stored::New => {
                 self.counters.deposits += 1;
-                debug!(peer = %from, len = bytes.len(), "envelope deposited");
+                debug!(peer = %from, len, "envelope deposited");
                 Ok(MailboxResponse::Deposited { id })
             }
             Stored::Duplicate => {

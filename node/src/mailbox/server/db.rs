@@ -278,6 +278,67 @@ fn open_database(path: &Path) -> Result<Database, MailboxError> {
     Ok(open_checked(path, Mode::CreateIfMissing)?)
 }
 
+/// One deposit for [`Db::deposit_many`], already checked by the server's policy.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Deposit<'a> {
+    pub mailbox: MailboxId,
+    pub id: EnvelopeId,
+    pub envelope: &'a [u8],
+    pub keep_until: u64,
+}
+
+/// One deposit inside an open write transaction; on a refusal or duplicate it writes nothing (except
+/// replacing an expired copy of the same id, which the purge would delete anyway).
+fn deposit_in(
+    t: &mut Tables<'_>,
+    totals: &mut Totals,
+    deposit: &Deposit<'_>,
+    now: u64,
+    limits: Limits,
+) -> Result<Stored, MailboxError> {
+    let Deposit {
+        mailbox,
+        id,
+        envelope,
+        keep_until,
+    } = deposit;
+    let len = len_u64(envelope.len());
+    let existing = t.by_id.get(&id.0)?.map(|v| *v.value());
+    if let Some(loc) = existing {
+        if u64_at(&loc, 40) > now {
+            return Ok(Stored::Duplicate);
+        }
+        t.delete(id, None, totals)?;
+    }
+    let (count, bytes) = t.usage(mailbox)?;
+    if count.saturating_add(1) > limits.quota_envelopes {
+        return Ok(Stored::Refused(Refusal::QuotaCount));
+    }
+    if bytes.saturating_add(len) > limits.quota_bytes {
+        return Ok(Stored::Refused(Refusal::QuotaBytes));
+    }
+    if totals.bytes.saturating_add(len) > limits.max_total_bytes {
+        return Ok(Stored::Refused(Refusal::ServerFull));
+    }
+    let seq = totals.next_seq;
+    totals.next_seq = seq
+        .checked_add(1)
+        .ok_or_else(|| MailboxError::Corrupt("deposit sequence exhausted".into()))?;
+    let mut entry = Vec::with_capacity(ENTRY_HEADER_LEN + envelope.len());
+    entry.extend_from_slice(&keep_until.to_be_bytes());
+    entry.extend_from_slice(&id.0);
+    entry.extend_from_slice(envelope);
+    t.envelopes
+        .insert(&slot_key(mailbox, seq), entry.as_slice())?;
+    t.by_id.insert(&id.0, &location(mailbox, seq, *keep_until))?;
+    t.expiry
+        .insert(&expiry_key(mailbox, seq, *keep_until), &id.0)?;
+    t.set_usage(mailbox, count + 1, bytes.saturating_add(len), totals)?;
+    totals.envelopes += 1;
+    totals.bytes = totals.bytes.saturating_add(len);
+    Ok(Stored::New)
+}
+
 /// The open mailbox database, with its totals cached (they change only after a commit succeeds).
 pub(super) struct Db {
     db: Database,
@@ -340,60 +401,34 @@ impl Db {
         self.totals
     }
 
-    /// Stores `envelope` (already checked) under `id` in `mailbox` until `keep_until`, unless it is a
-    /// duplicate or a limit refuses it. An expired copy of the same id (not yet purged) is replaced.
-    pub fn deposit(
+    /// Stores each deposit (already checked by the policy) in its mailbox until its keep-until time, unless
+    /// it is a duplicate or a limit refuses it; an expired copy of the same id (not yet purged) is replaced.
+    /// Group commit: the deposits are taken in order, all in one write transaction committed once. Returns one outcome per deposit; none of them is
+    /// durable before this returns `Ok` (on `Err` nothing is). A later deposit sees the earlier ones: a
+    /// second copy of an id is a duplicate, and quotas count what came before it.
+    pub fn deposit_many(
         &mut self,
-        mailbox: &MailboxId,
-        id: &EnvelopeId,
-        envelope: &[u8],
-        keep_until: u64,
+        deposits: &[Deposit<'_>],
         now: u64,
         limits: Limits,
-    ) -> Result<Stored, MailboxError> {
-        let len = len_u64(envelope.len());
+    ) -> Result<Vec<Stored>, MailboxError> {
         let mut totals = self.totals;
+        let mut outcomes = Vec::with_capacity(deposits.len());
         let txn = self.db.begin_write()?;
         {
             let mut t = Tables::open(&txn)?;
-            let existing = t.by_id.get(&id.0)?.map(|v| *v.value());
-            if let Some(loc) = existing {
-                if u64_at(&loc, 40) > now {
-                    return Ok(Stored::Duplicate);
-                }
-                t.delete(id, None, &mut totals)?;
+            for deposit in deposits {
+                outcomes.push(deposit_in(&mut t, &mut totals, deposit, now, limits)?);
             }
-            let (count, bytes) = t.usage(mailbox)?;
-            if count.saturating_add(1) > limits.quota_envelopes {
-                return Ok(Stored::Refused(Refusal::QuotaCount));
-            }
-            if bytes.saturating_add(len) > limits.quota_bytes {
-                return Ok(Stored::Refused(Refusal::QuotaBytes));
-            }
-            if totals.bytes.saturating_add(len) > limits.max_total_bytes {
-                return Ok(Stored::Refused(Refusal::ServerFull));
-            }
-            let seq = totals.next_seq;
-            totals.next_seq = seq
-                .checked_add(1)
-                .ok_or_else(|| MailboxError::Corrupt("deposit sequence exhausted".into()))?;
-            let mut entry = Vec::with_capacity(ENTRY_HEADER_LEN + envelope.len());
-            entry.extend_from_slice(&keep_until.to_be_bytes());
-            entry.extend_from_slice(&id.0);
-            entry.extend_from_slice(envelope);
-            t.envelopes
-                .insert(&slot_key(mailbox, seq), entry.as_slice())?;
-            t.by_id.insert(&id.0, &location(mailbox, seq, keep_until))?;
-            t.expiry
-                .insert(&expiry_key(mailbox, seq, keep_until), &id.0)?;
-            t.set_usage(mailbox, count + 1, bytes.saturating_add(len), &mut totals)?;
-            totals.envelopes += 1;
-            totals.bytes = totals.bytes.saturating_add(len);
+        }
+        if !outcomes.contains(&Stored::New) {
+            // Nothing new: leave the file as it was (an expired copy stays for the purge).
+            return Ok(outcomes);
         }
         write_totals(&txn, &totals)?;
         txn.commit()?;
         self.totals = totals;
-        Ok(Stored::New)
+        Ok(outcomes)
     }
 
     /// A mailbox's envelopes still kept at `now` (keep-until after `now`), oldest first: at most `max_count`

@@ -16,7 +16,6 @@ use libp2p::request_response;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, Swarm};
 use tern_node::engine::Engine;
-use tern_node::mailbox::server::MailboxConfig;
 use tern_node::mailbox::wire::{MailboxRequest, MailboxResponse, OwnerAuth};
 use tern_node::net::{
     ClientBehaviour, ClientBehaviourEvent, EnvelopeAck, EnvelopeRequest, NetConfig, build_swarm,
@@ -25,16 +24,32 @@ use tern_node::node::{Event, Node, NodeConfig};
 use tern_node::store::{KdfParams, MessageStatus, Password};
 use tokio::sync::broadcast;
 
+mod crypto;
+mod lan;
+mod report;
+mod store;
+
+pub use report::{Row, Target, note, print_table};
+
 #[derive(Parser, Debug)]
 #[command(name = "tern-bench", about = "Tern's figures beside their baselines")]
 struct Args {
     scenario: Scenario,
-    /// Messages per measurement.
+    /// Messages per latency and throughput measurement (each direction for throughput).
     #[arg(long, default_value_t = 500)]
     messages: usize,
+    /// Envelopes deposited (and then fetched) in the `mailbox` scenario.
+    #[arg(long, default_value_t = 10_000)]
+    deposits: usize,
     /// Idle peers to connect to a bootstrap node in the `peers` scenario.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 10_000)]
     peers: usize,
+    /// Messages in the profile of the `store` scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    store_messages: usize,
+    /// Where `all` writes its report (markdown); `-` for nowhere.
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    report: String,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,32 +58,16 @@ enum Scenario {
     Throughput,
     Mailbox,
     Peers,
+    Lan,
+    Store,
+    Crypto,
     All,
 }
 
 const TEXT_LEN: usize = 1024;
-const TIMEOUT: Duration = Duration::from_secs(300);
-
-struct Row {
-    figure: &'static str,
-    tern: f64,
-    baseline: f64,
-    unit: &'static str,
-    target: &'static str,
-}
-
-fn print_table(title: &str, rows: &[Row]) {
-    println!("\n## {title}\n");
-    println!("| figure | Tern | baseline | ratio | target |");
-    println!("| --- | --- | --- | --- | --- |");
-    for r in rows {
-        let ratio = r.tern / r.baseline;
-        println!(
-            "| {} | {:.3} {} | {:.3} {} | {:.2}x | {} |",
-            r.figure, r.tern, r.unit, r.baseline, r.unit, ratio, r.target
-        );
-    }
-}
+const TIMEOUT: Duration = Duration::from_secs(600);
+/// A fixed "now" for the sans-I/O protocol calls that take one.
+pub const NOW_MS: u64 = 1_750_000_000_000;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -367,27 +366,27 @@ async fn latency(n: usize) -> Result<()> {
             "latency: {n} sequential 1 KiB messages over loopback TCP, send call to the recipient's durable store"
         ),
         &[
-            Row {
-                figure: "median",
-                tern: ms(percentile(&tern, 0.5)),
-                baseline: ms(base_median),
-                unit: "ms",
-                target: "<= 1.5x",
-            },
-            Row {
-                figure: "p99",
-                tern: ms(percentile(&tern, 0.99)),
-                baseline: ms(base_p99),
-                unit: "ms",
-                target: "-",
-            },
+            Row::new(
+                "median",
+                ms(percentile(&tern, 0.5)),
+                ms(base_median),
+                "ms",
+                Target::AtMost(1.5),
+            ),
+            Row::new(
+                "p99",
+                ms(percentile(&tern, 0.99)),
+                ms(base_p99),
+                "ms",
+                Target::Report,
+            ),
         ],
     );
-    println!(
-        "\nbaseline = libp2p request-response round trip ({:.3} ms median) + one durable redb commit ({:.3} ms median)",
+    note(&format!(
+        "baseline = libp2p request-response round trip ({:.3} ms median) + one durable redb commit ({:.3} ms median)",
         ms(percentile(&rtt, 0.5)),
         ms(percentile(&commit, 0.5))
-    );
+    ));
     Ok(())
 }
 
@@ -399,23 +398,88 @@ async fn throughput(n: usize) -> Result<()> {
     let plain = plain_throughput(n, envelope_size()).await?;
     print_table(
         &format!("throughput: {n} messages each way at once, end-to-end encrypted and durable"),
-        &[Row {
-            figure: "messages/s",
+        &[Row::new(
+            "messages/s",
             tern,
-            baseline: plain,
-            unit: "msg/s",
-            target: ">= 0.5x",
-        }],
+            plain,
+            "msg/s",
+            Target::AtLeast(0.5),
+        )],
     );
-    println!(
-        "\nbaseline = the same libp2p request-response stream, no crypto, no store, as many in flight as Tern allows"
+    note(
+        "baseline = the same libp2p request-response stream, no crypto, no store, as many in flight as Tern allows",
     );
     Ok(())
+}
+
+// ---- A real tern-bootstrap process ----
+
+/// A `tern-bootstrap` child process listening on loopback TCP, killed on drop.
+struct Bootstrap {
+    child: std::process::Child,
+    addr: Multiaddr,
+    _data: tempfile::TempDir,
+}
+
+impl Bootstrap {
+    /// Starts the `tern-bootstrap` binary built next to this one, with `extra` appended to its TOML config.
+    fn spawn(extra: &str) -> Result<Self> {
+        use std::io::BufRead;
+        let exe = std::env::current_exe()?;
+        let bin = exe.with_file_name("tern-bootstrap");
+        if !bin.exists() {
+            bail!(
+                "{} is missing: build it first with `cargo build --release -p tern-bootstrap`",
+                bin.display()
+            );
+        }
+        let data = tempfile::tempdir()?;
+        let config = data.path().join("bootstrap.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = {:?}\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n{extra}",
+                data.path().join("data")
+            ),
+        )?;
+        let mut child = std::process::Command::new(&bin)
+            .arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .context("no listen line from tern-bootstrap")?
+            .parse()?;
+        Ok(Self {
+            child,
+            addr,
+            _data: data,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Bootstrap {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 // ---- Mailbox: deposits from many peers, and one owner's fetch ----
 
 const DEPOSITORS: usize = 100;
+/// Envelopes per fetch page (the protocol's maximum).
+const FETCH_PAGE: usize = 64;
 
 /// Sealed envelopes for one recipient, each carrying a 1 KiB session message.
 fn envelopes_for(recipient: &tern_protocol::Identity, n: usize) -> Vec<Vec<u8>> {
@@ -463,39 +527,111 @@ async fn connected_client(
     let peer = tern_node::net::swarm::peer_id_of(server).context("server address without /p2p")?;
     swarm.dial(server.clone())?;
     loop {
-        if let SwarmEvent::ConnectionEstablished { peer_id, .. } = swarm.select_next_some().await
-            && peer_id == peer
-        {
-            return Ok((swarm, peer));
+        match swarm.select_next_some().await {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == peer => {
+                return Ok((swarm, peer));
+            }
+            SwarmEvent::OutgoingConnectionError { error, .. } => bail!("dial failed: {error}"),
+            _ => {}
         }
     }
 }
 
-async fn mailbox(n: usize) -> Result<()> {
+/// The owner fetches everything, page by page, acknowledging each page before the next.
+async fn fetch_all(
+    swarm: &mut Swarm<ClientBehaviour>,
+    peer: libp2p::PeerId,
+    owner: &tern_protocol::Identity,
+) -> Result<usize> {
+    let MailboxResponse::Nonce { nonce } =
+        mailbox_request(swarm, peer, MailboxRequest::Challenge).await?
+    else {
+        bail!("no challenge");
+    };
+    let mut fetched = 0usize;
+    loop {
+        let auth = OwnerAuth::sign(owner, &peer.to_bytes(), nonce);
+        let request = MailboxRequest::Fetch {
+            auth: auth.clone(),
+            max: FETCH_PAGE as u16,
+        };
+        let MailboxResponse::Envelopes { envelopes, more } =
+            mailbox_request(swarm, peer, request).await?
+        else {
+            bail!("fetch refused");
+        };
+        fetched += envelopes.len();
+        let ids = envelopes
+            .iter()
+            .filter_map(|e| tern_protocol::Envelope::decode(e).ok().map(|e| e.id()))
+            .collect();
+        mailbox_request(swarm, peer, MailboxRequest::Ack { auth, ids }).await?;
+        if !more {
+            return Ok(fetched);
+        }
+    }
+}
+
+const RAW_TABLE: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("bench");
+
+/// Plain redb: the same bytes in one write transaction; returns inserts per second and the database.
+fn raw_batch_insert(envelopes: &[Vec<u8>]) -> Result<(f64, tempfile::TempDir, redb::Database)> {
     let dir = tempfile::tempdir()?;
-    let password = Password::new("bench".into());
-    let engine = Engine::create(
-        dir.path(),
-        "Mailbox",
-        &password,
-        KdfParams::INSECURE_FOR_TESTS,
-    )?;
-    let limits = MailboxConfig {
-        quota_envelopes: u32::MAX,
-        quota_bytes: u64::MAX,
-        max_total_bytes: u64::MAX,
-        deposits_per_minute: 1_000_000,
-        ..MailboxConfig::default()
-    };
-    let config = NodeConfig {
-        net: loopback_net(),
-        serve_mailbox: Some((dir.path().join("mailbox.redb"), limits)),
-        ..NodeConfig::default()
-    };
-    let (server, mut events) = Node::start(engine, config)?;
-    let addr = listening(&mut events)
-        .await?
-        .with(Protocol::P2p(server.peer_id()));
+    let db = redb::Database::create(dir.path().join("bench.redb"))?;
+    let start = Instant::now();
+    let txn = db.begin_write()?;
+    {
+        let mut t = txn.open_table(RAW_TABLE)?;
+        for (i, e) in envelopes.iter().enumerate() {
+            t.insert(i as u64, e.as_slice())?;
+        }
+    }
+    txn.commit()?;
+    Ok((
+        envelopes.len() as f64 / start.elapsed().as_secs_f64(),
+        dir,
+        db,
+    ))
+}
+
+/// Plain redb: read the rows in pages of [`FETCH_PAGE`], deleting each page in one durable commit;
+/// returns rows per second.
+fn raw_page_and_delete(db: &redb::Database, n: usize) -> Result<f64> {
+    use redb::ReadableDatabase;
+    let start = Instant::now();
+    let mut done = 0u64;
+    while (done as usize) < n {
+        let end = done + FETCH_PAGE as u64;
+        let mut bytes = 0usize;
+        {
+            let read = db.begin_read()?;
+            let t = read.open_table(RAW_TABLE)?;
+            for row in t.range(done..end)? {
+                bytes += row?.1.value().len();
+            }
+        }
+        let txn = db.begin_write()?;
+        {
+            let mut t = txn.open_table(RAW_TABLE)?;
+            for k in done..end {
+                t.remove(k)?;
+            }
+        }
+        txn.commit()?;
+        std::hint::black_box(bytes);
+        done = end;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn mailbox(n: usize) -> Result<()> {
+    let quota = u32::try_from(n).unwrap_or(u32::MAX).max(1000);
+    let server = Bootstrap::spawn(&format!(
+        "[mailbox]\nquota_envelopes = {quota}\nquota_bytes = {big}\nmax_total_bytes = {big}\n\
+         deposits_per_minute = 1000000\n",
+        big = 1u64 << 40
+    ))?;
+    let addr = server.addr.clone();
     let owner = tern_protocol::Identity::generate(&mut rand::rng(), 0);
     let envelopes = envelopes_for(&owner, n);
     let size = envelopes.first().map_or(0, Vec::len);
@@ -525,92 +661,75 @@ async fn mailbox(n: usize) -> Result<()> {
                     other => bail!("deposit refused: {other:?}"),
                 }
             }
-            anyhow::Ok(())
+            anyhow::Ok(swarm)
         }));
     }
+    let mut depositors = Vec::new();
     for task in tasks {
-        task.await??;
+        depositors.push(task.await??);
     }
     let deposits_per_s = n as f64 / start.elapsed().as_secs_f64();
+    drop(depositors);
 
-    // The owner fetches everything, page by page, acknowledging as it goes.
     let (mut swarm, peer) = connected_client([99u8; 32], &addr).await?;
     let start = Instant::now();
-    let MailboxResponse::Nonce { nonce } =
-        mailbox_request(&mut swarm, peer, MailboxRequest::Challenge).await?
-    else {
-        bail!("no challenge");
-    };
-    let mut fetched = 0usize;
-    loop {
-        let auth = OwnerAuth::sign(&owner, &peer.to_bytes(), nonce);
-        let request = MailboxRequest::Fetch {
-            auth: auth.clone(),
-            max: 64,
-        };
-        let MailboxResponse::Envelopes { envelopes, more } =
-            mailbox_request(&mut swarm, peer, request).await?
-        else {
-            bail!("fetch refused");
-        };
-        fetched += envelopes.len();
-        let ids = envelopes
-            .iter()
-            .filter_map(|e| tern_protocol::Envelope::decode(e).ok().map(|e| e.id()))
-            .collect();
-        mailbox_request(&mut swarm, peer, MailboxRequest::Ack { auth, ids }).await?;
-        if !more {
-            break;
-        }
-    }
+    let fetched = fetch_all(&mut swarm, peer, &owner).await?;
     let fetch_time = start.elapsed();
     if fetched != n {
         bail!("fetched {fetched} of {n}");
     }
-    server.shutdown().await?;
+    drop(server);
 
-    // Baselines: the same bytes into redb, one batch transaction; and one durable commit per insert.
-    let db_dir = tempfile::tempdir()?;
-    let db = redb::Database::create(db_dir.path().join("bench.redb"))?;
-    let table: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("bench");
-    let start = Instant::now();
-    let txn = db.begin_write()?;
-    {
-        let mut t = txn.open_table(table)?;
-        for (i, e) in envelopes.iter().enumerate() {
-            t.insert(i as u64, e.as_slice())?;
-        }
-    }
-    txn.commit()?;
-    let batch_per_s = n as f64 / start.elapsed().as_secs_f64();
+    // Baselines: the same bytes into redb, one batch transaction; one durable commit per insert; and the
+    // owner's side: reading pages of 64 and deleting each page in one commit.
+    let (batch_per_s, _raw_dir, raw_db) = raw_batch_insert(&envelopes)?;
     let single: Vec<Duration> = redb_commits(200, size)?;
     let single_per_s = 1.0 / percentile(&single, 0.5).as_secs_f64();
+    let raw_fetch_per_s = raw_page_and_delete(&raw_db, n)?;
+    let fetch_per_s = n as f64 / fetch_time.as_secs_f64();
 
     print_table(
         &format!(
-            "mailbox: {n} deposits of {size}-byte envelopes from {DEPOSITORS} peers, then one owner fetches them all"
+            "mailbox: a tern-bootstrap process, {n} deposits of {size}-byte envelopes from {DEPOSITORS} peers at once, then its owner fetches them all"
         ),
         &[
-            Row {
-                figure: "durable deposits/s",
-                tern: deposits_per_s,
-                baseline: batch_per_s,
-                unit: "/s",
-                target: ">= 0.5x (batch insert)",
-            },
-            Row {
-                figure: "durable deposits/s vs one commit each",
-                tern: deposits_per_s,
-                baseline: single_per_s,
-                unit: "/s",
-                target: "-",
-            },
+            Row::new(
+                "durable deposits/s vs redb batch insert of the same bytes",
+                deposits_per_s,
+                batch_per_s,
+                "/s",
+                Target::AtLeast(0.5),
+            ),
+            Row::new(
+                "durable deposits/s vs one redb commit per insert",
+                deposits_per_s,
+                single_per_s,
+                "/s",
+                Target::Report,
+            ),
+            Row::new(
+                &format!(
+                    "fetch + acknowledge all {n} (pages of {FETCH_PAGE}) vs redb page read + delete commit per page"
+                ),
+                fetch_per_s,
+                raw_fetch_per_s,
+                "/s",
+                Target::AtLeast(0.5),
+            ),
+            Row::new(
+                &format!("fetch + acknowledge all {n} vs redb batch insert of the same bytes"),
+                fetch_per_s,
+                batch_per_s,
+                "/s",
+                Target::AtLeast(0.5),
+            ),
         ],
     );
-    println!(
-        "\nfetch and acknowledge {n} queued envelopes (pages of 64): {:.1} ms",
+    note(&format!(
+        "each depositor waits for the durable answer before its next deposit; the owner needs 1 challenge and \
+         2 round trips per page (fetch, then acknowledge, which deletes durably): {:.1} ms in all",
         ms(fetch_time)
-    );
+    ));
     Ok(())
 }
 
@@ -626,119 +745,208 @@ fn rss_kib(pid: u32) -> Result<u64> {
         .context("no VmRSS in /proc status")
 }
 
+/// Raises this process's open-file limit to its hard limit (with util-linux `prlimit`; no unsafe code).
+fn raise_fd_limit() {
+    let pid = std::process::id().to_string();
+    let _ = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, "--nofile=unlimited:"])
+        .status();
+    let hard = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, "--nofile", "--raw", "--noheadings", "-o", "HARD"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .unwrap_or_default();
+    let hard = hard.trim();
+    if !hard.is_empty() {
+        let _ = std::process::Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={hard}:")])
+            .status();
+    }
+}
+
 async fn peers(count: usize) -> Result<()> {
-    use std::io::BufRead;
-    let exe = std::env::current_exe()?;
-    let bin = exe.with_file_name("tern-bootstrap");
-    if !bin.exists() {
-        bail!(
-            "{} is missing: build it first with `cargo build --release -p tern-bootstrap`",
-            bin.display()
-        );
-    }
-    let data = tempfile::tempdir()?;
-    let mut child = std::process::Command::new(&bin)
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
-    let pid = child.id();
-    let stdout = child.stdout.take().context("no stdout")?;
-    let mut line = String::new();
-    std::io::BufReader::new(stdout).read_line(&mut line)?;
-    let addr: Multiaddr = line
-        .trim()
-        .strip_prefix("listening ")
-        .context("no listen line")?
-        .parse()?;
-    let result = async {
-        // Let the server settle, then connect the peers in waves (the server accepts 256 pending at once).
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let before = rss_kib(pid)?;
-        let mut swarms = Vec::with_capacity(count);
-        for wave in (0..count).collect::<Vec<_>>().chunks(100) {
-            let mut pending = Vec::new();
-            for &i in wave {
-                let mut seed = [7u8; 32];
-                seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
-                let addr = addr.clone();
-                pending.push(tokio::spawn(
-                    async move { connected_client(seed, &addr).await },
-                ));
-            }
-            for p in pending {
-                swarms.push(p.await??);
-            }
+    raise_fd_limit();
+    let server = Bootstrap::spawn(&format!(
+        "[connections]\nmax_established = {}\nmax_pending_incoming = 256\n",
+        count + 100
+    ))?;
+    let (pid, addr) = (server.pid(), server.addr.clone());
+    // Let the server settle, then connect the peers in waves of 100.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = rss_kib(pid)?;
+    let start = Instant::now();
+    let mut swarms = Vec::with_capacity(count);
+    for wave in (0..count).collect::<Vec<_>>().chunks(100) {
+        let mut pending = Vec::new();
+        for &i in wave {
+            let mut seed = [7u8; 32];
+            seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            let addr = addr.clone();
+            pending.push(tokio::spawn(
+                async move { connected_client(seed, &addr).await },
+            ));
         }
-        // Keep every swarm polled (identify, ping) while the server settles, then measure.
-        let keep = tokio::spawn(async move {
-            let mut all = futures::stream::select_all(swarms.into_iter().map(|(s, _)| s));
-            while all.next().await.is_some() {}
-        });
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        let after = rss_kib(pid)?;
-        keep.abort();
-        anyhow::Ok((before, after))
+        for p in pending {
+            swarms.push(p.await??);
+        }
     }
-    .await;
-    let _ = child.kill();
-    let _ = child.wait();
-    let (before, after) = result?;
+    let connect_time = start.elapsed();
+    // Keep every swarm polled (identify, ping) while the server settles, then measure.
+    let keep = tokio::spawn(async move {
+        let mut all = futures::stream::select_all(swarms.into_iter().map(|(s, _)| s));
+        while all.next().await.is_some() {}
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = rss_kib(pid)?;
+    let still = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    keep.abort();
+    drop(server);
     let per_peer_kb = (after.saturating_sub(before)) as f64 * 1.024 / count as f64;
     print_table(
         &format!(
             "peers: {count} idle peers connected to a tern-bootstrap process over loopback TCP"
         ),
-        &[Row {
-            figure: "resident memory per connected idle peer",
-            tern: per_peer_kb,
-            baseline: 600.0,
-            unit: "KB",
-            target: "< 50 KB (baseline: ~600 KB/connection reported for other libp2p stacks)",
-        }],
+        &[Row::new(
+            "resident memory per connected idle peer vs ~600 KB/connection reported for other libp2p stacks",
+            per_peer_kb,
+            600.0,
+            "KB",
+            Target::Below(50.0),
+        )],
     );
-    println!(
-        "\nbootstrap resident memory: {:.1} MiB idle, {:.1} MiB with {count} peers",
+    note(&format!(
+        "bootstrap resident memory: {:.1} MiB idle, {:.1} MiB with {count} peers ({still} open file descriptors); \
+         all connected in {:.1} s",
         before as f64 / 1024.0,
-        after as f64 / 1024.0
-    );
+        after as f64 / 1024.0,
+        connect_time.as_secs_f64()
+    ));
     Ok(())
 }
 
+/// Output of a command, trimmed, or `unknown`.
+fn command_output(program: &str, args: &[&str]) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The machine, for the report: cores, CPU, memory, kernel, rustc, commit, date.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or("unknown".into(), |kib| format!("{:.1} GiB", kib / 1024.0 / 1024.0));
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".into(), |s| s.trim().to_owned());
+    format!(
+        "- date: {}\n- cores: {}\n- CPU: {cpu}\n- memory: {mem_gib}\n- kernel: Linux {kernel}\n- rustc: {}\n- commit: {}\n- load average at start: {}\n",
+        command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        command_output("rustc", &["--version"]),
+        command_output("git", &["rev-parse", "--short", "HEAD"]),
+        std::fs::read_to_string("/proc/loadavg")
+            .map_or_else(|_| "unknown".into(), |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
+    )
+}
+
+fn write_report(path: &str, args: &Args, machine: &str, elapsed: Duration) -> Result<()> {
+    let text = format!(
+        "# Tern's benchmarks\n\n\
+         Written by `tern-bench all`; every figure is printed beside a baseline measured in the same run on the \
+         same machine, because only the ratios travel between machines. Regenerate with:\n\n\
+         ```sh\n\
+         cargo build --release -p tern-bootstrap -p tern-node\n\
+         cargo run --release -p tern-node --bin tern-bench -- all   # about {:.0} minutes here; writes this file\n\
+         cargo run --release -p tern-node --bin tern-bench -- <latency|throughput|mailbox|peers|lan|store|crypto>\n\
+         ```\n\n\
+         Scale flags (these defaults were used): `--messages {}` (latency samples; throughput messages each way), \
+         `--deposits {}`, `--peers {}`, `--store-messages {}`. The `lan` scenario needs root (network \
+         namespaces); without it, it times dialled peers on loopback and says so. `group` (fan-out to a group) \
+         comes with groups.\n\n\
+         ## The machine\n\n{machine}\n\
+         The run took {:.1} minutes.\n{}",
+        elapsed.as_secs_f64() / 60.0,
+        args.messages,
+        args.deposits,
+        args.peers,
+        args.store_messages,
+        elapsed.as_secs_f64() / 60.0,
+        report::markdown(),
+    );
+    std::fs::write(path, text).with_context(|| format!("writing {path}"))
+}
+
 fn main() -> Result<()> {
+    let raw: Vec<String> = std::env::args().collect();
+    if raw.get(1).map(String::as_str) == Some("lan-peer") {
+        return lan::peer(&raw[2..]);
+    }
     let args = Args::parse();
+    let machine = machine();
+    let started = Instant::now();
+    println!(
+        "# tern-bench on {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if cfg!(debug_assertions) {
+            "DEBUG build (use --release)"
+        } else {
+            "release build"
+        }
+    );
+    let all = args.scenario == Scenario::All;
+    let wants = |s: Scenario| all || args.scenario == s;
+    if wants(Scenario::Crypto) {
+        crypto::run()?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tern-bench")
         .build()?;
     rt.block_on(async {
         tokio::time::timeout(TIMEOUT, async {
-            println!(
-                "# tern-bench on {} cores, {}",
-                std::thread::available_parallelism().map_or(0, |n| n.get()),
-                if cfg!(debug_assertions) {
-                    "DEBUG build (use --release)"
-                } else {
-                    "release build"
-                }
-            );
-            if matches!(args.scenario, Scenario::Latency | Scenario::All) {
+            if wants(Scenario::Latency) {
                 latency(args.messages).await?;
             }
-            if matches!(args.scenario, Scenario::Throughput | Scenario::All) {
+            if wants(Scenario::Throughput) {
                 throughput(args.messages).await?;
             }
-            if matches!(args.scenario, Scenario::Mailbox | Scenario::All) {
-                mailbox(args.messages.max(1000)).await?;
+            if wants(Scenario::Mailbox) {
+                mailbox(args.deposits).await?;
             }
-            if matches!(args.scenario, Scenario::Peers | Scenario::All) {
+            if wants(Scenario::Peers) {
                 peers(args.peers).await?;
             }
             anyhow::Ok(())
         })
         .await
         .context("benchmark timed out")?
-    })
+    })?;
+    drop(rt);
+    if wants(Scenario::Lan) {
+        lan::run()?;
+    }
+    if wants(Scenario::Store) {
+        store::run(args.store_messages)?;
+    }
+    if all && args.report != "-" {
+        write_report(&args.report, &args, &machine, started.elapsed())?;
+        println!("\nwrote {}", args.report);
+    }
+    Ok(())
 }
