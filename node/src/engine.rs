@@ -121,6 +121,9 @@ pub struct Engine {
     identity: Identity,
     card: ContactCard,
     sessions: HashMap<IdentityKey, PeerSessions>,
+    /// Contacts' cards as decoded (and signature-checked) from the bytes on file, so a send does not verify
+    /// the same signatures again. An entry is used only while its bytes equal the contact record's.
+    cards: HashMap<IdentityKey, ContactCard>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -176,6 +179,7 @@ impl Engine {
             identity,
             card,
             sessions: HashMap::new(),
+            cards: HashMap::new(),
         })
     }
 
@@ -196,6 +200,7 @@ impl Engine {
             identity,
             card,
             sessions: HashMap::new(),
+            cards: HashMap::new(),
         };
         engine.rotate_prekey_if_due()?;
         Ok(engine)
@@ -385,6 +390,22 @@ impl Engine {
         Ok(record)
     }
 
+    /// The contact's card, decoded once per distinct card bytes (decoding checks two or three Ed25519
+    /// signatures, more than the rest of sealing a message costs).
+    fn card_of(&mut self, contact: &ContactRecord) -> Result<ContactCard, EngineError> {
+        if let Some(card) = self.cards.get(&contact.key)
+            && card.encode() == contact.card.as_slice()
+        {
+            return Ok(card.clone());
+        }
+        let card = ContactCard::decode(&contact.card)?;
+        if self.cards.len() >= crate::store::MAX_CONTACTS as usize {
+            self.cards.clear();
+        }
+        self.cards.insert(contact.key, card.clone());
+        Ok(card)
+    }
+
     /// Loads the sessions with `peer` into memory (from the store, or empty).
     fn load_sessions(&mut self, peer: IdentityKey) -> Result<(), EngineError> {
         if !self.sessions.contains_key(&peer) {
@@ -409,7 +430,7 @@ impl Engine {
             return Err(EngineError::Blocked);
         }
         let mut rng = rand::rng();
-        let their_card = ContactCard::decode(&to.card)?;
+        let their_card = self.card_of(to)?;
         let content = Content {
             id: MessageId::new_v7(now, &mut rng),
             sent_at_ms: now,
@@ -481,27 +502,99 @@ impl Engine {
             to,
             Body::Text(text.to_owned()),
             |batch, contact, content, envelope, now| {
-                // Writing to someone who asked to talk accepts them.
-                if contact.state == ContactState::Requested {
-                    contact.state = ContactState::Accepted;
-                    batch.put_contact(contact)?;
-                }
-                let message = MessageRecord {
-                    id: content.id,
-                    conversation: *to,
-                    outgoing: true,
-                    sent_at_ms: now,
-                    received_at_ms: now,
-                    text: text.to_owned(),
-                    status: MessageStatus::Sending,
-                };
-                let outbox = outbox_entry(to, content, envelope, now);
-                batch.insert_message(&message)?;
-                batch.outbox_enqueue(&outbox)?;
-                Ok((message, outbox))
+                write_text(batch, contact, content, envelope, now, text)
             },
         )?;
         Ok(queued)
+    }
+
+    /// Group commit of [`Self::send_text`]: seals each text in order, then writes every history row,
+    /// outbox entry and advanced session in one durable commit. One result per text, in order; none is
+    /// durable, and no envelope may leave, before this returns. If the commit fails every text fails, and
+    /// the sessions involved are reloaded from the store on their next use.
+    pub fn send_texts(
+        &mut self,
+        texts: &[(IdentityKey, String)],
+    ) -> Vec<Result<(MessageRecord, OutboxRecord), EngineError>> {
+        if texts.len() <= 1 {
+            return texts
+                .iter()
+                .map(|(to, text)| self.send_text(to, text))
+                .collect();
+        }
+        let now = now_ms();
+        let mut recipients: Vec<IdentityKey> = Vec::new();
+        // A recipient whose seal failed: its later texts in this group fail too, because its in-memory
+        // session may be ahead of what this group writes.
+        let mut poisoned: Vec<IdentityKey> = Vec::new();
+        let mut sealed = Vec::with_capacity(texts.len());
+        for (to, text) in texts {
+            if !recipients.contains(to) {
+                recipients.push(*to);
+            }
+            let result = if poisoned.contains(to) {
+                Err(EngineError::Store(group_failed("an earlier message to this contact failed")))
+            } else {
+                self.seal_text(to, text, now)
+            };
+            if result.is_err() && !poisoned.contains(to) {
+                poisoned.push(*to);
+            }
+            sealed.push(result);
+        }
+        let written = self.store.transaction(|batch| {
+            let mut queued = Vec::with_capacity(sealed.len());
+            for ((to, text), item) in texts.iter().zip(&mut sealed) {
+                queued.push(match item {
+                    Ok((contact, content, envelope, pickle)) => {
+                        let q = write_text(batch, contact, content, envelope, now, text)?;
+                        batch.put_session(to, pickle)?;
+                        Some(q)
+                    }
+                    Err(_) => None,
+                });
+            }
+            Ok(queued)
+        });
+        for to in &poisoned {
+            self.sessions.remove(to);
+        }
+        match written {
+            Ok(queued) => sealed
+                .into_iter()
+                .zip(queued)
+                .map(|(item, q)| match (item, q) {
+                    (Ok(_), Some(q)) => Ok(q),
+                    (Err(e), _) => Err(e),
+                    (Ok(_), None) => Err(EngineError::Store(group_failed("not written"))),
+                })
+                .collect(),
+            Err(e) => {
+                for to in &recipients {
+                    self.sessions.remove(to);
+                }
+                let reason = e.to_string();
+                texts
+                    .iter()
+                    .map(|_| Err(EngineError::Store(group_failed(&reason))))
+                    .collect()
+            }
+        }
+    }
+
+    /// Seals one text for [`Self::send_texts`]; nothing is written.
+    fn seal_text(
+        &mut self,
+        to: &IdentityKey,
+        text: &str,
+        now: u64,
+    ) -> Result<(ContactRecord, Content, Envelope, Vec<u8>), EngineError> {
+        let contact = self
+            .store
+            .contact(to)?
+            .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
+        let (content, envelope, pickle) = self.seal(&contact, Body::Text(text.to_owned()), now)?;
+        Ok((contact, content, envelope, pickle))
     }
 
     /// Encrypts a control message (a receipt or typing) and queues it for delivery when `queue` is set;
@@ -549,114 +642,71 @@ impl Engine {
     /// Opens, decrypts and durably stores one received envelope. Only after this returns `Ok` may the
     /// envelope be acknowledged.
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Received, ReceiveError> {
-        let envelope = Envelope::decode(bytes)?;
-        let now = now_ms();
-        let opened = envelope.open(&self.identity, now / 1000)?;
-        let sender = opened.sender;
-        let contact = self.store.contact(&sender)?;
-        if contact
-            .as_ref()
-            .is_some_and(|c| c.state == ContactState::Blocked)
-        {
-            return Ok(Received::Dropped);
+        match self.receive_group(&[bytes]) {
+            Ok(outcomes) => outcomes
+                .into_iter()
+                .next()
+                .unwrap_or(Err(ReceiveError::Store(group_failed("no outcome")))),
+            Err(e) => Err(e.into()),
         }
-        let pickle_key = self.store.pickle_key();
-        match self.load_sessions(sender) {
-            Ok(()) => {}
-            Err(EngineError::Store(e)) => return Err(e.into()),
-            Err(e) => warn!(error = %e, "stored sessions unreadable; starting afresh"),
-        }
-        let me = self.identity.key();
-        let sessions = self
-            .sessions
-            .entry(sender)
-            .or_insert_with(|| PeerSessions::new(me, sender));
-        let decrypted = sessions.decrypt(&self.identity, &opened.session_message)?;
-        let pickle = sessions.pickle(&pickle_key, &mut rand::rng());
-        let result = self.store_received(sender, contact, decrypted, &pickle, now);
-        if result.is_err() {
-            // The commit failed: forget the advanced session so the sender's retry decrypts again.
-            self.sessions.remove(&sender);
-        }
-        result
     }
 
-    fn store_received(
+    /// Group commit of [`Self::receive`]: opens and decrypts each envelope in order and stores them all
+    /// with one durable commit. One outcome per envelope, in order; none may be acknowledged before this
+    /// returns. If the group cannot be stored, each envelope is stored on its own instead.
+    pub fn receive_many(&mut self, envelopes: &[&[u8]]) -> Vec<Result<Received, ReceiveError>> {
+        if envelopes.len() > 1 {
+            match self.receive_group(envelopes) {
+                Ok(outcomes) => return outcomes,
+                Err(e) => warn!(error = %e, "group commit failed; storing the envelopes one by one"),
+            }
+        }
+        envelopes.iter().map(|bytes| self.receive(bytes)).collect()
+    }
+
+    /// Decrypts and stores `envelopes` in one write transaction; an `Err` means nothing was stored and
+    /// every session the group advanced was dropped from memory (to be reloaded from the store).
+    fn receive_group(
         &mut self,
-        sender: IdentityKey,
-        contact: Option<ContactRecord>,
-        decrypted: tern_protocol::Decrypted,
-        pickle: &[u8],
-        now: u64,
-    ) -> Result<Received, ReceiveError> {
-        let content = match Content::decode(&decrypted.plaintext) {
-            Ok(c) => c,
-            Err(e) => {
-                // The ratchet moved: keep it, refuse the content.
-                self.store.put_session(&sender, pickle)?;
-                return Err(ReceiveError::Malformed(e));
+        envelopes: &[&[u8]],
+    ) -> Result<Vec<Result<Received, ReceiveError>>, StoreError> {
+        let now = now_ms();
+        let pickle_key = self.store.pickle_key();
+        let mut touched = Vec::new();
+        let Self {
+            store,
+            identity,
+            sessions,
+            ..
+        } = self;
+        let result = store.transaction(|batch| {
+            let mut outcomes = Vec::with_capacity(envelopes.len());
+            for bytes in envelopes {
+                outcomes.push(receive_one(
+                    batch,
+                    identity,
+                    sessions,
+                    &pickle_key,
+                    bytes,
+                    now,
+                    &mut touched,
+                )?);
             }
-        };
-        let kind_is_delivered = matches!(content.body, Body::Delivered(_));
-        let mut batch = self.store.batch()?;
-        batch.put_session(&sender, pickle)?;
-        let outcome = match content.body {
-            Body::Text(text) => {
-                let message = MessageRecord {
-                    id: content.id,
-                    conversation: sender,
-                    outgoing: false,
-                    sent_at_ms: content.sent_at_ms,
-                    received_at_ms: now,
-                    text,
-                    status: MessageStatus::Received,
-                };
-                // The store dedupes by (sender, message id), remembering ids past any envelope's life.
-                if batch.insert_message(&message)? {
-                    let (record, request, key_changed) =
-                        contact_after_card(sender, contact, decrypted.new_session_card, now);
-                    if let Some(record) = &record {
-                        batch.put_contact(record)?;
-                    }
-                    Received::Message {
-                        message,
-                        request: if request { record } else { None },
-                        key_changed,
-                    }
-                } else {
-                    Received::Duplicate
+            // Each advanced session once, in its latest state.
+            for sender in &touched {
+                if let Some(peer) = sessions.get(sender) {
+                    batch.put_session(sender, &peer.pickle(&pickle_key, &mut rand::rng()))?;
                 }
             }
-            Body::Delivered(ids) | Body::Read(ids) if contact.is_some() => {
-                let status = if kind_is_delivered {
-                    MessageStatus::Delivered
-                } else {
-                    MessageStatus::Read
-                };
-                let mut updated = Vec::new();
-                for id in ids {
-                    if batch.update_message_status(&sender, &id, status)? {
-                        updated.push((id, status));
-                    }
-                }
-                Received::Receipts {
-                    contact: sender,
-                    updated,
-                }
+            Ok(outcomes)
+        });
+        if result.is_err() {
+            // The commit failed: forget the advanced sessions so the senders' retries decrypt again.
+            for sender in &touched {
+                self.sessions.remove(sender);
             }
-            Body::Typing(typing) if contact.is_some() => Received::Typing {
-                contact: sender,
-                typing,
-            },
-            Body::Unknown { kind, .. } => Received::Unknown {
-                contact: sender,
-                kind,
-            },
-            // Receipts and typing from strangers mean nothing.
-            _ => Received::Dropped,
-        };
-        batch.commit()?;
-        Ok(outcome)
+        }
+        result
     }
 
     /// Outbox entries due at `now`, oldest first.
@@ -671,14 +721,34 @@ impl Engine {
         entry: &OutboxRecord,
         status: MessageStatus,
     ) -> Result<bool, EngineError> {
-        let mut batch = self.store.batch()?;
-        batch.outbox_remove(&entry.message_id)?;
-        let changed = batch
-            .message(&entry.recipient, &entry.message_id)?
-            .is_some()
-            && batch.update_message_status(&entry.recipient, &entry.message_id, status)?;
-        batch.commit()?;
-        Ok(changed)
+        let changed = self.delivered_many(std::slice::from_ref(entry), status)?;
+        Ok(changed.first().copied().unwrap_or(false))
+    }
+
+    /// [`Self::delivered`] for several envelopes, in one durable commit. Returns, per entry, whether its
+    /// message's status changed.
+    pub fn delivered_many(
+        &mut self,
+        entries: &[OutboxRecord],
+        status: MessageStatus,
+    ) -> Result<Vec<bool>, EngineError> {
+        Ok(self.store.transaction(|batch| {
+            let mut changed = Vec::with_capacity(entries.len());
+            for entry in entries {
+                batch.outbox_remove(&entry.message_id)?;
+                changed.push(
+                    batch
+                        .message(&entry.recipient, &entry.message_id)?
+                        .is_some()
+                        && batch.update_message_status(
+                            &entry.recipient,
+                            &entry.message_id,
+                            status,
+                        )?,
+                );
+            }
+            Ok(changed)
+        })?)
     }
 
     /// A delivery attempt failed: try again later, or give up once the envelope expired.
@@ -766,4 +836,152 @@ fn contact_after_card(
         }
         (known, None) => (known, false, false),
     }
+}
+
+/// The error every member of a failed group commit gets (a `StoreError` is not `Clone`).
+fn group_failed(reason: &str) -> StoreError {
+    StoreError::Io(std::io::Error::other(format!("group commit: {reason}")))
+}
+
+/// What sending a text writes: the history row (sending) and the outbox entry; writing to someone who
+/// asked to talk accepts them.
+fn write_text(
+    batch: &mut Batch<'_>,
+    contact: &mut ContactRecord,
+    content: &Content,
+    envelope: &Envelope,
+    now: u64,
+    text: &str,
+) -> Result<(MessageRecord, OutboxRecord), StoreError> {
+    let to = contact.key;
+    if contact.state == ContactState::Requested {
+        contact.state = ContactState::Accepted;
+        batch.put_contact(contact)?;
+    }
+    let message = MessageRecord {
+        id: content.id,
+        conversation: to,
+        outgoing: true,
+        sent_at_ms: now,
+        received_at_ms: now,
+        text: text.to_owned(),
+        status: MessageStatus::Sending,
+    };
+    let outbox = outbox_entry(&to, content, envelope, now);
+    batch.insert_message(&message)?;
+    batch.outbox_enqueue(&outbox)?;
+    Ok((message, outbox))
+}
+
+/// One envelope of a receive group, inside its write transaction: the outer `Err` (a store failure)
+/// aborts the group; the inner one refuses this envelope only. Advanced sessions are listed in `touched`
+/// for the caller to persist.
+fn receive_one(
+    batch: &mut Batch<'_>,
+    identity: &Identity,
+    sessions: &mut HashMap<IdentityKey, PeerSessions>,
+    pickle_key: &tern_protocol::PickleKey,
+    bytes: &[u8],
+    now: u64,
+    touched: &mut Vec<IdentityKey>,
+) -> Result<Result<Received, ReceiveError>, StoreError> {
+    let envelope = match Envelope::decode(bytes) {
+        Ok(envelope) => envelope,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    let opened = match envelope.open(identity, now / 1000) {
+        Ok(opened) => opened,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    let sender = opened.sender;
+    let contact = batch.contact(&sender)?;
+    if contact
+        .as_ref()
+        .is_some_and(|c| c.state == ContactState::Blocked)
+    {
+        return Ok(Ok(Received::Dropped));
+    }
+    let me = identity.key();
+    if !sessions.contains_key(&sender) {
+        let loaded = match batch.session(&sender)? {
+            Some(pickle) => PeerSessions::unpickle(pickle_key, &pickle).unwrap_or_else(|e| {
+                warn!(error = %e, "stored sessions unreadable; starting afresh");
+                PeerSessions::new(me, sender)
+            }),
+            None => PeerSessions::new(me, sender),
+        };
+        sessions.insert(sender, loaded);
+    }
+    let peer = sessions
+        .entry(sender)
+        .or_insert_with(|| PeerSessions::new(me, sender));
+    let decrypted = match peer.decrypt(identity, &opened.session_message) {
+        Ok(decrypted) => decrypted,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    if !touched.contains(&sender) {
+        touched.push(sender);
+    }
+    // If the content is malformed the ratchet still moved: the session is kept, the content refused.
+    let content = match Content::decode(&decrypted.plaintext) {
+        Ok(content) => content,
+        Err(e) => return Ok(Err(ReceiveError::Malformed(e))),
+    };
+    let kind_is_delivered = matches!(content.body, Body::Delivered(_));
+    let outcome = match content.body {
+        Body::Text(text) => {
+            let message = MessageRecord {
+                id: content.id,
+                conversation: sender,
+                outgoing: false,
+                sent_at_ms: content.sent_at_ms,
+                received_at_ms: now,
+                text,
+                status: MessageStatus::Received,
+            };
+            // The store dedupes by (sender, message id), remembering ids past any envelope's life.
+            if batch.insert_message(&message)? {
+                let (record, request, key_changed) =
+                    contact_after_card(sender, contact, decrypted.new_session_card, now);
+                if let Some(record) = &record {
+                    batch.put_contact(record)?;
+                }
+                Received::Message {
+                    message,
+                    request: if request { record } else { None },
+                    key_changed,
+                }
+            } else {
+                Received::Duplicate
+            }
+        }
+        Body::Delivered(ids) | Body::Read(ids) if contact.is_some() => {
+            let status = if kind_is_delivered {
+                MessageStatus::Delivered
+            } else {
+                MessageStatus::Read
+            };
+            let mut updated = Vec::new();
+            for id in ids {
+                if batch.update_message_status(&sender, &id, status)? {
+                    updated.push((id, status));
+                }
+            }
+            Received::Receipts {
+                contact: sender,
+                updated,
+            }
+        }
+        Body::Typing(typing) if contact.is_some() => Received::Typing {
+            contact: sender,
+            typing,
+        },
+        Body::Unknown { kind, .. } => Received::Unknown {
+            contact: sender,
+            kind,
+        },
+        // Receipts and typing from strangers mean nothing.
+        _ => Received::Dropped,
+    };
+    Ok(Ok(outcome))
 }

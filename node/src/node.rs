@@ -284,6 +284,7 @@ impl Node {
             published: false,
             lookups: HashMap::new(),
             lookup_queries: HashMap::new(),
+            pending: Pending::default(),
         };
         let mut event_loop = event_loop;
         for addr in &config.mailboxes {
@@ -448,6 +449,8 @@ struct EventLoop {
     lookups: HashMap<IdentityKey, Lookup>,
     /// Record lookups under way.
     lookup_queries: HashMap<kad::QueryId, IdentityKey>,
+    /// Work taken in this wake-up, to be committed together (see [`Pending`]).
+    pending: Pending,
 }
 
 /// What is known of a recipient's mailbox record.
@@ -496,7 +499,7 @@ impl EventLoop {
         fetch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                command = self.commands.recv() => match command {
+                command = next_command(&mut self.pending.command, &mut self.commands) => match command {
                     Some(Command::Shutdown { reply }) => {
                         info!("shutting down");
                         drop(self);
@@ -506,7 +509,10 @@ impl EventLoop {
                     Some(command) => self.handle_command(command),
                     None => break,
                 },
-                event = self.swarm.select_next_some() => self.handle_swarm_event(event),
+                event = self.swarm.select_next_some() => {
+                    self.handle_swarm_event(event);
+                    self.drain_swarm();
+                }
                 _ = tick.tick() => self.flush_outbox(None),
                 _ = republish.tick() => {
                     self.published = false;
@@ -528,15 +534,7 @@ impl EventLoop {
 
     fn handle_command(&mut self, command: Command) {
         match command {
-            Command::SendText { to, text, reply } => match self.engine.send_text(&to, &text) {
-                Ok((message, entry)) => {
-                    let _ = reply.send(Ok(message));
-                    self.deliver_now(entry);
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e.into()));
-                }
-            },
+            Command::SendText { to, text, reply } => self.send_texts(vec![(to, text, reply)]),
             Command::MarkRead {
                 contact,
                 ids,
@@ -926,9 +924,10 @@ impl EventLoop {
     ) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
+                // Answered after this wake-up's group commit (`drain_swarm`).
                 request_response::Message::Request {
                     request, channel, ..
-                } => self.handle_inbound(peer, request, channel),
+                } => self.pending.inbound.push((peer, request, channel)),
                 request_response::Message::Response {
                     request_id,
                     response,
@@ -979,17 +978,8 @@ impl EventLoop {
         self.sending.remove(&entry.message_id);
         self.send_waiting();
         match ack {
-            EnvelopeAck::Accepted | EnvelopeAck::Duplicate => {
-                match self.engine.delivered(&entry, MessageStatus::Delivered) {
-                    Ok(true) => self.emit(Event::StatusChanged {
-                        contact: entry.recipient,
-                        id: entry.message_id,
-                        status: MessageStatus::Delivered,
-                    }),
-                    Ok(false) => {}
-                    Err(e) => warn!(error = %e, "cannot record a delivery"),
-                }
-            }
+            // Recorded with this wake-up's other deliveries in one commit (`drain_swarm`).
+            EnvelopeAck::Accepted | EnvelopeAck::Duplicate => self.pending.delivered.push(entry),
             EnvelopeAck::Rejected(reason) => {
                 debug!(?reason, "recipient refused an envelope");
                 self.retry_later(&entry);
@@ -997,13 +987,26 @@ impl EventLoop {
         }
     }
 
-    fn handle_inbound(
+    /// Answers the envelopes received in this wake-up, after storing them all with one durable commit.
+    fn answer_inbound(&mut self) {
+        if self.pending.inbound.is_empty() {
+            return;
+        }
+        let inbound = std::mem::take(&mut self.pending.inbound);
+        let bytes: Vec<&[u8]> = inbound.iter().map(|(_, r, _)| r.as_bytes()).collect();
+        let outcomes = self.engine.receive_many(&bytes);
+        for ((peer, _, channel), outcome) in inbound.into_iter().zip(outcomes) {
+            self.answer_one(peer, channel, outcome);
+        }
+    }
+
+    fn answer_one(
         &mut self,
         peer: PeerId,
-        request: EnvelopeRequest,
         channel: ResponseChannel<EnvelopeAck>,
+        outcome: Result<Received, ReceiveError>,
     ) {
-        let ack = match self.engine.receive(request.as_bytes()) {
+        let ack = match outcome {
             Ok(received) => {
                 let ack = if matches!(received, Received::Duplicate) {
                     EnvelopeAck::Duplicate
@@ -1611,5 +1614,106 @@ fn ack_for(error: &ReceiveError) -> EnvelopeAck {
         }
         ReceiveError::Store(_) => EnvelopeAck::Rejected(RejectReason::Internal),
         _ => EnvelopeAck::Rejected(RejectReason::Malformed),
+    }
+}
+
+/// Swarm events taken per wake-up before the work they carried is committed together: the bound on how
+/// long one group commit keeps other work waiting.
+pub const MAX_EVENTS_PER_WAKE: usize = 256;
+/// Queued send commands taken together into one group commit.
+pub const MAX_SENDS_PER_COMMIT: usize = 64;
+
+/// Group commit: work taken from the swarm or the command queue in one wake-up of the event loop, committed
+/// with one durable commit per kind (received envelopes, deliveries, sends) before anyone is answered. Every
+/// answer still waits for the commit that made it true; only the number of fsyncs per message drops.
+#[derive(Default)]
+struct Pending {
+    /// Received envelopes, answered after they are stored.
+    inbound: Vec<(PeerId, EnvelopeRequest, ResponseChannel<EnvelopeAck>)>,
+    /// Outbox entries acknowledged by their recipients, to be recorded as delivered.
+    delivered: Vec<OutboxRecord>,
+    /// A command taken from the queue while gathering sends that is not a send: handled next.
+    command: Option<Command>,
+}
+
+/// How a send command answers.
+type SendReply = oneshot::Sender<Result<MessageRecord, NodeError>>;
+
+/// The next command: one set aside while gathering sends, else the next from the queue.
+async fn next_command(
+    stashed: &mut Option<Command>,
+    commands: &mut mpsc::Receiver<Command>,
+) -> Option<Command> {
+    match stashed.take() {
+        Some(command) => Some(command),
+        None => commands.recv().await,
+    }
+}
+
+impl EventLoop {
+    /// Handles every swarm event that is ready now (up to [`MAX_EVENTS_PER_WAKE`]), then stores what they
+    /// carried with one commit per kind and only then answers.
+    fn drain_swarm(&mut self) {
+        use futures::FutureExt;
+        for _ in 1..MAX_EVENTS_PER_WAKE {
+            match self.swarm.next().now_or_never() {
+                Some(Some(event)) => self.handle_swarm_event(event),
+                _ => break,
+            }
+        }
+        self.answer_inbound();
+        self.record_delivered();
+    }
+
+    /// Records this wake-up's acknowledged envelopes as delivered, in one commit.
+    fn record_delivered(&mut self) {
+        if self.pending.delivered.is_empty() {
+            return;
+        }
+        let entries = std::mem::take(&mut self.pending.delivered);
+        match self
+            .engine
+            .delivered_many(&entries, MessageStatus::Delivered)
+        {
+            Ok(changed) => {
+                for (entry, changed) in entries.iter().zip(changed) {
+                    if changed {
+                        self.emit(Event::StatusChanged {
+                            contact: entry.recipient,
+                            id: entry.message_id,
+                            status: MessageStatus::Delivered,
+                        });
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot record deliveries"),
+        }
+    }
+
+    /// Seals `first` and every send command already queued behind it (up to [`MAX_SENDS_PER_COMMIT`]) and
+    /// stores them with one durable commit; only then answers each caller and sends the envelopes. A
+    /// command of another kind met in the queue is set aside for the next turn of the loop.
+    fn send_texts(&mut self, mut sends: Vec<(IdentityKey, String, SendReply)>) {
+        while sends.len() < MAX_SENDS_PER_COMMIT && self.pending.command.is_none() {
+            match self.commands.try_recv() {
+                Ok(Command::SendText { to, text, reply }) => sends.push((to, text, reply)),
+                Ok(other) => self.pending.command = Some(other),
+                Err(_) => break,
+            }
+        }
+        let texts: Vec<(IdentityKey, String)> =
+            sends.iter().map(|(to, text, _)| (*to, text.clone())).collect();
+        let results = self.engine.send_texts(&texts);
+        for ((_, _, reply), result) in sends.into_iter().zip(results) {
+            match result {
+                Ok((message, entry)) => {
+                    let _ = reply.send(Ok(message));
+                    self.deliver_now(entry);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            }
+        }
     }
 }

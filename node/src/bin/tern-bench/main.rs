@@ -190,25 +190,25 @@ async fn tern_latency(pair: &mut Pair, n: usize) -> Result<Vec<Duration>> {
     Ok(samples)
 }
 
-/// Messages per second, both directions at once, until every message is durably received.
+/// Messages per second, both directions at once, until every message is durably received. Each side keeps
+/// up to [`tern_node::node::MAX_IN_FLIGHT`] send calls outstanding, the window the baseline gets too.
 async fn tern_throughput(pair: &mut Pair, n: usize) -> Result<f64> {
     let text = "y".repeat(TEXT_LEN);
     let start = Instant::now();
-    let (a, b) = (pair.a.clone(), pair.b.clone());
-    let (a_key, b_key) = (pair.a_key, pair.b_key);
-    let (t1, t2) = (text.clone(), text);
-    let send_ab = tokio::spawn(async move {
-        for _ in 0..n {
-            a.send_text(b_key, t1.clone()).await?;
-        }
-        anyhow::Ok(())
-    });
-    let send_ba = tokio::spawn(async move {
-        for _ in 0..n {
-            b.send_text(a_key, t2.clone()).await?;
-        }
-        anyhow::Ok(())
-    });
+    let sender = |node: Node, to: tern_protocol::IdentityKey| {
+        let text = text.clone();
+        tokio::spawn(async move {
+            let mut sends = futures::stream::iter(0..n)
+                .map(|_| node.send_text(to, text.clone()))
+                .buffer_unordered(tern_node::node::MAX_IN_FLIGHT);
+            while let Some(sent) = sends.next().await {
+                sent?;
+            }
+            anyhow::Ok(())
+        })
+    };
+    let send_ab = sender(pair.a.clone(), pair.b_key);
+    let send_ba = sender(pair.b.clone(), pair.a_key);
     let (ra, rb) = tokio::join!(
         wait_received(&mut pair.b_events, n),
         wait_received(&mut pair.a_events, n)
@@ -406,9 +406,11 @@ async fn throughput(n: usize) -> Result<()> {
             Target::AtLeast(0.5),
         )],
     );
-    note(
-        "baseline = the same libp2p request-response stream, no crypto, no store, as many in flight as Tern allows",
-    );
+    note(&format!(
+        "each side keeps up to {w} send calls outstanding; baseline = the same libp2p request-response stream, \
+         no crypto, no store, {w} requests in flight",
+        w = tern_node::node::MAX_IN_FLIGHT
+    ));
     Ok(())
 }
 
@@ -898,6 +900,13 @@ fn main() -> Result<()> {
         return lan::peer(&raw[2..]);
     }
     let args = Args::parse();
+    // Logs for profiling a scenario (`TERN_LOG=tern_node=debug`); off by default, so they cost nothing.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("TERN_LOG") {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init();
+    }
     let machine = machine();
     let started = Instant::now();
     println!(
