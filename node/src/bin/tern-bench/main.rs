@@ -626,24 +626,14 @@ fn raw_page_and_delete(db: &redb::Database, n: usize) -> Result<f64> {
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn mailbox(n: usize) -> Result<()> {
-    let quota = u32::try_from(n).unwrap_or(u32::MAX).max(1000);
-    let server = Bootstrap::spawn(&format!(
-        "[mailbox]\nquota_envelopes = {quota}\nquota_bytes = {big}\nmax_total_bytes = {big}\n\
-         deposits_per_minute = 1000000\n",
-        big = 1u64 << 40
-    ))?;
-    let addr = server.addr.clone();
-    let owner = tern_protocol::Identity::generate(&mut rand::rng(), 0);
-    let envelopes = envelopes_for(&owner, n);
-    let size = envelopes.first().map_or(0, Vec::len);
-
-    // n deposits from DEPOSITORS peers at once, each waiting for its durable answer before the next.
+/// Deposits every envelope from [`DEPOSITORS`] peers at once (peer seeds from `seed_base`), each peer
+/// waiting for its answer before its next deposit; returns deposits per second.
+async fn deposit_all(addr: &Multiaddr, envelopes: &[Vec<u8>], seed_base: u64) -> Result<f64> {
     let mut clients = Vec::with_capacity(DEPOSITORS);
     for i in 0..DEPOSITORS {
         let mut seed = [0u8; 32];
-        seed[..8].copy_from_slice(&(i as u64 + 10).to_be_bytes());
-        clients.push(connected_client(seed, &addr).await?);
+        seed[..8].copy_from_slice(&(i as u64 + seed_base).to_be_bytes());
+        clients.push(connected_client(seed, addr).await?);
     }
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -666,12 +656,63 @@ async fn mailbox(n: usize) -> Result<()> {
             anyhow::Ok(swarm)
         }));
     }
-    let mut depositors = Vec::new();
+    let mut swarms = Vec::new();
     for task in tasks {
-        depositors.push(task.await??);
+        swarms.push(task.await??);
     }
-    let deposits_per_s = n as f64 / start.elapsed().as_secs_f64();
-    drop(depositors);
+    Ok(envelopes.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+/// A plain swarm on the same transport that answers every deposit `Deposited` at once.
+async fn plain_mailbox_server() -> Result<(Multiaddr, tokio::task::JoinHandle<()>)> {
+    let net = NetConfig {
+        serve_mailbox: true,
+        ..loopback_net()
+    };
+    let mut server = build_swarm(&[5u8; 32], &net)?;
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = server.select_next_some().await {
+            break address.with(Protocol::P2p(*server.local_peer_id()));
+        }
+    };
+    let task = tokio::spawn(async move {
+        loop {
+            if let SwarmEvent::Behaviour(ClientBehaviourEvent::Mailbox(
+                request_response::Event::Message {
+                    message: request_response::Message::Request { channel, .. },
+                    ..
+                },
+            )) = server.select_next_some().await
+            {
+                let id = tern_protocol::EnvelopeId([0; 32]);
+                let _ = server
+                    .behaviour_mut()
+                    .mailbox
+                    .send_response(channel, MailboxResponse::Deposited { id });
+            }
+        }
+    });
+    Ok((addr, task))
+}
+
+async fn mailbox(n: usize) -> Result<()> {
+    let quota = u32::try_from(n).unwrap_or(u32::MAX).max(1000);
+    let server = Bootstrap::spawn(&format!(
+        "[mailbox]\nquota_envelopes = {quota}\nquota_bytes = {big}\nmax_total_bytes = {big}\n\
+         deposits_per_minute = 1000000\n",
+        big = 1u64 << 40
+    ))?;
+    let addr = server.addr.clone();
+    let owner = tern_protocol::Identity::generate(&mut rand::rng(), 0);
+    let envelopes = envelopes_for(&owner, n);
+    let size = envelopes.first().map_or(0, Vec::len);
+
+    let deposits_per_s = deposit_all(&addr, &envelopes, 10).await?;
+
+    // The network floor: the same deposits answered at once by a plain swarm, no checks, no store.
+    let (plain_addr, plain_server) = plain_mailbox_server().await?;
+    let plain_per_s = deposit_all(&plain_addr, &envelopes, 1000).await?;
+    plain_server.abort();
 
     let (mut swarm, peer) = connected_client([99u8; 32], &addr).await?;
     let start = Instant::now();
@@ -701,6 +742,13 @@ async fn mailbox(n: usize) -> Result<()> {
                 batch_per_s,
                 "/s",
                 Target::AtLeast(0.5),
+            ),
+            Row::new(
+                "durable deposits/s vs the same requests answered at once by a plain libp2p swarm (no store)",
+                deposits_per_s,
+                plain_per_s,
+                "/s",
+                Target::Report,
             ),
             Row::new(
                 "durable deposits/s vs one redb commit per insert",
