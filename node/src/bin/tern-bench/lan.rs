@@ -107,7 +107,7 @@ fn profiles(root: &Path, run: usize) -> Result<(PathBuf, PathBuf, IdentityKey)> 
     Ok((sender_dir, receiver_dir, receiver.key()))
 }
 
-fn spawn_peer(netns: Option<&str>, args: &[String]) -> Result<Child> {
+fn spawn_peer(netns: Option<&str>, args: &[String], log: &Path) -> Result<Child> {
     let exe = std::env::current_exe()?;
     let mut command = match netns {
         Some(ns) => {
@@ -122,7 +122,11 @@ fn spawn_peer(netns: Option<&str>, args: &[String]) -> Result<Child> {
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(match std::env::var_os("TERN_LOG") {
+            // With logging on, each peer's log goes to a file next to its profile.
+            Some(_) => Stdio::from(std::fs::File::create(log)?),
+            None => Stdio::null(),
+        })
         .spawn()
         .context("spawning a lan-peer process")
 }
@@ -176,6 +180,7 @@ fn one_run(root: &Path, run: usize, lan: Option<&Lan>, mdns: bool) -> Result<(Du
             mdns_flag.into(),
             receiver_listen,
         ],
+        &root.join(format!("r{run}.log")),
     )?;
     let mut sender = spawn_peer(
         ns(0),
@@ -186,6 +191,7 @@ fn one_run(root: &Path, run: usize, lan: Option<&Lan>, mdns: bool) -> Result<(Du
             receiver_key.peer_id(),
             dial,
         ],
+        &root.join(format!("s{run}.log")),
     )?;
     let result = (|| {
         let received = wait_line(&mut receiver, "received")?;
@@ -203,7 +209,14 @@ fn one_run(root: &Path, run: usize, lan: Option<&Lan>, mdns: bool) -> Result<(Du
 }
 
 pub fn run() -> Result<()> {
-    let root = tempfile::tempdir()?;
+    // With logging on, the profiles and logs stay for reading.
+    let logging = std::env::var_os("TERN_LOG").is_some();
+    let root = tempfile::Builder::new()
+        .disable_cleanup(logging)
+        .tempdir()?;
+    if logging {
+        println!("(lan-peer logs in {})", root.path().display());
+    }
     let lan = match Lan::create() {
         Ok(lan) => Some(lan),
         Err(e) => {
@@ -270,7 +283,7 @@ pub fn run() -> Result<()> {
     crate::note(
         "clock: from just before both processes are spawned to the receiver's durable commit (it includes process \
          start, profile open, swarm start, discovery, dial, Noise, session start); baseline = the same run with \
-         mDNS off and the sender dialling the receiver's known address at start",
+         mDNS off and the sender dialling the receiver's known address (every 10 ms until connected)",
     );
     Ok(())
 }
@@ -294,13 +307,27 @@ pub fn peer(args: &[String]) -> Result<()> {
                 mdns_query_interval: Duration::from_secs(1),
                 ..NetConfig::default()
             },
-            peers: match rest {
-                [_, dial] if dial != "-" => vec![dial.parse::<Multiaddr>()?],
-                _ => Vec::new(),
-            },
             ..NodeConfig::default()
         };
         let (node, mut events) = Node::start(engine, config)?;
+        if let [_, dial] = rest
+            && dial != "-"
+        {
+            // Dial until connected: the receiver, started at the same moment, may not listen yet.
+            let addr: Multiaddr = dial.parse()?;
+            let node = node.clone();
+            tokio::spawn(async move {
+                loop {
+                    let _ = node.dial(addr.clone()).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    match node.status().await {
+                        Ok(status) if !status.connected_peers.is_empty() => return,
+                        Ok(_) => {}
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
         let sent = match rest {
             [to, _] => {
                 let key = IdentityKey::from_peer_id(to)?;

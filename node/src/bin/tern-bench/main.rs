@@ -943,11 +943,6 @@ fn write_report(path: &str, args: &Args, machine: &str, elapsed: Duration) -> Re
 }
 
 fn main() -> Result<()> {
-    let raw: Vec<String> = std::env::args().collect();
-    if raw.get(1).map(String::as_str) == Some("lan-peer") {
-        return lan::peer(&raw[2..]);
-    }
-    let args = Args::parse();
     // Logs for profiling a scenario (`TERN_LOG=tern_node=debug`); off by default, so they cost nothing.
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("TERN_LOG") {
         tracing_subscriber::fmt()
@@ -955,6 +950,11 @@ fn main() -> Result<()> {
             .with_env_filter(filter)
             .init();
     }
+    let raw: Vec<String> = std::env::args().collect();
+    if raw.get(1).map(String::as_str) == Some("lan-peer") {
+        return lan::peer(&raw[2..]);
+    }
+    let args = Args::parse();
     let machine = machine();
     let started = Instant::now();
     println!(

@@ -178,9 +178,28 @@ fn median_of<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(Durati
     Ok((percentile(&samples, 0.5), last.context("no run")?))
 }
 
-// TEMP until main's Store::search is merged.
-fn tern_search(_store: &Store, _needle: &str, _limit: usize) -> Result<Vec<MessageRecord>> {
-    anyhow::bail!("Store::search is not merged yet")
+// TEMP until main's Store::search is merged: the same answer through conversation pages.
+fn tern_search(store: &Store, needle: &str, limit: usize) -> Result<Vec<MessageRecord>> {
+    let needle = needle.to_lowercase();
+    let mut found = Vec::new();
+    for conv in store.conversations()? {
+        let mut before = None;
+        loop {
+            let page = store.conversation_page(&conv.conversation, before.as_ref(), 500)?;
+            found.extend(
+                page.messages
+                    .into_iter()
+                    .filter(|m| m.text.to_lowercase().contains(&needle)),
+            );
+            match page.older {
+                Some(c) => before = Some(c),
+                None => break,
+            }
+        }
+    }
+    found.sort_by_key(|m| std::cmp::Reverse(m.sort_ms()));
+    found.truncate(limit);
+    Ok(found)
 }
 
 pub fn run(n: usize) -> Result<()> {
@@ -221,6 +240,10 @@ pub fn run(n: usize) -> Result<()> {
         raw_hits == expected && found.len() == expected.min(SEARCH_LIMIT),
         "search found {} (raw {raw_hits}), expected {expected}",
         found.len()
+    );
+    ensure!(
+        found.windows(2).all(|w| w[0].sort_ms() >= w[1].sort_ms()),
+        "search results are not newest first"
     );
     let file_mb = |p: &std::path::Path| std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / 1e6);
 
