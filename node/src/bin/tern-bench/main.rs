@@ -525,7 +525,12 @@ async fn connected_client(
     seed: [u8; 32],
     server: &Multiaddr,
 ) -> Result<(Swarm<ClientBehaviour>, libp2p::PeerId)> {
-    let mut swarm = build_swarm(&seed, &loopback_net())?;
+    // A client only dials: no listener, so one file descriptor per client.
+    let net = NetConfig {
+        listen: Vec::new(),
+        ..loopback_net()
+    };
+    let mut swarm = build_swarm(&seed, &net)?;
     let peer = tern_node::net::swarm::peer_id_of(server).context("server address without /p2p")?;
     swarm.dial(server.clone())?;
     loop {
@@ -798,9 +803,6 @@ fn rss_kib(pid: u32) -> Result<u64> {
 /// Raises this process's open-file limit to its hard limit (with util-linux `prlimit`; no unsafe code).
 fn raise_fd_limit() {
     let pid = std::process::id().to_string();
-    let _ = std::process::Command::new("prlimit")
-        .args(["--pid", &pid, "--nofile=unlimited:"])
-        .status();
     let hard = std::process::Command::new("prlimit")
         .args(["--pid", &pid, "--nofile", "--raw", "--noheadings", "-o", "HARD"])
         .output()
@@ -939,8 +941,16 @@ fn write_report(path: &str, args: &Args, machine: &str, elapsed: Duration) -> Re
         elapsed.as_secs_f64() / 60.0,
         report::markdown(),
     );
-    std::fs::write(path, text).with_context(|| format!("writing {path}"))
+    // A hand-written analysis below the marker survives regeneration.
+    let kept = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|old| old.find(ANALYSIS_MARKER).map(|at| old[at..].to_owned()))
+        .unwrap_or_else(|| format!("{ANALYSIS_MARKER}\n"));
+    std::fs::write(path, format!("{text}\n{kept}")).with_context(|| format!("writing {path}"))
 }
+
+/// Everything in the report file from this line on is kept when `all` rewrites it.
+const ANALYSIS_MARKER: &str = "<!-- analysis: kept when tern-bench rewrites this file -->";
 
 fn main() -> Result<()> {
     // Logs for profiling a scenario (`TERN_LOG=tern_node=debug`); off by default, so they cost nothing.
