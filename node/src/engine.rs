@@ -58,6 +58,10 @@ pub enum EngineError {
     Seal(#[from] SealError),
     #[error("invalid message: {0}")]
     Content(#[from] DecodeError),
+    #[error("a contact name must not be empty")]
+    EmptyName,
+    #[error("only a failed outgoing message can be sent again")]
+    NotRetryable,
 }
 
 /// Why a received envelope was not taken.
@@ -375,6 +379,17 @@ impl Engine {
         Ok(true)
     }
 
+    /// Marks a contact verified from a scanned QR code or pasted invite link: it must carry the contact's
+    /// own identity key. Returns whether it did; a card of someone else verifies nothing.
+    pub fn verify_card(&mut self, contact: &IdentityKey, link: &str) -> Result<bool, EngineError> {
+        let card = ContactCard::from_invite_link(link)?;
+        if card.key() != *contact {
+            return Ok(false);
+        }
+        let digits = self.safety_number(contact);
+        self.verify(contact, digits.digits())
+    }
+
     /// Sets a contact's state (accept a request, block, unblock).
     pub fn set_contact_state(
         &mut self,
@@ -423,6 +438,7 @@ impl Engine {
     fn seal(
         &mut self,
         to: &ContactRecord,
+        id: Option<MessageId>,
         body: Body,
         now: u64,
     ) -> Result<(Content, Envelope, Vec<u8>), EngineError> {
@@ -432,7 +448,7 @@ impl Engine {
         let mut rng = rand::rng();
         let their_card = self.card_of(to)?;
         let content = Content {
-            id: MessageId::new_v7(now, &mut rng),
+            id: id.unwrap_or_else(|| MessageId::new_v7(now, &mut rng)),
             sent_at_ms: now,
             body,
         };
@@ -463,6 +479,7 @@ impl Engine {
     fn send_sealed<T>(
         &mut self,
         to: &IdentityKey,
+        id: Option<MessageId>,
         body: Body,
         write: impl FnOnce(
             &mut Batch<'_>,
@@ -478,7 +495,7 @@ impl Engine {
             .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
         let now = now_ms();
         let result = self
-            .seal(&contact, body, now)
+            .seal(&contact, id, body, now)
             .and_then(|(content, envelope, pickle)| {
                 let mut batch = self.store.batch()?;
                 let written = write(&mut batch, &mut contact, &content, &envelope, now)?;
@@ -500,6 +517,7 @@ impl Engine {
     ) -> Result<(MessageRecord, OutboxRecord), EngineError> {
         let (_, _, queued) = self.send_sealed(
             to,
+            None,
             Body::Text(text.to_owned()),
             |batch, contact, content, envelope, now| {
                 write_text(batch, contact, content, envelope, now, text)
@@ -606,13 +624,82 @@ impl Engine {
         queue: bool,
     ) -> Result<(MessageId, Envelope), EngineError> {
         let (content, envelope, ()) =
-            self.send_sealed(to, body, |batch, _, content, envelope, now| {
+            self.send_sealed(to, None, body, |batch, _, content, envelope, now| {
                 if queue {
                     batch.outbox_enqueue(&outbox_entry(to, content, envelope, now))?;
                 }
                 Ok(())
             })?;
         Ok((content.id, envelope))
+    }
+
+    /// Sends a failed outgoing message again: the same id and text in a new envelope, back to `Sending`
+    /// with a fresh outbox entry, in one commit. [`EngineError::NotRetryable`] for any other message.
+    pub fn retry(
+        &mut self,
+        contact: &IdentityKey,
+        id: &MessageId,
+    ) -> Result<MessageRecord, EngineError> {
+        let message = self
+            .store
+            .message(contact, id)?
+            .filter(|m| m.outgoing && m.status == MessageStatus::Failed)
+            .ok_or(EngineError::NotRetryable)?;
+        let (_, _, retried) = self.send_sealed(
+            contact,
+            Some(message.id),
+            Body::Text(message.text.clone()),
+            |batch, _, content, envelope, now| {
+                batch.update_message_status(contact, id, MessageStatus::Sending)?;
+                batch.outbox_enqueue(&outbox_entry(contact, content, envelope, now))?;
+                Ok(MessageRecord {
+                    status: MessageStatus::Sending,
+                    ..message
+                })
+            },
+        )?;
+        Ok(retried)
+    }
+
+    /// Gives a contact another local name (unique among the contacts, at most
+    /// [`crate::store::MAX_LOCAL_NAME_LEN`] bytes).
+    pub fn rename_contact(
+        &mut self,
+        contact: &IdentityKey,
+        name: &str,
+    ) -> Result<ContactRecord, EngineError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(EngineError::EmptyName);
+        }
+        let contacts = self.store.contacts()?;
+        if let Some(other) = contacts
+            .iter()
+            .find(|c| c.local_name == name && c.key != *contact)
+        {
+            return Err(EngineError::NameTaken(other.local_name.clone()));
+        }
+        let mut record = contacts
+            .into_iter()
+            .find(|c| c.key == *contact)
+            .ok_or_else(|| EngineError::UnknownContact(contact.peer_id()))?;
+        record.local_name = name.to_owned();
+        self.store.put_contact(&record)?;
+        Ok(record)
+    }
+
+    /// Removes a contact with its conversation, session and queued mail, in one commit. Whatever they send
+    /// later arrives as a new contact request.
+    pub fn remove_contact(&mut self, contact: &IdentityKey) -> Result<(), EngineError> {
+        let mut batch = self.store.batch()?;
+        if !batch.delete_contact(contact)? {
+            return Err(EngineError::UnknownContact(contact.peer_id()));
+        }
+        batch.delete_conversation(contact)?;
+        batch.delete_session(contact)?;
+        batch.commit()?;
+        self.sessions.remove(contact);
+        Ok(())
     }
 
     /// Marks received messages read and queues a read receipt for them. Returns the ids that changed.

@@ -7,4 +7,5 @@ pub mod mailbox;
 pub mod net;
 pub mod node;
 mod redb_file;
+pub mod settings;
 pub mod store;

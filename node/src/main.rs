@@ -13,8 +13,8 @@ use clap::{Args, Parser, Subcommand};
 use libp2p::Multiaddr;
 use serde_json::{Value, json};
 use tern_node::engine::{Engine, EngineError};
-use tern_node::net::NetConfig;
 use tern_node::node::{Event, Node, NodeConfig};
+use tern_node::settings::NetworkSettings;
 use tern_node::store::{
     ContactRecord, ContactState, KdfParams, MessageRecord, MessageStatus, Password, StoreError,
 };
@@ -145,26 +145,16 @@ struct NetArgs {
 
 impl NetArgs {
     fn config(&self, profile: &std::path::Path) -> NodeConfig {
-        let mut net = NetConfig::default();
-        if !self.listen.is_empty() {
-            net.listen.clone_from(&self.listen);
-        }
-        net.bootstrap.clone_from(&self.bootstrap);
-        net.lan_only = self.lan_only;
-        net.mdns = !self.no_mdns;
-        let mut mailboxes = self.bootstrap.clone();
-        mailboxes.extend(self.mailbox_node.iter().cloned());
-        NodeConfig {
-            net,
+        NetworkSettings {
+            lan_only: self.lan_only,
+            bootstrap: self.bootstrap.clone(),
+            mailbox_nodes: self.mailbox_node.clone(),
             peers: self.peer.clone(),
-            mailboxes,
-            serve_mailbox: self.mailbox.then(|| {
-                (
-                    profile.join("mailbox.redb"),
-                    tern_node::mailbox::server::MailboxConfig::default(),
-                )
-            }),
+            listen: self.listen.clone(),
+            mdns: !self.no_mdns,
+            serve_mailbox: self.mailbox,
         }
+        .node_config(profile)
     }
 }
 

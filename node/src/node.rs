@@ -152,6 +152,14 @@ pub struct NetStatus {
     pub outbox_len: usize,
     pub lan_only: bool,
     pub nat: NatStatus,
+    /// Peers found on the LAN by mDNS.
+    pub lan_peers: usize,
+    /// The mailbox servers that hold this profile's mail.
+    pub mailboxes: Vec<PeerId>,
+    /// LAN peers that offer to hold mail.
+    pub lan_mailboxes: Vec<PeerId>,
+    /// Listening through the mailbox servers' circuit relays (behind NAT).
+    pub relayed: bool,
 }
 
 type EngineCall = Box<dyn FnOnce(&mut Engine) + Send>;
@@ -182,6 +190,10 @@ enum Command {
     Engine(EngineCall),
     Shutdown {
         reply: oneshot::Sender<()>,
+    },
+    /// Stops the loop and hands the engine back (to start again with another configuration).
+    Stop {
+        reply: oneshot::Sender<Box<Engine>>,
     },
 }
 
@@ -389,6 +401,14 @@ impl Node {
         rx.await.map_err(|_| NodeError::Stopped)
     }
 
+    /// Stops the event loop and the swarm but keeps the profile open: returns the engine, to start a node
+    /// again (with other settings) without asking for the password.
+    pub async fn stop(&self) -> Result<Engine, NodeError> {
+        self.request(|reply| Command::Stop { reply })
+            .await
+            .map(|engine| *engine)
+    }
+
     /// Stops the event loop; the store is closed (and its lock released) when this returns.
     pub async fn shutdown(&self) -> Result<(), NodeError> {
         self.request(|reply| Command::Shutdown { reply }).await
@@ -506,6 +526,12 @@ impl EventLoop {
                         let _ = reply.send(());
                         return;
                     }
+                    Some(Command::Stop { reply }) => {
+                        info!("stopping; the profile stays open");
+                        let EventLoop { engine, .. } = self;
+                        let _ = reply.send(Box::new(engine));
+                        return;
+                    }
                     Some(command) => self.handle_command(command),
                     None => break,
                 },
@@ -563,11 +589,15 @@ impl EventLoop {
                     outbox_len: self.engine.store().outbox().map_or(0, |o| o.len()),
                     lan_only: self.lan_only,
                     nat: self.nat.clone(),
+                    lan_peers: self.mdns_peers.len(),
+                    mailboxes: self.my_mailboxes.iter().map(|(peer, _)| *peer).collect(),
+                    lan_mailboxes: self.lan_mailboxes.clone(),
+                    relayed: self.relays_reserved,
                 };
                 let _ = reply.send(status);
             }
             Command::Engine(call) => call(&mut self.engine),
-            Command::Shutdown { .. } => {}
+            Command::Shutdown { .. } | Command::Stop { .. } => {}
         }
     }
 

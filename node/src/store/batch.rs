@@ -260,6 +260,59 @@ fn conversations_in(
     Ok(out)
 }
 
+/// The newest `limit` messages, across every conversation, whose text contains `needle` (compared by
+/// Unicode lowercase), newest first. Every message is opened: the store has no plaintext index to consult.
+fn search_in(
+    keys: &Keys,
+    messages: &impl ReadableTable<Bytes, Bytes>,
+    needle: &str,
+    limit: usize,
+) -> Result<Vec<MessageRecord>, StoreError> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    let needle = needle.to_lowercase();
+    if needle.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
+    // A min-heap on (time, arrival order) keeps the newest `limit` matches.
+    let mut best: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
+    let mut found: Vec<Option<MessageRecord>> = Vec::new();
+    for entry in messages.iter()? {
+        let (key, value) = entry?;
+        let plain = keys.open(MESSAGES.name(), key.value(), value.value())?;
+        let message = decode_message(&plain)?;
+        if !contains_folded(&message.text, &needle) {
+            continue;
+        }
+        let rank = (message.sort_ms(), found.len());
+        if best.len() == limit {
+            match best.peek() {
+                Some(Reverse(oldest)) if *oldest < rank => {
+                    if let Some(Reverse((_, slot))) = best.pop() {
+                        found[slot] = None;
+                    }
+                }
+                _ => continue,
+            }
+        }
+        best.push(Reverse(rank));
+        found.push(Some(message));
+    }
+    let mut out: Vec<MessageRecord> = found.into_iter().flatten().collect();
+    out.sort_by_key(|m| Reverse(m.sort_ms()));
+    Ok(out)
+}
+
+/// Whether `haystack` contains `needle_lower` (already lowercase), ignoring case.
+fn contains_folded(haystack: &str, needle_lower: &str) -> bool {
+    if haystack.is_ascii() && needle_lower.is_ascii() {
+        let (h, n) = (haystack.as_bytes(), needle_lower.as_bytes());
+        return n.len() <= h.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
+    }
+    haystack.to_lowercase().contains(needle_lower)
+}
+
 fn outbox_due_in(
     keys: &Keys,
     outbox: &impl ReadableTable<Bytes, Bytes>,
@@ -383,6 +436,14 @@ impl<'s> Reader<'s> {
             &self.table(MESSAGES)?,
             &self.txn.open_table(UNREAD)?,
         )
+    }
+
+    pub(crate) fn search(
+        &self,
+        needle: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        search_in(self.keys, &self.table(MESSAGES)?, needle, limit)
     }
 
     pub(crate) fn outbox_due(
@@ -636,6 +697,49 @@ impl<'s> Batch<'s> {
             self.txn.open_table(UNREAD)?.remove(key.as_slice())?;
         }
         Ok(true)
+    }
+
+    /// Deletes every message of a conversation (with its index and unread rows) and every outbox entry
+    /// addressed to it. Returns how many messages were deleted. The duplicate check keeps its entries, so
+    /// a late copy of a deleted message is still dropped.
+    pub fn delete_conversation(&mut self, conversation: &IdentityKey) -> Result<u64, StoreError> {
+        let conv = self.contact_row(conversation);
+        let (lo, hi) = prefix_bounds(&conv);
+        let keys: Vec<[u8; MESSAGE_KEY_LEN]> = {
+            let messages = self.txn.open_table(MESSAGES)?;
+            let mut keys = Vec::new();
+            for entry in messages.range::<&[u8]>(lo.as_slice()..=hi.as_slice())? {
+                let (key, _) = entry?;
+                keys.push(
+                    <[u8; MESSAGE_KEY_LEN]>::try_from(key.value())
+                        .map_err(|_| StoreError::Corrupt("a message key is malformed".into()))?,
+                );
+            }
+            keys
+        };
+        let mut messages = self.txn.open_table(MESSAGES)?;
+        let mut index = self.txn.open_table(MESSAGE_INDEX)?;
+        let mut unread = self.txn.open_table(UNREAD)?;
+        for key in &keys {
+            messages.remove(key.as_slice())?;
+            unread.remove(key.as_slice())?;
+            // A message key ends with its index row.
+            index.remove(&key[BLIND_LEN + 8..])?;
+        }
+        drop((messages, index, unread));
+        let mut outbox = self.txn.open_table(OUTBOX)?;
+        let mut doomed = Vec::new();
+        for entry in outbox.iter()? {
+            let (row, value) = entry?;
+            let plain = self.keys.open(OUTBOX.name(), row.value(), value.value())?;
+            if decode_outbox(&plain)?.recipient == *conversation {
+                doomed.push(row.value().to_vec());
+            }
+        }
+        for row in doomed {
+            outbox.remove(row.as_slice())?;
+        }
+        Ok(keys.len() as u64)
     }
 
     /// Queues (or replaces) an outbox entry keyed by its message id. [`StoreError::OutboxFull`] past

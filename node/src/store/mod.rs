@@ -107,6 +107,8 @@ pub const MAX_SESSION_PICKLE_LEN: usize = 4 * 1024 * 1024;
 pub const MAX_SETTING_NAME_LEN: usize = 128;
 /// Longest setting value.
 pub const MAX_SETTING_VALUE_LEN: usize = 64 * 1024;
+/// Most results one search returns.
+pub const MAX_SEARCH_RESULTS: usize = 500;
 
 type Bytes = &'static [u8];
 type BytesTable = TableDefinition<'static, Bytes, Bytes>;
@@ -534,6 +536,18 @@ impl Store {
     /// Every conversation with its last message and unread count, most recent first.
     pub fn conversations(&self) -> Result<Vec<ConversationSummary>, StoreError> {
         self.read()?.conversations()
+    }
+
+    /// The newest `limit` messages (at most [`MAX_SEARCH_RESULTS`]) across all conversations whose text
+    /// contains `needle`, ignoring case, newest first. Searches the decrypted text; nothing is indexed on
+    /// disk.
+    pub fn search(&self, needle: &str, limit: usize) -> Result<Vec<MessageRecord>, StoreError> {
+        self.read()?.search(needle, limit.min(MAX_SEARCH_RESULTS))
+    }
+
+    /// Deletes a conversation's messages and its queued outbox entries (durable on return).
+    pub fn delete_conversation(&mut self, conversation: &IdentityKey) -> Result<u64, StoreError> {
+        self.transaction(|b| b.delete_conversation(conversation))
     }
 
     // ---- outbox ----

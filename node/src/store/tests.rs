@@ -499,3 +499,92 @@ fn the_seen_table_drops_its_oldest_entries_past_its_bound() {
     drop(read);
     assert_eq!(store.purge_seen(1000 + 10).unwrap(), 10);
 }
+
+#[test]
+fn search_finds_text_in_every_conversation_newest_first_ignoring_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    let (alice, bob) = (key(1), key(2));
+    let mut texts = Vec::new();
+    for n in 0..40u8 {
+        let conversation = if n % 2 == 0 { alice } else { bob };
+        let mut m = incoming(conversation, n, 1_000 + u64::from(n));
+        m.text = if n % 3 == 0 {
+            format!("Lunch at {n}? Ünïcode Café")
+        } else {
+            format!("nothing {n}")
+        };
+        texts.push(m.text.clone());
+        store.insert_message(&m).unwrap();
+    }
+    let hits = store.search("LUNCH", 100).unwrap();
+    let expected: Vec<u8> = (0..40u8).rev().filter(|n| n % 3 == 0).collect();
+    assert_eq!(
+        hits.iter().map(|m| m.id.0[0]).collect::<Vec<_>>(),
+        expected,
+        "every match, newest first"
+    );
+    assert!(hits.iter().any(|m| m.conversation == alice));
+    assert!(hits.iter().any(|m| m.conversation == bob));
+    // Non-ASCII text is folded too; the limit keeps the newest.
+    let cafe = store.search("café", 3).unwrap();
+    assert_eq!(
+        cafe.iter().map(|m| m.id.0[0]).collect::<Vec<_>>(),
+        vec![39, 36, 33]
+    );
+    assert!(store.search("ÜNÏ", 1).unwrap()[0].text.contains("Ünïcode"));
+    assert!(store.search("absent", 10).unwrap().is_empty());
+    assert!(store.search("", 10).unwrap().is_empty());
+}
+
+#[test]
+fn deleting_a_conversation_removes_its_messages_unread_marks_and_outbox_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    let (gone, kept) = (key(1), key(2));
+    for n in 0..5u8 {
+        store
+            .insert_message(&incoming(gone, n, u64::from(n)))
+            .unwrap();
+        store
+            .insert_message(&incoming(kept, n + 100, u64::from(n)))
+            .unwrap();
+    }
+    let mut for_gone = outbox(1);
+    for_gone.recipient = gone;
+    let mut for_kept = outbox(2);
+    for_kept.recipient = kept;
+    store.outbox_enqueue(&for_gone).unwrap();
+    store.outbox_enqueue(&for_kept).unwrap();
+
+    assert_eq!(store.delete_conversation(&gone).unwrap(), 5);
+
+    assert!(
+        store
+            .conversation_page(&gone, None, 10)
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+    assert_eq!(store.unread_count(&gone).unwrap(), 0);
+    assert!(store.message(&gone, &MessageId([0; 16])).unwrap().is_none());
+    assert_eq!(store.conversations().unwrap().len(), 1);
+    assert_eq!(
+        store
+            .conversation_page(&kept, None, 10)
+            .unwrap()
+            .messages
+            .len(),
+        5
+    );
+    assert_eq!(store.unread_count(&kept).unwrap(), 5);
+    let left: Vec<_> = store
+        .outbox()
+        .unwrap()
+        .iter()
+        .map(|e| e.recipient)
+        .collect();
+    assert_eq!(left, vec![kept]);
+    // The duplicate check still drops a late copy of a deleted message.
+    assert!(!store.insert_message(&incoming(gone, 0, 0)).unwrap());
+}

@@ -1,0 +1,388 @@
+//! The bridge between the window and the node. The node runs on its own tokio runtime; the UI hands
+//! it work and never waits for it. Each piece of work ends in an [`Update`] (a change to the
+//! [`Model`]) sent back on a bounded channel, and the window is asked to repaint. The drawing code
+//! drains the channel at the top of every frame.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tern_node::engine::{Engine, EngineError};
+use tern_node::node::{Event, Node};
+use tern_node::settings::NetworkSettings;
+use tern_node::store::{KdfParams, MessageCursor, Password};
+use tern_protocol::{IdentityKey, MessageId};
+use tokio::sync::{broadcast, mpsc};
+use tracing::warn;
+
+use crate::model::{Model, PAGE, Snapshot};
+
+/// A change to the model, made on the UI thread.
+pub type Update = Box<dyn FnOnce(&mut Model) + Send>;
+
+/// Updates waiting for the UI thread; past this, the node side waits (the node itself never does:
+/// its events go out on a broadcast channel that lags instead).
+pub const UPDATE_QUEUE: usize = 1024;
+
+/// What the backend needs to know that a person never sets: where profiles live, how hard the key
+/// derivation is, and network settings that override the profile's (tests run on loopback).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub root: PathBuf,
+    pub kdf: KdfParams,
+    /// Used instead of the profile's saved network settings (for tests and the demo).
+    pub network_override: Option<NetworkSettings>,
+}
+
+/// The node side of the app.
+pub struct Backend {
+    runtime: tokio::runtime::Runtime,
+    tx: mpsc::Sender<Update>,
+    rx: mpsc::Receiver<Update>,
+    ctx: egui::Context,
+    pub options: Options,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+fn failed(context: &'static str, error: impl std::fmt::Display) -> Update {
+    let text = format!("{context}: {error}");
+    Box::new(move |m: &mut Model| m.error(text))
+}
+
+impl Backend {
+    pub fn new(ctx: egui::Context, options: Options) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tern-node")
+            .enable_all()
+            .build()?;
+        let (tx, rx) = mpsc::channel(UPDATE_QUEUE);
+        Ok(Self {
+            runtime,
+            tx,
+            rx,
+            ctx,
+            options,
+        })
+    }
+
+    /// Applies every update that arrived; returns how many.
+    pub fn drain(&mut self, model: &mut Model) -> usize {
+        let mut n = 0;
+        while let Ok(update) = self.rx.try_recv() {
+            update(model);
+            n += 1;
+        }
+        n
+    }
+
+    /// Waits up to `timeout` for the next update and applies it (for tests and scripts that drive the
+    /// app without a window). Returns whether one came.
+    pub fn wait(&mut self, model: &mut Model, timeout: Duration) -> bool {
+        let next = self
+            .runtime
+            .block_on(async { tokio::time::timeout(timeout, self.rx.recv()).await });
+        match next {
+            Ok(Some(update)) => {
+                update(model);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Runs a future on the node's runtime and blocks for its result (tests and the demo script only).
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Runs `work` on the node's runtime and sends its update back.
+    fn spawn(&self, work: impl Future<Output = Update> + Send + 'static) {
+        let tx = self.tx.clone();
+        let ctx = self.ctx.clone();
+        self.runtime.spawn(async move {
+            let update = work.await;
+            if tx.send(update).await.is_ok() {
+                ctx.request_repaint();
+            }
+        });
+    }
+
+    /// Runs `f` on the node's engine, then `apply` on the model with its result.
+    pub fn with_engine<T: Send + 'static>(
+        &self,
+        node: &Node,
+        context: &'static str,
+        f: impl FnOnce(&mut Engine) -> Result<T, EngineError> + Send + 'static,
+        apply: impl FnOnce(&mut Model, T) + Send + 'static,
+    ) {
+        let node = node.clone();
+        self.spawn(async move {
+            match node.with_engine(f).await {
+                Ok(Ok(value)) => Box::new(move |m: &mut Model| apply(m, value)) as Update,
+                Ok(Err(e)) => failed(context, e),
+                Err(e) => failed(context, e),
+            }
+        });
+    }
+
+    /// Opens (or, with `create`, first creates) the profile in `dir` and starts its node. The Argon2
+    /// work runs on a blocking thread, so the window keeps drawing.
+    pub fn unlock(&self, dir: PathBuf, password: Password, create: Option<String>) {
+        let kdf = self.options.kdf;
+        let network_override = self.options.network_override.clone();
+        let tx = self.tx.clone();
+        let ctx = self.ctx.clone();
+        self.spawn(async move {
+            let opening_dir = dir.clone();
+            let opened = tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
+                let engine = match &create {
+                    Some(name) => Engine::create(&opening_dir, name, &password, kdf)?,
+                    None => Engine::open(&opening_dir, &password)?,
+                };
+                let settings = NetworkSettings::load(engine.store()).unwrap_or_else(|e| {
+                    warn!(error = %e, "network settings unreadable; using the defaults");
+                    NetworkSettings::default()
+                });
+                let snapshot = Snapshot::read(&engine)?;
+                Ok((engine, settings, snapshot))
+            })
+            .await;
+            let (engine, settings, snapshot) = match opened {
+                Ok(Ok(opened)) => opened,
+                Ok(Err(e)) => {
+                    let text = unlock_error(&e);
+                    return Box::new(move |m: &mut Model| {
+                        m.profile_screen.busy = false;
+                        m.profile_screen.error = Some(text);
+                    }) as Update;
+                }
+                Err(e) => return failed("cannot open the profile", e),
+            };
+            let run_with = network_override.as_ref().unwrap_or(&settings);
+            match Node::start(engine, run_with.node_config(&dir)) {
+                Ok((node, events)) => {
+                    tokio::spawn(forward_events(events, tx, ctx));
+                    Box::new(move |m: &mut Model| m.unlocked(dir, node, settings, snapshot))
+                }
+                Err(e) => {
+                    let text = format!("cannot start the network: {e}");
+                    Box::new(move |m: &mut Model| {
+                        m.profile_screen.busy = false;
+                        m.profile_screen.error = Some(text);
+                    })
+                }
+            }
+        });
+    }
+
+    /// Reads the contact and conversation lists again (after the event stream lagged).
+    pub fn resync(&self, node: &Node) {
+        self.with_engine(
+            node,
+            "cannot read the profile",
+            |engine| Ok(Snapshot::read(engine)?),
+            Model::apply_snapshot,
+        );
+    }
+
+    /// Loads the newest page of a conversation, or the page before `before`.
+    pub fn load_page(&self, node: &Node, contact: IdentityKey, before: Option<MessageCursor>) {
+        self.with_engine(
+            node,
+            "cannot read the conversation",
+            move |engine| {
+                Ok(engine
+                    .store()
+                    .conversation_page(&contact, before.as_ref(), PAGE)?)
+            },
+            move |m, page| m.page_loaded(contact, page, before.is_none()),
+        );
+    }
+
+    pub fn send(&self, node: &Node, to: IdentityKey, text: String) {
+        let node = node.clone();
+        self.spawn(async move {
+            match node.send_text(to, text).await {
+                Ok(message) => Box::new(move |m: &mut Model| m.message_stored(message)) as Update,
+                Err(e) => failed("cannot send", e),
+            }
+        });
+    }
+
+    pub fn retry(&self, node: &Node, contact: IdentityKey, id: MessageId) {
+        self.with_engine(
+            node,
+            "cannot send again",
+            move |engine| engine.retry(&contact, &id),
+            move |m, message| {
+                m.on_event(Event::StatusChanged {
+                    contact,
+                    id: message.id,
+                    status: message.status,
+                });
+            },
+        );
+    }
+
+    pub fn mark_read(&self, node: &Node, contact: IdentityKey, ids: Vec<MessageId>) {
+        let node = node.clone();
+        self.spawn(async move {
+            match node.mark_read(contact, ids).await {
+                Ok(changed) => {
+                    Box::new(move |m: &mut Model| m.marked_read(contact, &changed)) as Update
+                }
+                Err(e) => failed("cannot mark as read", e),
+            }
+        });
+    }
+
+    pub fn typing(&self, node: &Node, contact: IdentityKey, typing: bool) {
+        let node = node.clone();
+        self.spawn(async move {
+            match node.typing(contact, typing).await {
+                Ok(()) => Box::new(|_: &mut Model| {}) as Update,
+                Err(e) => failed("cannot reach the node", e),
+            }
+        });
+    }
+
+    pub fn status(&self, node: &Node) {
+        let node = node.clone();
+        self.spawn(async move {
+            match node.status().await {
+                Ok(status) => Box::new(move |m: &mut Model| {
+                    m.connected = status.connected_peers.len();
+                    m.status = Some(status);
+                }) as Update,
+                Err(e) => failed("cannot read the network status", e),
+            }
+        });
+    }
+
+    pub fn search(&self, node: &Node, query: String) {
+        self.with_engine(
+            node,
+            "cannot search",
+            move |engine| Ok(engine.store().search(&query, 200)?),
+            |m, results| m.search_results = Some(results),
+        );
+    }
+
+    /// Saves new network settings and restarts the node with them; the profile stays unlocked.
+    pub fn apply_settings(&self, node: &Node, dir: PathBuf, settings: NetworkSettings) {
+        let node = node.clone();
+        let tx = self.tx.clone();
+        let ctx = self.ctx.clone();
+        let network_override = self.options.network_override.clone();
+        self.spawn(async move {
+            let mut engine = match node.stop().await {
+                Ok(engine) => engine,
+                Err(e) => return failed("cannot stop the node", e),
+            };
+            let saved = settings.save(engine.store_mut());
+            let run_with = network_override.unwrap_or_else(|| settings.clone());
+            match Node::start(engine, run_with.node_config(&dir)) {
+                Ok((node, events)) => {
+                    tokio::spawn(forward_events(events, tx, ctx));
+                    Box::new(move |m: &mut Model| {
+                        m.node = Some(node);
+                        m.listen_addrs.clear();
+                        m.status = None;
+                        match saved {
+                            Ok(()) => {
+                                m.settings = settings;
+                                m.notice("Settings saved; the network restarted with them");
+                            }
+                            Err(e) => m.error(format!("cannot save the settings: {e}")),
+                        }
+                    }) as Update
+                }
+                Err(e) => {
+                    let text = format!("the network did not restart: {e}");
+                    Box::new(move |m: &mut Model| {
+                        m.node = None;
+                        m.error(text);
+                    })
+                }
+            }
+        });
+    }
+
+    /// Changes the profile's password (two Argon2 runs, off the UI thread).
+    pub fn change_password(&self, node: &Node, old: Password, new: Password) {
+        self.with_engine(
+            node,
+            "cannot change the password",
+            move |engine| Ok(engine.store_mut().change_password(&old, &new)?),
+            |m, ()| m.notice("Password changed"),
+        );
+    }
+
+    /// Shows a desktop notification (names only, never message text). Failures are logged once per run.
+    pub fn notify(&self, title: String) {
+        self.runtime.spawn_blocking(move || {
+            if let Err(e) = notify_rust::Notification::new()
+                .summary("Tern")
+                .body(&title)
+                .appname("Tern")
+                .show()
+            {
+                tracing::debug!(error = %e, "desktop notification not shown");
+            }
+        });
+    }
+
+    /// Stops the node (closing the store) before the window closes.
+    pub fn shutdown(&self, node: Option<Node>) {
+        if let Some(node) = node {
+            let _ = self.runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(3), node.shutdown()).await
+            });
+        }
+    }
+}
+
+/// A message for a failed unlock that a person can act on.
+fn unlock_error(e: &EngineError) -> String {
+    use tern_node::store::StoreError;
+    match e {
+        EngineError::Store(StoreError::WrongPassword) => "Wrong password. Try again.".to_owned(),
+        EngineError::Store(StoreError::InUse) => {
+            "This profile is open in another window or in tern-node.".to_owned()
+        }
+        other => format!("Cannot open the profile: {other}"),
+    }
+}
+
+/// Sends each node event to the model; a lag becomes a resync from the store.
+async fn forward_events(
+    mut events: broadcast::Receiver<Event>,
+    tx: mpsc::Sender<Update>,
+    ctx: egui::Context,
+) {
+    loop {
+        let update: Update = match events.recv().await {
+            Ok(event) => Box::new(move |m: &mut Model| m.on_event(event)),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                warn!(
+                    missed,
+                    "the app fell behind the node's events; reading the store again"
+                );
+                Box::new(|m: &mut Model| m.needs_resync = true)
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if tx.send(update).await.is_err() {
+            return;
+        }
+        ctx.request_repaint();
+    }
+}

@@ -1,0 +1,470 @@
+//! `tern-gui-demo`: a populated demo profile, the real app opened on a chosen screen (for the README's
+//! screenshots, taken by `scripts/screenshots.sh` under Xvfb), and the frame-time benchmark.
+//!
+//! ```text
+//! tern-gui-demo populate --root DIR            # Alice's profile with conversations, contacts, receipts
+//! tern-gui-demo show --root DIR --view VIEW    # the real window on conversation | verify | settings | network
+//! tern-gui-demo bench [--messages N]           # CPU time per frame, scrolling an N-message conversation
+//! ```
+//!
+//! The demo's people exchange real sealed envelopes through their engines (no network is needed);
+//! older history is written straight into the stores with earlier dates so the separators show.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use rand::RngExt;
+use tern_gui::model::{Dialog, Screen};
+use tern_gui::{Options, TernApp};
+use tern_node::engine::{Engine, now_ms};
+use tern_node::settings::NetworkSettings;
+use tern_node::store::{KdfParams, MessageRecord, MessageStatus, Password};
+use tern_protocol::{IdentityKey, MessageId};
+
+/// The demo profiles' password.
+pub const DEMO_PASSWORD: &str = "tern demo password";
+
+#[derive(Parser, Debug)]
+#[command(name = "tern-gui-demo")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Writes Alice's populated profile under ROOT (others' profiles under ROOT/../demo-peers).
+    Populate {
+        #[arg(long)]
+        root: PathBuf,
+    },
+    /// Opens the app on Alice's profile and goes to VIEW.
+    Show {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long, value_enum)]
+        view: View,
+        #[arg(long)]
+        light: bool,
+    },
+    /// Measures CPU time per frame while scrolling a long conversation, beside a short one.
+    Bench {
+        #[arg(long, default_value_t = 100_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 400)]
+        frames: usize,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum View {
+    Conversation,
+    Verify,
+    Settings,
+    Network,
+}
+
+fn password() -> Password {
+    Password::new(DEMO_PASSWORD.to_owned())
+}
+
+/// Sends `text` from one engine to the other: sealed, opened, stored, acknowledged.
+fn deliver(from: &mut Engine, to: &mut Engine, text: &str) -> Result<MessageRecord> {
+    let to_key = to.key();
+    let (message, entry) = from.send_text(&to_key, text)?;
+    to.receive(&entry.envelope)?;
+    from.delivered(&entry, MessageStatus::Delivered)?;
+    Ok(message)
+}
+
+/// `reader` reads everything from `writer` and the read receipts reach `writer`.
+fn read_all(reader: &mut Engine, writer: &mut Engine) -> Result<()> {
+    let key = writer.key();
+    let page = reader.store().conversation_page(&key, None, 500)?;
+    let ids: Vec<MessageId> = page
+        .messages
+        .iter()
+        .filter(|m| !m.outgoing && m.status == MessageStatus::Received)
+        .map(|m| m.id)
+        .collect();
+    reader.mark_read(&key, &ids)?;
+    for entry in reader.outbox_due(now_ms() + 1, 64)? {
+        writer.receive(&entry.envelope)?;
+        reader.delivered(&entry, MessageStatus::Sent)?;
+    }
+    Ok(())
+}
+
+fn history(engine: &mut Engine, with: IdentityKey, lines: &[(bool, u64, &str)]) -> Result<()> {
+    let mut rng = rand::rng();
+    for (outgoing, ago_ms, text) in lines {
+        let at = now_ms() - ago_ms;
+        engine.store_mut().insert_message(&MessageRecord {
+            id: MessageId::new_v7(at, &mut rng),
+            conversation: with,
+            outgoing: *outgoing,
+            sent_at_ms: at,
+            received_at_ms: at,
+            text: (*text).to_owned(),
+            status: MessageStatus::Read,
+        })?;
+    }
+    Ok(())
+}
+
+fn populate(root: &Path) -> Result<()> {
+    if root.join("Alice").exists() {
+        bail!("{} already holds a demo profile", root.display());
+    }
+    let peers = root
+        .parent()
+        .ok_or_else(|| anyhow!("the root needs a parent directory"))?
+        .join("demo-peers");
+    std::fs::create_dir_all(root)?;
+    std::fs::create_dir_all(&peers)?;
+    let kdf = KdfParams::RFC9106_SECOND;
+    let mut alice = Engine::create(&root.join("Alice"), "Alice", &password(), kdf)?;
+    let mut others = Vec::new();
+    for name in ["Bob", "Carol", "Dave", "Erin"] {
+        let mut e = Engine::create(&peers.join(name), name, &password(), kdf)?;
+        alice.add_contact(&e.card().invite_link(), None)?;
+        e.add_contact(&alice.card().invite_link(), None)?;
+        others.push(e);
+    }
+    let [bob, carol, dave, erin] = &mut others[..] else {
+        bail!("four demo peers");
+    };
+    let bob_key = bob.key();
+    let day = 24 * 3600 * 1000;
+    history(
+        &mut alice,
+        bob_key,
+        &[
+            (false, 3 * day, "Did you see the photos from the hike?"),
+            (
+                true,
+                3 * day - 60_000,
+                "Yes! The view from the ridge was unreal.",
+            ),
+            (
+                false,
+                day + 3_600_000,
+                "Are we still on for the climbing gym this week?",
+            ),
+            (true, day + 3_500_000, "Thursday works for me. 7pm?"),
+            (false, day + 3_400_000, "Perfect, I'll book the wall."),
+        ],
+    )?;
+    deliver(
+        bob,
+        &mut alice,
+        "Morning! I found the rope you lent me, I'll bring it Thursday.",
+    )?;
+    deliver(&mut alice, bob, "No rush. Did the new shoes fit?")?;
+    deliver(
+        bob,
+        &mut alice,
+        "Half a size too small, I'm swapping them today.\nThe shop is open till 6.",
+    )?;
+    read_all(bob, &mut alice)?;
+    read_all(&mut alice, bob)?;
+    deliver(
+        &mut alice,
+        bob,
+        "Good luck! Send me a picture of the new ones.",
+    )?;
+    read_all(bob, &mut alice)?;
+    deliver(
+        &mut alice,
+        bob,
+        "Also: lunch on Friday? The ramen place opened again.",
+    )?;
+
+    deliver(
+        carol,
+        &mut alice,
+        "The draft of the talk is in your inbox, have a look when you can.",
+    )?;
+    deliver(
+        carol,
+        &mut alice,
+        "Slides 12-15 still need the benchmark numbers.",
+    )?;
+    deliver(dave, &mut alice, "Board game night at mine on Saturday?")?;
+    deliver(&mut alice, dave, "Count me in!")?;
+    deliver(
+        erin,
+        &mut alice,
+        "Thanks for the recommendation, the book was great.",
+    )?;
+    read_all(&mut alice, erin)?;
+    // Alice verified Bob in person.
+    let number = alice.safety_number(&bob_key);
+    alice.verify(&bob_key, number.digits())?;
+    // A community bootstrap node in the settings (a documentation address: the demo never dials it).
+    let mut settings = NetworkSettings::default();
+    settings
+        .bootstrap
+        .push(tern_node::settings::parse_server_addr(
+            "/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
+        )?);
+    settings.save(alice.store_mut())?;
+    println!(
+        "populated {} (password: {DEMO_PASSWORD:?})",
+        root.join("Alice").display()
+    );
+    Ok(())
+}
+
+/// The real app, unlocking Alice's profile and going to one screen, then printing "ready".
+struct Show {
+    app: TernApp,
+    view: View,
+    ready_frames: Option<u32>,
+}
+
+impl eframe::App for Show {
+    fn logic(&mut self, ctx: &egui::Context, frame: &mut eframe::Frame) {
+        self.app.logic(ctx, frame);
+        if self.app.model.screen != Screen::Main || self.ready_frames.is_some() {
+            return;
+        }
+        let bob = self
+            .app
+            .model
+            .contacts
+            .iter()
+            .find(|c| c.name() == "Bob")
+            .map(|c| c.key());
+        if let Some(bob) = bob {
+            self.app.open_conversation(bob, None);
+        }
+        self.app.model.dialog = match self.view {
+            View::Conversation => None,
+            View::Verify => Some(Dialog::Verify),
+            View::Settings => Some(Dialog::Settings),
+            View::Network => Some(Dialog::Network),
+        };
+        self.ready_frames = Some(0);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        self.app.ui(ui, frame);
+        if let Some(n) = &mut self.ready_frames {
+            *n += 1;
+            if *n == 30 {
+                println!("ready");
+            }
+            ui.ctx().request_repaint_after(Duration::from_millis(50));
+        }
+    }
+
+    fn on_exit(&mut self, gl: Option<&eframe::glow::Context>) {
+        self.app.on_exit(gl);
+    }
+}
+
+fn show(root: &Path, view: View, light: bool) -> Result<()> {
+    let options = Options {
+        root: root.to_path_buf(),
+        kdf: KdfParams::RFC9106_SECOND,
+        network_override: Some(NetworkSettings {
+            lan_only: true,
+            mdns: false,
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+            ..NetworkSettings::default()
+        }),
+    };
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Tern")
+            .with_inner_size([1100.0, 720.0])
+            .with_position([0.0, 0.0]),
+        persist_window: false,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "Tern demo",
+        native,
+        Box::new(move |cc| {
+            let mut app = TernApp::new(&cc.egui_ctx, options)?;
+            app.model.dark = !light;
+            let dir = root.join("Alice");
+            app.model.profile_screen.busy = true;
+            app.backend.unlock(dir, password(), None);
+            Ok(Box::new(Show {
+                app,
+                view,
+                ready_frames: None,
+            }))
+        }),
+    )
+    .map_err(|e| anyhow!("{e}"))
+}
+
+/// Frame times of `frames` frames scrolling through a conversation of `messages` messages.
+fn frame_times(messages: usize, frames: usize) -> Result<Vec<Duration>> {
+    let root = tempfile::tempdir()?;
+    let dir = root.path().join("Bench");
+    let mut engine = Engine::create(&dir, "Bench", &password(), KdfParams::INSECURE_FOR_TESTS)?;
+    let peer = Engine::create(
+        &root.path().join("peer"),
+        "Peer",
+        &password(),
+        KdfParams::INSECURE_FOR_TESTS,
+    )?;
+    let peer_key = peer.key();
+    engine.add_contact(&peer.card().invite_link(), None)?;
+    drop(peer);
+    let mut rng = rand::rng();
+    let start = now_ms() - messages as u64 * 60_000;
+    let words = [
+        "lunch",
+        "tomorrow",
+        "the train",
+        "is late",
+        "again",
+        "see you",
+        "at the",
+        "station",
+    ];
+    for chunk in 0..messages.div_ceil(10_000) {
+        let mut batch = engine.store_mut().batch()?;
+        for i in chunk * 10_000..((chunk + 1) * 10_000).min(messages) {
+            let at = start + i as u64 * 60_000;
+            let n = 1 + rng.random_range(0..24usize);
+            let text: Vec<&str> = (0..n).map(|k| words[(i + k) % words.len()]).collect();
+            batch.insert_message(&MessageRecord {
+                id: MessageId::new_v7(at, &mut rng),
+                conversation: peer_key,
+                outgoing: i % 3 == 0,
+                sent_at_ms: at,
+                received_at_ms: at,
+                text: text.join(" "),
+                status: MessageStatus::Read,
+            })?;
+        }
+        batch.commit()?;
+    }
+    drop(engine);
+    let ctx = egui::Context::default();
+    let mut app = TernApp::new(
+        &ctx,
+        Options {
+            root: root.path().to_path_buf(),
+            kdf: KdfParams::INSECURE_FOR_TESTS,
+            network_override: Some(NetworkSettings {
+                lan_only: true,
+                mdns: false,
+                listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+                ..NetworkSettings::default()
+            }),
+        },
+    )?;
+    app.backend.unlock(dir, password(), None);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while app.model.screen != Screen::Main {
+        if Instant::now() > deadline {
+            bail!("the bench profile did not open");
+        }
+        app.backend.wait(&mut app.model, Duration::from_millis(200));
+    }
+    app.open_conversation(peer_key, None);
+    // Load every page into the view, as scrolling to the top would.
+    loop {
+        while app.model.open.as_ref().is_some_and(|o| o.loading) {
+            app.backend.wait(&mut app.model, Duration::from_millis(200));
+        }
+        let Some(cursor) = app.model.open.as_ref().and_then(|o| o.older) else {
+            break;
+        };
+        let node = app.model.node.clone().context("node")?;
+        if let Some(open) = app.model.open.as_mut() {
+            open.loading = true;
+        }
+        app.backend.load_page(&node, peer_key, Some(cursor));
+    }
+    let loaded = app.model.open.as_ref().map_or(0, |o| o.messages.len());
+    if loaded != messages {
+        bail!("loaded {loaded} of {messages} messages");
+    }
+    let frame = |ctx: &egui::Context, input: egui::RawInput, app: &mut TernApp| {
+        let out = ctx.run_ui(input, |ui| {
+            app.pump(ui.ctx());
+            app.draw(ui);
+        });
+        let _ = ctx.tessellate(out.shapes, out.pixels_per_point);
+    };
+    let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1100.0, 720.0));
+    let input = |events: Vec<egui::Event>| egui::RawInput {
+        screen_rect: Some(screen),
+        events,
+        ..Default::default()
+    };
+    for _ in 0..5 {
+        frame(&ctx, input(Vec::new()), &mut app);
+    }
+    let mut times = Vec::with_capacity(frames);
+    for i in 0..frames {
+        // Scroll up in steps of a few screens, as a reader flicking back through history.
+        let events = vec![
+            egui::Event::PointerMoved(egui::pos2(500.0, 400.0)),
+            egui::Event::MouseWheel {
+                unit: egui::MouseWheelUnit::Point,
+                delta: egui::vec2(0.0, if i % 50 == 49 { -4000.0 } else { 600.0 }),
+                modifiers: egui::Modifiers::NONE,
+                phase: egui::TouchPhase::Move,
+            },
+        ];
+        let t = Instant::now();
+        frame(&ctx, input(events), &mut app);
+        times.push(t.elapsed());
+    }
+    let node = app.model.node.take();
+    app.backend.shutdown(node);
+    Ok(times)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+fn bench(messages: usize, frames: usize) -> Result<()> {
+    let base_n = 200;
+    println!("tern-gui frame benchmark: {frames} frames scrolling, layout + tessellation, no GPU");
+    let mut long = frame_times(messages, frames)?;
+    let mut short = frame_times(base_n, frames)?;
+    long.sort();
+    short.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("| figure | {messages} messages | baseline: {base_n} messages | ratio |");
+    println!("| --- | --- | --- | --- |");
+    for (name, p) in [("median", 0.5), ("p99", 0.99)] {
+        let (a, b) = (percentile(&long, p), percentile(&short, p));
+        println!(
+            "| CPU per frame, {name} | {:.3} ms | {:.3} ms | {:.2}x |",
+            ms(a),
+            ms(b),
+            ms(a) / ms(b).max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TERN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Args::parse().command {
+        Command::Populate { root } => populate(&root),
+        Command::Show { root, view, light } => show(&root, view, light),
+        Command::Bench { messages, frames } => bench(messages, frames),
+    }
+}

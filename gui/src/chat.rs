@@ -1,0 +1,310 @@
+//! The message list of the open conversation. Only the rows in view are laid out: every row has a
+//! height (estimated from its text until it is first drawn, then measured), and the scroll area is
+//! told the total, so a conversation of any length costs the same per frame.
+
+use egui::{Align, Color32, Layout, RichText, UiBuilder};
+use tern_node::store::{MessageCursor, MessageRecord, MessageStatus};
+use tern_protocol::MessageId;
+
+use crate::app::status_text;
+use crate::model::OpenConversation;
+use crate::timefmt;
+
+/// Load the next older page when the view is this close to the top.
+const LOAD_OLDER_MARGIN: f32 = 300.0;
+const SEPARATOR_HEIGHT: f32 = 28.0;
+const BUBBLE_MARGIN: f32 = 8.0;
+const ROW_GAP: f32 = 6.0;
+/// The narrowest bubble: room for the time and status.
+const MIN_BUBBLE_WIDTH: f32 = 130.0;
+/// A bubble is at most this share of the view's width.
+const BUBBLE_SHARE: f32 = 0.72;
+
+/// What the message list asks the app to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatAction {
+    LoadOlder(MessageCursor),
+    Retry(MessageId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Row {
+    /// A date separator before message `usize`.
+    Day(usize),
+    Message(usize),
+}
+
+/// The layout cache of the open conversation's list.
+#[derive(Debug, Default)]
+pub struct ChatView {
+    rows: Vec<Row>,
+    heights: Vec<f32>,
+    /// `offsets[i]` is the top of row `i`; one more entry holds the total height.
+    offsets: Vec<f32>,
+    dirty: bool,
+    /// What the cache was built for: message count, first and last id, width.
+    built_for: Option<(usize, Option<MessageId>, Option<MessageId>, u32)>,
+    /// The first message id before an older page was put on top, and the scroll offset then.
+    anchor: Option<(MessageId, f32)>,
+    /// Jump to the newest message on the next frame.
+    follow_next: bool,
+    /// Rows laid out in the last frame (for the benchmark and tests).
+    pub last_laid_out: usize,
+}
+
+/// The local day number of a time (days since the epoch in the local offset of now).
+fn day_number(ms: u64, offset_s: i64) -> i64 {
+    (i64::try_from(ms / 1000).unwrap_or(i64::MAX) + offset_s).div_euclid(86_400)
+}
+
+fn local_offset_s() -> i64 {
+    i64::from(chrono::Local::now().offset().local_minus_utc())
+}
+
+impl ChatView {
+    /// Scroll to the newest message on the next frame (after sending).
+    pub fn follow(&mut self) {
+        self.follow_next = true;
+    }
+
+    /// Rows in the current layout (messages plus date separators).
+    pub fn row_count(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn rebuild(
+        &mut self,
+        messages: &[MessageRecord],
+        width: f32,
+        row_height: f32,
+        char_width: f32,
+    ) {
+        let offset = local_offset_s();
+        self.rows.clear();
+        self.heights.clear();
+        let mut last_day = None;
+        let wrap = (width * BUBBLE_SHARE - 2.0 * BUBBLE_MARGIN).max(40.0);
+        let per_line = (wrap / char_width).max(8.0) as usize;
+        for (i, m) in messages.iter().enumerate() {
+            let day = day_number(m.sort_ms(), offset);
+            if last_day != Some(day) {
+                last_day = Some(day);
+                self.rows.push(Row::Day(i));
+                self.heights.push(SEPARATOR_HEIGHT);
+            }
+            let lines: usize = m
+                .text
+                .split('\n')
+                .map(|l| l.chars().count().div_ceil(per_line).max(1))
+                .sum();
+            self.rows.push(Row::Message(i));
+            self.heights
+                .push(lines as f32 * row_height + row_height + 2.0 * BUBBLE_MARGIN + ROW_GAP);
+        }
+        self.dirty = true;
+    }
+
+    fn offsets(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        self.offsets.clear();
+        let mut y = 0.0;
+        for h in &self.heights {
+            self.offsets.push(y);
+            y += h;
+        }
+        self.offsets.push(y);
+        self.dirty = false;
+    }
+
+    /// Draws the list; returns what it asks the app to do.
+    pub fn show(&mut self, ui: &mut egui::Ui, open: &mut OpenConversation) -> Option<ChatAction> {
+        let width = ui.available_width();
+        let key = (
+            open.messages.len(),
+            open.messages.first().map(|m| m.id),
+            open.messages.last().map(|m| m.id),
+            width as u32,
+        );
+        if self.built_for != Some(key) {
+            let previous_first = self.built_for.and_then(|(_, first, _, _)| first);
+            let row_height = ui.text_style_height(&egui::TextStyle::Body);
+            let char_width = row_height * 0.5;
+            self.rebuild(&open.messages, width, row_height, char_width);
+            // An older page went on top: keep the same message under the reader's eyes.
+            if let Some((first, offset)) = self.anchor.take()
+                && previous_first == Some(first)
+                && let Some(at) = open.messages.iter().position(|m| m.id == first)
+            {
+                self.offsets();
+                let row = self
+                    .rows
+                    .iter()
+                    .position(|r| matches!(r, Row::Day(i) | Row::Message(i) if *i == at))
+                    .unwrap_or(0);
+                self.anchor = Some((first, offset + self.offsets[row]));
+            } else {
+                self.anchor = None;
+            }
+            self.built_for = Some(key);
+        }
+        self.offsets();
+        let total = self.offsets.last().copied().unwrap_or(0.0);
+
+        let mut area = egui::ScrollArea::vertical()
+            .id_salt(("chat", open.contact.as_bytes()))
+            .auto_shrink([false, false])
+            .stick_to_bottom(true);
+        if let Some((_, offset)) = self.anchor.take() {
+            area = area.vertical_scroll_offset(offset);
+        }
+        if let Some(target) = open.scroll_to.take()
+            && let Some(at) = open.messages.iter().position(|m| m.id == target)
+            && let Some(row) = self.rows.iter().position(|r| *r == Row::Message(at))
+        {
+            area = area.vertical_scroll_offset((self.offsets[row] - 80.0).max(0.0));
+        } else if std::mem::take(&mut self.follow_next) {
+            area = area.vertical_scroll_offset(total);
+        }
+
+        let mut action = None;
+        let today = timefmt::day_of(tern_node::engine::now_ms());
+        let mut measured = Vec::new();
+        let output = area.show_viewport(ui, |ui, viewport| {
+            ui.set_height(total);
+            let full = ui.max_rect();
+            let first = self
+                .offsets
+                .partition_point(|&y| y <= viewport.min.y)
+                .saturating_sub(1);
+            let mut laid_out = 0;
+            for row in first..self.rows.len() {
+                let top = self.offsets[row];
+                if top > viewport.max.y {
+                    break;
+                }
+                laid_out += 1;
+                let rect = egui::Rect::from_min_size(
+                    egui::pos2(full.min.x, full.min.y + top),
+                    egui::vec2(full.width(), self.heights[row]),
+                );
+                let mut child = ui.new_child(
+                    UiBuilder::new()
+                        .max_rect(rect)
+                        .layout(Layout::top_down(Align::Min)),
+                );
+                match self.rows[row] {
+                    Row::Day(i) => {
+                        let label = match (timefmt::day_of(open.messages[i].sort_ms()), today) {
+                            (Some(day), Some(today)) => timefmt::day_label(day, today),
+                            _ => String::new(),
+                        };
+                        child.vertical_centered(|ui| {
+                            ui.add_space(4.0);
+                            ui.label(RichText::new(label).weak().small());
+                        });
+                    }
+                    Row::Message(i) => {
+                        let m = &open.messages[i];
+                        if let Some(retry) = bubble(&mut child, m, full.width()) {
+                            action = Some(ChatAction::Retry(retry));
+                        }
+                        let used = child.min_rect().height() + ROW_GAP;
+                        if (used - self.heights[row]).abs() > 0.5 {
+                            measured.push((row, used));
+                        }
+                    }
+                }
+            }
+            self.last_laid_out = laid_out;
+        });
+        for (row, height) in measured {
+            self.heights[row] = height;
+            self.dirty = true;
+        }
+        if self.dirty {
+            ui.ctx().request_repaint();
+        }
+        let offset = output.state.offset.y;
+        if action.is_none()
+            && offset < LOAD_OLDER_MARGIN
+            && !open.loading
+            && let Some(cursor) = open.older
+        {
+            self.anchor = open.messages.first().map(|m| (m.id, offset));
+            action = Some(ChatAction::LoadOlder(cursor));
+        }
+        action
+    }
+}
+
+/// One message bubble; returns the id when its "retry" was clicked.
+fn bubble(ui: &mut egui::Ui, m: &MessageRecord, width: f32) -> Option<MessageId> {
+    let mut retry = None;
+    let layout = if m.outgoing {
+        Layout::right_to_left(Align::Min)
+    } else {
+        Layout::left_to_right(Align::Min)
+    };
+    ui.with_layout(layout, |ui| {
+        let fill = if m.outgoing {
+            Color32::from_rgb(0x2f, 0x6f, 0xd0)
+        } else {
+            ui.visuals().faint_bg_color
+        };
+        let text_color = if m.outgoing {
+            Color32::WHITE
+        } else {
+            ui.visuals().text_color()
+        };
+        // The bubble is as wide as its text (wrapped at its share of the view) or its status line.
+        let max = width * BUBBLE_SHARE - 2.0 * BUBBLE_MARGIN;
+        let text_width = ui
+            .painter()
+            .layout(
+                m.text.clone(),
+                egui::TextStyle::Body.resolve(ui.style()),
+                text_color,
+                max,
+            )
+            .size()
+            .x;
+        let inner = text_width.max(MIN_BUBBLE_WIDTH).min(max);
+        egui::Frame::new()
+            .fill(fill)
+            .corner_radius(10.0)
+            .inner_margin(BUBBLE_MARGIN)
+            .show(ui, |ui| {
+                ui.set_width(inner);
+                ui.with_layout(Layout::top_down(Align::Min), |ui| {
+                    ui.add(egui::Label::new(RichText::new(&m.text).color(text_color)).wrap());
+                    ui.horizontal(|ui| {
+                        let meta = text_color.gamma_multiply(0.7);
+                        ui.label(
+                            RichText::new(timefmt::clock(m.sort_ms()))
+                                .small()
+                                .color(meta),
+                        );
+                        if m.outgoing {
+                            if m.status == MessageStatus::Failed {
+                                if ui
+                                    .add(egui::Button::new(
+                                        RichText::new("⚠ Failed: retry")
+                                            .small()
+                                            .color(Color32::YELLOW),
+                                    ))
+                                    .clicked()
+                                {
+                                    retry = Some(m.id);
+                                }
+                            } else {
+                                ui.label(RichText::new(status_text(m.status)).small().color(meta));
+                            }
+                        }
+                    });
+                });
+            });
+    });
+    retry
+}

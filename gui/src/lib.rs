@@ -1,0 +1,18 @@
+//! tern-gui: the Tern desktop app (egui/eframe) over the `tern-node` Node handle.
+//!
+//! - [`model`]: the app's state, apart from drawing; node events and command results change it.
+//! - [`backend`]: the node on its own tokio runtime; work goes out, [`backend::Update`]s come back.
+//! - [`app`]: the eframe app that draws the model; [`chat`]: the virtualised message list.
+//! - [`profiles`], [`qr`], [`timefmt`]: profiles on disk, QR codes, how times read.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod app;
+pub mod backend;
+pub mod chat;
+pub mod model;
+pub mod profiles;
+pub mod qr;
+pub mod timefmt;
+
+pub use app::TernApp;
+pub use backend::Options;

@@ -1,0 +1,423 @@
+//! The real app driven through its accessibility tree (egui_kittest), with real nodes behind it on
+//! 127.0.0.1: profiles, unlocking, contacts, a conversation between two app instances, verification,
+//! key changes and bad input.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use tern_gui::model::Screen;
+use tern_gui::{Options, TernApp};
+use tern_node::node::Event;
+use tern_node::settings::NetworkSettings;
+use tern_node::store::{KdfParams, MessageStatus};
+use tern_protocol::IdentityKey;
+
+/// How long any one awaited change may take.
+const TIMEOUT: Duration = Duration::from_secs(60);
+const PASSWORD: &str = "correct horse battery";
+
+fn options(root: &Path) -> Options {
+    Options {
+        root: root.to_path_buf(),
+        kdf: KdfParams::INSECURE_FOR_TESTS,
+        // Loopback only: mDNS would multicast beyond this machine.
+        network_override: Some(NetworkSettings {
+            lan_only: true,
+            mdns: false,
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            ..NetworkSettings::default()
+        }),
+    }
+}
+
+fn app(root: &Path) -> Harness<'static, TernApp> {
+    let root = root.to_path_buf();
+    Harness::builder()
+        .with_size(egui::vec2(1100.0, 760.0))
+        .build_eframe(move |cc| TernApp::new(&cc.egui_ctx, options(&root)).unwrap())
+}
+
+/// Draws frames until `done` holds, waiting for the node's updates in between (no sleeping: each wait
+/// ends when the next update arrives).
+fn settle(
+    h: &mut Harness<'static, TernApp>,
+    what: &str,
+    done: impl Fn(&Harness<'static, TernApp>) -> bool,
+) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        h.step();
+        if done(h) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; notices: {:?}",
+            h.state().model.notices
+        );
+        let app = h.state_mut();
+        app.backend.wait(&mut app.model, Duration::from_millis(200));
+    }
+}
+
+/// Whether any node's label or text (a label's text is its value) contains `text`.
+fn has_label(h: &Harness<'static, TernApp>, text: &str) -> bool {
+    h.query_all_by(|n| {
+        n.label().is_some_and(|l| l.contains(text)) || n.value().is_some_and(|v| v.contains(text))
+    })
+    .next()
+    .is_some()
+}
+
+fn is_field(role: Role) -> bool {
+    matches!(
+        role,
+        Role::TextInput | Role::PasswordInput | Role::MultilineTextInput
+    )
+}
+
+/// Focuses the text field labelled `field` and types `text` into it.
+fn type_into(h: &mut Harness<'static, TernApp>, field: &str, text: &str) {
+    h.get_by(|n| is_field(n.role()) && n.label().as_deref() == Some(field))
+        .focus();
+    h.step();
+    h.get_by(|n| is_field(n.role()) && n.label().as_deref() == Some(field))
+        .type_text(text);
+    h.step();
+}
+
+/// Clicks the widget labelled `label`; two frames: one takes the click, the next draws what it changed.
+fn click(h: &mut Harness<'static, TernApp>, label: &str) {
+    // A window that just changed size settles in the next frame: click where the button is now.
+    h.step();
+    h.get_by_role_and_label(Role::Button, label).click();
+    h.step();
+    h.step();
+}
+
+fn create_profile(h: &mut Harness<'static, TernApp>, name: &str) {
+    h.step();
+    assert!(has_label(h, "Create your profile"));
+    type_into(h, "Your name", name);
+    type_into(h, "Password", PASSWORD);
+    assert!(has_label(h, "Strong"), "the strength hint shows");
+    type_into(h, "Confirm password", PASSWORD);
+    click(h, "Create profile");
+    settle(h, "the main window", |h| {
+        h.state().model.screen == Screen::Main
+    });
+    assert!(has_label(h, &format!("Tern · {name}")));
+}
+
+fn shutdown(h: &mut Harness<'static, TernApp>) {
+    let app = h.state_mut();
+    let node = app.model.node.take();
+    app.backend.shutdown(node);
+}
+
+fn my_key(h: &Harness<'static, TernApp>) -> IdentityKey {
+    h.state().model.me.as_ref().unwrap().key
+}
+
+fn add_contact(h: &mut Harness<'static, TernApp>, link: &str, name: &str) {
+    click(h, "+ Add contact");
+    type_into(h, "Invite link", link);
+    click(h, "Add");
+    settle(h, "the new contact", |h| {
+        h.state().model.contacts.iter().any(|c| c.name() == name)
+    });
+}
+
+/// Alice's node dials Bob's.
+fn connect(alice: &Harness<'static, TernApp>, bob: &Harness<'static, TernApp>) {
+    let bob_node = bob.state().model.node.clone().unwrap();
+    let status = bob.state().backend.block_on(bob_node.status()).unwrap();
+    let addr = status.listen_addrs[0]
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(status.peer_id));
+    let alice_node = alice.state().model.node.clone().unwrap();
+    alice
+        .state()
+        .backend
+        .block_on(alice_node.dial(addr))
+        .unwrap();
+}
+
+#[test]
+fn a_profile_is_created_then_unlocked_and_a_wrong_password_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = app(root.path());
+    create_profile(&mut h, "Alice");
+    shutdown(&mut h);
+    drop(h);
+
+    let mut h = app(root.path());
+    h.step();
+    assert!(has_label(&h, "Unlock your profile"));
+    assert!(has_label(&h, "Alice"), "the profile is listed");
+    type_into(&mut h, "Password", "not the password");
+    click(&mut h, "Unlock");
+    settle(&mut h, "the wrong-password message", |h| {
+        has_label(h, "Wrong password. Try again.")
+    });
+    assert_eq!(h.state().model.screen, Screen::Profiles);
+    type_into(&mut h, "Password", PASSWORD);
+    click(&mut h, "Unlock");
+    settle(&mut h, "the main window", |h| {
+        h.state().model.screen == Screen::Main
+    });
+    assert!(has_label(&h, "Tern · Alice"));
+    shutdown(&mut h);
+}
+
+#[test]
+fn two_apps_chat_with_delivery_read_receipts_unread_badges_and_typing() {
+    let (ra, rb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut alice, mut bob) = (app(ra.path()), app(rb.path()));
+    create_profile(&mut alice, "Alice");
+    create_profile(&mut bob, "Bob");
+    let bob_link = bob.state().model.me.as_ref().unwrap().invite_link.clone();
+    let alice_link = alice.state().model.me.as_ref().unwrap().invite_link.clone();
+    add_contact(&mut alice, &bob_link, "Bob");
+    add_contact(&mut bob, &alice_link, "Alice");
+    connect(&alice, &bob);
+    let (alice_key, bob_key) = (my_key(&alice), my_key(&bob));
+    settle(&mut alice, "Bob online", |h| {
+        h.state().model.contact(&bob_key).is_some_and(|c| c.online)
+    });
+
+    // Alice opens the conversation and starts typing: Bob's list shows it.
+    click(&mut alice, "Bob");
+    alice.get_by_role(Role::MultilineTextInput).focus();
+    alice.step();
+    alice
+        .get_by_role(Role::MultilineTextInput)
+        .type_text("Hello Bob, lunch at noon?");
+    alice.step();
+    settle(&mut bob, "Alice's typing indicator", |h| {
+        has_label(h, "typing…")
+    });
+
+    // Enter sends; the message is delivered.
+    alice.key_press(egui::Key::Enter);
+    alice.step();
+    settle(&mut alice, "delivered", |h| has_label(h, "✔✔ Delivered"));
+    assert_eq!(
+        alice
+            .get_by_role(Role::MultilineTextInput)
+            .value()
+            .as_deref(),
+        Some(""),
+        "the composer is cleared"
+    );
+
+    // Bob sees an unread badge until he opens the conversation.
+    settle(&mut bob, "the unread badge", |h| {
+        has_label(h, "Hello Bob, lunch at noon?")
+    });
+    assert_eq!(bob.state().model.list_rows()[0].unread, 1);
+    assert!(bob.query_by_value(" 1 ").is_some(), "the badge shows 1");
+    assert!(
+        !has_label(&bob, "Alice is typing…"),
+        "typing stopped when the message went out"
+    );
+    click(&mut bob, "Alice");
+    settle(&mut bob, "the badge clears", |h| {
+        h.state().model.list_rows()[0].unread == 0 && h.query_by_value(" 1 ").is_none()
+    });
+    settle(&mut alice, "read", |h| has_label(h, "✔✔ Read"));
+
+    // Bob answers with Shift+Enter making a second line and the Send button.
+    bob.get_by_role(Role::MultilineTextInput).focus();
+    bob.step();
+    bob.get_by_role(Role::MultilineTextInput).type_text("Yes!");
+    bob.key_press_modifiers(egui::Modifiers::SHIFT, egui::Key::Enter);
+    bob.step();
+    bob.get_by_role(Role::MultilineTextInput)
+        .type_text("See you there");
+    bob.step();
+    click(&mut bob, "Send");
+    settle(&mut alice, "Bob's answer", |h| {
+        h.state()
+            .model
+            .open
+            .as_ref()
+            .is_some_and(|o| o.messages.iter().any(|m| !m.outgoing))
+    });
+    let answer = alice.state().model.open.as_ref().unwrap().messages[1]
+        .text
+        .clone();
+    assert_eq!(answer, "Yes!\nSee you there", "Shift+Enter made a new line");
+    let alice_view = &alice.state().model.open.as_ref().unwrap().messages;
+    assert_eq!(alice_view.len(), 2);
+    assert!(alice_view.iter().all(|m| m.conversation == bob_key));
+    let bob_view = &bob.state().model.open.as_ref().unwrap().messages;
+    assert!(bob_view.iter().all(|m| m.conversation == alice_key));
+    assert_eq!(bob_view[0].status, MessageStatus::Read);
+
+    // Search finds the text in the history and jumps to it.
+    type_into(&mut alice, "Search", "LUNCH");
+    alice.key_press(egui::Key::Enter);
+    alice.step();
+    settle(&mut alice, "search results", |h| {
+        has_label(h, "1 results for")
+    });
+    alice.get_by_label_contains("Hello Bob, lunch").click();
+    alice.step();
+    assert!(alice.state().model.search_results.is_none());
+    assert!(alice.state().model.open.is_some());
+    shutdown(&mut alice);
+    shutdown(&mut bob);
+}
+
+#[test]
+fn verification_by_safety_number_and_by_qr_picture_and_a_key_change_warning() {
+    let (ra, rb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut alice, mut bob) = (app(ra.path()), app(rb.path()));
+    create_profile(&mut alice, "Alice");
+    create_profile(&mut bob, "Bob");
+    let bob_link = bob.state().model.me.as_ref().unwrap().invite_link.clone();
+    let bob_key = my_key(&bob);
+    add_contact(&mut alice, &bob_link, "Bob");
+    click(&mut alice, "Bob");
+
+    // Comparing the safety number.
+    click(&mut alice, "Verify");
+    let number = tern_protocol::SafetyNumber::between(&my_key(&alice), &bob_key).to_string();
+    assert!(
+        has_label(&alice, &number[..17]),
+        "the safety number is shown"
+    );
+    click(&mut alice, "The numbers match: mark verified");
+    settle(&mut alice, "verified", |h| has_label(h, "Bob is verified"));
+    assert!(
+        alice
+            .state()
+            .model
+            .contact(&bob_key)
+            .unwrap()
+            .record
+            .verified
+    );
+
+    // A key change drops the mark and warns in the conversation.
+    let node = alice.state().model.node.clone().unwrap();
+    alice
+        .state()
+        .backend
+        .block_on(node.with_engine(move |engine| {
+            let mut c = engine.store().contact(&bob_key).unwrap().unwrap();
+            c.key_changed = true;
+            c.verified = false;
+            engine.store_mut().put_contact(&c).unwrap();
+        }))
+        .unwrap();
+    alice
+        .state_mut()
+        .model
+        .on_event(Event::KeyChanged { contact: bob_key });
+    alice.state_mut().model.dialog = None;
+    alice.step();
+    assert!(has_label(&alice, "Bob's safety number has changed"));
+    assert!(!has_label(&alice, "✔ Verified"));
+
+    // Scanning Bob's QR code from a picture verifies him again; someone else's code does not.
+    let dir = tempfile::tempdir().unwrap();
+    let bob_card = tern_protocol::ContactCard::from_invite_link(&bob_link).unwrap();
+    let bob_png = dir.path().join("bob.png");
+    std::fs::write(
+        &bob_png,
+        tern_gui::qr::matrix_png(&bob_card.qr().unwrap(), 4),
+    )
+    .unwrap();
+    let alice_card = tern_protocol::ContactCard::from_invite_link(
+        &alice.state().model.me.as_ref().unwrap().invite_link,
+    )
+    .unwrap();
+    let other_png = dir.path().join("other.png");
+    std::fs::write(
+        &other_png,
+        tern_gui::qr::matrix_png(&alice_card.qr().unwrap(), 4),
+    )
+    .unwrap();
+
+    click(&mut alice, "Verify");
+    type_into(&mut alice, "Their QR image", other_png.to_str().unwrap());
+    click(&mut alice, "Scan");
+    settle(&mut alice, "the refusal", |h| {
+        has_label(h, "belongs to someone else")
+    });
+    assert!(
+        !alice
+            .state()
+            .model
+            .contact(&bob_key)
+            .unwrap()
+            .record
+            .verified
+    );
+
+    alice.state_mut().model.dialog = None;
+    alice.step();
+    click(&mut alice, "Verify");
+    type_into(&mut alice, "Their QR image", bob_png.to_str().unwrap());
+    click(&mut alice, "Scan");
+    settle(&mut alice, "verified by QR", |h| {
+        h.state().model.contact(&bob_key).unwrap().record.verified
+    });
+    alice.state_mut().model.dialog = None;
+    alice.step();
+    assert!(
+        !has_label(&alice, "safety number has changed"),
+        "the warning is gone"
+    );
+    assert!(has_label(&alice, "✔ Verified"));
+    shutdown(&mut alice);
+    shutdown(&mut bob);
+}
+
+#[test]
+fn bad_invites_and_pictures_get_clear_messages() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = app(root.path());
+    create_profile(&mut h, "Alice");
+
+    click(&mut h, "+ Add contact");
+    type_into(&mut h, "Invite link", "tern:not-a-real-card");
+    click(&mut h, "Add");
+    assert!(has_label(&h, "That invite link is not valid"));
+    assert!(h.state().model.contacts.is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let blank = dir.path().join("blank.png");
+    image::GrayImage::from_pixel(80, 80, image::Luma([255]))
+        .save(&blank)
+        .unwrap();
+    let not_tern = dir.path().join("url.png");
+    std::fs::write(
+        &not_tern,
+        tern_gui::qr::matrix_png(
+            &tern_protocol::QrMatrix::encode(b"https://example.org").unwrap(),
+            4,
+        ),
+    )
+    .unwrap();
+    let not_image = dir.path().join("notes.txt");
+    std::fs::write(&not_image, "hello").unwrap();
+
+    for (path, message) in [
+        (&blank, "no QR code found"),
+        (&not_tern, "not a Tern invite"),
+        (&not_image, "not an image"),
+        (&dir.path().join("missing.png"), "Cannot open"),
+    ] {
+        h.state_mut().read_qr_file(path);
+        h.step();
+        assert!(has_label(&h, message), "{message}");
+    }
+    assert!(h.state().model.contacts.is_empty());
+    shutdown(&mut h);
+}
