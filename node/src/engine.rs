@@ -611,7 +611,7 @@ impl Engine {
             .store
             .contact(to)?
             .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
-        let (content, envelope, pickle) = self.seal(&contact, Body::Text(text.to_owned()), now)?;
+        let (content, envelope, pickle) = self.seal(&contact, None, Body::Text(text.to_owned()), now)?;
         Ok((contact, content, envelope, pickle))
     }
 

@@ -70,8 +70,21 @@ fn utf8(bytes: &[u8], field: &'static str) -> Result<String, DecodeError> {
         })
 }
 
+thread_local! {
+    /// The identity key this thread validated last. Checking that 32 bytes are an Ed25519 point costs a
+    /// point decompression (about 10 µs, most of a full-history search: `tern-bench store`); rows come in
+    /// key order, grouped by conversation, so one remembered key spares nearly all of them.
+    static LAST_KEY: std::cell::RefCell<Option<IdentityKey>> = const { std::cell::RefCell::new(None) };
+}
+
 fn identity_key(r: &mut Reader<'_>, field: &'static str) -> Result<IdentityKey, DecodeError> {
-    IdentityKey::from_bytes(r.array(field)?)
+    let bytes = r.array(field)?;
+    if let Some(known) = LAST_KEY.with(|last| last.borrow().filter(|k| *k.as_bytes() == bytes)) {
+        return Ok(known);
+    }
+    let key = IdentityKey::from_bytes(bytes)?;
+    LAST_KEY.with(|last| *last.borrow_mut() = Some(key));
+    Ok(key)
 }
 
 /// Where a contact stands.
