@@ -551,7 +551,9 @@ impl Engine {
                 recipients.push(*to);
             }
             let result = if poisoned.contains(to) {
-                Err(EngineError::Store(group_failed("an earlier message to this contact failed")))
+                Err(EngineError::Store(group_failed(
+                    "an earlier message to this contact failed",
+                )))
             } else {
                 self.seal_text(to, text, now)
             };
@@ -611,7 +613,8 @@ impl Engine {
             .store
             .contact(to)?
             .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
-        let (content, envelope, pickle) = self.seal(&contact, None, Body::Text(text.to_owned()), now)?;
+        let (content, envelope, pickle) =
+            self.seal(&contact, None, Body::Text(text.to_owned()), now)?;
         Ok((contact, content, envelope, pickle))
     }
 
@@ -745,7 +748,9 @@ impl Engine {
         if envelopes.len() > 1 {
             match self.receive_group(envelopes) {
                 Ok(outcomes) => return outcomes,
-                Err(e) => warn!(error = %e, "group commit failed; storing the envelopes one by one"),
+                Err(e) => {
+                    warn!(error = %e, "group commit failed; storing the envelopes one by one")
+                }
             }
         }
         envelopes.iter().map(|bytes| self.receive(bytes)).collect()
@@ -989,19 +994,19 @@ fn receive_one(
         return Ok(Ok(Received::Dropped));
     }
     let me = identity.key();
-    if !sessions.contains_key(&sender) {
-        let loaded = match batch.session(&sender)? {
-            Some(pickle) => PeerSessions::unpickle(pickle_key, &pickle).unwrap_or_else(|e| {
-                warn!(error = %e, "stored sessions unreadable; starting afresh");
-                PeerSessions::new(me, sender)
-            }),
-            None => PeerSessions::new(me, sender),
-        };
-        sessions.insert(sender, loaded);
-    }
-    let peer = sessions
-        .entry(sender)
-        .or_insert_with(|| PeerSessions::new(me, sender));
+    let peer = match sessions.entry(sender) {
+        std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            let loaded = match batch.session(&sender)? {
+                Some(pickle) => PeerSessions::unpickle(pickle_key, &pickle).unwrap_or_else(|e| {
+                    warn!(error = %e, "stored sessions unreadable; starting afresh");
+                    PeerSessions::new(me, sender)
+                }),
+                None => PeerSessions::new(me, sender),
+            };
+            slot.insert(loaded)
+        }
+    };
     let decrypted = match peer.decrypt(identity, &opened.session_message) {
         Ok(decrypted) => decrypted,
         Err(e) => return Ok(Err(e.into())),

@@ -1731,8 +1731,10 @@ impl EventLoop {
                 Err(_) => break,
             }
         }
-        let texts: Vec<(IdentityKey, String)> =
-            sends.iter().map(|(to, text, _)| (*to, text.clone())).collect();
+        let texts: Vec<(IdentityKey, String)> = sends
+            .iter()
+            .map(|(to, text, _)| (*to, text.clone()))
+            .collect();
         let results = self.engine.send_texts(&texts);
         for ((_, _, reply), result) in sends.into_iter().zip(results) {
             match result {

@@ -165,5 +165,8 @@ fn grouped_deposits_count_quotas_and_duplicates_within_the_group() {
     // Durable: a reopened server holds exactly the three it answered `Deposited`.
     let server = MailboxServer::open(&path, b"server".to_vec(), config).unwrap();
     assert_eq!(server.stats().envelopes, 3);
-    assert_eq!(server.queued(&owner.key().mailbox_id(), 10).unwrap().len(), 3);
+    assert_eq!(
+        server.queued(&owner.key().mailbox_id(), 10).unwrap().len(),
+        3
+    );
 }

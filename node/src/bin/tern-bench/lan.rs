@@ -71,7 +71,8 @@ impl Lan {
         for (i, ns) in [a, b].into_iter().enumerate() {
             let (inner, outer) = (format!("v{i}"), format!("p{i}"));
             ip(&[
-                "-n", br, "link", "add", &outer, "type", "veth", "peer", "name", &inner, "netns", ns,
+                "-n", br, "link", "add", &outer, "type", "veth", "peer", "name", &inner, "netns",
+                ns,
             ])?;
             ip(&["-n", br, "link", "set", &outer, "master", "br0", "up"])?;
             let cidr = format!("{}/24", Self::ADDRS[i]);
@@ -95,13 +96,19 @@ impl Drop for Lan {
 /// Two fresh profiles that know each other; returns (sender dir, receiver dir, receiver key).
 fn profiles(root: &Path, run: usize) -> Result<(PathBuf, PathBuf, IdentityKey)> {
     let password = Password::new(PASSWORD.into());
-    let (sender_dir, receiver_dir) = (
-        root.join(format!("s{run}")),
-        root.join(format!("r{run}")),
-    );
-    let mut sender = Engine::create(&sender_dir, "Sender", &password, KdfParams::INSECURE_FOR_TESTS)?;
-    let mut receiver =
-        Engine::create(&receiver_dir, "Receiver", &password, KdfParams::INSECURE_FOR_TESTS)?;
+    let (sender_dir, receiver_dir) = (root.join(format!("s{run}")), root.join(format!("r{run}")));
+    let mut sender = Engine::create(
+        &sender_dir,
+        "Sender",
+        &password,
+        KdfParams::INSECURE_FOR_TESTS,
+    )?;
+    let mut receiver = Engine::create(
+        &receiver_dir,
+        "Receiver",
+        &password,
+        KdfParams::INSECURE_FOR_TESTS,
+    )?;
     sender.add_contact(&receiver.card().invite_link(), None)?;
     receiver.add_contact(&sender.card().invite_link(), None)?;
     Ok((sender_dir, receiver_dir, receiver.key()))
@@ -220,7 +227,9 @@ pub fn run() -> Result<()> {
     let lan = match Lan::create() {
         Ok(lan) => Some(lan),
         Err(e) => {
-            println!("(no network namespaces: {e:#}; mDNS cannot run over loopback, timing dialled peers only)");
+            println!(
+                "(no network namespaces: {e:#}; mDNS cannot run over loopback, timing dialled peers only)"
+            );
             None
         }
     };

@@ -804,7 +804,15 @@ fn rss_kib(pid: u32) -> Result<u64> {
 fn raise_fd_limit() {
     let pid = std::process::id().to_string();
     let hard = std::process::Command::new("prlimit")
-        .args(["--pid", &pid, "--nofile", "--raw", "--noheadings", "-o", "HARD"])
+        .args([
+            "--pid",
+            &pid,
+            "--nofile",
+            "--raw",
+            "--noheadings",
+            "-o",
+            "HARD",
+        ])
         .output()
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
@@ -903,7 +911,9 @@ fn machine() -> String {
         .lines()
         .find_map(|l| l.strip_prefix("MemTotal:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or("unknown".into(), |kib| format!("{:.1} GiB", kib / 1024.0 / 1024.0));
+        .map_or("unknown".into(), |kib| {
+            format!("{:.1} GiB", kib / 1024.0 / 1024.0)
+        });
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_or_else(|_| "unknown".into(), |s| s.trim().to_owned());
     format!(
@@ -912,8 +922,10 @@ fn machine() -> String {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         command_output("rustc", &["--version"]),
         command_output("git", &["rev-parse", "--short", "HEAD"]),
-        std::fs::read_to_string("/proc/loadavg")
-            .map_or_else(|_| "unknown".into(), |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
+        std::fs::read_to_string("/proc/loadavg").map_or_else(
+            |_| "unknown".into(),
+            |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        ),
     )
 }
 

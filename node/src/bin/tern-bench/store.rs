@@ -25,8 +25,8 @@ const NEEDLE: &str = "Marmalade";
 const SEARCH_LIMIT: usize = 100;
 
 const WORDS: [&str; 16] = [
-    "see", "you", "tomorrow", "at", "the", "station", "bring", "coffee", "maybe", "later", "thanks",
-    "for", "photos", "meeting", "moved", "tonight",
+    "see", "you", "tomorrow", "at", "the", "station", "bring", "coffee", "maybe", "later",
+    "thanks", "for", "photos", "meeting", "moved", "tonight",
 ];
 
 /// A message text of 40 to 200 bytes, the search word in one of [`NEEDLE_EVERY`].
@@ -197,7 +197,10 @@ pub fn run(n: usize) -> Result<()> {
     // Baseline for the open: redb opening the plain file and checking its integrity, as the store does.
     let start = Instant::now();
     let mut raw = redb::Database::open(dir.path().join("raw.redb"))?;
-    ensure!(raw.check_integrity()?, "the raw file failed its integrity check");
+    ensure!(
+        raw.check_integrity()?,
+        "the raw file failed its integrity check"
+    );
     let raw_open_time = start.elapsed();
 
     // Open the profile (Argon2id at the test cost, redb's integrity check) and load the newest page.

@@ -330,7 +330,8 @@ fn deposit_in(
     entry.extend_from_slice(envelope);
     t.envelopes
         .insert(&slot_key(mailbox, seq), entry.as_slice())?;
-    t.by_id.insert(&id.0, &location(mailbox, seq, *keep_until))?;
+    t.by_id
+        .insert(&id.0, &location(mailbox, seq, *keep_until))?;
     t.expiry
         .insert(&expiry_key(mailbox, seq, *keep_until), &id.0)?;
     t.set_usage(mailbox, count + 1, bytes.saturating_add(len), totals)?;
