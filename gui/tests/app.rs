@@ -146,6 +146,30 @@ fn connect(alice: &Harness<'static, TernApp>, bob: &Harness<'static, TernApp>) {
         .unwrap();
 }
 
+/// Two app instances with fresh profiles, Alice and Bob; the profile directories live as long as the
+/// returned guards.
+struct Pair {
+    alice: Harness<'static, TernApp>,
+    bob: Harness<'static, TernApp>,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+fn pair() -> Pair {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut alice, mut bob) = (app(dirs.0.path()), app(dirs.1.path()));
+    create_profile(&mut alice, "Alice");
+    create_profile(&mut bob, "Bob");
+    Pair {
+        alice,
+        bob,
+        _dirs: dirs,
+    }
+}
+
+fn invite_link(h: &Harness<'static, TernApp>) -> String {
+    h.state().model.me.as_ref().unwrap().invite_link.clone()
+}
+
 #[test]
 fn a_profile_is_created_then_unlocked_and_a_wrong_password_is_refused() {
     let root = tempfile::tempdir().unwrap();
@@ -175,12 +199,13 @@ fn a_profile_is_created_then_unlocked_and_a_wrong_password_is_refused() {
 
 #[test]
 fn two_apps_chat_with_delivery_read_receipts_unread_badges_and_typing() {
-    let (ra, rb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (mut alice, mut bob) = (app(ra.path()), app(rb.path()));
-    create_profile(&mut alice, "Alice");
-    create_profile(&mut bob, "Bob");
-    let bob_link = bob.state().model.me.as_ref().unwrap().invite_link.clone();
-    let alice_link = alice.state().model.me.as_ref().unwrap().invite_link.clone();
+    // `_dirs` is bound so the profile directories outlive the apps.
+    let Pair {
+        mut alice,
+        mut bob,
+        _dirs,
+    } = pair();
+    let (bob_link, alice_link) = (invite_link(&bob), invite_link(&alice));
     add_contact(&mut alice, &bob_link, "Bob");
     add_contact(&mut bob, &alice_link, "Alice");
     connect(&alice, &bob);
@@ -275,11 +300,13 @@ fn two_apps_chat_with_delivery_read_receipts_unread_badges_and_typing() {
 
 #[test]
 fn verification_by_safety_number_and_by_qr_picture_and_a_key_change_warning() {
-    let (ra, rb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (mut alice, mut bob) = (app(ra.path()), app(rb.path()));
-    create_profile(&mut alice, "Alice");
-    create_profile(&mut bob, "Bob");
-    let bob_link = bob.state().model.me.as_ref().unwrap().invite_link.clone();
+    // `_dirs` is bound so the profile directories outlive the apps.
+    let Pair {
+        mut alice,
+        mut bob,
+        _dirs,
+    } = pair();
+    let bob_link = invite_link(&bob);
     let bob_key = my_key(&bob);
     add_contact(&mut alice, &bob_link, "Bob");
     click(&mut alice, "Bob");

@@ -468,13 +468,7 @@ fn bench(messages: usize, frames: usize) -> Result<()> {
 
 fn main() -> Result<()> {
     LAUNCHED.get_or_init(Instant::now);
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TERN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tern_gui::init_logging();
     match Args::parse().command {
         Command::Populate { root } => populate(&root),
         Command::Show { root, view, light } => show(&root, view, light),
