@@ -448,3 +448,109 @@ fn bad_invites_and_pictures_get_clear_messages() {
     assert!(h.state().model.contacts.is_empty());
     shutdown(&mut h);
 }
+
+#[test]
+fn a_long_history_lays_out_only_the_rows_in_view_and_loads_older_pages_on_scrolling_up() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("Long");
+    let peer_dir = tempfile::tempdir().unwrap();
+    {
+        let password = tern_node::store::Password::new(PASSWORD.into());
+        let kdf = KdfParams::INSECURE_FOR_TESTS;
+        let mut engine = tern_node::engine::Engine::create(&dir, "Long", &password, kdf).unwrap();
+        let peer =
+            tern_node::engine::Engine::create(peer_dir.path(), "Pat", &password, kdf).unwrap();
+        engine
+            .add_contact(&peer.card().invite_link(), None)
+            .unwrap();
+        let mut batch = engine.store_mut().batch().unwrap();
+        for i in 0..3_000u64 {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&i.to_be_bytes());
+            batch
+                .insert_message(&tern_node::store::MessageRecord {
+                    id: tern_protocol::MessageId(id),
+                    conversation: peer.key(),
+                    outgoing: i % 2 == 0,
+                    sent_at_ms: 1_700_000_000_000 + i * 60_000,
+                    received_at_ms: 1_700_000_000_000 + i * 60_000,
+                    text: format!("message number {i}"),
+                    status: MessageStatus::Read,
+                })
+                .unwrap();
+        }
+        batch.commit().unwrap();
+    }
+    let mut h = app(root.path());
+    h.step();
+    type_into(&mut h, "Password", PASSWORD);
+    click(&mut h, "Unlock");
+    settle(&mut h, "the main window", |h| {
+        h.state().model.screen == Screen::Main
+    });
+    click(&mut h, "Pat");
+    settle(&mut h, "the newest page", |h| {
+        h.state().model.open.as_ref().is_some_and(|o| !o.loading)
+            && has_label(h, "message number 2990")
+    });
+    let loaded = h.state().model.open.as_ref().unwrap().messages.len();
+    assert_eq!(loaded, tern_gui::model::PAGE);
+    let laid_out = h.state().rows_laid_out();
+    assert!(
+        laid_out > 3 && laid_out < 60,
+        "{laid_out} rows laid out for a page of {loaded}"
+    );
+    assert!(
+        !has_label(&h, "message number 2800"),
+        "rows out of view are not laid out"
+    );
+
+    // A search result far back in the history: older pages are loaded until it is in view.
+    type_into(&mut h, "Search", "message number 1234");
+    h.key_press(egui::Key::Enter);
+    h.step();
+    settle(&mut h, "the search result", |h| {
+        has_label(h, "1 results for")
+    });
+    h.get_by_label_contains("Pat · ").click();
+    settle(&mut h, "the old message in view", |h| {
+        h.state().model.search_results.is_none()
+            && h.query_all_by(|n| {
+                n.role() == Role::Label && n.value().as_deref() == Some("message number 1234")
+            })
+            .next()
+            .is_some()
+    });
+    assert!(h.state().model.open.as_ref().unwrap().messages.len() >= 3_000 - 1_234);
+    assert!(h.state().rows_laid_out() < 60);
+
+    // Scrolling up to the top loads the older pages, one at a time.
+    let chat = h
+        .get_by(|n| n.role() == Role::Label && n.value().as_deref() == Some("message number 1234"))
+        .rect()
+        .center();
+    for _ in 0..40 {
+        h.hover_at(chat);
+        h.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, 5_000.0),
+            modifiers: egui::Modifiers::NONE,
+            phase: egui::TouchPhase::Move,
+        });
+        settle(&mut h, "the scroll", |h| {
+            h.state().model.open.as_ref().is_some_and(|o| !o.loading)
+        });
+        if h.state().model.open.as_ref().unwrap().older.is_none() {
+            break;
+        }
+    }
+    let open = h.state().model.open.as_ref().unwrap();
+    assert_eq!(open.messages.len(), 3_000, "every page was loaded");
+    assert!(
+        open.messages
+            .windows(2)
+            .all(|w| w[0].sort_ms() <= w[1].sort_ms())
+    );
+    assert!(h.state().rows_laid_out() < 60);
+    shutdown(&mut h);
+}
