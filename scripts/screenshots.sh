@@ -41,6 +41,7 @@ for view in conversation verify settings; do
     flag=""
     [ "$theme" = light ] && flag="--light"
     log="$work/$view-$theme.log"
+    : >"$log"
     # shellcheck disable=SC2086
     DISPLAY=$display LIBGL_ALWAYS_SOFTWARE=1 "$demo" show --root "$work/profiles" --view "$view" $flag >"$log" 2>&1 &
     pid=$!

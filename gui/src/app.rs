@@ -506,7 +506,11 @@ impl TernApp {
         self.model.open_conversation(key, scroll_to);
         self.model.search_results = None;
         if !same && let Some(node) = self.node() {
-            self.chat = ChatView::default();
+            self.chat = if scroll_to.is_some() {
+                ChatView::default()
+            } else {
+                ChatView::at_newest()
+            };
             self.backend.load_page(&node, key, None);
         }
     }

@@ -62,6 +62,14 @@ fn local_offset_s() -> i64 {
 }
 
 impl ChatView {
+    /// A view of a conversation that opens at its newest message.
+    pub fn at_newest() -> Self {
+        Self {
+            follow_next: true,
+            ..Self::default()
+        }
+    }
+
     /// Scroll to the newest message on the next frame (after sending).
     pub fn follow(&mut self) {
         self.follow_next = true;
@@ -159,16 +167,30 @@ impl ChatView {
         if let Some((_, offset)) = self.anchor.take() {
             area = area.vertical_scroll_offset(offset);
         }
-        if let Some(target) = open.scroll_to.take()
-            && let Some(at) = open.messages.iter().position(|m| m.id == target)
-            && let Some(row) = self.rows.iter().position(|r| *r == Row::Message(at))
-        {
-            area = area.vertical_scroll_offset((self.offsets[row] - 80.0).max(0.0));
-        } else if std::mem::take(&mut self.follow_next) {
+        let mut action = None;
+        if let Some(target) = open.scroll_to {
+            let row = open
+                .messages
+                .iter()
+                .position(|m| m.id == target)
+                .and_then(|at| self.rows.iter().position(|r| *r == Row::Message(at)));
+            match (row, open.older) {
+                (Some(row), _) => {
+                    open.scroll_to = None;
+                    area = area.vertical_scroll_offset((self.offsets[row] - 80.0).max(0.0));
+                }
+                // Not loaded yet: bring in older pages until it is.
+                (None, Some(cursor)) if !open.loading => {
+                    action = Some(ChatAction::LoadOlder(cursor))
+                }
+                (None, None) if !open.loading => open.scroll_to = None,
+                (None, _) => {}
+            }
+        } else if self.follow_next && !open.messages.is_empty() {
+            self.follow_next = false;
             area = area.vertical_scroll_offset(total);
         }
 
-        let mut action = None;
         let today = timefmt::day_of(tern_node::engine::now_ms());
         let mut measured = Vec::new();
         let output = area.show_viewport(ui, |ui, viewport| {
@@ -228,6 +250,7 @@ impl ChatView {
         }
         let offset = output.state.offset.y;
         if action.is_none()
+            && !self.follow_next
             && offset < LOAD_OLDER_MARGIN
             && !open.loading
             && let Some(cursor) = open.older

@@ -16,3 +16,14 @@ pub mod timefmt;
 
 pub use app::TernApp;
 pub use backend::Options;
+
+/// Logs to stderr, filtered by `TERN_LOG` (default: warnings). For the binaries; the library only emits.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TERN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -302,8 +302,12 @@ impl Model {
     /// most recent first, filtered by name. Blocked contacts are left out.
     pub fn list_rows(&self) -> Vec<ListRow> {
         let filter = self.filter.trim().to_lowercase();
-        let mut rows: Vec<ListRow> = Vec::new();
+        let contacts: HashMap<IdentityKey, &Contact> =
+            self.contacts.iter().map(|c| (c.key(), c)).collect();
+        let mut rows: Vec<ListRow> = Vec::with_capacity(self.contacts.len());
+        let mut listed = HashSet::new();
         for summary in &self.conversations {
+            listed.insert(summary.conversation);
             rows.push(ListRow {
                 key: summary.conversation,
                 last: Some(summary.last.clone()),
@@ -311,7 +315,7 @@ impl Model {
             });
         }
         for contact in &self.contacts {
-            if !rows.iter().any(|r| r.key == contact.key()) {
+            if !listed.contains(&contact.key()) {
                 rows.push(ListRow {
                     key: contact.key(),
                     last: None,
@@ -320,13 +324,14 @@ impl Model {
             }
         }
         rows.retain(|r| {
-            self.contact(&r.key)
+            contacts
+                .get(&r.key)
                 .is_none_or(|c| c.record.state != ContactState::Blocked)
                 && (filter.is_empty() || self.name_of(&r.key).to_lowercase().contains(&filter))
         });
         rows.sort_by_key(|r| {
             std::cmp::Reverse(r.last.as_ref().map_or_else(
-                || self.contact(&r.key).map_or(0, |c| c.record.added_ms),
+                || contacts.get(&r.key).map_or(0, |c| c.record.added_ms),
                 MessageRecord::sort_ms,
             ))
         });
@@ -341,6 +346,7 @@ impl Model {
             open.scroll_to = scroll_to;
             return;
         }
+        self.read_requested.clear();
         self.open = Some(OpenConversation {
             contact,
             messages: Vec::new(),
@@ -377,6 +383,16 @@ impl Model {
         let Some(open) = &self.open else {
             return Vec::new();
         };
+        // The list's count says whether there is anything to look for (so a long conversation is not
+        // scanned every frame).
+        if self
+            .conversations
+            .iter()
+            .find(|c| c.conversation == open.contact)
+            .is_none_or(|c| c.unread == 0)
+        {
+            return Vec::new();
+        }
         open.messages
             .iter()
             .filter(|m| {
@@ -390,6 +406,9 @@ impl Model {
 
     /// Messages were marked read.
     pub fn marked_read(&mut self, contact: IdentityKey, ids: &[MessageId]) {
+        for id in ids {
+            self.read_requested.remove(id);
+        }
         if let Some(open) = self.open.as_mut().filter(|o| o.contact == contact) {
             for m in open.messages.iter_mut().filter(|m| ids.contains(&m.id)) {
                 m.status = MessageStatus::Read;
@@ -635,6 +654,14 @@ mod tests {
             .map(|m| m.id.0[0])
             .collect();
         assert_eq!(ids, vec![2, 5]);
+        // Nothing is unread in the list yet, so nothing is looked for.
+        assert!(m.unread_in_open().is_empty());
+        m.message_stored(message(a, 5, 5, false));
+        assert_eq!(m.open.as_ref().unwrap().messages.len(), 2, "stored once");
         assert_eq!(m.unread_in_open().len(), 2);
+        m.read_requested.insert(MessageId([2; 16]));
+        assert_eq!(m.unread_in_open(), vec![MessageId([5; 16])]);
+        m.marked_read(a, &[MessageId([2; 16])]);
+        assert!(m.read_requested.is_empty());
     }
 }

@@ -52,7 +52,7 @@ pub fn list(root: &Path) -> Vec<ProfileEntry> {
             })
         })
         .collect();
-    out.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    out.sort_by_key(|p| p.name.to_lowercase());
     out
 }
 

@@ -146,6 +146,30 @@ fn connect(alice: &Harness<'static, TernApp>, bob: &Harness<'static, TernApp>) {
         .unwrap();
 }
 
+/// Two app instances with fresh profiles, Alice and Bob; the profile directories live as long as the
+/// returned guards.
+struct Pair {
+    alice: Harness<'static, TernApp>,
+    bob: Harness<'static, TernApp>,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+fn pair() -> Pair {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut alice, mut bob) = (app(dirs.0.path()), app(dirs.1.path()));
+    create_profile(&mut alice, "Alice");
+    create_profile(&mut bob, "Bob");
+    Pair {
+        alice,
+        bob,
+        _dirs: dirs,
+    }
+}
+
+fn invite_link(h: &Harness<'static, TernApp>) -> String {
+    h.state().model.me.as_ref().unwrap().invite_link.clone()
+}
+
 #[test]
 fn a_profile_is_created_then_unlocked_and_a_wrong_password_is_refused() {
     let root = tempfile::tempdir().unwrap();
@@ -175,12 +199,13 @@ fn a_profile_is_created_then_unlocked_and_a_wrong_password_is_refused() {
 
 #[test]
 fn two_apps_chat_with_delivery_read_receipts_unread_badges_and_typing() {
-    let (ra, rb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (mut alice, mut bob) = (app(ra.path()), app(rb.path()));
-    create_profile(&mut alice, "Alice");
-    create_profile(&mut bob, "Bob");
-    let bob_link = bob.state().model.me.as_ref().unwrap().invite_link.clone();
-    let alice_link = alice.state().model.me.as_ref().unwrap().invite_link.clone();
+    // `_dirs` is bound so the profile directories outlive the apps.
+    let Pair {
+        mut alice,
+        mut bob,
+        _dirs,
+    } = pair();
+    let (bob_link, alice_link) = (invite_link(&bob), invite_link(&alice));
     add_contact(&mut alice, &bob_link, "Bob");
     add_contact(&mut bob, &alice_link, "Alice");
     connect(&alice, &bob);
@@ -275,11 +300,13 @@ fn two_apps_chat_with_delivery_read_receipts_unread_badges_and_typing() {
 
 #[test]
 fn verification_by_safety_number_and_by_qr_picture_and_a_key_change_warning() {
-    let (ra, rb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (mut alice, mut bob) = (app(ra.path()), app(rb.path()));
-    create_profile(&mut alice, "Alice");
-    create_profile(&mut bob, "Bob");
-    let bob_link = bob.state().model.me.as_ref().unwrap().invite_link.clone();
+    // `_dirs` is bound so the profile directories outlive the apps.
+    let Pair {
+        mut alice,
+        mut bob,
+        _dirs,
+    } = pair();
+    let bob_link = invite_link(&bob);
     let bob_key = my_key(&bob);
     add_contact(&mut alice, &bob_link, "Bob");
     click(&mut alice, "Bob");
@@ -419,5 +446,111 @@ fn bad_invites_and_pictures_get_clear_messages() {
         assert!(has_label(&h, message), "{message}");
     }
     assert!(h.state().model.contacts.is_empty());
+    shutdown(&mut h);
+}
+
+#[test]
+fn a_long_history_lays_out_only_the_rows_in_view_and_loads_older_pages_on_scrolling_up() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("Long");
+    let peer_dir = tempfile::tempdir().unwrap();
+    {
+        let password = tern_node::store::Password::new(PASSWORD.into());
+        let kdf = KdfParams::INSECURE_FOR_TESTS;
+        let mut engine = tern_node::engine::Engine::create(&dir, "Long", &password, kdf).unwrap();
+        let peer =
+            tern_node::engine::Engine::create(peer_dir.path(), "Pat", &password, kdf).unwrap();
+        engine
+            .add_contact(&peer.card().invite_link(), None)
+            .unwrap();
+        let mut batch = engine.store_mut().batch().unwrap();
+        for i in 0..3_000u64 {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&i.to_be_bytes());
+            batch
+                .insert_message(&tern_node::store::MessageRecord {
+                    id: tern_protocol::MessageId(id),
+                    conversation: peer.key(),
+                    outgoing: i % 2 == 0,
+                    sent_at_ms: 1_700_000_000_000 + i * 60_000,
+                    received_at_ms: 1_700_000_000_000 + i * 60_000,
+                    text: format!("message number {i}"),
+                    status: MessageStatus::Read,
+                })
+                .unwrap();
+        }
+        batch.commit().unwrap();
+    }
+    let mut h = app(root.path());
+    h.step();
+    type_into(&mut h, "Password", PASSWORD);
+    click(&mut h, "Unlock");
+    settle(&mut h, "the main window", |h| {
+        h.state().model.screen == Screen::Main
+    });
+    click(&mut h, "Pat");
+    settle(&mut h, "the newest page", |h| {
+        h.state().model.open.as_ref().is_some_and(|o| !o.loading)
+            && has_label(h, "message number 2990")
+    });
+    let loaded = h.state().model.open.as_ref().unwrap().messages.len();
+    assert_eq!(loaded, tern_gui::model::PAGE);
+    let laid_out = h.state().rows_laid_out();
+    assert!(
+        laid_out > 3 && laid_out < 60,
+        "{laid_out} rows laid out for a page of {loaded}"
+    );
+    assert!(
+        !has_label(&h, "message number 2800"),
+        "rows out of view are not laid out"
+    );
+
+    // A search result far back in the history: older pages are loaded until it is in view.
+    type_into(&mut h, "Search", "message number 1234");
+    h.key_press(egui::Key::Enter);
+    h.step();
+    settle(&mut h, "the search result", |h| {
+        has_label(h, "1 results for")
+    });
+    h.get_by_label_contains("Pat · ").click();
+    settle(&mut h, "the old message in view", |h| {
+        h.state().model.search_results.is_none()
+            && h.query_all_by(|n| {
+                n.role() == Role::Label && n.value().as_deref() == Some("message number 1234")
+            })
+            .next()
+            .is_some()
+    });
+    assert!(h.state().model.open.as_ref().unwrap().messages.len() >= 3_000 - 1_234);
+    assert!(h.state().rows_laid_out() < 60);
+
+    // Scrolling up to the top loads the older pages, one at a time.
+    let chat = h
+        .get_by(|n| n.role() == Role::Label && n.value().as_deref() == Some("message number 1234"))
+        .rect()
+        .center();
+    for _ in 0..40 {
+        h.hover_at(chat);
+        h.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, 5_000.0),
+            modifiers: egui::Modifiers::NONE,
+            phase: egui::TouchPhase::Move,
+        });
+        settle(&mut h, "the scroll", |h| {
+            h.state().model.open.as_ref().is_some_and(|o| !o.loading)
+        });
+        if h.state().model.open.as_ref().unwrap().older.is_none() {
+            break;
+        }
+    }
+    let open = h.state().model.open.as_ref().unwrap();
+    assert_eq!(open.messages.len(), 3_000, "every page was loaded");
+    assert!(
+        open.messages
+            .windows(2)
+            .all(|w| w[0].sort_ms() <= w[1].sort_ms())
+    );
+    assert!(h.state().rows_laid_out() < 60);
     shutdown(&mut h);
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{password, wait_for};
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
-use tern_node::engine::{Engine, Received};
+use tern_node::engine::{Engine, EngineError, Received};
 use tern_node::net::NetConfig;
 use tern_node::node::{Event, Node, NodeConfig};
 use tern_node::store::{ContactState, KdfParams, MessageStatus};
@@ -405,4 +405,74 @@ fn receipts_and_typing_move_statuses_without_touching_history() {
         .unwrap();
     assert_eq!(page.messages.len(), 1);
     assert_eq!(page.messages[0].status, MessageStatus::Read);
+}
+
+#[test]
+fn a_failed_message_is_sent_again_with_its_id_and_a_removed_contact_takes_its_history_along() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut alice = create(dirs.0.path(), "Alice");
+    let mut bob = create(dirs.1.path(), "Bob");
+    introduce(&mut [&mut alice, &mut bob]);
+    let bob_key = bob.key();
+    let (message, mut entry) = alice.send_text(&bob_key, "are you there?").unwrap();
+    // Only a failed message can be retried.
+    assert!(matches!(
+        alice.retry(&bob_key, &message.id),
+        Err(EngineError::NotRetryable)
+    ));
+    // The envelope expires undelivered: the message fails and leaves the outbox.
+    entry.expires_at = 0;
+    assert_eq!(
+        alice.attempt_failed(&entry).unwrap(),
+        Some(MessageStatus::Failed)
+    );
+    assert!(alice.store().outbox().unwrap().is_empty());
+
+    let retried = alice.retry(&bob_key, &message.id).unwrap();
+    assert_eq!(
+        (retried.id, retried.status),
+        (message.id, MessageStatus::Sending)
+    );
+    let queued = alice.store().outbox().unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].message_id, message.id);
+    assert_ne!(queued[0].envelope, entry.envelope, "a new envelope");
+    // Bob gets it once, under the original id.
+    let Received::Message { message: got, .. } = bob.receive(&queued[0].envelope).unwrap() else {
+        panic!("not a message");
+    };
+    assert_eq!((got.id, got.text.as_str()), (message.id, "are you there?"));
+
+    // Renaming keeps names unique; removing deletes the contact, the history and the queue.
+    let carol_dir = tempfile::tempdir().unwrap();
+    let mut carol = create(carol_dir.path(), "Carol");
+    introduce(&mut [&mut alice, &mut carol]);
+    assert!(matches!(
+        alice.rename_contact(&bob_key, "Carol"),
+        Err(EngineError::NameTaken(_))
+    ));
+    assert_eq!(
+        alice
+            .rename_contact(&bob_key, " Bobby ")
+            .unwrap()
+            .local_name,
+        "Bobby"
+    );
+    alice.send_text(&bob_key, "queued").unwrap();
+    alice.remove_contact(&bob_key).unwrap();
+    assert!(alice.store().contact(&bob_key).unwrap().is_none());
+    assert!(alice.store().session(&bob_key).unwrap().is_none());
+    assert!(alice.store().outbox().unwrap().is_empty());
+    assert!(
+        alice
+            .store()
+            .conversation_page(&bob_key, None, 10)
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+    assert!(matches!(
+        alice.remove_contact(&bob_key),
+        Err(EngineError::UnknownContact(_))
+    ));
 }
