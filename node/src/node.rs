@@ -1190,9 +1190,12 @@ impl EventLoop {
         }
         let mut done = Vec::with_capacity(envelopes.len());
         let mut receipts: HashMap<IdentityKey, Vec<MessageId>> = HashMap::new();
-        for bytes in envelopes {
-            let id = Envelope::decode(&bytes).map(|e| e.id());
-            match self.engine.receive(&bytes) {
+        // The whole page stored with one durable commit (group commit), acknowledged only after it.
+        let slices: Vec<&[u8]> = envelopes.iter().map(Vec::as_slice).collect();
+        let outcomes = self.engine.receive_many(&slices);
+        for (bytes, outcome) in envelopes.iter().zip(outcomes) {
+            let id = Envelope::decode(bytes).map(|e| e.id());
+            match outcome {
                 Ok(received) => {
                     if let Received::Message { message, .. } = &received {
                         receipts
