@@ -21,6 +21,8 @@ use crate::profiles::ProfileEntry;
 pub const PAGE: usize = 200;
 /// A contact's typing indicator goes away this long after their last "typing" if no "stopped" came.
 pub const TYPING_SHOWN_FOR: Duration = Duration::from_secs(6);
+/// Desktop notifications waiting for the next frame (a hidden window may draw rarely).
+pub const MAX_PENDING_NOTIFICATIONS: usize = 16;
 /// Notices kept on screen at once.
 pub const MAX_NOTICES: usize = 8;
 /// Messages held in memory for the open conversation (older ones are dropped from the view, not the
@@ -495,7 +497,9 @@ impl Model {
                         .is_none_or(|o| o.contact != message.conversation)
                 {
                     let name = self.name_of(&message.conversation);
-                    self.pending_notifications.push(name);
+                    if self.pending_notifications.len() < MAX_PENDING_NOTIFICATIONS {
+                        self.pending_notifications.push(name);
+                    }
                 }
                 self.message_stored(message);
             }
@@ -663,5 +667,34 @@ mod tests {
         assert_eq!(m.unread_in_open(), vec![MessageId([5; 16])]);
         m.marked_read(a, &[MessageId([2; 16])]);
         assert!(m.read_requested.is_empty());
+    }
+
+    #[test]
+    fn a_message_while_unfocused_or_elsewhere_asks_for_a_notification_naming_the_sender_only() {
+        let mut m = Model::default();
+        let (a, b) = (key(1), key(2));
+        m.upsert_contact(contact(a, "Alice", ContactState::Accepted));
+        m.upsert_contact(contact(b, "Bob", ContactState::Accepted));
+        m.open_conversation(a, None);
+        m.on_event(Event::MessageReceived {
+            message: message(a, 1, 10, false),
+        });
+        assert!(
+            m.pending_notifications.is_empty(),
+            "read in the open conversation"
+        );
+        m.on_event(Event::MessageReceived {
+            message: message(b, 2, 11, false),
+        });
+        m.focused = false;
+        m.on_event(Event::MessageReceived {
+            message: message(a, 3, 12, false),
+        });
+        assert_eq!(m.pending_notifications, vec!["Bob", "Alice"]);
+        assert!(
+            m.pending_notifications
+                .iter()
+                .all(|n| !n.contains("m2") && !n.contains("m3"))
+        );
     }
 }
