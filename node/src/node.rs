@@ -5,7 +5,7 @@
 //! consumer (the GUI) only ever loses events (it sees `Lagged` and re-reads the store), never stalls the
 //! swarm.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -152,6 +152,13 @@ pub struct NetStatus {
     pub outbox_len: usize,
     pub lan_only: bool,
     pub nat: NatStatus,
+    /// What this node refused from peers since it started, by kind: `envelope_<reason>` for envelopes it
+    /// rejected (see [`RejectReason::name`]), `envelope_duplicate` for envelopes it already had,
+    /// `envelope_unreadable` for envelope streams that failed once open (a timeout, an answer that could not
+    /// be sent; frames that do not decode are dropped by request-response before the node sees them),
+    /// `connection_limit` and `connection_handshake` for incoming connections denied by a limit
+    /// or whose handshake failed, and `mailbox_<reason>` for requests the mailbox it serves refused.
+    pub refusals: BTreeMap<String, u64>,
 }
 
 type EngineCall = Box<dyn FnOnce(&mut Engine) + Send>;
@@ -284,8 +291,16 @@ impl Node {
             published: false,
             lookups: HashMap::new(),
             lookup_queries: HashMap::new(),
+            refusals: BTreeMap::new(),
         };
         let mut event_loop = event_loop;
+        for addr in &config.peers {
+            // Remembered, so that a peer whose first dial failed (it was down, or the link was) is dialled
+            // again when there is mail for it or it is needed, instead of being unreachable until it dials us.
+            if let Some(peer) = crate::net::swarm::peer_id_of(addr) {
+                event_loop.remember_addr(peer, addr.clone());
+            }
+        }
         for addr in &config.mailboxes {
             match crate::net::swarm::peer_id_of(addr) {
                 Some(peer) => {
@@ -448,6 +463,8 @@ struct EventLoop {
     lookups: HashMap<IdentityKey, Lookup>,
     /// Record lookups under way.
     lookup_queries: HashMap<kad::QueryId, IdentityKey>,
+    /// Inbound requests refused, by kind (see [`NetStatus::refusals`]).
+    refusals: BTreeMap<String, u64>,
 }
 
 /// What is known of a recipient's mailbox record.
@@ -565,6 +582,7 @@ impl EventLoop {
                     outbox_len: self.engine.store().outbox().map_or(0, |o| o.len()),
                     lan_only: self.lan_only,
                     nat: self.nat.clone(),
+                    refusals: self.refusals(),
                 };
                 let _ = reply.send(status);
             }
@@ -804,6 +822,12 @@ impl EventLoop {
                     });
                 }
             }
+            SwarmEvent::IncomingConnectionError { error, .. } => {
+                self.count_refusal(match error {
+                    libp2p::swarm::ListenError::Denied { .. } => "connection_limit".to_owned(),
+                    _ => "connection_handshake".to_owned(),
+                });
+            }
             SwarmEvent::Behaviour(ClientBehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 let mut contacts = HashSet::new();
                 for (peer, addr) in found {
@@ -948,6 +972,11 @@ impl EventLoop {
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 debug!(peer = %short(&peer), error = %error, "inbound envelope failed");
+                // A request stream that failed once open; a peer that left before its answer is not a
+                // refusal.
+                if !matches!(error, request_response::InboundFailure::ConnectionClosed) {
+                    self.count_refusal("envelope_unreadable".to_owned());
+                }
             }
             request_response::Event::ResponseSent { .. } => {}
         }
@@ -1006,6 +1035,7 @@ impl EventLoop {
         let ack = match self.engine.receive(request.as_bytes()) {
             Ok(received) => {
                 let ack = if matches!(received, Received::Duplicate) {
+                    self.count_refusal("envelope_duplicate".to_owned());
                     EnvelopeAck::Duplicate
                 } else {
                     EnvelopeAck::Accepted
@@ -1022,7 +1052,14 @@ impl EventLoop {
             }
             Err(e) => {
                 debug!(peer = %short(&peer), error = %e, "refused an envelope");
-                ack_for(&e)
+                let ack = ack_for(&e);
+                self.count_refusal(match ack {
+                    EnvelopeAck::Rejected(reason) => format!("envelope_{}", reason.name()),
+                    EnvelopeAck::Duplicate | EnvelopeAck::Accepted => {
+                        "envelope_duplicate".to_owned()
+                    }
+                });
+                ack
             }
         };
         // The peer may have gone; the sender retries and we dedupe.
@@ -1031,6 +1068,22 @@ impl EventLoop {
             .behaviour_mut()
             .envelope
             .send_response(channel, ack);
+    }
+
+    fn count_refusal(&mut self, kind: String) {
+        // Bounded: the kinds are a fixed set of names.
+        *self.refusals.entry(kind).or_default() += 1;
+    }
+
+    /// What this node refused, its own counts and the served mailbox's.
+    fn refusals(&self) -> BTreeMap<String, u64> {
+        let mut all = self.refusals.clone();
+        if let Some(server) = &self.mailbox_server {
+            for (reason, count) in &server.counters().refusals {
+                all.insert(format!("mailbox_{reason}"), *count);
+            }
+        }
+        all
     }
 
     fn report(&mut self, received: Received, via_mailbox: bool) {
