@@ -57,6 +57,9 @@ pub const MAX_LOOKUPS: usize = 1024;
 pub const LOOKUP_RETRY: Duration = Duration::from_secs(300);
 /// How often this profile's mailbox record is published again.
 pub const REPUBLISH_INTERVAL: Duration = Duration::from_secs(6 * 3600);
+/// Messages remembered by envelope id after they were stored, so a later copy of one from a mailbox still
+/// earns its sender a delivery receipt.
+pub const MAX_RECENT_RECEIVED: usize = 4096;
 /// How often the outbox is checked for due entries.
 pub const OUTBOX_TICK: Duration = Duration::from_millis(500);
 
@@ -292,6 +295,8 @@ impl Node {
             lookups: HashMap::new(),
             lookup_queries: HashMap::new(),
             refusals: BTreeMap::new(),
+            recent: HashMap::new(),
+            recent_order: VecDeque::new(),
         };
         let mut event_loop = event_loop;
         for addr in &config.peers {
@@ -465,6 +470,10 @@ struct EventLoop {
     lookup_queries: HashMap<kad::QueryId, IdentityKey>,
     /// Inbound requests refused, by kind (see [`NetStatus::refusals`]).
     refusals: BTreeMap<String, u64>,
+    /// Messages stored since start, by the id of the envelope that carried them, oldest first (at most
+    /// [`MAX_RECENT_RECEIVED`]).
+    recent: HashMap<EnvelopeId, (IdentityKey, MessageId)>,
+    recent_order: VecDeque<EnvelopeId>,
 }
 
 /// What is known of a recipient's mailbox record.
@@ -1032,10 +1041,12 @@ impl EventLoop {
         request: EnvelopeRequest,
         channel: ResponseChannel<EnvelopeAck>,
     ) {
+        let envelope_id = Envelope::decode(request.as_bytes()).ok().map(|e| e.id());
         let ack = match self.engine.receive(request.as_bytes()) {
             Ok(received) => {
                 let ack = if matches!(received, Received::Duplicate) {
                     self.count_refusal("envelope_duplicate".to_owned());
+                    self.receipt_for_copy(envelope_id, Some(peer));
                     EnvelopeAck::Duplicate
                 } else {
                     EnvelopeAck::Accepted
@@ -1043,6 +1054,7 @@ impl EventLoop {
                 // Pushed by a mailbox, not handed over by the sender: tell the sender it arrived.
                 let via_mailbox = match &received {
                     Received::Message { message, .. } => {
+                        self.remember_received(envelope_id, message);
                         peer_id_of(&message.conversation) != Some(peer)
                     }
                     _ => false,
@@ -1052,6 +1064,9 @@ impl EventLoop {
             }
             Err(e) => {
                 debug!(peer = %short(&peer), error = %e, "refused an envelope");
+                if is_duplicate(&e) {
+                    self.receipt_for_copy(envelope_id, Some(peer));
+                }
                 let ack = ack_for(&e);
                 self.count_refusal(match ack {
                     EnvelopeAck::Rejected(reason) => format!("envelope_{}", reason.name()),
@@ -1068,6 +1083,39 @@ impl EventLoop {
             .behaviour_mut()
             .envelope
             .send_response(channel, ack);
+    }
+
+    /// Remembers which message an envelope carried (see [`MAX_RECENT_RECEIVED`]).
+    fn remember_received(&mut self, envelope: Option<EnvelopeId>, message: &MessageRecord) {
+        let Some(envelope) = envelope else {
+            return;
+        };
+        if self.recent.len() >= MAX_RECENT_RECEIVED
+            && let Some(oldest) = self.recent_order.pop_front()
+        {
+            self.recent.remove(&oldest);
+        }
+        if self
+            .recent
+            .insert(envelope, (message.conversation, message.id))
+            .is_none()
+        {
+            self.recent_order.push_back(envelope);
+        }
+    }
+
+    /// A copy of an envelope already stored arrived from a mailbox (fetched, or pushed by a peer that is not
+    /// its sender; `from` is the pushing peer). The sender deposited it because it never got our ack for the
+    /// first copy, so it still shows the message as only `sent`: queue a delivery receipt. (A copy from the
+    /// sender itself is answered `Duplicate`, which tells it already.)
+    fn receipt_for_copy(&mut self, envelope: Option<EnvelopeId>, from: Option<PeerId>) {
+        let Some((sender, id)) = envelope.and_then(|e| self.recent.get(&e).copied()) else {
+            return;
+        };
+        if from.is_some() && from == peer_id_of(&sender) {
+            return;
+        }
+        self.send_delivered_receipt(sender, id);
     }
 
     fn count_refusal(&mut self, kind: String) {
@@ -1214,11 +1262,18 @@ impl EventLoop {
             let id = Envelope::decode(&bytes).map(|e| e.id());
             match self.engine.receive(&bytes) {
                 Ok(received) => {
-                    if let Received::Message { message, .. } = &received {
-                        receipts
-                            .entry(message.conversation)
-                            .or_default()
-                            .push(message.id);
+                    match &received {
+                        Received::Message { message, .. } => {
+                            self.remember_received(id.as_ref().ok().copied(), message);
+                            receipts
+                                .entry(message.conversation)
+                                .or_default()
+                                .push(message.id);
+                        }
+                        Received::Duplicate => {
+                            self.receipt_for_copy(id.as_ref().ok().copied(), None);
+                        }
+                        _ => {}
                     }
                     self.report(received, false);
                     done.extend(id.ok());
@@ -1228,7 +1283,11 @@ impl EventLoop {
                     warn!(error = %e, "cannot store fetched mail; will fetch again")
                 }
                 Err(e) => {
-                    debug!(error = %e, "dropping undecryptable mail");
+                    if is_duplicate(&e) {
+                        self.receipt_for_copy(id.as_ref().ok().copied(), None);
+                    } else {
+                        debug!(error = %e, "dropping undecryptable mail");
+                    }
                     done.extend(id.ok());
                 }
             }
@@ -1646,6 +1705,14 @@ impl EventLoop {
         self.lookups.insert(recipient, lookup);
         self.flush_outbox(None);
     }
+}
+
+/// Whether receiving failed only because the message was already decrypted once.
+fn is_duplicate(error: &ReceiveError) -> bool {
+    matches!(
+        error,
+        ReceiveError::Decrypt(tern_protocol::DecryptError::DuplicateOrExpired { .. })
+    )
 }
 
 /// The ack for an envelope that was not taken.

@@ -106,6 +106,11 @@ struct Mallory {
 
 impl Mallory {
     fn new(bob: PeerId, addr: Multiaddr) -> Self {
+        Self::with_key(libp2p::identity::Keypair::generate_ed25519(), bob, addr)
+    }
+
+    /// A peer with the given libp2p key (to appear as someone's node).
+    fn with_key(key: libp2p::identity::Keypair, bob: PeerId, addr: Multiaddr) -> Self {
         let raw = |protocol| {
             request_response::Behaviour::with_codec(
                 RawCodec,
@@ -113,7 +118,7 @@ impl Mallory {
                 request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
             )
         };
-        let swarm = SwarmBuilder::with_new_identity()
+        let swarm = SwarmBuilder::with_existing_identity(key)
             .with_tokio()
             .with_tcp(
                 tcp::Config::default(),
@@ -613,4 +618,119 @@ async fn honest_key(alice: &Node) -> tern_protocol::IdentityKey {
 /// Bob's only contact: Alice.
 fn honest_alice(engine: &Engine) -> IdentityKey {
     engine.find_contact("Alice").unwrap().key
+}
+
+/// Not an attack but the same tools: Alice's node delivered a message directly, Bob stored it, and the ack
+/// was lost (a cut link, a crash); Alice's node then deposited the same envelope with Bob's mailbox and
+/// shows it as `sent`. When the copy reaches Bob from the mailbox, Bob already has it, and must still tell
+/// Alice it was delivered. Mallory plays the network: she carries Alice's envelope to Bob and to the mailbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_copy_of_a_message_whose_ack_was_lost_still_gets_a_delivery_receipt() {
+    tokio::time::timeout(2 * TIMEOUT, async {
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let create = |i: usize, name: &str| {
+            Engine::create(dirs[i].path(), name, &password(), KdfParams::INSECURE_FOR_TESTS)
+                .unwrap()
+        };
+        let (mut alice, mut bob, mailbox) = (create(0, "Alice"), create(1, "Bob"), create(2, "Mailbox"));
+        alice.add_contact(&bob.card().invite_link(), None).unwrap();
+        bob.add_contact(&alice.card().invite_link(), None).unwrap();
+        let bob_key = bob.key();
+
+        // Alice's node sealed the message and, its ack lost, deposited it: `sent`, out of the outbox.
+        let (message, entry) = alice.send_text(&bob_key, "did you get this?").unwrap();
+        alice.delivered(&entry, MessageStatus::Sent).unwrap();
+
+        let (m_node, mut m_events) = Node::start(
+            mailbox,
+            NodeConfig {
+                net: loopback_net(),
+                serve_mailbox: Some((dirs[2].path().join("mailbox.redb"), MailboxConfig::default())),
+                ..NodeConfig::default()
+            },
+        )
+        .unwrap();
+        let Event::Listening { address } =
+            wait_for(&mut m_events, "mailbox listening", |e| matches!(e, Event::Listening { .. }))
+                .await
+        else {
+            unreachable!()
+        };
+        let m_addr = address.with(Protocol::P2p(m_node.peer_id()));
+        let (bob_node, mut bob_events) = Node::start(
+            bob,
+            NodeConfig {
+                net: loopback_net(),
+                mailboxes: vec![m_addr.clone()],
+                ..NodeConfig::default()
+            },
+        )
+        .unwrap();
+        let Event::Listening { address } =
+            wait_for(&mut bob_events, "Bob listening", |e| matches!(e, Event::Listening { .. }))
+                .await
+        else {
+            unreachable!()
+        };
+        let bob_addr = address.with(Protocol::P2p(bob_node.peer_id()));
+        // Bob has read his (empty) mailbox: the server knows him as the owner and pushes new mail.
+        wait_for(&mut bob_events, "Bob's first fetch", |e| {
+            matches!(e, Event::MailboxChecked { .. })
+        })
+        .await;
+
+        // The first copy reaches Bob directly from Alice's node (his ack never reaches Alice's store).
+        let alice_key = tern_node::net::keypair_from_seed(&alice.identity().ed25519_secret()).unwrap();
+        let mut network = Mallory::with_key(alice_key, bob_node.peer_id(), bob_addr);
+        assert_eq!(
+            network.raw(false, encode_frame_bytes(entry.envelope.clone())).await,
+            Some(ack_frame(0, None))
+        );
+        // The deposited copy reaches the mailbox, which pushes it to Bob: a duplicate.
+        let mut to_mailbox = Mallory::new(m_node.peer_id(), m_addr);
+        assert!(matches!(
+            to_mailbox
+                .mailbox(MailboxRequest::Deposit {
+                    envelope: entry.envelope.clone()
+                })
+                .await,
+            Some(MailboxResponse::Deposited { .. })
+        ));
+        let mut duplicates = 0;
+        for _ in 0..200 {
+            duplicates = refusals(&bob_node)
+                .await
+                .get("envelope_duplicate")
+                .copied()
+                .unwrap_or(0);
+            if duplicates > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(duplicates, 1, "the pushed copy reached Bob as a duplicate");
+        drop(network);
+
+        // Alice comes online: Bob's receipt for the copy moves her message to delivered.
+        let (alice_node, mut alice_events) = Node::start(
+            alice,
+            NodeConfig {
+                net: loopback_net(),
+                peers: vec![bob_node.status().await.unwrap().listen_addrs[0]
+                    .clone()
+                    .with(Protocol::P2p(bob_node.peer_id()))],
+                ..NodeConfig::default()
+            },
+        )
+        .unwrap();
+        wait_for(&mut alice_events, "the delivery receipt", |e| {
+            matches!(e, Event::StatusChanged { id, status: MessageStatus::Delivered, .. } if *id == message.id)
+        })
+        .await;
+        for node in [alice_node, bob_node, m_node] {
+            node.shutdown().await.unwrap();
+        }
+    })
+    .await
+    .unwrap();
 }
