@@ -1090,7 +1090,8 @@ impl EventLoop {
         let Some(envelope) = envelope else {
             return;
         };
-        if self.recent.len() >= MAX_RECENT_RECEIVED
+        // The order queue bounds both: it holds every key of the map (and keys already answered).
+        if self.recent_order.len() >= MAX_RECENT_RECEIVED
             && let Some(oldest) = self.recent_order.pop_front()
         {
             self.recent.remove(&oldest);
@@ -1107,14 +1108,19 @@ impl EventLoop {
     /// A copy of an envelope already stored arrived from a mailbox (fetched, or pushed by a peer that is not
     /// its sender; `from` is the pushing peer). The sender deposited it because it never got our ack for the
     /// first copy, so it still shows the message as only `sent`: queue a delivery receipt. (A copy from the
-    /// sender itself is answered `Duplicate`, which tells it already.)
+    /// sender itself is answered `Duplicate`, which tells it already.) One receipt per envelope: replaying a
+    /// copy does not make this node write to the sender again.
     fn receipt_for_copy(&mut self, envelope: Option<EnvelopeId>, from: Option<PeerId>) {
-        let Some((sender, id)) = envelope.and_then(|e| self.recent.get(&e).copied()) else {
+        let Some(envelope) = envelope else {
+            return;
+        };
+        let Some(&(sender, id)) = self.recent.get(&envelope) else {
             return;
         };
         if from.is_some() && from == peer_id_of(&sender) {
             return;
         }
+        self.recent.remove(&envelope);
         self.send_delivered_receipt(sender, id);
     }
 
