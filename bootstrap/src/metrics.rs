@@ -27,6 +27,10 @@ use tracing::debug;
 /// The content type of the text exposition format prometheus-client writes.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Why an incoming connection was refused: a connection limit denied it, or its handshake failed (garbage
+/// instead of Noise, a reset mid-handshake, an unsupported multiplexer).
+pub(crate) const CONNECTION_REFUSAL_REASONS: [&str; 2] = ["limit", "handshake"];
+
 /// The label set of the refusal counters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReasonLabel {
@@ -48,6 +52,7 @@ pub(crate) struct Metrics {
     pushed: Counter,
     expired: Counter,
     refusals: Family<ReasonLabel, Counter>,
+    connections_refused: Family<ReasonLabel, Counter>,
     /// The mailbox counters already added, so each update adds only the difference.
     seen: Seen,
 }
@@ -138,6 +143,13 @@ impl Metrics {
             "Mailbox requests refused, by reason",
             refusals.clone(),
         );
+        let connections_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Incoming connections refused, by reason (limit: a connection limit; handshake: the transport, \
+             Noise or Yamux handshake failed)",
+            connections_refused.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             connected_peers,
@@ -152,6 +164,7 @@ impl Metrics {
             pushed,
             expired,
             refusals,
+            connections_refused,
             seen: Seen::default(),
         }
     }
@@ -193,12 +206,24 @@ impl Metrics {
         }
     }
 
+    /// Counts an incoming connection refused for `reason` (one of [`CONNECTION_REFUSAL_REASONS`]).
+    pub(crate) fn connection_refused(&self, reason: &'static str) {
+        self.connections_refused
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
     /// Makes every refusal reason visible at zero, so alerts on a reason work before it first happens.
     pub(crate) fn register_refusal_reasons(&self) {
         for refusal in Refusal::ALL {
             let _ = self.refusals.get_or_create(&ReasonLabel {
                 reason: refusal.name(),
             });
+        }
+        for reason in CONNECTION_REFUSAL_REASONS {
+            let _ = self
+                .connections_refused
+                .get_or_create(&ReasonLabel { reason });
         }
     }
 }

@@ -17,7 +17,7 @@ use libp2p::{
     noise,
     request_response::{self, OutboundRequestId, ResponseChannel},
     swarm::{
-        SwarmEvent,
+        ListenError, SwarmEvent,
         dial_opts::{DialOpts, PeerCondition},
     },
     tcp, yamux,
@@ -499,7 +499,16 @@ impl EventLoop {
                 send_back_addr,
                 error,
                 ..
-            } => debug!(addr = %send_back_addr, %error, "incoming connection failed"),
+            } => {
+                let reason = match &error {
+                    ListenError::Denied { .. } => "limit",
+                    _ => "handshake",
+                };
+                debug!(addr = %send_back_addr, %error, reason, "incoming connection refused");
+                if let Some(metrics) = &self.metrics {
+                    metrics.connection_refused(reason);
+                }
+            }
             SwarmEvent::ExternalAddrConfirmed { address } => {
                 info!(%address, "external address confirmed");
             }

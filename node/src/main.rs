@@ -730,6 +730,7 @@ async fn stdin_command(node: &Node, out: Out, line: &str) -> bool {
                     "outbox": status.outbox_len,
                     "lan_only": status.lan_only,
                     "nat": format!("{:?}", status.nat),
+                    "refusals": status.refusals,
                 })))
             }
             StdinCommand::Quit => Ok(None),

@@ -5,7 +5,7 @@
 //! consumer (the GUI) only ever loses events (it sees `Lagged` and re-reads the store), never stalls the
 //! swarm.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -57,6 +57,9 @@ pub const MAX_LOOKUPS: usize = 1024;
 pub const LOOKUP_RETRY: Duration = Duration::from_secs(300);
 /// How often this profile's mailbox record is published again.
 pub const REPUBLISH_INTERVAL: Duration = Duration::from_secs(6 * 3600);
+/// Messages remembered by envelope id after they were stored, so a later copy of one from a mailbox still
+/// earns its sender a delivery receipt.
+pub const MAX_RECENT_RECEIVED: usize = 4096;
 /// How often the outbox is checked for due entries.
 pub const OUTBOX_TICK: Duration = Duration::from_millis(500);
 
@@ -160,6 +163,13 @@ pub struct NetStatus {
     pub lan_mailboxes: Vec<PeerId>,
     /// Listening through the mailbox servers' circuit relays (behind NAT).
     pub relayed: bool,
+    /// What this node refused from peers since it started, by kind: `envelope_<reason>` for envelopes it
+    /// rejected (see [`RejectReason::name`]), `envelope_duplicate` for envelopes it already had,
+    /// `envelope_unreadable` for envelope streams that failed once open (a timeout, an answer that could not
+    /// be sent; frames that do not decode are dropped by request-response before the node sees them),
+    /// `connection_limit` and `connection_handshake` for incoming connections denied by a limit
+    /// or whose handshake failed, and `mailbox_<reason>` for requests the mailbox it serves refused.
+    pub refusals: BTreeMap<String, u64>,
 }
 
 type EngineCall = Box<dyn FnOnce(&mut Engine) + Send>;
@@ -296,9 +306,19 @@ impl Node {
             published: false,
             lookups: HashMap::new(),
             lookup_queries: HashMap::new(),
+            refusals: BTreeMap::new(),
+            recent: HashMap::new(),
+            recent_order: VecDeque::new(),
             pending: Pending::default(),
         };
         let mut event_loop = event_loop;
+        for addr in &config.peers {
+            // Remembered, so that a peer whose first dial failed (it was down, or the link was) is dialled
+            // again when there is mail for it or it is needed, instead of being unreachable until it dials us.
+            if let Some(peer) = crate::net::swarm::peer_id_of(addr) {
+                event_loop.remember_addr(peer, addr.clone());
+            }
+        }
         for addr in &config.mailboxes {
             match crate::net::swarm::peer_id_of(addr) {
                 Some(peer) => {
@@ -469,6 +489,12 @@ struct EventLoop {
     lookups: HashMap<IdentityKey, Lookup>,
     /// Record lookups under way.
     lookup_queries: HashMap<kad::QueryId, IdentityKey>,
+    /// Inbound requests refused, by kind (see [`NetStatus::refusals`]).
+    refusals: BTreeMap<String, u64>,
+    /// Messages stored since start, by the id of the envelope that carried them, oldest first (at most
+    /// [`MAX_RECENT_RECEIVED`]).
+    recent: HashMap<EnvelopeId, (IdentityKey, MessageId)>,
+    recent_order: VecDeque<EnvelopeId>,
     /// Work taken in this wake-up, to be committed together (see [`Pending`]).
     pending: Pending,
 }
@@ -593,6 +619,7 @@ impl EventLoop {
                     mailboxes: self.my_mailboxes.iter().map(|(peer, _)| *peer).collect(),
                     lan_mailboxes: self.lan_mailboxes.clone(),
                     relayed: self.relays_reserved,
+                    refusals: self.refusals(),
                 };
                 let _ = reply.send(status);
             }
@@ -832,6 +859,12 @@ impl EventLoop {
                     });
                 }
             }
+            SwarmEvent::IncomingConnectionError { error, .. } => {
+                self.count_refusal(match error {
+                    libp2p::swarm::ListenError::Denied { .. } => "connection_limit".to_owned(),
+                    _ => "connection_handshake".to_owned(),
+                });
+            }
             SwarmEvent::Behaviour(ClientBehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 let mut contacts = HashSet::new();
                 for (peer, addr) in found {
@@ -977,6 +1010,11 @@ impl EventLoop {
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 debug!(peer = %short(&peer), error = %error, "inbound envelope failed");
+                // A request stream that failed once open; a peer that left before its answer is not a
+                // refusal.
+                if !matches!(error, request_response::InboundFailure::ConnectionClosed) {
+                    self.count_refusal("envelope_unreadable".to_owned());
+                }
             }
             request_response::Event::ResponseSent { .. } => {}
         }
@@ -1025,20 +1063,24 @@ impl EventLoop {
         let inbound = std::mem::take(&mut self.pending.inbound);
         let bytes: Vec<&[u8]> = inbound.iter().map(|(_, r, _)| r.as_bytes()).collect();
         let outcomes = self.engine.receive_many(&bytes);
-        for ((peer, _, channel), outcome) in inbound.into_iter().zip(outcomes) {
-            self.answer_one(peer, channel, outcome);
+        for ((peer, request, channel), outcome) in inbound.into_iter().zip(outcomes) {
+            self.answer_one(peer, &request, channel, outcome);
         }
     }
 
     fn answer_one(
         &mut self,
         peer: PeerId,
+        request: &EnvelopeRequest,
         channel: ResponseChannel<EnvelopeAck>,
         outcome: Result<Received, ReceiveError>,
     ) {
+        let envelope_id = Envelope::decode(request.as_bytes()).ok().map(|e| e.id());
         let ack = match outcome {
             Ok(received) => {
                 let ack = if matches!(received, Received::Duplicate) {
+                    self.count_refusal("envelope_duplicate".to_owned());
+                    self.receipt_for_copy(envelope_id, Some(peer));
                     EnvelopeAck::Duplicate
                 } else {
                     EnvelopeAck::Accepted
@@ -1046,6 +1088,7 @@ impl EventLoop {
                 // Pushed by a mailbox, not handed over by the sender: tell the sender it arrived.
                 let via_mailbox = match &received {
                     Received::Message { message, .. } => {
+                        self.remember_received(envelope_id, message);
                         peer_id_of(&message.conversation) != Some(peer)
                     }
                     _ => false,
@@ -1055,7 +1098,17 @@ impl EventLoop {
             }
             Err(e) => {
                 debug!(peer = %short(&peer), error = %e, "refused an envelope");
-                ack_for(&e)
+                if is_duplicate(&e) {
+                    self.receipt_for_copy(envelope_id, Some(peer));
+                }
+                let ack = ack_for(&e);
+                self.count_refusal(match ack {
+                    EnvelopeAck::Rejected(reason) => format!("envelope_{}", reason.name()),
+                    EnvelopeAck::Duplicate | EnvelopeAck::Accepted => {
+                        "envelope_duplicate".to_owned()
+                    }
+                });
+                ack
             }
         };
         // The peer may have gone; the sender retries and we dedupe.
@@ -1064,6 +1117,61 @@ impl EventLoop {
             .behaviour_mut()
             .envelope
             .send_response(channel, ack);
+    }
+
+    /// Remembers which message an envelope carried (see [`MAX_RECENT_RECEIVED`]).
+    fn remember_received(&mut self, envelope: Option<EnvelopeId>, message: &MessageRecord) {
+        let Some(envelope) = envelope else {
+            return;
+        };
+        // The order queue bounds both: it holds every key of the map (and keys already answered).
+        if self.recent_order.len() >= MAX_RECENT_RECEIVED
+            && let Some(oldest) = self.recent_order.pop_front()
+        {
+            self.recent.remove(&oldest);
+        }
+        if self
+            .recent
+            .insert(envelope, (message.conversation, message.id))
+            .is_none()
+        {
+            self.recent_order.push_back(envelope);
+        }
+    }
+
+    /// A copy of an envelope already stored arrived from a mailbox (fetched, or pushed by a peer that is not
+    /// its sender; `from` is the pushing peer). The sender deposited it because it never got our ack for the
+    /// first copy, so it still shows the message as only `sent`: queue a delivery receipt. (A copy from the
+    /// sender itself is answered `Duplicate`, which tells it already.) One receipt per envelope: replaying a
+    /// copy does not make this node write to the sender again.
+    fn receipt_for_copy(&mut self, envelope: Option<EnvelopeId>, from: Option<PeerId>) {
+        let Some(envelope) = envelope else {
+            return;
+        };
+        let Some(&(sender, id)) = self.recent.get(&envelope) else {
+            return;
+        };
+        if from.is_some() && from == peer_id_of(&sender) {
+            return;
+        }
+        self.recent.remove(&envelope);
+        self.send_delivered_receipt(sender, id);
+    }
+
+    fn count_refusal(&mut self, kind: String) {
+        // Bounded: the kinds are a fixed set of names.
+        *self.refusals.entry(kind).or_default() += 1;
+    }
+
+    /// What this node refused, its own counts and the served mailbox's.
+    fn refusals(&self) -> BTreeMap<String, u64> {
+        let mut all = self.refusals.clone();
+        if let Some(server) = &self.mailbox_server {
+            for (reason, count) in &server.counters().refusals {
+                all.insert(format!("mailbox_{reason}"), *count);
+            }
+        }
+        all
     }
 
     fn report(&mut self, received: Received, via_mailbox: bool) {
@@ -1197,11 +1305,18 @@ impl EventLoop {
             let id = Envelope::decode(bytes).map(|e| e.id());
             match outcome {
                 Ok(received) => {
-                    if let Received::Message { message, .. } = &received {
-                        receipts
-                            .entry(message.conversation)
-                            .or_default()
-                            .push(message.id);
+                    match &received {
+                        Received::Message { message, .. } => {
+                            self.remember_received(id.as_ref().ok().copied(), message);
+                            receipts
+                                .entry(message.conversation)
+                                .or_default()
+                                .push(message.id);
+                        }
+                        Received::Duplicate => {
+                            self.receipt_for_copy(id.as_ref().ok().copied(), None);
+                        }
+                        _ => {}
                     }
                     self.report(received, false);
                     done.extend(id.ok());
@@ -1211,7 +1326,11 @@ impl EventLoop {
                     warn!(error = %e, "cannot store fetched mail; will fetch again")
                 }
                 Err(e) => {
-                    debug!(error = %e, "dropping undecryptable mail");
+                    if is_duplicate(&e) {
+                        self.receipt_for_copy(id.as_ref().ok().copied(), None);
+                    } else {
+                        debug!(error = %e, "dropping undecryptable mail");
+                    }
                     done.extend(id.ok());
                 }
             }
@@ -1629,6 +1748,14 @@ impl EventLoop {
         self.lookups.insert(recipient, lookup);
         self.flush_outbox(None);
     }
+}
+
+/// Whether receiving failed only because the message was already decrypted once.
+fn is_duplicate(error: &ReceiveError) -> bool {
+    matches!(
+        error,
+        ReceiveError::Decrypt(tern_protocol::DecryptError::DuplicateOrExpired { .. })
+    )
 }
 
 /// The ack for an envelope that was not taken.

@@ -9,6 +9,9 @@ use std::path::Path;
 #[path = "../../../protocol/tests/fuzz_checks/mod.rs"]
 mod checks;
 
+#[path = "../../../node/tests/fuzz_checks/mod.rs"]
+mod node_checks;
+
 fn main() -> std::io::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     for target in checks::TARGETS {
@@ -30,6 +33,25 @@ fn main() -> std::io::Result<()> {
                     path.display(),
                     if seed.valid { "refused" } else { "accepted" },
                 );
+            }
+        }
+        println!(
+            "{target}: {} seeds ({} valid), {written} new files in {}",
+            seeds.len(),
+            seeds.iter().filter(|s| s.valid).count(),
+            dir.display()
+        );
+    }
+    for target in node_checks::TARGETS {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir)?;
+        let seeds = node_checks::seeds(target);
+        let mut written = 0;
+        for seed in &seeds {
+            let path = dir.join(node_checks::corpus_name(&seed.bytes));
+            if !path.exists() {
+                std::fs::write(&path, &seed.bytes)?;
+                written += 1;
             }
         }
         println!(

@@ -467,6 +467,18 @@ impl RejectReason {
         self as u8
     }
 
+    /// A stable lower-case name, for counters and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Expired => "expired",
+            Self::UnknownMailbox => "unknown_mailbox",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::RateLimited => "rate_limited",
+            Self::Internal => "internal",
+        }
+    }
+
     /// The reason for a wire code.
     pub fn from_code(code: u8) -> Option<Self> {
         Some(match code {

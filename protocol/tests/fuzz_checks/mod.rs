@@ -22,12 +22,13 @@ use tern_protocol::{
 };
 
 /// Every fuzz target, by the name of its directory under `fuzz/corpus/`.
-pub const TARGETS: [&str; 5] = [
+pub const TARGETS: [&str; 6] = [
     "envelope_decode",
     "card_decode",
     "content_decode",
     "session_decrypt",
     "pickle_open",
+    "invite_link",
 ];
 
 /// Runs the check of the target named `target`; `None` for an unknown name.
@@ -38,6 +39,7 @@ pub fn check(target: &str, data: &[u8]) -> Option<bool> {
         "content_decode" => content_decode(data),
         "session_decrypt" => session_decrypt(data),
         "pickle_open" => pickle_open(data),
+        "invite_link" => invite_link(data),
         _ => return None,
     })
 }
@@ -81,6 +83,27 @@ fn assert_card_link_round_trips(card: &ContactCard) {
         Ok(again) => assert!(again == *card, "invite link parses to a different card"),
         Err(e) => panic!("a decoded card's own invite link is refused: {e}"),
     }
+}
+
+/// An invite link as it arrives, typed, pasted or scanned from a QR code (whose payload is the link's bytes):
+/// `ContactCard::from_invite_link` on the bytes read as text (invalid UTF-8 replaced, as a scanner would), and
+/// on `tern:` followed by the base58 of the bytes, which reaches the card decoder behind the prefix and the
+/// base58. A card that parses must give back its own link, QR payload and QR code.
+pub fn invite_link(data: &[u8]) -> bool {
+    let mut accepted = false;
+    let scanned = String::from_utf8_lossy(data);
+    let typed = format!("tern:{}", bs58::encode(data).into_string());
+    for link in [scanned.as_ref(), typed.as_str()] {
+        if let Ok(card) = ContactCard::from_invite_link(link) {
+            assert_card_link_round_trips(&card);
+            assert_eq!(card.qr_payload(), card.invite_link().into_bytes());
+            if let Err(e) = card.qr() {
+                panic!("a parsed card does not fit a QR code: {e}");
+            }
+            accepted = true;
+        }
+    }
+    accepted
 }
 
 /// `Content::decode`; whatever decodes must encode back to the same bytes.
@@ -374,7 +397,7 @@ pub fn seeds(target: &str) -> Vec<Seed> {
     let fx = Fixture::get();
     let valid: Vec<Vec<u8>> = match target {
         "envelope_decode" => fx.envelopes.clone(),
-        "card_decode" => fx
+        "card_decode" | "invite_link" => fx
             .cards
             .iter()
             .flat_map(|c| [c.encode().to_vec(), c.invite_link().into_bytes()])
@@ -410,6 +433,28 @@ pub fn seeds(target: &str) -> Vec<Seed> {
             bytes: long,
             valid: false,
         });
+    }
+    if target == "invite_link" {
+        for card in &fx.cards {
+            let link = card.invite_link();
+            for forgiven in [format!("  {link}\n"), link.replacen("tern:", "TERN:", 1)] {
+                out.push(Seed {
+                    bytes: forgiven.into_bytes(),
+                    valid: true,
+                });
+            }
+            for broken in [
+                link.replacen("tern:", "tern", 1),
+                format!("{link}0"),
+                "tern:".to_owned(),
+                "x".repeat(5000),
+            ] {
+                out.push(Seed {
+                    bytes: broken.into_bytes(),
+                    valid: false,
+                });
+            }
+        }
     }
     if target == "card_decode"
         && let Some(card) = fx.cards.first()
