@@ -39,9 +39,8 @@ enum Row {
 pub struct ChatView {
     rows: Vec<Row>,
     heights: Vec<f32>,
-    /// `offsets[i]` is the top of row `i`; one more entry holds the total height.
-    offsets: Vec<f32>,
-    dirty: bool,
+    /// The rows' tops, kept up to date as measured heights replace estimates.
+    tops: RowTops,
     /// What the cache was built for: message count, first and last id, width.
     built_for: Option<(usize, Option<MessageId>, Option<MessageId>, u32)>,
     /// The first message id before an older page was put on top, and the scroll offset then.
@@ -109,21 +108,11 @@ impl ChatView {
             self.heights
                 .push(lines as f32 * row_height + row_height + 2.0 * BUBBLE_MARGIN + ROW_GAP);
         }
-        self.dirty = true;
+        self.tops = RowTops::build(&self.heights);
     }
 
-    fn offsets(&mut self) {
-        if !self.dirty {
-            return;
-        }
-        self.offsets.clear();
-        let mut y = 0.0;
-        for h in &self.heights {
-            self.offsets.push(y);
-            y += h;
-        }
-        self.offsets.push(y);
-        self.dirty = false;
+    fn top(&self, row: usize) -> f32 {
+        self.tops.top(row) as f32
     }
 
     /// Draws the list; returns what it asks the app to do.
@@ -145,20 +134,18 @@ impl ChatView {
                 && previous_first == Some(first)
                 && let Some(at) = open.messages.iter().position(|m| m.id == first)
             {
-                self.offsets();
                 let row = self
                     .rows
                     .iter()
                     .position(|r| matches!(r, Row::Day(i) | Row::Message(i) if *i == at))
                     .unwrap_or(0);
-                self.anchor = Some((first, offset + self.offsets[row]));
+                self.anchor = Some((first, offset + self.top(row)));
             } else {
                 self.anchor = None;
             }
             self.built_for = Some(key);
         }
-        self.offsets();
-        let total = self.offsets.last().copied().unwrap_or(0.0);
+        let total = self.tops.total() as f32;
 
         let mut area = egui::ScrollArea::vertical()
             .id_salt(("chat", open.contact.as_bytes()))
@@ -177,7 +164,7 @@ impl ChatView {
             match (row, open.older) {
                 (Some(row), _) => {
                     open.scroll_to = None;
-                    area = area.vertical_scroll_offset((self.offsets[row] - 80.0).max(0.0));
+                    area = area.vertical_scroll_offset((self.top(row) - 80.0).max(0.0));
                 }
                 // Not loaded yet: bring in older pages until it is.
                 (None, Some(cursor)) if !open.loading => {
@@ -196,13 +183,10 @@ impl ChatView {
         let output = area.show_viewport(ui, |ui, viewport| {
             ui.set_height(total);
             let full = ui.max_rect();
-            let first = self
-                .offsets
-                .partition_point(|&y| y <= viewport.min.y)
-                .saturating_sub(1);
+            let first = self.tops.row_at(f64::from(viewport.min.y));
             let mut laid_out = 0;
+            let mut top = self.top(first);
             for row in first..self.rows.len() {
-                let top = self.offsets[row];
                 if top > viewport.max.y {
                     break;
                 }
@@ -238,15 +222,17 @@ impl ChatView {
                         }
                     }
                 }
+                top += self.heights[row];
             }
             self.last_laid_out = laid_out;
         });
-        for (row, height) in measured {
-            self.heights[row] = height;
-            self.dirty = true;
-        }
-        if self.dirty {
+        if !measured.is_empty() {
+            // Estimates were replaced by real heights: draw again with the rows where they belong.
             ui.ctx().request_repaint();
+        }
+        for (row, height) in measured {
+            self.tops.add(row, f64::from(height - self.heights[row]));
+            self.heights[row] = height;
         }
         let offset = output.state.offset.y;
         if action.is_none()
@@ -330,4 +316,105 @@ fn bubble(ui: &mut egui::Ui, m: &MessageRecord, width: f32) -> Option<MessageId>
             });
     });
     retry
+}
+
+/// Prefix sums of the rows' heights as a Fenwick tree: a row's top, the total height, the row at a given
+/// height, and a changed height each cost O(log n), so a measured row does not make every frame walk the
+/// whole conversation.
+#[derive(Debug, Default)]
+struct RowTops {
+    /// 1-based; `tree[i]` sums the heights of rows `i - lowbit(i) .. i`.
+    tree: Vec<f64>,
+}
+
+fn lowbit(i: usize) -> usize {
+    i & i.wrapping_neg()
+}
+
+impl RowTops {
+    fn build(heights: &[f32]) -> Self {
+        let n = heights.len();
+        let mut tree = vec![0.0; n + 1];
+        for i in 1..=n {
+            tree[i] += f64::from(heights[i - 1]);
+            let parent = i + lowbit(i);
+            if parent <= n {
+                tree[parent] += tree[i];
+            }
+        }
+        Self { tree }
+    }
+
+    fn len(&self) -> usize {
+        self.tree.len().saturating_sub(1)
+    }
+
+    /// Adds `delta` to the height of `row`.
+    fn add(&mut self, row: usize, delta: f64) {
+        let mut i = row + 1;
+        while i < self.tree.len() {
+            self.tree[i] += delta;
+            i += lowbit(i);
+        }
+    }
+
+    /// The summed height of the rows before `row`.
+    fn top(&self, row: usize) -> f64 {
+        let mut i = row.min(self.len());
+        let mut sum = 0.0;
+        while i > 0 {
+            sum += self.tree[i];
+            i -= lowbit(i);
+        }
+        sum
+    }
+
+    fn total(&self) -> f64 {
+        self.top(self.len())
+    }
+
+    /// The row that spans height `y` (the last row if `y` is past the end, 0 if there are none).
+    fn row_at(&self, y: f64) -> usize {
+        let n = self.len();
+        let mut pos = 0;
+        let mut rest = y;
+        let mut step = n.checked_ilog2().map_or(0, |b| 1 << b);
+        while step > 0 {
+            if pos + step <= n && self.tree[pos + step] <= rest {
+                pos += step;
+                rest -= self.tree[pos];
+            }
+            step >>= 1;
+        }
+        pos.min(n.saturating_sub(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RowTops;
+
+    #[test]
+    fn row_tops_agree_with_plain_prefix_sums_after_updates() {
+        let mut heights: Vec<f32> = (0..1000).map(|i| 10.0 + (i * 7 % 13) as f32).collect();
+        let mut tops = RowTops::build(&heights);
+        for (row, new) in [(0, 50.0), (999, 3.0), (512, 100.0), (511, 1.0), (37, 37.0)] {
+            tops.add(row, f64::from(new - heights[row]));
+            heights[row] = new;
+        }
+        let mut y = 0.0f64;
+        for (row, h) in heights.iter().enumerate() {
+            assert!((tops.top(row) - y).abs() < 1e-6, "top of {row}");
+            assert_eq!(tops.row_at(y), row, "row at the top of {row}");
+            assert_eq!(
+                tops.row_at(y + f64::from(*h) / 2.0),
+                row,
+                "row inside {row}"
+            );
+            y += f64::from(*h);
+        }
+        assert!((tops.total() - y).abs() < 1e-6);
+        assert_eq!(tops.row_at(y + 500.0), 999, "past the end: the last row");
+        assert_eq!(RowTops::build(&[]).row_at(10.0), 0);
+    }
 }

@@ -445,8 +445,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn bench(messages: usize, frames: usize) -> Result<()> {
-    let base_n = 200;
-    println!("tern-gui frame benchmark: {frames} frames scrolling, layout + tessellation, no GPU");
+    // The baseline scrolls the same distance through a conversation a tenth as long (long enough that
+    // every frame still brings new rows into view): per-frame cost that grew with the length would show
+    // as a ratio near 10.
+    let base_n = (messages / 10).max(5_000);
+    println!(
+        "tern-gui frame benchmark: {frames} frames scrolling (600 px up a frame, 4000 px down every 50th), \
+         the app's whole frame: layout + tessellation, no GPU"
+    );
     let mut long = frame_times(messages, frames)?;
     let mut short = frame_times(base_n, frames)?;
     long.sort();
