@@ -14,6 +14,8 @@
 //! `cargo test -p tern-bootstrap --test chaos -- --nocapture` runs the short version (CI: 600 messages);
 //! `TERN_CHAOS_MESSAGES=3000 TERN_CHAOS_SEED=7` a longer one (docs/testing.md).
 
+mod binaries;
+
 use std::{
     collections::{BTreeMap, HashMap},
     io::{BufRead, BufReader, Write},
@@ -28,6 +30,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use binaries::tern_node_bin;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde_json::Value;
@@ -44,23 +47,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// The `tern-node` binary next to this package's binary, built first if a narrower `cargo test` left it out.
-fn tern_node_bin() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_tern-bootstrap"))
-        .parent()
-        .expect("binary directory")
-        .to_path_buf();
-    let bin = dir.join("tern-node");
-    if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "tern-node", "--bin", "tern-node"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building tern-node failed");
-    }
-    bin
 }
 
 fn free_port() -> u16 {

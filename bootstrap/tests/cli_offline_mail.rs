@@ -1,32 +1,16 @@
 //! The offline-mail flow with the real binaries: a `tern-bootstrap` process, `tern-node send` to an offline
 //! contact exits 0 once the message is deposited, and the contact's `tern-node run --bootstrap …` prints it.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod binaries;
 
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use binaries::{lines_of, tern_node_bin, wait_line};
 use serde_json::Value;
 
 const PASSWORD: &str = "pw";
-
-/// The `tern-node` binary next to this package's binary, built first if a narrower `cargo test` left it out.
-fn tern_node_bin() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_tern-bootstrap"))
-        .parent()
-        .expect("binary directory")
-        .to_path_buf();
-    let bin = dir.join("tern-node");
-    if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "tern-node", "--bin", "tern-node"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building tern-node failed");
-    }
-    bin
-}
 
 fn tern(profile: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(tern_node_bin());
@@ -52,35 +36,6 @@ fn ok(profile: &Path, args: &[&str]) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-/// Lines of a child's stdout, on a channel.
-fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("child-stdout".into())
-        .spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        })
-        .unwrap();
-    rx
-}
-
-fn wait_line(rx: &mpsc::Receiver<String>, what: &str, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) if pred(&line) => return line,
-            Ok(_) => {}
-            Err(_) => panic!("timed out waiting for {what}"),
-        }
-    }
 }
 
 struct Kill(Child);

@@ -5,35 +5,20 @@
 //! the bootstrap data directory — holds a canary text, a password (old or new), the contact names typed,
 //! either user's identity private key, or (outside `node.key` itself) the bootstrap node's private key.
 
+mod binaries;
+
 use std::{
     fs,
-    io::{BufRead, BufReader, Write},
+    io::Write,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
 };
 
+use binaries::{lines_of, tern_node_bin, wait_line};
 use serde_json::Value;
 use tern_node::{engine::Engine, store::Password};
 
 const LOG: &str = "debug,tern_node=trace,tern_bootstrap=trace,tern_protocol=trace";
-
-fn tern_node_bin() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_tern-bootstrap"))
-        .parent()
-        .expect("binary directory")
-        .to_path_buf();
-    let bin = dir.join("tern-node");
-    if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "tern-node", "--bin", "tern-node"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building tern-node failed");
-    }
-    bin
-}
 
 struct Kill(Child);
 
@@ -79,34 +64,6 @@ fn ok(cmd: &mut Command) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("child-stdout".into())
-        .spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        })
-        .unwrap();
-    rx
-}
-
-fn wait_line(rx: &mpsc::Receiver<String>, what: &str, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) if pred(&line) => return line,
-            Ok(_) => {}
-            Err(_) => panic!("timed out waiting for {what}"),
-        }
-    }
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
