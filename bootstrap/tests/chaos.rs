@@ -820,20 +820,21 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
     assert_eq!(leaked, 0, "message text crossed a link in clear");
     assert_eq!(lost, 0, "lost messages");
     assert_eq!(duplicated, 0, "duplicated messages");
-    // Every message the recipient holds is `delivered` at its sender, except (rarely) one the recipient
-    // stored from a direct send, was killed before its ack left, and met again as a mailbox copy after its
-    // restart: it cannot tell the sender, who shows `sent` (docs/testing.md, "Known gap"). Anything else
-    // (`sending`, `failed`, missing) fails the run; `TERN_CHAOS_STRICT_STATUS=1` fails it on `sent` too.
+    // Every message the recipient holds is `delivered` at its sender, including one the recipient stored
+    // from a direct send, was killed before its ack left, and met again as a mailbox copy after its restart
+    // (its store remembers the envelope and answers the copy with a receipt). `TERN_CHAOS_LENIENT_STATUS=1`
+    // tolerates `sent`, as builds before that fix needed; anything else (`sending`, `failed`, missing)
+    // fails the run either way.
     let only_sent = not_delivered_by_status.get("sent").copied().unwrap_or(0);
     assert_eq!(
         not_delivered_status - only_sent,
         0,
         "messages neither delivered nor sent at their sender: {not_delivered_by_status:?}"
     );
-    if std::env::var_os("TERN_CHAOS_STRICT_STATUS").is_some() {
+    if std::env::var_os("TERN_CHAOS_LENIENT_STATUS").is_none() {
         assert_eq!(
             not_delivered_status, 0,
-            "messages not marked delivered at their sender"
+            "messages not marked delivered at their sender: {not_delivered_by_status:?}"
         );
     }
 }

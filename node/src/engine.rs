@@ -2,9 +2,9 @@
 //!
 //! Every encryption persists the advanced session in the same durable commit as whatever records the
 //! message (history row, outbox entry), before any ciphertext leaves the node, so a crash can never make a
-//! chain key be used twice. Every decryption is stored (message, session, dedupe mark) in one durable
-//! commit before the caller acknowledges it; if that commit fails the in-memory session is dropped and
-//! reloaded from the store, so the sender's retry decrypts again.
+//! chain key be used twice. Every decryption is stored (message, session, dedupe mark, and which envelope
+//! carried the message) in one durable commit before the caller acknowledges it; if that commit fails the
+//! in-memory session is dropped and reloaded from the store, so the sender's retry decrypts again.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,15 +12,15 @@ use std::path::Path;
 use tern_protocol::envelope::OpenError;
 use tern_protocol::{
     Body, CardChange, CardDetails, CardError, ContactCard, Content, DecodeError, DecryptError,
-    EncryptError, Envelope, Fingerprint, Identity, IdentityKey, MessageId, PeerSessions,
-    PickleError, SafetyNumber, SealError,
+    EncryptError, Envelope, EnvelopeId, Fingerprint, Identity, IdentityKey, MessageId,
+    PeerSessions, PickleError, SafetyNumber, SealError,
 };
 use thiserror::Error;
 use tracing::{debug, warn};
 
 use crate::store::{
     Batch, ContactRecord, ContactState, KdfParams, MessageRecord, MessageStatus, OutboxRecord,
-    Password, Store, StoreError, VaultItem,
+    Password, SEEN_RETENTION_MS, Store, StoreError, VaultItem,
 };
 
 /// How long mail stays deliverable (7 days), the envelope expiry.
@@ -92,6 +92,14 @@ pub enum Received {
     },
     /// A message already stored once.
     Duplicate,
+    /// A copy of an envelope whose message is stored already (it can no longer be decrypted: its key is
+    /// spent): message `id` from `contact`. Typically the sender never got the ack for the first copy and
+    /// deposited this one with a mailbox, so it still shows the message as only sent. Nothing was stored
+    /// and the session was not touched.
+    Copy {
+        contact: IdentityKey,
+        id: MessageId,
+    },
     /// Receipts moved these outgoing messages to a new status.
     Receipts {
         contact: IdentityKey,
@@ -636,6 +644,30 @@ impl Engine {
         Ok((content.id, envelope))
     }
 
+    /// Queues a delivery receipt for `ids` (at most [`tern_protocol::message::MAX_RECEIPT_IDS`]) to `to`
+    /// and, in the same commit, forgets the envelopes that carried them, so no later copy of one of those
+    /// envelopes makes this profile write to the sender again.
+    pub fn queue_delivered(
+        &mut self,
+        to: &IdentityKey,
+        ids: Vec<MessageId>,
+        envelopes: &[EnvelopeId],
+    ) -> Result<(), EngineError> {
+        self.send_sealed(
+            to,
+            None,
+            Body::Delivered(ids),
+            |batch, _, content, envelope, now| {
+                batch.outbox_enqueue(&outbox_entry(to, content, envelope, now))?;
+                for answered in envelopes {
+                    batch.forget_envelope(answered)?;
+                }
+                Ok(())
+            },
+        )?;
+        Ok(())
+    }
+
     /// Sends a failed outgoing message again: the same id and text in a new envelope, back to `Sending`
     /// with a fresh outbox entry, in one commit. [`EngineError::NotRetryable`] for any other message.
     pub fn retry(
@@ -731,6 +763,10 @@ impl Engine {
 
     /// Opens, decrypts and durably stores one received envelope. Only after this returns `Ok` may the
     /// envelope be acknowledged.
+    ///
+    /// An envelope that carried a message stored before (the store remembers it by envelope id, across
+    /// restarts, for as long as the duplicate check remembers the message) is [`Received::Copy`], found
+    /// before any decryption is tried.
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Received, ReceiveError> {
         match self.receive_group(&[bytes]) {
             Ok(outcomes) => outcomes
@@ -986,12 +1022,20 @@ fn receive_one(
         Err(e) => return Ok(Err(e.into())),
     };
     let sender = opened.sender;
+    let envelope_id = envelope.id();
     let contact = batch.contact(&sender)?;
     if contact
         .as_ref()
         .is_some_and(|c| c.state == ContactState::Blocked)
     {
         return Ok(Ok(Received::Dropped));
+    }
+    // A copy of an envelope already stored (its key is spent): name what it carried, touch no session.
+    if let Some((contact, id)) = batch.envelope(&envelope_id)?
+        // The outer seal is bound to its sender, so a copy names the same sender as the original.
+        && contact == sender
+    {
+        return Ok(Ok(Received::Copy { contact, id }));
     }
     let me = identity.key();
     let peer = match sessions.entry(sender) {
@@ -1033,6 +1077,13 @@ fn receive_one(
             };
             // The store dedupes by (sender, message id), remembering ids past any envelope's life.
             if batch.insert_message(&message)? {
+                // Which envelope carried it, durable with it: a later copy can then be answered.
+                batch.mark_envelope(
+                    &envelope_id,
+                    &sender,
+                    &message.id,
+                    now.saturating_add(SEEN_RETENTION_MS),
+                )?;
                 let (record, request, key_changed) =
                     contact_after_card(sender, contact, decrypted.new_session_card, now);
                 if let Some(record) = &record {

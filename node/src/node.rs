@@ -57,9 +57,6 @@ pub const MAX_LOOKUPS: usize = 1024;
 pub const LOOKUP_RETRY: Duration = Duration::from_secs(300);
 /// How often this profile's mailbox record is published again.
 pub const REPUBLISH_INTERVAL: Duration = Duration::from_secs(6 * 3600);
-/// Messages remembered by envelope id after they were stored, so a later copy of one from a mailbox still
-/// earns its sender a delivery receipt.
-pub const MAX_RECENT_RECEIVED: usize = 4096;
 /// How often the outbox is checked for due entries.
 pub const OUTBOX_TICK: Duration = Duration::from_millis(500);
 
@@ -307,8 +304,6 @@ impl Node {
             lookups: HashMap::new(),
             lookup_queries: HashMap::new(),
             refusals: BTreeMap::new(),
-            recent: HashMap::new(),
-            recent_order: VecDeque::new(),
             pending: Pending::default(),
         };
         let mut event_loop = event_loop;
@@ -491,10 +486,6 @@ struct EventLoop {
     lookup_queries: HashMap<kad::QueryId, IdentityKey>,
     /// Inbound requests refused, by kind (see [`NetStatus::refusals`]).
     refusals: BTreeMap<String, u64>,
-    /// Messages stored since start, by the id of the envelope that carried them, oldest first (at most
-    /// [`MAX_RECENT_RECEIVED`]).
-    recent: HashMap<EnvelopeId, (IdentityKey, MessageId)>,
-    recent_order: VecDeque<EnvelopeId>,
     /// Work taken in this wake-up, to be committed together (see [`Pending`]).
     pending: Pending,
 }
@@ -1078,29 +1069,30 @@ impl EventLoop {
         let envelope_id = Envelope::decode(request.as_bytes()).ok().map(|e| e.id());
         let ack = match outcome {
             Ok(received) => {
-                let ack = if matches!(received, Received::Duplicate) {
+                let ack = if matches!(received, Received::Duplicate | Received::Copy { .. }) {
                     self.count_refusal("envelope_duplicate".to_owned());
-                    self.receipt_for_copy(envelope_id, Some(peer));
                     EnvelopeAck::Duplicate
                 } else {
                     EnvelopeAck::Accepted
                 };
-                // Pushed by a mailbox, not handed over by the sender: tell the sender it arrived.
-                let via_mailbox = match &received {
-                    Received::Message { message, .. } => {
-                        self.remember_received(envelope_id, message);
-                        peer_id_of(&message.conversation) != Some(peer)
+                match &received {
+                    // Pushed by a mailbox, not handed over by the sender: tell the sender it arrived. (From
+                    // the sender itself, the ack says so.)
+                    Received::Message { message, .. }
+                        if peer_id_of(&message.conversation) != Some(peer) =>
+                    {
+                        self.send_delivered_receipt(message.conversation, message.id, envelope_id);
                     }
-                    _ => false,
-                };
-                self.report(received, via_mailbox);
+                    Received::Copy { contact, id } if peer_id_of(contact) != Some(peer) => {
+                        self.send_delivered_receipt(*contact, *id, envelope_id);
+                    }
+                    _ => {}
+                }
+                self.report(received);
                 ack
             }
             Err(e) => {
                 debug!(peer = %short(&peer), error = %e, "refused an envelope");
-                if is_duplicate(&e) {
-                    self.receipt_for_copy(envelope_id, Some(peer));
-                }
                 let ack = ack_for(&e);
                 self.count_refusal(match ack {
                     EnvelopeAck::Rejected(reason) => format!("envelope_{}", reason.name()),
@@ -1119,45 +1111,6 @@ impl EventLoop {
             .send_response(channel, ack);
     }
 
-    /// Remembers which message an envelope carried (see [`MAX_RECENT_RECEIVED`]).
-    fn remember_received(&mut self, envelope: Option<EnvelopeId>, message: &MessageRecord) {
-        let Some(envelope) = envelope else {
-            return;
-        };
-        // The order queue bounds both: it holds every key of the map (and keys already answered).
-        if self.recent_order.len() >= MAX_RECENT_RECEIVED
-            && let Some(oldest) = self.recent_order.pop_front()
-        {
-            self.recent.remove(&oldest);
-        }
-        if self
-            .recent
-            .insert(envelope, (message.conversation, message.id))
-            .is_none()
-        {
-            self.recent_order.push_back(envelope);
-        }
-    }
-
-    /// A copy of an envelope already stored arrived from a mailbox (fetched, or pushed by a peer that is not
-    /// its sender; `from` is the pushing peer). The sender deposited it because it never got our ack for the
-    /// first copy, so it still shows the message as only `sent`: queue a delivery receipt. (A copy from the
-    /// sender itself is answered `Duplicate`, which tells it already.) One receipt per envelope: replaying a
-    /// copy does not make this node write to the sender again.
-    fn receipt_for_copy(&mut self, envelope: Option<EnvelopeId>, from: Option<PeerId>) {
-        let Some(envelope) = envelope else {
-            return;
-        };
-        let Some(&(sender, id)) = self.recent.get(&envelope) else {
-            return;
-        };
-        if from.is_some() && from == peer_id_of(&sender) {
-            return;
-        }
-        self.recent.remove(&envelope);
-        self.send_delivered_receipt(sender, id);
-    }
-
     fn count_refusal(&mut self, kind: String) {
         // Bounded: the kinds are a fixed set of names.
         *self.refusals.entry(kind).or_default() += 1;
@@ -1174,16 +1127,13 @@ impl EventLoop {
         all
     }
 
-    fn report(&mut self, received: Received, via_mailbox: bool) {
+    fn report(&mut self, received: Received) {
         match received {
             Received::Message {
                 message,
                 request,
                 key_changed,
             } => {
-                if via_mailbox {
-                    self.send_delivered_receipt(message.conversation, message.id);
-                }
                 if let Some(contact) = request {
                     self.emit(Event::ContactRequest { contact });
                 }
@@ -1207,7 +1157,7 @@ impl EventLoop {
             Received::Unknown { contact, kind } => {
                 self.emit(Event::UnknownContent { contact, kind });
             }
-            Received::Duplicate | Received::Dropped => {}
+            Received::Duplicate | Received::Copy { .. } | Received::Dropped => {}
         }
     }
 }
@@ -1297,7 +1247,9 @@ impl EventLoop {
             *count += envelopes.len();
         }
         let mut done = Vec::with_capacity(envelopes.len());
-        let mut receipts: HashMap<IdentityKey, Vec<MessageId>> = HashMap::new();
+        // Per sender: the message ids to confirm, and the envelopes that carried them.
+        let mut receipts: HashMap<IdentityKey, Vec<(MessageId, Option<EnvelopeId>)>> =
+            HashMap::new();
         // The whole page stored with one durable commit (group commit), acknowledged only after it.
         let slices: Vec<&[u8]> = envelopes.iter().map(Vec::as_slice).collect();
         let outcomes = self.engine.receive_many(&slices);
@@ -1305,20 +1257,27 @@ impl EventLoop {
             let id = Envelope::decode(bytes).map(|e| e.id());
             match outcome {
                 Ok(received) => {
+                    // A new message, or a copy of one stored before (its sender never got our ack for the
+                    // first copy, so it still shows only `sent`): either way the sender gets a receipt.
                     match &received {
                         Received::Message { message, .. } => {
-                            self.remember_received(id.as_ref().ok().copied(), message);
                             receipts
                                 .entry(message.conversation)
                                 .or_default()
-                                .push(message.id);
+                                .push((message.id, id.as_ref().ok().copied()));
                         }
-                        Received::Duplicate => {
-                            self.receipt_for_copy(id.as_ref().ok().copied(), None);
+                        Received::Copy {
+                            contact,
+                            id: message,
+                        } => {
+                            receipts
+                                .entry(*contact)
+                                .or_default()
+                                .push((*message, id.as_ref().ok().copied()));
                         }
                         _ => {}
                     }
-                    self.report(received, false);
+                    self.report(received);
                     done.extend(id.ok());
                 }
                 // A store failure is worth another try; anything else will never decrypt.
@@ -1326,22 +1285,18 @@ impl EventLoop {
                     warn!(error = %e, "cannot store fetched mail; will fetch again")
                 }
                 Err(e) => {
-                    if is_duplicate(&e) {
-                        self.receipt_for_copy(id.as_ref().ok().copied(), None);
-                    } else {
-                        debug!(error = %e, "dropping undecryptable mail");
-                    }
+                    debug!(error = %e, "dropping undecryptable mail");
                     done.extend(id.ok());
                 }
             }
         }
-        // One delivery receipt per sender for the whole page, not one per message.
-        for (sender, ids) in receipts {
-            for chunk in ids.chunks(tern_protocol::message::MAX_RECEIPT_IDS) {
-                if let Err(e) =
-                    self.engine
-                        .send_control(&sender, Body::Delivered(chunk.to_vec()), true)
-                {
+        // One delivery receipt per sender for the whole page, not one per message; each forgets the
+        // envelopes it answers in the same commit, so a replayed copy earns no second receipt.
+        for (sender, confirmed) in receipts {
+            for chunk in confirmed.chunks(tern_protocol::message::MAX_RECEIPT_IDS) {
+                let ids = chunk.iter().map(|(id, _)| *id).collect();
+                let answered: Vec<EnvelopeId> = chunk.iter().filter_map(|(_, e)| *e).collect();
+                if let Err(e) = self.engine.queue_delivered(&sender, ids, &answered) {
                     debug!(error = %e, "cannot queue a delivery receipt");
                 }
             }
@@ -1645,13 +1600,17 @@ impl EventLoop {
         }
     }
 
-    fn send_delivered_receipt(&mut self, to: IdentityKey, id: MessageId) {
-        match self
-            .engine
-            .send_control(&to, Body::Delivered(vec![id]), true)
-        {
-            Ok(_) => {}
-            Err(e) => debug!(error = %e, "cannot queue a delivery receipt"),
+    /// Queues a delivery receipt for one message and forgets the envelope that carried it, in one commit
+    /// (one receipt per envelope: a replayed copy does not make this node write to the sender again).
+    fn send_delivered_receipt(
+        &mut self,
+        to: IdentityKey,
+        id: MessageId,
+        envelope: Option<EnvelopeId>,
+    ) {
+        let answered: Vec<EnvelopeId> = envelope.into_iter().collect();
+        if let Err(e) = self.engine.queue_delivered(&to, vec![id], &answered) {
+            debug!(error = %e, "cannot queue a delivery receipt");
         }
     }
 }
@@ -1748,14 +1707,6 @@ impl EventLoop {
         self.lookups.insert(recipient, lookup);
         self.flush_outbox(None);
     }
-}
-
-/// Whether receiving failed only because the message was already decrypted once.
-fn is_duplicate(error: &ReceiveError) -> bool {
-    matches!(
-        error,
-        ReceiveError::Decrypt(tern_protocol::DecryptError::DuplicateOrExpired { .. })
-    )
 }
 
 /// The ack for an envelope that was not taken.

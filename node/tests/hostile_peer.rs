@@ -634,6 +634,46 @@ fn honest_alice(engine: &Engine) -> IdentityKey {
 /// Alice it was delivered. Mallory plays the network: she carries Alice's envelope to Bob and to the mailbox.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mailbox_copy_of_a_message_whose_ack_was_lost_still_gets_a_delivery_receipt() {
+    mailbox_copy_gets_a_receipt(false).await;
+}
+
+/// The same, with Bob's node restarted between the first copy and the mailbox copy (the chaos run's
+/// case: Bob was killed before his ack left): what Bob knows of the envelope must come from his store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_copy_gets_a_delivery_receipt_even_after_the_recipient_restarted() {
+    mailbox_copy_gets_a_receipt(true).await;
+}
+
+async fn start_bob(
+    bob: Engine,
+    m_addr: &Multiaddr,
+) -> (Node, broadcast::Receiver<Event>, Multiaddr) {
+    let (bob_node, mut bob_events) = Node::start(
+        bob,
+        NodeConfig {
+            net: loopback_net(),
+            mailboxes: vec![m_addr.clone()],
+            ..NodeConfig::default()
+        },
+    )
+    .unwrap();
+    let Event::Listening { address } = wait_for(&mut bob_events, "Bob listening", |e| {
+        matches!(e, Event::Listening { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    let bob_addr = address.with(Protocol::P2p(bob_node.peer_id()));
+    // Bob has read his mailbox: the server knows him as the owner and pushes new mail.
+    wait_for(&mut bob_events, "Bob's fetch", |e| {
+        matches!(e, Event::MailboxChecked { .. })
+    })
+    .await;
+    (bob_node, bob_events, bob_addr)
+}
+
+async fn mailbox_copy_gets_a_receipt(restart_bob: bool) {
     tokio::time::timeout(2 * TIMEOUT, async {
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let create = |i: usize, name: &str| {
@@ -665,27 +705,7 @@ async fn a_mailbox_copy_of_a_message_whose_ack_was_lost_still_gets_a_delivery_re
             unreachable!()
         };
         let m_addr = address.with(Protocol::P2p(m_node.peer_id()));
-        let (bob_node, mut bob_events) = Node::start(
-            bob,
-            NodeConfig {
-                net: loopback_net(),
-                mailboxes: vec![m_addr.clone()],
-                ..NodeConfig::default()
-            },
-        )
-        .unwrap();
-        let Event::Listening { address } =
-            wait_for(&mut bob_events, "Bob listening", |e| matches!(e, Event::Listening { .. }))
-                .await
-        else {
-            unreachable!()
-        };
-        let bob_addr = address.with(Protocol::P2p(bob_node.peer_id()));
-        // Bob has read his (empty) mailbox: the server knows him as the owner and pushes new mail.
-        wait_for(&mut bob_events, "Bob's first fetch", |e| {
-            matches!(e, Event::MailboxChecked { .. })
-        })
-        .await;
+        let (mut bob_node, _bob_events, bob_addr) = start_bob(bob, &m_addr).await;
 
         // The first copy reaches Bob directly from Alice's node (his ack never reaches Alice's store).
         let alice_key = tern_node::net::keypair_from_seed(&alice.identity().ed25519_secret()).unwrap();
@@ -694,6 +714,13 @@ async fn a_mailbox_copy_of_a_message_whose_ack_was_lost_still_gets_a_delivery_re
             network.raw(false, encode_frame_bytes(entry.envelope.clone())).await,
             Some(ack_frame(0, None))
         );
+        drop(network);
+        if restart_bob {
+            // Bob's node stops with the message stored; nothing it held in memory survives.
+            bob_node.shutdown().await.unwrap();
+            let bob = Engine::open(dirs[1].path(), &password()).unwrap();
+            (bob_node, _, _) = start_bob(bob, &m_addr).await;
+        }
         // The deposited copy reaches the mailbox, which pushes it to Bob: a duplicate.
         let mut to_mailbox = Mallory::new(m_node.peer_id(), m_addr);
         assert!(matches!(
@@ -717,7 +744,6 @@ async fn a_mailbox_copy_of_a_message_whose_ack_was_lost_still_gets_a_delivery_re
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(duplicates, 1, "the pushed copy reached Bob as a duplicate");
-        drop(network);
 
         // Alice comes online: Bob's receipt for the copy moves her message to delivered.
         let (alice_node, mut alice_events) = Node::start(

@@ -332,6 +332,65 @@ fn an_envelope_delivered_twice_is_stored_once() {
 }
 
 #[test]
+fn a_copy_of_a_stored_envelope_names_its_sender_and_message_even_after_a_restart() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut alice = create(dirs.0.path(), "Alice");
+    let mut bob = create(dirs.1.path(), "Bob");
+    introduce(&mut [&mut alice, &mut bob]);
+    let (message, outbox) = alice.send_text(&bob.key(), "acked too late").unwrap();
+    assert!(matches!(
+        bob.receive(&outbox.envelope).unwrap(),
+        Received::Message { .. }
+    ));
+    // Bob is killed before his ack leaves: only the store survives.
+    drop(bob);
+    let mut bob = Engine::open(dirs.1.path(), &password()).unwrap();
+    // Alice, with no ack, deposited the same envelope with Bob's mailbox; Bob fetches it.
+    match bob.receive(&outbox.envelope).unwrap() {
+        Received::Copy { contact, id } => {
+            assert_eq!(contact, alice.key());
+            assert_eq!(id, message.id);
+        }
+        other => panic!("expected a copy, got {other:?}"),
+    }
+    let page = bob
+        .store()
+        .conversation_page(&alice.key(), None, 10)
+        .unwrap();
+    assert_eq!(page.messages.len(), 1);
+    assert_eq!(page.messages[0].id, message.id);
+    // Answering the copy forgets the envelope in the same commit: a replay earns nothing more.
+    let envelope_id = tern_protocol::Envelope::decode(&outbox.envelope)
+        .unwrap()
+        .id();
+    bob.queue_delivered(&alice.key(), vec![message.id], &[envelope_id])
+        .unwrap();
+    assert_eq!(bob.store().envelope(&envelope_id).unwrap(), None);
+    let receipt = bob
+        .outbox_due(u64::MAX, 10)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.recipient == alice.key())
+        .expect("a delivery receipt queued for Alice");
+    assert!(!matches!(
+        bob.receive(&outbox.envelope),
+        Ok(Received::Copy { .. } | Received::Message { .. })
+    ));
+    // The receipt moves Alice's message to delivered, and the session still works both ways.
+    match alice.receive(&receipt.envelope).unwrap() {
+        Received::Receipts { updated, .. } => {
+            assert_eq!(updated, vec![(message.id, MessageStatus::Delivered)]);
+        }
+        other => panic!("expected a receipt, got {other:?}"),
+    }
+    let (_, next) = alice.send_text(&bob.key(), "and another").unwrap();
+    assert!(matches!(
+        bob.receive(&next.envelope).unwrap(),
+        Received::Message { .. }
+    ));
+}
+
+#[test]
 fn a_first_message_from_a_stranger_is_a_contact_request() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut alice = create(dirs.0.path(), "Alice");

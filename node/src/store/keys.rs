@@ -26,6 +26,8 @@ pub(crate) enum Blind {
     Seen,
     /// An outbox entry: message id.
     Outbox,
+    /// An envelope that carried a stored message: envelope id.
+    Envelope,
     /// A setting name.
     Setting,
 }
@@ -37,6 +39,7 @@ impl Blind {
             Self::Message => b"message",
             Self::Seen => b"seen",
             Self::Outbox => b"outbox",
+            Self::Envelope => b"envelope",
             Self::Setting => b"setting",
         }
     }

@@ -35,7 +35,16 @@
 //! | `outbox`        | `blind(outbox, message id)`                                 | sealed [`OutboxRecord`]    |
 //! | `seen`          | `blind(seen, sender ‖ message id)`                          | sealed u64 BE expiry (ms)  |
 //! | `seen_expiry`   | `u64 BE expiry ‖ blind(seen, sender ‖ message id)`          | empty                      |
+//! | `envelopes`     | `blind(envelope, envelope id)`                              | sealed u64 BE expiry (ms) ‖ sender identity key ‖ message id |
+//! | `envelope_expiry` | `u64 BE expiry ‖ blind(envelope, envelope id)`            | empty                      |
 //! | `settings`      | `blind(setting, name)`                                      | sealed bytes               |
+//!
+//! `envelopes` names, for each incoming message, the envelope that carried it (written in the commit that
+//! stores the message, see [`Batch::mark_envelope`]), so a later copy of that envelope, which can no longer
+//! be decrypted, still tells who sent which message. It has the retention and bound of `seen`
+//! ([`SEEN_RETENTION_MS`], [`MAX_SEEN_ENTRIES`]) and is purged with it; an entry is removed once the
+//! delivery receipt it allows has been queued. Both tables are created on open in a profile written
+//! before they existed.
 //!
 //! Only `meta` holds plain values (the format version and the key slot, which is itself an AEAD). Keys hold
 //! no names, identity keys, message ids or text; they do show timestamps (ordering), counts and sizes.
@@ -63,10 +72,10 @@ use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
 
 use crate::redb_file::{Failure, Mode, from_redb_errors, open_checked};
-use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition, TableHandle};
 use tern_protocol::codec::DecodeError;
 use tern_protocol::crypto::SecretKey;
-use tern_protocol::{IdentityKey, MessageId, PickleKey};
+use tern_protocol::{EnvelopeId, IdentityKey, MessageId, PickleKey};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
@@ -124,6 +133,8 @@ const UNREAD: UnitTable = TableDefinition::new("unread");
 const OUTBOX: BytesTable = TableDefinition::new("outbox");
 const SEEN: BytesTable = TableDefinition::new("seen");
 const SEEN_EXPIRY: UnitTable = TableDefinition::new("seen_expiry");
+const ENVELOPES: BytesTable = TableDefinition::new("envelopes");
+const ENVELOPE_EXPIRY: UnitTable = TableDefinition::new("envelope_expiry");
 const SETTINGS: BytesTable = TableDefinition::new("settings");
 
 const META_FORMAT: &str = "format";
@@ -314,10 +325,11 @@ impl Store {
                     OUTBOX,
                     SEEN,
                     SETTINGS,
+                    ENVELOPES,
                 ] {
                     txn.open_table(table)?;
                 }
-                for table in [UNREAD, SEEN_EXPIRY] {
+                for table in [UNREAD, SEEN_EXPIRY, ENVELOPE_EXPIRY] {
                     txn.open_table(table)?;
                 }
             }
@@ -350,6 +362,7 @@ impl Store {
         let slot = read_keyslot(&db)?;
         check_tables(&db)?;
         let store_key = slot.unwrap_key(password)?;
+        add_envelope_tables(&db)?;
         Ok(Self {
             db,
             keys: Keys::derive(store_key),
@@ -599,8 +612,8 @@ impl Store {
         self.transaction(|b| b.mark_seen(sender, id, expires_ms))
     }
 
-    /// Drops duplicate-check entries that expired at or before `now_ms`; returns how many (durable on
-    /// return).
+    /// Drops duplicate-check entries (and remembered envelopes) that expired at or before `now_ms`;
+    /// returns how many duplicate-check entries (durable on return).
     pub fn purge_seen(&mut self, now_ms: u64) -> Result<u64, StoreError> {
         self.transaction(|b| b.purge_seen(now_ms))
     }
@@ -608,6 +621,32 @@ impl Store {
     /// Number of duplicate-check entries.
     pub fn seen_len(&self) -> Result<u64, StoreError> {
         self.read()?.seen_len()
+    }
+
+    /// The sender and message id of the stored message this envelope carried, if remembered (see
+    /// [`Batch::mark_envelope`]).
+    pub fn envelope(
+        &self,
+        envelope: &EnvelopeId,
+    ) -> Result<Option<(IdentityKey, MessageId)>, StoreError> {
+        self.read()?.envelope(envelope)
+    }
+
+    /// Records which message an envelope carried, until `expires_ms` (durable on return); `false` if it
+    /// was recorded already.
+    pub fn mark_envelope(
+        &mut self,
+        envelope: &EnvelopeId,
+        sender: &IdentityKey,
+        id: &MessageId,
+        expires_ms: u64,
+    ) -> Result<bool, StoreError> {
+        self.transaction(|b| b.mark_envelope(envelope, sender, id, expires_ms))
+    }
+
+    /// Number of remembered envelopes.
+    pub fn envelopes_len(&self) -> Result<u64, StoreError> {
+        self.read()?.envelopes_len()
     }
 }
 
@@ -651,5 +690,24 @@ fn check_tables(db: &Database) -> Result<(), StoreError> {
     for table in [UNREAD, SEEN_EXPIRY] {
         txn.open_table(table)?.len()?;
     }
+    Ok(())
+}
+
+/// Creates the envelope tables in a profile written before they existed (empty: nothing is lost, an
+/// older message's copy just earns no receipt). One durable commit, only when they are missing.
+fn add_envelope_tables(db: &Database) -> Result<(), StoreError> {
+    {
+        let txn = db.begin_read()?;
+        let present = |def: &str| -> Result<bool, StoreError> {
+            Ok(txn.list_tables()?.any(|t| t.name() == def))
+        };
+        if present(ENVELOPES.name())? && present(ENVELOPE_EXPIRY.name())? {
+            return Ok(());
+        }
+    }
+    let txn = db.begin_write()?;
+    txn.open_table(ENVELOPES)?;
+    txn.open_table(ENVELOPE_EXPIRY)?;
+    txn.commit()?;
     Ok(())
 }
