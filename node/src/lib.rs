@@ -2,6 +2,7 @@
 //! GUI and the `tern-node` CLI both drive.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod api;
 pub mod engine;
 pub mod mailbox;
 pub mod net;

@@ -1,0 +1,398 @@
+//! The public face of tern-node: plain types in the user's nouns (conversation, contact, message, event)
+//! that the desktop app and the `tern-node` CLI use. Store rows never appear here: the store converts its
+//! rows into these types, so a change of storage format is never a change for the app.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use libp2p::{Multiaddr, PeerId};
+use tern_protocol::{Fingerprint, IdentityKey, MessageId};
+
+/// Which conversation a message belongs to.
+///
+/// The store keys everything by this value's [`ConversationId::to_bytes`] form (a tag byte, then the
+/// id), so a new kind of conversation (a group) is a new tag, not a new table.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ConversationId {
+    /// A 1:1 conversation with the contact who has this identity key.
+    Direct(IdentityKey),
+}
+
+/// Tag byte of [`ConversationId::Direct`] in its byte form.
+pub const CONVERSATION_DIRECT: u8 = 1;
+/// Length of [`ConversationId::to_bytes`].
+pub const CONVERSATION_ID_LEN: usize = 33;
+
+impl ConversationId {
+    /// The stable byte form: `u8 tag ‖ 32-byte id`.
+    pub fn to_bytes(&self) -> [u8; CONVERSATION_ID_LEN] {
+        let mut out = [0u8; CONVERSATION_ID_LEN];
+        match self {
+            Self::Direct(key) => {
+                out[0] = CONVERSATION_DIRECT;
+                out[1..].copy_from_slice(key.as_bytes());
+            }
+        }
+        out
+    }
+
+    /// Parses [`Self::to_bytes`]; `None` for an unknown tag or an invalid key.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let (&tag, rest) = bytes.split_first()?;
+        let id: [u8; 32] = rest.try_into().ok()?;
+        match tag {
+            CONVERSATION_DIRECT => IdentityKey::from_bytes(id).ok().map(Self::Direct),
+            _ => None,
+        }
+    }
+
+    /// The contact of a 1:1 conversation.
+    pub fn direct(&self) -> Option<IdentityKey> {
+        match self {
+            Self::Direct(key) => Some(*key),
+        }
+    }
+}
+
+impl fmt::Debug for ConversationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Direct(key) => write!(f, "Direct({})", key.peer_id()),
+        }
+    }
+}
+
+impl From<IdentityKey> for ConversationId {
+    fn from(key: IdentityKey) -> Self {
+        Self::Direct(key)
+    }
+}
+
+/// Where a contact stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ContactState {
+    /// A contact the user added or accepted.
+    Accepted,
+    /// Someone who wrote first and has not been accepted yet (a message request).
+    Requested,
+    /// Blocked: their messages are dropped.
+    Blocked,
+}
+
+impl ContactState {
+    /// The word the CLI prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Requested => "requested",
+            Self::Blocked => "blocked",
+        }
+    }
+}
+
+/// A contact as the user sees it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Contact {
+    /// The contact's identity key (their PeerId is derived from it).
+    pub key: IdentityKey,
+    /// The name the user knows them by (their own display name until renamed).
+    pub name: String,
+    /// The display name their card gives.
+    pub card_name: String,
+    pub state: ContactState,
+    /// The user confirmed the safety number or scanned their code.
+    pub verified: bool,
+    /// Their key changed since it was verified or first seen; cleared by verifying again.
+    pub key_changed: bool,
+    /// When the contact was added or first wrote, unix milliseconds.
+    pub added_ms: u64,
+}
+
+impl Contact {
+    /// The conversation with this contact.
+    pub fn conversation(&self) -> ConversationId {
+        ConversationId::Direct(self.key)
+    }
+
+    /// The contact's libp2p PeerId, base58.
+    pub fn peer_id(&self) -> String {
+        self.key.peer_id()
+    }
+
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&self.key)
+    }
+}
+
+impl fmt::Debug for Contact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print names.
+        let Self {
+            key,
+            name: _,
+            card_name: _,
+            state,
+            verified,
+            key_changed,
+            added_ms,
+        } = self;
+        f.debug_struct("Contact")
+            .field("key", &key.peer_id())
+            .field("state", state)
+            .field("verified", verified)
+            .field("key_changed", key_changed)
+            .field("added_ms", added_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a message stands. Outgoing messages move `Sending → Sent → Delivered → Read` (or to `Failed`);
+/// incoming ones are `Received` until the user reads them (`Read`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MessageStatus {
+    /// Outgoing, not yet handed to the peer or a mailbox.
+    Sending,
+    /// Outgoing, handed to the peer or a mailbox.
+    Sent,
+    /// Outgoing, the recipient's device acknowledged it.
+    Delivered,
+    /// Outgoing: the recipient read it. Incoming: the user read it.
+    Read,
+    /// Outgoing, given up on.
+    Failed,
+    /// Incoming, not read yet.
+    Received,
+}
+
+impl MessageStatus {
+    /// The word the CLI prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Failed => "failed",
+            Self::Received => "received",
+        }
+    }
+
+    /// Whether a message in this status may move to `next`. Statuses never move backwards, so receipts
+    /// that arrive out of order (read before delivered) do no harm; a failed message may be retried.
+    pub fn can_become(self, next: Self, outgoing: bool) -> bool {
+        use MessageStatus::*;
+        if outgoing {
+            matches!(
+                (self, next),
+                (Sending, Sent | Delivered | Read | Failed)
+                    | (Sent, Delivered | Read | Failed)
+                    | (Delivered, Read)
+                    | (Failed, Sending | Sent | Delivered | Read)
+            )
+        } else {
+            matches!((self, next), (Received, Read))
+        }
+    }
+}
+
+/// One recipient's view of an outgoing message in a conversation with several members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecipientStatus {
+    pub member: IdentityKey,
+    pub status: MessageStatus,
+}
+
+/// A message as the user sees it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The message id (UUIDv7) the sender chose.
+    pub id: MessageId,
+    pub conversation: ConversationId,
+    /// Who wrote it: `None` for this profile.
+    pub sender: Option<IdentityKey>,
+    /// When the sender says it sent the message, unix milliseconds.
+    pub sent_at_ms: u64,
+    /// When this device stored it, unix milliseconds (for outgoing messages: when it was written).
+    pub received_at_ms: u64,
+    pub text: String,
+    /// For an outgoing message, the furthest any recipient got (a 1:1 message has one recipient); for an
+    /// incoming one, `Received` or `Read`.
+    pub status: MessageStatus,
+    /// Per-recipient statuses where the conversation has several recipients; empty for a 1:1 message.
+    pub recipients: Vec<RecipientStatus>,
+}
+
+impl Message {
+    /// Written by this profile.
+    pub fn outgoing(&self) -> bool {
+        self.sender.is_none()
+    }
+
+    /// The time the message is ordered by in its conversation: when it was sent for outgoing messages,
+    /// when it arrived for incoming ones (a sender's clock is not trusted for ordering).
+    pub fn sort_ms(&self) -> u64 {
+        if self.outgoing() {
+            self.sent_at_ms
+        } else {
+            self.received_at_ms
+        }
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print message text.
+        let Self {
+            id,
+            conversation,
+            sender,
+            sent_at_ms,
+            received_at_ms,
+            text,
+            status,
+            recipients,
+        } = self;
+        f.debug_struct("Message")
+            .field("id", id)
+            .field("conversation", conversation)
+            .field("sender", &sender.map(|k| k.peer_id()))
+            .field("sent_at_ms", sent_at_ms)
+            .field("received_at_ms", received_at_ms)
+            .field("text_len", &text.len())
+            .field("status", status)
+            .field("recipients", recipients)
+            .finish()
+    }
+}
+
+/// A position in a conversation, for paging backwards. Opaque.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Cursor(pub(crate) crate::store::MessageCursor);
+
+/// Some messages of a conversation, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub messages: Vec<Message>,
+    /// Pass this as `before` for the next older page; `None` when there are no older messages.
+    pub older: Option<Cursor>,
+}
+
+/// A conversation in the conversation list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    pub id: ConversationId,
+    /// What the list shows: the contact's name for a 1:1 conversation.
+    pub title: String,
+    /// The newest message.
+    pub last: Message,
+    /// Unread incoming messages.
+    pub unread: u64,
+}
+
+/// Who this profile is.
+#[derive(Debug, Clone)]
+pub struct Whoami {
+    pub key: IdentityKey,
+    pub name: String,
+    pub fingerprint: Fingerprint,
+    pub invite_link: String,
+}
+
+/// What adding a contact from an invite link did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContactChange {
+    /// A new contact.
+    Added,
+    /// A known contact's card was refreshed (same identity).
+    Updated,
+    /// The link was the same card as before.
+    Unchanged,
+    /// A known name now has another identity key: the verified mark was dropped.
+    KeyChanged,
+}
+
+/// Whether this node can be reached directly from the internet (AutoNAT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NatStatus {
+    /// Reachable at this address.
+    Public(Multiaddr),
+    /// Behind NAT: peers reach it through relays and hole punching.
+    Private,
+    Unknown,
+}
+
+/// The node's view of the network.
+#[derive(Debug, Clone)]
+pub struct NetStatus {
+    pub peer_id: PeerId,
+    pub listen_addrs: Vec<Multiaddr>,
+    pub connected_peers: Vec<PeerId>,
+    pub outbox_len: usize,
+    pub lan_only: bool,
+    pub nat: NatStatus,
+    /// Peers found on the LAN by mDNS.
+    pub lan_peers: usize,
+    /// The mailbox servers that hold this profile's mail.
+    pub mailboxes: Vec<PeerId>,
+    /// LAN peers that offer to hold mail.
+    pub lan_mailboxes: Vec<PeerId>,
+    /// Listening through the mailbox servers' circuit relays (behind NAT).
+    pub relayed: bool,
+    /// What this node refused from peers since it started, by kind: `envelope_<reason>` for envelopes it
+    /// rejected, `envelope_duplicate` for envelopes it already had, `envelope_unreadable` for envelope
+    /// streams that failed once open, `connection_limit` and `connection_handshake` for incoming
+    /// connections denied by a limit or whose handshake failed, and `mailbox_<reason>` for requests the
+    /// mailbox it serves refused.
+    pub refusals: BTreeMap<String, u64>,
+}
+
+/// What the node tells its users. Every event names what a reader shows (a contact's display name), so
+/// nobody has to ask the node who a key is.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// The swarm listens on a new address.
+    Listening { address: Multiaddr },
+    /// A new message arrived and is stored.
+    MessageReceived {
+        message: Message,
+        /// The sender's name as the user knows them.
+        sender_name: String,
+    },
+    /// Someone not in the contacts wrote: accept or block them.
+    ContactRequest { contact: Contact },
+    /// A known contact's key changed: the verified mark was dropped.
+    KeyChanged { contact: IdentityKey, name: String },
+    /// An outgoing message moved on.
+    StatusChanged {
+        conversation: ConversationId,
+        id: MessageId,
+        status: MessageStatus,
+    },
+    Typing {
+        conversation: ConversationId,
+        contact: IdentityKey,
+        name: String,
+        typing: bool,
+    },
+    /// A contact's node connected (`true`) or its last connection closed.
+    ContactOnline {
+        contact: IdentityKey,
+        name: String,
+        online: bool,
+    },
+    /// The number of connected peers changed.
+    Peers { connected: usize },
+    /// A peer sent a content kind this build does not know.
+    UnknownContent { contact: IdentityKey, kind: u16 },
+    /// This profile's mailbox record was stored in the DHT.
+    MailboxRecordPublished,
+    /// AutoNAT's verdict on whether this node is reachable from the internet changed.
+    Nat { status: NatStatus },
+    /// A mailbox server was read to the end; `envelopes` is how many it handed over this time.
+    MailboxChecked { server: PeerId, envelopes: usize },
+}
