@@ -7,10 +7,12 @@ use std::time::Duration;
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
 use tern_bootstrap::{Config, Server};
+use tern_node::api::Event;
+use tern_node::api::MessageStatus;
 use tern_node::engine::Engine;
 use tern_node::net::NetConfig;
-use tern_node::node::{Event, Node, NodeConfig};
-use tern_node::store::{KdfParams, MessageStatus, Password};
+use tern_node::node::{Node, NodeConfig};
+use tern_node::store::{KdfParams, Password};
 use tern_protocol::{IdentityKey, MailboxNode};
 use tokio::sync::broadcast;
 
@@ -82,15 +84,11 @@ fn mailbox_node(addr: &Multiaddr) -> MailboxNode {
 }
 
 async fn history_len(node: &Node, with: IdentityKey) -> usize {
-    node.with_engine(move |e| {
-        e.store()
-            .conversation_page(&with, None, 100)
-            .unwrap()
-            .messages
-            .len()
-    })
-    .await
-    .unwrap()
+    node.page(with.into(), None, 100)
+        .await
+        .unwrap()
+        .messages
+        .len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +121,7 @@ async fn mail_deposited_with_two_bootstrap_nodes_survives_losing_one() {
         let bob = Engine::open(dirs[3].path(), &password()).unwrap();
         let (b, mut b_events) = Node::start(bob, user_config(vec![a1.clone(), a2.clone()])).unwrap();
         let got = wait_for(&mut b_events, "the message", |e| matches!(e, Event::MessageReceived { .. })).await;
-        let Event::MessageReceived { message } = got else { unreachable!() };
+        let Event::MessageReceived { message, .. } = got else { unreachable!() };
         assert_eq!(message.text, "kept twice, delivered once");
         assert_eq!(message.id, sent.id);
 
@@ -190,7 +188,7 @@ async fn a_sender_with_an_old_card_finds_the_mailboxes_through_the_dht() {
         let bob = Engine::open(dirs[3].path(), &password()).unwrap();
         let (b, mut b_events) = Node::start(bob, wan_config(&a2)).unwrap();
         wait_for(&mut b_events, "the message", |e| {
-            matches!(e, Event::MessageReceived { message } if message.text == "found you through the DHT")
+            matches!(e, Event::MessageReceived { message, .. } if message.text == "found you through the DHT")
         })
         .await;
         assert_eq!(history_len(&b, alice_key).await, 1);

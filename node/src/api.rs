@@ -315,6 +315,18 @@ pub enum ContactChange {
     KeyChanged,
 }
 
+impl ContactChange {
+    /// The word the CLI prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "added",
+            Self::Updated => "updated",
+            Self::Unchanged => "unchanged",
+            Self::KeyChanged => "key-changed",
+        }
+    }
+}
+
 /// Whether this node can be reached directly from the internet (AutoNAT).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NatStatus {
@@ -370,6 +382,8 @@ pub enum Event {
     /// An outgoing message moved on.
     StatusChanged {
         conversation: ConversationId,
+        /// The conversation's title (the contact's name for a 1:1 conversation).
+        title: String,
         id: MessageId,
         status: MessageStatus,
     },
@@ -388,7 +402,11 @@ pub enum Event {
     /// The number of connected peers changed.
     Peers { connected: usize },
     /// A peer sent a content kind this build does not know.
-    UnknownContent { contact: IdentityKey, kind: u16 },
+    UnknownContent {
+        contact: IdentityKey,
+        name: String,
+        kind: u16,
+    },
     /// This profile's mailbox record was stored in the DHT.
     MailboxRecordPublished,
     /// AutoNAT's verdict on whether this node is reachable from the internet changed.

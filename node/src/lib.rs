@@ -3,10 +3,12 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod api;
+mod convert;
 pub mod engine;
 pub mod mailbox;
 pub mod net;
 pub mod node;
+pub mod profile;
 mod redb_file;
 pub mod settings;
 pub mod store;

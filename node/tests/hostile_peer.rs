@@ -23,13 +23,15 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, noise, tcp, yamux};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use tern_node::api::Event;
+use tern_node::api::MessageStatus;
 use tern_node::engine::Engine;
 use tern_node::mailbox::server::MailboxConfig;
 use tern_node::mailbox::{MAILBOX_PROTOCOL, MailboxRequest, MailboxResponse, OwnerAuth};
 use tern_node::net::ENVELOPE_PROTOCOL;
 use tern_node::net::codec::encode_frame;
-use tern_node::node::{Event, Node, NodeConfig};
-use tern_node::store::{KdfParams, MessageStatus};
+use tern_node::node::{Node, NodeConfig};
+use tern_node::store::{self, KdfParams};
 use tern_protocol::envelope::MAX_ENVELOPE_LEN;
 use tern_protocol::{Envelope, Identity, IdentityKey};
 use tokio::sync::broadcast;
@@ -222,7 +224,7 @@ impl Honest {
         wait_for(
             &mut self.bob_events,
             &format!("Bob gets '{text}'"),
-            |e| matches!(e, Event::MessageReceived { message } if message.text == text),
+            |e| matches!(e, Event::MessageReceived { message, .. } if message.text == text),
         )
         .await;
         wait_for(&mut self.alice_events, "delivered", |e| {
@@ -257,6 +259,9 @@ async fn harness() {
     alice.add_contact(&bob.card().invite_link(), None).unwrap();
     bob.add_contact(&alice.card().invite_link(), None).unwrap();
     let bob_key = bob.key();
+    // Sealed by Alice before her node starts (her node delivers it from the outbox): the envelope an
+    // attacker on the wire would capture and replay below.
+    let (_, captured) = alice.send_text(&bob_key, "captured on the wire").unwrap();
     let bob_identity_public = bob.identity().public().clone();
     let mailbox = MailboxConfig::default();
     let rate = mailbox.deposits_per_minute;
@@ -286,6 +291,10 @@ async fn harness() {
         },
     )
     .unwrap();
+    wait_for(&mut bob_events, "the captured message", |e| {
+        matches!(e, Event::MessageReceived { message, .. } if message.text == "captured on the wire")
+    })
+    .await;
     let mut honest = Honest {
         alice: alice_node.clone(),
         alice_events,
@@ -298,10 +307,7 @@ async fn harness() {
     let mut rng = ChaCha20Rng::seed_from_u64(0x4057_11e6);
     let mut mallory = Mallory::new(bob_node.peer_id(), bob_addr.clone());
     let mut tally: Vec<(&str, usize, String)> = Vec::new();
-    let contacts_before = bob_node
-        .with_engine(|e| e.store().contacts().unwrap().len())
-        .await
-        .unwrap();
+    let contacts_before = bob_node.contacts().await.unwrap().len();
 
     // Frames that do not decode: request-response drops the stream before the node's loop sees it, so
     // these are checked by the answer Mallory gets (none) and by Bob serving on.
@@ -431,14 +437,6 @@ async fn harness() {
     honest.round("misaddressed and expired envelopes").await;
 
     // A replay of an envelope Alice sent (captured on the way): Bob already has it.
-    let captured = alice_node
-        .with_engine(move |e| e.send_text(&bob_key, "captured on the wire").unwrap().1)
-        .await
-        .unwrap();
-    wait_for(&mut honest.bob_events, "the captured message", |e| {
-        matches!(e, Event::MessageReceived { message } if message.text == "captured on the wire")
-    })
-    .await;
     let before = refusals(&bob_node).await;
     let replays = 20;
     for _ in 0..replays {
@@ -572,18 +570,13 @@ async fn harness() {
     ));
 
     // Nothing of Mallory's is in Bob's store; Alice's messages are there exactly once each.
-    let (contacts, history) = bob_node
-        .with_engine(move |e| {
-            let contacts = e.store().contacts().unwrap().len();
-            let history = e
-                .store()
-                .conversation_page(&honest_alice(e), None, 10_000)
-                .unwrap()
-                .messages;
-            (contacts, history)
-        })
+    let contacts = bob_node.contacts().await.unwrap().len();
+    let alice_key = bob_node.find_contact("Alice".into()).await.unwrap().key;
+    let history = bob_node
+        .page(alice_key.into(), None, 10_000)
         .await
-        .unwrap();
+        .unwrap()
+        .messages;
     assert_eq!(contacts, contacts_before, "a contact appeared from Mallory");
     let texts: Vec<&str> = history.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(history.len(), honest.sent + 1, "{texts:?}");
@@ -620,12 +613,7 @@ fn encode_frame_bytes(envelope: Vec<u8>) -> Vec<u8> {
 }
 
 async fn honest_key(alice: &Node) -> tern_protocol::IdentityKey {
-    alice.with_engine(|e| e.key()).await.unwrap()
-}
-
-/// Bob's only contact: Alice.
-fn honest_alice(engine: &Engine) -> IdentityKey {
-    engine.find_contact("Alice").unwrap().key
+    alice.key()
 }
 
 /// Not an attack but the same tools: Alice's node delivered a message directly, Bob stored it, and the ack
@@ -687,7 +675,7 @@ async fn mailbox_copy_gets_a_receipt(restart_bob: bool) {
 
         // Alice's node sealed the message and, its ack lost, deposited it: `sent`, out of the outbox.
         let (message, entry) = alice.send_text(&bob_key, "did you get this?").unwrap();
-        alice.delivered(&entry, MessageStatus::Sent).unwrap();
+        alice.delivered(&entry, store::MessageStatus::Sent).unwrap();
 
         let (m_node, mut m_events) = Node::start(
             mailbox,

@@ -9,10 +9,12 @@ use std::time::Duration;
 use common::{password, wait_for};
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
+use tern_node::api::Event;
+use tern_node::api::MessageStatus;
 use tern_node::engine::{Engine, EngineError, Received};
 use tern_node::net::NetConfig;
-use tern_node::node::{Event, Node, NodeConfig};
-use tern_node::store::{ContactState, KdfParams, MessageStatus};
+use tern_node::node::{Node, NodeConfig};
+use tern_node::store::{self, ContactState, KdfParams};
 use tern_protocol::{Body, IdentityKey, MessageId};
 use tokio::sync::broadcast;
 use tracing::Instrument;
@@ -89,27 +91,23 @@ async fn received(events: &mut broadcast::Receiver<Event>, text: &str) -> Messag
     let event = wait_for(
         events,
         &format!("message {text:?}"),
-        |e| matches!(e, Event::MessageReceived { message } if message.text == text),
+        |e| matches!(e, Event::MessageReceived { message, .. } if message.text == text),
     )
     .await;
     match event {
-        Event::MessageReceived { message } => message.id,
+        Event::MessageReceived { message, .. } => message.id,
         _ => unreachable!(),
     }
 }
 
 async fn history(node: &Node, with: IdentityKey) -> Vec<(String, MessageStatus)> {
-    node.with_engine(move |e| {
-        e.store()
-            .conversation_page(&with, None, 100)
-            .unwrap()
-            .messages
-            .into_iter()
-            .map(|m| (m.text, m.status))
-            .collect()
-    })
-    .await
-    .unwrap()
+    node.page(with.into(), None, 100)
+        .await
+        .unwrap()
+        .messages
+        .into_iter()
+        .map(|m| (m.text, m.status))
+        .collect()
 }
 
 fn every_file(dir: &Path) -> Vec<PathBuf> {
@@ -169,7 +167,7 @@ async fn two_nodes_exchange_messages_receipts_and_typing_and_leave_no_plaintext_
         wait_for(
             &mut a.events,
             "typing",
-            |e| matches!(e, Event::Typing { contact, typing: true } if *contact == b.key),
+            |e| matches!(e, Event::Typing { contact, typing: true, .. } if *contact == b.key),
         )
         .await;
 
@@ -379,7 +377,7 @@ fn a_copy_of_a_stored_envelope_names_its_sender_and_message_even_after_a_restart
     // The receipt moves Alice's message to delivered, and the session still works both ways.
     match alice.receive(&receipt.envelope).unwrap() {
         Received::Receipts { updated, .. } => {
-            assert_eq!(updated, vec![(message.id, MessageStatus::Delivered)]);
+            assert_eq!(updated, vec![(message.id, store::MessageStatus::Delivered)]);
         }
         other => panic!("expected a receipt, got {other:?}"),
     }
@@ -454,7 +452,7 @@ fn receipts_and_typing_move_statuses_without_touching_history() {
         .expect("a read receipt is queued");
     match alice.receive(&receipt.envelope).unwrap() {
         Received::Receipts { updated, .. } => {
-            assert_eq!(updated, vec![(sent.id, MessageStatus::Read)])
+            assert_eq!(updated, vec![(sent.id, store::MessageStatus::Read)])
         }
         other => panic!("expected receipts, got {other:?}"),
     }
@@ -463,7 +461,7 @@ fn receipts_and_typing_move_statuses_without_touching_history() {
         .conversation_page(&bob.key(), None, 10)
         .unwrap();
     assert_eq!(page.messages.len(), 1);
-    assert_eq!(page.messages[0].status, MessageStatus::Read);
+    assert_eq!(page.messages[0].status, store::MessageStatus::Read);
 }
 
 #[test]
@@ -483,14 +481,14 @@ fn a_failed_message_is_sent_again_with_its_id_and_a_removed_contact_takes_its_hi
     entry.expires_at = 0;
     assert_eq!(
         alice.attempt_failed(&entry).unwrap(),
-        Some(MessageStatus::Failed)
+        Some(store::MessageStatus::Failed)
     );
     assert!(alice.store().outbox().unwrap().is_empty());
 
     let retried = alice.retry(&bob_key, &message.id).unwrap();
     assert_eq!(
         (retried.id, retried.status),
-        (message.id, MessageStatus::Sending)
+        (message.id, store::MessageStatus::Sending)
     );
     let queued = alice.store().outbox().unwrap();
     assert_eq!(queued.len(), 1);

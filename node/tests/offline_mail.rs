@@ -9,10 +9,12 @@ use std::time::Duration;
 use common::{loopback_net, password, wait_for};
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
+use tern_node::api::Event;
+use tern_node::api::MessageStatus;
 use tern_node::engine::Engine;
 use tern_node::mailbox::server::MailboxConfig;
-use tern_node::node::{Event, Node, NodeConfig};
-use tern_node::store::{KdfParams, MessageStatus};
+use tern_node::node::{Node, NodeConfig};
+use tern_node::store::KdfParams;
 use tern_protocol::{IdentityKey, MessageId};
 use tokio::sync::broadcast;
 
@@ -83,17 +85,13 @@ fn pair() -> (
 }
 
 async fn history(node: &Node, with: IdentityKey) -> Vec<(String, MessageStatus)> {
-    node.with_engine(move |e| {
-        e.store()
-            .conversation_page(&with, None, 100)
-            .unwrap()
-            .messages
-            .into_iter()
-            .map(|m| (m.text, m.status))
-            .collect()
-    })
-    .await
-    .unwrap()
+    node.page(with.into(), None, 100)
+        .await
+        .unwrap()
+        .messages
+        .into_iter()
+        .map(|m| (m.text, m.status))
+        .collect()
 }
 
 async fn status_of(events: &mut broadcast::Receiver<Event>, id: MessageId, status: MessageStatus) {
@@ -129,7 +127,7 @@ async fn offline_mail_survives_a_mailbox_restart_and_arrives_once() {
         let (engine, config) = user(b.path(), &m.addr);
         let mut bob = up(engine, config).await;
         wait_for(&mut bob.events, "the message", |e| {
-            matches!(e, Event::MessageReceived { message } if message.text == "while you were out")
+            matches!(e, Event::MessageReceived { message, .. } if message.text == "while you were out")
         })
         .await;
         assert_eq!(
@@ -180,7 +178,7 @@ async fn a_lan_peer_serving_mailboxes_is_found_without_configuration() {
         let (engine, config) = lan(b.path());
         let mut bob = up(engine, config).await;
         wait_for(&mut bob.events, "the message", |e| {
-            matches!(e, Event::MessageReceived { message } if message.text == "left with the LAN mailbox")
+            matches!(e, Event::MessageReceived { message, .. } if message.text == "left with the LAN mailbox")
         })
         .await;
         assert_eq!(history(&bob.node, alice_key).await.len(), 1);

@@ -2,6 +2,7 @@
 //! commit of everything one wake-up took.
 
 use super::*;
+use crate::api::ConversationId;
 
 impl EventLoop {
     pub(super) async fn run(mut self) {
@@ -45,81 +46,6 @@ impl EventLoop {
             }
         }
         info!("all handles dropped; stopping");
-    }
-
-    pub(super) fn emit(&self, event: Event) {
-        // No subscriber is not an error: the CLI may not listen.
-        let _ = self.events.send(event);
-    }
-
-    pub(super) fn handle_command(&mut self, command: Command) {
-        match command {
-            Command::SendText { to, text, reply } => self.send_texts(vec![(to, text, reply)]),
-            Command::MarkRead {
-                contact,
-                ids,
-                reply,
-            } => {
-                let result = self
-                    .engine
-                    .mark_read(&contact, &ids)
-                    .map_err(NodeError::from);
-                let _ = reply.send(result);
-                self.flush_outbox(Some(contact));
-            }
-            Command::Typing { contact, typing } => self.send_typing(contact, typing),
-            Command::Dial { addr, reply } => {
-                let result = self.swarm.dial(addr.clone()).map_err(|e| NodeError::Dial {
-                    addr,
-                    reason: e.to_string(),
-                });
-                let _ = reply.send(result);
-            }
-            Command::Status { reply } => {
-                let status = NetStatus {
-                    peer_id: *self.swarm.local_peer_id(),
-                    listen_addrs: self.swarm.listeners().cloned().collect(),
-                    connected_peers: self.swarm.connected_peers().copied().collect(),
-                    outbox_len: self.engine.store().outbox().map_or(0, |o| o.len()),
-                    lan_only: self.lan_only,
-                    nat: self.nat.clone(),
-                    lan_peers: self.mdns_peers.len(),
-                    mailboxes: self.my_mailboxes.iter().map(|(peer, _)| *peer).collect(),
-                    lan_mailboxes: self.lan_mailboxes.clone(),
-                    relayed: self.relays_reserved,
-                    refusals: self.refusals(),
-                };
-                let _ = reply.send(status);
-            }
-            Command::Engine(call) => call(&mut self.engine),
-            Command::Shutdown { .. } | Command::Stop { .. } => {}
-        }
-    }
-
-    pub(super) fn send_typing(&mut self, contact: IdentityKey, typing: bool) {
-        let Some(peer) = peer_id_of(&contact) else {
-            return;
-        };
-        if !self.swarm.is_connected(&peer) {
-            return;
-        }
-        match self
-            .engine
-            .send_control(&contact, Body::Typing(typing), false)
-        {
-            Ok((_, envelope)) => match EnvelopeRequest::from_envelope(&envelope) {
-                Ok(request) => {
-                    let id = self
-                        .swarm
-                        .behaviour_mut()
-                        .envelope
-                        .send_request(&peer, request);
-                    self.fire_and_forget.insert(id);
-                }
-                Err(e) => warn!(error = %e, "typing envelope does not fit a frame"),
-            },
-            Err(e) => debug!(error = %e, "cannot send typing"),
-        }
     }
 
     /// Handles every swarm event that is ready now (up to [`MAX_EVENTS_PER_WAKE`]), then stores what they
@@ -167,7 +93,11 @@ impl EventLoop {
     pub(super) fn send_texts(&mut self, mut sends: Vec<(IdentityKey, String, SendReply)>) {
         while sends.len() < MAX_SENDS_PER_COMMIT && self.pending.command.is_none() {
             match self.commands.try_recv() {
-                Ok(Command::SendText { to, text, reply }) => sends.push((to, text, reply)),
+                Ok(Command::SendText {
+                    conversation: ConversationId::Direct(to),
+                    text,
+                    reply,
+                }) => sends.push((to, text, reply)),
                 Ok(other) => self.pending.command = Some(other),
                 Err(_) => break,
             }
@@ -180,7 +110,7 @@ impl EventLoop {
         for ((_, _, reply), result) in sends.into_iter().zip(results) {
             match result {
                 Ok((message, entry)) => {
-                    let _ = reply.send(Ok(message));
+                    let _ = reply.send(Ok(message.into()));
                     self.deliver_now(entry);
                 }
                 Err(e) => {

@@ -5,9 +5,11 @@
 //! consumer (the GUI) only ever loses events (it sees `Lagged` and re-reads the store), never stalls the
 //! swarm.
 
+mod commands;
 mod delivery;
 mod dht;
 mod event_loop;
+mod handle;
 mod inbound;
 mod mailbox_client;
 mod mailbox_host;
@@ -26,6 +28,9 @@ use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+pub use handle::Node;
+
+use crate::api::{self, NatStatus, NetStatus};
 use crate::engine::{Engine, EngineError, ReceiveError, Received, now_ms};
 use crate::mailbox::server::{MailboxConfig, MailboxError, MailboxServer};
 use crate::mailbox::wire::{
@@ -36,6 +41,7 @@ use crate::net::{
     RejectReason, build_swarm,
 };
 use crate::store::{ContactRecord, MessageRecord, MessageStatus, OutboxRecord};
+use commands::Command;
 
 /// Commands waiting for the event loop.
 pub const COMMAND_QUEUE: usize = 64;
@@ -78,16 +84,43 @@ pub enum NodeError {
     Net(#[from] NetError),
     #[error("cannot dial {addr}: {reason}")]
     Dial { addr: Multiaddr, reason: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
     #[error("the node has stopped")]
     Stopped,
     #[error("cannot open the mailbox this node serves: {0}")]
     Mailbox(#[source] MailboxError),
 }
 
-/// What the node tells its users.
+impl NodeError {
+    /// The password did not open the profile.
+    pub fn is_wrong_password(&self) -> bool {
+        matches!(
+            self.store_error(),
+            Some(crate::store::StoreError::WrongPassword)
+        )
+    }
+
+    /// Another process has the profile open.
+    pub fn is_in_use(&self) -> bool {
+        matches!(self.store_error(), Some(crate::store::StoreError::InUse))
+    }
+
+    fn store_error(&self) -> Option<&crate::store::StoreError> {
+        match self {
+            Self::Store(e) | Self::Engine(EngineError::Store(e)) => Some(e),
+            Self::Settings(crate::settings::SettingsError::Store(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// What the event loop reports; [`EventLoop::emit`] turns it into an [`api::Event`] for the handle's
+/// subscribers, naming contacts on the way.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Event {
+pub(crate) enum Event {
     /// The swarm listens on a new address.
     Listening {
         address: Multiaddr,
@@ -141,77 +174,6 @@ pub enum Event {
     },
 }
 
-/// Whether this node can be reached directly from the internet (AutoNAT).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NatStatus {
-    /// Reachable at this address.
-    Public(Multiaddr),
-    /// Behind NAT: peers reach it through relays and hole punching.
-    Private,
-    Unknown,
-}
-
-/// The node's view of the network.
-#[derive(Debug, Clone)]
-pub struct NetStatus {
-    pub peer_id: PeerId,
-    pub listen_addrs: Vec<Multiaddr>,
-    pub connected_peers: Vec<PeerId>,
-    pub outbox_len: usize,
-    pub lan_only: bool,
-    pub nat: NatStatus,
-    /// Peers found on the LAN by mDNS.
-    pub lan_peers: usize,
-    /// The mailbox servers that hold this profile's mail.
-    pub mailboxes: Vec<PeerId>,
-    /// LAN peers that offer to hold mail.
-    pub lan_mailboxes: Vec<PeerId>,
-    /// Listening through the mailbox servers' circuit relays (behind NAT).
-    pub relayed: bool,
-    /// What this node refused from peers since it started, by kind: `envelope_<reason>` for envelopes it
-    /// rejected (see [`RejectReason::name`]), `envelope_duplicate` for envelopes it already had,
-    /// `envelope_unreadable` for envelope streams that failed once open (a timeout, an answer that could not
-    /// be sent; frames that do not decode are dropped by request-response before the node sees them),
-    /// `connection_limit` and `connection_handshake` for incoming connections denied by a limit
-    /// or whose handshake failed, and `mailbox_<reason>` for requests the mailbox it serves refused.
-    pub refusals: BTreeMap<String, u64>,
-}
-
-type EngineCall = Box<dyn FnOnce(&mut Engine) + Send>;
-
-enum Command {
-    SendText {
-        to: IdentityKey,
-        text: String,
-        reply: oneshot::Sender<Result<MessageRecord, NodeError>>,
-    },
-    MarkRead {
-        contact: IdentityKey,
-        ids: Vec<MessageId>,
-        reply: oneshot::Sender<Result<Vec<MessageId>, NodeError>>,
-    },
-    Typing {
-        contact: IdentityKey,
-        typing: bool,
-    },
-    Dial {
-        addr: Multiaddr,
-        reply: oneshot::Sender<Result<(), NodeError>>,
-    },
-    Status {
-        reply: oneshot::Sender<NetStatus>,
-    },
-    /// Runs a store or profile operation on the loop's engine.
-    Engine(EngineCall),
-    Shutdown {
-        reply: oneshot::Sender<()>,
-    },
-    /// Stops the loop and hands the engine back (to start again with another configuration).
-    Stop {
-        reply: oneshot::Sender<Box<Engine>>,
-    },
-}
-
 /// What `Node::start` needs besides the profile.
 #[derive(Debug, Clone, Default)]
 pub struct NodeConfig {
@@ -224,218 +186,6 @@ pub struct NodeConfig {
     pub mailboxes: Vec<Multiaddr>,
     /// Serve as a mailbox for others (a LAN peer started with `--mailbox`): the database path and limits.
     pub serve_mailbox: Option<(std::path::PathBuf, MailboxConfig)>,
-}
-
-/// A handle to a running node. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Node {
-    commands: mpsc::Sender<Command>,
-    events: broadcast::Sender<Event>,
-    peer_id: PeerId,
-}
-
-impl Node {
-    /// Builds the swarm for `engine`'s identity and spawns the event loop on the current tokio runtime.
-    /// Returns the handle and an event receiver subscribed before anything happened.
-    pub fn start(
-        mut engine: Engine,
-        config: NodeConfig,
-    ) -> Result<(Self, broadcast::Receiver<Event>), NodeError> {
-        let servers: Vec<tern_protocol::MailboxNode> = config
-            .mailboxes
-            .iter()
-            .filter_map(|addr| {
-                let peer = crate::net::swarm::peer_id_of(addr)?;
-                Some(tern_protocol::MailboxNode {
-                    peer_id: peer.to_bytes(),
-                    addresses: vec![addr.to_vec()],
-                })
-            })
-            .collect();
-        let record = if config.net.lan_only || servers.is_empty() {
-            None
-        } else {
-            tern_protocol::MailboxRecord::issue(
-                engine.identity(),
-                engine.card().details().revision,
-                servers.clone(),
-            )
-            .ok()
-        };
-        // A run without configured servers leaves the card's published mailboxes as they are.
-        if !servers.is_empty() {
-            engine.set_mailboxes(servers)?;
-        }
-        let mut config = config;
-        config.net.serve_mailbox = config.serve_mailbox.is_some();
-        let seed = engine.identity().ed25519_secret();
-        let mut swarm = build_swarm(&seed, &config.net)?;
-        drop(seed);
-        let peer_id = *swarm.local_peer_id();
-        let mailbox_server = match &config.serve_mailbox {
-            Some((path, limits)) => Some(
-                MailboxServer::open(path, peer_id.to_bytes(), limits.clone())
-                    .map_err(NodeError::Mailbox)?,
-            ),
-            None => None,
-        };
-        for addr in &config.peers {
-            if let Err(e) = swarm.dial(addr.clone()) {
-                warn!(%addr, error = %e, "cannot dial configured peer");
-            }
-        }
-        let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
-        let (event_tx, event_rx) = broadcast::channel(EVENT_QUEUE);
-        let event_loop = EventLoop {
-            swarm,
-            engine,
-            commands: command_rx,
-            events: event_tx.clone(),
-            in_flight: HashMap::new(),
-            sending: HashSet::new(),
-            fire_and_forget: HashSet::new(),
-            waiting: VecDeque::new(),
-            known_addrs: HashMap::new(),
-            lan_only: config.net.lan_only,
-            my_mailboxes: Vec::new(),
-            lan_mailboxes: Vec::new(),
-            mdns_peers: HashSet::new(),
-            nat: NatStatus::Unknown,
-            relays_reserved: false,
-            mailbox_calls: HashMap::new(),
-            fetching: HashMap::new(),
-            deposits: HashMap::new(),
-            mailbox_server,
-            pushes: HashMap::new(),
-            record,
-            published: false,
-            lookups: HashMap::new(),
-            lookup_queries: HashMap::new(),
-            refusals: BTreeMap::new(),
-            pending: Pending::default(),
-        };
-        let mut event_loop = event_loop;
-        for addr in &config.peers {
-            // Remembered, so that a peer whose first dial failed (it was down, or the link was) is dialled
-            // again when there is mail for it or it is needed, instead of being unreachable until it dials us.
-            if let Some(peer) = crate::net::swarm::peer_id_of(addr) {
-                event_loop.remember_addr(peer, addr.clone());
-            }
-        }
-        for addr in &config.mailboxes {
-            match crate::net::swarm::peer_id_of(addr) {
-                Some(peer) => {
-                    event_loop.my_mailboxes.push((peer, addr.clone()));
-                    event_loop.remember_addr(peer, addr.clone());
-                    if let Err(e) = event_loop.swarm.dial(addr.clone()) {
-                        warn!(%addr, error = %e, "cannot dial mailbox server");
-                    }
-                }
-                None => warn!(%addr, "mailbox address has no /p2p/<peer id>; ignored"),
-            }
-        }
-        let span = info_span!("node", peer = %short(&peer_id));
-        tokio::spawn(event_loop.run().instrument(span));
-        Ok((
-            Self {
-                commands: command_tx,
-                events: event_tx,
-                peer_id,
-            },
-            event_rx,
-        ))
-    }
-
-    pub fn peer_id(&self) -> PeerId {
-        self.peer_id
-    }
-
-    /// Another receiver of the node's events.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
-    }
-
-    async fn request<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, NodeError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(make(tx))
-            .await
-            .map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)
-    }
-
-    /// Queues a text message; it is durable in the outbox when this returns.
-    pub async fn send_text(
-        &self,
-        to: IdentityKey,
-        text: String,
-    ) -> Result<MessageRecord, NodeError> {
-        self.request(|reply| Command::SendText { to, text, reply })
-            .await?
-    }
-
-    /// Marks received messages read and sends a read receipt.
-    pub async fn mark_read(
-        &self,
-        contact: IdentityKey,
-        ids: Vec<MessageId>,
-    ) -> Result<Vec<MessageId>, NodeError> {
-        self.request(|reply| Command::MarkRead {
-            contact,
-            ids,
-            reply,
-        })
-        .await?
-    }
-
-    /// Tells a connected contact that we started or stopped typing. Best effort: never queued.
-    pub async fn typing(&self, contact: IdentityKey, typing: bool) -> Result<(), NodeError> {
-        self.commands
-            .send(Command::Typing { contact, typing })
-            .await
-            .map_err(|_| NodeError::Stopped)
-    }
-
-    /// Dials an address.
-    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
-        self.request(|reply| Command::Dial { addr, reply }).await?
-    }
-
-    pub async fn status(&self) -> Result<NetStatus, NodeError> {
-        self.request(|reply| Command::Status { reply }).await
-    }
-
-    /// Runs `f` on the node's engine (store and profile operations) and returns its result.
-    pub async fn with_engine<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Engine) -> T + Send + 'static,
-    ) -> Result<T, NodeError> {
-        let (tx, rx) = oneshot::channel();
-        let call: EngineCall = Box::new(move |engine| {
-            let _ = tx.send(f(engine));
-        });
-        self.commands
-            .send(Command::Engine(call))
-            .await
-            .map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)
-    }
-
-    /// Stops the event loop and the swarm but keeps the profile open: returns the engine, to start a node
-    /// again (with other settings) without asking for the password.
-    pub async fn stop(&self) -> Result<Engine, NodeError> {
-        self.request(|reply| Command::Stop { reply })
-            .await
-            .map(|engine| *engine)
-    }
-
-    /// Stops the event loop; the store is closed (and its lock released) when this returns.
-    pub async fn shutdown(&self) -> Result<(), NodeError> {
-        self.request(|reply| Command::Shutdown { reply }).await
-    }
 }
 
 fn short(peer: &PeerId) -> String {
@@ -452,7 +202,7 @@ struct EventLoop {
     swarm: Swarm<ClientBehaviour>,
     engine: Engine,
     commands: mpsc::Receiver<Command>,
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<api::Event>,
     /// Envelope requests awaiting an ack, with the outbox entry each carries.
     in_flight: HashMap<OutboundRequestId, OutboxRecord>,
     /// Outbox entries currently in flight, so a pass does not send one twice.
@@ -496,6 +246,110 @@ struct EventLoop {
     refusals: BTreeMap<String, u64>,
     /// Work taken in this wake-up, to be committed together (see [`Pending`]).
     pending: Pending,
+}
+
+impl EventLoop {
+    /// Builds the swarm for `engine`'s identity and the loop that will own both, taking commands from
+    /// `commands` and sending events on `events`.
+    fn new(
+        mut engine: Engine,
+        config: NodeConfig,
+        commands: mpsc::Receiver<Command>,
+        events: broadcast::Sender<api::Event>,
+    ) -> Result<Self, NodeError> {
+        let servers: Vec<tern_protocol::MailboxNode> = config
+            .mailboxes
+            .iter()
+            .filter_map(|addr| {
+                let peer = crate::net::swarm::peer_id_of(addr)?;
+                Some(tern_protocol::MailboxNode {
+                    peer_id: peer.to_bytes(),
+                    addresses: vec![addr.to_vec()],
+                })
+            })
+            .collect();
+        let record = if config.net.lan_only || servers.is_empty() {
+            None
+        } else {
+            tern_protocol::MailboxRecord::issue(
+                engine.identity(),
+                engine.card().details().revision,
+                servers.clone(),
+            )
+            .ok()
+        };
+        // A run without configured servers leaves the card's published mailboxes as they are.
+        if !servers.is_empty() {
+            engine.set_mailboxes(servers)?;
+        }
+        let mut config = config;
+        config.net.serve_mailbox = config.serve_mailbox.is_some();
+        let seed = engine.identity().ed25519_secret();
+        let mut swarm = build_swarm(&seed, &config.net)?;
+        drop(seed);
+        let peer_id = *swarm.local_peer_id();
+        let mailbox_server = match &config.serve_mailbox {
+            Some((path, limits)) => Some(
+                MailboxServer::open(path, peer_id.to_bytes(), limits.clone())
+                    .map_err(NodeError::Mailbox)?,
+            ),
+            None => None,
+        };
+        for addr in &config.peers {
+            if let Err(e) = swarm.dial(addr.clone()) {
+                warn!(%addr, error = %e, "cannot dial configured peer");
+            }
+        }
+        let event_loop = EventLoop {
+            swarm,
+            engine,
+            commands,
+            events,
+            in_flight: HashMap::new(),
+            sending: HashSet::new(),
+            fire_and_forget: HashSet::new(),
+            waiting: VecDeque::new(),
+            known_addrs: HashMap::new(),
+            lan_only: config.net.lan_only,
+            my_mailboxes: Vec::new(),
+            lan_mailboxes: Vec::new(),
+            mdns_peers: HashSet::new(),
+            nat: NatStatus::Unknown,
+            relays_reserved: false,
+            mailbox_calls: HashMap::new(),
+            fetching: HashMap::new(),
+            deposits: HashMap::new(),
+            mailbox_server,
+            pushes: HashMap::new(),
+            record,
+            published: false,
+            lookups: HashMap::new(),
+            lookup_queries: HashMap::new(),
+            refusals: BTreeMap::new(),
+            pending: Pending::default(),
+        };
+        let mut event_loop = event_loop;
+        for addr in &config.peers {
+            // Remembered, so that a peer whose first dial failed (it was down, or the link was) is dialled
+            // again when there is mail for it or it is needed, instead of being unreachable until it dials us.
+            if let Some(peer) = crate::net::swarm::peer_id_of(addr) {
+                event_loop.remember_addr(peer, addr.clone());
+            }
+        }
+        for addr in &config.mailboxes {
+            match crate::net::swarm::peer_id_of(addr) {
+                Some(peer) => {
+                    event_loop.my_mailboxes.push((peer, addr.clone()));
+                    event_loop.remember_addr(peer, addr.clone());
+                    if let Err(e) = event_loop.swarm.dial(addr.clone()) {
+                        warn!(%addr, error = %e, "cannot dial mailbox server");
+                    }
+                }
+                None => warn!(%addr, "mailbox address has no /p2p/<peer id>; ignored"),
+            }
+        }
+        Ok(event_loop)
+    }
 }
 
 /// What is known of a recipient's mailbox record.
@@ -554,7 +408,7 @@ struct Pending {
 }
 
 /// How a send command answers.
-type SendReply = oneshot::Sender<Result<MessageRecord, NodeError>>;
+type SendReply = oneshot::Sender<Result<api::Message, NodeError>>;
 
 /// The next command: one set aside while gathering sends, else the next from the queue.
 async fn next_command(

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use tern_node::api::Event;
 use tern_node::net::NetConfig;
-use tern_node::node::Event;
 use tern_node::store::Password;
 use tokio::sync::broadcast;
 

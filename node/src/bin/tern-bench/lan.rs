@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use libp2p::Multiaddr;
+use tern_node::api::{ConversationId, Event};
 use tern_node::engine::{Engine, now_ms};
 use tern_node::net::NetConfig;
-use tern_node::node::{Event, Node, NodeConfig};
-use tern_node::store::{KdfParams, MessageStatus, Password};
+use tern_node::node::{Node, NodeConfig};
+use tern_node::store::{KdfParams, Password};
 use tern_protocol::IdentityKey;
 
 use crate::{Row, Target, ms, percentile, print_table};
@@ -340,7 +341,11 @@ pub fn peer(args: &[String]) -> Result<()> {
         let sent = match rest {
             [to, _] => {
                 let key = IdentityKey::from_peer_id(to)?;
-                Some(node.send_text(key, "hello over the LAN".into()).await?.id)
+                Some(
+                    node.send_text(ConversationId::Direct(key), "hello over the LAN".into())
+                        .await?
+                        .id,
+                )
             }
             _ => None,
         };
@@ -351,7 +356,7 @@ pub fn peer(args: &[String]) -> Result<()> {
                 }
                 Event::StatusChanged {
                     id,
-                    status: MessageStatus::Delivered,
+                    status: tern_node::api::MessageStatus::Delivered,
                     ..
                 } if Some(id) == sent => {
                     println!("delivered {}", now_ms());

@@ -15,13 +15,14 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, Swarm};
+use tern_node::api::{ConversationId, Event};
 use tern_node::engine::Engine;
 use tern_node::mailbox::wire::{MailboxRequest, MailboxResponse, OwnerAuth};
 use tern_node::net::{
     ClientBehaviour, ClientBehaviourEvent, EnvelopeAck, EnvelopeRequest, NetConfig, build_swarm,
 };
-use tern_node::node::{Event, Node, NodeConfig};
-use tern_node::store::{KdfParams, MessageStatus, Password};
+use tern_node::node::{Node, NodeConfig};
+use tern_node::store::{KdfParams, Password};
 use tokio::sync::broadcast;
 
 mod crypto;
@@ -131,9 +132,13 @@ async fn tern_pair() -> Result<Pair> {
     listening(&mut b_events).await?;
     b.dial(a_addr.with(Protocol::P2p(a.peer_id()))).await?;
     // Warm up: one message each way, so the session exists and the connection is up.
-    let warm = a.send_text(b_key, "warm-up".into()).await?;
+    let warm = a
+        .send_text(ConversationId::Direct(b_key), "warm-up".into())
+        .await?;
     wait_status(&mut a_events, warm.id).await?;
-    let warm = b.send_text(a_key, "warm-up".into()).await?;
+    let warm = b
+        .send_text(ConversationId::Direct(a_key), "warm-up".into())
+        .await?;
     wait_status(&mut b_events, warm.id).await?;
     Ok(Pair {
         _dirs: dirs,
@@ -154,7 +159,7 @@ async fn wait_status(
         match events.recv().await {
             Ok(Event::StatusChanged {
                 id: got,
-                status: MessageStatus::Delivered,
+                status: tern_node::api::MessageStatus::Delivered,
                 ..
             }) if got == id => return Ok(()),
             Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -182,7 +187,9 @@ async fn tern_latency(pair: &mut Pair, n: usize) -> Result<Vec<Duration>> {
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let start = Instant::now();
-        pair.a.send_text(pair.b_key, text.clone()).await?;
+        pair.a
+            .send_text(ConversationId::Direct(pair.b_key), text.clone())
+            .await?;
         wait_received(&mut pair.b_events, 1).await?;
         samples.push(start.elapsed());
     }
@@ -199,7 +206,7 @@ async fn tern_throughput(pair: &mut Pair, n: usize) -> Result<f64> {
         let text = text.clone();
         tokio::spawn(async move {
             let mut sends = futures::stream::iter(0..n)
-                .map(|_| node.send_text(to, text.clone()))
+                .map(|_| node.send_text(ConversationId::Direct(to), text.clone()))
                 .buffer_unordered(tern_node::node::MAX_IN_FLIGHT);
             while let Some(sent) = sends.next().await {
                 sent?;

@@ -1,0 +1,125 @@
+//! What `tern-node` prints: a human line, or one JSON object per line with `--json`.
+
+use std::io::Write;
+
+use serde_json::{Value, json};
+use tern_node::api::{Contact, Event, Message, NatStatus};
+use tern_node::profile::Profile;
+
+/// Where output goes: human lines or JSON lines.
+#[derive(Clone, Copy)]
+pub(crate) struct Out {
+    pub(crate) json: bool,
+}
+
+impl Out {
+    pub(crate) fn print(&self, value: Value, human: impl FnOnce() -> String) {
+        let line = if self.json {
+            value.to_string()
+        } else {
+            human()
+        };
+        let mut stdout = std::io::stdout().lock();
+        // A closed stdout (a pipe whose reader left) is not worth a panic.
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
+    }
+}
+
+pub(crate) fn contact_json(profile: &Profile, c: &Contact) -> Value {
+    json!({
+        "name": c.name,
+        "peer_id": c.peer_id(),
+        "state": c.state.as_str(),
+        "verified": c.verified,
+        "key_changed": c.key_changed,
+        "safety_number": profile.safety_number(&c.key).to_string(),
+    })
+}
+
+fn message_json(contact: &str, m: &Message) -> Value {
+    json!({
+        "contact": contact,
+        "id": m.id.to_string(),
+        "direction": if m.outgoing() { "out" } else { "in" },
+        "sent_at_ms": m.sent_at_ms,
+        "received_at_ms": m.received_at_ms,
+        "status": m.status.as_str(),
+        "text": m.text,
+    })
+}
+
+pub(crate) fn print_message(out: Out, contact: &str, m: &Message) {
+    out.print(message_json(contact, m), || {
+        let arrow = if m.outgoing() { "->" } else { "<-" };
+        format!("{arrow} {contact}\t[{}]\t{}", m.status.as_str(), m.text)
+    });
+}
+
+/// Prints one node event; `me` is this node's peer id (for full listening addresses).
+pub(crate) fn print_event(out: Out, me: &str, event: Event) {
+    match event {
+        Event::Listening { address } => {
+            let full = format!("{address}/p2p/{me}");
+            out.print(json!({"event": "listening", "address": full}), || {
+                format!("listening {full}")
+            });
+        }
+        Event::MessageReceived {
+            message,
+            sender_name,
+        } => {
+            let mut value = message_json(&sender_name, &message);
+            value["event"] = json!("message");
+            out.print(value, || format!("<- {sender_name}: {}", message.text));
+        }
+        Event::ContactRequest { contact } => out.print(
+            json!({"event": "contact-request", "name": contact.name, "peer_id": contact.peer_id()}),
+            || format!("contact request from {} ({})", contact.name, contact.peer_id()),
+        ),
+        Event::KeyChanged { name, .. } => {
+            out.print(json!({"event": "key-changed", "contact": name}), || {
+                format!("WARNING: {name}'s key changed; verify them again")
+            });
+        }
+        Event::StatusChanged {
+            title: name,
+            id,
+            status,
+            ..
+        } => out.print(
+            json!({"event": "status", "contact": name, "id": id.to_string(), "status": status.as_str()}),
+            || format!("{name}: message {id} {}", status.as_str()),
+        ),
+        Event::Typing { name, typing, .. } => {
+            out.print(json!({"event": "typing", "contact": name, "typing": typing}), || {
+                format!("{name} {}", if typing { "is typing…" } else { "stopped typing" })
+            });
+        }
+        Event::ContactOnline { name, online, .. } => {
+            out.print(json!({"event": "online", "contact": name, "online": online}), || {
+                format!("{name} is {}", if online { "online" } else { "offline" })
+            });
+        }
+        Event::Nat { status } => {
+            let text = match &status {
+                NatStatus::Public(addr) => format!("public at {addr}"),
+                NatStatus::Private => "private (behind NAT: relays and hole punching)".into(),
+                NatStatus::Unknown => "unknown".into(),
+            };
+            out.print(json!({"event": "nat", "status": text}), || {
+                format!("reachability: {text}")
+            });
+        }
+        Event::Peers { connected } => out.print(
+            json!({"event": "peers", "connected": connected}),
+            || format!("peers connected: {connected}"),
+        ),
+        Event::UnknownContent { name, kind, .. } => {
+            out.print(json!({"event": "unknown-content", "contact": name, "kind": kind}), || {
+                format!("{name} sent a message of kind {kind}, which this version cannot show")
+            });
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,325 @@
+//! Commands from the [`Node`] handle, handled on the event loop, and the events it sends back out, with
+//! contacts named the way the user knows them.
+
+use super::*;
+
+use super::handle::Proof;
+use crate::api::{Contact, ContactChange, ContactState, ConversationId, Whoami};
+use crate::profile::Password;
+use crate::settings::NetworkSettings;
+
+type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+/// A store read run on the loop (interim, until reads move to a reader of their own).
+pub(super) type ReadCall = Box<dyn FnOnce(&Engine) + Send>;
+
+pub(super) enum Command {
+    SendText {
+        conversation: ConversationId,
+        text: String,
+        reply: Reply<api::Message>,
+    },
+    /// `ids: None` marks everything unread in the conversation.
+    MarkRead {
+        conversation: ConversationId,
+        ids: Option<Vec<MessageId>>,
+        reply: Reply<Vec<MessageId>>,
+    },
+    Typing {
+        conversation: ConversationId,
+        typing: bool,
+    },
+    Retry {
+        conversation: ConversationId,
+        id: MessageId,
+        reply: Reply<api::Message>,
+    },
+    AddContact {
+        link: String,
+        name: Option<String>,
+        reply: Reply<(Contact, ContactChange)>,
+    },
+    SetContactState {
+        key: IdentityKey,
+        state: ContactState,
+        reply: Reply<Contact>,
+    },
+    RenameContact {
+        key: IdentityKey,
+        name: String,
+        reply: Reply<Contact>,
+    },
+    RemoveContact {
+        key: IdentityKey,
+        reply: Reply<()>,
+    },
+    Verify {
+        key: IdentityKey,
+        proof: Proof,
+        reply: Reply<bool>,
+    },
+    Whoami {
+        reply: oneshot::Sender<Whoami>,
+    },
+    ChangePassword {
+        old: Password,
+        new: Password,
+        reply: Reply<()>,
+    },
+    SaveSettings {
+        settings: NetworkSettings,
+        reply: Reply<()>,
+    },
+    Read(ReadCall),
+    Dial {
+        addr: Multiaddr,
+        reply: Reply<()>,
+    },
+    Status {
+        reply: oneshot::Sender<NetStatus>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+    /// Stops the loop and hands the engine back (to start again with another configuration).
+    Stop {
+        reply: oneshot::Sender<Box<Engine>>,
+    },
+}
+
+/// The contact of a conversation this build can send to.
+fn direct(conversation: &ConversationId) -> Result<IdentityKey, NodeError> {
+    conversation
+        .direct()
+        .ok_or(NodeError::Engine(EngineError::UnknownContact(format!(
+            "{conversation:?}"
+        ))))
+}
+
+impl EventLoop {
+    pub(super) fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::SendText {
+                conversation,
+                text,
+                reply,
+            } => match direct(&conversation) {
+                Ok(to) => self.send_texts(vec![(to, text, reply)]),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Command::MarkRead {
+                conversation,
+                ids,
+                reply,
+            } => {
+                let result = direct(&conversation).and_then(|contact| {
+                    let ids = match ids {
+                        Some(ids) => ids,
+                        None => self.unread_ids(&contact)?,
+                    };
+                    Ok((contact, self.engine.mark_read(&contact, &ids)?))
+                });
+                match result {
+                    Ok((contact, read)) => {
+                        let _ = reply.send(Ok(read));
+                        self.flush_outbox(Some(contact));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Command::Typing {
+                conversation,
+                typing,
+            } => {
+                if let Some(contact) = conversation.direct() {
+                    self.send_typing(contact, typing);
+                }
+            }
+            Command::Retry {
+                conversation,
+                id,
+                reply,
+            } => {
+                let result = direct(&conversation)
+                    .and_then(|contact| Ok((contact, self.engine.retry(&contact, &id)?)));
+                match result {
+                    Ok((contact, message)) => {
+                        let _ = reply.send(Ok(message.into()));
+                        self.flush_outbox(Some(contact));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Command::AddContact { link, name, reply } => {
+                let result = crate::profile::add_contact(&mut self.engine, &link, name.as_deref());
+                let _ = reply.send(result.map_err(NodeError::from));
+            }
+            Command::SetContactState { key, state, reply } => {
+                let result = self.engine.set_contact_state(&key, state.into());
+                let _ = reply.send(result.map(Contact::from).map_err(NodeError::from));
+            }
+            Command::RenameContact { key, name, reply } => {
+                let result = self.engine.rename_contact(&key, &name);
+                let _ = reply.send(result.map(Contact::from).map_err(NodeError::from));
+            }
+            Command::RemoveContact { key, reply } => {
+                let _ = reply.send(self.engine.remove_contact(&key).map_err(NodeError::from));
+            }
+            Command::Verify { key, proof, reply } => {
+                let result = match proof {
+                    Proof::SafetyNumber(digits) => self.engine.verify(&key, &digits),
+                    Proof::Card(link) => self.engine.verify_card(&key, &link),
+                };
+                let _ = reply.send(result.map_err(NodeError::from));
+            }
+            Command::Whoami { reply } => {
+                let _ = reply.send(crate::profile::whoami(&self.engine));
+            }
+            Command::ChangePassword { old, new, reply } => {
+                let result = self.engine.store_mut().change_password(&old, &new);
+                let _ = reply.send(result.map_err(NodeError::from));
+            }
+            Command::SaveSettings { settings, reply } => {
+                let result = settings.save(self.engine.store_mut());
+                let _ = reply.send(result.map_err(NodeError::from));
+            }
+            Command::Read(call) => call(&self.engine),
+            Command::Dial { addr, reply } => {
+                let result = self.swarm.dial(addr.clone()).map_err(|e| NodeError::Dial {
+                    addr,
+                    reason: e.to_string(),
+                });
+                let _ = reply.send(result);
+            }
+            Command::Status { reply } => {
+                let status = NetStatus {
+                    peer_id: *self.swarm.local_peer_id(),
+                    listen_addrs: self.swarm.listeners().cloned().collect(),
+                    connected_peers: self.swarm.connected_peers().copied().collect(),
+                    outbox_len: self.engine.store().outbox().map_or(0, |o| o.len()),
+                    lan_only: self.lan_only,
+                    nat: self.nat.clone(),
+                    lan_peers: self.mdns_peers.len(),
+                    mailboxes: self.my_mailboxes.iter().map(|(peer, _)| *peer).collect(),
+                    lan_mailboxes: self.lan_mailboxes.clone(),
+                    relayed: self.relays_reserved,
+                    refusals: self.refusals(),
+                };
+                let _ = reply.send(status);
+            }
+            Command::Shutdown { .. } | Command::Stop { .. } => {}
+        }
+    }
+
+    /// The unread incoming messages of a 1:1 conversation (the newest few hundred).
+    fn unread_ids(&self, contact: &IdentityKey) -> Result<Vec<MessageId>, NodeError> {
+        let page = self
+            .engine
+            .store()
+            .conversation_page(contact, None, MAX_READ_PAGE)?;
+        Ok(page
+            .messages
+            .into_iter()
+            .filter(|m| !m.outgoing && m.status == MessageStatus::Received)
+            .map(|m| m.id)
+            .collect())
+    }
+
+    pub(super) fn send_typing(&mut self, contact: IdentityKey, typing: bool) {
+        let Some(peer) = peer_id_of(&contact) else {
+            return;
+        };
+        if !self.swarm.is_connected(&peer) {
+            return;
+        }
+        match self
+            .engine
+            .send_control(&contact, Body::Typing(typing), false)
+        {
+            Ok((_, envelope)) => match EnvelopeRequest::from_envelope(&envelope) {
+                Ok(request) => {
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .envelope
+                        .send_request(&peer, request);
+                    self.fire_and_forget.insert(id);
+                }
+                Err(e) => warn!(error = %e, "typing envelope does not fit a frame"),
+            },
+            Err(e) => debug!(error = %e, "cannot send typing"),
+        }
+    }
+
+    /// The name the user knows a contact by (their peer id when they are not a contact).
+    fn name_of(&self, key: &IdentityKey) -> String {
+        match self.engine.store().contact(key) {
+            Ok(Some(contact)) => contact.local_name,
+            _ => key.peer_id(),
+        }
+    }
+
+    /// Sends an event to every subscriber, naming the contacts it is about.
+    pub(super) fn emit(&self, event: Event) {
+        let event = match event {
+            Event::Listening { address } => api::Event::Listening { address },
+            Event::MessageReceived { message } => {
+                let sender_name = self.name_of(&message.conversation);
+                api::Event::MessageReceived {
+                    message: message.into(),
+                    sender_name,
+                }
+            }
+            Event::ContactRequest { contact } => api::Event::ContactRequest {
+                contact: contact.into(),
+            },
+            Event::KeyChanged { contact } => api::Event::KeyChanged {
+                name: self.name_of(&contact),
+                contact,
+            },
+            Event::StatusChanged {
+                contact,
+                id,
+                status,
+            } => api::Event::StatusChanged {
+                conversation: ConversationId::Direct(contact),
+                title: self.name_of(&contact),
+                id,
+                status: status.into(),
+            },
+            Event::Typing { contact, typing } => api::Event::Typing {
+                conversation: ConversationId::Direct(contact),
+                name: self.name_of(&contact),
+                contact,
+                typing,
+            },
+            Event::ContactOnline { contact, online } => api::Event::ContactOnline {
+                name: self.name_of(&contact),
+                contact,
+                online,
+            },
+            Event::Peers { connected } => api::Event::Peers { connected },
+            Event::UnknownContent { contact, kind } => api::Event::UnknownContent {
+                name: self.name_of(&contact),
+                contact,
+                kind,
+            },
+            Event::MailboxRecordPublished => api::Event::MailboxRecordPublished,
+            Event::Nat { status } => api::Event::Nat { status },
+            Event::MailboxChecked { server, envelopes } => {
+                api::Event::MailboxChecked { server, envelopes }
+            }
+        };
+        // No subscriber is not an error: the CLI may not listen.
+        let _ = self.events.send(event);
+    }
+}
+
+/// At most this many of a conversation's newest messages are looked at by "mark everything read".
+const MAX_READ_PAGE: usize = 500;

@@ -1,0 +1,350 @@
+//! [`Node`]: the handle the app and the CLI hold. One typed method per operation; writes go to the event
+//! loop as commands with a `oneshot` reply, reads run on a store reader off the loop (so a long search
+//! never keeps the swarm waiting).
+
+use super::*;
+
+use crate::api::{
+    Contact, ContactChange, ContactState, Conversation, ConversationId, Cursor, Message, Page,
+    Whoami,
+};
+use crate::profile::{Password, Profile};
+use crate::settings::NetworkSettings;
+use tern_protocol::SafetyNumber;
+
+/// A handle to a running node. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Node {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<api::Event>,
+    peer_id: PeerId,
+    me: IdentityKey,
+}
+
+impl Node {
+    /// Takes `profile` online: builds the swarm for its identity and spawns the event loop on the current
+    /// tokio runtime. Returns the handle and an event receiver subscribed before anything happened.
+    pub fn start(
+        profile: impl Into<Profile>,
+        config: NodeConfig,
+    ) -> Result<(Self, broadcast::Receiver<api::Event>), NodeError> {
+        let profile = profile.into();
+        let me = profile.key();
+        let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (event_tx, event_rx) = broadcast::channel(EVENT_QUEUE);
+        let event_loop = EventLoop::new(profile.engine, config, command_rx, event_tx.clone())?;
+        let peer_id = *event_loop.swarm.local_peer_id();
+        let span = info_span!("node", peer = %short(&peer_id));
+        tokio::spawn(event_loop.run().instrument(span));
+        Ok((
+            Self {
+                commands: command_tx,
+                events: event_tx,
+                peer_id,
+                me,
+            },
+            event_rx,
+        ))
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// This profile's identity key.
+    pub fn key(&self) -> IdentityKey {
+        self.me
+    }
+
+    /// Another receiver of the node's events.
+    pub fn subscribe(&self) -> broadcast::Receiver<api::Event> {
+        self.events.subscribe()
+    }
+
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Runs a read on the profile's store.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> Result<T, NodeError> + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let result = self
+            .request(|reply| {
+                Command::Read(Box::new(move |engine| {
+                    let _ = reply.send(f(engine));
+                }))
+            })
+            .await;
+        result?
+    }
+
+    // ---- Messages -------------------------------------------------------------------------------------
+
+    /// Queues a text message; it is durable in the outbox when this returns.
+    pub async fn send_text(
+        &self,
+        conversation: impl Into<ConversationId>,
+        text: String,
+    ) -> Result<Message, NodeError> {
+        let conversation = conversation.into();
+        self.request(|reply| Command::SendText {
+            conversation,
+            text,
+            reply,
+        })
+        .await?
+    }
+
+    /// Marks received messages read and sends a read receipt; returns those that were unread.
+    pub async fn mark_read(
+        &self,
+        conversation: impl Into<ConversationId>,
+        ids: Vec<MessageId>,
+    ) -> Result<Vec<MessageId>, NodeError> {
+        let conversation = conversation.into();
+        self.request(|reply| Command::MarkRead {
+            conversation,
+            ids: Some(ids),
+            reply,
+        })
+        .await?
+    }
+
+    /// Marks everything unread in the conversation read and sends a read receipt.
+    pub async fn mark_all_read(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Vec<MessageId>, NodeError> {
+        self.request(|reply| Command::MarkRead {
+            conversation,
+            ids: None,
+            reply,
+        })
+        .await?
+    }
+
+    /// Tells a connected contact that we started or stopped typing. Best effort: never queued.
+    pub async fn typing(
+        &self,
+        conversation: impl Into<ConversationId>,
+        typing: bool,
+    ) -> Result<(), NodeError> {
+        let conversation = conversation.into();
+        self.commands
+            .send(Command::Typing {
+                conversation,
+                typing,
+            })
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    /// Sends a failed outgoing message again, under its own id in a new envelope.
+    pub async fn retry(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> Result<Message, NodeError> {
+        self.request(|reply| Command::Retry {
+            conversation,
+            id,
+            reply,
+        })
+        .await?
+    }
+
+    /// A page of a conversation's history, oldest first: the newest `limit` messages before `before`.
+    pub async fn page(
+        &self,
+        conversation: ConversationId,
+        before: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Page, NodeError> {
+        self.read(move |engine| Ok(crate::profile::page(engine, &conversation, before, limit)?))
+            .await
+    }
+
+    /// Every conversation with at least one message, newest activity first.
+    pub async fn conversations(&self) -> Result<Vec<Conversation>, NodeError> {
+        self.read(|engine| {
+            let names: HashMap<IdentityKey, String> = engine
+                .store()
+                .contacts()?
+                .into_iter()
+                .map(|c| (c.key, c.local_name))
+                .collect();
+            let mut list: Vec<Conversation> = engine
+                .store()
+                .conversations()?
+                .into_iter()
+                .map(|summary| {
+                    let title = names
+                        .get(&summary.conversation)
+                        .cloned()
+                        .unwrap_or_else(|| summary.conversation.peer_id());
+                    crate::convert::conversation(summary, title)
+                })
+                .collect();
+            list.sort_by_key(|c| std::cmp::Reverse(c.last.sort_ms()));
+            Ok(list)
+        })
+        .await
+    }
+
+    /// Messages whose text contains `query` (case-insensitive), newest first, at most `limit`.
+    pub async fn search(&self, query: String, limit: usize) -> Result<Vec<Message>, NodeError> {
+        self.read(move |engine| {
+            Ok(engine
+                .store()
+                .search(&query, limit)?
+                .into_iter()
+                .map(Message::from)
+                .collect())
+        })
+        .await
+    }
+
+    // ---- Contacts -------------------------------------------------------------------------------------
+
+    pub async fn contacts(&self) -> Result<Vec<Contact>, NodeError> {
+        self.read(|engine| Ok(crate::profile::contacts(engine)?))
+            .await
+    }
+
+    pub async fn contact(&self, key: IdentityKey) -> Result<Option<Contact>, NodeError> {
+        self.read(move |engine| Ok(engine.store().contact(&key)?.map(Contact::from)))
+            .await
+    }
+
+    /// A contact by name (case-insensitive) or peer id.
+    pub async fn find_contact(&self, name_or_peer: String) -> Result<Contact, NodeError> {
+        self.read(move |engine| Ok(engine.find_contact(&name_or_peer)?.into()))
+            .await
+    }
+
+    /// Adds (or updates) a contact from an invite link, named `name` or else the card's display name.
+    pub async fn add_contact(
+        &self,
+        link: String,
+        name: Option<String>,
+    ) -> Result<(Contact, ContactChange), NodeError> {
+        self.request(|reply| Command::AddContact { link, name, reply })
+            .await?
+    }
+
+    /// Accepts, blocks or unblocks a contact.
+    pub async fn set_contact_state(
+        &self,
+        key: IdentityKey,
+        state: ContactState,
+    ) -> Result<Contact, NodeError> {
+        self.request(|reply| Command::SetContactState { key, state, reply })
+            .await?
+    }
+
+    pub async fn rename_contact(
+        &self,
+        key: IdentityKey,
+        name: String,
+    ) -> Result<Contact, NodeError> {
+        self.request(|reply| Command::RenameContact { key, name, reply })
+            .await?
+    }
+
+    /// Removes a contact with its conversation, session and queued mail.
+    pub async fn remove_contact(&self, key: IdentityKey) -> Result<(), NodeError> {
+        self.request(|reply| Command::RemoveContact { key, reply })
+            .await?
+    }
+
+    /// The safety number this profile shares with `contact`.
+    pub fn safety_number(&self, contact: &IdentityKey) -> SafetyNumber {
+        SafetyNumber::between(&self.me, contact)
+    }
+
+    /// Marks the contact verified if `digits` is the safety number; returns whether it matched.
+    pub async fn verify(&self, key: IdentityKey, digits: String) -> Result<bool, NodeError> {
+        self.request(|reply| Command::Verify {
+            key,
+            proof: Proof::SafetyNumber(digits),
+            reply,
+        })
+        .await?
+    }
+
+    /// Marks the contact verified if `link` (read from their QR code) is their card; returns whether it was.
+    pub async fn verify_card(&self, key: IdentityKey, link: String) -> Result<bool, NodeError> {
+        self.request(|reply| Command::Verify {
+            key,
+            proof: Proof::Card(link),
+            reply,
+        })
+        .await?
+    }
+
+    // ---- Profile --------------------------------------------------------------------------------------
+
+    pub async fn whoami(&self) -> Result<Whoami, NodeError> {
+        self.request(|reply| Command::Whoami { reply }).await
+    }
+
+    /// Changes the password. The key derivations run on a blocking thread, never on the event loop.
+    pub async fn change_password(&self, old: Password, new: Password) -> Result<(), NodeError> {
+        self.request(|reply| Command::ChangePassword { old, new, reply })
+            .await?
+    }
+
+    pub async fn network_settings(&self) -> Result<NetworkSettings, NodeError> {
+        self.read(|engine| Ok(NetworkSettings::load(engine.store())?))
+            .await
+    }
+
+    /// Saves network settings in the profile (they take effect on the next start).
+    pub async fn save_network_settings(&self, settings: NetworkSettings) -> Result<(), NodeError> {
+        self.request(|reply| Command::SaveSettings { settings, reply })
+            .await?
+    }
+
+    // ---- Network --------------------------------------------------------------------------------------
+
+    /// Dials an address.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
+        self.request(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    pub async fn status(&self) -> Result<NetStatus, NodeError> {
+        self.request(|reply| Command::Status { reply }).await
+    }
+
+    /// Stops the event loop and the swarm but keeps the profile open: returns it, to start a node again
+    /// (with other settings) without asking for the password.
+    pub async fn stop(&self) -> Result<Profile, NodeError> {
+        self.request(|reply| Command::Stop { reply })
+            .await
+            .map(|engine| Profile { engine: *engine })
+    }
+
+    /// Stops the event loop; the store is closed (and its lock released) when this returns.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        self.request(|reply| Command::Shutdown { reply }).await
+    }
+}
+
+/// How a contact is verified.
+#[derive(Debug)]
+pub(super) enum Proof {
+    /// The safety number as the user typed it.
+    SafetyNumber(String),
+    /// Their invite link, read from their QR code.
+    Card(String),
+}

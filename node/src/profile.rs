@@ -1,0 +1,188 @@
+//! [`Profile`]: an unlocked profile, for work that needs no network (create, unlock, contacts, history,
+//! password). [`crate::node::Node::start`] takes it to go online and [`crate::node::Node::stop`] gives it
+//! back. It speaks only [`crate::api`] types.
+
+use std::path::{Path, PathBuf};
+
+use tern_protocol::{IdentityKey, SafetyNumber};
+
+use crate::api::{Contact, ContactChange, ContactState, ConversationId, Cursor, Page, Whoami};
+use crate::engine::Engine;
+use crate::engine::EngineError;
+use crate::node::NodeError;
+use crate::settings::{NetworkSettings, SettingsError};
+pub use crate::store::{KdfParams, Password};
+
+/// An unlocked profile. Dropping it closes the store and releases the profile's lock.
+#[derive(Debug)]
+pub struct Profile {
+    pub(crate) engine: Engine,
+}
+
+impl From<Engine> for Profile {
+    /// A profile opened at the engine level (tests and benchmarks that drive the engine by hand).
+    fn from(engine: Engine) -> Self {
+        Self { engine }
+    }
+}
+
+impl Profile {
+    /// Creates a profile in `dir`: a new identity and card, sealed under `password`.
+    pub fn create(
+        dir: &Path,
+        name: &str,
+        password: &Password,
+        kdf: KdfParams,
+    ) -> Result<Self, NodeError> {
+        Ok(Self {
+            engine: Engine::create(dir, name, password, kdf)?,
+        })
+    }
+
+    /// Unlocks the profile in `dir` (Argon2id: call it off any thread that must stay responsive).
+    pub fn open(dir: &Path, password: &Password) -> Result<Self, NodeError> {
+        Ok(Self {
+            engine: Engine::open(dir, password)?,
+        })
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.engine.store().dir().to_path_buf()
+    }
+
+    pub fn key(&self) -> IdentityKey {
+        self.engine.key()
+    }
+
+    pub fn whoami(&self) -> Whoami {
+        whoami(&self.engine)
+    }
+
+    /// The invite as a QR code drawn in text (for a terminal).
+    pub fn invite_qr_text(&self) -> Result<String, NodeError> {
+        Ok(self
+            .engine
+            .card()
+            .qr()
+            .map_err(EngineError::from)?
+            .to_text())
+    }
+
+    pub fn safety_number(&self, contact: &IdentityKey) -> SafetyNumber {
+        self.engine.safety_number(contact)
+    }
+
+    /// Adds (or updates) a contact from an invite link, named `name` or else the card's display name.
+    pub fn add_contact(
+        &mut self,
+        link: &str,
+        name: Option<&str>,
+    ) -> Result<(Contact, ContactChange), NodeError> {
+        Ok(add_contact(&mut self.engine, link, name)?)
+    }
+
+    pub fn contacts(&self) -> Result<Vec<Contact>, NodeError> {
+        Ok(contacts(&self.engine)?)
+    }
+
+    /// A contact by name (case-insensitive) or peer id.
+    pub fn find_contact(&self, name_or_peer: &str) -> Result<Contact, NodeError> {
+        Ok(self.engine.find_contact(name_or_peer)?.into())
+    }
+
+    /// Marks the contact verified if `digits` is the safety number; returns whether it matched.
+    pub fn verify(&mut self, contact: &IdentityKey, digits: &str) -> Result<bool, NodeError> {
+        Ok(self.engine.verify(contact, digits)?)
+    }
+
+    pub fn set_contact_state(
+        &mut self,
+        contact: &IdentityKey,
+        state: ContactState,
+    ) -> Result<Contact, NodeError> {
+        Ok(self.engine.set_contact_state(contact, state.into())?.into())
+    }
+
+    /// Messages of a conversation, newest `limit` before `before`, oldest first.
+    pub fn page(
+        &self,
+        conversation: &ConversationId,
+        before: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Page, NodeError> {
+        Ok(page(&self.engine, conversation, before, limit)?)
+    }
+
+    /// Re-wraps the store key under a new password.
+    pub fn change_password(&mut self, old: &Password, new: &Password) -> Result<(), NodeError> {
+        Ok(self.engine.store_mut().change_password(old, new)?)
+    }
+
+    pub fn network_settings(&self) -> Result<NetworkSettings, SettingsError> {
+        NetworkSettings::load(self.engine.store())
+    }
+
+    pub fn save_network_settings(
+        &mut self,
+        settings: &NetworkSettings,
+    ) -> Result<(), SettingsError> {
+        settings.save(self.engine.store_mut())
+    }
+}
+
+pub(crate) fn whoami(engine: &Engine) -> Whoami {
+    let me = engine.whoami();
+    Whoami {
+        key: me.key,
+        name: me.name,
+        fingerprint: me.fingerprint,
+        invite_link: me.invite_link,
+    }
+}
+
+pub(crate) fn add_contact(
+    engine: &mut Engine,
+    link: &str,
+    name: Option<&str>,
+) -> Result<(Contact, ContactChange), EngineError> {
+    let known = tern_protocol::ContactCard::from_invite_link(link)
+        .ok()
+        .map(|card| engine.store().contact(&card.key()))
+        .transpose()?
+        .flatten()
+        .is_some();
+    let (record, change) = engine.add_contact(link, name)?;
+    let change = if known {
+        change.into()
+    } else {
+        ContactChange::Added
+    };
+    Ok((record.into(), change))
+}
+
+pub(crate) fn contacts(engine: &Engine) -> Result<Vec<Contact>, EngineError> {
+    Ok(engine
+        .store()
+        .contacts()?
+        .into_iter()
+        .map(Contact::from)
+        .collect())
+}
+
+pub(crate) fn page(
+    engine: &Engine,
+    conversation: &ConversationId,
+    before: Option<Cursor>,
+    limit: usize,
+) -> Result<Page, EngineError> {
+    let Some(key) = conversation.direct() else {
+        return Ok(Page {
+            messages: Vec::new(),
+            older: None,
+        });
+    };
+    Ok(engine
+        .store()
+        .conversation_page(&key, before.as_ref().map(|c| &c.0), limit)?
+        .into())
+}
