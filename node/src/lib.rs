@@ -3,8 +3,11 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod api;
+pub mod config;
 mod convert;
 pub mod engine;
+pub mod error;
+pub mod frame;
 pub mod mailbox;
 pub mod net;
 pub mod node;

@@ -9,7 +9,7 @@ use tern_protocol::{IdentityKey, SafetyNumber};
 use crate::api::{Contact, ContactChange, ContactState, ConversationId, Cursor, Page, Whoami};
 use crate::engine::Engine;
 use crate::engine::EngineError;
-use crate::node::NodeError;
+use crate::error::NodeError;
 use crate::settings::{NetworkSettings, SettingsError};
 pub use crate::store::{KdfParams, Password};
 

@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::mailbox::server::MailboxConfig;
 use crate::net::NetConfig;
-use crate::node::NodeConfig;
+use crate::config::NodeConfig;
 use crate::store::{Store, StoreError};
 
 /// The store setting that holds [`NetworkSettings`].

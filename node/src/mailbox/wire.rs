@@ -1,6 +1,6 @@
 //! `/tern/mailbox/1`: deposit sealed envelopes for someone, and fetch and acknowledge one's own.
 //!
-//! Every message is one frame (see [`crate::net::codec`]): `u8 version (1) || u8 tag || fields`, big-endian,
+//! Every message is one frame (see [`crate::frame`]): `u8 version (1) || u8 tag || fields`, big-endian,
 //! lengths bounded, trailing bytes refused. Anyone may deposit. Only the mailbox owner may fetch or
 //! acknowledge: it asks for a [`MailboxRequest::Challenge`], then signs `label || server peer id || nonce`
 //! with its identity key ([`OwnerAuth`]); the server checks the signature, that the nonce is one it issued
@@ -11,7 +11,7 @@ use tern_protocol::codec::{Reader, Writer};
 use tern_protocol::envelope::{EnvelopeId, MAX_ENVELOPE_LEN};
 use tern_protocol::{DecodeError, Identity, IdentityKey};
 
-use crate::net::codec::{FrameCodec, FrameProtocol, MessageError, WireMessage};
+use crate::frame::{FrameCodec, FrameProtocol, MessageError, WireMessage};
 
 /// The protocol name.
 pub const MAILBOX_PROTOCOL: StreamProtocol = StreamProtocol::new("/tern/mailbox/1");
@@ -233,7 +233,7 @@ impl WireMessage for MailboxRequest {
     const NAME: &'static str = "mailbox request";
     const MAX_LEN: usize = 2 + 4 + MAX_ENVELOPE_LEN;
 
-    fn invalid(_error: &crate::net::codec::FrameError) -> Option<Self> {
+    fn invalid(_error: &crate::frame::FrameError) -> Option<Self> {
         Some(Self::Invalid)
     }
 
@@ -404,7 +404,7 @@ pub type MailboxCodec = FrameCodec<MailboxProtocol>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::codec::{decode_frame, encode_frame};
+    use crate::frame::{decode_frame, encode_frame};
     use rand_chacha::ChaCha20Rng;
     use rand_chacha::rand_core::SeedableRng;
 

@@ -24,21 +24,21 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm, autonat, identify, kad, mdns};
 use tern_protocol::{Body, Envelope, EnvelopeId, IdentityKey, MailboxId, MessageId};
-use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+pub use crate::config::NodeConfig;
+pub use crate::error::NodeError;
 pub use handle::Node;
 
 use crate::api::{self, NatStatus, NetStatus};
 use crate::engine::{Engine, EngineError, ReceiveError, Received, now_ms};
-use crate::mailbox::server::{MailboxConfig, MailboxError, MailboxServer};
+use crate::mailbox::server::MailboxServer;
 use crate::mailbox::wire::{
     MAILBOX_PROTOCOL, MAX_FETCH_ENVELOPES, MailboxRequest, MailboxResponse, NONCE_LEN, OwnerAuth,
 };
 use crate::net::{
-    ClientBehaviour, ClientBehaviourEvent, EnvelopeAck, EnvelopeRequest, NetConfig, NetError,
-    RejectReason, build_swarm,
+    ClientBehaviour, ClientBehaviourEvent, EnvelopeAck, EnvelopeRequest, RejectReason, build_swarm,
 };
 use crate::store::{ContactRecord, MessageRecord, MessageStatus, OutboxRecord};
 use commands::Command;
@@ -73,49 +73,6 @@ pub const LOOKUP_RETRY: Duration = Duration::from_secs(300);
 pub const REPUBLISH_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 /// How often the outbox is checked for due entries.
 pub const OUTBOX_TICK: Duration = Duration::from_millis(500);
-
-/// Why a node command failed.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum NodeError {
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-    #[error(transparent)]
-    Net(#[from] NetError),
-    #[error("cannot dial {addr}: {reason}")]
-    Dial { addr: Multiaddr, reason: String },
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error(transparent)]
-    Settings(#[from] crate::settings::SettingsError),
-    #[error("the node has stopped")]
-    Stopped,
-    #[error("cannot open the mailbox this node serves: {0}")]
-    Mailbox(#[source] MailboxError),
-}
-
-impl NodeError {
-    /// The password did not open the profile.
-    pub fn is_wrong_password(&self) -> bool {
-        matches!(
-            self.store_error(),
-            Some(crate::store::StoreError::WrongPassword)
-        )
-    }
-
-    /// Another process has the profile open.
-    pub fn is_in_use(&self) -> bool {
-        matches!(self.store_error(), Some(crate::store::StoreError::InUse))
-    }
-
-    fn store_error(&self) -> Option<&crate::store::StoreError> {
-        match self {
-            Self::Store(e) | Self::Engine(EngineError::Store(e)) => Some(e),
-            Self::Settings(crate::settings::SettingsError::Store(e)) => Some(e),
-            _ => None,
-        }
-    }
-}
 
 /// What the event loop reports; [`EventLoop::emit`] turns it into an [`api::Event`] for the handle's
 /// subscribers, naming contacts on the way.
@@ -172,20 +129,6 @@ pub(crate) enum Event {
         server: PeerId,
         envelopes: usize,
     },
-}
-
-/// What `Node::start` needs besides the profile.
-#[derive(Debug, Clone, Default)]
-pub struct NodeConfig {
-    pub net: NetConfig,
-    /// Peers to dial at start (`/ip4/…/tcp/…/p2p/<peer id>`), e.g. a friend on the LAN without mDNS.
-    pub peers: Vec<Multiaddr>,
-    /// Mailbox servers that hold this profile's mail (each ending in `/p2p/<peer id>`): fetched from whenever
-    /// connected, and used for others' mail when their own mailboxes are unknown. The CLI uses the bootstrap
-    /// nodes.
-    pub mailboxes: Vec<Multiaddr>,
-    /// Serve as a mailbox for others (a LAN peer started with `--mailbox`): the database path and limits.
-    pub serve_mailbox: Option<(std::path::PathBuf, MailboxConfig)>,
 }
 
 fn short(peer: &PeerId) -> String {

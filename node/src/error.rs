@@ -1,0 +1,52 @@
+//! [`NodeError`]: why an operation of the [`crate::node::Node`] handle or a [`crate::profile::Profile`]
+//! failed.
+
+use libp2p::Multiaddr;
+use thiserror::Error;
+
+use crate::engine::EngineError;
+use crate::mailbox::server::MailboxError;
+use crate::net::NetError;
+
+/// Why a node command failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("cannot dial {addr}: {reason}")]
+    Dial { addr: Multiaddr, reason: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    #[error("the node has stopped")]
+    Stopped,
+    #[error("cannot open the mailbox this node serves: {0}")]
+    Mailbox(#[source] MailboxError),
+}
+
+impl NodeError {
+    /// The password did not open the profile.
+    pub fn is_wrong_password(&self) -> bool {
+        matches!(
+            self.store_error(),
+            Some(crate::store::StoreError::WrongPassword)
+        )
+    }
+
+    /// Another process has the profile open.
+    pub fn is_in_use(&self) -> bool {
+        matches!(self.store_error(), Some(crate::store::StoreError::InUse))
+    }
+
+    fn store_error(&self) -> Option<&crate::store::StoreError> {
+        match self {
+            Self::Store(e) | Self::Engine(EngineError::Store(e)) => Some(e),
+            Self::Settings(crate::settings::SettingsError::Store(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
