@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::crypto::{self, DhKeyPair, KEY_LEN, TAG_LEN};
 use crate::identity::{Identity, IdentityKey, PublicIdentity};
+pub use crate::mailbox_id::MailboxId;
 use crate::session::MAX_SESSION_MESSAGE_LEN;
 
 /// The envelope format version.
@@ -34,26 +35,9 @@ const INNER_VERSION: u8 = 1;
 const INNER_OVERHEAD: usize = 1 + KEY_LEN + 4;
 const PAD_MARKER: u8 = 0x80;
 const LABEL_SEAL: &[u8] = b"tern/seal/v1";
-const LABEL_MAILBOX: &[u8] = b"tern/mailbox/v1";
 const LABEL_ENVELOPE_ID: &[u8] = b"tern/envelope-id/v1";
 
 const _: () = assert!(INNER_OVERHEAD + MAX_SESSION_MESSAGE_LEN < MAX_PADDED_LEN);
-
-/// Where mail for one identity is deposited: SHA-256 over a label and the identity key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MailboxId(pub [u8; 32]);
-
-impl MailboxId {
-    pub fn for_identity(key: &IdentityKey) -> Self {
-        Self(crypto::sha256(&[LABEL_MAILBOX, key.as_bytes()]))
-    }
-}
-
-impl fmt::Debug for MailboxId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MailboxId({})", bs58::encode(&self.0[..8]).into_string())
-    }
-}
 
 /// An envelope's content address: SHA-256 over a label and its encoding. Mailboxes dedupe and acknowledge by it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -9,7 +9,6 @@ use zeroize::Zeroizing;
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::crypto::{DhKeyPair, KEY_LEN, SecretKey};
-use crate::envelope::MailboxId;
 use crate::pickle::{self, PickleError, PickleKey};
 
 /// A new signed prekey is made once the current one is this old (7 days).
@@ -101,11 +100,6 @@ impl IdentityKey {
             }
             _ => Err(invalid),
         }
-    }
-
-    /// The mailbox this identity's mail is deposited under.
-    pub fn mailbox_id(&self) -> MailboxId {
-        MailboxId::for_identity(self)
     }
 }
 

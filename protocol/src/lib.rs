@@ -12,11 +12,13 @@ pub mod crypto;
 pub mod envelope;
 pub mod fingerprint;
 pub mod identity;
+mod mailbox_id;
 pub mod mailbox_record;
 pub mod message;
 pub mod pickle;
 pub mod ratchet;
 pub mod session;
+mod session_error;
 
 pub use card::{CardChange, CardDetails, CardError, ContactCard, MailboxNode, QrMatrix};
 pub use codec::DecodeError;

@@ -11,8 +11,8 @@ use crate::card::{
     MAX_MAILBOXES, MAX_PEER_ID_LEN, MailboxNode, check_addresses, read_addresses, write_addresses,
 };
 use crate::codec::{self, DecodeError, Reader, Writer};
-use crate::envelope::MailboxId;
 use crate::identity::{Identity, IdentityKey};
+use crate::mailbox_id::MailboxId;
 
 /// The record format version.
 pub const MAILBOX_RECORD_VERSION: u8 = 1;

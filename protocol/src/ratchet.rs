@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::crypto::{self, DhKeyPair, KEY_LEN, NONCE_LEN, SecretKey};
-use crate::session::{DecryptError, EncryptError};
+use crate::session_error::{DecryptError, EncryptError};
 
 /// The most message keys one message may make the receiver skip (per chain). Past it: [`DecryptError::TooBigMessageGap`].
 pub const MAX_MESSAGE_GAP: u32 = 2_000;

@@ -17,16 +17,16 @@ use rand_core::CryptoRng;
 use snow::params::NoiseParams;
 use snow::resolvers::{CryptoResolver, DefaultResolver, FallbackResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
-use thiserror::Error;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::card::{CardError, ContactCard, MAX_CARD_LEN};
+use crate::card::{ContactCard, MAX_CARD_LEN};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::crypto::{self, KEY_LEN, SecretKey, TAG_LEN};
 use crate::identity::{Identity, IdentityKey};
 use crate::message::MAX_CONTENT_LEN;
 use crate::pickle::{self, PickleError, PickleKey};
 use crate::ratchet::{Header, Ratchet};
+pub use crate::session_error::{DecryptError, EncryptError};
 
 /// The session message format version.
 pub const SESSION_VERSION: u8 = 1;
@@ -52,54 +52,6 @@ const LABEL_PROLOGUE: &[u8] = b"tern/session/v1";
 const LABEL_ROOT: &[u8] = b"tern/session/root/v1";
 const LABEL_AD: &[u8] = b"tern/ratchet/ad/v1";
 const LABEL_SESSION_ID: &[u8] = b"tern/session-id/v1";
-
-/// Why a message could not be encrypted.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[non_exhaustive]
-pub enum EncryptError {
-    #[error("no session yet and no contact card to start one with")]
-    NoSession,
-    #[error("the card given is not this peer's")]
-    WrongCard,
-    #[error("a ratchet or prekey is not a valid X25519 key")]
-    InvalidRatchetKey,
-    #[error("the session cannot send yet")]
-    NotReady,
-    #[error("the sending chain is exhausted; start a new session")]
-    ChainExhausted,
-    #[error("message is {len} bytes, at most {max} allowed")]
-    TooLong { len: usize, max: usize },
-    #[error("noise handshake failed: {0}")]
-    Handshake(String),
-}
-
-/// Why a message could not be decrypted. Whatever the error, no session state has changed.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[non_exhaustive]
-pub enum DecryptError {
-    #[error("malformed session message: {0}")]
-    Decode(#[from] DecodeError),
-    #[error("message would skip {got} message keys, at most {max} allowed")]
-    TooBigMessageGap { got: u32, max: u32 },
-    #[error("message {n} was already received or its key has expired")]
-    DuplicateOrExpired { n: u32 },
-    #[error("the message failed authentication (tampered, or not for this session)")]
-    Authentication,
-    #[error("the sender's ratchet key is not a valid X25519 key")]
-    InvalidRatchetKey,
-    #[error("no session with this id for this peer")]
-    UnknownSession,
-    #[error("the session start names prekey {0}, which this identity no longer holds")]
-    UnknownPrekey(u32),
-    #[error("the session start was already used for a session that has since been retired")]
-    ReplayedHandshake,
-    #[error("the session start does not prove the sender's identity: {0}")]
-    BadHandshake(&'static str),
-    #[error("the sender's contact card is invalid: {0}")]
-    BadCard(#[from] CardError),
-    #[error("handshake kind {0} is not supported")]
-    UnsupportedHandshake(u8),
-}
 
 /// A session's id: the first 16 bytes of SHA-256 over the label and its Noise start message.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
