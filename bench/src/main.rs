@@ -1,6 +1,6 @@
 //! `tern-bench`: Tern's figures beside the plain-library baseline measured in the same run.
 //!
-//! `cargo run --release -p tern-node --bin tern-bench -- <latency|throughput|all> [--messages N]`
+//! `cargo run --release -p tern-bench -- <latency|throughput|all> [--messages N]`
 //!
 //! Every scenario prints a table: figure, Tern, baseline, ratio, target. Only ratios travel between
 //! machines; the absolute figures are for this machine and this run.
@@ -942,9 +942,9 @@ fn write_report(path: &str, args: &Args, machine: &str, elapsed: Duration) -> Re
          Written by `tern-bench all`; every figure is printed beside a baseline measured in the same run on the \
          same machine, because only the ratios travel between machines. Regenerate with:\n\n\
          ```sh\n\
-         cargo build --release -p tern-bootstrap -p tern-node\n\
-         cargo run --release -p tern-node --bin tern-bench -- all   # about {:.0} minutes here; writes this file\n\
-         cargo run --release -p tern-node --bin tern-bench -- <latency|throughput|mailbox|peers|lan|store|crypto>\n\
+         cargo build --release -p tern-bootstrap\n\
+         cargo run --release -p tern-bench -- all   # about {:.0} minutes here; writes this file\n\
+         cargo run --release -p tern-bench -- <latency|throughput|mailbox|peers|lan|store|crypto>\n\
          ```\n\n\
          Scale flags (these defaults were used): `--messages {}` (latency samples; throughput messages each way), \
          `--deposits {}`, `--peers {}`, `--store-messages {}`. The `lan` scenario needs root (network \
