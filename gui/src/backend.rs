@@ -2,6 +2,9 @@
 //! it work and never waits for it. Each piece of work ends in an [`Update`] (a change to the
 //! [`Model`]) sent back on a bounded channel, and the window is asked to repaint. The drawing code
 //! drains the channel at the top of every frame.
+//!
+//! Every node operation the app uses is one method here, called only by the action executor
+//! (`execute.rs`); this file and that one are all that changes when the node's API does.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -10,12 +13,12 @@ use std::time::Duration;
 use tern_node::engine::{Engine, EngineError};
 use tern_node::node::{Event, Node};
 use tern_node::settings::NetworkSettings;
-use tern_node::store::{KdfParams, MessageCursor, Password};
+use tern_node::store::{KdfParams, Password};
 use tern_protocol::{IdentityKey, MessageId};
 use tokio::sync::{broadcast, mpsc};
 use tracing::warn;
 
-use crate::model::{Model, PAGE, Snapshot};
+use crate::model::{ContactFields, ContactState, ConversationKey, Cursor, Model, PAGE, Snapshot};
 
 /// A change to the model, made on the UI thread.
 pub type Update = Box<dyn FnOnce(&mut Model) + Send>;
@@ -116,7 +119,7 @@ impl Backend {
     }
 
     /// Runs `f` on the node's engine, then `apply` on the model with its result.
-    pub fn with_engine<T: Send + 'static>(
+    fn with_engine<T: Send + 'static>(
         &self,
         node: &Node,
         context: &'static str,
@@ -151,7 +154,7 @@ impl Backend {
                     warn!(error = %e, "network settings unreadable; using the defaults");
                     NetworkSettings::default()
                 });
-                let snapshot = Snapshot::read(&engine)?;
+                let snapshot = read_snapshot(&engine)?;
                 Ok((engine, settings, snapshot))
             })
             .await;
@@ -188,13 +191,13 @@ impl Backend {
         self.with_engine(
             node,
             "cannot read the profile",
-            |engine| Ok(Snapshot::read(engine)?),
+            |engine| Ok(read_snapshot(engine)?),
             Model::apply_snapshot,
         );
     }
 
     /// Loads the newest page of a conversation, or the page before `before`.
-    pub fn load_page(&self, node: &Node, contact: IdentityKey, before: Option<MessageCursor>) {
+    pub fn load_page(&self, node: &Node, contact: ConversationKey, before: Option<Cursor>) {
         self.with_engine(
             node,
             "cannot read the conversation",
@@ -326,6 +329,89 @@ impl Backend {
         );
     }
 
+    /// Adds a contact from an invite link, under `name` if given.
+    pub fn add_contact(&self, node: &Node, link: String, name: Option<String>) {
+        self.with_engine(
+            node,
+            "cannot add the contact",
+            move |engine| engine.add_contact(&link, name.as_deref()),
+            |m, (record, _)| {
+                m.notice(format!("Added {}", record.name()));
+                m.upsert_contact(record);
+                m.dialog = None;
+            },
+        );
+    }
+
+    /// Accepts, blocks or unblocks a contact.
+    pub fn set_contact_state(&self, node: &Node, contact: IdentityKey, state: ContactState) {
+        self.with_engine(
+            node,
+            "cannot change the contact",
+            move |engine| engine.set_contact_state(&contact, state),
+            |m, record| m.upsert_contact(record),
+        );
+    }
+
+    pub fn rename_contact(&self, node: &Node, contact: IdentityKey, name: String) {
+        self.with_engine(
+            node,
+            "cannot rename",
+            move |engine| engine.rename_contact(&contact, &name),
+            |m, record| m.upsert_contact(record),
+        );
+    }
+
+    /// Removes a contact and the conversation with them.
+    pub fn remove_contact(&self, node: &Node, contact: IdentityKey) {
+        self.with_engine(
+            node,
+            "cannot remove the contact",
+            move |engine| engine.remove_contact(&contact),
+            move |m, ()| {
+                m.remove_contact(&contact);
+                m.dialog = None;
+            },
+        );
+    }
+
+    /// Marks a contact verified after the person compared the safety number `digits`.
+    pub fn verify(&self, node: &Node, contact: IdentityKey, digits: String) {
+        self.with_engine(
+            node,
+            "cannot verify",
+            move |engine| {
+                engine.verify(&contact, &digits)?;
+                Ok(engine.store().contact(&contact)?)
+            },
+            |m, record| {
+                if let Some(record) = record {
+                    m.notice(format!("{} is verified", record.name()));
+                    m.upsert_contact(record);
+                }
+            },
+        );
+    }
+
+    /// Verifies a contact by the invite link in their QR code (it must be their own card).
+    pub fn verify_card(&self, node: &Node, contact: IdentityKey, link: String) {
+        self.with_engine(
+            node,
+            "cannot verify",
+            move |engine| {
+                let matched = engine.verify_card(&contact, &link)?;
+                Ok((matched, engine.store().contact(&contact)?))
+            },
+            |m, (matched, record)| match (matched, record) {
+                (true, Some(record)) => {
+                    m.notice(format!("{} is verified", record.name()));
+                    m.upsert_contact(record);
+                }
+                _ => m.error("That QR code belongs to someone else: not verified"),
+            },
+        );
+    }
+
     /// Shows a desktop notification (names only, never message text). Failures are logged once per run.
     pub fn notify(&self, title: String) {
         self.runtime.spawn_blocking(move || {
@@ -348,6 +434,15 @@ impl Backend {
             });
         }
     }
+}
+
+/// The lists the app shows, read from the store.
+fn read_snapshot(engine: &Engine) -> Result<Snapshot, tern_node::store::StoreError> {
+    Ok(Snapshot {
+        me: engine.whoami(),
+        contacts: engine.store().contacts()?,
+        conversations: engine.store().conversations()?,
+    })
 }
 
 /// A message for a failed unlock that a person can act on.

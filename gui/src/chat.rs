@@ -3,12 +3,12 @@
 //! told the total, so a conversation of any length costs the same per frame.
 
 use egui::{Align, Color32, Layout, RichText, UiBuilder};
-use tern_node::store::{MessageCursor, MessageRecord, MessageStatus};
 use tern_protocol::MessageId;
 
-use crate::app::status_text;
-use crate::model::OpenConversation;
+use crate::action::Action;
+use crate::model::{MessageFields, MessageRow, MessageStatus, OpenConversation};
 use crate::timefmt;
+use crate::widgets::status_text;
 
 /// Load the next older page when the view is this close to the top.
 const LOAD_OLDER_MARGIN: f32 = 300.0;
@@ -19,13 +19,6 @@ const ROW_GAP: f32 = 6.0;
 const MIN_BUBBLE_WIDTH: f32 = 130.0;
 /// A bubble is at most this share of the view's width.
 const BUBBLE_SHARE: f32 = 0.72;
-
-/// What the message list asks the app to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChatAction {
-    LoadOlder(MessageCursor),
-    Retry(MessageId),
-}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Row {
@@ -47,6 +40,8 @@ pub struct ChatView {
     anchor: Option<(MessageId, f32)>,
     /// Jump to the newest message on the next frame.
     follow_next: bool,
+    /// A message to bring into view (from search), loading older pages until it is there.
+    scroll_to: Option<MessageId>,
     /// Rows laid out in the last frame (for the benchmark and tests).
     pub last_laid_out: usize,
 }
@@ -69,9 +64,22 @@ impl ChatView {
         }
     }
 
+    /// A view of a conversation that opens with `id` in view.
+    pub fn at_message(id: MessageId) -> Self {
+        Self {
+            scroll_to: Some(id),
+            ..Self::default()
+        }
+    }
+
     /// Scroll to the newest message on the next frame (after sending).
     pub fn follow(&mut self) {
         self.follow_next = true;
+    }
+
+    /// Bring `id` into view (or, with `None`, stop looking for a message).
+    pub fn scroll_to(&mut self, id: Option<MessageId>) {
+        self.scroll_to = id;
     }
 
     /// Rows in the current layout (messages plus date separators).
@@ -79,13 +87,7 @@ impl ChatView {
         self.rows.len()
     }
 
-    fn rebuild(
-        &mut self,
-        messages: &[MessageRecord],
-        width: f32,
-        row_height: f32,
-        char_width: f32,
-    ) {
+    fn rebuild(&mut self, messages: &[MessageRow], width: f32, row_height: f32, char_width: f32) {
         let offset = local_offset_s();
         self.rows.clear();
         self.heights.clear();
@@ -116,7 +118,7 @@ impl ChatView {
     }
 
     /// Draws the list; returns what it asks the app to do.
-    pub fn show(&mut self, ui: &mut egui::Ui, open: &mut OpenConversation) -> Option<ChatAction> {
+    pub fn show(&mut self, ui: &mut egui::Ui, open: &OpenConversation) -> Option<Action> {
         let width = ui.available_width();
         let key = (
             open.messages.len(),
@@ -155,7 +157,11 @@ impl ChatView {
             area = area.vertical_scroll_offset(offset);
         }
         let mut action = None;
-        if let Some(target) = open.scroll_to {
+        let load_older = |before| Action::LoadOlder {
+            conversation: open.contact,
+            before,
+        };
+        if let Some(target) = self.scroll_to {
             let row = open
                 .messages
                 .iter()
@@ -163,14 +169,12 @@ impl ChatView {
                 .and_then(|at| self.rows.iter().position(|r| *r == Row::Message(at)));
             match (row, open.older) {
                 (Some(row), _) => {
-                    open.scroll_to = None;
+                    self.scroll_to = None;
                     area = area.vertical_scroll_offset((self.top(row) - 80.0).max(0.0));
                 }
                 // Not loaded yet: bring in older pages until it is.
-                (None, Some(cursor)) if !open.loading => {
-                    action = Some(ChatAction::LoadOlder(cursor))
-                }
-                (None, None) if !open.loading => open.scroll_to = None,
+                (None, Some(cursor)) if !open.loading => action = Some(load_older(cursor)),
+                (None, None) if !open.loading => self.scroll_to = None,
                 (None, _) => {}
             }
         } else if self.follow_next && !open.messages.is_empty() {
@@ -213,8 +217,11 @@ impl ChatView {
                     }
                     Row::Message(i) => {
                         let m = &open.messages[i];
-                        if let Some(retry) = bubble(&mut child, m, full.width()) {
-                            action = Some(ChatAction::Retry(retry));
+                        if let Some(id) = bubble(&mut child, m, full.width()) {
+                            action = Some(Action::Retry {
+                                conversation: open.contact,
+                                id,
+                            });
                         }
                         let used = child.min_rect().height() + ROW_GAP;
                         if (used - self.heights[row]).abs() > 0.5 {
@@ -242,27 +249,27 @@ impl ChatView {
             && let Some(cursor) = open.older
         {
             self.anchor = open.messages.first().map(|m| (m.id, offset));
-            action = Some(ChatAction::LoadOlder(cursor));
+            action = Some(load_older(cursor));
         }
         action
     }
 }
 
 /// One message bubble; returns the id when its "retry" was clicked.
-fn bubble(ui: &mut egui::Ui, m: &MessageRecord, width: f32) -> Option<MessageId> {
+fn bubble(ui: &mut egui::Ui, m: &MessageRow, width: f32) -> Option<MessageId> {
     let mut retry = None;
-    let layout = if m.outgoing {
+    let layout = if m.outgoing() {
         Layout::right_to_left(Align::Min)
     } else {
         Layout::left_to_right(Align::Min)
     };
     ui.with_layout(layout, |ui| {
-        let fill = if m.outgoing {
+        let fill = if m.outgoing() {
             Color32::from_rgb(0x2f, 0x6f, 0xd0)
         } else {
             ui.visuals().faint_bg_color
         };
-        let text_color = if m.outgoing {
+        let text_color = if m.outgoing() {
             Color32::WHITE
         } else {
             ui.visuals().text_color()
@@ -295,7 +302,7 @@ fn bubble(ui: &mut egui::Ui, m: &MessageRecord, width: f32) -> Option<MessageId>
                                 .small()
                                 .color(meta),
                         );
-                        if m.outgoing {
+                        if m.outgoing() {
                             if m.status == MessageStatus::Failed {
                                 if ui
                                     .add(egui::Button::new(

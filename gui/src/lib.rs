@@ -1,18 +1,28 @@
 //! tern-gui: the Tern desktop app (egui/eframe) over the `tern-node` Node handle.
 //!
 //! - [`model`]: the app's state, apart from drawing; node events and command results change it.
-//! - [`backend`]: the node on its own tokio runtime; work goes out, [`backend::Update`]s come back.
-//! - [`app`]: the eframe app that draws the model; [`chat`]: the virtualised message list.
+//! - [`screens`] and [`dialogs`]: drawing, one file per screen or dialog; each reads the model and
+//!   returns [`action::Action`]s. [`chat`]: the virtualised message list. [`widgets`]: shared pieces.
+//! - [`views`]: what drawing keeps between frames (the text being typed, the list's layout).
+//! - [`execute`]: performs the actions at the end of the frame, the only caller of the [`backend`]:
+//!   the node on its own tokio runtime; work goes out, [`backend::Update`]s come back.
+//! - [`app`]: the eframe app that ties a frame together.
 //! - [`profiles`], [`qr`], [`timefmt`]: profiles on disk, QR codes, how times read.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod action;
 pub mod app;
 pub mod backend;
 pub mod chat;
+pub mod dialogs;
+pub mod execute;
 pub mod model;
 pub mod profiles;
 pub mod qr;
+pub mod screens;
 pub mod timefmt;
+pub mod views;
+pub mod widgets;
 
 pub use app::TernApp;
 pub use backend::Options;

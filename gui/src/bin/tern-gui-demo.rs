@@ -13,9 +13,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use rand::RngExt;
+use tern_gui::action::Action;
 use tern_gui::model::{Dialog, Screen};
 use tern_gui::{Options, TernApp};
 use tern_node::engine::{Engine, now_ms};
@@ -304,8 +305,11 @@ fn show(root: &Path, view: View, light: bool) -> Result<()> {
             let mut app = TernApp::new(&cc.egui_ctx, options)?;
             app.model.dark = !light;
             let dir = root.join("Alice");
-            app.model.profile_screen.busy = true;
-            app.backend.unlock(dir, password(), None);
+            app.perform(vec![Action::Unlock {
+                dir,
+                password: password(),
+                create: None,
+            }]);
             Ok(Box::new(Show {
                 app,
                 view,
@@ -375,7 +379,11 @@ fn frame_times(messages: usize, frames: usize) -> Result<Vec<Duration>> {
             }),
         },
     )?;
-    app.backend.unlock(dir, password(), None);
+    app.perform(vec![Action::Unlock {
+        dir,
+        password: password(),
+        create: None,
+    }]);
     let deadline = Instant::now() + Duration::from_secs(120);
     while app.model.screen != Screen::Main {
         if Instant::now() > deadline {
@@ -392,11 +400,10 @@ fn frame_times(messages: usize, frames: usize) -> Result<Vec<Duration>> {
         let Some(cursor) = app.model.open.as_ref().and_then(|o| o.older) else {
             break;
         };
-        let node = app.model.node.clone().context("node")?;
-        if let Some(open) = app.model.open.as_mut() {
-            open.loading = true;
-        }
-        app.backend.load_page(&node, peer_key, Some(cursor));
+        app.perform(vec![Action::LoadOlder {
+            conversation: peer_key,
+            before: cursor,
+        }]);
     }
     let loaded = app.model.open.as_ref().map_or(0, |o| o.messages.len());
     if loaded != messages {

@@ -1,0 +1,179 @@
+//! What the person asked for in a frame. The screens and dialogs draw from the model and return these;
+//! the app performs them all once drawing is done (see `execute`), so no node call, file read or model
+//! change happens in the middle of drawing.
+
+use std::path::PathBuf;
+
+use tern_node::settings::NetworkSettings;
+use tern_node::store::Password;
+use tern_protocol::{IdentityKey, MessageId};
+
+use crate::model::{ContactState, ConversationKey, Cursor, Dialog};
+
+/// One thing to do at the end of the frame.
+pub enum Action {
+    // ---- the start screen ----
+    /// Pick a profile in the unlock list.
+    SelectProfile(usize),
+    /// Show the create form (`true`) or the unlock form.
+    CreatingProfile(bool),
+    /// Unlock the selected profile, or create one, with what the start screen's form holds.
+    SubmitProfile,
+    /// Open (or, with `create`, first create with that name) the profile in `dir` and start its node.
+    Unlock {
+        dir: PathBuf,
+        password: Password,
+        create: Option<String>,
+    },
+
+    // ---- the main window ----
+    /// Open a dialog, with its form made ready.
+    ShowDialog(Dialog),
+    /// Open "Verify" for this contact.
+    VerifyContact(IdentityKey),
+    /// A picture was dropped on the window: read it for an invite in "Add contact".
+    DroppedPicture(PathBuf),
+    CloseDialog,
+    DismissNotice(usize),
+    /// Tell the person something (`error: true` shows it as an error).
+    Notice {
+        text: String,
+        error: bool,
+    },
+    Search(String),
+    CloseSearch,
+    /// Open a conversation (and load its newest page), optionally scrolled to one message.
+    OpenConversation {
+        contact: IdentityKey,
+        scroll_to: Option<MessageId>,
+    },
+    CloseConversation,
+    LoadOlder {
+        conversation: ConversationKey,
+        before: Cursor,
+    },
+    Send {
+        conversation: ConversationKey,
+        text: String,
+    },
+    /// Tell the contact the person started (`true`) or stopped typing.
+    Typing {
+        conversation: ConversationKey,
+        typing: bool,
+    },
+    Retry {
+        conversation: ConversationKey,
+        id: MessageId,
+    },
+    MarkRead {
+        conversation: ConversationKey,
+        ids: Vec<MessageId>,
+    },
+
+    // ---- contacts ----
+    AddContact {
+        link: String,
+        name: Option<String>,
+    },
+    /// Read an invite out of a QR picture into the add-contact form.
+    ReadQrInvite(PathBuf),
+    SetContactState {
+        contact: IdentityKey,
+        state: ContactState,
+    },
+    Rename {
+        contact: IdentityKey,
+        name: String,
+    },
+    RemoveContact(IdentityKey),
+    /// The safety number was compared: mark the contact verified.
+    Verify {
+        contact: IdentityKey,
+        digits: String,
+    },
+    /// Verify the contact from a picture of their QR code.
+    VerifyByQr {
+        contact: IdentityKey,
+        path: PathBuf,
+    },
+
+    // ---- settings and the network ----
+    SetDark(bool),
+    SetNotifications(bool),
+    SaveSettings(NetworkSettings),
+    ChangePassword {
+        old: Password,
+        new: Password,
+    },
+    /// Ask the node for its network status.
+    RefreshStatus,
+
+    // ---- after the node's updates ----
+    /// Read the contact and conversation lists again (the event stream lagged).
+    Resync,
+    /// A desktop notification (names only, never message text).
+    Notify(String),
+}
+
+impl Action {
+    /// The action's name, for logs (payloads may hold names, text or passwords: never printed).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::SelectProfile(_) => "select-profile",
+            Self::CreatingProfile(_) => "creating-profile",
+            Self::SubmitProfile => "submit-profile",
+            Self::Unlock { .. } => "unlock",
+            Self::ShowDialog(_) => "show-dialog",
+            Self::VerifyContact(_) => "verify-contact",
+            Self::DroppedPicture(_) => "dropped-picture",
+            Self::CloseDialog => "close-dialog",
+            Self::DismissNotice(_) => "dismiss-notice",
+            Self::Notice { .. } => "notice",
+            Self::Search(_) => "search",
+            Self::CloseSearch => "close-search",
+            Self::OpenConversation { .. } => "open-conversation",
+            Self::CloseConversation => "close-conversation",
+            Self::LoadOlder { .. } => "load-older",
+            Self::Send { .. } => "send",
+            Self::Typing { .. } => "typing",
+            Self::Retry { .. } => "retry",
+            Self::MarkRead { .. } => "mark-read",
+            Self::AddContact { .. } => "add-contact",
+            Self::ReadQrInvite(_) => "read-qr-invite",
+            Self::SetContactState { .. } => "set-contact-state",
+            Self::Rename { .. } => "rename",
+            Self::RemoveContact(_) => "remove-contact",
+            Self::Verify { .. } => "verify",
+            Self::VerifyByQr { .. } => "verify-by-qr",
+            Self::SetDark(_) => "set-dark",
+            Self::SetNotifications(_) => "set-notifications",
+            Self::SaveSettings(_) => "save-settings",
+            Self::ChangePassword { .. } => "change-password",
+            Self::RefreshStatus => "refresh-status",
+            Self::Resync => "resync",
+            Self::Notify(_) => "notify",
+        }
+    }
+
+    /// A notice.
+    pub fn notice(text: impl Into<String>) -> Self {
+        Self::Notice {
+            text: text.into(),
+            error: false,
+        }
+    }
+
+    /// An error notice.
+    pub fn error(text: impl Into<String>) -> Self {
+        Self::Notice {
+            text: text.into(),
+            error: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Action({})", self.kind())
+    }
+}

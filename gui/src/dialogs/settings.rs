@@ -1,0 +1,128 @@
+//! "Settings": appearance and notifications, the network settings (LAN only, holding mail for LAN
+//! peers, bootstrap nodes), the password, and who this profile is.
+
+use egui::RichText;
+use tern_node::settings::{MAX_CONFIGURED_ADDRS, NetworkSettings, parse_server_addr};
+use tern_node::store::Password;
+
+use crate::action::Action;
+use crate::model::Model;
+use crate::profiles::Strength;
+use crate::widgets::password_field;
+
+/// The dialog's fields.
+#[derive(Default)]
+pub struct Form {
+    /// The network settings being edited; `None` starts from the saved ones.
+    pub settings: Option<NetworkSettings>,
+    pub new_bootstrap: String,
+    pub old_password: String,
+    pub new_password: String,
+}
+
+/// Draws the dialog.
+pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.label(RichText::new("Appearance").strong());
+    ui.horizontal(|ui| {
+        if ui.selectable_label(model.dark, "Dark").clicked() {
+            actions.push(Action::SetDark(true));
+        }
+        if ui.selectable_label(!model.dark, "Light").clicked() {
+            actions.push(Action::SetDark(false));
+        }
+    });
+    let mut notifications = model.notifications;
+    if ui
+        .checkbox(&mut notifications, "Desktop notifications for new messages")
+        .changed()
+    {
+        actions.push(Action::SetNotifications(notifications));
+    }
+    ui.separator();
+    actions.extend(network(ui, model, form));
+    ui.separator();
+    ui.label(RichText::new("Change password").strong());
+    password_field(ui, "Current password", &mut form.old_password, true);
+    password_field(ui, "New password", &mut form.new_password, true);
+    if !form.new_password.is_empty() {
+        ui.label(Strength::of(&form.new_password).label());
+    }
+    if ui.button("Change password").clicked() {
+        if Strength::of(&form.new_password) == Strength::TooShort {
+            actions.push(Action::error(Strength::TooShort.label()));
+        } else {
+            actions.push(Action::ChangePassword {
+                old: Password::new(std::mem::take(&mut form.old_password)),
+                new: Password::new(std::mem::take(&mut form.new_password)),
+            });
+        }
+    }
+    ui.separator();
+    ui.label(RichText::new("My profile").strong());
+    if let Some(me) = &model.me {
+        ui.label(format!("Name: {}", me.name));
+        ui.label(format!("Peer id: {}", me.key.peer_id()));
+        ui.label(format!("Fingerprint: {}", me.fingerprint));
+    }
+    if let Some(dir) = &model.profile_dir {
+        ui.label(RichText::new(format!("Stored (sealed) in {}", dir.display())).weak());
+    }
+    actions
+}
+
+/// The network part: edits a copy of the settings; "Save network settings" restarts the node with it.
+fn network(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.label(RichText::new("Network").strong());
+    let settings = form.settings.get_or_insert_with(|| model.settings.clone());
+    ui.checkbox(
+        &mut settings.lan_only,
+        "LAN only: no internet, find people on this network only",
+    );
+    ui.checkbox(
+        &mut settings.serve_mailbox,
+        "Hold mail for LAN peers who are offline",
+    );
+    ui.label("Bootstrap nodes (they also hold your mail while you are offline):");
+    let mut remove = None;
+    for (i, addr) in settings.bootstrap.iter().enumerate() {
+        ui.horizontal(|ui| {
+            ui.monospace(addr.to_string());
+            if ui.small_button("Remove").clicked() {
+                remove = Some(i);
+            }
+        });
+    }
+    if let Some(i) = remove {
+        settings.bootstrap.remove(i);
+    }
+    ui.horizontal(|ui| {
+        let label = ui.label("New bootstrap node");
+        ui.add(
+            egui::TextEdit::singleline(&mut form.new_bootstrap)
+                .hint_text("/ip4/…/tcp/4001/p2p/12D3KooW…")
+                .desired_width(300.0),
+        )
+        .labelled_by(label.id);
+        if ui.button("Add node").clicked() {
+            match parse_server_addr(&form.new_bootstrap) {
+                Ok(addr) if settings.bootstrap.len() < MAX_CONFIGURED_ADDRS => {
+                    settings.bootstrap.push(addr);
+                    form.new_bootstrap.clear();
+                }
+                Ok(_) => actions.push(Action::error("Too many bootstrap nodes")),
+                Err(e) => actions.push(Action::error(format!("Not added: {e}"))),
+            }
+        }
+    });
+    let changed = form.settings.as_ref() != Some(&model.settings);
+    if ui
+        .add_enabled(changed, egui::Button::new("Save network settings"))
+        .clicked()
+        && let Some(settings) = form.settings.clone()
+    {
+        actions.push(Action::SaveSettings(settings));
+    }
+    actions
+}

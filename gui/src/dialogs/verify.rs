@@ -1,0 +1,95 @@
+//! "Verify": my QR code, fingerprint and invite link on the left; on the right, the safety number
+//! shared with a contact (the open conversation's, or the one whose "Verify" was clicked), to mark
+//! them verified, or a picture of their QR code to scan.
+
+use std::path::PathBuf;
+
+use egui::RichText;
+use tern_protocol::{ContactCard, Fingerprint, IdentityKey};
+
+use crate::action::Action;
+use crate::model::Model;
+use crate::qr;
+use crate::widgets::{ACCENT, wrap_groups};
+
+/// The dialog's state.
+#[derive(Default)]
+pub struct Form {
+    /// The contact to verify; `None` for the open conversation's.
+    pub contact: Option<IdentityKey>,
+    /// The path of a picture of their QR code.
+    pub image_path: String,
+    /// My QR code, drawn once.
+    pub qr_texture: Option<egui::TextureHandle>,
+}
+
+/// Draws the dialog.
+pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let Some(me) = &model.me else {
+        return actions;
+    };
+    ui.columns(2, |cols| {
+        let ui = &mut cols[0];
+        ui.label(RichText::new("My code").strong());
+        if form.qr_texture.is_none()
+            && let Ok(card) = ContactCard::from_invite_link(&me.invite_link)
+            && let Ok(matrix) = card.qr()
+        {
+            let image = qr::matrix_image(&matrix, 4);
+            form.qr_texture = Some(ui.ctx().load_texture(
+                "my-qr",
+                image,
+                egui::TextureOptions::NEAREST,
+            ));
+        }
+        if let Some(texture) = &form.qr_texture {
+            ui.add(egui::Image::new(texture).max_width(220.0));
+        }
+        ui.label(RichText::new("My fingerprint").weak());
+        ui.monospace(me.fingerprint.to_string());
+        if ui.button("Copy invite link").clicked() {
+            ui.ctx().copy_text(me.invite_link.clone());
+            actions.push(Action::notice("Invite link copied"));
+        }
+        let ui = &mut cols[1];
+        let Some(key) = form
+            .contact
+            .or_else(|| model.open.as_ref().map(|o| o.contact))
+        else {
+            ui.label("Open a conversation to verify that contact.");
+            return;
+        };
+        let name = model.name_of(&key);
+        let verified = model.contact(&key).is_some_and(|c| c.record.verified);
+        ui.label(RichText::new(format!("Verify {name}")).strong());
+        if verified {
+            ui.colored_label(ACCENT, format!("✔ {name} is verified"));
+        }
+        ui.label("Compare this safety number with theirs, in person or on a call you trust:");
+        let number = tern_protocol::SafetyNumber::between(&me.key, &key).to_string();
+        ui.monospace(wrap_groups(&number, 4));
+        ui.label(RichText::new(format!("{name}'s fingerprint")).weak());
+        ui.monospace(Fingerprint::of(&key).to_string());
+        if ui.button("The numbers match: mark verified").clicked() {
+            actions.push(Action::Verify {
+                contact: key,
+                digits: number,
+            });
+        }
+        ui.separator();
+        ui.label("Or scan their QR code from a picture:");
+        ui.horizontal(|ui| {
+            let label = ui.label("Their QR image");
+            ui.add(egui::TextEdit::singleline(&mut form.image_path).desired_width(160.0))
+                .labelled_by(label.id);
+            if ui.button("Scan").clicked() {
+                actions.push(Action::VerifyByQr {
+                    contact: key,
+                    path: PathBuf::from(form.image_path.trim()),
+                });
+            }
+        });
+    });
+    actions
+}

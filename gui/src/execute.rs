@@ -1,0 +1,370 @@
+//! The action executor: the one place that calls the [`Backend`]. The app calls [`Executor::perform`]
+//! once drawing is done (and once after the node's updates at the top of a frame), so the screens and
+//! dialogs only ever read the model and return [`Action`]s.
+
+use std::path::Path;
+use std::time::Instant;
+
+use tern_node::store::Password;
+use tern_protocol::{ContactCard, IdentityKey, MessageId};
+
+use crate::action::Action;
+use crate::backend::Backend;
+use crate::chat::ChatView;
+use crate::model::{Dialog, Model, Node};
+use crate::profiles::{self, Strength};
+use crate::qr;
+use crate::views::Views;
+
+/// Performs actions on the model, the views' state and the backend.
+pub struct Executor<'a> {
+    pub model: &'a mut Model,
+    pub views: &'a mut Views,
+    pub backend: &'a Backend,
+}
+
+/// Applies the node's waiting updates to the model and returns what they call for: a resync after a
+/// lag, desktop notifications, read receipts for what is on screen.
+pub fn drain(backend: &mut Backend, model: &mut Model) -> Vec<Action> {
+    backend.drain(model);
+    let mut actions = Vec::new();
+    if model.needs_resync && model.node.is_some() {
+        actions.push(Action::Resync);
+    }
+    for name in std::mem::take(&mut model.pending_notifications) {
+        if model.notifications && !model.focused {
+            actions.push(Action::Notify(format!("New message from {name}")));
+        }
+    }
+    // Read receipts for what is on screen while the window has focus.
+    if model.focused
+        && model.node.is_some()
+        && let Some(open) = &model.open
+    {
+        let ids = model.unread_in_open();
+        if !ids.is_empty() {
+            actions.push(Action::MarkRead {
+                conversation: open.contact,
+                ids,
+            });
+        }
+    }
+    actions
+}
+
+/// Stops the node (closing the store) before the window closes.
+pub fn shutdown(backend: &Backend, model: &mut Model) {
+    backend.shutdown(model.node.take());
+}
+
+impl Executor<'_> {
+    /// Performs `actions` in order.
+    pub fn perform(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            tracing::trace!(action = action.kind(), "performing");
+            self.perform_one(action);
+        }
+    }
+
+    fn node(&self) -> Option<Node> {
+        self.model.node.clone()
+    }
+
+    fn perform_one(&mut self, action: Action) {
+        let backend = self.backend;
+        match action {
+            Action::SelectProfile(i) => {
+                self.model.profile_screen.selected = Some(i);
+                self.model.profile_screen.error = None;
+            }
+            Action::CreatingProfile(creating) => {
+                self.model.profile_screen.creating = creating;
+                self.model.profile_screen.error = None;
+            }
+            Action::SubmitProfile => self.submit_profile(),
+            Action::Unlock {
+                dir,
+                password,
+                create,
+            } => {
+                self.model.profile_screen.busy = true;
+                self.model.profile_screen.error = None;
+                backend.unlock(dir, password, create);
+            }
+            Action::ShowDialog(dialog) => self.show_dialog(dialog),
+            Action::VerifyContact(key) => {
+                self.views.dialogs.verify.contact = Some(key);
+                self.views.dialogs.verify.image_path.clear();
+                self.model.dialog = Some(Dialog::Verify);
+            }
+            Action::DroppedPicture(path) => {
+                self.model.dialog = Some(Dialog::AddContact);
+                self.read_qr_invite(&path);
+            }
+            Action::CloseDialog => self.model.dialog = None,
+            Action::DismissNotice(i) => {
+                if i < self.model.notices.len() {
+                    self.model.notices.remove(i);
+                }
+            }
+            Action::Notice { text, error: false } => self.model.notice(text),
+            Action::Notice { text, error: true } => self.model.error(text),
+            Action::Search(query) => {
+                if let Some(node) = self.node() {
+                    backend.search(&node, query);
+                }
+            }
+            Action::CloseSearch => self.model.search_results = None,
+            Action::OpenConversation { contact, scroll_to } => {
+                self.open_conversation(contact, scroll_to);
+            }
+            Action::CloseConversation => self.model.open = None,
+            Action::LoadOlder {
+                conversation,
+                before,
+            } => {
+                if let Some(node) = self.node() {
+                    if let Some(open) = self.model.open.as_mut() {
+                        open.loading = true;
+                    }
+                    backend.load_page(&node, conversation, Some(before));
+                }
+            }
+            Action::Send { conversation, text } => {
+                if let Some(node) = self.node() {
+                    self.views.chat.follow();
+                    backend.send(&node, conversation, text);
+                }
+            }
+            Action::Typing {
+                conversation,
+                typing,
+            } => {
+                if let Some(open) = self
+                    .model
+                    .open
+                    .as_mut()
+                    .filter(|o| o.contact == conversation)
+                {
+                    open.typing_sent = typing.then(Instant::now);
+                }
+                if let Some(node) = self.node() {
+                    backend.typing(&node, conversation, typing);
+                }
+            }
+            Action::Retry { conversation, id } => {
+                if let Some(node) = self.node() {
+                    backend.retry(&node, conversation, id);
+                }
+            }
+            Action::MarkRead { conversation, ids } => {
+                if let Some(node) = self.node() {
+                    self.model.read_requested.extend(ids.iter().copied());
+                    backend.mark_read(&node, conversation, ids);
+                }
+            }
+            Action::AddContact { link, name } => {
+                if let Err(e) = ContactCard::from_invite_link(&link) {
+                    self.model
+                        .error(format!("That invite link is not valid: {e}"));
+                } else if let Some(node) = self.node() {
+                    backend.add_contact(&node, link, name);
+                }
+            }
+            Action::ReadQrInvite(path) => self.read_qr_invite(&path),
+            Action::SetContactState { contact, state } => {
+                if let Some(node) = self.node() {
+                    backend.set_contact_state(&node, contact, state);
+                }
+            }
+            Action::Rename { contact, name } => {
+                if let Some(node) = self.node() {
+                    backend.rename_contact(&node, contact, name);
+                }
+            }
+            Action::RemoveContact(contact) => {
+                if let Some(node) = self.node() {
+                    backend.remove_contact(&node, contact);
+                }
+            }
+            Action::Verify { contact, digits } => {
+                if let Some(node) = self.node() {
+                    backend.verify(&node, contact, digits);
+                }
+            }
+            Action::VerifyByQr { contact, path } => self.verify_by_qr(contact, &path),
+            Action::SetDark(dark) => self.model.dark = dark,
+            Action::SetNotifications(on) => self.model.notifications = on,
+            Action::SaveSettings(settings) => {
+                if let (Some(node), Some(dir)) = (self.node(), self.model.profile_dir.clone()) {
+                    backend.apply_settings(&node, dir, settings);
+                }
+            }
+            Action::ChangePassword { old, new } => {
+                if let Some(node) = self.node() {
+                    backend.change_password(&node, old, new);
+                }
+            }
+            Action::RefreshStatus => {
+                if let Some(node) = self.node() {
+                    backend.status(&node);
+                }
+            }
+            Action::Resync => {
+                if let Some(node) = self.node() {
+                    self.model.needs_resync = false;
+                    backend.resync(&node);
+                }
+            }
+            Action::Notify(title) => backend.notify(title),
+        }
+    }
+
+    /// Unlocks the selected profile, or checks the create form and creates the profile.
+    fn submit_profile(&mut self) {
+        let root = self.backend.options.root.clone();
+        let ps = &mut self.model.profile_screen;
+        let form = &mut self.views.start;
+        if ps.busy {
+            return;
+        }
+        if ps.creating {
+            if Strength::of(&form.password) == Strength::TooShort {
+                ps.error = Some(Strength::TooShort.label().to_owned());
+                return;
+            }
+            if form.password != form.confirm {
+                ps.error = Some("The two passwords differ".to_owned());
+                return;
+            }
+            let dir = match profiles::new_profile_dir(&root, &form.name) {
+                Ok(dir) => dir,
+                Err(e) => {
+                    ps.error = Some(format!("Name: {e}"));
+                    return;
+                }
+            };
+            if let Err(e) = std::fs::create_dir_all(&root) {
+                ps.error = Some(format!("cannot create {}: {e}", root.display()));
+                return;
+            }
+            let name = form.name.trim().to_owned();
+            let password = Password::new(std::mem::take(&mut form.password));
+            form.confirm.clear();
+            self.perform_one(Action::Unlock {
+                dir,
+                password,
+                create: Some(name),
+            });
+        } else {
+            let Some(dir) = ps
+                .selected
+                .and_then(|i| ps.profiles.get(i))
+                .map(|p| p.dir.clone())
+            else {
+                ps.error = Some("Choose a profile".to_owned());
+                return;
+            };
+            let password = Password::new(std::mem::take(&mut form.password));
+            self.perform_one(Action::Unlock {
+                dir,
+                password,
+                create: None,
+            });
+        }
+    }
+
+    /// Opens `dialog` with its form made ready, as the button that opens it does.
+    fn show_dialog(&mut self, dialog: Dialog) {
+        let forms = &mut self.views.dialogs;
+        match dialog {
+            Dialog::AddContact => {
+                forms.add_contact.invite.clear();
+                forms.add_contact.invite_name.clear();
+                forms.add_contact.image_path.clear();
+            }
+            Dialog::Verify => forms.verify.contact = None,
+            Dialog::Settings => forms.settings.settings = Some(self.model.settings.clone()),
+            Dialog::Network => forms.network.status_asked = None,
+            Dialog::ContactDetails => {
+                if let Some(open) = &self.model.open {
+                    forms.contact.rename = self.model.name_of(&open.contact);
+                }
+            }
+        }
+        self.model.dialog = Some(dialog);
+    }
+
+    /// Opens a conversation and loads its newest page (or brings `scroll_to` into view).
+    fn open_conversation(&mut self, key: IdentityKey, scroll_to: Option<MessageId>) {
+        let node = self.node();
+        // Typing stops when the person leaves the conversation.
+        if let Some(open) = self.model.open.as_mut()
+            && open.typing_sent.take().is_some()
+            && let Some(node) = &node
+        {
+            self.backend.typing(node, open.contact, false);
+        }
+        let same = self.model.open_conversation(key);
+        self.model.search_results = None;
+        if same {
+            self.views.chat.scroll_to(scroll_to);
+            return;
+        }
+        self.views.main.draft.clear();
+        if let Some(node) = node {
+            self.views.chat = match scroll_to {
+                Some(id) => ChatView::at_message(id),
+                None => ChatView::at_newest(),
+            };
+            self.backend.load_page(&node, key, None);
+        }
+    }
+
+    /// Reads an invite out of a QR picture into the add-contact form.
+    fn read_qr_invite(&mut self, path: &Path) {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.len() > qr::MAX_IMAGE_BYTES as u64 => {
+                self.model.error(format!(
+                    "Cannot use that picture: {}",
+                    qr::QrError::TooLarge
+                ));
+                return;
+            }
+            Err(e) => {
+                self.model
+                    .error(format!("Cannot open {}: {e}", path.display()));
+                return;
+            }
+            Ok(_) => {}
+        }
+        match read_invite(path) {
+            Ok(link) => {
+                self.views.dialogs.add_contact.invite = link;
+                self.model.notice("Found a Tern invite in the picture");
+            }
+            Err(e) => self.model.error(format!("Cannot use that picture: {e}")),
+        }
+    }
+
+    /// Verifies `key` from a picture of their QR code: it must hold their own card.
+    fn verify_by_qr(&mut self, key: IdentityKey, path: &Path) {
+        let link = match read_invite(path) {
+            Ok(link) => link,
+            Err(e) => {
+                self.model.error(format!("Cannot use that picture: {e}"));
+                return;
+            }
+        };
+        if let Some(node) = self.node() {
+            self.backend.verify_card(&node, key, link);
+        }
+    }
+}
+
+/// The invite link in the QR code of the picture at `path`.
+fn read_invite(path: &Path) -> Result<String, String> {
+    std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| qr::invite_from_image(&bytes).map_err(|e| e.to_string()))
+}

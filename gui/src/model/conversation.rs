@@ -1,0 +1,301 @@
+//! The conversation side of the model: the conversation list's rows, the open conversation and its
+//! pages, and how stored messages, statuses and read receipts change them.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use tern_protocol::{IdentityKey, MessageId};
+
+use super::rows::{
+    ContactState, ConversationFields, ConversationKey, Cursor, MessageFields, MessageRow,
+    MessageStatus, Page, new_conversation,
+};
+use super::{Contact, Model};
+
+/// Messages held in memory for the open conversation (older ones are dropped from the view, not the
+/// store, past this).
+pub const MAX_LOADED_MESSAGES: usize = 1_000_000;
+
+/// The conversation on the right.
+#[derive(Debug)]
+pub struct OpenConversation {
+    pub contact: IdentityKey,
+    /// Oldest first.
+    pub messages: Vec<MessageRow>,
+    /// Where the next older page starts; `None` once everything is loaded.
+    pub older: Option<Cursor>,
+    pub loading: bool,
+    /// When "typing" was last sent to the contact; `None` when not typing.
+    pub typing_sent: Option<Instant>,
+}
+
+/// One row of the conversation list.
+#[derive(Debug, Clone)]
+pub struct ListRow {
+    pub key: ConversationKey,
+    pub last: Option<MessageRow>,
+    pub unread: u64,
+}
+
+impl Model {
+    /// The rows of the conversation list: every conversation and every accepted contact without one,
+    /// most recent first. Blocked contacts are left out.
+    pub fn list_rows(&self) -> Vec<ListRow> {
+        self.list_rows_matching("")
+    }
+
+    /// [`Self::list_rows`] whose name contains `filter` (ignoring case).
+    pub fn list_rows_matching(&self, filter: &str) -> Vec<ListRow> {
+        let filter = filter.trim().to_lowercase();
+        let contacts: HashMap<IdentityKey, &Contact> =
+            self.contacts.iter().map(|c| (c.key(), c)).collect();
+        let mut rows: Vec<ListRow> = Vec::with_capacity(self.contacts.len());
+        let mut listed = HashSet::new();
+        for summary in &self.conversations {
+            listed.insert(summary.id());
+            rows.push(ListRow {
+                key: summary.id(),
+                last: Some(summary.last.clone()),
+                unread: summary.unread,
+            });
+        }
+        for contact in &self.contacts {
+            if !listed.contains(&contact.key()) {
+                rows.push(ListRow {
+                    key: contact.key(),
+                    last: None,
+                    unread: 0,
+                });
+            }
+        }
+        rows.retain(|r| {
+            contacts
+                .get(&r.key)
+                .is_none_or(|c| c.record.state != ContactState::Blocked)
+                && (filter.is_empty() || self.name_of(&r.key).to_lowercase().contains(&filter))
+        });
+        rows.sort_by_key(|r| {
+            std::cmp::Reverse(r.last.as_ref().map_or_else(
+                || contacts.get(&r.key).map_or(0, |c| c.record.added_ms),
+                MessageRow::sort_ms,
+            ))
+        });
+        rows
+    }
+
+    /// Opens a conversation (its first page is loaded by the caller). Returns whether it was already open.
+    pub fn open_conversation(&mut self, contact: IdentityKey) -> bool {
+        if self.open.as_ref().is_some_and(|o| o.contact == contact) {
+            return true;
+        }
+        self.read_requested.clear();
+        self.open = Some(OpenConversation {
+            contact,
+            messages: Vec::new(),
+            older: None,
+            loading: true,
+            typing_sent: None,
+        });
+        false
+    }
+
+    /// A page of the open conversation arrived. `newest` pages replace the view; older ones go on top.
+    pub fn page_loaded(&mut self, contact: IdentityKey, page: Page, newest: bool) {
+        let Some(open) = self.open.as_mut().filter(|o| o.contact == contact) else {
+            return;
+        };
+        open.loading = false;
+        open.older = page.older;
+        if newest {
+            open.messages = page.messages;
+        } else {
+            let mut merged = page.messages;
+            merged.append(&mut open.messages);
+            open.messages = merged;
+        }
+        if open.messages.len() > MAX_LOADED_MESSAGES {
+            let extra = open.messages.len() - MAX_LOADED_MESSAGES;
+            open.messages.drain(..extra);
+        }
+    }
+
+    /// Unread incoming messages of the open conversation that no read receipt was asked for yet.
+    pub fn unread_in_open(&self) -> Vec<MessageId> {
+        let Some(open) = &self.open else {
+            return Vec::new();
+        };
+        // The list's count says whether there is anything to look for (so a long conversation is not
+        // scanned every frame).
+        if self
+            .conversations
+            .iter()
+            .find(|c| c.id() == open.contact)
+            .is_none_or(|c| c.unread == 0)
+        {
+            return Vec::new();
+        }
+        open.messages
+            .iter()
+            .filter(|m| {
+                !m.outgoing()
+                    && m.status == MessageStatus::Received
+                    && !self.read_requested.contains(&m.id)
+            })
+            .map(|m| m.id)
+            .collect()
+    }
+
+    /// Messages were marked read.
+    pub fn marked_read(&mut self, contact: IdentityKey, ids: &[MessageId]) {
+        for id in ids {
+            self.read_requested.remove(id);
+        }
+        if let Some(open) = self.open.as_mut().filter(|o| o.contact == contact) {
+            for m in open.messages.iter_mut().filter(|m| ids.contains(&m.id)) {
+                m.status = MessageStatus::Read;
+            }
+        }
+        if let Some(summary) = self.conversations.iter_mut().find(|c| c.id() == contact) {
+            summary.unread = summary.unread.saturating_sub(ids.len() as u64);
+            if ids.contains(&summary.last.id) {
+                summary.last.status = MessageStatus::Read;
+            }
+        }
+    }
+
+    /// A message was stored (sent by us or received): into the open view and the list.
+    pub fn message_stored(&mut self, message: MessageRow) {
+        let key = message.conversation_key();
+        let unread = u64::from(!message.outgoing() && message.status == MessageStatus::Received);
+        if let Some(open) = self.open.as_mut().filter(|o| o.contact == key)
+            && !open.messages.iter().any(|m| m.id == message.id)
+        {
+            // Keep the view sorted; new messages nearly always go last.
+            let at = open
+                .messages
+                .iter()
+                .rposition(|m| m.sort_ms() <= message.sort_ms())
+                .map_or(0, |i| i + 1);
+            open.messages.insert(at, message.clone());
+        }
+        match self.conversations.iter_mut().find(|c| c.id() == key) {
+            Some(summary) => {
+                if message.sort_ms() >= summary.last.sort_ms() {
+                    summary.last = message;
+                }
+                summary.unread += unread;
+            }
+            None => self.conversations.push(new_conversation(message, unread)),
+        }
+        self.conversations
+            .sort_by_key(|c| std::cmp::Reverse(c.last.sort_ms()));
+    }
+
+    /// An outgoing message moved on (statuses never move backwards).
+    pub fn status_changed(&mut self, contact: IdentityKey, id: MessageId, status: MessageStatus) {
+        if let Some(open) = self.open.as_mut().filter(|o| o.contact == contact)
+            && let Some(m) = open.messages.iter_mut().find(|m| m.id == id)
+            && m.status.can_become(status, m.outgoing())
+        {
+            m.status = status;
+        }
+        if let Some(summary) = self.conversations.iter_mut().find(|c| c.id() == contact)
+            && summary.last.id == id
+            && summary
+                .last
+                .status
+                .can_become(status, summary.last.outgoing())
+        {
+            summary.last.status = status;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_rows::{contact, key, message};
+    use super::super::{ContactState, Event};
+    use super::*;
+
+    #[test]
+    fn the_list_is_sorted_by_recent_activity_counts_unread_and_filters_by_name() {
+        let mut m = Model::default();
+        let (a, b, c) = (key(1), key(2), key(3));
+        m.upsert_contact(contact(a, "Alice", ContactState::Accepted));
+        m.upsert_contact(contact(b, "Bob", ContactState::Accepted));
+        m.upsert_contact(contact(c, "Mallory", ContactState::Blocked));
+        m.message_stored(message(a, 1, 10, false));
+        m.message_stored(message(b, 2, 20, true));
+        m.message_stored(message(a, 3, 30, false));
+        let rows = m.list_rows();
+        assert_eq!(rows.iter().map(|r| r.key).collect::<Vec<_>>(), vec![a, b]);
+        assert_eq!(rows[0].unread, 2);
+        assert_eq!(rows[1].unread, 0);
+        assert_eq!(m.list_rows_matching("bo").len(), 1);
+        assert_eq!(
+            m.list_rows_matching(" BO ")[0].key,
+            b,
+            "case and spaces are ignored"
+        );
+        m.marked_read(a, &[MessageId([1; 16]), MessageId([3; 16])]);
+        assert_eq!(m.list_rows()[0].unread, 0);
+    }
+
+    #[test]
+    fn statuses_only_move_forward_in_the_open_view() {
+        let mut m = Model::default();
+        let a = key(1);
+        assert!(!m.open_conversation(a), "newly opened");
+        assert!(m.open_conversation(a), "already open");
+        m.page_loaded(
+            a,
+            Page {
+                messages: vec![message(a, 1, 10, true)],
+                older: None,
+            },
+            true,
+        );
+        let id = MessageId([1; 16]);
+        for status in [MessageStatus::Read, MessageStatus::Delivered] {
+            m.on_event(Event::StatusChanged {
+                contact: a,
+                id,
+                status,
+            });
+        }
+        let open = m.open.as_ref().unwrap();
+        assert_eq!(open.messages[0].status, MessageStatus::Read);
+    }
+
+    #[test]
+    fn older_pages_go_on_top_and_read_receipts_are_asked_once() {
+        let mut m = Model::default();
+        let a = key(1);
+        m.upsert_contact(contact(a, "Alice", ContactState::Accepted));
+        m.open_conversation(a);
+        let page = |n: u8| Page {
+            messages: vec![message(a, n, u64::from(n), false)],
+            older: None,
+        };
+        m.page_loaded(a, page(5), true);
+        m.page_loaded(a, page(2), false);
+        let ids: Vec<u8> = m
+            .open
+            .as_ref()
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| m.id.0[0])
+            .collect();
+        assert_eq!(ids, vec![2, 5]);
+        // Nothing is unread in the list yet, so nothing is looked for.
+        assert!(m.unread_in_open().is_empty());
+        m.message_stored(message(a, 5, 5, false));
+        assert_eq!(m.open.as_ref().unwrap().messages.len(), 2, "stored once");
+        assert_eq!(m.unread_in_open().len(), 2);
+        m.read_requested.insert(MessageId([2; 16]));
+        assert_eq!(m.unread_in_open(), vec![MessageId([5; 16])]);
+        m.marked_read(a, &[MessageId([2; 16])]);
+        assert!(m.read_requested.is_empty());
+    }
+}

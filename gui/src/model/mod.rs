@@ -1,0 +1,437 @@
+//! The app's state, apart from drawing: what the profile holds (contacts, conversation list, the open
+//! conversation), what the network looks like, and what the person is doing. Node events and command
+//! results are applied here; the drawing code only reads it and asks for actions.
+//!
+//! - this file: screens, contacts, notices, and how node events change them;
+//! - [`conversation`]: the conversation list and the open conversation's pages;
+//! - [`rows`]: the one place that names tern-node's row and event types.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tern_node::settings::NetworkSettings;
+use tern_protocol::{IdentityKey, MessageId};
+
+use crate::profiles::ProfileEntry;
+
+mod conversation;
+mod rows;
+
+pub use conversation::{ListRow, MAX_LOADED_MESSAGES, OpenConversation};
+pub use rows::{
+    ContactFields, ContactRow, ContactState, ConversationFields, ConversationKey, ConversationRow,
+    Cursor, Event, MessageFields, MessageRow, MessageStatus, NatStatus, NetStatus, Node, Page,
+    Whoami,
+};
+
+/// Messages loaded per page of a conversation.
+pub const PAGE: usize = 200;
+/// A contact's typing indicator goes away this long after their last "typing" if no "stopped" came.
+pub const TYPING_SHOWN_FOR: Duration = Duration::from_secs(6);
+/// Desktop notifications waiting for the next frame (a hidden window may draw rarely).
+pub const MAX_PENDING_NOTIFICATIONS: usize = 16;
+/// Notices kept on screen at once.
+pub const MAX_NOTICES: usize = 8;
+
+/// Which screen is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// Choose, unlock or create a profile.
+    Profiles,
+    /// Conversations.
+    Main,
+}
+
+/// The dialogs over the main window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialog {
+    AddContact,
+    Verify,
+    Settings,
+    Network,
+    ContactDetails,
+}
+
+/// What the profile screen shows (the fields being typed live with the screen's form).
+#[derive(Debug, Default)]
+pub struct ProfileScreen {
+    pub profiles: Vec<ProfileEntry>,
+    pub selected: Option<usize>,
+    /// The create form is up (rather than the unlock form).
+    pub creating: bool,
+    /// Argon2 is running: the form is disabled and a spinner shows.
+    pub busy: bool,
+    pub error: Option<String>,
+}
+
+/// A contact as the app shows it.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    pub record: ContactRow,
+    pub online: bool,
+    /// When their last "typing" arrived.
+    pub typing_since: Option<Instant>,
+}
+
+impl Contact {
+    pub fn key(&self) -> IdentityKey {
+        self.record.key
+    }
+
+    pub fn name(&self) -> &str {
+        self.record.name()
+    }
+
+    pub fn is_typing(&self, now: Instant) -> bool {
+        self.typing_since
+            .is_some_and(|t| now.duration_since(t) < TYPING_SHOWN_FOR)
+    }
+}
+
+/// A notice shown at the bottom of the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub text: String,
+    pub error: bool,
+}
+
+/// Everything the app knows.
+pub struct Model {
+    pub screen: Screen,
+    pub profile_screen: ProfileScreen,
+    pub profile_dir: Option<PathBuf>,
+    pub node: Option<Node>,
+    pub me: Option<Whoami>,
+    pub contacts: Vec<Contact>,
+    pub conversations: Vec<ConversationRow>,
+    pub open: Option<OpenConversation>,
+    pub dialog: Option<Dialog>,
+    pub status: Option<NetStatus>,
+    pub connected: usize,
+    pub nat: NatStatus,
+    pub listen_addrs: Vec<String>,
+    /// Mailbox servers read from, with the last count they handed over.
+    pub mailboxes_checked: HashMap<String, usize>,
+    pub settings: NetworkSettings,
+    pub notices: Vec<Notice>,
+    /// The results of the last search, while they are shown.
+    pub search_results: Option<Vec<MessageRow>>,
+    /// Window focus (messages are marked read only while the window has focus).
+    pub focused: bool,
+    pub notifications: bool,
+    pub dark: bool,
+    /// The node's event stream lagged: the lists are read again from the store.
+    pub needs_resync: bool,
+    /// Messages that arrived while unfocused, for a desktop notification (names only, never text).
+    pub pending_notifications: Vec<String>,
+    /// Ids already sent in a read receipt, so one is not sent twice while the answer is on its way.
+    pub read_requested: HashSet<MessageId>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("screen", &self.screen)
+            .field("contacts", &self.contacts.len())
+            .field("conversations", &self.conversations.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Self {
+            screen: Screen::Profiles,
+            profile_screen: ProfileScreen::default(),
+            profile_dir: None,
+            node: None,
+            me: None,
+            contacts: Vec::new(),
+            conversations: Vec::new(),
+            open: None,
+            dialog: None,
+            status: None,
+            connected: 0,
+            nat: NatStatus::Unknown,
+            listen_addrs: Vec::new(),
+            mailboxes_checked: HashMap::new(),
+            settings: NetworkSettings::default(),
+            notices: Vec::new(),
+            search_results: None,
+            focused: true,
+            notifications: true,
+            dark: true,
+            needs_resync: false,
+            pending_notifications: Vec::new(),
+            read_requested: HashSet::new(),
+        }
+    }
+}
+
+/// The lists read from the store after unlocking (and after a lag).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub me: Whoami,
+    pub contacts: Vec<ContactRow>,
+    pub conversations: Vec<ConversationRow>,
+}
+
+impl Model {
+    pub fn notice(&mut self, text: impl Into<String>) {
+        self.push_notice(text.into(), false);
+    }
+
+    pub fn error(&mut self, text: impl Into<String>) {
+        self.push_notice(text.into(), true);
+    }
+
+    fn push_notice(&mut self, text: String, error: bool) {
+        if self.notices.len() == MAX_NOTICES {
+            self.notices.remove(0);
+        }
+        self.notices.push(Notice { text, error });
+    }
+
+    pub fn contact(&self, key: &IdentityKey) -> Option<&Contact> {
+        self.contacts.iter().find(|c| c.key() == *key)
+    }
+
+    fn contact_mut(&mut self, key: &IdentityKey) -> Option<&mut Contact> {
+        self.contacts.iter_mut().find(|c| c.key() == *key)
+    }
+
+    /// The name to show for a key: the contact's name, else the short peer id.
+    pub fn name_of(&self, key: &IdentityKey) -> String {
+        self.contact(key).map_or_else(
+            || {
+                let id = key.peer_id();
+                format!("…{}", &id[id.len().saturating_sub(8)..])
+            },
+            |c| c.name().to_owned(),
+        )
+    }
+
+    /// The profile is open and its node runs.
+    pub fn unlocked(
+        &mut self,
+        dir: PathBuf,
+        node: Node,
+        settings: NetworkSettings,
+        snap: Snapshot,
+    ) {
+        self.profile_dir = Some(dir);
+        self.node = Some(node);
+        self.settings = settings;
+        self.apply_snapshot(snap);
+        self.screen = Screen::Main;
+        self.profile_screen.busy = false;
+        self.profile_screen.error = None;
+    }
+
+    /// Takes the lists from the store, keeping what only the network knows (online, typing).
+    pub fn apply_snapshot(&mut self, snap: Snapshot) {
+        let old: HashMap<IdentityKey, (bool, Option<Instant>)> = self
+            .contacts
+            .iter()
+            .map(|c| (c.key(), (c.online, c.typing_since)))
+            .collect();
+        self.me = Some(snap.me);
+        self.contacts = snap
+            .contacts
+            .into_iter()
+            .map(|record| {
+                let key = record.conversation_key();
+                let (online, typing_since) = old.get(&key).copied().unwrap_or_default();
+                Contact {
+                    record,
+                    online,
+                    typing_since,
+                }
+            })
+            .collect();
+        self.conversations = snap.conversations;
+        self.needs_resync = false;
+    }
+
+    pub fn upsert_contact(&mut self, record: ContactRow) {
+        match self.contact_mut(&record.conversation_key()) {
+            Some(c) => c.record = record,
+            None => self.contacts.push(Contact {
+                record,
+                online: false,
+                typing_since: None,
+            }),
+        }
+    }
+
+    pub fn remove_contact(&mut self, key: &IdentityKey) {
+        self.contacts.retain(|c| c.key() != *key);
+        self.conversations.retain(|c| c.id() != *key);
+        if self.open.as_ref().is_some_and(|o| o.contact == *key) {
+            self.open = None;
+        }
+    }
+
+    /// Applies one node event.
+    pub fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Listening { address } => self.listen_addrs.push(address.to_string()),
+            Event::MessageReceived { message, .. } => {
+                if !self.focused
+                    || self
+                        .open
+                        .as_ref()
+                        .is_none_or(|o| o.contact != message.conversation_key())
+                {
+                    let name = self.name_of(&message.conversation_key());
+                    if self.pending_notifications.len() < MAX_PENDING_NOTIFICATIONS {
+                        self.pending_notifications.push(name);
+                    }
+                }
+                self.message_stored(message);
+            }
+            Event::ContactRequest { contact } => {
+                let name = contact.name().to_owned();
+                self.upsert_contact(contact);
+                self.notice(format!("{name} wants to talk to you: accept or block them"));
+            }
+            Event::KeyChanged { contact, .. } => {
+                if let Some(c) = self.contact_mut(&contact) {
+                    c.record.key_changed = true;
+                    c.record.verified = false;
+                }
+            }
+            Event::StatusChanged {
+                contact,
+                id,
+                status,
+            } => self.status_changed(contact, id, status),
+            Event::Typing {
+                contact, typing, ..
+            } => {
+                if let Some(c) = self.contact_mut(&contact) {
+                    c.typing_since = typing.then(Instant::now);
+                }
+            }
+            Event::ContactOnline {
+                contact, online, ..
+            } => {
+                if let Some(c) = self.contact_mut(&contact) {
+                    c.online = online;
+                    if !online {
+                        c.typing_since = None;
+                    }
+                }
+            }
+            Event::Peers { connected } => self.connected = connected,
+            Event::Nat { status } => self.nat = status,
+            Event::MailboxChecked { server, envelopes } => {
+                self.mailboxes_checked.insert(server.to_string(), envelopes);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_rows {
+    //! Rows for the model's tests.
+    use rand::SeedableRng;
+    use tern_protocol::{Identity, IdentityKey, MessageId};
+
+    use super::{ContactRow, ContactState, MessageRow, MessageStatus};
+
+    pub fn key(seed: u64) -> IdentityKey {
+        Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed), 0).key()
+    }
+
+    pub fn message(conversation: IdentityKey, n: u8, at: u64, outgoing: bool) -> MessageRow {
+        MessageRow {
+            id: MessageId([n; 16]),
+            conversation,
+            outgoing,
+            sent_at_ms: at,
+            received_at_ms: at,
+            text: format!("m{n}"),
+            status: if outgoing {
+                MessageStatus::Sending
+            } else {
+                MessageStatus::Received
+            },
+        }
+    }
+
+    pub fn contact(key: IdentityKey, name: &str, state: ContactState) -> ContactRow {
+        ContactRow {
+            key,
+            card: Vec::new(),
+            local_name: name.into(),
+            verified: true,
+            state,
+            key_changed: false,
+            added_ms: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_rows::{contact, key, message};
+    use super::*;
+
+    #[test]
+    fn a_key_change_drops_the_verified_mark() {
+        let mut m = Model::default();
+        let a = key(1);
+        m.upsert_contact(contact(a, "Alice", ContactState::Accepted));
+        m.on_event(Event::KeyChanged { contact: a });
+        let c = m.contact(&a).unwrap();
+        assert!(c.record.key_changed && !c.record.verified);
+    }
+
+    #[test]
+    fn a_message_while_unfocused_or_elsewhere_asks_for_a_notification_naming_the_sender_only() {
+        let mut m = Model::default();
+        let (a, b) = (key(1), key(2));
+        m.upsert_contact(contact(a, "Alice", ContactState::Accepted));
+        m.upsert_contact(contact(b, "Bob", ContactState::Accepted));
+        m.open_conversation(a);
+        m.on_event(Event::MessageReceived {
+            message: message(a, 1, 10, false),
+        });
+        assert!(
+            m.pending_notifications.is_empty(),
+            "read in the open conversation"
+        );
+        m.on_event(Event::MessageReceived {
+            message: message(b, 2, 11, false),
+        });
+        m.focused = false;
+        m.on_event(Event::MessageReceived {
+            message: message(a, 3, 12, false),
+        });
+        assert_eq!(m.pending_notifications, vec!["Bob", "Alice"]);
+        assert!(
+            m.pending_notifications
+                .iter()
+                .all(|n| !n.contains("m2") && !n.contains("m3"))
+        );
+    }
+
+    #[test]
+    fn notices_are_bounded_and_removing_a_contact_closes_its_conversation() {
+        let mut m = Model::default();
+        for i in 0..MAX_NOTICES + 3 {
+            m.notice(format!("n{i}"));
+        }
+        assert_eq!(m.notices.len(), MAX_NOTICES);
+        assert_eq!(m.notices[0].text, "n3", "the oldest went first");
+        let a = key(1);
+        m.upsert_contact(contact(a, "Alice", ContactState::Accepted));
+        m.open_conversation(a);
+        m.message_stored(message(a, 1, 10, false));
+        m.remove_contact(&a);
+        assert!(m.open.is_none() && m.contacts.is_empty() && m.conversations.is_empty());
+    }
+}

@@ -1,0 +1,227 @@
+//! The open conversation: its header (name, verified, online, "Contact…", "Verify"), a warning when
+//! the contact's key changed, accept/block for a message request, the message list ([`ChatView`]) and
+//! the composer with the contact's typing line.
+
+use std::time::{Duration, Instant};
+
+use egui::{Align, Key, KeyboardShortcut, Layout, Modifiers, RichText};
+
+use crate::action::Action;
+use crate::chat::ChatView;
+use crate::model::{ContactState, Dialog, Model, OpenConversation};
+use crate::widgets::{ACCENT, WARN, warning};
+
+/// "typing" is sent again while the person keeps typing, at most this often.
+pub const TYPING_RESEND: Duration = Duration::from_secs(3);
+
+/// Draws the open conversation `open`; `draft` is the composer's text.
+pub fn show(
+    ui: &mut egui::Ui,
+    model: &Model,
+    open: &OpenConversation,
+    draft: &mut String,
+    chat: &mut ChatView,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    if model.node.is_none() {
+        return actions;
+    }
+    let key = open.contact;
+    let contact = model.contact(&key);
+    let name = model.name_of(&key);
+    // Header.
+    ui.horizontal(|ui| {
+        ui.heading(&name);
+        if let Some(c) = contact {
+            if c.record.verified {
+                ui.colored_label(ACCENT, "✔ Verified");
+            }
+            ui.label(RichText::new(if c.online { "online" } else { "offline" }).weak());
+        }
+        ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+            if ui.button("Contact…").clicked() {
+                actions.push(Action::ShowDialog(Dialog::ContactDetails));
+            }
+            if ui.button("Verify").clicked() {
+                actions.push(Action::VerifyContact(key));
+            }
+        });
+    });
+    if let Some(c) = contact {
+        if c.record.key_changed {
+            warning(
+                ui,
+                &format!(
+                    "{name}'s safety number has changed. They may have reinstalled Tern, or someone may be \
+                     pretending to be them. Verify them again before you trust what they send."
+                ),
+            );
+        }
+        if c.record.state == ContactState::Requested {
+            ui.horizontal(|ui| {
+                ui.colored_label(WARN, format!("{name} is not in your contacts yet."));
+                for (label, state) in [
+                    ("Accept", ContactState::Accepted),
+                    ("Block", ContactState::Blocked),
+                ] {
+                    if ui.button(label).clicked() {
+                        actions.push(Action::SetContactState {
+                            contact: key,
+                            state,
+                        });
+                    }
+                }
+            });
+        }
+    }
+    ui.separator();
+    // Composer at the bottom, messages above it.
+    let typing = contact.is_some_and(|c| c.is_typing(Instant::now()));
+    egui::Panel::bottom("composer")
+        .show_separator_line(true)
+        .show(ui, |ui| {
+            ui.label(
+                RichText::new(if typing {
+                    format!("{name} is typing…")
+                } else {
+                    String::new()
+                })
+                .weak()
+                .italics(),
+            );
+            actions.extend(composer(ui, open, draft));
+        });
+    if let Some(action) = chat.show(ui, open) {
+        actions.push(action);
+    }
+    actions
+}
+
+/// The message field and "Send"; Enter sends, Shift+Enter starts a new line. Also tells the contact
+/// when the person starts or stops typing.
+fn composer(ui: &mut egui::Ui, open: &OpenConversation, draft: &mut String) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let conversation = open.contact;
+    // What the typing notices below leave `typing_sent` at (the model catches up at the end of the frame).
+    let mut typing_sent = open.typing_sent;
+    let typing = |typing: bool, sent: &mut Option<Instant>| {
+        *sent = typing.then(Instant::now);
+        Action::Typing {
+            conversation,
+            typing,
+        }
+    };
+    let id = egui::Id::new("composer");
+    let focused = ui.memory(|m| m.has_focus(id));
+    // Enter alone sends (`consume_key` would also take Shift+Enter, which must reach the editor).
+    let enter = focused
+        && !ui.input(|i| i.modifiers.shift)
+        && ui.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Enter));
+    let mut send = enter;
+    ui.horizontal(|ui| {
+        let response = ui.add(
+            egui::TextEdit::multiline(draft)
+                .id(id)
+                .hint_text("Write a message (Enter sends, Shift+Enter starts a new line)")
+                .return_key(KeyboardShortcut::new(Modifiers::SHIFT, Key::Enter))
+                .char_limit(tern_node::store::MAX_TEXT_LEN)
+                .desired_rows(2)
+                .desired_width(ui.available_width() - 70.0),
+        );
+        if response.changed() {
+            let now = Instant::now();
+            if draft.trim().is_empty() {
+                if typing_sent.is_some() {
+                    actions.push(typing(false, &mut typing_sent));
+                }
+            } else if typing_sent.is_none_or(|t| now - t > TYPING_RESEND) {
+                actions.push(typing(true, &mut typing_sent));
+            }
+        }
+        send |= ui.button("Send").clicked();
+        if enter {
+            response.request_focus();
+        }
+    });
+    let text = draft.trim().to_owned();
+    if send && !text.is_empty() {
+        draft.clear();
+        if typing_sent.is_some() {
+            actions.push(typing(false, &mut typing_sent));
+        }
+        actions.push(Action::Send { conversation, text });
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use egui::accesskit::Role;
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable;
+
+    use super::*;
+    use crate::model::test_rows::key;
+
+    struct State {
+        open: OpenConversation,
+        draft: String,
+        actions: Vec<Action>,
+    }
+
+    #[test]
+    fn the_composer_asks_to_send_and_to_tell_the_contact_about_typing() {
+        let state = State {
+            open: OpenConversation {
+                contact: key(1),
+                messages: Vec::new(),
+                older: None,
+                loading: false,
+                typing_sent: None,
+            },
+            draft: String::new(),
+            actions: Vec::new(),
+        };
+        let mut h = Harness::new_ui_state(
+            |ui, s: &mut State| {
+                let actions = composer(ui, &s.open, &mut s.draft);
+                // What the executor would do with the model.
+                for action in &actions {
+                    if let Action::Typing { typing, .. } = action {
+                        s.open.typing_sent = typing.then(Instant::now);
+                    }
+                }
+                s.actions.extend(actions);
+            },
+            state,
+        );
+        h.get_by_role(Role::MultilineTextInput).focus();
+        h.step();
+        h.get_by_role(Role::MultilineTextInput)
+            .type_text("  lunch?  ");
+        h.step();
+        let kinds = |h: &Harness<'_, State>| {
+            h.state()
+                .actions
+                .iter()
+                .map(Action::kind)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(&h), vec!["typing"], "started typing");
+        assert!(h.state().open.typing_sent.is_some());
+        h.key_press(egui::Key::Enter);
+        h.step();
+        assert_eq!(kinds(&h), vec!["typing", "typing", "send"]);
+        match &h.state().actions[1..] {
+            [
+                Action::Typing { typing: false, .. },
+                Action::Send { text, conversation },
+            ] => {
+                assert_eq!(text, "lunch?", "sent trimmed");
+                assert_eq!(*conversation, key(1));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(h.state().draft.is_empty(), "the composer is cleared");
+    }
+}

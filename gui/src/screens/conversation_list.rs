@@ -1,0 +1,112 @@
+//! The conversation list on the left: a name filter, "+ Add contact", and one row per conversation or
+//! contact (online dot, name, verified mark, request tag, time, unread badge, last line or "typing…").
+
+use std::time::Instant;
+
+use egui::{Align, Color32, Layout, RichText};
+use tern_node::engine::now_ms;
+
+use crate::action::Action;
+use crate::model::{ContactState, Dialog, MessageFields, Model};
+use crate::timefmt;
+use crate::widgets::{ACCENT, ONLINE, WARN, dot, first_line};
+
+/// Draws the list; a clicked row opens its conversation.
+pub fn show(ui: &mut egui::Ui, model: &Model, filter: &mut String) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.add_space(6.0);
+    ui.horizontal(|ui| {
+        let label = ui.label("Filter");
+        ui.add(
+            egui::TextEdit::singleline(filter)
+                .hint_text("Name")
+                .desired_width(140.0),
+        )
+        .labelled_by(label.id);
+        if ui.button("+ Add contact").clicked() {
+            actions.push(Action::ShowDialog(Dialog::AddContact));
+        }
+    });
+    ui.separator();
+    let rows = model.list_rows_matching(filter);
+    let now = now_ms();
+    let instant = Instant::now();
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        // Rows are clicked as a whole: their texts are not selectable.
+        ui.style_mut().interaction.selectable_labels = false;
+        for row in &rows {
+            let contact = model.contact(&row.key);
+            let name = model.name_of(&row.key);
+            let selected = model.open.as_ref().is_some_and(|o| o.contact == row.key);
+            let frame = egui::Frame::new()
+                .inner_margin(6.0)
+                .corner_radius(6.0)
+                .fill(if selected {
+                    ui.visuals().selection.bg_fill.gamma_multiply(0.35)
+                } else {
+                    Color32::TRANSPARENT
+                });
+            let response = frame
+                .show(ui, |ui| {
+                    ui.set_width(ui.available_width());
+                    ui.horizontal(|ui| {
+                        let online = contact.is_some_and(|c| c.online);
+                        let color = if online {
+                            ONLINE
+                        } else {
+                            ui.visuals().weak_text_color()
+                        };
+                        dot(ui, color).on_hover_text(if online { "Online" } else { "Offline" });
+                        ui.label(RichText::new(&name).strong());
+                        if contact.is_some_and(|c| c.record.verified) {
+                            ui.colored_label(ACCENT, "✔").on_hover_text("Verified");
+                        }
+                        if contact.is_some_and(|c| c.record.state == ContactState::Requested) {
+                            ui.colored_label(WARN, "request");
+                        }
+                        ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                            if let Some(last) = &row.last {
+                                ui.label(
+                                    RichText::new(timefmt::list_time(last.sort_ms(), now))
+                                        .weak()
+                                        .small(),
+                                );
+                            }
+                            if row.unread > 0 {
+                                ui.label(
+                                    RichText::new(format!(" {} ", row.unread))
+                                        .color(Color32::WHITE)
+                                        .background_color(ACCENT)
+                                        .strong(),
+                                )
+                                .on_hover_text(format!("{} unread", row.unread));
+                            }
+                        });
+                    });
+                    let preview = if contact.is_some_and(|c| c.is_typing(instant)) {
+                        "typing…".to_owned()
+                    } else {
+                        row.last.as_ref().map_or_else(
+                            || "No messages yet".to_owned(),
+                            |m| {
+                                let prefix = if m.outgoing() { "You: " } else { "" };
+                                format!("{prefix}{}", first_line(&m.text, 48))
+                            },
+                        )
+                    };
+                    ui.label(RichText::new(preview).weak());
+                })
+                .response;
+            let response = response.interact(egui::Sense::click());
+            response
+                .widget_info(|| egui::WidgetInfo::labeled(egui::WidgetType::Button, true, &name));
+            if response.clicked() {
+                actions.push(Action::OpenConversation {
+                    contact: row.key,
+                    scroll_to: None,
+                });
+            }
+        }
+    });
+    actions
+}

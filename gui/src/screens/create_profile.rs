@@ -1,0 +1,58 @@
+//! The create form (first run, or "New profile…"): a name, a password with its strength hint, and the
+//! password again.
+
+use egui::RichText;
+
+use crate::action::Action;
+use crate::model::ProfileScreen;
+use crate::profiles::Strength;
+use crate::widgets::{ERROR, ONLINE, WARN, password_field};
+
+/// The fields of the form.
+pub struct Fields<'a> {
+    pub name: &'a mut String,
+    pub password: &'a mut String,
+    pub confirm: &'a mut String,
+}
+
+/// Draws the create form; Enter in the confirmation field or "Create profile" submits it.
+pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, fields: Fields<'_>) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.label(RichText::new("Create your profile").heading());
+    ui.label("Your name is shown to the people you add. Your password seals everything Tern keeps on this computer; it cannot be recovered.");
+    ui.add_space(8.0);
+    let label = ui.label("Your name");
+    ui.add_enabled(
+        !ps.busy,
+        egui::TextEdit::singleline(fields.name).desired_width(f32::INFINITY),
+    )
+    .labelled_by(label.id);
+    password_field(ui, "Password", fields.password, !ps.busy);
+    let strength = Strength::of(fields.password);
+    if !fields.password.is_empty() {
+        let color = match strength {
+            Strength::TooShort | Strength::Weak => ERROR,
+            Strength::Fair => WARN,
+            Strength::Strong => ONLINE,
+        };
+        ui.colored_label(color, strength.label());
+    }
+    let mut submit = password_field(ui, "Confirm password", fields.confirm, !ps.busy);
+    ui.add_space(8.0);
+    ui.horizontal(|ui| {
+        submit |= ui
+            .add_enabled(!ps.busy, egui::Button::new("Create profile"))
+            .clicked();
+        if !ps.profiles.is_empty()
+            && ui
+                .add_enabled(!ps.busy, egui::Button::new("Back"))
+                .clicked()
+        {
+            actions.push(Action::CreatingProfile(false));
+        }
+    });
+    if submit && !ps.busy {
+        actions.push(Action::SubmitProfile);
+    }
+    actions
+}

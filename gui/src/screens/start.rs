@@ -1,0 +1,55 @@
+//! The start screen: the app's name, then the unlock form (profiles exist) or the create form (first
+//! run, or "New profile…"), a spinner while the key is derived, and the last error.
+
+use egui::RichText;
+
+use super::{create_profile, unlock};
+use crate::action::Action;
+use crate::model::ProfileScreen;
+use crate::widgets::ERROR;
+
+/// What is being typed on the start screen. The password is shared by both forms, as it is one field
+/// on screen at a time.
+#[derive(Default)]
+pub struct StartForm {
+    pub name: String,
+    pub password: String,
+    pub confirm: String,
+}
+
+/// Draws the start screen.
+pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, form: &mut StartForm) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.vertical_centered(|ui| {
+        ui.add_space(ui.available_height() * 0.12);
+        ui.heading(RichText::new("Tern").size(36.0).strong());
+        ui.label("Private messages, person to person. No server in the middle.");
+        ui.add_space(24.0);
+        ui.allocate_ui(egui::vec2(360.0, 420.0), |ui| {
+            ui.set_width(360.0);
+            if !ps.profiles.is_empty() && !ps.creating {
+                actions = unlock::show(ui, ps, &mut form.password);
+            } else {
+                actions = create_profile::show(
+                    ui,
+                    ps,
+                    create_profile::Fields {
+                        name: &mut form.name,
+                        password: &mut form.password,
+                        confirm: &mut form.confirm,
+                    },
+                );
+            }
+            if ps.busy {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("Deriving the key from your password…");
+                });
+            }
+            if let Some(error) = &ps.error {
+                ui.colored_label(ERROR, error);
+            }
+        });
+    });
+    actions
+}
