@@ -10,15 +10,15 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tern_node::engine::{Engine, EngineError};
-use tern_node::node::{Event, Node};
+use tern_node::api::Event;
+use tern_node::node::{Node, NodeError};
+use tern_node::profile::{KdfParams, Password, Profile};
 use tern_node::settings::NetworkSettings;
-use tern_node::store::{KdfParams, Password};
 use tern_protocol::{IdentityKey, MessageId};
 use tokio::sync::{broadcast, mpsc};
 use tracing::warn;
 
-use crate::model::{ContactFields, ContactState, ConversationKey, Cursor, Model, PAGE, Snapshot};
+use crate::model::{ContactState, ConversationKey, Cursor, Model, PAGE, Snapshot};
 
 /// A change to the model, made on the UI thread.
 pub type Update = Box<dyn FnOnce(&mut Model) + Send>;
@@ -118,19 +118,20 @@ impl Backend {
         });
     }
 
-    /// Runs `f` on the node's engine, then `apply` on the model with its result.
-    fn with_engine<T: Send + 'static>(
+    /// Runs a node call, then `apply` on the model with its result (or shows the error).
+    fn call<T: Send + 'static, F>(
         &self,
         node: &Node,
         context: &'static str,
-        f: impl FnOnce(&mut Engine) -> Result<T, EngineError> + Send + 'static,
+        f: impl FnOnce(Node) -> F + Send + 'static,
         apply: impl FnOnce(&mut Model, T) + Send + 'static,
-    ) {
+    ) where
+        F: Future<Output = Result<T, NodeError>> + Send + 'static,
+    {
         let node = node.clone();
         self.spawn(async move {
-            match node.with_engine(f).await {
-                Ok(Ok(value)) => Box::new(move |m: &mut Model| apply(m, value)) as Update,
-                Ok(Err(e)) => failed(context, e),
+            match f(node).await {
+                Ok(value) => Box::new(move |m: &mut Model| apply(m, value)) as Update,
                 Err(e) => failed(context, e),
             }
         });
@@ -145,20 +146,19 @@ impl Backend {
         let ctx = self.ctx.clone();
         self.spawn(async move {
             let opening_dir = dir.clone();
-            let opened = tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
-                let engine = match &create {
-                    Some(name) => Engine::create(&opening_dir, name, &password, kdf)?,
-                    None => Engine::open(&opening_dir, &password)?,
+            let opened = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
+                let profile = match &create {
+                    Some(name) => Profile::create(&opening_dir, name, &password, kdf)?,
+                    None => Profile::open(&opening_dir, &password)?,
                 };
-                let settings = NetworkSettings::load(engine.store()).unwrap_or_else(|e| {
+                let settings = profile.network_settings().unwrap_or_else(|e| {
                     warn!(error = %e, "network settings unreadable; using the defaults");
                     NetworkSettings::default()
                 });
-                let snapshot = read_snapshot(&engine)?;
-                Ok((engine, settings, snapshot))
+                Ok((profile, settings))
             })
             .await;
-            let (engine, settings, snapshot) = match opened {
+            let (profile, settings) = match opened {
                 Ok(Ok(opened)) => opened,
                 Ok(Err(e)) => {
                     let text = unlock_error(&e);
@@ -170,8 +170,12 @@ impl Backend {
                 Err(e) => return failed("cannot open the profile", e),
             };
             let run_with = network_override.as_ref().unwrap_or(&settings);
-            match Node::start(engine, run_with.node_config(&dir)) {
+            match Node::start(profile, run_with.node_config(&dir)) {
                 Ok((node, events)) => {
+                    let snapshot = match read_snapshot(&node).await {
+                        Ok(snapshot) => snapshot,
+                        Err(e) => return failed("cannot read the profile", e),
+                    };
                     tokio::spawn(forward_events(events, tx, ctx));
                     Box::new(move |m: &mut Model| m.unlocked(dir, node, settings, snapshot))
                 }
@@ -188,24 +192,20 @@ impl Backend {
 
     /// Reads the contact and conversation lists again (after the event stream lagged).
     pub fn resync(&self, node: &Node) {
-        self.with_engine(
+        self.call(
             node,
             "cannot read the profile",
-            |engine| Ok(read_snapshot(engine)?),
+            |node| async move { read_snapshot(&node).await },
             Model::apply_snapshot,
         );
     }
 
     /// Loads the newest page of a conversation, or the page before `before`.
     pub fn load_page(&self, node: &Node, contact: ConversationKey, before: Option<Cursor>) {
-        self.with_engine(
+        self.call(
             node,
             "cannot read the conversation",
-            move |engine| {
-                Ok(engine
-                    .store()
-                    .conversation_page(&contact, before.as_ref(), PAGE)?)
-            },
+            move |node| async move { node.page(contact.into(), before, PAGE).await },
             move |m, page| m.page_loaded(contact, page, before.is_none()),
         );
     }
@@ -221,17 +221,11 @@ impl Backend {
     }
 
     pub fn retry(&self, node: &Node, contact: IdentityKey, id: MessageId) {
-        self.with_engine(
+        self.call(
             node,
             "cannot send again",
-            move |engine| engine.retry(&contact, &id),
-            move |m, message| {
-                m.on_event(Event::StatusChanged {
-                    contact,
-                    id: message.id,
-                    status: message.status,
-                });
-            },
+            move |node| async move { node.retry(contact.into(), id).await },
+            move |m, message| m.status_changed(contact, message.id, message.status),
         );
     }
 
@@ -271,10 +265,10 @@ impl Backend {
     }
 
     pub fn search(&self, node: &Node, query: String) {
-        self.with_engine(
+        self.call(
             node,
             "cannot search",
-            move |engine| Ok(engine.store().search(&query, 200)?),
+            move |node| async move { node.search(query, 200).await },
             |m, results| m.search_results = Some(results),
         );
     }
@@ -286,13 +280,13 @@ impl Backend {
         let ctx = self.ctx.clone();
         let network_override = self.options.network_override.clone();
         self.spawn(async move {
-            let mut engine = match node.stop().await {
-                Ok(engine) => engine,
+            let mut profile = match node.stop().await {
+                Ok(profile) => profile,
                 Err(e) => return failed("cannot stop the node", e),
             };
-            let saved = settings.save(engine.store_mut());
+            let saved = profile.save_network_settings(&settings);
             let run_with = network_override.unwrap_or_else(|| settings.clone());
-            match Node::start(engine, run_with.node_config(&dir)) {
+            match Node::start(profile, run_with.node_config(&dir)) {
                 Ok((node, events)) => {
                     tokio::spawn(forward_events(events, tx, ctx));
                     Box::new(move |m: &mut Model| {
@@ -321,22 +315,22 @@ impl Backend {
 
     /// Changes the profile's password (two Argon2 runs, off the UI thread).
     pub fn change_password(&self, node: &Node, old: Password, new: Password) {
-        self.with_engine(
+        self.call(
             node,
             "cannot change the password",
-            move |engine| Ok(engine.store_mut().change_password(&old, &new)?),
+            move |node| async move { node.change_password(old, new).await },
             |m, ()| m.notice("Password changed"),
         );
     }
 
     /// Adds a contact from an invite link, under `name` if given.
     pub fn add_contact(&self, node: &Node, link: String, name: Option<String>) {
-        self.with_engine(
+        self.call(
             node,
             "cannot add the contact",
-            move |engine| engine.add_contact(&link, name.as_deref()),
+            move |node| async move { node.add_contact(link, name).await },
             |m, (record, _)| {
-                m.notice(format!("Added {}", record.name()));
+                m.notice(format!("Added {}", record.name));
                 m.upsert_contact(record);
                 m.dialog = None;
             },
@@ -345,29 +339,29 @@ impl Backend {
 
     /// Accepts, blocks or unblocks a contact.
     pub fn set_contact_state(&self, node: &Node, contact: IdentityKey, state: ContactState) {
-        self.with_engine(
+        self.call(
             node,
             "cannot change the contact",
-            move |engine| engine.set_contact_state(&contact, state),
+            move |node| async move { node.set_contact_state(contact, state).await },
             |m, record| m.upsert_contact(record),
         );
     }
 
     pub fn rename_contact(&self, node: &Node, contact: IdentityKey, name: String) {
-        self.with_engine(
+        self.call(
             node,
             "cannot rename",
-            move |engine| engine.rename_contact(&contact, &name),
+            move |node| async move { node.rename_contact(contact, name).await },
             |m, record| m.upsert_contact(record),
         );
     }
 
     /// Removes a contact and the conversation with them.
     pub fn remove_contact(&self, node: &Node, contact: IdentityKey) {
-        self.with_engine(
+        self.call(
             node,
             "cannot remove the contact",
-            move |engine| engine.remove_contact(&contact),
+            move |node| async move { node.remove_contact(contact).await },
             move |m, ()| {
                 m.remove_contact(&contact);
                 m.dialog = None;
@@ -377,16 +371,16 @@ impl Backend {
 
     /// Marks a contact verified after the person compared the safety number `digits`.
     pub fn verify(&self, node: &Node, contact: IdentityKey, digits: String) {
-        self.with_engine(
+        self.call(
             node,
             "cannot verify",
-            move |engine| {
-                engine.verify(&contact, &digits)?;
-                Ok(engine.store().contact(&contact)?)
+            move |node| async move {
+                node.verify(contact, digits).await?;
+                node.contact(contact).await
             },
             |m, record| {
                 if let Some(record) = record {
-                    m.notice(format!("{} is verified", record.name()));
+                    m.notice(format!("{} is verified", record.name));
                     m.upsert_contact(record);
                 }
             },
@@ -395,16 +389,16 @@ impl Backend {
 
     /// Verifies a contact by the invite link in their QR code (it must be their own card).
     pub fn verify_card(&self, node: &Node, contact: IdentityKey, link: String) {
-        self.with_engine(
+        self.call(
             node,
             "cannot verify",
-            move |engine| {
-                let matched = engine.verify_card(&contact, &link)?;
-                Ok((matched, engine.store().contact(&contact)?))
+            move |node| async move {
+                let matched = node.verify_card(contact, link).await?;
+                Ok((matched, node.contact(contact).await?))
             },
             |m, (matched, record)| match (matched, record) {
                 (true, Some(record)) => {
-                    m.notice(format!("{} is verified", record.name()));
+                    m.notice(format!("{} is verified", record.name));
                     m.upsert_contact(record);
                 }
                 _ => m.error("That QR code belongs to someone else: not verified"),
@@ -436,24 +430,23 @@ impl Backend {
     }
 }
 
-/// The lists the app shows, read from the store.
-fn read_snapshot(engine: &Engine) -> Result<Snapshot, tern_node::store::StoreError> {
+/// The lists the app shows, read from the profile.
+async fn read_snapshot(node: &Node) -> Result<Snapshot, NodeError> {
     Ok(Snapshot {
-        me: engine.whoami(),
-        contacts: engine.store().contacts()?,
-        conversations: engine.store().conversations()?,
+        me: node.whoami().await?,
+        contacts: node.contacts().await?,
+        conversations: node.conversations().await?,
     })
 }
 
 /// A message for a failed unlock that a person can act on.
-fn unlock_error(e: &EngineError) -> String {
-    use tern_node::store::StoreError;
-    match e {
-        EngineError::Store(StoreError::WrongPassword) => "Wrong password. Try again.".to_owned(),
-        EngineError::Store(StoreError::InUse) => {
-            "This profile is open in another window or in tern-node.".to_owned()
-        }
-        other => format!("Cannot open the profile: {other}"),
+fn unlock_error(e: &NodeError) -> String {
+    if e.is_wrong_password() {
+        "Wrong password. Try again.".to_owned()
+    } else if e.is_in_use() {
+        "This profile is open in another window or in tern-node.".to_owned()
+    } else {
+        format!("Cannot open the profile: {e}")
     }
 }
 

@@ -6,7 +6,7 @@ use egui::{Align, Color32, Layout, RichText, UiBuilder};
 use tern_protocol::MessageId;
 
 use crate::action::Action;
-use crate::model::{MessageFields, MessageRow, MessageStatus, OpenConversation};
+use crate::model::{MessageRow, MessageStatus, OpenConversation};
 use crate::timefmt;
 use crate::widgets::status_text;
 

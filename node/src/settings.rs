@@ -8,9 +8,9 @@ use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::config::NodeConfig;
 use crate::mailbox::server::MailboxConfig;
 use crate::net::NetConfig;
-use crate::config::NodeConfig;
 use crate::store::{Store, StoreError};
 
 /// The store setting that holds [`NetworkSettings`].

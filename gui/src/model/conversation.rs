@@ -52,9 +52,9 @@ impl Model {
         let mut rows: Vec<ListRow> = Vec::with_capacity(self.contacts.len());
         let mut listed = HashSet::new();
         for summary in &self.conversations {
-            listed.insert(summary.id());
+            listed.insert(summary.key());
             rows.push(ListRow {
-                key: summary.id(),
+                key: summary.key(),
                 last: Some(summary.last.clone()),
                 unread: summary.unread,
             });
@@ -129,7 +129,7 @@ impl Model {
         if self
             .conversations
             .iter()
-            .find(|c| c.id() == open.contact)
+            .find(|c| c.key() == open.contact)
             .is_none_or(|c| c.unread == 0)
         {
             return Vec::new();
@@ -155,7 +155,7 @@ impl Model {
                 m.status = MessageStatus::Read;
             }
         }
-        if let Some(summary) = self.conversations.iter_mut().find(|c| c.id() == contact) {
+        if let Some(summary) = self.conversations.iter_mut().find(|c| c.key() == contact) {
             summary.unread = summary.unread.saturating_sub(ids.len() as u64);
             if ids.contains(&summary.last.id) {
                 summary.last.status = MessageStatus::Read;
@@ -178,14 +178,22 @@ impl Model {
                 .map_or(0, |i| i + 1);
             open.messages.insert(at, message.clone());
         }
-        match self.conversations.iter_mut().find(|c| c.id() == key) {
+        match self.conversations.iter_mut().find(|c| c.key() == key) {
             Some(summary) => {
                 if message.sort_ms() >= summary.last.sort_ms() {
                     summary.last = message;
                 }
                 summary.unread += unread;
             }
-            None => self.conversations.push(new_conversation(message, unread)),
+            None => {
+                let title = self
+                    .contacts
+                    .iter()
+                    .find(|c| c.key() == key)
+                    .map_or_else(|| key.peer_id(), |c| c.name().to_owned());
+                self.conversations
+                    .push(new_conversation(message, unread, title));
+            }
         }
         self.conversations
             .sort_by_key(|c| std::cmp::Reverse(c.last.sort_ms()));
@@ -199,7 +207,7 @@ impl Model {
         {
             m.status = status;
         }
-        if let Some(summary) = self.conversations.iter_mut().find(|c| c.id() == contact)
+        if let Some(summary) = self.conversations.iter_mut().find(|c| c.key() == contact)
             && summary.last.id == id
             && summary
                 .last
@@ -258,7 +266,8 @@ mod tests {
         let id = MessageId([1; 16]);
         for status in [MessageStatus::Read, MessageStatus::Delivered] {
             m.on_event(Event::StatusChanged {
-                contact: a,
+                conversation: a.into(),
+                title: "Alice".into(),
                 id,
                 status,
             });

@@ -80,7 +80,7 @@ impl Contact {
     }
 
     pub fn name(&self) -> &str {
-        self.record.name()
+        &self.record.name
     }
 
     pub fn is_typing(&self, now: Instant) -> bool {
@@ -267,7 +267,7 @@ impl Model {
 
     pub fn remove_contact(&mut self, key: &IdentityKey) {
         self.contacts.retain(|c| c.key() != *key);
-        self.conversations.retain(|c| c.id() != *key);
+        self.conversations.retain(|c| c.key() != *key);
         if self.open.as_ref().is_some_and(|o| o.contact == *key) {
             self.open = None;
         }
@@ -292,7 +292,7 @@ impl Model {
                 self.message_stored(message);
             }
             Event::ContactRequest { contact } => {
-                let name = contact.name().to_owned();
+                let name = contact.name.clone();
                 self.upsert_contact(contact);
                 self.notice(format!("{name} wants to talk to you: accept or block them"));
             }
@@ -303,10 +303,15 @@ impl Model {
                 }
             }
             Event::StatusChanged {
-                contact,
+                conversation,
                 id,
                 status,
-            } => self.status_changed(contact, id, status),
+                ..
+            } => {
+                if let Some(contact) = conversation.direct() {
+                    self.status_changed(contact, id, status);
+                }
+            }
             Event::Typing {
                 contact, typing, ..
             } => {
@@ -349,8 +354,8 @@ pub(crate) mod test_rows {
     pub fn message(conversation: IdentityKey, n: u8, at: u64, outgoing: bool) -> MessageRow {
         MessageRow {
             id: MessageId([n; 16]),
-            conversation,
-            outgoing,
+            conversation: conversation.into(),
+            sender: (!outgoing).then_some(conversation),
             sent_at_ms: at,
             received_at_ms: at,
             text: format!("m{n}"),
@@ -359,14 +364,15 @@ pub(crate) mod test_rows {
             } else {
                 MessageStatus::Received
             },
+            recipients: Vec::new(),
         }
     }
 
     pub fn contact(key: IdentityKey, name: &str, state: ContactState) -> ContactRow {
         ContactRow {
             key,
-            card: Vec::new(),
-            local_name: name.into(),
+            name: name.into(),
+            card_name: name.into(),
             verified: true,
             state,
             key_changed: false,
@@ -385,7 +391,10 @@ mod tests {
         let mut m = Model::default();
         let a = key(1);
         m.upsert_contact(contact(a, "Alice", ContactState::Accepted));
-        m.on_event(Event::KeyChanged { contact: a });
+        m.on_event(Event::KeyChanged {
+            contact: a,
+            name: "Alice".into(),
+        });
         let c = m.contact(&a).unwrap();
         assert!(c.record.key_changed && !c.record.verified);
     }
@@ -399,6 +408,7 @@ mod tests {
         m.open_conversation(a);
         m.on_event(Event::MessageReceived {
             message: message(a, 1, 10, false),
+            sender_name: "Alice".into(),
         });
         assert!(
             m.pending_notifications.is_empty(),
@@ -406,10 +416,12 @@ mod tests {
         );
         m.on_event(Event::MessageReceived {
             message: message(b, 2, 11, false),
+            sender_name: "Bob".into(),
         });
         m.focused = false;
         m.on_event(Event::MessageReceived {
             message: message(a, 3, 12, false),
+            sender_name: "Alice".into(),
         });
         assert_eq!(m.pending_notifications, vec!["Bob", "Alice"]);
         assert!(

@@ -1,81 +1,80 @@
-//! The one place the app names tern-node's store rows and event types. Everything else in the app
-//! uses these aliases and reads rows through the small traits below, which spell each field the way
-//! `tern_node::api` does (`outgoing()`, `contact()`, `name()`). Moving to the api types is then a
-//! change of this file: the aliases point at `api::{Message, Contact, Conversation, Cursor, Page}`, and
-//! the trait impls shrink to what the api types do not have themselves.
+//! The one place the app names tern-node's types. Everything else in the app uses these aliases and
+//! reads them through the small traits below (the app shows 1:1 conversations, keyed by the contact's
+//! identity key).
 
-use tern_node::store::{
-    ContactRecord, ConversationSummary, MessageCursor, MessagePage, MessageRecord,
-};
+use tern_node::api::ConversationId;
 use tern_protocol::IdentityKey;
 
-pub use tern_node::engine::Whoami;
-pub use tern_node::node::{Event, NatStatus, NetStatus, Node};
-pub use tern_node::store::{ContactState, MessageStatus};
+pub use tern_node::api::{ContactState, Event, MessageStatus, NatStatus, NetStatus, Whoami};
+pub use tern_node::node::Node;
 
-/// A message as the app holds it (becomes `api::Message`).
-pub type MessageRow = MessageRecord;
-/// A contact as stored (becomes `api::Contact`).
-pub type ContactRow = ContactRecord;
-/// One entry of the conversation list (becomes `api::Conversation`).
-pub type ConversationRow = ConversationSummary;
-/// Where the next older page of a conversation starts (becomes `api::Cursor`).
-pub type Cursor = MessageCursor;
-/// A page of a conversation, oldest first (becomes `api::Page`).
-pub type Page = MessagePage;
-/// What identifies a conversation in the app: today the contact's key (becomes `api::ConversationId`).
+/// A message as the app holds it.
+pub type MessageRow = tern_node::api::Message;
+/// A contact.
+pub type ContactRow = tern_node::api::Contact;
+/// One entry of the conversation list.
+pub type ConversationRow = tern_node::api::Conversation;
+/// Where the next older page of a conversation starts.
+pub type Cursor = tern_node::api::Cursor;
+/// A page of a conversation, oldest first.
+pub type Page = tern_node::api::Page;
+/// What identifies a conversation in the app: the contact's key.
 pub type ConversationKey = IdentityKey;
 
-/// A message's fields the app reads, named as `api::Message` names them.
+/// The contact of a 1:1 conversation (every conversation the app shows is one).
+fn key_of(id: &ConversationId) -> ConversationKey {
+    match id {
+        ConversationId::Direct(key) => *key,
+        #[allow(unreachable_patterns)]
+        _ => unreachable_conversation(),
+    }
+}
+
+#[cold]
+fn unreachable_conversation() -> ConversationKey {
+    // No other kind of conversation exists in this build; an all-zero key names nobody.
+    IdentityKey::from_bytes([0; 32]).unwrap_or_else(|_| unreachable!())
+}
+
+/// A message's fields the app reads.
 pub trait MessageFields {
-    /// Written by this profile.
-    fn outgoing(&self) -> bool;
     /// The conversation it belongs to.
     fn conversation_key(&self) -> ConversationKey;
 }
 
 impl MessageFields for MessageRow {
-    fn outgoing(&self) -> bool {
-        self.outgoing
-    }
-
     fn conversation_key(&self) -> ConversationKey {
-        self.conversation
+        key_of(&self.conversation)
     }
 }
 
-/// A contact's fields the app reads, named as `api::Contact` names them.
+/// A contact's fields the app reads.
 pub trait ContactFields {
-    /// The name the person knows them by.
-    fn name(&self) -> &str;
     fn conversation_key(&self) -> ConversationKey;
 }
 
 impl ContactFields for ContactRow {
-    fn name(&self) -> &str {
-        &self.local_name
-    }
-
     fn conversation_key(&self) -> ConversationKey {
         self.key
     }
 }
 
-/// A conversation-list entry's fields the app reads, named as `api::Conversation` names them.
+/// A conversation-list entry's fields the app reads.
 pub trait ConversationFields {
-    fn id(&self) -> ConversationKey;
+    fn key(&self) -> ConversationKey;
 }
 
 impl ConversationFields for ConversationRow {
-    fn id(&self) -> ConversationKey {
-        self.conversation
+    fn key(&self) -> ConversationKey {
+        key_of(&self.id)
     }
 }
 
 /// A list entry for a conversation whose first message just arrived.
-pub fn new_conversation(last: MessageRow, unread: u64) -> ConversationRow {
-    ConversationSummary {
-        conversation: last.conversation,
+pub fn new_conversation(last: MessageRow, unread: u64, title: String) -> ConversationRow {
+    ConversationRow {
+        id: last.conversation,
+        title,
         last,
         unread,
     }

@@ -7,7 +7,7 @@ use egui::{Align, Color32, Layout, RichText};
 use tern_node::engine::now_ms;
 
 use crate::action::Action;
-use crate::model::{ContactState, Dialog, MessageFields, Model};
+use crate::model::{ContactState, Dialog, Model};
 use crate::timefmt;
 use crate::widgets::{ACCENT, ONLINE, WARN, dot, first_line};
 
