@@ -3,6 +3,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod api;
+pub mod delivery;
 pub mod engine;
 pub mod mailbox;
 pub mod net;
