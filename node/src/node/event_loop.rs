@@ -5,8 +5,6 @@ use super::*;
 
 impl EventLoop {
     pub(super) async fn run(mut self) {
-        let mut tick = tokio::time::interval(OUTBOX_TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut republish = tokio::time::interval(REPUBLISH_INTERVAL);
         republish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut fetch_tick = tokio::time::interval(FETCH_INTERVAL);
@@ -33,7 +31,10 @@ impl EventLoop {
                     self.handle_swarm_event(event);
                     self.drain_swarm();
                 }
-                _ = tick.tick() => self.flush_outbox(None),
+                _ = delivery_timer(self.delivery.poll_timeout()) => {
+                    self.delivery.handle_timeout(std::time::Instant::now());
+                    self.run_delivery();
+                }
                 _ = republish.tick() => {
                     self.published = false;
                     self.publish_record();
@@ -65,7 +66,7 @@ impl EventLoop {
                     .mark_read(&contact, &ids)
                     .map_err(NodeError::from);
                 let _ = reply.send(result);
-                self.flush_outbox(Some(contact));
+                self.flush_for(&contact);
             }
             Command::Typing { contact, typing } => self.send_typing(contact, typing),
             Command::Dial { addr, reply } => {
@@ -133,6 +134,7 @@ impl EventLoop {
             }
         }
         self.answer_inbound();
+        self.answer_mailbox();
         self.record_delivered();
     }
 
@@ -188,5 +190,13 @@ impl EventLoop {
                 }
             }
         }
+    }
+}
+
+/// Waits for the delivery machine's next deadline (forever if it has none).
+async fn delivery_timer(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
     }
 }

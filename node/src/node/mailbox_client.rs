@@ -163,32 +163,10 @@ impl EventLoop {
     ) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
+                // Answered after this wake-up's group commit (`drain_swarm`).
                 request_response::Message::Request {
                     request, channel, ..
-                } => {
-                    let deposited = match &request {
-                        MailboxRequest::Deposit { envelope } => Envelope::decode(envelope).ok(),
-                        _ => None,
-                    };
-                    let garbage = matches!(request, MailboxRequest::Invalid);
-                    let response = match self.mailbox_server.as_mut() {
-                        Some(server) => server.handle(&peer, request, now_ms() / 1000),
-                        None => MailboxResponse::Refused(crate::mailbox::Refusal::NotServing),
-                    };
-                    let stored = matches!(response, MailboxResponse::Deposited { .. });
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .mailbox
-                        .send_response(channel, response);
-                    if garbage {
-                        debug!(peer = %short(&peer), "garbage on the mailbox protocol: disconnecting");
-                        let _ = self.swarm.disconnect_peer_id(peer);
-                    }
-                    if stored && let Some(envelope) = deposited {
-                        self.push_to_owner(&envelope);
-                    }
-                }
+                } => self.take_mailbox_request(peer, request, channel),
                 request_response::Message::Response {
                     request_id,
                     response,
