@@ -39,10 +39,11 @@ impl EventLoop {
                     self.published = false;
                     self.publish_record();
                 }
-                _ = fetch_tick.tick() => {
-                    self.fetch_all();
-                    self.purge_mailbox();
+                _ = delivery_timer(self.mailbox_client.poll_timeout()) => {
+                    self.mailbox_client.handle_timeout(std::time::Instant::now());
+                    self.run_client();
                 }
+                _ = fetch_tick.tick() => self.purge_mailbox(),
             }
         }
         info!("all handles dropped; stopping");

@@ -49,12 +49,9 @@ pub use crate::delivery::{
 pub const MAX_KNOWN_PEERS: usize = 1024;
 /// Addresses remembered per peer.
 pub const MAX_ADDRS_PER_PEER: usize = 8;
-/// How often connected mailbox servers are asked for new mail (they also get asked on every connection).
-pub const FETCH_INTERVAL: Duration = Duration::from_secs(30);
+pub use crate::mailbox::client::{FETCH_INTERVAL, MAX_MAILBOX_REQUESTS};
 /// Mailbox servers remembered from the LAN (peers announcing `/tern/mailbox/1`).
 pub const MAX_LAN_MAILBOXES: usize = 16;
-/// Mailbox requests in flight at once.
-pub const MAX_MAILBOX_REQUESTS: usize = 64;
 /// How often this profile's mailbox record is published again.
 pub const REPUBLISH_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 
@@ -292,7 +289,7 @@ impl Node {
             nat: NatStatus::Unknown,
             relays_reserved: false,
             mailbox_calls: HashMap::new(),
-            fetching: HashMap::new(),
+            mailbox_client: crate::mailbox::client::MailboxClient::new(std::time::Instant::now()),
             mailbox_host,
             record,
             published: false,
@@ -321,6 +318,8 @@ impl Node {
             }
         }
         event_loop.update_shared_servers();
+        let servers = event_loop.my_mailboxes.iter().map(|(p, _)| *p).collect();
+        event_loop.mailbox_client.handle_servers(servers);
         let span = info_span!("node", peer = %short(&peer_id));
         tokio::spawn(event_loop.run().instrument(span));
         Ok((
@@ -462,8 +461,8 @@ struct EventLoop {
     relays_reserved: bool,
     /// Mailbox requests awaiting an answer.
     mailbox_calls: HashMap<OutboundRequestId, MailboxCall>,
-    /// Servers with a fetch under way (and envelopes taken so far), so a second one does not start.
-    fetching: HashMap<PeerId, usize>,
+    /// Every mailbox client decision: when to fetch from which server, pages, acks (`crate::mailbox::client`).
+    mailbox_client: crate::mailbox::client::MailboxClient,
     /// The mailbox this node serves for others, if any (with its pushes to connected owners).
     mailbox_host: Option<mailbox_host::NodeMailboxHost>,
     /// This profile's signed mailbox record, published in the DHT (not in LAN-only mode).
@@ -481,18 +480,10 @@ struct EventLoop {
 
 /// What an outstanding mailbox request was for.
 enum MailboxCall {
-    Challenge {
-        server: PeerId,
-    },
-    Fetch {
-        server: PeerId,
-        nonce: [u8; NONCE_LEN],
-    },
-    Ack,
-    Deposit {
-        server: PeerId,
-        message: MessageId,
-    },
+    Challenge { server: PeerId },
+    Fetch { server: PeerId },
+    Ack { server: PeerId },
+    Deposit { server: PeerId, message: MessageId },
 }
 
 /// Swarm events taken per wake-up before the work they carried is committed together: the bound on how

@@ -22,7 +22,8 @@ impl EventLoop {
                     connected: self.swarm.connected_peers().count(),
                 });
                 if num_established.get() == 1 && self.is_my_mailbox(&peer_id) {
-                    self.start_fetch(peer_id);
+                    self.mailbox_client.handle_connected(peer_id);
+                    self.run_client();
                 }
                 if num_established.get() == 1
                     && let Some(contact) = self.contact_of(&peer_id)
@@ -51,7 +52,7 @@ impl EventLoop {
                         host.peer_disconnected(&peer_id);
                     }
                     self.delivery.handle_disconnected(peer_id);
-                    self.fetching.remove(&peer_id);
+                    self.mailbox_client.handle_disconnected(peer_id);
                     if self.lan_mailboxes.contains(&peer_id) {
                         self.lan_mailboxes.retain(|p| *p != peer_id);
                         self.update_shared_servers();
