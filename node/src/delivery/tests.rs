@@ -455,3 +455,36 @@ fn a_peer_that_connects_makes_its_waiting_entries_due_at_once() {
         "carol's entry stays parked"
     );
 }
+
+#[test]
+fn entries_held_between_attempts_are_bounded_and_the_rest_stay_in_the_store() {
+    let mut h = Harness::new();
+    let (bob, _) = person(1);
+    let total = MAX_PARKED + 10;
+    let entries: Vec<Outgoing<TestEntry>> = (0..total)
+        .map(|n| {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&(n as u64).to_be_bytes());
+            Outgoing {
+                entry: TestEntry {
+                    id: MessageId(id),
+                    to: bob,
+                    attempts: 0,
+                },
+                expires: h.now + DAY,
+            }
+        })
+        .collect();
+    let ids: Vec<MessageId> = entries.iter().map(|o| o.entry.id).collect();
+    // As if the store handed them all in: none reachable, each one's attempt fails.
+    h.machine.handle_loaded(entries, h.now);
+    h.run();
+    let failed = h
+        .take_log()
+        .iter()
+        .filter(|a| matches!(a, Action::RecordFailedAttempt { .. }))
+        .count();
+    assert_eq!(failed, total, "every attempt is recorded in the store");
+    let held = ids.iter().filter(|id| h.machine.is_tracked(id)).count();
+    assert_eq!(held, MAX_PARKED);
+}
