@@ -1,7 +1,7 @@
 //! [`Server`]: the running node, one event loop task that owns the swarm and the mailbox database.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     convert::Infallible,
     io::Write,
     net::SocketAddr,
@@ -25,6 +25,7 @@ use libp2p::{
 use tern_node::{
     mailbox::{
         MailboxRequest, MailboxResponse,
+        host::MailboxHost,
         server::{MailboxError, MailboxServer},
     },
     net::{
@@ -33,7 +34,6 @@ use tern_node::{
         swarm::peer_id_of,
     },
 };
-use tern_protocol::{Envelope, EnvelopeId, MailboxId};
 use thiserror::Error;
 use tokio::{
     sync::{oneshot, watch},
@@ -56,7 +56,7 @@ pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often federation peers that are not connected are dialled again.
 pub const PEER_REDIAL_INTERVAL: Duration = Duration::from_secs(60);
 /// Pushes to connected owners awaiting an answer at once; beyond that, mail waits for the owner's fetch.
-pub const MAX_PUSHES_IN_FLIGHT: usize = 256;
+pub use tern_node::mailbox::host::MAX_PUSHES_IN_FLIGHT;
 /// Swarm events taken per wake-up before the mailbox requests among them are answered together (their
 /// deposits share one durable commit): the bound on how long one group commit keeps others waiting.
 pub const MAX_EVENTS_PER_WAKE: usize = 256;
@@ -232,13 +232,10 @@ impl Server {
         let (stop_tx, stop_rx) = oneshot::channel();
         let mut event_loop = EventLoop {
             swarm,
-            mailbox,
+            mailbox: MailboxHost::new(mailbox),
             metrics,
             peer_id,
             peers,
-            owners: HashSet::new(),
-            pushes: HashMap::new(),
-            pending_mailbox: Vec::new(),
             listeners,
             listen_tx,
             connected_tx,
@@ -365,25 +362,15 @@ fn now_s() -> u64 {
         .unwrap_or(0)
 }
 
-/// An envelope pushed to a connected owner, awaiting its acknowledgement.
-struct Push {
-    mailbox: MailboxId,
-    id: EnvelopeId,
-}
-
 /// Owns the swarm and the mailbox; everything happens on its task.
 struct EventLoop {
     swarm: Swarm<ServerBehaviour>,
-    mailbox: MailboxServer,
+    /// The mailbox policy shared with `tern-node --mailbox`: grouped answers, bounded pushes.
+    mailbox: MailboxHost<ResponseChannel<MailboxResponse>, OutboundRequestId>,
     metrics: Option<Metrics>,
     peer_id: PeerId,
     /// Federation peers, kept connected.
     peers: Vec<(PeerId, Multiaddr)>,
-    /// Connected peers over which a mailbox owner has fetched; only these can be pushed to.
-    owners: HashSet<PeerId>,
-    pushes: HashMap<OutboundRequestId, Push>,
-    /// Mailbox requests taken from the swarm and not answered yet (see `answer_mailbox`).
-    pending_mailbox: Vec<(PeerId, MailboxRequest, ResponseChannel<MailboxResponse>)>,
     /// Each listener, and whether it has reported an address (or closed) yet.
     listeners: HashMap<ListenerId, bool>,
     listen_tx: watch::Sender<ListenState>,
@@ -484,7 +471,6 @@ impl EventLoop {
                 debug!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "connection closed");
                 if num_established == 0 {
                     self.mailbox.peer_disconnected(&peer_id);
-                    self.owners.remove(&peer_id);
                 }
                 self.update_connected();
             }
@@ -575,7 +561,11 @@ impl EventLoop {
                 ..
             } => {
                 // Answered in `answer_mailbox`, with the other requests that arrived at the same time.
-                self.pending_mailbox.push((peer, request, channel));
+                if let Err((peer, request, channel)) = self.mailbox.take(peer, request, channel) {
+                    // A full group: answer it and start the next one.
+                    self.answer_mailbox();
+                    let _ = self.mailbox.take(peer, request, channel);
+                }
             }
             request_response::Event::Message {
                 message: request_response::Message::Response { .. },
@@ -592,98 +582,44 @@ impl EventLoop {
     }
 
     /// Answers the mailbox requests taken since the last call, in arrival order. Deposits among them are
-    /// stored with one durable commit ([`MailboxServer::handle_many`]); no answer leaves before it.
+    /// stored with one durable commit ([`MailboxHost::answer`]); no answer leaves before it. Fresh mail
+    /// goes to its owner if the owner is connected and has fetched here.
     fn answer_mailbox(&mut self) {
-        if self.pending_mailbox.is_empty() {
+        let answers = self.mailbox.answer(now_s());
+        if answers.replies.is_empty() {
             return;
         }
-        let pending = std::mem::take(&mut self.pending_mailbox);
-        let mut requests = Vec::with_capacity(pending.len());
-        let mut rest = Vec::with_capacity(pending.len());
-        for (peer, request, channel) in pending {
-            // Which mailbox a deposit is for, and its bytes, in case its owner is connected.
-            let deposit = match &request {
-                MailboxRequest::Deposit { envelope } if !self.owners.is_empty() => {
-                    Envelope::decode(envelope)
-                        .ok()
-                        .map(|e| (e.mailbox, envelope.clone()))
-                }
-                _ => None,
-            };
-            let kind = request_kind(&request);
-            let garbage = matches!(request, MailboxRequest::Invalid);
-            requests.push((peer, request));
-            rest.push((peer, channel, deposit, kind, garbage));
-        }
-        let responses = self.mailbox.handle_many(requests, now_s());
-        for ((peer, channel, deposit, kind, garbage), response) in rest.into_iter().zip(responses) {
-            match &response {
-                MailboxResponse::Refused(refusal) => {
-                    debug!(%peer, kind, reason = refusal.name(), "mailbox request refused");
-                }
-                MailboxResponse::Envelopes { .. } | MailboxResponse::Acked { .. } => {
-                    self.owners.insert(peer);
-                }
-                _ => trace!(%peer, kind, "mailbox request answered"),
-            }
-            let pushed = match (&response, deposit) {
-                (MailboxResponse::Deposited { id }, Some((mailbox, bytes))) => {
-                    Some((mailbox, *id, bytes))
-                }
-                _ => None,
-            };
+        for reply in answers.replies {
             if self
                 .swarm
                 .behaviour_mut()
                 .mailbox
-                .send_response(channel, response)
+                .send_response(reply.channel, reply.response)
                 .is_err()
             {
-                debug!(%peer, kind, "mailbox response not sent: the stream is gone");
+                debug!(peer = %reply.peer, "mailbox response not sent: the stream is gone");
             }
-            if let Some((mailbox, id, bytes)) = pushed {
-                self.push_to_owners(mailbox, id, bytes);
-            }
-            if garbage {
+            if reply.disconnect {
                 // Unreadable bytes cost the sender its connection, not the server anything more.
-                debug!(%peer, "garbage on the mailbox protocol: disconnecting");
-                let _ = self.swarm.disconnect_peer_id(peer);
+                debug!(peer = %reply.peer, "garbage on the mailbox protocol: disconnecting");
+                let _ = self.swarm.disconnect_peer_id(reply.peer);
+            }
+        }
+        for push in answers.pushes {
+            match EnvelopeRequest::new(push.envelope.clone()) {
+                Ok(request) => {
+                    let request_id = self
+                        .swarm
+                        .behaviour_mut()
+                        .envelope
+                        .send_request(&push.owner, request);
+                    debug!(peer = %push.owner, "pushing new mail to its owner");
+                    self.mailbox.push_sent(request_id, &push);
+                }
+                Err(e) => debug!(error = %e, "stored envelope cannot be pushed"),
             }
         }
         self.update_metrics();
-    }
-
-    /// Sends a just-deposited envelope to every connected peer over which its owner has fetched.
-    fn push_to_owners(&mut self, mailbox: MailboxId, id: EnvelopeId, bytes: Vec<u8>) {
-        let owners: Vec<PeerId> = self
-            .owners
-            .iter()
-            .filter(|peer| self.mailbox.owned_by(peer).contains(&mailbox))
-            .copied()
-            .collect();
-        if owners.is_empty() {
-            return;
-        }
-        let request = match EnvelopeRequest::new(bytes) {
-            Ok(request) => request,
-            Err(e) => {
-                debug!(error = %e, "stored envelope cannot be pushed");
-                return;
-            }
-        };
-        for owner in owners {
-            if self.pushes.len() >= MAX_PUSHES_IN_FLIGHT {
-                debug!("too many pushes in flight; the owner will fetch");
-                return;
-            }
-            let request_id = self
-                .swarm
-                .behaviour_mut()
-                .envelope
-                .send_request(&owner, request.clone());
-            debug!(peer = %owner, "pushing new mail to its owner");
-            self.pushes.insert(request_id, Push { mailbox, id });
-        }
     }
 
     fn on_envelope_event(&mut self, event: request_response::Event<EnvelopeRequest, EnvelopeAck>) {
@@ -697,22 +633,10 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let Some(push) = self.pushes.remove(&request_id) else {
-                    return;
-                };
-                match response {
-                    EnvelopeAck::Accepted | EnvelopeAck::Duplicate => {
-                        match self.mailbox.remove(&push.mailbox, &[push.id]) {
-                            Ok(removed) => {
-                                debug!(%peer, removed, "owner took pushed mail");
-                            }
-                            Err(e) => warn!(error = %e, "cannot delete pushed mail"),
-                        }
-                        self.update_metrics();
-                    }
-                    EnvelopeAck::Rejected(reason) => {
-                        debug!(%peer, ?reason, "owner refused pushed mail; it stays queued");
-                    }
+                let taken = matches!(response, EnvelopeAck::Accepted | EnvelopeAck::Duplicate);
+                if self.mailbox.push_answered(&request_id, Some(response)) && taken {
+                    debug!(%peer, "owner took pushed mail");
+                    self.update_metrics();
                 }
             }
             request_response::Event::OutboundFailure {
@@ -721,8 +645,9 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                self.pushes.remove(&request_id);
-                debug!(%peer, %error, "push failed; the mail stays queued");
+                if self.mailbox.push_answered(&request_id, None) {
+                    debug!(%peer, %error, "push failed; the mail stays queued");
+                }
             }
             request_response::Event::Message {
                 message: request_response::Message::Request { .. },
@@ -736,7 +661,7 @@ impl EventLoop {
     }
 
     fn purge(&mut self) {
-        match self.mailbox.purge_expired(now_s()) {
+        match self.mailbox.purge(now_s()) {
             Ok(0) => {}
             Ok(purged) => info!(purged, "deleted expired mail"),
             Err(e) => warn!(error = %e, "cannot delete expired mail"),
@@ -780,17 +705,8 @@ impl EventLoop {
 
     fn update_metrics(&mut self) {
         if let Some(metrics) = &mut self.metrics {
-            metrics.record_mailbox(&self.mailbox.stats(), self.mailbox.counters());
+            let server = self.mailbox.server();
+            metrics.record_mailbox(&server.stats(), server.counters());
         }
-    }
-}
-
-fn request_kind(request: &MailboxRequest) -> &'static str {
-    match request {
-        MailboxRequest::Deposit { .. } => "deposit",
-        MailboxRequest::Challenge => "challenge",
-        MailboxRequest::Fetch { .. } => "fetch",
-        MailboxRequest::Ack { .. } => "ack",
-        MailboxRequest::Invalid => "invalid",
     }
 }

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod config;
 mod convert;
+pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod frame;

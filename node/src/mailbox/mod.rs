@@ -1,6 +1,8 @@
 //! The mailbox protocol: store-and-forward of sealed envelopes for offline users. Any node can serve it
 //! (community bootstrap nodes, or a LAN peer started with `--mailbox`); every node is a client of it.
 
+pub mod client;
+pub mod host;
 pub mod server;
 pub mod wire;
 

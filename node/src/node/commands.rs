@@ -124,7 +124,7 @@ impl EventLoop {
                 match result {
                     Ok((contact, read)) => {
                         let _ = reply.send(Ok(read));
-                        self.flush_outbox(Some(contact));
+                        self.flush_for(&contact);
                     }
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -149,7 +149,7 @@ impl EventLoop {
                 match result {
                     Ok((contact, message)) => {
                         let _ = reply.send(Ok(message.into()));
-                        self.flush_outbox(Some(contact));
+                        self.flush_for(&contact);
                     }
                     Err(e) => {
                         let _ = reply.send(Err(e));

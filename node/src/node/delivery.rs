@@ -1,103 +1,249 @@
-//! Delivery: the outbox pass, sending envelopes to connected contacts within the in-flight window, dialling,
-//! retries, and deposits with mailbox servers when the recipient cannot be reached.
+//! Delivery, the actor's side: feeds the [`Delivery`] state machine what the swarm and the store say
+//! (connections, acks, deposit answers, lookups, outbox reads) and carries its actions out (sends, dials,
+//! deposits, lookups, outbox updates). Every decision is the machine's (`crate::delivery`).
+
+use std::time::Instant;
 
 use super::*;
+use crate::delivery::{Action, Answer, Delivery, Entry, Outgoing};
+
+/// The machine's view of an outbox row.
+impl Entry for OutboxRecord {
+    fn id(&self) -> MessageId {
+        self.message_id
+    }
+    fn recipient(&self) -> IdentityKey {
+        self.recipient
+    }
+    fn attempts(&self) -> u32 {
+        self.attempts
+    }
+    fn count_attempt(&mut self) {
+        self.attempts = self.attempts.saturating_add(1);
+    }
+}
+
+/// An outbox row for the machine: its unix expiry turned into an [`Instant`] on the loop's clock.
+pub(super) fn outgoing(entry: OutboxRecord, now: Instant, now_ms: u64) -> Outgoing<OutboxRecord> {
+    let left_ms = entry.expires_at.saturating_mul(1000).saturating_sub(now_ms);
+    let expires = now
+        .checked_add(Duration::from_millis(left_ms))
+        .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
+    Outgoing { entry, expires }
+}
+
+/// The state machine as the event loop holds it.
+pub(super) type DeliveryMachine = Delivery<OutboxRecord>;
 
 impl EventLoop {
-    /// Sends due outbox entries (all entries for `only` when given) to connected recipients, and dials
-    /// the others.
-    pub(super) fn flush_outbox(&mut self, only: Option<IdentityKey>) {
-        let now = now_ms();
-        let entries = match only {
-            Some(to) => self.engine.store().outbox().map(|all| {
-                all.into_iter()
-                    .filter(|e| e.recipient == to)
-                    .take(OUTBOX_BATCH)
-                    .collect::<Vec<_>>()
-            }),
-            None => self.engine.store().outbox_due(now, OUTBOX_BATCH),
-        };
-        let entries = match entries {
-            Ok(entries) => entries,
-            Err(e) => {
-                warn!(error = %e, "cannot read the outbox");
-                return;
-            }
-        };
-        let mut dialled = HashSet::new();
-        for entry in entries {
-            if self.sending.contains(&entry.message_id) || self.in_flight.len() >= MAX_IN_FLIGHT {
-                continue;
-            }
-            let Some(peer) = peer_id_of(&entry.recipient) else {
-                continue;
-            };
-            if self.swarm.is_connected(&peer) {
-                self.send_entry(peer, entry);
-            } else if only.is_none() && entry.attempts > 0 && self.deposit(&entry) {
-                // Handed to mailboxes; a direct connection may still come first.
-                if dialled.insert(peer) {
-                    self.dial_contact(peer);
-                }
-            } else if dialled.insert(peer) {
-                self.dial_contact(peer);
-                if only.is_none() {
-                    // Not reachable now: wait for the connection (which flushes) or the next retry.
-                    if let Err(e) = self.engine.attempt_failed(&entry) {
-                        warn!(error = %e, "cannot reschedule an outbox entry");
+    /// Carries out everything the delivery machine asked for, feeding back what can be answered at once.
+    pub(super) fn run_delivery(&mut self) {
+        while let Some(action) = self.delivery.poll_action() {
+            let now = Instant::now();
+            match action {
+                Action::Send { peer, entry } => {
+                    match EnvelopeRequest::new(entry.envelope.clone()) {
+                        Ok(request) => {
+                            let id = self
+                                .swarm
+                                .behaviour_mut()
+                                .envelope
+                                .send_request(&peer, request);
+                            self.envelope_requests.insert(id, entry.message_id);
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "outbox entry does not fit a frame");
+                            self.delivery.handle_send_failed(entry.message_id, now);
+                        }
                     }
                 }
-            } else if only.is_none()
-                && let Err(e) = self.engine.attempt_failed(&entry)
-            {
-                warn!(error = %e, "cannot reschedule an outbox entry");
+                Action::DialContact { peer } => self.dial_contact(peer),
+                Action::DialServer { peer } => {
+                    let addrs = self.known_addrs.get(&peer).cloned().unwrap_or_default();
+                    if let Err(e) = self
+                        .swarm
+                        .dial(DialOpts::peer_id(peer).addresses(addrs).build())
+                    {
+                        debug!(peer = %short(&peer), error = %e, "cannot dial a mailbox");
+                    }
+                }
+                Action::Deposit { server, entry } => {
+                    let message = entry.message_id;
+                    let request = MailboxRequest::Deposit {
+                        envelope: entry.envelope,
+                    };
+                    if !self.mailbox_request(
+                        server,
+                        request,
+                        MailboxCall::Deposit { server, message },
+                    ) {
+                        self.delivery
+                            .handle_deposit_answered(server, message, false, now);
+                    }
+                }
+                Action::Lookup { recipient } => self.start_lookup(recipient, now),
+                Action::LoadDue => {
+                    let now_ms = now_ms();
+                    match self
+                        .engine
+                        .store()
+                        .outbox_due(now_ms, crate::delivery::OUTBOX_BATCH)
+                    {
+                        Ok(entries) => {
+                            let entries = entries
+                                .into_iter()
+                                .map(|e| outgoing(e, now, now_ms))
+                                .collect();
+                            self.delivery.handle_loaded(entries, now);
+                        }
+                        Err(e) => warn!(error = %e, "cannot read the outbox"),
+                    }
+                }
+                Action::LoadFor { peer } => {
+                    let Some(contact) = self.contact_of(&peer) else {
+                        continue;
+                    };
+                    let now_ms = now_ms();
+                    match self.engine.store().outbox() {
+                        Ok(all) => {
+                            let entries = all
+                                .into_iter()
+                                .filter(|e| e.recipient == contact)
+                                .take(crate::delivery::OUTBOX_BATCH)
+                                .map(|e| outgoing(e, now, now_ms))
+                                .collect();
+                            self.delivery.handle_loaded_for(peer, entries);
+                        }
+                        Err(e) => warn!(error = %e, "cannot read the outbox"),
+                    }
+                }
+                // Recorded with this wake-up's other deliveries in one commit (`drain_swarm`).
+                Action::RecordDelivered { entry } => self.pending.delivered.push(entry),
+                Action::RecordDeposited { entry } => {
+                    match self.engine.delivered(&entry, MessageStatus::Sent) {
+                        Ok(true) => self.emit(Event::StatusChanged {
+                            contact: entry.recipient,
+                            id: entry.message_id,
+                            status: MessageStatus::Sent,
+                        }),
+                        Ok(false) => {}
+                        Err(e) => warn!(error = %e, "cannot record a deposit"),
+                    }
+                }
+                Action::RecordFailedAttempt { entry } | Action::Expired { entry } => {
+                    self.retry_later(&entry);
+                }
             }
         }
     }
 
-    /// Sends a just-queued entry if its recipient is connected and there is room in flight; otherwise the
-    /// outbox pass picks it up (and dials).
+    /// A user just queued `entry`.
     pub(super) fn deliver_now(&mut self, entry: OutboxRecord) {
-        let Some(peer) = peer_id_of(&entry.recipient) else {
+        let now = Instant::now();
+        self.delivery
+            .handle_queued(outgoing(entry, now, now_ms()), now);
+        self.run_delivery();
+    }
+
+    /// Everything queued for `contact` goes out now if it is connected (a receipt was just queued).
+    pub(super) fn flush_for(&mut self, contact: &IdentityKey) {
+        if let Some(peer) = peer_id_of(contact) {
+            self.delivery.flush_for(peer);
+            self.run_delivery();
+        }
+    }
+
+    /// Tells the machine which mailbox servers take mail for recipients whose own are unknown.
+    pub(super) fn update_shared_servers(&mut self) {
+        let servers = self
+            .my_mailboxes
+            .iter()
+            .map(|(p, _)| *p)
+            .chain(self.lan_mailboxes.iter().copied())
+            .collect();
+        self.delivery.handle_shared_servers(servers);
+        self.run_delivery();
+    }
+
+    /// A recipient's mailbox servers: those its card names, else its record in the DHT.
+    pub(super) fn start_lookup(&mut self, recipient: IdentityKey, now: Instant) {
+        let card_servers = match self.engine.store().contact(&recipient) {
+            Ok(Some(contact)) => tern_protocol::ContactCard::decode(&contact.card)
+                .map(|card| card.details().mailboxes.clone())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        if !card_servers.is_empty() {
+            let peers = self.learn_servers(&card_servers);
+            self.delivery
+                .handle_lookup_finished(recipient, Some(peers), now);
+            return;
+        }
+        let key = crate::net::dht::mailbox_record_key(&recipient.mailbox_id());
+        match self.swarm.behaviour_mut().kad.as_mut() {
+            Some(kad) => {
+                let query = kad.get_record(key);
+                self.lookup_queries.insert(query, (recipient, None));
+            }
+            None => self.delivery.handle_lookup_finished(recipient, None, now),
+        }
+    }
+
+    /// An envelope request was answered.
+    pub(super) fn handle_ack(&mut self, request_id: OutboundRequestId, ack: EnvelopeAck) {
+        if self.fire_and_forget.remove(&request_id) {
+            return;
+        }
+        if let Some(host) = self.mailbox_host.as_mut()
+            && host.push_answered(&request_id, Some(ack))
+        {
+            return;
+        }
+        let Some(message) = self.envelope_requests.remove(&request_id) else {
             return;
         };
-        if !self.swarm.is_connected(&peer) {
-            self.dial_contact(peer);
-        } else if self.in_flight.len() < MAX_IN_FLIGHT {
-            self.send_entry(peer, entry);
-        } else if self.waiting.len() < MAX_WAITING {
-            self.sending.insert(entry.message_id);
-            self.waiting.push_back(entry);
+        let answer = match ack {
+            EnvelopeAck::Accepted | EnvelopeAck::Duplicate => Answer::Taken,
+            EnvelopeAck::Rejected(reason) => {
+                debug!(?reason, "recipient refused an envelope");
+                Answer::Refused
+            }
+        };
+        self.delivery
+            .handle_send_answered(message, answer, Instant::now());
+        self.run_delivery();
+    }
+
+    /// An envelope request failed (timeout, closed connection).
+    pub(super) fn envelope_failed(&mut self, request_id: OutboundRequestId) {
+        self.fire_and_forget.remove(&request_id);
+        if let Some(host) = self.mailbox_host.as_mut()
+            && host.push_answered(&request_id, None)
+        {
+            return;
+        }
+        if let Some(message) = self.envelope_requests.remove(&request_id) {
+            debug!("envelope not delivered; will retry");
+            self.delivery.handle_send_failed(message, Instant::now());
+            self.run_delivery();
         }
     }
 
-    /// An in-flight slot freed up: send the next waiting entry whose recipient is still connected.
-    pub(super) fn send_waiting(&mut self) {
-        while self.in_flight.len() < MAX_IN_FLIGHT {
-            let Some(entry) = self.waiting.pop_front() else {
-                return;
-            };
-            self.sending.remove(&entry.message_id);
-            match peer_id_of(&entry.recipient) {
-                Some(peer) if self.swarm.is_connected(&peer) => self.send_entry(peer, entry),
-                // Disconnected meanwhile: the outbox pass retries it.
-                _ => {}
-            }
-        }
+    pub(super) fn deposit_answered(&mut self, server: PeerId, message: MessageId, stored: bool) {
+        self.delivery
+            .handle_deposit_answered(server, message, stored, Instant::now());
+        self.run_delivery();
     }
 
-    pub(super) fn send_entry(&mut self, peer: PeerId, entry: OutboxRecord) {
-        match EnvelopeRequest::new(entry.envelope.clone()) {
-            Ok(request) => {
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .envelope
-                    .send_request(&peer, request);
-                self.sending.insert(entry.message_id);
-                self.in_flight.insert(id, entry);
-            }
-            Err(e) => warn!(error = %e, "outbox entry does not fit a frame"),
+    pub(super) fn retry_later(&mut self, entry: &OutboxRecord) {
+        match self.engine.attempt_failed(entry) {
+            Ok(Some(status)) => self.emit(Event::StatusChanged {
+                contact: entry.recipient,
+                id: entry.message_id,
+                status,
+            }),
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "cannot reschedule an outbox entry"),
         }
     }
 
@@ -154,41 +300,6 @@ impl EventLoop {
         matches!(self.engine.store().contact(&key), Ok(Some(_))).then_some(key)
     }
 
-    pub(super) fn retry_later(&mut self, entry: &OutboxRecord) {
-        match self.engine.attempt_failed(entry) {
-            Ok(Some(status)) => self.emit(Event::StatusChanged {
-                contact: entry.recipient,
-                id: entry.message_id,
-                status,
-            }),
-            Ok(None) => {}
-            Err(e) => warn!(error = %e, "cannot reschedule an outbox entry"),
-        }
-    }
-
-    pub(super) fn handle_ack(&mut self, request_id: OutboundRequestId, ack: EnvelopeAck) {
-        if self.fire_and_forget.remove(&request_id) {
-            return;
-        }
-        if let Some((mailbox, id)) = self.pushes.remove(&request_id) {
-            self.push_answered(mailbox, id, Some(ack));
-            return;
-        }
-        let Some(entry) = self.in_flight.remove(&request_id) else {
-            return;
-        };
-        self.sending.remove(&entry.message_id);
-        self.send_waiting();
-        match ack {
-            // Recorded with this wake-up's other deliveries in one commit (`drain_swarm`).
-            EnvelopeAck::Accepted | EnvelopeAck::Duplicate => self.pending.delivered.push(entry),
-            EnvelopeAck::Rejected(reason) => {
-                debug!(?reason, "recipient refused an envelope");
-                self.retry_later(&entry);
-            }
-        }
-    }
-
     /// Remembers the addresses of published mailbox servers and returns their PeerIds.
     pub(super) fn learn_servers(&mut self, servers: &[tern_protocol::MailboxNode]) -> Vec<PeerId> {
         let mut peers = Vec::with_capacity(servers.len());
@@ -204,118 +315,5 @@ impl EventLoop {
             peers.push(peer);
         }
         peers
-    }
-
-    /// Where to deposit mail for `recipient`: the mailboxes in their card, else ours (shared community nodes),
-    /// else mailboxes on the LAN.
-    pub(super) fn deposit_targets(&mut self, recipient: &IdentityKey) -> Vec<PeerId> {
-        let mut targets: Vec<PeerId> = Vec::new();
-        if let Ok(Some(contact)) = self.engine.store().contact(recipient)
-            && let Ok(card) = tern_protocol::ContactCard::decode(&contact.card)
-        {
-            targets = self.learn_servers(&card.details().mailboxes);
-        }
-        if targets.is_empty()
-            && let Some(Lookup::Found(found)) = self.lookups.get(recipient)
-        {
-            targets.extend(found.iter().copied());
-        }
-        if targets.is_empty() {
-            targets.extend(self.my_mailboxes.iter().map(|(p, _)| *p));
-            targets.extend(self.lan_mailboxes.iter().copied());
-        }
-        let mut seen = HashSet::new();
-        targets.retain(|p| seen.insert(*p));
-        targets
-    }
-
-    /// Starts depositing `entry` with up to [`DEPOSIT_COPIES`] connected mailbox servers. Returns whether
-    /// any deposit is under way.
-    pub(super) fn deposit(&mut self, entry: &OutboxRecord) -> bool {
-        if self.awaiting_lookup(&entry.recipient) {
-            // Wait for the recipient's mailbox record before falling back to shared servers.
-            return true;
-        }
-        let targets = self.deposit_targets(&entry.recipient);
-        if targets.is_empty() {
-            return false;
-        }
-        let needed = DEPOSIT_COPIES.min(targets.len());
-        let progress = self
-            .deposits
-            .entry(entry.message_id)
-            .or_insert_with(|| Deposit {
-                entry: entry.clone(),
-                stored: HashSet::new(),
-                asked: HashSet::new(),
-                needed,
-            });
-        let mut ask = Vec::new();
-        for server in targets {
-            if progress.stored.len() + progress.asked.len() >= needed {
-                break;
-            }
-            if progress.stored.contains(&server) || progress.asked.contains(&server) {
-                continue;
-            }
-            if self.swarm.is_connected(&server) {
-                progress.asked.insert(server);
-                ask.push(server);
-            } else {
-                let addrs = self.known_addrs.get(&server).cloned().unwrap_or_default();
-                if let Err(e) = self
-                    .swarm
-                    .dial(DialOpts::peer_id(server).addresses(addrs).build())
-                {
-                    debug!(peer = %short(&server), error = %e, "cannot dial a mailbox");
-                }
-            }
-        }
-        let envelope = entry.envelope.clone();
-        let message = entry.message_id;
-        let mut any = !self
-            .deposits
-            .get(&message)
-            .is_some_and(|d| d.asked.is_empty() && d.stored.is_empty());
-        for server in ask {
-            let request = MailboxRequest::Deposit {
-                envelope: envelope.clone(),
-            };
-            if self.mailbox_request(server, request, MailboxCall::Deposit { server, message }) {
-                any = true;
-            } else if let Some(d) = self.deposits.get_mut(&message) {
-                d.asked.remove(&server);
-            }
-        }
-        any
-    }
-
-    pub(super) fn deposit_answered(&mut self, server: PeerId, message: MessageId, stored: bool) {
-        let Some(progress) = self.deposits.get_mut(&message) else {
-            return;
-        };
-        progress.asked.remove(&server);
-        if stored {
-            progress.stored.insert(server);
-        }
-        if progress.stored.len() >= progress.needed {
-            if let Some(done) = self.deposits.remove(&message) {
-                match self.engine.delivered(&done.entry, MessageStatus::Sent) {
-                    Ok(true) => self.emit(Event::StatusChanged {
-                        contact: done.entry.recipient,
-                        id: done.entry.message_id,
-                        status: MessageStatus::Sent,
-                    }),
-                    Ok(false) => {}
-                    Err(e) => warn!(error = %e, "cannot record a deposit"),
-                }
-            }
-        } else if progress.asked.is_empty() {
-            // Every server asked has answered and too few stored it: try again on a later pass (the
-            // servers that did store it answer `Duplicate` then).
-            let entry = progress.entry.clone();
-            self.deposits.remove(&message);
-            self.retry_later(&entry);
-        }
     }
 }

@@ -20,52 +20,21 @@ impl EventLoop {
         }
     }
 
-    /// Whether a mailbox record lookup for `recipient` (whose card names no mailbox) is under way or should
-    /// start now; starts it if so.
-    pub(super) fn awaiting_lookup(&mut self, recipient: &IdentityKey) -> bool {
-        let card_has_mailboxes = matches!(
-            self.engine.store().contact(recipient),
-            Ok(Some(c)) if tern_protocol::ContactCard::decode(&c.card)
-                .is_ok_and(|card| !card.details().mailboxes.is_empty())
-        );
-        if card_has_mailboxes || self.swarm.behaviour().kad.as_ref().is_none() {
-            return false;
-        }
-        match self.lookups.get(recipient) {
-            Some(Lookup::Pending { .. }) => true,
-            Some(Lookup::Found(_)) => false,
-            Some(Lookup::Missing { at }) if at.elapsed() < LOOKUP_RETRY => false,
-            _ => {
-                if self.lookups.len() >= MAX_LOOKUPS {
-                    self.lookups
-                        .retain(|_, l| matches!(l, Lookup::Pending { .. }));
-                }
-                let key = crate::net::dht::mailbox_record_key(&recipient.mailbox_id());
-                let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() else {
-                    return false;
-                };
-                let query = kad.get_record(key);
-                self.lookup_queries.insert(query, *recipient);
-                self.lookups
-                    .insert(*recipient, Lookup::Pending { best: None });
-                true
-            }
-        }
-    }
-
+    /// A step of a mailbox record lookup: the newest valid record so far is kept; when the query ends,
+    /// the delivery machine hears what it found.
     pub(super) fn lookup_progress(
         &mut self,
         id: kad::QueryId,
         result: kad::GetRecordResult,
         last: bool,
     ) {
-        let Some(&recipient) = self.lookup_queries.get(&id) else {
+        let Some((recipient, best)) = self.lookup_queries.get_mut(&id) else {
             return;
         };
+        let recipient = *recipient;
         if let Ok(kad::GetRecordOk::FoundRecord(found)) = &result
             && let Some(record) = crate::net::dht::mailbox_record(&found.record)
             && record.identity() == recipient
-            && let Some(Lookup::Pending { best }) = self.lookups.get_mut(&recipient)
             && best
                 .as_ref()
                 .is_none_or(|b| b.revision() < record.revision())
@@ -81,22 +50,14 @@ impl EventLoop {
         if !finished {
             return;
         }
-        self.lookup_queries.remove(&id);
-        let best = match self.lookups.remove(&recipient) {
-            Some(Lookup::Pending { best }) => best,
-            _ => None,
-        };
-        let lookup = match best {
-            Some(record) => {
-                let peers = self.learn_servers(record.servers());
-                debug!(servers = peers.len(), "found a mailbox record");
-                Lookup::Found(peers)
-            }
-            None => Lookup::Missing {
-                at: std::time::Instant::now(),
-            },
-        };
-        self.lookups.insert(recipient, lookup);
-        self.flush_outbox(None);
+        let best = self.lookup_queries.remove(&id).and_then(|(_, best)| best);
+        let servers = best.map(|record| {
+            let peers = self.learn_servers(record.servers());
+            debug!(servers = peers.len(), "found a mailbox record");
+            peers
+        });
+        self.delivery
+            .handle_lookup_finished(recipient, servers, std::time::Instant::now());
+        self.run_delivery();
     }
 }

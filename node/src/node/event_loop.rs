@@ -6,8 +6,6 @@ use crate::api::ConversationId;
 
 impl EventLoop {
     pub(super) async fn run(mut self) {
-        let mut tick = tokio::time::interval(OUTBOX_TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut republish = tokio::time::interval(REPUBLISH_INTERVAL);
         republish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut fetch_tick = tokio::time::interval(FETCH_INTERVAL);
@@ -34,15 +32,19 @@ impl EventLoop {
                     self.handle_swarm_event(event);
                     self.drain_swarm();
                 }
-                _ = tick.tick() => self.flush_outbox(None),
+                _ = delivery_timer(self.delivery.poll_timeout()) => {
+                    self.delivery.handle_timeout(std::time::Instant::now());
+                    self.run_delivery();
+                }
                 _ = republish.tick() => {
                     self.published = false;
                     self.publish_record();
                 }
-                _ = fetch_tick.tick() => {
-                    self.fetch_all();
-                    self.purge_mailbox();
+                _ = delivery_timer(self.mailbox_client.poll_timeout()) => {
+                    self.mailbox_client.handle_timeout(std::time::Instant::now());
+                    self.run_client();
                 }
+                _ = fetch_tick.tick() => self.purge_mailbox(),
             }
         }
         info!("all handles dropped; stopping");
@@ -59,6 +61,7 @@ impl EventLoop {
             }
         }
         self.answer_inbound();
+        self.answer_mailbox();
         self.record_delivered();
     }
 
@@ -118,5 +121,13 @@ impl EventLoop {
                 }
             }
         }
+    }
+}
+
+/// Waits for the delivery machine's next deadline (forever if it has none).
+async fn delivery_timer(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
     }
 }

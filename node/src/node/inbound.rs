@@ -21,14 +21,8 @@ impl EventLoop {
             request_response::Event::OutboundFailure {
                 request_id, error, ..
             } => {
-                self.fire_and_forget.remove(&request_id);
-                self.pushes.remove(&request_id);
-                if let Some(entry) = self.in_flight.remove(&request_id) {
-                    debug!(error = %error, "envelope not delivered; will retry");
-                    self.sending.remove(&entry.message_id);
-                    self.retry_later(&entry);
-                    self.send_waiting();
-                }
+                debug!(error = %error, "envelope request failed");
+                self.envelope_failed(request_id);
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 debug!(peer = %short(&peer), error = %error, "inbound envelope failed");
@@ -115,8 +109,8 @@ impl EventLoop {
     /// What this node refused, its own counts and the served mailbox's.
     pub(super) fn refusals(&self) -> BTreeMap<String, u64> {
         let mut all = self.refusals.clone();
-        if let Some(server) = &self.mailbox_server {
-            for (reason, count) in &server.counters().refusals {
+        if let Some(host) = &self.mailbox_host {
+            for (reason, count) in &host.server().counters().refusals {
                 all.insert(format!("mailbox_{reason}"), *count);
             }
         }

@@ -1,7 +1,11 @@
-//! The mailbox client: fetching this profile's mail (challenge, fetch, acknowledge) and the answers to our
-//! deposits.
+//! The mailbox client, the actor's side of [`MailboxClient`](crate::mailbox::client::MailboxClient): it
+//! signs and sends what the machine asks for (challenges, fetches, acknowledgements), stores fetched pages
+//! and reports back; and it sends our deposits' answers to the delivery machine.
+
+use std::time::Instant;
 
 use super::*;
+use crate::mailbox::client::ClientAction;
 
 impl EventLoop {
     pub(super) fn is_my_mailbox(&self, peer: &PeerId) -> bool {
@@ -26,67 +30,59 @@ impl EventLoop {
         true
     }
 
-    /// Asks every connected mailbox server of ours for new mail.
-    pub(super) fn fetch_all(&mut self) {
-        let servers: Vec<PeerId> = self
-            .my_mailboxes
-            .iter()
-            .map(|(p, _)| *p)
-            .chain(self.lan_mailboxes.iter().copied())
-            .collect();
-        for server in servers {
-            if self.swarm.is_connected(&server) {
-                self.start_fetch(server);
-            } else if let Some((_, addr)) = self.my_mailboxes.iter().find(|(p, _)| *p == server) {
-                let addr = addr.clone();
-                if let Err(e) = self.swarm.dial(addr) {
-                    debug!(error = %e, "cannot dial mailbox server");
+    /// Carries out what the mailbox client machine asked for.
+    pub(super) fn run_client(&mut self) {
+        while let Some(action) = self.mailbox_client.poll_action() {
+            match action {
+                ClientAction::Challenge { server } => {
+                    let call = MailboxCall::Challenge { server };
+                    if !self.mailbox_request(server, MailboxRequest::Challenge, call) {
+                        self.mailbox_client.handle_refused(server);
+                    }
+                }
+                ClientAction::Fetch { server, nonce } => {
+                    let auth = self.owner_auth(server, nonce);
+                    let max = u16::try_from(MAX_FETCH_ENVELOPES).unwrap_or(u16::MAX);
+                    let request = MailboxRequest::Fetch { auth, max };
+                    if !self.mailbox_request(server, request, MailboxCall::Fetch { server }) {
+                        self.mailbox_client.handle_refused(server);
+                    }
+                }
+                ClientAction::Ack { server, nonce, ids } => {
+                    let auth = self.owner_auth(server, nonce);
+                    let request = MailboxRequest::Ack { auth, ids };
+                    if !self.mailbox_request(server, request, MailboxCall::Ack { server }) {
+                        self.mailbox_client
+                            .handle_acked(server, false, Instant::now());
+                    }
+                }
+                ClientAction::Dial { server } => {
+                    if let Some((_, addr)) = self.my_mailboxes.iter().find(|(p, _)| *p == server) {
+                        let addr = addr.clone();
+                        if let Err(e) = self.swarm.dial(addr) {
+                            debug!(error = %e, "cannot dial mailbox server");
+                        }
+                    }
+                }
+                ClientAction::Checked { server, envelopes } => {
+                    self.emit(Event::MailboxChecked { server, envelopes });
                 }
             }
         }
     }
 
+    /// A mailbox server of ours connected (or was found on the LAN): fetch from it.
     pub(super) fn start_fetch(&mut self, server: PeerId) {
-        if self.fetching.contains_key(&server) {
-            return;
-        }
-        self.fetching.insert(server, 0);
-        if !self.mailbox_request(
-            server,
-            MailboxRequest::Challenge,
-            MailboxCall::Challenge { server },
-        ) {
-            self.fetching.remove(&server);
-        }
+        self.mailbox_client.handle_server_added(server);
+        self.run_client();
     }
 
     pub(super) fn owner_auth(&self, server: PeerId, nonce: [u8; NONCE_LEN]) -> OwnerAuth {
         OwnerAuth::sign(self.engine.identity(), &server.to_bytes(), nonce)
     }
 
-    pub(super) fn fetch_page(&mut self, server: PeerId, nonce: [u8; NONCE_LEN]) {
-        let auth = self.owner_auth(server, nonce);
-        let max = u16::try_from(MAX_FETCH_ENVELOPES).unwrap_or(u16::MAX);
-        if !self.mailbox_request(
-            server,
-            MailboxRequest::Fetch { auth, max },
-            MailboxCall::Fetch { server, nonce },
-        ) {
-            self.fetching.remove(&server);
-        }
-    }
-
     /// Stores fetched envelopes, then acknowledges those that are safely stored (or can never be).
-    pub(super) fn take_fetched(
-        &mut self,
-        server: PeerId,
-        nonce: [u8; NONCE_LEN],
-        envelopes: Vec<Vec<u8>>,
-        more: bool,
-    ) {
-        if let Some(count) = self.fetching.get_mut(&server) {
-            *count += envelopes.len();
-        }
+    pub(super) fn take_fetched(&mut self, server: PeerId, envelopes: Vec<Vec<u8>>, more: bool) {
         let mut done = Vec::with_capacity(envelopes.len());
         // Per sender: the message ids to confirm, and the envelopes that carried them.
         let mut receipts: HashMap<IdentityKey, Vec<(MessageId, Option<EnvelopeId>)>> =
@@ -142,19 +138,9 @@ impl EventLoop {
                 }
             }
         }
-        if !done.is_empty() {
-            let auth = self.owner_auth(server, nonce);
-            self.mailbox_request(
-                server,
-                MailboxRequest::Ack { auth, ids: done },
-                MailboxCall::Ack,
-            );
-        }
-        if more {
-            self.fetch_page(server, nonce);
-        } else if let Some(envelopes) = self.fetching.remove(&server) {
-            self.emit(Event::MailboxChecked { server, envelopes });
-        }
+        self.mailbox_client
+            .handle_page_stored(server, done, more, Instant::now());
+        self.run_client();
     }
 
     pub(super) fn handle_mailbox_event(
@@ -163,32 +149,10 @@ impl EventLoop {
     ) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
+                // Answered after this wake-up's group commit (`drain_swarm`).
                 request_response::Message::Request {
                     request, channel, ..
-                } => {
-                    let deposited = match &request {
-                        MailboxRequest::Deposit { envelope } => Envelope::decode(envelope).ok(),
-                        _ => None,
-                    };
-                    let garbage = matches!(request, MailboxRequest::Invalid);
-                    let response = match self.mailbox_server.as_mut() {
-                        Some(server) => server.handle(&peer, request, now_ms() / 1000),
-                        None => MailboxResponse::Refused(crate::mailbox::Refusal::NotServing),
-                    };
-                    let stored = matches!(response, MailboxResponse::Deposited { .. });
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .mailbox
-                        .send_response(channel, response);
-                    if garbage {
-                        debug!(peer = %short(&peer), "garbage on the mailbox protocol: disconnecting");
-                        let _ = self.swarm.disconnect_peer_id(peer);
-                    }
-                    if stored && let Some(envelope) = deposited {
-                        self.push_to_owner(&envelope);
-                    }
-                }
+                } => self.take_mailbox_request(peer, request, channel),
                 request_response::Message::Response {
                     request_id,
                     response,
@@ -205,12 +169,17 @@ impl EventLoop {
                     debug!(error = %error, "mailbox request failed");
                     match call {
                         MailboxCall::Challenge { server } | MailboxCall::Fetch { server, .. } => {
-                            self.fetching.remove(&server);
+                            self.mailbox_client.handle_refused(server);
+                            self.run_client();
                         }
                         MailboxCall::Deposit { server, message } => {
                             self.deposit_answered(server, message, false)
                         }
-                        MailboxCall::Ack => {}
+                        MailboxCall::Ack { server } => {
+                            self.mailbox_client
+                                .handle_acked(server, false, Instant::now());
+                            self.run_client();
+                        }
                     }
                 }
             }
@@ -221,13 +190,10 @@ impl EventLoop {
     pub(super) fn mailbox_answer(&mut self, call: MailboxCall, response: MailboxResponse) {
         match (call, response) {
             (MailboxCall::Challenge { server }, MailboxResponse::Nonce { nonce }) => {
-                self.fetch_page(server, nonce)
+                self.mailbox_client.handle_nonce(server, nonce);
             }
-            (
-                MailboxCall::Fetch { server, nonce },
-                MailboxResponse::Envelopes { envelopes, more },
-            ) => {
-                self.take_fetched(server, nonce, envelopes, more);
+            (MailboxCall::Fetch { server, .. }, MailboxResponse::Envelopes { envelopes, more }) => {
+                self.take_fetched(server, envelopes, more);
             }
             (
                 MailboxCall::Deposit { server, message },
@@ -239,12 +205,16 @@ impl EventLoop {
                 debug!(?response, "mailbox refused a deposit");
                 self.deposit_answered(server, message, false);
             }
-            (MailboxCall::Ack, _) => {}
+            (MailboxCall::Ack { server }, response) => {
+                let ok = matches!(response, MailboxResponse::Acked { .. });
+                self.mailbox_client.handle_acked(server, ok, Instant::now());
+            }
             (MailboxCall::Challenge { server } | MailboxCall::Fetch { server, .. }, response) => {
                 debug!(?response, "mailbox refused a fetch");
-                self.fetching.remove(&server);
+                self.mailbox_client.handle_refused(server);
             }
         }
+        self.run_client();
     }
 
     /// Queues a delivery receipt for one message and forgets the envelope that carried it, in one commit

@@ -15,7 +15,7 @@ mod mailbox_client;
 mod mailbox_host;
 mod swarm_events;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -23,7 +23,7 @@ use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm, autonat, identify, kad, mdns};
-use tern_protocol::{Body, Envelope, EnvelopeId, IdentityKey, MailboxId, MessageId};
+use tern_protocol::{Body, Envelope, EnvelopeId, IdentityKey, MessageId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -33,6 +33,7 @@ pub use handle::Node;
 
 use crate::api::{self, NatStatus, NetStatus};
 use crate::engine::{Engine, EngineError, ReceiveError, Received, now_ms};
+use commands::Command;
 use crate::mailbox::server::MailboxServer;
 use crate::mailbox::wire::{
     MAILBOX_PROTOCOL, MAX_FETCH_ENVELOPES, MailboxRequest, MailboxResponse, NONCE_LEN, OwnerAuth,
@@ -41,38 +42,24 @@ use crate::net::{
     ClientBehaviour, ClientBehaviourEvent, EnvelopeAck, EnvelopeRequest, RejectReason, build_swarm,
 };
 use crate::store::{ContactRecord, MessageRecord, MessageStatus, OutboxRecord};
-use commands::Command;
 
 /// Commands waiting for the event loop.
 pub const COMMAND_QUEUE: usize = 64;
 /// Events kept for slow subscribers before they lag.
 pub const EVENT_QUEUE: usize = 1024;
-/// Outbox entries handled per delivery pass.
-pub const OUTBOX_BATCH: usize = 64;
-/// Envelopes in flight at once: as many as request-response runs streams concurrently.
-pub const MAX_IN_FLIGHT: usize = crate::net::behaviour::MAX_CONCURRENT_STREAMS;
-/// Queued entries held in memory while every in-flight slot is taken (more wait for the outbox pass).
-pub const MAX_WAITING: usize = 1024;
+pub use crate::delivery::{
+    DEPOSIT_COPIES, LOOKUP_RETRY, MAX_IN_FLIGHT, MAX_LOOKUPS, MAX_WAITING, OUTBOX_BATCH,
+    OUTBOX_TICK,
+};
 /// Peers whose addresses are remembered from mDNS and dials.
 pub const MAX_KNOWN_PEERS: usize = 1024;
 /// Addresses remembered per peer.
 pub const MAX_ADDRS_PER_PEER: usize = 8;
-/// How often connected mailbox servers are asked for new mail (they also get asked on every connection).
-pub const FETCH_INTERVAL: Duration = Duration::from_secs(30);
-/// An undelivered envelope is deposited with this many mailbox servers (fewer if fewer are known).
-pub const DEPOSIT_COPIES: usize = 2;
+pub use crate::mailbox::client::{FETCH_INTERVAL, MAX_MAILBOX_REQUESTS};
 /// Mailbox servers remembered from the LAN (peers announcing `/tern/mailbox/1`).
 pub const MAX_LAN_MAILBOXES: usize = 16;
-/// Mailbox requests in flight at once.
-pub const MAX_MAILBOX_REQUESTS: usize = 64;
-/// Mailbox record lookups remembered (per recipient).
-pub const MAX_LOOKUPS: usize = 1024;
-/// A failed mailbox record lookup is tried again after this long.
-pub const LOOKUP_RETRY: Duration = Duration::from_secs(300);
 /// How often this profile's mailbox record is published again.
 pub const REPUBLISH_INTERVAL: Duration = Duration::from_secs(6 * 3600);
-/// How often the outbox is checked for due entries.
-pub const OUTBOX_TICK: Duration = Duration::from_millis(500);
 
 /// What the event loop reports; [`EventLoop::emit`] turns it into an [`api::Event`] for the handle's
 /// subscribers, naming contacts on the way.
@@ -146,14 +133,13 @@ struct EventLoop {
     engine: Engine,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<api::Event>,
-    /// Envelope requests awaiting an ack, with the outbox entry each carries.
-    in_flight: HashMap<OutboundRequestId, OutboxRecord>,
-    /// Outbox entries currently in flight, so a pass does not send one twice.
-    sending: HashSet<MessageId>,
+    /// Every delivery decision: what to send, dial, deposit, retry (`crate::delivery`).
+    delivery: delivery::DeliveryMachine,
+    /// Envelope requests awaiting an ack, with the message each carries (at most the machine's
+    /// [`MAX_IN_FLIGHT`]).
+    envelope_requests: HashMap<OutboundRequestId, MessageId>,
     /// Requests whose ack nobody waits for (typing).
     fire_and_forget: HashSet<OutboundRequestId>,
-    /// Entries for connected peers waiting for a free in-flight slot.
-    waiting: VecDeque<OutboxRecord>,
     /// Addresses learned from mDNS and successful dials.
     known_addrs: HashMap<PeerId, Vec<Multiaddr>>,
     lan_only: bool,
@@ -169,22 +155,17 @@ struct EventLoop {
     relays_reserved: bool,
     /// Mailbox requests awaiting an answer.
     mailbox_calls: HashMap<OutboundRequestId, MailboxCall>,
-    /// Servers with a fetch under way (and envelopes taken so far), so a second one does not start.
-    fetching: HashMap<PeerId, usize>,
-    /// Envelopes being deposited, by message id.
-    deposits: HashMap<MessageId, Deposit>,
-    /// The mailbox this node serves for others, if any.
-    mailbox_server: Option<MailboxServer>,
-    /// Envelopes pushed from the served mailbox to their connected owner, awaiting the owner's ack.
-    pushes: HashMap<OutboundRequestId, (MailboxId, EnvelopeId)>,
+    /// Every mailbox client decision: when to fetch from which server, pages, acks (`crate::mailbox::client`).
+    mailbox_client: crate::mailbox::client::MailboxClient,
+    /// The mailbox this node serves for others, if any (with its pushes to connected owners).
+    mailbox_host: Option<mailbox_host::NodeMailboxHost>,
     /// This profile's signed mailbox record, published in the DHT (not in LAN-only mode).
     record: Option<tern_protocol::MailboxRecord>,
     /// Whether the record has been stored by at least one DHT node since start.
     published: bool,
-    /// Mailbox records looked up for recipients whose card names no mailbox.
-    lookups: HashMap<IdentityKey, Lookup>,
-    /// Record lookups under way.
-    lookup_queries: HashMap<kad::QueryId, IdentityKey>,
+    /// Mailbox record lookups under way (asked for by the delivery machine, at most [`MAX_LOOKUPS`]), with
+    /// the newest record found so far.
+    lookup_queries: HashMap<kad::QueryId, (IdentityKey, Option<tern_protocol::MailboxRecord>)>,
     /// Inbound requests refused, by kind (see [`NetStatus::refusals`]).
     refusals: BTreeMap<String, u64>,
     /// Work taken in this wake-up, to be committed together (see [`Pending`]).
@@ -231,11 +212,11 @@ impl EventLoop {
         let mut swarm = build_swarm(&seed, &config.net)?;
         drop(seed);
         let peer_id = *swarm.local_peer_id();
-        let mailbox_server = match &config.serve_mailbox {
-            Some((path, limits)) => Some(
+        let mailbox_host = match &config.serve_mailbox {
+            Some((path, limits)) => Some(mailbox_host::NodeMailboxHost::new(
                 MailboxServer::open(path, peer_id.to_bytes(), limits.clone())
                     .map_err(NodeError::Mailbox)?,
-            ),
+            )),
             None => None,
         };
         for addr in &config.peers {
@@ -248,10 +229,9 @@ impl EventLoop {
             engine,
             commands,
             events,
-            in_flight: HashMap::new(),
-            sending: HashSet::new(),
+            delivery: delivery::DeliveryMachine::new(std::time::Instant::now()),
+            envelope_requests: HashMap::new(),
             fire_and_forget: HashSet::new(),
-            waiting: VecDeque::new(),
             known_addrs: HashMap::new(),
             lan_only: config.net.lan_only,
             my_mailboxes: Vec::new(),
@@ -260,13 +240,10 @@ impl EventLoop {
             nat: NatStatus::Unknown,
             relays_reserved: false,
             mailbox_calls: HashMap::new(),
-            fetching: HashMap::new(),
-            deposits: HashMap::new(),
-            mailbox_server,
-            pushes: HashMap::new(),
+            mailbox_client: crate::mailbox::client::MailboxClient::new(std::time::Instant::now()),
+            mailbox_host,
             record,
             published: false,
-            lookups: HashMap::new(),
             lookup_queries: HashMap::new(),
             refusals: BTreeMap::new(),
             pending: Pending::default(),
@@ -291,44 +268,19 @@ impl EventLoop {
                 None => warn!(%addr, "mailbox address has no /p2p/<peer id>; ignored"),
             }
         }
+        event_loop.update_shared_servers();
+        let servers = event_loop.my_mailboxes.iter().map(|(p, _)| *p).collect();
+        event_loop.mailbox_client.handle_servers(servers);
         Ok(event_loop)
     }
 }
 
-/// What is known of a recipient's mailbox record.
-enum Lookup {
-    Pending {
-        best: Option<tern_protocol::MailboxRecord>,
-    },
-    Found(Vec<PeerId>),
-    /// Nothing found; looked up again after [`LOOKUP_RETRY`].
-    Missing {
-        at: std::time::Instant,
-    },
-}
-
 /// What an outstanding mailbox request was for.
 enum MailboxCall {
-    Challenge {
-        server: PeerId,
-    },
-    Fetch {
-        server: PeerId,
-        nonce: [u8; NONCE_LEN],
-    },
-    Ack,
-    Deposit {
-        server: PeerId,
-        message: MessageId,
-    },
-}
-
-/// An outbox entry on its way into mailboxes.
-struct Deposit {
-    entry: OutboxRecord,
-    stored: HashSet<PeerId>,
-    asked: HashSet<PeerId>,
-    needed: usize,
+    Challenge { server: PeerId },
+    Fetch { server: PeerId },
+    Ack { server: PeerId },
+    Deposit { server: PeerId, message: MessageId },
 }
 
 /// Swarm events taken per wake-up before the work they carried is committed together: the bound on how

@@ -22,16 +22,21 @@ impl EventLoop {
                     connected: self.swarm.connected_peers().count(),
                 });
                 if num_established.get() == 1 && self.is_my_mailbox(&peer_id) {
-                    self.start_fetch(peer_id);
+                    self.mailbox_client.handle_connected(peer_id);
+                    self.run_client();
                 }
-                if let Some(contact) = self.contact_of(&peer_id) {
-                    if num_established.get() == 1 {
-                        self.emit(Event::ContactOnline {
-                            contact,
-                            online: true,
-                        });
-                    }
-                    self.flush_outbox(Some(contact));
+                if num_established.get() == 1
+                    && let Some(contact) = self.contact_of(&peer_id)
+                {
+                    self.emit(Event::ContactOnline {
+                        contact,
+                        online: true,
+                    });
+                }
+                if num_established.get() == 1 {
+                    // What waits for this peer goes out now (and deposits with it, if it is a server).
+                    self.delivery.handle_connected(peer_id);
+                    self.run_delivery();
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -43,11 +48,15 @@ impl EventLoop {
                     connected: self.swarm.connected_peers().count(),
                 });
                 if num_established == 0 {
-                    if let Some(server) = self.mailbox_server.as_mut() {
-                        server.peer_disconnected(&peer_id);
+                    if let Some(host) = self.mailbox_host.as_mut() {
+                        host.peer_disconnected(&peer_id);
                     }
-                    self.fetching.remove(&peer_id);
-                    self.lan_mailboxes.retain(|p| *p != peer_id);
+                    self.delivery.handle_disconnected(peer_id);
+                    self.mailbox_client.handle_disconnected(peer_id);
+                    if self.lan_mailboxes.contains(&peer_id) {
+                        self.lan_mailboxes.retain(|p| *p != peer_id);
+                        self.update_shared_servers();
+                    }
                 }
                 if num_established == 0
                     && let Some(contact) = self.contact_of(&peer_id)
@@ -116,7 +125,7 @@ impl EventLoop {
                     debug!(peer = %short(&peer_id), "found a mailbox on the LAN");
                     self.lan_mailboxes.push(peer_id);
                     self.start_fetch(peer_id);
-                    self.flush_outbox(None);
+                    self.update_shared_servers();
                 }
             }
             SwarmEvent::Behaviour(ClientBehaviourEvent::Kad(kad::Event::RoutingUpdated {
