@@ -9,12 +9,7 @@ impl EventLoop {
     pub(super) fn flush_outbox(&mut self, only: Option<IdentityKey>) {
         let now = now_ms();
         let entries = match only {
-            Some(to) => self.engine.store().outbox().map(|all| {
-                all.into_iter()
-                    .filter(|e| e.recipient == to)
-                    .take(OUTBOX_BATCH)
-                    .collect::<Vec<_>>()
-            }),
+            Some(to) => self.engine.store().outbox_for(&to, OUTBOX_BATCH),
             None => self.engine.store().outbox_due(now, OUTBOX_BATCH),
         };
         let entries = match entries {
