@@ -125,17 +125,7 @@ impl Engine {
     /// The contact's card, decoded once per distinct card bytes (decoding checks two or three Ed25519
     /// signatures, more than the rest of sealing a message costs).
     pub(super) fn card_of(&mut self, contact: &ContactRecord) -> Result<ContactCard, EngineError> {
-        if let Some(card) = self.cards.get(&contact.key)
-            && card.encode() == contact.card.as_slice()
-        {
-            return Ok(card.clone());
-        }
-        let card = ContactCard::decode(&contact.card)?;
-        if self.cards.len() >= crate::store::MAX_CONTACTS as usize {
-            self.cards.clear();
-        }
-        self.cards.insert(contact.key, card.clone());
-        Ok(card)
+        cached_card(&mut self.cards, contact)
     }
 
     /// Gives a contact another local name (unique among the contacts, at most
@@ -218,4 +208,22 @@ pub(super) fn contact_after_card(
         }
         (known, None) => (known, false, false),
     }
+}
+
+/// A contact's card from the decoded-card cache, decoding (and caching) it if its bytes changed.
+pub(super) fn cached_card(
+    cards: &mut HashMap<IdentityKey, ContactCard>,
+    contact: &ContactRecord,
+) -> Result<ContactCard, EngineError> {
+    if let Some(card) = cards.get(&contact.key)
+        && card.encode() == contact.card.as_slice()
+    {
+        return Ok(card.clone());
+    }
+    let card = ContactCard::decode(&contact.card)?;
+    if cards.len() >= crate::store::MAX_CONTACTS as usize {
+        cards.clear();
+    }
+    cards.insert(contact.key, card.clone());
+    Ok(card)
 }

@@ -28,8 +28,8 @@ mod profile;
 mod receive;
 mod send;
 
-use contacts::contact_after_card;
-use send::group_failed;
+use contacts::{cached_card, contact_after_card};
+use send::{group_failed, outbox_entry};
 
 use crate::store::{
     Batch, ContactRecord, ContactState, KdfParams, MessageRecord, MessageStatus, OutboxRecord,
@@ -158,6 +158,40 @@ impl std::fmt::Debug for Engine {
             .field("sessions", &self.sessions.len())
             .finish_non_exhaustive()
     }
+}
+
+/// How an envelope reached this node, which decides whether its sender is owed a delivery receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Via {
+    /// Handed over by this peer on a direct connection: if it is the sender, the transport's ack tells
+    /// it the envelope arrived; any other peer (a LAN mailbox pushing it) earns the sender a receipt.
+    Direct(libp2p::PeerId),
+    /// Fetched from (or pushed by) a mailbox server: the sender gets a receipt.
+    Mailbox,
+    /// Handed over by its sender, whoever that turns out to be (tests and tools): no receipt.
+    Sender,
+}
+
+impl Via {
+    /// Whether a message from `sender` that came this way earns `sender` a delivery receipt.
+    pub fn owes_receipt(&self, sender: &IdentityKey) -> bool {
+        match self {
+            Self::Direct(peer) => {
+                libp2p::PeerId::from_bytes(&sender.peer_id_bytes()).ok() != Some(*peer)
+            }
+            Self::Mailbox => true,
+            Self::Sender => false,
+        }
+    }
+}
+
+/// One envelope's outcome in [`Engine::receive_many`].
+#[derive(Debug)]
+pub struct Inbound {
+    /// The envelope's id, if it decoded (what a mailbox is acknowledged with).
+    pub envelope_id: Option<EnvelopeId>,
+    pub outcome: Result<Received, ReceiveError>,
 }
 
 /// Milliseconds since the unix epoch.

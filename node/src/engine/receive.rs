@@ -10,11 +10,21 @@ impl Engine {
     /// restarts, for as long as the duplicate check remembers the message) is [`Received::Copy`], found
     /// before any decryption is tried.
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Received, ReceiveError> {
-        match self.receive_group(&[bytes]) {
-            Ok(outcomes) => outcomes
-                .into_iter()
-                .next()
-                .unwrap_or(Err(ReceiveError::Store(group_failed("no outcome")))),
+        self.receive_at(bytes, Via::Sender, now_ms())
+    }
+
+    /// [`Self::receive`] at `now_ms`, from `via`.
+    pub fn receive_at(
+        &mut self,
+        bytes: &[u8],
+        via: Via,
+        now_ms: u64,
+    ) -> Result<Received, ReceiveError> {
+        match self.receive_group(&[(bytes, via)], now_ms) {
+            Ok(outcomes) => outcomes.into_iter().next().map_or_else(
+                || Err(ReceiveError::Store(group_failed("no outcome"))),
+                |inbound| inbound.outcome,
+            ),
             Err(e) => Err(e.into()),
         }
     }
@@ -22,37 +32,60 @@ impl Engine {
     /// Group commit of [`Self::receive`]: opens and decrypts each envelope in order and stores them all
     /// with one durable commit. One outcome per envelope, in order; none may be acknowledged before this
     /// returns. If the group cannot be stored, each envelope is stored on its own instead.
-    pub fn receive_many(&mut self, envelopes: &[&[u8]]) -> Vec<Result<Received, ReceiveError>> {
+    ///
+    /// Each envelope says how it came ([`Via`]). A new message (or a copy of one stored before) that its
+    /// sender did not hand over itself earns the sender a delivery receipt, queued in the same commit
+    /// (one per sender and group), and the envelopes it answers are forgotten in that commit, so a
+    /// replayed copy earns no second receipt.
+    pub fn receive_many(&mut self, envelopes: &[(&[u8], Via)], now_ms: u64) -> Vec<Inbound> {
         if envelopes.len() > 1 {
-            match self.receive_group(envelopes) {
+            match self.receive_group(envelopes, now_ms) {
                 Ok(outcomes) => return outcomes,
                 Err(e) => {
                     warn!(error = %e, "group commit failed; storing the envelopes one by one")
                 }
             }
         }
-        envelopes.iter().map(|bytes| self.receive(bytes)).collect()
+        envelopes
+            .iter()
+            .map(
+                |(bytes, via)| match self.receive_group(&[(bytes, *via)], now_ms) {
+                    Ok(mut outcomes) if outcomes.len() == 1 => outcomes.remove(0),
+                    Ok(_) => Inbound {
+                        envelope_id: None,
+                        outcome: Err(ReceiveError::Store(group_failed("no outcome"))),
+                    },
+                    Err(e) => Inbound {
+                        envelope_id: Envelope::decode(bytes).ok().map(|e| e.id()),
+                        outcome: Err(e.into()),
+                    },
+                },
+            )
+            .collect()
     }
 
-    /// Decrypts and stores `envelopes` in one write transaction; an `Err` means nothing was stored and
-    /// every session the group advanced was dropped from memory (to be reloaded from the store).
+    /// Decrypts and stores `envelopes`, with the delivery receipts they earn, in one write transaction;
+    /// an `Err` means nothing was stored and every session the group advanced was dropped from memory (to
+    /// be reloaded from the store).
     pub(super) fn receive_group(
         &mut self,
-        envelopes: &[&[u8]],
-    ) -> Result<Vec<Result<Received, ReceiveError>>, StoreError> {
-        let now = now_ms();
+        envelopes: &[(&[u8], Via)],
+        now: u64,
+    ) -> Result<Vec<Inbound>, StoreError> {
         let pickle_key = self.store.pickle_key();
         let mut touched = Vec::new();
         let Self {
             store,
             identity,
+            card,
             sessions,
-            ..
+            cards,
         } = self;
+        let mut rng = rand::rng();
         let result = store.transaction(|batch| {
             let mut outcomes = Vec::with_capacity(envelopes.len());
-            for bytes in envelopes {
-                outcomes.push(receive_one(
+            for (bytes, _) in envelopes {
+                let (envelope_id, outcome) = receive_one(
                     batch,
                     identity,
                     sessions,
@@ -60,12 +93,25 @@ impl Engine {
                     bytes,
                     now,
                     &mut touched,
-                )?);
+                )?;
+                outcomes.push(Inbound {
+                    envelope_id,
+                    outcome,
+                });
             }
+            let mut receipts = Receipts {
+                identity,
+                card,
+                sessions,
+                cards,
+                pickle_key: &pickle_key,
+                touched: &mut touched,
+            };
+            receipts.queue(batch, envelopes, &outcomes, now, &mut rng)?;
             // Each advanced session once, in its latest state.
             for sender in &touched {
                 if let Some(peer) = sessions.get(sender) {
-                    batch.put_session(sender, &peer.pickle(&pickle_key, &mut rand::rng()))?;
+                    batch.put_session(sender, &peer.pickle(&pickle_key, &mut rng))?;
                 }
             }
             Ok(outcomes)
@@ -80,6 +126,136 @@ impl Engine {
     }
 }
 
+/// A message a receipt confirms, and the envelope that carried it (to forget).
+type Confirmed = (MessageId, Option<EnvelopeId>);
+
+/// What a receive group needs to seal the delivery receipts it queues.
+struct Receipts<'a> {
+    identity: &'a Identity,
+    card: &'a ContactCard,
+    sessions: &'a mut HashMap<IdentityKey, PeerSessions>,
+    cards: &'a mut HashMap<IdentityKey, ContactCard>,
+    pickle_key: &'a tern_protocol::PickleKey,
+    touched: &'a mut Vec<IdentityKey>,
+}
+
+impl Receipts<'_> {
+    /// Queues one delivery receipt per sender (per [`tern_protocol::message::MAX_RECEIPT_IDS`] ids) for
+    /// the new messages and copies whose sender did not hand them over itself, forgetting the envelopes
+    /// they answer. A receipt that cannot be sealed (a blocked or unknown contact, a bad card) is skipped;
+    /// a store failure aborts the group.
+    fn queue(
+        &mut self,
+        batch: &mut Batch<'_>,
+        envelopes: &[(&[u8], Via)],
+        outcomes: &[Inbound],
+        now: u64,
+        rng: &mut impl rand::CryptoRng,
+    ) -> Result<(), StoreError> {
+        // Per sender, in order of first appearance: the message ids and the envelopes that carried them.
+        let mut owed: Vec<(IdentityKey, Vec<Confirmed>)> = Vec::new();
+        for ((_, via), inbound) in envelopes.iter().zip(outcomes) {
+            let (sender, id) = match &inbound.outcome {
+                Ok(Received::Message { message, .. }) => (message.conversation, message.id),
+                Ok(Received::Copy { contact, id }) => (*contact, *id),
+                _ => continue,
+            };
+            if !via.owes_receipt(&sender) {
+                continue;
+            }
+            match owed.iter_mut().find(|(to, _)| *to == sender) {
+                Some((_, ids)) => ids.push((id, inbound.envelope_id)),
+                None => owed.push((sender, vec![(id, inbound.envelope_id)])),
+            }
+        }
+        for (to, confirmed) in owed {
+            for chunk in confirmed.chunks(tern_protocol::message::MAX_RECEIPT_IDS) {
+                let ids = chunk.iter().map(|(id, _)| *id).collect();
+                match self.seal(batch, &to, Body::Delivered(ids), now, rng) {
+                    Ok((content, envelope)) => {
+                        batch.outbox_enqueue(&outbox_entry(&to, &content, &envelope, now))?;
+                        for answered in chunk.iter().filter_map(|(_, e)| e.as_ref()) {
+                            batch.forget_envelope(answered)?;
+                        }
+                    }
+                    Err(EngineError::Store(e)) => return Err(e),
+                    Err(e) => debug!(error = %e, "cannot queue a delivery receipt"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals a control message for `to` inside the group's transaction; the advanced session is written
+    /// with the group's.
+    fn seal(
+        &mut self,
+        batch: &mut Batch<'_>,
+        to: &IdentityKey,
+        body: Body,
+        now: u64,
+        rng: &mut impl rand::CryptoRng,
+    ) -> Result<(Content, Envelope), EngineError> {
+        let contact = batch
+            .contact(to)?
+            .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
+        if contact.state == ContactState::Blocked {
+            return Err(EngineError::Blocked);
+        }
+        let their_card = cached_card(self.cards, &contact)?;
+        let content = Content {
+            id: MessageId::new_v7(now, rng),
+            sent_at_ms: now,
+            body,
+        };
+        let plaintext = zeroize::Zeroizing::new(content.encode()?);
+        let peer = session_in(
+            batch,
+            self.sessions,
+            self.pickle_key,
+            self.identity.key(),
+            *to,
+        )?;
+        let session_message =
+            peer.encrypt(self.identity, self.card, Some(&their_card), &plaintext, rng)?;
+        if !self.touched.contains(to) {
+            self.touched.push(*to);
+        }
+        let envelope = Envelope::seal(
+            self.identity,
+            their_card.identity(),
+            &session_message,
+            now / 1000 + MAIL_TTL_S,
+            rng,
+        )?;
+        Ok((content, envelope))
+    }
+}
+
+/// The sessions with `peer`, loaded into `sessions` from the transaction's view of the store if needed
+/// (afresh if the stored ones are unreadable).
+fn session_in<'s>(
+    batch: &Batch<'_>,
+    sessions: &'s mut HashMap<IdentityKey, PeerSessions>,
+    pickle_key: &tern_protocol::PickleKey,
+    me: IdentityKey,
+    peer: IdentityKey,
+) -> Result<&'s mut PeerSessions, StoreError> {
+    Ok(match sessions.entry(peer) {
+        std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            let loaded = match batch.session(&peer)? {
+                Some(pickle) => PeerSessions::unpickle(pickle_key, &pickle).unwrap_or_else(|e| {
+                    warn!(error = %e, "stored sessions unreadable; starting afresh");
+                    PeerSessions::new(me, peer)
+                }),
+                None => PeerSessions::new(me, peer),
+            };
+            slot.insert(loaded)
+        }
+    })
+}
+
 /// One envelope of a receive group, inside its write transaction: the outer `Err` (a store failure)
 /// aborts the group; the inner one refuses this envelope only. Advanced sessions are listed in `touched`
 /// for the caller to persist.
@@ -91,11 +267,27 @@ pub(super) fn receive_one(
     bytes: &[u8],
     now: u64,
     touched: &mut Vec<IdentityKey>,
-) -> Result<Result<Received, ReceiveError>, StoreError> {
+) -> Result<(Option<EnvelopeId>, Result<Received, ReceiveError>), StoreError> {
     let envelope = match Envelope::decode(bytes) {
         Ok(envelope) => envelope,
-        Err(e) => return Ok(Err(e.into())),
+        Err(e) => return Ok((None, Err(e.into()))),
     };
+    let envelope_id = envelope.id();
+    let outcome = open_one(
+        batch, identity, sessions, pickle_key, &envelope, now, touched,
+    )?;
+    Ok((Some(envelope_id), outcome))
+}
+
+fn open_one(
+    batch: &mut Batch<'_>,
+    identity: &Identity,
+    sessions: &mut HashMap<IdentityKey, PeerSessions>,
+    pickle_key: &tern_protocol::PickleKey,
+    envelope: &Envelope,
+    now: u64,
+    touched: &mut Vec<IdentityKey>,
+) -> Result<Result<Received, ReceiveError>, StoreError> {
     let opened = match envelope.open(identity, now / 1000) {
         Ok(opened) => opened,
         Err(e) => return Ok(Err(e.into())),
@@ -116,20 +308,7 @@ pub(super) fn receive_one(
     {
         return Ok(Ok(Received::Copy { contact, id }));
     }
-    let me = identity.key();
-    let peer = match sessions.entry(sender) {
-        std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
-        std::collections::hash_map::Entry::Vacant(slot) => {
-            let loaded = match batch.session(&sender)? {
-                Some(pickle) => PeerSessions::unpickle(pickle_key, &pickle).unwrap_or_else(|e| {
-                    warn!(error = %e, "stored sessions unreadable; starting afresh");
-                    PeerSessions::new(me, sender)
-                }),
-                None => PeerSessions::new(me, sender),
-            };
-            slot.insert(loaded)
-        }
-    };
+    let peer = session_in(batch, sessions, pickle_key, identity.key(), sender)?;
     let decrypted = match peer.decrypt(identity, &opened.session_message) {
         Ok(decrypted) => decrypted,
         Err(e) => return Ok(Err(e.into())),

@@ -26,7 +26,7 @@ use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::engine::{Engine, EngineError, ReceiveError, Received, now_ms};
+use crate::engine::{Engine, EngineError, ReceiveError, Received, Via, now_ms};
 use crate::mailbox::server::{MailboxConfig, MailboxError, MailboxServer};
 use crate::mailbox::wire::{
     MAILBOX_PROTOCOL, MAX_FETCH_ENVELOPES, MailboxRequest, MailboxResponse, NONCE_LEN, OwnerAuth,
