@@ -90,3 +90,32 @@ fn only_a_message_pushed_by_another_peer_earns_a_receipt() {
     assert!(matches!(copy[0].outcome, Ok(Received::Copy { .. })));
     assert_eq!(bob.store().outbox_for(&alice.key(), 10).unwrap().len(), 2);
 }
+
+#[test]
+fn the_engine_takes_its_time_from_the_caller() {
+    let (_da, _db, mut alice, mut bob) = pair();
+    let t0 = 1_800_000_000_000;
+    let (message, entry) = alice.send_text_at(&bob.key(), "at t0", t0).unwrap();
+    assert_eq!((message.sent_at_ms, entry.next_attempt_ms), (t0, t0));
+    // A failed attempt is rescheduled from the time given, not the wall clock.
+    alice.attempt_failed_at(&entry, t0 + 5).unwrap();
+    let queued = alice.store().outbox_for(&bob.key(), 1).unwrap();
+    assert_eq!(
+        queued[0].next_attempt_ms,
+        t0 + 5 + tern_node::engine::retry_delay_ms(1)
+    );
+    assert!(alice.store().outbox_due(t0 + 5, 10).unwrap().is_empty());
+    // Received at the time given.
+    let out = bob.receive_many(&[(entry.envelope.as_slice(), Via::Sender)], t0 + 7);
+    match &out[0].outcome {
+        Ok(Received::Message { message, .. }) => assert_eq!(message.received_at_ms, t0 + 7),
+        other => panic!("expected a message, got {other:?}"),
+    }
+    // Once the envelope has expired, a failed attempt gives up.
+    let late = (entry.expires_at + 1) * 1000;
+    assert_eq!(
+        alice.attempt_failed_at(&queued[0], late).unwrap(),
+        Some(MessageStatus::Failed)
+    );
+    assert_eq!(alice.store().outbox_len().unwrap(), 0);
+}

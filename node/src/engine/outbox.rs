@@ -51,7 +51,16 @@ impl Engine {
         &mut self,
         entry: &OutboxRecord,
     ) -> Result<Option<MessageStatus>, EngineError> {
-        let now = now_ms();
+        self.attempt_failed_at(entry, now_ms())
+    }
+
+    /// [`Self::attempt_failed`] at `now_ms` (unix milliseconds).
+    pub fn attempt_failed_at(
+        &mut self,
+        entry: &OutboxRecord,
+        now_ms: u64,
+    ) -> Result<Option<MessageStatus>, EngineError> {
+        let now = now_ms;
         if now / 1000 >= entry.expires_at {
             let mut batch = self.store.batch()?;
             batch.outbox_remove(&entry.message_id)?;

@@ -64,6 +64,7 @@ impl Engine {
         to: &IdentityKey,
         id: Option<MessageId>,
         body: Body,
+        now: u64,
         write: impl FnOnce(
             &mut Batch<'_>,
             &mut ContactRecord,
@@ -76,7 +77,6 @@ impl Engine {
             .store
             .contact(to)?
             .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
-        let now = now_ms();
         let result = self
             .seal(&contact, id, body, now)
             .and_then(|(content, envelope, pickle)| {
@@ -98,10 +98,21 @@ impl Engine {
         to: &IdentityKey,
         text: &str,
     ) -> Result<(MessageRecord, OutboxRecord), EngineError> {
+        self.send_text_at(to, text, now_ms())
+    }
+
+    /// [`Self::send_text`] at `now_ms` (unix milliseconds).
+    pub fn send_text_at(
+        &mut self,
+        to: &IdentityKey,
+        text: &str,
+        now_ms: u64,
+    ) -> Result<(MessageRecord, OutboxRecord), EngineError> {
         let (_, _, queued) = self.send_sealed(
             to,
             None,
             Body::Text(text.to_owned()),
+            now_ms,
             |batch, contact, content, envelope, now| {
                 write_text(batch, contact, content, envelope, now, text)
             },
@@ -117,13 +128,22 @@ impl Engine {
         &mut self,
         texts: &[(IdentityKey, String)],
     ) -> Vec<Result<(MessageRecord, OutboxRecord), EngineError>> {
+        self.send_texts_at(texts, now_ms())
+    }
+
+    /// [`Self::send_texts`] at `now_ms` (unix milliseconds).
+    pub fn send_texts_at(
+        &mut self,
+        texts: &[(IdentityKey, String)],
+        now_ms: u64,
+    ) -> Vec<Result<(MessageRecord, OutboxRecord), EngineError>> {
+        let now = now_ms;
         if texts.len() <= 1 {
             return texts
                 .iter()
-                .map(|(to, text)| self.send_text(to, text))
+                .map(|(to, text)| self.send_text_at(to, text, now))
                 .collect();
         }
-        let now = now_ms();
         let mut recipients: Vec<IdentityKey> = Vec::new();
         // A recipient whose seal failed: its later texts in this group fail too, because its in-memory
         // session may be ahead of what this group writes.
@@ -209,13 +229,29 @@ impl Engine {
         body: Body,
         queue: bool,
     ) -> Result<(MessageId, Envelope), EngineError> {
-        let (content, envelope, ()) =
-            self.send_sealed(to, None, body, |batch, _, content, envelope, now| {
+        self.send_control_at(to, body, queue, now_ms())
+    }
+
+    /// [`Self::send_control`] at `now_ms` (unix milliseconds).
+    pub fn send_control_at(
+        &mut self,
+        to: &IdentityKey,
+        body: Body,
+        queue: bool,
+        now_ms: u64,
+    ) -> Result<(MessageId, Envelope), EngineError> {
+        let (content, envelope, ()) = self.send_sealed(
+            to,
+            None,
+            body,
+            now_ms,
+            |batch, _, content, envelope, now| {
                 if queue {
                     batch.outbox_enqueue(&outbox_entry(to, content, envelope, now))?;
                 }
                 Ok(())
-            })?;
+            },
+        )?;
         Ok((content.id, envelope))
     }
 
@@ -232,6 +268,7 @@ impl Engine {
             to,
             None,
             Body::Delivered(ids),
+            now_ms(),
             |batch, _, content, envelope, now| {
                 batch.outbox_enqueue(&outbox_entry(to, content, envelope, now))?;
                 for answered in envelopes {
@@ -250,6 +287,16 @@ impl Engine {
         contact: &IdentityKey,
         id: &MessageId,
     ) -> Result<MessageRecord, EngineError> {
+        self.retry_at(contact, id, now_ms())
+    }
+
+    /// [`Self::retry`] at `now_ms` (unix milliseconds).
+    pub fn retry_at(
+        &mut self,
+        contact: &IdentityKey,
+        id: &MessageId,
+        now_ms: u64,
+    ) -> Result<MessageRecord, EngineError> {
         let message = self
             .store
             .message(contact, id)?
@@ -259,6 +306,7 @@ impl Engine {
             contact,
             Some(message.id),
             Body::Text(message.text.clone()),
+            now_ms,
             |batch, _, content, envelope, now| {
                 batch.update_message_status(contact, id, MessageStatus::Sending)?;
                 batch.outbox_enqueue(&outbox_entry(contact, content, envelope, now))?;
@@ -277,6 +325,16 @@ impl Engine {
         contact: &IdentityKey,
         ids: &[MessageId],
     ) -> Result<Vec<MessageId>, EngineError> {
+        self.mark_read_at(contact, ids, now_ms())
+    }
+
+    /// [`Self::mark_read`] at `now_ms` (unix milliseconds).
+    pub fn mark_read_at(
+        &mut self,
+        contact: &IdentityKey,
+        ids: &[MessageId],
+        now_ms: u64,
+    ) -> Result<Vec<MessageId>, EngineError> {
         let mut changed = Vec::new();
         for id in ids {
             if let Some(m) = self.store.message(contact, id)?
@@ -290,7 +348,7 @@ impl Engine {
             }
         }
         for chunk in changed.chunks(tern_protocol::message::MAX_RECEIPT_IDS) {
-            self.send_control(contact, Body::Read(chunk.to_vec()), true)?;
+            self.send_control_at(contact, Body::Read(chunk.to_vec()), true, now_ms)?;
         }
         Ok(changed)
     }
