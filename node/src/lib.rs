@@ -7,6 +7,7 @@ pub mod engine;
 pub mod mailbox;
 pub mod net;
 pub mod node;
+pub mod outbox;
 mod redb_file;
 pub mod settings;
 pub mod store;

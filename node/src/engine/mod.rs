@@ -31,9 +31,10 @@ mod send;
 use contacts::{cached_card, contact_after_card};
 use send::{group_failed, outbox_entry};
 
+use crate::outbox::OutboxEntry;
 use crate::store::{
-    Batch, ContactRecord, ContactState, KdfParams, MessageRecord, MessageStatus, OutboxRecord,
-    Password, SEEN_RETENTION_MS, Store, StoreError, VaultItem,
+    Batch, ContactRecord, ContactState, KdfParams, MessageRecord, MessageStatus, Password,
+    SEEN_RETENTION_MS, Store, StoreError, VaultItem,
 };
 
 /// How long mail stays deliverable (7 days), the envelope expiry.

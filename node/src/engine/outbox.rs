@@ -4,7 +4,7 @@ use super::*;
 
 impl Engine {
     /// Outbox entries due at `now`, oldest first.
-    pub fn outbox_due(&self, now: u64, limit: usize) -> Result<Vec<OutboxRecord>, EngineError> {
+    pub fn outbox_due(&self, now: u64, limit: usize) -> Result<Vec<OutboxEntry>, EngineError> {
         Ok(self.store.outbox_due(now, limit)?)
     }
 
@@ -12,7 +12,7 @@ impl Engine {
     /// message on to `status`. Returns whether the message's status changed.
     pub fn delivered(
         &mut self,
-        entry: &OutboxRecord,
+        entry: &OutboxEntry,
         status: MessageStatus,
     ) -> Result<bool, EngineError> {
         let changed = self.delivered_many(std::slice::from_ref(entry), status)?;
@@ -23,7 +23,7 @@ impl Engine {
     /// message's status changed.
     pub fn delivered_many(
         &mut self,
-        entries: &[OutboxRecord],
+        entries: &[OutboxEntry],
         status: MessageStatus,
     ) -> Result<Vec<bool>, EngineError> {
         Ok(self.store.transaction(|batch| {
@@ -49,7 +49,7 @@ impl Engine {
     /// Returns `Some(status)` when the message's status changed (to `Failed`).
     pub fn attempt_failed(
         &mut self,
-        entry: &OutboxRecord,
+        entry: &OutboxEntry,
     ) -> Result<Option<MessageStatus>, EngineError> {
         self.attempt_failed_at(entry, now_ms())
     }
@@ -57,7 +57,7 @@ impl Engine {
     /// [`Self::attempt_failed`] at `now_ms` (unix milliseconds).
     pub fn attempt_failed_at(
         &mut self,
-        entry: &OutboxRecord,
+        entry: &OutboxEntry,
         now_ms: u64,
     ) -> Result<Option<MessageStatus>, EngineError> {
         let now = now_ms;

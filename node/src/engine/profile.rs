@@ -122,6 +122,11 @@ impl Engine {
         &self.store
     }
 
+    /// A read-only handle on the store for other threads (page, search, contacts off the event loop).
+    pub fn reader(&self) -> crate::store::StoreReader {
+        self.store.reader()
+    }
+
     pub fn store_mut(&mut self) -> &mut Store {
         &mut self.store
     }

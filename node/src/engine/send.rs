@@ -97,7 +97,7 @@ impl Engine {
         &mut self,
         to: &IdentityKey,
         text: &str,
-    ) -> Result<(MessageRecord, OutboxRecord), EngineError> {
+    ) -> Result<(MessageRecord, OutboxEntry), EngineError> {
         self.send_text_at(to, text, now_ms())
     }
 
@@ -107,7 +107,7 @@ impl Engine {
         to: &IdentityKey,
         text: &str,
         now_ms: u64,
-    ) -> Result<(MessageRecord, OutboxRecord), EngineError> {
+    ) -> Result<(MessageRecord, OutboxEntry), EngineError> {
         let (_, _, queued) = self.send_sealed(
             to,
             None,
@@ -127,7 +127,7 @@ impl Engine {
     pub fn send_texts(
         &mut self,
         texts: &[(IdentityKey, String)],
-    ) -> Vec<Result<(MessageRecord, OutboxRecord), EngineError>> {
+    ) -> Vec<Result<(MessageRecord, OutboxEntry), EngineError>> {
         self.send_texts_at(texts, now_ms())
     }
 
@@ -136,7 +136,7 @@ impl Engine {
         &mut self,
         texts: &[(IdentityKey, String)],
         now_ms: u64,
-    ) -> Vec<Result<(MessageRecord, OutboxRecord), EngineError>> {
+    ) -> Vec<Result<(MessageRecord, OutboxEntry), EngineError>> {
         let now = now_ms;
         if texts.len() <= 1 {
             return texts
@@ -360,8 +360,8 @@ pub(super) fn outbox_entry(
     content: &Content,
     envelope: &Envelope,
     now: u64,
-) -> OutboxRecord {
-    OutboxRecord {
+) -> OutboxEntry {
+    OutboxEntry {
         message_id: content.id,
         recipient: *to,
         envelope: envelope.encode(),
@@ -386,7 +386,7 @@ pub(super) fn write_text(
     envelope: &Envelope,
     now: u64,
     text: &str,
-) -> Result<(MessageRecord, OutboxRecord), StoreError> {
+) -> Result<(MessageRecord, OutboxEntry), StoreError> {
     let to = contact.key;
     if contact.state == ContactState::Requested {
         contact.state = ContactState::Accepted;

@@ -52,7 +52,7 @@ impl EventLoop {
 
     /// Sends a just-queued entry if its recipient is connected and there is room in flight; otherwise the
     /// outbox pass picks it up (and dials).
-    pub(super) fn deliver_now(&mut self, entry: OutboxRecord) {
+    pub(super) fn deliver_now(&mut self, entry: OutboxEntry) {
         let Some(peer) = peer_id_of(&entry.recipient) else {
             return;
         };
@@ -81,7 +81,7 @@ impl EventLoop {
         }
     }
 
-    pub(super) fn send_entry(&mut self, peer: PeerId, entry: OutboxRecord) {
+    pub(super) fn send_entry(&mut self, peer: PeerId, entry: OutboxEntry) {
         match EnvelopeRequest::new(entry.envelope.clone()) {
             Ok(request) => {
                 let id = self
@@ -149,7 +149,7 @@ impl EventLoop {
         matches!(self.engine.store().contact(&key), Ok(Some(_))).then_some(key)
     }
 
-    pub(super) fn retry_later(&mut self, entry: &OutboxRecord) {
+    pub(super) fn retry_later(&mut self, entry: &OutboxEntry) {
         match self.engine.attempt_failed(entry) {
             Ok(Some(status)) => self.emit(Event::StatusChanged {
                 contact: entry.recipient,
@@ -226,7 +226,7 @@ impl EventLoop {
 
     /// Starts depositing `entry` with up to [`DEPOSIT_COPIES`] connected mailbox servers. Returns whether
     /// any deposit is under way.
-    pub(super) fn deposit(&mut self, entry: &OutboxRecord) -> bool {
+    pub(super) fn deposit(&mut self, entry: &OutboxEntry) -> bool {
         if self.awaiting_lookup(&entry.recipient) {
             // Wait for the recipient's mailbox record before falling back to shared servers.
             return true;

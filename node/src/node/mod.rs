@@ -35,7 +35,8 @@ use crate::net::{
     ClientBehaviour, ClientBehaviourEvent, EnvelopeAck, EnvelopeRequest, NetConfig, NetError,
     RejectReason, build_swarm,
 };
-use crate::store::{ContactRecord, MessageRecord, MessageStatus, OutboxRecord};
+use crate::outbox::OutboxEntry;
+use crate::store::{ContactRecord, MessageRecord, MessageStatus};
 
 /// Commands waiting for the event loop.
 pub const COMMAND_QUEUE: usize = 64;
@@ -454,13 +455,13 @@ struct EventLoop {
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<Event>,
     /// Envelope requests awaiting an ack, with the outbox entry each carries.
-    in_flight: HashMap<OutboundRequestId, OutboxRecord>,
+    in_flight: HashMap<OutboundRequestId, OutboxEntry>,
     /// Outbox entries currently in flight, so a pass does not send one twice.
     sending: HashSet<MessageId>,
     /// Requests whose ack nobody waits for (typing).
     fire_and_forget: HashSet<OutboundRequestId>,
     /// Entries for connected peers waiting for a free in-flight slot.
-    waiting: VecDeque<OutboxRecord>,
+    waiting: VecDeque<OutboxEntry>,
     /// Addresses learned from mDNS and successful dials.
     known_addrs: HashMap<PeerId, Vec<Multiaddr>>,
     lan_only: bool,
@@ -528,7 +529,7 @@ enum MailboxCall {
 
 /// An outbox entry on its way into mailboxes.
 struct Deposit {
-    entry: OutboxRecord,
+    entry: OutboxEntry,
     stored: HashSet<PeerId>,
     asked: HashSet<PeerId>,
     needed: usize,
@@ -548,7 +549,7 @@ struct Pending {
     /// Received envelopes, answered after they are stored.
     inbound: Vec<(PeerId, EnvelopeRequest, ResponseChannel<EnvelopeAck>)>,
     /// Outbox entries acknowledged by their recipients, to be recorded as delivered.
-    delivered: Vec<OutboxRecord>,
+    delivered: Vec<OutboxEntry>,
     /// A command taken from the queue while gathering sends that is not a send: handled next.
     command: Option<Command>,
 }

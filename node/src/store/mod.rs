@@ -36,7 +36,7 @@
 //! | `conversation_messages` | `conv(c) ‖ u64 BE sort_ms ‖ row(c, id)`             | sealed [`MessageRecord`] (v2: conversation and sender) |
 //! | `conversation_message_index` | `row(c, id)`                                   | sealed `conversation_messages` key |
 //! | `conversation_unread` | a `conversation_messages` key of an unread incoming message | empty               |
-//! | `outbox_by_recipient` | `blind(contact, recipient) ‖ u64 BE created_ms ‖ out(id)` | sealed [`OutboxRecord`]    |
+//! | `outbox_by_recipient` | `blind(contact, recipient) ‖ u64 BE created_ms ‖ out(id)` | sealed [`crate::outbox::OutboxEntry`]    |
 //! | `outbox_due`    | `u64 BE next_attempt_ms ‖ u64 BE created_ms ‖ out(id)`      | sealed `outbox_by_recipient` key |
 //! | `outbox_index`  | `out(id)`                                                   | sealed `outbox_by_recipient` key |
 //! | `seen`          | `blind(seen, sender ‖ message id)`                          | sealed u64 BE expiry (ms)  |
@@ -113,8 +113,10 @@ pub use migrate::MIGRATING_FILE;
 pub use reader::{KeySlotUpdate, StoreReader};
 pub use records::{
     ContactRecord, ContactState, MAX_CARD_LEN, MAX_ENVELOPE_LEN, MAX_LOCAL_NAME_LEN, MAX_TEXT_LEN,
-    MESSAGE_RECORD_VERSION, MessageRecord, MessageStatus, OutboxRecord, RECORD_VERSION,
+    MESSAGE_RECORD_VERSION, MessageRecord, MessageStatus, RECORD_VERSION,
 };
+
+use records::OutboxRecord;
 
 use kdf::KeySlot;
 use keys::Keys;

@@ -22,6 +22,7 @@ use tern_protocol::{IdentityKey, MessageId};
 
 use super::StoreError;
 use crate::api::{CONVERSATION_ID_LEN, ConversationId};
+pub(crate) use crate::outbox::OutboxEntry as OutboxRecord;
 
 /// Version byte of the contact and outbox record encodings this build writes.
 pub const RECORD_VERSION: u8 = 1;
@@ -419,51 +420,9 @@ impl MessageRecord {
     }
 }
 
-/// An envelope waiting to be sent (or re-sent) to a recipient or their mailbox.
-#[derive(Clone, PartialEq, Eq)]
-pub struct OutboxRecord {
-    /// The message the envelope carries; the record's row is its blind index.
-    pub message_id: MessageId,
-    /// Who it is for.
-    pub recipient: IdentityKey,
-    /// The encoded envelope, at most [`MAX_ENVELOPE_LEN`] bytes.
-    pub envelope: Vec<u8>,
-    /// How many sends were tried.
-    pub attempts: u32,
-    /// Not to be tried before this time, unix milliseconds.
-    pub next_attempt_ms: u64,
-    /// When it was queued, unix milliseconds.
-    pub created_ms: u64,
-    /// The envelope's own expiry (the unit the envelope uses: unix seconds).
-    pub expires_at: u64,
-}
-
-impl fmt::Debug for OutboxRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Self {
-            message_id,
-            recipient,
-            envelope,
-            attempts,
-            next_attempt_ms,
-            created_ms,
-            expires_at,
-        } = self;
-        f.debug_struct("OutboxRecord")
-            .field("message_id", message_id)
-            .field("recipient", recipient)
-            .field("envelope_len", &envelope.len())
-            .field("attempts", attempts)
-            .field("next_attempt_ms", next_attempt_ms)
-            .field("created_ms", created_ms)
-            .field("expires_at", expires_at)
-            .finish()
-    }
-}
-
 impl OutboxRecord {
     /// Encodes the record, refusing an envelope over [`MAX_ENVELOPE_LEN`].
-    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+    pub(in crate::store) fn encode(&self) -> Result<Vec<u8>, StoreError> {
         check_len("envelope", self.envelope.len(), MAX_ENVELOPE_LEN)?;
         let mut w = Writer::with_capacity(80 + self.envelope.len());
         w.u8(RECORD_VERSION)
@@ -478,7 +437,7 @@ impl OutboxRecord {
     }
 
     /// Decodes a record written by [`Self::encode`].
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    pub(in crate::store) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         version(&mut r, "outbox record")?;
         let message_id = MessageId(r.array("message id")?);
