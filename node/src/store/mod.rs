@@ -68,6 +68,13 @@
 //! Only `meta` holds plain values (the format version and the key slot, which is itself an AEAD). Keys hold
 //! no names, identity keys, message ids or text; they do show timestamps (ordering), counts and sizes.
 //!
+//! # Readers
+//!
+//! [`Store::reader`] hands out a [`StoreReader`] (`Clone + Send + Sync`): reads in the user's nouns
+//! (`crate::api` contacts, conversations, pages, search) on redb read transactions, which run beside the
+//! writer, so a long read never holds up the event loop that owns the [`Store`]. The slow half of a password
+//! change ([`StoreReader::rewrap`]) runs there too; [`Store::install_key_slot`] is the fast half.
+//!
 //! # Durability
 //!
 //! Every write method, and [`Batch::commit`], commits with redb's default durability
