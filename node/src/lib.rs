@@ -12,6 +12,7 @@ pub mod frame;
 pub mod mailbox;
 pub mod net;
 pub mod node;
+pub mod outbox;
 pub mod profile;
 mod redb_file;
 pub mod settings;

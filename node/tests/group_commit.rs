@@ -9,7 +9,7 @@ use common::password;
 use libp2p::PeerId;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use tern_node::engine::{Engine, ReceiveError, Received};
+use tern_node::engine::{Engine, ReceiveError, Received, Via, now_ms};
 use tern_node::mailbox::{MailboxConfig, MailboxRequest, MailboxResponse, MailboxServer, Refusal};
 use tern_node::store::{KdfParams, MessageStatus};
 use tern_protocol::{Envelope, Identity};
@@ -38,14 +38,20 @@ fn grouped_sends_and_receives_store_every_message_in_order_and_survive_reopen() 
     assert_eq!(alice.store().outbox().unwrap().len(), 5);
 
     // Garbage in the middle of the group is refused on its own; the rest are stored.
-    let mut group: Vec<&[u8]> = entries.iter().map(|e| e.envelope.as_slice()).collect();
-    group.insert(2, b"not an envelope");
-    let outcomes = bob.receive_many(&group);
+    let mut group: Vec<(&[u8], Via)> = entries
+        .iter()
+        .map(|e| (e.envelope.as_slice(), Via::Sender))
+        .collect();
+    group.insert(2, (b"not an envelope", Via::Sender));
+    let outcomes = bob.receive_many(&group, now_ms());
     assert_eq!(outcomes.len(), 6);
-    assert!(matches!(outcomes[2], Err(ReceiveError::Malformed(_))));
+    assert!(matches!(
+        outcomes[2].outcome,
+        Err(ReceiveError::Malformed(_))
+    ));
     let received: Vec<String> = outcomes
         .into_iter()
-        .filter_map(|o| match o {
+        .filter_map(|o| match o.outcome {
             Ok(Received::Message { message, .. }) => Some(message.text),
             _ => None,
         })
@@ -56,10 +62,13 @@ fn grouped_sends_and_receives_store_every_message_in_order_and_survive_reopen() 
     );
 
     // The same envelopes again, as a group: duplicates, nothing stored twice.
-    let again: Vec<&[u8]> = entries.iter().map(|e| e.envelope.as_slice()).collect();
-    for outcome in bob.receive_many(&again) {
+    let again: Vec<(&[u8], Via)> = entries
+        .iter()
+        .map(|e| (e.envelope.as_slice(), Via::Sender))
+        .collect();
+    for inbound in bob.receive_many(&again, now_ms()) {
         assert!(
-            !matches!(outcome, Ok(Received::Message { .. })),
+            !matches!(inbound.outcome, Ok(Received::Message { .. })),
             "a message was stored twice"
         );
     }

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use tern_node::outbox::OutboxEntry;
 use tern_node::store::{
-    ContactRecord, ContactState, KdfParams, MessageRecord, MessageStatus, OutboxRecord, Store,
-    VaultItem,
+    ContactRecord, ContactState, KdfParams, MessageRecord, MessageStatus, Store, VaultItem,
 };
 use tern_protocol::{Identity, MessageId};
 
@@ -93,7 +93,7 @@ fn no_text_name_password_key_or_id_is_stored_in_plaintext() {
     };
     assert!(store.insert_message(&message).unwrap());
     store
-        .outbox_enqueue(&OutboxRecord {
+        .outbox_enqueue(&OutboxEntry {
             message_id: id,
             recipient: contact,
             envelope: text_canary.as_bytes().to_vec(),

@@ -202,7 +202,11 @@ impl EventLoop {
                     peer_id: *self.swarm.local_peer_id(),
                     listen_addrs: self.swarm.listeners().cloned().collect(),
                     connected_peers: self.swarm.connected_peers().copied().collect(),
-                    outbox_len: self.engine.store().outbox().map_or(0, |o| o.len()),
+                    outbox_len: self
+                        .engine
+                        .store()
+                        .outbox_len()
+                        .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX)),
                     lan_only: self.lan_only,
                     nat: self.nat.clone(),
                     lan_peers: self.mdns_peers.len(),

@@ -8,7 +8,7 @@ use super::*;
 use crate::delivery::{Action, Answer, Delivery, Entry, Outgoing};
 
 /// The machine's view of an outbox row.
-impl Entry for OutboxRecord {
+impl Entry for OutboxEntry {
     fn id(&self) -> MessageId {
         self.message_id
     }
@@ -24,7 +24,7 @@ impl Entry for OutboxRecord {
 }
 
 /// An outbox row for the machine: its unix expiry turned into an [`Instant`] on the loop's clock.
-pub(super) fn outgoing(entry: OutboxRecord, now: Instant, now_ms: u64) -> Outgoing<OutboxRecord> {
+pub(super) fn outgoing(entry: OutboxEntry, now: Instant, now_ms: u64) -> Outgoing<OutboxEntry> {
     let left_ms = entry.expires_at.saturating_mul(1000).saturating_sub(now_ms);
     let expires = now
         .checked_add(Duration::from_millis(left_ms))
@@ -33,7 +33,7 @@ pub(super) fn outgoing(entry: OutboxRecord, now: Instant, now_ms: u64) -> Outgoi
 }
 
 /// The state machine as the event loop holds it.
-pub(super) type DeliveryMachine = Delivery<OutboxRecord>;
+pub(super) type DeliveryMachine = Delivery<OutboxEntry>;
 
 impl EventLoop {
     /// Carries out everything the delivery machine asked for, feeding back what can be answered at once.
@@ -104,12 +104,14 @@ impl EventLoop {
                         continue;
                     };
                     let now_ms = now_ms();
-                    match self.engine.store().outbox() {
-                        Ok(all) => {
-                            let entries = all
+                    match self
+                        .engine
+                        .store()
+                        .outbox_for(&contact, crate::delivery::OUTBOX_BATCH)
+                    {
+                        Ok(found) => {
+                            let entries = found
                                 .into_iter()
-                                .filter(|e| e.recipient == contact)
-                                .take(crate::delivery::OUTBOX_BATCH)
                                 .map(|e| outgoing(e, now, now_ms))
                                 .collect();
                             self.delivery.handle_loaded_for(peer, entries);
@@ -138,7 +140,7 @@ impl EventLoop {
     }
 
     /// A user just queued `entry`.
-    pub(super) fn deliver_now(&mut self, entry: OutboxRecord) {
+    pub(super) fn deliver_now(&mut self, entry: OutboxEntry) {
         let now = Instant::now();
         self.delivery
             .handle_queued(outgoing(entry, now, now_ms()), now);
@@ -235,7 +237,7 @@ impl EventLoop {
         self.run_delivery();
     }
 
-    pub(super) fn retry_later(&mut self, entry: &OutboxRecord) {
+    pub(super) fn retry_later(&mut self, entry: &OutboxEntry) {
         match self.engine.attempt_failed(entry) {
             Ok(Some(status)) => self.emit(Event::StatusChanged {
                 contact: entry.recipient,

@@ -42,21 +42,23 @@ impl EventLoop {
             return;
         }
         let inbound = std::mem::take(&mut self.pending.inbound);
-        let bytes: Vec<&[u8]> = inbound.iter().map(|(_, r, _)| r.as_bytes()).collect();
-        let outcomes = self.engine.receive_many(&bytes);
-        for ((peer, request, channel), outcome) in inbound.into_iter().zip(outcomes) {
-            self.answer_one(peer, &request, channel, outcome);
+        let bytes: Vec<(&[u8], Via)> = inbound
+            .iter()
+            .map(|(peer, r, _)| (r.as_bytes(), Via::Direct(*peer)))
+            .collect();
+        // Receipts owed to senders whose envelope a mailbox pushed are queued in the same commit.
+        let outcomes = self.engine.receive_many(&bytes, now_ms());
+        for ((peer, _, channel), inbound) in inbound.into_iter().zip(outcomes) {
+            self.answer_one(peer, channel, inbound.outcome);
         }
     }
 
     pub(super) fn answer_one(
         &mut self,
         peer: PeerId,
-        request: &EnvelopeRequest,
         channel: ResponseChannel<EnvelopeAck>,
         outcome: Result<Received, ReceiveError>,
     ) {
-        let envelope_id = Envelope::decode(request.as_bytes()).ok().map(|e| e.id());
         let ack = match outcome {
             Ok(received) => {
                 let ack = if matches!(received, Received::Duplicate | Received::Copy { .. }) {
@@ -65,19 +67,6 @@ impl EventLoop {
                 } else {
                     EnvelopeAck::Accepted
                 };
-                match &received {
-                    // Pushed by a mailbox, not handed over by the sender: tell the sender it arrived. (From
-                    // the sender itself, the ack says so.)
-                    Received::Message { message, .. }
-                        if peer_id_of(&message.conversation) != Some(peer) =>
-                    {
-                        self.send_delivered_receipt(message.conversation, message.id, envelope_id);
-                    }
-                    Received::Copy { contact, id } if peer_id_of(contact) != Some(peer) => {
-                        self.send_delivered_receipt(*contact, *id, envelope_id);
-                    }
-                    _ => {}
-                }
                 self.report(received);
                 ack
             }

@@ -84,38 +84,18 @@ impl EventLoop {
     /// Stores fetched envelopes, then acknowledges those that are safely stored (or can never be).
     pub(super) fn take_fetched(&mut self, server: PeerId, envelopes: Vec<Vec<u8>>, more: bool) {
         let mut done = Vec::with_capacity(envelopes.len());
-        // Per sender: the message ids to confirm, and the envelopes that carried them.
-        let mut receipts: HashMap<IdentityKey, Vec<(MessageId, Option<EnvelopeId>)>> =
-            HashMap::new();
-        // The whole page stored with one durable commit (group commit), acknowledged only after it.
-        let slices: Vec<&[u8]> = envelopes.iter().map(Vec::as_slice).collect();
-        let outcomes = self.engine.receive_many(&slices);
-        for (bytes, outcome) in envelopes.iter().zip(outcomes) {
-            let id = Envelope::decode(bytes).map(|e| e.id());
-            match outcome {
+        // The whole page stored with one durable commit (group commit), acknowledged only after it. A new
+        // message, or a copy of one stored before (its sender never got our ack for the first copy), earns
+        // its sender a delivery receipt, queued by the engine in that same commit (one per sender).
+        let slices: Vec<(&[u8], Via)> = envelopes
+            .iter()
+            .map(|e| (e.as_slice(), Via::Mailbox))
+            .collect();
+        for inbound in self.engine.receive_many(&slices, now_ms()) {
+            match inbound.outcome {
                 Ok(received) => {
-                    // A new message, or a copy of one stored before (its sender never got our ack for the
-                    // first copy, so it still shows only `sent`): either way the sender gets a receipt.
-                    match &received {
-                        Received::Message { message, .. } => {
-                            receipts
-                                .entry(message.conversation)
-                                .or_default()
-                                .push((message.id, id.as_ref().ok().copied()));
-                        }
-                        Received::Copy {
-                            contact,
-                            id: message,
-                        } => {
-                            receipts
-                                .entry(*contact)
-                                .or_default()
-                                .push((*message, id.as_ref().ok().copied()));
-                        }
-                        _ => {}
-                    }
                     self.report(received);
-                    done.extend(id.ok());
+                    done.extend(inbound.envelope_id);
                 }
                 // A store failure is worth another try; anything else will never decrypt.
                 Err(ReceiveError::Store(e)) => {
@@ -123,18 +103,7 @@ impl EventLoop {
                 }
                 Err(e) => {
                     debug!(error = %e, "dropping undecryptable mail");
-                    done.extend(id.ok());
-                }
-            }
-        }
-        // One delivery receipt per sender for the whole page, not one per message; each forgets the
-        // envelopes it answers in the same commit, so a replayed copy earns no second receipt.
-        for (sender, confirmed) in receipts {
-            for chunk in confirmed.chunks(tern_protocol::message::MAX_RECEIPT_IDS) {
-                let ids = chunk.iter().map(|(id, _)| *id).collect();
-                let answered: Vec<EnvelopeId> = chunk.iter().filter_map(|(_, e)| *e).collect();
-                if let Err(e) = self.engine.queue_delivered(&sender, ids, &answered) {
-                    debug!(error = %e, "cannot queue a delivery receipt");
+                    done.extend(inbound.envelope_id);
                 }
             }
         }
@@ -215,19 +184,5 @@ impl EventLoop {
             }
         }
         self.run_client();
-    }
-
-    /// Queues a delivery receipt for one message and forgets the envelope that carried it, in one commit
-    /// (one receipt per envelope: a replayed copy does not make this node write to the sender again).
-    pub(super) fn send_delivered_receipt(
-        &mut self,
-        to: IdentityKey,
-        id: MessageId,
-        envelope: Option<EnvelopeId>,
-    ) {
-        let answered: Vec<EnvelopeId> = envelope.into_iter().collect();
-        if let Err(e) = self.engine.queue_delivered(&to, vec![id], &answered) {
-            debug!(error = %e, "cannot queue a delivery receipt");
-        }
     }
 }

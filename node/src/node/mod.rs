@@ -23,7 +23,7 @@ use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm, autonat, identify, kad, mdns};
-use tern_protocol::{Body, Envelope, EnvelopeId, IdentityKey, MessageId};
+use tern_protocol::{Body, IdentityKey, MessageId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -32,8 +32,7 @@ pub use crate::error::NodeError;
 pub use handle::Node;
 
 use crate::api::{self, NatStatus, NetStatus};
-use crate::engine::{Engine, EngineError, ReceiveError, Received, now_ms};
-use commands::Command;
+use crate::engine::{Engine, EngineError, ReceiveError, Received, Via, now_ms};
 use crate::mailbox::server::MailboxServer;
 use crate::mailbox::wire::{
     MAILBOX_PROTOCOL, MAX_FETCH_ENVELOPES, MailboxRequest, MailboxResponse, NONCE_LEN, OwnerAuth,
@@ -41,7 +40,9 @@ use crate::mailbox::wire::{
 use crate::net::{
     ClientBehaviour, ClientBehaviourEvent, EnvelopeAck, EnvelopeRequest, RejectReason, build_swarm,
 };
-use crate::store::{ContactRecord, MessageRecord, MessageStatus, OutboxRecord};
+use crate::outbox::OutboxEntry;
+use crate::store::{ContactRecord, MessageRecord, MessageStatus};
+use commands::Command;
 
 /// Commands waiting for the event loop.
 pub const COMMAND_QUEUE: usize = 64;
@@ -297,7 +298,7 @@ struct Pending {
     /// Received envelopes, answered after they are stored.
     inbound: Vec<(PeerId, EnvelopeRequest, ResponseChannel<EnvelopeAck>)>,
     /// Outbox entries acknowledged by their recipients, to be recorded as delivered.
-    delivered: Vec<OutboxRecord>,
+    delivered: Vec<OutboxEntry>,
     /// A command taken from the queue while gathering sends that is not a send: handled next.
     command: Option<Command>,
 }

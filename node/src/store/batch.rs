@@ -1,5 +1,6 @@
 //! Transactions: [`Batch`] (one redb write transaction, committed durably) and the read side.
 
+use redb::Table;
 use redb::{
     Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, TableHandle, WriteTransaction,
@@ -7,13 +8,16 @@ use redb::{
 use tern_protocol::{EnvelopeId, IdentityKey, MessageId};
 use zeroize::Zeroizing;
 
+use crate::api::ConversationId;
+
 use super::keys::{BLIND_LEN, Blind, Keys};
 use super::records::{ContactRecord, MessageRecord, MessageStatus, OutboxRecord};
 use super::{
-    Bytes, CONTACTS, ENVELOPE_EXPIRY, ENVELOPES, MAX_CONTACTS, MAX_OUTBOX_ENTRIES,
+    Bytes, CONTACTS, CONV_MESSAGE_INDEX as MESSAGE_INDEX, CONV_MESSAGES as MESSAGES,
+    CONV_UNREAD as UNREAD, ENVELOPE_EXPIRY, ENVELOPES, MAX_CONTACTS, MAX_OUTBOX_ENTRIES,
     MAX_SEEN_ENTRIES, MAX_SESSION_PICKLE_LEN, MAX_SETTING_NAME_LEN, MAX_SETTING_VALUE_LEN,
-    MAX_VAULT_VALUE_LEN, MESSAGE_INDEX, MESSAGES, OUTBOX, SEEN, SEEN_EXPIRY, SEEN_RETENTION_MS,
-    SESSIONS, SETTINGS, StoreError, UNREAD, VAULT, VaultItem, corrupt,
+    MAX_VAULT_VALUE_LEN, OUTBOX_DUE, OUTBOX_INDEX, OUTBOX_ROWS, SEEN, SEEN_EXPIRY,
+    SEEN_RETENTION_MS, SESSIONS, SETTINGS, StoreError, VAULT, VaultItem, corrupt,
 };
 
 const MESSAGE_KEY_LEN: usize = BLIND_LEN + 8 + BLIND_LEN;
@@ -82,6 +86,132 @@ fn next_prefix(prefix: &[u8; BLIND_LEN]) -> Option<[u8; BLIND_LEN]> {
         }
     }
     None
+}
+
+/// `blind(conversation, ConversationId::to_bytes())`: the prefix of a conversation's message keys.
+fn conv_blind(keys: &Keys, conversation: &ConversationId) -> [u8; BLIND_LEN] {
+    keys.blind(Blind::Conversation, &[&conversation.to_bytes()])
+}
+
+/// `blind(message, conversation bytes ‖ id)`: a message's index row.
+fn message_row(keys: &Keys, conversation: &ConversationId, id: &MessageId) -> [u8; BLIND_LEN] {
+    keys.blind(Blind::Message, &[&conversation.to_bytes(), &id.0])
+}
+
+/// Writes a message's rows (message, index, unread mark if `unread`); `false` and no change if its index
+/// row exists already. Shared by [`Batch::insert_message`] and the format-1 migration.
+pub(super) fn insert_message_rows(
+    keys: &Keys,
+    messages: &mut Table<Bytes, Bytes>,
+    index: &mut Table<Bytes, Bytes>,
+    unread: &mut Table<Bytes, ()>,
+    message: &MessageRecord,
+    is_unread: bool,
+) -> Result<bool, StoreError> {
+    let conversation = ConversationId::Direct(message.conversation);
+    let row = message_row(keys, &conversation, &message.id);
+    if index.get(row.as_slice())?.is_some() {
+        return Ok(false);
+    }
+    let plain = Zeroizing::new(message.encode()?);
+    let key = message_key(&conv_blind(keys, &conversation), message.sort_ms(), &row);
+    let sealed_key = keys.seal(MESSAGE_INDEX.name(), &row, &key);
+    index.insert(row.as_slice(), sealed_key.as_slice())?;
+    let sealed = keys.seal(MESSAGES.name(), &key, &plain);
+    messages.insert(key.as_slice(), sealed.as_slice())?;
+    if is_unread {
+        unread.insert(key.as_slice(), ())?;
+    }
+    Ok(true)
+}
+
+// ---- outbox rows ----
+//
+// `outbox`:       blind(contact, recipient) ‖ u64 BE created_ms ‖ blind(outbox, id) → sealed OutboxRecord
+// `outbox_due`:   u64 BE next_attempt_ms ‖ u64 BE created_ms ‖ blind(outbox, id) → sealed `outbox` key
+// `outbox_index`: blind(outbox, id)                                      → sealed `outbox` key
+
+const OUTBOX_KEY_LEN: usize = 2 * BLIND_LEN + 8;
+const OUTBOX_DUE_KEY_LEN: usize = 16 + BLIND_LEN;
+
+fn outbox_key(keys: &Keys, record: &OutboxRecord) -> [u8; OUTBOX_KEY_LEN] {
+    let mut key = [0u8; OUTBOX_KEY_LEN];
+    key[..BLIND_LEN].copy_from_slice(&keys.blind(Blind::Contact, &[record.recipient.as_bytes()]));
+    key[BLIND_LEN..BLIND_LEN + 8].copy_from_slice(&record.created_ms.to_be_bytes());
+    key[BLIND_LEN + 8..].copy_from_slice(&keys.blind(Blind::Outbox, &[&record.message_id.0]));
+    key
+}
+
+fn outbox_due_key(record: &OutboxRecord, id_row: &[u8]) -> [u8; OUTBOX_DUE_KEY_LEN] {
+    let mut key = [0u8; OUTBOX_DUE_KEY_LEN];
+    key[..8].copy_from_slice(&record.next_attempt_ms.to_be_bytes());
+    key[8..16].copy_from_slice(&record.created_ms.to_be_bytes());
+    key[16..].copy_from_slice(id_row);
+    key
+}
+
+fn sealed_outbox_key(
+    keys: &Keys,
+    table: &str,
+    row: &[u8],
+    sealed: &[u8],
+) -> Result<[u8; OUTBOX_KEY_LEN], StoreError> {
+    let plain = keys.open(table, row, sealed)?;
+    <[u8; OUTBOX_KEY_LEN]>::try_from(plain.as_slice())
+        .map_err(|_| StoreError::Corrupt(format!("a value in table {table} is malformed")))
+}
+
+/// Writes an outbox entry's rows, replacing the entry with the same message id if there is one.
+pub(super) fn outbox_insert_rows(
+    keys: &Keys,
+    rows: &mut Table<Bytes, Bytes>,
+    due: &mut Table<Bytes, Bytes>,
+    index: &mut Table<Bytes, Bytes>,
+    record: &OutboxRecord,
+) -> Result<(), StoreError> {
+    outbox_remove_rows(keys, rows, due, index, &record.message_id)?;
+    let plain = Zeroizing::new(record.encode()?);
+    let key = outbox_key(keys, record);
+    let id_row = &key[BLIND_LEN + 8..];
+    let due_key = outbox_due_key(record, id_row);
+    rows.insert(
+        key.as_slice(),
+        keys.seal(OUTBOX_ROWS.name(), &key, &plain).as_slice(),
+    )?;
+    due.insert(
+        due_key.as_slice(),
+        keys.seal(OUTBOX_DUE.name(), &due_key, &key).as_slice(),
+    )?;
+    index.insert(
+        id_row,
+        keys.seal(OUTBOX_INDEX.name(), id_row, &key).as_slice(),
+    )?;
+    Ok(())
+}
+
+/// Removes an outbox entry's rows; the entry, if it existed.
+fn outbox_remove_rows(
+    keys: &Keys,
+    rows: &mut Table<Bytes, Bytes>,
+    due: &mut Table<Bytes, Bytes>,
+    index: &mut Table<Bytes, Bytes>,
+    message_id: &MessageId,
+) -> Result<Option<OutboxRecord>, StoreError> {
+    let id_row = keys.blind(Blind::Outbox, &[&message_id.0]);
+    let key = match index.get(id_row.as_slice())? {
+        None => return Ok(None),
+        Some(v) => sealed_outbox_key(keys, OUTBOX_INDEX.name(), &id_row, v.value())?,
+    };
+    let Some(plain) = get_open(keys, rows, OUTBOX_ROWS.name(), &key)? else {
+        return Err(StoreError::Corrupt(
+            "an outbox index entry points to no entry".into(),
+        ));
+    };
+    let record = decode_outbox(&plain)?;
+    index.remove(id_row.as_slice())?;
+    rows.remove(key.as_slice())?;
+    due.remove(outbox_due_key(&record, &id_row).as_slice())?;
+    Ok(Some(record))
 }
 
 fn check_len(field: &'static str, len: usize, max: usize) -> Result<(), StoreError> {
@@ -351,27 +481,51 @@ fn contains_folded(haystack: &str, needle_lower: &str) -> bool {
 
 fn outbox_due_in(
     keys: &Keys,
-    outbox: &impl ReadableTable<Bytes, Bytes>,
+    rows: &impl ReadableTable<Bytes, Bytes>,
+    due: &impl ReadableTable<Bytes, Bytes>,
     now_ms: u64,
     limit: usize,
 ) -> Result<Vec<OutboxRecord>, StoreError> {
+    let mut hi = [0xffu8; OUTBOX_DUE_KEY_LEN];
+    hi[..8].copy_from_slice(&now_ms.to_be_bytes());
     let mut out = Vec::new();
-    for entry in outbox.iter()? {
-        let (row, value) = entry?;
-        let plain = keys.open(OUTBOX.name(), row.value(), value.value())?;
-        let record = decode_outbox(&plain)?;
-        if record.next_attempt_ms <= now_ms {
-            out.push(record);
+    for entry in due.range::<&[u8]>(..=hi.as_slice())? {
+        if out.len() >= limit {
+            break;
         }
+        let (due_key, value) = entry?;
+        let key = sealed_outbox_key(keys, OUTBOX_DUE.name(), due_key.value(), value.value())?;
+        let Some(plain) = get_open(keys, rows, OUTBOX_ROWS.name(), &key)? else {
+            return Err(StoreError::Corrupt(
+                "an outbox due entry points to no entry".into(),
+            ));
+        };
+        out.push(decode_outbox(&plain)?);
     }
-    out.sort_by(|a, b| {
-        (a.next_attempt_ms, a.created_ms, a.message_id).cmp(&(
-            b.next_attempt_ms,
-            b.created_ms,
-            b.message_id,
-        ))
-    });
-    out.truncate(limit);
+    Ok(out)
+}
+
+/// Up to `limit` entries for one recipient, oldest first, by a range scan over its key prefix.
+fn outbox_for_in(
+    keys: &Keys,
+    rows: &impl ReadableTable<Bytes, Bytes>,
+    recipient: &IdentityKey,
+    limit: usize,
+) -> Result<Vec<OutboxRecord>, StoreError> {
+    let prefix = keys.blind(Blind::Contact, &[recipient.as_bytes()]);
+    let mut lo = [0u8; OUTBOX_KEY_LEN];
+    let mut hi = [0xffu8; OUTBOX_KEY_LEN];
+    lo[..BLIND_LEN].copy_from_slice(&prefix);
+    hi[..BLIND_LEN].copy_from_slice(&prefix);
+    let mut out = Vec::new();
+    for entry in rows.range::<&[u8]>(lo.as_slice()..=hi.as_slice())? {
+        if out.len() >= limit {
+            break;
+        }
+        let (key, value) = entry?;
+        let plain = keys.open(OUTBOX_ROWS.name(), key.value(), value.value())?;
+        out.push(decode_outbox(&plain)?);
+    }
     Ok(out)
 }
 
@@ -439,12 +593,10 @@ impl<'s> Reader<'s> {
 
     pub(crate) fn message(
         &self,
-        conversation: &IdentityKey,
+        conversation: &ConversationId,
         id: &MessageId,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        let row = self
-            .keys
-            .blind(Blind::Message, &[conversation.as_bytes(), &id.0]);
+        let row = message_row(self.keys, conversation, id);
         match indexed_key(self.keys, &self.table(MESSAGE_INDEX)?, &row)? {
             None => Ok(None),
             Some(key) => message_at(self.keys, &self.table(MESSAGES)?, &key),
@@ -453,16 +605,16 @@ impl<'s> Reader<'s> {
 
     pub(crate) fn conversation_page(
         &self,
-        conversation: &IdentityKey,
+        conversation: &ConversationId,
         before: Option<&MessageCursor>,
         limit: usize,
     ) -> Result<MessagePage, StoreError> {
-        let conv = self.keys.blind(Blind::Contact, &[conversation.as_bytes()]);
+        let conv = conv_blind(self.keys, conversation);
         page_in(self.keys, &self.table(MESSAGES)?, &conv, before, limit)
     }
 
-    pub(crate) fn unread_count(&self, conversation: &IdentityKey) -> Result<u64, StoreError> {
-        let conv = self.keys.blind(Blind::Contact, &[conversation.as_bytes()]);
+    pub(crate) fn unread_count(&self, conversation: &ConversationId) -> Result<u64, StoreError> {
+        let conv = conv_blind(self.keys, conversation);
         unread_in(&self.txn.open_table(UNREAD)?, &conv)
     }
 
@@ -487,7 +639,25 @@ impl<'s> Reader<'s> {
         now_ms: u64,
         limit: usize,
     ) -> Result<Vec<OutboxRecord>, StoreError> {
-        outbox_due_in(self.keys, &self.table(OUTBOX)?, now_ms, limit)
+        outbox_due_in(
+            self.keys,
+            &self.table(OUTBOX_ROWS)?,
+            &self.table(OUTBOX_DUE)?,
+            now_ms,
+            limit,
+        )
+    }
+
+    pub(crate) fn outbox_for(
+        &self,
+        recipient: &IdentityKey,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        outbox_for_in(self.keys, &self.table(OUTBOX_ROWS)?, recipient, limit)
+    }
+
+    pub(crate) fn outbox_len(&self) -> Result<u64, StoreError> {
+        Ok(self.table(OUTBOX_INDEX)?.len()?)
     }
 
     pub(crate) fn is_seen(&self, sender: &IdentityKey, id: &MessageId) -> Result<bool, StoreError> {
@@ -659,9 +829,7 @@ impl<'s> Batch<'s> {
         conversation: &IdentityKey,
         id: &MessageId,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        let row = self
-            .keys
-            .blind(Blind::Message, &[conversation.as_bytes(), &id.0]);
+        let row = message_row(self.keys, &ConversationId::Direct(*conversation), id);
         match indexed_key(self.keys, &self.txn.open_table(MESSAGE_INDEX)?, &row)? {
             None => Ok(None),
             Some(key) => message_at(self.keys, &self.txn.open_table(MESSAGES)?, &key),
@@ -672,12 +840,6 @@ impl<'s> Batch<'s> {
     /// the duplicate check has seen it. An incoming message is remembered in the duplicate check for
     /// [`super::SEEN_RETENTION_MS`] after it arrived, even if it is later deleted.
     pub fn insert_message(&mut self, message: &MessageRecord) -> Result<bool, StoreError> {
-        let plain = Zeroizing::new(message.encode()?);
-        let conv = self.contact_row(&message.conversation);
-        let row = self.keys.blind(
-            Blind::Message,
-            &[message.conversation.as_bytes(), &message.id.0],
-        );
         let seen_row = self.keys.blind(
             Blind::Seen,
             &[message.conversation.as_bytes(), &message.id.0],
@@ -691,20 +853,16 @@ impl<'s> Batch<'s> {
         {
             return Ok(false);
         }
-        let mut index = self.txn.open_table(MESSAGE_INDEX)?;
-        if index.get(row.as_slice())?.is_some() {
+        let inserted = insert_message_rows(
+            self.keys,
+            &mut self.txn.open_table(MESSAGES)?,
+            &mut self.txn.open_table(MESSAGE_INDEX)?,
+            &mut self.txn.open_table(UNREAD)?,
+            message,
+            !message.outgoing && message.status == MessageStatus::Received,
+        )?;
+        if !inserted {
             return Ok(false);
-        }
-        let key = message_key(&conv, message.sort_ms(), &row);
-        let sealed_key = self.keys.seal(MESSAGE_INDEX.name(), &row, &key);
-        index.insert(row.as_slice(), sealed_key.as_slice())?;
-        drop(index);
-        let sealed = self.keys.seal(MESSAGES.name(), &key, &plain);
-        self.txn
-            .open_table(MESSAGES)?
-            .insert(key.as_slice(), sealed.as_slice())?;
-        if !message.outgoing && message.status == MessageStatus::Received {
-            self.txn.open_table(UNREAD)?.insert(key.as_slice(), ())?;
         }
         if !message.outgoing {
             let expires = message.received_at_ms.saturating_add(SEEN_RETENTION_MS);
@@ -721,9 +879,7 @@ impl<'s> Batch<'s> {
         id: &MessageId,
         status: MessageStatus,
     ) -> Result<bool, StoreError> {
-        let row = self
-            .keys
-            .blind(Blind::Message, &[conversation.as_bytes(), &id.0]);
+        let row = message_row(self.keys, &ConversationId::Direct(*conversation), id);
         let Some(key) = indexed_key(self.keys, &self.txn.open_table(MESSAGE_INDEX)?, &row)? else {
             return Ok(false);
         };
@@ -751,7 +907,7 @@ impl<'s> Batch<'s> {
     /// addressed to it. Returns how many messages were deleted. The duplicate check keeps its entries, so
     /// a late copy of a deleted message is still dropped.
     pub fn delete_conversation(&mut self, conversation: &IdentityKey) -> Result<u64, StoreError> {
-        let conv = self.contact_row(conversation);
+        let conv = conv_blind(self.keys, &ConversationId::Direct(*conversation));
         let (lo, hi) = prefix_bounds(&conv);
         let keys: Vec<[u8; MESSAGE_KEY_LEN]> = {
             let messages = self.txn.open_table(MESSAGES)?;
@@ -775,17 +931,17 @@ impl<'s> Batch<'s> {
             index.remove(&key[BLIND_LEN + 8..])?;
         }
         drop((messages, index, unread));
-        let mut outbox = self.txn.open_table(OUTBOX)?;
-        let mut doomed = Vec::new();
-        for entry in outbox.iter()? {
-            let (row, value) = entry?;
-            let plain = self.keys.open(OUTBOX.name(), row.value(), value.value())?;
-            if decode_outbox(&plain)?.recipient == *conversation {
-                doomed.push(row.value().to_vec());
-            }
-        }
-        for row in doomed {
-            outbox.remove(row.as_slice())?;
+        let doomed: Vec<MessageId> = outbox_for_in(
+            self.keys,
+            &self.txn.open_table(OUTBOX_ROWS)?,
+            conversation,
+            usize::MAX,
+        )?
+        .into_iter()
+        .map(|entry| entry.message_id)
+        .collect();
+        for id in doomed {
+            self.outbox_remove(&id)?;
         }
         Ok(keys.len() as u64)
     }
@@ -793,17 +949,16 @@ impl<'s> Batch<'s> {
     /// Queues (or replaces) an outbox entry keyed by its message id. [`StoreError::OutboxFull`] past
     /// [`MAX_OUTBOX_ENTRIES`].
     pub fn outbox_enqueue(&mut self, entry: &OutboxRecord) -> Result<(), StoreError> {
-        let plain = entry.encode()?;
-        let row = self.keys.blind(Blind::Outbox, &[&entry.message_id.0]);
-        let mut table = self.txn.open_table(OUTBOX)?;
-        if table.get(row.as_slice())?.is_none() && table.len()? >= MAX_OUTBOX_ENTRIES {
+        let mut rows = self.txn.open_table(OUTBOX_ROWS)?;
+        let mut due = self.txn.open_table(OUTBOX_DUE)?;
+        let mut index = self.txn.open_table(OUTBOX_INDEX)?;
+        let id_row = self.keys.blind(Blind::Outbox, &[&entry.message_id.0]);
+        if index.get(id_row.as_slice())?.is_none() && index.len()? >= MAX_OUTBOX_ENTRIES {
             return Err(StoreError::OutboxFull {
                 max: MAX_OUTBOX_ENTRIES,
             });
         }
-        let sealed = self.keys.seal(OUTBOX.name(), &row, &plain);
-        table.insert(row.as_slice(), sealed.as_slice())?;
-        Ok(())
+        outbox_insert_rows(self.keys, &mut rows, &mut due, &mut index, entry)
     }
 
     /// Counts one more attempt and sets the next; `false` if the entry is gone.
@@ -812,27 +967,30 @@ impl<'s> Batch<'s> {
         message_id: &MessageId,
         next_attempt_ms: u64,
     ) -> Result<bool, StoreError> {
-        let row = self.keys.blind(Blind::Outbox, &[&message_id.0]);
-        let mut table = self.txn.open_table(OUTBOX)?;
-        let Some(plain) = get_open(self.keys, &table, OUTBOX.name(), &row)? else {
+        let mut rows = self.txn.open_table(OUTBOX_ROWS)?;
+        let mut due = self.txn.open_table(OUTBOX_DUE)?;
+        let mut index = self.txn.open_table(OUTBOX_INDEX)?;
+        let Some(mut record) =
+            outbox_remove_rows(self.keys, &mut rows, &mut due, &mut index, message_id)?
+        else {
             return Ok(false);
         };
-        let mut record = decode_outbox(&plain)?;
         record.attempts = record.attempts.saturating_add(1);
         record.next_attempt_ms = next_attempt_ms;
-        let sealed = self.keys.seal(OUTBOX.name(), &row, &record.encode()?);
-        table.insert(row.as_slice(), sealed.as_slice())?;
+        outbox_insert_rows(self.keys, &mut rows, &mut due, &mut index, &record)?;
         Ok(true)
     }
 
     /// Removes an outbox entry; `true` if it existed.
     pub fn outbox_remove(&mut self, message_id: &MessageId) -> Result<bool, StoreError> {
-        let row = self.keys.blind(Blind::Outbox, &[&message_id.0]);
-        Ok(self
-            .txn
-            .open_table(OUTBOX)?
-            .remove(row.as_slice())?
-            .is_some())
+        Ok(outbox_remove_rows(
+            self.keys,
+            &mut self.txn.open_table(OUTBOX_ROWS)?,
+            &mut self.txn.open_table(OUTBOX_DUE)?,
+            &mut self.txn.open_table(OUTBOX_INDEX)?,
+            message_id,
+        )?
+        .is_some())
     }
 
     /// Whether a message from `sender` with this id was seen, as this transaction sees it.

@@ -18,9 +18,11 @@ const AAD_LABEL: &[u8] = b"tern/store/v1/value";
 /// Domains of the blind index, so equal inputs in different roles never share a row key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Blind {
-    /// A contact identity key (contacts, sessions, the conversation part of a message key).
+    /// A contact identity key (contacts, sessions, the recipient part of an outbox key).
     Contact,
-    /// A message: conversation identity key || message id.
+    /// A conversation: [`crate::api::ConversationId::to_bytes`] (the conversation part of a message key).
+    Conversation,
+    /// A message: conversation id bytes || message id.
     Message,
     /// A duplicate-check entry: sender identity key || message id.
     Seen,
@@ -36,6 +38,7 @@ impl Blind {
     fn label(self) -> &'static [u8] {
         match self {
             Self::Contact => b"contact",
+            Self::Conversation => b"conversation",
             Self::Message => b"message",
             Self::Seen => b"seen",
             Self::Outbox => b"outbox",

@@ -23,21 +23,40 @@
 //! `"tern/store/v1/value" || u8 len || table name || row key`, so a value moved to another row or table fails
 //! to open (and reads as [`StoreError::Corrupt`]).
 //!
+//! `conv(c)` is `blind(conversation, c.to_bytes())` for a [`crate::api::ConversationId`] `c` (a tag byte,
+//! then the contact's identity key for a 1:1 conversation; room for groups); `row(c, id)` is
+//! `blind(message, c.to_bytes() ‖ id)`; `out(id)` is `blind(outbox, message id)`.
+//!
 //! | table           | key                                                         | value                      |
 //! |-----------------|-------------------------------------------------------------|----------------------------|
-//! | `meta`          | `"format"`, `"keyslot"`                                     | plain: `[1]`, key slot     |
+//! | `meta`          | `"format"`, `"keyslot"`                                     | plain: `[2]`, key slot     |
 //! | `vault`         | `"identity"`, `"own_card"`                                  | sealed bytes               |
 //! | `contacts`      | `blind(contact, identity key)`                              | sealed [`ContactRecord`]   |
 //! | `sessions`      | `blind(contact, identity key)`                              | sealed session pickle      |
-//! | `messages`      | `blind(contact, conversation) ‖ u64 BE sort_ms ‖ blind(message, conversation ‖ id)` | sealed [`MessageRecord`] |
-//! | `message_index` | `blind(message, conversation ‖ id)`                         | sealed `messages` key      |
-//! | `unread`        | a `messages` key of an unread incoming message              | empty                      |
-//! | `outbox`        | `blind(outbox, message id)`                                 | sealed [`OutboxRecord`]    |
+//! | `conversation_messages` | `conv(c) ‖ u64 BE sort_ms ‖ row(c, id)`             | sealed [`MessageRecord`] (v2: conversation and sender) |
+//! | `conversation_message_index` | `row(c, id)`                                   | sealed `conversation_messages` key |
+//! | `conversation_unread` | a `conversation_messages` key of an unread incoming message | empty               |
+//! | `outbox_by_recipient` | `blind(contact, recipient) ‖ u64 BE created_ms ‖ out(id)` | sealed [`crate::outbox::OutboxEntry`]    |
+//! | `outbox_due`    | `u64 BE next_attempt_ms ‖ u64 BE created_ms ‖ out(id)`      | sealed `outbox_by_recipient` key |
+//! | `outbox_index`  | `out(id)`                                                   | sealed `outbox_by_recipient` key |
 //! | `seen`          | `blind(seen, sender ‖ message id)`                          | sealed u64 BE expiry (ms)  |
 //! | `seen_expiry`   | `u64 BE expiry ‖ blind(seen, sender ‖ message id)`          | empty                      |
 //! | `envelopes`     | `blind(envelope, envelope id)`                              | sealed u64 BE expiry (ms) ‖ sender identity key ‖ message id |
 //! | `envelope_expiry` | `u64 BE expiry ‖ blind(envelope, envelope id)`            | empty                      |
 //! | `settings`      | `blind(setting, name)`                                      | sealed bytes               |
+//!
+//! A conversation's messages are one key range of `conversation_messages` (paging is a range scan); the
+//! outbox for one recipient is one key range of `outbox_by_recipient` ([`Store::outbox_for`]) and the
+//! entries due by a time are one range of `outbox_due` ([`Store::outbox_due`]), so neither decrypts the
+//! whole outbox.
+//!
+//! # Formats
+//!
+//! Format 2 (this build) keys messages by conversation and indexes the outbox by recipient. Format 1
+//! (`messages`, `message_index` and `unread` keyed by `blind(contact, identity key)`, `outbox` keyed by
+//! `blind(outbox, id)`, message records v1) is migrated on open, on a copy (see `migrate.rs`): the
+//! original file is replaced only once the copy is complete and synced, and is left untouched if anything
+//! fails. A newer format is refused with [`StoreError::UnsupportedVersion`].
 //!
 //! `envelopes` names, for each incoming message, the envelope that carried it (written in the commit that
 //! stores the message, see [`Batch::mark_envelope`]), so a later copy of that envelope, which can no longer
@@ -48,6 +67,13 @@
 //!
 //! Only `meta` holds plain values (the format version and the key slot, which is itself an AEAD). Keys hold
 //! no names, identity keys, message ids or text; they do show timestamps (ordering), counts and sizes.
+//!
+//! # Readers
+//!
+//! [`Store::reader`] hands out a [`StoreReader`] (`Clone + Send + Sync`): reads in the user's nouns
+//! (`crate::api` contacts, conversations, pages, search) on redb read transactions, which run beside the
+//! writer, so a long read never holds up the event loop that owns the [`Store`]. The slow half of a password
+//! change ([`StoreReader::rewrap`]) runs there too; [`Store::install_key_slot`] is the fast half.
 //!
 //! # Durability
 //!
@@ -64,18 +90,23 @@
 mod batch;
 mod kdf;
 mod keys;
+mod migrate;
+mod reader;
 mod records;
 #[cfg(test)]
 mod tests;
 
 use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::redb_file::{Failure, Mode, from_redb_errors, open_checked};
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition, TableHandle};
 use tern_protocol::codec::DecodeError;
 use tern_protocol::crypto::SecretKey;
 use tern_protocol::{EnvelopeId, IdentityKey, MessageId, PickleKey};
+
+use crate::api::ConversationId;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
@@ -85,16 +116,22 @@ pub use kdf::{
     Password, SALT_LEN,
 };
 pub use keys::BLIND_LEN;
+pub use migrate::MIGRATING_FILE;
+pub use reader::{KeySlotUpdate, StoreReader};
 pub use records::{
     ContactRecord, ContactState, MAX_CARD_LEN, MAX_ENVELOPE_LEN, MAX_LOCAL_NAME_LEN, MAX_TEXT_LEN,
-    MessageRecord, MessageStatus, OutboxRecord, RECORD_VERSION,
+    MESSAGE_RECORD_VERSION, MessageRecord, MessageStatus, RECORD_VERSION,
 };
+
+use records::OutboxRecord;
 
 use kdf::KeySlot;
 use keys::Keys;
 
 /// The store format version this build reads and writes.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
+/// The oldest store format this build opens (and migrates to [`FORMAT_VERSION`]).
+pub const OLDEST_FORMAT_VERSION: u8 = 1;
 /// The redb file inside a profile directory.
 pub const STORE_FILE: &str = "store.redb";
 /// The lock file inside a profile directory.
@@ -127,10 +164,25 @@ const META: TableDefinition<'static, &'static str, Bytes> = TableDefinition::new
 const VAULT: TableDefinition<'static, &'static str, Bytes> = TableDefinition::new("vault");
 const CONTACTS: BytesTable = TableDefinition::new("contacts");
 const SESSIONS: BytesTable = TableDefinition::new("sessions");
-const MESSAGES: BytesTable = TableDefinition::new("messages");
-const MESSAGE_INDEX: BytesTable = TableDefinition::new("message_index");
-const UNREAD: UnitTable = TableDefinition::new("unread");
-const OUTBOX: BytesTable = TableDefinition::new("outbox");
+const CONV_MESSAGES: BytesTable = TableDefinition::new("conversation_messages");
+const CONV_MESSAGE_INDEX: BytesTable = TableDefinition::new("conversation_message_index");
+const CONV_UNREAD: UnitTable = TableDefinition::new("conversation_unread");
+const OUTBOX_ROWS: BytesTable = TableDefinition::new("outbox_by_recipient");
+const OUTBOX_DUE: BytesTable = TableDefinition::new("outbox_due");
+const OUTBOX_INDEX: BytesTable = TableDefinition::new("outbox_index");
+
+/// Every table of format 2 with byte values.
+const BYTES_TABLES: [BytesTable; 9] = [
+    CONTACTS,
+    SESSIONS,
+    CONV_MESSAGES,
+    CONV_MESSAGE_INDEX,
+    OUTBOX_ROWS,
+    OUTBOX_DUE,
+    OUTBOX_INDEX,
+    SEEN,
+    SETTINGS,
+];
 const SEEN: BytesTable = TableDefinition::new("seen");
 const SEEN_EXPIRY: UnitTable = TableDefinition::new("seen_expiry");
 const ENVELOPES: BytesTable = TableDefinition::new("envelopes");
@@ -240,9 +292,10 @@ impl VaultItem {
 /// Reads take `&self`; writes take `&mut self`, so a [`Batch`] in progress excludes every other write at
 /// compile time. Every write commits durably before it returns (see the module docs).
 pub struct Store {
-    // Field order is drop order: the database closes before the lock is released.
-    db: Database,
-    keys: Keys,
+    // Field order is drop order: the database closes before the lock is released (unless a
+    // [`StoreReader`] still holds it open).
+    db: Arc<Database>,
+    keys: Arc<Keys>,
     dir: PathBuf,
     _lock: File,
 }
@@ -317,19 +370,11 @@ impl Store {
                 meta.insert(META_FORMAT, [FORMAT_VERSION].as_slice())?;
                 meta.insert(META_KEYSLOT, slot.encode().as_slice())?;
                 txn.open_table(VAULT)?;
-                for table in [
-                    CONTACTS,
-                    SESSIONS,
-                    MESSAGES,
-                    MESSAGE_INDEX,
-                    OUTBOX,
-                    SEEN,
-                    SETTINGS,
-                    ENVELOPES,
-                ] {
+                for table in BYTES_TABLES {
                     txn.open_table(table)?;
                 }
-                for table in [UNREAD, SEEN_EXPIRY, ENVELOPE_EXPIRY] {
+                txn.open_table(ENVELOPES)?;
+                for table in [CONV_UNREAD, SEEN_EXPIRY, ENVELOPE_EXPIRY] {
                     txn.open_table(table)?;
                 }
             }
@@ -340,8 +385,8 @@ impl Store {
         sync_dir(dir)?;
         let db = open_database(&path)?;
         Ok(Self {
-            db,
-            keys: Keys::derive(store_key),
+            db: Arc::new(db),
+            keys: Arc::new(Keys::derive(store_key)),
             dir: dir.to_owned(),
             _lock: lock,
         })
@@ -350,7 +395,12 @@ impl Store {
     /// Opens the profile in `dir` with `password`.
     ///
     /// Errors: [`StoreError::NotFound`] if there is no store, [`StoreError::InUse`] if it is open already,
-    /// [`StoreError::Corrupt`] if the file is damaged, [`StoreError::WrongPassword`].
+    /// [`StoreError::Corrupt`] if the file is damaged, [`StoreError::WrongPassword`],
+    /// [`StoreError::UnsupportedVersion`] if a newer build wrote it.
+    ///
+    /// A format-1 profile is migrated to format 2 first (after the password is checked), on a copy that
+    /// replaces the file only once complete; if the migration fails, its error is returned and the file
+    /// is left as it was.
     pub fn open(dir: impl AsRef<Path>, password: &Password) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
         let path = dir.join(STORE_FILE);
@@ -358,14 +408,20 @@ impl Store {
             return Err(StoreError::NotFound(dir.to_owned()));
         }
         let lock = lock_profile(dir)?;
-        let db = open_database(&path)?;
-        let slot = read_keyslot(&db)?;
-        check_tables(&db)?;
+        let (format, slot) = read_header(&path)?;
         let store_key = slot.unwrap_key(password)?;
+        if format < FORMAT_VERSION {
+            migrate::migrate_v1(dir, &store_key)?;
+        }
+        let db = open_database(&path)?;
+        if read_format(&db)? != FORMAT_VERSION {
+            return Err(StoreError::Corrupt("the migration did not finish".into()));
+        }
+        check_tables(&db)?;
         add_envelope_tables(&db)?;
         Ok(Self {
-            db,
-            keys: Keys::derive(store_key),
+            db: Arc::new(db),
+            keys: Arc::new(Keys::derive(store_key)),
             dir: dir.to_owned(),
             _lock: lock,
         })
@@ -373,9 +429,24 @@ impl Store {
 
     /// Re-wraps the store key under `new`, keeping the Argon2id parameters. Data is not re-encrypted; the
     /// change is one transaction. [`StoreError::WrongPassword`] if `old` is not the current password.
+    /// Runs two Argon2id derivations on the calling thread: off the event loop, use
+    /// [`StoreReader::rewrap`] there and [`Self::install_key_slot`] here.
     pub fn change_password(&mut self, old: &Password, new: &Password) -> Result<(), StoreError> {
-        let params = read_keyslot(&self.db)?.params();
-        self.change_password_with(old, new, params)
+        let update = self.reader().rewrap(old, new)?;
+        self.install_key_slot(update)
+    }
+
+    /// Installs a key slot made by [`StoreReader::rewrap`] (durable on return). A slot that does not
+    /// decode is refused as [`StoreError::Corrupt`].
+    pub fn install_key_slot(&mut self, update: KeySlotUpdate) -> Result<(), StoreError> {
+        KeySlot::decode(&update.slot).map_err(|err| corrupt("key slot", err))?;
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert(META_KEYSLOT, update.slot.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// Like [`Self::change_password`], with new Argon2id parameters.
@@ -386,24 +457,25 @@ impl Store {
         params: KdfParams,
     ) -> Result<(), StoreError> {
         params.validate()?;
-        let slot = read_keyslot(&self.db)?;
+        let slot = read_keyslot(self.db.as_ref())?;
         let current = slot.unwrap_key(old)?;
         if current.as_bytes() != self.keys.store_key().as_bytes() {
             return Err(StoreError::WrongPassword);
         }
         let new_slot = KeySlot::wrap(self.keys.store_key(), new, params)?;
-        let txn = self.db.begin_write()?;
-        {
-            let mut meta = txn.open_table(META)?;
-            meta.insert(META_KEYSLOT, new_slot.encode().as_slice())?;
-        }
-        txn.commit()?;
-        Ok(())
+        self.install_key_slot(KeySlotUpdate {
+            slot: new_slot.encode(),
+        })
+    }
+
+    /// A read-only handle for other threads (see [`StoreReader`]).
+    pub fn reader(&self) -> StoreReader {
+        StoreReader::new(Arc::clone(&self.db), Arc::clone(&self.keys))
     }
 
     /// The Argon2id parameters the store key is currently wrapped with.
     pub fn kdf_params(&self) -> Result<KdfParams, StoreError> {
-        Ok(read_keyslot(&self.db)?.params())
+        Ok(read_keyslot(self.db.as_ref())?.params())
     }
 
     /// The key the node pickles its identity and sessions with, derived from the store key by HKDF under
@@ -528,7 +600,8 @@ impl Store {
         conversation: &IdentityKey,
         id: &MessageId,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        self.read()?.message(conversation, id)
+        self.read()?
+            .message(&ConversationId::Direct(*conversation), id)
     }
 
     /// The newest `limit` messages of a conversation before `before` (or the newest of all), oldest first.
@@ -538,12 +611,14 @@ impl Store {
         before: Option<&MessageCursor>,
         limit: usize,
     ) -> Result<MessagePage, StoreError> {
-        self.read()?.conversation_page(conversation, before, limit)
+        self.read()?
+            .conversation_page(&ConversationId::Direct(*conversation), before, limit)
     }
 
     /// Unread incoming messages in a conversation.
     pub fn unread_count(&self, conversation: &IdentityKey) -> Result<u64, StoreError> {
-        self.read()?.unread_count(conversation)
+        self.read()?
+            .unread_count(&ConversationId::Direct(*conversation))
     }
 
     /// Every conversation with its last message and unread count, most recent first.
@@ -579,6 +654,21 @@ impl Store {
     /// Every outbox entry, earliest next attempt first.
     pub fn outbox(&self) -> Result<Vec<OutboxRecord>, StoreError> {
         self.read()?.outbox_due(u64::MAX, usize::MAX)
+    }
+
+    /// Up to `limit` outbox entries for one recipient, oldest first (one key range; nothing else is
+    /// decrypted).
+    pub fn outbox_for(
+        &self,
+        recipient: &IdentityKey,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        self.read()?.outbox_for(recipient, limit)
+    }
+
+    /// Number of outbox entries.
+    pub fn outbox_len(&self) -> Result<u64, StoreError> {
+        self.read()?.outbox_len()
     }
 
     /// Counts one more attempt and sets the next; `false` if the entry is gone (durable on return).
@@ -650,22 +740,41 @@ impl Store {
     }
 }
 
-fn read_keyslot(db: &Database) -> Result<KeySlot, StoreError> {
+/// The format version and key slot, read without writing to the file: a read-write open makes redb
+/// rewrite parts of the file when it closes, and a format-1 file must stay byte for byte as it was unless
+/// its migration completes. A file the read-only open refuses (one that needs redb's repair) is left to
+/// the checked read-write open.
+fn read_header(path: &Path) -> Result<(u8, KeySlot), StoreError> {
+    let opened = std::panic::catch_unwind(|| redb::ReadOnlyDatabase::open(path));
+    match opened {
+        Ok(Ok(db)) => Ok((read_format(&db)?, read_keyslot(&db)?)),
+        _ => {
+            let db = open_database(path)?;
+            Ok((read_format(&db)?, read_keyslot(&db)?))
+        }
+    }
+}
+
+/// The store's format version: [`OLDEST_FORMAT_VERSION`]..=[`FORMAT_VERSION`], or a typed error.
+fn read_format(db: &impl ReadableDatabase) -> Result<u8, StoreError> {
     let txn = db.begin_read()?;
     let meta = txn.open_table(META)?;
     let format = meta
         .get(META_FORMAT)?
         .ok_or_else(|| StoreError::Corrupt("format version missing".into()))?;
     match format.value() {
-        [FORMAT_VERSION] => {}
-        [found] => {
-            return Err(StoreError::UnsupportedVersion {
-                found: *found,
-                supported: FORMAT_VERSION,
-            });
-        }
-        _ => return Err(StoreError::Corrupt("format version malformed".into())),
+        [found] if (OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(found) => Ok(*found),
+        [found] => Err(StoreError::UnsupportedVersion {
+            found: *found,
+            supported: FORMAT_VERSION,
+        }),
+        _ => Err(StoreError::Corrupt("format version malformed".into())),
     }
+}
+
+fn read_keyslot(db: &impl ReadableDatabase) -> Result<KeySlot, StoreError> {
+    let txn = db.begin_read()?;
+    let meta = txn.open_table(META)?;
     let slot = meta
         .get(META_KEYSLOT)?
         .ok_or_else(|| StoreError::Corrupt("key slot missing".into()))?;
@@ -676,18 +785,10 @@ fn read_keyslot(db: &Database) -> Result<KeySlot, StoreError> {
 fn check_tables(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_read()?;
     txn.open_table(VAULT)?.len()?;
-    for table in [
-        CONTACTS,
-        SESSIONS,
-        MESSAGES,
-        MESSAGE_INDEX,
-        OUTBOX,
-        SEEN,
-        SETTINGS,
-    ] {
+    for table in BYTES_TABLES {
         txn.open_table(table)?.len()?;
     }
-    for table in [UNREAD, SEEN_EXPIRY] {
+    for table in [CONV_UNREAD, SEEN_EXPIRY] {
         txn.open_table(table)?.len()?;
     }
     Ok(())

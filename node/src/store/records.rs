@@ -6,8 +6,11 @@
 //! ```text
 //! ContactRecord v1: u8 1 || key[32] || u16 len || card || u16 len || local_name (UTF-8) || u8 verified
 //!                   || u8 state || u8 key_changed || u64 added_ms
-//! MessageRecord v1: u8 1 || id[16] || conversation[32] || u8 outgoing || u64 sent_at_ms
-//!                   || u64 received_at_ms || u8 status || u32 len || text (UTF-8)
+//! MessageRecord v2: u8 2 || id[16] || conversation (u8 tag || id[32], `ConversationId::to_bytes`)
+//!                   || u8 has_sender || sender[32] if has_sender (absent: written by this profile)
+//!                   || u64 sent_at_ms || u64 received_at_ms || u8 status || u32 len || text (UTF-8)
+//! MessageRecord v1 (format 1, read only by the migration): u8 1 || id[16] || conversation[32]
+//!                   || u8 outgoing || u64 sent_at_ms || u64 received_at_ms || u8 status || u32 len || text
 //! OutboxRecord  v1: u8 1 || message_id[16] || recipient[32] || u32 len || envelope || u32 attempts
 //!                   || u64 next_attempt_ms || u64 created_ms || u64 expires_at
 //! ```
@@ -18,9 +21,13 @@ use tern_protocol::codec::{DecodeError, Reader, Writer};
 use tern_protocol::{IdentityKey, MessageId};
 
 use super::StoreError;
+use crate::api::{CONVERSATION_ID_LEN, ConversationId};
+pub(crate) use crate::outbox::OutboxEntry as OutboxRecord;
 
-/// Version byte of every record encoding this build writes.
+/// Version byte of the contact and outbox record encodings this build writes.
 pub const RECORD_VERSION: u8 = 1;
+/// Version byte of the message record encoding this build writes (format 2: conversation and sender).
+pub const MESSAGE_RECORD_VERSION: u8 = 2;
 /// Longest local (user-chosen) name for a contact, in bytes of UTF-8.
 pub const MAX_LOCAL_NAME_LEN: usize = 256;
 /// Longest encoded contact card a contact record holds.
@@ -39,12 +46,16 @@ fn check_len(field: &'static str, len: usize, max: usize) -> Result<(), StoreErr
 }
 
 fn version(r: &mut Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
+    version_is(r, what, RECORD_VERSION)
+}
+
+fn version_is(r: &mut Reader<'_>, what: &'static str, supported: u8) -> Result<(), DecodeError> {
     let got = r.u8(what)?;
-    if got != RECORD_VERSION {
+    if got != supported {
         return Err(DecodeError::UnsupportedVersion {
             what,
             got,
-            supported: RECORD_VERSION,
+            supported,
         });
     }
     Ok(())
@@ -324,25 +335,71 @@ impl MessageRecord {
         }
     }
 
-    /// Encodes the record, refusing text over [`MAX_TEXT_LEN`].
+    /// Encodes the record (format 2), refusing text over [`MAX_TEXT_LEN`].
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
         check_len("text", self.text.len(), MAX_TEXT_LEN)?;
-        let mut w = Writer::with_capacity(80 + self.text.len());
-        w.u8(RECORD_VERSION)
+        let conversation = ConversationId::Direct(self.conversation).to_bytes();
+        let mut w = Writer::with_capacity(120 + self.text.len());
+        w.u8(MESSAGE_RECORD_VERSION)
             .raw(&self.id.0)
-            .raw(self.conversation.as_bytes())
-            .u8(u8::from(self.outgoing))
-            .u64(self.sent_at_ms)
+            .raw(&conversation);
+        if self.outgoing {
+            w.u8(0);
+        } else {
+            w.u8(1).raw(self.conversation.as_bytes());
+        }
+        w.u64(self.sent_at_ms)
             .u64(self.received_at_ms)
             .u8(self.status.to_u8())
             .bytes_u32(self.text.as_bytes());
         Ok(w.into_vec())
     }
 
-    /// Decodes a record written by [`Self::encode`].
+    /// Decodes a record written by [`Self::encode`]. This build keeps only 1:1 conversations, whose
+    /// incoming messages come from the contact; any other sender is reported as invalid.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        version(&mut r, "message record")?;
+        version_is(&mut r, "message record", MESSAGE_RECORD_VERSION)?;
+        let id = MessageId(r.array("message id")?);
+        let conversation_bytes: [u8; CONVERSATION_ID_LEN] = r.array("conversation")?;
+        let Some(ConversationId::Direct(conversation)) =
+            ConversationId::from_bytes(&conversation_bytes)
+        else {
+            return Err(DecodeError::Invalid {
+                field: "conversation",
+                reason: "unknown conversation kind",
+            });
+        };
+        let outgoing = !flag(&mut r, "has sender")?;
+        if !outgoing {
+            let sender = identity_key(&mut r, "sender")?;
+            if sender != conversation {
+                return Err(DecodeError::Invalid {
+                    field: "sender",
+                    reason: "not the contact of this 1:1 conversation",
+                });
+            }
+        }
+        let sent_at_ms = r.u64("sent at")?;
+        let received_at_ms = r.u64("received at")?;
+        let status = MessageStatus::from_u8(r.u8("message status")?)?;
+        let text = utf8(r.bytes_u32("text", MAX_TEXT_LEN)?, "text")?;
+        r.finish()?;
+        Ok(Self {
+            id,
+            conversation,
+            outgoing,
+            sent_at_ms,
+            received_at_ms,
+            text,
+            status,
+        })
+    }
+
+    /// Decodes a format-1 record (for the migration).
+    pub(super) fn decode_v1(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        version_is(&mut r, "message record", 1)?;
         let id = MessageId(r.array("message id")?);
         let conversation = identity_key(&mut r, "conversation")?;
         let outgoing = flag(&mut r, "outgoing")?;
@@ -363,51 +420,9 @@ impl MessageRecord {
     }
 }
 
-/// An envelope waiting to be sent (or re-sent) to a recipient or their mailbox.
-#[derive(Clone, PartialEq, Eq)]
-pub struct OutboxRecord {
-    /// The message the envelope carries; the record's row is its blind index.
-    pub message_id: MessageId,
-    /// Who it is for.
-    pub recipient: IdentityKey,
-    /// The encoded envelope, at most [`MAX_ENVELOPE_LEN`] bytes.
-    pub envelope: Vec<u8>,
-    /// How many sends were tried.
-    pub attempts: u32,
-    /// Not to be tried before this time, unix milliseconds.
-    pub next_attempt_ms: u64,
-    /// When it was queued, unix milliseconds.
-    pub created_ms: u64,
-    /// The envelope's own expiry (the unit the envelope uses: unix seconds).
-    pub expires_at: u64,
-}
-
-impl fmt::Debug for OutboxRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Self {
-            message_id,
-            recipient,
-            envelope,
-            attempts,
-            next_attempt_ms,
-            created_ms,
-            expires_at,
-        } = self;
-        f.debug_struct("OutboxRecord")
-            .field("message_id", message_id)
-            .field("recipient", recipient)
-            .field("envelope_len", &envelope.len())
-            .field("attempts", attempts)
-            .field("next_attempt_ms", next_attempt_ms)
-            .field("created_ms", created_ms)
-            .field("expires_at", expires_at)
-            .finish()
-    }
-}
-
 impl OutboxRecord {
     /// Encodes the record, refusing an envelope over [`MAX_ENVELOPE_LEN`].
-    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+    pub(in crate::store) fn encode(&self) -> Result<Vec<u8>, StoreError> {
         check_len("envelope", self.envelope.len(), MAX_ENVELOPE_LEN)?;
         let mut w = Writer::with_capacity(80 + self.envelope.len());
         w.u8(RECORD_VERSION)
@@ -422,7 +437,7 @@ impl OutboxRecord {
     }
 
     /// Decodes a record written by [`Self::encode`].
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    pub(in crate::store) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         version(&mut r, "outbox record")?;
         let message_id = MessageId(r.array("message id")?);
@@ -528,11 +543,11 @@ pub(crate) mod tests {
         }
         .encode()
         .unwrap();
-        bytes[49] = 2; // the `outgoing` flag
+        bytes[50] = 2; // the `has sender` flag
         assert!(matches!(
             MessageRecord::decode(&bytes),
             Err(DecodeError::Invalid {
-                field: "outgoing",
+                field: "has sender",
                 ..
             })
         ));

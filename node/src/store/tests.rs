@@ -402,9 +402,9 @@ fn values_swapped_between_rows_fail_to_open() {
     let contact_rows = rows(&path, CONTACTS);
     assert_eq!(contact_rows.len(), 2);
     swap_rows(&path, CONTACTS, &contact_rows[0], &contact_rows[1]);
-    let message_rows = rows(&path, MESSAGES);
+    let message_rows = rows(&path, CONV_MESSAGES);
     assert_eq!(message_rows.len(), 2);
-    swap_rows(&path, MESSAGES, &message_rows[0], &message_rows[1]);
+    swap_rows(&path, CONV_MESSAGES, &message_rows[0], &message_rows[1]);
 
     let s = Store::open(dir.path(), &"pw".into()).unwrap();
     assert!(matches!(s.contact(&key(1)), Err(StoreError::Corrupt(_))));
@@ -691,4 +691,110 @@ fn a_profile_written_before_the_envelope_tables_opens_and_gains_them() {
             .mark_envelope(&EnvelopeId([1; 32]), &key(1), &MessageId([1; 16]), 5)
             .unwrap()
     );
+}
+
+#[test]
+fn the_outbox_is_read_by_recipient_and_by_due_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    let (a, b) = (key(21), key(22));
+    for (n, to, due) in [(1u8, a, 30u64), (2, b, 10), (3, a, 20), (4, b, 40)] {
+        let mut entry = outbox(u32::from(n));
+        entry.message_id = MessageId([n; 16]);
+        entry.recipient = to;
+        entry.next_attempt_ms = due;
+        store.outbox_enqueue(&entry).unwrap();
+    }
+    let ids = |entries: Vec<OutboxRecord>| -> Vec<u8> {
+        entries.iter().map(|e| e.message_id.0[0]).collect()
+    };
+    let mut for_a = ids(store.outbox_for(&a, 10).unwrap());
+    for_a.sort();
+    assert_eq!(for_a, vec![1, 3]);
+    assert_eq!(store.outbox_for(&b, 1).unwrap().len(), 1);
+    assert!(store.outbox_for(&key(23), 10).unwrap().is_empty());
+    assert_eq!(ids(store.outbox_due(25, 10).unwrap()), vec![2, 3]);
+    // A reschedule moves the entry in due order; a removal takes it out of both views.
+    assert!(store.outbox_reschedule(&MessageId([2; 16]), 50).unwrap());
+    assert_eq!(
+        ids(store.outbox_due(u64::MAX, 10).unwrap()),
+        vec![3, 1, 4, 2]
+    );
+    assert_eq!(store.outbox_for(&b, 10).unwrap().len(), 2);
+    assert!(store.outbox_remove(&MessageId([3; 16])).unwrap());
+    assert_eq!(ids(store.outbox_for(&a, 10).unwrap()), vec![1]);
+    assert_eq!(store.outbox_len().unwrap(), 3);
+    // Deleting a's conversation drops a's entries only.
+    store.delete_conversation(&a).unwrap();
+    assert_eq!(ids(store.outbox_due(u64::MAX, 10).unwrap()), vec![4, 2]);
+}
+
+#[test]
+fn a_reader_on_another_thread_sees_committed_writes_as_api_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    let reader = store.reader();
+    let them = key(31);
+    let mut record = contact(31);
+    record.key = them;
+    record.local_name = "Them".into();
+    store.put_contact(&record).unwrap();
+    store.insert_message(&incoming(them, 1, 100)).unwrap();
+    let conversation = crate::api::ConversationId::Direct(them);
+    let seen = std::thread::Builder::new()
+        .name("reader".into())
+        .spawn({
+            let reader = reader.clone();
+            move || {
+                (
+                    reader.conversations().unwrap(),
+                    reader.page(&conversation, None, 10).unwrap(),
+                    reader.contacts().unwrap(),
+                )
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(seen.0.len(), 1);
+    assert_eq!(seen.0[0].title, "Them");
+    assert_eq!(seen.0[0].unread, 1);
+    assert_eq!(seen.1.messages[0].sender, Some(them));
+    assert_eq!(seen.1.messages[0].text, "message 1");
+    assert_eq!(seen.2[0].name, "Them");
+    // A write made after the reader was taken is visible to its next read.
+    store.insert_message(&incoming(them, 2, 200)).unwrap();
+    assert_eq!(reader.unread_count(&conversation).unwrap(), 2);
+    assert_eq!(reader.search("MESSAGE 2", 10).unwrap().len(), 1);
+    assert!(
+        reader
+            .message(&conversation, &MessageId([2; 16]))
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
+fn a_password_change_split_in_a_slow_and_a_fast_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    let reader = store.reader();
+    assert!(matches!(
+        reader.rewrap(&"not it".into(), &"new".into()),
+        Err(StoreError::WrongPassword)
+    ));
+    let update = std::thread::Builder::new()
+        .name("rewrap".into())
+        .spawn(move || reader.rewrap(&"pw".into(), &"new".into()))
+        .unwrap()
+        .join()
+        .unwrap()
+        .unwrap();
+    store.install_key_slot(update).unwrap();
+    drop(store);
+    assert!(matches!(
+        Store::open(dir.path(), &"pw".into()),
+        Err(StoreError::WrongPassword)
+    ));
+    Store::open(dir.path(), &"new".into()).unwrap();
 }

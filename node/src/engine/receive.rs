@@ -1,0 +1,388 @@
+//! Receiving: opening, decrypting and storing envelopes, alone or as a group commit.
+
+use super::*;
+
+impl Engine {
+    /// Opens, decrypts and durably stores one received envelope. Only after this returns `Ok` may the
+    /// envelope be acknowledged.
+    ///
+    /// An envelope that carried a message stored before (the store remembers it by envelope id, across
+    /// restarts, for as long as the duplicate check remembers the message) is [`Received::Copy`], found
+    /// before any decryption is tried.
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<Received, ReceiveError> {
+        self.receive_at(bytes, Via::Sender, now_ms())
+    }
+
+    /// [`Self::receive`] at `now_ms`, from `via`.
+    pub fn receive_at(
+        &mut self,
+        bytes: &[u8],
+        via: Via,
+        now_ms: u64,
+    ) -> Result<Received, ReceiveError> {
+        match self.receive_group(&[(bytes, via)], now_ms) {
+            Ok(outcomes) => outcomes.into_iter().next().map_or_else(
+                || Err(ReceiveError::Store(group_failed("no outcome"))),
+                |inbound| inbound.outcome,
+            ),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Group commit of [`Self::receive`]: opens and decrypts each envelope in order and stores them all
+    /// with one durable commit. One outcome per envelope, in order; none may be acknowledged before this
+    /// returns. If the group cannot be stored, each envelope is stored on its own instead.
+    ///
+    /// Each envelope says how it came ([`Via`]). A new message (or a copy of one stored before) that its
+    /// sender did not hand over itself earns the sender a delivery receipt, queued in the same commit
+    /// (one per sender and group), and the envelopes it answers are forgotten in that commit, so a
+    /// replayed copy earns no second receipt.
+    pub fn receive_many(&mut self, envelopes: &[(&[u8], Via)], now_ms: u64) -> Vec<Inbound> {
+        if envelopes.len() > 1 {
+            match self.receive_group(envelopes, now_ms) {
+                Ok(outcomes) => return outcomes,
+                Err(e) => {
+                    warn!(error = %e, "group commit failed; storing the envelopes one by one")
+                }
+            }
+        }
+        envelopes
+            .iter()
+            .map(
+                |(bytes, via)| match self.receive_group(&[(bytes, *via)], now_ms) {
+                    Ok(mut outcomes) if outcomes.len() == 1 => outcomes.remove(0),
+                    Ok(_) => Inbound {
+                        envelope_id: None,
+                        outcome: Err(ReceiveError::Store(group_failed("no outcome"))),
+                    },
+                    Err(e) => Inbound {
+                        envelope_id: Envelope::decode(bytes).ok().map(|e| e.id()),
+                        outcome: Err(e.into()),
+                    },
+                },
+            )
+            .collect()
+    }
+
+    /// Decrypts and stores `envelopes`, with the delivery receipts they earn, in one write transaction;
+    /// an `Err` means nothing was stored and every session the group advanced was dropped from memory (to
+    /// be reloaded from the store).
+    pub(super) fn receive_group(
+        &mut self,
+        envelopes: &[(&[u8], Via)],
+        now: u64,
+    ) -> Result<Vec<Inbound>, StoreError> {
+        let pickle_key = self.store.pickle_key();
+        let mut touched = Vec::new();
+        let Self {
+            store,
+            identity,
+            card,
+            sessions,
+            cards,
+        } = self;
+        let mut rng = rand::rng();
+        let result = store.transaction(|batch| {
+            let mut outcomes = Vec::with_capacity(envelopes.len());
+            for (bytes, _) in envelopes {
+                let (envelope_id, outcome) = receive_one(
+                    batch,
+                    identity,
+                    sessions,
+                    &pickle_key,
+                    bytes,
+                    now,
+                    &mut touched,
+                )?;
+                outcomes.push(Inbound {
+                    envelope_id,
+                    outcome,
+                });
+            }
+            let mut receipts = Receipts {
+                identity,
+                card,
+                sessions,
+                cards,
+                pickle_key: &pickle_key,
+                touched: &mut touched,
+            };
+            receipts.queue(batch, envelopes, &outcomes, now, &mut rng)?;
+            // Each advanced session once, in its latest state.
+            for sender in &touched {
+                if let Some(peer) = sessions.get(sender) {
+                    batch.put_session(sender, &peer.pickle(&pickle_key, &mut rng))?;
+                }
+            }
+            Ok(outcomes)
+        });
+        if result.is_err() {
+            // The commit failed: forget the advanced sessions so the senders' retries decrypt again.
+            for sender in &touched {
+                self.sessions.remove(sender);
+            }
+        }
+        result
+    }
+}
+
+/// A message a receipt confirms, and the envelope that carried it (to forget).
+type Confirmed = (MessageId, Option<EnvelopeId>);
+
+/// What a receive group needs to seal the delivery receipts it queues.
+struct Receipts<'a> {
+    identity: &'a Identity,
+    card: &'a ContactCard,
+    sessions: &'a mut HashMap<IdentityKey, PeerSessions>,
+    cards: &'a mut HashMap<IdentityKey, ContactCard>,
+    pickle_key: &'a tern_protocol::PickleKey,
+    touched: &'a mut Vec<IdentityKey>,
+}
+
+impl Receipts<'_> {
+    /// Queues one delivery receipt per sender (per [`tern_protocol::message::MAX_RECEIPT_IDS`] ids) for
+    /// the new messages and copies whose sender did not hand them over itself, forgetting the envelopes
+    /// they answer. A receipt that cannot be sealed (a blocked or unknown contact, a bad card) is skipped;
+    /// a store failure aborts the group.
+    fn queue(
+        &mut self,
+        batch: &mut Batch<'_>,
+        envelopes: &[(&[u8], Via)],
+        outcomes: &[Inbound],
+        now: u64,
+        rng: &mut impl rand::CryptoRng,
+    ) -> Result<(), StoreError> {
+        // Per sender, in order of first appearance: the message ids and the envelopes that carried them.
+        let mut owed: Vec<(IdentityKey, Vec<Confirmed>)> = Vec::new();
+        for ((_, via), inbound) in envelopes.iter().zip(outcomes) {
+            let (sender, id) = match &inbound.outcome {
+                Ok(Received::Message { message, .. }) => (message.conversation, message.id),
+                Ok(Received::Copy { contact, id }) => (*contact, *id),
+                _ => continue,
+            };
+            if !via.owes_receipt(&sender) {
+                continue;
+            }
+            match owed.iter_mut().find(|(to, _)| *to == sender) {
+                Some((_, ids)) => ids.push((id, inbound.envelope_id)),
+                None => owed.push((sender, vec![(id, inbound.envelope_id)])),
+            }
+        }
+        for (to, confirmed) in owed {
+            for chunk in confirmed.chunks(tern_protocol::message::MAX_RECEIPT_IDS) {
+                let ids = chunk.iter().map(|(id, _)| *id).collect();
+                match self.seal(batch, &to, Body::Delivered(ids), now, rng) {
+                    Ok((content, envelope)) => {
+                        batch.outbox_enqueue(&outbox_entry(&to, &content, &envelope, now))?;
+                        for answered in chunk.iter().filter_map(|(_, e)| e.as_ref()) {
+                            batch.forget_envelope(answered)?;
+                        }
+                    }
+                    Err(EngineError::Store(e)) => return Err(e),
+                    Err(e) => debug!(error = %e, "cannot queue a delivery receipt"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals a control message for `to` inside the group's transaction; the advanced session is written
+    /// with the group's.
+    fn seal(
+        &mut self,
+        batch: &mut Batch<'_>,
+        to: &IdentityKey,
+        body: Body,
+        now: u64,
+        rng: &mut impl rand::CryptoRng,
+    ) -> Result<(Content, Envelope), EngineError> {
+        let contact = batch
+            .contact(to)?
+            .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
+        if contact.state == ContactState::Blocked {
+            return Err(EngineError::Blocked);
+        }
+        let their_card = cached_card(self.cards, &contact)?;
+        let content = Content {
+            id: MessageId::new_v7(now, rng),
+            sent_at_ms: now,
+            body,
+        };
+        let plaintext = zeroize::Zeroizing::new(content.encode()?);
+        let peer = session_in(
+            batch,
+            self.sessions,
+            self.pickle_key,
+            self.identity.key(),
+            *to,
+        )?;
+        let session_message =
+            peer.encrypt(self.identity, self.card, Some(&their_card), &plaintext, rng)?;
+        if !self.touched.contains(to) {
+            self.touched.push(*to);
+        }
+        let envelope = Envelope::seal(
+            self.identity,
+            their_card.identity(),
+            &session_message,
+            now / 1000 + MAIL_TTL_S,
+            rng,
+        )?;
+        Ok((content, envelope))
+    }
+}
+
+/// The sessions with `peer`, loaded into `sessions` from the transaction's view of the store if needed
+/// (afresh if the stored ones are unreadable).
+fn session_in<'s>(
+    batch: &Batch<'_>,
+    sessions: &'s mut HashMap<IdentityKey, PeerSessions>,
+    pickle_key: &tern_protocol::PickleKey,
+    me: IdentityKey,
+    peer: IdentityKey,
+) -> Result<&'s mut PeerSessions, StoreError> {
+    Ok(match sessions.entry(peer) {
+        std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            let loaded = match batch.session(&peer)? {
+                Some(pickle) => PeerSessions::unpickle(pickle_key, &pickle).unwrap_or_else(|e| {
+                    warn!(error = %e, "stored sessions unreadable; starting afresh");
+                    PeerSessions::new(me, peer)
+                }),
+                None => PeerSessions::new(me, peer),
+            };
+            slot.insert(loaded)
+        }
+    })
+}
+
+/// One envelope of a receive group, inside its write transaction: the outer `Err` (a store failure)
+/// aborts the group; the inner one refuses this envelope only. Advanced sessions are listed in `touched`
+/// for the caller to persist.
+pub(super) fn receive_one(
+    batch: &mut Batch<'_>,
+    identity: &Identity,
+    sessions: &mut HashMap<IdentityKey, PeerSessions>,
+    pickle_key: &tern_protocol::PickleKey,
+    bytes: &[u8],
+    now: u64,
+    touched: &mut Vec<IdentityKey>,
+) -> Result<(Option<EnvelopeId>, Result<Received, ReceiveError>), StoreError> {
+    let envelope = match Envelope::decode(bytes) {
+        Ok(envelope) => envelope,
+        Err(e) => return Ok((None, Err(e.into()))),
+    };
+    let envelope_id = envelope.id();
+    let outcome = open_one(
+        batch, identity, sessions, pickle_key, &envelope, now, touched,
+    )?;
+    Ok((Some(envelope_id), outcome))
+}
+
+fn open_one(
+    batch: &mut Batch<'_>,
+    identity: &Identity,
+    sessions: &mut HashMap<IdentityKey, PeerSessions>,
+    pickle_key: &tern_protocol::PickleKey,
+    envelope: &Envelope,
+    now: u64,
+    touched: &mut Vec<IdentityKey>,
+) -> Result<Result<Received, ReceiveError>, StoreError> {
+    let opened = match envelope.open(identity, now / 1000) {
+        Ok(opened) => opened,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    let sender = opened.sender;
+    let envelope_id = envelope.id();
+    let contact = batch.contact(&sender)?;
+    if contact
+        .as_ref()
+        .is_some_and(|c| c.state == ContactState::Blocked)
+    {
+        return Ok(Ok(Received::Dropped));
+    }
+    // A copy of an envelope already stored (its key is spent): name what it carried, touch no session.
+    if let Some((contact, id)) = batch.envelope(&envelope_id)?
+        // The outer seal is bound to its sender, so a copy names the same sender as the original.
+        && contact == sender
+    {
+        return Ok(Ok(Received::Copy { contact, id }));
+    }
+    let peer = session_in(batch, sessions, pickle_key, identity.key(), sender)?;
+    let decrypted = match peer.decrypt(identity, &opened.session_message) {
+        Ok(decrypted) => decrypted,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    if !touched.contains(&sender) {
+        touched.push(sender);
+    }
+    // If the content is malformed the ratchet still moved: the session is kept, the content refused.
+    let content = match Content::decode(&decrypted.plaintext) {
+        Ok(content) => content,
+        Err(e) => return Ok(Err(ReceiveError::Malformed(e))),
+    };
+    let kind_is_delivered = matches!(content.body, Body::Delivered(_));
+    let outcome = match content.body {
+        Body::Text(text) => {
+            let message = MessageRecord {
+                id: content.id,
+                conversation: sender,
+                outgoing: false,
+                sent_at_ms: content.sent_at_ms,
+                received_at_ms: now,
+                text,
+                status: MessageStatus::Received,
+            };
+            // The store dedupes by (sender, message id), remembering ids past any envelope's life.
+            if batch.insert_message(&message)? {
+                // Which envelope carried it, durable with it: a later copy can then be answered.
+                batch.mark_envelope(
+                    &envelope_id,
+                    &sender,
+                    &message.id,
+                    now.saturating_add(SEEN_RETENTION_MS),
+                )?;
+                let (record, request, key_changed) =
+                    contact_after_card(sender, contact, decrypted.new_session_card, now);
+                if let Some(record) = &record {
+                    batch.put_contact(record)?;
+                }
+                Received::Message {
+                    message,
+                    request: if request { record } else { None },
+                    key_changed,
+                }
+            } else {
+                Received::Duplicate
+            }
+        }
+        Body::Delivered(ids) | Body::Read(ids) if contact.is_some() => {
+            let status = if kind_is_delivered {
+                MessageStatus::Delivered
+            } else {
+                MessageStatus::Read
+            };
+            let mut updated = Vec::new();
+            for id in ids {
+                if batch.update_message_status(&sender, &id, status)? {
+                    updated.push((id, status));
+                }
+            }
+            Received::Receipts {
+                contact: sender,
+                updated,
+            }
+        }
+        Body::Typing(typing) if contact.is_some() => Received::Typing {
+            contact: sender,
+            typing,
+        },
+        Body::Unknown { kind, .. } => Received::Unknown {
+            contact: sender,
+            kind,
+        },
+        // Receipts and typing from strangers mean nothing.
+        _ => Received::Dropped,
+    };
+    Ok(Ok(outcome))
+}

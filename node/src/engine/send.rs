@@ -1,0 +1,408 @@
+//! Sending: sealing texts and control messages with the advanced session persisted in the same commit,
+//! retries of failed messages, and read receipts.
+
+use super::*;
+
+impl Engine {
+    /// Loads the sessions with `peer` into memory (from the store, or empty).
+    pub(super) fn load_sessions(&mut self, peer: IdentityKey) -> Result<(), EngineError> {
+        if !self.sessions.contains_key(&peer) {
+            let loaded = match self.store.session(&peer)? {
+                Some(pickle) => PeerSessions::unpickle(&self.store.pickle_key(), &pickle)?,
+                None => PeerSessions::new(self.key(), peer),
+            };
+            self.sessions.insert(peer, loaded);
+        }
+        Ok(())
+    }
+
+    /// Encrypts `body` for `to` and seals it. The caller must persist the session (returned as a pickle)
+    /// in the same commit that records the message, before the envelope leaves.
+    pub(super) fn seal(
+        &mut self,
+        to: &ContactRecord,
+        id: Option<MessageId>,
+        body: Body,
+        now: u64,
+    ) -> Result<(Content, Envelope, Vec<u8>), EngineError> {
+        if to.state == ContactState::Blocked {
+            return Err(EngineError::Blocked);
+        }
+        let mut rng = rand::rng();
+        let their_card = self.card_of(to)?;
+        let content = Content {
+            id: id.unwrap_or_else(|| MessageId::new_v7(now, &mut rng)),
+            sent_at_ms: now,
+            body,
+        };
+        let plaintext = zeroize::Zeroizing::new(content.encode()?);
+        let pickle_key = self.store.pickle_key();
+        self.load_sessions(to.key)?;
+        let (identity, card) = (&self.identity, &self.card);
+        let sessions = self
+            .sessions
+            .entry(to.key)
+            .or_insert_with(|| PeerSessions::new(identity.key(), to.key));
+        let session_message =
+            sessions.encrypt(identity, card, Some(&their_card), &plaintext, &mut rng)?;
+        let pickle = sessions.pickle(&pickle_key, &mut rng);
+        let envelope = Envelope::seal(
+            identity,
+            their_card.identity(),
+            &session_message,
+            now / 1000 + MAIL_TTL_S,
+            &mut rng,
+        )?;
+        Ok((content, envelope, pickle))
+    }
+
+    /// Seals `body` for `to` and writes, in one durable commit, whatever `write` adds (history row, outbox
+    /// entry, contact update) together with the advanced session. On any failure the in-memory session is
+    /// forgotten, so the next send starts again from what the store holds.
+    pub(super) fn send_sealed<T>(
+        &mut self,
+        to: &IdentityKey,
+        id: Option<MessageId>,
+        body: Body,
+        now: u64,
+        write: impl FnOnce(
+            &mut Batch<'_>,
+            &mut ContactRecord,
+            &Content,
+            &Envelope,
+            u64,
+        ) -> Result<T, StoreError>,
+    ) -> Result<(Content, Envelope, T), EngineError> {
+        let mut contact = self
+            .store
+            .contact(to)?
+            .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
+        let result = self
+            .seal(&contact, id, body, now)
+            .and_then(|(content, envelope, pickle)| {
+                let mut batch = self.store.batch()?;
+                let written = write(&mut batch, &mut contact, &content, &envelope, now)?;
+                batch.put_session(to, &pickle)?;
+                batch.commit()?;
+                Ok((content, envelope, written))
+            });
+        if result.is_err() {
+            self.sessions.remove(to);
+        }
+        result
+    }
+
+    /// Queues a text message: history row (sending), outbox entry and advanced session, in one commit.
+    pub fn send_text(
+        &mut self,
+        to: &IdentityKey,
+        text: &str,
+    ) -> Result<(MessageRecord, OutboxEntry), EngineError> {
+        self.send_text_at(to, text, now_ms())
+    }
+
+    /// [`Self::send_text`] at `now_ms` (unix milliseconds).
+    pub fn send_text_at(
+        &mut self,
+        to: &IdentityKey,
+        text: &str,
+        now_ms: u64,
+    ) -> Result<(MessageRecord, OutboxEntry), EngineError> {
+        let (_, _, queued) = self.send_sealed(
+            to,
+            None,
+            Body::Text(text.to_owned()),
+            now_ms,
+            |batch, contact, content, envelope, now| {
+                write_text(batch, contact, content, envelope, now, text)
+            },
+        )?;
+        Ok(queued)
+    }
+
+    /// Group commit of [`Self::send_text`]: seals each text in order, then writes every history row,
+    /// outbox entry and advanced session in one durable commit. One result per text, in order; none is
+    /// durable, and no envelope may leave, before this returns. If the commit fails every text fails, and
+    /// the sessions involved are reloaded from the store on their next use.
+    pub fn send_texts(
+        &mut self,
+        texts: &[(IdentityKey, String)],
+    ) -> Vec<Result<(MessageRecord, OutboxEntry), EngineError>> {
+        self.send_texts_at(texts, now_ms())
+    }
+
+    /// [`Self::send_texts`] at `now_ms` (unix milliseconds).
+    pub fn send_texts_at(
+        &mut self,
+        texts: &[(IdentityKey, String)],
+        now_ms: u64,
+    ) -> Vec<Result<(MessageRecord, OutboxEntry), EngineError>> {
+        let now = now_ms;
+        if texts.len() <= 1 {
+            return texts
+                .iter()
+                .map(|(to, text)| self.send_text_at(to, text, now))
+                .collect();
+        }
+        let mut recipients: Vec<IdentityKey> = Vec::new();
+        // A recipient whose seal failed: its later texts in this group fail too, because its in-memory
+        // session may be ahead of what this group writes.
+        let mut poisoned: Vec<IdentityKey> = Vec::new();
+        let mut sealed = Vec::with_capacity(texts.len());
+        for (to, text) in texts {
+            if !recipients.contains(to) {
+                recipients.push(*to);
+            }
+            let result = if poisoned.contains(to) {
+                Err(EngineError::Store(group_failed(
+                    "an earlier message to this contact failed",
+                )))
+            } else {
+                self.seal_text(to, text, now)
+            };
+            if result.is_err() && !poisoned.contains(to) {
+                poisoned.push(*to);
+            }
+            sealed.push(result);
+        }
+        let written = self.store.transaction(|batch| {
+            let mut queued = Vec::with_capacity(sealed.len());
+            for ((to, text), item) in texts.iter().zip(&mut sealed) {
+                queued.push(match item {
+                    Ok((contact, content, envelope, pickle)) => {
+                        let q = write_text(batch, contact, content, envelope, now, text)?;
+                        batch.put_session(to, pickle)?;
+                        Some(q)
+                    }
+                    Err(_) => None,
+                });
+            }
+            Ok(queued)
+        });
+        for to in &poisoned {
+            self.sessions.remove(to);
+        }
+        match written {
+            Ok(queued) => sealed
+                .into_iter()
+                .zip(queued)
+                .map(|(item, q)| match (item, q) {
+                    (Ok(_), Some(q)) => Ok(q),
+                    (Err(e), _) => Err(e),
+                    (Ok(_), None) => Err(EngineError::Store(group_failed("not written"))),
+                })
+                .collect(),
+            Err(e) => {
+                for to in &recipients {
+                    self.sessions.remove(to);
+                }
+                let reason = e.to_string();
+                texts
+                    .iter()
+                    .map(|_| Err(EngineError::Store(group_failed(&reason))))
+                    .collect()
+            }
+        }
+    }
+
+    /// Seals one text for [`Self::send_texts`]; nothing is written.
+    pub(super) fn seal_text(
+        &mut self,
+        to: &IdentityKey,
+        text: &str,
+        now: u64,
+    ) -> Result<(ContactRecord, Content, Envelope, Vec<u8>), EngineError> {
+        let contact = self
+            .store
+            .contact(to)?
+            .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
+        let (content, envelope, pickle) =
+            self.seal(&contact, None, Body::Text(text.to_owned()), now)?;
+        Ok((contact, content, envelope, pickle))
+    }
+
+    /// Encrypts a control message (a receipt or typing) and queues it for delivery when `queue` is set;
+    /// returns the envelope. The session is persisted before the envelope is returned.
+    pub fn send_control(
+        &mut self,
+        to: &IdentityKey,
+        body: Body,
+        queue: bool,
+    ) -> Result<(MessageId, Envelope), EngineError> {
+        self.send_control_at(to, body, queue, now_ms())
+    }
+
+    /// [`Self::send_control`] at `now_ms` (unix milliseconds).
+    pub fn send_control_at(
+        &mut self,
+        to: &IdentityKey,
+        body: Body,
+        queue: bool,
+        now_ms: u64,
+    ) -> Result<(MessageId, Envelope), EngineError> {
+        let (content, envelope, ()) = self.send_sealed(
+            to,
+            None,
+            body,
+            now_ms,
+            |batch, _, content, envelope, now| {
+                if queue {
+                    batch.outbox_enqueue(&outbox_entry(to, content, envelope, now))?;
+                }
+                Ok(())
+            },
+        )?;
+        Ok((content.id, envelope))
+    }
+
+    /// Queues a delivery receipt for `ids` (at most [`tern_protocol::message::MAX_RECEIPT_IDS`]) to `to`
+    /// and, in the same commit, forgets the envelopes that carried them, so no later copy of one of those
+    /// envelopes makes this profile write to the sender again.
+    pub fn queue_delivered(
+        &mut self,
+        to: &IdentityKey,
+        ids: Vec<MessageId>,
+        envelopes: &[EnvelopeId],
+    ) -> Result<(), EngineError> {
+        self.send_sealed(
+            to,
+            None,
+            Body::Delivered(ids),
+            now_ms(),
+            |batch, _, content, envelope, now| {
+                batch.outbox_enqueue(&outbox_entry(to, content, envelope, now))?;
+                for answered in envelopes {
+                    batch.forget_envelope(answered)?;
+                }
+                Ok(())
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Sends a failed outgoing message again: the same id and text in a new envelope, back to `Sending`
+    /// with a fresh outbox entry, in one commit. [`EngineError::NotRetryable`] for any other message.
+    pub fn retry(
+        &mut self,
+        contact: &IdentityKey,
+        id: &MessageId,
+    ) -> Result<MessageRecord, EngineError> {
+        self.retry_at(contact, id, now_ms())
+    }
+
+    /// [`Self::retry`] at `now_ms` (unix milliseconds).
+    pub fn retry_at(
+        &mut self,
+        contact: &IdentityKey,
+        id: &MessageId,
+        now_ms: u64,
+    ) -> Result<MessageRecord, EngineError> {
+        let message = self
+            .store
+            .message(contact, id)?
+            .filter(|m| m.outgoing && m.status == MessageStatus::Failed)
+            .ok_or(EngineError::NotRetryable)?;
+        let (_, _, retried) = self.send_sealed(
+            contact,
+            Some(message.id),
+            Body::Text(message.text.clone()),
+            now_ms,
+            |batch, _, content, envelope, now| {
+                batch.update_message_status(contact, id, MessageStatus::Sending)?;
+                batch.outbox_enqueue(&outbox_entry(contact, content, envelope, now))?;
+                Ok(MessageRecord {
+                    status: MessageStatus::Sending,
+                    ..message
+                })
+            },
+        )?;
+        Ok(retried)
+    }
+
+    /// Marks received messages read and queues a read receipt for them. Returns the ids that changed.
+    pub fn mark_read(
+        &mut self,
+        contact: &IdentityKey,
+        ids: &[MessageId],
+    ) -> Result<Vec<MessageId>, EngineError> {
+        self.mark_read_at(contact, ids, now_ms())
+    }
+
+    /// [`Self::mark_read`] at `now_ms` (unix milliseconds).
+    pub fn mark_read_at(
+        &mut self,
+        contact: &IdentityKey,
+        ids: &[MessageId],
+        now_ms: u64,
+    ) -> Result<Vec<MessageId>, EngineError> {
+        let mut changed = Vec::new();
+        for id in ids {
+            if let Some(m) = self.store.message(contact, id)?
+                && !m.outgoing
+                && m.status == MessageStatus::Received
+                && self
+                    .store
+                    .update_message_status(contact, id, MessageStatus::Read)?
+            {
+                changed.push(*id);
+            }
+        }
+        for chunk in changed.chunks(tern_protocol::message::MAX_RECEIPT_IDS) {
+            self.send_control_at(contact, Body::Read(chunk.to_vec()), true, now_ms)?;
+        }
+        Ok(changed)
+    }
+}
+
+/// A fresh outbox entry for an envelope, due now.
+pub(super) fn outbox_entry(
+    to: &IdentityKey,
+    content: &Content,
+    envelope: &Envelope,
+    now: u64,
+) -> OutboxEntry {
+    OutboxEntry {
+        message_id: content.id,
+        recipient: *to,
+        envelope: envelope.encode(),
+        attempts: 0,
+        next_attempt_ms: now,
+        created_ms: now,
+        expires_at: envelope.expires_at,
+    }
+}
+
+/// The error every member of a failed group commit gets (a `StoreError` is not `Clone`).
+pub(super) fn group_failed(reason: &str) -> StoreError {
+    StoreError::Io(std::io::Error::other(format!("group commit: {reason}")))
+}
+
+/// What sending a text writes: the history row (sending) and the outbox entry; writing to someone who
+/// asked to talk accepts them.
+pub(super) fn write_text(
+    batch: &mut Batch<'_>,
+    contact: &mut ContactRecord,
+    content: &Content,
+    envelope: &Envelope,
+    now: u64,
+    text: &str,
+) -> Result<(MessageRecord, OutboxEntry), StoreError> {
+    let to = contact.key;
+    if contact.state == ContactState::Requested {
+        contact.state = ContactState::Accepted;
+        batch.put_contact(contact)?;
+    }
+    let message = MessageRecord {
+        id: content.id,
+        conversation: to,
+        outgoing: true,
+        sent_at_ms: now,
+        received_at_ms: now,
+        text: text.to_owned(),
+        status: MessageStatus::Sending,
+    };
+    let outbox = outbox_entry(&to, content, envelope, now);
+    batch.insert_message(&message)?;
+    batch.outbox_enqueue(&outbox)?;
+    Ok((message, outbox))
+}

@@ -1,0 +1,206 @@
+//! [`StoreReader`]: the read side of an open profile, usable from any thread (redb read transactions run
+//! beside the writer), and the conversions from store rows to `crate::api` types. Nothing here writes;
+//! the slow half of a password change ([`StoreReader::rewrap`], two Argon2id runs) lives here too, so it
+//! can run off the event loop and leave only [`super::Store::install_key_slot`] to the writer.
+
+use std::sync::Arc;
+
+use redb::Database;
+use tern_protocol::{ContactCard, IdentityKey, MessageId};
+use zeroize::Zeroizing;
+
+use super::batch::Reader;
+use super::kdf::{KeySlot, Password};
+use super::keys::Keys;
+use super::records::{self, ContactRecord, MessageRecord};
+use super::{MAX_SEARCH_RESULTS, StoreError, read_keyslot};
+use crate::api::{self, Contact, Conversation, ConversationId, Cursor, Message, Page};
+
+/// A read-only handle on an open profile: cheap to clone, `Send + Sync`, meant for
+/// `tokio::task::spawn_blocking` while the event loop keeps writing through [`super::Store`]. Every call
+/// reads one consistent snapshot. A reader keeps the database open (not the profile lock) until dropped.
+#[derive(Clone)]
+pub struct StoreReader {
+    db: Arc<Database>,
+    keys: Arc<Keys>,
+}
+
+impl std::fmt::Debug for StoreReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreReader").finish_non_exhaustive()
+    }
+}
+
+/// A new key slot for the store key, wrapped under a new password by [`StoreReader::rewrap`]; install it
+/// with [`super::Store::install_key_slot`]. Holds no secret (the slot is itself an AEAD).
+#[derive(Clone)]
+pub struct KeySlotUpdate {
+    pub(super) slot: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeySlotUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySlotUpdate").finish_non_exhaustive()
+    }
+}
+
+impl StoreReader {
+    pub(super) fn new(db: Arc<Database>, keys: Arc<Keys>) -> Self {
+        Self { db, keys }
+    }
+
+    fn read(&self) -> Result<Reader<'_>, StoreError> {
+        Reader::begin(&self.db, &self.keys)
+    }
+
+    /// Every contact, oldest first.
+    pub fn contacts(&self) -> Result<Vec<Contact>, StoreError> {
+        Ok(self
+            .read()?
+            .contacts()?
+            .iter()
+            .map(contact_from_record)
+            .collect())
+    }
+
+    /// The contact with this identity key, if any.
+    pub fn contact(&self, key: &IdentityKey) -> Result<Option<Contact>, StoreError> {
+        Ok(self.read()?.contact(key)?.as_ref().map(contact_from_record))
+    }
+
+    /// Every conversation with its last message and unread count, most recent first. A 1:1
+    /// conversation's title is the contact's name (their peer id if they are no longer a contact).
+    pub fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
+        let read = self.read()?;
+        let mut out = Vec::new();
+        for summary in read.conversations()? {
+            let title = match read.contact(&summary.conversation)? {
+                Some(contact) => contact.local_name,
+                None => summary.conversation.peer_id(),
+            };
+            out.push(Conversation {
+                id: ConversationId::Direct(summary.conversation),
+                title,
+                last: message_from_record(summary.last),
+                unread: summary.unread,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The newest `limit` messages of a conversation before `before` (or the newest of all), oldest first.
+    pub fn page(
+        &self,
+        conversation: &ConversationId,
+        before: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let page =
+            self.read()?
+                .conversation_page(conversation, before.as_ref().map(|c| &c.0), limit)?;
+        Ok(Page {
+            messages: page.messages.into_iter().map(message_from_record).collect(),
+            older: page.older.map(Cursor),
+        })
+    }
+
+    /// One message, if stored.
+    pub fn message(
+        &self,
+        conversation: &ConversationId,
+        id: &MessageId,
+    ) -> Result<Option<Message>, StoreError> {
+        Ok(self
+            .read()?
+            .message(conversation, id)?
+            .map(message_from_record))
+    }
+
+    /// Unread incoming messages in a conversation.
+    pub fn unread_count(&self, conversation: &ConversationId) -> Result<u64, StoreError> {
+        self.read()?.unread_count(conversation)
+    }
+
+    /// The newest `limit` messages (at most [`MAX_SEARCH_RESULTS`]) whose text contains `needle`, ignoring
+    /// case, newest first. Opens every message: run it off the event loop.
+    pub fn search(&self, needle: &str, limit: usize) -> Result<Vec<Message>, StoreError> {
+        Ok(self
+            .read()?
+            .search(needle, limit.min(MAX_SEARCH_RESULTS))?
+            .into_iter()
+            .map(message_from_record)
+            .collect())
+    }
+
+    /// Envelopes waiting in the outbox.
+    pub fn outbox_len(&self) -> Result<u64, StoreError> {
+        self.read()?.outbox_len()
+    }
+
+    /// A setting, if set.
+    pub fn setting_get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        self.read()?.setting_get(name)
+    }
+
+    /// The slow half of a password change: checks `old` against the stored key slot and wraps the store
+    /// key under `new` with the same Argon2id parameters (two Argon2id runs, so call it off the event
+    /// loop). [`StoreError::WrongPassword`] if `old` is not the current password.
+    pub fn rewrap(&self, old: &Password, new: &Password) -> Result<KeySlotUpdate, StoreError> {
+        let slot = read_keyslot(self.db.as_ref())?;
+        let current = slot.unwrap_key(old)?;
+        if current.as_bytes() != self.keys.store_key().as_bytes() {
+            return Err(StoreError::WrongPassword);
+        }
+        let new_slot = KeySlot::wrap(self.keys.store_key(), new, slot.params())?;
+        Ok(KeySlotUpdate {
+            slot: new_slot.encode(),
+        })
+    }
+}
+
+/// A stored contact as the user sees it. The card's display name is empty if the card does not decode
+/// (it was checked when stored).
+pub(crate) fn contact_from_record(record: &ContactRecord) -> Contact {
+    let card_name = ContactCard::decode(&record.card)
+        .map(|card| card.display_name().to_owned())
+        .unwrap_or_default();
+    Contact {
+        key: record.key,
+        name: record.local_name.clone(),
+        card_name,
+        state: match record.state {
+            records::ContactState::Accepted => api::ContactState::Accepted,
+            records::ContactState::Requested => api::ContactState::Requested,
+            records::ContactState::Blocked => api::ContactState::Blocked,
+        },
+        verified: record.verified,
+        key_changed: record.key_changed,
+        added_ms: record.added_ms,
+    }
+}
+
+/// A stored message as the user sees it.
+pub(crate) fn message_from_record(record: MessageRecord) -> Message {
+    Message {
+        id: record.id,
+        conversation: ConversationId::Direct(record.conversation),
+        sender: (!record.outgoing).then_some(record.conversation),
+        sent_at_ms: record.sent_at_ms,
+        received_at_ms: record.received_at_ms,
+        status: status_to_api(record.status),
+        text: record.text,
+        recipients: Vec::new(),
+    }
+}
+
+pub(crate) fn status_to_api(status: records::MessageStatus) -> api::MessageStatus {
+    use records::MessageStatus as S;
+    match status {
+        S::Sending => api::MessageStatus::Sending,
+        S::Sent => api::MessageStatus::Sent,
+        S::Delivered => api::MessageStatus::Delivered,
+        S::Read => api::MessageStatus::Read,
+        S::Failed => api::MessageStatus::Failed,
+        S::Received => api::MessageStatus::Received,
+    }
+}

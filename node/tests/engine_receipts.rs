@@ -1,0 +1,121 @@
+//! The delivery-receipt decision is made where an envelope is received: a message its sender did not hand
+//! over itself (a mailbox fetched or pushed it) earns the sender one receipt, queued in the commit that
+//! stores the message; one the sender handed over earns none (the transport's ack says it arrived).
+
+use libp2p::PeerId;
+use tern_node::engine::{Engine, Received, Via, now_ms};
+use tern_node::store::{KdfParams, MessageStatus, Password};
+use tern_protocol::IdentityKey;
+
+fn create(dir: &std::path::Path, name: &str) -> Engine {
+    Engine::create(
+        dir,
+        name,
+        &Password::new("pw".into()),
+        KdfParams::INSECURE_FOR_TESTS,
+    )
+    .unwrap()
+}
+
+fn pair() -> (tempfile::TempDir, tempfile::TempDir, Engine, Engine) {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut alice = create(da.path(), "Alice");
+    let mut bob = create(db.path(), "Bob");
+    alice
+        .add_contact(&bob.card().invite_link(), Some("Bob"))
+        .unwrap();
+    bob.add_contact(&alice.card().invite_link(), Some("Alice"))
+        .unwrap();
+    (da, db, alice, bob)
+}
+
+fn peer_of(key: &IdentityKey) -> PeerId {
+    PeerId::from_bytes(&key.peer_id_bytes()).unwrap()
+}
+
+#[test]
+fn mail_from_a_mailbox_queues_one_receipt_per_sender_in_the_same_commit() {
+    let (_da, _db, mut alice, mut bob) = pair();
+    let sent: Vec<_> = (0..3)
+        .map(|i| alice.send_text(&bob.key(), &format!("m{i}")).unwrap())
+        .collect();
+    let group: Vec<(&[u8], Via)> = sent
+        .iter()
+        .map(|(_, out)| (out.envelope.as_slice(), Via::Mailbox))
+        .collect();
+    let outcomes = bob.receive_many(&group, now_ms());
+    assert!(
+        outcomes
+            .iter()
+            .all(|i| matches!(i.outcome, Ok(Received::Message { .. })) && i.envelope_id.is_some())
+    );
+    // One receipt for the three messages, already in Bob's outbox when receive_many returned.
+    let receipts = bob.store().outbox_for(&alice.key(), 10).unwrap();
+    assert_eq!(receipts.len(), 1);
+    match alice.receive(&receipts[0].envelope).unwrap() {
+        Received::Receipts { updated, .. } => {
+            assert_eq!(updated.len(), 3);
+            assert!(
+                updated
+                    .iter()
+                    .all(|(_, status)| *status == MessageStatus::Delivered)
+            );
+        }
+        other => panic!("expected receipts, got {other:?}"),
+    }
+    // The envelopes it answered were forgotten with it: a replayed copy earns no second receipt.
+    let again = bob.receive_many(&[(sent[0].1.envelope.as_slice(), Via::Mailbox)], now_ms());
+    assert!(!matches!(again[0].outcome, Ok(Received::Message { .. })));
+    assert_eq!(bob.store().outbox_for(&alice.key(), 10).unwrap().len(), 1);
+}
+
+#[test]
+fn only_a_message_pushed_by_another_peer_earns_a_receipt() {
+    let (_da, _db, mut alice, mut bob) = pair();
+    let (_, first) = alice.send_text(&bob.key(), "from Alice herself").unwrap();
+    let (_, second) = alice
+        .send_text(&bob.key(), "pushed by a LAN mailbox")
+        .unwrap();
+    let from_alice = Via::Direct(peer_of(&alice.key()));
+    let from_other = Via::Direct(PeerId::random());
+    let out = bob.receive_many(&[(first.envelope.as_slice(), from_alice)], now_ms());
+    assert!(matches!(out[0].outcome, Ok(Received::Message { .. })));
+    assert!(bob.store().outbox_for(&alice.key(), 10).unwrap().is_empty());
+    let out = bob.receive_many(&[(second.envelope.as_slice(), from_other)], now_ms());
+    assert!(matches!(out[0].outcome, Ok(Received::Message { .. })));
+    assert_eq!(bob.store().outbox_for(&alice.key(), 10).unwrap().len(), 1);
+
+    // A copy of the first (its sender never got the ack) fetched from a mailbox: a receipt for it.
+    let copy = bob.receive_many(&[(first.envelope.as_slice(), Via::Mailbox)], now_ms());
+    assert!(matches!(copy[0].outcome, Ok(Received::Copy { .. })));
+    assert_eq!(bob.store().outbox_for(&alice.key(), 10).unwrap().len(), 2);
+}
+
+#[test]
+fn the_engine_takes_its_time_from_the_caller() {
+    let (_da, _db, mut alice, mut bob) = pair();
+    let t0 = 1_800_000_000_000;
+    let (message, entry) = alice.send_text_at(&bob.key(), "at t0", t0).unwrap();
+    assert_eq!((message.sent_at_ms, entry.next_attempt_ms), (t0, t0));
+    // A failed attempt is rescheduled from the time given, not the wall clock.
+    alice.attempt_failed_at(&entry, t0 + 5).unwrap();
+    let queued = alice.store().outbox_for(&bob.key(), 1).unwrap();
+    assert_eq!(
+        queued[0].next_attempt_ms,
+        t0 + 5 + tern_node::engine::retry_delay_ms(1)
+    );
+    assert!(alice.store().outbox_due(t0 + 5, 10).unwrap().is_empty());
+    // Received at the time given.
+    let out = bob.receive_many(&[(entry.envelope.as_slice(), Via::Sender)], t0 + 7);
+    match &out[0].outcome {
+        Ok(Received::Message { message, .. }) => assert_eq!(message.received_at_ms, t0 + 7),
+        other => panic!("expected a message, got {other:?}"),
+    }
+    // Once the envelope has expired, a failed attempt gives up.
+    let late = (entry.expires_at + 1) * 1000;
+    assert_eq!(
+        alice.attempt_failed_at(&queued[0], late).unwrap(),
+        Some(MessageStatus::Failed)
+    );
+    assert_eq!(alice.store().outbox_len().unwrap(), 0);
+}

@@ -1,0 +1,145 @@
+//! A profile pair written by the format-1 build (node/tests/fixtures/profile-v1, see its README) opens
+//! with this build: history, contacts, sessions and the outbox survive the migration to format 2, and the
+//! two migrated profiles still talk to each other.
+
+use std::path::{Path, PathBuf};
+
+use tern_node::engine::{Engine, Received};
+use tern_node::store::{ContactState, MessageStatus, Password, STORE_FILE};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/profile-v1")
+        .join(name)
+}
+
+/// A copy of one fixture profile in a temporary directory (the committed files are never opened).
+fn copy_profile(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture(name).join(STORE_FILE), dir.path().join(STORE_FILE)).unwrap();
+    dir
+}
+
+fn password(name: &str) -> Password {
+    Password::new(format!("{name}-fixture"))
+}
+
+#[test]
+fn a_format_1_profile_pair_keeps_history_contacts_sessions_and_outbox() {
+    let (alice_dir, bob_dir) = (copy_profile("alice"), copy_profile("bob"));
+    let mut alice = Engine::open(alice_dir.path(), &password("alice")).unwrap();
+    let mut bob = Engine::open(bob_dir.path(), &password("bob")).unwrap();
+
+    // Contacts: each other, accepted; Bob also has Carol's request.
+    let alice_contacts = alice.store().contacts().unwrap();
+    assert_eq!(alice_contacts.len(), 1);
+    assert_eq!(alice_contacts[0].local_name, "Bob");
+    assert_eq!(alice_contacts[0].state, ContactState::Accepted);
+    assert_eq!(alice_contacts[0].key, bob.key());
+    let bob_contacts = bob.store().contacts().unwrap();
+    let bobs_alice = bob_contacts.iter().find(|c| c.key == alice.key()).unwrap();
+    assert_eq!(bobs_alice.local_name, "Alice");
+    assert_eq!(bobs_alice.state, ContactState::Accepted);
+    assert!(!bobs_alice.verified);
+    let carol = bob_contacts
+        .iter()
+        .find(|c| c.local_name == "Carol")
+        .unwrap();
+    assert_eq!(carol.state, ContactState::Requested);
+
+    // History, both sides, with the statuses the fixture left.
+    let alice_history = alice
+        .store()
+        .conversation_page(&bob.key(), None, 100)
+        .unwrap()
+        .messages;
+    let statuses: Vec<(bool, &str, MessageStatus)> = alice_history
+        .iter()
+        .map(|m| (m.outgoing, m.text.as_str(), m.status))
+        .collect();
+    assert!(statuses.contains(&(true, "hello Bob, this is Alice", MessageStatus::Read)));
+    assert!(statuses.contains(&(false, "hi Alice, got it", MessageStatus::Read)));
+    assert!(statuses.contains(&(
+        true,
+        "second message, delivered only",
+        MessageStatus::Delivered
+    )));
+    assert!(statuses.contains(&(
+        false,
+        "an answer Alice has not read",
+        MessageStatus::Received
+    )));
+    assert!(
+        statuses
+            .iter()
+            .any(|(out, text, _)| *out && *text == "waits in the outbox")
+    );
+    assert_eq!(alice.store().unread_count(&bob.key()).unwrap(), 1);
+    let bob_history = bob
+        .store()
+        .conversation_page(&alice.key(), None, 100)
+        .unwrap()
+        .messages;
+    assert_eq!(bob_history.len(), 4);
+    assert!(
+        bob_history
+            .iter()
+            .any(|m| !m.outgoing && m.text == "second message, delivered only")
+    );
+    assert_eq!(
+        bob.store()
+            .conversation_page(&carol.key, None, 10)
+            .unwrap()
+            .messages[0]
+            .text,
+        "hi Bob, Carol here"
+    );
+    let search = alice.store().search("OUTBOX", 10).unwrap();
+    assert_eq!(search.len(), 1);
+
+    // The outbox entry Alice queued while Bob was offline: indexed by recipient and still due.
+    let queued = alice.store().outbox_for(&bob.key(), 10).unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(alice.store().outbox().unwrap(), queued);
+    assert!(
+        alice
+            .store()
+            .outbox_for(&alice.key(), 10)
+            .unwrap()
+            .is_empty()
+    );
+
+    // Sessions: the queued envelope, sealed by the format-1 build, opens at Bob's; then both sides
+    // keep talking over the migrated sessions.
+    match bob.receive(&queued[0].envelope).unwrap() {
+        Received::Message { message, .. } => {
+            assert_eq!(message.text, "waits in the outbox");
+            assert_eq!(message.id, queued[0].message_id);
+        }
+        other => panic!("expected the queued message, got {other:?}"),
+    }
+    let (_, out) = alice.send_text(&bob.key(), "after the migration").unwrap();
+    match bob.receive(&out.envelope).unwrap() {
+        Received::Message { message, .. } => assert_eq!(message.text, "after the migration"),
+        other => panic!("expected a message, got {other:?}"),
+    }
+    let (_, back) = bob.send_text(&alice.key(), "received both").unwrap();
+    match alice.receive(&back.envelope).unwrap() {
+        Received::Message { message, .. } => assert_eq!(message.text, "received both"),
+        other => panic!("expected a message, got {other:?}"),
+    }
+
+    // Reopened, the profiles are format 2 and open without migrating again.
+    drop((alice, bob));
+    let alice = Engine::open(alice_dir.path(), &password("alice")).unwrap();
+    assert_eq!(
+        alice
+            .store()
+            .conversation_page(&alice_contacts[0].key, None, 100)
+            .unwrap()
+            .messages
+            .len(),
+        alice_history.len() + 2
+    );
+    assert!(!alice_dir.path().join("store.redb.migrating").exists());
+}
