@@ -82,12 +82,15 @@ impl Profile {
     }
 
     pub fn contacts(&self) -> Result<Vec<Contact>, NodeError> {
-        Ok(contacts(&self.engine)?)
+        Ok(self.engine.reader().contacts()?)
     }
 
     /// A contact by name (case-insensitive) or peer id.
     pub fn find_contact(&self, name_or_peer: &str) -> Result<Contact, NodeError> {
-        Ok(self.engine.find_contact(name_or_peer)?.into())
+        Ok(find_contact(
+            self.engine.reader().contacts()?,
+            name_or_peer,
+        )?)
     }
 
     /// Marks the contact verified if `digits` is the safety number; returns whether it matched.
@@ -110,7 +113,7 @@ impl Profile {
         before: Option<Cursor>,
         limit: usize,
     ) -> Result<Page, NodeError> {
-        Ok(page(&self.engine, conversation, before, limit)?)
+        Ok(self.engine.reader().page(conversation, before, limit)?)
     }
 
     /// Re-wraps the store key under a new password.
@@ -160,29 +163,23 @@ pub(crate) fn add_contact(
     Ok((record.into(), change))
 }
 
-pub(crate) fn contacts(engine: &Engine) -> Result<Vec<Contact>, EngineError> {
-    Ok(engine
-        .store()
-        .contacts()?
+/// The contact `name_or_peer` names among `contacts`: by peer id, else by name ignoring case (an error
+/// when several share it).
+pub(crate) fn find_contact(
+    contacts: Vec<Contact>,
+    name_or_peer: &str,
+) -> Result<Contact, EngineError> {
+    if let Ok(key) = IdentityKey::from_peer_id(name_or_peer)
+        && let Some(contact) = contacts.iter().find(|c| c.key == key)
+    {
+        return Ok(contact.clone());
+    }
+    let mut matches = contacts
         .into_iter()
-        .map(Contact::from)
-        .collect())
-}
-
-pub(crate) fn page(
-    engine: &Engine,
-    conversation: &ConversationId,
-    before: Option<Cursor>,
-    limit: usize,
-) -> Result<Page, EngineError> {
-    let Some(key) = conversation.direct() else {
-        return Ok(Page {
-            messages: Vec::new(),
-            older: None,
-        });
-    };
-    Ok(engine
-        .store()
-        .conversation_page(&key, before.as_ref().map(|c| &c.0), limit)?
-        .into())
+        .filter(|c| c.name.eq_ignore_ascii_case(name_or_peer));
+    match (matches.next(), matches.next()) {
+        (Some(c), None) => Ok(c),
+        (Some(_), Some(_)) => Err(EngineError::AmbiguousContact(name_or_peer.to_owned())),
+        (None, _) => Err(EngineError::UnknownContact(name_or_peer.to_owned())),
+    }
 }

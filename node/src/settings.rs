@@ -77,7 +77,16 @@ impl Default for NetworkSettings {
 impl NetworkSettings {
     /// The settings stored in the profile, or the defaults if none were saved.
     pub fn load(store: &Store) -> Result<Self, SettingsError> {
-        match store.setting_get(NETWORK_SETTING)? {
+        Self::parse(store.setting_get(NETWORK_SETTING)?)
+    }
+
+    /// [`Self::load`] through a store reader (off the event loop).
+    pub fn load_from(reader: &crate::store::StoreReader) -> Result<Self, SettingsError> {
+        Self::parse(reader.setting_get(NETWORK_SETTING)?)
+    }
+
+    fn parse(stored: Option<zeroize::Zeroizing<Vec<u8>>>) -> Result<Self, SettingsError> {
+        match stored {
             None => Ok(Self::default()),
             Some(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|e| SettingsError::Unreadable(e.to_string()))

@@ -5,13 +5,10 @@ use super::*;
 
 use super::handle::Proof;
 use crate::api::{Contact, ContactChange, ContactState, ConversationId, Whoami};
-use crate::profile::Password;
 use crate::settings::NetworkSettings;
+use crate::store::{KeySlotUpdate, StoreReader};
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
-
-/// A store read run on the loop (interim, until reads move to a reader of their own).
-pub(super) type ReadCall = Box<dyn FnOnce(&Engine) + Send>;
 
 pub(super) enum Command {
     SendText {
@@ -61,16 +58,19 @@ pub(super) enum Command {
     Whoami {
         reply: oneshot::Sender<Whoami>,
     },
-    ChangePassword {
-        old: Password,
-        new: Password,
+    /// Writes a key slot wrapped off the loop ([`crate::store::StoreReader::rewrap`]).
+    InstallKeySlot {
+        update: KeySlotUpdate,
         reply: Reply<()>,
     },
     SaveSettings {
         settings: NetworkSettings,
         reply: Reply<()>,
     },
-    Read(ReadCall),
+    /// A reader of the store, for a read that runs off the loop.
+    Reader {
+        reply: oneshot::Sender<StoreReader>,
+    },
     Dial {
         addr: Multiaddr,
         reply: Reply<()>,
@@ -181,15 +181,17 @@ impl EventLoop {
             Command::Whoami { reply } => {
                 let _ = reply.send(crate::profile::whoami(&self.engine));
             }
-            Command::ChangePassword { old, new, reply } => {
-                let result = self.engine.store_mut().change_password(&old, &new);
+            Command::InstallKeySlot { update, reply } => {
+                let result = self.engine.store_mut().install_key_slot(update);
                 let _ = reply.send(result.map_err(NodeError::from));
             }
             Command::SaveSettings { settings, reply } => {
                 let result = settings.save(self.engine.store_mut());
                 let _ = reply.send(result.map_err(NodeError::from));
             }
-            Command::Read(call) => call(&self.engine),
+            Command::Reader { reply } => {
+                let _ = reply.send(self.engine.reader());
+            }
             Command::Dial { addr, reply } => {
                 let result = self.swarm.dial(addr.clone()).map_err(|e| NodeError::Dial {
                     addr,

@@ -10,6 +10,7 @@ use crate::api::{
 };
 use crate::profile::{Password, Profile};
 use crate::settings::NetworkSettings;
+use crate::store::StoreReader;
 use tern_protocol::SafetyNumber;
 
 /// A handle to a running node. Cheap to clone.
@@ -73,19 +74,16 @@ impl Node {
         rx.await.map_err(|_| NodeError::Stopped)
     }
 
-    /// Runs a read on the profile's store.
+    /// Runs a read on a store reader on a blocking thread: a long read (a search through a large
+    /// history) never holds up the event loop, which only hands out the reader.
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Engine) -> Result<T, NodeError> + Send + 'static,
+        f: impl FnOnce(&StoreReader) -> Result<T, NodeError> + Send + 'static,
     ) -> Result<T, NodeError> {
-        let result = self
-            .request(|reply| {
-                Command::Read(Box::new(move |engine| {
-                    let _ = reply.send(f(engine));
-                }))
-            })
-            .await;
-        result?
+        let reader = self.request(|reply| Command::Reader { reply }).await?;
+        tokio::task::spawn_blocking(move || f(&reader))
+            .await
+            .map_err(|_| NodeError::Stopped)?
     }
 
     // ---- Messages -------------------------------------------------------------------------------------
@@ -170,66 +168,40 @@ impl Node {
         before: Option<Cursor>,
         limit: usize,
     ) -> Result<Page, NodeError> {
-        self.read(move |engine| Ok(crate::profile::page(engine, &conversation, before, limit)?))
+        self.read(move |reader| Ok(reader.page(&conversation, before, limit)?))
             .await
     }
 
     /// Every conversation with at least one message, newest activity first.
     pub async fn conversations(&self) -> Result<Vec<Conversation>, NodeError> {
-        self.read(|engine| {
-            let names: HashMap<IdentityKey, String> = engine
-                .store()
-                .contacts()?
-                .into_iter()
-                .map(|c| (c.key, c.local_name))
-                .collect();
-            let mut list: Vec<Conversation> = engine
-                .store()
-                .conversations()?
-                .into_iter()
-                .map(|summary| {
-                    let title = names
-                        .get(&summary.conversation)
-                        .cloned()
-                        .unwrap_or_else(|| summary.conversation.peer_id());
-                    crate::convert::conversation(summary, title)
-                })
-                .collect();
-            list.sort_by_key(|c| std::cmp::Reverse(c.last.sort_ms()));
-            Ok(list)
-        })
-        .await
+        self.read(|reader| Ok(reader.conversations()?)).await
     }
 
     /// Messages whose text contains `query` (case-insensitive), newest first, at most `limit`.
     pub async fn search(&self, query: String, limit: usize) -> Result<Vec<Message>, NodeError> {
-        self.read(move |engine| {
-            Ok(engine
-                .store()
-                .search(&query, limit)?
-                .into_iter()
-                .map(Message::from)
-                .collect())
-        })
-        .await
+        self.read(move |reader| Ok(reader.search(&query, limit)?))
+            .await
     }
 
     // ---- Contacts -------------------------------------------------------------------------------------
 
     pub async fn contacts(&self) -> Result<Vec<Contact>, NodeError> {
-        self.read(|engine| Ok(crate::profile::contacts(engine)?))
-            .await
+        self.read(|reader| Ok(reader.contacts()?)).await
     }
 
     pub async fn contact(&self, key: IdentityKey) -> Result<Option<Contact>, NodeError> {
-        self.read(move |engine| Ok(engine.store().contact(&key)?.map(Contact::from)))
-            .await
+        self.read(move |reader| Ok(reader.contact(&key)?)).await
     }
 
     /// A contact by name (case-insensitive) or peer id.
     pub async fn find_contact(&self, name_or_peer: String) -> Result<Contact, NodeError> {
-        self.read(move |engine| Ok(engine.find_contact(&name_or_peer)?.into()))
-            .await
+        self.read(move |reader| {
+            Ok(crate::profile::find_contact(
+                reader.contacts()?,
+                &name_or_peer,
+            )?)
+        })
+        .await
     }
 
     /// Adds (or updates) a contact from an invite link, named `name` or else the card's display name.
@@ -298,14 +270,18 @@ impl Node {
         self.request(|reply| Command::Whoami { reply }).await
     }
 
-    /// Changes the password. The key derivations run on a blocking thread, never on the event loop.
+    /// Changes the password. The key derivations run on a blocking thread, never on the event loop;
+    /// the loop only writes the new key slot.
     pub async fn change_password(&self, old: Password, new: Password) -> Result<(), NodeError> {
-        self.request(|reply| Command::ChangePassword { old, new, reply })
+        let update = self
+            .read(move |reader| Ok(reader.rewrap(&old, &new)?))
+            .await?;
+        self.request(|reply| Command::InstallKeySlot { update, reply })
             .await?
     }
 
     pub async fn network_settings(&self) -> Result<NetworkSettings, NodeError> {
-        self.read(|engine| Ok(NetworkSettings::load(engine.store())?))
+        self.read(|reader| Ok(NetworkSettings::load_from(reader)?))
             .await
     }
 

@@ -118,6 +118,7 @@ pub use kdf::{
 pub use keys::BLIND_LEN;
 pub use migrate::MIGRATING_FILE;
 pub use reader::{KeySlotUpdate, StoreReader};
+pub(crate) use reader::{contact_from_record, message_from_record, status_to_api};
 pub use records::{
     ContactRecord, ContactState, MAX_CARD_LEN, MAX_ENVELOPE_LEN, MAX_LOCAL_NAME_LEN, MAX_TEXT_LEN,
     MESSAGE_RECORD_VERSION, MessageRecord, MessageStatus, RECORD_VERSION,
