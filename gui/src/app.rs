@@ -114,6 +114,11 @@ impl TernApp {
                 actions
             }
         };
+        if !actions.is_empty() {
+            // Draw what the actions changed in this frame (a dialog that opened, a closed notice),
+            // as a second pass over the same input.
+            ui.ctx().request_discard("actions changed the model");
+        }
         self.perform(actions);
     }
 
