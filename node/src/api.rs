@@ -63,6 +63,11 @@ impl fmt::Debug for ConversationId {
     }
 }
 
+/// The libp2p PeerId of a Tern identity (its Ed25519 identity key).
+pub fn peer_id_of(key: &IdentityKey) -> Option<PeerId> {
+    PeerId::from_bytes(&key.peer_id_bytes()).ok()
+}
+
 impl From<IdentityKey> for ConversationId {
     fn from(key: IdentityKey) -> Self {
         Self::Direct(key)

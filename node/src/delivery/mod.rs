@@ -10,7 +10,6 @@
 
 #[cfg(test)]
 mod tests;
-pub mod timer;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -18,9 +17,9 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 use tern_protocol::{IdentityKey, MessageId};
 
+use crate::api::peer_id_of;
 use crate::engine::retry_delay_ms;
-use crate::node::peer_id_of;
-pub use timer::TimerTable;
+pub use crate::timer::TimerTable;
 
 /// Envelopes in flight at once: as many as request-response runs streams concurrently.
 pub const MAX_IN_FLIGHT: usize = crate::net::behaviour::MAX_CONCURRENT_STREAMS;

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 use tern_protocol::EnvelopeId;
 
-use crate::delivery::TimerTable;
 use crate::mailbox::wire::NONCE_LEN;
+use crate::timer::TimerTable;
 
 /// How often every server of ours is asked for new mail (each is also asked when it connects).
 pub const FETCH_INTERVAL: Duration = Duration::from_secs(30);

@@ -10,9 +10,9 @@ use libp2p::PeerId;
 use tern_protocol::{Envelope, EnvelopeId, MailboxId};
 use tracing::{debug, trace, warn};
 
+use crate::envelope_wire::EnvelopeAck;
 use crate::mailbox::server::{MailboxError, MailboxServer};
 use crate::mailbox::wire::{MailboxRequest, MailboxResponse, Refusal};
-use crate::net::EnvelopeAck;
 
 /// Pushes to connected owners awaiting an answer at once; beyond that, mail waits for the owner's fetch.
 pub const MAX_PUSHES_IN_FLIGHT: usize = 256;

@@ -14,7 +14,7 @@ use libp2p::{
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
 };
 
-use super::codec::{EnvelopeCodec, EnvelopeProtocol, FrameCodec, FrameProtocol};
+use crate::envelope_wire::{EnvelopeCodec, EnvelopeProtocol, FrameCodec, FrameProtocol};
 use crate::mailbox::wire::{MailboxCodec, MailboxProtocol};
 
 /// The identify protocol version every Tern peer announces; peers announcing another are not Tern peers.

@@ -1,11 +1,11 @@
 //! The libp2p building blocks: transports, behaviours, and the envelope protocol.
 //!
-//! - [`codec`]: length-prefixed framing shared by Tern's request-response protocols, and `/tern/envelope/1`.
+//! - [`codec`]: `/tern/envelope/1` (the module is `crate::envelope_wire`; the framing is `crate::frame`).
 //! - [`behaviour`]: the user node's [`ClientBehaviour`] and the parts a bootstrap server reuses.
 //! - [`swarm`]: [`NetConfig`] and [`build_swarm`].
 
 pub mod behaviour;
-pub mod codec;
+pub use crate::envelope_wire as codec;
 pub mod dht;
 pub mod swarm;
 

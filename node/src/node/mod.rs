@@ -27,6 +27,7 @@ use tern_protocol::{Body, IdentityKey, MessageId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+pub use crate::api::peer_id_of;
 pub use crate::config::NodeConfig;
 pub use crate::error::NodeError;
 pub use handle::Node;
@@ -122,11 +123,6 @@ pub(crate) enum Event {
 fn short(peer: &PeerId) -> String {
     let text = peer.to_base58();
     text[text.len().saturating_sub(6)..].to_owned()
-}
-
-/// The PeerId of a Tern identity.
-pub fn peer_id_of(key: &IdentityKey) -> Option<PeerId> {
-    PeerId::from_bytes(&key.peer_id_bytes()).ok()
 }
 
 struct EventLoop {
