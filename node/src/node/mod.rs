@@ -1,9 +1,18 @@
 //! The [`Node`] handle and the event loop behind it.
 //!
-//! One task owns the swarm and the [`Engine`] (and with it the store). The handle is a bounded command
-//! channel whose commands carry `oneshot` replies; events go out on a bounded broadcast channel, so a slow
-//! consumer (the GUI) only ever loses events (it sees `Lagged` and re-reads the store), never stalls the
-//! swarm.
+//! - `handle.rs`: [`Node`], one typed method per operation; writes are commands with a `oneshot` reply, reads
+//!   run on a store reader on a blocking thread.
+//! - `commands.rs`: the commands, handled on the loop, and `emit`, which turns the loop's events into
+//!   [`api::Event`]s that name contacts.
+//! - `event_loop.rs`: the loop's turn (commands, swarm events, the state machines' timers) and the group
+//!   commit of everything one wake-up took.
+//! - `delivery.rs`, `mailbox_client.rs`, `mailbox_host.rs`: carry out the decisions of the delivery machine
+//!   (`crate::delivery`), the mailbox client (`crate::mailbox::client`) and the mailbox host.
+//! - `inbound.rs`, `swarm_events.rs`, `dht.rs`: envelopes received, connections and discovery, the DHT.
+//!
+//! One task owns the swarm and the [`Engine`] (and with it the store's writer). Events go out on a bounded
+//! broadcast channel, so a slow consumer (the GUI) only ever loses events (it sees `Lagged` and reads
+//! again), never stalls the swarm.
 
 mod commands;
 mod delivery;
