@@ -13,13 +13,14 @@ use std::path::Path;
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 use tern_protocol::crypto::SecretKey;
 
-use super::batch::{insert_message_rows, outbox_insert_rows};
 use super::keys::Keys;
+use super::messages::insert_message_rows;
+use super::outbox::outbox_insert_rows;
+use super::profile::{open_database, sync_dir};
 use super::records::{MessageRecord, OutboxRecord};
 use super::{
     Bytes, CONV_MESSAGE_INDEX, CONV_MESSAGES, CONV_UNREAD, FORMAT_VERSION, META, META_FORMAT,
-    OUTBOX_DUE, OUTBOX_INDEX, OUTBOX_ROWS, STORE_FILE, StoreError, corrupt, open_database,
-    sync_dir,
+    OUTBOX_DUE, OUTBOX_INDEX, OUTBOX_ROWS, STORE_FILE, StoreError, corrupt,
 };
 
 /// The copy a migration works on, inside the profile directory.

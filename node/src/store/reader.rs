@@ -12,8 +12,9 @@ use zeroize::Zeroizing;
 use super::batch::Reader;
 use super::kdf::{KeySlot, Password};
 use super::keys::Keys;
+use super::profile::read_keyslot;
 use super::records::{self, ContactRecord, MessageRecord};
-use super::{MAX_SEARCH_RESULTS, StoreError, read_keyslot};
+use super::{MAX_SEARCH_RESULTS, StoreError};
 use crate::api::{self, Contact, Conversation, ConversationId, Cursor, Message, Page};
 
 /// A read-only handle on an open profile: cheap to clone, `Send + Sync`, meant for

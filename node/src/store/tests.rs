@@ -4,9 +4,10 @@ use std::path::Path;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use redb::{Database, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use tern_protocol::{EnvelopeId, Identity, IdentityKey, MessageId};
 
+use super::records::OutboxRecord;
 use super::*;
 
 fn key(seed: u64) -> IdentityKey {

@@ -1,0 +1,471 @@
+//! The conversation tables (`conversation_messages`, `conversation_message_index`,
+//! `conversation_unread`): their keys, paging, the conversation list, search, and the [`Reader`] and
+//! [`Batch`] methods over them.
+
+use redb::{ReadableTable, Table, TableHandle};
+use tern_protocol::{IdentityKey, MessageId};
+use zeroize::Zeroizing;
+
+use crate::api::ConversationId;
+
+use super::batch::{Batch, Reader, get_open};
+use super::keys::{BLIND_LEN, Blind, Keys};
+use super::outbox::outbox_for_in;
+use super::records::{MessageRecord, MessageStatus};
+use super::{
+    Bytes, CONV_MESSAGE_INDEX as MESSAGE_INDEX, CONV_MESSAGES as MESSAGES, CONV_UNREAD as UNREAD,
+    OUTBOX_ROWS, SEEN, SEEN_RETENTION_MS, StoreError, corrupt,
+};
+
+const MESSAGE_KEY_LEN: usize = BLIND_LEN + 8 + BLIND_LEN;
+const CURSOR_LEN: usize = 8 + BLIND_LEN;
+
+/// A position in a conversation (a message's time and row), for paging backwards. Opaque.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MessageCursor([u8; CURSOR_LEN]);
+
+impl std::fmt::Debug for MessageCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut ms = [0u8; 8];
+        ms.copy_from_slice(&self.0[..8]);
+        write!(f, "MessageCursor({} ms)", u64::from_be_bytes(ms))
+    }
+}
+
+/// Some messages of a conversation, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagePage {
+    /// The messages, oldest first.
+    pub messages: Vec<MessageRecord>,
+    /// Pass this as `before` for the next older page; `None` when there are no older messages.
+    pub older: Option<MessageCursor>,
+}
+
+/// A conversation in the conversation list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationSummary {
+    /// The other party.
+    pub conversation: IdentityKey,
+    /// The newest message.
+    pub last: MessageRecord,
+    /// Unread incoming messages.
+    pub unread: u64,
+}
+
+fn message_key(
+    conv: &[u8; BLIND_LEN],
+    sort_ms: u64,
+    row: &[u8; BLIND_LEN],
+) -> [u8; MESSAGE_KEY_LEN] {
+    let mut key = [0u8; MESSAGE_KEY_LEN];
+    key[..BLIND_LEN].copy_from_slice(conv);
+    key[BLIND_LEN..BLIND_LEN + 8].copy_from_slice(&sort_ms.to_be_bytes());
+    key[BLIND_LEN + 8..].copy_from_slice(row);
+    key
+}
+
+fn prefix_bounds(conv: &[u8; BLIND_LEN]) -> ([u8; MESSAGE_KEY_LEN], [u8; MESSAGE_KEY_LEN]) {
+    let mut lo = [0u8; MESSAGE_KEY_LEN];
+    let mut hi = [0xffu8; MESSAGE_KEY_LEN];
+    lo[..BLIND_LEN].copy_from_slice(conv);
+    hi[..BLIND_LEN].copy_from_slice(conv);
+    (lo, hi)
+}
+
+/// The next 16-byte prefix in big-endian order, `None` after all ones.
+fn next_prefix(prefix: &[u8; BLIND_LEN]) -> Option<[u8; BLIND_LEN]> {
+    let mut next = *prefix;
+    for byte in next.iter_mut().rev() {
+        let (v, carry) = byte.overflowing_add(1);
+        *byte = v;
+        if !carry {
+            return Some(next);
+        }
+    }
+    None
+}
+
+/// `blind(conversation, ConversationId::to_bytes())`: the prefix of a conversation's message keys.
+fn conv_blind(keys: &Keys, conversation: &ConversationId) -> [u8; BLIND_LEN] {
+    keys.blind(Blind::Conversation, &[&conversation.to_bytes()])
+}
+
+/// `blind(message, conversation bytes ‖ id)`: a message's index row.
+fn message_row(keys: &Keys, conversation: &ConversationId, id: &MessageId) -> [u8; BLIND_LEN] {
+    keys.blind(Blind::Message, &[&conversation.to_bytes(), &id.0])
+}
+
+/// Writes a message's rows (message, index, unread mark if `unread`); `false` and no change if its index
+/// row exists already. Shared by [`Batch::insert_message`] and the format-1 migration.
+pub(super) fn insert_message_rows(
+    keys: &Keys,
+    messages: &mut Table<Bytes, Bytes>,
+    index: &mut Table<Bytes, Bytes>,
+    unread: &mut Table<Bytes, ()>,
+    message: &MessageRecord,
+    is_unread: bool,
+) -> Result<bool, StoreError> {
+    let conversation = ConversationId::Direct(message.conversation);
+    let row = message_row(keys, &conversation, &message.id);
+    if index.get(row.as_slice())?.is_some() {
+        return Ok(false);
+    }
+    let plain = Zeroizing::new(message.encode()?);
+    let key = message_key(&conv_blind(keys, &conversation), message.sort_ms(), &row);
+    let sealed_key = keys.seal(MESSAGE_INDEX.name(), &row, &key);
+    index.insert(row.as_slice(), sealed_key.as_slice())?;
+    let sealed = keys.seal(MESSAGES.name(), &key, &plain);
+    messages.insert(key.as_slice(), sealed.as_slice())?;
+    if is_unread {
+        unread.insert(key.as_slice(), ())?;
+    }
+    Ok(true)
+}
+
+fn decode_message(plain: &[u8]) -> Result<MessageRecord, StoreError> {
+    MessageRecord::decode(plain).map_err(|err| corrupt("message record", err))
+}
+
+/// The `messages` key a message index row points to.
+fn indexed_key(
+    keys: &Keys,
+    index: &impl ReadableTable<Bytes, Bytes>,
+    row: &[u8; BLIND_LEN],
+) -> Result<Option<[u8; MESSAGE_KEY_LEN]>, StoreError> {
+    let Some(plain) = get_open(keys, index, MESSAGE_INDEX.name(), row)? else {
+        return Ok(None);
+    };
+    <[u8; MESSAGE_KEY_LEN]>::try_from(plain.as_slice())
+        .map(Some)
+        .map_err(|_| StoreError::Corrupt("a message index entry is malformed".into()))
+}
+
+fn message_at(
+    keys: &Keys,
+    messages: &impl ReadableTable<Bytes, Bytes>,
+    key: &[u8],
+) -> Result<Option<MessageRecord>, StoreError> {
+    match get_open(keys, messages, MESSAGES.name(), key)? {
+        None => Ok(None),
+        Some(plain) => decode_message(&plain).map(Some),
+    }
+}
+
+fn page_in(
+    keys: &Keys,
+    messages: &impl ReadableTable<Bytes, Bytes>,
+    conv: &[u8; BLIND_LEN],
+    before: Option<&MessageCursor>,
+    limit: usize,
+) -> Result<MessagePage, StoreError> {
+    let (lo, mut hi) = prefix_bounds(conv);
+    let mut out = Vec::new();
+    let mut has_older = false;
+    let mut rows = match before {
+        Some(cursor) => {
+            hi[BLIND_LEN..].copy_from_slice(&cursor.0);
+            messages.range::<&[u8]>(lo.as_slice()..hi.as_slice())?
+        }
+        None => messages.range::<&[u8]>(lo.as_slice()..=hi.as_slice())?,
+    };
+    while let Some(entry) = rows.next_back() {
+        let (key, value) = entry?;
+        let key = key.value();
+        if out.len() == limit {
+            // There is at least one older message: the page ends at the oldest one returned.
+            has_older = true;
+            break;
+        }
+        let plain = keys.open(MESSAGES.name(), key, value.value())?;
+        out.push((cursor_of(key)?, decode_message(&plain)?));
+    }
+    let older = if has_older {
+        out.last().map(|(cursor, _)| *cursor)
+    } else {
+        None
+    };
+    Ok(MessagePage {
+        messages: out.into_iter().rev().map(|(_, m)| m).collect(),
+        older,
+    })
+}
+
+fn cursor_of(key: &[u8]) -> Result<MessageCursor, StoreError> {
+    key.get(BLIND_LEN..)
+        .and_then(|tail| <[u8; CURSOR_LEN]>::try_from(tail).ok())
+        .map(MessageCursor)
+        .ok_or_else(|| StoreError::Corrupt("a message key is malformed".into()))
+}
+
+fn unread_in(
+    unread: &impl ReadableTable<Bytes, ()>,
+    conv: &[u8; BLIND_LEN],
+) -> Result<u64, StoreError> {
+    let (lo, hi) = prefix_bounds(conv);
+    let mut count = 0u64;
+    for entry in unread.range::<&[u8]>(lo.as_slice()..=hi.as_slice())? {
+        entry?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+fn conversations_in(
+    keys: &Keys,
+    messages: &impl ReadableTable<Bytes, Bytes>,
+    unread: &impl ReadableTable<Bytes, ()>,
+) -> Result<Vec<ConversationSummary>, StoreError> {
+    let mut out = Vec::new();
+    let mut start = Some([0u8; BLIND_LEN]);
+    while let Some(from) = start {
+        let Some(first) = messages.range::<&[u8]>(from.as_slice()..)?.next() else {
+            break;
+        };
+        let (key, _) = first?;
+        let prefix = key
+            .value()
+            .get(..BLIND_LEN)
+            .and_then(|p| <[u8; BLIND_LEN]>::try_from(p).ok())
+            .ok_or_else(|| StoreError::Corrupt("a message key is malformed".into()))?;
+        let (lo, hi) = prefix_bounds(&prefix);
+        if let Some(last) = messages
+            .range::<&[u8]>(lo.as_slice()..=hi.as_slice())?
+            .next_back()
+        {
+            let (key, value) = last?;
+            let plain = keys.open(MESSAGES.name(), key.value(), value.value())?;
+            let last = decode_message(&plain)?;
+            out.push(ConversationSummary {
+                conversation: last.conversation,
+                unread: unread_in(unread, &prefix)?,
+                last,
+            });
+        }
+        start = next_prefix(&prefix);
+    }
+    out.sort_by_key(|c| std::cmp::Reverse(c.last.sort_ms()));
+    Ok(out)
+}
+
+/// The newest `limit` messages, across every conversation, whose text contains `needle` (compared by
+/// Unicode lowercase), newest first. Every message is opened: the store has no plaintext index to consult.
+fn search_in(
+    keys: &Keys,
+    messages: &impl ReadableTable<Bytes, Bytes>,
+    needle: &str,
+    limit: usize,
+) -> Result<Vec<MessageRecord>, StoreError> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    let needle = needle.to_lowercase();
+    if needle.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
+    // A min-heap on (time, arrival order) keeps the newest `limit` matches.
+    let mut best: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
+    let mut found: Vec<Option<MessageRecord>> = Vec::new();
+    for entry in messages.iter()? {
+        let (key, value) = entry?;
+        let plain = keys.open(MESSAGES.name(), key.value(), value.value())?;
+        let message = decode_message(&plain)?;
+        if !contains_folded(&message.text, &needle) {
+            continue;
+        }
+        let rank = (message.sort_ms(), found.len());
+        if best.len() == limit {
+            match best.peek() {
+                Some(Reverse(oldest)) if *oldest < rank => {
+                    if let Some(Reverse((_, slot))) = best.pop() {
+                        found[slot] = None;
+                    }
+                }
+                _ => continue,
+            }
+        }
+        best.push(Reverse(rank));
+        found.push(Some(message));
+    }
+    let mut out: Vec<MessageRecord> = found.into_iter().flatten().collect();
+    out.sort_by_key(|m| Reverse(m.sort_ms()));
+    Ok(out)
+}
+
+/// Whether `haystack` contains `needle_lower` (already lowercase), ignoring case.
+fn contains_folded(haystack: &str, needle_lower: &str) -> bool {
+    if haystack.is_ascii() && needle_lower.is_ascii() {
+        let (h, n) = (haystack.as_bytes(), needle_lower.as_bytes());
+        return n.len() <= h.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
+    }
+    haystack.to_lowercase().contains(needle_lower)
+}
+
+impl Reader<'_> {
+    pub(crate) fn message(
+        &self,
+        conversation: &ConversationId,
+        id: &MessageId,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let row = message_row(self.keys, conversation, id);
+        match indexed_key(self.keys, &self.table(MESSAGE_INDEX)?, &row)? {
+            None => Ok(None),
+            Some(key) => message_at(self.keys, &self.table(MESSAGES)?, &key),
+        }
+    }
+
+    pub(crate) fn conversation_page(
+        &self,
+        conversation: &ConversationId,
+        before: Option<&MessageCursor>,
+        limit: usize,
+    ) -> Result<MessagePage, StoreError> {
+        let conv = conv_blind(self.keys, conversation);
+        page_in(self.keys, &self.table(MESSAGES)?, &conv, before, limit)
+    }
+
+    pub(crate) fn unread_count(&self, conversation: &ConversationId) -> Result<u64, StoreError> {
+        let conv = conv_blind(self.keys, conversation);
+        unread_in(&self.txn.open_table(UNREAD)?, &conv)
+    }
+
+    pub(crate) fn conversations(&self) -> Result<Vec<ConversationSummary>, StoreError> {
+        conversations_in(
+            self.keys,
+            &self.table(MESSAGES)?,
+            &self.txn.open_table(UNREAD)?,
+        )
+    }
+
+    pub(crate) fn search(
+        &self,
+        needle: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        search_in(self.keys, &self.table(MESSAGES)?, needle, limit)
+    }
+}
+
+impl Batch<'_> {
+    /// One message, as this transaction sees it.
+    pub fn message(
+        &self,
+        conversation: &IdentityKey,
+        id: &MessageId,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let row = message_row(self.keys, &ConversationId::Direct(*conversation), id);
+        match indexed_key(self.keys, &self.txn.open_table(MESSAGE_INDEX)?, &row)? {
+            None => Ok(None),
+            Some(key) => message_at(self.keys, &self.txn.open_table(MESSAGES)?, &key),
+        }
+    }
+
+    /// Stores a message; `false` (and no change) if it is stored already or, for an incoming message, if
+    /// the duplicate check has seen it. An incoming message is remembered in the duplicate check for
+    /// [`super::SEEN_RETENTION_MS`] after it arrived, even if it is later deleted.
+    pub fn insert_message(&mut self, message: &MessageRecord) -> Result<bool, StoreError> {
+        let seen_row = self.keys.blind(
+            Blind::Seen,
+            &[message.conversation.as_bytes(), &message.id.0],
+        );
+        if !message.outgoing
+            && self
+                .txn
+                .open_table(SEEN)?
+                .get(seen_row.as_slice())?
+                .is_some()
+        {
+            return Ok(false);
+        }
+        let inserted = insert_message_rows(
+            self.keys,
+            &mut self.txn.open_table(MESSAGES)?,
+            &mut self.txn.open_table(MESSAGE_INDEX)?,
+            &mut self.txn.open_table(UNREAD)?,
+            message,
+            !message.outgoing && message.status == MessageStatus::Received,
+        )?;
+        if !inserted {
+            return Ok(false);
+        }
+        if !message.outgoing {
+            let expires = message.received_at_ms.saturating_add(SEEN_RETENTION_MS);
+            self.mark_seen_row(&seen_row, expires)?;
+        }
+        Ok(true)
+    }
+
+    /// Moves a message to `status` if [`MessageStatus::can_become`] allows it; `false` if the message is
+    /// unknown or the move is not allowed.
+    pub fn update_message_status(
+        &mut self,
+        conversation: &IdentityKey,
+        id: &MessageId,
+        status: MessageStatus,
+    ) -> Result<bool, StoreError> {
+        let row = message_row(self.keys, &ConversationId::Direct(*conversation), id);
+        let Some(key) = indexed_key(self.keys, &self.txn.open_table(MESSAGE_INDEX)?, &row)? else {
+            return Ok(false);
+        };
+        let mut messages = self.txn.open_table(MESSAGES)?;
+        let Some(mut message) = message_at(self.keys, &messages, &key)? else {
+            return Err(StoreError::Corrupt(
+                "a message index entry points to no message".into(),
+            ));
+        };
+        if !message.status.can_become(status, message.outgoing) {
+            return Ok(false);
+        }
+        message.status = status;
+        let plain = Zeroizing::new(message.encode()?);
+        let sealed = self.keys.seal(MESSAGES.name(), &key, &plain);
+        messages.insert(key.as_slice(), sealed.as_slice())?;
+        drop(messages);
+        if status != MessageStatus::Received {
+            self.txn.open_table(UNREAD)?.remove(key.as_slice())?;
+        }
+        Ok(true)
+    }
+
+    /// Deletes every message of a conversation (with its index and unread rows) and every outbox entry
+    /// addressed to it. Returns how many messages were deleted. The duplicate check keeps its entries, so
+    /// a late copy of a deleted message is still dropped.
+    pub fn delete_conversation(&mut self, conversation: &IdentityKey) -> Result<u64, StoreError> {
+        let conv = conv_blind(self.keys, &ConversationId::Direct(*conversation));
+        let (lo, hi) = prefix_bounds(&conv);
+        let keys: Vec<[u8; MESSAGE_KEY_LEN]> = {
+            let messages = self.txn.open_table(MESSAGES)?;
+            let mut keys = Vec::new();
+            for entry in messages.range::<&[u8]>(lo.as_slice()..=hi.as_slice())? {
+                let (key, _) = entry?;
+                keys.push(
+                    <[u8; MESSAGE_KEY_LEN]>::try_from(key.value())
+                        .map_err(|_| StoreError::Corrupt("a message key is malformed".into()))?,
+                );
+            }
+            keys
+        };
+        let mut messages = self.txn.open_table(MESSAGES)?;
+        let mut index = self.txn.open_table(MESSAGE_INDEX)?;
+        let mut unread = self.txn.open_table(UNREAD)?;
+        for key in &keys {
+            messages.remove(key.as_slice())?;
+            unread.remove(key.as_slice())?;
+            // A message key ends with its index row.
+            index.remove(&key[BLIND_LEN + 8..])?;
+        }
+        drop((messages, index, unread));
+        let doomed: Vec<MessageId> = outbox_for_in(
+            self.keys,
+            &self.txn.open_table(OUTBOX_ROWS)?,
+            conversation,
+            usize::MAX,
+        )?
+        .into_iter()
+        .map(|entry| entry.message_id)
+        .collect();
+        for id in doomed {
+            self.outbox_remove(&id)?;
+        }
+        Ok(keys.len() as u64)
+    }
+}
