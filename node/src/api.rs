@@ -273,9 +273,20 @@ impl fmt::Debug for Message {
     }
 }
 
-/// A position in a conversation, for paging backwards. Opaque.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct Cursor(pub(crate) crate::store::MessageCursor);
+/// Length of a [`Cursor`]: a message's sort time and row.
+pub(crate) const CURSOR_LEN: usize = 24;
+
+/// A position in a conversation (a message's time and row), for paging backwards. Opaque.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cursor(pub(crate) [u8; CURSOR_LEN]);
+
+impl fmt::Debug for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut ms = [0u8; 8];
+        ms.copy_from_slice(&self.0[..8]);
+        write!(f, "Cursor({} ms)", u64::from_be_bytes(ms))
+    }
+}
 
 /// Some messages of a conversation, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,17 +20,10 @@ use super::{
 const MESSAGE_KEY_LEN: usize = BLIND_LEN + 8 + BLIND_LEN;
 const CURSOR_LEN: usize = 8 + BLIND_LEN;
 
-/// A position in a conversation (a message's time and row), for paging backwards. Opaque.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MessageCursor([u8; CURSOR_LEN]);
-
-impl std::fmt::Debug for MessageCursor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut ms = [0u8; 8];
-        ms.copy_from_slice(&self.0[..8]);
-        write!(f, "MessageCursor({} ms)", u64::from_be_bytes(ms))
-    }
-}
+/// A position in a conversation (a message's time and row), for paging backwards: the api's opaque
+/// [`crate::api::Cursor`].
+pub type MessageCursor = crate::api::Cursor;
+const _: () = assert!(CURSOR_LEN == crate::api::CURSOR_LEN);
 
 /// Some messages of a conversation, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,7 +186,7 @@ fn page_in(
 fn cursor_of(key: &[u8]) -> Result<MessageCursor, StoreError> {
     key.get(BLIND_LEN..)
         .and_then(|tail| <[u8; CURSOR_LEN]>::try_from(tail).ok())
-        .map(MessageCursor)
+        .map(crate::api::Cursor)
         .ok_or_else(|| StoreError::Corrupt("a message key is malformed".into()))
 }
 

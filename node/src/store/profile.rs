@@ -227,9 +227,15 @@ impl Store {
 /// its migration completes. A file the read-only open refuses (one that needs redb's repair) is left to
 /// the checked read-write open.
 fn read_header(path: &Path) -> Result<(u8, KeySlot), StoreError> {
-    let opened = std::panic::catch_unwind(|| redb::ReadOnlyDatabase::open(path));
-    match opened {
-        Ok(Ok(db)) => Ok((read_format(&db)?, read_keyslot(&db)?)),
+    // redb may panic on a damaged file, in the open or in the reads: all of it is caught.
+    let read_only = std::panic::catch_unwind(|| {
+        let db = redb::ReadOnlyDatabase::open(path).ok()?;
+        Some((read_format(&db), read_keyslot(&db)))
+    });
+    match read_only {
+        Ok(Some((Ok(format), Ok(slot)))) => Ok((format, slot)),
+        Ok(Some((Err(e @ StoreError::UnsupportedVersion { .. }), _))) => Err(e),
+        // Not readable as it is (or redb gave up on it): the checked open reports damage as a typed error.
         _ => {
             let db = open_database(path)?;
             Ok((read_format(&db)?, read_keyslot(&db)?))

@@ -96,12 +96,12 @@ impl StoreReader {
         before: Option<Cursor>,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        let page =
-            self.read()?
-                .conversation_page(conversation, before.as_ref().map(|c| &c.0), limit)?;
+        let page = self
+            .read()?
+            .conversation_page(conversation, before.as_ref(), limit)?;
         Ok(Page {
             messages: page.messages.into_iter().map(message_from_record).collect(),
-            older: page.older.map(Cursor),
+            older: page.older,
         })
     }
 
