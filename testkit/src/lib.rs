@@ -13,7 +13,7 @@
 //! - [`cli`]: drivers for the `tern-node` and `tern-bootstrap` binaries: profiles through `--json`, a
 //!   running `tern-node run`, a bootstrap process, the lines a child prints.
 //! - [`metrics`]: reading a bootstrap node's Prometheus endpoint.
-//! - [`files`]: walking a directory and looking for bytes in it (the plaintext checks).
+//! - [`files`]: walking a directory and looking for bytes in it (the plaintext checks); the fuzz corpora.
 
 pub mod cli;
 pub mod client;
