@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::{
-    Multiaddr, PeerId, Swarm, SwarmBuilder, noise,
+    Multiaddr, PeerId, Swarm,
     request_response::{self, InboundFailure, OutboundFailure},
     swarm::SwarmEvent,
-    tcp, yamux,
 };
 use tern_node::net::{
     ClientBehaviour, ClientBehaviourEvent, ENVELOPE_PROTOCOL, EnvelopeAck, EnvelopeRequest,
@@ -17,7 +16,7 @@ use tern_node::net::{
 };
 use tern_protocol::envelope::MAX_ENVELOPE_LEN;
 use tern_testkit::client::outcome;
-use tern_testkit::net::{connect_swarm, first_listen_addr, net_config};
+use tern_testkit::net::{connect_swarm, first_listen_addr, net_config, tcp_swarm};
 use tern_testkit::raw::{Framed, RawCodec, raw_behaviour};
 use tokio::{sync::mpsc, time::timeout};
 use tracing::{Instrument, info_span};
@@ -161,18 +160,10 @@ async fn envelope_is_accepted_with_every_wan_behaviour_enabled() {
 type RawBehaviour = request_response::Behaviour<RawCodec<Framed<EnvelopeAck>>>;
 
 fn raw_swarm() -> Swarm<RawBehaviour> {
-    SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| raw_behaviour(ENVELOPE_PROTOCOL))
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
-        .build()
+    tcp_swarm(
+        libp2p::identity::Keypair::generate_ed25519(),
+        raw_behaviour(ENVELOPE_PROTOCOL),
+    )
 }
 
 /// Sends raw bytes and waits for the sender-side outcome.

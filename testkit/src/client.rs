@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Swarm};
 use tern_node::mailbox::{
     MAILBOX_PROTOCOL, MailboxCodec, MailboxProtocol, MailboxRequest, MailboxResponse, OwnerAuth,
 };
@@ -17,13 +17,11 @@ use tern_node::net::codec::{EnvelopeProtocol, decode_frame, encode_frame};
 use tern_node::net::{ENVELOPE_PROTOCOL, EnvelopeAck, EnvelopeCodec, EnvelopeRequest};
 use tern_protocol::{Envelope, Identity};
 
-use crate::net::{connect_swarm, peer_of};
+use crate::net::{connect_swarm, peer_of, tcp_swarm};
 use crate::raw::{Bytes, RawCodec, raw_behaviour};
 
 /// How long a typed request may wait for its answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long an idle connection stays open.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(NetworkBehaviour)]
 pub struct PeerBehaviour {
@@ -73,29 +71,16 @@ impl Client {
 
     /// A peer with the given libp2p key (to appear as someone's node).
     pub fn with_key(key: libp2p::identity::Keypair) -> Self {
-        let swarm = SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .unwrap()
-            .with_behaviour(|_| PeerBehaviour {
-                mailbox: frame_behaviour::<MailboxProtocol>(
-                    ProtocolSupport::Outbound,
-                    REQUEST_TIMEOUT,
-                ),
-                envelope: frame_behaviour::<EnvelopeProtocol>(
-                    ProtocolSupport::Inbound,
-                    REQUEST_TIMEOUT,
-                ),
-                raw_mailbox: raw_behaviour(MAILBOX_PROTOCOL),
-                raw_envelope: raw_behaviour(ENVELOPE_PROTOCOL),
-            })
-            .unwrap()
-            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
-            .build();
+        let behaviour = PeerBehaviour {
+            mailbox: frame_behaviour::<MailboxProtocol>(ProtocolSupport::Outbound, REQUEST_TIMEOUT),
+            envelope: frame_behaviour::<EnvelopeProtocol>(
+                ProtocolSupport::Inbound,
+                REQUEST_TIMEOUT,
+            ),
+            raw_mailbox: raw_behaviour(MAILBOX_PROTOCOL),
+            raw_envelope: raw_behaviour(ENVELOPE_PROTOCOL),
+        };
+        let swarm = tcp_swarm(key, behaviour);
         Self {
             swarm,
             pushed: VecDeque::new(),

@@ -3,11 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm};
+use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
 use tern_bootstrap::{Config, Server};
 use tern_node::engine::Engine;
 use tern_node::net::NetConfig;
@@ -137,6 +138,25 @@ pub async fn history(node: &Node, with: IdentityKey) -> Vec<(String, MessageStat
     })
     .await
     .unwrap()
+}
+
+/// How long an idle connection of a [`tcp_swarm`] stays open.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A bare swarm over TCP (Noise, Yamux) with `key` and `behaviour`: a test peer that is not a Tern node.
+pub fn tcp_swarm<B: NetworkBehaviour>(key: libp2p::identity::Keypair, behaviour: B) -> Swarm<B> {
+    SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(move |_| behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
+        .build()
 }
 
 /// Waits for a swarm's first listen address.
