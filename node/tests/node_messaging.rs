@@ -10,7 +10,7 @@ use tern_node::store::{ContactState, MessageStatus};
 use tern_protocol::Body;
 use tern_testkit::files::{contains, files_under};
 use tern_testkit::net::{LiveNode, history, loopback_node};
-use tern_testkit::profile::{PASSWORD, create, introduce, open};
+use tern_testkit::profile::{PASSWORD, create, introduce, open, pair};
 use tern_testkit::wait::{received, wait_for, wait_status};
 
 fn assert_absent(dir: &Path, needle: &[u8]) {
@@ -142,9 +142,7 @@ async fn three_nodes_all_reach_each_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_queued_while_the_peer_is_offline_is_delivered_once_after_a_restart() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut alice = create(dirs.0.path(), "Alice");
-    let mut bob = create(dirs.1.path(), "Bob");
-    introduce(&mut [&mut alice, &mut bob]);
+    let (alice, bob) = pair(dirs.0.path(), dirs.1.path());
     let bob_key = bob.key();
     drop(bob);
 
@@ -183,9 +181,7 @@ async fn a_message_queued_while_the_peer_is_offline_is_delivered_once_after_a_re
 #[test]
 fn an_envelope_delivered_twice_is_stored_once() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut alice = create(dirs.0.path(), "Alice");
-    let mut bob = create(dirs.1.path(), "Bob");
-    introduce(&mut [&mut alice, &mut bob]);
+    let (mut alice, mut bob) = pair(dirs.0.path(), dirs.1.path());
     let (message, outbox) = alice.send_text(&bob.key(), "only once").unwrap();
     assert!(matches!(
         bob.receive(&outbox.envelope).unwrap(),
@@ -222,9 +218,7 @@ fn an_envelope_delivered_twice_is_stored_once() {
 #[test]
 fn a_copy_of_a_stored_envelope_names_its_sender_and_message_even_after_a_restart() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut alice = create(dirs.0.path(), "Alice");
-    let mut bob = create(dirs.1.path(), "Bob");
-    introduce(&mut [&mut alice, &mut bob]);
+    let (mut alice, mut bob) = pair(dirs.0.path(), dirs.1.path());
     let (message, outbox) = alice.send_text(&bob.key(), "acked too late").unwrap();
     assert!(matches!(
         bob.receive(&outbox.envelope).unwrap(),
@@ -321,9 +315,7 @@ fn a_first_message_from_a_stranger_is_a_contact_request() {
 #[test]
 fn receipts_and_typing_move_statuses_without_touching_history() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut alice = create(dirs.0.path(), "Alice");
-    let mut bob = create(dirs.1.path(), "Bob");
-    introduce(&mut [&mut alice, &mut bob]);
+    let (mut alice, mut bob) = pair(dirs.0.path(), dirs.1.path());
     let (sent, outbox) = alice.send_text(&bob.key(), "read me").unwrap();
     bob.receive(&outbox.envelope).unwrap();
     let (_, typing) = bob
@@ -357,9 +349,7 @@ fn receipts_and_typing_move_statuses_without_touching_history() {
 #[test]
 fn a_failed_message_is_sent_again_with_its_id_and_a_removed_contact_takes_its_history_along() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut alice = create(dirs.0.path(), "Alice");
-    let mut bob = create(dirs.1.path(), "Bob");
-    introduce(&mut [&mut alice, &mut bob]);
+    let (mut alice, mut bob) = pair(dirs.0.path(), dirs.1.path());
     let bob_key = bob.key();
     let (message, mut entry) = alice.send_text(&bob_key, "are you there?").unwrap();
     // Only a failed message can be retried.
