@@ -14,8 +14,6 @@
 //! `cargo test -p tern-bootstrap --test chaos -- --nocapture` runs the short version (CI: 600 messages);
 //! `TERN_CHAOS_MESSAGES=3000 TERN_CHAOS_SEED=7` a longer one (docs/testing.md).
 
-mod binaries;
-
 use std::{
     collections::{BTreeMap, HashMap},
     io::{BufRead, BufReader, Write},
@@ -30,10 +28,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use binaries::tern_node_bin;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde_json::Value;
+use tern_testkit::cli::{Cli, FAST_KDF, ok, tern_node_bin};
+use tern_testkit::metrics::{http_get, sample};
+use tern_testkit::net::free_port;
 use tokio::{net::TcpListener, sync::watch};
 
 const NODES: usize = 5;
@@ -49,44 +49,13 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn tern(profile: &Path) -> Command {
-    let mut cmd = Command::new(tern_node_bin());
-    cmd.arg("--profile")
-        .arg(profile)
-        .arg("--json")
-        .env("TERN_PASSWORD", PASSWORD)
+    Cli::new(tern_node_bin(), profile, PASSWORD)
         .env(
             "TERN_LOG",
-            std::env::var("TERN_CHAOS_LOG_LEVEL").unwrap_or_else(|_| "info".to_owned()),
+            &std::env::var("TERN_CHAOS_LOG_LEVEL").unwrap_or_else(|_| "info".to_owned()),
         )
-        .env_remove("TERN_PROFILE");
-    cmd
-}
-
-fn json_lines(out: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(out)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn ok(cmd: &mut Command) -> Vec<Value> {
-    let out = cmd.stdin(Stdio::null()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    json_lines(&out.stdout)
+        .command(&[])
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -416,24 +385,15 @@ impl Lab {
 
     /// An unlabelled sample of bootstrap node `b`'s metrics.
     async fn metric(&self, b: usize, name: &str) -> Option<f64> {
-        let text = http_get(self.bootstraps[b].metrics).await?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        let text = http_get(self.bootstraps[b].metrics, "/metrics")
+            .await
+            .ok()?;
+        sample(&text, name)
     }
 
     async fn mailbox_envelopes(&self, b: usize) -> Option<f64> {
         self.metric(b, "tern_bootstrap_mailbox_envelopes").await
     }
-}
-
-async fn http_get(addr: SocketAddr) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.ok()?;
-    String::from_utf8(response).ok()
 }
 
 /// Waits for a line from process `who` (current incarnation) matching `pred`, handling others meanwhile.
@@ -475,15 +435,7 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
     for n in 0..NODES {
         let dir = work.path().join(format!("node{n}"));
         let name = format!("Node{n}");
-        let init = ok(tern(&dir).args([
-            "init",
-            "--name",
-            &name,
-            "--kdf-memory-kib",
-            "32",
-            "--kdf-iterations",
-            "1",
-        ]));
+        let init = ok(tern(&dir).args(["init", "--name", &name]).args(FAST_KDF));
         invites.push(init[0]["invite"].as_str().unwrap().to_owned());
         nodes.push(NodeSpec {
             name,

@@ -1,7 +1,8 @@
 //! The `tern-bootstrap` binary: the line scripts read, signals, and errors.
 
-use std::{process::Stdio, time::Duration};
+use std::process::Stdio;
 
+use tern_testkit::wait::TIMEOUT;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::Command,
@@ -9,11 +10,10 @@ use tokio::{
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_tern-bootstrap");
-const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn binary_prints_its_listen_address_and_stops_on_sigterm() {
-    timeout(TEST_TIMEOUT, async {
+    timeout(TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("bootstrap.toml");
         std::fs::write(&config, "[mailbox]\nquota_envelopes = 10\n").unwrap();
@@ -67,7 +67,7 @@ async fn binary_prints_its_listen_address_and_stops_on_sigterm() {
 
 #[tokio::test]
 async fn bad_configuration_fails_with_a_message() {
-    timeout(TEST_TIMEOUT, async {
+    timeout(TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("bootstrap.toml");
         std::fs::write(&config, "listn = []\n").unwrap();

@@ -10,20 +10,17 @@
 //! be exactly the ones legitimately accepted; the node's peak memory (`VmHWM`) must stay bounded. The
 //! figures are printed at the end (`cargo test -p tern-bootstrap --test hostile_peers -- --nocapture`).
 
-mod common;
-
 use std::{
     collections::BTreeMap,
-    io::{BufRead, BufReader, Write},
+    io::Write,
     net::SocketAddr,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use common::{Client, RawOutcome, envelope, identity, now_s};
 use futures::StreamExt;
 use libp2p::{
-    Multiaddr, PeerId,
+    PeerId,
     swarm::dial_opts::{DialOpts, PeerCondition},
 };
 use rand::{Rng, RngExt, SeedableRng};
@@ -33,6 +30,12 @@ use tern_node::{
     net::codec::encode_frame,
 };
 use tern_protocol::{Envelope, Identity, envelope::MAX_ENVELOPE_LEN};
+use tern_testkit::cli::BootstrapProcess;
+use tern_testkit::client::{Client, RawOutcome};
+use tern_testkit::mail::{envelope, identity, now_s};
+use tern_testkit::metrics::http_get;
+use tern_testkit::net::free_port;
+use tern_testkit::wait::poll_until;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -49,28 +52,11 @@ const MAX_PENDING_INCOMING: u32 = 32;
 /// The peak resident memory the node may reach under all of this.
 const MAX_PEAK_RSS_KIB: u64 = 256 * 1024;
 
-/// The `tern-bootstrap` binary as a child process, killed when dropped.
+/// The `tern-bootstrap` binary as a child process (killed when dropped), with its metrics endpoint.
 struct Bootstrap {
-    child: Child,
-    addr: Multiaddr,
-    peer: PeerId,
+    process: BootstrapProcess,
     metrics: SocketAddr,
     _data: tempfile::TempDir,
-}
-
-impl Drop for Bootstrap {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Bootstrap {
@@ -95,36 +81,14 @@ impl Bootstrap {
             ),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tern-bootstrap"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tern-bootstrap"));
+        command
             .arg("--config")
             .arg(&config)
             .env("TERN_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let addr: Multiaddr = line
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .trim()
-            .parse()
-            .unwrap();
-        let peer = match addr.iter().last() {
-            Some(libp2p::multiaddr::Protocol::P2p(peer)) => peer,
-            _ => panic!("{addr} has no /p2p/"),
-        };
-        // Keep reading stdout so the child never blocks on a full pipe.
-        std::thread::Builder::new()
-            .name("bootstrap-stdout".into())
-            .spawn(move || for _ in stdout.lines() {})
-            .unwrap();
+            .stderr(Stdio::null());
         Self {
-            child,
-            addr,
-            peer,
+            process: BootstrapProcess::spawn(command),
             metrics,
             _data: data,
         }
@@ -132,7 +96,8 @@ impl Bootstrap {
 
     /// The node's `VmHWM` and `VmRSS` in KiB.
     fn memory_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.process.pid())).unwrap();
         let field = |name: &str| -> u64 {
             status
                 .lines()
@@ -144,22 +109,9 @@ impl Bootstrap {
         (field("VmHWM:"), field("VmRSS:"))
     }
 
-    fn tcp_addr(&self) -> SocketAddr {
-        let mut ip = None;
-        let mut port = None;
-        for p in self.addr.iter() {
-            match p {
-                libp2p::multiaddr::Protocol::Ip4(a) => ip = Some(a),
-                libp2p::multiaddr::Protocol::Tcp(p) => port = Some(p),
-                _ => {}
-            }
-        }
-        SocketAddr::from((ip.unwrap(), port.unwrap()))
-    }
-
     /// Every sample of the metrics endpoint, by its full name with labels.
     async fn metrics(&self) -> BTreeMap<String, f64> {
-        let text = common::http_get(self.metrics, "/metrics").await;
+        let text = http_get(self.metrics, "/metrics").await.unwrap();
         let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
         body.lines()
             .filter(|l| !l.starts_with('#'))
@@ -177,14 +129,12 @@ impl Bootstrap {
     /// Polls the metrics until `name` reaches `at_least` (connection refusals are counted by the node's
     /// event loop after the client has already seen its socket close); returns the value.
     async fn metric_reaches(&self, name: &str, at_least: f64) -> f64 {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let value = self.metric(name).await;
-            if value >= at_least || Instant::now() > deadline {
-                return value;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        poll_until(
+            Duration::from_secs(30),
+            async || self.metric(name).await,
+            |value| *value >= at_least,
+        )
+        .await
     }
 }
 
@@ -212,9 +162,9 @@ struct Honest {
 impl Honest {
     async fn new(node: &Bootstrap) -> Self {
         let mut sender = Client::new();
-        let server = sender.connect(&node.addr).await;
+        let server = sender.connect(&node.process.addr).await;
         let mut owner = Client::new();
-        owner.connect(&node.addr).await;
+        owner.connect(&node.process.addr).await;
         Self {
             sender,
             owner,
@@ -240,8 +190,8 @@ impl Honest {
 /// Writes `bytes` on a fresh `/tern/mailbox/1` stream; the server must not answer with anything but a
 /// `Malformed` refusal, and must hang up on the sender.
 async fn garbage(attacker: &mut Client, node: &Bootstrap, bytes: Vec<u8>) {
-    let server = attacker.connect(&node.addr).await;
-    if let RawOutcome::Bytes(answer) = attacker.raw(server, bytes).await {
+    let server = attacker.connect(&node.process.addr).await;
+    if let RawOutcome::Bytes(answer) = attacker.raw_mailbox(server, bytes).await {
         assert!(
             answer.is_empty() || answer == [0, 0, 0, 3, 1, 3, Refusal::Malformed.code()],
             "garbage got an answer: {answer:?}"
@@ -255,17 +205,6 @@ fn deposit_frame(envelope: &Envelope) -> Vec<u8> {
         envelope: envelope.encode(),
     })
     .unwrap()
-}
-
-async fn deposit(client: &mut Client, server: PeerId, envelope: &Envelope) -> MailboxResponse {
-    client
-        .request(
-            server,
-            MailboxRequest::Deposit {
-                envelope: envelope.encode(),
-            },
-        )
-        .await
 }
 
 /// Counts what a run tried and what the node made of it, for the closing table.
@@ -354,7 +293,7 @@ async fn harness() {
     let before = node.metric(&handshake).await;
     let raw_garbage = 20;
     for _ in 0..raw_garbage {
-        let mut socket = TcpStream::connect(node.tcp_addr()).await.unwrap();
+        let mut socket = TcpStream::connect(node.process.tcp_addr()).await.unwrap();
         let mut bytes = vec![0u8; rng.random_range(1..2048)];
         rng.fill_bytes(&mut bytes);
         // The node may hang up before reading everything; either way it ends the connection.
@@ -378,19 +317,16 @@ async fn harness() {
     let rate_limited = refusals("rate_limited");
     let before = node.metric(&rate_limited).await;
     let mut flooder = Client::new();
-    flooder.connect(&node.addr).await;
+    flooder.connect(&node.process.addr).await;
     let flood = 400;
     let started = Instant::now();
     let mut accepted = 0u32;
     let mut limited = 0u32;
     let sender = identity();
     for _ in 0..flood {
-        match deposit(
-            &mut flooder,
-            node.peer,
-            &envelope(&sender, &identity(), b"flood"),
-        )
-        .await
+        match flooder
+            .try_deposit(node.process.peer, &envelope(&sender, &identity(), b"flood"))
+            .await
         {
             MailboxResponse::Deposited { .. } => accepted += 1,
             MailboxResponse::Refused(Refusal::RateLimited) => limited += 1,
@@ -428,9 +364,12 @@ async fn harness() {
     let mut taken = 0u32;
     for _ in 0..4 {
         let mut peer = Client::new();
-        let server = peer.connect(&node.addr).await;
+        let server = peer.connect(&node.process.addr).await;
         for _ in 0..25 {
-            match deposit(&mut peer, server, &envelope(&sender, &victim, b"fill")).await {
+            match peer
+                .try_deposit(server, &envelope(&sender, &victim, b"fill"))
+                .await
+            {
                 MailboxResponse::Deposited { .. } => taken += 1,
                 MailboxResponse::Refused(Refusal::QuotaCount) => over_quota += 1,
                 other => panic!("quota deposit answered {other:?}"),
@@ -461,20 +400,20 @@ async fn harness() {
         honest.sender.deposit(honest.server, mail).await;
     }
     let mut thief = Client::new();
-    thief.connect(&node.addr).await;
+    thief.connect(&node.process.addr).await;
     let thief_id = identity();
     let foreign = 20;
     for i in 0..foreign {
         let request = match i % 3 {
             // A proof that names Bob's key but is signed by someone else.
             0 => {
-                let mut auth = thief.owner_auth(node.peer, &thief_id).await;
+                let mut auth = thief.owner_auth(node.process.peer, &thief_id).await;
                 auth.identity = honest.bob.key();
                 MailboxRequest::Fetch { auth, max: 64 }
             }
             // The same, deleting Bob's mail.
             1 => {
-                let mut auth = thief.owner_auth(node.peer, &thief_id).await;
+                let mut auth = thief.owner_auth(node.process.peer, &thief_id).await;
                 auth.identity = honest.bob.key();
                 MailboxRequest::Ack {
                     auth,
@@ -483,11 +422,14 @@ async fn harness() {
             }
             // Bob's own valid proof, replayed from another connection.
             _ => {
-                let auth = honest.owner.owner_auth(node.peer, &honest.bob).await;
+                let auth = honest
+                    .owner
+                    .owner_auth(node.process.peer, &honest.bob)
+                    .await;
                 MailboxRequest::Fetch { auth, max: 64 }
             }
         };
-        let answer = thief.request(node.peer, request).await;
+        let answer = thief.request(node.process.peer, request).await;
         assert!(
             matches!(
                 answer,
@@ -501,9 +443,15 @@ async fn harness() {
     assert_eq!(refused_owner + refused_challenge, f64::from(foreign));
     assert_eq!(refused_challenge, f64::from(foreign / 3));
     // Bob's mail is all there, and only Bob gets it.
-    let fetched = honest.owner.fetch(node.peer, &honest.bob).await;
+    let fetched = honest.owner.fetch(node.process.peer, &honest.bob).await;
     assert_eq!(fetched, victim_mail);
-    assert_eq!(honest.owner.ack(node.peer, &honest.bob, &fetched).await, 3);
+    assert_eq!(
+        honest
+            .owner
+            .ack(node.process.peer, &honest.bob, &fetched)
+            .await,
+        3
+    );
     tally.add(
         "fetch/ack of someone else's mailbox",
         foreign as usize,
@@ -517,17 +465,17 @@ async fn harness() {
     let before = node.metric(DUPLICATES).await;
     let stored_before = node.metric(STORED).await;
     let mut replayer = Client::new();
-    replayer.connect(&node.addr).await;
+    replayer.connect(&node.process.addr).await;
     let original = envelope(&sender, &identity(), b"once");
     assert!(matches!(
-        deposit(&mut replayer, node.peer, &original).await,
+        replayer.try_deposit(node.process.peer, &original).await,
         MailboxResponse::Deposited { .. }
     ));
     stored += 1.0;
     let replays = 20;
     for _ in 0..replays {
         assert_eq!(
-            deposit(&mut replayer, node.peer, &original).await,
+            replayer.try_deposit(node.process.peer, &original).await,
             MailboxResponse::Duplicate { id: original.id() }
         );
     }
@@ -549,7 +497,7 @@ async fn harness() {
     let too_far = refusals("expiry_too_far");
     let (before_expired, before_far) = (node.metric(&expired).await, node.metric(&too_far).await);
     let mut late = Client::new();
-    late.connect(&node.addr).await;
+    late.connect(&node.process.addr).await;
     let stale = 20;
     for i in 0..stale {
         let expires_at = if i % 2 == 0 {
@@ -565,7 +513,7 @@ async fn harness() {
             &mut rand::rng(),
         )
         .unwrap();
-        let answer = deposit(&mut late, node.peer, &mail).await;
+        let answer = late.try_deposit(node.process.peer, &mail).await;
         let want = if i % 2 == 0 {
             Refusal::Expired
         } else {
@@ -595,7 +543,7 @@ async fn harness() {
     let silent = 100usize;
     let mut sockets = Vec::new();
     for _ in 0..silent {
-        sockets.push(TcpStream::connect(node.tcp_addr()).await.unwrap());
+        sockets.push(TcpStream::connect(node.process.tcp_addr()).await.unwrap());
     }
     let over = f64::from(u32::try_from(silent).unwrap() - MAX_PENDING_INCOMING);
     let denied = node.metric_reaches(&limit, before_limit + over).await - before_limit;
@@ -622,14 +570,14 @@ async fn harness() {
     // --- A connection flood: one peer opening many connections. ----------------------------------------
     let before_limit = node.metric(&limit).await;
     let mut greedy = Client::new();
-    greedy.connect(&node.addr).await;
+    greedy.connect(&node.process.addr).await;
     let extra = 16;
     for _ in 0..extra {
         greedy
             .swarm
             .dial(
-                DialOpts::peer_id(node.peer)
-                    .addresses(vec![node.addr.clone()])
+                DialOpts::peer_id(node.process.peer)
+                    .addresses(vec![node.process.addr.clone()])
                     .condition(PeerCondition::Always)
                     .build(),
             )
@@ -661,7 +609,7 @@ async fn harness() {
     let mut drivers = Vec::new();
     for _ in 0..crowd {
         let mut peer = Client::new();
-        peer.swarm.dial(node.addr.clone()).unwrap();
+        peer.swarm.dial(node.process.addr.clone()).unwrap();
         let mut swarm = peer.swarm;
         drivers.push(tokio::spawn(async move {
             loop {

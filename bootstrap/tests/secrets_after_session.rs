@@ -5,82 +5,20 @@
 //! the bootstrap data directory — holds a canary text, a password (old or new), the contact names typed,
 //! either user's identity private key, or (outside `node.key` itself) the bootstrap node's private key.
 
-mod binaries;
+use std::{fs, path::Path, process::Command};
 
-use std::{
-    fs,
-    io::Write,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-};
-
-use binaries::{lines_of, tern_node_bin, wait_line};
-use serde_json::Value;
 use tern_node::{engine::Engine, store::Password};
+use tern_testkit::cli::{BootstrapProcess, Cli, append, ok, tern_node_bin};
+use tern_testkit::files::{contains, files_under};
+use tern_testkit::net::LOOPBACK_TCP;
 
 const LOG: &str = "debug,tern_node=trace,tern_bootstrap=trace,tern_protocol=trace";
 
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A `tern-node` command for `profile`, its stderr (the log) appended to `log`.
-fn tern(profile: &Path, password: &str, log: &Path) -> Command {
-    let mut cmd = Command::new(tern_node_bin());
-    cmd.arg("--profile")
-        .arg(profile)
-        .arg("--json")
-        .env("TERN_PASSWORD", password)
+/// `tern-node` for `profile`, its stderr (the log) appended to `log`.
+fn tern(profile: &Path, password: &str, log: &Path) -> Cli {
+    Cli::new(tern_node_bin(), profile, password)
         .env("TERN_LOG", LOG)
-        .env_remove("TERN_PROFILE")
-        .stdin(Stdio::null())
-        .stderr(append(log));
-    cmd
-}
-
-fn append(path: &Path) -> Stdio {
-    Stdio::from(
-        fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap(),
-    )
-}
-
-fn ok(cmd: &mut Command) -> Vec<Value> {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+        .log_to(log)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -103,43 +41,23 @@ fn no_canary_password_or_private_key_in_any_file_after_a_full_session() {
     let alice_name = format!("Alice{nonce:08x}");
     let bob_name = format!("Bob{nonce:08x}");
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tern-bootstrap"))
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tern-bootstrap"));
+    server
         .arg("--data-dir")
         .arg(&boot_dir)
-        .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--listen", LOOPBACK_TCP])
         .env("TERN_LOG", LOG)
-        .stdout(Stdio::piped())
-        .stderr(append(&logs.join("bootstrap.log")))
-        .spawn()
-        .unwrap();
-    let server_lines = lines_of(&mut server);
-    let server = Kill(server);
-    let bootstrap = wait_line(&server_lines, "the bootstrap address", |l| {
-        l.starts_with("listening ")
-    })
-    .trim_start_matches("listening ")
-    .trim()
-    .to_owned();
+        .stderr(append(&logs.join("bootstrap.log")));
+    let server = BootstrapProcess::spawn(server);
+    let bootstrap = server.addr.to_string();
 
     let (alice_log, bob_log) = (logs.join("alice.log"), logs.join("bob.log"));
-    let init = |dir: &Path, pw: &str, log: &Path, name: &str| {
-        ok(tern(dir, pw, log).args([
-            "init",
-            "--name",
-            name,
-            "--kdf-memory-kib",
-            "32",
-            "--kdf-iterations",
-            "1",
-        ]))[0]["invite"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let alice_invite = init(&alice_dir, &alice_pw, &alice_log, &alice_name);
-    let bob_invite = init(&bob_dir, &bob_pw, &bob_log, &bob_name);
-    ok(tern(&alice_dir, &alice_pw, &alice_log).args(["contact", "add", &bob_invite]));
-    ok(tern(&bob_dir, &bob_pw, &bob_log).args(["contact", "add", &alice_invite]));
+    let alice = tern(&alice_dir, &alice_pw, &alice_log);
+    let bob = tern(&bob_dir, &bob_pw, &bob_log);
+    let alice_invite = alice.init_invite(&alice_name);
+    let bob_invite = bob.init_invite(&bob_name);
+    alice.ok(&["contact", "add", &bob_invite]);
+    bob.ok(&["contact", "add", &alice_invite]);
 
     let net = [
         "--bootstrap",
@@ -157,70 +75,40 @@ fn no_canary_password_or_private_key_in_any_file_after_a_full_session() {
         "45",
     ];
     send.extend(net);
-    assert_eq!(
-        ok(tern(&alice_dir, &alice_pw, &alice_log).args(&send))[0]["status"],
-        "deposited"
-    );
+    assert_eq!(alice.ok(&send)[0]["status"], "deposited");
 
     // Bob comes online, gets it, and answers Alice (who is offline again: deposited too).
     let mut run_args = vec!["run"];
     run_args.extend(net);
-    let mut run = tern(&bob_dir, &bob_pw, &bob_log)
-        .args(&run_args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = run.stdin.take().unwrap();
-    let lines = lines_of(&mut run);
-    let mut run = Kill(run);
-    let message = wait_line(&lines, "the offline canary", |l| {
+    let mut run = bob.spawn(&run_args);
+    let message = run.wait_line("the offline canary", |l| {
         l.contains("\"event\":\"message\"")
     });
     assert!(message.contains(&offline_text), "{message}");
-    writeln!(
-        stdin,
-        "{}",
-        serde_json::json!({"cmd": "send", "to": alice_name, "text": direct_text})
-    )
-    .unwrap();
-    wait_line(&lines, "the answer queued", |l| {
-        l.contains("\"ok\":\"send\"")
-    });
+    run.command(
+        &serde_json::json!({"cmd": "send", "to": alice_name, "text": direct_text}).to_string(),
+    );
+    run.wait_line("the answer queued", |l| l.contains("\"ok\":\"send\""));
     // Alice is offline: the answer goes to the bootstrap node once the first direct attempt failed.
-    wait_line(&lines, "the answer deposited", |l| {
+    run.wait_line("the answer deposited", |l| {
         l.contains("\"event\":\"status\"") && l.contains("\"status\":\"sent\"")
     });
-    writeln!(
-        stdin,
+    run.command(&format!(
         "{{\"cmd\":\"read-receipt\",\"contact\":\"{alice_name}\"}}"
-    )
-    .unwrap();
-    wait_line(&lines, "the read receipt", |l| {
+    ));
+    run.wait_line("the read receipt", |l| {
         l.contains("\"ok\":\"read-receipt\"")
     });
-    writeln!(stdin, r#"{{"cmd":"quit"}}"#).unwrap();
-    assert!(run.0.wait().unwrap().success());
+    run.quit();
 
     // Alice comes online, gets the answer, and changes her password.
-    let mut run = tern(&alice_dir, &alice_pw, &alice_log)
-        .args(&run_args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = run.stdin.take().unwrap();
-    let lines = lines_of(&mut run);
-    let mut run = Kill(run);
-    let answer = wait_line(&lines, "the direct canary", |l| {
-        l.contains("\"event\":\"message\"")
-    });
+    let run = alice.spawn(&run_args);
+    let answer = run.wait_line("the direct canary", |l| l.contains("\"event\":\"message\""));
     assert!(answer.contains(&direct_text), "{answer}");
-    writeln!(stdin, r#"{{"cmd":"quit"}}"#).unwrap();
-    assert!(run.0.wait().unwrap().success());
-    ok(tern(&alice_dir, &alice_pw, &alice_log)
-        .env("TERN_NEW_PASSWORD", &alice_new_pw)
-        .arg("passwd"));
+    run.quit();
+    ok(alice
+        .command(&["passwd"])
+        .env("TERN_NEW_PASSWORD", &alice_new_pw));
     drop(server);
 
     // The private keys, read back through Tern itself.
@@ -293,7 +181,7 @@ fn no_canary_password_or_private_key_in_any_file_after_a_full_session() {
         log_bytes > 10_000,
         "logs too small to mean anything: {log_bytes} bytes"
     );
-    let inbox = ok(tern(&bob_dir, &bob_pw, &bob_log).args(["inbox"]));
+    let inbox = bob.ok(&["inbox"]);
     assert!(inbox.iter().any(|m| m["text"] == offline_text.as_str()));
     println!(
         "secrets check: {checked} files ({bytes_checked} bytes, {log_bytes} of logs) hold none of {} secrets",

@@ -1,10 +1,7 @@
 //! The bootstrap server end to end on loopback: a real server, test clients over TCP, no mDNS.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Client, RawOutcome, TEST_TIMEOUT, envelope, http_get, identity, sample, test_config};
 use libp2p::multiaddr::Protocol;
 use tern_bootstrap::{NODE_KEY_FILE, Server};
 use tern_node::{
@@ -12,6 +9,11 @@ use tern_node::{
     net::EnvelopeAck,
 };
 use tern_protocol::Envelope;
+use tern_testkit::client::{Client, RawOutcome};
+use tern_testkit::mail::{envelope, identity, now_s};
+use tern_testkit::metrics::{http_get, sample};
+use tern_testkit::net::bootstrap_config;
+use tern_testkit::wait::TIMEOUT;
 use tokio::time::timeout;
 use tracing::Instrument;
 
@@ -21,9 +23,9 @@ fn ends_in_p2p(addr: &libp2p::Multiaddr, peer: libp2p::PeerId) -> bool {
 
 #[tokio::test]
 async fn server_reports_loopback_listen_addresses_with_peer_id() {
-    timeout(TEST_TIMEOUT, async {
+    timeout(TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = test_config(dir.path());
+        let mut config = bootstrap_config(dir.path());
         config
             .listen
             .push("/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap());
@@ -45,17 +47,17 @@ async fn server_reports_loopback_listen_addresses_with_peer_id() {
 
 #[tokio::test]
 async fn node_key_keeps_the_peer_id_across_restarts() {
-    timeout(TEST_TIMEOUT, async {
+    timeout(TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
-        let first = Server::spawn(test_config(dir.path())).await.unwrap();
+        let first = Server::spawn(bootstrap_config(dir.path())).await.unwrap();
         let peer_id = first.peer_id();
         first.shutdown().await.unwrap();
-        let second = Server::spawn(test_config(dir.path())).await.unwrap();
+        let second = Server::spawn(bootstrap_config(dir.path())).await.unwrap();
         assert_eq!(second.peer_id(), peer_id);
         second.shutdown().await.unwrap();
 
         let other = tempfile::tempdir().unwrap();
-        let third = Server::spawn(test_config(other.path())).await.unwrap();
+        let third = Server::spawn(bootstrap_config(other.path())).await.unwrap();
         assert_ne!(third.peer_id(), peer_id, "a new data dir is a new identity");
         third.shutdown().await.unwrap();
     })
@@ -65,9 +67,9 @@ async fn node_key_keeps_the_peer_id_across_restarts() {
 
 #[tokio::test]
 async fn deposited_mail_is_fetched_by_its_owner_and_acked_away() {
-    timeout(TEST_TIMEOUT, async {
+    timeout(TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
-        let server = Server::spawn(test_config(dir.path())).await.unwrap();
+        let server = Server::spawn(bootstrap_config(dir.path())).await.unwrap();
         let addr = server.listen_addrs()[0].clone();
         let (alice, bob) = (identity(), identity());
         let mail = envelope(&alice, &bob, b"hello bob");
@@ -97,10 +99,7 @@ async fn deposited_mail_is_fetched_by_its_owner_and_acked_away() {
         assert!(owner.fetch(server_id, &alice).await.is_empty());
         let fetched = owner.fetch(server_id, &bob).await;
         assert_eq!(fetched, vec![mail.clone()]);
-        assert_eq!(
-            fetched[0].open(&bob, common::now_s()).unwrap().sender,
-            alice.key()
-        );
+        assert_eq!(fetched[0].open(&bob, now_s()).unwrap().sender, alice.key());
 
         // A proof is bound to the connection the challenge was issued on: replayed from another peer, the
         // server refuses it.
@@ -122,9 +121,9 @@ async fn deposited_mail_is_fetched_by_its_owner_and_acked_away() {
 
 #[tokio::test]
 async fn new_mail_is_pushed_to_a_connected_owner() {
-    timeout(TEST_TIMEOUT, async {
+    timeout(TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
-        let server = Server::spawn(test_config(dir.path())).await.unwrap();
+        let server = Server::spawn(bootstrap_config(dir.path())).await.unwrap();
         let addr = server.listen_addrs()[0].clone();
         let (alice, bob) = (identity(), identity());
 
@@ -160,9 +159,9 @@ async fn new_mail_is_pushed_to_a_connected_owner() {
 
 #[tokio::test]
 async fn metrics_endpoint_counts_deposits() {
-    timeout(TEST_TIMEOUT, async {
+    timeout(TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = test_config(dir.path());
+        let mut config = bootstrap_config(dir.path());
         config.metrics = Some("127.0.0.1:0".parse().unwrap());
         let server = Server::spawn(config).await.unwrap();
         let metrics_addr = server.metrics_addr().unwrap();
@@ -187,7 +186,7 @@ async fn metrics_endpoint_counts_deposits() {
             "{refused:?}"
         );
 
-        let response = http_get(metrics_addr, "/metrics").await;
+        let response = http_get(metrics_addr, "/metrics").await.unwrap();
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
         let body = response.split("\r\n\r\n").nth(1).unwrap();
         assert!(
@@ -214,7 +213,7 @@ async fn metrics_endpoint_counts_deposits() {
             .sum();
         assert!(refusals >= 1.0, "{body}");
 
-        let missing = http_get(metrics_addr, "/nope").await;
+        let missing = http_get(metrics_addr, "/nope").await.unwrap();
         assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
         server.shutdown().await.unwrap();
     })
@@ -224,9 +223,9 @@ async fn metrics_endpoint_counts_deposits() {
 
 #[tokio::test]
 async fn garbage_on_the_mailbox_stream_costs_the_sender_its_connection_not_the_server() {
-    timeout(TEST_TIMEOUT, async {
+    timeout(TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
-        let server = Server::spawn(test_config(dir.path())).await.unwrap();
+        let server = Server::spawn(bootstrap_config(dir.path())).await.unwrap();
         let addr = server.listen_addrs()[0].clone();
 
         let mut attacker = Client::new();
@@ -245,7 +244,7 @@ async fn garbage_on_the_mailbox_stream_costs_the_sender_its_connection_not_the_s
             trailing,
         ] {
             let server_id = attacker.connect(&addr).await;
-            let outcome = attacker.raw(server_id, garbage.clone()).await;
+            let outcome = attacker.raw_mailbox(server_id, garbage.clone()).await;
             // Whatever comes back, it is not a well-formed answer to a request...
             if let RawOutcome::Bytes(bytes) = &outcome {
                 assert!(
@@ -277,12 +276,12 @@ async fn garbage_on_the_mailbox_stream_costs_the_sender_its_connection_not_the_s
 
 #[tokio::test]
 async fn offline_mail_survives_bootstrap_restart() {
-    timeout(TEST_TIMEOUT, async {
+    timeout(TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
         let (alice, bob) = (identity(), identity());
         let mail = envelope(&alice, &bob, b"see you after the restart");
 
-        let server = Server::spawn(test_config(dir.path())).await.unwrap();
+        let server = Server::spawn(bootstrap_config(dir.path())).await.unwrap();
         let peer_id = server.peer_id();
         let mut sender = Client::new();
         sender.connect(&server.listen_addrs()[0]).await;
@@ -291,7 +290,7 @@ async fn offline_mail_survives_bootstrap_restart() {
         drop(sender);
 
         // Reopened at once on the same data dir: the database lock was released by shutdown.
-        let server = Server::spawn(test_config(dir.path())).await.unwrap();
+        let server = Server::spawn(bootstrap_config(dir.path())).await.unwrap();
         assert_eq!(server.peer_id(), peer_id);
         let mut owner = Client::new();
         owner.connect(&server.listen_addrs()[0]).await;
@@ -306,13 +305,13 @@ async fn offline_mail_survives_bootstrap_restart() {
 
 #[tokio::test]
 async fn federation_peers_are_dialled_at_start() {
-    timeout(TEST_TIMEOUT, async {
+    timeout(TIMEOUT, async {
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let a = Server::spawn(test_config(dir_a.path()))
+        let a = Server::spawn(bootstrap_config(dir_a.path()))
             .instrument(tracing::info_span!("a"))
             .await
             .unwrap();
-        let mut config_b = test_config(dir_b.path());
+        let mut config_b = bootstrap_config(dir_b.path());
         config_b.peers = vec![a.listen_addrs()[0].clone()];
         let b = Server::spawn(config_b)
             .instrument(tracing::info_span!("b"))

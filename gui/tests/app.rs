@@ -12,24 +12,17 @@ use tern_gui::model::Screen;
 use tern_gui::{Options, TernApp};
 use tern_node::api::{ConversationId, Event, MessageStatus};
 use tern_node::profile::KdfParams;
-use tern_node::settings::NetworkSettings;
 use tern_protocol::IdentityKey;
-
-/// How long any one awaited change may take.
-const TIMEOUT: Duration = Duration::from_secs(60);
-const PASSWORD: &str = "correct horse battery";
+use tern_testkit::net::{loopback_settings, with_peer};
+use tern_testkit::profile::{PASSWORD, create};
+use tern_testkit::wait::TIMEOUT;
 
 fn options(root: &Path) -> Options {
     Options {
         root: root.to_path_buf(),
         kdf: KdfParams::INSECURE_FOR_TESTS,
         // Loopback only: mDNS would multicast beyond this machine.
-        network_override: Some(NetworkSettings {
-            lan_only: true,
-            mdns: false,
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-            ..NetworkSettings::default()
-        }),
+        network_override: Some(loopback_settings()),
     }
 }
 
@@ -135,9 +128,7 @@ fn add_contact(h: &mut Harness<'static, TernApp>, link: &str, name: &str) {
 fn connect(alice: &Harness<'static, TernApp>, bob: &Harness<'static, TernApp>) {
     let bob_node = bob.state().model.node.clone().unwrap();
     let status = bob.state().backend.block_on(bob_node.status()).unwrap();
-    let addr = status.listen_addrs[0]
-        .clone()
-        .with(libp2p::multiaddr::Protocol::P2p(status.peer_id));
+    let addr = with_peer(status.listen_addrs[0].clone(), status.peer_id);
     let alice_node = alice.state().model.node.clone().unwrap();
     alice
         .state()
@@ -453,11 +444,8 @@ fn a_long_history_lays_out_only_the_rows_in_view_and_loads_older_pages_on_scroll
     let dir = root.path().join("Long");
     let peer_dir = tempfile::tempdir().unwrap();
     {
-        let password = tern_node::store::Password::new(PASSWORD.into());
-        let kdf = KdfParams::INSECURE_FOR_TESTS;
-        let mut engine = tern_node::engine::Engine::create(&dir, "Long", &password, kdf).unwrap();
-        let peer =
-            tern_node::engine::Engine::create(peer_dir.path(), "Pat", &password, kdf).unwrap();
+        let mut engine = create(&dir, "Long");
+        let peer = create(peer_dir.path(), "Pat");
         engine
             .add_contact(&peer.card().invite_link(), None)
             .unwrap();

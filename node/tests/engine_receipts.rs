@@ -4,28 +4,13 @@
 
 use libp2p::PeerId;
 use tern_node::engine::{Engine, Received, Via, now_ms};
-use tern_node::store::{KdfParams, MessageStatus, Password};
+use tern_node::store::MessageStatus;
 use tern_protocol::IdentityKey;
 
-fn create(dir: &std::path::Path, name: &str) -> Engine {
-    Engine::create(
-        dir,
-        name,
-        &Password::new("pw".into()),
-        KdfParams::INSECURE_FOR_TESTS,
-    )
-    .unwrap()
-}
-
+/// Alice and Bob, each the other's contact, with the directories that hold them.
 fn pair() -> (tempfile::TempDir, tempfile::TempDir, Engine, Engine) {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut alice = create(da.path(), "Alice");
-    let mut bob = create(db.path(), "Bob");
-    alice
-        .add_contact(&bob.card().invite_link(), Some("Bob"))
-        .unwrap();
-    bob.add_contact(&alice.card().invite_link(), Some("Alice"))
-        .unwrap();
+    let (alice, bob) = tern_testkit::profile::pair(da.path(), db.path());
     (da, db, alice, bob)
 }
 

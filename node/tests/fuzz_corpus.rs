@@ -5,29 +5,16 @@
 mod fuzz_checks;
 
 use std::fs;
-use std::path::{Path, PathBuf};
 
 use fuzz_checks::{TARGETS, check, corpus_name, seeds};
-
-fn corpus_files(target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target);
-    let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let mut files: Vec<PathBuf> = entries
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.is_file())
-        .collect();
-    files.sort();
-    files
-}
+use tern_testkit::files::fuzz_corpus;
 
 #[test]
 fn every_saved_mailbox_wire_fuzz_input_passes_its_checks() {
     for target in TARGETS {
         let mut replayed = 0;
         let mut accepted = 0;
-        for path in corpus_files(target) {
+        for path in fuzz_corpus(target) {
             let bytes = fs::read(&path).unwrap();
             match std::panic::catch_unwind(|| check(target, &bytes)) {
                 Ok(Some(true)) => accepted += 1,
@@ -48,7 +35,7 @@ fn generated_mailbox_wire_seeds_decode_and_are_in_the_corpus() {
     for target in TARGETS {
         let seeds = seeds(target);
         assert!(seeds.iter().filter(|s| s.valid).count() >= 20, "{target}");
-        let saved: Vec<String> = corpus_files(target)
+        let saved: Vec<String> = fuzz_corpus(target)
             .iter()
             .filter_map(|p| Some(p.file_name()?.to_str()?.to_owned()))
             .collect();

@@ -1,30 +1,14 @@
 //! Group commit: many sends, receives, deliveries or deposits stored with one durable commit must mean
 //! exactly what the same operations one by one mean, and survive a reopen.
 
-mod common;
-
-use std::path::Path;
-
-use common::password;
 use libp2p::PeerId;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use tern_node::engine::{Engine, ReceiveError, Received, Via, now_ms};
 use tern_node::mailbox::{MailboxConfig, MailboxRequest, MailboxResponse, MailboxServer, Refusal};
-use tern_node::store::{KdfParams, MessageStatus};
+use tern_node::store::MessageStatus;
 use tern_protocol::{Envelope, Identity};
-
-fn create(dir: &Path, name: &str) -> Engine {
-    Engine::create(dir, name, &password(), KdfParams::INSECURE_FOR_TESTS).unwrap()
-}
-
-fn pair(a: &Path, b: &Path) -> (Engine, Engine) {
-    let mut alice = create(a, "Alice");
-    let mut bob = create(b, "Bob");
-    alice.add_contact(&bob.card().invite_link(), None).unwrap();
-    bob.add_contact(&alice.card().invite_link(), None).unwrap();
-    (alice, bob)
-}
+use tern_testkit::profile::{create, pair, password};
 
 #[test]
 fn grouped_sends_and_receives_store_every_message_in_order_and_survive_reopen() {

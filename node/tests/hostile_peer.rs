@@ -9,195 +9,77 @@
 //! no message); the served mailbox must hold no more than the rate limit lets in; and every attack that
 //! reaches Bob's event loop must be counted in `NetStatus::refusals` under its kind.
 
-mod common;
-
 use std::collections::BTreeMap;
-use std::io;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::{TIMEOUT, loopback_net, password, wait_for};
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
-use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use tern_node::api::Event;
 use tern_node::api::MessageStatus;
 use tern_node::engine::Engine;
 use tern_node::mailbox::server::MailboxConfig;
-use tern_node::mailbox::{MAILBOX_PROTOCOL, MailboxRequest, MailboxResponse, OwnerAuth};
-use tern_node::net::ENVELOPE_PROTOCOL;
-use tern_node::net::codec::encode_frame;
+use tern_node::mailbox::{MailboxRequest, MailboxResponse, OwnerAuth};
 use tern_node::node::{Node, NodeConfig};
-use tern_node::store::{self, KdfParams};
+use tern_node::store;
 use tern_protocol::envelope::MAX_ENVELOPE_LEN;
 use tern_protocol::{Envelope, Identity, IdentityKey};
+use tern_testkit::client::Client;
+use tern_testkit::mail::now_s;
+use tern_testkit::net::{LiveNode, loopback_net, peer_of, tcp_socket, with_peer};
+use tern_testkit::profile::{create, introduce, open, pair};
+use tern_testkit::raw::length_prefixed;
+use tern_testkit::wait::{TIMEOUT, poll_until, wait_for, wait_status};
 use tokio::sync::broadcast;
 
-fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+/// How long a refusal counter may take to reach what a test expects.
+const COUNTED_WITHIN: Duration = Duration::from_secs(10);
 
-/// Writes the request bytes as they are, closes its half, and reads whatever comes back.
-#[derive(Debug, Clone, Default)]
-struct RawCodec;
-
-impl request_response::Codec for RawCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, _: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        Err(io::Error::other("the raw codec only sends"))
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let mut buf = Vec::new();
-        io.take(1 << 21).read_to_end(&mut buf).await?;
-        Ok(buf)
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Vec<u8>,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&req).await?;
-        io.close().await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        _: &mut T,
-        _: Vec<u8>,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        Err(io::Error::other("the raw codec only sends"))
-    }
-}
-
-#[derive(NetworkBehaviour)]
-struct MalloryBehaviour {
-    envelope: request_response::Behaviour<RawCodec>,
-    mailbox: request_response::Behaviour<RawCodec>,
-}
-
+/// Mallory: a bare peer aimed at one node, writing whatever bytes she likes.
 struct Mallory {
-    swarm: Swarm<MalloryBehaviour>,
+    client: Client,
     bob: PeerId,
     addr: Multiaddr,
 }
 
 impl Mallory {
-    fn new(bob: PeerId, addr: Multiaddr) -> Self {
-        Self::with_key(libp2p::identity::Keypair::generate_ed25519(), bob, addr)
+    /// A peer with a fresh key, aimed at `addr` (which ends in `/p2p/`).
+    fn new(addr: Multiaddr) -> Self {
+        Self::with_key(libp2p::identity::Keypair::generate_ed25519(), addr)
     }
 
     /// A peer with the given libp2p key (to appear as someone's node).
-    fn with_key(key: libp2p::identity::Keypair, bob: PeerId, addr: Multiaddr) -> Self {
-        let raw = |protocol| {
-            request_response::Behaviour::with_codec(
-                RawCodec,
-                [(protocol, ProtocolSupport::Outbound)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
-            )
-        };
-        let swarm = SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .unwrap()
-            .with_behaviour(|_| MalloryBehaviour {
-                envelope: raw(ENVELOPE_PROTOCOL),
-                mailbox: raw(MAILBOX_PROTOCOL),
-            })
-            .unwrap()
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
-        Self { swarm, bob, addr }
-    }
-
-    async fn connect(&mut self) {
-        if self.swarm.is_connected(&self.bob) {
-            return;
-        }
-        self.swarm.dial(self.addr.clone()).unwrap();
-        loop {
-            match self.swarm.select_next_some().await {
-                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == self.bob => return,
-                SwarmEvent::OutgoingConnectionError { error, .. } => panic!("dial: {error}"),
-                _ => {}
-            }
+    fn with_key(key: libp2p::identity::Keypair, addr: Multiaddr) -> Self {
+        Self {
+            client: Client::with_key(key),
+            bob: peer_of(&addr),
+            addr,
         }
     }
 
-    /// Writes `bytes` on a fresh stream of `protocol`; returns Bob's answer, if he gave one (a stream
-    /// closed or reset with nothing on it is no answer).
+    /// Writes `bytes` on a fresh stream of `/tern/mailbox/1` (or `/tern/envelope/1`); returns Bob's
+    /// answer, if he gave one (a stream closed or reset with nothing on it is no answer).
     async fn raw(&mut self, mailbox: bool, bytes: Vec<u8>) -> Option<Vec<u8>> {
-        self.connect().await;
-        let behaviour = self.swarm.behaviour_mut();
-        let id: OutboundRequestId = if mailbox {
-            behaviour.mailbox.send_request(&self.bob, bytes)
+        self.client.connect(&self.addr).await;
+        let outcome = if mailbox {
+            self.client.raw_mailbox(self.bob, bytes).await
         } else {
-            behaviour.envelope.send_request(&self.bob, bytes)
+            self.client.raw_envelope(self.bob, bytes).await
         };
-        loop {
-            let event = self.swarm.select_next_some().await;
-            let SwarmEvent::Behaviour(event) = event else {
-                continue;
-            };
-            let (MalloryBehaviourEvent::Envelope(event) | MalloryBehaviourEvent::Mailbox(event)) =
-                event;
-            match event {
-                request_response::Event::Message {
-                    message:
-                        request_response::Message::Response {
-                            request_id,
-                            response,
-                        },
-                    ..
-                } if request_id == id => return Some(response).filter(|r| !r.is_empty()),
-                request_response::Event::OutboundFailure { request_id, .. } if request_id == id => {
-                    return None;
-                }
-                _ => {}
-            }
-        }
+        outcome.answer()
     }
 
     async fn mailbox(&mut self, request: MailboxRequest) -> Option<MailboxResponse> {
-        let answer = self.raw(true, encode_frame(&request).unwrap()).await?;
-        tern_node::net::codec::decode_frame(&answer).ok()
+        self.client.connect(&self.addr).await;
+        self.client.raw_request(self.bob, &request).await
     }
 }
 
+/// An envelope ack as it is framed on the wire.
 fn ack_frame(tag: u8, reason: Option<u8>) -> Vec<u8> {
     let mut payload = vec![1, tag];
     payload.extend(reason);
-    let mut frame = u32::try_from(payload.len()).unwrap().to_be_bytes().to_vec();
-    frame.extend(payload);
-    frame
+    length_prefixed(&payload)
 }
 
 async fn refusals(node: &Node) -> BTreeMap<String, u64> {
@@ -227,10 +109,7 @@ impl Honest {
             |e| matches!(e, Event::MessageReceived { message, .. } if message.text == text),
         )
         .await;
-        wait_for(&mut self.alice_events, "delivered", |e| {
-            matches!(e, Event::StatusChanged { id, status: MessageStatus::Delivered, .. } if *id == message.id)
-        })
-        .await;
+        wait_status(&mut self.alice_events, message.id, MessageStatus::Delivered).await;
         self.sent += 1;
     }
 }
@@ -242,22 +121,7 @@ async fn a_live_node_refuses_hostile_peers_and_keeps_serving_its_contacts() {
 
 async fn harness() {
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut alice = Engine::create(
-        a_dir.path(),
-        "Alice",
-        &password(),
-        KdfParams::INSECURE_FOR_TESTS,
-    )
-    .unwrap();
-    let mut bob = Engine::create(
-        b_dir.path(),
-        "Bob",
-        &password(),
-        KdfParams::INSECURE_FOR_TESTS,
-    )
-    .unwrap();
-    alice.add_contact(&bob.card().invite_link(), None).unwrap();
-    bob.add_contact(&alice.card().invite_link(), None).unwrap();
+    let (mut alice, bob) = pair(a_dir.path(), b_dir.path());
     let bob_key = bob.key();
     // Sealed by Alice before her node starts (her node delivers it from the outbox): the envelope an
     // attacker on the wire would capture and replay below.
@@ -265,23 +129,21 @@ async fn harness() {
     let bob_identity_public = bob.identity().public().clone();
     let mailbox = MailboxConfig::default();
     let rate = mailbox.deposits_per_minute;
-    let (bob_node, mut bob_events) = Node::start(
+    let LiveNode {
+        node: bob_node,
+        events: mut bob_events,
+        addr: bob_addr,
+        ..
+    } = LiveNode::start(
         bob,
+        "bob",
         NodeConfig {
             net: loopback_net(),
             serve_mailbox: Some((b_dir.path().join("mailbox.redb"), mailbox)),
             ..NodeConfig::default()
         },
     )
-    .unwrap();
-    let Event::Listening { address } = wait_for(&mut bob_events, "Bob listening", |e| {
-        matches!(e, Event::Listening { .. })
-    })
-    .await
-    else {
-        unreachable!()
-    };
-    let bob_addr = address.clone().with(Protocol::P2p(bob_node.peer_id()));
+    .await;
     let (alice_node, alice_events) = Node::start(
         alice,
         NodeConfig {
@@ -305,7 +167,7 @@ async fn harness() {
     honest.round("start").await;
 
     let mut rng = ChaCha20Rng::seed_from_u64(0x4057_11e6);
-    let mut mallory = Mallory::new(bob_node.peer_id(), bob_addr.clone());
+    let mut mallory = Mallory::new(bob_addr.clone());
     let mut tally: Vec<(&str, usize, String)> = Vec::new();
     let contacts_before = bob_node.contacts().await.unwrap().len();
 
@@ -339,11 +201,7 @@ async fn harness() {
         )
         .unwrap()
         .encode();
-        let mut frame = u32::try_from(envelope.len())
-            .unwrap()
-            .to_be_bytes()
-            .to_vec();
-        frame.extend(envelope);
+        let frame = length_prefixed(&envelope);
         let cut = rng.random_range(0..frame.len());
         unanswered += usize::from(mallory.raw(false, frame[..cut].to_vec()).await.is_none());
     }
@@ -364,9 +222,7 @@ async fn harness() {
         let mut bytes = vec![0u8; rng.random_range(1..4096)];
         rng.fill_bytes(&mut bytes);
         if i % 2 == 1 {
-            let mut frame = u32::try_from(bytes.len()).unwrap().to_be_bytes().to_vec();
-            frame.extend(bytes);
-            bytes = frame;
+            bytes = length_prefixed(&bytes);
             framed += 1;
         }
         let answer = mallory.raw(false, bytes).await;
@@ -402,7 +258,7 @@ async fn harness() {
         )
         .unwrap();
         let answer = mallory
-            .raw(false, encode_frame_bytes(envelope.encode()))
+            .raw(false, length_prefixed(&envelope.encode()))
             .await;
         assert_eq!(answer, Some(ack_frame(2, Some(3))), "unknown mailbox");
     }
@@ -417,7 +273,7 @@ async fn harness() {
         )
         .unwrap();
         let answer = mallory
-            .raw(false, encode_frame_bytes(envelope.encode()))
+            .raw(false, length_prefixed(&envelope.encode()))
             .await;
         assert_eq!(answer, Some(ack_frame(2, Some(2))), "expired");
     }
@@ -441,7 +297,7 @@ async fn harness() {
     let replays = 20;
     for _ in 0..replays {
         let answer = mallory
-            .raw(false, encode_frame_bytes(captured.envelope.clone()))
+            .raw(false, length_prefixed(&captured.envelope))
             .await;
         assert_eq!(answer, Some(ack_frame(1, None)), "a replay is a duplicate");
     }
@@ -532,13 +388,7 @@ async fn harness() {
 
     // A flood of silent connections: past the pending limit they are denied; contacts are served.
     let before = refusals(&bob_node).await;
-    let bob_tcp = address
-        .iter()
-        .find_map(|p| match p {
-            Protocol::Tcp(port) => Some(port),
-            _ => None,
-        })
-        .unwrap();
+    let bob_tcp = tcp_socket(&bob_addr).port();
     let silent = 64usize;
     let mut sockets = Vec::new();
     for _ in 0..silent {
@@ -549,14 +399,12 @@ async fn harness() {
         );
     }
     let pending = usize::try_from(tern_node::net::Limits::CLIENT.max_pending_incoming).unwrap();
-    let mut denied = 0;
-    for _ in 0..200 {
-        denied = delta(&refusals(&bob_node).await, &before, "connection_limit");
-        if denied >= u64::try_from(silent - pending).unwrap() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let denied = poll_until(
+        COUNTED_WITHIN,
+        async || delta(&refusals(&bob_node).await, &before, "connection_limit"),
+        |denied| *denied >= u64::try_from(silent - pending).unwrap(),
+    )
+    .await;
     assert!(
         denied >= u64::try_from(silent - pending).unwrap(),
         "{denied} denied"
@@ -603,15 +451,6 @@ async fn harness() {
     bob_node.shutdown().await.unwrap();
 }
 
-fn encode_frame_bytes(envelope: Vec<u8>) -> Vec<u8> {
-    let mut frame = u32::try_from(envelope.len())
-        .unwrap()
-        .to_be_bytes()
-        .to_vec();
-    frame.extend(envelope);
-    frame
-}
-
 async fn honest_key(alice: &Node) -> tern_protocol::IdentityKey {
     alice.key()
 }
@@ -636,23 +475,21 @@ async fn start_bob(
     bob: Engine,
     m_addr: &Multiaddr,
 ) -> (Node, broadcast::Receiver<Event>, Multiaddr) {
-    let (bob_node, mut bob_events) = Node::start(
+    let LiveNode {
+        node: bob_node,
+        events: mut bob_events,
+        addr: bob_addr,
+        ..
+    } = LiveNode::start(
         bob,
+        "bob",
         NodeConfig {
             net: loopback_net(),
             mailboxes: vec![m_addr.clone()],
             ..NodeConfig::default()
         },
     )
-    .unwrap();
-    let Event::Listening { address } = wait_for(&mut bob_events, "Bob listening", |e| {
-        matches!(e, Event::Listening { .. })
-    })
-    .await
-    else {
-        unreachable!()
-    };
-    let bob_addr = address.with(Protocol::P2p(bob_node.peer_id()));
+    .await;
     // Bob has read his mailbox: the server knows him as the owner and pushes new mail.
     wait_for(&mut bob_events, "Bob's fetch", |e| {
         matches!(e, Event::MailboxChecked { .. })
@@ -664,53 +501,54 @@ async fn start_bob(
 async fn mailbox_copy_gets_a_receipt(restart_bob: bool) {
     tokio::time::timeout(2 * TIMEOUT, async {
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-        let create = |i: usize, name: &str| {
-            Engine::create(dirs[i].path(), name, &password(), KdfParams::INSECURE_FOR_TESTS)
-                .unwrap()
-        };
-        let (mut alice, mut bob, mailbox) = (create(0, "Alice"), create(1, "Bob"), create(2, "Mailbox"));
-        alice.add_contact(&bob.card().invite_link(), None).unwrap();
-        bob.add_contact(&alice.card().invite_link(), None).unwrap();
+        let (mut alice, mut bob, mailbox) = (
+            create(dirs[0].path(), "Alice"),
+            create(dirs[1].path(), "Bob"),
+            create(dirs[2].path(), "Mailbox"),
+        );
+        introduce(&mut [&mut alice, &mut bob]);
         let bob_key = bob.key();
 
         // Alice's node sealed the message and, its ack lost, deposited it: `sent`, out of the outbox.
         let (message, entry) = alice.send_text(&bob_key, "did you get this?").unwrap();
         alice.delivered(&entry, store::MessageStatus::Sent).unwrap();
 
-        let (m_node, mut m_events) = Node::start(
+        let LiveNode {
+            node: m_node,
+            addr: m_addr,
+            ..
+        } = LiveNode::start(
             mailbox,
+            "mailbox",
             NodeConfig {
                 net: loopback_net(),
-                serve_mailbox: Some((dirs[2].path().join("mailbox.redb"), MailboxConfig::default())),
+                serve_mailbox: Some((
+                    dirs[2].path().join("mailbox.redb"),
+                    MailboxConfig::default(),
+                )),
                 ..NodeConfig::default()
             },
         )
-        .unwrap();
-        let Event::Listening { address } =
-            wait_for(&mut m_events, "mailbox listening", |e| matches!(e, Event::Listening { .. }))
-                .await
-        else {
-            unreachable!()
-        };
-        let m_addr = address.with(Protocol::P2p(m_node.peer_id()));
+        .await;
         let (mut bob_node, _bob_events, bob_addr) = start_bob(bob, &m_addr).await;
 
         // The first copy reaches Bob directly from Alice's node (his ack never reaches Alice's store).
-        let alice_key = tern_node::net::keypair_from_seed(&alice.identity().ed25519_secret()).unwrap();
-        let mut network = Mallory::with_key(alice_key, bob_node.peer_id(), bob_addr);
+        let alice_key =
+            tern_node::net::keypair_from_seed(&alice.identity().ed25519_secret()).unwrap();
+        let mut network = Mallory::with_key(alice_key, bob_addr);
         assert_eq!(
-            network.raw(false, encode_frame_bytes(entry.envelope.clone())).await,
+            network.raw(false, length_prefixed(&entry.envelope)).await,
             Some(ack_frame(0, None))
         );
         drop(network);
         if restart_bob {
             // Bob's node stops with the message stored; nothing it held in memory survives.
             bob_node.shutdown().await.unwrap();
-            let bob = Engine::open(dirs[1].path(), &password()).unwrap();
+            let bob = open(dirs[1].path());
             (bob_node, _, _) = start_bob(bob, &m_addr).await;
         }
         // The deposited copy reaches the mailbox, which pushes it to Bob: a duplicate.
-        let mut to_mailbox = Mallory::new(m_node.peer_id(), m_addr);
+        let mut to_mailbox = Mallory::new(m_addr);
         assert!(matches!(
             to_mailbox
                 .mailbox(MailboxRequest::Deposit {
@@ -719,18 +557,18 @@ async fn mailbox_copy_gets_a_receipt(restart_bob: bool) {
                 .await,
             Some(MailboxResponse::Deposited { .. })
         ));
-        let mut duplicates = 0;
-        for _ in 0..200 {
-            duplicates = refusals(&bob_node)
-                .await
-                .get("envelope_duplicate")
-                .copied()
-                .unwrap_or(0);
-            if duplicates > 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let duplicates = poll_until(
+            COUNTED_WITHIN,
+            async || {
+                refusals(&bob_node)
+                    .await
+                    .get("envelope_duplicate")
+                    .copied()
+                    .unwrap_or(0)
+            },
+            |duplicates| *duplicates > 0,
+        )
+        .await;
         assert_eq!(duplicates, 1, "the pushed copy reached Bob as a duplicate");
 
         // Alice comes online: Bob's receipt for the copy moves her message to delivered.
@@ -738,17 +576,15 @@ async fn mailbox_copy_gets_a_receipt(restart_bob: bool) {
             alice,
             NodeConfig {
                 net: loopback_net(),
-                peers: vec![bob_node.status().await.unwrap().listen_addrs[0]
-                    .clone()
-                    .with(Protocol::P2p(bob_node.peer_id()))],
+                peers: vec![with_peer(
+                    bob_node.status().await.unwrap().listen_addrs[0].clone(),
+                    bob_node.peer_id(),
+                )],
                 ..NodeConfig::default()
             },
         )
         .unwrap();
-        wait_for(&mut alice_events, "the delivery receipt", |e| {
-            matches!(e, Event::StatusChanged { id, status: MessageStatus::Delivered, .. } if *id == message.id)
-        })
-        .await;
+        wait_status(&mut alice_events, message.id, MessageStatus::Delivered).await;
         for node in [alice_node, bob_node, m_node] {
             node.shutdown().await.unwrap();
         }

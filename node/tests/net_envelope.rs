@@ -1,21 +1,23 @@
 //! Two swarms in one process on 127.0.0.1 exchange envelopes over `/tern/envelope/1`, and a misbehaving peer
 //! writing raw bytes on that protocol gets typed errors without hurting the receiver.
 
-use std::{io, time::Duration};
+use std::time::Duration;
 
-use futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
+use futures::StreamExt;
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, noise,
-    request_response::{self, InboundFailure, OutboundFailure, OutboundRequestId, ProtocolSupport},
-    swarm::{NetworkBehaviour, SwarmEvent},
-    tcp, yamux,
+    Multiaddr, PeerId, Swarm,
+    request_response::{self, InboundFailure, OutboundFailure},
+    swarm::SwarmEvent,
 };
 use tern_node::net::{
     ClientBehaviour, ClientBehaviourEvent, ENVELOPE_PROTOCOL, EnvelopeAck, EnvelopeRequest,
-    FrameError, MessageError, NetConfig, build_swarm,
+    FrameError, MessageError, build_swarm,
     codec::{encode_frame, frame_error, read_frame},
 };
 use tern_protocol::envelope::MAX_ENVELOPE_LEN;
+use tern_testkit::client::outcome;
+use tern_testkit::net::{connect_swarm, first_listen_addr, net_config, tcp_swarm};
+use tern_testkit::raw::{Framed, RawCodec, raw_behaviour};
 use tokio::{sync::mpsc, time::timeout};
 use tracing::{Instrument, info_span};
 
@@ -31,31 +33,13 @@ enum Seen {
     InboundFailure { from: PeerId, error: InboundFailure },
 }
 
-fn config(listen: &str, lan_only: bool) -> NetConfig {
-    NetConfig {
-        listen: vec![listen.parse().unwrap()],
-        lan_only,
-        // mDNS would multicast on the machine's real interfaces; these tests stay on loopback.
-        mdns: false,
-        ..NetConfig::default()
-    }
-}
-
-async fn first_listen_addr<B: NetworkBehaviour>(swarm: &mut Swarm<B>) -> Multiaddr {
-    loop {
-        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
-            return address;
-        }
-    }
-}
-
 /// Starts a receiving node that acks every envelope with `Accepted` and reports what it saw.
 async fn spawn_receiver(
     seed: u8,
     listen: &str,
     lan_only: bool,
 ) -> (PeerId, Multiaddr, mpsc::Receiver<Seen>) {
-    let mut swarm = build_swarm(&[seed; 32], &config(listen, lan_only)).unwrap();
+    let mut swarm = build_swarm(&[seed; 32], &net_config(listen, lan_only)).unwrap();
     let peer_id = *swarm.local_peer_id();
     let addr = first_listen_addr(&mut swarm).await;
     let (tx, rx) = mpsc::channel(64);
@@ -100,18 +84,6 @@ async fn spawn_receiver(
     (peer_id, addr, rx)
 }
 
-/// Dials `peer` at `addr` and waits until the connection is up.
-async fn connect<B: NetworkBehaviour>(swarm: &mut Swarm<B>, peer: PeerId, addr: Multiaddr) {
-    swarm.dial(addr).unwrap();
-    loop {
-        match swarm.select_next_some().await {
-            SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == peer => return,
-            SwarmEvent::OutgoingConnectionError { error, .. } => panic!("dial failed: {error}"),
-            _ => {}
-        }
-    }
-}
-
 /// Sends one envelope from a full client node and returns the ack.
 async fn send_envelope(
     sender: &mut Swarm<ClientBehaviour>,
@@ -122,21 +94,9 @@ async fn send_envelope(
     loop {
         if let SwarmEvent::Behaviour(ClientBehaviourEvent::Envelope(event)) =
             sender.select_next_some().await
+            && let Some(outcome) = outcome(event, id)
         {
-            match event {
-                request_response::Event::Message {
-                    message:
-                        request_response::Message::Response {
-                            request_id,
-                            response,
-                        },
-                    ..
-                } if request_id == id => return Ok(response),
-                request_response::Event::OutboundFailure {
-                    request_id, error, ..
-                } if request_id == id => return Err(error),
-                _ => {}
-            }
+            return outcome;
         }
     }
 }
@@ -147,10 +107,10 @@ fn full_envelope() -> EnvelopeRequest {
 
 async fn envelope_round_trip(listen: &str, lan_only: bool) {
     let (receiver, addr, mut seen) = spawn_receiver(1, listen, lan_only).await;
-    let mut sender = build_swarm(&[2; 32], &config(listen, lan_only)).unwrap();
+    let mut sender = build_swarm(&[2; 32], &net_config(listen, lan_only)).unwrap();
     let sender_id = *sender.local_peer_id();
     async {
-        connect(&mut sender, receiver, addr).await;
+        connect_swarm(&mut sender, receiver, addr, drop).await;
         let ack = send_envelope(&mut sender, receiver, full_envelope()).await;
         assert_eq!(ack.unwrap(), EnvelopeAck::Accepted);
     }
@@ -195,76 +155,15 @@ async fn envelope_is_accepted_with_every_wan_behaviour_enabled() {
     .unwrap();
 }
 
-/// A codec that writes request bytes verbatim: a peer that ignores Tern's framing.
-#[derive(Debug, Clone, Default)]
-struct RawCodec;
-
-impl request_response::Codec for RawCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = EnvelopeAck;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, _: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        Err(io::Error::other("the raw codec only sends"))
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<EnvelopeAck>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_frame(io).await
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Vec<u8>,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&req).await?;
-        io.flush().await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        _: &mut T,
-        _: EnvelopeAck,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        Err(io::Error::other("the raw codec only sends"))
-    }
-}
-
-type RawBehaviour = request_response::Behaviour<RawCodec>;
+/// A peer that ignores Tern's framing: it writes request bytes verbatim on `/tern/envelope/1` and reads
+/// the ack with Tern's own codec.
+type RawBehaviour = request_response::Behaviour<RawCodec<Framed<EnvelopeAck>>>;
 
 fn raw_swarm() -> Swarm<RawBehaviour> {
-    SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| {
-            request_response::Behaviour::with_codec(
-                RawCodec,
-                [(ENVELOPE_PROTOCOL, ProtocolSupport::Outbound)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
-            )
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
-        .build()
+    tcp_swarm(
+        libp2p::identity::Keypair::generate_ed25519(),
+        raw_behaviour(ENVELOPE_PROTOCOL),
+    )
 }
 
 /// Sends raw bytes and waits for the sender-side outcome.
@@ -273,23 +172,12 @@ async fn send_raw(
     peer: PeerId,
     bytes: Vec<u8>,
 ) -> Result<EnvelopeAck, OutboundFailure> {
-    let id: OutboundRequestId = raw.behaviour_mut().send_request(&peer, bytes);
+    let id = raw.behaviour_mut().send_request(&peer, bytes);
     loop {
-        if let SwarmEvent::Behaviour(event) = raw.select_next_some().await {
-            match event {
-                request_response::Event::Message {
-                    message:
-                        request_response::Message::Response {
-                            request_id,
-                            response,
-                        },
-                    ..
-                } if request_id == id => return Ok(response),
-                request_response::Event::OutboundFailure {
-                    request_id, error, ..
-                } if request_id == id => return Err(error),
-                _ => {}
-            }
+        if let SwarmEvent::Behaviour(event) = raw.select_next_some().await
+            && let Some(outcome) = outcome(event, id)
+        {
+            return outcome;
         }
     }
 }
@@ -336,7 +224,7 @@ async fn oversized_envelope_is_refused_and_receiver_keeps_working() {
         let (receiver, addr, mut seen) = spawn_receiver(3, "/ip4/127.0.0.1/tcp/0", true).await;
         let mut raw = raw_swarm();
         let raw_id = *raw.local_peer_id();
-        connect(&mut raw, receiver, addr).await;
+        connect_swarm(&mut raw, receiver, addr, drop).await;
 
         let oversized = u32::try_from(MAX_ENVELOPE_LEN + 1).unwrap();
         let mut bytes = oversized.to_be_bytes().to_vec();
@@ -371,7 +259,7 @@ async fn garbage_on_the_envelope_protocol_is_a_typed_error() {
         let (receiver, addr, mut seen) = spawn_receiver(4, "/ip4/127.0.0.1/tcp/0", true).await;
         let mut raw = raw_swarm();
         let raw_id = *raw.local_peer_id();
-        connect(&mut raw, receiver, addr).await;
+        connect_swarm(&mut raw, receiver, addr, drop).await;
 
         let cases: Vec<GarbageCase> = vec![
             ("an HTTP request", b"GET / HTTP/1.1\r\n\r\n".to_vec(), |e| {

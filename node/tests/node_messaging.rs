@@ -1,133 +1,23 @@
 //! Real nodes on 127.0.0.1 in one test process: delivery, receipts, typing, restarts, dedupe, and no
 //! plaintext on disk.
 
-mod common;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use common::{password, wait_for};
-use libp2p::Multiaddr;
-use libp2p::multiaddr::Protocol;
-use tern_node::api::Event;
-use tern_node::api::MessageStatus;
+use tern_node::api::{Event, MessageStatus};
 use tern_node::engine::{Engine, EngineError, Received};
-use tern_node::net::NetConfig;
-use tern_node::node::{Node, NodeConfig};
-use tern_node::store::{self, ContactState, KdfParams};
-use tern_protocol::{Body, IdentityKey, MessageId};
-use tokio::sync::broadcast;
-use tracing::Instrument;
-
-fn create(dir: &Path, name: &str) -> Engine {
-    Engine::create(dir, name, &password(), KdfParams::INSECURE_FOR_TESTS).unwrap()
-}
-
-/// Makes each of `engines` a contact of every other.
-fn introduce(engines: &mut [&mut Engine]) {
-    let links: Vec<(String, String)> = engines
-        .iter()
-        .map(|e| (e.card().invite_link(), e.card().display_name().to_owned()))
-        .collect();
-    for (i, engine) in engines.iter_mut().enumerate() {
-        for (j, (link, name)) in links.iter().enumerate() {
-            if i != j {
-                engine.add_contact(link, Some(name)).unwrap();
-            }
-        }
-    }
-}
-
-fn loopback_config() -> NodeConfig {
-    let net = NetConfig {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-        lan_only: true,
-        mdns: false,
-        ..NetConfig::default()
-    };
-    NodeConfig {
-        net,
-        ..NodeConfig::default()
-    }
-}
-
-struct Running {
-    node: Node,
-    events: broadcast::Receiver<Event>,
-    key: IdentityKey,
-    /// The address others dial, with `/p2p/<peer id>`.
-    addr: Multiaddr,
-}
-
-async fn start(engine: Engine, name: &str, config: NodeConfig) -> Running {
-    let key = engine.key();
-    let span = tracing::info_span!("node", name);
-    let (node, mut events) = Node::start(engine, config).unwrap();
-    let listening = wait_for(&mut events, "a listen address", |e| {
-        matches!(e, Event::Listening { .. })
-    })
-    .instrument(span)
-    .await;
-    let Event::Listening { address } = listening else {
-        unreachable!()
-    };
-    let addr = address.with(Protocol::P2p(node.peer_id()));
-    Running {
-        node,
-        events,
-        key,
-        addr,
-    }
-}
-
-async fn delivered(events: &mut broadcast::Receiver<Event>, id: MessageId, status: MessageStatus) {
-    wait_for(events, &format!("{status:?} for {id}"), |e| {
-        matches!(e, Event::StatusChanged { id: got, status: s, .. } if *got == id && *s == status)
-    })
-    .await;
-}
-
-async fn received(events: &mut broadcast::Receiver<Event>, text: &str) -> MessageId {
-    let event = wait_for(
-        events,
-        &format!("message {text:?}"),
-        |e| matches!(e, Event::MessageReceived { message, .. } if message.text == text),
-    )
-    .await;
-    match event {
-        Event::MessageReceived { message, .. } => message.id,
-        _ => unreachable!(),
-    }
-}
-
-async fn history(node: &Node, with: IdentityKey) -> Vec<(String, MessageStatus)> {
-    node.page(with.into(), None, 100)
-        .await
-        .unwrap()
-        .messages
-        .into_iter()
-        .map(|m| (m.text, m.status))
-        .collect()
-}
-
-fn every_file(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(every_file(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
+use tern_node::store::{self, ContactState};
+use tern_protocol::Body;
+use tern_testkit::files::{contains, files_under};
+use tern_testkit::net::{LiveNode, history, loopback_node};
+use tern_testkit::profile::{PASSWORD, create, introduce, open, pair};
+use tern_testkit::wait::{received, wait_for, wait_status};
 
 fn assert_absent(dir: &Path, needle: &[u8]) {
-    for file in every_file(dir) {
+    for file in files_under(dir) {
         let bytes = std::fs::read(&file).unwrap();
         assert!(
-            !bytes.windows(needle.len()).any(|w| w == needle),
+            !contains(&bytes, needle),
             "{} contains {:?}",
             file.display(),
             String::from_utf8_lossy(needle)
@@ -145,8 +35,8 @@ async fn two_nodes_exchange_messages_receipts_and_typing_and_leave_no_plaintext_
     introduce(&mut [&mut alice, &mut bob]);
 
     tokio::time::timeout(Duration::from_secs(120), async {
-        let mut a = start(alice, "alice", loopback_config()).await;
-        let mut b = start(bob, "bob", loopback_config()).await;
+        let mut a = LiveNode::start(alice, "alice", loopback_node()).await;
+        let mut b = LiveNode::start(bob, "bob", loopback_node()).await;
         b.node.dial(a.addr.clone()).await.unwrap();
 
         // Alice -> Bob: delivered, then read.
@@ -156,11 +46,11 @@ async fn two_nodes_exchange_messages_receipts_and_typing_and_leave_no_plaintext_
             .await
             .unwrap();
         assert_eq!(sent.status, MessageStatus::Sending);
-        delivered(&mut a.events, sent.id, MessageStatus::Delivered).await;
+        wait_status(&mut a.events, sent.id, MessageStatus::Delivered).await;
         let got = received(&mut b.events, &format!("hello {canary_text}")).await;
         assert_eq!(got, sent.id);
         assert_eq!(b.node.mark_read(a.key, vec![got]).await.unwrap(), vec![got]);
-        delivered(&mut a.events, sent.id, MessageStatus::Read).await;
+        wait_status(&mut a.events, sent.id, MessageStatus::Read).await;
 
         // Typing reaches the other side.
         b.node.typing(a.key, true).await.unwrap();
@@ -173,7 +63,7 @@ async fn two_nodes_exchange_messages_receipts_and_typing_and_leave_no_plaintext_
 
         // Bob -> Alice.
         let reply = b.node.send_text(a.key, "hi Alice".into()).await.unwrap();
-        delivered(&mut b.events, reply.id, MessageStatus::Delivered).await;
+        wait_status(&mut b.events, reply.id, MessageStatus::Delivered).await;
         received(&mut a.events, "hi Alice").await;
 
         assert_eq!(
@@ -191,7 +81,7 @@ async fn two_nodes_exchange_messages_receipts_and_typing_and_leave_no_plaintext_
     .expect("exchange finished in time");
 
     // Bob's history survives a restart, and nothing readable was written anywhere.
-    let bob = Engine::open(dirs.1.path(), &password()).unwrap();
+    let bob = open(dirs.1.path());
     let alice_key = bob.find_contact("Alice").unwrap().key;
     let page = bob.store().conversation_page(&alice_key, None, 10).unwrap();
     assert_eq!(page.messages.len(), 2);
@@ -199,7 +89,7 @@ async fn two_nodes_exchange_messages_receipts_and_typing_and_leave_no_plaintext_
     for dir in [dirs.0.path(), dirs.1.path()] {
         assert_absent(dir, canary_text.as_bytes());
         assert_absent(dir, canary_name.as_bytes());
-        assert_absent(dir, b"correct horse battery staple");
+        assert_absent(dir, PASSWORD.as_bytes());
     }
 }
 
@@ -219,7 +109,7 @@ async fn three_nodes_all_reach_each_other() {
     tokio::time::timeout(Duration::from_secs(120), async {
         let mut nodes = Vec::new();
         for (engine, name) in engines.into_iter().zip(names) {
-            nodes.push(start(engine, name, loopback_config()).await);
+            nodes.push(LiveNode::start(engine, name, loopback_node()).await);
         }
         for i in 0..3 {
             for j in 0..3 {
@@ -237,7 +127,7 @@ async fn three_nodes_all_reach_each_other() {
                 let text = format!("{} to {}", names[i], names[j]);
                 let to = nodes[j].key;
                 let sent = nodes[i].node.send_text(to, text.clone()).await.unwrap();
-                delivered(&mut nodes[i].events, sent.id, MessageStatus::Delivered).await;
+                wait_status(&mut nodes[i].events, sent.id, MessageStatus::Delivered).await;
                 received(&mut nodes[j].events, &text).await;
             }
         }
@@ -252,15 +142,13 @@ async fn three_nodes_all_reach_each_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_queued_while_the_peer_is_offline_is_delivered_once_after_a_restart() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut alice = create(dirs.0.path(), "Alice");
-    let mut bob = create(dirs.1.path(), "Bob");
-    introduce(&mut [&mut alice, &mut bob]);
+    let (alice, bob) = pair(dirs.0.path(), dirs.1.path());
     let bob_key = bob.key();
     drop(bob);
 
     tokio::time::timeout(Duration::from_secs(120), async {
         // Alice writes while Bob is offline, then quits.
-        let a = start(alice, "alice", loopback_config()).await;
+        let a = LiveNode::start(alice, "alice", loopback_node()).await;
         let queued = a
             .node
             .send_text(bob_key, "sent while you were away".into())
@@ -271,13 +159,13 @@ async fn a_message_queued_while_the_peer_is_offline_is_delivered_once_after_a_re
         a.node.shutdown().await.unwrap();
 
         // Bob comes online; Alice restarts and finds him.
-        let bob = Engine::open(dirs.1.path(), &password()).unwrap();
-        let mut b = start(bob, "bob", loopback_config()).await;
-        let alice = Engine::open(dirs.0.path(), &password()).unwrap();
-        let mut config = loopback_config();
+        let bob = open(dirs.1.path());
+        let mut b = LiveNode::start(bob, "bob", loopback_node()).await;
+        let alice = open(dirs.0.path());
+        let mut config = loopback_node();
         config.peers = vec![b.addr.clone()];
-        let mut a = start(alice, "alice", config).await;
-        delivered(&mut a.events, queued.id, MessageStatus::Delivered).await;
+        let mut a = LiveNode::start(alice, "alice", config).await;
+        wait_status(&mut a.events, queued.id, MessageStatus::Delivered).await;
         let got = received(&mut b.events, "sent while you were away").await;
         assert_eq!(got, queued.id);
         assert_eq!(a.node.status().await.unwrap().outbox_len, 0);
@@ -293,9 +181,7 @@ async fn a_message_queued_while_the_peer_is_offline_is_delivered_once_after_a_re
 #[test]
 fn an_envelope_delivered_twice_is_stored_once() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut alice = create(dirs.0.path(), "Alice");
-    let mut bob = create(dirs.1.path(), "Bob");
-    introduce(&mut [&mut alice, &mut bob]);
+    let (mut alice, mut bob) = pair(dirs.0.path(), dirs.1.path());
     let (message, outbox) = alice.send_text(&bob.key(), "only once").unwrap();
     assert!(matches!(
         bob.receive(&outbox.envelope).unwrap(),
@@ -314,7 +200,7 @@ fn an_envelope_delivered_twice_is_stored_once() {
     assert_eq!(page.messages[0].id, message.id);
     // And after a restart of Bob, still once.
     drop(bob);
-    let mut bob = Engine::open(dirs.1.path(), &password()).unwrap();
+    let mut bob = open(dirs.1.path());
     assert!(!matches!(
         bob.receive(&outbox.envelope),
         Ok(Received::Message { .. })
@@ -332,9 +218,7 @@ fn an_envelope_delivered_twice_is_stored_once() {
 #[test]
 fn a_copy_of_a_stored_envelope_names_its_sender_and_message_even_after_a_restart() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut alice = create(dirs.0.path(), "Alice");
-    let mut bob = create(dirs.1.path(), "Bob");
-    introduce(&mut [&mut alice, &mut bob]);
+    let (mut alice, mut bob) = pair(dirs.0.path(), dirs.1.path());
     let (message, outbox) = alice.send_text(&bob.key(), "acked too late").unwrap();
     assert!(matches!(
         bob.receive(&outbox.envelope).unwrap(),
@@ -342,7 +226,7 @@ fn a_copy_of_a_stored_envelope_names_its_sender_and_message_even_after_a_restart
     ));
     // Bob is killed before his ack leaves: only the store survives.
     drop(bob);
-    let mut bob = Engine::open(dirs.1.path(), &password()).unwrap();
+    let mut bob = open(dirs.1.path());
     // Alice, with no ack, deposited the same envelope with Bob's mailbox; Bob fetches it.
     match bob.receive(&outbox.envelope).unwrap() {
         Received::Copy { contact, id } => {
@@ -431,9 +315,7 @@ fn a_first_message_from_a_stranger_is_a_contact_request() {
 #[test]
 fn receipts_and_typing_move_statuses_without_touching_history() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut alice = create(dirs.0.path(), "Alice");
-    let mut bob = create(dirs.1.path(), "Bob");
-    introduce(&mut [&mut alice, &mut bob]);
+    let (mut alice, mut bob) = pair(dirs.0.path(), dirs.1.path());
     let (sent, outbox) = alice.send_text(&bob.key(), "read me").unwrap();
     bob.receive(&outbox.envelope).unwrap();
     let (_, typing) = bob
@@ -467,9 +349,7 @@ fn receipts_and_typing_move_statuses_without_touching_history() {
 #[test]
 fn a_failed_message_is_sent_again_with_its_id_and_a_removed_contact_takes_its_history_along() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut alice = create(dirs.0.path(), "Alice");
-    let mut bob = create(dirs.1.path(), "Bob");
-    introduce(&mut [&mut alice, &mut bob]);
+    let (mut alice, mut bob) = pair(dirs.0.path(), dirs.1.path());
     let bob_key = bob.key();
     let (message, mut entry) = alice.send_text(&bob_key, "are you there?").unwrap();
     // Only a failed message can be retried.

@@ -1,60 +1,35 @@
 //! Offline mail through a mailbox node: Alice writes while Bob is offline and leaves; Bob comes back later
 //! and gets the message exactly once; Alice later learns it was delivered.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{loopback_net, password, wait_for};
 use libp2p::Multiaddr;
-use libp2p::multiaddr::Protocol;
-use tern_node::api::Event;
-use tern_node::api::MessageStatus;
+use tern_node::api::{Event, MessageStatus};
 use tern_node::engine::Engine;
 use tern_node::mailbox::server::MailboxConfig;
 use tern_node::node::{Node, NodeConfig};
-use tern_node::store::KdfParams;
-use tern_protocol::{IdentityKey, MessageId};
-use tokio::sync::broadcast;
-
-struct Up {
-    node: Node,
-    events: broadcast::Receiver<Event>,
-    addr: Multiaddr,
-}
-
-async fn up(engine: Engine, config: NodeConfig) -> Up {
-    let (node, mut events) = Node::start(engine, config).unwrap();
-    let Event::Listening { address } = wait_for(&mut events, "listening", |e| {
-        matches!(e, Event::Listening { .. })
-    })
-    .await
-    else {
-        unreachable!()
-    };
-    let addr = address.with(Protocol::P2p(node.peer_id()));
-    Up { node, events, addr }
-}
+use tern_protocol::IdentityKey;
+use tern_testkit::net::{LiveNode, history, loopback_net};
+use tern_testkit::profile::{create, open, pair as profiles, password};
+use tern_testkit::wait::{wait_for, wait_status};
 
 /// A node that serves as a mailbox, from its own profile.
-async fn mailbox_node(dir: &Path) -> Up {
+async fn mailbox_node(dir: &Path) -> LiveNode {
     let engine = match Engine::open(dir, &password()) {
         Ok(engine) => engine,
-        Err(_) => {
-            Engine::create(dir, "Mailbox", &password(), KdfParams::INSECURE_FOR_TESTS).unwrap()
-        }
+        Err(_) => create(dir, "Mailbox"),
     };
     let config = NodeConfig {
         net: loopback_net(),
         serve_mailbox: Some((dir.join("mailbox.redb"), MailboxConfig::default())),
         ..NodeConfig::default()
     };
-    up(engine, config).await
+    LiveNode::start(engine, "mailbox", config).await
 }
 
 fn user(dir: &Path, mailbox: &Multiaddr) -> (Engine, NodeConfig) {
-    let engine = Engine::open(dir, &password()).unwrap();
+    let engine = open(dir);
     let config = NodeConfig {
         net: loopback_net(),
         mailboxes: vec![mailbox.clone()],
@@ -70,35 +45,8 @@ fn pair() -> (
     IdentityKey,
 ) {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut alice = Engine::create(
-        a.path(),
-        "Alice",
-        &password(),
-        KdfParams::INSECURE_FOR_TESTS,
-    )
-    .unwrap();
-    let mut bob =
-        Engine::create(b.path(), "Bob", &password(), KdfParams::INSECURE_FOR_TESTS).unwrap();
-    alice.add_contact(&bob.card().invite_link(), None).unwrap();
-    bob.add_contact(&alice.card().invite_link(), None).unwrap();
+    let (alice, bob) = profiles(a.path(), b.path());
     (a, b, alice.key(), bob.key())
-}
-
-async fn history(node: &Node, with: IdentityKey) -> Vec<(String, MessageStatus)> {
-    node.page(with.into(), None, 100)
-        .await
-        .unwrap()
-        .messages
-        .into_iter()
-        .map(|m| (m.text, m.status))
-        .collect()
-}
-
-async fn status_of(events: &mut broadcast::Receiver<Event>, id: MessageId, status: MessageStatus) {
-    wait_for(events, &format!("{status:?}"), |e| {
-        matches!(e, Event::StatusChanged { id: got, status: s, .. } if *got == id && *s == status)
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,13 +58,13 @@ async fn offline_mail_survives_a_mailbox_restart_and_arrives_once() {
 
         // Alice writes to offline Bob: the message is deposited, then Alice quits.
         let (engine, config) = user(a.path(), &m.addr);
-        let mut alice = up(engine, config).await;
+        let mut alice = LiveNode::start(engine, "alice", config).await;
         let sent = alice
             .node
             .send_text(bob_key, "while you were out".into())
             .await
             .unwrap();
-        status_of(&mut alice.events, sent.id, MessageStatus::Sent).await;
+        wait_status(&mut alice.events, sent.id, MessageStatus::Sent).await;
         alice.node.shutdown().await.unwrap();
 
         // The mailbox restarts (same profile and database) before Bob comes back.
@@ -125,7 +73,7 @@ async fn offline_mail_survives_a_mailbox_restart_and_arrives_once() {
 
         // Bob comes online and fetches.
         let (engine, config) = user(b.path(), &m.addr);
-        let mut bob = up(engine, config).await;
+        let mut bob = LiveNode::start(engine, "bob", config).await;
         wait_for(&mut bob.events, "the message", |e| {
             matches!(e, Event::MessageReceived { message, .. } if message.text == "while you were out")
         })
@@ -137,8 +85,8 @@ async fn offline_mail_survives_a_mailbox_restart_and_arrives_once() {
 
         // Alice returns and learns, through the mailbox, that Bob got it.
         let (engine, config) = user(a.path(), &m.addr);
-        let mut alice = up(engine, config).await;
-        status_of(&mut alice.events, sent.id, MessageStatus::Delivered).await;
+        let mut alice = LiveNode::start(engine, "alice", config).await;
+        wait_status(&mut alice.events, sent.id, MessageStatus::Delivered).await;
 
         // Nothing arrives twice: a second fetch round finds nothing new.
         let again = bob.node.status().await.unwrap();
@@ -161,7 +109,7 @@ async fn a_lan_peer_serving_mailboxes_is_found_without_configuration() {
         let m = mailbox_node(m_dir.path()).await;
         // No mailbox configured: Alice only knows the mailbox peer as a LAN neighbour.
         let lan = |dir: &Path| {
-            let engine = Engine::open(dir, &password()).unwrap();
+            let engine = open(dir);
             let config = NodeConfig {
                 net: loopback_net(),
                 peers: vec![m.addr.clone()],
@@ -170,13 +118,13 @@ async fn a_lan_peer_serving_mailboxes_is_found_without_configuration() {
             (engine, config)
         };
         let (engine, config) = lan(a.path());
-        let mut alice = up(engine, config).await;
+        let mut alice = LiveNode::start(engine, "alice", config).await;
         let sent = alice.node.send_text(bob_key, "left with the LAN mailbox".into()).await.unwrap();
-        status_of(&mut alice.events, sent.id, MessageStatus::Sent).await;
+        wait_status(&mut alice.events, sent.id, MessageStatus::Sent).await;
         alice.node.shutdown().await.unwrap();
 
         let (engine, config) = lan(b.path());
-        let mut bob = up(engine, config).await;
+        let mut bob = LiveNode::start(engine, "bob", config).await;
         wait_for(&mut bob.events, "the message", |e| {
             matches!(e, Event::MessageReceived { message, .. } if message.text == "left with the LAN mailbox")
         })
@@ -192,19 +140,13 @@ async fn a_lan_peer_serving_mailboxes_is_found_without_configuration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_without_servers_keeps_the_mailboxes_published_in_the_card() {
     let dir = tempfile::tempdir().unwrap();
-    Engine::create(
-        dir.path(),
-        "Carol",
-        &password(),
-        KdfParams::INSECURE_FOR_TESTS,
-    )
-    .unwrap();
+    create(dir.path(), "Carol");
     // A server that is never reachable: only its published identity matters here.
     let server: Multiaddr = format!("/ip4/127.0.0.1/tcp/9/p2p/{}", libp2p::PeerId::random())
         .parse()
         .unwrap();
     let published = |dir: &Path| {
-        let engine = Engine::open(dir, &password()).unwrap();
+        let engine = open(dir);
         engine.card().details().mailboxes.len()
     };
     tokio::time::timeout(Duration::from_secs(60), async {
@@ -214,7 +156,7 @@ async fn a_run_without_servers_keeps_the_mailboxes_published_in_the_card() {
         assert_eq!(published(dir.path()), 1);
 
         // A later run (say `tern-node send` without --bootstrap) names no server.
-        let engine = Engine::open(dir.path(), &password()).unwrap();
+        let engine = open(dir.path());
         let config = NodeConfig {
             net: loopback_net(),
             ..NodeConfig::default()

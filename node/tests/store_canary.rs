@@ -1,7 +1,7 @@
 //! Nothing the user typed, and no identity key or message id, reaches the profile directory in plaintext.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -10,23 +10,7 @@ use tern_node::store::{
     ContactRecord, ContactState, KdfParams, MessageRecord, MessageStatus, Store, VaultItem,
 };
 use tern_protocol::{Identity, MessageId};
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
+use tern_testkit::files::{contains, files_under};
 
 fn assert_absent(dir: &Path, secrets: &[(&str, Vec<u8>)]) {
     let files = files_under(dir);

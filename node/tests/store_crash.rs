@@ -7,20 +7,18 @@
 //!
 //! `TERN_CRASH_ITERATIONS` raises the number of kills (default 25).
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::password;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use tern_node::engine::Engine;
-use tern_node::store::{KdfParams, MessageStatus};
+use tern_node::store::MessageStatus;
 use tern_protocol::{IdentityKey, MessageId};
+use tern_testkit::profile::{create, password};
 
 const CHILD_ENV: &str = "TERN_CRASH_CHILD_PROFILE";
 const CONTACT_ENV: &str = "TERN_CRASH_CHILD_CONTACT";
@@ -63,16 +61,10 @@ fn store_keeps_every_acknowledged_message_across_sigkills() {
         .unwrap_or(25);
     let dir = tempfile::tempdir().unwrap();
     let (alice_dir, bob_dir) = (dir.path().join("alice"), dir.path().join("bob"));
-    let bob = Engine::create(&bob_dir, "Bob", &password(), KdfParams::INSECURE_FOR_TESTS).unwrap();
+    let bob = create(&bob_dir, "Bob");
     let bob_key = bob.key();
     {
-        let mut alice = Engine::create(
-            &alice_dir,
-            "Alice",
-            &password(),
-            KdfParams::INSECURE_FOR_TESTS,
-        )
-        .unwrap();
+        let mut alice = create(&alice_dir, "Alice");
         alice.add_contact(&bob.whoami().invite_link, None).unwrap();
     }
     let mut rng = ChaCha20Rng::seed_from_u64(0xc4a5_4001);

@@ -1,0 +1,208 @@
+//! Loopback networks: nodes and swarms on 127.0.0.1 with no mDNS (which would multicast beyond this
+//! machine), the addresses others dial, and a bootstrap server spawned in this process.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
+use tern_bootstrap::{Config, Server};
+use tern_node::api::{Event, MessageStatus};
+use tern_node::net::NetConfig;
+use tern_node::node::{Node, NodeConfig};
+use tern_node::profile::Profile;
+use tern_node::settings::NetworkSettings;
+use tern_protocol::IdentityKey;
+use tokio::sync::broadcast;
+use tracing::Instrument;
+
+use crate::wait::listening;
+
+/// An ephemeral TCP port on loopback.
+pub const LOOPBACK_TCP: &str = "/ip4/127.0.0.1/tcp/0";
+
+/// A network configuration listening on `listen` only, with no mDNS.
+pub fn net_config(listen: &str, lan_only: bool) -> NetConfig {
+    NetConfig {
+        listen: vec![listen.parse().unwrap()],
+        lan_only,
+        mdns: false,
+        ..NetConfig::default()
+    }
+}
+
+/// LAN-only, loopback TCP, no mDNS.
+pub fn loopback_net() -> NetConfig {
+    net_config(LOOPBACK_TCP, true)
+}
+
+/// A node configuration on [`loopback_net`] with nothing else set.
+pub fn loopback_node() -> NodeConfig {
+    NodeConfig {
+        net: loopback_net(),
+        ..NodeConfig::default()
+    }
+}
+
+/// The app's network settings with the same loopback-only choices as [`loopback_net`].
+pub fn loopback_settings() -> NetworkSettings {
+    NetworkSettings {
+        lan_only: true,
+        mdns: false,
+        listen: vec![LOOPBACK_TCP.parse().unwrap()],
+        ..NetworkSettings::default()
+    }
+}
+
+/// `addr` with `/p2p/<peer>` appended: what another node dials.
+pub fn with_peer(addr: Multiaddr, peer: PeerId) -> Multiaddr {
+    addr.with(Protocol::P2p(peer))
+}
+
+/// The peer id an address ends in (`/p2p/…`); panics if it has none.
+pub fn peer_of(addr: &Multiaddr) -> PeerId {
+    match addr.iter().last() {
+        Some(Protocol::P2p(peer)) => peer,
+        _ => panic!("{addr} has no /p2p/"),
+    }
+}
+
+/// The IPv4 TCP socket address in `addr`; panics if it has none.
+pub fn tcp_socket(addr: &Multiaddr) -> SocketAddr {
+    let (mut ip, mut port) = (None, None);
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(a),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    match (ip, port) {
+        (Some(ip), Some(port)) => SocketAddr::from((ip, port)),
+        _ => panic!("{addr} has no IPv4 TCP address"),
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for a process that must be told its port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A node started on loopback, listening.
+pub struct LiveNode {
+    pub node: Node,
+    pub events: broadcast::Receiver<Event>,
+    /// The profile's identity key.
+    pub key: IdentityKey,
+    /// The address others dial, with `/p2p/<peer id>`.
+    pub addr: Multiaddr,
+}
+
+impl LiveNode {
+    /// Starts `profile` (an [`Engine`](tern_node::engine::Engine) or a [`Profile`]) with `config` and
+    /// waits until it listens (the wait is traced in a span named for `name`).
+    pub async fn start(profile: impl Into<Profile>, name: &str, config: NodeConfig) -> Self {
+        let span = tracing::info_span!("node", name);
+        let (node, mut events) = Node::start(profile, config).unwrap();
+        let key = node.key();
+        let address = listening(&mut events, &format!("{name}'s listen address"))
+            .instrument(span)
+            .await;
+        let addr = with_peer(address, node.peer_id());
+        Self {
+            node,
+            events,
+            key,
+            addr,
+        }
+    }
+}
+
+/// The conversation with `with` as the node's store has it, oldest first: (text, status) per message.
+pub async fn history(node: &Node, with: IdentityKey) -> Vec<(String, MessageStatus)> {
+    node.page(with.into(), None, 100)
+        .await
+        .unwrap()
+        .messages
+        .into_iter()
+        .map(|m| (m.text, m.status))
+        .collect()
+}
+
+/// How long an idle connection of a [`tcp_swarm`] stays open.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A bare swarm over TCP (Noise, Yamux) with `key` and `behaviour`: a test peer that is not a Tern node.
+pub fn tcp_swarm<B: NetworkBehaviour>(key: libp2p::identity::Keypair, behaviour: B) -> Swarm<B> {
+    SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(move |_| behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
+        .build()
+}
+
+/// Waits for a swarm's first listen address.
+pub async fn first_listen_addr<B: NetworkBehaviour>(swarm: &mut Swarm<B>) -> Multiaddr {
+    loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            return address;
+        }
+    }
+}
+
+/// Dials `peer` at `addr` and drives the swarm until the connection is up (other events are handed to
+/// `other`); panics if the dial fails.
+pub async fn connect_swarm<B: NetworkBehaviour>(
+    swarm: &mut Swarm<B>,
+    peer: PeerId,
+    addr: Multiaddr,
+    mut other: impl FnMut(SwarmEvent<B::ToSwarm>),
+) {
+    swarm.dial(addr).unwrap();
+    loop {
+        match swarm.select_next_some().await {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == peer => return,
+            SwarmEvent::OutgoingConnectionError { error, .. } => panic!("dial failed: {error}"),
+            event => other(event),
+        }
+    }
+}
+
+/// A bootstrap server configuration for tests: loopback TCP on an ephemeral port, data in `dir`.
+pub fn bootstrap_config(dir: &Path) -> Config {
+    Config {
+        data_dir: dir.to_owned(),
+        listen: vec![LOOPBACK_TCP.parse().unwrap()],
+        ..Config::default()
+    }
+}
+
+/// A bootstrap server in this process ([`bootstrap_config`], federating with `peers`) and its TCP address
+/// with `/p2p/`.
+pub async fn spawn_bootstrap(dir: &Path, peers: Vec<Multiaddr>) -> (Server, Multiaddr) {
+    let config = Config {
+        peers,
+        ..bootstrap_config(dir)
+    };
+    let server = Server::spawn(config).await.unwrap();
+    let addr = server
+        .listen_addrs()
+        .into_iter()
+        .find(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
+        .expect("a TCP listen address");
+    (server, addr)
+}
