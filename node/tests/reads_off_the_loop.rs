@@ -1,65 +1,22 @@
 //! A long read (a search through a 200,000-message history) runs on a store reader off the event loop:
 //! while it scans, the loop keeps sending, receiving and acknowledging.
 
-use std::time::Duration;
-
-use libp2p::multiaddr::Protocol;
 use tern_node::api::{Event, MessageStatus};
-use tern_node::engine::Engine;
-use tern_node::net::NetConfig;
-use tern_node::node::{Node, NodeConfig};
-use tern_node::store::{self, KdfParams, MessageRecord, Password};
+use tern_node::store::{self, MessageRecord};
 use tern_protocol::MessageId;
-use tokio::sync::broadcast;
+use tern_testkit::net::{LiveNode, loopback_node};
+use tern_testkit::profile::pair;
+use tern_testkit::wait::{received, wait_for, wait_status};
 
 /// Messages in Alice's history with Bob, all scanned by the search.
 const HISTORY: u64 = 200_000;
 /// Rows written per commit while filling the history.
 const ROWS_PER_COMMIT: u64 = 20_000;
 
-fn password() -> Password {
-    Password::new("correct horse battery staple".into())
-}
-
-/// Loopback TCP only, no mDNS.
-fn loopback() -> NodeConfig {
-    NodeConfig {
-        net: NetConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-            lan_only: true,
-            mdns: false,
-            ..NetConfig::default()
-        },
-        ..NodeConfig::default()
-    }
-}
-
-async fn next(
-    events: &mut broadcast::Receiver<Event>,
-    what: &str,
-    mut pred: impl FnMut(&Event) -> bool,
-) -> Event {
-    tokio::time::timeout(Duration::from_secs(120), async {
-        loop {
-            match events.recv().await {
-                Ok(event) if pred(&event) => return event,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => panic!("node stopped before {what}"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_is_delivered_and_acknowledged_while_a_search_scans_200_000_messages() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let kdf = KdfParams::INSECURE_FOR_TESTS;
-    let mut alice = Engine::create(dirs.0.path(), "Alice", &password(), kdf).unwrap();
-    let mut bob = Engine::create(dirs.1.path(), "Bob", &password(), kdf).unwrap();
-    alice.add_contact(&bob.card().invite_link(), None).unwrap();
-    bob.add_contact(&alice.card().invite_link(), None).unwrap();
+    let (mut alice, bob) = pair(dirs.0.path(), dirs.1.path());
     let bob_key = bob.key();
 
     // Alice's history with Bob; only the oldest message holds the word searched for.
@@ -89,18 +46,19 @@ async fn a_message_is_delivered_and_acknowledged_while_a_search_scans_200_000_me
         batch.commit().unwrap();
     }
 
-    let (bob_node, mut bob_events) = Node::start(bob, loopback()).unwrap();
-    let Event::Listening { address } = next(&mut bob_events, "Bob listening", |e| {
-        matches!(e, Event::Listening { .. })
-    })
-    .await
-    else {
-        unreachable!()
-    };
-    let bob_addr = address.with(Protocol::P2p(bob_node.peer_id()));
-    let (alice_node, mut alice_events) = Node::start(alice, loopback()).unwrap();
+    let LiveNode {
+        node: bob_node,
+        events: mut bob_events,
+        addr: bob_addr,
+        ..
+    } = LiveNode::start(bob, "bob", loopback_node()).await;
+    let LiveNode {
+        node: alice_node,
+        events: mut alice_events,
+        ..
+    } = LiveNode::start(alice, "alice", loopback_node()).await;
     alice_node.dial(bob_addr).await.unwrap();
-    next(&mut alice_events, "Bob online", |e| {
+    wait_for(&mut alice_events, "Bob online", |e| {
         matches!(e, Event::ContactOnline { online: true, .. })
     })
     .await;
@@ -116,14 +74,8 @@ async fn a_message_is_delivered_and_acknowledged_while_a_search_scans_200_000_me
         .send_text(bob_key, "sent during the search".into())
         .await
         .unwrap();
-    next(&mut bob_events, "Bob stores the message", |e| {
-        matches!(e, Event::MessageReceived { message, .. } if message.text == "sent during the search")
-    })
-    .await;
-    next(&mut alice_events, "Bob's acknowledgement", |e| {
-        matches!(e, Event::StatusChanged { id, status: MessageStatus::Delivered, .. } if *id == sent.id)
-    })
-    .await;
+    received(&mut bob_events, "sent during the search").await;
+    wait_status(&mut alice_events, sent.id, MessageStatus::Delivered).await;
     assert!(
         !search.is_finished(),
         "the search was over before the message was delivered: it did not overlap the delivery"
