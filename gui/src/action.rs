@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
+use tern_node::profile::Password;
 use tern_node::settings::NetworkSettings;
-use tern_node::store::Password;
 use tern_protocol::{IdentityKey, MessageId};
 
 use crate::model::{ContactState, ConversationKey, Cursor, Dialog};

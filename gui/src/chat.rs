@@ -182,7 +182,7 @@ impl ChatView {
             area = area.vertical_scroll_offset(total);
         }
 
-        let today = timefmt::day_of(tern_node::engine::now_ms());
+        let today = timefmt::day_of(tern_node::api::now_ms());
         let mut measured = Vec::new();
         let output = area.show_viewport(ui, |ui, viewport| {
             ui.set_height(total);

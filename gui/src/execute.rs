@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use tern_node::store::Password;
+use tern_node::profile::Password;
 use tern_protocol::{ContactCard, IdentityKey, MessageId};
 
 use crate::action::Action;

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, anyhow};
 use clap::Parser;
 use tern_gui::{Options, TernApp};
-use tern_node::store::KdfParams;
+use tern_node::profile::KdfParams;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -44,7 +44,7 @@ pub fn list(root: &Path) -> Vec<ProfileEntry> {
     };
     let mut out: Vec<ProfileEntry> = entries
         .flatten()
-        .filter(|e| e.path().join(tern_node::store::STORE_FILE).is_file())
+        .filter(|e| e.path().join(tern_node::profile::STORE_FILE).is_file())
         .filter_map(|e| {
             Some(ProfileEntry {
                 name: e.file_name().into_string().ok()?,
@@ -171,7 +171,7 @@ mod tests {
         for name in ["bob", "Alice"] {
             let dir = root.path().join(name);
             std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join(tern_node::store::STORE_FILE), b"").unwrap();
+            std::fs::write(dir.join(tern_node::profile::STORE_FILE), b"").unwrap();
         }
         std::fs::create_dir_all(root.path().join("empty")).unwrap();
         let names: Vec<_> = list(root.path()).into_iter().map(|p| p.name).collect();

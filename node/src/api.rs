@@ -8,6 +8,13 @@ use std::fmt;
 use libp2p::{Multiaddr, PeerId};
 use tern_protocol::{Fingerprint, IdentityKey, MessageId};
 
+/// Milliseconds since the unix epoch, by the wall clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Which conversation a message belongs to.
 ///
 /// The store keys everything by this value's [`ConversationId::to_bytes`] form (a tag byte, then the

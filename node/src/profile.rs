@@ -11,7 +11,7 @@ use crate::engine::Engine;
 use crate::engine::EngineError;
 use crate::error::NodeError;
 use crate::settings::{NetworkSettings, SettingsError};
-pub use crate::store::{KdfParams, Password};
+pub use crate::store::{KdfParams, Password, STORE_FILE};
 
 /// An unlocked profile. Dropping it closes the store and releases the profile's lock.
 #[derive(Debug)]

@@ -2,8 +2,8 @@
 //! peers, bootstrap nodes), the password, and who this profile is.
 
 use egui::RichText;
+use tern_node::profile::Password;
 use tern_node::settings::{MAX_CONFIGURED_ADDRS, NetworkSettings, parse_server_addr};
-use tern_node::store::Password;
 
 use crate::action::Action;
 use crate::model::Model;

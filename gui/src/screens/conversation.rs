@@ -124,7 +124,7 @@ fn composer(ui: &mut egui::Ui, open: &OpenConversation, draft: &mut String) -> V
                 .id(id)
                 .hint_text("Write a message (Enter sends, Shift+Enter starts a new line)")
                 .return_key(KeyboardShortcut::new(Modifiers::SHIFT, Key::Enter))
-                .char_limit(tern_node::store::MAX_TEXT_LEN)
+                .char_limit(tern_protocol::message::MAX_TEXT_LEN)
                 .desired_rows(2)
                 .desired_width(ui.available_width() - 70.0),
         );

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use egui::{Align, Color32, Layout, RichText};
-use tern_node::engine::now_ms;
+use tern_node::api::now_ms;
 
 use crate::action::Action;
 use crate::model::{ContactState, Dialog, Model};

@@ -1,7 +1,7 @@
 //! Search results in place of the open conversation: one line per message found; a click opens its
 //! conversation scrolled to it.
 
-use tern_node::engine::now_ms;
+use tern_node::api::now_ms;
 
 use crate::action::Action;
 use crate::model::{MessageFields, MessageRow, Model};

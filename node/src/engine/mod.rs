@@ -195,12 +195,8 @@ pub struct Inbound {
     pub outcome: Result<Received, ReceiveError>,
 }
 
-/// Milliseconds since the unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+/// Milliseconds since the unix epoch (the wall clock the `*_at` methods' wrappers use).
+pub use crate::api::now_ms;
 
 /// The retry delay after `attempts` failed attempts.
 pub fn retry_delay_ms(attempts: u32) -> u64 {
