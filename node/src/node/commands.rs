@@ -158,6 +158,9 @@ impl EventLoop {
             }
             Command::AddContact { link, name, reply } => {
                 let result = crate::profile::add_contact(&mut self.engine, &link, name.as_deref());
+                if let Ok((contact, _)) = &result {
+                    self.forget_name(&contact.key);
+                }
                 let _ = reply.send(result.map_err(NodeError::from));
             }
             Command::SetContactState { key, state, reply } => {
@@ -165,10 +168,12 @@ impl EventLoop {
                 let _ = reply.send(result.map(Contact::from).map_err(NodeError::from));
             }
             Command::RenameContact { key, name, reply } => {
+                self.forget_name(&key);
                 let result = self.engine.rename_contact(&key, &name);
                 let _ = reply.send(result.map(Contact::from).map_err(NodeError::from));
             }
             Command::RemoveContact { key, reply } => {
+                self.forget_name(&key);
                 let _ = reply.send(self.engine.remove_contact(&key).map_err(NodeError::from));
             }
             Command::Verify { key, proof, reply } => {
@@ -265,10 +270,25 @@ impl EventLoop {
 
     /// The name the user knows a contact by (their peer id when they are not a contact).
     fn name_of(&self, key: &IdentityKey) -> String {
+        if let Some(name) = self.names.borrow().get(key) {
+            return name.clone();
+        }
         match self.engine.store().contact(key) {
-            Ok(Some(contact)) => contact.local_name,
+            Ok(Some(contact)) => {
+                let mut names = self.names.borrow_mut();
+                if names.len() >= MAX_NAMES {
+                    names.clear();
+                }
+                names.insert(*key, contact.local_name.clone());
+                contact.local_name
+            }
             _ => key.peer_id(),
         }
+    }
+
+    /// A command changed this contact: its name is read again for the next event.
+    fn forget_name(&self, key: &IdentityKey) {
+        self.names.borrow_mut().remove(key);
     }
 
     /// Sends an event to every subscriber, naming the contacts it is about.

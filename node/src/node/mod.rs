@@ -62,6 +62,8 @@ pub use crate::delivery::{
     DEPOSIT_COPIES, LOOKUP_RETRY, MAX_IN_FLIGHT, MAX_LOOKUPS, MAX_WAITING, OUTBOX_BATCH,
     OUTBOX_TICK,
 };
+/// Contact names remembered for events.
+pub const MAX_NAMES: usize = 1024;
 /// Peers whose addresses are remembered from mDNS and dials.
 pub const MAX_KNOWN_PEERS: usize = 1024;
 /// Addresses remembered per peer.
@@ -174,6 +176,9 @@ struct EventLoop {
     lookup_queries: HashMap<kad::QueryId, (IdentityKey, Option<tern_protocol::MailboxRecord>)>,
     /// Inbound requests refused, by kind (see [`NetStatus::refusals`]).
     refusals: BTreeMap<String, u64>,
+    /// Contacts' names as events show them, so an event does not read and decrypt the contact's row
+    /// (at most [`MAX_NAMES`]; forgotten when a command changes the contact).
+    names: std::cell::RefCell<HashMap<IdentityKey, String>>,
     /// Work taken in this wake-up, to be committed together (see [`Pending`]).
     pending: Pending,
 }
@@ -252,6 +257,7 @@ impl EventLoop {
             published: false,
             lookup_queries: HashMap::new(),
             refusals: BTreeMap::new(),
+            names: std::cell::RefCell::new(HashMap::new()),
             pending: Pending::default(),
         };
         let mut event_loop = event_loop;
