@@ -55,7 +55,7 @@ impl Profile {
     }
 
     pub fn whoami(&self) -> Whoami {
-        whoami(&self.engine)
+        self.engine.whoami()
     }
 
     /// The invite as a QR code drawn in text (for a terminal).
@@ -130,16 +130,6 @@ impl Profile {
         settings: &NetworkSettings,
     ) -> Result<(), SettingsError> {
         settings.save(self.engine.store_mut())
-    }
-}
-
-pub(crate) fn whoami(engine: &Engine) -> Whoami {
-    let me = engine.whoami();
-    Whoami {
-        key: me.key,
-        name: me.name,
-        fingerprint: me.fingerprint,
-        invite_link: me.invite_link,
     }
 }
 

@@ -132,14 +132,7 @@ pub enum Received {
     },
 }
 
-/// What `whoami` shows.
-#[derive(Debug, Clone)]
-pub struct Whoami {
-    pub key: IdentityKey,
-    pub name: String,
-    pub fingerprint: Fingerprint,
-    pub invite_link: String,
-}
+pub use crate::api::Whoami;
 
 /// A profile opened for messaging.
 pub struct Engine {

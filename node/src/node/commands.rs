@@ -184,7 +184,7 @@ impl EventLoop {
                 let _ = reply.send(result.map_err(NodeError::from));
             }
             Command::Whoami { reply } => {
-                let _ = reply.send(crate::profile::whoami(&self.engine));
+                let _ = reply.send(self.engine.whoami());
             }
             Command::InstallKeySlot { update, reply } => {
                 let result = self.engine.store_mut().install_key_slot(update);

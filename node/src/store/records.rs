@@ -265,18 +265,8 @@ impl MessageStatus {
     /// Whether a message in this status may move to `next`. Statuses never move backwards, so receipts
     /// that arrive out of order (read before delivered) do no harm; a failed message may be retried.
     pub fn can_become(self, next: Self, outgoing: bool) -> bool {
-        use MessageStatus::*;
-        if outgoing {
-            matches!(
-                (self, next),
-                (Sending, Sent | Delivered | Read | Failed)
-                    | (Sent, Delivered | Read | Failed)
-                    | (Delivered, Read)
-                    | (Failed, Sending | Sent | Delivered | Read)
-            )
-        } else {
-            matches!((self, next), (Received, Read))
-        }
+        // The rule is the api's, which the app applies to what it shows.
+        super::status_to_api(self).can_become(super::status_to_api(next), outgoing)
     }
 }
 
