@@ -87,7 +87,7 @@ impl Profile {
 
     /// A contact by name (case-insensitive) or peer id.
     pub fn find_contact(&self, name_or_peer: &str) -> Result<Contact, NodeError> {
-        Ok(find_contact(
+        Ok(crate::engine::find_contact_in(
             self.engine.reader().contacts()?,
             name_or_peer,
         )?)
@@ -151,25 +151,4 @@ pub(crate) fn add_contact(
         ContactChange::Added
     };
     Ok((record.into(), change))
-}
-
-/// The contact `name_or_peer` names among `contacts`: by peer id, else by name ignoring case (an error
-/// when several share it).
-pub(crate) fn find_contact(
-    contacts: Vec<Contact>,
-    name_or_peer: &str,
-) -> Result<Contact, EngineError> {
-    if let Ok(key) = IdentityKey::from_peer_id(name_or_peer)
-        && let Some(contact) = contacts.iter().find(|c| c.key == key)
-    {
-        return Ok(contact.clone());
-    }
-    let mut matches = contacts
-        .into_iter()
-        .filter(|c| c.name.eq_ignore_ascii_case(name_or_peer));
-    match (matches.next(), matches.next()) {
-        (Some(c), None) => Ok(c),
-        (Some(_), Some(_)) => Err(EngineError::AmbiguousContact(name_or_peer.to_owned())),
-        (None, _) => Err(EngineError::UnknownContact(name_or_peer.to_owned())),
-    }
 }

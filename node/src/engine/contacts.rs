@@ -60,21 +60,10 @@ impl Engine {
 
     /// Finds a contact by local name (case-insensitive) or by peer id.
     pub fn find_contact(&self, name_or_peer: &str) -> Result<ContactRecord, EngineError> {
-        if let Ok(key) = IdentityKey::from_peer_id(name_or_peer)
-            && let Some(contact) = self.store.contact(&key)?
-        {
-            return Ok(contact);
-        }
-        let mut matches = self
-            .store
-            .contacts()?
-            .into_iter()
-            .filter(|c| c.local_name.eq_ignore_ascii_case(name_or_peer));
-        match (matches.next(), matches.next()) {
-            (Some(c), None) => Ok(c),
-            (Some(_), Some(_)) => Err(EngineError::AmbiguousContact(name_or_peer.to_owned())),
-            (None, _) => Err(EngineError::UnknownContact(name_or_peer.to_owned())),
-        }
+        let found = find_contact_in(self.store.reader().contacts()?, name_or_peer)?;
+        self.store
+            .contact(&found.key)?
+            .ok_or_else(|| EngineError::UnknownContact(name_or_peer.to_owned()))
     }
 
     pub fn safety_number(&self, contact: &IdentityKey) -> SafetyNumber {
@@ -226,4 +215,25 @@ pub(super) fn cached_card(
     }
     cards.insert(contact.key, card.clone());
     Ok(card)
+}
+
+/// The contact `name_or_peer` names among `contacts`: by peer id, else by name ignoring case (an error
+/// when several share it). The one rule the CLI, the app and the engine find contacts by.
+pub fn find_contact_in(
+    contacts: Vec<crate::api::Contact>,
+    name_or_peer: &str,
+) -> Result<crate::api::Contact, EngineError> {
+    if let Ok(key) = IdentityKey::from_peer_id(name_or_peer)
+        && let Some(contact) = contacts.iter().find(|c| c.key == key)
+    {
+        return Ok(contact.clone());
+    }
+    let mut matches = contacts
+        .into_iter()
+        .filter(|c| c.name.eq_ignore_ascii_case(name_or_peer));
+    match (matches.next(), matches.next()) {
+        (Some(c), None) => Ok(c),
+        (Some(_), Some(_)) => Err(EngineError::AmbiguousContact(name_or_peer.to_owned())),
+        (None, _) => Err(EngineError::UnknownContact(name_or_peer.to_owned())),
+    }
 }

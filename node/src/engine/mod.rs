@@ -23,6 +23,7 @@ use thiserror::Error;
 use tracing::{debug, warn};
 
 mod contacts;
+pub use contacts::find_contact_in;
 mod outbox;
 mod profile;
 mod receive;

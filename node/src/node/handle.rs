@@ -196,7 +196,7 @@ impl Node {
     /// A contact by name (case-insensitive) or peer id.
     pub async fn find_contact(&self, name_or_peer: String) -> Result<Contact, NodeError> {
         self.read(move |reader| {
-            Ok(crate::profile::find_contact(
+            Ok(crate::engine::find_contact_in(
                 reader.contacts()?,
                 &name_or_peer,
             )?)

@@ -370,6 +370,16 @@ impl MessageRecord {
                 });
             }
         }
+        Self::decode_rest(r, id, conversation, outgoing)
+    }
+
+    /// The fields both record versions end with: times, status and text, and nothing after them.
+    fn decode_rest(
+        mut r: Reader<'_>,
+        id: MessageId,
+        conversation: IdentityKey,
+        outgoing: bool,
+    ) -> Result<Self, DecodeError> {
         let sent_at_ms = r.u64("sent at")?;
         let received_at_ms = r.u64("received at")?;
         let status = MessageStatus::from_u8(r.u8("message status")?)?;
@@ -393,20 +403,7 @@ impl MessageRecord {
         let id = MessageId(r.array("message id")?);
         let conversation = identity_key(&mut r, "conversation")?;
         let outgoing = flag(&mut r, "outgoing")?;
-        let sent_at_ms = r.u64("sent at")?;
-        let received_at_ms = r.u64("received at")?;
-        let status = MessageStatus::from_u8(r.u8("message status")?)?;
-        let text = utf8(r.bytes_u32("text", MAX_TEXT_LEN)?, "text")?;
-        r.finish()?;
-        Ok(Self {
-            id,
-            conversation,
-            outgoing,
-            sent_at_ms,
-            received_at_ms,
-            text,
-            status,
-        })
+        Self::decode_rest(r, id, conversation, outgoing)
     }
 }
 
