@@ -19,12 +19,12 @@ trap cleanup EXIT
 # TERN_SCREENSHOT_PROFILE=debug reuses a debug build (the pictures are the same).
 # TERN_SCREENSHOT_BIN=path uses an already built tern-gui-demo.
 profile=${TERN_SCREENSHOT_PROFILE:-release}
-demo=${TERN_SCREENSHOT_BIN:-target/$profile/tern-gui-demo}
+demo=${TERN_SCREENSHOT_BIN:-target/$profile/examples/tern-gui-demo}
 if [ -z "${TERN_SCREENSHOT_BIN:-}" ]; then
   if [ "$profile" = release ]; then
-    cargo build --release -p tern-gui --bin tern-gui-demo
+    cargo build --release -p tern-gui --example tern-gui-demo
   else
-    cargo build -p tern-gui --bin tern-gui-demo
+    cargo build -p tern-gui --example tern-gui-demo
   fi
 fi
 "$demo" populate --root "$work/profiles"

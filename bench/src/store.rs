@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
-use tern_node::store::{KdfParams, MessageRecord, MessageStatus, Password, Store};
+use tern_node::api::{Message, MessageStatus};
+use tern_node::store::{KdfParams, Password, Store};
 use tern_protocol::crypto::{self, KEY_LEN, NONCE_LEN};
 use tern_protocol::{Identity, IdentityKey, MessageId};
 
@@ -69,15 +70,17 @@ fn build_profile(
         for _ in 0..BUILD_BATCH.min(n - i) {
             let at = start_ms + i as u64 * 1000;
             let outgoing = i % 2 == 0;
-            let message = MessageRecord {
+            let with = convs[i % convs.len()];
+            let message = Message {
                 id: MessageId::new_v7(at, &mut rng),
-                conversation: convs[i % convs.len()],
-                outgoing,
+                conversation: with.into(),
+                sender: (!outgoing).then_some(with),
                 sent_at_ms: at,
                 received_at_ms: at,
                 text: text_for(i),
                 // Read, so the unread index stays small, as in a lived-in profile.
                 status: MessageStatus::Read,
+                recipients: Vec::new(),
             };
             batch.insert_message(&message)?;
             i += 1;
@@ -178,7 +181,7 @@ fn median_of<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(Durati
     Ok((percentile(&samples, 0.5), last.context("no run")?))
 }
 
-fn tern_search(store: &Store, needle: &str, limit: usize) -> Result<Vec<MessageRecord>> {
+fn tern_search(store: &Store, needle: &str, limit: usize) -> Result<Vec<Message>> {
     Ok(store.search(needle, limit)?)
 }
 
@@ -209,14 +212,14 @@ pub fn run(n: usize) -> Result<()> {
     let open_time = start.elapsed();
     let conv = convs[n.saturating_sub(1) % convs.len()];
     let start = Instant::now();
-    let page = store.conversation_page(&conv, None, PAGE)?;
+    let page = store.conversation_page(conv, None, PAGE)?;
     let first_page = start.elapsed();
     ensure!(
         page.messages.len() == PAGE.min(n / CONVERSATIONS),
         "page held {} messages",
         page.messages.len()
     );
-    let (page_time, _) = median_of(21, || Ok(store.conversation_page(&conv, None, PAGE)?))?;
+    let (page_time, _) = median_of(21, || Ok(store.conversation_page(conv, None, PAGE)?))?;
     let last_conv = (n.saturating_sub(1) % CONVERSATIONS) as u8;
     let (raw_page_time, raw_got) = median_of(21, || raw_page(&raw, &raw_key_bytes, last_conv))?;
     ensure!(raw_got == page.messages.len(), "raw page held {raw_got}");

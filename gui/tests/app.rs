@@ -454,15 +454,13 @@ fn a_long_history_lays_out_only_the_rows_in_view_and_loads_older_pages_on_scroll
             let mut id = [0u8; 16];
             id[..8].copy_from_slice(&i.to_be_bytes());
             batch
-                .insert_message(&tern_node::store::MessageRecord {
-                    id: tern_protocol::MessageId(id),
-                    conversation: peer.key(),
-                    outgoing: i % 2 == 0,
-                    sent_at_ms: 1_700_000_000_000 + i * 60_000,
-                    received_at_ms: 1_700_000_000_000 + i * 60_000,
-                    text: format!("message number {i}"),
-                    status: tern_node::store::MessageStatus::Read,
-                })
+                .insert_message(&tern_testkit::demo::read_message(
+                    tern_protocol::MessageId(id),
+                    peer.key(),
+                    i % 2 == 0,
+                    1_700_000_000_000 + i * 60_000,
+                    &format!("message number {i}"),
+                ))
                 .unwrap();
         }
         batch.commit().unwrap();

@@ -81,6 +81,18 @@ impl From<IdentityKey> for ConversationId {
     }
 }
 
+impl From<&IdentityKey> for ConversationId {
+    fn from(key: &IdentityKey) -> Self {
+        Self::Direct(*key)
+    }
+}
+
+impl From<&ConversationId> for ConversationId {
+    fn from(id: &ConversationId) -> Self {
+        *id
+    }
+}
+
 /// Where a contact stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

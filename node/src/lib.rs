@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod config;
+pub mod contact;
 mod convert;
 pub mod delivery;
 pub mod engine;

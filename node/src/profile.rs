@@ -103,7 +103,7 @@ impl Profile {
         contact: &IdentityKey,
         state: ContactState,
     ) -> Result<Contact, NodeError> {
-        Ok(self.engine.set_contact_state(contact, state.into())?.into())
+        Ok(self.engine.set_contact_state(contact, state)?.into())
     }
 
     /// Messages of a conversation, newest `limit` before `before`, oldest first.

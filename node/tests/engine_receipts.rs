@@ -3,8 +3,8 @@
 //! stores the message; one the sender handed over earns none (the transport's ack says it arrived).
 
 use libp2p::PeerId;
+use tern_node::api::MessageStatus;
 use tern_node::engine::{Engine, Received, Via, now_ms};
-use tern_node::store::MessageStatus;
 use tern_protocol::IdentityKey;
 
 /// Alice and Bob, each the other's contact, with the directories that hold them.

@@ -4,9 +4,9 @@
 use libp2p::PeerId;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use tern_node::api::MessageStatus;
 use tern_node::engine::{Engine, ReceiveError, Received, Via, now_ms};
 use tern_node::mailbox::{MailboxConfig, MailboxRequest, MailboxResponse, MailboxServer, Refusal};
-use tern_node::store::MessageStatus;
 use tern_protocol::{Envelope, Identity};
 use tern_testkit::profile::{create, pair, password};
 
@@ -70,7 +70,7 @@ fn grouped_sends_and_receives_store_every_message_in_order_and_survive_reopen() 
     drop(bob);
     let mut alice = Engine::open(da.path(), &password()).unwrap();
     let mut bob = Engine::open(db.path(), &password()).unwrap();
-    let page = bob.store().conversation_page(&alice_key, None, 10).unwrap();
+    let page = bob.store().conversation_page(alice_key, None, 10).unwrap();
     assert_eq!(page.messages.len(), 5);
     let (_, reply) = bob.send_text(&alice_key, "after reopen").unwrap();
     assert!(matches!(

@@ -21,7 +21,6 @@ use tern_node::engine::Engine;
 use tern_node::mailbox::server::MailboxConfig;
 use tern_node::mailbox::{MailboxRequest, MailboxResponse, OwnerAuth};
 use tern_node::node::{Node, NodeConfig};
-use tern_node::store;
 use tern_protocol::envelope::MAX_ENVELOPE_LEN;
 use tern_protocol::{Envelope, Identity, IdentityKey};
 use tern_testkit::client::Client;
@@ -511,7 +510,7 @@ async fn mailbox_copy_gets_a_receipt(restart_bob: bool) {
 
         // Alice's node sealed the message and, its ack lost, deposited it: `sent`, out of the outbox.
         let (message, entry) = alice.send_text(&bob_key, "did you get this?").unwrap();
-        alice.delivered(&entry, store::MessageStatus::Sent).unwrap();
+        alice.delivered(&entry, MessageStatus::Sent).unwrap();
 
         let LiveNode {
             node: m_node,

@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use tern_node::api::ContactState;
 use tern_node::api::{Event, MessageStatus};
 use tern_node::engine::{Engine, EngineError, Received};
-use tern_node::store::{self, ContactState};
 use tern_protocol::Body;
 use tern_testkit::files::{contains, files_under};
 use tern_testkit::net::{LiveNode, history, loopback_node};
@@ -83,7 +83,7 @@ async fn two_nodes_exchange_messages_receipts_and_typing_and_leave_no_plaintext_
     // Bob's history survives a restart, and nothing readable was written anywhere.
     let bob = open(dirs.1.path());
     let alice_key = bob.find_contact("Alice").unwrap().key;
-    let page = bob.store().conversation_page(&alice_key, None, 10).unwrap();
+    let page = bob.store().conversation_page(alice_key, None, 10).unwrap();
     assert_eq!(page.messages.len(), 2);
     drop(bob);
     for dir in [dirs.0.path(), dirs.1.path()] {
@@ -194,7 +194,7 @@ fn an_envelope_delivered_twice_is_stored_once() {
     ));
     let page = bob
         .store()
-        .conversation_page(&alice.key(), None, 10)
+        .conversation_page(alice.key(), None, 10)
         .unwrap();
     assert_eq!(page.messages.len(), 1);
     assert_eq!(page.messages[0].id, message.id);
@@ -207,7 +207,7 @@ fn an_envelope_delivered_twice_is_stored_once() {
     ));
     assert_eq!(
         bob.store()
-            .conversation_page(&alice.key(), None, 10)
+            .conversation_page(alice.key(), None, 10)
             .unwrap()
             .messages
             .len(),
@@ -237,7 +237,7 @@ fn a_copy_of_a_stored_envelope_names_its_sender_and_message_even_after_a_restart
     }
     let page = bob
         .store()
-        .conversation_page(&alice.key(), None, 10)
+        .conversation_page(alice.key(), None, 10)
         .unwrap();
     assert_eq!(page.messages.len(), 1);
     assert_eq!(page.messages[0].id, message.id);
@@ -261,7 +261,7 @@ fn a_copy_of_a_stored_envelope_names_its_sender_and_message_even_after_a_restart
     // The receipt moves Alice's message to delivered, and the session still works both ways.
     match alice.receive(&receipt.envelope).unwrap() {
         Received::Receipts { updated, .. } => {
-            assert_eq!(updated, vec![(message.id, store::MessageStatus::Delivered)]);
+            assert_eq!(updated, vec![(message.id, MessageStatus::Delivered)]);
         }
         other => panic!("expected a receipt, got {other:?}"),
     }
@@ -304,7 +304,7 @@ fn a_first_message_from_a_stranger_is_a_contact_request() {
     ));
     assert_eq!(
         bob.store()
-            .conversation_page(&alice.key(), None, 10)
+            .conversation_page(alice.key(), None, 10)
             .unwrap()
             .messages
             .len(),
@@ -334,16 +334,16 @@ fn receipts_and_typing_move_statuses_without_touching_history() {
         .expect("a read receipt is queued");
     match alice.receive(&receipt.envelope).unwrap() {
         Received::Receipts { updated, .. } => {
-            assert_eq!(updated, vec![(sent.id, store::MessageStatus::Read)])
+            assert_eq!(updated, vec![(sent.id, MessageStatus::Read)])
         }
         other => panic!("expected receipts, got {other:?}"),
     }
     let page = alice
         .store()
-        .conversation_page(&bob.key(), None, 10)
+        .conversation_page(bob.key(), None, 10)
         .unwrap();
     assert_eq!(page.messages.len(), 1);
-    assert_eq!(page.messages[0].status, store::MessageStatus::Read);
+    assert_eq!(page.messages[0].status, MessageStatus::Read);
 }
 
 #[test]
@@ -361,14 +361,14 @@ fn a_failed_message_is_sent_again_with_its_id_and_a_removed_contact_takes_its_hi
     entry.expires_at = 0;
     assert_eq!(
         alice.attempt_failed(&entry).unwrap(),
-        Some(store::MessageStatus::Failed)
+        Some(MessageStatus::Failed)
     );
     assert!(alice.store().outbox().unwrap().is_empty());
 
     let retried = alice.retry(&bob_key, &message.id).unwrap();
     assert_eq!(
         (retried.id, retried.status),
-        (message.id, store::MessageStatus::Sending)
+        (message.id, MessageStatus::Sending)
     );
     let queued = alice.store().outbox().unwrap();
     assert_eq!(queued.len(), 1);
@@ -403,7 +403,7 @@ fn a_failed_message_is_sent_again_with_its_id_and_a_removed_contact_takes_its_hi
     assert!(
         alice
             .store()
-            .conversation_page(&bob_key, None, 10)
+            .conversation_page(bob_key, None, 10)
             .unwrap()
             .messages
             .is_empty()

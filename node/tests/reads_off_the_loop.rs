@@ -1,8 +1,8 @@
 //! A long read (a search through a 200,000-message history) runs on a store reader off the event loop:
 //! while it scans, the loop keeps sending, receiving and acknowledging.
 
+use tern_node::api::Message;
 use tern_node::api::{Event, MessageStatus};
-use tern_node::store::{self, MessageRecord};
 use tern_protocol::MessageId;
 use tern_testkit::net::{LiveNode, loopback_node};
 use tern_testkit::profile::pair;
@@ -32,14 +32,15 @@ async fn a_message_is_delivered_and_acknowledged_while_a_search_scans_200_000_me
                 format!("history line {i}")
             };
             batch
-                .insert_message(&MessageRecord {
+                .insert_message(&Message {
                     id: MessageId(id),
-                    conversation: bob_key,
-                    outgoing: i % 2 == 0,
+                    conversation: (bob_key).into(),
+                    sender: (i % 2 != 0).then_some(bob_key),
                     sent_at_ms: at,
                     received_at_ms: at,
                     text,
-                    status: store::MessageStatus::Read,
+                    status: MessageStatus::Read,
+                    recipients: Vec::new(),
                 })
                 .unwrap();
         }

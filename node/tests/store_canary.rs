@@ -5,10 +5,10 @@ use std::path::Path;
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use tern_node::api::{ContactState, Message, MessageStatus};
+use tern_node::contact::ContactEntry;
 use tern_node::outbox::OutboxEntry;
-use tern_node::store::{
-    ContactRecord, ContactState, KdfParams, MessageRecord, MessageStatus, Store, VaultItem,
-};
+use tern_node::store::{KdfParams, Store, VaultItem};
 use tern_protocol::{Identity, MessageId};
 use tern_testkit::files::{contains, files_under};
 
@@ -56,7 +56,7 @@ fn no_text_name_password_key_or_id_is_stored_in_plaintext() {
     )
     .unwrap();
     store
-        .put_contact(&ContactRecord {
+        .put_contact(&ContactEntry {
             key: contact,
             card: b"card bytes".to_vec(),
             local_name: format!("My friend {name_canary}"),
@@ -66,14 +66,15 @@ fn no_text_name_password_key_or_id_is_stored_in_plaintext() {
             added_ms: 1,
         })
         .unwrap();
-    let message = MessageRecord {
+    let message = Message {
         id,
-        conversation: contact,
-        outgoing: false,
+        conversation: contact.into(),
+        sender: Some(contact),
         sent_at_ms: 1_700_000_000_000,
         received_at_ms: 1_700_000_000_500,
         text: format!("see you at {text_canary} tomorrow"),
         status: MessageStatus::Received,
+        recipients: Vec::new(),
     };
     assert!(store.insert_message(&message).unwrap());
     store
@@ -95,7 +96,7 @@ fn no_text_name_password_key_or_id_is_stored_in_plaintext() {
         .vault_put(VaultItem::OwnCard, text_canary.as_bytes())
         .unwrap();
     // Read back, so the test also fails if nothing was written.
-    assert_eq!(store.message(&contact, &id).unwrap().unwrap(), message);
+    assert_eq!(store.message(contact, &id).unwrap().unwrap(), message);
 
     let secrets = [
         ("message text", text_canary.as_bytes().to_vec()),

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use tern_node::api::MessageStatus;
 use tern_node::engine::Engine;
-use tern_node::store::MessageStatus;
 use tern_protocol::{IdentityKey, MessageId};
 use tern_testkit::profile::{create, password};
 
@@ -117,7 +117,7 @@ fn store_keeps_every_acknowledged_message_across_sigkills() {
     let engine = Engine::open(&alice_dir, &password()).unwrap();
     let history = engine
         .store()
-        .conversation_page(&bob_key, None, 1_000_000)
+        .conversation_page(bob_key, None, 1_000_000)
         .unwrap()
         .messages
         .len();
@@ -162,7 +162,7 @@ fn check(
         .collect();
     for (id, status) in acked {
         let message = store
-            .message(&bob, id)
+            .message(bob, id)
             .unwrap()
             .unwrap_or_else(|| panic!("iteration {iteration}: acknowledged message {id} is gone"));
         match status {

@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use tern_node::api::{ContactState, MessageStatus};
 use tern_node::engine::{Engine, Received};
-use tern_node::store::{ContactState, MessageStatus, Password, STORE_FILE};
+use tern_node::store::{Password, STORE_FILE};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -50,12 +51,12 @@ fn a_format_1_profile_pair_keeps_history_contacts_sessions_and_outbox() {
     // History, both sides, with the statuses the fixture left.
     let alice_history = alice
         .store()
-        .conversation_page(&bob.key(), None, 100)
+        .conversation_page(bob.key(), None, 100)
         .unwrap()
         .messages;
     let statuses: Vec<(bool, &str, MessageStatus)> = alice_history
         .iter()
-        .map(|m| (m.outgoing, m.text.as_str(), m.status))
+        .map(|m| (m.outgoing(), m.text.as_str(), m.status))
         .collect();
     assert!(statuses.contains(&(true, "hello Bob, this is Alice", MessageStatus::Read)));
     assert!(statuses.contains(&(false, "hi Alice, got it", MessageStatus::Read)));
@@ -74,21 +75,21 @@ fn a_format_1_profile_pair_keeps_history_contacts_sessions_and_outbox() {
             .iter()
             .any(|(out, text, _)| *out && *text == "waits in the outbox")
     );
-    assert_eq!(alice.store().unread_count(&bob.key()).unwrap(), 1);
+    assert_eq!(alice.store().unread_count(bob.key()).unwrap(), 1);
     let bob_history = bob
         .store()
-        .conversation_page(&alice.key(), None, 100)
+        .conversation_page(alice.key(), None, 100)
         .unwrap()
         .messages;
     assert_eq!(bob_history.len(), 4);
     assert!(
         bob_history
             .iter()
-            .any(|m| !m.outgoing && m.text == "second message, delivered only")
+            .any(|m| !m.outgoing() && m.text == "second message, delivered only")
     );
     assert_eq!(
         bob.store()
-            .conversation_page(&carol.key, None, 10)
+            .conversation_page(carol.key, None, 10)
             .unwrap()
             .messages[0]
             .text,
@@ -135,7 +136,7 @@ fn a_format_1_profile_pair_keeps_history_contacts_sessions_and_outbox() {
     assert_eq!(
         alice
             .store()
-            .conversation_page(&alice_contacts[0].key, None, 100)
+            .conversation_page(alice_contacts[0].key, None, 100)
             .unwrap()
             .messages
             .len(),

@@ -5,10 +5,9 @@ use std::path::Path;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use tern_node::store::{
-    ContactRecord, ContactState, KdfParams, MessageRecord, MessageStatus, STORE_FILE, Store,
-    StoreError, VaultItem,
-};
+use tern_node::api::{ContactState, Message, MessageStatus};
+use tern_node::contact::ContactEntry;
+use tern_node::store::{KdfParams, STORE_FILE, Store, StoreError, VaultItem};
 use tern_protocol::{Identity, IdentityKey, MessageId};
 
 fn key(seed: u64) -> IdentityKey {
@@ -19,8 +18,8 @@ fn new_store(dir: &Path, password: &str) -> Store {
     Store::create(dir, &password.into(), KdfParams::INSECURE_FOR_TESTS).unwrap()
 }
 
-fn contact(seed: u64, name: &str) -> ContactRecord {
-    ContactRecord {
+fn contact(seed: u64, name: &str) -> ContactEntry {
+    ContactEntry {
         key: key(seed),
         card: vec![seed as u8; 40],
         local_name: name.into(),
@@ -43,14 +42,15 @@ fn fill(store: &mut Store) {
     store
         .transaction(|b| {
             for i in 0..200u64 {
-                b.insert_message(&MessageRecord {
+                b.insert_message(&Message {
                     id: MessageId([i as u8; 16]),
-                    conversation: key(i % 20),
-                    outgoing: i % 2 == 0,
+                    conversation: (key(i % 20)).into(),
+                    sender: (i % 2 != 0).then_some(key(i % 20)),
                     sent_at_ms: 1000 + i,
                     received_at_ms: 1000 + i,
                     text: format!("message number {i} ").repeat(20),
                     status: MessageStatus::Sent,
+                    recipients: Vec::new(),
                 })?;
             }
             Ok(())
@@ -146,7 +146,7 @@ fn changed_password_rewraps_the_key_and_keeps_the_data() {
         store.contact(&key(7)).unwrap().unwrap().local_name,
         "contact 7"
     );
-    let page = store.conversation_page(&key(4), None, 100).unwrap();
+    let page = store.conversation_page(key(4), None, 100).unwrap();
     assert_eq!(page.messages.len(), 10);
     assert!(page.messages[0].text.starts_with("message number 4 "));
 }
@@ -240,7 +240,7 @@ fn a_damaged_file_is_a_typed_error_not_a_panic() {
             let _ = store.contacts();
             let _ = store.conversations();
             for i in 0..20 {
-                let _ = store.conversation_page(&key(i), None, 100);
+                let _ = store.conversation_page(key(i), None, 100);
             }
             let _ = store.vault_get(VaultItem::IdentityPickle);
         }

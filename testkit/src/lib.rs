@@ -13,10 +13,13 @@
 //! - [`cli`]: drivers for the `tern-node` and `tern-bootstrap` binaries: profiles through `--json`, a
 //!   running `tern-node run`, a bootstrap process, the lines a child prints.
 //! - [`metrics`]: reading a bootstrap node's Prometheus endpoint.
+//! - [`demo`]: the desktop app's demo profiles (screenshots, the frame benchmark) and read history
+//!   written straight into a store.
 //! - [`files`]: walking a directory and looking for bytes in it (the plaintext checks); the fuzz corpora.
 
 pub mod cli;
 pub mod client;
+pub mod demo;
 pub mod files;
 pub mod mail;
 pub mod metrics;

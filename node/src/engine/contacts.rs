@@ -8,7 +8,7 @@ impl Engine {
         &mut self,
         link: &str,
         name: Option<&str>,
-    ) -> Result<(ContactRecord, CardChange), EngineError> {
+    ) -> Result<(ContactEntry, CardChange), EngineError> {
         let card = ContactCard::from_invite_link(link)?;
         if card.key() == self.key() {
             return Err(EngineError::OwnCard);
@@ -42,7 +42,7 @@ impl Engine {
                 (existing, change)
             }
             None => (
-                ContactRecord {
+                ContactEntry {
                     key: card.key(),
                     card: card.encode().to_vec(),
                     local_name,
@@ -59,7 +59,7 @@ impl Engine {
     }
 
     /// Finds a contact by local name (case-insensitive) or by peer id.
-    pub fn find_contact(&self, name_or_peer: &str) -> Result<ContactRecord, EngineError> {
+    pub fn find_contact(&self, name_or_peer: &str) -> Result<ContactEntry, EngineError> {
         let found = find_contact_in(self.store.reader().contacts()?, name_or_peer)?;
         self.store
             .contact(&found.key)?
@@ -101,7 +101,7 @@ impl Engine {
         &mut self,
         contact: &IdentityKey,
         state: ContactState,
-    ) -> Result<ContactRecord, EngineError> {
+    ) -> Result<ContactEntry, EngineError> {
         let mut record = self
             .store
             .contact(contact)?
@@ -113,7 +113,7 @@ impl Engine {
 
     /// The contact's card, decoded once per distinct card bytes (decoding checks two or three Ed25519
     /// signatures, more than the rest of sealing a message costs).
-    pub(super) fn card_of(&mut self, contact: &ContactRecord) -> Result<ContactCard, EngineError> {
+    pub(super) fn card_of(&mut self, contact: &ContactEntry) -> Result<ContactCard, EngineError> {
         cached_card(&mut self.cards, contact)
     }
 
@@ -123,7 +123,7 @@ impl Engine {
         &mut self,
         contact: &IdentityKey,
         name: &str,
-    ) -> Result<ContactRecord, EngineError> {
+    ) -> Result<ContactEntry, EngineError> {
         let name = name.trim();
         if name.is_empty() {
             return Err(EngineError::EmptyName);
@@ -163,13 +163,13 @@ impl Engine {
 /// whether a known contact's agreement key changed.
 pub(super) fn contact_after_card(
     sender: IdentityKey,
-    contact: Option<ContactRecord>,
+    contact: Option<ContactEntry>,
     card: Option<ContactCard>,
     now: u64,
-) -> (Option<ContactRecord>, bool, bool) {
+) -> (Option<ContactEntry>, bool, bool) {
     match (contact, card) {
         (None, Some(card)) => (
-            Some(ContactRecord {
+            Some(ContactEntry {
                 key: sender,
                 card: card.encode().to_vec(),
                 local_name: card.display_name().to_owned(),
@@ -202,7 +202,7 @@ pub(super) fn contact_after_card(
 /// A contact's card from the decoded-card cache, decoding (and caching) it if its bytes changed.
 pub(super) fn cached_card(
     cards: &mut HashMap<IdentityKey, ContactCard>,
-    contact: &ContactRecord,
+    contact: &ContactEntry,
 ) -> Result<ContactCard, EngineError> {
     if let Some(card) = cards.get(&contact.key)
         && card.encode() == contact.card.as_slice()

@@ -32,11 +32,10 @@ mod send;
 use contacts::{cached_card, contact_after_card};
 use send::{group_failed, outbox_entry};
 
+use crate::api::{ContactState, Message, MessageStatus};
+use crate::contact::ContactEntry;
 use crate::outbox::OutboxEntry;
-use crate::store::{
-    Batch, ContactRecord, ContactState, KdfParams, MessageRecord, MessageStatus, Password,
-    SEEN_RETENTION_MS, Store, StoreError, VaultItem,
-};
+use crate::store::{Batch, KdfParams, Password, SEEN_RETENTION_MS, Store, StoreError, VaultItem};
 
 /// How long mail stays deliverable (7 days), the envelope expiry.
 pub const MAIL_TTL_S: u64 = 7 * 24 * 3600;
@@ -99,9 +98,9 @@ pub enum ReceiveError {
 pub enum Received {
     /// A new text message.
     Message {
-        message: MessageRecord,
+        message: Message,
         /// Set when this message came from someone not in the contacts: a contact request.
-        request: Option<ContactRecord>,
+        request: Option<ContactEntry>,
         /// Set when a known contact's agreement key changed.
         key_changed: bool,
     },
@@ -135,9 +134,20 @@ pub enum Received {
 
 pub use crate::api::Whoami;
 
+/// Where the engine's randomness comes from (identity and session keys, nonces, message ids): the OS by
+/// default ([`os_rng`]); a test passes a seeded generator ([`Engine::create_with_rng`],
+/// [`Engine::set_rng`]) to replay a run.
+pub type EngineRng = Box<dyn rand::CryptoRng + Send>;
+
+/// A cryptographic generator seeded from the operating system.
+pub fn os_rng() -> EngineRng {
+    Box::new(rand::make_rng::<rand::rngs::StdRng>())
+}
+
 /// A profile opened for messaging.
 pub struct Engine {
     store: Store,
+    rng: EngineRng,
     identity: Identity,
     card: ContactCard,
     sessions: HashMap<IdentityKey, PeerSessions>,

@@ -31,11 +31,9 @@ impl Engine {
             for entry in entries {
                 batch.outbox_remove(&entry.message_id)?;
                 changed.push(
-                    batch
-                        .message(&entry.recipient, &entry.message_id)?
-                        .is_some()
+                    batch.message(entry.recipient, &entry.message_id)?.is_some()
                         && batch.update_message_status(
-                            &entry.recipient,
+                            entry.recipient,
                             &entry.message_id,
                             status,
                         )?,
@@ -64,11 +62,9 @@ impl Engine {
         if now / 1000 >= entry.expires_at {
             let mut batch = self.store.batch()?;
             batch.outbox_remove(&entry.message_id)?;
-            let changed = batch
-                .message(&entry.recipient, &entry.message_id)?
-                .is_some()
+            let changed = batch.message(entry.recipient, &entry.message_id)?.is_some()
                 && batch.update_message_status(
-                    &entry.recipient,
+                    entry.recipient,
                     &entry.message_id,
                     MessageStatus::Failed,
                 )?;

@@ -10,7 +10,18 @@ impl Engine {
         password: &Password,
         kdf: KdfParams,
     ) -> Result<Self, EngineError> {
-        let mut rng = rand::rng();
+        Self::create_with_rng(dir, name, password, kdf, os_rng())
+    }
+
+    /// [`Self::create`] with every random choice (the identity's keys among them) drawn from `rng`, which
+    /// the engine keeps.
+    pub fn create_with_rng(
+        dir: &Path,
+        name: &str,
+        password: &Password,
+        kdf: KdfParams,
+        mut rng: EngineRng,
+    ) -> Result<Self, EngineError> {
         let now = now_ms();
         let identity = Identity::generate(&mut rng, now);
         let card = ContactCard::issue(
@@ -29,6 +40,7 @@ impl Engine {
         batch.commit()?;
         Ok(Self {
             store,
+            rng,
             identity,
             card,
             sessions: HashMap::new(),
@@ -50,6 +62,7 @@ impl Engine {
         let card = ContactCard::decode(&card_bytes)?;
         let mut engine = Self {
             store,
+            rng: os_rng(),
             identity,
             card,
             sessions: HashMap::new(),
@@ -59,16 +72,22 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Draws the engine's randomness from `rng` from now on (a test's seeded generator).
+    pub fn set_rng(&mut self, rng: EngineRng) {
+        self.rng = rng;
+    }
+
     pub(super) fn rotate_prekey_if_due(&mut self) -> Result<(), EngineError> {
-        let mut rng = rand::rng();
         let now = now_ms();
-        if !self.identity.rotate_prekey_if_due(&mut rng, now) {
+        if !self.identity.rotate_prekey_if_due(&mut self.rng, now) {
             return Ok(());
         }
         let mut details = self.card.details().clone();
         details.revision = now.max(details.revision + 1);
         let card = ContactCard::issue(&self.identity, details)?;
-        let pickle = self.identity.pickle(&self.store.pickle_key(), &mut rng);
+        let pickle = self
+            .identity
+            .pickle(&self.store.pickle_key(), &mut self.rng);
         let mut batch = self.store.batch()?;
         batch.vault_put(VaultItem::IdentityPickle, &pickle)?;
         batch.vault_put(VaultItem::OwnCard, card.encode())?;

@@ -76,12 +76,12 @@ impl Engine {
         let mut touched = Vec::new();
         let Self {
             store,
+            rng,
             identity,
             card,
             sessions,
             cards,
         } = self;
-        let mut rng = rand::rng();
         let result = store.transaction(|batch| {
             let mut outcomes = Vec::with_capacity(envelopes.len());
             for (bytes, _) in envelopes {
@@ -107,11 +107,11 @@ impl Engine {
                 pickle_key: &pickle_key,
                 touched: &mut touched,
             };
-            receipts.queue(batch, envelopes, &outcomes, now, &mut rng)?;
+            receipts.queue(batch, envelopes, &outcomes, now, rng)?;
             // Each advanced session once, in its latest state.
             for sender in &touched {
                 if let Some(peer) = sessions.get(sender) {
-                    batch.put_session(sender, &peer.pickle(&pickle_key, &mut rng))?;
+                    batch.put_session(sender, &peer.pickle(&pickle_key, rng))?;
                 }
             }
             Ok(outcomes)
@@ -156,7 +156,10 @@ impl Receipts<'_> {
         let mut owed: Vec<(IdentityKey, Vec<Confirmed>)> = Vec::new();
         for ((_, via), inbound) in envelopes.iter().zip(outcomes) {
             let (sender, id) = match &inbound.outcome {
-                Ok(Received::Message { message, .. }) => (message.conversation, message.id),
+                Ok(Received::Message { message, .. }) => match message.sender {
+                    Some(sender) => (sender, message.id),
+                    None => continue,
+                },
                 Ok(Received::Copy { contact, id }) => (*contact, *id),
                 _ => continue,
             };
@@ -324,14 +327,15 @@ fn open_one(
     let kind_is_delivered = matches!(content.body, Body::Delivered(_));
     let outcome = match content.body {
         Body::Text(text) => {
-            let message = MessageRecord {
+            let message = Message {
                 id: content.id,
-                conversation: sender,
-                outgoing: false,
+                conversation: sender.into(),
+                sender: Some(sender),
                 sent_at_ms: content.sent_at_ms,
                 received_at_ms: now,
                 text,
                 status: MessageStatus::Received,
+                recipients: Vec::new(),
             };
             // The store dedupes by (sender, message id), remembering ids past any envelope's life.
             if batch.insert_message(&message)? {
@@ -364,7 +368,7 @@ fn open_one(
             };
             let mut updated = Vec::new();
             for id in ids {
-                if batch.update_message_status(&sender, &id, status)? {
+                if batch.update_message_status(sender, &id, status)? {
                     updated.push((id, status));
                 }
             }

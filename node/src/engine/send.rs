@@ -20,7 +20,7 @@ impl Engine {
     /// in the same commit that records the message, before the envelope leaves.
     pub(super) fn seal(
         &mut self,
-        to: &ContactRecord,
+        to: &ContactEntry,
         id: Option<MessageId>,
         body: Body,
         now: u64,
@@ -28,30 +28,29 @@ impl Engine {
         if to.state == ContactState::Blocked {
             return Err(EngineError::Blocked);
         }
-        let mut rng = rand::rng();
         let their_card = self.card_of(to)?;
         let content = Content {
-            id: id.unwrap_or_else(|| MessageId::new_v7(now, &mut rng)),
+            id: id.unwrap_or_else(|| MessageId::new_v7(now, &mut self.rng)),
             sent_at_ms: now,
             body,
         };
         let plaintext = zeroize::Zeroizing::new(content.encode()?);
         let pickle_key = self.store.pickle_key();
         self.load_sessions(to.key)?;
-        let (identity, card) = (&self.identity, &self.card);
+        let (identity, card, rng) = (&self.identity, &self.card, &mut self.rng);
         let sessions = self
             .sessions
             .entry(to.key)
             .or_insert_with(|| PeerSessions::new(identity.key(), to.key));
         let session_message =
-            sessions.encrypt(identity, card, Some(&their_card), &plaintext, &mut rng)?;
-        let pickle = sessions.pickle(&pickle_key, &mut rng);
+            sessions.encrypt(identity, card, Some(&their_card), &plaintext, rng)?;
+        let pickle = sessions.pickle(&pickle_key, rng);
         let envelope = Envelope::seal(
             identity,
             their_card.identity(),
             &session_message,
             now / 1000 + MAIL_TTL_S,
-            &mut rng,
+            rng,
         )?;
         Ok((content, envelope, pickle))
     }
@@ -67,7 +66,7 @@ impl Engine {
         now: u64,
         write: impl FnOnce(
             &mut Batch<'_>,
-            &mut ContactRecord,
+            &mut ContactEntry,
             &Content,
             &Envelope,
             u64,
@@ -97,7 +96,7 @@ impl Engine {
         &mut self,
         to: &IdentityKey,
         text: &str,
-    ) -> Result<(MessageRecord, OutboxEntry), EngineError> {
+    ) -> Result<(Message, OutboxEntry), EngineError> {
         self.send_text_at(to, text, now_ms())
     }
 
@@ -107,7 +106,7 @@ impl Engine {
         to: &IdentityKey,
         text: &str,
         now_ms: u64,
-    ) -> Result<(MessageRecord, OutboxEntry), EngineError> {
+    ) -> Result<(Message, OutboxEntry), EngineError> {
         let (_, _, queued) = self.send_sealed(
             to,
             None,
@@ -127,7 +126,7 @@ impl Engine {
     pub fn send_texts(
         &mut self,
         texts: &[(IdentityKey, String)],
-    ) -> Vec<Result<(MessageRecord, OutboxEntry), EngineError>> {
+    ) -> Vec<Result<(Message, OutboxEntry), EngineError>> {
         self.send_texts_at(texts, now_ms())
     }
 
@@ -136,7 +135,7 @@ impl Engine {
         &mut self,
         texts: &[(IdentityKey, String)],
         now_ms: u64,
-    ) -> Vec<Result<(MessageRecord, OutboxEntry), EngineError>> {
+    ) -> Vec<Result<(Message, OutboxEntry), EngineError>> {
         let now = now_ms;
         if texts.len() <= 1 {
             return texts
@@ -211,7 +210,7 @@ impl Engine {
         to: &IdentityKey,
         text: &str,
         now: u64,
-    ) -> Result<(ContactRecord, Content, Envelope, Vec<u8>), EngineError> {
+    ) -> Result<(ContactEntry, Content, Envelope, Vec<u8>), EngineError> {
         let contact = self
             .store
             .contact(to)?
@@ -282,11 +281,7 @@ impl Engine {
 
     /// Sends a failed outgoing message again: the same id and text in a new envelope, back to `Sending`
     /// with a fresh outbox entry, in one commit. [`EngineError::NotRetryable`] for any other message.
-    pub fn retry(
-        &mut self,
-        contact: &IdentityKey,
-        id: &MessageId,
-    ) -> Result<MessageRecord, EngineError> {
+    pub fn retry(&mut self, contact: &IdentityKey, id: &MessageId) -> Result<Message, EngineError> {
         self.retry_at(contact, id, now_ms())
     }
 
@@ -296,11 +291,11 @@ impl Engine {
         contact: &IdentityKey,
         id: &MessageId,
         now_ms: u64,
-    ) -> Result<MessageRecord, EngineError> {
+    ) -> Result<Message, EngineError> {
         let message = self
             .store
             .message(contact, id)?
-            .filter(|m| m.outgoing && m.status == MessageStatus::Failed)
+            .filter(|m| m.outgoing() && m.status == MessageStatus::Failed)
             .ok_or(EngineError::NotRetryable)?;
         let (_, _, retried) = self.send_sealed(
             contact,
@@ -310,7 +305,7 @@ impl Engine {
             |batch, _, content, envelope, now| {
                 batch.update_message_status(contact, id, MessageStatus::Sending)?;
                 batch.outbox_enqueue(&outbox_entry(contact, content, envelope, now))?;
-                Ok(MessageRecord {
+                Ok(Message {
                     status: MessageStatus::Sending,
                     ..message
                 })
@@ -338,7 +333,7 @@ impl Engine {
         let mut changed = Vec::new();
         for id in ids {
             if let Some(m) = self.store.message(contact, id)?
-                && !m.outgoing
+                && !m.outgoing()
                 && m.status == MessageStatus::Received
                 && self
                     .store
@@ -381,25 +376,26 @@ pub(super) fn group_failed(reason: &str) -> StoreError {
 /// asked to talk accepts them.
 pub(super) fn write_text(
     batch: &mut Batch<'_>,
-    contact: &mut ContactRecord,
+    contact: &mut ContactEntry,
     content: &Content,
     envelope: &Envelope,
     now: u64,
     text: &str,
-) -> Result<(MessageRecord, OutboxEntry), StoreError> {
+) -> Result<(Message, OutboxEntry), StoreError> {
     let to = contact.key;
     if contact.state == ContactState::Requested {
         contact.state = ContactState::Accepted;
         batch.put_contact(contact)?;
     }
-    let message = MessageRecord {
+    let message = Message {
         id: content.id,
-        conversation: to,
-        outgoing: true,
+        conversation: to.into(),
+        sender: None,
         sent_at_ms: now,
         received_at_ms: now,
         text: text.to_owned(),
         status: MessageStatus::Sending,
+        recipients: Vec::new(),
     };
     let outbox = outbox_entry(&to, content, envelope, now);
     batch.insert_message(&message)?;

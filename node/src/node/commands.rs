@@ -148,7 +148,7 @@ impl EventLoop {
                     .and_then(|contact| Ok((contact, self.engine.retry(&contact, &id)?)));
                 match result {
                     Ok((contact, message)) => {
-                        let _ = reply.send(Ok(message.into()));
+                        let _ = reply.send(Ok(message));
                         self.flush_for(&contact);
                     }
                     Err(e) => {
@@ -164,7 +164,7 @@ impl EventLoop {
                 let _ = reply.send(result.map_err(NodeError::from));
             }
             Command::SetContactState { key, state, reply } => {
-                let result = self.engine.set_contact_state(&key, state.into());
+                let result = self.engine.set_contact_state(&key, state);
                 let _ = reply.send(result.map(Contact::from).map_err(NodeError::from));
             }
             Command::RenameContact { key, name, reply } => {
@@ -237,7 +237,7 @@ impl EventLoop {
         Ok(page
             .messages
             .into_iter()
-            .filter(|m| !m.outgoing && m.status == MessageStatus::Received)
+            .filter(|m| !m.outgoing() && m.status == MessageStatus::Received)
             .map(|m| m.id)
             .collect())
     }
@@ -296,9 +296,12 @@ impl EventLoop {
         let event = match event {
             Event::Listening { address } => api::Event::Listening { address },
             Event::MessageReceived { message } => {
-                let sender_name = self.name_of(&message.conversation);
+                let sender_name = match message.sender.or(message.conversation.direct()) {
+                    Some(sender) => self.name_of(&sender),
+                    None => String::new(),
+                };
                 api::Event::MessageReceived {
-                    message: message.into(),
+                    message,
                     sender_name,
                 }
             }
@@ -317,7 +320,7 @@ impl EventLoop {
                 conversation: ConversationId::Direct(contact),
                 title: self.name_of(&contact),
                 id,
-                status: status.into(),
+                status,
             },
             Event::Typing { contact, typing } => api::Event::Typing {
                 conversation: ConversationId::Direct(contact),

@@ -113,7 +113,7 @@ impl EventLoop {
         for ((_, _, reply), result) in sends.into_iter().zip(results) {
             match result {
                 Ok((message, entry)) => {
-                    let _ = reply.send(Ok(message.into()));
+                    let _ = reply.send(Ok(message));
                     self.deliver_now(entry);
                 }
                 Err(e) => {

@@ -116,10 +116,8 @@ impl EventLoop {
                 if let Some(contact) = request {
                     self.emit(Event::ContactRequest { contact });
                 }
-                if key_changed {
-                    self.emit(Event::KeyChanged {
-                        contact: message.conversation,
-                    });
+                if key_changed && let Some(contact) = message.sender {
+                    self.emit(Event::KeyChanged { contact });
                 }
                 self.emit(Event::MessageReceived { message });
             }

@@ -42,6 +42,8 @@ pub use crate::error::NodeError;
 pub use handle::Node;
 
 use crate::api::{self, NatStatus, NetStatus};
+use crate::api::{Message, MessageStatus};
+use crate::contact::ContactEntry;
 use crate::engine::{Engine, EngineError, ReceiveError, Received, Via, now_ms};
 use crate::mailbox::server::MailboxServer;
 use crate::mailbox::wire::{
@@ -51,7 +53,6 @@ use crate::net::{
     ClientBehaviour, ClientBehaviourEvent, EnvelopeAck, EnvelopeRequest, RejectReason, build_swarm,
 };
 use crate::outbox::OutboxEntry;
-use crate::store::{ContactRecord, MessageRecord, MessageStatus};
 use commands::Command;
 
 /// Commands waiting for the event loop.
@@ -84,11 +85,11 @@ pub(crate) enum Event {
     },
     /// A new message arrived and is stored.
     MessageReceived {
-        message: MessageRecord,
+        message: Message,
     },
     /// Someone not in the contacts wrote: accept or block them.
     ContactRequest {
-        contact: ContactRecord,
+        contact: ContactEntry,
     },
     /// A known contact's key changed: the verified mark was dropped.
     KeyChanged {

@@ -6,12 +6,12 @@ use redb::{ReadableTable, Table, TableHandle};
 use tern_protocol::{IdentityKey, MessageId};
 use zeroize::Zeroizing;
 
-use crate::api::ConversationId;
+use crate::api::{ConversationId, Message, MessageStatus};
 
 use super::batch::{Batch, Reader, get_open};
 use super::keys::{BLIND_LEN, Blind, Keys};
 use super::outbox::outbox_for_in;
-use super::records::{MessageRecord, MessageStatus};
+use super::records::MessageRecord;
 use super::{
     Bytes, CONV_MESSAGE_INDEX as MESSAGE_INDEX, CONV_MESSAGES as MESSAGES, CONV_UNREAD as UNREAD,
     OUTBOX_ROWS, SEEN, SEEN_RETENTION_MS, StoreError, corrupt,
@@ -22,12 +22,12 @@ const CURSOR_LEN: usize = 8 + BLIND_LEN;
 
 /// A position in a conversation (a message's time and row), for paging backwards: the api's opaque
 /// [`crate::api::Cursor`].
-pub type MessageCursor = crate::api::Cursor;
+pub(super) type MessageCursor = crate::api::Cursor;
 const _: () = assert!(CURSOR_LEN == crate::api::CURSOR_LEN);
 
 /// Some messages of a conversation, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessagePage {
+pub(super) struct MessagePage {
     /// The messages, oldest first.
     pub messages: Vec<MessageRecord>,
     /// Pass this as `before` for the next older page; `None` when there are no older messages.
@@ -36,7 +36,7 @@ pub struct MessagePage {
 
 /// A conversation in the conversation list.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConversationSummary {
+pub(super) struct ConversationSummary {
     /// The other party.
     pub conversation: IdentityKey,
     /// The newest message.
@@ -342,20 +342,24 @@ impl Batch<'_> {
     /// One message, as this transaction sees it.
     pub fn message(
         &self,
-        conversation: &IdentityKey,
+        conversation: impl Into<ConversationId>,
         id: &MessageId,
-    ) -> Result<Option<MessageRecord>, StoreError> {
-        let row = message_row(self.keys, &ConversationId::Direct(*conversation), id);
+    ) -> Result<Option<Message>, StoreError> {
+        let row = message_row(self.keys, &conversation.into(), id);
         match indexed_key(self.keys, &self.txn.open_table(MESSAGE_INDEX)?, &row)? {
             None => Ok(None),
-            Some(key) => message_at(self.keys, &self.txn.open_table(MESSAGES)?, &key),
+            Some(key) => Ok(
+                message_at(self.keys, &self.txn.open_table(MESSAGES)?, &key)?
+                    .map(MessageRecord::into_message),
+            ),
         }
     }
 
     /// Stores a message; `false` (and no change) if it is stored already or, for an incoming message, if
     /// the duplicate check has seen it. An incoming message is remembered in the duplicate check for
     /// [`super::SEEN_RETENTION_MS`] after it arrived, even if it is later deleted.
-    pub fn insert_message(&mut self, message: &MessageRecord) -> Result<bool, StoreError> {
+    pub fn insert_message(&mut self, message: &Message) -> Result<bool, StoreError> {
+        let message = &MessageRecord::from_message(message)?;
         let seen_row = self.keys.blind(
             Blind::Seen,
             &[message.conversation.as_bytes(), &message.id.0],
@@ -391,11 +395,11 @@ impl Batch<'_> {
     /// unknown or the move is not allowed.
     pub fn update_message_status(
         &mut self,
-        conversation: &IdentityKey,
+        conversation: impl Into<ConversationId>,
         id: &MessageId,
         status: MessageStatus,
     ) -> Result<bool, StoreError> {
-        let row = message_row(self.keys, &ConversationId::Direct(*conversation), id);
+        let row = message_row(self.keys, &conversation.into(), id);
         let Some(key) = indexed_key(self.keys, &self.txn.open_table(MESSAGE_INDEX)?, &row)? else {
             return Ok(false);
         };
@@ -422,8 +426,13 @@ impl Batch<'_> {
     /// Deletes every message of a conversation (with its index and unread rows) and every outbox entry
     /// addressed to it. Returns how many messages were deleted. The duplicate check keeps its entries, so
     /// a late copy of a deleted message is still dropped.
-    pub fn delete_conversation(&mut self, conversation: &IdentityKey) -> Result<u64, StoreError> {
-        let conv = conv_blind(self.keys, &ConversationId::Direct(*conversation));
+    pub fn delete_conversation(
+        &mut self,
+        conversation: impl Into<ConversationId>,
+    ) -> Result<u64, StoreError> {
+        let conversation = conversation.into();
+        let ConversationId::Direct(contact) = &conversation;
+        let conv = conv_blind(self.keys, &conversation);
         let (lo, hi) = prefix_bounds(&conv);
         let keys: Vec<[u8; MESSAGE_KEY_LEN]> = {
             let messages = self.txn.open_table(MESSAGES)?;
@@ -450,7 +459,7 @@ impl Batch<'_> {
         let doomed: Vec<MessageId> = outbox_for_in(
             self.keys,
             &self.txn.open_table(OUTBOX_ROWS)?,
-            conversation,
+            contact,
             usize::MAX,
         )?
         .into_iter()

@@ -31,12 +31,12 @@
 //! |-----------------|-------------------------------------------------------------|----------------------------|
 //! | `meta`          | `"format"`, `"keyslot"`                                     | plain: `[2]`, key slot     |
 //! | `vault`         | `"identity"`, `"own_card"`                                  | sealed bytes               |
-//! | `contacts`      | `blind(contact, identity key)`                              | sealed [`ContactRecord`]   |
+//! | `contacts`      | `blind(contact, identity key)`                              | sealed contact record     |
 //! | `sessions`      | `blind(contact, identity key)`                              | sealed session pickle      |
-//! | `conversation_messages` | `conv(c) ‖ u64 BE sort_ms ‖ row(c, id)`             | sealed [`MessageRecord`] (v2: conversation and sender) |
+//! | `conversation_messages` | `conv(c) ‖ u64 BE sort_ms ‖ row(c, id)`             | sealed message record (v2: conversation and sender) |
 //! | `conversation_message_index` | `row(c, id)`                                   | sealed `conversation_messages` key |
 //! | `conversation_unread` | a `conversation_messages` key of an unread incoming message | empty               |
-//! | `outbox_by_recipient` | `blind(contact, recipient) ‖ u64 BE created_ms ‖ out(id)` | sealed [`crate::outbox::OutboxEntry`]    |
+//! | `outbox_by_recipient` | `blind(contact, recipient) ‖ u64 BE created_ms ‖ out(id)` | sealed outbox record       |
 //! | `outbox_due`    | `u64 BE next_attempt_ms ‖ u64 BE created_ms ‖ out(id)`      | sealed `outbox_by_recipient` key |
 //! | `outbox_index`  | `out(id)`                                                   | sealed `outbox_by_recipient` key |
 //! | `seen`          | `blind(seen, sender ‖ message id)`                          | sealed u64 BE expiry (ms)  |
@@ -117,14 +117,10 @@ pub use kdf::{
     Password, SALT_LEN,
 };
 pub use keys::BLIND_LEN;
-pub use messages::{ConversationSummary, MessageCursor, MessagePage};
+
 pub use migrate::MIGRATING_FILE;
 pub use reader::{KeySlotUpdate, StoreReader};
-pub(crate) use reader::{contact_from_record, message_from_record, status_to_api};
-pub use records::{
-    ContactRecord, ContactState, MAX_CARD_LEN, MAX_ENVELOPE_LEN, MAX_LOCAL_NAME_LEN, MAX_TEXT_LEN,
-    MESSAGE_RECORD_VERSION, MessageRecord, MessageStatus, RECORD_VERSION,
-};
+pub use records::{MAX_CARD_LEN, MAX_ENVELOPE_LEN, MAX_LOCAL_NAME_LEN, MAX_TEXT_LEN};
 
 use keys::Keys;
 
@@ -219,6 +215,10 @@ pub enum StoreError {
         /// The version this build reads.
         supported: u8,
     },
+    /// A value this store format has no row for (a message whose sender or recipients do not fit its
+    /// conversation).
+    #[error("cannot store this: {0}")]
+    Unsupported(&'static str),
     /// Argon2id parameters outside the accepted bounds.
     #[error("invalid key derivation parameters: {0}")]
     InvalidKdfParams(&'static str),

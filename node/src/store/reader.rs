@@ -6,16 +6,16 @@
 use std::sync::Arc;
 
 use redb::Database;
-use tern_protocol::{ContactCard, IdentityKey, MessageId};
+use tern_protocol::{IdentityKey, MessageId};
 use zeroize::Zeroizing;
 
 use super::batch::Reader;
 use super::kdf::{KeySlot, Password};
 use super::keys::Keys;
 use super::profile::read_keyslot;
-use super::records::{self, ContactRecord, MessageRecord};
+use super::records::MessageRecord;
 use super::{MAX_SEARCH_RESULTS, StoreError};
-use crate::api::{self, Contact, Conversation, ConversationId, Cursor, Message, Page};
+use crate::api::{Contact, Conversation, ConversationId, Cursor, Message, Page};
 
 /// A read-only handle on an open profile: cheap to clone, `Send + Sync`, meant for
 /// `tokio::task::spawn_blocking` while the event loop keeps writing through [`super::Store`]. Every call
@@ -56,17 +56,12 @@ impl StoreReader {
 
     /// Every contact, oldest first.
     pub fn contacts(&self) -> Result<Vec<Contact>, StoreError> {
-        Ok(self
-            .read()?
-            .contacts()?
-            .iter()
-            .map(contact_from_record)
-            .collect())
+        Ok(self.read()?.contacts()?.iter().map(Contact::from).collect())
     }
 
     /// The contact with this identity key, if any.
     pub fn contact(&self, key: &IdentityKey) -> Result<Option<Contact>, StoreError> {
-        Ok(self.read()?.contact(key)?.as_ref().map(contact_from_record))
+        Ok(self.read()?.contact(key)?.as_ref().map(Contact::from))
     }
 
     /// Every conversation with its last message and unread count, most recent first. A 1:1
@@ -82,7 +77,7 @@ impl StoreReader {
             out.push(Conversation {
                 id: ConversationId::Direct(summary.conversation),
                 title,
-                last: message_from_record(summary.last),
+                last: summary.last.into_message(),
                 unread: summary.unread,
             });
         }
@@ -100,7 +95,11 @@ impl StoreReader {
             .read()?
             .conversation_page(conversation, before.as_ref(), limit)?;
         Ok(Page {
-            messages: page.messages.into_iter().map(message_from_record).collect(),
+            messages: page
+                .messages
+                .into_iter()
+                .map(MessageRecord::into_message)
+                .collect(),
             older: page.older,
         })
     }
@@ -114,7 +113,7 @@ impl StoreReader {
         Ok(self
             .read()?
             .message(conversation, id)?
-            .map(message_from_record))
+            .map(MessageRecord::into_message))
     }
 
     /// Unread incoming messages in a conversation.
@@ -129,7 +128,7 @@ impl StoreReader {
             .read()?
             .search(needle, limit.min(MAX_SEARCH_RESULTS))?
             .into_iter()
-            .map(message_from_record)
+            .map(MessageRecord::into_message)
             .collect())
     }
 
@@ -156,52 +155,5 @@ impl StoreReader {
         Ok(KeySlotUpdate {
             slot: new_slot.encode(),
         })
-    }
-}
-
-/// A stored contact as the user sees it. The card's display name is empty if the card does not decode
-/// (it was checked when stored).
-pub(crate) fn contact_from_record(record: &ContactRecord) -> Contact {
-    let card_name = ContactCard::decode(&record.card)
-        .map(|card| card.display_name().to_owned())
-        .unwrap_or_default();
-    Contact {
-        key: record.key,
-        name: record.local_name.clone(),
-        card_name,
-        state: match record.state {
-            records::ContactState::Accepted => api::ContactState::Accepted,
-            records::ContactState::Requested => api::ContactState::Requested,
-            records::ContactState::Blocked => api::ContactState::Blocked,
-        },
-        verified: record.verified,
-        key_changed: record.key_changed,
-        added_ms: record.added_ms,
-    }
-}
-
-/// A stored message as the user sees it.
-pub(crate) fn message_from_record(record: MessageRecord) -> Message {
-    Message {
-        id: record.id,
-        conversation: ConversationId::Direct(record.conversation),
-        sender: (!record.outgoing).then_some(record.conversation),
-        sent_at_ms: record.sent_at_ms,
-        received_at_ms: record.received_at_ms,
-        status: status_to_api(record.status),
-        text: record.text,
-        recipients: Vec::new(),
-    }
-}
-
-pub(crate) fn status_to_api(status: records::MessageStatus) -> api::MessageStatus {
-    use records::MessageStatus as S;
-    match status {
-        S::Sending => api::MessageStatus::Sending,
-        S::Sent => api::MessageStatus::Sent,
-        S::Delivered => api::MessageStatus::Delivered,
-        S::Read => api::MessageStatus::Read,
-        S::Failed => api::MessageStatus::Failed,
-        S::Received => api::MessageStatus::Received,
     }
 }

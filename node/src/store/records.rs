@@ -3,6 +3,10 @@
 //! Every record starts with a version byte, every variable-length field has a named bound, booleans are one
 //! byte `0` or `1`, and trailing bytes are rejected. Integers are big-endian (tern_protocol's codec).
 //!
+//! These encodings are the store's own: nothing outside `crate::store` sees a record. The store takes and
+//! returns the node's nouns ([`crate::contact::ContactEntry`], [`crate::outbox::OutboxEntry`]) and the
+//! api's ([`crate::api::Message`]).
+//!
 //! ```text
 //! ContactRecord v1: u8 1 || key[32] || u16 len || card || u16 len || local_name (UTF-8) || u8 verified
 //!                   || u8 state || u8 key_changed || u64 added_ms
@@ -21,7 +25,8 @@ use tern_protocol::codec::{DecodeError, Reader, Writer};
 use tern_protocol::{IdentityKey, MessageId};
 
 use super::StoreError;
-use crate::api::{CONVERSATION_ID_LEN, ConversationId};
+use crate::api::{CONVERSATION_ID_LEN, ContactState, ConversationId, Message, MessageStatus};
+pub(crate) use crate::contact::ContactEntry as ContactRecord;
 pub(crate) use crate::outbox::OutboxEntry as OutboxRecord;
 
 /// Version byte of the contact and outbox record encodings this build writes.
@@ -98,86 +103,29 @@ fn identity_key(r: &mut Reader<'_>, field: &'static str) -> Result<IdentityKey, 
     Ok(key)
 }
 
-/// Where a contact stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ContactState {
-    /// A contact the user added or accepted.
-    Accepted,
-    /// Someone who wrote first and has not been accepted yet (a message request).
-    Requested,
-    /// Blocked: their messages are dropped.
-    Blocked,
-}
-
-impl ContactState {
-    fn to_u8(self) -> u8 {
-        match self {
-            Self::Accepted => 1,
-            Self::Requested => 2,
-            Self::Blocked => 3,
-        }
-    }
-
-    fn from_u8(v: u8) -> Result<Self, DecodeError> {
-        match v {
-            1 => Ok(Self::Accepted),
-            2 => Ok(Self::Requested),
-            3 => Ok(Self::Blocked),
-            _ => Err(DecodeError::Invalid {
-                field: "contact state",
-                reason: "unknown state",
-            }),
-        }
+fn state_to_u8(state: ContactState) -> u8 {
+    match state {
+        ContactState::Accepted => 1,
+        ContactState::Requested => 2,
+        ContactState::Blocked => 3,
     }
 }
 
-/// A contact as the store keeps it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ContactRecord {
-    /// The contact's identity key; the record's row is its blind index.
-    pub key: IdentityKey,
-    /// The contact's latest encoded `ContactCard` (at most [`MAX_CARD_LEN`] bytes).
-    pub card: Vec<u8>,
-    /// The name the user gave the contact (at most [`MAX_LOCAL_NAME_LEN`] bytes).
-    pub local_name: String,
-    /// The user compared safety numbers.
-    pub verified: bool,
-    /// Accepted, requested or blocked.
-    pub state: ContactState,
-    /// The contact's identity key changed since it was verified or first seen.
-    pub key_changed: bool,
-    /// When the contact was added, unix milliseconds.
-    pub added_ms: u64,
-}
-
-impl fmt::Debug for ContactRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The local name is private: show only its length.
-        let Self {
-            key,
-            card,
-            local_name,
-            verified,
-            state,
-            key_changed,
-            added_ms,
-        } = self;
-        f.debug_struct("ContactRecord")
-            .field("key", key)
-            .field("card_len", &card.len())
-            .field("local_name_len", &local_name.len())
-            .field("verified", verified)
-            .field("state", state)
-            .field("key_changed", key_changed)
-            .field("added_ms", added_ms)
-            .finish()
+fn state_from_u8(v: u8) -> Result<ContactState, DecodeError> {
+    match v {
+        1 => Ok(ContactState::Accepted),
+        2 => Ok(ContactState::Requested),
+        3 => Ok(ContactState::Blocked),
+        _ => Err(DecodeError::Invalid {
+            field: "contact state",
+            reason: "unknown state",
+        }),
     }
 }
 
 impl ContactRecord {
     /// Encodes the record, refusing fields over their bounds.
-    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+    pub(in crate::store) fn encode(&self) -> Result<Vec<u8>, StoreError> {
         check_len("contact card", self.card.len(), MAX_CARD_LEN)?;
         check_len("local name", self.local_name.len(), MAX_LOCAL_NAME_LEN)?;
         let mut w = Writer::with_capacity(64 + self.card.len() + self.local_name.len());
@@ -186,21 +134,21 @@ impl ContactRecord {
             .bytes_u16(&self.card)
             .bytes_u16(self.local_name.as_bytes())
             .u8(u8::from(self.verified))
-            .u8(self.state.to_u8())
+            .u8(state_to_u8(self.state))
             .u8(u8::from(self.key_changed))
             .u64(self.added_ms);
         Ok(w.into_vec())
     }
 
     /// Decodes a record written by [`Self::encode`].
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    pub(in crate::store) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         version(&mut r, "contact record")?;
         let key = identity_key(&mut r, "contact key")?;
         let card = r.bytes_u16("contact card", MAX_CARD_LEN)?.to_vec();
         let local_name = utf8(r.bytes_u16("local name", MAX_LOCAL_NAME_LEN)?, "local name")?;
         let verified = flag(&mut r, "verified")?;
-        let state = ContactState::from_u8(r.u8("contact state")?)?;
+        let state = state_from_u8(r.u8("contact state")?)?;
         let key_changed = flag(&mut r, "key changed")?;
         let added_ms = r.u64("added at")?;
         r.finish()?;
@@ -216,63 +164,35 @@ impl ContactRecord {
     }
 }
 
-/// Where a message stands. Outgoing messages move `Sending → Sent → Delivered → Read` (or to `Failed`);
-/// incoming ones are `Received` until the user reads them (`Read`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum MessageStatus {
-    /// Outgoing, not yet handed to the peer or a mailbox.
-    Sending,
-    /// Outgoing, handed to the peer or a mailbox.
-    Sent,
-    /// Outgoing, the recipient's device acknowledged it.
-    Delivered,
-    /// Outgoing: the recipient read it. Incoming: the user read it.
-    Read,
-    /// Outgoing, given up on.
-    Failed,
-    /// Incoming, not read yet.
-    Received,
+pub(super) fn status_to_u8(status: MessageStatus) -> u8 {
+    match status {
+        MessageStatus::Sending => 1,
+        MessageStatus::Sent => 2,
+        MessageStatus::Delivered => 3,
+        MessageStatus::Read => 4,
+        MessageStatus::Failed => 5,
+        MessageStatus::Received => 6,
+    }
 }
 
-impl MessageStatus {
-    fn to_u8(self) -> u8 {
-        match self {
-            Self::Sending => 1,
-            Self::Sent => 2,
-            Self::Delivered => 3,
-            Self::Read => 4,
-            Self::Failed => 5,
-            Self::Received => 6,
-        }
-    }
-
-    fn from_u8(v: u8) -> Result<Self, DecodeError> {
-        match v {
-            1 => Ok(Self::Sending),
-            2 => Ok(Self::Sent),
-            3 => Ok(Self::Delivered),
-            4 => Ok(Self::Read),
-            5 => Ok(Self::Failed),
-            6 => Ok(Self::Received),
-            _ => Err(DecodeError::Invalid {
-                field: "message status",
-                reason: "unknown status",
-            }),
-        }
-    }
-
-    /// Whether a message in this status may move to `next`. Statuses never move backwards, so receipts
-    /// that arrive out of order (read before delivered) do no harm; a failed message may be retried.
-    pub fn can_become(self, next: Self, outgoing: bool) -> bool {
-        // The rule is the api's, which the app applies to what it shows.
-        super::status_to_api(self).can_become(super::status_to_api(next), outgoing)
+fn status_from_u8(v: u8) -> Result<MessageStatus, DecodeError> {
+    match v {
+        1 => Ok(MessageStatus::Sending),
+        2 => Ok(MessageStatus::Sent),
+        3 => Ok(MessageStatus::Delivered),
+        4 => Ok(MessageStatus::Read),
+        5 => Ok(MessageStatus::Failed),
+        6 => Ok(MessageStatus::Received),
+        _ => Err(DecodeError::Invalid {
+            field: "message status",
+            reason: "unknown status",
+        }),
     }
 }
 
 /// A message as the store keeps it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct MessageRecord {
+pub(in crate::store) struct MessageRecord {
     /// The message id (UUIDv7) from the sender.
     pub id: MessageId,
     /// The other party of the conversation (the sender of an incoming message, the recipient of an
@@ -317,7 +237,7 @@ impl fmt::Debug for MessageRecord {
 impl MessageRecord {
     /// The time the message is ordered by in its conversation: when it was sent for outgoing messages,
     /// when it arrived for incoming ones (a sender's clock is not trusted for ordering).
-    pub fn sort_ms(&self) -> u64 {
+    pub(in crate::store) fn sort_ms(&self) -> u64 {
         if self.outgoing {
             self.sent_at_ms
         } else {
@@ -326,7 +246,7 @@ impl MessageRecord {
     }
 
     /// Encodes the record (format 2), refusing text over [`MAX_TEXT_LEN`].
-    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+    pub(in crate::store) fn encode(&self) -> Result<Vec<u8>, StoreError> {
         check_len("text", self.text.len(), MAX_TEXT_LEN)?;
         let conversation = ConversationId::Direct(self.conversation).to_bytes();
         let mut w = Writer::with_capacity(120 + self.text.len());
@@ -340,14 +260,14 @@ impl MessageRecord {
         }
         w.u64(self.sent_at_ms)
             .u64(self.received_at_ms)
-            .u8(self.status.to_u8())
+            .u8(status_to_u8(self.status))
             .bytes_u32(self.text.as_bytes());
         Ok(w.into_vec())
     }
 
     /// Decodes a record written by [`Self::encode`]. This build keeps only 1:1 conversations, whose
     /// incoming messages come from the contact; any other sender is reported as invalid.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    pub(in crate::store) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         version_is(&mut r, "message record", MESSAGE_RECORD_VERSION)?;
         let id = MessageId(r.array("message id")?);
@@ -382,7 +302,7 @@ impl MessageRecord {
     ) -> Result<Self, DecodeError> {
         let sent_at_ms = r.u64("sent at")?;
         let received_at_ms = r.u64("received at")?;
-        let status = MessageStatus::from_u8(r.u8("message status")?)?;
+        let status = status_from_u8(r.u8("message status")?)?;
         let text = utf8(r.bytes_u32("text", MAX_TEXT_LEN)?, "text")?;
         r.finish()?;
         Ok(Self {
@@ -404,6 +324,43 @@ impl MessageRecord {
         let conversation = identity_key(&mut r, "conversation")?;
         let outgoing = flag(&mut r, "outgoing")?;
         Self::decode_rest(r, id, conversation, outgoing)
+    }
+}
+
+impl MessageRecord {
+    /// The row for an api message. A 1:1 message's sender is the conversation's contact (or this
+    /// profile); anything else has no row in this format.
+    pub(in crate::store) fn from_message(message: &Message) -> Result<Self, StoreError> {
+        let ConversationId::Direct(contact) = message.conversation;
+        if message.sender.is_some_and(|sender| sender != contact) || !message.recipients.is_empty()
+        {
+            return Err(StoreError::Unsupported(
+                "a 1:1 message is written by this profile or by the contact, with no recipient list",
+            ));
+        }
+        Ok(Self {
+            id: message.id,
+            conversation: contact,
+            outgoing: message.sender.is_none(),
+            sent_at_ms: message.sent_at_ms,
+            received_at_ms: message.received_at_ms,
+            text: message.text.clone(),
+            status: message.status,
+        })
+    }
+
+    /// The message as the api shows it.
+    pub(in crate::store) fn into_message(self) -> Message {
+        Message {
+            id: self.id,
+            conversation: ConversationId::Direct(self.conversation),
+            sender: (!self.outgoing).then_some(self.conversation),
+            sent_at_ms: self.sent_at_ms,
+            received_at_ms: self.received_at_ms,
+            status: self.status,
+            text: self.text,
+            recipients: Vec::new(),
+        }
     }
 }
 

@@ -7,8 +7,9 @@ use rand_chacha::ChaCha20Rng;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use tern_protocol::{EnvelopeId, Identity, IdentityKey, MessageId};
 
-use super::records::OutboxRecord;
+use super::records::{ContactRecord, OutboxRecord};
 use super::*;
+use crate::api::{self, ContactState, ConversationId, Message, MessageStatus, Page};
 
 fn key(seed: u64) -> IdentityKey {
     Identity::generate(&mut ChaCha20Rng::seed_from_u64(seed), 0).key()
@@ -30,15 +31,16 @@ fn contact(seed: u64) -> ContactRecord {
     }
 }
 
-fn incoming(conversation: IdentityKey, n: u8, at_ms: u64) -> MessageRecord {
-    MessageRecord {
+fn incoming(conversation: IdentityKey, n: u8, at_ms: u64) -> Message {
+    Message {
         id: MessageId([n; 16]),
-        conversation,
-        outgoing: false,
+        conversation: conversation.into(),
+        sender: Some(conversation),
         sent_at_ms: at_ms,
         received_at_ms: at_ms,
         text: format!("message {n}"),
         status: MessageStatus::Received,
+        recipients: Vec::new(),
     }
 }
 
@@ -65,15 +67,15 @@ fn a_message_delivered_twice_is_stored_once() {
     assert!(store.insert_message(&message).unwrap());
     assert!(!store.insert_message(&message).unwrap());
     // Same id, different text and time: still the same message.
-    let again = MessageRecord {
+    let again = Message {
         text: "forged".into(),
         received_at_ms: 5000,
         ..message.clone()
     };
     assert!(!store.insert_message(&again).unwrap());
-    let page = store.conversation_page(&alice, None, 10).unwrap();
+    let page = store.conversation_page(alice, None, 10).unwrap();
     assert_eq!(page.messages, vec![message.clone()]);
-    assert_eq!(store.unread_count(&alice).unwrap(), 1);
+    assert_eq!(store.unread_count(alice).unwrap(), 1);
     assert!(store.is_seen(&alice, &message.id).unwrap());
     // The same id from someone else is a different message.
     assert!(store.insert_message(&incoming(key(2), 1, 1000)).unwrap());
@@ -85,7 +87,7 @@ fn a_message_delivered_twice_is_stored_once() {
     assert_eq!(inserted, (true, false));
     assert_eq!(
         store
-            .conversation_page(&alice, None, 10)
+            .conversation_page(alice, None, 10)
             .unwrap()
             .messages
             .len(),
@@ -126,32 +128,32 @@ fn conversation_pages_run_newest_first_backwards_in_time() {
             Ok(())
         })
         .unwrap();
-    let page = store.conversation_page(&alice, None, 3).unwrap();
-    let at = |p: &MessagePage| {
+    let page = store.conversation_page(alice, None, 3).unwrap();
+    let at = |p: &Page| {
         p.messages
             .iter()
             .map(|m| m.received_at_ms)
             .collect::<Vec<_>>()
     };
     assert_eq!(at(&page), [50, 60, 70]);
-    assert!(page.messages.iter().all(|m| m.conversation == alice));
-    let page = store
-        .conversation_page(&alice, page.older.as_ref(), 3)
-        .unwrap();
+    assert!(
+        page.messages
+            .iter()
+            .all(|m| m.conversation == ConversationId::Direct(alice))
+    );
+    let page = store.conversation_page(alice, page.older, 3).unwrap();
     assert_eq!(at(&page), [20, 30, 40]);
-    let last = store
-        .conversation_page(&alice, page.older.as_ref(), 3)
-        .unwrap();
+    let last = store.conversation_page(alice, page.older, 3).unwrap();
     assert_eq!(at(&last), [10]);
     assert_eq!(last.older, None);
     // An exact fit reports no older page.
-    let all = store.conversation_page(&alice, None, 7).unwrap();
+    let all = store.conversation_page(alice, None, 7).unwrap();
     assert_eq!(all.messages.len(), 7);
     assert_eq!(all.older, None);
 
     let list = store.conversations().unwrap();
     assert_eq!(list.len(), 2);
-    assert_eq!(list[0].conversation, bob);
+    assert_eq!(list[0].id, ConversationId::Direct(bob));
     assert_eq!(list[0].last.received_at_ms, 71);
     assert_eq!(list[1].last.received_at_ms, 70);
     assert_eq!(list[1].unread, 7);
@@ -164,44 +166,44 @@ fn status_updates_move_forward_and_clear_unread() {
     let alice = key(1);
     let message = incoming(alice, 1, 1000);
     store.insert_message(&message).unwrap();
-    assert_eq!(store.unread_count(&alice).unwrap(), 1);
+    assert_eq!(store.unread_count(alice).unwrap(), 1);
     assert!(
         store
-            .update_message_status(&alice, &message.id, MessageStatus::Read)
+            .update_message_status(alice, &message.id, MessageStatus::Read)
             .unwrap()
     );
-    assert_eq!(store.unread_count(&alice).unwrap(), 0);
+    assert_eq!(store.unread_count(alice).unwrap(), 0);
     assert!(
         !store
-            .update_message_status(&alice, &message.id, MessageStatus::Received)
+            .update_message_status(alice, &message.id, MessageStatus::Received)
             .unwrap()
     );
     // Unknown message, or the right id in the wrong conversation.
     assert!(
         !store
-            .update_message_status(&key(2), &message.id, MessageStatus::Read)
+            .update_message_status(key(2), &message.id, MessageStatus::Read)
             .unwrap()
     );
 
-    let sent = MessageRecord {
+    let sent = Message {
         id: MessageId([9; 16]),
-        outgoing: true,
+        sender: None,
         status: MessageStatus::Sending,
         ..message
     };
     assert!(store.insert_message(&sent).unwrap());
     assert!(
         store
-            .update_message_status(&alice, &sent.id, MessageStatus::Read)
+            .update_message_status(alice, &sent.id, MessageStatus::Read)
             .unwrap()
     );
     assert!(
         !store
-            .update_message_status(&alice, &sent.id, MessageStatus::Delivered)
+            .update_message_status(alice, &sent.id, MessageStatus::Delivered)
             .unwrap()
     );
     assert_eq!(
-        store.message(&alice, &sent.id).unwrap().unwrap().status,
+        store.message(alice, &sent.id).unwrap().unwrap().status,
         MessageStatus::Read
     );
 }
@@ -266,7 +268,7 @@ fn a_failed_batch_writes_nothing() {
         .transaction(|b| {
             b.insert_message(&incoming(alice, 1, 1))?;
             b.put_contact(&contact(1))?;
-            b.insert_message(&MessageRecord {
+            b.insert_message(&Message {
                 text: "x".repeat(MAX_TEXT_LEN + 1),
                 ..incoming(alice, 2, 2)
             })
@@ -274,12 +276,7 @@ fn a_failed_batch_writes_nothing() {
         .unwrap_err();
     assert!(matches!(err, StoreError::TooLong { field: "text", .. }));
     assert!(store.contact(&alice).unwrap().is_none());
-    assert!(
-        store
-            .message(&alice, &MessageId([1; 16]))
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.message(alice, &MessageId([1; 16])).unwrap().is_none());
     assert!(!store.is_seen(&alice, &MessageId([1; 16])).unwrap());
 }
 
@@ -411,11 +408,11 @@ fn values_swapped_between_rows_fail_to_open() {
     assert!(matches!(s.contact(&key(1)), Err(StoreError::Corrupt(_))));
     assert!(matches!(s.contacts(), Err(StoreError::Corrupt(_))));
     assert!(matches!(
-        s.message(&key(1), &MessageId([1; 16])),
+        s.message(key(1), &MessageId([1; 16])),
         Err(StoreError::Corrupt(_))
     ));
     assert!(matches!(
-        s.conversation_page(&key(1), None, 10),
+        s.conversation_page(key(1), None, 10),
         Err(StoreError::Corrupt(_))
     ));
 }
@@ -525,8 +522,14 @@ fn search_finds_text_in_every_conversation_newest_first_ignoring_case() {
         expected,
         "every match, newest first"
     );
-    assert!(hits.iter().any(|m| m.conversation == alice));
-    assert!(hits.iter().any(|m| m.conversation == bob));
+    assert!(
+        hits.iter()
+            .any(|m| m.conversation == ConversationId::Direct(alice))
+    );
+    assert!(
+        hits.iter()
+            .any(|m| m.conversation == ConversationId::Direct(bob))
+    );
     // Non-ASCII text is folded too; the limit keeps the newest.
     let cafe = store.search("café", 3).unwrap();
     assert_eq!(
@@ -558,27 +561,27 @@ fn deleting_a_conversation_removes_its_messages_unread_marks_and_outbox_only() {
     store.outbox_enqueue(&for_gone).unwrap();
     store.outbox_enqueue(&for_kept).unwrap();
 
-    assert_eq!(store.delete_conversation(&gone).unwrap(), 5);
+    assert_eq!(store.delete_conversation(gone).unwrap(), 5);
 
     assert!(
         store
-            .conversation_page(&gone, None, 10)
+            .conversation_page(gone, None, 10)
             .unwrap()
             .messages
             .is_empty()
     );
-    assert_eq!(store.unread_count(&gone).unwrap(), 0);
-    assert!(store.message(&gone, &MessageId([0; 16])).unwrap().is_none());
+    assert_eq!(store.unread_count(gone).unwrap(), 0);
+    assert!(store.message(gone, &MessageId([0; 16])).unwrap().is_none());
     assert_eq!(store.conversations().unwrap().len(), 1);
     assert_eq!(
         store
-            .conversation_page(&kept, None, 10)
+            .conversation_page(kept, None, 10)
             .unwrap()
             .messages
             .len(),
         5
     );
-    assert_eq!(store.unread_count(&kept).unwrap(), 5);
+    assert_eq!(store.unread_count(kept).unwrap(), 5);
     let left: Vec<_> = store
         .outbox()
         .unwrap()
@@ -726,7 +729,7 @@ fn the_outbox_is_read_by_recipient_and_by_due_time() {
     assert_eq!(ids(store.outbox_for(&a, 10).unwrap()), vec![1]);
     assert_eq!(store.outbox_len().unwrap(), 3);
     // Deleting a's conversation drops a's entries only.
-    store.delete_conversation(&a).unwrap();
+    store.delete_conversation(a).unwrap();
     assert_eq!(ids(store.outbox_due(u64::MAX, 10).unwrap()), vec![4, 2]);
 }
 
@@ -798,4 +801,38 @@ fn a_password_change_split_in_a_slow_and_a_fast_step() {
         Err(StoreError::WrongPassword)
     ));
     Store::open(dir.path(), &"new".into()).unwrap();
+}
+
+#[test]
+fn a_message_whose_sender_is_not_the_conversations_contact_has_no_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    let (alice, mallory) = (key(1), key(2));
+    let forged = Message {
+        sender: Some(mallory),
+        ..incoming(alice, 1, 1000)
+    };
+    assert!(matches!(
+        store.insert_message(&forged),
+        Err(StoreError::Unsupported(_))
+    ));
+    let with_recipients = Message {
+        recipients: vec![api::RecipientStatus {
+            member: mallory,
+            status: MessageStatus::Sent,
+        }],
+        sender: None,
+        ..incoming(alice, 2, 1000)
+    };
+    assert!(matches!(
+        store.insert_message(&with_recipients),
+        Err(StoreError::Unsupported(_))
+    ));
+    assert!(
+        store
+            .conversation_page(alice, None, 10)
+            .unwrap()
+            .messages
+            .is_empty()
+    );
 }

@@ -4,14 +4,11 @@
 use tern_protocol::{EnvelopeId, IdentityKey, MessageId};
 use zeroize::Zeroizing;
 
-use crate::api::ConversationId;
+use crate::api::{Conversation, ConversationId, Cursor, Message, MessageStatus, Page};
 
 use super::batch::Reader;
-use super::records::OutboxRecord;
-use super::{
-    ContactRecord, ConversationSummary, MAX_SEARCH_RESULTS, MessageCursor, MessagePage,
-    MessageRecord, MessageStatus, Store, StoreError, VaultItem,
-};
+use super::records::{ContactRecord, OutboxRecord};
+use super::{Store, StoreError, VaultItem};
 
 impl Store {
     fn read(&self) -> Result<Reader<'_>, StoreError> {
@@ -86,7 +83,7 @@ impl Store {
 
     /// Stores a message; `false` if it was already stored (or, for an incoming message, already seen), in
     /// which case nothing changes. Durable on return.
-    pub fn insert_message(&mut self, message: &MessageRecord) -> Result<bool, StoreError> {
+    pub fn insert_message(&mut self, message: &Message) -> Result<bool, StoreError> {
         self.transaction(|b| b.insert_message(message))
     }
 
@@ -94,54 +91,56 @@ impl Store {
     /// unknown or the move is not allowed. Durable on return.
     pub fn update_message_status(
         &mut self,
-        conversation: &IdentityKey,
+        conversation: impl Into<ConversationId>,
         id: &MessageId,
         status: MessageStatus,
     ) -> Result<bool, StoreError> {
+        let conversation = conversation.into();
         self.transaction(|b| b.update_message_status(conversation, id, status))
     }
 
     /// One message, if stored.
     pub fn message(
         &self,
-        conversation: &IdentityKey,
+        conversation: impl Into<ConversationId>,
         id: &MessageId,
-    ) -> Result<Option<MessageRecord>, StoreError> {
-        self.read()?
-            .message(&ConversationId::Direct(*conversation), id)
+    ) -> Result<Option<Message>, StoreError> {
+        self.reader().message(&conversation.into(), id)
     }
 
     /// The newest `limit` messages of a conversation before `before` (or the newest of all), oldest first.
     pub fn conversation_page(
         &self,
-        conversation: &IdentityKey,
-        before: Option<&MessageCursor>,
+        conversation: impl Into<ConversationId>,
+        before: Option<Cursor>,
         limit: usize,
-    ) -> Result<MessagePage, StoreError> {
-        self.read()?
-            .conversation_page(&ConversationId::Direct(*conversation), before, limit)
+    ) -> Result<Page, StoreError> {
+        self.reader().page(&conversation.into(), before, limit)
     }
 
     /// Unread incoming messages in a conversation.
-    pub fn unread_count(&self, conversation: &IdentityKey) -> Result<u64, StoreError> {
-        self.read()?
-            .unread_count(&ConversationId::Direct(*conversation))
+    pub fn unread_count(&self, conversation: impl Into<ConversationId>) -> Result<u64, StoreError> {
+        self.reader().unread_count(&conversation.into())
     }
 
     /// Every conversation with its last message and unread count, most recent first.
-    pub fn conversations(&self) -> Result<Vec<ConversationSummary>, StoreError> {
-        self.read()?.conversations()
+    pub fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
+        self.reader().conversations()
     }
 
-    /// The newest `limit` messages (at most [`MAX_SEARCH_RESULTS`]) across all conversations whose text
-    /// contains `needle`, ignoring case, newest first. Searches the decrypted text; nothing is indexed on
-    /// disk.
-    pub fn search(&self, needle: &str, limit: usize) -> Result<Vec<MessageRecord>, StoreError> {
-        self.read()?.search(needle, limit.min(MAX_SEARCH_RESULTS))
+    /// The newest `limit` messages (at most [`super::MAX_SEARCH_RESULTS`]) across all conversations whose
+    /// text contains `needle`, ignoring case, newest first. Searches the decrypted text; nothing is indexed
+    /// on disk.
+    pub fn search(&self, needle: &str, limit: usize) -> Result<Vec<Message>, StoreError> {
+        self.reader().search(needle, limit)
     }
 
     /// Deletes a conversation's messages and its queued outbox entries (durable on return).
-    pub fn delete_conversation(&mut self, conversation: &IdentityKey) -> Result<u64, StoreError> {
+    pub fn delete_conversation(
+        &mut self,
+        conversation: impl Into<ConversationId>,
+    ) -> Result<u64, StoreError> {
+        let conversation = conversation.into();
         self.transaction(|b| b.delete_conversation(conversation))
     }
 
