@@ -22,7 +22,7 @@ impl Engine {
         {
             return Err(EngineError::NameTaken(other.local_name));
         }
-        let (record, change) = match self.store.contact(&card.key())? {
+        let (record, change, accepted) = match self.store.contact(&card.key())? {
             Some(mut existing) => {
                 let known = ContactCard::decode(&existing.card)?;
                 let change = ContactCard::compare(&known, &card);
@@ -36,10 +36,11 @@ impl Engine {
                     CardChange::Unchanged | CardChange::Stale => {}
                 }
                 existing.local_name = local_name;
-                if existing.state == ContactState::Requested {
+                let was_request = existing.state == ContactState::Requested;
+                if was_request {
                     existing.state = ContactState::Accepted;
                 }
-                (existing, change)
+                (existing, change, was_request)
             }
             None => (
                 ContactEntry {
@@ -52,9 +53,14 @@ impl Engine {
                     added_ms: now_ms(),
                 },
                 CardChange::Updated,
+                false,
             ),
         };
         self.store.put_contact(&record)?;
+        self.requests = None;
+        if accepted {
+            self.receipts_on_accept(&record.key, now_ms())?;
+        }
         Ok((record, change))
     }
 
@@ -106,8 +112,13 @@ impl Engine {
             .store
             .contact(contact)?
             .ok_or_else(|| EngineError::UnknownContact(contact.peer_id()))?;
+        let accepted = record.state == ContactState::Requested && state == ContactState::Accepted;
         record.state = state;
         self.store.put_contact(&record)?;
+        self.requests = None;
+        if accepted {
+            self.receipts_on_accept(contact, now_ms())?;
+        }
         Ok(record)
     }
 
@@ -155,6 +166,7 @@ impl Engine {
         batch.delete_session(contact)?;
         batch.commit()?;
         self.sessions.remove(contact);
+        self.requests = None;
         Ok(())
     }
 }
@@ -204,6 +216,9 @@ pub(super) fn cached_card(
     cards: &mut HashMap<IdentityKey, ContactCard>,
     contact: &ContactEntry,
 ) -> Result<ContactCard, EngineError> {
+    if cards.len() >= MAX_CARDS_IN_MEMORY && !cards.contains_key(&contact.key) {
+        cards.clear();
+    }
     if let Some(card) = cards.get(&contact.key)
         && card.encode() == contact.card.as_slice()
     {

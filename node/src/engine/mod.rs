@@ -37,6 +37,18 @@ use crate::contact::ContactEntry;
 use crate::outbox::OutboxEntry;
 use crate::store::{Batch, KdfParams, Password, SEEN_RETENTION_MS, Store, StoreError, VaultItem};
 
+/// Message requests (contacts in [`ContactState::Requested`]) kept at once. A stranger's first message
+/// past it is refused (acknowledged, stored nowhere), so a flood of strangers can neither fill the contact
+/// table nor keep its mail coming back; accepted contacts and their mail are untouched by it.
+pub const MAX_REQUESTS: u64 = 1_000;
+/// Peers whose sessions are held decoded in memory; past it the cache is emptied (every session in it
+/// is already durable, so it is read again from the store when next needed).
+pub const MAX_SESSIONS_IN_MEMORY: usize = 1_024;
+/// Contacts' decoded cards held in memory; past it the cache is emptied.
+pub const MAX_CARDS_IN_MEMORY: usize = 1_024;
+/// When a message request is accepted, delivery receipts are sent for at most this many of the newest
+/// messages it holds (the ones a request received without a receipt).
+pub const MAX_RECEIPTS_ON_ACCEPT: usize = 500;
 /// How long mail stays deliverable (7 days), the envelope expiry.
 pub const MAIL_TTL_S: u64 = 7 * 24 * 3600;
 /// First retry delay for an undelivered envelope; it doubles per attempt up to [`MAX_RETRY_DELAY_MS`].
@@ -76,6 +88,10 @@ pub enum EngineError {
     EmptyName,
     #[error("only a failed outgoing message can be sent again")]
     NotRetryable,
+    /// Receipts and typing go only to accepted contacts: a message request learns nothing (not that it
+    /// arrived, not that the user is online) until the user accepts it or writes back.
+    #[error("the contact has not been accepted yet: accept the request first")]
+    NotAccepted,
 }
 
 /// Why a received envelope was not taken.
@@ -123,7 +139,8 @@ pub enum Received {
         contact: IdentityKey,
         typing: bool,
     },
-    /// From a blocked contact: stored nowhere.
+    /// From a blocked contact, a receipt or typing from a stranger, or a stranger's first message past
+    /// [`MAX_REQUESTS`]: stored nowhere (and acknowledged).
     Dropped,
     /// A content kind this build does not know (from a newer peer).
     Unknown {
@@ -154,6 +171,9 @@ pub struct Engine {
     /// Contacts' cards as decoded (and signature-checked) from the bytes on file, so a send does not verify
     /// the same signatures again. An entry is used only while its bytes equal the contact record's.
     cards: HashMap<IdentityKey, ContactCard>,
+    /// How many message requests the store holds, once counted (`None`: count again; any change to the
+    /// contacts other than a new request resets it).
+    requests: Option<u64>,
 }
 
 impl std::fmt::Debug for Engine {

@@ -45,6 +45,7 @@ impl Engine {
             card,
             sessions: HashMap::new(),
             cards: HashMap::new(),
+            requests: None,
         })
     }
 
@@ -67,6 +68,7 @@ impl Engine {
             card,
             sessions: HashMap::new(),
             cards: HashMap::new(),
+            requests: None,
         };
         engine.rotate_prekey_if_due()?;
         Ok(engine)
@@ -135,6 +137,11 @@ impl Engine {
 
     pub fn card(&self) -> &ContactCard {
         &self.card
+    }
+
+    /// Peers whose sessions are held decoded in memory (at most [`MAX_SESSIONS_IN_MEMORY`]).
+    pub fn sessions_in_memory(&self) -> usize {
+        self.sessions.len()
     }
 
     pub fn store(&self) -> &Store {

@@ -74,6 +74,10 @@ impl Engine {
     ) -> Result<Vec<Inbound>, StoreError> {
         let pickle_key = self.store.pickle_key();
         let mut touched = Vec::new();
+        if self.sessions.len() >= MAX_SESSIONS_IN_MEMORY {
+            // Every session held is durable (none is advanced outside a group like this one).
+            self.sessions.clear();
+        }
         let Self {
             store,
             rng,
@@ -81,6 +85,7 @@ impl Engine {
             card,
             sessions,
             cards,
+            requests,
         } = self;
         let result = store.transaction(|batch| {
             let mut outcomes = Vec::with_capacity(envelopes.len());
@@ -88,11 +93,14 @@ impl Engine {
                 let (envelope_id, outcome) = receive_one(
                     batch,
                     identity,
-                    sessions,
+                    Held {
+                        sessions: &mut *sessions,
+                        requests: &mut *requests,
+                        touched: &mut touched,
+                    },
                     &pickle_key,
                     bytes,
                     now,
-                    &mut touched,
                 )?;
                 outcomes.push(Inbound {
                     envelope_id,
@@ -121,6 +129,7 @@ impl Engine {
             for sender in &touched {
                 self.sessions.remove(sender);
             }
+            self.requests = None;
         }
         result
     }
@@ -205,6 +214,10 @@ impl Receipts<'_> {
         if contact.state == ContactState::Blocked {
             return Err(EngineError::Blocked);
         }
+        // A request learns nothing until accepted (the receipts are sent then, `receipts_on_accept`).
+        if contact.state != ContactState::Accepted {
+            return Err(EngineError::NotAccepted);
+        }
         let their_card = cached_card(self.cards, &contact)?;
         let content = Content {
             id: MessageId::new_v7(now, rng),
@@ -247,12 +260,19 @@ fn session_in<'s>(
     Ok(match sessions.entry(peer) {
         std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
         std::collections::hash_map::Entry::Vacant(slot) => {
-            let loaded = match batch.session(&peer)? {
-                Some(pickle) => PeerSessions::unpickle(pickle_key, &pickle).unwrap_or_else(|e| {
-                    warn!(error = %e, "stored sessions unreadable; starting afresh");
+            let loaded = match batch.session(&peer) {
+                Ok(Some(pickle)) => {
+                    PeerSessions::unpickle(pickle_key, &pickle).unwrap_or_else(|e| {
+                        warn!(error = %e, "stored sessions unreadable; starting afresh");
+                        PeerSessions::new(me, peer)
+                    })
+                }
+                Ok(None) => PeerSessions::new(me, peer),
+                Err(StoreError::RolledBack) => {
+                    warn!("a contact's session on file was rolled back: starting a new session");
                     PeerSessions::new(me, peer)
-                }),
-                None => PeerSessions::new(me, peer),
+                }
+                Err(e) => return Err(e),
             };
             slot.insert(loaded)
         }
@@ -262,34 +282,60 @@ fn session_in<'s>(
 /// One envelope of a receive group, inside its write transaction: the outer `Err` (a store failure)
 /// aborts the group; the inner one refuses this envelope only. Advanced sessions are listed in `touched`
 /// for the caller to persist.
+/// The engine's state a receive group changes besides the store: the sessions held in memory, the count
+/// of message requests, and the senders whose sessions advanced (to persist).
+pub(super) struct Held<'a> {
+    pub(super) sessions: &'a mut HashMap<IdentityKey, PeerSessions>,
+    pub(super) requests: &'a mut Option<u64>,
+    pub(super) touched: &'a mut Vec<IdentityKey>,
+}
+
+impl Held<'_> {
+    /// Drops what one envelope from a stranger left in memory: nothing of it is persisted.
+    fn forget(&mut self, sender: &IdentityKey) {
+        self.touched.retain(|k| k != sender);
+        self.sessions.remove(sender);
+    }
+
+    /// The message requests the store holds (counted once, then kept up to date).
+    fn requests(&mut self, batch: &Batch<'_>) -> Result<u64, StoreError> {
+        if let Some(count) = *self.requests {
+            return Ok(count);
+        }
+        let count = batch
+            .contacts()?
+            .iter()
+            .filter(|c| c.state == ContactState::Requested)
+            .count() as u64;
+        *self.requests = Some(count);
+        Ok(count)
+    }
+}
+
 pub(super) fn receive_one(
     batch: &mut Batch<'_>,
     identity: &Identity,
-    sessions: &mut HashMap<IdentityKey, PeerSessions>,
+    held: Held<'_>,
     pickle_key: &tern_protocol::PickleKey,
     bytes: &[u8],
     now: u64,
-    touched: &mut Vec<IdentityKey>,
 ) -> Result<(Option<EnvelopeId>, Result<Received, ReceiveError>), StoreError> {
     let envelope = match Envelope::decode(bytes) {
         Ok(envelope) => envelope,
         Err(e) => return Ok((None, Err(e.into()))),
     };
     let envelope_id = envelope.id();
-    let outcome = open_one(
-        batch, identity, sessions, pickle_key, &envelope, now, touched,
-    )?;
+    let outcome = open_one(batch, identity, held, pickle_key, &envelope, now)?;
     Ok((Some(envelope_id), outcome))
 }
 
 fn open_one(
     batch: &mut Batch<'_>,
     identity: &Identity,
-    sessions: &mut HashMap<IdentityKey, PeerSessions>,
+    mut held: Held<'_>,
     pickle_key: &tern_protocol::PickleKey,
     envelope: &Envelope,
     now: u64,
-    touched: &mut Vec<IdentityKey>,
 ) -> Result<Result<Received, ReceiveError>, StoreError> {
     let opened = match envelope.open(identity, now / 1000) {
         Ok(opened) => opened,
@@ -311,19 +357,43 @@ fn open_one(
     {
         return Ok(Ok(Received::Copy { contact, id }));
     }
-    let peer = session_in(batch, sessions, pickle_key, identity.key(), sender)?;
+    let stranger = contact.is_none();
+    let was_touched = held.touched.contains(&sender);
+    let peer = session_in(batch, held.sessions, pickle_key, identity.key(), sender)?;
     let decrypted = match peer.decrypt(identity, &opened.session_message) {
         Ok(decrypted) => decrypted,
-        Err(e) => return Ok(Err(e.into())),
+        Err(e) => {
+            if !was_touched {
+                // Reloaded from the store if needed: a claimed sender leaves nothing in memory.
+                held.sessions.remove(&sender);
+            }
+            return Ok(Err(e.into()));
+        }
     };
-    if !touched.contains(&sender) {
-        touched.push(sender);
+    if !was_touched {
+        held.touched.push(sender);
     }
-    // If the content is malformed the ratchet still moved: the session is kept, the content refused.
+    // If the content is malformed the ratchet still moved: the session is kept, the content refused
+    // (a stranger's is not kept: only a text makes a stranger a contact, with a session on file).
     let content = match Content::decode(&decrypted.plaintext) {
         Ok(content) => content,
-        Err(e) => return Ok(Err(ReceiveError::Malformed(e))),
+        Err(e) => {
+            if stranger {
+                held.forget(&sender);
+            }
+            return Ok(Err(ReceiveError::Malformed(e)));
+        }
     };
+    if stranger && !matches!(content.body, Body::Text(_)) {
+        // Receipts, typing and unknown kinds from strangers mean nothing, and leave nothing behind.
+        held.forget(&sender);
+        return Ok(Ok(Received::Dropped));
+    }
+    if stranger && held.requests(batch)? >= MAX_REQUESTS {
+        held.forget(&sender);
+        debug!("message request refused: {MAX_REQUESTS} requests wait already");
+        return Ok(Ok(Received::Dropped));
+    }
     let kind_is_delivered = matches!(content.body, Body::Delivered(_));
     let outcome = match content.body {
         Body::Text(text) => {
@@ -337,6 +407,20 @@ fn open_one(
                 status: MessageStatus::Received,
                 recipients: Vec::new(),
             };
+            let (record, request, key_changed) =
+                contact_after_card(sender, contact, decrypted.new_session_card, now);
+            if request && let Some(record) = &record {
+                // A new request takes a row first: a full contact table refuses it, acknowledged,
+                // and the rest of the group goes on.
+                match batch.put_contact(record) {
+                    Ok(()) => {}
+                    Err(StoreError::ContactsFull { .. }) => {
+                        held.forget(&sender);
+                        return Ok(Ok(Received::Dropped));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             // The store dedupes by (sender, message id), remembering ids past any envelope's life.
             if batch.insert_message(&message)? {
                 // Which envelope carried it, durable with it: a later copy can then be answered.
@@ -346,10 +430,12 @@ fn open_one(
                     &message.id,
                     now.saturating_add(SEEN_RETENTION_MS),
                 )?;
-                let (record, request, key_changed) =
-                    contact_after_card(sender, contact, decrypted.new_session_card, now);
                 if let Some(record) = &record {
-                    batch.put_contact(record)?;
+                    if request {
+                        *held.requests = held.requests.map(|n| n + 1);
+                    } else {
+                        batch.put_contact(record)?;
+                    }
                 }
                 Received::Message {
                     message,
@@ -357,6 +443,11 @@ fn open_one(
                     key_changed,
                 }
             } else {
+                if request {
+                    // A copy of a message from someone since removed: no request for it.
+                    batch.delete_contact(&sender)?;
+                    held.forget(&sender);
+                }
                 Received::Duplicate
             }
         }

@@ -7,9 +7,19 @@ impl Engine {
     /// Loads the sessions with `peer` into memory (from the store, or empty).
     pub(super) fn load_sessions(&mut self, peer: IdentityKey) -> Result<(), EngineError> {
         if !self.sessions.contains_key(&peer) {
-            let loaded = match self.store.session(&peer)? {
-                Some(pickle) => PeerSessions::unpickle(&self.store.pickle_key(), &pickle)?,
-                None => PeerSessions::new(self.key(), peer),
+            if self.sessions.len() >= MAX_SESSIONS_IN_MEMORY {
+                // Every session held is durable: dropping them only costs reading them again.
+                self.sessions.clear();
+            }
+            let loaded = match self.store.session(&peer) {
+                Ok(Some(pickle)) => PeerSessions::unpickle(&self.store.pickle_key(), &pickle)?,
+                Ok(None) => PeerSessions::new(self.key(), peer),
+                Err(StoreError::RolledBack) => {
+                    // Its keys may have been used already: never again. The next message starts anew.
+                    warn!("a contact's session on file was rolled back: starting a new session");
+                    PeerSessions::new(self.key(), peer)
+                }
+                Err(e) => return Err(e.into()),
             };
             self.sessions.insert(peer, loaded);
         }
@@ -27,6 +37,10 @@ impl Engine {
     ) -> Result<(Content, Envelope, Vec<u8>), EngineError> {
         if to.state == ContactState::Blocked {
             return Err(EngineError::Blocked);
+        }
+        // Writing a text to a request accepts it (`write_text`); nothing else goes to one.
+        if to.state == ContactState::Requested && !matches!(body, Body::Text(_)) {
+            return Err(EngineError::NotAccepted);
         }
         let their_card = self.card_of(to)?;
         let content = Content {
@@ -107,7 +121,7 @@ impl Engine {
         text: &str,
         now_ms: u64,
     ) -> Result<(Message, OutboxEntry), EngineError> {
-        let (_, _, queued) = self.send_sealed(
+        let (_, _, (message, entry, accepted)) = self.send_sealed(
             to,
             None,
             Body::Text(text.to_owned()),
@@ -116,7 +130,11 @@ impl Engine {
                 write_text(batch, contact, content, envelope, now, text)
             },
         )?;
-        Ok(queued)
+        if accepted {
+            self.requests = None;
+            self.receipts_on_accept(to, now_ms)?;
+        }
+        Ok((message, entry))
     }
 
     /// Group commit of [`Self::send_text`]: seals each text in order, then writes every history row,
@@ -164,14 +182,19 @@ impl Engine {
             }
             sealed.push(result);
         }
+        let mut accepted = Vec::new();
         let written = self.store.transaction(|batch| {
             let mut queued = Vec::with_capacity(sealed.len());
             for ((to, text), item) in texts.iter().zip(&mut sealed) {
                 queued.push(match item {
                     Ok((contact, content, envelope, pickle)) => {
-                        let q = write_text(batch, contact, content, envelope, now, text)?;
+                        let (message, entry, was_request) =
+                            write_text(batch, contact, content, envelope, now, text)?;
                         batch.put_session(to, pickle)?;
-                        Some(q)
+                        if was_request {
+                            accepted.push(*to);
+                        }
+                        Some((message, entry))
                     }
                     Err(_) => None,
                 });
@@ -180,6 +203,16 @@ impl Engine {
         });
         for to in &poisoned {
             self.sessions.remove(to);
+        }
+        if written.is_ok() {
+            if !accepted.is_empty() {
+                self.requests = None;
+            }
+            for to in &accepted {
+                if let Err(e) = self.receipts_on_accept(to, now) {
+                    warn!(error = %e, "cannot queue the receipts an accepted request is owed");
+                }
+            }
         }
         match written {
             Ok(queued) => sealed
@@ -342,10 +375,38 @@ impl Engine {
                 changed.push(*id);
             }
         }
-        for chunk in changed.chunks(tern_protocol::message::MAX_RECEIPT_IDS) {
-            self.send_control_at(contact, Body::Read(chunk.to_vec()), true, now_ms)?;
+        let accepted = self
+            .store
+            .contact(contact)?
+            .is_some_and(|c| c.state == ContactState::Accepted);
+        if accepted {
+            for chunk in changed.chunks(tern_protocol::message::MAX_RECEIPT_IDS) {
+                self.send_control_at(contact, Body::Read(chunk.to_vec()), true, now_ms)?;
+            }
         }
         Ok(changed)
+    }
+
+    /// Queues the delivery receipts a message request was not sent while it waited: for the newest
+    /// [`MAX_RECEIPTS_ON_ACCEPT`] messages received from `contact`, now that the user accepted them.
+    pub(super) fn receipts_on_accept(
+        &mut self,
+        contact: &IdentityKey,
+        now_ms: u64,
+    ) -> Result<(), EngineError> {
+        let page = self
+            .store
+            .conversation_page(contact, None, MAX_RECEIPTS_ON_ACCEPT)?;
+        let received: Vec<MessageId> = page
+            .messages
+            .iter()
+            .filter(|m| !m.outgoing())
+            .map(|m| m.id)
+            .collect();
+        for chunk in received.chunks(tern_protocol::message::MAX_RECEIPT_IDS) {
+            self.send_control_at(contact, Body::Delivered(chunk.to_vec()), true, now_ms)?;
+        }
+        Ok(())
     }
 }
 
@@ -373,7 +434,7 @@ pub(super) fn group_failed(reason: &str) -> StoreError {
 }
 
 /// What sending a text writes: the history row (sending) and the outbox entry; writing to someone who
-/// asked to talk accepts them.
+/// asked to talk accepts them (the last field says it did).
 pub(super) fn write_text(
     batch: &mut Batch<'_>,
     contact: &mut ContactEntry,
@@ -381,9 +442,10 @@ pub(super) fn write_text(
     envelope: &Envelope,
     now: u64,
     text: &str,
-) -> Result<(Message, OutboxEntry), StoreError> {
+) -> Result<(Message, OutboxEntry, bool), StoreError> {
     let to = contact.key;
-    if contact.state == ContactState::Requested {
+    let accepted = contact.state == ContactState::Requested;
+    if accepted {
         contact.state = ContactState::Accepted;
         batch.put_contact(contact)?;
     }
@@ -400,5 +462,5 @@ pub(super) fn write_text(
     let outbox = outbox_entry(&to, content, envelope, now);
     batch.insert_message(&message)?;
     batch.outbox_enqueue(&outbox)?;
-    Ok((message, outbox))
+    Ok((message, outbox, accepted))
 }

@@ -12,10 +12,11 @@ use zeroize::Zeroizing;
 
 use super::keys::{BLIND_LEN, Blind, Keys};
 use super::records::ContactRecord;
+use super::rollback;
 use super::{
     Bytes, CONTACTS, MAX_CONTACTS, MAX_SESSION_PICKLE_LEN, MAX_SETTING_NAME_LEN,
-    MAX_SETTING_VALUE_LEN, MAX_VAULT_VALUE_LEN, SESSIONS, SETTINGS, StoreError, VAULT, VaultItem,
-    corrupt,
+    MAX_SETTING_VALUE_LEN, MAX_VAULT_VALUE_LEN, META, SESSIONS, SETTINGS, StoreError, VAULT,
+    VaultItem, corrupt,
 };
 
 fn check_len(field: &'static str, len: usize, max: usize) -> Result<(), StoreError> {
@@ -117,7 +118,12 @@ impl<'s> Reader<'s> {
         contact: &IdentityKey,
     ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let row = self.keys.blind(Blind::Contact, &[contact.as_bytes()]);
-        get_open(self.keys, &self.table(SESSIONS)?, SESSIONS.name(), &row)
+        rollback::open_session(
+            self.keys,
+            &self.table(SESSIONS)?,
+            &self.table(rollback::SESSION_CHECKS)?,
+            &row,
+        )
     }
 }
 
@@ -207,6 +213,11 @@ impl<'s> Batch<'s> {
         }
     }
 
+    /// Every contact, oldest first, as this transaction sees it.
+    pub fn contacts(&self) -> Result<Vec<ContactRecord>, StoreError> {
+        contacts_in(self.keys, &self.txn.open_table(CONTACTS)?)
+    }
+
     /// Adds or replaces a contact. [`StoreError::ContactsFull`] past [`MAX_CONTACTS`].
     pub fn put_contact(&mut self, contact: &ContactRecord) -> Result<(), StoreError> {
         let plain = Zeroizing::new(contact.encode()?);
@@ -233,10 +244,10 @@ impl<'s> Batch<'s> {
     /// The session pickle for a contact, as this transaction sees it.
     pub fn session(&self, contact: &IdentityKey) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let row = self.contact_row(contact);
-        get_open(
+        rollback::open_session(
             self.keys,
             &self.txn.open_table(SESSIONS)?,
-            SESSIONS.name(),
+            &self.txn.open_table(rollback::SESSION_CHECKS)?,
             &row,
         )
     }
@@ -249,16 +260,30 @@ impl<'s> Batch<'s> {
         self.txn
             .open_table(SESSIONS)?
             .insert(row.as_slice(), sealed.as_slice())?;
-        Ok(())
+        rollback::record(
+            self.keys,
+            &mut self.txn.open_table(rollback::SESSION_CHECKS)?,
+            &mut self.txn.open_table(META)?,
+            &row,
+            Some(&sealed),
+        )
     }
 
     /// Removes the session pickle for a contact; `true` if it existed.
     pub fn delete_session(&mut self, contact: &IdentityKey) -> Result<bool, StoreError> {
         let row = self.contact_row(contact);
-        Ok(self
+        let existed = self
             .txn
             .open_table(SESSIONS)?
             .remove(row.as_slice())?
-            .is_some())
+            .is_some();
+        rollback::record(
+            self.keys,
+            &mut self.txn.open_table(rollback::SESSION_CHECKS)?,
+            &mut self.txn.open_table(META)?,
+            &row,
+            None,
+        )?;
+        Ok(existed)
     }
 }

@@ -32,6 +32,8 @@ pub(crate) enum Blind {
     Envelope,
     /// A setting name.
     Setting,
+    /// A `sessions` row's sealed value (its check, see `rollback.rs`).
+    SessionCheck,
 }
 
 impl Blind {
@@ -44,6 +46,7 @@ impl Blind {
             Self::Outbox => b"outbox",
             Self::Envelope => b"envelope",
             Self::Setting => b"setting",
+            Self::SessionCheck => b"session check",
         }
     }
 }

@@ -29,10 +29,11 @@
 //!
 //! | table           | key                                                         | value                      |
 //! |-----------------|-------------------------------------------------------------|----------------------------|
-//! | `meta`          | `"format"`, `"keyslot"`                                     | plain: `[2]`, key slot     |
+//! | `meta`          | `"format"`, `"keyslot"`, `"sessions_digest"`                | plain: `[2]`, key slot; sealed XOR of every session check |
 //! | `vault`         | `"identity"`, `"own_card"`                                  | sealed bytes               |
 //! | `contacts`      | `blind(contact, identity key)`                              | sealed contact record     |
 //! | `sessions`      | `blind(contact, identity key)`                              | sealed session pickle      |
+//! | `session_checks` | `blind(contact, identity key)`                             | sealed `blind(session check, sealed sessions value)` |
 //! | `conversation_messages` | `conv(c) ‖ u64 BE sort_ms ‖ row(c, id)`             | sealed message record (v2: conversation and sender) |
 //! | `conversation_message_index` | `row(c, id)`                                   | sealed `conversation_messages` key |
 //! | `conversation_unread` | a `conversation_messages` key of an unread incoming message | empty               |
@@ -64,6 +65,11 @@
 //! ([`SEEN_RETENTION_MS`], [`MAX_SEEN_ENTRIES`]) and is purged with it; an entry is removed once the
 //! delivery receipt it allows has been queued. Both tables are created on open in a profile written
 //! before they existed.
+//!
+//! `session_checks` and `sessions_digest` detect a session row put back from an older copy (see
+//! `rollback.rs`): such a row reads as [`StoreError::RolledBack`], and a digest that disagrees with the
+//! checks on open drops every session. Both are created on the first open of a profile written before
+//! they existed.
 //!
 //! Only `meta` holds plain values (the format version and the key slot, which is itself an AEAD). Keys hold
 //! no names, identity keys, message ids or text; they do show timestamps (ordering), counts and sizes.
@@ -97,6 +103,7 @@ mod outbox;
 mod profile;
 mod reader;
 mod records;
+mod rollback;
 #[cfg(test)]
 mod tests;
 mod wrappers;
@@ -215,6 +222,10 @@ pub enum StoreError {
         /// The version this build reads.
         supported: u8,
     },
+    /// A contact's session on file is not the one last written (put back from an older copy): using it
+    /// could reuse message keys, so it is not used (see `rollback.rs`).
+    #[error("a session on file was rolled back to an older copy")]
+    RolledBack,
     /// A value this store format has no row for (a message whose sender or recipients do not fit its
     /// conversation).
     #[error("cannot store this: {0}")]

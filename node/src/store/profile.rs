@@ -16,6 +16,7 @@ use super::kdf::{KdfParams, KeySlot, Password};
 use super::keys::Keys;
 use super::migrate;
 use super::reader::{KeySlotUpdate, StoreReader};
+use super::rollback;
 use super::{
     BYTES_TABLES, Batch, CONV_UNREAD, ENVELOPE_EXPIRY, ENVELOPES, FORMAT_VERSION, LOCK_FILE, META,
     META_FORMAT, META_KEYSLOT, OLDEST_FORMAT_VERSION, SEEN_EXPIRY, STORE_FILE, Store, StoreError,
@@ -98,9 +99,11 @@ impl Store {
         fs::rename(&tmp, &path)?;
         sync_dir(dir)?;
         let db = open_database(&path)?;
+        let keys = Keys::derive(store_key);
+        rollback::verify_on_open(&db, &keys)?;
         Ok(Self {
             db: Arc::new(db),
-            keys: Arc::new(Keys::derive(store_key)),
+            keys: Arc::new(keys),
             dir: dir.to_owned(),
             _lock: lock,
         })
@@ -133,9 +136,11 @@ impl Store {
         }
         check_tables(&db)?;
         add_envelope_tables(&db)?;
+        let keys = Keys::derive(store_key);
+        rollback::verify_on_open(&db, &keys)?;
         Ok(Self {
             db: Arc::new(db),
-            keys: Arc::new(Keys::derive(store_key)),
+            keys: Arc::new(keys),
             dir: dir.to_owned(),
             _lock: lock,
         })

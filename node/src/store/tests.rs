@@ -438,7 +438,8 @@ fn a_value_moved_to_another_table_fails_to_open() {
         txn.commit().unwrap();
     }
     let s = Store::open(dir.path(), &"pw".into()).unwrap();
-    assert!(matches!(s.session(&key(1)), Err(StoreError::Corrupt(_))));
+    // The session row's check sees the foreign value before its seal is even tried.
+    assert!(matches!(s.session(&key(1)), Err(StoreError::RolledBack)));
     assert!(s.contact(&key(1)).unwrap().is_some());
 }
 
