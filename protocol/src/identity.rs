@@ -340,6 +340,14 @@ impl Identity {
         self.prune_prekeys(now_ms);
     }
 
+    /// Replaces the prekey and forgets every earlier one at once, without the grace period: after a
+    /// suspected compromise of a prekey. A session start made with a revoked prekey then fails with
+    /// `DecryptError::UnknownPrekey`; sessions already running are not affected (they no longer use it).
+    pub fn revoke_prekeys<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, now_ms: u64) {
+        self.add_prekey(rng, now_ms);
+        self.prekeys.truncate(1);
+    }
+
     fn prune_prekeys(&mut self, now_ms: u64) {
         self.prekeys.retain(|p| match p.retired_ms {
             None => true,

@@ -49,6 +49,9 @@ pub const MAX_CARDS_IN_MEMORY: usize = 1_024;
 /// When a message request is accepted, delivery receipts are sent for at most this many of the newest
 /// messages it holds (the ones a request received without a receipt).
 pub const MAX_RECEIPTS_ON_ACCEPT: usize = 500;
+/// How often a running node checks whether its signed prekey is due for rotation (the prekey itself
+/// rotates every 7 days, `tern_protocol::identity::PREKEY_ROTATION_MS`).
+pub const PREKEY_CHECK_INTERVAL_MS: u64 = 3600 * 1000;
 /// How long mail stays deliverable (7 days), the envelope expiry.
 pub const MAIL_TTL_S: u64 = 7 * 24 * 3600;
 /// First retry delay for an undelivered envelope; it doubles per attempt up to [`MAX_RETRY_DELAY_MS`].

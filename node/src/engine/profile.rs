@@ -79,11 +79,48 @@ impl Engine {
         self.rng = rng;
     }
 
-    pub(super) fn rotate_prekey_if_due(&mut self) -> Result<(), EngineError> {
-        let now = now_ms();
-        if !self.identity.rotate_prekey_if_due(&mut self.rng, now) {
-            return Ok(());
+    /// Rotates the signed prekey if it is older than `tern_protocol::identity::PREKEY_ROTATION_MS` and
+    /// drops replaced ones past their grace period; re-issues the card when the prekey changed (returned).
+    /// Called when the profile opens and, by a running node, every [`PREKEY_CHECK_INTERVAL_MS`].
+    pub fn rotate_prekey_if_due(&mut self) -> Result<bool, EngineError> {
+        self.rotate_prekey_if_due_at(now_ms())
+    }
+
+    /// [`Self::rotate_prekey_if_due`] at `now` (unix milliseconds).
+    pub fn rotate_prekey_if_due_at(&mut self, now: u64) -> Result<bool, EngineError> {
+        let before = self.identity.prekey_ids();
+        let rotated = self.identity.rotate_prekey_if_due(&mut self.rng, now);
+        if !rotated {
+            if self.identity.prekey_ids() != before {
+                // Only pruned: the card is unchanged, the identity is not.
+                self.save_identity()?;
+            }
+            return Ok(false);
         }
+        self.reissue_card(now)?;
+        debug!("rotated the signed prekey and re-issued the card");
+        Ok(true)
+    }
+
+    /// Replaces the signed prekey and forgets every earlier one now (after a suspected compromise), and
+    /// re-issues the card. Contacts holding the old card can no longer start a session until they get
+    /// the new one; sessions already running go on.
+    pub fn revoke_prekeys(&mut self) -> Result<(), EngineError> {
+        let now = now_ms();
+        self.identity.revoke_prekeys(&mut self.rng, now);
+        self.reissue_card(now)
+    }
+
+    fn save_identity(&mut self) -> Result<(), EngineError> {
+        let pickle = self
+            .identity
+            .pickle(&self.store.pickle_key(), &mut self.rng);
+        self.store.vault_put(VaultItem::IdentityPickle, &pickle)?;
+        Ok(())
+    }
+
+    /// Issues a new card for the current prekey and stores it with the identity, in one commit.
+    fn reissue_card(&mut self, now: u64) -> Result<(), EngineError> {
         let mut details = self.card.details().clone();
         details.revision = now.max(details.revision + 1);
         let card = ContactCard::issue(&self.identity, details)?;
@@ -95,7 +132,6 @@ impl Engine {
         batch.vault_put(VaultItem::OwnCard, card.encode())?;
         batch.commit()?;
         self.card = card;
-        debug!("rotated the signed prekey and re-issued the card");
         Ok(())
     }
 
