@@ -94,16 +94,31 @@ impl Random for SeededRandom {
     }
 }
 
+/// The responder's randomness: none. It only reads the initiator's one handshake message, which takes
+/// no random bytes; should a future pattern ask for some, the handshake fails rather than run on a
+/// predictable stream.
+struct NoRandom;
+
+impl Random for NoRandom {
+    fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), snow::Error> {
+        Err(snow::Error::Rng)
+    }
+}
+
 struct SeedResolver {
-    seed: Zeroizing<[u8; KEY_LEN]>,
+    /// `None` for the responder ([`NoRandom`]).
+    seed: Option<Zeroizing<[u8; KEY_LEN]>>,
 }
 
 impl CryptoResolver for SeedResolver {
     fn resolve_rng(&self) -> Option<Box<dyn Random>> {
-        Some(Box::new(SeededRandom {
-            seed: *self.seed,
-            counter: 0,
-        }))
+        Some(match &self.seed {
+            Some(seed) => Box::new(SeededRandom {
+                seed: **seed,
+                counter: 0,
+            }),
+            None => Box::new(NoRandom),
+        })
     }
     fn resolve_dh(&self, _: &snow::params::DHChoice) -> Option<Box<dyn Dh>> {
         None
@@ -116,7 +131,10 @@ impl CryptoResolver for SeedResolver {
     }
 }
 
-fn noise_builder<'a>(seed: Zeroizing<[u8; KEY_LEN]>) -> Result<snow::Builder<'a>, snow::Error> {
+/// A Noise builder drawing its randomness from `seed` (the initiator's), or from none (the responder's).
+fn noise_builder<'a>(
+    seed: Option<Zeroizing<[u8; KEY_LEN]>>,
+) -> Result<snow::Builder<'a>, snow::Error> {
     let params: NoiseParams = NOISE_PATTERN.parse()?;
     let resolver =
         FallbackResolver::new(Box::new(SeedResolver { seed }), Box::new(DefaultResolver));
@@ -417,7 +435,7 @@ impl PeerSessions {
             prekey.id,
             &their_card.identity().agreement,
         );
-        let mut hs = noise_builder(seed)
+        let mut hs = noise_builder(Some(seed))
             .and_then(|b| b.local_private_key(local_secret.as_bytes()))
             .and_then(|b| b.remote_public_key(&prekey.public))
             .and_then(|b| b.prologue(&prologue))
@@ -458,7 +476,7 @@ impl PeerSessions {
             .ok_or(DecryptError::UnknownPrekey(prekey_id))?;
         let prekey_secret = prekey.secret_bytes();
         let prologue = prologue(&self.remote, &self.local, prekey_id, &me.public().agreement);
-        let mut hs = noise_builder(Zeroizing::new([0u8; KEY_LEN]))
+        let mut hs = noise_builder(None)
             .and_then(|b| b.local_private_key(prekey_secret.as_bytes()))
             .and_then(|b| b.prologue(&prologue))
             .and_then(|b| b.build_responder())
@@ -666,5 +684,30 @@ impl PeerSessions {
             sessions,
             retired,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_responder_has_no_randomness_to_draw_on() {
+        let resolver = SeedResolver { seed: None };
+        let mut rng = resolver.resolve_rng().unwrap();
+        assert!(matches!(
+            rng.try_fill_bytes(&mut [0u8; 32]),
+            Err(snow::Error::Rng)
+        ));
+        let seeded = SeedResolver {
+            seed: Some(Zeroizing::new([7; KEY_LEN])),
+        };
+        let mut bytes = [0u8; 32];
+        seeded
+            .resolve_rng()
+            .unwrap()
+            .try_fill_bytes(&mut bytes)
+            .unwrap();
+        assert_ne!(bytes, [0u8; 32]);
     }
 }
