@@ -62,7 +62,7 @@ fn send(
         plaintext,
         &mut rand::rng(),
     )?;
-    Ok(inbox.decrypt(&to.identity, &message)?.plaintext)
+    Ok(inbox.decrypt(&to.identity, &message)?.plaintext.to_vec())
 }
 
 fn aead_round(key: &[u8; KEY_LEN], nonce: &[u8; NONCE_LEN], plaintext: &[u8]) -> Result<Vec<u8>> {

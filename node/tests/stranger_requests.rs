@@ -92,3 +92,24 @@ fn writing_back_to_a_request_accepts_it_and_sends_its_receipts() {
     }
     assert_eq!(delivered, vec![(first.id, MessageStatus::Delivered)]);
 }
+
+#[test]
+fn a_replayed_start_from_a_removed_contact_revives_no_session() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut alice, mut bob) = tern_testkit::profile::pair(a.path(), b.path());
+    let (_, start) = alice.send_text(&bob.key(), "first").unwrap();
+    // From a mailbox: the delivery receipt is queued and the envelope forgotten, so a later copy of it
+    // is decrypted again (its message id is what gives it away).
+    bob.receive_many(&[(&start.envelope, Via::Mailbox)], now_ms());
+    bob.remove_contact(&alice.key()).unwrap();
+    assert!(bob.store().session(&alice.key()).unwrap().is_none());
+
+    // Someone replays Alice's session start: the message was seen, so it is a duplicate, and it leaves
+    // neither a contact request nor a session behind.
+    let replayed = bob.receive_many(&[(&start.envelope, Via::Mailbox)], now_ms());
+    assert!(matches!(replayed[0].outcome, Ok(Received::Duplicate)));
+    assert!(bob.store().contact(&alice.key()).unwrap().is_none());
+    assert!(bob.store().session(&alice.key()).unwrap().is_none());
+    assert_eq!(bob.sessions_in_memory(), 0);
+    assert_eq!(bob.store().outbox_len().unwrap(), 0);
+}

@@ -80,7 +80,7 @@ impl Pair {
         let message = sender
             .encrypt(from, from_card, Some(to_card), plaintext, &mut self.rng)
             .unwrap();
-        receiver.decrypt(to, &message).unwrap().plaintext
+        receiver.decrypt(to, &message).unwrap().plaintext.to_vec()
     }
 
     /// Sessions after a start and a reply, so neither side still repeats the Noise message.

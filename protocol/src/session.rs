@@ -290,7 +290,8 @@ impl<'a> SessionMessage<'a> {
 /// A decrypted message.
 #[derive(Debug)]
 pub struct Decrypted {
-    pub plaintext: Vec<u8>,
+    /// The decrypted content, wiped from memory when dropped.
+    pub plaintext: Zeroizing<Vec<u8>>,
     /// Set when the message started a new session: the sender's signed card from the handshake. For an
     /// unknown sender this is a contact request; for a known one, compare it with the card on file.
     pub new_session_card: Option<ContactCard>,
@@ -537,7 +538,7 @@ impl PeerSessions {
                     self.sessions.insert(0, session);
                 }
                 Ok(Decrypted {
-                    plaintext,
+                    plaintext: Zeroizing::new(plaintext),
                     new_session_card: None,
                 })
             }
@@ -552,7 +553,7 @@ impl PeerSessions {
                 if let Some(index) = self.index_of(id) {
                     let plaintext = self.decrypt_on(index, &header, ciphertext)?;
                     return Ok(Decrypted {
-                        plaintext,
+                        plaintext: Zeroizing::new(plaintext),
                         new_session_card: None,
                     });
                 }
@@ -565,7 +566,7 @@ impl PeerSessions {
                 session.confirmed = true;
                 self.insert_inbound(session);
                 Ok(Decrypted {
-                    plaintext,
+                    plaintext: Zeroizing::new(plaintext),
                     new_session_card: Some(card),
                 })
             }
