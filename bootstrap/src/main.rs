@@ -33,6 +33,24 @@ struct Cli {
     /// Serve Prometheus metrics at http://ADDR/metrics (overrides `metrics`).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Seconds one relayed circuit may stay open (overrides `relay.circuit_secs`).
+    #[arg(long, value_name = "SECS")]
+    relay_circuit_secs: Option<u64>,
+    /// Bytes one relayed circuit may carry (overrides `relay.circuit_bytes`).
+    #[arg(long, value_name = "BYTES")]
+    relay_circuit_bytes: Option<u64>,
+    /// Relayed circuits open at once (overrides `relay.max_circuits`).
+    #[arg(long, value_name = "N")]
+    relay_max_circuits: Option<u32>,
+    /// Relayed circuits one peer may take part in (overrides `relay.max_circuits_per_peer`).
+    #[arg(long, value_name = "N")]
+    relay_max_circuits_per_peer: Option<u32>,
+    /// Relay reservations held at once (overrides `relay.max_reservations`).
+    #[arg(long, value_name = "N")]
+    relay_max_reservations: Option<u32>,
+    /// Relay reservations one peer may hold (overrides `relay.max_reservations_per_peer`).
+    #[arg(long, value_name = "N")]
+    relay_max_reservations_per_peer: Option<u32>,
 }
 
 impl Cli {
@@ -55,6 +73,31 @@ impl Cli {
         }
         if self.metrics.is_some() {
             config.metrics = self.metrics;
+        }
+        let relay = &mut config.relay;
+        for (flag, field) in [
+            (self.relay_circuit_secs, &mut relay.circuit_secs),
+            (self.relay_circuit_bytes, &mut relay.circuit_bytes),
+        ] {
+            if let Some(v) = flag {
+                *field = v;
+            }
+        }
+        for (flag, field) in [
+            (self.relay_max_circuits, &mut relay.max_circuits),
+            (
+                self.relay_max_circuits_per_peer,
+                &mut relay.max_circuits_per_peer,
+            ),
+            (self.relay_max_reservations, &mut relay.max_reservations),
+            (
+                self.relay_max_reservations_per_peer,
+                &mut relay.max_reservations_per_peer,
+            ),
+        ] {
+            if let Some(v) = flag {
+                *field = v;
+            }
         }
         config.validate().context("invalid configuration")?;
         Ok(config)
