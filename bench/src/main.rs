@@ -48,6 +48,9 @@ struct Args {
     /// Messages in the profile of the `store` scenario.
     #[arg(long, default_value_t = 1_000_000)]
     store_messages: usize,
+    /// Runs of the `lan` scenario (each: an mDNS run and a dialled baseline run).
+    #[arg(long, default_value_t = 50)]
+    runs: usize,
     /// Where `all` writes its report (markdown); `-` for nowhere.
     #[arg(long, default_value = "docs/benchmarks.md")]
     report: String,
@@ -1025,7 +1028,7 @@ fn main() -> Result<()> {
     })?;
     drop(rt);
     if wants(Scenario::Lan) {
-        lan::run()?;
+        lan::run(args.runs)?;
     }
     if wants(Scenario::Store) {
         store::run(args.store_messages)?;
