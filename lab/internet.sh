@@ -14,7 +14,7 @@
 # 203.0.113.0/24 never sees a NAT. No namespace has a link to the host, so nothing can route out of the lab;
 # a check refuses to run if one can. Every home uses the same LAN addresses, as real homes do.
 #
-# Pairs of contacts (fresh profiles every round; no --peer, no mDNS, only --bootstrap b1 and b2):
+# Pairs of contacts (fresh profiles and bootstrap nodes every round; no --peer, no mDNS, only --bootstrap b1 b2):
 #   public: p1-p2   eim: u1-u2 (both endpoint-independent)   symmetric: u3-u4   mixed: u5 (EIM) - u6 (symmetric)
 #
 # A round: all eight users start together; for WAIT seconds nobody sends (presence must come without
@@ -175,19 +175,25 @@ wait_line() {
 }
 ts_of() { cut -d' ' -f1 <<<"$1"; }
 
+# start_bootstraps ROUND: two fresh federated nodes (new keys, empty DHT and mailboxes), so rounds are
+# independent: a DHT that remembers the last round's users at the same addresses would change the next.
 BOOT=()
-for b in 1 2; do
-  mkdir -p "$WORK/b$b"
-  {
-    printf 'data_dir = "%s"\nlisten = ["/ip4/0.0.0.0/tcp/%s"]\n' "$WORK/b$b/data" "$PORT"
-    printf 'external_addresses = ["/ip4/11.0.%s.2/tcp/%s"]\n' "$b" "$PORT"
-    [ "$b" -eq 2 ] && printf 'peers = ["%s"]\n' "${BOOT[0]}"
-  } > "$WORK/b$b/bootstrap.toml"
-  start_bg "b$b" ip netns exec "${P}b$b" "$TERN_BOOTSTRAP" --config "$WORK/b$b/bootstrap.toml"
-  line=$(wait_line "b$b" 30 "listening /ip4/11.0.$b.2/") || { echo "bootstrap $b did not start" >&2; cat "$WORK/b$b.err" >&2; exit 1; }
-  BOOT+=("$(cut -d' ' -f3 <<<"$line")")
-done
-log "bootstrap nodes: ${BOOT[*]}"
+start_bootstraps() {
+  local r=$1 b key line
+  BOOT=()
+  for b in 1 2; do
+    key="r$r-b$b"
+    mkdir -p "$WORK/$key"
+    {
+      printf 'data_dir = "%s"\nlisten = ["/ip4/0.0.0.0/tcp/%s"]\n' "$WORK/$key/data" "$PORT"
+      printf 'external_addresses = ["/ip4/11.0.%s.2/tcp/%s"]\n' "$b" "$PORT"
+      [ "$b" -eq 2 ] && printf 'peers = ["%s"]\n' "${BOOT[0]}"
+    } > "$WORK/$key/bootstrap.toml"
+    start_bg "$key" ip netns exec "${P}b$b" "$TERN_BOOTSTRAP" --config "$WORK/$key/bootstrap.toml"
+    line=$(wait_line "$key" 30 "listening /ip4/11.0.$b.2/") || { echo "bootstrap $b did not start" >&2; cat "$WORK/$key.err" >&2; exit 1; }
+    BOOT+=("$(cut -d' ' -f3 <<<"$line")")
+  done
+}
 
 # --- Users ----------------------------------------------------------------------------------------------------
 tern() { local dir=$1; shift; TERN_PASSWORD="$PASSWORD" "$TERN_NODE" --profile "$dir" --json "$@"; }
@@ -265,8 +271,9 @@ send_messages() {
 }
 
 for r in $(seq 1 "$ROUNDS"); do
-  log "round $r of $ROUNDS: fresh profiles, all users start together"
+  log "round $r of $ROUNDS: fresh bootstrap nodes and profiles, all users start together"
   mkdir -p "$WORK/r$r"
+  start_bootstraps "$r"
   for pair in "${PAIRS[@]}"; do read -r kind a b <<<"$pair"; make_pair "$r" "$a" "$b"; done
   boot_args=(--bootstrap "${BOOT[0]}" --bootstrap "${BOOT[1]}")
   for pair in "${PAIRS[@]}"; do
@@ -323,6 +330,7 @@ for r in $(seq 1 "$ROUNDS"); do
   done
   kill "$POLLER" 2>/dev/null || true; wait "$POLLER" 2>/dev/null || true; POLLER=""
   for pair in "${PAIRS[@]}"; do read -r kind a b <<<"$pair"; stop_user "$r" "$a"; stop_user "$r" "$b"; done
+  stop_bg "r$r-b1"; stop_bg "r$r-b2"
   grep "^pair [a-z]* $r " "$WORK/results" | while read -r _ kind _ first direct wait end sa sb typing; do
     log "  $kind: first connection ${first}s, direct ${direct}s, after wait: $wait, at end: $end, presence ${sa}s/${sb}s, typing $typing"
   done

@@ -33,6 +33,7 @@ impl Target {
             Self::AtMost(r) if ratio <= r => "met".into(),
             Self::AtMost(r) => format!("MISSED: {:.2}x the allowed ratio", ratio / r),
             Self::AtLeast(r) if ratio >= r => "met".into(),
+            Self::AtLeast(_) if ratio <= 0.0 => "MISSED: none".into(),
             Self::AtLeast(r) => format!("MISSED: {:.2}x short", r / ratio),
             Self::Below(v) if tern < v => "met".into(),
             Self::Below(v) => format!("MISSED: {:.2}x over", tern / v),
