@@ -148,3 +148,38 @@ async fn run(cli: Cli) -> Result<()> {
     info!("stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_flags_override_the_file_and_defaults() {
+        let cli = Cli::parse_from([
+            "tern-bootstrap",
+            "--relay-circuit-secs",
+            "600",
+            "--relay-circuit-bytes",
+            "1048576",
+            "--relay-max-circuits",
+            "64",
+            "--relay-max-circuits-per-peer",
+            "8",
+            "--relay-max-reservations",
+            "100",
+            "--relay-max-reservations-per-peer",
+            "2",
+        ]);
+        let relay = cli.config().unwrap().relay;
+        assert_eq!((relay.circuit_secs, relay.circuit_bytes), (600, 1_048_576));
+        assert_eq!((relay.max_circuits, relay.max_circuits_per_peer), (64, 8));
+        assert_eq!(
+            (relay.max_reservations, relay.max_reservations_per_peer),
+            (100, 2)
+        );
+        let defaults = Cli::parse_from(["tern-bootstrap"]).config().unwrap().relay;
+        assert_eq!(defaults, tern_bootstrap::RelayLimits::default());
+        let zero = Cli::parse_from(["tern-bootstrap", "--relay-max-circuits", "0"]).config();
+        assert!(zero.is_err());
+    }
+}
