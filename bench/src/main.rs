@@ -26,6 +26,7 @@ use tern_node::store::{KdfParams, Password};
 use tokio::sync::broadcast;
 
 mod crypto;
+mod internet;
 mod lan;
 mod report;
 mod store;
@@ -48,6 +49,15 @@ struct Args {
     /// Messages in the profile of the `store` scenario.
     #[arg(long, default_value_t = 1_000_000)]
     store_messages: usize,
+    /// Rounds of the `internet` lab (each: four pairs of fresh contacts).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Messages per pair and round in the `internet` lab (each awaited before the next).
+    #[arg(long, default_value_t = 10)]
+    lab_messages: usize,
+    /// Runs of the `lan` scenario (each: an mDNS run and a dialled baseline run).
+    #[arg(long, default_value_t = 50)]
+    runs: usize,
     /// Where `all` writes its report (markdown); `-` for nowhere.
     #[arg(long, default_value = "docs/benchmarks.md")]
     report: String,
@@ -60,6 +70,7 @@ enum Scenario {
     Mailbox,
     Peers,
     Lan,
+    Internet,
     Store,
     Crypto,
     All,
@@ -942,13 +953,14 @@ fn write_report(path: &str, args: &Args, machine: &str, elapsed: Duration) -> Re
          Written by `tern-bench all`; every figure is printed beside a baseline measured in the same run on the \
          same machine, because only the ratios travel between machines. Regenerate with:\n\n\
          ```sh\n\
-         cargo build --release -p tern-bootstrap\n\
+         cargo build --release -p tern-bootstrap -p tern-node   # internet runs both\n\
          cargo run --release -p tern-bench -- all   # about {:.0} minutes here; writes this file\n\
-         cargo run --release -p tern-bench -- <latency|throughput|mailbox|peers|lan|store|crypto>\n\
+         cargo run --release -p tern-bench -- <latency|throughput|mailbox|peers|lan|internet|store|crypto>\n\
          ```\n\n\
          Scale flags (these defaults were used): `--messages {}` (latency samples; throughput messages each way), \
-         `--deposits {}`, `--peers {}`, `--store-messages {}`. The `lan` scenario needs root (network \
-         namespaces); without it, it times dialled peers on loopback and says so. `group` (fan-out to a group) \
+         `--deposits {}`, `--peers {}`, `--store-messages {}`, `--runs {}`, `--rounds {}`, `--lab-messages {}`. The `lan` \
+         scenario needs root (network namespaces); without it, it times dialled peers on loopback and says so. \
+         `internet` (lab/internet.sh) needs root and iptables; without them it is skipped. `group` (fan-out to a group) \
          comes with groups.\n\n\
          ## The machine\n\n{machine}\n\
          The run took {:.1} minutes.\n{}",
@@ -957,6 +969,9 @@ fn write_report(path: &str, args: &Args, machine: &str, elapsed: Duration) -> Re
         args.deposits,
         args.peers,
         args.store_messages,
+        args.runs,
+        args.rounds,
+        args.lab_messages,
         elapsed.as_secs_f64() / 60.0,
         report::markdown(),
     );
@@ -1025,7 +1040,10 @@ fn main() -> Result<()> {
     })?;
     drop(rt);
     if wants(Scenario::Lan) {
-        lan::run()?;
+        lan::run(args.runs)?;
+    }
+    if wants(Scenario::Internet) {
+        internet::run(args.rounds, args.lab_messages)?;
     }
     if wants(Scenario::Store) {
         store::run(args.store_messages)?;

@@ -33,6 +33,7 @@ impl Target {
             Self::AtMost(r) if ratio <= r => "met".into(),
             Self::AtMost(r) => format!("MISSED: {:.2}x the allowed ratio", ratio / r),
             Self::AtLeast(r) if ratio >= r => "met".into(),
+            Self::AtLeast(_) if ratio <= 0.0 => "MISSED: none".into(),
             Self::AtLeast(r) => format!("MISSED: {:.2}x short", r / ratio),
             Self::Below(v) if tern < v => "met".into(),
             Self::Below(v) => format!("MISSED: {:.2}x over", tern / v),
@@ -72,12 +73,21 @@ struct Section {
 static SECTIONS: Mutex<Vec<Section>> = Mutex::new(Vec::new());
 
 fn number(v: f64) -> String {
-    if v.abs() >= 100.0 {
+    if v.abs() >= 100.0 || (v.fract() == 0.0 && v.abs() < 1e15) {
         format!("{v:.0}")
     } else if v.abs() >= 1.0 {
         format!("{v:.2}")
     } else {
         format!("{v:.3}")
+    }
+}
+
+/// Tern / baseline, or `-` when the baseline is zero (a count of misses, say).
+fn ratio(tern: f64, baseline: f64) -> String {
+    if baseline == 0.0 {
+        "-".into()
+    } else {
+        format!("{:.2}x", tern / baseline)
     }
 }
 
@@ -88,13 +98,13 @@ fn table(title: &str, rows: &[Row]) -> String {
     for r in rows {
         let _ = writeln!(
             out,
-            "| {} | {} {} | {} {} | {:.2}x | {} | {} |",
+            "| {} | {} {} | {} {} | {} | {} | {} |",
             r.figure,
             number(r.tern),
             r.unit,
             number(r.baseline),
             r.unit,
-            r.tern / r.baseline,
+            ratio(r.tern, r.baseline),
             r.target.describe(r.unit),
             r.target.verdict(r.tern, r.baseline),
         );

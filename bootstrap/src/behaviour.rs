@@ -42,7 +42,7 @@ pub struct ServerBehaviour {
     pub ping: ping::Behaviour,
     /// The Tern DHT, always in server mode: a bootstrap node is there to answer queries.
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
-    /// Circuit relay v2, server side: reservations and short circuits for peers behind NAT.
+    /// Circuit relay v2, server side: reservations and circuits for peers behind NAT.
     pub relay: relay::Behaviour,
     /// AutoNAT v1: dials peers back so they learn whether they are reachable (and probes for itself).
     pub autonat: autonat::Behaviour,
@@ -53,8 +53,14 @@ pub struct ServerBehaviour {
 }
 
 impl ServerBehaviour {
-    /// Assembles the behaviour for `keypair`.
-    pub fn new(keypair: &Keypair, limits: &Limits, request_timeout: Duration) -> Self {
+    /// Assembles the behaviour for `keypair`, its relay serving within `relay`'s limits
+    /// ([`crate::config::RelayLimits::to_relay_config`]).
+    pub fn new(
+        keypair: &Keypair,
+        limits: &Limits,
+        relay: relay::Config,
+        request_timeout: Duration,
+    ) -> Self {
         let peer_id = keypair.public().to_peer_id();
         let mut kad = kad_behaviour(peer_id);
         kad.set_mode(Some(kad::Mode::Server));
@@ -63,7 +69,7 @@ impl ServerBehaviour {
             identify: identify::Behaviour::new(identify_config(keypair.public(), &agent_version())),
             ping: ping::Behaviour::new(ping::Config::new()),
             kad,
-            relay: relay::Behaviour::new(peer_id, relay::Config::default()),
+            relay: relay::Behaviour::new(peer_id, relay),
             autonat: autonat::Behaviour::new(
                 peer_id,
                 autonat::Config {

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use libp2p::{Multiaddr, multiaddr::Protocol};
+use libp2p::{Multiaddr, multiaddr::Protocol, relay};
 use serde::{Deserialize, Serialize};
 use tern_node::{
     mailbox::server::MailboxConfig,
@@ -30,6 +30,31 @@ pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 120;
 pub const DEFAULT_PURGE_INTERVAL_SECS: u64 = 300;
 /// The most external addresses a configuration may name.
 pub const MAX_EXTERNAL_ADDRS: usize = 16;
+
+// Relay limits made for conversations. libp2p's defaults (2 minutes and 128 KiB per circuit, 16 circuits,
+// 4 per peer, a circuit per peer every 2 minutes) are for a short hop before hole punching; a pair behind a
+// symmetric NAT never punches through and talks over the circuit for as long as both are online.
+
+/// Relay reservations held at once, all peers together (a reservation is a small table entry on a
+/// connection the peer keeps open anyway).
+pub const DEFAULT_RELAY_MAX_RESERVATIONS: u32 = 1_024;
+/// Relay reservations one peer may hold (one per connection; renewals replace the old one).
+pub const DEFAULT_RELAY_MAX_RESERVATIONS_PER_PEER: u32 = 4;
+/// How long a reservation lasts before the peer must renew it, in seconds.
+pub const DEFAULT_RELAY_RESERVATION_SECS: u64 = 3_600;
+/// Relayed circuits open at once, all peers together: bounds the relay's buffers and bandwidth.
+pub const DEFAULT_RELAY_MAX_CIRCUITS: u32 = 256;
+/// Relayed circuits one peer may take part in at once, as either end: a user with many contacts behind
+/// symmetric NATs, plus the circuits opened while two peers race to connect.
+pub const DEFAULT_RELAY_MAX_CIRCUITS_PER_PEER: u32 = 32;
+/// How long one circuit may stay open, in seconds (then the peers open a new one).
+pub const DEFAULT_RELAY_CIRCUIT_SECS: u64 = 3_600;
+/// Bytes one circuit may carry, both directions together (then the peers open a new one): about eight
+/// thousand text messages with their receipts.
+pub const DEFAULT_RELAY_CIRCUIT_BYTES: u64 = 16 * 1024 * 1024;
+/// New circuits one peer may open per minute (with a burst of as many): a reconnecting client is not
+/// refused, a peer that opens circuits in a loop is.
+pub const DEFAULT_RELAY_CIRCUITS_PER_MINUTE: u32 = 30;
 
 /// Why a configuration was refused.
 #[derive(Debug, Error)]
@@ -100,6 +125,8 @@ pub struct Config {
     pub mailbox: MailboxLimits,
     /// Connection limits.
     pub connections: ConnectionLimits,
+    /// Circuit relay limits.
+    pub relay: RelayLimits,
     /// Seconds a connection with no open streams stays up.
     pub idle_timeout_secs: u64,
     /// Seconds between sweeps that delete expired envelopes.
@@ -122,6 +149,7 @@ impl Default for Config {
             metrics: None,
             mailbox: MailboxLimits::default(),
             connections: ConnectionLimits::default(),
+            relay: RelayLimits::default(),
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
             purge_interval_secs: DEFAULT_PURGE_INTERVAL_SECS,
         }
@@ -195,6 +223,28 @@ impl Config {
             ("connections.max_pending_outgoing", c.max_pending_outgoing),
         ] {
             positive(option, u64::from(value))?;
+        }
+        let r = &self.relay;
+        for (option, value) in [
+            ("relay.max_reservations", u64::from(r.max_reservations)),
+            (
+                "relay.max_reservations_per_peer",
+                u64::from(r.max_reservations_per_peer),
+            ),
+            ("relay.reservation_secs", r.reservation_secs),
+            ("relay.max_circuits", u64::from(r.max_circuits)),
+            (
+                "relay.max_circuits_per_peer",
+                u64::from(r.max_circuits_per_peer),
+            ),
+            ("relay.circuit_secs", r.circuit_secs),
+            ("relay.circuit_bytes", r.circuit_bytes),
+            (
+                "relay.circuits_per_minute",
+                u64::from(r.circuits_per_minute),
+            ),
+        ] {
+            positive(option, value)?;
         }
         Ok(())
     }
@@ -303,6 +353,69 @@ impl From<ConnectionLimits> for Limits {
     }
 }
 
+/// What the circuit relay serves: reservations (a peer behind NAT asks to be reachable through this node)
+/// and circuits (a contact reaches that peer through it). See docs/bootstrap.md for what each costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayLimits {
+    /// Reservations held at once, all peers together.
+    pub max_reservations: u32,
+    /// Reservations one peer may hold.
+    pub max_reservations_per_peer: u32,
+    /// Seconds a reservation lasts before the peer must renew it.
+    pub reservation_secs: u64,
+    /// Circuits open at once, all peers together.
+    pub max_circuits: u32,
+    /// Circuits one peer may take part in at once, as either end.
+    pub max_circuits_per_peer: u32,
+    /// Seconds one circuit may stay open.
+    pub circuit_secs: u64,
+    /// Bytes one circuit may carry, both directions together.
+    pub circuit_bytes: u64,
+    /// New circuits (and new reservations) one peer may ask for per minute, with a burst of as many.
+    pub circuits_per_minute: u32,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        Self {
+            max_reservations: DEFAULT_RELAY_MAX_RESERVATIONS,
+            max_reservations_per_peer: DEFAULT_RELAY_MAX_RESERVATIONS_PER_PEER,
+            reservation_secs: DEFAULT_RELAY_RESERVATION_SECS,
+            max_circuits: DEFAULT_RELAY_MAX_CIRCUITS,
+            max_circuits_per_peer: DEFAULT_RELAY_MAX_CIRCUITS_PER_PEER,
+            circuit_secs: DEFAULT_RELAY_CIRCUIT_SECS,
+            circuit_bytes: DEFAULT_RELAY_CIRCUIT_BYTES,
+            circuits_per_minute: DEFAULT_RELAY_CIRCUITS_PER_MINUTE,
+        }
+    }
+}
+
+impl RelayLimits {
+    /// The relay behaviour's configuration for these limits. Rate limits are per peer only: many users
+    /// share one address behind a carrier-grade NAT, so libp2p's per-IP limiters are left out.
+    pub fn to_relay_config(&self) -> relay::Config {
+        let count = |v: u32| usize::try_from(v).unwrap_or(usize::MAX);
+        // A token every (60 s / n), up to n at once: n per minute with a burst of n.
+        let per_minute = std::num::NonZeroU32::new(self.circuits_per_minute.max(1))
+            .unwrap_or(std::num::NonZeroU32::MIN);
+        let refill = Duration::from_secs(60) / per_minute.get();
+        relay::Config {
+            max_reservations: count(self.max_reservations),
+            max_reservations_per_peer: count(self.max_reservations_per_peer),
+            reservation_duration: Duration::from_secs(self.reservation_secs),
+            reservation_rate_limiters: Vec::new(),
+            max_circuits: count(self.max_circuits),
+            max_circuits_per_peer: count(self.max_circuits_per_peer),
+            max_circuit_duration: Duration::from_secs(self.circuit_secs),
+            max_circuit_bytes: self.circuit_bytes,
+            circuit_src_rate_limiters: Vec::new(),
+        }
+        .reservation_rate_per_peer(per_minute, refill)
+        .circuit_src_per_peer(per_minute, refill)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +479,74 @@ mod tests {
         assert!(matches!(
             config.validate(),
             Err(ConfigError::PeerWithoutId(_))
+        ));
+    }
+
+    #[test]
+    fn relay_limits_map_onto_the_relay_config() {
+        let limits = RelayLimits {
+            max_reservations: 10,
+            max_reservations_per_peer: 2,
+            reservation_secs: 600,
+            max_circuits: 20,
+            max_circuits_per_peer: 3,
+            circuit_secs: 900,
+            circuit_bytes: 1_000_000,
+            circuits_per_minute: 2,
+        };
+        let relay = limits.to_relay_config();
+        assert_eq!(relay.max_reservations, 10);
+        assert_eq!(relay.max_reservations_per_peer, 2);
+        assert_eq!(relay.reservation_duration, Duration::from_secs(600));
+        assert_eq!(relay.max_circuits, 20);
+        assert_eq!(relay.max_circuits_per_peer, 3);
+        assert_eq!(relay.max_circuit_duration, Duration::from_secs(900));
+        assert_eq!(relay.max_circuit_bytes, 1_000_000);
+        // Per peer only: two circuits in a burst, the third refused, another peer (same address) served.
+        let mut relay = relay;
+        let [limiter] = &mut relay.circuit_src_rate_limiters[..] else {
+            panic!("one circuit rate limiter expected");
+        };
+        let addr: Multiaddr = "/ip4/198.51.100.1/tcp/1".parse().unwrap();
+        let (one, two) = (libp2p::PeerId::random(), libp2p::PeerId::random());
+        let now = std::time::Instant::now();
+        assert!(limiter.try_next(one, &addr, now));
+        assert!(limiter.try_next(one, &addr, now));
+        assert!(!limiter.try_next(one, &addr, now));
+        assert!(limiter.try_next(two, &addr, now));
+        // A token comes back every 30 s.
+        assert!(limiter.try_next(one, &addr, now + Duration::from_secs(30)));
+        assert_eq!(relay.reservation_rate_limiters.len(), 1);
+    }
+
+    #[test]
+    fn relay_defaults_are_made_for_conversations() {
+        let relay = RelayLimits::default().to_relay_config();
+        let libp2p = libp2p::relay::Config::default();
+        assert!(relay.max_circuit_duration >= Duration::from_secs(30 * 60));
+        assert!(relay.max_circuit_bytes >= 1024 * 1024);
+        assert!(relay.max_circuits > libp2p.max_circuits);
+        assert!(relay.max_circuits_per_peer > libp2p.max_circuits_per_peer);
+        assert!(relay.max_reservations > libp2p.max_reservations);
+    }
+
+    #[test]
+    fn relay_section_parses_and_zero_limits_are_refused() {
+        let config = Config::from_toml("[relay]\ncircuit_secs = 60\nmax_circuits = 8\n").unwrap();
+        assert_eq!(config.relay.circuit_secs, 60);
+        assert_eq!(config.relay.max_circuits, 8);
+        assert_eq!(
+            config.relay.circuit_bytes,
+            RelayLimits::default().circuit_bytes
+        );
+        config.validate().unwrap();
+        let zero = Config::from_toml("[relay]\ncircuit_bytes = 0\n").unwrap();
+        assert!(matches!(
+            zero.validate(),
+            Err(ConfigError::OutOfRange {
+                option: "relay.circuit_bytes",
+                ..
+            })
         ));
     }
 

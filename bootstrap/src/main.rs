@@ -33,6 +33,24 @@ struct Cli {
     /// Serve Prometheus metrics at http://ADDR/metrics (overrides `metrics`).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Seconds one relayed circuit may stay open (overrides `relay.circuit_secs`).
+    #[arg(long, value_name = "SECS")]
+    relay_circuit_secs: Option<u64>,
+    /// Bytes one relayed circuit may carry (overrides `relay.circuit_bytes`).
+    #[arg(long, value_name = "BYTES")]
+    relay_circuit_bytes: Option<u64>,
+    /// Relayed circuits open at once (overrides `relay.max_circuits`).
+    #[arg(long, value_name = "N")]
+    relay_max_circuits: Option<u32>,
+    /// Relayed circuits one peer may take part in (overrides `relay.max_circuits_per_peer`).
+    #[arg(long, value_name = "N")]
+    relay_max_circuits_per_peer: Option<u32>,
+    /// Relay reservations held at once (overrides `relay.max_reservations`).
+    #[arg(long, value_name = "N")]
+    relay_max_reservations: Option<u32>,
+    /// Relay reservations one peer may hold (overrides `relay.max_reservations_per_peer`).
+    #[arg(long, value_name = "N")]
+    relay_max_reservations_per_peer: Option<u32>,
 }
 
 impl Cli {
@@ -55,6 +73,31 @@ impl Cli {
         }
         if self.metrics.is_some() {
             config.metrics = self.metrics;
+        }
+        let relay = &mut config.relay;
+        for (flag, field) in [
+            (self.relay_circuit_secs, &mut relay.circuit_secs),
+            (self.relay_circuit_bytes, &mut relay.circuit_bytes),
+        ] {
+            if let Some(v) = flag {
+                *field = v;
+            }
+        }
+        for (flag, field) in [
+            (self.relay_max_circuits, &mut relay.max_circuits),
+            (
+                self.relay_max_circuits_per_peer,
+                &mut relay.max_circuits_per_peer,
+            ),
+            (self.relay_max_reservations, &mut relay.max_reservations),
+            (
+                self.relay_max_reservations_per_peer,
+                &mut relay.max_reservations_per_peer,
+            ),
+        ] {
+            if let Some(v) = flag {
+                *field = v;
+            }
         }
         config.validate().context("invalid configuration")?;
         Ok(config)
@@ -104,4 +147,39 @@ async fn run(cli: Cli) -> Result<()> {
     server.shutdown().await.context("shutting down")?;
     info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_flags_override_the_file_and_defaults() {
+        let cli = Cli::parse_from([
+            "tern-bootstrap",
+            "--relay-circuit-secs",
+            "600",
+            "--relay-circuit-bytes",
+            "1048576",
+            "--relay-max-circuits",
+            "64",
+            "--relay-max-circuits-per-peer",
+            "8",
+            "--relay-max-reservations",
+            "100",
+            "--relay-max-reservations-per-peer",
+            "2",
+        ]);
+        let relay = cli.config().unwrap().relay;
+        assert_eq!((relay.circuit_secs, relay.circuit_bytes), (600, 1_048_576));
+        assert_eq!((relay.max_circuits, relay.max_circuits_per_peer), (64, 8));
+        assert_eq!(
+            (relay.max_reservations, relay.max_reservations_per_peer),
+            (100, 2)
+        );
+        let defaults = Cli::parse_from(["tern-bootstrap"]).config().unwrap().relay;
+        assert_eq!(defaults, tern_bootstrap::RelayLimits::default());
+        let zero = Cli::parse_from(["tern-bootstrap", "--relay-max-circuits", "0"]).config();
+        assert!(zero.is_err());
+    }
 }

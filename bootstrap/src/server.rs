@@ -158,6 +158,7 @@ impl Server {
 
         let limits = Limits::from(config.connections);
         let idle_timeout = config.idle_timeout();
+        let relay = config.relay.to_relay_config();
         let mut swarm = infallible(
             SwarmBuilder::with_existing_identity(keypair)
                 .with_tokio()
@@ -169,7 +170,9 @@ impl Server {
                 .with_quic()
                 .with_dns()
                 .map_err(ServerError::Dns)?
-                .with_behaviour(|key| ServerBehaviour::new(key, &limits, DEFAULT_REQUEST_TIMEOUT)),
+                .with_behaviour(|key| {
+                    ServerBehaviour::new(key, &limits, relay, DEFAULT_REQUEST_TIMEOUT)
+                }),
         )
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
         .build();

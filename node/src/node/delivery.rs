@@ -260,7 +260,14 @@ impl EventLoop {
         {
             kad.get_closest_peers(peer);
         }
-        let opts = DialOpts::peer_id(peer).addresses(addrs).build();
+        // A fresh local port, not the listen port: two contacts that find each other at the same moment
+        // (mDNS answers both ways at once) dial each other together, and two dials between the same two
+        // listen ports are one TCP simultaneous open, which libp2p cannot negotiate (both sides start Noise
+        // as initiator and both dials fail). Fresh ports make them two connections that both succeed.
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .allocate_new_port()
+            .build();
         if let Err(e) = self.swarm.dial(opts) {
             debug!(peer = %short(&peer), error = %e, "dial failed");
         }

@@ -178,7 +178,11 @@ impl EventLoop {
                     }
                     if !self.swarm.is_connected(&target) {
                         let addrs = self.known_addrs.get(&target).cloned().unwrap_or_default();
-                        let opts = DialOpts::peer_id(target).addresses(addrs).build();
+                        // A fresh port, as in `dial_contact`: no TCP simultaneous open with a contact dialling us.
+                        let opts = DialOpts::peer_id(target)
+                            .addresses(addrs)
+                            .allocate_new_port()
+                            .build();
                         if let Err(e) = self.swarm.dial(opts) {
                             debug!(peer = %short(&target), error = %e, "dial after lookup failed");
                         }
