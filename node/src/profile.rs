@@ -117,6 +117,13 @@ impl Profile {
     }
 
     /// Re-wraps the store key under a new password.
+    /// Replaces the signed prekey and drops every earlier one at once (after a suspected compromise), and
+    /// re-issues the card: contacts holding the old card must get the new one to start a session; running
+    /// sessions go on.
+    pub fn revoke_prekeys(&mut self) -> Result<(), NodeError> {
+        Ok(self.engine.revoke_prekeys()?)
+    }
+
     pub fn change_password(&mut self, old: &Password, new: &Password) -> Result<(), NodeError> {
         Ok(self.engine.store_mut().change_password(old, new)?)
     }
