@@ -249,21 +249,9 @@ impl EventLoop {
         }
     }
 
+    /// Reaches a contact with mail waiting (`reach.rs`: known addresses, its address record).
     pub(super) fn dial_contact(&mut self, peer: PeerId) {
-        let mut addrs = self.known_addrs.get(&peer).cloned().unwrap_or_default();
-        addrs.extend(self.card_addrs(&peer));
-        if addrs.is_empty() && self.lan_only {
-            return;
-        }
-        if !self.lan_only
-            && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
-        {
-            kad.get_closest_peers(peer);
-        }
-        let opts = DialOpts::peer_id(peer).addresses(addrs).build();
-        if let Err(e) = self.swarm.dial(opts) {
-            debug!(peer = %short(&peer), error = %e, "dial failed");
-        }
+        self.find_contact(peer);
     }
 
     /// Addresses the contact published in its card.
