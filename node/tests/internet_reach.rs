@@ -13,7 +13,7 @@ use tern_testkit::net::{
     LiveNode, internet_node, relay_only_node, server_metric, spawn_relay_bootstrap,
 };
 use tern_testkit::profile::pair;
-use tern_testkit::wait::{received, wait_for, wait_status};
+use tern_testkit::wait::{poll_until, received, wait_for, wait_status};
 use tracing::Instrument;
 
 /// How long two contacts may take to see each other online once both run.
@@ -21,6 +21,13 @@ const PRESENCE_WITHIN: Duration = Duration::from_secs(2);
 const WHOLE_TEST: Duration = Duration::from_secs(120);
 
 const DEPOSITS: &str = "tern_bootstrap_mailbox_deposits_total";
+
+/// [`internet_node`] with a short idle timeout, so that "a minute of quiet" takes a fraction of a second.
+fn quiet(boot: &libp2p::Multiaddr) -> NodeConfig {
+    let mut config = internet_node(boot);
+    config.net.idle_timeout = Duration::from_millis(300);
+    config
+}
 
 async fn start(dir: &Path, name: &str, config: NodeConfig) -> LiveNode {
     LiveNode::start(tern_testkit::profile::open(dir), name, config)
@@ -162,6 +169,51 @@ async fn a_contact_reachable_only_through_a_relay_gets_messages_over_the_circuit
         // Still only through the relay: the messages crossed the circuit.
         assert_eq!(reach_of(&alice, bob_key).await, Some(Reach::Relayed));
         shutdown(vec![alice, bob]).await;
+        server.shutdown().await.unwrap();
+    })
+    .await
+    .expect("the test finished in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_connection_to_a_contact_outlives_the_idle_timeout_and_one_to_a_stranger_does_not()
+{
+    let (s, a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    drop(pair(a.path(), b.path()));
+    drop(tern_testkit::profile::create(c.path(), "Carol"));
+    tokio::time::timeout(WHOLE_TEST, async {
+        let (server, boot) = spawn_relay_bootstrap(s.path()).await;
+        let mut alice = start(a.path(), "alice", quiet(&boot)).await;
+        published(&mut alice).await;
+        let mut bob = start(b.path(), "bob", quiet(&boot)).await;
+        let bob_key = bob.key;
+        sees_online(&mut alice, bob_key, "alice sees bob online").await;
+        sees_online(&mut bob, alice.key, "bob sees alice online").await;
+
+        // Carol, a stranger, connects to Alice and says nothing: that connection idles out...
+        let carol = start(c.path(), "carol", quiet(&boot)).await;
+        let carol_peer = carol.node.peer_id();
+        carol.node.dial(alice.addr.clone()).await.unwrap();
+        let connected = async || alice.node.status().await.unwrap().connected_peers;
+        let seen = poll_until(Duration::from_secs(10), connected, |p| p.contains(&carol_peer)).await;
+        assert!(seen.contains(&carol_peer), "carol connected");
+        let after = poll_until(Duration::from_secs(10), connected, |p| !p.contains(&carol_peer)).await;
+        assert!(!after.contains(&carol_peer), "the stranger's quiet connection was closed");
+
+        // ...while the equally quiet one to Bob, a contact, is still up and never went down.
+        assert!(after.contains(&bob.node.peer_id()), "still connected to bob");
+        while let Ok(event) = alice.events.try_recv() {
+            assert!(
+                !matches!(event, Event::ContactOnline { contact, online: false, .. } if contact == bob_key),
+                "bob went offline"
+            );
+        }
+        shutdown(vec![alice, bob, carol]).await;
         server.shutdown().await.unwrap();
     })
     .await
