@@ -4,9 +4,10 @@
 //! longer keeps a connection alive, so a quiet conversation dropped after a minute and the app showed the
 //! contact going offline. This behaviour's handler says "keep alive" on connections to the peers it is told
 //! to keep (the contacts), and nothing on any other; ping still probes every connection and closes one that
-//! stops answering, so a contact that went away is noticed.
+//! stops answering, so a contact that went away is noticed. A relayed connection is kept only while the
+//! peer has no direct one: once hole punching succeeds, the circuit is left to close and frees the relay.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::task::{Context, Poll};
 
@@ -14,6 +15,7 @@ use libp2p::PeerId;
 use libp2p::core::transport::PortUse;
 use libp2p::core::upgrade::DeniedUpgrade;
 use libp2p::core::{Endpoint, Multiaddr};
+use libp2p::multiaddr::Protocol;
 use libp2p::swarm::handler::ConnectionEvent;
 use libp2p::swarm::{
     ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId, FromSwarm,
@@ -30,8 +32,9 @@ const MAX_QUEUED: usize = 4096;
 #[derive(Default)]
 pub struct Behaviour {
     kept: HashSet<PeerId>,
-    connections: HashMap<PeerId, Vec<ConnectionId>>,
-    queued: Vec<(PeerId, ConnectionId, bool)>,
+    /// Each peer's connections: whether relayed, and whether its handler was last told to keep it.
+    connections: HashMap<PeerId, HashMap<ConnectionId, (bool, bool)>>,
+    queued: VecDeque<(PeerId, ConnectionId, bool)>,
 }
 
 impl Behaviour {
@@ -46,14 +49,42 @@ impl Behaviour {
         } else {
             self.kept.remove(&peer)
         };
-        if changed && let Some(connections) = self.connections.get(&peer) {
-            for id in connections {
-                if self.queued.len() < MAX_QUEUED {
-                    self.queued.push((peer, *id, keep));
-                }
-            }
+        if changed {
+            self.update(peer);
         }
         true
+    }
+
+    /// Whether a connection to `peer` (relayed or not) is to be kept now.
+    fn wanted(&self, peer: &PeerId, relayed: bool) -> bool {
+        self.kept.contains(peer)
+            && (!relayed
+                || !self
+                    .connections
+                    .get(peer)
+                    .is_some_and(|c| c.values().any(|(relayed, _)| !relayed)))
+    }
+
+    /// Tells each of `peer`'s handlers whose answer changed.
+    fn update(&mut self, peer: PeerId) {
+        let Some(connections) = self.connections.get(&peer) else {
+            return;
+        };
+        let changes: Vec<(ConnectionId, bool)> = connections
+            .iter()
+            .map(|(id, (relayed, told))| (*id, self.wanted(&peer, *relayed), *told))
+            .filter(|(_, want, told)| want != told)
+            .map(|(id, want, _)| (id, want))
+            .collect();
+        for (id, want) in changes {
+            if self.queued.len() >= MAX_QUEUED {
+                break;
+            }
+            self.queued.push_back((peer, id, want));
+            if let Some(entry) = self.connections.get_mut(&peer).and_then(|c| c.get_mut(&id)) {
+                entry.1 = want;
+            }
+        }
     }
 
     /// Whether connections to `peer` are kept open.
@@ -61,10 +92,16 @@ impl Behaviour {
         self.kept.contains(peer)
     }
 
-    fn handler(&self, peer: &PeerId) -> Handler {
-        Handler {
-            keep: self.kept.contains(peer),
-        }
+    fn handler(&mut self, peer: PeerId, id: ConnectionId, addr: &Multiaddr) -> Handler {
+        let relayed = addr.iter().any(|p| matches!(p, Protocol::P2pCircuit));
+        let keep = self.wanted(&peer, relayed);
+        self.connections
+            .entry(peer)
+            .or_default()
+            .insert(id, (relayed, keep));
+        // A new direct connection may make a relayed one unneeded.
+        self.update(peer);
+        Handler { keep }
     }
 }
 
@@ -74,42 +111,36 @@ impl NetworkBehaviour for Behaviour {
 
     fn handle_established_inbound_connection(
         &mut self,
-        _: ConnectionId,
+        id: ConnectionId,
         peer: PeerId,
         _: &Multiaddr,
-        _: &Multiaddr,
+        remote: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(self.handler(&peer))
+        Ok(self.handler(peer, id, remote))
     }
 
     fn handle_established_outbound_connection(
         &mut self,
-        _: ConnectionId,
+        id: ConnectionId,
         peer: PeerId,
-        _: &Multiaddr,
+        addr: &Multiaddr,
         _: Endpoint,
         _: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(self.handler(&peer))
+        Ok(self.handler(peer, id, addr))
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
-        match event {
-            FromSwarm::ConnectionEstablished(e) => {
-                self.connections
-                    .entry(e.peer_id)
-                    .or_default()
-                    .push(e.connection_id);
+        if let FromSwarm::ConnectionClosed(e) = event
+            && let Some(list) = self.connections.get_mut(&e.peer_id)
+        {
+            list.remove(&e.connection_id);
+            if list.is_empty() {
+                self.connections.remove(&e.peer_id);
+            } else {
+                // The last direct connection may have gone: a relayed one is needed again.
+                self.update(e.peer_id);
             }
-            FromSwarm::ConnectionClosed(e) => {
-                if let Some(list) = self.connections.get_mut(&e.peer_id) {
-                    list.retain(|id| *id != e.connection_id);
-                    if list.is_empty() {
-                        self.connections.remove(&e.peer_id);
-                    }
-                }
-            }
-            _ => {}
         }
     }
 
@@ -123,7 +154,7 @@ impl NetworkBehaviour for Behaviour {
     }
 
     fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        match self.queued.pop() {
+        match self.queued.pop_front() {
             Some((peer_id, id, keep)) => Poll::Ready(ToSwarm::NotifyHandler {
                 peer_id,
                 handler: NotifyHandler::One(id),
@@ -172,5 +203,59 @@ impl ConnectionHandler for Handler {
         _: ConnectionEvent<Self::InboundProtocol, Self::OutboundProtocol, (), ()>,
     ) {
         // DeniedUpgrade negotiates nothing: no stream ever reaches this handler.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> Multiaddr {
+        s.parse().unwrap()
+    }
+
+    fn notices(b: &mut Behaviour) -> Vec<(ConnectionId, bool)> {
+        b.queued.drain(..).map(|(_, id, keep)| (id, keep)).collect()
+    }
+
+    #[test]
+    fn kept_peers_only_and_a_circuit_only_while_there_is_no_direct_connection() {
+        let mut b = Behaviour::default();
+        let (contact, stranger) = (PeerId::random(), PeerId::random());
+        let relay = PeerId::random();
+        let circuit = addr(&format!("/ip4/203.0.113.1/tcp/1/p2p/{relay}/p2p-circuit"));
+        let direct = addr("/ip4/203.0.113.2/tcp/2");
+        assert!(b.keep(contact, true));
+
+        let stranger_conn = ConnectionId::new_unchecked(1);
+        assert!(!b.handler(stranger, stranger_conn, &direct).keep);
+
+        let relayed = ConnectionId::new_unchecked(2);
+        assert!(
+            b.handler(contact, relayed, &circuit).keep,
+            "only a circuit: kept"
+        );
+        assert!(notices(&mut b).is_empty());
+
+        let hole_punched = ConnectionId::new_unchecked(3);
+        assert!(b.handler(contact, hole_punched, &direct).keep);
+        assert_eq!(
+            notices(&mut b),
+            vec![(relayed, false)],
+            "the circuit is let go"
+        );
+
+        // The direct connection closes: the circuit is needed again.
+        b.connections
+            .get_mut(&contact)
+            .unwrap()
+            .remove(&hole_punched);
+        b.update(contact);
+        assert_eq!(notices(&mut b), vec![(relayed, true)]);
+
+        // No longer a contact: nothing is kept.
+        assert!(b.keep(contact, false));
+        assert_eq!(notices(&mut b), vec![(relayed, false)]);
+        assert!(!b.is_kept(&contact));
     }
 }
