@@ -18,6 +18,8 @@ use tracing::Instrument;
 
 /// How long two contacts may take to see each other online once both run.
 const PRESENCE_WITHIN: Duration = Duration::from_secs(2);
+/// The bound for contacts who start at the same moment.
+const STARTING_TOGETHER_WITHIN: Duration = Duration::from_secs(5);
 const WHOLE_TEST: Duration = Duration::from_secs(120);
 
 const DEPOSITS: &str = "tern_bootstrap_mailbox_deposits_total";
@@ -55,7 +57,8 @@ async fn sees_online(node: &mut LiveNode, contact: IdentityKey, what: &str) {
     .unwrap_or_else(|_| panic!("{what}: not within {PRESENCE_WITHIN:?}"));
 }
 
-/// Sends a message each way and waits until each sender learns it was delivered.
+/// Sends a message each way and waits until each sender learns it was delivered; then Alice types and Bob
+/// sees it, and Bob reads and Alice sees that.
 async fn exchange(alice: &mut LiveNode, bob: &mut LiveNode) {
     let to_bob = alice
         .node
@@ -71,6 +74,17 @@ async fn exchange(alice: &mut LiveNode, bob: &mut LiveNode) {
         .unwrap();
     received(&mut alice.events, "hello back").await;
     wait_status(&mut bob.events, to_alice.id, MessageStatus::Delivered).await;
+
+    let alice_key = alice.key;
+    alice.node.typing(bob.key, true).await.unwrap();
+    wait_for(
+        &mut bob.events,
+        "alice typing",
+        |e| matches!(e, Event::Typing { contact, typing: true, .. } if *contact == alice_key),
+    )
+    .await;
+    bob.node.mark_all_read(alice_key.into()).await.unwrap();
+    wait_status(&mut alice.events, to_bob.id, MessageStatus::Read).await;
 }
 
 async fn reach_of(node: &LiveNode, contact: IdentityKey) -> Option<Reach> {
@@ -214,6 +228,43 @@ async fn a_quiet_connection_to_a_contact_outlives_the_idle_timeout_and_one_to_a_
             );
         }
         shutdown(vec![alice, bob, carol]).await;
+        server.shutdown().await.unwrap();
+    })
+    .await
+    .expect("the test finished in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_starting_together_find_each_other_without_a_message() {
+    let (s, a, b) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    drop(pair(a.path(), b.path()));
+    tokio::time::timeout(WHOLE_TEST, async {
+        let (server, boot) = spawn_relay_bootstrap(s.path()).await;
+        // Neither record is in the DHT when the other first looks: the lookups are asked again.
+        let (alice, bob) = tokio::join!(
+            start(a.path(), "alice", internet_node(&boot)),
+            start(b.path(), "bob", internet_node(&boot))
+        );
+        let (mut alice, mut bob) = (alice, bob);
+        let (alice_key, bob_key) = (alice.key, bob.key);
+        for (node, contact, what) in [
+            (&mut alice, bob_key, "alice sees bob online"),
+            (&mut bob, alice_key, "bob sees alice online"),
+        ] {
+            tokio::time::timeout(
+                STARTING_TOGETHER_WITHIN,
+                wait_for(&mut node.events, what, |e| {
+                    matches!(e, Event::ContactOnline { contact: c, online: true, .. } if *c == contact)
+                }),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{what}: not within {STARTING_TOGETHER_WITHIN:?}"));
+        }
+        shutdown(vec![alice, bob]).await;
         server.shutdown().await.unwrap();
     })
     .await
