@@ -171,10 +171,10 @@ impl EventLoop {
             Command::SetContactState { key, state, reply } => {
                 let result = self.engine.set_contact_state(&key, state.into());
                 if let (Ok(record), Some(peer)) = (&result, peer_id_of(&key)) {
-                    if record.state == crate::store::ContactState::Blocked {
-                        self.unwatch_contact(peer);
-                    } else {
+                    if record.state == crate::store::ContactState::Accepted {
                         self.watch_contact(peer, std::time::Instant::now());
+                    } else {
+                        self.unwatch_contact(peer);
                     }
                 }
                 let _ = reply.send(result.map(Contact::from).map_err(NodeError::from));

@@ -156,7 +156,7 @@ impl EventLoop {
         let now = Instant::now();
         if let Ok(contacts) = self.engine.store().contacts() {
             for contact in contacts {
-                if contact.state == ContactState::Blocked {
+                if contact.state != ContactState::Accepted {
                     continue;
                 }
                 if let Some(peer) = peer_id_of(&contact.key) {
@@ -565,9 +565,19 @@ impl EventLoop {
             .or_default()
             .insert(connection, relayed);
         if let Some(contact) = self.contact_of(&peer) {
-            self.swarm.behaviour_mut().keep_alive.keep(peer, true);
+            if self.is_accepted(&contact) {
+                self.swarm.behaviour_mut().keep_alive.keep(peer, true);
+            }
             self.reach_changed(contact, &peer, before);
         }
+    }
+
+    /// Whether `contact` is one the user added or accepted (not a request, not blocked).
+    fn is_accepted(&self, contact: &IdentityKey) -> bool {
+        matches!(
+            self.engine.store().contact(contact),
+            Ok(Some(record)) if record.state == ContactState::Accepted
+        )
     }
 
     /// A connection closed.
