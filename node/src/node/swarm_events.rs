@@ -172,29 +172,6 @@ impl EventLoop {
                     ..
                 },
             )) => self.get_progress(id, result, step.last),
-            SwarmEvent::Behaviour(ClientBehaviourEvent::Kad(
-                kad::Event::OutboundQueryProgressed {
-                    result: kad::QueryResult::GetClosestPeers(Ok(found)),
-                    ..
-                },
-            )) => {
-                // A lookup for a contact we hold mail for found a route to it: deliver now.
-                let Ok(target) = PeerId::from_bytes(&found.key) else {
-                    return;
-                };
-                if let Some(info) = found.peers.into_iter().find(|p| p.peer_id == target) {
-                    for addr in info.addrs {
-                        self.remember_addr(target, addr);
-                    }
-                    if !self.swarm.is_connected(&target) {
-                        let addrs = self.known_addrs.get(&target).cloned().unwrap_or_default();
-                        let opts = DialOpts::peer_id(target).addresses(addrs).build();
-                        if let Err(e) = self.swarm.dial(opts) {
-                            debug!(peer = %short(&target), error = %e, "dial after lookup failed");
-                        }
-                    }
-                }
-            }
             _ => {}
         }
     }
