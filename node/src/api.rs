@@ -372,6 +372,24 @@ pub enum NatStatus {
     Unknown,
 }
 
+/// How a connected contact is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// At least one direct connection (on the LAN, to a public address, or hole-punched).
+    Direct,
+    /// Only through a relay's circuit.
+    Relayed,
+}
+
+/// A connected contact and how it is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactReach {
+    pub contact: IdentityKey,
+    /// The contact's name as the user knows them.
+    pub name: String,
+    pub reach: Reach,
+}
+
 /// The node's view of the network.
 #[derive(Debug, Clone)]
 pub struct NetStatus {
@@ -387,8 +405,12 @@ pub struct NetStatus {
     pub mailboxes: Vec<PeerId>,
     /// LAN peers that offer to hold mail.
     pub lan_mailboxes: Vec<PeerId>,
-    /// Listening through the mailbox servers' circuit relays (behind NAT).
+    /// Listening through a relay's circuit (AutoNAT says private or does not know yet).
     pub relayed: bool,
+    /// The addresses in this node's current address record (none in LAN mode or before any is known).
+    pub published_addrs: Vec<Multiaddr>,
+    /// Connected contacts, each reached directly or through a relay.
+    pub contacts: Vec<ContactReach>,
     /// What this node refused from peers since it started, by kind: `envelope_<reason>` for envelopes it
     /// rejected, `envelope_duplicate` for envelopes it already had, `envelope_unreadable` for envelope
     /// streams that failed once open, `connection_limit` and `connection_handshake` for incoming
@@ -444,6 +466,14 @@ pub enum Event {
     },
     /// This profile's mailbox record was stored in the DHT.
     MailboxRecordPublished,
+    /// This node's address record (how contacts reach it now) was stored in the DHT.
+    AddressesPublished { addresses: Vec<Multiaddr> },
+    /// A connected contact's path changed: now reached directly, or only through a relay.
+    ContactReach {
+        contact: IdentityKey,
+        name: String,
+        reach: Reach,
+    },
     /// AutoNAT's verdict on whether this node is reachable from the internet changed.
     Nat { status: NatStatus },
     /// A mailbox server was read to the end; `envelopes` is how many it handed over this time.

@@ -6,6 +6,7 @@
 //! passes, so a seeded RNG reproduces every byte. docs/protocol.md specifies every format byte by byte.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod address_record;
 pub mod card;
 pub mod codec;
 pub mod crypto;
@@ -20,6 +21,7 @@ pub mod ratchet;
 pub mod session;
 mod session_error;
 
+pub use address_record::AddressRecord;
 pub use card::{CardChange, CardDetails, CardError, ContactCard, MailboxNode, QrMatrix};
 pub use codec::DecodeError;
 pub use envelope::{Envelope, EnvelopeId, MailboxId, OpenError, Opened, SealError};

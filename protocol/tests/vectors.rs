@@ -24,8 +24,9 @@ use serde_json::Value;
 use tern_protocol::codec::{Reader, Writer};
 use tern_protocol::crypto;
 use tern_protocol::{
-    Body, CardDetails, ContactCard, Content, Envelope, Fingerprint, Identity, IdentityKey,
-    MailboxNode, MessageId, PeerSessions, PickleKey, PublicIdentity, SafetyNumber, SignedPrekey,
+    AddressRecord, Body, CardDetails, ContactCard, Content, Envelope, Fingerprint, Identity,
+    IdentityKey, MailboxNode, MessageId, PeerSessions, PickleKey, PublicIdentity, SafetyNumber,
+    SignedPrekey,
 };
 
 const REGENERATE_ENV: &str = "TERN_REGENERATE_VECTORS";
@@ -39,6 +40,7 @@ const REQUIRED_QUOTES: &[&str] = &[
     "identity.mailbox_id",
     "card.bytes",
     "card.invite_link",
+    "address_record.bytes",
     "safety_number.safety_number",
     "exchange.messages.0.envelope",
 ];
@@ -54,6 +56,8 @@ const PICKLE_KEY: [u8; 32] = [0x5a; 32];
 const PICKLE_RNG_SEED: [u8; 32] = [0x00; 32];
 const EXCHANGE_SEED: u64 = 2025;
 const EXCHANGE_STEP_MS: u64 = 1_000;
+const ADDRESS_ISSUED_MS: u64 = 1_760_000_000_000;
+const ADDRESS_TTL_SECS: u32 = 3_600;
 
 const fn counting(start: u8) -> [u8; 32] {
     let mut out = [0u8; 32];
@@ -75,6 +79,7 @@ struct Vectors {
     identity: IdentityVector,
     pickle: PickleVector,
     card: CardVector,
+    address_record: AddressRecordVector,
     safety_number: SafetyVector,
     kdf: KdfVector,
     content: Vec<ContentVector>,
@@ -102,6 +107,17 @@ struct IdentityVector {
     peer_id_bytes: String,
     peer_id: String,
     mailbox_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddressRecordVector {
+    issued_ms: u64,
+    ttl_secs: u32,
+    addresses: Vec<String>,
+    dht_key: String,
+    signature: String,
+    bytes: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -279,6 +295,7 @@ fn generate() -> Vectors {
         identity: gen_identity(),
         pickle: gen_pickle(),
         card: gen_card(),
+        address_record: gen_address_record(),
         safety_number: gen_safety(),
         kdf: gen_kdf(),
         content: gen_content(),
@@ -383,6 +400,31 @@ fn gen_card() -> CardVector {
         signature: hex(&bytes[bytes.len() - 64..]),
         bytes: hex(bytes),
         invite_link: card.invite_link(),
+    }
+}
+
+/// The vector identity's address record: its public TCP address and a circuit through a relay
+/// (`/ip4/192.0.2.20/tcp/4001/p2p/<relay>/p2p-circuit`).
+fn gen_address_record() -> AddressRecordVector {
+    let relay = Identity::generate(&mut ChaCha20Rng::from_seed(MAILBOX_RNG_SEED), 0);
+    let [tcp, _, _] = multiaddrs();
+    let mut circuit = vec![0x04, 192, 0, 2, 20, 0x06, 0x0f, 0xa1, 0xa5, 0x03];
+    let relay_peer = relay.key().peer_id_bytes();
+    circuit.push(u8::try_from(relay_peer.len()).unwrap());
+    circuit.extend_from_slice(&relay_peer);
+    circuit.push(0xa2);
+    circuit.push(0x02);
+    let id = vector_identity();
+    let record =
+        AddressRecord::issue(&id, ADDRESS_ISSUED_MS, ADDRESS_TTL_SECS, vec![tcp, circuit]).unwrap();
+    let bytes = record.encode();
+    AddressRecordVector {
+        issued_ms: ADDRESS_ISSUED_MS,
+        ttl_secs: ADDRESS_TTL_SECS,
+        addresses: record.addresses().iter().map(|a| hex(a)).collect(),
+        dht_key: hex(&AddressRecord::dht_key(&id.key().mailbox_id())),
+        signature: hex(&bytes[bytes.len() - 64..]),
+        bytes: hex(bytes),
     }
 }
 
@@ -624,6 +666,18 @@ fn check_with_api(v: &Vectors) {
         ContactCard::from_invite_link(&v.card.invite_link).unwrap(),
         card
     );
+
+    // Address record.
+    let ar = &v.address_record;
+    let record = AddressRecord::decode(&unhex(&ar.bytes)).unwrap();
+    assert_eq!(record.identity(), public.key);
+    assert_eq!(record.issued_ms(), ar.issued_ms);
+    assert_eq!(record.ttl_secs(), ar.ttl_secs);
+    let addrs: Vec<String> = record.addresses().iter().map(|a| hex(a)).collect();
+    assert_eq!(addrs, ar.addresses);
+    assert!(record.belongs_under(&unhex(&ar.dht_key)));
+    assert!(record.is_live(ar.issued_ms));
+    assert!(!record.is_live(ar.issued_ms + u64::from(ar.ttl_secs) * 1000));
 
     // Safety number.
     let s = &v.safety_number;
@@ -896,6 +950,37 @@ mod spec {
                 a.to_vec()
             })
             .collect()
+    }
+
+    /// An address record: `u8 version (1) || identity_key[32] || u64 issued_ms || u32 ttl_secs (1..=7200) ||
+    /// u8 n (<= 8) || n x vec8<128> multiaddr || signature[64]` under label `tern/address-record/v1`.
+    pub fn address_record(bytes: &[u8]) -> ([u8; 32], u64, u32, Vec<Vec<u8>>) {
+        assert!(bytes.len() <= 1 + 32 + 8 + 4 + 1 + 8 * 129 + 64);
+        let mut c = Cursor::new(bytes);
+        assert_eq!(c.u8(), 1, "address record version");
+        let identity_key: [u8; 32] = c.arr();
+        let issued_ms = c.u64();
+        let ttl_secs = c.u32();
+        assert!((1..=7200).contains(&ttl_secs));
+        let n = c.u8();
+        assert!(n <= 8);
+        let addresses = (0..n)
+            .map(|_| {
+                let a = c.vec8();
+                assert!(!a.is_empty() && a.len() <= 128);
+                a.to_vec()
+            })
+            .collect();
+        let signed = c.used(bytes);
+        let signature = c.arr();
+        c.end();
+        verify(
+            &identity_key,
+            b"tern/address-record/v1",
+            &bytes[..signed],
+            &signature,
+        );
+        (identity_key, issued_ms, ttl_secs, addresses)
     }
 
     pub fn card(bytes: &[u8]) -> Card {
@@ -1279,6 +1364,20 @@ mod spec {
 }
 
 fn check_with_spec(v: &Vectors) {
+    // Address record: signed by the vector identity, under "/tern/addresses/" || mailbox_id.
+    let ar = &v.address_record;
+    let (key, issued_ms, ttl_secs, addresses) = spec::address_record(&unhex(&ar.bytes));
+    assert_eq!(hex(&key), v.identity.identity_key);
+    assert_eq!((issued_ms, ttl_secs), (ar.issued_ms, ar.ttl_secs));
+    assert_eq!(
+        addresses.iter().map(|a| hex(a)).collect::<Vec<_>>(),
+        ar.addresses
+    );
+    let mut dht_key = b"/tern/addresses/".to_vec();
+    dht_key.extend_from_slice(&spec::mailbox_id(&key));
+    assert_eq!(hex(&dht_key), ar.dht_key);
+    assert_eq!(&ar.bytes[ar.bytes.len() - 128..], ar.signature);
+
     // Identity: the RNG output is the three secrets in order, and every public value follows from them.
     let id = &v.identity;
     let rng = unhex(&id.rng_output);

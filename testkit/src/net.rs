@@ -206,3 +206,62 @@ pub async fn spawn_bootstrap(dir: &Path, peers: Vec<Multiaddr>) -> (Server, Mult
         .expect("a TCP listen address");
     (server, addr)
 }
+
+/// A network configuration for the internet path on loopback: loopback TCP, not LAN-only, no mDNS, the
+/// given bootstrap nodes, and loopback addresses allowed in address records (`local_addresses`), since every
+/// node runs on this host.
+pub fn internet_net(bootstrap: &[Multiaddr]) -> NetConfig {
+    NetConfig {
+        bootstrap: bootstrap.to_vec(),
+        local_addresses: true,
+        ..net_config(LOOPBACK_TCP, false)
+    }
+}
+
+/// A node that meets others only through `bootstrap` (no `--peer`, no mDNS), which also holds its mail.
+pub fn internet_node(bootstrap: &Multiaddr) -> NodeConfig {
+    NodeConfig {
+        net: internet_net(std::slice::from_ref(bootstrap)),
+        mailboxes: vec![bootstrap.clone()],
+        ..NodeConfig::default()
+    }
+}
+
+/// [`internet_node`], reached and reaching only through the bootstrap node's relay (`relay_only`): it
+/// listens on no direct address.
+pub fn relay_only_node(bootstrap: &Multiaddr) -> NodeConfig {
+    let mut config = internet_node(bootstrap);
+    config.net.listen = Vec::new();
+    config.net.relay_only = true;
+    config
+}
+
+/// A bootstrap server in this process that also serves as a relay: it listens on a fixed loopback port and
+/// names that address as its external one (a relay only offers reservations once it has one), with metrics
+/// on an ephemeral port. Returns the server and its address with `/p2p/`.
+pub async fn spawn_relay_bootstrap(dir: &Path) -> (Server, Multiaddr) {
+    let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", free_port())
+        .parse()
+        .unwrap();
+    let config = Config {
+        listen: vec![addr.clone()],
+        external_addresses: vec![addr],
+        metrics: Some("127.0.0.1:0".parse().unwrap()),
+        ..bootstrap_config(dir)
+    };
+    let server = Server::spawn(config).await.unwrap();
+    let addr = server
+        .listen_addrs()
+        .into_iter()
+        .find(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
+        .expect("a TCP listen address");
+    (server, addr)
+}
+
+/// A sample of a bootstrap server's metrics (0 if it has none yet).
+pub async fn server_metric(server: &Server, name: &str) -> f64 {
+    let addr = server.metrics_addr().expect("metrics are on");
+    let text = crate::metrics::http_get(addr, "/metrics").await.unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    crate::metrics::sample(body, name).unwrap_or(0.0)
+}

@@ -1,4 +1,5 @@
-//! "Network": the mode, peers, NAT, relay, mailboxes, outbox and listen addresses, asked from the node
+//! "Network": the mode, peers, NAT, relay, contacts (direct or relayed), mailboxes, outbox, published and
+//! listen addresses, asked from the node
 //! every [`STATUS_REFRESH`] while the dialog is open.
 
 use std::time::{Duration, Instant};
@@ -61,6 +62,23 @@ pub fn show(ui: &mut egui::Ui, m: &Model, form: &mut Form) -> Vec<Action> {
                     "not used"
                 });
                 ui.end_row();
+                ui.label("Contacts online");
+                ui.vertical(|ui| {
+                    if s.contacts.is_empty() {
+                        ui.label("none");
+                    }
+                    for c in &s.contacts {
+                        ui.label(format!(
+                            "{}: {}",
+                            c.name,
+                            match c.reach {
+                                tern_node::api::Reach::Direct => "direct",
+                                tern_node::api::Reach::Relayed => "through a relay",
+                            }
+                        ));
+                    }
+                });
+                ui.end_row();
                 ui.label("Mailboxes");
                 let mut boxes: Vec<String> = s.mailboxes.iter().map(short_peer).collect();
                 boxes.extend(
@@ -76,6 +94,16 @@ pub fn show(ui: &mut egui::Ui, m: &Model, form: &mut Form) -> Vec<Action> {
                 ui.end_row();
                 ui.label("Outbox");
                 ui.label(format!("{} waiting", s.outbox_len));
+                ui.end_row();
+                ui.label("Published addresses");
+                ui.vertical(|ui| {
+                    if s.published_addrs.is_empty() {
+                        ui.label("none");
+                    }
+                    for a in &s.published_addrs {
+                        ui.monospace(a.to_string());
+                    }
+                });
                 ui.end_row();
                 ui.label("Listening on");
                 ui.vertical(|ui| {

@@ -1,4 +1,5 @@
-//! The open conversation: its header (name, verified, online, "Contact…", "Verify"), a warning when
+//! The open conversation: its header (name, verified, online or typing, direct or relayed, "Contact…",
+//! "Verify"), a warning when
 //! the contact's key changed, accept/block for a message request, the message list ([`ChatView`]) and
 //! the composer with the contact's typing line.
 
@@ -13,6 +14,27 @@ use crate::widgets::{ACCENT, WARN, warning};
 
 /// "typing" is sent again while the person keeps typing, at most this often.
 pub const TYPING_RESEND: Duration = Duration::from_secs(3);
+
+/// What the header says about the contact: typing, online (and how it is reached, when the node said), or
+/// offline.
+fn presence(model: &Model, c: &crate::model::Contact) -> String {
+    if c.is_typing(Instant::now()) {
+        return "typing…".to_owned();
+    }
+    if !c.online {
+        return "offline".to_owned();
+    }
+    let reach = model
+        .status
+        .as_ref()
+        .and_then(|s| s.contacts.iter().find(|r| r.contact == c.key()))
+        .map(|r| r.reach);
+    match reach {
+        Some(tern_node::api::Reach::Direct) => "online · direct".to_owned(),
+        Some(tern_node::api::Reach::Relayed) => "online · through a relay".to_owned(),
+        None => "online".to_owned(),
+    }
+}
 
 /// Draws the open conversation `open`; `draft` is the composer's text.
 pub fn show(
@@ -36,7 +58,7 @@ pub fn show(
             if c.record.verified {
                 ui.colored_label(ACCENT, "✔ Verified");
             }
-            ui.label(RichText::new(if c.online { "online" } else { "offline" }).weak());
+            ui.label(RichText::new(presence(model, c)).weak());
         }
         ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
             if ui.button("Contact…").clicked() {

@@ -9,6 +9,8 @@
 //! event loop (`node/delivery.rs`) feeds it what the swarm and the store say and carries its actions out.
 
 #[cfg(test)]
+mod deadline_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -42,6 +44,10 @@ pub const LOOKUP_RETRY: Duration = Duration::from_secs(300);
 /// A lookup that has not finished after this long is taken as finding nothing (the entries waiting for
 /// it go on with the shared servers).
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a first attempt to an unconnected recipient waits for the dial (and the address record lookup
+/// behind it) before the entry goes to the mailboxes: a contact who is online is reached directly, and mail
+/// for one who is not is deposited soon after.
+pub const DIRECT_DEADLINE: Duration = Duration::from_secs(1);
 /// One peer is dialled at most this often.
 pub const REDIAL_AFTER: Duration = Duration::from_secs(1);
 /// Peers whose last dial is remembered (to space dials) and peers known to be connected.
@@ -478,8 +484,14 @@ impl<E: Entry> Delivery<E> {
         self.actions.push_back(Action::RecordFailedAttempt {
             entry: tracked.out.entry.clone(),
         });
+        let first_miss =
+            tracked.out.entry.attempts() == 0 && !self.connected.contains(&tracked.peer);
         tracked.out.entry.count_attempt();
-        let delay = Duration::from_millis(retry_delay_ms(tracked.out.entry.attempts()));
+        let delay = if first_miss {
+            DIRECT_DEADLINE
+        } else {
+            Duration::from_millis(retry_delay_ms(tracked.out.entry.attempts()))
+        };
         tracked.stage = Stage::Retrying;
         if self.park(tracked) {
             self.timers.set(Timer::Retry(id), now + delay);

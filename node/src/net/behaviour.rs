@@ -173,6 +173,12 @@ pub struct ClientBehaviourConfig {
     pub request_timeout: Duration,
     /// Answer `/tern/mailbox/1` requests (a LAN node started with `--mailbox`).
     pub serve_mailbox: bool,
+    /// Take and give loopback and private addresses (LAN mode, or every node on one host). Otherwise identify
+    /// neither announces this node's listen addresses (only its confirmed external ones) nor remembers those
+    /// of peers for later dials: a contact's addresses come from its address record, filtered.
+    pub local_addresses: bool,
+    /// Reach and be reached through relays only (tests and labs): no DCUtR.
+    pub relay_only: bool,
 }
 
 impl Default for ClientBehaviourConfig {
@@ -183,6 +189,8 @@ impl Default for ClientBehaviourConfig {
             limits: Limits::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             serve_mailbox: false,
+            local_addresses: false,
+            relay_only: false,
         }
     }
 }
@@ -215,6 +223,8 @@ pub struct ClientBehaviour {
     pub envelope: request_response::Behaviour<EnvelopeCodec>,
     /// `/tern/mailbox/1`: deposits and fetches as a client, and answers when serving.
     pub mailbox: request_response::Behaviour<MailboxCodec>,
+    /// Keeps connections to contacts open while both nodes run.
+    pub keep_alive: super::keep_alive::Behaviour,
 }
 
 impl ClientBehaviour {
@@ -229,12 +239,14 @@ impl ClientBehaviour {
     ) -> Self {
         let peer_id = keypair.public().to_peer_id();
         let wan = !config.lan_only;
+        let local = config.lan_only || config.local_addresses;
+        let mut identify = identify_config(keypair.public(), &config.agent_version);
+        if !local {
+            identify = identify.with_cache_size(0).with_hide_listen_addrs(true);
+        }
         Self {
             limits: connection_limits(&config.limits),
-            identify: identify::Behaviour::new(identify_config(
-                keypair.public(),
-                &config.agent_version,
-            )),
+            identify: identify::Behaviour::new(identify),
             ping: ping::Behaviour::new(ping::Config::new()),
             mdns: mdns.into(),
             kad: wan.then(|| kad_behaviour(peer_id)).into(),
@@ -242,9 +254,12 @@ impl ClientBehaviour {
                 .then(|| autonat::Behaviour::new(peer_id, autonat_config()))
                 .into(),
             relay: relay.filter(|_| wan).into(),
-            dcutr: wan.then(|| dcutr::Behaviour::new(peer_id)).into(),
+            dcutr: (wan && !config.relay_only)
+                .then(|| dcutr::Behaviour::new(peer_id))
+                .into(),
             envelope: envelope_behaviour(config.request_timeout),
             mailbox: mailbox_behaviour(config.serve_mailbox, config.request_timeout),
+            keep_alive: super::keep_alive::Behaviour::default(),
         }
     }
 }

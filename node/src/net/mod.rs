@@ -3,8 +3,13 @@
 //! - [`codec`]: `/tern/envelope/1` (the module is `crate::envelope_wire`; the framing is `crate::frame`).
 //! - [`behaviour`]: the user node's [`ClientBehaviour`] and the parts a bootstrap server reuses.
 //! - [`swarm`]: [`NetConfig`] and [`build_swarm`].
+//! - [`addrs`]: which addresses may be published and dialled outside LAN mode.
+//! - [`keep_alive`]: keeps connections to contacts open.
+//! - [`dht`]: what the DHT stores (mailbox and address records).
 
+pub mod addrs;
 pub mod behaviour;
+pub mod keep_alive;
 pub use crate::envelope_wire as codec;
 pub mod dht;
 pub mod swarm;

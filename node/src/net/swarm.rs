@@ -46,6 +46,14 @@ pub struct NetConfig {
     pub limits: Limits,
     /// The identify agent string.
     pub agent_version: String,
+    /// Publish, and dial when learned from the DHT or identify, loopback and private addresses too. Off by
+    /// default outside LAN mode (where only internet-reachable addresses are used); on for tests and labs
+    /// that run every node on one host or one private network.
+    pub local_addresses: bool,
+    /// Reach contacts and be reached only through relay circuits (tests and labs that must prove the relayed
+    /// path): the node publishes only circuit addresses, dials contacts only at circuits, runs no DCUtR, and
+    /// takes relay reservations whatever AutoNAT says. Give it no direct `listen` addresses.
+    pub relay_only: bool,
 }
 
 impl Default for NetConfig {
@@ -65,6 +73,8 @@ impl Default for NetConfig {
             serve_mailbox: false,
             limits: Limits::default(),
             agent_version: default_agent_version(),
+            local_addresses: false,
+            relay_only: false,
         }
     }
 }
@@ -166,6 +176,8 @@ pub fn build_swarm(
         limits: config.limits,
         request_timeout: config.request_timeout,
         serve_mailbox: config.serve_mailbox,
+        local_addresses: config.local_addresses,
+        relay_only: config.relay_only,
     };
     let idle_timeout = config.idle_timeout;
 

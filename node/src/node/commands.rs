@@ -160,11 +160,23 @@ impl EventLoop {
                 let result = crate::profile::add_contact(&mut self.engine, &link, name.as_deref());
                 if let Ok((contact, _)) = &result {
                     self.forget_name(&contact.key);
+                    if let Some(peer) = peer_id_of(&contact.key) {
+                        // Looked up and dialled now, so it shows online with no message sent.
+                        self.watch_contact(peer, std::time::Instant::now());
+                        self.reach_timeout();
+                    }
                 }
                 let _ = reply.send(result.map_err(NodeError::from));
             }
             Command::SetContactState { key, state, reply } => {
                 let result = self.engine.set_contact_state(&key, state);
+                if let (Ok(record), Some(peer)) = (&result, peer_id_of(&key)) {
+                    if record.state == crate::api::ContactState::Accepted {
+                        self.watch_contact(peer, std::time::Instant::now());
+                    } else {
+                        self.unwatch_contact(peer);
+                    }
+                }
                 let _ = reply.send(result.map(Contact::from).map_err(NodeError::from));
             }
             Command::RenameContact { key, name, reply } => {
@@ -174,6 +186,9 @@ impl EventLoop {
             }
             Command::RemoveContact { key, reply } => {
                 self.forget_name(&key);
+                if let Some(peer) = peer_id_of(&key) {
+                    self.unwatch_contact(peer);
+                }
                 let _ = reply.send(self.engine.remove_contact(&key).map_err(NodeError::from));
             }
             Command::Verify { key, proof, reply } => {
@@ -219,7 +234,9 @@ impl EventLoop {
                     lan_peers: self.mdns_peers.len(),
                     mailboxes: self.my_mailboxes.iter().map(|(peer, _)| *peer).collect(),
                     lan_mailboxes: self.lan_mailboxes.clone(),
-                    relayed: self.relays_reserved,
+                    relayed: self.reach.relayed(),
+                    published_addrs: self.reach.published().to_vec(),
+                    contacts: self.contacts_reach(),
                     refusals: self.refusals(),
                 };
                 let _ = reply.send(status);
@@ -269,7 +286,7 @@ impl EventLoop {
     }
 
     /// The name the user knows a contact by (their peer id when they are not a contact).
-    fn name_of(&self, key: &IdentityKey) -> String {
+    pub(super) fn name_of(&self, key: &IdentityKey) -> String {
         if let Some(name) = self.names.borrow().get(key) {
             return name.clone();
         }
@@ -340,6 +357,12 @@ impl EventLoop {
                 kind,
             },
             Event::MailboxRecordPublished => api::Event::MailboxRecordPublished,
+            Event::AddressesPublished { addresses } => api::Event::AddressesPublished { addresses },
+            Event::ContactReach { contact, reach } => api::Event::ContactReach {
+                name: self.name_of(&contact),
+                contact,
+                reach,
+            },
             Event::Nat { status } => api::Event::Nat { status },
             Event::MailboxChecked { server, envelopes } => {
                 api::Event::MailboxChecked { server, envelopes }

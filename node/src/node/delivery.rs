@@ -249,28 +249,9 @@ impl EventLoop {
         }
     }
 
+    /// Reaches a contact with mail waiting (`reach.rs`: known addresses, its address record).
     pub(super) fn dial_contact(&mut self, peer: PeerId) {
-        let mut addrs = self.known_addrs.get(&peer).cloned().unwrap_or_default();
-        addrs.extend(self.card_addrs(&peer));
-        if addrs.is_empty() && self.lan_only {
-            return;
-        }
-        if !self.lan_only
-            && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
-        {
-            kad.get_closest_peers(peer);
-        }
-        // A fresh local port, not the listen port: two contacts that find each other at the same moment
-        // (mDNS answers both ways at once) dial each other together, and two dials between the same two
-        // listen ports are one TCP simultaneous open, which libp2p cannot negotiate (both sides start Noise
-        // as initiator and both dials fail). Fresh ports make them two connections that both succeed.
-        let opts = DialOpts::peer_id(peer)
-            .addresses(addrs)
-            .allocate_new_port()
-            .build();
-        if let Err(e) = self.swarm.dial(opts) {
-            debug!(peer = %short(&peer), error = %e, "dial failed");
-        }
+        self.find_contact(peer);
     }
 
     /// Addresses the contact published in its card.

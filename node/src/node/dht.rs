@@ -20,6 +20,27 @@ impl EventLoop {
         }
     }
 
+    /// A DHT put finished: this node's address record, or its mailbox record.
+    pub(super) fn put_finished(&mut self, id: kad::QueryId, stored: bool) {
+        if !self.address_put_finished(id, stored) && stored && !self.published {
+            debug!("mailbox record published");
+            self.published = true;
+            self.emit(Event::MailboxRecordPublished);
+        }
+    }
+
+    /// A step of a DHT get: an address record lookup, or a mailbox record lookup.
+    pub(super) fn get_progress(
+        &mut self,
+        id: kad::QueryId,
+        result: kad::GetRecordResult,
+        last: bool,
+    ) {
+        if !self.address_lookup_progress(id, &result, last) {
+            self.lookup_progress(id, result, last);
+        }
+    }
+
     /// A step of a mailbox record lookup: the newest valid record so far is kept; when the query ends,
     /// the delivery machine hears what it found.
     pub(super) fn lookup_progress(

@@ -45,6 +45,7 @@ impl EventLoop {
                     self.run_client();
                 }
                 _ = fetch_tick.tick() => self.purge_mailbox(),
+                _ = delivery_timer(self.reach.next_timeout()) => self.reach_timeout(),
             }
         }
         info!("all handles dropped; stopping");

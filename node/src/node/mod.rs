@@ -9,6 +9,7 @@
 //! - `delivery.rs`, `mailbox_client.rs`, `mailbox_host.rs`: carry out the decisions of the delivery machine
 //!   (`crate::delivery`), the mailbox client (`crate::mailbox::client`) and the mailbox host.
 //! - `inbound.rs`, `swarm_events.rs`, `dht.rs`: envelopes received, connections and discovery, the DHT.
+//! - `reach.rs`: reaching contacts across the internet: address records, presence, relays, direct or relayed.
 //!
 //! One task owns the swarm and the [`Engine`] (and with it the store's writer). Events go out on a bounded
 //! broadcast channel, so a slow consumer (the GUI) only ever loses events (it sees `Lagged` and reads
@@ -22,6 +23,7 @@ mod handle;
 mod inbound;
 mod mailbox_client;
 mod mailbox_host;
+mod reach;
 mod swarm_events;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -121,6 +123,15 @@ pub(crate) enum Event {
     },
     /// This profile's mailbox record was stored in the DHT.
     MailboxRecordPublished,
+    /// This node's address record was stored in the DHT.
+    AddressesPublished {
+        addresses: Vec<Multiaddr>,
+    },
+    /// A connected contact is now reached directly, or only through a relay.
+    ContactReach {
+        contact: IdentityKey,
+        reach: api::Reach,
+    },
     /// AutoNAT's verdict on whether this node is reachable from the internet changed.
     Nat {
         status: NatStatus,
@@ -160,8 +171,8 @@ struct EventLoop {
     mdns_peers: HashSet<PeerId>,
     /// The last AutoNAT verdict.
     nat: NatStatus,
-    /// Whether relay reservations were requested (once, when AutoNAT first says private).
-    relays_reserved: bool,
+    /// Address records, presence, relay reservations, and how contacts are reached.
+    reach: reach::ReachState,
     /// Mailbox requests awaiting an answer.
     mailbox_calls: HashMap<OutboundRequestId, MailboxCall>,
     /// Every mailbox client decision: when to fetch from which server, pages, acks (`crate::mailbox::client`).
@@ -236,6 +247,12 @@ impl EventLoop {
                 warn!(%addr, error = %e, "cannot dial configured peer");
             }
         }
+        // Relays: the bootstrap nodes, else the configured mailbox servers.
+        let relays: Vec<Multiaddr> = if config.net.bootstrap.is_empty() {
+            config.mailboxes.clone()
+        } else {
+            config.net.bootstrap.clone()
+        };
         let event_loop = EventLoop {
             swarm,
             engine,
@@ -250,7 +267,7 @@ impl EventLoop {
             lan_mailboxes: Vec::new(),
             mdns_peers: HashSet::new(),
             nat: NatStatus::Unknown,
-            relays_reserved: false,
+            reach: reach::ReachState::new(&config.net, relays),
             mailbox_calls: HashMap::new(),
             mailbox_client: crate::mailbox::client::MailboxClient::new(std::time::Instant::now()),
             mailbox_host,
@@ -284,6 +301,7 @@ impl EventLoop {
         event_loop.update_shared_servers();
         let servers = event_loop.my_mailboxes.iter().map(|(p, _)| *p).collect();
         event_loop.mailbox_client.handle_servers(servers);
+        event_loop.reach_start();
         Ok(event_loop)
     }
 }

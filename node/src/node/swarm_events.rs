@@ -5,16 +5,28 @@ use super::*;
 impl EventLoop {
     pub(super) fn handle_swarm_event(&mut self, event: SwarmEvent<ClientBehaviourEvent>) {
         match event {
-            SwarmEvent::NewListenAddr { address, .. } => {
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
                 info!(%address, "listening");
+                self.reach_new_listen_addr(listener_id, &address);
                 self.emit(Event::Listening { address });
+            }
+            SwarmEvent::ExpiredListenAddr { .. }
+            | SwarmEvent::ExternalAddrConfirmed { .. }
+            | SwarmEvent::ExternalAddrExpired { .. } => self.addresses_changed(),
+            SwarmEvent::ListenerClosed { listener_id, .. } => {
+                self.reach_listener_closed(listener_id);
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
                 num_established,
                 endpoint,
                 ..
             } => {
+                self.reach_connected(peer_id, connection_id, endpoint.is_relayed());
                 if endpoint.is_dialer() {
                     self.remember_addr(peer_id, endpoint.get_remote_address().clone());
                 }
@@ -41,9 +53,11 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 num_established,
                 ..
             } => {
+                self.reach_disconnected(peer_id, connection_id);
                 self.emit(Event::Peers {
                     connected: self.swarm.connected_peers().count(),
                 });
@@ -103,9 +117,7 @@ impl EventLoop {
                     autonat::NatStatus::Unknown => NatStatus::Unknown,
                 };
                 info!(?status, "reachability changed");
-                if status == NatStatus::Private {
-                    self.reserve_relays();
-                }
+                self.reach_nat(&status);
                 self.nat = status.clone();
                 self.emit(Event::Nat { status });
             }
@@ -132,6 +144,7 @@ impl EventLoop {
                 ..
             })) => {
                 self.publish_record();
+                self.reach_routing_updated();
             }
             SwarmEvent::Behaviour(ClientBehaviourEvent::Kad(kad::Event::InboundRequest {
                 request:
@@ -146,14 +159,11 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(ClientBehaviourEvent::Kad(
                 kad::Event::OutboundQueryProgressed {
-                    result: kad::QueryResult::PutRecord(Ok(_)),
+                    id,
+                    result: kad::QueryResult::PutRecord(result),
                     ..
                 },
-            )) if !self.published => {
-                debug!("mailbox record published");
-                self.published = true;
-                self.emit(Event::MailboxRecordPublished);
-            }
+            )) => self.put_finished(id, result.is_ok()),
             SwarmEvent::Behaviour(ClientBehaviourEvent::Kad(
                 kad::Event::OutboundQueryProgressed {
                     id,
@@ -161,52 +171,8 @@ impl EventLoop {
                     step,
                     ..
                 },
-            )) => self.lookup_progress(id, result, step.last),
-            SwarmEvent::Behaviour(ClientBehaviourEvent::Kad(
-                kad::Event::OutboundQueryProgressed {
-                    result: kad::QueryResult::GetClosestPeers(Ok(found)),
-                    ..
-                },
-            )) => {
-                // A lookup for a contact we hold mail for found a route to it: deliver now.
-                let Ok(target) = PeerId::from_bytes(&found.key) else {
-                    return;
-                };
-                if let Some(info) = found.peers.into_iter().find(|p| p.peer_id == target) {
-                    for addr in info.addrs {
-                        self.remember_addr(target, addr);
-                    }
-                    if !self.swarm.is_connected(&target) {
-                        let addrs = self.known_addrs.get(&target).cloned().unwrap_or_default();
-                        // A fresh port, as in `dial_contact`: no TCP simultaneous open with a contact dialling us.
-                        let opts = DialOpts::peer_id(target)
-                            .addresses(addrs)
-                            .allocate_new_port()
-                            .build();
-                        if let Err(e) = self.swarm.dial(opts) {
-                            debug!(peer = %short(&target), error = %e, "dial after lookup failed");
-                        }
-                    }
-                }
-            }
+            )) => self.get_progress(id, result, step.last),
             _ => {}
-        }
-    }
-
-    /// Behind NAT: listen through each configured server's circuit relay, so contacts can reach this node
-    /// (and DCUtR can upgrade the relayed connection to a direct one).
-    pub(super) fn reserve_relays(&mut self) {
-        if self.lan_only || self.relays_reserved {
-            return;
-        }
-        self.relays_reserved = true;
-        let servers: Vec<Multiaddr> = self.my_mailboxes.iter().map(|(_, a)| a.clone()).collect();
-        for addr in servers {
-            let circuit = addr.with(libp2p::multiaddr::Protocol::P2pCircuit);
-            match self.swarm.listen_on(circuit.clone()) {
-                Ok(_) => info!(%circuit, "listening through a relay"),
-                Err(e) => debug!(%circuit, error = %e, "cannot reserve a relay slot"),
-            }
         }
     }
 }

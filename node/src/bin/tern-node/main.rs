@@ -141,11 +141,15 @@ pub(crate) struct NetArgs {
     /// Do not look for peers on the LAN with mDNS (then only --peer, bootstrap nodes and the DHT find them).
     #[arg(long)]
     no_mdns: bool,
+    /// Publish and dial loopback and private addresses in address records too (every node on one host or
+    /// one private network: tests, benchmarks, labs). Off by default: only internet-reachable addresses.
+    #[arg(long)]
+    local_addresses: bool,
 }
 
 impl NetArgs {
     pub(crate) fn config(&self, profile: &std::path::Path) -> NodeConfig {
-        NetworkSettings {
+        let mut config = NetworkSettings {
             lan_only: self.lan_only,
             bootstrap: self.bootstrap.clone(),
             mailbox_nodes: self.mailbox_node.clone(),
@@ -154,7 +158,9 @@ impl NetArgs {
             mdns: !self.no_mdns,
             serve_mailbox: self.mailbox,
         }
-        .node_config(profile)
+        .node_config(profile);
+        config.net.local_addresses = self.local_addresses;
+        config
     }
 }
 

@@ -256,6 +256,15 @@ async fn stdin_command(node: &Node, out: Out, line: &str) -> bool {
                     "lan_only": status.lan_only,
                     "nat": format!("{:?}", status.nat),
                     "refusals": status.refusals,
+                    "relayed": status.relayed,
+                    "published": status.published_addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "contacts": status.contacts.iter().map(|c| json!({
+                        "contact": c.name,
+                        "reach": match c.reach {
+                            tern_node::api::Reach::Direct => "direct",
+                            tern_node::api::Reach::Relayed => "relayed",
+                        },
+                    })).collect::<Vec<_>>(),
                 })))
             }
             StdinCommand::Quit => Ok(None),

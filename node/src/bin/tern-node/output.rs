@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use serde_json::{Value, json};
-use tern_node::api::{Contact, Event, Message, NatStatus};
+use tern_node::api::{Contact, Event, Message, NatStatus, Reach};
 use tern_node::profile::Profile;
 
 /// Where output goes: human lines or JSON lines.
@@ -100,6 +100,22 @@ pub(crate) fn print_event(out: Out, me: &str, event: Event) {
             out.print(json!({"event": "online", "contact": name, "online": online}), || {
                 format!("{name} is {}", if online { "online" } else { "offline" })
             });
+        }
+        Event::ContactReach { name, reach, .. } => {
+            let how = match reach {
+                Reach::Direct => "direct",
+                Reach::Relayed => "relayed",
+            };
+            out.print(json!({"event": "reach", "contact": name, "reach": how}), || {
+                format!("{name} is reached {how}")
+            });
+        }
+        Event::AddressesPublished { addresses } => {
+            let addrs: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+            out.print(
+                json!({"event": "addresses-published", "addresses": addrs}),
+                || format!("address record published: {}", addrs.join(" ")),
+            );
         }
         Event::Nat { status } => {
             let text = match &status {
