@@ -10,6 +10,10 @@ impl EventLoop {
         republish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut fetch_tick = tokio::time::interval(FETCH_INTERVAL);
         fetch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut prekey_tick = tokio::time::interval(std::time::Duration::from_millis(
+            crate::engine::PREKEY_CHECK_INTERVAL_MS,
+        ));
+        prekey_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 command = next_command(&mut self.pending.command, &mut self.commands) => match command {
@@ -46,9 +50,19 @@ impl EventLoop {
                 }
                 _ = fetch_tick.tick() => self.purge_mailbox(),
                 _ = delivery_timer(self.reach.next_timeout()) => self.reach_timeout(),
+                _ = prekey_tick.tick() => self.rotate_prekey(),
             }
         }
         info!("all handles dropped; stopping");
+    }
+
+    /// A node left running rotates its signed prekey when due, as opening the profile does.
+    fn rotate_prekey(&mut self) {
+        match self.engine.rotate_prekey_if_due() {
+            Ok(true) => info!("rotated the signed prekey and re-issued the card"),
+            Ok(false) => {}
+            Err(e) => warn!(error = %e, "could not rotate the signed prekey"),
+        }
     }
 
     /// Handles every swarm event that is ready now (up to [`MAX_EVENTS_PER_WAKE`]), then stores what they

@@ -15,10 +15,10 @@ use tern_protocol::address_record::{
 };
 
 use super::*;
+use crate::api::ContactState;
 use crate::api::{ContactReach, Reach};
 use crate::net::addrs::{self, Scope};
 use crate::net::dht::{address_record, address_record_key, unix_ms};
-use crate::api::ContactState;
 
 /// This node's address record is published again after this long even if its addresses did not change
 /// (well within its one-hour lifetime).
