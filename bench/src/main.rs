@@ -28,6 +28,7 @@ use tokio::sync::broadcast;
 mod crypto;
 mod internet;
 mod lan;
+mod reach;
 mod report;
 mod store;
 
@@ -71,6 +72,7 @@ enum Scenario {
     Peers,
     Lan,
     Internet,
+    Reach,
     Store,
     Crypto,
     All,
@@ -955,7 +957,7 @@ fn write_report(path: &str, args: &Args, machine: &str, elapsed: Duration) -> Re
          ```sh\n\
          cargo build --release -p tern-bootstrap -p tern-node   # internet runs both\n\
          cargo run --release -p tern-bench -- all   # about {:.0} minutes here; writes this file\n\
-         cargo run --release -p tern-bench -- <latency|throughput|mailbox|peers|lan|internet|store|crypto>\n\
+         cargo run --release -p tern-bench -- <latency|throughput|mailbox|peers|reach|lan|internet|store|crypto>\n\
          ```\n\n\
          Scale flags (these defaults were used): `--messages {}` (latency samples; throughput messages each way), \
          `--deposits {}`, `--peers {}`, `--store-messages {}`, `--runs {}`, `--rounds {}`, `--lab-messages {}`. The `lan` \
@@ -1032,6 +1034,9 @@ fn main() -> Result<()> {
             }
             if wants(Scenario::Peers) {
                 peers(args.peers).await?;
+            }
+            if wants(Scenario::Reach) {
+                reach::run(args.messages).await?;
             }
             anyhow::Ok(())
         })
