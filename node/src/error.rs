@@ -24,8 +24,9 @@ pub enum NodeError {
     Settings(#[from] crate::settings::SettingsError),
     #[error("the node has stopped")]
     Stopped,
+    /// The cause is printed in the message, not also returned as a source.
     #[error("cannot open the mailbox this node serves: {0}")]
-    Mailbox(#[source] MailboxError),
+    Mailbox(MailboxError),
 }
 
 impl NodeError {

@@ -154,3 +154,57 @@ fn passwd_changes_the_password_and_the_old_one_stops_working() {
     assert!(new.status.success());
     assert_eq!(json_lines(&new.stdout)[0]["name"], "Alice");
 }
+
+/// Base58 (Bitcoin alphabet), for links the binary must refuse.
+fn base58(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    let mut digits: Vec<u8> = Vec::new();
+    for &byte in bytes {
+        let mut carry = u32::from(byte);
+        for d in digits.iter_mut() {
+            carry += u32::from(*d) << 8;
+            *d = (carry % 58) as u8;
+            carry /= 58;
+        }
+        while carry > 0 {
+            digits.push((carry % 58) as u8);
+            carry /= 58;
+        }
+    }
+    let zeros = bytes.iter().take_while(|&&b| b == 0).count();
+    std::iter::repeat_n(b'1', zeros)
+        .chain(digits.iter().rev().map(|&d| ALPHABET[usize::from(d)]))
+        .map(char::from)
+        .collect()
+}
+
+#[test]
+fn a_bad_invite_link_names_its_cause_once_and_a_cut_one_says_it_is_incomplete() {
+    let alice = tempfile::tempdir().unwrap();
+    let bob = tempfile::tempdir().unwrap();
+    cli(alice.path()).init_invite("Alice");
+    let bob_invite = cli(bob.path()).init_invite("Bob");
+    let add = |link: &str| {
+        let out = cli(alice.path())
+            .command(&["contact", "add", link, "--name", "Bob"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{link} was accepted");
+        let lines = json_lines(&out.stdout);
+        lines[0]["error"].as_str().unwrap().to_owned()
+    };
+
+    let mut newer = vec![3u8];
+    newer.extend_from_slice(&[0x11; 400]);
+    assert_eq!(
+        add(&format!("tern:{}", base58(&newer))),
+        "invalid contact card: unsupported card version 3 (this build speaks 1)"
+    );
+    let half = &bob_invite[..bob_invite.len() / 2];
+    assert_eq!(
+        add(half),
+        "invite link is incomplete: copy or scan the whole link again"
+    );
+    // The whole link still works.
+    cli(alice.path()).ok(&["contact", "add", &bob_invite, "--name", "Bob"]);
+}

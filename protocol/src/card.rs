@@ -25,6 +25,9 @@ pub const MAX_ADDRESS_LEN: usize = 96;
 pub const MAX_PEER_ID_LEN: usize = 64;
 /// Invite links are this prefix followed by the base58 card.
 pub const INVITE_PREFIX: &str = "tern:";
+/// The smallest possible card: a one-byte display name, no mailbox, no address. An invite link that decodes
+/// to fewer bytes is reported as incomplete.
+pub const MIN_CARD_LEN: usize = 1 + 128 + 108 + 8 + 2 + 1 + 1 + 64;
 /// An invite link longer than this is refused before decoding.
 pub const MAX_INVITE_LEN: usize = INVITE_PREFIX.len() + 2 * MAX_CARD_LEN;
 
@@ -40,11 +43,16 @@ pub enum CardError {
     BadBase58,
     #[error("invite link is {len} characters, at most {max} allowed")]
     InviteTooLong { len: usize, max: usize },
+    #[error("invite link is incomplete: copy or scan the whole link again")]
+    Incomplete,
+    /// The cause is part of the message, not a [`std::error::Error::source`], so it is said once.
     #[error("invalid contact card: {0}")]
-    Decode(#[from] DecodeError),
+    Decode(DecodeError),
     #[error("the card could not be drawn as a QR code")]
     Qr,
 }
+
+crate::cause_in_message!(DecodeError => CardError::Decode);
 
 /// A node that holds mail for the card's owner: its libp2p PeerId and multiaddrs, both in binary form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,7 +255,15 @@ impl ContactCard {
         let bytes = bs58::decode(&link[INVITE_PREFIX.len()..])
             .into_vec()
             .map_err(|_| CardError::BadBase58)?;
-        Self::decode(&bytes)
+        // A link cut short decodes to other bytes altogether (base58 is one big number), so its first byte
+        // is no version byte: judge it by its length first, and by where a version-1 card ends.
+        if bytes.len() < MIN_CARD_LEN {
+            return Err(CardError::Incomplete);
+        }
+        match Self::decode(&bytes) {
+            Err(CardError::Decode(DecodeError::Truncated { .. })) => Err(CardError::Incomplete),
+            other => other,
+        }
     }
 
     /// The QR payload: the invite link's bytes.
@@ -364,6 +380,57 @@ mod tests {
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
+    /// An error and its sources as anyhow's `{:#}` prints them: joined by ": ".
+    fn rendered(error: &dyn std::error::Error) -> String {
+        let mut out = error.to_string();
+        let mut next = error.source();
+        while let Some(cause) = next {
+            out = format!("{out}: {cause}");
+            next = cause.source();
+        }
+        out
+    }
+
+    #[test]
+    fn a_card_error_says_its_cause_once() {
+        let mut bytes = vec![3u8];
+        bytes.extend_from_slice(&[0x11; 400]);
+        let link = format!("{INVITE_PREFIX}{}", bs58::encode(&bytes).into_string());
+        let error = ContactCard::from_invite_link(&link).unwrap_err();
+        assert_eq!(
+            rendered(&error),
+            "invalid contact card: unsupported card version 3 (this build speaks 1)"
+        );
+        let in_start = crate::DecryptError::from(error);
+        assert_eq!(
+            rendered(&in_start),
+            "in the session start, invalid contact card: unsupported card version 3 (this build speaks 1)"
+        );
+    }
+
+    #[test]
+    fn a_cut_invite_link_says_it_is_incomplete() {
+        let (_, card) = alice();
+        let link = card.invite_link();
+        // Cut in half, or to a few characters: fewer bytes than any card. (A link missing only its last
+        // characters decodes to a card-sized number with another first byte; only a checksum could tell.)
+        for cut in [link.len() / 2, INVITE_PREFIX.len() + 1] {
+            let error = ContactCard::from_invite_link(&link[..cut]).unwrap_err();
+            assert_eq!(error, CardError::Incomplete, "cut at {cut}");
+            assert!(rendered(&error).contains("incomplete"));
+        }
+        // The card's own bytes cut short, whatever their length: where a version-1 card ends is known.
+        let bytes = card.encode();
+        let mut long = bytes[..bytes.len() - 1].to_vec();
+        long.truncate(long.len().max(MIN_CARD_LEN));
+        let link = format!("{INVITE_PREFIX}{}", bs58::encode(&long).into_string());
+        assert_eq!(
+            ContactCard::from_invite_link(&link).unwrap_err(),
+            CardError::Incomplete
+        );
+        assert!(ContactCard::from_invite_link(&card.invite_link()).is_ok());
+    }
+
     fn alice() -> (Identity, ContactCard) {
         let mut rng = ChaCha20Rng::seed_from_u64(10);
         let id = Identity::generate(&mut rng, 1_000);
@@ -421,8 +488,14 @@ mod tests {
             ContactCard::from_invite_link(&format!("tern:{}", "1".repeat(MAX_INVITE_LEN))),
             Err(CardError::InviteTooLong { .. })
         ));
-        assert!(matches!(
+        assert_eq!(
             ContactCard::from_invite_link("tern:2"),
+            Err(CardError::Incomplete)
+        );
+        let mut zeros = vec![CARD_VERSION];
+        zeros.resize(MIN_CARD_LEN, 0);
+        assert!(matches!(
+            ContactCard::from_invite_link(&format!("tern:{}", bs58::encode(&zeros).into_string())),
             Err(CardError::Decode(_))
         ));
     }

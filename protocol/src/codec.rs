@@ -286,6 +286,21 @@ pub(crate) fn check_count(
     }
 }
 
+/// `impl From<Cause> for Error` for variants that *print* their cause in their message: the cause is then not
+/// also returned as [`std::error::Error::source`], so a chain printer (anyhow's `{:#}`) says each cause once.
+/// (thiserror's `#[from]` always makes the field a source, hence this.)
+#[macro_export]
+#[doc(hidden)]
+macro_rules! cause_in_message {
+    ($($cause:ty => $error:ident :: $variant:ident),+ $(,)?) => {
+        $(impl From<$cause> for $error {
+            fn from(cause: $cause) -> Self {
+                Self::$variant(cause)
+            }
+        })+
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

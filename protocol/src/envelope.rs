@@ -63,12 +63,14 @@ pub enum SealError {
     InvalidRecipientKey,
 }
 
+crate::cause_in_message!(DecodeError => OpenError::Decode);
+
 /// Why an envelope could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum OpenError {
     #[error("malformed envelope: {0}")]
-    Decode(#[from] DecodeError),
+    Decode(DecodeError),
     #[error("the envelope is for another mailbox")]
     NotForMe,
     #[error("the envelope expired at {expires_at} (now {now})")]

@@ -48,8 +48,10 @@ pub enum PickleError {
     #[error("pickle could not be decrypted: wrong key or damaged bytes")]
     Decrypt,
     #[error("pickle contents are malformed: {0}")]
-    Malformed(#[from] DecodeError),
+    Malformed(DecodeError),
 }
+
+crate::cause_in_message!(DecodeError => PickleError::Malformed);
 
 fn aad(kind: u8) -> Vec<u8> {
     let mut aad = LABEL.to_vec();

@@ -33,7 +33,7 @@ pub enum EncryptError {
 #[non_exhaustive]
 pub enum DecryptError {
     #[error("malformed session message: {0}")]
-    Decode(#[from] DecodeError),
+    Decode(DecodeError),
     #[error("message would skip {got} message keys, at most {max} allowed")]
     TooBigMessageGap { got: u32, max: u32 },
     #[error("message {n} was already received or its key has expired")]
@@ -50,8 +50,10 @@ pub enum DecryptError {
     ReplayedHandshake,
     #[error("the session start does not prove the sender's identity: {0}")]
     BadHandshake(&'static str),
-    #[error("the sender's contact card is invalid: {0}")]
-    BadCard(#[from] CardError),
+    #[error("in the session start, {0}")]
+    BadCard(CardError),
     #[error("handshake kind {0} is not supported")]
     UnsupportedHandshake(u8),
 }
+
+crate::cause_in_message!(DecodeError => DecryptError::Decode, CardError => DecryptError::BadCard);

@@ -68,8 +68,9 @@ pub enum EngineError {
     #[error("the profile holds no identity: run `tern-node init` first")]
     NoIdentity,
     #[error("the identity in the profile is unreadable: {0}")]
-    Pickle(#[from] PickleError),
-    #[error("invalid contact card: {0}")]
+    Pickle(PickleError),
+    /// A card error says "invalid contact card" or "invite link ..." itself.
+    #[error(transparent)]
     Card(#[from] CardError),
     #[error("no contact named {0:?}")]
     UnknownContact(String),
@@ -82,11 +83,11 @@ pub enum EngineError {
     #[error("the contact is blocked")]
     Blocked,
     #[error("could not encrypt: {0}")]
-    Encrypt(#[from] EncryptError),
+    Encrypt(EncryptError),
     #[error("could not seal the envelope: {0}")]
-    Seal(#[from] SealError),
+    Seal(SealError),
     #[error("invalid message: {0}")]
-    Content(#[from] DecodeError),
+    Content(DecodeError),
     #[error("a contact name must not be empty")]
     EmptyName,
     #[error("only a failed outgoing message can be sent again")]
@@ -102,14 +103,26 @@ pub enum EngineError {
 #[non_exhaustive]
 pub enum ReceiveError {
     #[error("malformed envelope: {0}")]
-    Malformed(#[from] DecodeError),
+    Malformed(DecodeError),
     #[error("cannot open envelope: {0}")]
-    Open(#[from] OpenError),
+    Open(OpenError),
     #[error("cannot decrypt: {0}")]
-    Decrypt(#[from] DecryptError),
+    Decrypt(DecryptError),
     #[error("could not store the message: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
 }
+
+// Each cause is printed in the message above, so it is not also a `source` (said once under `{:#}`).
+tern_protocol::cause_in_message!(
+    PickleError => EngineError::Pickle,
+    EncryptError => EngineError::Encrypt,
+    SealError => EngineError::Seal,
+    DecodeError => EngineError::Content,
+    DecodeError => ReceiveError::Malformed,
+    OpenError => ReceiveError::Open,
+    DecryptError => ReceiveError::Decrypt,
+    StoreError => ReceiveError::Store,
+);
 
 /// What a received envelope turned out to be, after it was durably stored.
 #[derive(Debug)]

@@ -257,10 +257,10 @@ pub enum StoreError {
     },
     /// A file system error around the database (directory, lock file).
     #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
-    /// Any other database error.
+    Io(std::io::Error),
+    /// Any other database error. (Both causes are printed in the message, not also returned as sources.)
     #[error("database error: {0}")]
-    Database(#[source] Box<redb::Error>),
+    Database(Box<redb::Error>),
 }
 
 impl From<Failure> for StoreError {
@@ -316,5 +316,11 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store")
             .field("dir", &self.dir)
             .finish_non_exhaustive()
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
     }
 }
