@@ -11,29 +11,41 @@ use tern_node::engine::{Engine, Received};
 use tern_node::store::{STORE_FILE, StoreError};
 use tern_testkit::profile::{open, pair};
 
+/// The `sessions` table holds session rows (16-byte keys), each row's check (the same key and 0x01) and
+/// the digest of all checks (`ff × 16 ‖ 0x02`).
 const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
-const CHECKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("session_checks");
 
-/// Every row of `table` in the profile in `dir` (the engine must be closed).
-fn rows(dir: &Path, table: TableDefinition<&[u8], &[u8]>) -> Vec<(Vec<u8>, Vec<u8>)> {
+/// Which rows of `sessions` a copy is taken of.
+#[derive(Clone, Copy)]
+enum Kind {
+    Sessions,
+    Checks,
+}
+
+/// The rows of one kind in the profile in `dir` (the engine must be closed).
+fn rows(dir: &Path, kind: Kind) -> Vec<(Vec<u8>, Vec<u8>)> {
     let db = Database::open(dir.join(STORE_FILE)).unwrap();
     let txn = db.begin_read().unwrap();
-    let t = txn.open_table(table).unwrap();
+    let t = txn.open_table(SESSIONS).unwrap();
     t.iter()
         .unwrap()
         .map(|e| {
             let (k, v) = e.unwrap();
             (k.value().to_vec(), v.value().to_vec())
         })
+        .filter(|(k, _)| match kind {
+            Kind::Sessions => k.len() == 16,
+            Kind::Checks => k.len() == 17 && k[16] == 0x01,
+        })
         .collect()
 }
 
-/// Writes `rows` back into `table`, as someone with the disk and an older copy would.
-fn put_back(dir: &Path, table: TableDefinition<&[u8], &[u8]>, rows: &[(Vec<u8>, Vec<u8>)]) {
+/// Writes `rows` back into `sessions`, as someone with the disk and an older copy would.
+fn put_back(dir: &Path, rows: &[(Vec<u8>, Vec<u8>)]) {
     let db = Database::open(dir.join(STORE_FILE)).unwrap();
     let txn = db.begin_write().unwrap();
     {
-        let mut t = txn.open_table(table).unwrap();
+        let mut t = txn.open_table(SESSIONS).unwrap();
         for (k, v) in rows {
             t.insert(k.as_slice(), v.as_slice()).unwrap();
         }
@@ -51,7 +63,7 @@ fn two_messages(a: &Path, mut alice: Engine, bob: &mut Engine) -> (Rows, Rows) {
     let (_, reply) = bob.send_text(&alice.key(), "ack").unwrap();
     alice.receive(&reply.envelope).unwrap();
     drop(alice);
-    let snapshot = (rows(a, SESSIONS), rows(a, CHECKS));
+    let snapshot = (rows(a, Kind::Sessions), rows(a, Kind::Checks));
     let mut alice = open(a);
     let (_, second) = alice.send_text(&bob.key(), "two").unwrap();
     assert!(matches!(
@@ -67,7 +79,7 @@ fn a_session_row_put_back_alone_is_refused_and_the_next_message_still_arrives() 
     let a = ta.path().join("alice");
     let (alice, mut bob) = pair(&a, tb.path());
     let (old_sessions, _) = two_messages(&a, alice, &mut bob);
-    put_back(&a, SESSIONS, &old_sessions);
+    put_back(&a, &old_sessions);
 
     let mut alice = open(&a);
     assert!(matches!(
@@ -89,8 +101,8 @@ fn a_session_row_put_back_with_its_check_is_caught_by_the_digest_on_open() {
     let a = ta.path().join("alice");
     let (alice, mut bob) = pair(&a, tb.path());
     let (old_sessions, old_checks) = two_messages(&a, alice, &mut bob);
-    put_back(&a, SESSIONS, &old_sessions);
-    put_back(&a, CHECKS, &old_checks);
+    put_back(&a, &old_sessions);
+    put_back(&a, &old_checks);
 
     let mut alice = open(&a);
     assert!(

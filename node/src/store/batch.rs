@@ -15,8 +15,8 @@ use super::records::ContactRecord;
 use super::rollback;
 use super::{
     Bytes, CONTACTS, MAX_CONTACTS, MAX_SESSION_PICKLE_LEN, MAX_SETTING_NAME_LEN,
-    MAX_SETTING_VALUE_LEN, MAX_VAULT_VALUE_LEN, META, SESSIONS, SETTINGS, StoreError, VAULT,
-    VaultItem, corrupt,
+    MAX_SETTING_VALUE_LEN, MAX_VAULT_VALUE_LEN, SESSIONS, SETTINGS, StoreError, VAULT, VaultItem,
+    corrupt,
 };
 
 fn check_len(field: &'static str, len: usize, max: usize) -> Result<(), StoreError> {
@@ -118,12 +118,7 @@ impl<'s> Reader<'s> {
         contact: &IdentityKey,
     ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let row = self.keys.blind(Blind::Contact, &[contact.as_bytes()]);
-        rollback::open_session(
-            self.keys,
-            &self.table(SESSIONS)?,
-            &self.table(rollback::SESSION_CHECKS)?,
-            &row,
-        )
+        rollback::open_session(self.keys, &self.table(SESSIONS)?, &row)
     }
 }
 
@@ -244,12 +239,7 @@ impl<'s> Batch<'s> {
     /// The session pickle for a contact, as this transaction sees it.
     pub fn session(&self, contact: &IdentityKey) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let row = self.contact_row(contact);
-        rollback::open_session(
-            self.keys,
-            &self.txn.open_table(SESSIONS)?,
-            &self.txn.open_table(rollback::SESSION_CHECKS)?,
-            &row,
-        )
+        rollback::open_session(self.keys, &self.txn.open_table(SESSIONS)?, &row)
     }
 
     /// Stores the session pickle for a contact.
@@ -257,33 +247,17 @@ impl<'s> Batch<'s> {
         check_len("session pickle", pickle.len(), MAX_SESSION_PICKLE_LEN)?;
         let row = self.contact_row(contact);
         let sealed = self.keys.seal(SESSIONS.name(), &row, pickle);
-        self.txn
-            .open_table(SESSIONS)?
-            .insert(row.as_slice(), sealed.as_slice())?;
-        rollback::record(
-            self.keys,
-            &mut self.txn.open_table(rollback::SESSION_CHECKS)?,
-            &mut self.txn.open_table(META)?,
-            &row,
-            Some(&sealed),
-        )
+        let mut sessions = self.txn.open_table(SESSIONS)?;
+        sessions.insert(row.as_slice(), sealed.as_slice())?;
+        rollback::record(self.keys, &mut sessions, &row, Some(&sealed))
     }
 
     /// Removes the session pickle for a contact; `true` if it existed.
     pub fn delete_session(&mut self, contact: &IdentityKey) -> Result<bool, StoreError> {
         let row = self.contact_row(contact);
-        let existed = self
-            .txn
-            .open_table(SESSIONS)?
-            .remove(row.as_slice())?
-            .is_some();
-        rollback::record(
-            self.keys,
-            &mut self.txn.open_table(rollback::SESSION_CHECKS)?,
-            &mut self.txn.open_table(META)?,
-            &row,
-            None,
-        )?;
+        let mut sessions = self.txn.open_table(SESSIONS)?;
+        let existed = sessions.remove(row.as_slice())?.is_some();
+        rollback::record(self.keys, &mut sessions, &row, None)?;
         Ok(existed)
     }
 }

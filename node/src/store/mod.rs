@@ -29,11 +29,12 @@
 //!
 //! | table           | key                                                         | value                      |
 //! |-----------------|-------------------------------------------------------------|----------------------------|
-//! | `meta`          | `"format"`, `"keyslot"`, `"sessions_digest"`                | plain: `[2]`, key slot; sealed XOR of every session check |
+//! | `meta`          | `"format"`, `"keyslot"`                                     | plain: `[2]`, key slot     |
 //! | `vault`         | `"identity"`, `"own_card"`                                  | sealed bytes               |
 //! | `contacts`      | `blind(contact, identity key)`                              | sealed contact record     |
 //! | `sessions`      | `blind(contact, identity key)`                              | sealed session pickle      |
-//! | `session_checks` | `blind(contact, identity key)`                             | sealed `blind(session check, sealed sessions value)` |
+//! |                 | `blind(contact, identity key) ‖ 0x01`                       | sealed `blind(session check, sealed session value)` |
+//! |                 | `ff × 16 ‖ 0x02`                                            | sealed XOR of every check  |
 //! | `conversation_messages` | `conv(c) ‖ u64 BE sort_ms ‖ row(c, id)`             | sealed message record (v2: conversation and sender) |
 //! | `conversation_message_index` | `row(c, id)`                                   | sealed `conversation_messages` key |
 //! | `conversation_unread` | a `conversation_messages` key of an unread incoming message | empty               |
@@ -66,9 +67,9 @@
 //! delivery receipt it allows has been queued. Both tables are created on open in a profile written
 //! before they existed.
 //!
-//! `session_checks` and `sessions_digest` detect a session row put back from an older copy (see
+//! The check rows and the digest row in `sessions` detect a session row put back from an older copy (see
 //! `rollback.rs`): such a row reads as [`StoreError::RolledBack`], and a digest that disagrees with the
-//! checks on open drops every session. Both are created on the first open of a profile written before
+//! checks on open drops every session. Both are written on the first open of a profile written before
 //! they existed.
 //!
 //! Only `meta` holds plain values (the format version and the key slot, which is itself an AEAD). Keys hold
