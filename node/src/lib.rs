@@ -15,7 +15,7 @@ pub mod net;
 pub mod node;
 pub mod outbox;
 pub mod profile;
-mod redb_file;
+pub mod redb_file;
 pub mod settings;
 pub mod store;
 pub mod timer;
