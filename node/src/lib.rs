@@ -11,6 +11,7 @@ pub mod envelope_wire;
 pub mod error;
 pub mod frame;
 pub mod mailbox;
+pub mod names;
 pub mod net;
 pub mod node;
 pub mod outbox;

@@ -75,6 +75,8 @@ pub enum EngineError {
     Content(#[from] DecodeError),
     #[error("a contact name must not be empty")]
     EmptyName,
+    #[error(transparent)]
+    BadName(#[from] crate::names::NameError),
     #[error("only a failed outgoing message can be sent again")]
     NotRetryable,
 }

@@ -10,13 +10,14 @@ impl Engine {
         password: &Password,
         kdf: KdfParams,
     ) -> Result<Self, EngineError> {
+        let name = crate::names::clean_name(name)?;
         let mut rng = rand::rng();
         let now = now_ms();
         let identity = Identity::generate(&mut rng, now);
         let card = ContactCard::issue(
             &identity,
             CardDetails {
-                display_name: name.to_owned(),
+                display_name: name,
                 revision: now,
                 ..CardDetails::default()
             },
