@@ -101,10 +101,13 @@ pub struct MailboxClient {
 
 impl MailboxClient {
     /// A client whose first periodic fetch is due after [`FETCH_INTERVAL`] (servers are fetched from as
-    /// they connect).
+    /// they connect); servers not connected by [`RECONNECT_INTERVAL`] are dialled then, and as often until
+    /// they are.
     pub fn new(now: Instant) -> Self {
         let mut timers = TimerTable::default();
         timers.set(ClientTimer::FetchAll, now + FETCH_INTERVAL);
+        // Servers not reached at start (down, say) are dialled again soon, not at the first periodic fetch.
+        timers.set(ClientTimer::Reconnect, now + RECONNECT_INTERVAL);
         Self {
             servers: Vec::new(),
             connected: HashSet::new(),
@@ -551,6 +554,18 @@ mod tests {
                 .iter()
                 .any(|a| matches!(a, ClientAction::Dial { .. }))
         );
+    }
+
+    #[test]
+    fn a_server_not_reached_at_start_is_dialled_again_soon() {
+        let server = PeerId::random();
+        let mut h = Harness::new(&[server]);
+        h.advance(RECONNECT_INTERVAL);
+        assert_eq!(h.actions(), vec![ClientAction::Dial { server }]);
+        h.client.handle_connected(server);
+        assert_eq!(h.actions(), vec![ClientAction::Challenge { server }]);
+        h.advance(RECONNECT_INTERVAL * 3);
+        assert!(h.actions().is_empty(), "connected: no more dials");
     }
 
     #[test]
