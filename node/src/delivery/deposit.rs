@@ -70,9 +70,13 @@ impl EarlyWindow {
         self.tried.clear();
     }
 
+    /// Opens the window, or lengthens one already open (whose entries are not tried again: several
+    /// servers connecting at once make one window, not one each).
     fn open(&mut self) {
+        if self.loads_left == 0 {
+            self.tried.clear();
+        }
         self.loads_left = MAX_EARLY_LOADS;
-        self.tried.clear();
     }
 }
 

@@ -697,3 +697,27 @@ fn servers_are_redialled_while_mail_waits_for_them() {
             .any(|a| matches!(a, Action::DialServer { .. }))
     );
 }
+
+#[test]
+fn servers_connecting_together_try_each_waiting_entry_once() {
+    let mut h = Harness::new();
+    let (bob, _) = person(1);
+    let servers: Vec<PeerId> = (10..12).map(|s| person(s).1).collect();
+    h.machine.handle_shared_servers(servers.clone());
+    let entry = h.queue(bob, DAY);
+    h.advance(OUTBOX_TICK + Duration::from_millis(retry_delay_ms(1)));
+    h.machine.handle_lookup_finished(bob, None, h.now);
+    h.run();
+    h.advance(Duration::from_secs(60));
+    h.take_log();
+    h.connect(servers[0]);
+    h.connect(servers[1]);
+    h.advance(OUTBOX_TICK * 4);
+    // One attempt, made when the first connected; the second server's connection does not repeat it.
+    assert_eq!(deposits(&h.take_log()), vec![(servers[0], entry.id)]);
+    // The first stores it: the second copy goes to the server that connected since.
+    h.machine
+        .handle_deposit_answered(servers[0], entry.id, true, h.now);
+    h.run();
+    assert_eq!(deposits(&h.take_log()), vec![(servers[1], entry.id)]);
+}
