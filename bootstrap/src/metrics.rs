@@ -19,7 +19,7 @@ use prometheus_client::{
 };
 use tern_node::mailbox::{
     Refusal,
-    server::{MailboxCounters, MailboxStats},
+    server::{MailboxCounters, MailboxStats, StorageHealth},
 };
 use tokio::net::TcpListener;
 use tracing::debug;
@@ -53,6 +53,9 @@ pub(crate) struct Metrics {
     expired: Counter,
     refusals: Family<ReasonLabel, Counter>,
     connections_refused: Family<ReasonLabel, Counter>,
+    storage_ok: Gauge,
+    storage_failures: Counter,
+    storage_reopens: Counter,
     /// The mailbox counters already added, so each update adds only the difference.
     seen: Seen,
 }
@@ -67,6 +70,8 @@ struct Seen {
     pushed: u64,
     expired: u64,
     refusals: BTreeMap<&'static str, u64>,
+    storage_failures: u64,
+    storage_reopens: u64,
 }
 
 impl Metrics {
@@ -150,8 +155,28 @@ impl Metrics {
              Noise or Yamux handshake failed)",
             connections_refused.clone(),
         );
+        let storage_ok = Gauge::default();
+        registry.register(
+            "mailbox_storage_ok",
+            "1 while the mailbox database works; 0 after a storage failure (a full disk, say) until it is \
+             opened again",
+            storage_ok.clone(),
+        );
+        let storage_failures = counter(
+            &mut registry,
+            "mailbox_storage_failures",
+            "Mailbox storage operations that failed (each closes the database to be opened again)",
+        );
+        let storage_reopens = counter(
+            &mut registry,
+            "mailbox_storage_reopens",
+            "Times the mailbox database was opened again after a storage failure",
+        );
         Self {
             registry: Arc::new(registry),
+            storage_ok,
+            storage_failures,
+            storage_reopens,
             connected_peers,
             envelopes,
             bytes,
@@ -180,7 +205,23 @@ impl Metrics {
     }
 
     /// Brings the mailbox metrics up to date.
-    pub(crate) fn record_mailbox(&mut self, stats: &MailboxStats, counters: &MailboxCounters) {
+    pub(crate) fn record_mailbox(
+        &mut self,
+        stats: &MailboxStats,
+        counters: &MailboxCounters,
+        health: StorageHealth,
+    ) {
+        self.storage_ok.set(i64::from(health.ok));
+        advance(
+            &self.storage_failures,
+            &mut self.seen.storage_failures,
+            health.failures,
+        );
+        advance(
+            &self.storage_reopens,
+            &mut self.seen.storage_reopens,
+            health.reopens,
+        );
         self.envelopes.set(saturating_i64(stats.envelopes));
         self.bytes.set(saturating_i64(stats.bytes));
         self.mailboxes.set(saturating_i64(stats.mailboxes));

@@ -709,7 +709,7 @@ impl EventLoop {
     fn update_metrics(&mut self) {
         if let Some(metrics) = &mut self.metrics {
             let server = self.mailbox.server();
-            metrics.record_mailbox(&server.stats(), server.counters());
+            metrics.record_mailbox(&server.stats(), server.counters(), server.storage_health());
         }
     }
 }

@@ -414,6 +414,8 @@ struct Faults {
     kills: usize,
     restarts: usize,
     bootstrap_kills: usize,
+    /// Bootstrap nodes SIGKILLed together near the end (every one of them), back only when all heals.
+    all_down_kills: usize,
     partitions: usize,
     healed: usize,
 }
@@ -567,6 +569,17 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
             faults.bootstrap_kills += 1;
             boot_down_until = Some((b, seq + 12 * rate_sends));
         }
+        // Near the end every bootstrap node goes down at once, mail on them and all, and stays down until
+        // everything heals: what is written meanwhile waits for them (the settle time below).
+        if seq == messages * 9 / 10 {
+            boot_down_until = None;
+            for b in 0..BOOTSTRAPS {
+                if let Some(mut proc) = lab.bootstraps[b].proc.take() {
+                    proc.kill();
+                    faults.all_down_kills += 1;
+                }
+            }
+        }
         if seq > 0 && seq % fault_every == 0 && seq < messages * 9 / 10 {
             if rng.random_range(0..2) == 0 && down_until.len() < 2 {
                 // SIGKILL a node (at most two down at once), back after a while.
@@ -607,18 +620,25 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
         lab.set_link(a, b, false);
         faults.healed += 1;
     }
-    if let Some((b, _)) = boot_down_until.take() {
-        lab.start_bootstrap(b);
+    for b in 0..BOOTSTRAPS {
+        if lab.bootstraps[b].proc.is_none() {
+            lab.start_bootstrap(b);
+        }
     }
     for n in down_until.keys().copied().collect::<Vec<_>>() {
         lab.start_node(n);
         faults.restarts += 1;
     }
+    // Every server is back (and every node and link): the settle time runs from here.
+    let servers_back = Instant::now();
 
     // Converged: every node's outbox and every mailbox empty, twice in a row, every send answered.
     let deadline = Instant::now() + CONVERGE_TIMEOUT;
     let mut quiet = 0;
+    // When the first poll of the final quiet run started (the polls are 2 s apart).
+    let mut quiet_since = servers_back;
     while quiet < 2 {
+        let poll_started = Instant::now();
         assert!(
             Instant::now() < deadline,
             "not converged: outboxes {:?}",
@@ -638,13 +658,22 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
         }
         let outboxes: u64 = lab.outbox.iter().map(|o| o.unwrap_or(u64::MAX / 8)).sum();
         let unanswered: usize = lab.pending.iter().map(|p| p.len()).sum();
+        println!(
+            "  settling, {:.0?} after the servers came back: outboxes {:?}, mailboxes {mailboxes}, unanswered sends {unanswered}",
+            poll_started.saturating_duration_since(servers_back),
+            lab.outbox
+        );
         if outboxes == 0 && mailboxes == 0.0 && unanswered == 0 {
+            if quiet == 0 {
+                quiet_since = poll_started;
+            }
             quiet += 1;
         } else {
             quiet = 0;
         }
     }
     let converged = started.elapsed();
+    let settled = quiet_since.saturating_duration_since(servers_back);
     // How much went the offline way (counters restart with a restarted bootstrap node: a lower bound).
     let mut deposits = 0.0;
     for b in 0..BOOTSTRAPS {
@@ -744,8 +773,8 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
         unacked.len()
     );
     println!(
-        "  kills: {} node SIGKILLs ({} restarts), {} bootstrap SIGKILL",
-        faults.kills, faults.restarts, faults.bootstrap_kills
+        "  kills: {} node SIGKILLs ({} restarts), {} bootstrap SIGKILL, then all {} bootstrap nodes at once",
+        faults.kills, faults.restarts, faults.bootstrap_kills, faults.all_down_kills
     );
     println!(
         "  partitions: {} link cuts, {} healed",
@@ -757,6 +786,10 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
     println!(
         "  time: {:.0?} sending, converged after {:.0?}, stores opened cleanly: {NODES}/{NODES}",
         sending_done, converged
+    );
+    println!(
+        "  settle time after every server is back: {:.1} s (outboxes and mailboxes empty; polled every 2 s)",
+        settled.as_secs_f64()
     );
     let _ = std::io::stdout().flush();
 

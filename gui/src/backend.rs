@@ -330,7 +330,18 @@ impl Backend {
             "cannot add the contact",
             move |node| async move { node.add_contact(link, name).await },
             |m, (record, _)| {
+                // Told once, when the contact is added: a name that looks like another contact's.
+                let lookalike = tern_node::names::lookalike(
+                    &record.name,
+                    m.contacts
+                        .iter()
+                        .filter(|c| c.record.key != record.key)
+                        .map(|c| c.record.name.as_str()),
+                );
                 m.notice(format!("Added {}", record.name));
+                if let Some(warning) = lookalike {
+                    m.error(warning.to_string());
+                }
                 m.upsert_contact(record);
                 m.dialog = None;
             },

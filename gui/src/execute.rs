@@ -244,7 +244,7 @@ impl Executor<'_> {
                     return;
                 }
             };
-            if let Err(e) = std::fs::create_dir_all(&root) {
+            if let Err(e) = tern_node::redb_file::create_private_dir(&root) {
                 ps.error = Some(format!("cannot create {}: {e}", root.display()));
                 return;
             }

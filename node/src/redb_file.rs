@@ -1,11 +1,52 @@
 //! What the profile store and the mailbox server share about redb files: opening one with its integrity check
-//! (a damaged file is reported, never trusted or rewritten), and sorting redb's errors into "in use",
-//! "corrupt" and the rest, so each of them maps the same failure to the same typed error.
+//! (a damaged file is reported, never trusted or rewritten; an empty one is refused, never started afresh),
+//! keeping every file and directory Tern writes private to its user ([`PRIVATE_FILE_MODE`],
+//! [`PRIVATE_DIR_MODE`]), and sorting redb's errors into "in use", "corrupt" and the rest, so each of them
+//! maps the same failure to the same typed error.
 
+use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
 use redb::Database;
+
+/// The mode of every file Tern writes (stores, mailbox databases, keys, locks): its user's only.
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+/// The mode of every directory Tern creates (profiles, data directories).
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` and any missing parents with [`PRIVATE_DIR_MODE`]; a directory that exists is left as
+/// it is (it may be one the user made for other things too).
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, PRIVATE_DIR_MODE);
+    builder.create(dir)
+}
+
+/// Takes group and other access away from a file Tern wrote (a no-op when it has none).
+pub fn make_private(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Opens (creating if missing) a file with [`PRIVATE_FILE_MODE`], for append or writes.
+pub fn private_file_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, PRIVATE_FILE_MODE);
+    options
+}
 
 /// A redb failure, sorted.
 #[derive(Debug)]
@@ -47,14 +88,50 @@ pub(crate) enum Mode {
 }
 
 /// Opens a redb file with its integrity check, turning a panic inside redb (which the check should make
-/// impossible) into [`Failure::Corrupt`].
+/// impossible) into [`Failure::Corrupt`]. A file that exists but is empty (0 bytes) is
+/// [`Failure::Corrupt`] in either mode: whatever it held is gone, and starting afresh in its place would
+/// hide that. A created file gets [`PRIVATE_FILE_MODE`]; an existing one loses group and other access.
 pub(crate) fn open_checked(path: &Path, mode: Mode) -> Result<Database, Failure> {
+    let io_failure = |err: io::Error| Failure::Other(Box::new(redb::Error::Io(err)));
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == 0 => {
+            return Err(Failure::Corrupt(format!(
+                "{} is empty (0 bytes): its data is gone; move it away to start an empty one",
+                path.display()
+            )));
+        }
+        Ok(_) => make_private(path).map_err(io_failure)?,
+        Err(err) if err.kind() == io::ErrorKind::NotFound && mode == Mode::CreateIfMissing => {
+            // Created private before redb writes a byte into it.
+            private_file_options()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(io_failure)?;
+        }
+        Err(_) => {}
+    }
     let mut builder = Database::builder();
     builder.set_check_integrity_on_open(true);
     let opened = panic::catch_unwind(AssertUnwindSafe(|| match mode {
         Mode::OpenExisting => builder.open(path),
         Mode::CreateIfMissing => builder.create(path),
     }));
+    finish_open(opened)
+}
+
+/// Like [`open_checked`] over a storage backend of the caller's (tests inject faults with one).
+#[cfg(test)]
+pub(crate) fn open_checked_with(backend: impl redb::StorageBackend) -> Result<Database, Failure> {
+    let mut builder = Database::builder();
+    builder.set_check_integrity_on_open(true);
+    let opened = panic::catch_unwind(AssertUnwindSafe(|| builder.create_with_backend(backend)));
+    finish_open(opened)
+}
+
+fn finish_open(
+    opened: std::thread::Result<Result<Database, redb::DatabaseError>>,
+) -> Result<Database, Failure> {
     match opened {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(err)) => Err(redb::Error::from(err).into()),

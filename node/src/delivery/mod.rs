@@ -8,6 +8,7 @@
 //! mailbox lookup) live in one [`TimerTable`]. It reads no clock and touches no store or socket: the node's
 //! event loop (`node/delivery.rs`) feeds it what the swarm and the store say and carries its actions out.
 
+mod deposit;
 #[cfg(test)]
 mod deadline_tests;
 #[cfg(test)]
@@ -52,6 +53,18 @@ pub const DIRECT_DEADLINE: Duration = Duration::from_secs(1);
 pub const REDIAL_AFTER: Duration = Duration::from_secs(1);
 /// Peers whose last dial is remembered (to space dials) and peers known to be connected.
 pub const MAX_PEERS: usize = 4096;
+/// A mailbox server that has not answered a deposit after this long is given up on for that deposit: the
+/// next configured server is asked instead (its late answer still counts).
+pub const DEPOSIT_DEADLINE: Duration = Duration::from_secs(5);
+/// A server that missed a [`DEPOSIT_DEADLINE`] is asked after every other server for this long (or until
+/// it stores a deposit or connects again).
+pub const SLOW_SERVER_PENALTY: Duration = Duration::from_secs(60);
+/// While mail waits for a deposit and no mailbox server is connected, the servers are dialled this often.
+pub const SERVER_REDIAL: Duration = Duration::from_secs(5);
+/// After a mailbox server connects (or stores again after refusing), the outbox is read this many times
+/// ([`Action::LoadEarly`], [`OUTBOX_BATCH`] entries each, one per [`OUTBOX_TICK`]) regardless of due
+/// times, so mail waiting out its backoff is deposited at once.
+pub const MAX_EARLY_LOADS: u32 = 64;
 
 /// An outbox entry as the machine sees it. The entry itself is carried through to the actions untouched.
 pub trait Entry: Clone {
@@ -90,6 +103,9 @@ pub enum Action<E> {
     Lookup { recipient: IdentityKey },
     /// Read the store's due entries ([`OUTBOX_BATCH`]) and hand them to [`Delivery::handle_loaded`].
     LoadDue,
+    /// Read the store's first [`OUTBOX_BATCH`] entries in due order, due or not, and hand them to
+    /// [`Delivery::handle_loaded`] (a mailbox server came back: what waits for a deposit goes now).
+    LoadEarly,
     /// Read the store's entries for this peer and hand them to [`Delivery::handle_loaded_for`].
     LoadFor { peer: PeerId },
     /// The recipient acknowledged the envelope: drop the entry, the message is delivered.
@@ -116,6 +132,10 @@ enum Timer {
     OutboxTick,
     Retry(MessageId),
     Lookup(IdentityKey),
+    /// A deposit's [`DEPOSIT_DEADLINE`].
+    Deposit(MessageId),
+    /// Mail waits for a deposit and no server is connected: dial them ([`SERVER_REDIAL`]).
+    RedialServers,
 }
 
 #[derive(Debug)]
@@ -124,11 +144,7 @@ enum Stage {
     InFlight,
     Retrying,
     AwaitingLookup,
-    Depositing {
-        asked: HashSet<PeerId>,
-        stored: HashSet<PeerId>,
-        needed: usize,
-    },
+    Depositing(deposit::Depositing),
 }
 
 struct Tracked<E> {
@@ -159,6 +175,15 @@ pub struct Delivery<E> {
     shared_servers: Vec<PeerId>,
     lookups: HashMap<IdentityKey, Lookup>,
     last_dial: HashMap<PeerId, Instant>,
+    /// Servers that missed a deposit deadline, until when they are asked last (at most [`MAX_PEERS`]).
+    slow: HashMap<PeerId, Instant>,
+    /// Servers whose last answer refused a deposit (at most [`MAX_PEERS`]): one that stores again makes
+    /// the waiting mail due (its quota was freed).
+    refused_by: HashSet<PeerId>,
+    /// The window after a server came back ([`MAX_EARLY_LOADS`]).
+    early: deposit::EarlyWindow,
+    /// An attempt found mailbox servers but none connected: they are dialled every [`SERVER_REDIAL`].
+    servers_down: bool,
     timers: TimerTable<Timer>,
     /// Drained by the actor after every input; each input adds at most a bounded number (it touches at
     /// most [`OUTBOX_BATCH`] or [`MAX_IN_FLIGHT`] entries, a few actions each).
@@ -178,6 +203,10 @@ impl<E: Entry> Delivery<E> {
             shared_servers: Vec::new(),
             lookups: HashMap::new(),
             last_dial: HashMap::new(),
+            slow: HashMap::new(),
+            refused_by: HashSet::new(),
+            early: deposit::EarlyWindow::default(),
+            servers_down: false,
             timers,
             actions: VecDeque::new(),
         }
@@ -233,15 +262,35 @@ impl<E: Entry> Delivery<E> {
     }
 
     /// Due entries read from the store ([`Action::LoadDue`]): those the machine does not hold are tried.
+    /// In the window after a server came back ([`Action::LoadEarly`]), entries held between attempts
+    /// are tried again at once too, each once per window.
     pub fn handle_loaded(&mut self, entries: Vec<Outgoing<E>>, now: Instant) {
+        let full = entries.len() >= OUTBOX_BATCH;
+        let mut fresh = 0;
         for out in entries {
-            if self.entries.contains_key(&out.entry.id()) || self.finishing(&out.entry.id()) {
+            let id = out.entry.id();
+            if self.finishing(&id) {
+                continue;
+            }
+            if self.early.is_open() {
+                if !self.early.first_time(id) {
+                    continue;
+                }
+                fresh += 1;
+                if self.entries.contains_key(&id) {
+                    self.retry_parked_now(id, now);
+                    continue;
+                }
+            } else if self.entries.contains_key(&id) {
                 continue;
             }
             let Some(peer) = peer_id_of(&out.entry.recipient()) else {
                 continue;
             };
             self.attempt(Tracked::new(out, peer), now);
+        }
+        if self.early.is_open() && !full && fresh == 0 {
+            self.early.close();
         }
     }
 
@@ -268,12 +317,18 @@ impl<E: Entry> Delivery<E> {
     }
 
     /// A peer's first connection opened: what waits for it is due at once.
+    /// A mailbox server's connection makes what waits for a deposit due at once ([`Action::LoadEarly`]).
     pub fn handle_connected(&mut self, peer: PeerId) {
         if self.connected.len() >= MAX_PEERS && !self.connected.contains(&peer) {
             // Treated as unreachable: its mail is dialled for or deposited.
             return;
         }
         self.connected.insert(peer);
+        self.slow.remove(&peer);
+        if self.is_server(&peer) {
+            self.servers_down = false;
+            self.open_early_window();
+        }
         let parked: Vec<MessageId> = self
             .entries
             .iter()
@@ -310,7 +365,8 @@ impl<E: Entry> Delivery<E> {
         self.handle_send_answered(id, Answer::Refused, now);
     }
 
-    /// A server answered (or failed to answer) a [`Action::Deposit`].
+    /// A server answered (or failed to answer) a [`Action::Deposit`]. A server that stores again after
+    /// refusing makes what waits for a deposit due at once.
     pub fn handle_deposit_answered(
         &mut self,
         server: PeerId,
@@ -318,35 +374,7 @@ impl<E: Entry> Delivery<E> {
         stored: bool,
         now: Instant,
     ) {
-        let Some(mut tracked) = self.entries.remove(&id) else {
-            return;
-        };
-        let Stage::Depositing {
-            asked,
-            stored: holders,
-            needed,
-        } = &mut tracked.stage
-        else {
-            self.entries.insert(id, tracked);
-            return;
-        };
-        if !asked.remove(&server) {
-            self.entries.insert(id, tracked);
-            return;
-        }
-        if stored {
-            holders.insert(server);
-        }
-        if holders.len() >= *needed {
-            self.actions.push_back(Action::RecordDeposited {
-                entry: tracked.out.entry,
-            });
-        } else if asked.is_empty() {
-            // Too few took it: a later attempt asks again (those that hold it answer `Duplicate`).
-            self.fail(tracked, now);
-        } else {
-            self.entries.insert(id, tracked);
-        }
+        self.deposit_answered(server, id, stored, now);
     }
 
     /// The mailbox servers of `recipient` were found (`Some`, possibly empty) or not (`None`). Entries
@@ -388,7 +416,11 @@ impl<E: Entry> Delivery<E> {
         while let Some(timer) = self.timers.expired(now) {
             match timer {
                 Timer::OutboxTick => {
-                    self.actions.push_back(Action::LoadDue);
+                    self.actions.push_back(if self.early.next_load() {
+                        Action::LoadEarly
+                    } else {
+                        Action::LoadDue
+                    });
                     self.timers.set(Timer::OutboxTick, now + OUTBOX_TICK);
                 }
                 Timer::Retry(id) => {
@@ -411,6 +443,8 @@ impl<E: Entry> Delivery<E> {
                         self.lookups.remove(&recipient);
                     }
                 }
+                Timer::Deposit(id) => self.deposit_deadline(id, now),
+                Timer::RedialServers => self.redial_servers(now),
             }
         }
     }
@@ -453,8 +487,11 @@ impl<E: Entry> Delivery<E> {
         if tracked.out.entry.attempts() > 0 {
             match self.start_deposit(&tracked, now) {
                 DepositStart::Asked(stage) => {
+                    let id = tracked.out.entry.id();
                     tracked.stage = stage;
-                    self.park(tracked);
+                    if self.park(tracked) {
+                        self.timers.set(Timer::Deposit(id), now + DEPOSIT_DEADLINE);
+                    }
                     return;
                 }
                 DepositStart::AwaitingLookup => {
@@ -591,60 +628,6 @@ impl<E: Entry> Delivery<E> {
         }
         self.last_dial.insert(peer, now);
         true
-    }
-
-    /// Asks up to [`DEPOSIT_COPIES`] connected servers to hold the entry (dialling the others); first
-    /// waits for the recipient's own servers to be looked up.
-    fn start_deposit(&mut self, tracked: &Tracked<E>, now: Instant) -> DepositStart {
-        let recipient = tracked.out.entry.recipient();
-        let mut targets = match self.lookups.get(&recipient) {
-            Some(Lookup::Pending) => return DepositStart::AwaitingLookup,
-            Some(Lookup::Found(servers)) => servers.clone(),
-            Some(Lookup::Missing) => self.shared_servers.clone(),
-            None => {
-                if self.lookups.len() >= MAX_LOOKUPS {
-                    let before: Vec<IdentityKey> = self.lookups.keys().copied().collect();
-                    self.lookups.retain(|_, l| matches!(l, Lookup::Pending));
-                    for key in before {
-                        if !self.lookups.contains_key(&key) {
-                            self.timers.cancel(Timer::Lookup(key));
-                        }
-                    }
-                }
-                if self.lookups.len() < MAX_LOOKUPS {
-                    self.lookups.insert(recipient, Lookup::Pending);
-                    self.actions.push_back(Action::Lookup { recipient });
-                    return DepositStart::AwaitingLookup;
-                }
-                self.shared_servers.clone()
-            }
-        };
-        let mut seen = HashSet::new();
-        targets.retain(|p| seen.insert(*p));
-        let needed = DEPOSIT_COPIES.min(targets.len());
-        let mut asked = HashSet::new();
-        for server in targets {
-            if asked.len() >= needed {
-                break;
-            }
-            if self.connected.contains(&server) {
-                asked.insert(server);
-                self.actions.push_back(Action::Deposit {
-                    server,
-                    entry: tracked.out.entry.clone(),
-                });
-            } else if self.may_dial(server, now) {
-                self.actions.push_back(Action::DialServer { peer: server });
-            }
-        }
-        if asked.is_empty() {
-            return DepositStart::NoServer;
-        }
-        DepositStart::Asked(Stage::Depositing {
-            asked,
-            stored: HashSet::new(),
-            needed,
-        })
     }
 }
 

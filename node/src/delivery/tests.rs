@@ -49,6 +49,8 @@ struct Harness {
     outbox: FakeOutbox,
     now: Instant,
     log: Vec<Action<TestEntry>>,
+    /// Every outbox load, `true` for an early one.
+    loads: Vec<bool>,
     next_id: u8,
 }
 
@@ -60,6 +62,7 @@ impl Harness {
             outbox: FakeOutbox::default(),
             now,
             log: Vec::new(),
+            loads: Vec::new(),
             next_id: 0,
         };
         harness.advance(Duration::ZERO);
@@ -105,8 +108,12 @@ impl Harness {
     fn run(&mut self) {
         while let Some(action) = self.machine.poll_action() {
             match action {
-                Action::LoadDue => {
-                    let now = self.now;
+                Action::LoadDue | Action::LoadEarly => {
+                    let now = match action {
+                        Action::LoadEarly => self.now + DAY * 365,
+                        _ => self.now,
+                    };
+                    self.loads.push(matches!(action, Action::LoadEarly));
                     let due = self
                         .outbox
                         .rows
@@ -118,7 +125,7 @@ impl Harness {
                             expires: *expires,
                         })
                         .collect();
-                    self.machine.handle_loaded(due, now);
+                    self.machine.handle_loaded(due, self.now);
                 }
                 Action::LoadFor { peer } => {
                     let all = self
@@ -487,4 +494,230 @@ fn entries_held_between_attempts_are_bounded_and_the_rest_stay_in_the_store() {
     assert_eq!(failed, total, "every attempt is recorded in the store");
     let held = ids.iter().filter(|id| h.machine.is_tracked(id)).count();
     assert_eq!(held, MAX_PARKED);
+}
+
+/// A harness with `n` shared mailbox servers, all connected, and one entry for an unreachable Bob that
+/// has reached its first deposit (the lookup found nothing of Bob's own). Returns the servers, the entry
+/// and the servers asked.
+fn depositing(n: u64) -> (Harness, Vec<PeerId>, TestEntry, Vec<PeerId>) {
+    let mut h = Harness::new();
+    let (bob, _) = person(1);
+    let servers: Vec<PeerId> = (10..10 + n).map(|s| person(s).1).collect();
+    for server in &servers {
+        h.connect(*server);
+    }
+    h.machine.handle_shared_servers(servers.clone());
+    let entry = h.queue(bob, DAY);
+    h.advance(OUTBOX_TICK + Duration::from_millis(retry_delay_ms(1)));
+    h.machine.handle_lookup_finished(bob, None, h.now);
+    h.run();
+    let asked = deposits(&h.take_log())
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    (h, servers, entry, asked)
+}
+
+#[test]
+fn a_hung_server_is_given_up_at_the_deadline_and_the_next_one_asked() {
+    let (mut h, servers, entry, asked) = depositing(3);
+    assert_eq!(asked, servers[..2].to_vec(), "the configured order");
+    // The second stores it; the first never answers.
+    h.machine
+        .handle_deposit_answered(servers[1], entry.id, true, h.now);
+    h.run();
+    assert!(h.take_log().is_empty());
+    h.advance(DEPOSIT_DEADLINE - Duration::from_millis(1));
+    assert!(
+        deposits(&h.take_log()).is_empty(),
+        "gave up before the deadline"
+    );
+    h.advance(Duration::from_millis(1));
+    assert_eq!(deposits(&h.take_log()), vec![(servers[2], entry.id)]);
+    h.machine
+        .handle_deposit_answered(servers[2], entry.id, true, h.now);
+    h.run();
+    let log = h.take_log();
+    assert!(matches!(log.as_slice(), [Action::RecordDeposited { entry: e }] if e.id == entry.id));
+    // The hung server answers at last: nothing more happens.
+    h.machine
+        .handle_deposit_answered(servers[0], entry.id, true, h.now);
+    h.run();
+    assert!(h.take_log().is_empty());
+}
+
+#[test]
+fn with_two_servers_hung_the_third_takes_the_mail_and_is_asked_first_next_time() {
+    let (mut h, servers, entry, _) = depositing(3);
+    h.advance(DEPOSIT_DEADLINE);
+    assert_eq!(deposits(&h.take_log()), vec![(servers[2], entry.id)]);
+    h.machine
+        .handle_deposit_answered(servers[2], entry.id, true, h.now);
+    h.run();
+    // One copy, the others hung: deposited rather than held as `sending`.
+    let log = h.take_log();
+    assert!(matches!(log.as_slice(), [Action::RecordDeposited { entry: e }] if e.id == entry.id));
+    // The next message asks the healthy server first, then one hung one (two copies wanted).
+    let (bob, _) = person(1);
+    let next = h.queue(bob, DAY);
+    h.advance(OUTBOX_TICK + Duration::from_millis(retry_delay_ms(1)));
+    let asked = deposits(&h.take_log());
+    assert_eq!(asked.first(), Some(&(servers[2], next.id)), "{asked:?}");
+    // Both answer this time (the slow one stored it: no longer slow); once the other's penalty is over,
+    // the configured order is back.
+    for (server, id) in asked {
+        h.machine.handle_deposit_answered(server, id, true, h.now);
+    }
+    h.run();
+    h.advance(SLOW_SERVER_PENALTY);
+    h.take_log();
+    let third = h.queue(bob, DAY);
+    h.advance(OUTBOX_TICK + Duration::from_millis(retry_delay_ms(1)));
+    let asked = deposits(&h.take_log());
+    assert_eq!(
+        asked,
+        vec![(servers[0], third.id), (servers[1], third.id)],
+        "{asked:?}"
+    );
+}
+
+#[test]
+fn a_deposit_that_only_refusals_answer_is_a_failed_attempt_even_after_the_deadline() {
+    let (mut h, servers, mut entry, _) = depositing(2);
+    h.machine
+        .handle_deposit_answered(servers[0], entry.id, false, h.now);
+    h.advance(DEPOSIT_DEADLINE);
+    entry.attempts = 1;
+    // The second hung, the first refused: no copy anywhere, tried again after the backoff.
+    assert_eq!(h.take_log(), vec![Action::RecordFailedAttempt { entry }]);
+}
+
+#[test]
+fn a_server_coming_back_makes_waiting_mail_due_at_once() {
+    let mut h = Harness::new();
+    let (bob, _) = person(1);
+    let server = person(10).1;
+    h.machine.handle_shared_servers(vec![server]);
+    let entry = h.queue(bob, DAY);
+    h.advance(OUTBOX_TICK + Duration::from_millis(retry_delay_ms(1)));
+    h.machine.handle_lookup_finished(bob, None, h.now);
+    h.run();
+    // The server is down for a long while: the entry backs off far.
+    h.advance(Duration::from_secs(130));
+    h.take_log();
+    let attempts = h.outbox.rows[&entry.id].0.attempts;
+    assert!(retry_delay_ms(attempts) >= 60_000, "{attempts} attempts");
+    // One more entry only the store holds, not due for a day.
+    h.next_id += 1;
+    let stored_only = TestEntry {
+        id: MessageId([h.next_id; 16]),
+        to: bob,
+        attempts: 9,
+    };
+    h.outbox.rows.insert(
+        stored_only.id,
+        (stored_only.clone(), h.now + DAY, h.now + DAY),
+    );
+    h.connect(server);
+    let mut asked: Vec<MessageId> = deposits(&h.take_log())
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    asked.sort();
+    let mut expected = vec![entry.id, stored_only.id];
+    expected.sort();
+    assert_eq!(asked, expected, "deposited the moment the server connected");
+    // Each is tried once per window, not again on every tick.
+    h.advance(OUTBOX_TICK * 4);
+    assert!(deposits(&h.take_log()).is_empty());
+    assert!(
+        !h.machine.early.is_open(),
+        "the window closed once nothing new came"
+    );
+}
+
+#[test]
+fn a_server_that_stores_again_after_refusing_makes_the_refused_mail_due() {
+    let (mut h, servers, entry, _) = depositing(1);
+    // Quota full: refused, several times over.
+    h.machine
+        .handle_deposit_answered(servers[0], entry.id, false, h.now);
+    h.run();
+    for _ in 0..4 {
+        let due = h.outbox.rows[&entry.id].1;
+        h.advance(due.saturating_duration_since(h.now));
+        if let Some((_, id)) = deposits(&h.take_log()).first().copied() {
+            h.machine
+                .handle_deposit_answered(servers[0], id, false, h.now);
+            h.run();
+        }
+    }
+    h.take_log();
+    let due = h.outbox.rows[&entry.id].1;
+    assert!(due.saturating_duration_since(h.now) >= Duration::from_secs(30));
+    // The owner fetched: a new message is stored, and the refused one goes at once.
+    let (bob, _) = person(1);
+    let fresh = h.queue(bob, DAY);
+    h.advance(OUTBOX_TICK + Duration::from_millis(retry_delay_ms(1)));
+    let asked = deposits(&h.take_log());
+    assert_eq!(asked, vec![(servers[0], fresh.id)]);
+    h.machine
+        .handle_deposit_answered(servers[0], fresh.id, true, h.now);
+    h.run();
+    assert_eq!(deposits(&h.take_log()), vec![(servers[0], entry.id)]);
+}
+
+#[test]
+fn servers_are_redialled_while_mail_waits_for_them() {
+    let mut h = Harness::new();
+    let (bob, _) = person(1);
+    let server = person(10).1;
+    h.machine.handle_shared_servers(vec![server]);
+    h.queue(bob, DAY);
+    h.advance(OUTBOX_TICK + Duration::from_millis(retry_delay_ms(1)));
+    h.machine.handle_lookup_finished(bob, None, h.now);
+    h.run();
+    h.take_log();
+    // Between attempts (which back off to minutes) the server is dialled every SERVER_REDIAL.
+    h.advance(Duration::from_secs(60));
+    let dials = h
+        .take_log()
+        .iter()
+        .filter(|a| matches!(a, Action::DialServer { peer } if *peer == server))
+        .count();
+    let most = (60 / SERVER_REDIAL.as_secs()) as usize + 3;
+    assert!((most - 4..=most).contains(&dials), "{dials} dials in 60 s");
+    // Connected: no more dials.
+    h.connect(server);
+    h.take_log();
+    h.advance(Duration::from_secs(30));
+    assert!(
+        !h.take_log()
+            .iter()
+            .any(|a| matches!(a, Action::DialServer { .. }))
+    );
+}
+
+#[test]
+fn servers_connecting_together_try_each_waiting_entry_once() {
+    let mut h = Harness::new();
+    let (bob, _) = person(1);
+    let servers: Vec<PeerId> = (10..12).map(|s| person(s).1).collect();
+    h.machine.handle_shared_servers(servers.clone());
+    let entry = h.queue(bob, DAY);
+    h.advance(OUTBOX_TICK + Duration::from_millis(retry_delay_ms(1)));
+    h.machine.handle_lookup_finished(bob, None, h.now);
+    h.run();
+    h.advance(Duration::from_secs(60));
+    h.take_log();
+    h.connect(servers[0]);
+    h.connect(servers[1]);
+    h.advance(OUTBOX_TICK * 4);
+    // One attempt, made when the first connected; the second server's connection does not repeat it.
+    assert_eq!(deposits(&h.take_log()), vec![(servers[0], entry.id)]);
+    // The first stores it: the second copy goes to the server that connected since.
+    h.machine
+        .handle_deposit_answered(servers[0], entry.id, true, h.now);
+    h.run();
+    assert_eq!(deposits(&h.take_log()), vec![(servers[1], entry.id)]);
 }

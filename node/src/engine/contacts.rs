@@ -13,12 +13,15 @@ impl Engine {
         if card.key() == self.key() {
             return Err(EngineError::OwnCard);
         }
-        let local_name = name.unwrap_or(card.display_name()).trim().to_owned();
-        if let Some(other) = self
-            .store
-            .contacts()?
-            .into_iter()
-            .find(|c| c.local_name == local_name && c.key != card.key())
+        // The user's name is checked (`crate::names`); the card's, the peer's, is cleaned.
+        let local_name = match name {
+            Some(name) => crate::names::clean_name(name)?,
+            None => crate::names::sanitize_name(card.display_name(), &card.key().peer_id()),
+        };
+        if let Some(other) =
+            self.store.contacts()?.into_iter().find(|c| {
+                crate::names::same_name(&c.local_name, &local_name) && c.key != card.key()
+            })
         {
             return Err(EngineError::NameTaken(other.local_name));
         }
@@ -135,14 +138,11 @@ impl Engine {
         contact: &IdentityKey,
         name: &str,
     ) -> Result<ContactEntry, EngineError> {
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(EngineError::EmptyName);
-        }
+        let name = crate::names::clean_name(name)?;
         let contacts = self.store.contacts()?;
         if let Some(other) = contacts
             .iter()
-            .find(|c| c.local_name == name && c.key != *contact)
+            .find(|c| crate::names::same_name(&c.local_name, &name) && c.key != *contact)
         {
             return Err(EngineError::NameTaken(other.local_name.clone()));
         }
@@ -150,7 +150,7 @@ impl Engine {
             .into_iter()
             .find(|c| c.key == *contact)
             .ok_or_else(|| EngineError::UnknownContact(contact.peer_id()))?;
-        record.local_name = name.to_owned();
+        record.local_name = name;
         self.store.put_contact(&record)?;
         Ok(record)
     }
@@ -184,7 +184,7 @@ pub(super) fn contact_after_card(
             Some(ContactEntry {
                 key: sender,
                 card: card.encode().to_vec(),
-                local_name: card.display_name().to_owned(),
+                local_name: crate::names::sanitize_name(card.display_name(), &sender.peer_id()),
                 verified: false,
                 state: ContactState::Requested,
                 key_changed: false,

@@ -90,6 +90,8 @@ pub enum EngineError {
     Content(DecodeError),
     #[error("a contact name must not be empty")]
     EmptyName,
+    #[error(transparent)]
+    BadName(#[from] crate::names::NameError),
     #[error("only a failed outgoing message can be sent again")]
     NotRetryable,
     /// Receipts and typing go only to accepted contacts: a message request learns nothing (not that it

@@ -22,12 +22,13 @@ impl Engine {
         kdf: KdfParams,
         mut rng: EngineRng,
     ) -> Result<Self, EngineError> {
+        let name = crate::names::clean_name(name)?;
         let now = now_ms();
         let identity = Identity::generate(&mut rng, now);
         let card = ContactCard::issue(
             &identity,
             CardDetails {
-                display_name: name.to_owned(),
+                display_name: name,
                 revision: now,
                 ..CardDetails::default()
             },

@@ -30,6 +30,9 @@ pub const FETCH_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_FETCH_BACKOFF: Duration = Duration::from_secs(60);
 /// Pages without progress in a row after which a fetch ends (the next periodic fetch starts afresh).
 pub const MAX_STALLED_PAGES: u32 = 6;
+/// A server of ours whose connection closed is dialled again this often until it is back (so mail it
+/// holds, or pushes, reach us soon after it returns rather than at the next [`FETCH_INTERVAL`]).
+pub const RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What the client wants done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +61,8 @@ pub enum ClientAction {
 enum ClientTimer {
     FetchAll,
     Resume(PeerId),
+    /// Some server of ours is not connected: dial it ([`RECONNECT_INTERVAL`]).
+    Reconnect,
 }
 
 #[derive(Debug)]
@@ -96,10 +101,13 @@ pub struct MailboxClient {
 
 impl MailboxClient {
     /// A client whose first periodic fetch is due after [`FETCH_INTERVAL`] (servers are fetched from as
-    /// they connect).
+    /// they connect); servers not connected by [`RECONNECT_INTERVAL`] are dialled then, and as often until
+    /// they are.
     pub fn new(now: Instant) -> Self {
         let mut timers = TimerTable::default();
         timers.set(ClientTimer::FetchAll, now + FETCH_INTERVAL);
+        // Servers not reached at start (down, say) are dialled again soon, not at the first periodic fetch.
+        timers.set(ClientTimer::Reconnect, now + RECONNECT_INTERVAL);
         Self {
             servers: Vec::new(),
             connected: HashSet::new(),
@@ -153,10 +161,15 @@ impl MailboxClient {
         self.start(peer);
     }
 
-    /// A peer's last connection closed: its fetch ends (answers still on their way are ignored).
-    pub fn handle_disconnected(&mut self, peer: PeerId) {
+    /// A peer's last connection closed: its fetch ends (answers still on their way are ignored); a
+    /// server of ours is dialled again after [`RECONNECT_INTERVAL`], and then as often, until it is back.
+    pub fn handle_disconnected(&mut self, peer: PeerId, now: Instant) {
         self.connected.remove(&peer);
         self.end(peer);
+        if self.servers.contains(&peer) && self.timers.get(ClientTimer::Reconnect).is_none() {
+            self.timers
+                .set(ClientTimer::Reconnect, now + RECONNECT_INTERVAL);
+        }
     }
 
     /// The server gave a challenge.
@@ -251,6 +264,21 @@ impl MailboxClient {
                         } else {
                             self.actions.push_back(ClientAction::Dial { server });
                         }
+                    }
+                }
+                ClientTimer::Reconnect => {
+                    let missing: Vec<PeerId> = self
+                        .servers
+                        .iter()
+                        .filter(|s| !self.connected.contains(s))
+                        .copied()
+                        .collect();
+                    if !missing.is_empty() {
+                        for server in missing {
+                            self.actions.push_back(ClientAction::Dial { server });
+                        }
+                        self.timers
+                            .set(ClientTimer::Reconnect, now + RECONNECT_INTERVAL);
                     }
                 }
                 ClientTimer::Resume(server) => {
@@ -506,13 +534,38 @@ mod tests {
         let mut h = Harness::new(&[server]);
         h.client.handle_connected(server);
         h.actions();
-        h.client.handle_disconnected(server);
+        h.client.handle_disconnected(server, h.now);
         assert!(!h.client.is_fetching(&server));
         h.client.handle_nonce(server, NONCE);
         assert!(h.actions().is_empty());
-        // Not connected at the periodic fetch: dialled, not asked.
-        h.advance(FETCH_INTERVAL);
+        // Not connected: dialled again every RECONNECT_INTERVAL (and at the periodic fetch), not asked.
+        h.advance(RECONNECT_INTERVAL - Duration::from_millis(1));
+        assert!(h.actions().is_empty());
+        h.advance(Duration::from_millis(1));
         assert_eq!(h.actions(), vec![ClientAction::Dial { server }]);
+        h.advance(RECONNECT_INTERVAL);
+        assert_eq!(h.actions(), vec![ClientAction::Dial { server }]);
+        // Back: fetched from, and no more dials.
+        h.client.handle_connected(server);
+        assert_eq!(h.actions(), vec![ClientAction::Challenge { server }]);
+        h.advance(RECONNECT_INTERVAL * 2);
+        assert!(
+            !h.actions()
+                .iter()
+                .any(|a| matches!(a, ClientAction::Dial { .. }))
+        );
+    }
+
+    #[test]
+    fn a_server_not_reached_at_start_is_dialled_again_soon() {
+        let server = PeerId::random();
+        let mut h = Harness::new(&[server]);
+        h.advance(RECONNECT_INTERVAL);
+        assert_eq!(h.actions(), vec![ClientAction::Dial { server }]);
+        h.client.handle_connected(server);
+        assert_eq!(h.actions(), vec![ClientAction::Challenge { server }]);
+        h.advance(RECONNECT_INTERVAL * 3);
+        assert!(h.actions().is_empty(), "connected: no more dials");
     }
 
     #[test]

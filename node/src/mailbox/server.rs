@@ -23,7 +23,9 @@
 //!   (never one past its keep-until time); Ack deletes the named envelopes of that mailbox, durably.
 //!
 //! Every refusal is counted in [`MailboxCounters::refusals`] under [`Refusal::name`]. Storage failures are
-//! logged and answered with [`Refusal::Internal`].
+//! answered with [`Refusal::Internal`]; after one the database is closed and opened again (the `storage`
+//! submodule: redb works with a file no more after a failed write, a full disk for instance), logged
+//! once per outage and counted in [`MailboxServer::storage_health`].
 //!
 //! # Bounds
 //!
@@ -37,6 +39,9 @@
 
 mod db;
 mod limits;
+mod storage;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -45,7 +50,7 @@ use libp2p::PeerId;
 use tern_protocol::envelope::{MAX_ENVELOPE_LEN, MAX_ENVELOPE_TTL_S};
 use tern_protocol::{Envelope, EnvelopeId, MailboxId};
 use thiserror::Error;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use crate::mailbox::wire::{MAX_ACK_IDS, MAX_FETCH_BYTES, MAX_FETCH_ENVELOPES, NONCE_LEN};
 use crate::mailbox::{MailboxRequest, MailboxResponse, OwnerAuth, Refusal};
@@ -56,9 +61,11 @@ pub use limits::{
     MAX_CHALLENGES, MAX_CHALLENGES_PER_PEER, MAX_MAILBOXES_PER_PEER, MAX_OWNER_PEERS,
     MAX_RATE_BUCKETS,
 };
+pub use storage::{MAX_REOPEN_INTERVAL_S, REOPEN_INTERVAL_S, StorageHealth};
 
-use db::{Db, Deposit, Limits, Stored};
+use db::{Deposit, Limits, Stored};
 use limits::{Challenges, OwnerSessions, RateLimiter};
+use storage::{Opener, Storage};
 
 /// An owner that proved ownership within this many challenge lifetimes counts as present for push.
 pub const OWNER_SESSION_TTLS: u64 = 10;
@@ -176,7 +183,7 @@ struct CheckedDeposit {
 
 /// A mailbox server over one database file. Not `Clone`: one event loop owns it.
 pub struct MailboxServer {
-    db: Db,
+    storage: Storage,
     local_peer_id: Vec<u8>,
     config: MailboxConfig,
     counters: MailboxCounters,
@@ -206,20 +213,28 @@ impl MailboxServer {
     pub fn open(
         path: &Path,
         local_peer_id: Vec<u8>,
+        config: MailboxConfig,
+    ) -> Result<Self, MailboxError> {
+        info!(path = %path.display(), "opening the mailbox database");
+        Self::open_with(Opener::File(path.to_owned()), local_peer_id, config)
+    }
+
+    fn open_with(
+        opener: Opener,
+        local_peer_id: Vec<u8>,
         mut config: MailboxConfig,
     ) -> Result<Self, MailboxError> {
         config.max_ttl_s = config.max_ttl_s.min(MAX_ENVELOPE_TTL_S);
-        let db = Db::open(path)?;
-        let totals = db.totals();
+        let storage = Storage::open(opener)?;
+        let totals = storage.totals();
         info!(
-            path = %path.display(),
             envelopes = totals.envelopes,
             bytes = totals.bytes,
             mailboxes = totals.mailboxes,
             "mailbox database opened"
         );
         Ok(Self {
-            db,
+            storage,
             local_peer_id,
             rate: RateLimiter::new(config.deposits_per_minute),
             config,
@@ -267,9 +282,10 @@ impl MailboxServer {
         };
         let limits = self.limits();
         let stored = self
-            .db
+            .storage
+            .db(now_s)?
             .deposit_many(&[deposit], now_s, limits)
-            .map_err(|err| internal("deposit", &err))?;
+            .map_err(|err| self.storage.failed("deposit", &err, now_s))?;
         let stored = stored.first().copied().ok_or(Refusal::Internal)?;
         self.deposit_outcome(from, bytes.len(), checked.id, stored)
     }
@@ -331,12 +347,15 @@ impl MailboxServer {
             })
             .collect();
         let limits = self.limits();
-        let outcomes = match self.db.deposit_many(&deposits, now_s, limits) {
-            Ok(outcomes) => outcomes,
-            Err(err) => {
-                let refusal = internal("deposit", &err);
-                vec![Stored::Refused(refusal); deposits.len()]
-            }
+        let outcomes = match self.storage.db(now_s) {
+            Ok(db) => match db.deposit_many(&deposits, now_s, limits) {
+                Ok(outcomes) => outcomes,
+                Err(err) => {
+                    let refusal = self.storage.failed("deposit", &err, now_s);
+                    vec![Stored::Refused(refusal); deposits.len()]
+                }
+            },
+            Err(refusal) => vec![Stored::Refused(refusal); deposits.len()],
         };
         if outcomes.len() > 1 {
             debug!(deposits = outcomes.len(), "deposits stored in one commit");
@@ -458,9 +477,10 @@ impl MailboxServer {
         let mailbox = self.authorise(from, auth, now_s)?;
         let max = usize::from(max).min(MAX_FETCH_ENVELOPES);
         let (queued, more) = self
-            .db
+            .storage
+            .db(now_s)?
             .page(&mailbox, now_s, max, MAX_FETCH_BYTES)
-            .map_err(|err| internal("fetch", &err))?;
+            .map_err(|err| self.storage.failed("fetch", &err, now_s))?;
         self.counters.fetches += 1;
         self.counters.fetched_envelopes += len_u64(queued.len());
         Ok(MailboxResponse::Envelopes {
@@ -481,9 +501,10 @@ impl MailboxServer {
             return Err(Refusal::Malformed);
         }
         let count = self
-            .db
+            .storage
+            .db(now_s)?
             .remove(&mailbox, ids)
-            .map_err(|err| internal("acknowledge", &err))?;
+            .map_err(|err| self.storage.failed("acknowledge", &err, now_s))?;
         self.counters.acked += u64::from(count);
         Ok(MailboxResponse::Acked { count })
     }
@@ -509,14 +530,25 @@ impl MailboxServer {
         max: usize,
     ) -> Result<Vec<(EnvelopeId, Vec<u8>)>, MailboxError> {
         let max = max.min(MAX_FETCH_ENVELOPES);
-        let (queued, _) = self.db.page(mailbox, self.clock_s, max, MAX_FETCH_BYTES)?;
+        // A closed database (after a failure) has nothing to push; the owner's fetch reopens it.
+        let Some(db) = self.storage.current() else {
+            return Ok(Vec::new());
+        };
+        let (queued, _) = db.page(mailbox, self.clock_s, max, MAX_FETCH_BYTES)?;
         Ok(queued.into_iter().map(|q| (q.id, q.bytes)).collect())
     }
 
     /// Deletes envelopes of `mailbox` after its owner acknowledged a push (ids held in other mailboxes are
     /// left alone), durably; returns how many existed.
     pub fn remove(&mut self, mailbox: &MailboxId, ids: &[EnvelopeId]) -> Result<u32, MailboxError> {
-        let count = self.db.remove(mailbox, ids)?;
+        let now_s = self.clock_s;
+        let removed = match self.storage.db(now_s) {
+            Ok(db) => db.remove(mailbox, ids),
+            Err(_) => return Ok(0),
+        };
+        let count = removed.inspect_err(|err| {
+            self.storage.failed("remove pushed mail", err, now_s);
+        })?;
         self.counters.pushed += u64::from(count);
         Ok(count)
     }
@@ -526,8 +558,11 @@ impl MailboxServer {
     pub fn purge_expired(&mut self, now_s: u64) -> Result<u64, MailboxError> {
         self.clock_s = self.clock_s.max(now_s);
         let mut total = 0u64;
-        loop {
-            let purged = self.db.purge_batch(now_s)?;
+        // Closed after a failure and not open again yet: nothing purged this time.
+        while let Ok(db) = self.storage.db(now_s) {
+            let purged = db.purge_batch(now_s).inspect_err(|err| {
+                self.storage.failed("purge", err, now_s);
+            })?;
             total += len_u64(purged);
             self.counters.expired += len_u64(purged);
             if purged < PURGE_BATCH {
@@ -549,7 +584,7 @@ impl MailboxServer {
 
     /// What the server holds.
     pub fn stats(&self) -> MailboxStats {
-        let totals = self.db.totals();
+        let totals = self.storage.totals();
         MailboxStats {
             envelopes: totals.envelopes,
             bytes: totals.bytes,
@@ -562,15 +597,15 @@ impl MailboxServer {
         &self.counters
     }
 
+    /// Whether the database works now, and its failures and reopenings since the server was opened.
+    pub fn storage_health(&self) -> StorageHealth {
+        self.storage.health()
+    }
+
     /// The configuration in force (with `max_ttl_s` clamped).
     pub fn config(&self) -> &MailboxConfig {
         &self.config
     }
-}
-
-fn internal(operation: &'static str, err: &MailboxError) -> Refusal {
-    error!(operation, error = %err, "mailbox storage failed");
-    Refusal::Internal
 }
 
 fn len_u64(len: usize) -> u64 {

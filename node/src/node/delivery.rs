@@ -82,12 +82,16 @@ impl EventLoop {
                     }
                 }
                 Action::Lookup { recipient } => self.start_lookup(recipient, now),
-                Action::LoadDue => {
+                Action::LoadDue | Action::LoadEarly => {
                     let now_ms = now_ms();
+                    let until = match action {
+                        Action::LoadEarly => u64::MAX,
+                        _ => now_ms,
+                    };
                     match self
                         .engine
                         .store()
-                        .outbox_due(now_ms, crate::delivery::OUTBOX_BATCH)
+                        .outbox_due(until, crate::delivery::OUTBOX_BATCH)
                     {
                         Ok(entries) => {
                             let entries = entries

@@ -66,7 +66,8 @@ impl EventLoop {
                         host.peer_disconnected(&peer_id);
                     }
                     self.delivery.handle_disconnected(peer_id);
-                    self.mailbox_client.handle_disconnected(peer_id);
+                    self.mailbox_client
+                        .handle_disconnected(peer_id, std::time::Instant::now());
                     if self.lan_mailboxes.contains(&peer_id) {
                         self.lan_mailboxes.retain(|p| *p != peer_id);
                         self.update_shared_servers();

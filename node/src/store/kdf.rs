@@ -52,6 +52,11 @@ impl Password {
     fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
+
+    /// Whether the password is empty (the CLI and the app refuse one unless told otherwise).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl From<String> for Password {

@@ -24,7 +24,7 @@ use super::{
 };
 
 fn lock_profile(dir: &Path) -> Result<File, StoreError> {
-    let file = File::options()
+    let file = crate::redb_file::private_file_options()
         .read(true)
         .write(true)
         .create(true)
@@ -63,7 +63,7 @@ impl Store {
     ) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
         params.validate()?;
-        fs::create_dir_all(dir)?;
+        crate::redb_file::create_private_dir(dir)?;
         let lock = lock_profile(dir)?;
         let path = dir.join(STORE_FILE);
         if path.try_exists()? {
@@ -96,6 +96,7 @@ impl Store {
             txn.commit()?;
             db.close()?;
         }
+        crate::redb_file::make_private(&tmp)?;
         fs::rename(&tmp, &path)?;
         sync_dir(dir)?;
         let db = open_database(&path)?;

@@ -51,6 +51,9 @@ enum Command {
     Init {
         #[arg(long)]
         name: String,
+        /// Accept an empty password (anyone with the files can open the profile).
+        #[arg(long)]
+        allow_empty_password: bool,
         /// Argon2id memory in KiB (default 65536). Lower only for tests.
         #[arg(long, hide = true)]
         kdf_memory_kib: Option<u32>,
@@ -89,7 +92,11 @@ enum Command {
         net: NetArgs,
     },
     /// Change the profile password.
-    Passwd,
+    Passwd {
+        /// Accept an empty new password (anyone with the files can open the profile).
+        #[arg(long)]
+        allow_empty_password: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -241,11 +248,13 @@ fn run(cli: Cli, out: Out) -> Result<ExitCode> {
     match &cli.command {
         Command::Init {
             name,
+            allow_empty_password,
             kdf_memory_kib,
             kdf_iterations,
         } => {
             let dir = profile_dir(&cli)?;
             let password = read_password(&cli, true, "New password: ")?;
+            check_new_password(&password, *allow_empty_password)?;
             let mut kdf = KdfParams::default();
             if let Some(m) = kdf_memory_kib {
                 kdf.memory_kib = *m;
@@ -309,7 +318,9 @@ fn run(cli: Cli, out: Out) -> Result<ExitCode> {
             net,
         } => return online::send(&cli, contact, text, *wait, net, out),
         Command::Run { net } => online::run(&cli, net, out)?,
-        Command::Passwd => {
+        Command::Passwd {
+            allow_empty_password,
+        } => {
             let dir = profile_dir(&cli)?;
             let old = read_password(&cli, false, "Current password: ")?;
             let new = match std::env::var("TERN_NEW_PASSWORD") {
@@ -324,6 +335,7 @@ fn run(cli: Cli, out: Out) -> Result<ExitCode> {
                 }
                 Err(_) => bail!("no new password: set TERN_NEW_PASSWORD or run on a terminal"),
             };
+            check_new_password(&new, *allow_empty_password)?;
             let mut profile = Profile::open(&dir, &old)?;
             profile.change_password(&old, &new)?;
             out.print(json!({"password": "changed"}), || "password changed".into());
@@ -332,20 +344,54 @@ fn run(cli: Cli, out: Out) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A new password must not be empty unless the user asked for that in so many words.
+fn check_new_password(password: &Password, allow_empty: bool) -> Result<()> {
+    if password.is_empty() && !allow_empty {
+        bail!(
+            "the password is empty: anyone with the profile's files could open it (pass --allow-empty-password to mean it)"
+        );
+    }
+    Ok(())
+}
+
+/// A message must say something: empty or all-whitespace text is refused before anything is queued.
+pub(crate) fn check_text(text: &str) -> Result<()> {
+    if text.trim().is_empty() {
+        bail!("the message is empty: nothing was sent");
+    }
+    Ok(())
+}
+
 fn contact_command(cli: &Cli, command: &ContactCommand, out: Out) -> Result<()> {
     let mut profile = open_profile(cli)?;
     match command {
         ContactCommand::Add { link, name } => {
             let (record, change) = profile.add_contact(link, name.as_deref())?;
+            let others = profile.contacts()?;
+            let lookalike = tern_node::names::lookalike(
+                &record.name,
+                others
+                    .iter()
+                    .filter(|c| c.key != record.key)
+                    .map(|c| c.name.as_str()),
+            );
             let mut value = contact_json(&profile, &record);
             value["change"] = json!(change.as_str());
+            if let Some(warning) = &lookalike {
+                value["looks_like"] = json!(warning.existing);
+                value["warning"] = json!(warning.to_string());
+            }
             out.print(value, || {
-                format!(
+                let mut text = format!(
                     "added {} ({})\nsafety number: {}",
                     record.name,
                     record.peer_id(),
                     profile.safety_number(&record.key)
-                )
+                );
+                if let Some(warning) = &lookalike {
+                    text.push_str(&format!("\nwarning: {warning}"));
+                }
+                text
             });
         }
         ContactCommand::List => {

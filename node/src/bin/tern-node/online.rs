@@ -34,6 +34,7 @@ pub(crate) fn send(
     net: &NetArgs,
     out: Out,
 ) -> Result<ExitCode> {
+    crate::check_text(text)?;
     let profile = open_profile(cli)?;
     let contact = profile.find_contact(contact)?;
     let rt = runtime()?;
@@ -229,6 +230,7 @@ async fn stdin_command(node: &Node, out: Out, line: &str) -> bool {
     let result: Result<Option<Value>> = async {
         match serde_json::from_str::<StdinCommand>(line).context("not a command")? {
             StdinCommand::Send { to, text } => {
+                crate::check_text(&text)?;
                 let (conversation, name) = conversation(node, to).await?;
                 let message = node.send_text(conversation, text).await?;
                 Ok(Some(

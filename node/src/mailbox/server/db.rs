@@ -349,7 +349,11 @@ pub(super) struct Db {
 impl Db {
     /// Opens or creates the database, checks its format and tables, and loads its totals.
     pub fn open(path: &Path) -> Result<Self, MailboxError> {
-        let db = open_database(path)?;
+        Self::init(open_database(path)?)
+    }
+
+    /// Like [`Self::open`] over an already opened database.
+    pub fn init(db: Database) -> Result<Self, MailboxError> {
         let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
