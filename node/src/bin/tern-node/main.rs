@@ -35,7 +35,8 @@ pub(crate) struct Cli {
     /// Profile directory [default: the platform data dir, e.g. ~/.local/share/tern/default]
     #[arg(long, env = "TERN_PROFILE", global = true)]
     profile: Option<PathBuf>,
-    /// Read the password from this file (first line) instead of TERN_PASSWORD or a prompt.
+    /// Read the password from this file (first line) instead of TERN_PASSWORD or a prompt. Prefer it to
+    /// TERN_PASSWORD, which other programs of the same user can read for as long as this one runs.
     #[arg(long, global = true)]
     password_file: Option<PathBuf>,
     /// Print every result and event as one JSON object per line.
