@@ -8,9 +8,9 @@
 //! mailbox lookup) live in one [`TimerTable`]. It reads no clock and touches no store or socket: the node's
 //! event loop (`node/delivery.rs`) feeds it what the swarm and the store say and carries its actions out.
 
-mod deposit;
 #[cfg(test)]
 mod deadline_tests;
+mod deposit;
 #[cfg(test)]
 mod tests;
 

@@ -33,7 +33,7 @@
 //! | `vault`         | `"identity"`, `"own_card"`                                  | sealed bytes               |
 //! | `contacts`      | `blind(contact, identity key)`                              | sealed contact record     |
 //! | `sessions`      | `blind(contact, identity key)`                              | sealed session pickle      |
-//! |                 | `blind(contact, identity key) ‖ 0x01`                       | sealed `blind(session check, sealed session value)` |
+//! |                 | `blind(contact, identity key) ‖ 0x01`                       | sealed `blind(session check, nonce ‖ tag of the sealed session value)` |
 //! |                 | `ff × 16 ‖ 0x02`                                            | sealed XOR of every check  |
 //! | `conversation_messages` | `conv(c) ‖ u64 BE sort_ms ‖ row(c, id)`             | sealed message record (v2: conversation and sender) |
 //! | `conversation_message_index` | `row(c, id)`                                   | sealed `conversation_messages` key |
