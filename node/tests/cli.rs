@@ -155,6 +155,18 @@ fn passwd_changes_the_password_and_the_old_one_stops_working() {
     assert_eq!(json_lines(&new.stdout)[0]["name"], "Alice");
 }
 
+#[test]
+fn revoke_prekeys_reissues_the_invite_link() {
+    let alice = tempfile::tempdir().unwrap();
+    let before = cli(alice.path()).init_invite("Alice");
+    let out = cli(alice.path()).ok(&["revoke-prekeys"]);
+    let after = out[0]["invite"].as_str().unwrap().to_owned();
+    assert_eq!(out[0]["prekeys"], "revoked");
+    assert_ne!(after, before, "a new prekey means a new card");
+    let whoami = cli(alice.path()).ok(&["whoami"]);
+    assert_eq!(whoami[0]["invite"], after.as_str());
+}
+
 /// Base58 (Bitcoin alphabet), for links the binary must refuse.
 fn base58(bytes: &[u8]) -> String {
     const ALPHABET: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";

@@ -98,6 +98,9 @@ enum Command {
         #[arg(long)]
         allow_empty_password: bool,
     },
+    /// Replace the signed prekey and forget every earlier one now (after a suspected compromise). Contacts
+    /// holding your old invite link need the new one to start a session; running sessions go on.
+    RevokePrekeys,
 }
 
 #[derive(Subcommand, Debug)]
@@ -340,6 +343,16 @@ fn run(cli: Cli, out: Out) -> Result<ExitCode> {
             let mut profile = Profile::open(&dir, &old)?;
             profile.change_password(&old, &new)?;
             out.print(json!({"password": "changed"}), || "password changed".into());
+        }
+        Command::RevokePrekeys => {
+            let dir = profile_dir(&cli)?;
+            let password = read_password(&cli, false, "Password: ")?;
+            let mut profile = Profile::open(&dir, &password)?;
+            profile.revoke_prekeys()?;
+            let link = profile.whoami().invite_link;
+            out.print(json!({"prekeys": "revoked", "invite": link}), || {
+                format!("prekeys revoked; share your new invite link:\n{link}")
+            });
         }
     }
     Ok(ExitCode::SUCCESS)
