@@ -105,6 +105,8 @@ pub enum Action {
         old: Password,
         new: Password,
     },
+    /// Replace the signed prekey and forget the earlier ones now.
+    RevokePrekeys,
     /// Ask the node for its network status.
     RefreshStatus,
 
@@ -149,6 +151,7 @@ impl Action {
             Self::SetNotifications(_) => "set-notifications",
             Self::SaveSettings(_) => "save-settings",
             Self::ChangePassword { .. } => "change-password",
+            Self::RevokePrekeys => "revoke-prekeys",
             Self::RefreshStatus => "refresh-status",
             Self::Resync => "resync",
             Self::Notify(_) => "notify",

@@ -323,6 +323,19 @@ impl Backend {
         );
     }
 
+    /// Replaces the signed prekey now; the new invite link replaces the old one in the model.
+    pub fn revoke_prekeys(&self, node: &Node) {
+        self.call(
+            node,
+            "cannot replace the prekey",
+            move |node| async move { node.revoke_prekeys().await },
+            |m, me| {
+                m.me = Some(me);
+                m.notice("Prekey replaced: share your new invite link with contacts who have not written yet");
+            },
+        );
+    }
+
     /// Adds a contact from an invite link, under `name` if given.
     pub fn add_contact(&self, node: &Node, link: String, name: Option<String>) {
         self.call(

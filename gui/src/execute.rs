@@ -205,6 +205,11 @@ impl Executor<'_> {
                     backend.change_password(&node, old, new);
                 }
             }
+            Action::RevokePrekeys => {
+                if let Some(node) = self.node() {
+                    backend.revoke_prekeys(&node);
+                }
+            }
             Action::RefreshStatus => {
                 if let Some(node) = self.node() {
                     backend.status(&node);

@@ -538,3 +538,19 @@ fn a_long_history_lays_out_only_the_rows_in_view_and_loads_older_pages_on_scroll
     assert!(h.state().rows_laid_out() < 60);
     shutdown(&mut h);
 }
+
+#[test]
+fn replacing_the_prekey_in_settings_gives_a_new_invite_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path());
+    create_profile(&mut h, "Alice");
+    let before = invite_link(&h);
+    click(&mut h, "Settings");
+    click(&mut h, "Replace prekey now");
+    settle(&mut h, "the new invite link", |h| invite_link(h) != before);
+    assert!(has_label(
+        &h,
+        "Prekey replaced: share your new invite link with contacts who have not written yet"
+    ));
+    shutdown(&mut h);
+}

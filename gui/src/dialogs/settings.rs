@@ -68,6 +68,16 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
     if let Some(dir) = &model.profile_dir {
         ui.label(RichText::new(format!("Stored (sealed) in {}", dir.display())).weak());
     }
+    ui.label(
+        RichText::new(
+            "If you think your keys were exposed, replace your prekey: contacts who have not written to you \
+             yet will need your new invite link.",
+        )
+        .weak(),
+    );
+    if ui.button("Replace prekey now").clicked() {
+        actions.push(Action::RevokePrekeys);
+    }
     actions
 }
 

@@ -58,6 +58,10 @@ pub(super) enum Command {
     Whoami {
         reply: oneshot::Sender<Whoami>,
     },
+    /// Replaces the signed prekey and drops the earlier ones now; answers with the new `Whoami`.
+    RevokePrekeys {
+        reply: Reply<Whoami>,
+    },
     /// Writes a key slot wrapped off the loop ([`crate::store::StoreReader::rewrap`]).
     InstallKeySlot {
         update: KeySlotUpdate,
@@ -200,6 +204,10 @@ impl EventLoop {
             }
             Command::Whoami { reply } => {
                 let _ = reply.send(self.engine.whoami());
+            }
+            Command::RevokePrekeys { reply } => {
+                let result = self.engine.revoke_prekeys().map(|()| self.engine.whoami());
+                let _ = reply.send(result.map_err(NodeError::from));
             }
             Command::InstallKeySlot { update, reply } => {
                 let result = self.engine.store_mut().install_key_slot(update);

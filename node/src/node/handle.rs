@@ -270,6 +270,14 @@ impl Node {
         self.request(|reply| Command::Whoami { reply }).await
     }
 
+    /// Replaces the signed prekey and forgets every earlier one now (after a suspected compromise); the
+    /// card is re-issued and returned in the new [`Whoami`]. Contacts without a running session need the
+    /// new invite link.
+    pub async fn revoke_prekeys(&self) -> Result<Whoami, NodeError> {
+        self.request(|reply| Command::RevokePrekeys { reply })
+            .await?
+    }
+
     /// Changes the password. The key derivations run on a blocking thread, never on the event loop;
     /// the loop only writes the new key slot.
     pub async fn change_password(&self, old: Password, new: Password) -> Result<(), NodeError> {
