@@ -46,6 +46,9 @@ async fn mail_deposited_with_two_bootstrap_nodes_survives_losing_one() {
         let mut alice = create(dirs[2].path(), "Alice");
         let mut bob = create(dirs[3].path(), "Bob");
         bob.set_mailboxes(vec![mailbox_node(&a1), mailbox_node(&a2)]).unwrap();
+        // Alice's too, as her node will publish them: a change at start would send Bob a card update
+        // (docs/protocol.md §12.3), a second envelope on each server.
+        alice.set_mailboxes(vec![mailbox_node(&a1)]).unwrap();
         introduce(&mut [&mut alice, &mut bob]);
         let (alice_key, bob_key) = (alice.key(), bob.key());
         drop(bob);

@@ -334,6 +334,8 @@ pub struct Whoami {
     pub name: String,
     pub fingerprint: Fingerprint,
     pub invite_link: String,
+    /// The same card as a protocol 1.0 link (no checksum), for apps that predate checked links.
+    pub invite_link_1_0: String,
 }
 
 /// What adding a contact from an invite link did.
@@ -436,6 +438,9 @@ pub enum Event {
     ContactRequest { contact: Contact },
     /// A known contact's key changed: the verified mark was dropped.
     KeyChanged { contact: IdentityKey, name: String },
+    /// A contact sent its re-issued card (a new prekey, mailboxes or display name); `contact` is the
+    /// contact as now on file.
+    ContactUpdated { contact: Contact },
     /// An outgoing message moved on.
     StatusChanged {
         conversation: ConversationId,

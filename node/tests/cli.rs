@@ -52,19 +52,7 @@ fn two_profiles_message_each_other_through_the_binary() {
     let mut bob_run = start(bob.path());
     let listening = bob_run.wait_json("bob's listen address", |v| v["event"] == "listening");
     let addr = listening["address"].as_str().unwrap().to_owned();
-    let sent = cli(alice.path()).ok(&[
-        "send",
-        "Bob",
-        "hello from the shell",
-        "--wait",
-        "30",
-        "--lan-only",
-        "--no-mdns",
-        "--peer",
-        &addr,
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-    ]);
+    let sent = cli(alice.path()).send_to_peer("Bob", "hello from the shell", &addr);
     assert_eq!(sent[0]["status"], "delivered");
     let got = bob_run.wait_json("the message", |v| v["event"] == "message");
     assert_eq!(got["text"], "hello from the shell");
@@ -191,7 +179,7 @@ fn base58(bytes: &[u8]) -> String {
 }
 
 #[test]
-fn a_bad_invite_link_names_its_cause_once_and_a_cut_one_says_it_is_incomplete() {
+fn a_bad_invite_link_names_its_cause_once_a_cut_one_is_incomplete_a_mistyped_one_damaged() {
     let alice = tempfile::tempdir().unwrap();
     let bob = tempfile::tempdir().unwrap();
     cli(alice.path()).init_invite("Alice");
@@ -206,8 +194,11 @@ fn a_bad_invite_link_names_its_cause_once_and_a_cut_one_says_it_is_incomplete() 
         lines[0]["error"].as_str().unwrap().to_owned()
     };
 
+    // A checked link (docs/protocol.md §5.2) whose card is of a newer version: said as such.
     let mut newer = vec![3u8];
     newer.extend_from_slice(&[0x11; 400]);
+    let check = tern_protocol::card::invite_check(&newer);
+    newer.extend_from_slice(&check);
     assert_eq!(
         add(&format!("tern:{}", base58(&newer))),
         "invalid contact card: unsupported card version 3 (this build speaks 1)"
@@ -216,6 +207,18 @@ fn a_bad_invite_link_names_its_cause_once_and_a_cut_one_says_it_is_incomplete() 
     assert_eq!(
         add(half),
         "invite link is incomplete: copy or scan the whole link again"
+    );
+    // One character mistyped: the checksum says so.
+    let at = bob_invite.len() / 3;
+    let wrong = if &bob_invite[at..=at] == "x" {
+        "y"
+    } else {
+        "x"
+    };
+    let typo = format!("{}{wrong}{}", &bob_invite[..at], &bob_invite[at + 1..]);
+    assert_eq!(
+        add(&typo),
+        "invite link is damaged (a character is wrong, missing or extra): copy or scan the whole link again"
     );
     // The whole link still works.
     cli(alice.path()).ok(&["contact", "add", &bob_invite, "--name", "Bob"]);

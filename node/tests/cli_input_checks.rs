@@ -171,3 +171,36 @@ fn a_new_profile_is_private_to_its_user() {
     cli(&dir).ok(&["whoami"]);
     assert_eq!(mode(&store), 0o600);
 }
+
+#[test]
+fn a_message_request_whose_name_looks_like_a_contacts_is_flagged() {
+    let root = tempfile::tempdir().unwrap();
+    let me = root.path().join("me");
+    let my_invite = cli(&me).init_invite("Me");
+    let bob = invite(root.path(), "bob", "Bob");
+    cli(&me).ok(&["contact", "add", &bob]);
+    // "Bоb" with a Cyrillic о writes to me; I never added them.
+    let impostor = root.path().join("impostor");
+    cli(&impostor).init("B\u{043E}b");
+    cli(&impostor).ok(&["contact", "add", &my_invite]);
+
+    let run = cli(&me).spawn(&[
+        "run",
+        "--lan-only",
+        "--no-mdns",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+    ]);
+    let listening = run.wait_json("a listen address", |v| v["event"] == "listening");
+    let addr = listening["address"].as_str().unwrap().to_owned();
+    cli(&impostor).send_to_peer("Me", "it is me, Bob, new number", &addr);
+    let request = run.wait_json("the request", |v| v["event"] == "contact-request");
+    assert_eq!(request["looks_like"], "Bob", "{request}");
+    assert!(
+        request["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("looks like your contact")),
+        "{request}"
+    );
+    run.quit();
+}

@@ -12,7 +12,7 @@ use tern_protocol::IdentityKey;
 use tern_testkit::net::{
     LiveNode, internet_node, relay_only_node, server_metric, spawn_relay_bootstrap,
 };
-use tern_testkit::profile::pair;
+use tern_testkit::profile::pair_with_mailbox;
 use tern_testkit::wait::{poll_until, received, wait_for, wait_status};
 use tracing::Instrument;
 
@@ -109,9 +109,9 @@ async fn contacts_sharing_only_a_bootstrap_node_meet_directly_and_skip_the_mailb
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     );
-    drop(pair(a.path(), b.path()));
     tokio::time::timeout(WHOLE_TEST, async {
         let (server, boot) = spawn_relay_bootstrap(s.path()).await;
+        drop(pair_with_mailbox(a.path(), b.path(), &boot));
         let mut alice = start(a.path(), "alice", internet_node(&boot)).await;
         published(&mut alice).await;
 
@@ -156,9 +156,9 @@ async fn a_contact_reachable_only_through_a_relay_gets_messages_over_the_circuit
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     );
-    drop(pair(a.path(), b.path()));
     tokio::time::timeout(WHOLE_TEST, async {
         let (server, boot) = spawn_relay_bootstrap(s.path()).await;
+        drop(pair_with_mailbox(a.path(), b.path(), &boot));
         // Bob listens only through the bootstrap node's relay and publishes only that circuit.
         let mut bob = start(b.path(), "bob", relay_only_node(&boot)).await;
         published(&mut bob).await;
@@ -198,10 +198,10 @@ async fn a_quiet_connection_to_a_contact_outlives_the_idle_timeout_and_one_to_a_
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     );
-    drop(pair(a.path(), b.path()));
     drop(tern_testkit::profile::create(c.path(), "Carol"));
     tokio::time::timeout(WHOLE_TEST, async {
         let (server, boot) = spawn_relay_bootstrap(s.path()).await;
+        drop(pair_with_mailbox(a.path(), b.path(), &boot));
         let mut alice = start(a.path(), "alice", quiet(&boot)).await;
         published(&mut alice).await;
         let mut bob = start(b.path(), "bob", quiet(&boot)).await;
@@ -241,9 +241,9 @@ async fn contacts_starting_together_find_each_other_without_a_message() {
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     );
-    drop(pair(a.path(), b.path()));
     tokio::time::timeout(WHOLE_TEST, async {
         let (server, boot) = spawn_relay_bootstrap(s.path()).await;
+        drop(pair_with_mailbox(a.path(), b.path(), &boot));
         // Neither record is in the DHT when the other first looks: the lookups are asked again.
         let (alice, bob) = tokio::join!(
             start(a.path(), "alice", internet_node(&boot)),

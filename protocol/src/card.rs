@@ -23,8 +23,11 @@ pub const MAX_ADDRESSES: usize = 4;
 pub const MAX_ADDRESS_LEN: usize = 96;
 /// A binary PeerId in a card is at most this long.
 pub const MAX_PEER_ID_LEN: usize = 64;
-/// Invite links are this prefix followed by the base58 card.
+/// Invite links are this prefix followed by the base58 card and its checksum.
 pub const INVITE_PREFIX: &str = "tern:";
+/// The checksum after the card in an invite link: the first bytes of `SHA-256("tern/invite/v1" || card)`.
+pub const INVITE_CHECK_LEN: usize = 4;
+const LABEL_INVITE: &[u8] = b"tern/invite/v1";
 /// The smallest possible card: a one-byte display name, no mailbox, no address. An invite link that decodes
 /// to fewer bytes is reported as incomplete.
 pub const MIN_CARD_LEN: usize = 1 + 128 + 108 + 8 + 2 + 1 + 1 + 64;
@@ -45,6 +48,12 @@ pub enum CardError {
     InviteTooLong { len: usize, max: usize },
     #[error("invite link is incomplete: copy or scan the whole link again")]
     Incomplete,
+    /// The link's checksum does not match and it is no complete link of the older kind either: a character
+    /// was mistyped, lost or added.
+    #[error(
+        "invite link is damaged (a character is wrong, missing or extra): copy or scan the whole link again"
+    )]
+    Damaged,
     /// The cause is part of the message, not a [`std::error::Error::source`], so it is said once.
     #[error("invalid contact card: {0}")]
     Decode(DecodeError),
@@ -53,6 +62,19 @@ pub enum CardError {
 }
 
 crate::cause_in_message!(DecodeError => CardError::Decode);
+
+/// The checksum an invite link carries after the card: the first [`INVITE_CHECK_LEN`] bytes of
+/// `SHA-256("tern/invite/v1" || card)` (docs/protocol.md §5.2).
+pub fn invite_check(card: &[u8]) -> [u8; INVITE_CHECK_LEN] {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(LABEL_INVITE)
+        .chain_update(card)
+        .finalize();
+    let mut check = [0u8; INVITE_CHECK_LEN];
+    check.copy_from_slice(&digest[..INVITE_CHECK_LEN]);
+    check
+}
 
 /// A node that holds mail for the card's owner: its libp2p PeerId and multiaddrs, both in binary form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,8 +251,17 @@ impl ContactCard {
         &self.details.display_name
     }
 
-    /// The invite link: `tern:` followed by the base58 card.
+    /// The invite link: `tern:` followed by the base58 of the card and its checksum
+    /// ([`invite_check`]).
     pub fn invite_link(&self) -> String {
+        let mut bytes = self.encoded.to_vec();
+        bytes.extend_from_slice(&invite_check(&self.encoded));
+        format!("{INVITE_PREFIX}{}", bs58::encode(&bytes).into_string())
+    }
+
+    /// The card as a protocol 1.0 invite link: `tern:` and the base58 card, no checksum. Only for people
+    /// whose app predates checked links; [`Self::invite_link`] is the link to give.
+    pub fn invite_link_1_0(&self) -> String {
         format!(
             "{INVITE_PREFIX}{}",
             bs58::encode(&self.encoded).into_string()
@@ -256,14 +287,24 @@ impl ContactCard {
             .into_vec()
             .map_err(|_| CardError::BadBase58)?;
         // A link cut short decodes to other bytes altogether (base58 is one big number), so its first byte
-        // is no version byte: judge it by its length first, and by where a version-1 card ends.
+        // is no version byte: judge it by its length first.
         if bytes.len() < MIN_CARD_LEN {
             return Err(CardError::Incomplete);
         }
-        match Self::decode(&bytes) {
-            Err(CardError::Decode(DecodeError::Truncated { .. })) => Err(CardError::Incomplete),
-            other => other,
+        // A checked link: whatever is wrong with the card inside is said as it is.
+        if let Some((card, check)) = bytes.split_last_chunk::<INVITE_CHECK_LEN>()
+            && card.len() >= MIN_CARD_LEN
+            && invite_check(card) == *check
+        {
+            return match Self::decode(card) {
+                Err(CardError::Decode(DecodeError::Truncated { .. })) => Err(CardError::Incomplete),
+                other => other,
+            };
         }
+        // Else a link of the older kind (protocol 1.0, no checksum), or a damaged link: only a complete,
+        // valid card is taken. A damaged link decodes to arbitrary bytes, so how their decoding fails says
+        // nothing more.
+        Self::decode(&bytes).map_err(|_| CardError::Damaged)
     }
 
     /// The QR payload: the invite link's bytes.
@@ -395,6 +436,8 @@ mod tests {
     fn a_card_error_says_its_cause_once() {
         let mut bytes = vec![3u8];
         bytes.extend_from_slice(&[0x11; 400]);
+        let check = invite_check(&bytes);
+        bytes.extend_from_slice(&check);
         let link = format!("{INVITE_PREFIX}{}", bs58::encode(&bytes).into_string());
         let error = ContactCard::from_invite_link(&link).unwrap_err();
         assert_eq!(
@@ -412,23 +455,70 @@ mod tests {
     fn a_cut_invite_link_says_it_is_incomplete() {
         let (_, card) = alice();
         let link = card.invite_link();
-        // Cut in half, or to a few characters: fewer bytes than any card. (A link missing only its last
-        // characters decodes to a card-sized number with another first byte; only a checksum could tell.)
+        // Cut in half, or to a few characters: fewer bytes than any card.
         for cut in [link.len() / 2, INVITE_PREFIX.len() + 1] {
             let error = ContactCard::from_invite_link(&link[..cut]).unwrap_err();
             assert_eq!(error, CardError::Incomplete, "cut at {cut}");
             assert!(rendered(&error).contains("incomplete"));
         }
-        // The card's own bytes cut short, whatever their length: where a version-1 card ends is known.
+        // A checked card that ends inside a field (a writer's mistake): incomplete, not damaged.
         let bytes = card.encode();
         let mut long = bytes[..bytes.len() - 1].to_vec();
-        long.truncate(long.len().max(MIN_CARD_LEN));
+        let check = invite_check(&long);
+        long.extend_from_slice(&check);
         let link = format!("{INVITE_PREFIX}{}", bs58::encode(&long).into_string());
         assert_eq!(
             ContactCard::from_invite_link(&link).unwrap_err(),
             CardError::Incomplete
         );
         assert!(ContactCard::from_invite_link(&card.invite_link()).is_ok());
+    }
+
+    #[test]
+    fn a_mistyped_or_shortened_link_says_it_is_damaged() {
+        let (_, card) = alice();
+        let link = card.invite_link();
+        let alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+        // Every position, one character replaced by another base58 character.
+        for at in INVITE_PREFIX.len()..link.len() {
+            let old = link.as_bytes()[at] as char;
+            let new = alphabet.chars().find(|&c| c != old).unwrap();
+            let typo = format!("{}{new}{}", &link[..at], &link[at + 1..]);
+            assert_eq!(
+                ContactCard::from_invite_link(&typo),
+                Err(CardError::Damaged),
+                "typo at {at}"
+            );
+        }
+        // The last few characters lost, or one added.
+        for cut in 1..8 {
+            let error = ContactCard::from_invite_link(&link[..link.len() - cut]).unwrap_err();
+            assert!(
+                matches!(error, CardError::Damaged | CardError::Incomplete),
+                "cut {cut}: {error}"
+            );
+        }
+        assert_eq!(
+            ContactCard::from_invite_link(&format!("{link}z")),
+            Err(CardError::Damaged)
+        );
+        assert!(rendered(&CardError::Damaged).contains("damaged"));
+    }
+
+    #[test]
+    fn a_link_without_a_checksum_still_reads() {
+        // Protocol 1.0 links are the base58 card alone.
+        let (_, card) = alice();
+        let old = card.invite_link_1_0();
+        assert_eq!(
+            old,
+            format!(
+                "{INVITE_PREFIX}{}",
+                bs58::encode(card.encode()).into_string()
+            )
+        );
+        assert_eq!(ContactCard::from_invite_link(&old), Ok(card.clone()));
+        assert_ne!(old, card.invite_link());
     }
 
     fn alice() -> (Identity, ContactCard) {
@@ -494,6 +584,8 @@ mod tests {
         );
         let mut zeros = vec![CARD_VERSION];
         zeros.resize(MIN_CARD_LEN, 0);
+        let check = invite_check(&zeros);
+        zeros.extend_from_slice(&check);
         assert!(matches!(
             ContactCard::from_invite_link(&format!("tern:{}", bs58::encode(&zeros).into_string())),
             Err(CardError::Decode(_))

@@ -2,7 +2,8 @@
 //!
 //! Encoding: `u8 version || id[16] || u64 sent_at_ms || u16 kind || u32 len || body[len]`. A reader that meets
 //! a kind it does not know returns [`Body::Unknown`] instead of failing, so newer peers can add kinds (files,
-//! groups, expiring messages) without breaking older ones.
+//! groups, expiring messages) without breaking older ones. Kind 5 (a re-issued contact card) is such a kind:
+//! 1.1 peers send it, 1.0 peers report it as unknown.
 
 use std::fmt;
 
@@ -25,6 +26,7 @@ const KIND_TEXT: u16 = 1;
 const KIND_DELIVERED: u16 = 2;
 const KIND_READ: u16 = 3;
 const KIND_TYPING: u16 = 4;
+const KIND_CARD: u16 = 5;
 
 /// A message id: a UUIDv7 (time-ordered, random low bits).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,6 +77,9 @@ pub enum Body {
     Read(Vec<MessageId>),
     /// The sender started (`true`) or stopped typing.
     Typing(bool),
+    /// The sender's re-issued contact card, encoded (at most [`crate::card::MAX_CARD_LEN`] bytes). The
+    /// bytes are only bounded here; the receiver decodes the card and verifies its signatures.
+    Card(Vec<u8>),
     /// A kind this build does not know, kept for reporting.
     Unknown {
         kind: u16,
@@ -90,6 +95,7 @@ impl fmt::Debug for Body {
             Self::Delivered(ids) => f.debug_tuple("Delivered").field(ids).finish(),
             Self::Read(ids) => f.debug_tuple("Read").field(ids).finish(),
             Self::Typing(on) => f.debug_tuple("Typing").field(on).finish(),
+            Self::Card(card) => write!(f, "Card({} bytes)", card.len()),
             Self::Unknown { kind, data } => write!(f, "Unknown(kind {kind}, {} bytes)", data.len()),
         }
     }
@@ -120,6 +126,16 @@ fn decode_ids(data: &[u8]) -> Result<Vec<MessageId>, DecodeError> {
     Ok(ids)
 }
 
+fn check_card_len(len: usize) -> Result<(), DecodeError> {
+    if len == 0 {
+        return Err(DecodeError::Invalid {
+            field: "card",
+            reason: "empty",
+        });
+    }
+    codec::check_len("card", len, crate::card::MAX_CARD_LEN)
+}
+
 impl Content {
     pub fn encode(&self) -> Result<Vec<u8>, DecodeError> {
         let mut body = Writer::new();
@@ -141,6 +157,11 @@ impl Content {
             Body::Typing(on) => {
                 body.u8(u8::from(*on));
                 KIND_TYPING
+            }
+            Body::Card(card) => {
+                check_card_len(card.len())?;
+                body.raw(card);
+                KIND_CARD
             }
             Body::Unknown { kind, data } => {
                 body.raw(data);
@@ -196,6 +217,10 @@ impl Content {
                     });
                 }
             },
+            KIND_CARD => {
+                check_card_len(data.len())?;
+                Body::Card(data.to_vec())
+            }
             kind => Body::Unknown {
                 kind,
                 data: data.to_vec(),
@@ -225,6 +250,7 @@ mod tests {
             Body::Delivered(vec![id, id]),
             Body::Read(vec![]),
             Body::Typing(true),
+            Body::Card(vec![1; 400]),
             Body::Unknown {
                 kind: 999,
                 data: vec![1, 2, 3],
@@ -277,6 +303,28 @@ mod tests {
             Content::decode(w.as_slice()),
             Err(DecodeError::TooLong { field: "text", .. })
         ));
+    }
+
+    #[test]
+    fn a_card_body_is_bounded_both_ways() {
+        for len in [0, crate::card::MAX_CARD_LEN + 1] {
+            let content = Content {
+                id: MessageId([1; 16]),
+                sent_at_ms: 0,
+                body: Body::Card(vec![7; len]),
+            };
+            assert!(content.encode().is_err(), "{len} bytes encoded");
+            let mut w = Writer::new();
+            w.u8(1)
+                .raw(&[0; 16])
+                .u64(0)
+                .u16(KIND_CARD)
+                .bytes_u32(&vec![7; len]);
+            assert!(
+                Content::decode(w.as_slice()).is_err(),
+                "{len} bytes decoded"
+            );
+        }
     }
 
     #[test]

@@ -160,7 +160,12 @@ struct CardVector {
     addresses: Vec<String>,
     signature: String,
     bytes: String,
+    /// The checked link (protocol 1.1): the base58 of the card followed by its 4-byte checksum.
     invite_link: String,
+    /// The checksum alone.
+    invite_check: String,
+    /// The same card as a protocol 1.0 link (no checksum), which readers still accept.
+    invite_link_1_0: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -318,7 +323,7 @@ fn generate() -> Vectors {
         address_record: gen_address_record(),
         safety_number: gen_safety(),
         kdf: gen_kdf(),
-        content: gen_content(),
+        content: gen_content(&unhex(&gen_card().bytes)),
         exchange: gen_exchange(),
         mailbox_record: vectors_more::gen_mailbox_record(),
         ed25519: vectors_more::gen_ed25519(),
@@ -443,6 +448,8 @@ fn gen_card() -> CardVector {
         signature: hex(&bytes[bytes.len() - 64..]),
         bytes: hex(bytes),
         invite_link: card.invite_link(),
+        invite_check: hex(&tern_protocol::card::invite_check(bytes)),
+        invite_link_1_0: format!("tern:{}", bs58::encode(bytes).into_string()),
     }
 }
 
@@ -533,9 +540,10 @@ fn gen_kdf() -> KdfVector {
     }
 }
 
-fn gen_content() -> Vec<ContentVector> {
+/// `card` is the §16.2 card, which the card-update content carries.
+fn gen_content(card: &[u8]) -> Vec<ContentVector> {
     let mut rng = ChaCha20Rng::from_seed(CONTENT_RNG_SEED);
-    let ids: Vec<MessageId> = (0..5u64)
+    let ids: Vec<MessageId> = (0..6u64)
         .map(|i| MessageId::new_v7(CONTENT_NOW_MS + i, &mut rng))
         .collect();
     let bodies = [
@@ -550,6 +558,7 @@ fn gen_content() -> Vec<ContentVector> {
                 data: vec![0xde, 0xad, 0xbe, 0xef],
             },
         ),
+        ("card", Body::Card(card.to_vec())),
     ];
     bodies
         .into_iter()
@@ -579,7 +588,7 @@ fn gen_content() -> Vec<ContentVector> {
                     v.ids = Some(l.iter().map(|m| hex(&m.0)).collect());
                 }
                 Body::Typing(on) => v.typing = Some(on),
-                Body::Unknown { data, .. } => v.data = Some(hex(&data)),
+                Body::Unknown { data, .. } | Body::Card(data) => v.data = Some(hex(&data)),
                 _ => unreachable!(),
             }
             v
@@ -750,6 +759,10 @@ fn check_with_api(v: &Vectors) {
         ContactCard::from_invite_link(&v.card.invite_link).unwrap(),
         card
     );
+    assert_eq!(
+        ContactCard::from_invite_link(&v.card.invite_link_1_0).unwrap(),
+        card
+    );
 
     // Address record.
     let ar = &v.address_record;
@@ -786,6 +799,11 @@ fn check_with_api(v: &Vectors) {
             Body::Typing(on) => assert_eq!(Some(*on), c.typing),
             Body::Unknown { kind, data } => {
                 assert_eq!((*kind, Some(hex(data))), (c.kind, c.data.clone()));
+            }
+            Body::Card(data) => {
+                assert_eq!((c.kind, Some(hex(data))), (5, c.data.clone()));
+                assert_eq!(hex(data), v.card.bytes, "the §16.2 card");
+                assert!(ContactCard::decode(data).is_ok());
             }
             other => panic!("unexpected body {other:?}"),
         }
@@ -1558,7 +1576,15 @@ fn check_with_spec(v: &Vectors) {
     let addrs: Vec<String> = card.addresses.iter().map(|a| hex(a)).collect();
     assert_eq!(addrs, v.card.addresses);
     assert_eq!(hex(&card.signature), v.card.signature);
+    // The checked link: card || SHA-256("tern/invite/v1" || card)[0..4].
+    let check = spec::sha256(&[b"tern/invite/v1", &bytes])[..4].to_vec();
+    assert_eq!(hex(&check), v.card.invite_check);
     let link = v.card.invite_link.strip_prefix("tern:").unwrap();
+    assert_eq!(
+        bs58::decode(link).into_vec().unwrap(),
+        [bytes.as_slice(), &check].concat()
+    );
+    let link = v.card.invite_link_1_0.strip_prefix("tern:").unwrap();
     assert_eq!(bs58::decode(link).into_vec().unwrap(), bytes);
 
     // Safety number.
@@ -1646,6 +1672,12 @@ fn check_with_spec(v: &Vectors) {
             _ => unhex(c.data.as_ref().unwrap()),
         };
         assert_eq!(content.body, expected, "{}", c.name);
+        if c.kind == 5 {
+            // A card update carries a whole card, read as section 5 says.
+            assert_eq!(hex(&content.body), v.card.bytes);
+            let card = spec::card(&content.body);
+            assert_eq!(card.display_name, v.card.display_name);
+        }
     }
 
     check_exchange_with_spec(&v.exchange);

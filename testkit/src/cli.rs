@@ -139,6 +139,24 @@ impl Cli {
         self.init(name)["invite"].as_str().unwrap().to_owned()
     }
 
+    /// `send TO TEXT --wait 30` on loopback only, dialling `peer` (a running node's listen address);
+    /// asserts success and returns the JSON lines.
+    pub fn send_to_peer(&self, to: &str, text: &str, peer: &str) -> Vec<Value> {
+        self.ok(&[
+            "send",
+            to,
+            text,
+            "--wait",
+            "30",
+            "--lan-only",
+            "--no-mdns",
+            "--peer",
+            peer,
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ])
+    }
+
     /// Starts `ARGS` (usually `run …`) with stdin and stdout piped.
     pub fn spawn(&self, args: &[&str]) -> Run {
         Run::spawn(self.command(args))

@@ -35,6 +35,19 @@ pub fn introduce(engines: &mut [&mut Engine]) {
     }
 }
 
+/// [`pair`], with both cards already naming `mailbox` (as a node configured with it publishes), so starting
+/// them with that mailbox re-issues no card and sends no card update (docs/protocol.md §12.3).
+pub fn pair_with_mailbox(a: &Path, b: &Path, mailbox: &libp2p::Multiaddr) -> (Engine, Engine) {
+    let server = tern_node::node::mailbox_node_of(mailbox).expect("a mailbox address with /p2p/");
+    let mut alice = create(a, "Alice");
+    let mut bob = create(b, "Bob");
+    for engine in [&mut alice, &mut bob] {
+        engine.set_mailboxes(vec![server.clone()]).unwrap();
+    }
+    introduce(&mut [&mut alice, &mut bob]);
+    (alice, bob)
+}
+
 /// Alice in `a` and Bob in `b`, each the other's contact.
 pub fn pair(a: &Path, b: &Path) -> (Engine, Engine) {
     let mut alice = create(a, "Alice");

@@ -293,8 +293,27 @@ impl Model {
             }
             Event::ContactRequest { contact } => {
                 let name = contact.name.clone();
+                // Said once, with the request: a name that looks like a contact's.
+                let lookalike = tern_node::names::lookalike(
+                    &name,
+                    self.contacts
+                        .iter()
+                        .filter(|c| c.key() != contact.key)
+                        .map(|c| c.record.name.as_str()),
+                );
                 self.upsert_contact(contact);
-                self.notice(format!("{name} wants to talk to you: accept or block them"));
+                match lookalike {
+                    Some(warning) => self.notice(format!(
+                        "{name} wants to talk to you: accept or block them. Careful: {warning}"
+                    )),
+                    None => {
+                        self.notice(format!("{name} wants to talk to you: accept or block them"))
+                    }
+                }
+            }
+            // Only a contact already shown: an update never adds one.
+            Event::ContactUpdated { contact } if self.contact_mut(&contact.key).is_some() => {
+                self.upsert_contact(contact);
             }
             Event::KeyChanged { contact, .. } => {
                 if let Some(c) = self.contact_mut(&contact) {
@@ -385,6 +404,41 @@ pub(crate) mod test_rows {
 mod tests {
     use super::test_rows::{contact, key, message};
     use super::*;
+
+    #[test]
+    fn a_request_whose_name_looks_like_a_contacts_says_so_once() {
+        let mut m = Model::default();
+        let (bob, impostor, carol) = (key(1), key(2), key(3));
+        m.upsert_contact(contact(bob, "Bob", ContactState::Accepted));
+        // "Bоb" with a Cyrillic о.
+        m.on_event(Event::ContactRequest {
+            contact: contact(impostor, "B\u{043E}b", ContactState::Requested),
+        });
+        let warned = &m.notices.last().unwrap().text;
+        assert!(
+            warned.contains("looks like your contact \"Bob\""),
+            "{warned}"
+        );
+        m.on_event(Event::ContactRequest {
+            contact: contact(carol, "Carol", ContactState::Requested),
+        });
+        assert!(!m.notices.last().unwrap().text.contains("looks like"));
+    }
+
+    #[test]
+    fn a_contacts_new_card_updates_the_shown_contact_and_adds_no_one() {
+        let mut m = Model::default();
+        let (a, stranger) = (key(1), key(2));
+        m.upsert_contact(contact(a, "Alice", ContactState::Accepted));
+        m.on_event(Event::ContactUpdated {
+            contact: contact(a, "Alice Liddell", ContactState::Accepted),
+        });
+        assert_eq!(m.contact(&a).unwrap().record.name, "Alice Liddell");
+        m.on_event(Event::ContactUpdated {
+            contact: contact(stranger, "Someone", ContactState::Accepted),
+        });
+        assert!(m.contact(&stranger).is_none());
+    }
 
     #[test]
     fn a_key_change_drops_the_verified_mark() {

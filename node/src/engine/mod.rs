@@ -157,6 +157,12 @@ pub enum Received {
         contact: IdentityKey,
         typing: bool,
     },
+    /// A contact re-issued its card (a new prekey, mailboxes or name) and the newer card is on file.
+    CardUpdated {
+        contact: ContactEntry,
+        /// Set when the card carries another agreement key: the verified mark was dropped.
+        key_changed: bool,
+    },
     /// From a blocked contact, a receipt or typing from a stranger, or a stranger's first message past
     /// [`MAX_REQUESTS`]: stored nowhere (and acknowledged).
     Dropped,
@@ -192,6 +198,8 @@ pub struct Engine {
     /// How many message requests the store holds, once counted (`None`: count again; any change to the
     /// contacts other than a new request resets it).
     requests: Option<u64>,
+    /// Contacts a re-issued card was queued for since the node last asked ([`Engine::take_card_updates`]).
+    card_updates: Vec<IdentityKey>,
 }
 
 impl std::fmt::Debug for Engine {

@@ -47,6 +47,7 @@ impl Engine {
             sessions: HashMap::new(),
             cards: HashMap::new(),
             requests: None,
+            card_updates: Vec::new(),
         })
     }
 
@@ -70,6 +71,7 @@ impl Engine {
             sessions: HashMap::new(),
             cards: HashMap::new(),
             requests: None,
+            card_updates: Vec::new(),
         };
         engine.rotate_prekey_if_due()?;
         Ok(engine)
@@ -133,6 +135,7 @@ impl Engine {
         batch.vault_put(VaultItem::OwnCard, card.encode())?;
         batch.commit()?;
         self.card = card;
+        self.queue_card_updates(now);
         Ok(())
     }
 
@@ -165,6 +168,7 @@ impl Engine {
         let card = ContactCard::issue(&self.identity, details)?;
         self.store.vault_put(VaultItem::OwnCard, card.encode())?;
         self.card = card;
+        self.queue_card_updates(now_ms());
         Ok(true)
     }
 
@@ -200,6 +204,7 @@ impl Engine {
             name: self.card.display_name().to_owned(),
             fingerprint: Fingerprint::of(&self.key()),
             invite_link: self.card.invite_link(),
+            invite_link_1_0: self.card.invite_link_1_0(),
         }
     }
 }

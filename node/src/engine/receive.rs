@@ -86,6 +86,7 @@ impl Engine {
             sessions,
             cards,
             requests,
+            card_updates: _,
         } = self;
         let result = store.transaction(|batch| {
             let mut outcomes = Vec::with_capacity(envelopes.len());
@@ -312,6 +313,48 @@ impl Held<'_> {
     }
 }
 
+/// A contact's re-issued card ([`Body::Card`], docs/protocol.md §12.3): taken when it is the sender's own
+/// and newer than the one on file, with the name shown following it unless the user renamed the contact.
+fn card_update(
+    batch: &mut Batch<'_>,
+    sender: IdentityKey,
+    known: ContactEntry,
+    bytes: &[u8],
+    now: u64,
+) -> Result<Received, StoreError> {
+    let card = match ContactCard::decode(bytes) {
+        Ok(card) if card.key() == sender => card,
+        Ok(_) => {
+            debug!("dropped a card update naming another identity");
+            return Ok(Received::Dropped);
+        }
+        Err(e) => {
+            debug!(error = %e, "dropped a card update that does not decode");
+            return Ok(Received::Dropped);
+        }
+    };
+    let old_name = ContactCard::decode(&known.card)
+        .ok()
+        .map(|old| crate::names::sanitize_name(old.display_name(), &sender.peer_id()));
+    let before = known.card.clone();
+    let (record, _, key_changed) = contact_after_card(sender, Some(known), Some(card.clone()), now);
+    let Some(mut record) = record else {
+        return Ok(Received::Dropped);
+    };
+    if record.card == before {
+        // Unchanged or stale: the card on file stays.
+        return Ok(Received::Dropped);
+    }
+    if old_name.as_deref() == Some(record.local_name.as_str()) {
+        record.local_name = crate::names::sanitize_name(card.display_name(), &sender.peer_id());
+    }
+    batch.put_contact(&record)?;
+    Ok(Received::CardUpdated {
+        contact: record,
+        key_changed,
+    })
+}
+
 pub(super) fn receive_one(
     batch: &mut Batch<'_>,
     identity: &Identity,
@@ -471,6 +514,10 @@ fn open_one(
         Body::Typing(typing) if contact.is_some() => Received::Typing {
             contact: sender,
             typing,
+        },
+        Body::Card(bytes) => match contact {
+            Some(known) => card_update(batch, sender, known, &bytes, now)?,
+            None => Received::Dropped,
         },
         Body::Unknown { kind, .. } => Received::Unknown {
             contact: sender,

@@ -287,6 +287,38 @@ impl Engine {
         Ok((content.id, envelope))
     }
 
+    /// Queues this profile's current card (content kind 5, docs/protocol.md §12.3) to every accepted
+    /// contact, each in its own commit, after the card was re-issued. A contact it cannot be queued for (a
+    /// full outbox, a broken session) is skipped with a warning: the next re-issue carries everything.
+    pub(super) fn queue_card_updates(&mut self, now_ms: u64) {
+        let contacts = match self.store.contacts() {
+            Ok(contacts) => contacts,
+            Err(e) => {
+                warn!(error = %e, "cannot list the contacts to send the new card to");
+                return;
+            }
+        };
+        let card = self.card.encode().to_vec();
+        for contact in contacts
+            .iter()
+            .filter(|c| c.state == ContactState::Accepted)
+        {
+            match self.send_control_at(&contact.key, Body::Card(card.clone()), true, now_ms) {
+                Ok(_) => {
+                    if !self.card_updates.contains(&contact.key) {
+                        self.card_updates.push(contact.key);
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot queue the new card for a contact"),
+            }
+        }
+    }
+
+    /// The contacts a re-issued card was queued for since the last call: their outboxes have news.
+    pub fn take_card_updates(&mut self) -> Vec<IdentityKey> {
+        std::mem::take(&mut self.card_updates)
+    }
+
     /// Queues a delivery receipt for `ids` (at most [`tern_protocol::message::MAX_RECEIPT_IDS`]) to `to`
     /// and, in the same commit, forgets the envelopes that carried them, so no later copy of one of those
     /// envelopes makes this profile write to the sender again.

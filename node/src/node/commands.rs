@@ -208,6 +208,7 @@ impl EventLoop {
             Command::RevokePrekeys { reply } => {
                 let result = self.engine.revoke_prekeys().map(|()| self.engine.whoami());
                 let _ = reply.send(result.map_err(NodeError::from));
+                self.flush_card_updates();
             }
             Command::InstallKeySlot { update, reply } => {
                 let result = self.engine.store_mut().install_key_slot(update);
@@ -336,6 +337,9 @@ impl EventLoop {
             Event::KeyChanged { contact } => api::Event::KeyChanged {
                 name: self.name_of(&contact),
                 contact,
+            },
+            Event::ContactUpdated { contact } => api::Event::ContactUpdated {
+                contact: contact.into(),
             },
             Event::StatusChanged {
                 contact,

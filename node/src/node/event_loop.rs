@@ -59,9 +59,19 @@ impl EventLoop {
     /// A node left running rotates its signed prekey when due, as opening the profile does.
     fn rotate_prekey(&mut self) {
         match self.engine.rotate_prekey_if_due() {
-            Ok(true) => info!("rotated the signed prekey and re-issued the card"),
+            Ok(true) => {
+                info!("rotated the signed prekey and re-issued the card");
+                self.flush_card_updates();
+            }
             Ok(false) => {}
             Err(e) => warn!(error = %e, "could not rotate the signed prekey"),
+        }
+    }
+
+    /// Starts delivering the re-issued card to the contacts it was just queued for.
+    pub(super) fn flush_card_updates(&mut self) {
+        for contact in self.engine.take_card_updates() {
+            self.flush_for(&contact);
         }
     }
 

@@ -131,6 +131,16 @@ impl EventLoop {
                 }
             }
             Received::Typing { contact, typing } => self.emit(Event::Typing { contact, typing }),
+            Received::CardUpdated {
+                contact,
+                key_changed,
+            } => {
+                let key = contact.key;
+                self.emit(Event::ContactUpdated { contact });
+                if key_changed {
+                    self.emit(Event::KeyChanged { contact: key });
+                }
+            }
             Received::Unknown { contact, kind } => {
                 self.emit(Event::UnknownContent { contact, kind });
             }

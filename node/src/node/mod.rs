@@ -97,6 +97,10 @@ pub(crate) enum Event {
     KeyChanged {
         contact: IdentityKey,
     },
+    /// A contact's re-issued card is on file (its name may have changed).
+    ContactUpdated {
+        contact: ContactEntry,
+    },
     /// An outgoing message moved on.
     StatusChanged {
         contact: IdentityKey,
@@ -195,6 +199,16 @@ struct EventLoop {
     pending: Pending,
 }
 
+/// A configured mailbox server (an address ending in `/p2p/<peer id>`) as the card names it: its PeerId and
+/// that one address. `None` without a `/p2p/` part.
+pub fn mailbox_node_of(addr: &Multiaddr) -> Option<tern_protocol::MailboxNode> {
+    let peer = crate::net::swarm::peer_id_of(addr)?;
+    Some(tern_protocol::MailboxNode {
+        peer_id: peer.to_bytes(),
+        addresses: vec![addr.to_vec()],
+    })
+}
+
 impl EventLoop {
     /// Builds the swarm for `engine`'s identity and the loop that will own both, taking commands from
     /// `commands` and sending events on `events`.
@@ -207,13 +221,7 @@ impl EventLoop {
         let servers: Vec<tern_protocol::MailboxNode> = config
             .mailboxes
             .iter()
-            .filter_map(|addr| {
-                let peer = crate::net::swarm::peer_id_of(addr)?;
-                Some(tern_protocol::MailboxNode {
-                    peer_id: peer.to_bytes(),
-                    addresses: vec![addr.to_vec()],
-                })
-            })
+            .filter_map(mailbox_node_of)
             .collect();
         let record = if config.net.lan_only || servers.is_empty() {
             None

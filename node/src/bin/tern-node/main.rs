@@ -287,7 +287,7 @@ fn run(cli: Cli, out: Out) -> Result<ExitCode> {
                 None
             };
             out.print(
-                json!({"name": me.name, "peer_id": me.key.peer_id(), "fingerprint": me.fingerprint.to_string(), "invite": me.invite_link, "qr": qr_text}),
+                json!({"name": me.name, "peer_id": me.key.peer_id(), "fingerprint": me.fingerprint.to_string(), "invite": me.invite_link, "invite_1_0": me.invite_link_1_0, "qr": qr_text}),
                 || {
                     let mut text = format!(
                         "name: {}\npeer id: {}\nfingerprint: {}\ninvite: {}",

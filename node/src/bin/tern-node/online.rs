@@ -10,7 +10,7 @@ use tern_node::api::{ConversationId, Event, MessageStatus};
 use tern_node::node::Node;
 use tokio::sync::broadcast;
 
-use crate::output::{Out, print_event};
+use crate::output::{Out, print_event, print_request};
 use crate::{Cli, EXIT_QUEUED, NetArgs, open_profile, profile_dir};
 
 /// The longest command line `run` reads from stdin; a longer one is answered with an error and skipped.
@@ -189,6 +189,15 @@ pub(crate) fn run(cli: &Cli, net: &NetArgs, out: Out) -> Result<()> {
         loop {
             tokio::select! {
                 event = events.recv() => match event {
+                    Ok(Event::ContactRequest { contact }) => {
+                        // A request whose name looks like a contact's is said so, as `contact add` does.
+                        let others = node.contacts().await.unwrap_or_default();
+                        let lookalike = tern_node::names::lookalike(
+                            &contact.name,
+                            others.iter().filter(|c| c.key != contact.key).map(|c| c.name.as_str()),
+                        );
+                        print_request(out, &contact, lookalike.as_ref());
+                    }
                     Ok(event) => print_event(out, &me, event),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         out.print(json!({"event": "lagged", "missed": n}), || format!("(missed {n} events)"));

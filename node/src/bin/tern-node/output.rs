@@ -4,6 +4,7 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 use tern_node::api::{Contact, Event, Message, NatStatus, Reach};
+use tern_node::names::Lookalike;
 use tern_node::profile::Profile;
 
 /// Where output goes: human lines or JSON lines.
@@ -56,6 +57,27 @@ pub(crate) fn print_message(out: Out, contact: &str, m: &Message) {
     });
 }
 
+/// Prints a message request, with the warning when its name looks like an existing contact's.
+pub(crate) fn print_request(out: Out, contact: &Contact, lookalike: Option<&Lookalike>) {
+    let mut value =
+        json!({"event": "contact-request", "name": contact.name, "peer_id": contact.peer_id()});
+    if let Some(warning) = lookalike {
+        value["looks_like"] = json!(warning.existing);
+        value["warning"] = json!(warning.to_string());
+    }
+    out.print(value, || {
+        let mut text = format!(
+            "contact request from {} ({})",
+            contact.name,
+            contact.peer_id()
+        );
+        if let Some(warning) = lookalike {
+            text.push_str(&format!("\nwarning: {warning}"));
+        }
+        text
+    });
+}
+
 /// Prints one node event; `me` is this node's peer id (for full listening addresses).
 pub(crate) fn print_event(out: Out, me: &str, event: Event) {
     match event {
@@ -73,9 +95,10 @@ pub(crate) fn print_event(out: Out, me: &str, event: Event) {
             value["event"] = json!("message");
             out.print(value, || format!("<- {sender_name}: {}", message.text));
         }
-        Event::ContactRequest { contact } => out.print(
-            json!({"event": "contact-request", "name": contact.name, "peer_id": contact.peer_id()}),
-            || format!("contact request from {} ({})", contact.name, contact.peer_id()),
+        Event::ContactRequest { contact } => print_request(out, &contact, None),
+        Event::ContactUpdated { contact } => out.print(
+            json!({"event": "contact-updated", "name": contact.name, "peer_id": contact.peer_id()}),
+            || format!("{} ({}) sent a new contact card", contact.name, contact.peer_id()),
         ),
         Event::KeyChanged { name, .. } => {
             out.print(json!({"event": "key-changed", "contact": name}), || {
