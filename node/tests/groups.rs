@@ -48,7 +48,8 @@ impl Member {
         KeyPackageIn::parse(&bytes, Some(&self.key())).unwrap()
     }
 
-    fn join(&mut self, welcome: &[u8]) {
+    /// Joins from a Welcome; returns who sent it.
+    fn join(&mut self, welcome: &[u8]) -> IdentityKey {
         let refs = Group::welcome_key_packages(welcome).unwrap();
         let index = self
             .pending
@@ -56,8 +57,9 @@ impl Member {
             .position(|p| refs.iter().any(|r| r.as_slice() == p.hash_ref()))
             .expect("a pending key package");
         let pending = self.pending.remove(index);
-        let (group, _adder) = Group::join(welcome, &pending, &self.key()).unwrap();
+        let (group, adder) = Group::join(welcome, &pending, &self.key()).unwrap();
         self.group = Some(group);
+        adder
     }
 
     fn restart(&mut self) {
@@ -107,7 +109,7 @@ fn four() -> (Member, Member, Member, Member) {
     assert_eq!(out.summary.added, vec![b.key(), c.key(), d.key()]);
     let welcome = out.welcome.expect("a welcome");
     for m in [&mut b, &mut c, &mut d] {
-        m.join(&welcome);
+        assert_eq!(m.join(&welcome), a.key());
         assert_eq!(m.g().epoch(), 1);
         assert_eq!(m.g().info().unwrap().name, "Hikers");
     }
@@ -175,7 +177,11 @@ fn rename_and_promote_are_seen_by_all_and_only_admins_may() {
     let kp = e.key_package();
     let out = b.g().add(vec![kp]).unwrap();
     deliver_commit(&out, &mut [&mut a, &mut c, &mut d]);
-    e.join(out.welcome.as_deref().unwrap());
+    assert_eq!(
+        e.join(out.welcome.as_deref().unwrap()),
+        b.key(),
+        "bob added erin"
+    );
     let hi = e.g().send(&text(1, "hi all")).unwrap();
     for m in [&mut a, &mut b, &mut c, &mut d] {
         assert_eq!(read(m, &hi).unwrap(), (e.key(), "hi all".to_owned()));
@@ -464,7 +470,8 @@ proptest! {
                             prop_assert!(matches!(people[j].g().process(&out.commit).unwrap(), Processed::Commit(_)));
                         }
                     }
-                    people[i].join(out.welcome.as_deref().unwrap());
+                    let adder = people[i].join(out.welcome.as_deref().unwrap());
+                    prop_assert_eq!(adder, people[0].key());
                     inside[i] = true;
                 }
                 Op::Remove(i) if inside[i] => {

@@ -11,8 +11,21 @@ use openmls::prelude::{
 use tern_protocol::IdentityKey;
 
 use super::credential::{GroupInfo, MemberCredential};
-use super::state::CommitSummary;
 use super::{GROUP_INFO_EXTENSION, GroupError, MAX_GROUP_MEMBERS, MAX_GROUP_MESSAGE_LEN};
+
+/// What a commit changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitSummary {
+    /// The epoch the group is in after it.
+    pub epoch: u64,
+    pub committer: IdentityKey,
+    pub added: Vec<IdentityKey>,
+    pub removed: Vec<IdentityKey>,
+    /// The name or the roles changed.
+    pub info_changed: bool,
+    /// This member was removed by it.
+    pub removed_self: bool,
+}
 
 /// The identity in a credential already verified when its leaf entered the tree.
 pub(crate) fn identity_of(credential: &Credential) -> Result<IdentityKey, GroupError> {

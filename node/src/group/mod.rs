@@ -25,10 +25,11 @@ mod provider;
 mod receive;
 mod state;
 
+pub use check::CommitSummary;
 pub use credential::{GroupInfo, MemberCredential};
 pub use error::GroupError;
 pub use key_package::{KeyPackageIn, PendingKeyPackage, new_key_package};
-pub use state::{CommitOut, CommitSummary, Group, Processed};
+pub use state::{CommitOut, Group, Processed};
 
 /// The MLS ciphersuite of every Tern group: X25519, ChaCha20-Poly1305, SHA-256, Ed25519 (0x0003).
 pub const CIPHERSUITE: openmls::prelude::Ciphersuite =

@@ -9,10 +9,10 @@ use tern_protocol::crypto::sha256;
 use tern_protocol::{Content, IdentityKey, MessageId};
 use zeroize::Zeroizing;
 
-use super::check::{check_commit, identity_of, map_process_error, parse_protocol};
+use super::check::{CommitSummary, check_commit, identity_of, map_process_error, parse_protocol};
 use super::ordering::{self, CommitMeta, EpochRecord};
 use super::provider::Provider;
-use super::state::{CommitSummary, Group, Processed};
+use super::state::{Group, Processed};
 use super::{GroupError, MAX_PARKED, MAX_SEEN_IDS};
 
 impl Group {

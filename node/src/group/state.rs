@@ -15,7 +15,7 @@ use tern_protocol::crypto::sha256;
 use tern_protocol::{Content, Identity, IdentityKey, MessageId};
 use zeroize::Zeroizing;
 
-use super::check::{check_commit, info_of, members_of, serialize};
+use super::check::{CommitSummary, check_commit, info_of, members_of, serialize};
 use super::credential::{GroupInfo, MemberCredential, check_name};
 use super::key_package::{KeyPackageIn, PendingKeyPackage, capabilities, welcome_refs};
 use super::ordering::{self, CommitMeta, EpochRecord};
@@ -31,20 +31,6 @@ pub struct CommitOut {
     pub commit: Vec<u8>,
     pub welcome: Option<Vec<u8>>,
     pub summary: CommitSummary,
-}
-
-/// What a commit changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitSummary {
-    /// The epoch the group is in after it.
-    pub epoch: u64,
-    pub committer: IdentityKey,
-    pub added: Vec<IdentityKey>,
-    pub removed: Vec<IdentityKey>,
-    /// The name or the roles changed.
-    pub info_changed: bool,
-    /// This member was removed by it.
-    pub removed_self: bool,
 }
 
 /// The outcome of [`Group::process`].
@@ -207,6 +193,9 @@ impl Group {
         let provider = Provider::from_snapshot(&pending.entries);
         let staged = StagedWelcome::new_from_welcome(&provider, &join_config(), welcome, None)
             .map_err(GroupError::mls)?;
+        let adder =
+            MemberCredential::verify_leaf(staged.welcome_sender().map_err(GroupError::mls)?)?
+                .identity;
         let mls = staged.into_group(&provider).map_err(GroupError::mls)?;
         let mut seen = HashSet::new();
         for member in mls.members() {
@@ -217,22 +206,10 @@ impl Group {
             }
         }
         let group = Self::from_parts(provider, mls, *me, &pending.signature_key)?;
-        let info = group.info()?;
-        // The Welcome's sender is the committer of the epoch's commit; MLS does not say which leaf that is,
-        // so the check is that some admin other than the joiner exists, and the caller checks that the 1:1
-        // session's peer that delivered it is one of `admins()`.
-        if !group
-            .members()?
-            .iter()
-            .any(|m| *m != *me && info.is_admin(m))
-        {
+        // The Welcome's sender must be an admin; the caller also checks it is the 1:1 session's peer.
+        if adder == *me || !group.info()?.is_admin(&adder) {
             return Err(GroupError::NotAdmin);
         }
-        let adder = group
-            .members()?
-            .into_iter()
-            .find(|m| *m != *me && info.is_admin(m))
-            .ok_or(GroupError::NotAdmin)?;
         Ok((group, adder))
     }
 
