@@ -42,12 +42,8 @@ pub const MAX_GROUP_MEMBERS: usize = 1024;
 pub const MAX_GROUP_NAME_LEN: usize = 128;
 /// Most admins besides the creator.
 pub const MAX_ADMINS: usize = 64;
-/// Longest MLS message (any kind) accepted or sent.
-pub const MAX_GROUP_MESSAGE_LEN: usize = 256 * 1024;
-/// Longest Welcome accepted or sent.
-pub const MAX_WELCOME_LEN: usize = 2 * 1024 * 1024;
-/// Longest encoded KeyPackage accepted.
-pub const MAX_KEY_PACKAGE_LEN: usize = 4096;
+/// Longest MLS message (any kind), Welcome and encoded KeyPackage accepted or sent (§18.4, §18.7).
+pub use tern_protocol::group_wire::{MAX_GROUP_MESSAGE_LEN, MAX_KEY_PACKAGE_LEN, MAX_WELCOME_LEN};
 /// Epochs a member can roll back over (snapshots kept), and past epochs whose messages still decrypt.
 pub const ROLLBACK_EPOCHS: usize = 4;
 /// Losing commits remembered per epoch.
