@@ -26,6 +26,7 @@ use tern_node::store::{KdfParams, Password};
 use tokio::sync::broadcast;
 
 mod crypto;
+mod group;
 mod internet;
 mod lan;
 mod reach;
@@ -75,6 +76,8 @@ enum Scenario {
     Reach,
     Store,
     Crypto,
+    /// MLS group add/remove costs (issue 13).
+    Group,
     All,
 }
 
@@ -1016,6 +1019,9 @@ fn main() -> Result<()> {
     let wants = |s: Scenario| all || args.scenario == s;
     if wants(Scenario::Crypto) {
         crypto::run()?;
+    }
+    if wants(Scenario::Group) {
+        group::run()?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod envelope_wire;
 pub mod error;
 pub mod frame;
+pub mod group;
 pub mod mailbox;
 pub mod names;
 pub mod net;

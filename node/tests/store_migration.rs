@@ -144,3 +144,33 @@ fn a_format_1_profile_pair_keeps_history_contacts_sessions_and_outbox() {
     );
     assert!(!alice_dir.path().join("store.redb.migrating").exists());
 }
+
+/// The group tables (docs/protocol.md §18.8) are added when a format-1 profile is opened: a group state
+/// can be stored and read back, and the profile opens again afterwards.
+#[test]
+fn a_format_1_profile_gets_the_group_tables() {
+    let dir = copy_profile("alice");
+    {
+        let mut store = tern_node::store::Store::open(dir.path(), &password("alice")).unwrap();
+        assert!(store.groups().unwrap().is_empty());
+        store.put_group(b"group id", b"state").unwrap();
+        store.put_key_package(b"ref", b"pending").unwrap();
+    }
+    let mut store = tern_node::store::Store::open(dir.path(), &password("alice")).unwrap();
+    assert_eq!(
+        store
+            .group(b"group id")
+            .unwrap()
+            .as_deref()
+            .map(Vec::as_slice),
+        Some(b"state".as_slice())
+    );
+    assert_eq!(
+        store
+            .take_key_package(b"ref")
+            .unwrap()
+            .as_deref()
+            .map(Vec::as_slice),
+        Some(b"pending".as_slice())
+    );
+}

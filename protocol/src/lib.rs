@@ -12,6 +12,7 @@ pub mod codec;
 pub mod crypto;
 pub mod envelope;
 pub mod fingerprint;
+pub mod group_wire;
 pub mod identity;
 mod mailbox_id;
 pub mod mailbox_record;

@@ -34,6 +34,10 @@ pub(crate) enum Blind {
     Setting,
     /// A `sessions` row's sealed value (its check, see `rollback.rs`).
     SessionCheck,
+    /// A group id (`groups`).
+    Group,
+    /// A KeyPackage hash reference (`group_key_packages`).
+    KeyPackage,
 }
 
 impl Blind {
@@ -47,6 +51,8 @@ impl Blind {
             Self::Envelope => b"envelope",
             Self::Setting => b"setting",
             Self::SessionCheck => b"session check",
+            Self::Group => b"group",
+            Self::KeyPackage => b"key package",
         }
     }
 }

@@ -46,6 +46,8 @@
 //! | `envelopes`     | `blind(envelope, envelope id)`                              | sealed u64 BE expiry (ms) ‖ sender identity key ‖ message id |
 //! | `envelope_expiry` | `u64 BE expiry ‖ blind(envelope, envelope id)`            | empty                      |
 //! | `settings`      | `blind(setting, name)`                                      | sealed bytes               |
+//! | `groups`        | `blind(group, group id)`                                    | sealed group state (`group::Group::encode`) |
+//! | `group_key_packages` | `blind(key package, hash ref)`                         | sealed private half of an unused KeyPackage |
 //!
 //! A conversation's messages are one key range of `conversation_messages` (paging is a range scan); the
 //! outbox for one recipient is one key range of `outbox_by_recipient` ([`Store::outbox_for`]) and the
@@ -65,7 +67,7 @@
 //! be decrypted, still tells who sent which message. It has the retention and bound of `seen`
 //! ([`SEEN_RETENTION_MS`], [`MAX_SEEN_ENTRIES`]) and is purged with it; an entry is removed once the
 //! delivery receipt it allows has been queued. Both tables are created on open in a profile written
-//! before they existed.
+//! before they existed, and so are `groups` and `group_key_packages` (see `groups.rs`).
 //!
 //! The check rows and the digest row in `sessions` detect a session row put back from an older copy (see
 //! `rollback.rs`): such a row reads as [`StoreError::RolledBack`], and a digest that disagrees with the
@@ -96,6 +98,7 @@
 
 mod batch;
 mod dedupe;
+mod groups;
 mod kdf;
 mod keys;
 mod messages;
@@ -120,6 +123,7 @@ use tern_protocol::codec::DecodeError;
 use thiserror::Error;
 
 pub use batch::Batch;
+pub use groups::{MAX_GROUPS, MAX_PENDING_KEY_PACKAGES};
 pub use kdf::{
     KdfParams, MAX_KDF_ITERATIONS, MAX_KDF_MEMORY_KIB, MAX_KDF_PARALLELISM, MIN_KDF_MEMORY_KIB,
     Password, SALT_LEN,
@@ -247,6 +251,14 @@ pub enum StoreError {
     /// The outbox holds [`MAX_OUTBOX_ENTRIES`] entries already.
     #[error("the outbox is full ({max} entries)")]
     OutboxFull {
+        /// The bound.
+        max: u64,
+    },
+    /// A table holds as many rows as it may ([`MAX_GROUPS`], [`MAX_PENDING_KEY_PACKAGES`]).
+    #[error("too many {what} (at most {max})")]
+    TooMany {
+        /// What there are too many of.
+        what: &'static str,
         /// The bound.
         max: u64,
     },

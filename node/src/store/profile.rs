@@ -89,6 +89,8 @@ impl Store {
                     txn.open_table(table)?;
                 }
                 txn.open_table(ENVELOPES)?;
+                txn.open_table(super::groups::GROUPS)?;
+                txn.open_table(super::groups::GROUP_KEY_PACKAGES)?;
                 for table in [CONV_UNREAD, SEEN_EXPIRY, ENVELOPE_EXPIRY] {
                     txn.open_table(table)?;
                 }
@@ -137,6 +139,7 @@ impl Store {
         }
         check_tables(&db)?;
         add_envelope_tables(&db)?;
+        super::groups::add_group_tables(&db)?;
         let keys = Keys::derive(store_key);
         rollback::verify_on_open(&db, &keys)?;
         Ok(Self {

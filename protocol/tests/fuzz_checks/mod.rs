@@ -22,13 +22,14 @@ use tern_protocol::{
 };
 
 /// Every fuzz target, by the name of its directory under `fuzz/corpus/`.
-pub const TARGETS: [&str; 6] = [
+pub const TARGETS: [&str; 7] = [
     "envelope_decode",
     "card_decode",
     "content_decode",
     "session_decrypt",
     "pickle_open",
     "invite_link",
+    "group_wire",
 ];
 
 /// Runs the check of the target named `target`; `None` for an unknown name.
@@ -40,6 +41,7 @@ pub fn check(target: &str, data: &[u8]) -> Option<bool> {
         "session_decrypt" => session_decrypt(data),
         "pickle_open" => pickle_open(data),
         "invite_link" => invite_link(data),
+        "group_wire" => group_wire(data),
         _ => return None,
     })
 }
@@ -116,6 +118,60 @@ pub fn content_decode(data: &[u8]) -> bool {
         Err(e) => panic!("decoded content does not encode: {e}"),
     }
     true
+}
+
+/// The bytes as each group body of docs/protocol.md §18.4 (KeyPackage request, KeyPackages, transfer part);
+/// what decodes must re-encode to the same bytes, and a decoded part must go through a reassembly.
+pub fn group_wire(data: &[u8]) -> bool {
+    use tern_protocol::group_wire::{self as gw, Reassembly, TransferPart};
+    let mut accepted = false;
+    if let Ok(count) = gw::decode_key_package_request(data) {
+        assert_eq!(gw::encode_key_package_request(count).unwrap(), data);
+        accepted = true;
+    }
+    if let Ok(packages) = gw::decode_key_packages(data) {
+        assert_eq!(gw::encode_key_packages(&packages).unwrap(), data);
+        accepted = true;
+    }
+    if let Ok(part) = TransferPart::decode(data) {
+        assert_eq!(part.encode(), data);
+        let single = part.count == 1;
+        static SENDER: OnceLock<IdentityKey> = OnceLock::new();
+        let sender =
+            *SENDER.get_or_init(|| Identity::generate(&mut ChaCha20Rng::seed_from_u64(9), 0).key());
+        let whole = Reassembly::default().handle(sender, part, 0);
+        if single {
+            assert!(
+                matches!(whole, Ok(Some(_))),
+                "a one-part transfer completes"
+            );
+        }
+        accepted = true;
+    }
+    accepted
+}
+
+fn group_wire_seeds() -> Vec<Vec<u8>> {
+    use tern_protocol::group_wire::{self as gw, TransferKind};
+    let mut rng = ChaCha20Rng::seed_from_u64(18);
+    let mut out = vec![
+        gw::encode_key_package_request(1).unwrap(),
+        gw::encode_key_package_request(4).unwrap(),
+        gw::encode_key_packages(&[vec![0x5a; 40], vec![0xa5; 300]]).unwrap(),
+    ];
+    for (kind, len) in [
+        (TransferKind::Welcome, 70_000),
+        (TransferKind::GroupMessage, 300),
+    ] {
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        out.extend(
+            gw::split(kind, &bytes, &mut rng)
+                .unwrap()
+                .iter()
+                .map(|p| p.encode()),
+        );
+    }
+    out
 }
 
 /// Bob's `PeerSessions::decrypt` on the bytes, from a fixed established session with Alice; then the bytes as
@@ -403,6 +459,7 @@ pub fn seeds(target: &str) -> Vec<Seed> {
             .flat_map(|c| [c.encode().to_vec(), c.invite_link().into_bytes()])
             .collect(),
         "content_decode" => content_seeds(),
+        "group_wire" => group_wire_seeds(),
         "session_decrypt" => fx
             .session_messages
             .iter()

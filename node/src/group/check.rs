@@ -1,0 +1,158 @@
+//! The checks every commit passes before it is merged (§18.2, §18.3), and the small readers of MLS state
+//! they and the rest of the module share.
+
+use std::collections::HashSet;
+
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::{
+    BasicCredential, Credential, LeafNodeIndex, MlsGroup, MlsMessageIn, MlsMessageOut,
+    ProcessMessageError, ProtocolMessage, StagedCommit, ValidationError,
+};
+use tern_protocol::IdentityKey;
+
+use super::credential::{GroupInfo, MemberCredential};
+use super::{GROUP_INFO_EXTENSION, GroupError, MAX_GROUP_MEMBERS, MAX_GROUP_MESSAGE_LEN};
+
+/// What a commit changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitSummary {
+    /// The epoch the group is in after it.
+    pub epoch: u64,
+    pub committer: IdentityKey,
+    pub added: Vec<IdentityKey>,
+    pub removed: Vec<IdentityKey>,
+    /// The name or the roles changed.
+    pub info_changed: bool,
+    /// This member was removed by it.
+    pub removed_self: bool,
+}
+
+/// The identity in a credential already verified when its leaf entered the tree.
+pub(crate) fn identity_of(credential: &Credential) -> Result<IdentityKey, GroupError> {
+    let basic = BasicCredential::try_from(credential.clone())
+        .map_err(|_| GroupError::Credential("not a basic credential"))?;
+    let bytes = basic.identity();
+    let key: [u8; 32] = bytes
+        .get(1..33)
+        .and_then(|k| k.try_into().ok())
+        .ok_or(GroupError::Credential("wrong length"))?;
+    IdentityKey::from_bytes(key).map_err(|_| GroupError::Credential("identity key"))
+}
+
+pub(crate) fn info_of(mls: &MlsGroup) -> Result<GroupInfo, GroupError> {
+    let ext = mls
+        .extensions()
+        .unknown(GROUP_INFO_EXTENSION)
+        .ok_or(GroupError::Malformed("group without tern_group_info"))?;
+    GroupInfo::decode(&ext.0)
+}
+
+pub(crate) fn members_of(mls: &MlsGroup) -> Result<Vec<(LeafNodeIndex, IdentityKey)>, GroupError> {
+    mls.members()
+        .map(|m| Ok((m.index, identity_of(&m.credential)?)))
+        .collect()
+}
+
+pub(crate) fn map_process_error<E: std::fmt::Display>(err: ProcessMessageError<E>) -> GroupError {
+    match err {
+        ProcessMessageError::ValidationError(
+            ValidationError::UnableToDecrypt(_)
+            | ValidationError::WrongEpoch
+            | ValidationError::NoPastEpochData,
+        ) => GroupError::Undecryptable,
+        other => GroupError::mls(other),
+    }
+}
+
+pub(crate) fn serialize(message: &MlsMessageOut) -> Result<Vec<u8>, GroupError> {
+    message.tls_serialize_detached().map_err(GroupError::mls)
+}
+
+pub(crate) fn parse_protocol(bytes: &[u8]) -> Result<ProtocolMessage, GroupError> {
+    if bytes.len() > MAX_GROUP_MESSAGE_LEN {
+        return Err(GroupError::TooLarge {
+            what: "group message",
+            len: bytes.len(),
+            max: MAX_GROUP_MESSAGE_LEN,
+        });
+    }
+    let message = MlsMessageIn::tls_deserialize_exact(bytes)
+        .map_err(|_| GroupError::Malformed("group message"))?;
+    message
+        .try_into_protocol_message()
+        .map_err(|_| GroupError::Malformed("not a group message"))
+}
+
+/// Checks a staged commit against Tern's rules (§18.2, §18.3) in the state it applies to.
+pub(crate) fn check_commit(
+    mls: &MlsGroup,
+    staged: &StagedCommit,
+    committer: IdentityKey,
+) -> Result<CommitSummary, GroupError> {
+    let info_before = info_of(mls)?;
+    if !info_before.is_admin(&committer) {
+        return Err(GroupError::NotAdmin);
+    }
+    if staged.update_proposals().next().is_some() {
+        return Err(GroupError::Forbidden("update proposals"));
+    }
+    let members = members_of(mls)?;
+    let mut after: HashSet<IdentityKey> = members.iter().map(|(_, id)| *id).collect();
+    let mut removed = Vec::new();
+    for remove in staged.remove_proposals() {
+        let index = remove.remove_proposal().removed();
+        let (_, who) = members
+            .iter()
+            .find(|(i, _)| *i == index)
+            .ok_or(GroupError::UnknownMember)?;
+        after.remove(who);
+        removed.push(*who);
+    }
+    let mut added = Vec::new();
+    for add in staged.add_proposals() {
+        let member = MemberCredential::verify_leaf(add.add_proposal().key_package().leaf_node())?;
+        if !after.insert(member.identity) {
+            return Err(GroupError::AlreadyMember);
+        }
+        added.push(member.identity);
+    }
+    if let Some(leaf) = staged.update_path_leaf_node()
+        && MemberCredential::verify_leaf(leaf)?.identity != committer
+    {
+        return Err(GroupError::Credential("path leaf names another identity"));
+    }
+    if after.len() > MAX_GROUP_MEMBERS {
+        return Err(GroupError::TooManyMembers {
+            max: MAX_GROUP_MEMBERS,
+        });
+    }
+    let ext = staged
+        .group_context()
+        .extensions()
+        .unknown(GROUP_INFO_EXTENSION)
+        .ok_or(GroupError::Forbidden("tern_group_info removed"))?;
+    let info_after = GroupInfo::decode(&ext.0)?;
+    if info_after.creator != info_before.creator {
+        return Err(GroupError::Forbidden("the creator cannot change"));
+    }
+    if info_after
+        .admins
+        .iter()
+        .any(|a| !info_before.admins.contains(a) && !after.contains(a))
+    {
+        return Err(GroupError::Forbidden("promotion of a non-member"));
+    }
+    let me = identity_of(
+        mls.own_leaf_node()
+            .ok_or(GroupError::NotMember)?
+            .credential(),
+    )?;
+    Ok(CommitSummary {
+        epoch: staged.epoch().as_u64(),
+        committer,
+        added,
+        info_changed: info_after != info_before,
+        removed_self: staged.self_removed() || removed.contains(&me),
+        removed,
+    })
+}

@@ -1,0 +1,173 @@
+//! The member credential that binds an MLS leaf to a Tern identity (§18.2), and the `tern_group_info`
+//! group-context extension that carries the name and roles (§18.3).
+
+use openmls::prelude::{BasicCredential, Credential, LeafNode};
+use tern_protocol::codec::{Reader, Writer};
+use tern_protocol::{Identity, IdentityKey};
+use unicode_normalization::UnicodeNormalization;
+
+use super::{CIPHERSUITE, GroupError, MAX_ADMINS, MAX_GROUP_NAME_LEN};
+
+const CREDENTIAL_VERSION: u8 = 1;
+const CREDENTIAL_LEN: usize = 1 + 32 + 32 + 64;
+const MEMBER_KEY_LABEL: &[u8] = b"tern/group-member-key/v1";
+const INFO_VERSION: u8 = 1;
+
+/// A verified member credential: this Tern identity vouches for this MLS signature key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberCredential {
+    pub identity: IdentityKey,
+    pub mls_signature_key: [u8; 32],
+}
+
+fn signed_data(mls_signature_key: &[u8; 32]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(34);
+    data.extend_from_slice(&u16::from(CIPHERSUITE).to_be_bytes());
+    data.extend_from_slice(mls_signature_key);
+    data
+}
+
+impl MemberCredential {
+    /// The credential bytes for `identity` vouching for `mls_signature_key`.
+    pub(crate) fn issue(identity: &Identity, mls_signature_key: &[u8; 32]) -> Vec<u8> {
+        let signature = identity.sign(MEMBER_KEY_LABEL, &signed_data(mls_signature_key));
+        let mut w = Writer::with_capacity(CREDENTIAL_LEN);
+        w.u8(CREDENTIAL_VERSION)
+            .raw(identity.key().as_bytes())
+            .raw(mls_signature_key)
+            .raw(&signature);
+        w.into_vec()
+    }
+
+    /// Parses and verifies credential bytes.
+    pub fn verify(bytes: &[u8]) -> Result<Self, GroupError> {
+        if bytes.len() != CREDENTIAL_LEN {
+            return Err(GroupError::Credential("wrong length"));
+        }
+        let mut r = Reader::new(bytes);
+        let bad = |_| GroupError::Credential("truncated");
+        if r.u8("credential version").map_err(bad)? != CREDENTIAL_VERSION {
+            return Err(GroupError::Credential("unknown version"));
+        }
+        let identity = IdentityKey::from_bytes(r.array("identity key").map_err(bad)?)
+            .map_err(|_| GroupError::Credential("identity key"))?;
+        let mls_signature_key: [u8; 32] = r.array("mls signature key").map_err(bad)?;
+        let signature: [u8; 64] = r.array("binding signature").map_err(bad)?;
+        identity
+            .verify(
+                MEMBER_KEY_LABEL,
+                &signed_data(&mls_signature_key),
+                &signature,
+                "member credential",
+            )
+            .map_err(|_| GroupError::Credential("binding signature"))?;
+        Ok(Self {
+            identity,
+            mls_signature_key,
+        })
+    }
+
+    /// Verifies an MLS credential and that it names `signature_key`.
+    pub(crate) fn verify_mls(
+        credential: &Credential,
+        signature_key: &[u8],
+    ) -> Result<Self, GroupError> {
+        let basic = BasicCredential::try_from(credential.clone())
+            .map_err(|_| GroupError::Credential("not a basic credential"))?;
+        let member = Self::verify(basic.identity())?;
+        if member.mls_signature_key.as_slice() != signature_key {
+            return Err(GroupError::Credential(
+                "signature key differs from the leaf's",
+            ));
+        }
+        Ok(member)
+    }
+
+    /// Verifies a leaf node's credential against its own signature key.
+    pub(crate) fn verify_leaf(leaf: &LeafNode) -> Result<Self, GroupError> {
+        Self::verify_mls(leaf.credential(), leaf.signature_key().as_slice())
+    }
+}
+
+/// Name and roles of a group (`tern_group_info`, §18.3).
+#[derive(Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub name: String,
+    pub creator: IdentityKey,
+    /// Admins besides the creator.
+    pub admins: Vec<IdentityKey>,
+}
+
+impl std::fmt::Debug for GroupInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the name.
+        let Self {
+            name,
+            creator,
+            admins,
+        } = self;
+        f.debug_struct("GroupInfo")
+            .field("name", &format_args!("{} bytes", name.len()))
+            .field("creator", creator)
+            .field("admins", admins)
+            .finish()
+    }
+}
+
+/// Normalises and checks a group name.
+pub(crate) fn check_name(name: &str) -> Result<String, GroupError> {
+    let name: String = name.trim().nfc().collect();
+    if name.is_empty() {
+        return Err(GroupError::Invalid("group name (empty)"));
+    }
+    if name.len() > MAX_GROUP_NAME_LEN {
+        return Err(GroupError::Invalid("group name (too long)"));
+    }
+    Ok(name)
+}
+
+impl GroupInfo {
+    pub fn is_admin(&self, who: &IdentityKey) -> bool {
+        self.creator == *who || self.admins.contains(who)
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(INFO_VERSION)
+            .bytes_u8(self.name.as_bytes())
+            .raw(self.creator.as_bytes());
+        w.u8(u8::try_from(self.admins.len()).unwrap_or(u8::MAX));
+        for admin in &self.admins {
+            w.raw(admin.as_bytes());
+        }
+        w.into_vec()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, GroupError> {
+        let bad = |_| GroupError::Malformed("group info");
+        let mut r = Reader::new(bytes);
+        if r.u8("group info version").map_err(bad)? != INFO_VERSION {
+            return Err(GroupError::Malformed("group info version"));
+        }
+        let name = r.bytes_u8("group name", MAX_GROUP_NAME_LEN).map_err(bad)?;
+        let name = std::str::from_utf8(name)
+            .map_err(|_| GroupError::Malformed("group name"))?
+            .to_owned();
+        let creator = IdentityKey::from_bytes(r.array("creator").map_err(bad)?).map_err(bad)?;
+        let count = r.count_u8("admins", MAX_ADMINS).map_err(bad)?;
+        let mut admins = Vec::with_capacity(count);
+        for _ in 0..count {
+            let admin = IdentityKey::from_bytes(r.array("admin").map_err(bad)?).map_err(bad)?;
+            if admin == creator || admins.contains(&admin) {
+                return Err(GroupError::Malformed("duplicate admin"));
+            }
+            admins.push(admin);
+        }
+        r.finish().map_err(bad)?;
+        Ok(Self {
+            name,
+            creator,
+            admins,
+        })
+    }
+}
