@@ -10,6 +10,7 @@ use rand_core::CryptoRng;
 use uuid::Uuid;
 
 use crate::codec::{self, DecodeError, Reader, Writer};
+use crate::file::FileAnnouncement;
 
 /// The content format version.
 pub const CONTENT_VERSION: u8 = 1;
@@ -25,6 +26,8 @@ const KIND_TEXT: u16 = 1;
 const KIND_DELIVERED: u16 = 2;
 const KIND_READ: u16 = 3;
 const KIND_TYPING: u16 = 4;
+/// A file offered for download (docs/protocol.md §18.4). 16, leaving 5 to 15 to card updates and groups.
+const KIND_FILE: u16 = 16;
 
 /// A message id: a UUIDv7 (time-ordered, random low bits).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,6 +78,8 @@ pub enum Body {
     Read(Vec<MessageId>),
     /// The sender started (`true`) or stopped typing.
     Typing(bool),
+    /// A file: where to fetch it and how to open it.
+    File(FileAnnouncement),
     /// A kind this build does not know, kept for reporting.
     Unknown {
         kind: u16,
@@ -90,6 +95,7 @@ impl fmt::Debug for Body {
             Self::Delivered(ids) => f.debug_tuple("Delivered").field(ids).finish(),
             Self::Read(ids) => f.debug_tuple("Read").field(ids).finish(),
             Self::Typing(on) => f.debug_tuple("Typing").field(on).finish(),
+            Self::File(file) => f.debug_tuple("File").field(file).finish(),
             Self::Unknown { kind, data } => write!(f, "Unknown(kind {kind}, {} bytes)", data.len()),
         }
     }
@@ -141,6 +147,10 @@ impl Content {
             Body::Typing(on) => {
                 body.u8(u8::from(*on));
                 KIND_TYPING
+            }
+            Body::File(file) => {
+                body.raw(&file.encode()?);
+                KIND_FILE
             }
             Body::Unknown { kind, data } => {
                 body.raw(data);
@@ -196,6 +206,7 @@ impl Content {
                     });
                 }
             },
+            KIND_FILE => Body::File(FileAnnouncement::decode(data)?),
             kind => Body::Unknown {
                 kind,
                 data: data.to_vec(),
@@ -225,6 +236,14 @@ mod tests {
             Body::Delivered(vec![id, id]),
             Body::Read(vec![]),
             Body::Typing(true),
+            Body::File(crate::file::FileAnnouncement {
+                name: "a.txt".into(),
+                size: 3,
+                media_type: "text/plain".into(),
+                key: crate::file::FileKey::from_bytes([4; 32]),
+                hash: crate::file::FileHash([5; 32]),
+                thumbnail: None,
+            }),
             Body::Unknown {
                 kind: 999,
                 data: vec![1, 2, 3],
