@@ -498,3 +498,65 @@ async fn bounds_are_refused_with_clear_errors() {
     );
     assert!(is_empty_dir(&tmp.path().join("files")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ninth_concurrent_fetch_is_refused_and_cancels_leave_nothing() {
+    timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().unwrap();
+        // A holder that takes every request and never answers.
+        let holder = peer("silent", None).await;
+        let mut incoming = holder.control.clone().accept(PROTOCOL).unwrap();
+        let (opened_tx, mut opened) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Some((_, stream)) = incoming.next().await {
+                held.push(stream);
+                let _ = opened_tx.send(()).await;
+            }
+        });
+        let receiver = peer("receiver", Some((holder.id, holder.addr.clone()))).await;
+        let files = tmp.path().join("files");
+        let service = std::sync::Arc::new(
+            FileService::new(FileStore::open(&files).unwrap(), receiver.control.clone()).unwrap(),
+        );
+        let mut fetches = Vec::new();
+        for i in 0..tern_node::files::MAX_FETCHING as u8 {
+            let s = service.clone();
+            let id = holder.id;
+            fetches.push(tokio::spawn(async move {
+                s.fetch(id, FileHash([i; 32]), 1000).await
+            }));
+            opened.recv().await.unwrap(); // its request reached the holder
+        }
+        let err = service
+            .fetch(holder.id, FileHash([0xee; 32]), 1000)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, TransferError::TooManyTransfers { max: 8 }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("8 files are being fetched"),
+            "{err}"
+        );
+        // The same file twice is refused too.
+        let err = service
+            .fetch(holder.id, FileHash([0; 32]), 1000)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TransferError::AlreadyFetching), "{err}");
+        for i in 0..tern_node::files::MAX_FETCHING as u8 {
+            service.cancel_fetch(FileHash([i; 32])).await.unwrap();
+        }
+        for fetch in fetches {
+            assert!(matches!(
+                fetch.await.unwrap(),
+                Err(TransferError::Cancelled)
+            ));
+        }
+        assert!(is_empty_dir(&files));
+    })
+    .await
+    .unwrap();
+}
