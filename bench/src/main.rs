@@ -26,6 +26,7 @@ use tern_node::store::{KdfParams, Password};
 use tokio::sync::broadcast;
 
 mod crypto;
+mod files;
 mod internet;
 mod lan;
 mod reach;
@@ -59,6 +60,9 @@ struct Args {
     /// Runs of the `lan` scenario (each: an mDNS run and a dialled baseline run).
     #[arg(long, default_value_t = 50)]
     runs: usize,
+    /// Size of the file in the `files` scenario, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    file_mib: u64,
     /// Where `all` writes its report (markdown); `-` for nowhere.
     #[arg(long, default_value = "docs/benchmarks.md")]
     report: String,
@@ -75,6 +79,7 @@ enum Scenario {
     Reach,
     Store,
     Crypto,
+    Files,
     All,
 }
 
@@ -1037,6 +1042,9 @@ fn main() -> Result<()> {
             }
             if wants(Scenario::Reach) {
                 reach::run(args.messages).await?;
+            }
+            if wants(Scenario::Files) {
+                files::run(args.file_mib).await?;
             }
             anyhow::Ok(())
         })

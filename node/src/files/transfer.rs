@@ -2,7 +2,6 @@
 //! receiver's side ([`fetch_once`]). Disk work and hashing run on tokio's blocking pool; the stream is read
 //! and written here, never on the swarm's task.
 
-use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,8 +21,9 @@ use super::{FilesError, Shared, TransferError};
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/tern/file/1");
 /// How long a holder waits for the request, and either side for the next bytes.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// A fetch makes received pieces durable (and logs them) at least every this many pieces (4 MiB).
-pub const FLUSH_EVERY_PIECES: usize = 4;
+/// A fetch makes received pieces durable (and logs them) at least every this many pieces (8 MiB): what a
+/// crash can cost a resume, at most.
+pub const FLUSH_EVERY_PIECES: usize = 8;
 /// Pieces a holder encodes ahead of the one it is writing.
 const ENCODE_AHEAD: usize = 2;
 
@@ -159,6 +159,19 @@ pub(super) async fn serve(
     Ok(())
 }
 
+async fn piece_done(
+    task: tokio::task::JoinHandle<Result<u64, FilesError>>,
+    round: &mut Round,
+    on_progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<(), TransferError> {
+    let verified = task
+        .await
+        .map_err(|_| FilesError::Corrupt("a disk task stopped"))??;
+    round.pieces += 1;
+    on_progress(verified);
+    Ok(())
+}
+
 /// What one round against one holder achieved.
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct Round {
@@ -248,28 +261,33 @@ async fn receive_pieces(
     round: &mut Round,
     on_progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<(), TransferError> {
+    // One piece is verified and written on the blocking pool while the next is read off the stream; pieces
+    // are still written in order, each only after it verified.
+    let mut in_hand: Option<tokio::task::JoinHandle<Result<u64, FilesError>>> = None;
     let mut unflushed = 0usize;
     for groups in request.pieces() {
         let encoded = read_frame(stream, MAX_PIECE_LEN, "piece").await?;
         round.wire_bytes += encoded.len() as u64 + 4;
+        if let Some(previous) = in_hand.take() {
+            piece_done(previous, round, on_progress).await?;
+        }
         let entry = entry.clone();
         let flush = unflushed + 1 >= FLUSH_EVERY_PIECES;
-        let piece_groups: Range<u32> = groups.clone();
-        let verified_bytes = blocking(move || {
+        unflushed = if flush { 0 } else { unflushed + 1 };
+        in_hand = Some(tokio::task::spawn_blocking(move || {
             // Verified whole before anything of it is written.
-            let piece = file::verify_piece(&hash, &layout, &piece_groups, &encoded)
-                .map_err(|e| FilesError::Tampered(piece_groups.clone(), e.to_string()))?;
+            let piece = file::verify_piece(&hash, &layout, &groups, &encoded)
+                .map_err(|e| FilesError::Tampered(groups.clone(), e.to_string()))?;
             let mut entry = entry.lock().map_err(|_| FilesError::Corrupt("poisoned"))?;
-            entry.write_piece(piece_groups, &piece)?;
+            entry.write_piece(groups, &piece)?;
             if flush {
                 entry.flush()?;
             }
             Ok(entry.verified_bytes())
-        })
-        .await?;
-        unflushed = if flush { 0 } else { unflushed + 1 };
-        round.pieces += 1;
-        on_progress(verified_bytes);
+        }));
+    }
+    if let Some(previous) = in_hand.take() {
+        piece_done(previous, round, on_progress).await?;
     }
     let mut end = [0u8; 1];
     match timed("end of response", stream.read(&mut end)).await? {
