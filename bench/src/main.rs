@@ -962,7 +962,7 @@ fn write_report(path: &str, args: &Args, machine: &str, elapsed: Duration) -> Re
          ```sh\n\
          cargo build --release -p tern-bootstrap -p tern-node   # internet runs both\n\
          cargo run --release -p tern-bench -- all   # about {:.0} minutes here; writes this file\n\
-         cargo run --release -p tern-bench -- <latency|throughput|mailbox|peers|reach|lan|internet|store|crypto>\n\
+         cargo run --release -p tern-bench -- <latency|throughput|mailbox|peers|reach|lan|internet|store|crypto|files>\n\
          ```\n\n\
          Scale flags (these defaults were used): `--messages {}` (latency samples; throughput messages each way), \
          `--deposits {}`, `--peers {}`, `--store-messages {}`, `--runs {}`, `--rounds {}`, `--lab-messages {}`. The `lan` \

@@ -27,7 +27,7 @@ const KIND_DELIVERED: u16 = 2;
 const KIND_READ: u16 = 3;
 const KIND_TYPING: u16 = 4;
 /// A file offered for download (docs/protocol.md §18.4). 16, leaving 5 to 15 to card updates and groups.
-const KIND_FILE: u16 = 16;
+pub const KIND_FILE: u16 = 16;
 
 /// A message id: a UUIDv7 (time-ordered, random low bits).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

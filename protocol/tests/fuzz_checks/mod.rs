@@ -533,6 +533,7 @@ pub fn file_request(data: &[u8]) -> bool {
     true
 }
 
+#[allow(clippy::single_range_in_vec_init)]
 fn file_request_seeds() -> Vec<Vec<u8>> {
     let layout = FileLayout::new(1_000_000).unwrap();
     [vec![0..3, 5..layout.group_count()], vec![7..8]]
