@@ -26,6 +26,7 @@ use tern_node::store::{KdfParams, Password};
 use tokio::sync::broadcast;
 
 mod crypto;
+mod files;
 mod group;
 mod internet;
 mod lan;
@@ -60,6 +61,9 @@ struct Args {
     /// Runs of the `lan` scenario (each: an mDNS run and a dialled baseline run).
     #[arg(long, default_value_t = 50)]
     runs: usize,
+    /// Size of the file in the `files` scenario, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    file_mib: u64,
     /// Where `all` writes its report (markdown); `-` for nowhere.
     #[arg(long, default_value = "docs/benchmarks.md")]
     report: String,
@@ -78,6 +82,7 @@ enum Scenario {
     Crypto,
     /// MLS group add/remove costs (issue 13).
     Group,
+    Files,
     All,
 }
 
@@ -960,7 +965,7 @@ fn write_report(path: &str, args: &Args, machine: &str, elapsed: Duration) -> Re
          ```sh\n\
          cargo build --release -p tern-bootstrap -p tern-node   # internet runs both\n\
          cargo run --release -p tern-bench -- all   # about {:.0} minutes here; writes this file\n\
-         cargo run --release -p tern-bench -- <latency|throughput|mailbox|peers|reach|lan|internet|store|crypto>\n\
+         cargo run --release -p tern-bench -- <latency|throughput|mailbox|peers|reach|lan|internet|store|crypto|files>\n\
          ```\n\n\
          Scale flags (these defaults were used): `--messages {}` (latency samples; throughput messages each way), \
          `--deposits {}`, `--peers {}`, `--store-messages {}`, `--runs {}`, `--rounds {}`, `--lab-messages {}`. The `lan` \
@@ -1043,6 +1048,9 @@ fn main() -> Result<()> {
             }
             if wants(Scenario::Reach) {
                 reach::run(args.messages).await?;
+            }
+            if wants(Scenario::Files) {
+                files::run(args.file_mib).await?;
             }
             anyhow::Ok(())
         })

@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod engine;
 pub mod envelope_wire;
 pub mod error;
+pub mod files;
 pub mod frame;
 pub mod group;
 pub mod mailbox;

@@ -11,6 +11,7 @@ use rand_core::CryptoRng;
 use uuid::Uuid;
 
 use crate::codec::{self, DecodeError, Reader, Writer};
+use crate::file::FileAnnouncement;
 
 /// The content format version.
 pub const CONTENT_VERSION: u8 = 1;
@@ -27,6 +28,8 @@ const KIND_DELIVERED: u16 = 2;
 const KIND_READ: u16 = 3;
 const KIND_TYPING: u16 = 4;
 const KIND_CARD: u16 = 5;
+/// A file offered for download (docs/protocol.md §19.4). 16: 5 is card updates, 6 to 15 are free.
+pub const KIND_FILE: u16 = 16;
 
 /// A message id: a UUIDv7 (time-ordered, random low bits).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,6 +83,8 @@ pub enum Body {
     /// The sender's re-issued contact card, encoded (at most [`crate::card::MAX_CARD_LEN`] bytes). The
     /// bytes are only bounded here; the receiver decodes the card and verifies its signatures.
     Card(Vec<u8>),
+    /// A file: where to fetch it and how to open it.
+    File(FileAnnouncement),
     /// A kind this build does not know, kept for reporting.
     Unknown {
         kind: u16,
@@ -96,6 +101,7 @@ impl fmt::Debug for Body {
             Self::Read(ids) => f.debug_tuple("Read").field(ids).finish(),
             Self::Typing(on) => f.debug_tuple("Typing").field(on).finish(),
             Self::Card(card) => write!(f, "Card({} bytes)", card.len()),
+            Self::File(file) => f.debug_tuple("File").field(file).finish(),
             Self::Unknown { kind, data } => write!(f, "Unknown(kind {kind}, {} bytes)", data.len()),
         }
     }
@@ -163,6 +169,10 @@ impl Content {
                 body.raw(card);
                 KIND_CARD
             }
+            Body::File(file) => {
+                body.raw(&file.encode()?);
+                KIND_FILE
+            }
             Body::Unknown { kind, data } => {
                 body.raw(data);
                 *kind
@@ -221,6 +231,7 @@ impl Content {
                 check_card_len(data.len())?;
                 Body::Card(data.to_vec())
             }
+            KIND_FILE => Body::File(FileAnnouncement::decode(data)?),
             kind => Body::Unknown {
                 kind,
                 data: data.to_vec(),
@@ -251,6 +262,14 @@ mod tests {
             Body::Read(vec![]),
             Body::Typing(true),
             Body::Card(vec![1; 400]),
+            Body::File(crate::file::FileAnnouncement {
+                name: "a.txt".into(),
+                size: 3,
+                media_type: "text/plain".into(),
+                key: crate::file::FileKey::from_bytes([4; 32]),
+                hash: crate::file::FileHash([5; 32]),
+                thumbnail: None,
+            }),
             Body::Unknown {
                 kind: 999,
                 data: vec![1, 2, 3],

@@ -13,6 +13,7 @@
 //! quoted blocks in docs/protocol.md, then checks them as usual.
 
 mod common;
+mod vectors_files;
 mod vectors_more;
 
 use std::path::PathBuf;
@@ -49,6 +50,10 @@ const REQUIRED_QUOTES: &[&str] = &[
     "ed25519.3.signature",
     "network.owner_auth_signed_bytes",
     "mailbox_record.bytes",
+    "files.small.ciphertext",
+    "files.small.hash",
+    "files.announcement.content",
+    "files.request.bytes",
 ];
 
 const IDENTITY_RNG_SEED: [u8; 32] = counting(0x00);
@@ -92,6 +97,7 @@ struct Vectors {
     exchange: ExchangeVector,
     mailbox_record: vectors_more::MailboxRecordVector,
     ed25519: Vec<vectors_more::Ed25519Vector>,
+    files: vectors_files::FilesVector,
     /// Section 17's messages: generated and checked by tern-node's `wire_vectors` test (the codecs live
     /// there), kept as they are here and read back by [`vectors_more::check_network_with_spec`].
     #[serde(default, skip_serializing_if = "Value::is_null")]
@@ -327,6 +333,7 @@ fn generate() -> Vectors {
         exchange: gen_exchange(),
         mailbox_record: vectors_more::gen_mailbox_record(),
         ed25519: vectors_more::gen_ed25519(),
+        files: vectors_files::gen_files(),
         network: stored_network(),
     }
 }
@@ -1970,5 +1977,7 @@ fn test_vectors_match_the_code_and_read_back_through_an_independent_reader() {
     vectors_more::check_rebuild_with_spec(&stored.exchange);
     vectors_more::check_pickle_with_spec(&stored);
     vectors_more::check_network_with_spec(&stored);
+    vectors_files::check_files_with_api(&stored.files);
+    vectors_files::check_files_with_spec(&stored.files);
     check_doc(&std::fs::read_to_string(DOC_FILE).unwrap(), &stored_json);
 }

@@ -523,6 +523,12 @@ fn open_one(
             contact: sender,
             kind,
         },
+        // Files are not offered to the user yet (issue 14's wiring): reported as unknown content, as before
+        // this build could decode them.
+        Body::File(_) => Received::Unknown {
+            contact: sender,
+            kind: tern_protocol::message::KIND_FILE,
+        },
         // Receipts and typing from strangers mean nothing.
         _ => Received::Dropped,
     };

@@ -15,6 +15,9 @@ use std::sync::OnceLock;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tern_protocol::crypto;
+use tern_protocol::file::{
+    FileAnnouncement, FileHash, FileKey, FileLayout, PIECE_GROUPS, RangeRequest,
+};
 use tern_protocol::message::MAX_TEXT_LEN;
 use tern_protocol::{
     Body, CardDetails, ContactCard, Content, Envelope, Identity, IdentityKey, MailboxNode,
@@ -22,7 +25,7 @@ use tern_protocol::{
 };
 
 /// Every fuzz target, by the name of its directory under `fuzz/corpus/`.
-pub const TARGETS: [&str; 7] = [
+pub const TARGETS: [&str; 8] = [
     "envelope_decode",
     "card_decode",
     "content_decode",
@@ -30,6 +33,7 @@ pub const TARGETS: [&str; 7] = [
     "pickle_open",
     "invite_link",
     "group_wire",
+    "file_request",
 ];
 
 /// Runs the check of the target named `target`; `None` for an unknown name.
@@ -42,6 +46,7 @@ pub fn check(target: &str, data: &[u8]) -> Option<bool> {
         "pickle_open" => pickle_open(data),
         "invite_link" => invite_link(data),
         "group_wire" => group_wire(data),
+        "file_request" => file_request(data),
         _ => return None,
     })
 }
@@ -460,6 +465,7 @@ pub fn seeds(target: &str) -> Vec<Seed> {
             .collect(),
         "content_decode" => content_seeds(),
         "group_wire" => group_wire_seeds(),
+        "file_request" => file_request_seeds(),
         "session_decrypt" => fx
             .session_messages
             .iter()
@@ -540,6 +546,14 @@ fn content_seeds() -> Vec<Vec<u8>> {
         Body::Delivered(vec![id, other]),
         Body::Read(vec![]),
         Body::Typing(true),
+        Body::File(FileAnnouncement {
+            name: "holiday.jpg".into(),
+            size: 1_000_000,
+            media_type: "image/jpeg".into(),
+            key: FileKey::from_bytes([0x11; 32]),
+            hash: FileHash([0x22; 32]),
+            thumbnail: Some(vec![0xff, 0xd8, 0xff, 0xe0]),
+        }),
         Body::Unknown {
             kind: 0x4242,
             data: vec![1, 2, 3],
@@ -556,6 +570,41 @@ fn content_seeds() -> Vec<Vec<u8>> {
         .ok()
     })
     .collect()
+}
+
+/// `RangeRequest::decode` (`/tern/file/1`); what decodes re-encodes to the same bytes and cuts into pieces.
+pub fn file_request(data: &[u8]) -> bool {
+    let Ok(request) = RangeRequest::decode(data) else {
+        return false;
+    };
+    match request.encode() {
+        Ok(bytes) => assert_eq!(bytes, data, "range request re-encoding differs"),
+        Err(e) => panic!("a decoded range request does not encode: {e}"),
+    }
+    let pieces = request.pieces();
+    assert!(
+        pieces
+            .iter()
+            .all(|p| p.start < p.end && p.end - p.start <= PIECE_GROUPS)
+    );
+    true
+}
+
+#[allow(clippy::single_range_in_vec_init)]
+fn file_request_seeds() -> Vec<Vec<u8>> {
+    let layout = FileLayout::new(1_000_000).unwrap();
+    [vec![0..3, 5..layout.group_count()], vec![7..8]]
+        .into_iter()
+        .map(|ranges| {
+            RangeRequest {
+                hash: FileHash([0x33; 32]),
+                ciphertext_len: layout.ciphertext_len(),
+                ranges,
+            }
+            .encode()
+            .unwrap()
+        })
+        .collect()
 }
 
 /// The name a corpus file gets: the hex SHA-256 of its contents.
