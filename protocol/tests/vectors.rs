@@ -97,6 +97,8 @@ struct Vectors {
     exchange: ExchangeVector,
     mailbox_record: vectors_more::MailboxRecordVector,
     ed25519: Vec<vectors_more::Ed25519Vector>,
+    /// The group bodies of §18.4 (content kinds 0x0100-0x0102).
+    group_bodies: GroupBodiesVector,
     files: vectors_files::FilesVector,
     /// Section 17's messages: generated and checked by tern-node's `wire_vectors` test (the codecs live
     /// there), kept as they are here and read back by [`vectors_more::check_network_with_spec`].
@@ -317,6 +319,73 @@ fn ratchet_secret(sessions: &PeerSessions) -> [u8; 32] {
     state.sessions[0].ratchet_secret
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupBodiesVector {
+    /// Kind 0x0100 asking for 2 KeyPackages.
+    key_package_request: String,
+    /// Kind 0x0101 with two (opaque, here) KeyPackages: `aaaaaa` and `bbbb`.
+    key_packages: String,
+    /// Kind 0x0102: part 0 of 2 of a Welcome transfer with id 07 x 16, chunk "hello".
+    transfer_part: String,
+}
+
+fn gen_group_bodies() -> GroupBodiesVector {
+    use tern_protocol::group_wire::{TransferKind, TransferPart};
+    let part = TransferPart {
+        kind: TransferKind::Welcome,
+        transfer_id: [7; 16],
+        index: 0,
+        count: 2,
+        chunk: b"hello".to_vec(),
+    };
+    GroupBodiesVector {
+        key_package_request: hex(&tern_protocol::group_wire::encode_key_package_request(2).unwrap()),
+        key_packages: hex(&tern_protocol::group_wire::encode_key_packages(&[
+            vec![0xaa; 3],
+            vec![0xbb; 2],
+        ])
+        .unwrap()),
+        transfer_part: hex(&part.encode()),
+    }
+}
+
+/// The group bodies read back through the API and, independently, as §18.4's table says.
+fn check_group_bodies(g: &GroupBodiesVector) {
+    use tern_protocol::group_wire::{self, TransferKind, TransferPart};
+    assert_eq!(
+        group_wire::decode_key_package_request(&unhex(&g.key_package_request)).unwrap(),
+        2
+    );
+    assert_eq!(
+        group_wire::decode_key_packages(&unhex(&g.key_packages)).unwrap(),
+        vec![vec![0xaa; 3], vec![0xbb; 2]]
+    );
+    let part = TransferPart::decode(&unhex(&g.transfer_part)).unwrap();
+    assert_eq!(
+        (
+            part.kind,
+            part.transfer_id,
+            part.index,
+            part.count,
+            part.chunk.as_slice()
+        ),
+        (TransferKind::Welcome, [7; 16], 0, 2, b"hello".as_slice())
+    );
+    // By hand: u8 version 1 || u8 count; u8 version || u8 n || n x (u16 len || bytes);
+    // u8 version || u8 what || id[16] || u16 index || u16 count || u32 len || chunk.
+    assert_eq!(unhex(&g.key_package_request), [1, 2]);
+    assert_eq!(
+        unhex(&g.key_packages),
+        [1, 2, 0, 3, 0xaa, 0xaa, 0xaa, 0, 2, 0xbb, 0xbb]
+    );
+    let mut expected = vec![1, 1];
+    expected.extend([7; 16]);
+    expected.extend([0, 0, 0, 2, 0, 0, 0, 5]);
+    expected.extend(b"hello");
+    assert_eq!(unhex(&g.transfer_part), expected);
+}
+
 fn generate() -> Vectors {
     Vectors {
         description:
@@ -333,6 +402,7 @@ fn generate() -> Vectors {
         exchange: gen_exchange(),
         mailbox_record: vectors_more::gen_mailbox_record(),
         ed25519: vectors_more::gen_ed25519(),
+        group_bodies: gen_group_bodies(),
         files: vectors_files::gen_files(),
         network: stored_network(),
     }
@@ -1965,6 +2035,7 @@ fn test_vectors_match_the_code_and_read_back_through_an_independent_reader() {
 
     check_with_api(&stored);
     check_with_spec(&stored);
+    check_group_bodies(&stored.group_bodies);
     vectors_more::check_mailbox_record_with_api(
         &stored.mailbox_record,
         &stored.identity.identity_key,
