@@ -212,6 +212,11 @@ impl Config {
             self.mailbox.challenge_ttl_secs,
         )?;
         positive("mailbox.max_ttl_secs", self.mailbox.max_ttl_secs)?;
+        positive(
+            "mailbox.unclaimed_ttl_secs",
+            self.mailbox.unclaimed_ttl_secs,
+        )?;
+        positive("mailbox.claim_ttl_secs", self.mailbox.claim_ttl_secs)?;
         let c = &self.connections;
         for (option, value) in [
             ("connections.max_established", c.max_established),
@@ -286,6 +291,13 @@ pub struct MailboxLimits {
     pub deposits_per_minute: u32,
     /// Seconds an owner has to answer a fetch challenge (`bad_challenge` after that).
     pub challenge_ttl_secs: u64,
+    /// Envelope bytes, in all, for mailboxes whose owner has not fetched here within `claim_ttl_secs`
+    /// (`server_full` past it): what a flood of deposits to made-up mailboxes can take.
+    pub unclaimed_bytes: u64,
+    /// The longest mail for such an unclaimed mailbox is kept, in seconds.
+    pub unclaimed_ttl_secs: u64,
+    /// Seconds a mailbox stays claimed after its owner's last fetch or acknowledgement.
+    pub claim_ttl_secs: u64,
 }
 
 impl Default for MailboxLimits {
@@ -299,6 +311,9 @@ impl Default for MailboxLimits {
             max_total_bytes: c.max_total_bytes,
             deposits_per_minute: c.deposits_per_minute,
             challenge_ttl_secs: c.challenge_ttl_s,
+            unclaimed_bytes: c.unclaimed_bytes,
+            unclaimed_ttl_secs: c.unclaimed_ttl_s,
+            claim_ttl_secs: c.claim_ttl_s,
         }
     }
 }
@@ -313,6 +328,9 @@ impl MailboxLimits {
             max_total_bytes: self.max_total_bytes,
             deposits_per_minute: self.deposits_per_minute,
             challenge_ttl_s: self.challenge_ttl_secs,
+            unclaimed_bytes: self.unclaimed_bytes,
+            unclaimed_ttl_s: self.unclaimed_ttl_secs,
+            claim_ttl_s: self.claim_ttl_secs,
         }
     }
 }

@@ -44,6 +44,8 @@ pub(crate) struct Metrics {
     envelopes: Gauge,
     bytes: Gauge,
     mailboxes: Gauge,
+    unclaimed_bytes: Gauge,
+    claims: Gauge,
     deposits: Counter,
     duplicates: Counter,
     fetches: Counter,
@@ -101,6 +103,18 @@ impl Metrics {
             "mailbox_mailboxes",
             "Mailboxes holding at least one envelope",
             mailboxes.clone(),
+        );
+        let unclaimed_bytes = Gauge::default();
+        registry.register(
+            "mailbox_unclaimed_bytes",
+            "Envelope bytes stored for mailboxes whose owner has not fetched here (bounded by unclaimed_bytes)",
+            unclaimed_bytes.clone(),
+        );
+        let claims = Gauge::default();
+        registry.register(
+            "mailbox_claims",
+            "Mailboxes whose owner has fetched here within claim_ttl_secs",
+            claims.clone(),
         );
         let counter = |registry: &mut Registry, name: &str, help: &str| {
             let c = Counter::default();
@@ -181,6 +195,8 @@ impl Metrics {
             envelopes,
             bytes,
             mailboxes,
+            unclaimed_bytes,
+            claims,
             deposits,
             duplicates,
             fetches,
@@ -225,6 +241,9 @@ impl Metrics {
         self.envelopes.set(saturating_i64(stats.envelopes));
         self.bytes.set(saturating_i64(stats.bytes));
         self.mailboxes.set(saturating_i64(stats.mailboxes));
+        self.unclaimed_bytes
+            .set(saturating_i64(stats.unclaimed_bytes));
+        self.claims.set(saturating_i64(stats.claims));
         let seen = &mut self.seen;
         advance(&self.deposits, &mut seen.deposits, counters.deposits);
         advance(&self.duplicates, &mut seen.duplicates, counters.duplicates);

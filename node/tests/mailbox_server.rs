@@ -174,7 +174,10 @@ fn deposited_mail_is_fetched_by_its_owner_then_acknowledged_away() {
         MailboxStats {
             envelopes: 1,
             bytes: bytes.len() as u64,
-            mailboxes: 1
+            mailboxes: 1,
+            // Alice never fetched here yet: her mail is unclaimed mail.
+            unclaimed_bytes: bytes.len() as u64,
+            claims: 0,
         }
     );
 
@@ -195,7 +198,14 @@ fn deposited_mail_is_fetched_by_its_owner_then_acknowledged_away() {
         fetch(&mut server, &alice, &owner, 10, NOW + 3),
         (vec![], false)
     );
-    assert_eq!(server.stats(), MailboxStats::default());
+    assert_eq!(
+        server.stats(),
+        MailboxStats {
+            claims: 1,
+            ..MailboxStats::default()
+        },
+        "everything acknowledged away; Alice's fetch claimed her mailbox"
+    );
 
     let counters = server.counters();
     assert_eq!(counters.deposits, 1);
@@ -553,7 +563,14 @@ fn expired_mail_is_never_returned_and_is_purged() {
     assert_eq!(server.purge_expired(NOW + 1000).unwrap(), 1);
     assert_eq!(server.purge_expired(NOW + 1000).unwrap(), 0);
     assert_eq!(server.counters().expired, 2);
-    assert_eq!(server.stats(), MailboxStats::default());
+    assert_eq!(
+        server.stats(),
+        MailboxStats {
+            claims: 1,
+            ..MailboxStats::default()
+        },
+        "the mail is gone; Alice's claim stays"
+    );
 
     // Mail kept past its keep-until time, then deposited again, is stored afresh.
     let (id, e) = w.envelope(&alice, NOW + DAY);
@@ -616,7 +633,10 @@ fn mail_survives_closing_and_reopening_the_server() {
         MailboxStats {
             envelopes: 2,
             bytes: expected.iter().map(|e| e.len() as u64).sum(),
-            mailboxes: 1
+            mailboxes: 1,
+            // Deposited before Alice's first acknowledgement, so counted as unclaimed, recounted on open.
+            unclaimed_bytes: expected.iter().map(|e| e.len() as u64).sum(),
+            claims: 1,
         }
     );
     assert_eq!(
@@ -900,4 +920,156 @@ fn another_database_or_a_newer_format_is_refused() {
         MailboxServer::open(&path, SERVER_PEER_ID.to_vec(), MailboxConfig::default()),
         Err(MailboxError::UnsupportedVersion { found: 9, .. })
     ));
+}
+
+/// Issue 20, item 1: deposits need no identity and PeerIds are free, so a flood from fresh peers to made-up
+/// mailboxes used to fill the whole server (`server_full` for everyone, for a week). Now such mail shares
+/// the small unclaimed budget and ages out quickly; owners who fetch here keep getting their mail.
+#[test]
+fn a_flood_to_made_up_mailboxes_from_fresh_peers_leaves_owners_mail_deliverable() {
+    let mut w = World::new(17);
+    let alice = w.identity();
+    let (_, probe) = w.envelope(&alice, NOW + DAY);
+    let unit = probe.len() as u64;
+    let config = MailboxConfig {
+        max_total_bytes: 40 * unit,
+        unclaimed_bytes: 10 * unit,
+        unclaimed_ttl_s: 3600,
+        claim_ttl_s: 10 * DAY,
+        ..MailboxConfig::default()
+    };
+    let mut server = w.server(config.clone());
+    // Alice uses this server: her client fetches from it.
+    let alice_peer = PeerId::random();
+    assert_eq!(
+        fetch(&mut server, &alice, &alice_peer, 10, NOW),
+        (vec![], false)
+    );
+    assert_eq!(server.stats().claims, 1);
+
+    // 200 fresh peers, each depositing to a mailbox nobody owns here.
+    let mut deposited = 0u64;
+    for _ in 0..200 {
+        let stranger = w.identity();
+        let (_, e) = w.envelope(&stranger, NOW + 20 * DAY);
+        match deposit(&mut server, &PeerId::random(), &e, NOW + 1) {
+            MailboxResponse::Deposited { .. } => deposited += 1,
+            other => assert_refused(other, Refusal::ServerFull),
+        }
+    }
+    assert_eq!(
+        deposited, 10,
+        "the flood takes the unclaimed budget and no more"
+    );
+    assert_eq!(server.stats().unclaimed_bytes, 10 * unit);
+    assert_eq!(refusals(&server, Refusal::ServerFull), 190);
+
+    // A friend's mail for Alice still goes in, and is kept past the unclaimed retention.
+    let (id, for_alice) = w.envelope(&alice, NOW + 20 * DAY);
+    assert_eq!(
+        deposit(&mut server, &PeerId::random(), &for_alice, NOW + 2),
+        MailboxResponse::Deposited { id }
+    );
+    assert_eq!(
+        server.purge_expired(NOW + 3601).unwrap(),
+        10,
+        "the flood aged out"
+    );
+    assert_eq!(server.stats().unclaimed_bytes, 0);
+    assert_eq!(
+        fetch(&mut server, &alice, &alice_peer, 10, NOW + 3602),
+        (vec![for_alice], false)
+    );
+
+    // A claim lapses when its owner stops coming; lapsed claims are purged.
+    server.purge_expired(NOW + 3602 + 10 * DAY).unwrap();
+    assert_eq!(server.stats().claims, 0);
+}
+
+/// Issue 20, item 8: challenge nonces used to be kept, at most 10,000, so fresh peers asking for nonces
+/// could push out an owner's between its fetch and its acknowledgement. Nonces are now made without state.
+#[test]
+fn fresh_peers_asking_for_nonces_never_push_out_an_owners_nonce() {
+    let mut w = World::new(18);
+    let alice = w.identity();
+    let mut server = w.server(MailboxConfig::default());
+    let (id, e) = w.envelope(&alice, NOW + DAY);
+    deposit(&mut server, &PeerId::random(), &e, NOW);
+    let owner = PeerId::random();
+    let proof = auth(&mut server, &alice, &owner, NOW);
+    for _ in 0..20_000 {
+        nonce(&mut server, &PeerId::random(), NOW + 1);
+    }
+    assert_eq!(
+        fetch_with(&mut server, &owner, &proof, 10, NOW + 2),
+        MailboxResponse::Envelopes {
+            envelopes: vec![e],
+            more: false
+        }
+    );
+    assert_eq!(
+        server.handle(
+            &owner,
+            MailboxRequest::Ack {
+                auth: proof.clone(),
+                ids: vec![id]
+            },
+            NOW + 3
+        ),
+        MailboxResponse::Acked { count: 1 }
+    );
+
+    // A nonce whose expiry was moved later is not one this server made.
+    let ttl = server.config().challenge_ttl_s;
+    let mut stretched = nonce(&mut server, &owner, NOW + 4);
+    stretched[..8].copy_from_slice(&(NOW + 4 + ttl + 100).to_be_bytes());
+    assert_refused(
+        fetch_with(
+            &mut server,
+            &owner,
+            &OwnerAuth::sign(&alice, SERVER_PEER_ID, stretched),
+            10,
+            NOW + 4 + ttl,
+        ),
+        Refusal::BadChallenge,
+    );
+    // Nor is one issued by an earlier run of the server.
+    drop(server);
+    let mut server = w.server(MailboxConfig::default());
+    assert_refused(
+        fetch_with(&mut server, &owner, &proof, 10, NOW + 5),
+        Refusal::BadChallenge,
+    );
+}
+
+/// Issue 20, item 2, as docs/threat-model.md now states it: the operator sees the depositing connection (and
+/// so, today, the sender's peer id) while it is open, but what the server keeps for a deposit names no
+/// sender: the database holds the recipient's mailbox id, the expiry and the sealed envelope, and neither the
+/// depositor's peer id nor the sender's identity key.
+#[test]
+fn what_a_mailbox_keeps_for_a_deposit_names_no_sender() {
+    let mut w = World::new(19);
+    let alice = w.identity();
+    let depositor = PeerId::random();
+    let sender_key = *w.sender.key().as_bytes();
+    let mut server = w.server(MailboxConfig::default());
+    for _ in 0..3 {
+        let (_, e) = w.envelope(&alice, NOW + DAY);
+        assert!(matches!(
+            deposit(&mut server, &depositor, &e, NOW),
+            MailboxResponse::Deposited { .. }
+        ));
+    }
+    drop(server);
+    let file = std::fs::read(w.path()).unwrap();
+    let holds = |needle: &[u8]| file.windows(needle.len()).any(|window| window == needle);
+    assert!(
+        holds(&alice.key().mailbox_id().0),
+        "the recipient's mailbox id is kept (the check can see ids)"
+    );
+    assert!(!holds(&sender_key), "the sender's identity key is kept");
+    assert!(
+        !holds(&depositor.to_bytes()),
+        "the depositor's peer id is kept"
+    );
 }

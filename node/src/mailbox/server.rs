@@ -15,8 +15,16 @@
 //!   mailbox's quotas ([`Refusal::QuotaCount`], [`Refusal::QuotaBytes`]) and the server's total
 //!   ([`Refusal::ServerFull`]) must have room. The envelope is kept until the earlier of its own expiry and
 //!   `now + max_ttl_s`, and is on disk before the server answers [`MailboxResponse::Deposited`].
-//! - **Challenge** (anyone): a fresh random nonce, valid for `challenge_ttl_s` for the asking peer only. It
-//!   is not single-use, so an owner can page through its mail with one nonce.
+//! - **Unclaimed mailboxes.** A mailbox is *claimed* while its owner has fetched or acknowledged here within
+//!   `claim_ttl_s`. Mail for a mailbox without a live claim (an owner who never came, or a made-up mailbox
+//!   id: the shape of a flood, since deposits need no identity) shares the server-wide `unclaimed_bytes`
+//!   budget ([`Refusal::ServerFull`] past it) and is kept at most `unclaimed_ttl_s`. So a flood to made-up
+//!   mailboxes fills that budget, ages out within `unclaimed_ttl_s`, and never takes the room of mail for
+//!   owners who use this server.
+//! - **Challenge** (anyone): a nonce valid for `challenge_ttl_s` for the asking peer only, made statelessly
+//!   (a MAC over the peer and the expiry, see the `limits` submodule), so no number of fresh peers asking
+//!   for nonces can push out an owner's. It is not single-use, so an owner can page through its mail with
+//!   one nonce.
 //! - **Fetch** / **Ack** (owner): the [`OwnerAuth`] signature must be over this server's peer id
 //!   ([`Refusal::NotOwner`]) and a nonce this server issued to the same peer and that has not expired
 //!   ([`Refusal::BadChallenge`]). The mailbox is the signer's. Fetch returns its envelopes oldest first
@@ -29,8 +37,8 @@
 //!
 //! # Bounds
 //!
-//! Stored mail is bounded by the [`MailboxConfig`] quotas and total; memory by [`MAX_RATE_BUCKETS`],
-//! [`MAX_CHALLENGES`] (and [`MAX_CHALLENGES_PER_PEER`]), [`MAX_OWNER_PEERS`] (and
+//! Stored mail is bounded by the [`MailboxConfig`] quotas, total and unclaimed budget; claims by
+//! [`MAX_CLAIMS`]; memory by [`MAX_RATE_BUCKETS`], [`MAX_OWNER_PEERS`] (and
 //! [`MAX_MAILBOXES_PER_PEER`]); a fetch answer by [`MAX_FETCH_ENVELOPES`] and [`MAX_FETCH_BYTES`]; an
 //! acknowledgement by [`MAX_ACK_IDS`] (the codec's bound, enforced here too).
 //!
@@ -52,15 +60,13 @@ use tern_protocol::{Envelope, EnvelopeId, MailboxId};
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
-use crate::mailbox::wire::{MAX_ACK_IDS, MAX_FETCH_BYTES, MAX_FETCH_ENVELOPES, NONCE_LEN};
+use crate::mailbox::wire::{MAX_ACK_IDS, MAX_FETCH_BYTES, MAX_FETCH_ENVELOPES};
 use crate::mailbox::{MailboxRequest, MailboxResponse, OwnerAuth, Refusal};
 use crate::redb_file::{Failure, from_redb_errors};
 
+pub use db::{CLAIM_REFRESH_S, MAX_CLAIMS};
 pub use db::{FORMAT_VERSION, PURGE_BATCH};
-pub use limits::{
-    MAX_CHALLENGES, MAX_CHALLENGES_PER_PEER, MAX_MAILBOXES_PER_PEER, MAX_OWNER_PEERS,
-    MAX_RATE_BUCKETS,
-};
+pub use limits::{MAX_MAILBOXES_PER_PEER, MAX_OWNER_PEERS, MAX_RATE_BUCKETS};
 pub use storage::{MAX_REOPEN_INTERVAL_S, REOPEN_INTERVAL_S, StorageHealth};
 
 use db::{Deposit, Limits, Stored};
@@ -69,6 +75,8 @@ use storage::{Opener, Storage};
 
 /// An owner that proved ownership within this many challenge lifetimes counts as present for push.
 pub const OWNER_SESSION_TTLS: u64 = 10;
+/// Lapsed claims are looked for at most this often (seconds), by [`MailboxServer::purge_expired`].
+pub const CLAIM_PURGE_INTERVAL_S: u64 = 3600;
 
 /// What a mailbox server accepts and keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +95,14 @@ pub struct MailboxConfig {
     pub deposits_per_minute: u32,
     /// How long (seconds) a challenge nonce may be used.
     pub challenge_ttl_s: u64,
+    /// At most this many envelope bytes, in all, for mailboxes without a live claim
+    /// ([`Refusal::ServerFull`] past it): mail to a mailbox whose owner never proved ownership here, which
+    /// is how a flood to made-up mailboxes arrives.
+    pub unclaimed_bytes: u64,
+    /// Mail deposited for a mailbox without a live claim is kept at most this long (seconds).
+    pub unclaimed_ttl_s: u64,
+    /// A mailbox is claimed for this long (seconds) after its owner last fetched or acknowledged here.
+    pub claim_ttl_s: u64,
 }
 
 impl Default for MailboxConfig {
@@ -98,6 +114,9 @@ impl Default for MailboxConfig {
             max_total_bytes: 1024 * 1024 * 1024,
             deposits_per_minute: 120,
             challenge_ttl_s: 60,
+            unclaimed_bytes: 64 * 1024 * 1024,
+            unclaimed_ttl_s: 2 * 24 * 3600,
+            claim_ttl_s: 30 * 24 * 3600,
         }
     }
 }
@@ -111,6 +130,10 @@ pub struct MailboxStats {
     pub bytes: u64,
     /// Mailboxes holding at least one envelope.
     pub mailboxes: u64,
+    /// Envelope bytes held for mailboxes that had no live claim when the mail came.
+    pub unclaimed_bytes: u64,
+    /// Mailboxes claimed by their owner (live, or lapsed and not purged yet).
+    pub claims: u64,
 }
 
 /// What the server has done since it was opened (for metrics).
@@ -190,6 +213,10 @@ pub struct MailboxServer {
     rate: RateLimiter,
     challenges: Challenges,
     owners: OwnerSessions,
+    /// The full claim table was logged (once per time it fills).
+    claims_full_said: bool,
+    /// When lapsed claims were last purged (unix s).
+    claims_purged_s: u64,
     /// The latest time seen (by `handle` or `purge_expired`), for the methods that take none.
     clock_s: u64,
 }
@@ -239,8 +266,10 @@ impl MailboxServer {
             rate: RateLimiter::new(config.deposits_per_minute),
             config,
             counters: MailboxCounters::default(),
-            challenges: Challenges::default(),
+            challenges: Challenges::new(),
             owners: OwnerSessions::default(),
+            claims_full_said: false,
+            claims_purged_s: 0,
             clock_s: 0,
         })
     }
@@ -381,6 +410,9 @@ impl MailboxServer {
             quota_envelopes: u64::from(self.config.quota_envelopes),
             quota_bytes: self.config.quota_bytes,
             max_total_bytes: self.config.max_total_bytes,
+            unclaimed_bytes: self.config.unclaimed_bytes,
+            unclaimed_ttl_s: self.config.unclaimed_ttl_s,
+            claim_ttl_s: self.config.claim_ttl_s,
         }
     }
 
@@ -443,11 +475,10 @@ impl MailboxServer {
     }
 
     fn challenge(&mut self, from: &PeerId, now_s: u64) -> MailboxResponse {
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::Rng::fill_bytes(&mut rand::rng(), &mut nonce);
         let expires_at = now_s.saturating_add(self.config.challenge_ttl_s);
-        self.challenges.issue(*from, nonce, now_s, expires_at);
-        MailboxResponse::Nonce { nonce }
+        MailboxResponse::Nonce {
+            nonce: self.challenges.issue(from, expires_at),
+        }
     }
 
     /// Checks an owner's proof; returns the mailbox it owns and remembers the peer as its owner.
@@ -459,11 +490,28 @@ impl MailboxServer {
     ) -> Result<MailboxId, Refusal> {
         auth.verify(&self.local_peer_id)
             .map_err(|_| Refusal::NotOwner)?;
-        if !self.challenges.is_valid(&auth.nonce, from, now_s) {
+        if !self
+            .challenges
+            .is_valid(&auth.nonce, from, now_s, self.config.challenge_ttl_s)
+        {
             return Err(Refusal::BadChallenge);
         }
         let mailbox = auth.identity.mailbox_id();
         self.owners.record(*from, mailbox, now_s);
+        let claimed = self
+            .storage
+            .db(now_s)?
+            .claim(&mailbox, now_s)
+            .map_err(|err| self.storage.failed("claim", &err, now_s))?;
+        if claimed {
+            self.claims_full_said = false;
+        } else if !self.claims_full_said {
+            self.claims_full_said = true;
+            warn!(
+                max = MAX_CLAIMS,
+                "the claim table is full: new owners' mail is held as unclaimed until lapsed claims are purged"
+            );
+        }
         Ok(mailbox)
     }
 
@@ -572,6 +620,19 @@ impl MailboxServer {
         if total > 0 {
             info!(purged = total, "expired mail purged");
         }
+        if now_s.saturating_sub(self.claims_purged_s) >= CLAIM_PURGE_INTERVAL_S
+            && let Ok(db) = self.storage.db(now_s)
+        {
+            let lapsed = db
+                .purge_claims(now_s, self.config.claim_ttl_s)
+                .inspect_err(|err| {
+                    self.storage.failed("purge claims", err, now_s);
+                })?;
+            self.claims_purged_s = now_s;
+            if lapsed > 0 {
+                info!(lapsed, "lapsed mailbox claims purged");
+            }
+        }
         Ok(total)
     }
 
@@ -589,6 +650,8 @@ impl MailboxServer {
             envelopes: totals.envelopes,
             bytes: totals.bytes,
             mailboxes: totals.mailboxes,
+            unclaimed_bytes: totals.unclaimed_bytes,
+            claims: totals.claims,
         }
     }
 

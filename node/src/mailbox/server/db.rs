@@ -13,6 +13,16 @@
 //! | `by_id`     | `envelope id[32]`                           | `mailbox[32] ‖ seq u64 ‖ keep_until u64`      |
 //! | `expiry`    | `keep_until u64 ‖ mailbox[32] ‖ seq u64`    | `envelope id[32]`                            |
 //! | `usage`     | `mailbox[32]`                               | `envelopes u64 ‖ bytes u64`                   |
+//! | `claims`    | `mailbox[32]`                               | `last proof of ownership, unix s, u64`        |
+//! | `unclaimed` | `envelope id[32]`                           | `bytes u64`                                   |
+//!
+//! `claims` names the mailboxes whose owner proved ownership here (a fetch or an acknowledgement with a
+//! valid [`OwnerAuth`](crate::mailbox::OwnerAuth)); a claim lapses `claim_ttl_s` after the last proof.
+//! `unclaimed` names the envelopes deposited while their mailbox had no live claim: they share the small
+//! `unclaimed_bytes` budget and are kept only `unclaimed_ttl_s` (see
+//! [`MailboxConfig`](super::MailboxConfig)). Both tables were added to format 1 without a new version: an
+//! older build ignores them, and this build recounts `unclaimed` on open, dropping rows whose envelope an
+//! older build deleted.
 //!
 //! Every deposit, removal and purge batch updates all the tables it touches in one write transaction,
 //! committed with redb's default durability ([`redb::Durability::Immediate`]): when a method returns `Ok`
@@ -52,6 +62,15 @@ const EXPIRY: TableDefinition<'static, &'static Location, &'static [u8; 32]> =
     TableDefinition::new("expiry");
 const USAGE: TableDefinition<'static, &'static [u8; 32], &'static [u8; 16]> =
     TableDefinition::new("usage");
+const CLAIMS: TableDefinition<'static, &'static [u8; 32], u64> = TableDefinition::new("claims");
+const UNCLAIMED: TableDefinition<'static, &'static [u8; 32], u64> =
+    TableDefinition::new("unclaimed");
+
+/// At most this many mailboxes are claimed at once; past it a new owner's proof is still accepted, but its
+/// mailbox is not recorded as claimed (its mail is held as unclaimed mail) until lapsed claims are purged.
+pub const MAX_CLAIMS: u64 = 100_000;
+/// A live claim is written again at most this often (seconds), so an owner's fetches do not each commit.
+pub const CLAIM_REFRESH_S: u64 = 24 * 3600;
 
 const META_FORMAT: &str = "mailbox_format";
 const META_NEXT_SEQ: &str = "next_seq";
@@ -65,6 +84,10 @@ pub(super) struct Totals {
     pub bytes: u64,
     pub mailboxes: u64,
     pub next_seq: u64,
+    /// Envelope bytes held for mailboxes that had no live claim when they were deposited.
+    pub unclaimed_bytes: u64,
+    /// Rows in `claims` (live or lapsed and not purged yet).
+    pub claims: u64,
 }
 
 /// The storage limits a deposit is checked against.
@@ -73,6 +96,12 @@ pub(super) struct Limits {
     pub quota_envelopes: u64,
     pub quota_bytes: u64,
     pub max_total_bytes: u64,
+    /// At most this many bytes of unclaimed mail on the server.
+    pub unclaimed_bytes: u64,
+    /// Unclaimed mail is kept at most this long (seconds) after its deposit.
+    pub unclaimed_ttl_s: u64,
+    /// A claim is live this long (seconds) after the owner's last proof.
+    pub claim_ttl_s: u64,
 }
 
 /// What became of a deposit.
@@ -178,6 +207,8 @@ struct Tables<'t> {
     by_id: Table<'t, &'static [u8; 32], &'static Location>,
     expiry: Table<'t, &'static Location, &'static [u8; 32]>,
     usage: Table<'t, &'static [u8; 32], &'static [u8; 16]>,
+    claims: Table<'t, &'static [u8; 32], u64>,
+    unclaimed: Table<'t, &'static [u8; 32], u64>,
 }
 
 impl<'t> Tables<'t> {
@@ -187,7 +218,22 @@ impl<'t> Tables<'t> {
             by_id: txn.open_table(BY_ID)?,
             expiry: txn.open_table(EXPIRY)?,
             usage: txn.open_table(USAGE)?,
+            claims: txn.open_table(CLAIMS)?,
+            unclaimed: txn.open_table(UNCLAIMED)?,
         })
+    }
+
+    /// Whether `mailbox`'s owner proved ownership within `claim_ttl_s` before `now`.
+    fn claimed(
+        &self,
+        mailbox: &MailboxId,
+        now: u64,
+        claim_ttl_s: u64,
+    ) -> Result<bool, MailboxError> {
+        Ok(self
+            .claims
+            .get(&mailbox.0)?
+            .is_some_and(|last| last.value().saturating_add(claim_ttl_s) > now))
     }
 
     fn usage(&self, mailbox: &MailboxId) -> Result<(u64, u64), MailboxError> {
@@ -257,6 +303,9 @@ impl<'t> Tables<'t> {
             bytes.saturating_sub(len),
             totals,
         )?;
+        if self.unclaimed.remove(&id.0)?.is_some() {
+            totals.unclaimed_bytes = totals.unclaimed_bytes.saturating_sub(len);
+        }
         totals.envelopes = totals.envelopes.saturating_sub(1);
         totals.bytes = totals.bytes.saturating_sub(len);
         Ok(true)
@@ -310,6 +359,12 @@ fn deposit_in(
         }
         t.delete(id, None, totals)?;
     }
+    let unclaimed = !t.claimed(mailbox, now, limits.claim_ttl_s)?;
+    let keep_until = if unclaimed {
+        (*keep_until).min(now.saturating_add(limits.unclaimed_ttl_s))
+    } else {
+        *keep_until
+    };
     let (count, bytes) = t.usage(mailbox)?;
     if count.saturating_add(1) > limits.quota_envelopes {
         return Ok(Stored::Refused(Refusal::QuotaCount));
@@ -317,7 +372,9 @@ fn deposit_in(
     if bytes.saturating_add(len) > limits.quota_bytes {
         return Ok(Stored::Refused(Refusal::QuotaBytes));
     }
-    if totals.bytes.saturating_add(len) > limits.max_total_bytes {
+    if totals.bytes.saturating_add(len) > limits.max_total_bytes
+        || (unclaimed && totals.unclaimed_bytes.saturating_add(len) > limits.unclaimed_bytes)
+    {
         return Ok(Stored::Refused(Refusal::ServerFull));
     }
     let seq = totals.next_seq;
@@ -330,11 +387,14 @@ fn deposit_in(
     entry.extend_from_slice(envelope);
     t.envelopes
         .insert(&slot_key(mailbox, seq), entry.as_slice())?;
-    t.by_id
-        .insert(&id.0, &location(mailbox, seq, *keep_until))?;
+    t.by_id.insert(&id.0, &location(mailbox, seq, keep_until))?;
     t.expiry
-        .insert(&expiry_key(mailbox, seq, *keep_until), &id.0)?;
+        .insert(&expiry_key(mailbox, seq, keep_until), &id.0)?;
     t.set_usage(mailbox, count + 1, bytes.saturating_add(len), totals)?;
+    if unclaimed {
+        t.unclaimed.insert(&id.0, len)?;
+        totals.unclaimed_bytes = totals.unclaimed_bytes.saturating_add(len);
+    }
     totals.envelopes += 1;
     totals.bytes = totals.bytes.saturating_add(len);
     Ok(Stored::New)
@@ -361,6 +421,8 @@ impl Db {
             txn.open_table(BY_ID)?;
             txn.open_table(EXPIRY)?;
             txn.open_table(USAGE)?;
+            txn.open_table(CLAIMS)?;
+            txn.open_table(UNCLAIMED)?;
             let format = meta.get(META_FORMAT)?.map(|v| v.value().to_vec());
             match format.as_deref() {
                 Some([FORMAT_VERSION]) => {}
@@ -382,6 +444,7 @@ impl Db {
                 }
             }
         }
+        let unclaimed_bytes = recount_unclaimed(&txn)?;
         txn.commit()?;
 
         let read = db.begin_read()?;
@@ -391,6 +454,8 @@ impl Db {
             bytes: read_meta_u64(&meta, META_TOTAL_BYTES)?,
             mailboxes: read.open_table(USAGE)?.len()?,
             next_seq: read_meta_u64(&meta, META_NEXT_SEQ)?,
+            unclaimed_bytes,
+            claims: read.open_table(CLAIMS)?.len()?,
         };
         if totals.envelopes != read.open_table(ENVELOPES)?.len()? {
             return Err(MailboxError::Corrupt(
@@ -526,4 +591,78 @@ impl Db {
         self.totals = totals;
         Ok(purged)
     }
+
+    /// Records that `mailbox`'s owner proved ownership at `now`: a new claim (unless [`MAX_CLAIMS`] are
+    /// held), or a live one refreshed if it was last written [`CLAIM_REFRESH_S`] or more ago. Returns whether
+    /// the mailbox is claimed now. Commits only when it writes.
+    pub fn claim(&mut self, mailbox: &MailboxId, now: u64) -> Result<bool, MailboxError> {
+        let last = {
+            let read = self.db.begin_read()?;
+            let claims = read.open_table(CLAIMS)?;
+            claims.get(&mailbox.0)?.map(|v| v.value())
+        };
+        match last {
+            Some(last) if now.saturating_sub(last) < CLAIM_REFRESH_S => return Ok(true),
+            None if self.totals.claims >= MAX_CLAIMS => return Ok(false),
+            _ => {}
+        }
+        let txn = self.db.begin_write()?;
+        let added = txn.open_table(CLAIMS)?.insert(&mailbox.0, now)?.is_none();
+        txn.commit()?;
+        if added {
+            self.totals.claims += 1;
+        }
+        Ok(true)
+    }
+
+    /// Deletes up to [`PURGE_BATCH`] claims whose last proof is `claim_ttl_s` or more before `now`, in one
+    /// transaction; returns how many. (A scan: the table is bounded by [`MAX_CLAIMS`].)
+    pub fn purge_claims(&mut self, now: u64, claim_ttl_s: u64) -> Result<usize, MailboxError> {
+        let txn = self.db.begin_write()?;
+        let purged;
+        {
+            let mut claims = txn.open_table(CLAIMS)?;
+            let mut lapsed = Vec::new();
+            for row in claims.iter()? {
+                let (mailbox, last) = row?;
+                if last.value().saturating_add(claim_ttl_s) <= now {
+                    lapsed.push(*mailbox.value());
+                    if lapsed.len() >= PURGE_BATCH {
+                        break;
+                    }
+                }
+            }
+            purged = lapsed.len();
+            for mailbox in &lapsed {
+                claims.remove(mailbox)?;
+            }
+        }
+        if purged == 0 {
+            return Ok(0);
+        }
+        txn.commit()?;
+        self.totals.claims = self.totals.claims.saturating_sub(len_u64(purged));
+        Ok(purged)
+    }
+}
+
+/// The bytes of unclaimed mail, counted afresh; rows naming an envelope no longer held (deleted by a build
+/// that did not know the table) are dropped.
+fn recount_unclaimed(txn: &WriteTransaction) -> Result<u64, MailboxError> {
+    let by_id = txn.open_table(BY_ID)?;
+    let mut unclaimed = txn.open_table(UNCLAIMED)?;
+    let mut bytes = 0u64;
+    let mut stale = Vec::new();
+    for row in unclaimed.iter()? {
+        let (id, len) = row?;
+        if by_id.get(id.value())?.is_some() {
+            bytes = bytes.saturating_add(len.value());
+        } else {
+            stale.push(*id.value());
+        }
+    }
+    for id in &stale {
+        unclaimed.remove(id)?;
+    }
+    Ok(bytes)
 }

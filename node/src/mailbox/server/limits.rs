@@ -1,20 +1,17 @@
-//! The server's bounded in-memory state: depositor rate buckets, outstanding challenges and owner sessions.
+//! The server's bounded in-memory state: depositor rate buckets and owner sessions; and challenge nonces,
+//! which need no state.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 
 use libp2p::PeerId;
 use tern_protocol::MailboxId;
+use tern_protocol::crypto::{SecretKey, hmac};
 
 use crate::mailbox::wire::NONCE_LEN;
 
 /// At most this many depositors have a rate bucket; past it, buckets that have refilled (indistinguishable
 /// from new ones) are dropped, then the longest idle.
 pub const MAX_RATE_BUCKETS: usize = 100_000;
-/// At most this many challenge nonces are outstanding; past it the oldest is forgotten.
-pub const MAX_CHALLENGES: usize = 10_000;
-/// At most this many outstanding nonces per peer; past it that peer's oldest is forgotten, so one peer cannot
-/// flush everyone else's nonces.
-pub const MAX_CHALLENGES_PER_PEER: usize = 4;
 /// At most this many peers are remembered as mailbox owners.
 pub const MAX_OWNER_PEERS: usize = 10_000;
 /// At most this many mailboxes are remembered per owner peer.
@@ -108,95 +105,66 @@ impl RateLimiter {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Issued {
-    peer: PeerId,
-    expires_at: u64,
-    seq: u64,
+/// Label of the MAC that makes a challenge nonce.
+const LABEL_CHALLENGE: &[u8] = b"tern/mailbox/challenge/v1";
+/// Bytes of a nonce that carry its expiry; the rest is the MAC, truncated.
+const EXPIRY_LEN: usize = 8;
+
+/// Challenge nonces made without keeping any: a nonce is `expires_at u64 BE ‖ HMAC-SHA-256(key, label ‖
+/// peer ‖ expires_at)[..24]` under a key drawn when the server opens. The server checks a nonce by making it
+/// again, so issuing one stores nothing, and no number of peers asking for nonces can push out an owner's.
+/// A nonce is valid for the peer it was issued to until it expires (not single-use, as before); nonces die
+/// with the process that issued them.
+pub(super) struct Challenges {
+    key: SecretKey,
 }
 
-/// Outstanding challenge nonces, each bound to the peer that asked for it and valid until it expires.
-#[derive(Debug, Default)]
-pub(super) struct Challenges {
-    by_nonce: HashMap<[u8; NONCE_LEN], Issued>,
-    /// Issue order.
-    order: BTreeMap<u64, [u8; NONCE_LEN]>,
-    /// Each peer's outstanding nonces by issue sequence, oldest first.
-    per_peer: HashMap<PeerId, VecDeque<u64>>,
-    next_seq: u64,
+impl std::fmt::Debug for Challenges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Challenges")
+    }
 }
 
 impl Challenges {
-    fn remove_seq(&mut self, seq: u64) {
-        let Some(nonce) = self.order.remove(&seq) else {
-            return;
-        };
-        let Some(issued) = self.by_nonce.remove(&nonce) else {
-            return;
-        };
-        if let Some(seqs) = self.per_peer.get_mut(&issued.peer) {
-            seqs.retain(|s| *s != seq);
-            if seqs.is_empty() {
-                self.per_peer.remove(&issued.peer);
-            }
+    pub fn new() -> Self {
+        Self {
+            key: SecretKey::random(&mut rand::rng()),
         }
     }
 
-    /// Remembers `nonce` for `peer` until `expires_at`, forgetting expired, the peer's oldest and the
-    /// server's oldest nonces as the bounds require.
-    pub fn issue(&mut self, peer: PeerId, nonce: [u8; NONCE_LEN], now_s: u64, expires_at: u64) {
-        while let Some((&seq, nonce)) = self.order.first_key_value() {
-            let expired = self
-                .by_nonce
-                .get(nonce)
-                .is_none_or(|issued| issued.expires_at <= now_s);
-            if !expired {
-                break;
-            }
-            self.remove_seq(seq);
-        }
-        if let Some(oldest) = self
-            .per_peer
-            .get(&peer)
-            .filter(|seqs| seqs.len() >= MAX_CHALLENGES_PER_PEER)
-            .and_then(|seqs| seqs.front().copied())
-        {
-            self.remove_seq(oldest);
-        }
-        while self.by_nonce.len() >= MAX_CHALLENGES {
-            let Some((&seq, _)) = self.order.first_key_value() else {
-                break;
-            };
-            self.remove_seq(seq);
-        }
-        // A repeated nonce (practically impossible from a CSPRNG) replaces the earlier one.
-        if let Some(previous) = self.by_nonce.get(&nonce).map(|i| i.seq) {
-            self.remove_seq(previous);
-        }
-        let seq = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(1);
-        self.by_nonce.insert(
-            nonce,
-            Issued {
-                peer,
-                expires_at,
-                seq,
-            },
-        );
-        self.order.insert(seq, nonce);
-        self.per_peer.entry(peer).or_default().push_back(seq);
+    fn mac(&self, peer: &PeerId, expires_at: u64) -> [u8; 32] {
+        let peer = peer.to_bytes();
+        let mut data = Vec::with_capacity(LABEL_CHALLENGE.len() + peer.len() + EXPIRY_LEN);
+        data.extend_from_slice(LABEL_CHALLENGE);
+        data.extend_from_slice(&peer);
+        data.extend_from_slice(&expires_at.to_be_bytes());
+        hmac(self.key.as_bytes(), &data)
     }
 
-    /// Whether `nonce` was issued to `peer` and is still valid at `now_s`. Nonces are not single-use.
-    pub fn is_valid(&self, nonce: &[u8; NONCE_LEN], peer: &PeerId, now_s: u64) -> bool {
-        self.by_nonce
-            .get(nonce)
-            .is_some_and(|issued| issued.peer == *peer && now_s < issued.expires_at)
+    /// A nonce for `peer`, valid until `expires_at`.
+    pub fn issue(&self, peer: &PeerId, expires_at: u64) -> [u8; NONCE_LEN] {
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce[..EXPIRY_LEN].copy_from_slice(&expires_at.to_be_bytes());
+        nonce[EXPIRY_LEN..].copy_from_slice(&self.mac(peer, expires_at)[..NONCE_LEN - EXPIRY_LEN]);
+        nonce
     }
 
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.by_nonce.len()
+    /// Whether `nonce` was issued to `peer` by this server and is still valid at `now_s` (and expires no
+    /// later than `ttl_s` from now: a nonce is never valid longer than the server hands them out for).
+    pub fn is_valid(&self, nonce: &[u8; NONCE_LEN], peer: &PeerId, now_s: u64, ttl_s: u64) -> bool {
+        let mut expiry = [0u8; EXPIRY_LEN];
+        expiry.copy_from_slice(&nonce[..EXPIRY_LEN]);
+        let expires_at = u64::from_be_bytes(expiry);
+        if expires_at <= now_s || expires_at > now_s.saturating_add(ttl_s) {
+            return false;
+        }
+        let mac = self.mac(peer, expires_at);
+        // Compared in constant time: every byte is looked at whatever the first difference.
+        let difference = nonce[EXPIRY_LEN..]
+            .iter()
+            .zip(&mac)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        difference == 0
     }
 }
 
@@ -287,37 +255,28 @@ mod tests {
     }
 
     #[test]
-    fn challenges_are_bound_to_peer_and_time_and_bounded() {
-        let mut c = Challenges::default();
+    fn challenges_are_bound_to_peer_time_and_server() {
+        let c = Challenges::new();
         let alice = PeerId::random();
         let bob = PeerId::random();
-        c.issue(alice, [1; NONCE_LEN], 0, 60);
-        assert!(c.is_valid(&[1; NONCE_LEN], &alice, 59));
-        assert!(c.is_valid(&[1; NONCE_LEN], &alice, 59), "not single-use");
-        assert!(!c.is_valid(&[1; NONCE_LEN], &alice, 60));
-        assert!(!c.is_valid(&[1; NONCE_LEN], &bob, 0));
-        assert!(!c.is_valid(&[2; NONCE_LEN], &alice, 0));
-
-        // One peer keeps at most MAX_CHALLENGES_PER_PEER.
-        for i in 0..10u8 {
-            c.issue(bob, [100 + i; NONCE_LEN], 1, 61);
-        }
-        assert!(!c.is_valid(&[100; NONCE_LEN], &bob, 2));
-        assert!(c.is_valid(&[109; NONCE_LEN], &bob, 2));
+        let nonce = c.issue(&alice, 60);
+        assert!(c.is_valid(&nonce, &alice, 0, 60));
+        assert!(c.is_valid(&nonce, &alice, 59, 60), "not single-use");
+        assert!(!c.is_valid(&nonce, &alice, 60, 60), "expired");
+        assert!(!c.is_valid(&nonce, &bob, 0, 60), "another peer's");
         assert!(
-            c.is_valid(&[1; NONCE_LEN], &alice, 2),
-            "bob did not flush alice"
+            !c.is_valid(&nonce, &alice, 0, 30),
+            "valid longer than the server hands nonces out for"
         );
-
-        // The server keeps at most MAX_CHALLENGES.
-        let mut c = Challenges::default();
-        for i in 0..MAX_CHALLENGES + 5 {
-            let mut nonce = [0; NONCE_LEN];
-            nonce[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            c.issue(PeerId::random(), nonce, 0, 60);
-        }
-        assert_eq!(c.len(), MAX_CHALLENGES);
-        assert!(c.order.len() == MAX_CHALLENGES && c.per_peer.len() == MAX_CHALLENGES);
+        let mut flipped = nonce;
+        flipped[NONCE_LEN - 1] ^= 1;
+        assert!(!c.is_valid(&flipped, &alice, 0, 60));
+        assert!(!c.is_valid(&[0; NONCE_LEN], &alice, 0, 60));
+        assert!(
+            !Challenges::new().is_valid(&nonce, &alice, 0, 60),
+            "another server's (or an earlier run's)"
+        );
+        assert_ne!(c.issue(&alice, 61), nonce, "a new expiry is a new nonce");
     }
 
     #[test]
