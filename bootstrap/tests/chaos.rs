@@ -36,8 +36,15 @@ use tern_testkit::metrics::{http_get, sample};
 use tern_testkit::net::free_port;
 use tokio::{net::TcpListener, sync::watch};
 
-const NODES: usize = 5;
-const BOOTSTRAPS: usize = 2;
+/// `tern-node` processes in the run (`TERN_CHAOS_NODES`, default 5, at least 3).
+fn node_count() -> usize {
+    env_or("TERN_CHAOS_NODES", 5usize).max(3)
+}
+
+/// `tern-bootstrap` processes serving mailboxes (`TERN_CHAOS_BOOTSTRAPS`, default 2, at least 1).
+fn bootstrap_count() -> usize {
+    env_or("TERN_CHAOS_BOOTSTRAPS", 2usize).max(1)
+}
 const PASSWORD: &str = "chaos-password";
 /// How long the healed network may take to deliver everything.
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(240);
@@ -256,7 +263,7 @@ struct Lab {
     logs: PathBuf,
     bootstraps: Vec<Bootstrap>,
     nodes: Vec<NodeSpec>,
-    /// `links[(from, to)]`: `to` is a node index, or `NODES + b` for bootstrap `b`.
+    /// `links[(from, to)]`: `to` is a node index, or `node_count() + b` for bootstrap `b`.
     links: HashMap<(usize, usize), Link>,
     lines_tx: mpsc::Sender<Line>,
     lines: mpsc::Receiver<Line>,
@@ -280,7 +287,13 @@ impl Lab {
             .args(["--metrics", &spec.metrics.to_string()])
             .env("TERN_LOG", "info");
         let log = self.logs.join(format!("bootstrap{b}.log"));
-        let proc = Proc::spawn(cmd, NODES + b, self.incarnations, &self.lines_tx, &log);
+        let proc = Proc::spawn(
+            cmd,
+            node_count() + b,
+            self.incarnations,
+            &self.lines_tx,
+            &log,
+        );
         self.bootstraps[b].proc = Some(proc);
     }
 
@@ -305,7 +318,7 @@ impl Lab {
             }
         }
         for (b, boot) in self.bootstraps.iter().enumerate() {
-            let port = self.links[&(n, NODES + b)].port;
+            let port = self.links[&(n, node_count() + b)].port;
             cmd.args([
                 "--mailbox-node",
                 &format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", boot.peer_id),
@@ -340,7 +353,7 @@ impl Lab {
     /// Handles every line that has arrived.
     fn drain(&mut self) {
         while let Ok((who, incarnation, line)) = self.lines.try_recv() {
-            if who >= NODES {
+            if who >= node_count() {
                 continue;
             }
             let current = self.nodes[who].proc.as_ref().map(|p| p.incarnation);
@@ -434,7 +447,7 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
     // Profiles, each with every other node as a contact.
     let mut nodes = Vec::new();
     let mut invites = Vec::new();
-    for n in 0..NODES {
+    for n in 0..node_count() {
         let dir = work.path().join(format!("node{n}"));
         let name = format!("Node{n}");
         let init = ok(tern(&dir).args(["init", "--name", &name]).args(FAST_KDF));
@@ -460,7 +473,7 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
     std::fs::create_dir_all(&logs).unwrap();
     let mut lab = Lab {
         logs,
-        bootstraps: (0..BOOTSTRAPS)
+        bootstraps: (0..bootstrap_count())
             .map(|b| Bootstrap {
                 dir: work.path().join(format!("bootstrap{b}")),
                 port: free_port(),
@@ -475,44 +488,45 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
         lines,
         incarnations: 0,
         sent: BTreeMap::new(),
-        pending: vec![Default::default(); NODES],
-        outbox: vec![None; NODES],
+        pending: vec![Default::default(); node_count()],
+        outbox: vec![None; node_count()],
     };
-    for b in 0..BOOTSTRAPS {
+    for b in 0..bootstrap_count() {
         lab.start_bootstrap(b);
-        let line = wait_line(&mut lab, NODES + b, "a bootstrap address", |l| {
+        let line = wait_line(&mut lab, node_count() + b, "a bootstrap address", |l| {
             l.starts_with("listening ")
         });
         lab.bootstraps[b].peer_id = line.rsplit("/p2p/").next().unwrap().trim().to_owned();
     }
-    for n in 0..NODES {
-        for m in 0..NODES + BOOTSTRAPS {
+    for n in 0..node_count() {
+        for m in 0..node_count() + bootstrap_count() {
             if m != n {
-                let target = if m < NODES {
+                let target = if m < node_count() {
                     lab.nodes[m].port
                 } else {
-                    lab.bootstraps[m - NODES].port
+                    lab.bootstraps[m - node_count()].port
                 };
                 lab.links.insert((n, m), Link::start(target, &leaks).await);
             }
         }
     }
-    for n in 0..NODES {
+    for n in 0..node_count() {
         lab.start_node(n);
     }
     let mut started_nodes = std::collections::HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while started_nodes.len() < NODES {
+    while started_nodes.len() < node_count() {
         match lab
             .lines
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
-            Ok((n, _, line)) if n < NODES && line.contains("\"event\":\"started\"") => {
+            Ok((n, _, line)) if n < node_count() && line.contains("\"event\":\"started\"") => {
                 started_nodes.insert(n);
             }
             Ok(_) => {}
             Err(_) => panic!(
-                "nodes {started_nodes:?} of {NODES} started (logs in {})",
+                "nodes {started_nodes:?} of {} started (logs in {})",
+                node_count(),
                 lab.logs.display()
             ),
         }
@@ -562,7 +576,7 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
 
         // SIGKILL a bootstrap node once, a third of the way in, mail on it and all; back a while later.
         if seq == messages / 3 {
-            let b = rng.random_range(0..BOOTSTRAPS);
+            let b = rng.random_range(0..bootstrap_count());
             if let Some(mut proc) = lab.bootstraps[b].proc.take() {
                 proc.kill();
             }
@@ -573,7 +587,7 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
         // everything heals: what is written meanwhile waits for them (the settle time below).
         if seq == messages * 9 / 10 {
             boot_down_until = None;
-            for b in 0..BOOTSTRAPS {
+            for b in 0..bootstrap_count() {
                 if let Some(mut proc) = lab.bootstraps[b].proc.take() {
                     proc.kill();
                     faults.all_down_kills += 1;
@@ -583,7 +597,7 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
         if seq > 0 && seq % fault_every == 0 && seq < messages * 9 / 10 {
             if rng.random_range(0..2) == 0 && down_until.len() < 2 {
                 // SIGKILL a node (at most two down at once), back after a while.
-                let n = rng.random_range(0..NODES);
+                let n = rng.random_range(0..node_count());
                 if lab.node_up(n) {
                     lab.kill_node(n);
                     faults.kills += 1;
@@ -591,8 +605,8 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
                 }
             } else {
                 // Cut a link: between two nodes, or between a node and a bootstrap node.
-                let a = rng.random_range(0..NODES);
-                let b = rng.random_range(0..NODES + BOOTSTRAPS);
+                let a = rng.random_range(0..node_count());
+                let b = rng.random_range(0..node_count() + bootstrap_count());
                 if a != b {
                     lab.set_link(a, b, true);
                     faults.partitions += 1;
@@ -601,9 +615,9 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
             }
         }
 
-        let live: Vec<usize> = (0..NODES).filter(|n| lab.node_up(*n)).collect();
+        let live: Vec<usize> = (0..node_count()).filter(|n| lab.node_up(*n)).collect();
         if let Some(&from) = live.get(rng.random_range(0..live.len().max(1))) {
-            let mut to = rng.random_range(0..NODES - 1);
+            let mut to = rng.random_range(0..node_count() - 1);
             if to >= from {
                 to += 1;
             }
@@ -620,7 +634,7 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
         lab.set_link(a, b, false);
         faults.healed += 1;
     }
-    for b in 0..BOOTSTRAPS {
+    for b in 0..bootstrap_count() {
         if lab.bootstraps[b].proc.is_none() {
             lab.start_bootstrap(b);
         }
@@ -644,8 +658,8 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
             "not converged: outboxes {:?}",
             lab.outbox
         );
-        lab.outbox = vec![None; NODES];
-        for n in 0..NODES {
+        lab.outbox = vec![None; node_count()];
+        for n in 0..node_count() {
             if let Some(proc) = lab.nodes[n].proc.as_mut() {
                 proc.send(r#"{"cmd":"status"}"#);
             }
@@ -653,7 +667,7 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         lab.drain();
         let mut mailboxes = 0.0;
-        for b in 0..BOOTSTRAPS {
+        for b in 0..bootstrap_count() {
             mailboxes += lab.mailbox_envelopes(b).await.unwrap_or(f64::MAX);
         }
         let outboxes: u64 = lab.outbox.iter().map(|o| o.unwrap_or(u64::MAX / 8)).sum();
@@ -676,7 +690,7 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
     let settled = quiet_since.saturating_duration_since(servers_back);
     // How much went the offline way (counters restart with a restarted bootstrap node: a lower bound).
     let mut deposits = 0.0;
-    for b in 0..BOOTSTRAPS {
+    for b in 0..bootstrap_count() {
         deposits += lab
             .metric(b, "tern_bootstrap_mailbox_deposits_total")
             .await
@@ -684,7 +698,7 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
     }
 
     // Stop every node gracefully, then open every profile and read its whole history.
-    for n in 0..NODES {
+    for n in 0..node_count() {
         if let Some(mut proc) = lab.nodes[n].proc.take() {
             proc.send(r#"{"cmd":"quit"}"#);
             let status = proc.child.wait().unwrap();
@@ -761,7 +775,11 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
         }
     }
 
-    println!("\nchaos run (seed {seed}, {NODES} nodes, {BOOTSTRAPS} bootstrap nodes):");
+    println!(
+        "\nchaos run (seed {seed}, {} nodes, {} bootstrap nodes):",
+        node_count(),
+        bootstrap_count()
+    );
     println!("  messages sent (acknowledged): {}", acked.len());
     println!("  delivered:                    {delivered}");
     println!("  lost:                         {lost}");
@@ -784,8 +802,10 @@ async fn chaos_run_loses_nothing_and_duplicates_nothing() {
     let leaked = leaks.load(Ordering::SeqCst);
     println!("  chunks with message text in clear on any link: {leaked}");
     println!(
-        "  time: {:.0?} sending, converged after {:.0?}, stores opened cleanly: {NODES}/{NODES}",
-        sending_done, converged
+        "  time: {:.0?} sending, converged after {:.0?}, stores opened cleanly: {n}/{n}",
+        sending_done,
+        converged,
+        n = node_count()
     );
     println!(
         "  settle time after every server is back: {:.1} s (outboxes and mailboxes empty; polled every 2 s)",
