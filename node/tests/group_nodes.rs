@@ -274,3 +274,140 @@ async fn three_nodes_create_talk_remove_and_restart_a_group() {
         Err(GroupError::NotMember | GroupError::Undecryptable | GroupError::FutureEpoch { .. })
     ));
 }
+
+/// A node that serves as a mailbox, from its own profile.
+async fn mailbox_node(dir: &std::path::Path) -> LiveNode {
+    let config = tern_node::node::NodeConfig {
+        net: tern_testkit::net::loopback_net(),
+        serve_mailbox: Some((
+            dir.join("mailbox.redb"),
+            tern_node::mailbox::server::MailboxConfig::default(),
+        )),
+        ..tern_node::node::NodeConfig::default()
+    };
+    LiveNode::start(create(dir, "Mailbox"), "mailbox", config).await
+}
+
+fn with_mailbox(mailbox: &libp2p::Multiaddr) -> tern_node::node::NodeConfig {
+    tern_node::node::NodeConfig {
+        net: tern_testkit::net::loopback_net(),
+        mailboxes: vec![mailbox.clone()],
+        ..tern_node::node::NodeConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_member_catches_up_through_its_mailbox() {
+    let (m_dir, a_dir, b_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let m = mailbox_node(m_dir.path()).await;
+        let (alice, bob) =
+            tern_testkit::profile::pair_with_mailbox(a_dir.path(), b_dir.path(), &m.addr);
+        let mut a = LiveNode::start(alice, "alice", with_mailbox(&m.addr)).await;
+        let mut b = LiveNode::start(bob, "bob", with_mailbox(&m.addr)).await;
+        b.node.dial(a.addr.clone()).await.unwrap();
+        let g = a
+            .node
+            .group_create("Offline".into(), vec![b.key])
+            .await
+            .unwrap()
+            .id;
+        group_event(&mut b.events, "Bob joins", |s| s.id == g).await;
+        group_event(&mut a.events, "two members", |s| {
+            s.id == g && s.members == 2
+        })
+        .await;
+
+        // Bob goes away; Alice writes to the group; it waits at Bob's mailbox.
+        b.node.shutdown().await.unwrap();
+        a.node
+            .group_send(g, "while bob was out".into())
+            .await
+            .unwrap();
+        let outbox = tern_testkit::wait::poll_until(
+            Duration::from_secs(60),
+            async || a.node.status().await.unwrap().outbox_len,
+            |n| *n == 0,
+        )
+        .await;
+        assert_eq!(outbox, 0, "deposited with the mailbox");
+        a.node.shutdown().await.unwrap();
+
+        // Bob returns, fetches, and reads it once.
+        let mut b = LiveNode::start(open(b_dir.path()), "bob", with_mailbox(&m.addr)).await;
+        let got = group_texts_arrive(&mut b.events, g, &["while bob was out"]).await;
+        assert_eq!(got["while bob was out"], Some(a.key));
+        assert_eq!(
+            group_texts(&b.node, g).await,
+            vec!["while bob was out".to_string()]
+        );
+        b.node.shutdown().await.unwrap();
+        m.node.shutdown().await.unwrap();
+    })
+    .await
+    .expect("the offline group test finished in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_admins_committing_at_once_converge_and_read_each_other() {
+    let dirs = [(); 2].map(|()| tempfile::tempdir().unwrap());
+    let mut alice = create(dirs[0].path(), "Alice");
+    let mut bob = create(dirs[1].path(), "Bob");
+    introduce(&mut [&mut alice, &mut bob]);
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let mut a = LiveNode::start(alice, "alice", loopback_node()).await;
+        let mut b = LiveNode::start(bob, "bob", loopback_node()).await;
+        b.node.dial(a.addr.clone()).await.unwrap();
+        let g = a
+            .node
+            .group_create("Race".into(), vec![b.key])
+            .await
+            .unwrap()
+            .id;
+        group_event(&mut b.events, "Bob joins", |s| s.id == g).await;
+        a.node.group_promote(g, b.key).await.unwrap();
+        group_event(&mut b.events, "Bob is an admin", |s| {
+            s.id == g && s.role == GroupRole::Admin
+        })
+        .await;
+
+        // Both rename in the same epoch; the lowest-hash rule (§18.5) picks one everywhere.
+        let (ra, rb) = tokio::join!(
+            a.node.group_rename(g, "Alice's name".into()),
+            b.node.group_rename(g, "Bob's name".into())
+        );
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert_eq!(ra.epoch, rb.epoch, "both committed for the same epoch");
+        let view = async |node: &tern_node::node::Node| {
+            let g = node.groups().await.unwrap().remove(0);
+            (g.epoch, g.name, g.members)
+        };
+        let agreed = tern_testkit::wait::poll_until(
+            Duration::from_secs(60),
+            async || (view(&a.node).await, view(&b.node).await),
+            |(x, y)| x == y,
+        )
+        .await;
+        assert_eq!(agreed.0, agreed.1, "same epoch, name and members");
+        assert_eq!(agreed.0.0, ra.epoch);
+
+        a.node
+            .group_send(g, "alice after the race".into())
+            .await
+            .unwrap();
+        b.node
+            .group_send(g, "bob after the race".into())
+            .await
+            .unwrap();
+        group_texts_arrive(&mut a.events, g, &["bob after the race"]).await;
+        group_texts_arrive(&mut b.events, g, &["alice after the race"]).await;
+        a.node.shutdown().await.unwrap();
+        b.node.shutdown().await.unwrap();
+    })
+    .await
+    .expect("the race test finished in time");
+}
