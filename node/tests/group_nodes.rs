@@ -411,3 +411,129 @@ async fn two_admins_committing_at_once_converge_and_read_each_other() {
     .await
     .expect("the race test finished in time");
 }
+
+/// Group bytes as the transfer parts of one group message, each sealed by `from` for `to` in their 1:1
+/// session and framed for `/tern/envelope/1`.
+fn sealed_group_message(
+    from: &mut tern_node::engine::Engine,
+    to: &tern_protocol::IdentityKey,
+    bytes: &[u8],
+) -> Vec<Vec<u8>> {
+    use tern_protocol::group_wire::{KIND_TRANSFER_PART, TransferKind, split};
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    split(TransferKind::GroupMessage, bytes, &mut rng)
+        .unwrap()
+        .into_iter()
+        .map(|part| {
+            let body = Body::Unknown {
+                kind: KIND_TRANSFER_PART,
+                data: part.encode(),
+            };
+            let (_, envelope) = from.send_control(to, body, false).unwrap();
+            tern_testkit::raw::length_prefixed(&envelope.encode())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_commit_and_a_non_members_message_are_refused_and_not_passed_on() {
+    let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
+    let mut alice = create(dirs[0].path(), "Alice");
+    let mut bob = create(dirs[1].path(), "Bob");
+    let mut mallory = create(dirs[2].path(), "Mallory");
+    introduce(&mut [&mut alice, &mut bob, &mut mallory]);
+    drop(mallory);
+    let bob_key = bob.key();
+    let g = tokio::time::timeout(Duration::from_secs(120), async {
+        let a = LiveNode::start(alice, "alice", loopback_node()).await;
+        let mut b = LiveNode::start(bob, "bob", loopback_node()).await;
+        b.node.dial(a.addr.clone()).await.unwrap();
+        let g = a
+            .node
+            .group_create("Guarded".into(), vec![b.key])
+            .await
+            .unwrap()
+            .id;
+        group_event(&mut b.events, "Bob joins", |s| s.id == g).await;
+        a.node.shutdown().await.unwrap();
+        b.node.shutdown().await.unwrap();
+        g
+    })
+    .await
+    .expect("setup in time");
+
+    // Offline, Alice's state commits a rename (never applied by her node) and Mallory, who is no member,
+    // forges a group message: a real one of Bob's with its ciphertext changed.
+    let mut alice = open(dirs[0].path());
+    let mut alice_group = Group::decode(&alice.store().groups().unwrap()[0]).unwrap();
+    let commit = alice_group.rename("Replayed").unwrap().commit;
+    let first = sealed_group_message(&mut alice, &bob_key, &commit);
+    let again = sealed_group_message(&mut alice, &bob_key, &commit);
+    drop(alice);
+    let mut forged = stored_group(dirs[1].path())
+        .send(&Content {
+            id: MessageId([7; 16]),
+            sent_at_ms: 1,
+            body: Body::Text("forged".into()),
+        })
+        .unwrap();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let mut mallory_engine = open(dirs[2].path());
+    let forged = sealed_group_message(&mut mallory_engine, &bob_key, &forged);
+    drop(mallory_engine);
+
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let mut b = LiveNode::start(open(dirs[1].path()), "bob", loopback_node()).await;
+        let mut client = tern_testkit::client::Client::new();
+        let bob_peer = client.connect(&b.addr).await;
+        let epoch = b.node.groups().await.unwrap()[0].epoch;
+        // Each envelope is answered after Bob's node handled what it carried.
+        for frame in first {
+            assert!(
+                client
+                    .raw_envelope(bob_peer, frame)
+                    .await
+                    .answer()
+                    .is_some()
+            );
+        }
+        let renamed = group_event(&mut b.events, "the rename", |s| {
+            s.id == g && s.name == "Replayed"
+        })
+        .await;
+        assert_eq!(renamed.epoch, epoch + 1);
+        // Restarted, so the copy is not dropped by its hash in memory but by the group's own check.
+        b.node.shutdown().await.unwrap();
+        let b = LiveNode::start(open(dirs[1].path()), "bob", loopback_node()).await;
+        let mut client = tern_testkit::client::Client::new();
+        let bob_peer = client.connect(&b.addr).await;
+        for frame in again.into_iter().chain(forged) {
+            assert!(
+                client
+                    .raw_envelope(bob_peer, frame)
+                    .await
+                    .answer()
+                    .is_some()
+            );
+        }
+        let groups = b.node.groups().await.unwrap();
+        assert_eq!(
+            groups[0].epoch,
+            epoch + 1,
+            "the replayed commit changed nothing"
+        );
+        let page = b.node.page(g, None, 100).await.unwrap().messages;
+        assert_eq!(
+            page.iter().filter(|m| m.text.contains("renamed")).count(),
+            1,
+            "one rename line"
+        );
+        assert!(page.iter().all(|m| m.text != "forged"));
+        // Nothing was passed on: Alice (offline) would have a forwarded copy waiting in Bob's outbox.
+        assert_eq!(b.node.status().await.unwrap().outbox_len, 0);
+        b.node.shutdown().await.unwrap();
+    })
+    .await
+    .expect("the hostile group test finished in time");
+}

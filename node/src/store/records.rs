@@ -470,8 +470,10 @@ pub(crate) mod tests {
 
         let message = MessageRecord {
             id: MessageId([7; 16]),
-            conversation: key(2),
+            conversation: key(2).into(),
             outgoing: false,
+            sender: Some(key(2)),
+            system: false,
             sent_at_ms: 1,
             received_at_ms: 2,
             text: "hi".into(),
@@ -481,6 +483,29 @@ pub(crate) mod tests {
             MessageRecord::decode(&message.encode().unwrap()).unwrap(),
             message
         );
+        // A group's system lines, about a member's action and about this profile's.
+        for sender in [Some(key(3)), None] {
+            let line = MessageRecord {
+                conversation: ConversationId::Group([5; 32]),
+                outgoing: sender.is_none(),
+                sender,
+                system: true,
+                ..message.clone()
+            };
+            assert_eq!(
+                MessageRecord::decode(&line.encode().unwrap()).unwrap(),
+                line
+            );
+        }
+        // A 1:1 conversation has no system lines and no other sender.
+        for (sender, system) in [(Some(key(3)), false), (Some(key(2)), true)] {
+            let bad = MessageRecord {
+                sender,
+                system,
+                ..message.clone()
+            };
+            assert!(MessageRecord::decode(&bad.encode().unwrap()).is_err());
+        }
         assert!(!format!("{message:?}").contains("hi\""));
 
         let outbox = OutboxRecord {
@@ -502,8 +527,10 @@ pub(crate) mod tests {
     fn bounds_and_bad_bytes_are_typed_errors() {
         let message = MessageRecord {
             id: MessageId([7; 16]),
-            conversation: key(2),
+            conversation: key(2).into(),
             outgoing: true,
+            sender: None,
+            system: false,
             sent_at_ms: 1,
             received_at_ms: 2,
             text: "a".repeat(MAX_TEXT_LEN + 1),
@@ -519,7 +546,7 @@ pub(crate) mod tests {
         }
         .encode()
         .unwrap();
-        bytes[50] = 2; // the `has sender` flag
+        bytes[50] = 9; // the `has sender` flag
         assert!(matches!(
             MessageRecord::decode(&bytes),
             Err(DecodeError::Invalid {

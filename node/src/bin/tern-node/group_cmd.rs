@@ -283,16 +283,24 @@ async fn drain(node: &Node, wait: u64) -> bool {
 
 /// A group command on `run`'s stdin: `{"cmd":"group-send","group":G,"text":T}` and the like.
 #[derive(serde::Deserialize, Debug)]
-#[serde(tag = "cmd", rename_all = "kebab-case")]
+#[serde(tag = "cmd")]
 enum StdinGroupCommand {
-    GroupCreate { name: String, members: Vec<String> },
-    GroupList,
-    GroupMembers { group: String },
-    GroupAdd { group: String, member: String },
-    GroupRemove { group: String, member: String },
-    GroupLeave { group: String },
-    GroupRename { group: String, name: String },
-    GroupSend { group: String, text: String },
+    #[serde(rename = "group-create")]
+    Create { name: String, members: Vec<String> },
+    #[serde(rename = "group-list")]
+    List,
+    #[serde(rename = "group-members")]
+    Members { group: String },
+    #[serde(rename = "group-add")]
+    Add { group: String, member: String },
+    #[serde(rename = "group-remove")]
+    Remove { group: String, member: String },
+    #[serde(rename = "group-leave")]
+    Leave { group: String },
+    #[serde(rename = "group-rename")]
+    Rename { group: String, name: String },
+    #[serde(rename = "group-send")]
+    Send { group: String, text: String },
 }
 
 /// Handles a stdin line if it is a group command: `None` if it is not one.
@@ -307,7 +315,7 @@ pub(crate) async fn stdin_command(node: &Node, line: &str) -> Option<Result<Valu
                 serde_json::from_value(value).context("not a group command")?;
             let find = |g: String| async move { node.find_group(&g).await };
             Ok(match command {
-                StdinGroupCommand::GroupCreate { name, members } => {
+                StdinGroupCommand::Create { name, members } => {
                     let mut keys = Vec::new();
                     for member in members {
                         keys.push(node.find_contact(member).await?.key);
@@ -315,11 +323,11 @@ pub(crate) async fn stdin_command(node: &Node, line: &str) -> Option<Result<Valu
                     let g = node.group_create(name, keys).await?;
                     json!({"ok": "group-create", "group": group_json(&g)})
                 }
-                StdinGroupCommand::GroupList => {
+                StdinGroupCommand::List => {
                     let list: Vec<Value> = node.groups().await?.iter().map(group_json).collect();
                     json!({"ok": "group-list", "groups": list})
                 }
-                StdinGroupCommand::GroupMembers { group } => {
+                StdinGroupCommand::Members { group } => {
                     let g = find(group).await?;
                     let members: Vec<Value> = node
                         .group_members(g.id)
@@ -329,29 +337,29 @@ pub(crate) async fn stdin_command(node: &Node, line: &str) -> Option<Result<Valu
                         .collect();
                     json!({"ok": "group-members", "group": g.id.short(), "members": members})
                 }
-                StdinGroupCommand::GroupAdd { group, member } => {
+                StdinGroupCommand::Add { group, member } => {
                     let g = find(group).await?;
                     let member = node.find_contact(member).await?;
                     node.group_add(g.id, member.key).await?;
                     json!({"ok": "group-add", "group": g.id.short(), "member": member.name})
                 }
-                StdinGroupCommand::GroupRemove { group, member } => {
+                StdinGroupCommand::Remove { group, member } => {
                     let g = find(group).await?;
                     let member = node.find_contact(member).await?;
                     let g = node.group_remove(g.id, member.key).await?;
                     json!({"ok": "group-remove", "group": group_json(&g)})
                 }
-                StdinGroupCommand::GroupLeave { group } => {
+                StdinGroupCommand::Leave { group } => {
                     let g = find(group).await?;
                     let g = node.group_leave(g.id).await?;
                     json!({"ok": "group-leave", "group": group_json(&g)})
                 }
-                StdinGroupCommand::GroupRename { group, name } => {
+                StdinGroupCommand::Rename { group, name } => {
                     let g = find(group).await?;
                     let g = node.group_rename(g.id, name).await?;
                     json!({"ok": "group-rename", "group": group_json(&g)})
                 }
-                StdinGroupCommand::GroupSend { group, text } => {
+                StdinGroupCommand::Send { group, text } => {
                     crate::check_text(&text)?;
                     let g = find(group).await?;
                     let message = node.group_send(g.id, text).await?;
