@@ -75,6 +75,7 @@ fn build_profile(
                 id: MessageId::new_v7(at, &mut rng),
                 conversation: with.into(),
                 sender: (!outgoing).then_some(with),
+                system: false,
                 sent_at_ms: at,
                 received_at_ms: at,
                 text: text_for(i),

@@ -24,10 +24,14 @@ pub fn now_ms() -> u64 {
 pub enum ConversationId {
     /// A 1:1 conversation with the contact who has this identity key.
     Direct(IdentityKey),
+    /// A group conversation: `SHA-256("tern/group/conversation/v1" ‖ MLS group id)` (docs/protocol.md §18.9).
+    Group([u8; 32]),
 }
 
 /// Tag byte of [`ConversationId::Direct`] in its byte form.
 pub const CONVERSATION_DIRECT: u8 = 1;
+/// Tag byte of [`ConversationId::Group`] in its byte form.
+pub const CONVERSATION_GROUP: u8 = 2;
 /// Length of [`ConversationId::to_bytes`].
 pub const CONVERSATION_ID_LEN: usize = 33;
 
@@ -40,6 +44,10 @@ impl ConversationId {
                 out[0] = CONVERSATION_DIRECT;
                 out[1..].copy_from_slice(key.as_bytes());
             }
+            Self::Group(id) => {
+                out[0] = CONVERSATION_GROUP;
+                out[1..].copy_from_slice(id);
+            }
         }
         out
     }
@@ -50,6 +58,7 @@ impl ConversationId {
         let id: [u8; 32] = rest.try_into().ok()?;
         match tag {
             CONVERSATION_DIRECT => IdentityKey::from_bytes(id).ok().map(Self::Direct),
+            CONVERSATION_GROUP => Some(Self::Group(id)),
             _ => None,
         }
     }
@@ -58,14 +67,39 @@ impl ConversationId {
     pub fn direct(&self) -> Option<IdentityKey> {
         match self {
             Self::Direct(key) => Some(*key),
+            Self::Group(_) => None,
         }
     }
+
+    /// Whether this is a group conversation.
+    pub fn is_group(&self) -> bool {
+        matches!(self, Self::Group(_))
+    }
+
+    /// The conversation of the group whose MLS group id is `mls_group_id`.
+    pub fn of_group(mls_group_id: &[u8]) -> Self {
+        Self::Group(tern_protocol::group_wire::conversation_id(mls_group_id))
+    }
+
+    /// A short printable form: the contact's peer id, or `g` and the first 16 hex digits of a group's id.
+    pub fn short(&self) -> String {
+        match self {
+            Self::Direct(key) => key.peer_id(),
+            Self::Group(id) => format!("g{}", hex8(id)),
+        }
+    }
+}
+
+/// The first 8 bytes of a group conversation id in hex.
+fn hex8(id: &[u8; 32]) -> String {
+    id[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl fmt::Debug for ConversationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Direct(key) => write!(f, "Direct({})", key.peer_id()),
+            Self::Group(id) => write!(f, "Group({})", hex8(id)),
         }
     }
 }
@@ -235,8 +269,10 @@ pub struct Message {
     /// The message id (UUIDv7) the sender chose.
     pub id: MessageId,
     pub conversation: ConversationId,
-    /// Who wrote it: `None` for this profile.
+    /// Who wrote it: `None` for this profile. For a system line, who did what it says.
     pub sender: Option<IdentityKey>,
+    /// A group's system line ("Alice added Bob", "Carol left", renamed), not a member's text.
+    pub system: bool,
     /// When the sender says it sent the message, unix milliseconds.
     pub sent_at_ms: u64,
     /// When this device stored it, unix milliseconds (for outgoing messages: when it was written).
@@ -273,6 +309,7 @@ impl fmt::Debug for Message {
             id,
             conversation,
             sender,
+            system,
             sent_at_ms,
             received_at_ms,
             text,
@@ -283,6 +320,7 @@ impl fmt::Debug for Message {
             .field("id", id)
             .field("conversation", conversation)
             .field("sender", &sender.map(|k| k.peer_id()))
+            .field("system", system)
             .field("sent_at_ms", sent_at_ms)
             .field("received_at_ms", received_at_ms)
             .field("text_len", &text.len())
@@ -421,6 +459,67 @@ pub struct NetStatus {
     pub refusals: BTreeMap<String, u64>,
 }
 
+/// A member's role in a group (docs/protocol.md §18.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GroupRole {
+    /// Made the group; an admin for as long as it is a member.
+    Creator,
+    /// May add, remove, rename and promote.
+    Admin,
+    Member,
+}
+
+impl GroupRole {
+    /// The word the CLI prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creator => "creator",
+            Self::Admin => "admin",
+            Self::Member => "member",
+        }
+    }
+}
+
+/// One member of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    pub key: IdentityKey,
+    /// The contact's name as the user knows them, "you" for this profile, else the peer id.
+    pub name: String,
+    pub role: GroupRole,
+    /// Whether the member is in this profile's contacts (messages reach it over their 1:1 session).
+    pub contact: bool,
+}
+
+/// A group as the user sees it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GroupSummary {
+    /// The group's conversation (messages, unread counts and paging as for a 1:1 conversation).
+    pub id: ConversationId,
+    pub name: String,
+    pub members: usize,
+    /// This profile's role.
+    pub role: GroupRole,
+    /// `false` once this profile left or was removed: the history stays, nothing can be sent.
+    pub active: bool,
+    /// The MLS epoch (changes with every commit).
+    pub epoch: u64,
+}
+
+impl fmt::Debug for GroupSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print names.
+        f.debug_struct("GroupSummary")
+            .field("id", &self.id)
+            .field("members", &self.members)
+            .field("role", &self.role)
+            .field("active", &self.active)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the node tells its users. Every event names what a reader shows (a contact's display name), so
 /// nobody has to ask the node who a key is.
 #[derive(Debug, Clone)]
@@ -483,4 +582,15 @@ pub enum Event {
     Nat { status: NatStatus },
     /// A mailbox server was read to the end; `envelopes` is how many it handed over this time.
     MailboxChecked { server: PeerId, envelopes: usize },
+    /// This profile was added to a group (a Welcome from an admin who is a contact).
+    GroupJoined {
+        group: GroupSummary,
+        added_by: IdentityKey,
+        /// The adder's name as the user knows them.
+        added_by_name: String,
+    },
+    /// A group's members, name or roles changed, or this profile left or was removed (`active` false).
+    /// The change itself is also stored as a system line in the group's conversation (a
+    /// [`Event::MessageReceived`] with `system` set).
+    GroupUpdated { group: GroupSummary },
 }

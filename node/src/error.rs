@@ -24,6 +24,12 @@ pub enum NodeError {
     Settings(#[from] crate::settings::SettingsError),
     #[error("the node has stopped")]
     Stopped,
+    /// A group operation was refused (docs/protocol.md §18).
+    #[error(transparent)]
+    Group(#[from] crate::group::GroupError),
+    /// No group of this profile has this conversation id or name.
+    #[error("no such group: {0}")]
+    UnknownGroup(String),
     /// The cause is printed in the message, not also returned as a source.
     #[error("cannot open the mailbox this node serves: {0}")]
     Mailbox(MailboxError),

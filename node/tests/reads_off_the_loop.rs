@@ -36,6 +36,7 @@ async fn a_message_is_delivered_and_acknowledged_while_a_search_scans_200_000_me
                     id: MessageId(id),
                     conversation: (bob_key).into(),
                     sender: (i % 2 != 0).then_some(bob_key),
+                    system: false,
                     sent_at_ms: at,
                     received_at_ms: at,
                     text,

@@ -70,6 +70,7 @@ fn no_text_name_password_key_or_id_is_stored_in_plaintext() {
         id,
         conversation: contact.into(),
         sender: Some(contact),
+        system: false,
         sent_at_ms: 1_700_000_000_000,
         received_at_ms: 1_700_000_000_500,
         text: format!("see you at {text_canary} tomorrow"),

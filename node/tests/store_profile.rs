@@ -46,6 +46,7 @@ fn fill(store: &mut Store) {
                     id: MessageId([i as u8; 16]),
                     conversation: (key(i % 20)).into(),
                     sender: (i % 2 != 0).then_some(key(i % 20)),
+                    system: false,
                     sent_at_ms: 1000 + i,
                     received_at_ms: 1000 + i,
                     text: format!("message number {i} ").repeat(20),

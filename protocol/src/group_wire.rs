@@ -28,6 +28,17 @@ pub const MAX_CHUNK_LEN: usize = 45_000;
 pub const MAX_WELCOME_LEN: usize = 2 * 1024 * 1024;
 /// Longest group message (`MLSMessage` of any kind).
 pub const MAX_GROUP_MESSAGE_LEN: usize = 256 * 1024;
+/// The id of a group's conversation (docs/protocol.md §18.9): `SHA-256("tern/group/conversation/v1" ||
+/// MLS group id)`.
+pub fn conversation_id(mls_group_id: &[u8]) -> [u8; 32] {
+    crate::crypto::sha256(&[b"tern/group/conversation/v1", mls_group_id])
+}
+
+/// Whether a content kind is one of the group range (0x0100-0x01ff), for the node's groups.
+pub fn is_group_kind(kind: u16) -> bool {
+    (0x0100..=0x01ff).contains(&kind)
+}
+
 /// Incomplete transfers kept per node; past it the oldest is dropped.
 pub const MAX_PENDING_TRANSFERS: usize = 8;
 /// An incomplete transfer is dropped this long after its first part.

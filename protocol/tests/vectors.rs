@@ -328,6 +328,8 @@ struct GroupBodiesVector {
     key_packages: String,
     /// Kind 0x0102: part 0 of 2 of a Welcome transfer with id 07 x 16, chunk "hello".
     transfer_part: String,
+    /// §18.9: the conversation id of the group whose MLS group id is 00 01 .. 0f.
+    conversation_id: String,
 }
 
 fn gen_group_bodies() -> GroupBodiesVector {
@@ -347,6 +349,9 @@ fn gen_group_bodies() -> GroupBodiesVector {
         ])
         .unwrap()),
         transfer_part: hex(&part.encode()),
+        conversation_id: hex(&tern_protocol::group_wire::conversation_id(
+            &std::array::from_fn::<u8, 16, _>(|i| i as u8),
+        )),
     }
 }
 
@@ -384,6 +389,13 @@ fn check_group_bodies(g: &GroupBodiesVector) {
     expected.extend([0, 0, 0, 2, 0, 0, 0, 5]);
     expected.extend(b"hello");
     assert_eq!(unhex(&g.transfer_part), expected);
+    // §18.9 by hand: SHA-256 of the label and the id.
+    let id: [u8; 16] = std::array::from_fn(|i| i as u8);
+    assert_eq!(
+        unhex(&g.conversation_id),
+        tern_protocol::crypto::sha256(&[b"tern/group/conversation/v1", &id])
+    );
+    assert_eq!(unhex(&g.conversation_id), group_wire::conversation_id(&id));
 }
 
 fn generate() -> Vectors {

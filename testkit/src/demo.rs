@@ -73,6 +73,7 @@ pub fn read_message(
         id,
         conversation: with.into(),
         sender: (!outgoing).then_some(with),
+        system: false,
         sent_at_ms: at_ms,
         received_at_ms: at_ms,
         text: text.to_owned(),

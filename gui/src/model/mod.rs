@@ -375,6 +375,7 @@ pub(crate) mod test_rows {
             id: MessageId([n; 16]),
             conversation: conversation.into(),
             sender: (!outgoing).then_some(conversation),
+            system: false,
             sent_at_ms: at,
             received_at_ms: at,
             text: format!("m{n}"),

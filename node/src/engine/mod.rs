@@ -166,6 +166,13 @@ pub enum Received {
     /// From a blocked contact, a receipt or typing from a stranger, or a stranger's first message past
     /// [`MAX_REQUESTS`]: stored nowhere (and acknowledged).
     Dropped,
+    /// A group body (content kinds 0x0100-0x01ff, docs/protocol.md §18.4) from an accepted contact, for
+    /// the node's groups to handle.
+    Group {
+        contact: IdentityKey,
+        kind: u16,
+        data: Vec<u8>,
+    },
     /// A content kind this build does not know (from a newer peer).
     Unknown {
         contact: IdentityKey,

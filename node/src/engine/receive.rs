@@ -444,6 +444,7 @@ fn open_one(
                 id: content.id,
                 conversation: sender.into(),
                 sender: Some(sender),
+                system: false,
                 sent_at_ms: content.sent_at_ms,
                 received_at_ms: now,
                 text,
@@ -519,6 +520,19 @@ fn open_one(
             Some(known) => card_update(batch, sender, known, &bytes, now)?,
             None => Received::Dropped,
         },
+        // Group bodies (§18.4) from an accepted contact go to the node's groups.
+        Body::Unknown { kind, data }
+            if tern_protocol::group_wire::is_group_kind(kind)
+                && contact
+                    .as_ref()
+                    .is_some_and(|c| c.state == ContactState::Accepted) =>
+        {
+            Received::Group {
+                contact: sender,
+                kind,
+                data,
+            }
+        }
         Body::Unknown { kind, .. } => Received::Unknown {
             contact: sender,
             kind,

@@ -485,6 +485,7 @@ pub(super) fn write_text(
         id: content.id,
         conversation: to.into(),
         sender: None,
+        system: false,
         sent_at_ms: now,
         received_at_ms: now,
         text: text.to_owned(),

@@ -31,6 +31,12 @@ pub use error::GroupError;
 pub use key_package::{KeyPackageIn, PendingKeyPackage, new_key_package};
 pub use state::{CommitOut, Group, Processed};
 
+/// The MLS group id a group message (commit, proposal or application message) is for, read without any
+/// group state: the node routes the message to its group by it.
+pub fn group_id_of(bytes: &[u8]) -> Result<Vec<u8>, GroupError> {
+    Ok(check::parse_protocol(bytes)?.group_id().as_slice().to_vec())
+}
+
 /// The MLS ciphersuite of every Tern group: X25519, ChaCha20-Poly1305, SHA-256, Ed25519 (0x0003).
 pub const CIPHERSUITE: openmls::prelude::Ciphersuite =
     openmls::prelude::Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519;

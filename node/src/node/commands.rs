@@ -89,6 +89,8 @@ pub(super) enum Command {
     Stop {
         reply: oneshot::Sender<Box<Engine>>,
     },
+    /// A group operation (`groups.rs`).
+    Group(super::groups::GroupCommand),
 }
 
 /// The contact of a conversation this build can send to.
@@ -103,6 +105,21 @@ fn direct(conversation: &ConversationId) -> Result<IdentityKey, NodeError> {
 impl EventLoop {
     pub(super) fn handle_command(&mut self, command: Command) {
         match command {
+            Command::SendText {
+                conversation,
+                text,
+                reply,
+            } if conversation.is_group() => {
+                let _ = reply.send(self.group_send(conversation, text));
+            }
+            Command::MarkRead {
+                conversation,
+                ids,
+                reply,
+            } if conversation.is_group() => {
+                let _ = reply.send(self.group_mark_read(conversation, ids));
+            }
+            Command::Group(command) => self.handle_group_command(command),
             Command::SendText {
                 conversation,
                 text,

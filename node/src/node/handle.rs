@@ -62,7 +62,7 @@ impl Node {
         self.events.subscribe()
     }
 
-    async fn request<T>(
+    pub(super) async fn request<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, NodeError> {
@@ -172,9 +172,18 @@ impl Node {
             .await
     }
 
-    /// Every conversation with at least one message, newest activity first.
+    /// Every conversation with at least one message, newest activity first. A group's title is its name.
     pub async fn conversations(&self) -> Result<Vec<Conversation>, NodeError> {
-        self.read(|reader| Ok(reader.conversations()?)).await
+        let mut list = self.read(|reader| Ok(reader.conversations()?)).await?;
+        if list.iter().any(|c| c.id.is_group()) {
+            let groups = self.groups().await?;
+            for conversation in list.iter_mut().filter(|c| c.id.is_group()) {
+                if let Some(group) = groups.iter().find(|g| g.id == conversation.id) {
+                    conversation.title.clone_from(&group.name);
+                }
+            }
+        }
+        Ok(list)
     }
 
     /// Messages whose text contains `query` (case-insensitive), newest first, at most `limit`.

@@ -144,6 +144,11 @@ impl EventLoop {
             Received::Unknown { contact, kind } => {
                 self.emit(Event::UnknownContent { contact, kind });
             }
+            Received::Group {
+                contact,
+                kind,
+                data,
+            } => self.group_body(contact, kind, data),
             Received::Duplicate | Received::Copy { .. } | Received::Dropped => {}
         }
     }

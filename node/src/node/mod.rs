@@ -9,6 +9,8 @@
 //! - `delivery.rs`, `mailbox_client.rs`, `mailbox_host.rs`: carry out the decisions of the delivery machine
 //!   (`crate::delivery`), the mailbox client (`crate::mailbox::client`) and the mailbox host.
 //! - `inbound.rs`, `swarm_events.rs`, `dht.rs`: envelopes received, connections and discovery, the DHT.
+//! - `groups.rs`, `group_inbound.rs`, `group_handle.rs`: groups (docs/protocol.md §18) on the loop, the
+//!   group bodies received in 1:1 sessions, and the handle's group methods.
 //! - `reach.rs`: reaching contacts across the internet: address records, presence, relays, direct or relayed.
 //!
 //! One task owns the swarm and the [`Engine`] (and with it the store's writer). Events go out on a bounded
@@ -19,6 +21,9 @@ mod commands;
 mod delivery;
 mod dht;
 mod event_loop;
+mod group_handle;
+mod group_inbound;
+mod groups;
 mod handle;
 mod inbound;
 mod mailbox_client;
@@ -197,6 +202,8 @@ struct EventLoop {
     names: std::cell::RefCell<HashMap<IdentityKey, String>>,
     /// Work taken in this wake-up, to be committed together (see [`Pending`]).
     pending: Pending,
+    /// The groups this profile is in (`groups.rs`).
+    groups: groups::Groups,
 }
 
 /// A configured mailbox server (an address ending in `/p2p/<peer id>`) as the card names it: its PeerId and
@@ -285,8 +292,10 @@ impl EventLoop {
             refusals: BTreeMap::new(),
             names: std::cell::RefCell::new(HashMap::new()),
             pending: Pending::default(),
+            groups: groups::Groups::default(),
         };
         let mut event_loop = event_loop;
+        event_loop.groups = groups::Groups::load(&event_loop.engine);
         for addr in &config.peers {
             // Remembered, so that a peer whose first dial failed (it was down, or the link was) is dialled
             // again when there is mail for it or it is needed, instead of being unreachable until it dials us.

@@ -3,7 +3,7 @@
 //! [`Batch`] methods over them.
 
 use redb::{ReadableTable, Table, TableHandle};
-use tern_protocol::{IdentityKey, MessageId};
+use tern_protocol::MessageId;
 use zeroize::Zeroizing;
 
 use crate::api::{ConversationId, Message, MessageStatus};
@@ -37,8 +37,8 @@ pub(super) struct MessagePage {
 /// A conversation in the conversation list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct ConversationSummary {
-    /// The other party.
-    pub conversation: IdentityKey,
+    /// The conversation.
+    pub conversation: ConversationId,
     /// The newest message.
     pub last: MessageRecord,
     /// Unread incoming messages.
@@ -98,7 +98,7 @@ pub(super) fn insert_message_rows(
     message: &MessageRecord,
     is_unread: bool,
 ) -> Result<bool, StoreError> {
-    let conversation = ConversationId::Direct(message.conversation);
+    let conversation = message.conversation;
     let row = message_row(keys, &conversation, &message.id);
     if index.get(row.as_slice())?.is_some() {
         return Ok(false);
@@ -360,10 +360,14 @@ impl Batch<'_> {
     /// [`super::SEEN_RETENTION_MS`] after it arrived, even if it is later deleted.
     pub fn insert_message(&mut self, message: &Message) -> Result<bool, StoreError> {
         let message = &MessageRecord::from_message(message)?;
-        let seen_row = self.keys.blind(
-            Blind::Seen,
-            &[message.conversation.as_bytes(), &message.id.0],
-        );
+        // A 1:1 conversation's rows are keyed by the contact's key alone (format 2 as written before
+        // groups); a group's by its conversation bytes.
+        let conversation_bytes = message.conversation.to_bytes();
+        let seen_key: &[u8] = match &message.conversation {
+            ConversationId::Direct(contact) => contact.as_bytes(),
+            _ => &conversation_bytes,
+        };
+        let seen_row = self.keys.blind(Blind::Seen, &[seen_key, &message.id.0]);
         if !message.outgoing
             && self
                 .txn
@@ -431,7 +435,6 @@ impl Batch<'_> {
         conversation: impl Into<ConversationId>,
     ) -> Result<u64, StoreError> {
         let conversation = conversation.into();
-        let ConversationId::Direct(contact) = &conversation;
         let conv = conv_blind(self.keys, &conversation);
         let (lo, hi) = prefix_bounds(&conv);
         let keys: Vec<[u8; MESSAGE_KEY_LEN]> = {
@@ -456,6 +459,9 @@ impl Batch<'_> {
             index.remove(&key[BLIND_LEN + 8..])?;
         }
         drop((messages, index, unread));
+        let ConversationId::Direct(contact) = &conversation else {
+            return Ok(keys.len() as u64);
+        };
         let doomed: Vec<MessageId> = outbox_for_in(
             self.keys,
             &self.txn.open_table(OUTBOX_ROWS)?,

@@ -70,12 +70,16 @@ impl StoreReader {
         let read = self.read()?;
         let mut out = Vec::new();
         for summary in read.conversations()? {
-            let title = match read.contact(&summary.conversation)? {
-                Some(contact) => contact.local_name,
-                None => summary.conversation.peer_id(),
+            // A group's title is its name, which lives in the group's state: the node fills it in.
+            let title = match summary.conversation {
+                ConversationId::Direct(key) => match read.contact(&key)? {
+                    Some(contact) => contact.local_name,
+                    None => key.peer_id(),
+                },
+                _ => String::new(),
             };
             out.push(Conversation {
-                id: ConversationId::Direct(summary.conversation),
+                id: summary.conversation,
                 title,
                 last: summary.last.into_message(),
                 unread: summary.unread,

@@ -12,6 +12,8 @@
 //!                   || u8 state || u8 key_changed || u64 added_ms
 //! MessageRecord v2: u8 2 || id[16] || conversation (u8 tag || id[32], `ConversationId::to_bytes`)
 //!                   || u8 has_sender || sender[32] if has_sender (absent: written by this profile)
+//!                   (has_sender 0: by this profile, 1: by `sender`; 2: a group's system line about `sender`'s
+//!                   action, 3: a system line about this profile's action)
 //!                   || u64 sent_at_ms || u64 received_at_ms || u8 status || u32 len || text (UTF-8)
 //! MessageRecord v1 (format 1, read only by the migration): u8 1 || id[16] || conversation[32]
 //!                   || u8 outgoing || u64 sent_at_ms || u64 received_at_ms || u8 status || u32 len || text
@@ -195,11 +197,14 @@ fn status_from_u8(v: u8) -> Result<MessageStatus, DecodeError> {
 pub(in crate::store) struct MessageRecord {
     /// The message id (UUIDv7) from the sender.
     pub id: MessageId,
-    /// The other party of the conversation (the sender of an incoming message, the recipient of an
-    /// outgoing one).
-    pub conversation: IdentityKey,
-    /// Sent by this profile.
+    /// The conversation (for a 1:1 one, the other party).
+    pub conversation: ConversationId,
+    /// Sent by this profile (or, for a system line, about this profile's action).
     pub outgoing: bool,
+    /// Who wrote an incoming message (for a 1:1 conversation, always the contact).
+    pub sender: Option<IdentityKey>,
+    /// A system line of a group ("A added B"), not a member's text.
+    pub system: bool,
     /// When the sender says it sent the message, unix milliseconds.
     pub sent_at_ms: u64,
     /// When this device stored it, unix milliseconds (for outgoing messages: when it was written).
@@ -217,6 +222,8 @@ impl fmt::Debug for MessageRecord {
             id,
             conversation,
             outgoing,
+            sender,
+            system,
             sent_at_ms,
             received_at_ms,
             text,
@@ -226,6 +233,8 @@ impl fmt::Debug for MessageRecord {
             .field("id", id)
             .field("conversation", conversation)
             .field("outgoing", outgoing)
+            .field("sender", &sender.map(|k| k.peer_id()))
+            .field("system", system)
             .field("sent_at_ms", sent_at_ms)
             .field("received_at_ms", received_at_ms)
             .field("text_len", &text.len())
@@ -248,16 +257,17 @@ impl MessageRecord {
     /// Encodes the record (format 2), refusing text over [`MAX_TEXT_LEN`].
     pub(in crate::store) fn encode(&self) -> Result<Vec<u8>, StoreError> {
         check_len("text", self.text.len(), MAX_TEXT_LEN)?;
-        let conversation = ConversationId::Direct(self.conversation).to_bytes();
+        let conversation = self.conversation.to_bytes();
         let mut w = Writer::with_capacity(120 + self.text.len());
         w.u8(MESSAGE_RECORD_VERSION)
             .raw(&self.id.0)
             .raw(&conversation);
-        if self.outgoing {
-            w.u8(0);
-        } else {
-            w.u8(1).raw(self.conversation.as_bytes());
-        }
+        match (self.sender, self.system) {
+            (None, false) => w.u8(0),
+            (Some(sender), false) => w.u8(1).raw(sender.as_bytes()),
+            (Some(sender), true) => w.u8(2).raw(sender.as_bytes()),
+            (None, true) => w.u8(3),
+        };
         w.u64(self.sent_at_ms)
             .u64(self.received_at_ms)
             .u8(status_to_u8(self.status))
@@ -272,33 +282,44 @@ impl MessageRecord {
         version_is(&mut r, "message record", MESSAGE_RECORD_VERSION)?;
         let id = MessageId(r.array("message id")?);
         let conversation_bytes: [u8; CONVERSATION_ID_LEN] = r.array("conversation")?;
-        let Some(ConversationId::Direct(conversation)) =
-            ConversationId::from_bytes(&conversation_bytes)
-        else {
+        let Some(conversation) = ConversationId::from_bytes(&conversation_bytes) else {
             return Err(DecodeError::Invalid {
                 field: "conversation",
                 reason: "unknown conversation kind",
             });
         };
-        let outgoing = !flag(&mut r, "has sender")?;
-        if !outgoing {
-            let sender = identity_key(&mut r, "sender")?;
-            if sender != conversation {
+        let (sender, system) = match r.u8("has sender")? {
+            0 => (None, false),
+            1 => (Some(identity_key(&mut r, "sender")?), false),
+            2 => (Some(identity_key(&mut r, "sender")?), true),
+            3 => (None, true),
+            _ => {
                 return Err(DecodeError::Invalid {
-                    field: "sender",
-                    reason: "not the contact of this 1:1 conversation",
+                    field: "has sender",
+                    reason: "unknown value",
                 });
             }
+        };
+        if let ConversationId::Direct(contact) = conversation
+            && (system || sender.is_some_and(|s| s != contact))
+        {
+            return Err(DecodeError::Invalid {
+                field: "sender",
+                reason: "not the contact of this 1:1 conversation",
+            });
         }
-        Self::decode_rest(r, id, conversation, outgoing)
+        let outgoing = sender.is_none();
+        Self::decode_rest(r, id, conversation, outgoing, sender, system)
     }
 
     /// The fields both record versions end with: times, status and text, and nothing after them.
     fn decode_rest(
         mut r: Reader<'_>,
         id: MessageId,
-        conversation: IdentityKey,
+        conversation: ConversationId,
         outgoing: bool,
+        sender: Option<IdentityKey>,
+        system: bool,
     ) -> Result<Self, DecodeError> {
         let sent_at_ms = r.u64("sent at")?;
         let received_at_ms = r.u64("received at")?;
@@ -309,6 +330,8 @@ impl MessageRecord {
             id,
             conversation,
             outgoing,
+            sender,
+            system,
             sent_at_ms,
             received_at_ms,
             text,
@@ -321,27 +344,35 @@ impl MessageRecord {
         let mut r = Reader::new(bytes);
         version_is(&mut r, "message record", 1)?;
         let id = MessageId(r.array("message id")?);
-        let conversation = identity_key(&mut r, "conversation")?;
+        let contact = identity_key(&mut r, "conversation")?;
         let outgoing = flag(&mut r, "outgoing")?;
-        Self::decode_rest(r, id, conversation, outgoing)
+        let sender = (!outgoing).then_some(contact);
+        Self::decode_rest(r, id, contact.into(), outgoing, sender, false)
     }
 }
 
 impl MessageRecord {
     /// The row for an api message. A 1:1 message's sender is the conversation's contact (or this
-    /// profile); anything else has no row in this format.
+    /// profile), with no system lines; anything else has no row in this format.
     pub(in crate::store) fn from_message(message: &Message) -> Result<Self, StoreError> {
-        let ConversationId::Direct(contact) = message.conversation;
-        if message.sender.is_some_and(|sender| sender != contact) || !message.recipients.is_empty()
+        if let ConversationId::Direct(contact) = message.conversation
+            && (message.system || message.sender.is_some_and(|sender| sender != contact))
         {
             return Err(StoreError::Unsupported(
-                "a 1:1 message is written by this profile or by the contact, with no recipient list",
+                "a 1:1 message is written by this profile or by the contact, with no system lines",
+            ));
+        }
+        if !message.recipients.is_empty() {
+            return Err(StoreError::Unsupported(
+                "per-recipient statuses are not stored yet",
             ));
         }
         Ok(Self {
             id: message.id,
-            conversation: contact,
+            conversation: message.conversation,
             outgoing: message.sender.is_none(),
+            sender: message.sender,
+            system: message.system,
             sent_at_ms: message.sent_at_ms,
             received_at_ms: message.received_at_ms,
             text: message.text.clone(),
@@ -353,8 +384,9 @@ impl MessageRecord {
     pub(in crate::store) fn into_message(self) -> Message {
         Message {
             id: self.id,
-            conversation: ConversationId::Direct(self.conversation),
-            sender: (!self.outgoing).then_some(self.conversation),
+            conversation: self.conversation,
+            sender: self.sender,
+            system: self.system,
             sent_at_ms: self.sent_at_ms,
             received_at_ms: self.received_at_ms,
             status: self.status,
@@ -438,8 +470,10 @@ pub(crate) mod tests {
 
         let message = MessageRecord {
             id: MessageId([7; 16]),
-            conversation: key(2),
+            conversation: key(2).into(),
             outgoing: false,
+            sender: Some(key(2)),
+            system: false,
             sent_at_ms: 1,
             received_at_ms: 2,
             text: "hi".into(),
@@ -449,6 +483,29 @@ pub(crate) mod tests {
             MessageRecord::decode(&message.encode().unwrap()).unwrap(),
             message
         );
+        // A group's system lines, about a member's action and about this profile's.
+        for sender in [Some(key(3)), None] {
+            let line = MessageRecord {
+                conversation: ConversationId::Group([5; 32]),
+                outgoing: sender.is_none(),
+                sender,
+                system: true,
+                ..message.clone()
+            };
+            assert_eq!(
+                MessageRecord::decode(&line.encode().unwrap()).unwrap(),
+                line
+            );
+        }
+        // A 1:1 conversation has no system lines and no other sender.
+        for (sender, system) in [(Some(key(3)), false), (Some(key(2)), true)] {
+            let bad = MessageRecord {
+                sender,
+                system,
+                ..message.clone()
+            };
+            assert!(MessageRecord::decode(&bad.encode().unwrap()).is_err());
+        }
         assert!(!format!("{message:?}").contains("hi\""));
 
         let outbox = OutboxRecord {
@@ -470,8 +527,10 @@ pub(crate) mod tests {
     fn bounds_and_bad_bytes_are_typed_errors() {
         let message = MessageRecord {
             id: MessageId([7; 16]),
-            conversation: key(2),
+            conversation: key(2).into(),
             outgoing: true,
+            sender: None,
+            system: false,
             sent_at_ms: 1,
             received_at_ms: 2,
             text: "a".repeat(MAX_TEXT_LEN + 1),
@@ -487,7 +546,7 @@ pub(crate) mod tests {
         }
         .encode()
         .unwrap();
-        bytes[50] = 2; // the `has sender` flag
+        bytes[50] = 9; // the `has sender` flag
         assert!(matches!(
             MessageRecord::decode(&bytes),
             Err(DecodeError::Invalid {

@@ -36,6 +36,7 @@ fn incoming(conversation: IdentityKey, n: u8, at_ms: u64) -> Message {
         id: MessageId([n; 16]),
         conversation: conversation.into(),
         sender: Some(conversation),
+        system: false,
         sent_at_ms: at_ms,
         received_at_ms: at_ms,
         text: format!("message {n}"),
@@ -188,6 +189,7 @@ fn status_updates_move_forward_and_clear_unread() {
     let sent = Message {
         id: MessageId([9; 16]),
         sender: None,
+        system: false,
         status: MessageStatus::Sending,
         ..message
     };
@@ -811,6 +813,7 @@ fn a_message_whose_sender_is_not_the_conversations_contact_has_no_row() {
     let (alice, mallory) = (key(1), key(2));
     let forged = Message {
         sender: Some(mallory),
+        system: false,
         ..incoming(alice, 1, 1000)
     };
     assert!(matches!(
@@ -823,6 +826,7 @@ fn a_message_whose_sender_is_not_the_conversations_contact_has_no_row() {
             status: MessageStatus::Sent,
         }],
         sender: None,
+        system: false,
         ..incoming(alice, 2, 1000)
     };
     assert!(matches!(

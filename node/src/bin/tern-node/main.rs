@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 error; 2 usage; 3 message kept in the outbox (not delivered within `--wait`);
 //! 4 wrong password; 5 profile in use by another process.
 
+mod group_cmd;
 mod online;
 mod output;
 
@@ -71,6 +72,9 @@ enum Command {
     /// Manage contacts.
     #[command(subcommand)]
     Contact(ContactCommand),
+    /// Groups: create, list, members, add, remove, leave, rename, send.
+    #[command(subcommand)]
+    Group(group_cmd::GroupCommand),
     /// Send a text message and wait for delivery.
     Send {
         contact: String,
@@ -322,6 +326,7 @@ fn run(cli: Cli, out: Out) -> Result<ExitCode> {
             net,
         } => return online::send(&cli, contact, text, *wait, net, out),
         Command::Run { net } => online::run(&cli, net, out)?,
+        Command::Group(command) => return group_cmd::run(&cli, command, out),
         Command::Passwd {
             allow_empty_password,
         } => {

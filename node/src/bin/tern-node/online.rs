@@ -236,6 +236,15 @@ async fn conversation(node: &Node, name: String) -> Result<(ConversationId, Stri
 
 /// Runs one stdin command; returns false to stop.
 async fn stdin_command(node: &Node, out: Out, line: &str) -> bool {
+    if let Some(result) = crate::group_cmd::stdin_command(node, line).await {
+        match result {
+            Ok(value) => out.print(value.clone(), || value.to_string()),
+            Err(error) => out.print(json!({"error": format!("{error:#}")}), || {
+                format!("error: {error:#}")
+            }),
+        }
+        return true;
+    }
     let result: Result<Option<Value>> = async {
         match serde_json::from_str::<StdinCommand>(line).context("not a command")? {
             StdinCommand::Send { to, text } => {

@@ -90,10 +90,47 @@ pub(crate) fn print_event(out: Out, me: &str, event: Event) {
         Event::MessageReceived {
             message,
             sender_name,
+        } if message.conversation.is_group() => {
+            let mut value = message_json(&sender_name, &message);
+            value["event"] = json!("message");
+            value["group"] = json!(message.conversation.short());
+            value["sender"] = json!(sender_name);
+            value["sender_peer_id"] = json!(message.sender.map(|k| k.peer_id()));
+            value["system"] = json!(message.system);
+            out.print(value, || {
+                if message.system {
+                    format!("[{}] {}", message.conversation.short(), message.text)
+                } else {
+                    format!("<- [{}] {sender_name}: {}", message.conversation.short(), message.text)
+                }
+            });
+        }
+        Event::MessageReceived {
+            message,
+            sender_name,
         } => {
             let mut value = message_json(&sender_name, &message);
             value["event"] = json!("message");
             out.print(value, || format!("<- {sender_name}: {}", message.text));
+        }
+        Event::GroupJoined {
+            group,
+            added_by_name,
+            ..
+        } => {
+            let mut value = crate::group_cmd::group_json(&group);
+            value["event"] = json!("group-joined");
+            value["added_by"] = json!(added_by_name);
+            out.print(value, || {
+                format!("{added_by_name} added you to {} ({})", group.name, group.id.short())
+            });
+        }
+        Event::GroupUpdated { group } => {
+            let mut value = crate::group_cmd::group_json(&group);
+            value["event"] = json!("group-updated");
+            out.print(value, || {
+                format!("group {} ({}): {} members", group.name, group.id.short(), group.members)
+            });
         }
         Event::ContactRequest { contact } => print_request(out, &contact, None),
         Event::ContactUpdated { contact } => out.print(

@@ -1,0 +1,292 @@
+//! Group bodies received inside 1:1 sessions (docs/protocol.md §18.4): KeyPackage requests answered,
+//! KeyPackages turned into adds, Welcomes joined, and group messages processed, stored and forwarded to the
+//! members that are this profile's contacts (§18.6's interim fan-out).
+
+use tern_protocol::group_wire::{
+    self, KIND_KEY_PACKAGE_REQUEST, KIND_KEY_PACKAGES, KIND_TRANSFER_PART, TransferKind,
+    TransferPart,
+};
+
+use super::groups::conv_key;
+use super::*;
+use crate::api::ConversationId;
+use crate::group::{Group, GroupError, KeyPackageIn, PendingKeyPackage, Processed};
+
+impl EventLoop {
+    /// A group body from an accepted contact, already stored with its session's advance.
+    pub(super) fn group_body(&mut self, from: IdentityKey, kind: u16, data: Vec<u8>) {
+        let result = match kind {
+            KIND_KEY_PACKAGE_REQUEST => self.answer_key_package_request(from, &data),
+            KIND_KEY_PACKAGES => self.take_key_packages(from, &data),
+            KIND_TRANSFER_PART => self.take_transfer_part(from, &data),
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            debug!(kind, error = %e, "group body refused");
+        }
+    }
+
+    fn answer_key_package_request(
+        &mut self,
+        from: IdentityKey,
+        data: &[u8],
+    ) -> Result<(), NodeError> {
+        let count = group_wire::decode_key_package_request(data)
+            .map_err(|_| GroupError::Malformed("key package request"))?;
+        let mut packages = Vec::new();
+        for _ in 0..count {
+            let (bytes, pending) = crate::group::new_key_package(self.engine.identity())?;
+            let encoded = pending.encode();
+            if let Err(e) = self
+                .engine
+                .store_mut()
+                .put_key_package(pending.hash_ref(), &encoded)
+            {
+                warn!(error = %e, "cannot keep a KeyPackage's private half");
+                break;
+            }
+            packages.push(bytes);
+        }
+        if packages.is_empty() {
+            return Ok(());
+        }
+        let body = group_wire::encode_key_packages(&packages)
+            .map_err(|_| GroupError::Malformed("key packages"))?;
+        self.engine.send_control(
+            &from,
+            Body::Unknown {
+                kind: KIND_KEY_PACKAGES,
+                data: body,
+            },
+            true,
+        )?;
+        self.flush_for(&from);
+        Ok(())
+    }
+
+    /// KeyPackages from a contact this profile asked: each completes the oldest add waiting for it.
+    fn take_key_packages(&mut self, from: IdentityKey, data: &[u8]) -> Result<(), NodeError> {
+        let packages = group_wire::decode_key_packages(data)
+            .map_err(|_| GroupError::Malformed("key packages"))?;
+        for bytes in packages {
+            let Some(position) = self
+                .groups
+                .pending_adds
+                .iter()
+                .position(|(contact, _)| *contact == from)
+            else {
+                break;
+            };
+            let Some((_, key)) = self.groups.pending_adds.remove(position) else {
+                break;
+            };
+            let key_package = KeyPackageIn::parse(&bytes, Some(&from))?;
+            let out = self.group_mut(&key)?.add(vec![key_package])?;
+            self.after_own_commit(key, out)?;
+        }
+        Ok(())
+    }
+
+    fn take_transfer_part(&mut self, from: IdentityKey, data: &[u8]) -> Result<(), NodeError> {
+        let part =
+            TransferPart::decode(data).map_err(|_| GroupError::Malformed("transfer part"))?;
+        let done = self
+            .groups
+            .reassembly
+            .handle(from, part, now_ms())
+            .map_err(|_| GroupError::Malformed("transfer"))?;
+        match done {
+            None => Ok(()),
+            Some((TransferKind::Welcome, bytes)) => self.group_welcome(from, &bytes),
+            Some((TransferKind::GroupMessage, bytes)) => {
+                self.group_message(Some(from), bytes);
+                Ok(())
+            }
+        }
+    }
+
+    /// A Welcome from `from`: joins with the KeyPackage it was made for, if `from` is an admin of it.
+    fn group_welcome(&mut self, from: IdentityKey, bytes: &[u8]) -> Result<(), NodeError> {
+        let mut pending = None;
+        for hash_ref in Group::welcome_key_packages(bytes)? {
+            if let Some(encoded) = self.engine.store_mut().take_key_package(&hash_ref)? {
+                pending = Some(PendingKeyPackage::decode(&encoded)?);
+                break;
+            }
+        }
+        let pending = pending.ok_or(GroupError::NoKeyPackage)?;
+        let me = self.engine.key();
+        let (group, adder) = Group::join(bytes, &pending, &me)?;
+        if adder != from {
+            return Err(
+                GroupError::Forbidden("a Welcome sent by someone other than its admin").into(),
+            );
+        }
+        let name = group.info().map(|i| i.name).unwrap_or_default();
+        let key = self.groups.insert(group);
+        let line = format!("{} added you to \"{name}\"", self.name_of(&adder));
+        let line = self.system_line(key, Some(adder), line);
+        self.save_group(key, vec![line])?;
+        let summary = self.summary(&key)?;
+        self.emit_group(api::Event::GroupJoined {
+            group: summary,
+            added_by: adder,
+            added_by_name: self.name_of(&adder),
+        });
+        // Messages of this group that came before the Welcome.
+        let orphans: Vec<Vec<u8>> = self.groups.orphans.drain(..).collect();
+        for orphan in orphans {
+            match crate::group::group_id_of(&orphan) {
+                Ok(id) if conv_key(&id) == key => self.process_group_message(None, orphan),
+                _ => self.groups.orphans.push_back(orphan),
+            }
+        }
+        Ok(())
+    }
+
+    /// A group message (application message, commit or proposal) that came from `from` (a contact), or
+    /// from nowhere in particular (`None`): dropped if seen before, else processed.
+    pub(super) fn group_message(&mut self, from: Option<IdentityKey>, bytes: Vec<u8>) {
+        if !self.groups.first_sight(&bytes) {
+            return;
+        }
+        self.process_group_message(from, bytes);
+    }
+
+    fn process_group_message(&mut self, from: Option<IdentityKey>, bytes: Vec<u8>) {
+        let key = match crate::group::group_id_of(&bytes) {
+            Ok(id) => conv_key(&id),
+            Err(e) => {
+                debug!(error = %e, "not a group message");
+                return;
+            }
+        };
+        let Some(group) = self.groups.by_conv.get_mut(&key) else {
+            self.groups.park_orphan(bytes);
+            return;
+        };
+        let mut outcomes = match group.process(&bytes) {
+            Ok(processed) => vec![processed],
+            Err(GroupError::FutureEpoch { .. }) => {
+                // Parked by the group; passed on, since the members it goes to may be ahead.
+                let members = group.members().unwrap_or_default();
+                let skip: Vec<IdentityKey> = from.into_iter().collect();
+                if let Err(e) = self.save_group(key, Vec::new()) {
+                    warn!(error = %e, "cannot store a group");
+                }
+                self.group_fanout(&bytes, TransferKind::GroupMessage, &members, &[], &skip);
+                return;
+            }
+            Err(e) => {
+                debug!(error = %e, "group message refused");
+                if matches!(e, GroupError::Undecryptable)
+                    && let Err(e) = self.save_group(key, Vec::new())
+                {
+                    warn!(error = %e, "cannot store a group");
+                }
+                return;
+            }
+        };
+        outcomes.extend(group.retry_parked());
+        let mut skip: Vec<IdentityKey> = from.into_iter().collect();
+        let mut removed = Vec::new();
+        let mut lines = Vec::new();
+        let mut updated = false;
+        let mut resend = Vec::new();
+        let mut commit_leaves = false;
+        let me = self.engine.key();
+        for (i, processed) in outcomes.into_iter().enumerate() {
+            match processed {
+                Processed::Message { sender, content } => {
+                    if i == 0 {
+                        skip.push(sender);
+                    }
+                    if let Body::Text(text) = content.body {
+                        lines.push(api::Message {
+                            id: content.id,
+                            conversation: ConversationId::Group(key),
+                            sender: Some(sender),
+                            system: false,
+                            sent_at_ms: content.sent_at_ms,
+                            received_at_ms: now_ms(),
+                            text,
+                            status: MessageStatus::Received,
+                            recipients: Vec::new(),
+                        });
+                    }
+                }
+                Processed::Commit(summary) => {
+                    if i == 0 {
+                        skip.push(summary.committer);
+                        removed.extend(summary.removed.iter().copied());
+                    }
+                    lines.extend(self.commit_lines(key, Some(summary.committer), &summary));
+                    updated = true;
+                }
+                Processed::RolledBack {
+                    summary,
+                    resend: again,
+                    ..
+                } => {
+                    if i == 0 {
+                        removed.extend(summary.removed.iter().copied());
+                    }
+                    lines.extend(self.commit_lines(key, Some(summary.committer), &summary));
+                    resend.extend(again);
+                    updated = true;
+                }
+                Processed::Proposal { from: leaver } => {
+                    self.groups.note_leaving(key, leaver);
+                    commit_leaves = true;
+                }
+                Processed::Duplicate { .. } | Processed::LostRace => {}
+            }
+        }
+        if let Err(e) = self.save_group(key, lines) {
+            warn!(error = %e, "cannot store a group");
+            return;
+        }
+        let members = match self.groups.by_conv.get(&key) {
+            Some(group) => group.members().unwrap_or_default(),
+            None => return,
+        };
+        skip.retain(|k| *k != me);
+        self.group_fanout(
+            &bytes,
+            TransferKind::GroupMessage,
+            &members,
+            &removed,
+            &skip,
+        );
+        for again in resend {
+            self.groups.first_sight(&again);
+            self.group_fanout(&again, TransferKind::GroupMessage, &members, &[], &[]);
+        }
+        if updated && let Ok(summary) = self.summary(&key) {
+            self.emit_group(api::Event::GroupUpdated { group: summary });
+        }
+        if commit_leaves {
+            self.commit_leaves(key);
+        }
+    }
+
+    /// An admin carries out the leave proposals it holds.
+    fn commit_leaves(&mut self, key: [u8; 32]) {
+        let Ok(group) = self.group_mut(&key) else {
+            return;
+        };
+        let me = group.me();
+        if !group.info().is_ok_and(|i| i.is_admin(&me)) {
+            return;
+        }
+        match group.commit_pending() {
+            Ok(Some(out)) => {
+                if let Err(e) = self.after_own_commit(key, out) {
+                    warn!(error = %e, "cannot carry out a leave");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => debug!(error = %e, "cannot commit the leave proposals"),
+        }
+    }
+}

@@ -1,0 +1,633 @@
+//! Groups on the event loop (docs/protocol.md §18): the groups this profile is in, kept in memory and sealed
+//! in the store after every change, and the commands of the [`super::Node`] handle that act on them.
+//!
+//! Everything a group sends travels as the group bodies of §18.4 inside 1:1 sessions (queued in the outbox,
+//! so retried and deposited with mailboxes like any message). A member forwards each group message it
+//! accepts for the first time to the members that are its contacts (§18.6, "interim fan-out"), so members
+//! who are not each other's contacts still hear from each other; copies are dropped by their hash and by
+//! `(sender, message id)`. Incoming bodies are handled in `group_inbound.rs`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use tern_protocol::group_wire::{self, KIND_KEY_PACKAGE_REQUEST, TransferKind};
+use tern_protocol::{Content, MessageId};
+
+use super::*;
+use crate::api::{ConversationId, GroupMember, GroupRole, GroupSummary};
+use crate::group::{CommitOut, Group, GroupError};
+
+type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+/// Hashes of group messages handled or sent, remembered to drop copies that arrive by other paths.
+pub const MAX_SEEN_GROUP_MESSAGES: usize = 4096;
+/// Group messages for a group this node has not joined yet (sent in the epoch its Welcome starts), kept
+/// until the Welcome arrives.
+pub const MAX_ORPHANS: usize = 64;
+/// Adds waiting for the new member's KeyPackage.
+pub const MAX_PENDING_ADDS: usize = 256;
+
+/// What the handle asks of the groups.
+pub(super) enum GroupCommand {
+    Create {
+        name: String,
+        members: Vec<IdentityKey>,
+        reply: Reply<GroupSummary>,
+    },
+    Add {
+        group: ConversationId,
+        member: IdentityKey,
+        reply: Reply<()>,
+    },
+    Remove {
+        group: ConversationId,
+        member: IdentityKey,
+        reply: Reply<GroupSummary>,
+    },
+    Leave {
+        group: ConversationId,
+        reply: Reply<GroupSummary>,
+    },
+    Rename {
+        group: ConversationId,
+        name: String,
+        reply: Reply<GroupSummary>,
+    },
+    Promote {
+        group: ConversationId,
+        member: IdentityKey,
+        reply: Reply<GroupSummary>,
+    },
+    List {
+        reply: oneshot::Sender<Vec<GroupSummary>>,
+    },
+    Members {
+        group: ConversationId,
+        reply: Reply<Vec<GroupMember>>,
+    },
+}
+
+/// The groups of this profile and the node's group bookkeeping.
+#[derive(Default)]
+pub(super) struct Groups {
+    /// By conversation id ([`ConversationId::of_group`]).
+    pub(super) by_conv: HashMap<[u8; 32], Group>,
+    /// Transfers (Welcomes, group messages) whose parts are still arriving.
+    pub(super) reassembly: group_wire::Reassembly,
+    /// `(contact, group)`: an add waiting for the contact's KeyPackage, oldest first.
+    pub(super) pending_adds: VecDeque<(IdentityKey, [u8; 32])>,
+    seen: VecDeque<[u8; 32]>,
+    seen_set: HashSet<[u8; 32]>,
+    /// Group messages for groups not joined yet (see [`MAX_ORPHANS`]).
+    pub(super) orphans: VecDeque<Vec<u8>>,
+    /// Members seen asking to leave (their removal reads "left", not "removed"); at most
+    /// [`MAX_PENDING_ADDS`], oldest forgotten.
+    pub(super) leaving: VecDeque<([u8; 32], IdentityKey)>,
+    /// Each group's name and admins as last reported, to word what a commit changed.
+    pub(super) infos: HashMap<[u8; 32], crate::group::GroupInfo>,
+}
+
+impl Groups {
+    /// Every group stored in the profile; a state that does not decode is skipped with a warning.
+    pub(super) fn load(engine: &Engine) -> Self {
+        let mut groups = Self::default();
+        match engine.store().groups() {
+            Ok(states) => {
+                for state in states {
+                    match Group::decode(&state) {
+                        Ok(group) => {
+                            groups.insert(group);
+                        }
+                        Err(e) => warn!(error = %e, "a stored group does not decode; skipped"),
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot read the stored groups"),
+        }
+        groups
+    }
+
+    pub(super) fn insert(&mut self, group: Group) -> [u8; 32] {
+        let key = conv_key(group.id());
+        if let Ok(info) = group.info() {
+            self.infos.insert(key, info);
+        }
+        self.by_conv.insert(key, group);
+        key
+    }
+
+    /// Remembers a message's hash; `false` if it was seen already.
+    pub(super) fn first_sight(&mut self, bytes: &[u8]) -> bool {
+        let hash = tern_protocol::crypto::sha256(&[bytes]);
+        if !self.seen_set.insert(hash) {
+            return false;
+        }
+        self.seen.push_back(hash);
+        while self.seen.len() > MAX_SEEN_GROUP_MESSAGES {
+            if let Some(old) = self.seen.pop_front() {
+                self.seen_set.remove(&old);
+            }
+        }
+        true
+    }
+
+    pub(super) fn note_leaving(&mut self, key: [u8; 32], who: IdentityKey) {
+        self.leaving.push_back((key, who));
+        while self.leaving.len() > MAX_PENDING_ADDS {
+            self.leaving.pop_front();
+        }
+    }
+
+    pub(super) fn park_orphan(&mut self, bytes: Vec<u8>) {
+        self.orphans.push_back(bytes);
+        while self.orphans.len() > MAX_ORPHANS {
+            self.orphans.pop_front();
+        }
+    }
+}
+
+/// The conversation key of the group with this MLS group id.
+pub(super) fn conv_key(mls_id: &[u8]) -> [u8; 32] {
+    match ConversationId::of_group(mls_id) {
+        ConversationId::Group(key) => key,
+        ConversationId::Direct(key) => *key.as_bytes(),
+    }
+}
+
+fn group_key(group: &ConversationId) -> Result<[u8; 32], NodeError> {
+    match group {
+        ConversationId::Group(key) => Ok(*key),
+        other => Err(NodeError::UnknownGroup(other.short())),
+    }
+}
+
+/// This profile's role in `group`.
+pub(super) fn role_of(group: &Group, who: &IdentityKey) -> GroupRole {
+    match group.info() {
+        Ok(info) if info.creator == *who => GroupRole::Creator,
+        Ok(info) if info.is_admin(who) => GroupRole::Admin,
+        _ => GroupRole::Member,
+    }
+}
+
+pub(super) fn summary_of(group: &Group) -> GroupSummary {
+    GroupSummary {
+        id: ConversationId::of_group(group.id()),
+        name: group.info().map(|i| i.name).unwrap_or_default(),
+        members: group.members().map_or(0, |m| m.len()),
+        role: role_of(group, &group.me()),
+        active: group.is_active(),
+        epoch: group.epoch(),
+    }
+}
+
+impl EventLoop {
+    pub(super) fn handle_group_command(&mut self, command: GroupCommand) {
+        match command {
+            GroupCommand::Create {
+                name,
+                members,
+                reply,
+            } => {
+                let _ = reply.send(self.group_create(&name, &members));
+            }
+            GroupCommand::Add {
+                group,
+                member,
+                reply,
+            } => {
+                let result = group_key(&group).and_then(|key| self.group_add(key, member));
+                let _ = reply.send(result);
+            }
+            GroupCommand::Remove {
+                group,
+                member,
+                reply,
+            } => {
+                let result = group_key(&group).and_then(|key| {
+                    let out = self.group_mut(&key)?.remove(&[member])?;
+                    self.after_own_commit(key, out)
+                });
+                let _ = reply.send(result);
+            }
+            GroupCommand::Leave { group, reply } => {
+                let _ = reply.send(group_key(&group).and_then(|key| self.group_leave(key)));
+            }
+            GroupCommand::Rename { group, name, reply } => {
+                let result = group_key(&group).and_then(|key| {
+                    let out = self.group_mut(&key)?.rename(&name)?;
+                    self.after_own_commit(key, out)
+                });
+                let _ = reply.send(result);
+            }
+            GroupCommand::Promote {
+                group,
+                member,
+                reply,
+            } => {
+                let result = group_key(&group).and_then(|key| {
+                    let out = self.group_mut(&key)?.promote(&member)?;
+                    self.after_own_commit(key, out)
+                });
+                let _ = reply.send(result);
+            }
+            GroupCommand::List { reply } => {
+                let mut list: Vec<GroupSummary> =
+                    self.groups.by_conv.values().map(summary_of).collect();
+                list.sort_by(|a, b| a.name.cmp(&b.name));
+                let _ = reply.send(list);
+            }
+            GroupCommand::Members { group, reply } => {
+                let _ = reply.send(group_key(&group).and_then(|key| self.group_members(&key)));
+            }
+        }
+    }
+
+    pub(super) fn group_mut(&mut self, key: &[u8; 32]) -> Result<&mut Group, NodeError> {
+        self.groups
+            .by_conv
+            .get_mut(key)
+            .ok_or_else(|| NodeError::UnknownGroup(ConversationId::Group(*key).short()))
+    }
+
+    /// An accepted contact, or the error a group operation on a stranger gives.
+    fn accepted_contact(&self, key: &IdentityKey) -> Result<(), NodeError> {
+        match self.engine.store().contact(key)? {
+            Some(c) if c.state == api::ContactState::Accepted => Ok(()),
+            _ => Err(NodeError::Engine(EngineError::UnknownContact(
+                key.peer_id(),
+            ))),
+        }
+    }
+
+    fn group_create(
+        &mut self,
+        name: &str,
+        members: &[IdentityKey],
+    ) -> Result<GroupSummary, NodeError> {
+        for member in members {
+            self.accepted_contact(member)?;
+        }
+        let group = Group::create(self.engine.identity(), name)?;
+        let key = self.groups.insert(group);
+        let line = format!("You created the group \"{name}\"");
+        if let Err(e) = self.save_group(key, vec![self.system_line(key, None, line)]) {
+            self.groups.by_conv.remove(&key);
+            return Err(e);
+        }
+        for member in members {
+            self.group_add(key, *member)?;
+        }
+        let summary = self
+            .groups
+            .by_conv
+            .get(&key)
+            .map(summary_of)
+            .ok_or_else(|| NodeError::UnknownGroup(String::new()))?;
+        Ok(summary)
+    }
+
+    /// Asks `member` for a KeyPackage; the add is committed when it answers (`group_inbound.rs`).
+    fn group_add(&mut self, key: [u8; 32], member: IdentityKey) -> Result<(), NodeError> {
+        self.accepted_contact(&member)?;
+        let group = self.group_mut(&key)?;
+        if !group.is_active() {
+            return Err(GroupError::NotMember.into());
+        }
+        if !group
+            .info()
+            .map(|i| i.is_admin(&group.me()))
+            .unwrap_or(false)
+        {
+            return Err(GroupError::NotAdmin.into());
+        }
+        if group.members()?.contains(&member) {
+            return Err(GroupError::AlreadyMember.into());
+        }
+        let request = group_wire::encode_key_package_request(1)
+            .map_err(|_| GroupError::Invalid("key package request"))?;
+        self.engine.send_control(
+            &member,
+            Body::Unknown {
+                kind: KIND_KEY_PACKAGE_REQUEST,
+                data: request,
+            },
+            true,
+        )?;
+        self.groups.pending_adds.push_back((member, key));
+        while self.groups.pending_adds.len() > MAX_PENDING_ADDS {
+            self.groups.pending_adds.pop_front();
+        }
+        self.flush_for(&member);
+        Ok(())
+    }
+
+    fn group_leave(&mut self, key: [u8; 32]) -> Result<GroupSummary, NodeError> {
+        let group = self.group_mut(&key)?;
+        let proposal = group.leave()?;
+        let members = group.members()?;
+        let me = group.me();
+        self.groups.first_sight(&proposal);
+        self.groups.note_leaving(key, me);
+        let line = self.system_line(key, None, "You left".to_owned());
+        self.save_group(key, vec![line])?;
+        self.group_fanout(&proposal, TransferKind::GroupMessage, &members, &[], &[]);
+        self.summary(&key)
+    }
+
+    /// Sends a text to a group: encrypted for the current epoch, stored, and fanned out.
+    pub(super) fn group_send(
+        &mut self,
+        conversation: ConversationId,
+        text: String,
+    ) -> Result<api::Message, NodeError> {
+        let key = group_key(&conversation)?;
+        if text.len() > tern_protocol::message::MAX_TEXT_LEN {
+            return Err(GroupError::Invalid("text too long").into());
+        }
+        let now = now_ms();
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        let content = Content {
+            id: MessageId::new_v7(now, &mut rng),
+            sent_at_ms: now,
+            body: Body::Text(text.clone()),
+        };
+        let group = self.group_mut(&key)?;
+        let bytes = group.send(&content)?;
+        let members = group.members()?;
+        let message = api::Message {
+            id: content.id,
+            conversation,
+            sender: None,
+            system: false,
+            sent_at_ms: now,
+            received_at_ms: now,
+            text,
+            status: MessageStatus::Sent,
+            recipients: Vec::new(),
+        };
+        self.save_group(key, vec![message.clone()])?;
+        self.groups.first_sight(&bytes);
+        self.group_fanout(&bytes, TransferKind::GroupMessage, &members, &[], &[]);
+        Ok(message)
+    }
+
+    /// Marks a group's received messages read (no receipts are sent for group messages yet).
+    pub(super) fn group_mark_read(
+        &mut self,
+        conversation: ConversationId,
+        ids: Option<Vec<MessageId>>,
+    ) -> Result<Vec<MessageId>, NodeError> {
+        let ids = match ids {
+            Some(ids) => ids,
+            None => self
+                .engine
+                .store()
+                .reader()
+                .page(&conversation, None, 500)?
+                .messages
+                .into_iter()
+                .filter(|m| !m.outgoing() && m.status == MessageStatus::Received)
+                .map(|m| m.id)
+                .collect(),
+        };
+        Ok(self.engine.store_mut().transaction(|b| {
+            let mut read = Vec::new();
+            for id in ids {
+                if b.update_message_status(conversation, &id, MessageStatus::Read)? {
+                    read.push(id);
+                }
+            }
+            Ok(read)
+        })?)
+    }
+
+    fn group_members(&self, key: &[u8; 32]) -> Result<Vec<GroupMember>, NodeError> {
+        let group = self
+            .groups
+            .by_conv
+            .get(key)
+            .ok_or_else(|| NodeError::UnknownGroup(ConversationId::Group(*key).short()))?;
+        let me = group.me();
+        let mut out = Vec::new();
+        for member in group.members()? {
+            let contact = self
+                .engine
+                .store()
+                .contact(&member)?
+                .is_some_and(|c| c.state == api::ContactState::Accepted);
+            out.push(GroupMember {
+                key: member,
+                name: if member == me {
+                    "you".to_owned()
+                } else {
+                    self.name_of(&member)
+                },
+                role: role_of(group, &member),
+                contact,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(super) fn summary(&self, key: &[u8; 32]) -> Result<GroupSummary, NodeError> {
+        self.groups
+            .by_conv
+            .get(key)
+            .map(summary_of)
+            .ok_or_else(|| NodeError::UnknownGroup(ConversationId::Group(*key).short()))
+    }
+
+    /// Stores, fans out and reports a commit this profile made; members added by it get their Welcome
+    /// (and not the commit, which is for the epoch before they joined).
+    pub(super) fn after_own_commit(
+        &mut self,
+        key: [u8; 32],
+        out: CommitOut,
+    ) -> Result<GroupSummary, NodeError> {
+        let lines = self.commit_lines(key, None, &out.summary);
+        self.save_group(key, lines)?;
+        let members = self.group_mut(&key)?.members()?;
+        self.groups.first_sight(&out.commit);
+        self.group_fanout(
+            &out.commit,
+            TransferKind::GroupMessage,
+            &members,
+            &out.summary.removed,
+            &out.summary.added,
+        );
+        if let Some(welcome) = &out.welcome {
+            self.group_fanout(welcome, TransferKind::Welcome, &out.summary.added, &[], &[]);
+        }
+        let summary = self.summary(&key)?;
+        self.emit_group(api::Event::GroupUpdated {
+            group: summary.clone(),
+        });
+        Ok(summary)
+    }
+
+    /// The system lines a commit gives: who added, removed, renamed, promoted. `by` is `None` for this
+    /// profile's own commit.
+    pub(super) fn commit_lines(
+        &mut self,
+        key: [u8; 32],
+        by: Option<IdentityKey>,
+        summary: &crate::group::CommitSummary,
+    ) -> Vec<api::Message> {
+        let now = self
+            .groups
+            .by_conv
+            .get(&key)
+            .and_then(|group| group.info().ok());
+        let before = match &now {
+            Some(now) => self.groups.infos.insert(key, now.clone()),
+            None => None,
+        };
+        let me = self.engine.key();
+        let who = |k: &IdentityKey| {
+            if *k == me {
+                "you".to_owned()
+            } else {
+                self.name_of(k)
+            }
+        };
+        let actor = match by {
+            Some(k) if k != me => self.name_of(&k),
+            _ => "You".to_owned(),
+        };
+        let by = by.filter(|k| *k != me);
+        let mut lines = Vec::new();
+        for added in &summary.added {
+            lines.push(format!("{actor} added {}", who(added)));
+        }
+        for removed in &summary.removed {
+            if self.groups.leaving.contains(&(key, *removed)) {
+                lines.push(format!("{} left", who(removed)));
+            } else {
+                lines.push(format!("{actor} removed {}", who(removed)));
+            }
+        }
+        if summary.info_changed
+            && let Some(now) = &now
+        {
+            match &before {
+                Some(before) => {
+                    if before.name != now.name {
+                        lines.push(format!("{actor} renamed the group to \"{}\"", now.name));
+                    }
+                    for admin in now.admins.iter().filter(|a| !before.admins.contains(a)) {
+                        lines.push(format!("{actor} made {} an admin", who(admin)));
+                    }
+                }
+                None => lines.push(format!("{actor} changed the group's name or admins")),
+            }
+        }
+        lines
+            .into_iter()
+            .map(|line| self.system_line(key, by, line))
+            .collect()
+    }
+
+    /// A system line of a group's conversation, about `by`'s action (`None`: this profile's).
+    pub(super) fn system_line(
+        &self,
+        key: [u8; 32],
+        by: Option<IdentityKey>,
+        text: String,
+    ) -> api::Message {
+        let now = now_ms();
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        api::Message {
+            id: MessageId::new_v7(now, &mut rng),
+            conversation: ConversationId::Group(key),
+            sender: by,
+            system: true,
+            sent_at_ms: now,
+            received_at_ms: now,
+            text,
+            status: if by.is_some() {
+                MessageStatus::Received
+            } else {
+                MessageStatus::Sent
+            },
+            recipients: Vec::new(),
+        }
+    }
+
+    /// Seals the group's state into the store with `lines` (messages and system lines) in one commit, then
+    /// reports the lines written by others or by the system as received messages.
+    pub(super) fn save_group(
+        &mut self,
+        key: [u8; 32],
+        lines: Vec<api::Message>,
+    ) -> Result<(), NodeError> {
+        let group = self
+            .groups
+            .by_conv
+            .get(&key)
+            .ok_or_else(|| NodeError::UnknownGroup(ConversationId::Group(key).short()))?;
+        let state = group.encode();
+        let id = group.id().to_vec();
+        let stored = self.engine.store_mut().transaction(|b| {
+            b.put_group(&id, &state)?;
+            let mut stored = Vec::new();
+            for line in &lines {
+                if b.insert_message(line)? {
+                    stored.push(line.clone());
+                }
+            }
+            Ok(stored)
+        })?;
+        for message in stored {
+            if message.system || message.sender.is_some() {
+                self.emit(Event::MessageReceived { message });
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends group bytes (split into transfer parts) to every member in `members` and `extra` that is an
+    /// accepted contact, except this profile and those in `skip`.
+    pub(super) fn group_fanout(
+        &mut self,
+        bytes: &[u8],
+        kind: TransferKind,
+        members: &[IdentityKey],
+        extra: &[IdentityKey],
+        skip: &[IdentityKey],
+    ) {
+        let me = self.engine.key();
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        let parts = match group_wire::split(kind, bytes, &mut rng) {
+            Ok(parts) => parts,
+            Err(e) => {
+                warn!(error = %e, "a group message does not fit a transfer");
+                return;
+            }
+        };
+        let mut sent = HashSet::new();
+        for to in members.iter().chain(extra) {
+            if *to == me
+                || skip.contains(to)
+                || !sent.insert(*to)
+                || self.accepted_contact(to).is_err()
+            {
+                continue;
+            }
+            for part in &parts {
+                let body = Body::Unknown {
+                    kind: group_wire::KIND_TRANSFER_PART,
+                    data: part.encode(),
+                };
+                if let Err(e) = self.engine.send_control(to, body, true) {
+                    warn!(error = %e, "cannot queue a group message for a member");
+                    break;
+                }
+            }
+            self.flush_for(to);
+        }
+    }
+
+    pub(super) fn emit_group(&self, event: api::Event) {
+        let _ = self.events.send(event);
+    }
+}
