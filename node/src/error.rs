@@ -24,6 +24,8 @@ pub enum NodeError {
     Settings(#[from] crate::settings::SettingsError),
     #[error("the node has stopped")]
     Stopped,
+    #[error(transparent)]
+    File(#[from] crate::api::FileOpError),
     /// The cause is printed in the message, not also returned as a source.
     #[error("cannot open the mailbox this node serves: {0}")]
     Mailbox(MailboxError),

@@ -78,6 +78,7 @@ pub fn read_message(
         text: text.to_owned(),
         status: MessageStatus::Read,
         recipients: Vec::new(),
+        attachment: None,
     }
 }
 

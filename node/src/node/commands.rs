@@ -89,6 +89,8 @@ pub(super) enum Command {
     Stop {
         reply: oneshot::Sender<Box<Engine>>,
     },
+    /// Rows for files (`files.rs`).
+    Files(super::files::FilesCommand),
 }
 
 /// The contact of a conversation this build can send to.
@@ -250,6 +252,7 @@ impl EventLoop {
                 };
                 let _ = reply.send(status);
             }
+            Command::Files(command) => self.handle_files(command),
             Command::Shutdown { .. } | Command::Stop { .. } => {}
         }
     }

@@ -9,6 +9,8 @@
 //! - `delivery.rs`, `mailbox_client.rs`, `mailbox_host.rs`: carry out the decisions of the delivery machine
 //!   (`crate::delivery`), the mailbox client (`crate::mailbox::client`) and the mailbox host.
 //! - `inbound.rs`, `swarm_events.rs`, `dht.rs`: envelopes received, connections and discovery, the DHT.
+//! - `files.rs`: files on the handle (send, save, pause, resume, cancel, delete) and the rows the loop
+//!   writes for them; the transfers run beside the loop in `crate::files::wire`.
 //! - `reach.rs`: reaching contacts across the internet: address records, presence, relays, direct or relayed.
 //!
 //! One task owns the swarm and the [`Engine`] (and with it the store's writer). Events go out on a bounded
@@ -19,6 +21,7 @@ mod commands;
 mod delivery;
 mod dht;
 mod event_loop;
+mod files;
 mod handle;
 mod inbound;
 mod mailbox_client;
@@ -41,6 +44,8 @@ use tracing::{Instrument, debug, info, info_span, warn};
 pub use crate::api::peer_id_of;
 pub use crate::config::NodeConfig;
 pub use crate::error::NodeError;
+pub(crate) use files::WeakNode;
+pub use files::media_type_of;
 pub use handle::Node;
 
 use crate::api::{self, NatStatus, NetStatus};

@@ -360,6 +360,7 @@ impl MessageRecord {
             status: self.status,
             text: self.text,
             recipients: Vec::new(),
+            attachment: None,
         }
     }
 }
