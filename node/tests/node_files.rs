@@ -394,6 +394,13 @@ async fn a_transfer_pauses_resumes_and_cancels_and_a_withdrawn_file_is_reported_
         );
         b.node.resume_file(conversation, id).await.unwrap();
         file_received(&mut b.events, id).await;
+        match b.node.pause_file(conversation, id).await {
+            Err(NodeError::File(FileOpError::WrongState {
+                state: FileState::Complete,
+                ..
+            })) => {}
+            other => panic!("a complete file cannot be paused, got {other:?}"),
+        }
         let dest = scratch.path().join("big-saved.bin");
         b.node
             .save_file(conversation, id, &dest, false)

@@ -136,8 +136,11 @@ pub enum FileOpError {
     NoFile,
     #[error("the file is not complete yet ({state})", state = .0.as_str())]
     NotComplete(FileState),
-    #[error("the file was cancelled")]
-    Cancelled,
+    #[error("a file cannot be {action} while it is {state}", state = .state.as_str())]
+    WrongState {
+        action: &'static str,
+        state: FileState,
+    },
     #[error("{max} files are held already; delete some messages with files first")]
     TooManyFiles { max: u64 },
     #[error("the file name cannot be sent: {0}")]

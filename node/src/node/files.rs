@@ -248,7 +248,10 @@ impl Node {
     ) -> Result<(), NodeError> {
         let record = self.attachment_of(conversation, id).await?;
         if record.outgoing || record.state != FileState::Waiting {
-            return Err(file_err(FileOpError::NotComplete(record.state)));
+            return Err(file_err(FileOpError::WrongState {
+                action: "paused",
+                state: record.state,
+            }));
         }
         self.set_file_state(conversation, id, FileState::Paused)
             .await?;
@@ -266,7 +269,10 @@ impl Node {
     ) -> Result<(), NodeError> {
         let record = self.attachment_of(conversation, id).await?;
         if record.outgoing || !matches!(record.state, FileState::Paused | FileState::Failed) {
-            return Err(file_err(FileOpError::NotComplete(record.state)));
+            return Err(file_err(FileOpError::WrongState {
+                action: "resumed",
+                state: record.state,
+            }));
         }
         if let Some(record) = self
             .set_file_state(conversation, id, FileState::Waiting)

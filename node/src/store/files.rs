@@ -278,3 +278,109 @@ impl Batch<'_> {
         Ok((true, attachment))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+    use tern_protocol::Identity;
+    use tern_protocol::file::{FileHash, FileKey};
+
+    use super::*;
+    use crate::api::MessageStatus;
+    use crate::store::{KdfParams, Store};
+
+    fn record(conversation: ConversationId, n: u8) -> AttachmentRecord {
+        AttachmentRecord {
+            conversation,
+            id: MessageId([n; 16]),
+            outgoing: false,
+            state: FileState::Waiting,
+            metadata_stripped: n.is_multiple_of(2),
+            announcement: FileAnnouncement {
+                name: format!("file-{n}.jpg"),
+                size: 1000 + u64::from(n),
+                media_type: "image/jpeg".into(),
+                key: FileKey::from_bytes([n; 32]),
+                hash: FileHash([n; 32]),
+                thumbnail: None,
+            },
+        }
+    }
+
+    fn file_message(conversation: ConversationId, n: u8) -> Message {
+        let sender = conversation.direct();
+        Message {
+            id: MessageId([n; 16]),
+            conversation,
+            sender,
+            sent_at_ms: u64::from(n),
+            received_at_ms: u64::from(n),
+            text: String::new(),
+            status: MessageStatus::Received,
+            recipients: Vec::new(),
+            attachment: None,
+        }
+    }
+
+    #[test]
+    fn an_attachment_record_round_trips_and_refuses_what_it_does_not_know() {
+        let key = Identity::generate(&mut ChaCha20Rng::seed_from_u64(1), 0).key();
+        let r = record(ConversationId::Direct(key), 4);
+        let bytes = r.encode().unwrap();
+        assert_eq!(AttachmentRecord::decode(&bytes).unwrap(), r);
+        let mut newer = bytes.clone();
+        newer[0] = 2;
+        assert!(AttachmentRecord::decode(&newer).is_err());
+        let mut bad_state = bytes.clone();
+        bad_state[1 + CONVERSATION_ID_LEN + 16 + 1] = 9;
+        assert!(AttachmentRecord::decode(&bad_state).is_err());
+        let mut trailing = bytes;
+        trailing.push(0);
+        assert!(AttachmentRecord::decode(&trailing).is_err());
+    }
+
+    #[test]
+    fn a_file_message_reads_with_its_attachment_and_deleting_it_removes_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store =
+            Store::create(dir.path(), &"pw".into(), KdfParams::INSECURE_FOR_TESTS).unwrap();
+        let key = Identity::generate(&mut ChaCha20Rng::seed_from_u64(2), 0).key();
+        let conversation = ConversationId::Direct(key);
+        let mut batch = store.batch().unwrap();
+        for n in 1..=2 {
+            batch
+                .insert_message(&file_message(conversation, n))
+                .unwrap();
+            batch.put_attachment(&record(conversation, n)).unwrap();
+        }
+        batch.commit().unwrap();
+
+        let reader = store.reader();
+        let page = reader.page(&conversation, None, 10).unwrap();
+        let names: Vec<String> = page
+            .messages
+            .iter()
+            .map(|m| m.attachment.as_ref().unwrap().name.clone())
+            .collect();
+        assert_eq!(names, ["file-1.jpg", "file-2.jpg"]);
+        assert_eq!(reader.attachments().unwrap().len(), 2);
+
+        let mut batch = store.batch().unwrap();
+        let (found, gone) = batch
+            .delete_message(&conversation, &MessageId([1; 16]))
+            .unwrap();
+        batch.commit().unwrap();
+        assert!(found);
+        assert_eq!(gone.unwrap().announcement.name, "file-1.jpg");
+        let page = reader.page(&conversation, None, 10).unwrap();
+        assert_eq!(page.messages.len(), 1);
+        assert_eq!(reader.attachments().unwrap().len(), 1);
+
+        let mut batch = store.batch().unwrap();
+        let doomed = batch.delete_attachments_of(&conversation).unwrap();
+        batch.commit().unwrap();
+        assert_eq!(doomed.len(), 1);
+        assert!(reader.attachments().unwrap().is_empty());
+    }
+}
