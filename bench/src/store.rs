@@ -82,6 +82,7 @@ fn build_profile(
                 // Read, so the unread index stays small, as in a lived-in profile.
                 status: MessageStatus::Read,
                 recipients: Vec::new(),
+                attachment: None,
             };
             batch.insert_message(&message)?;
             i += 1;

@@ -8,6 +8,8 @@ use std::fmt;
 use libp2p::{Multiaddr, PeerId};
 use tern_protocol::{Fingerprint, IdentityKey, MessageId};
 
+pub use crate::files::view::{Attachment, FileEntry, FileOpError, FileState, SentFile};
+
 /// Milliseconds since the unix epoch, by the wall clock.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -283,6 +285,8 @@ pub struct Message {
     pub status: MessageStatus,
     /// Per-recipient statuses where the conversation has several recipients; empty for a 1:1 message.
     pub recipients: Vec<RecipientStatus>,
+    /// The file this message offers (its `text` is then empty), if any.
+    pub attachment: Option<Attachment>,
 }
 
 impl Message {
@@ -315,6 +319,7 @@ impl fmt::Debug for Message {
             text,
             status,
             recipients,
+            attachment,
         } = self;
         f.debug_struct("Message")
             .field("id", id)
@@ -326,6 +331,7 @@ impl fmt::Debug for Message {
             .field("text_len", &text.len())
             .field("status", status)
             .field("recipients", recipients)
+            .field("attachment", attachment)
             .finish()
     }
 }
@@ -593,4 +599,25 @@ pub enum Event {
     /// The change itself is also stored as a system line in the group's conversation (a
     /// [`Event::MessageReceived`] with `system` set).
     GroupUpdated { group: GroupSummary },
+    /// A file is being fetched: `received` of `size` plaintext bytes are verified here (at most one event
+    /// per file every [`crate::files::PROGRESS_INTERVAL`], and one at the end).
+    FileProgress {
+        conversation: ConversationId,
+        id: MessageId,
+        received: u64,
+        size: u64,
+    },
+    /// A file offered in message `id` is now whole here, verified; save it with
+    /// [`crate::node::Node::save_file`].
+    FileReceived {
+        conversation: ConversationId,
+        id: MessageId,
+    },
+    /// A file transfer stopped for good (`state` says how: failed or cancelled), with the reason.
+    FileFailed {
+        conversation: ConversationId,
+        id: MessageId,
+        state: FileState,
+        reason: String,
+    },
 }

@@ -30,6 +30,8 @@ pub enum NodeError {
     /// No group of this profile has this conversation id or name.
     #[error("no such group: {0}")]
     UnknownGroup(String),
+    #[error(transparent)]
+    File(#[from] crate::api::FileOpError),
     /// The cause is printed in the message, not also returned as a source.
     #[error("cannot open the mailbox this node serves: {0}")]
     Mailbox(MailboxError),

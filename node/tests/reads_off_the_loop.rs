@@ -42,6 +42,7 @@ async fn a_message_is_delivered_and_acknowledged_while_a_search_scans_200_000_me
                     text,
                     status: MessageStatus::Read,
                     recipients: Vec::new(),
+                    attachment: None,
                 })
                 .unwrap();
         }

@@ -385,6 +385,7 @@ pub(crate) mod test_rows {
                 MessageStatus::Received
             },
             recipients: Vec::new(),
+            attachment: None,
         }
     }
 

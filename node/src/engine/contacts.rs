@@ -163,6 +163,7 @@ impl Engine {
             return Err(EngineError::UnknownContact(contact.peer_id()));
         }
         batch.delete_conversation(contact)?;
+        batch.delete_attachments_of(&(*contact).into())?;
         batch.delete_session(contact)?;
         batch.commit()?;
         self.sessions.remove(contact);

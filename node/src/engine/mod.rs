@@ -23,6 +23,7 @@ use thiserror::Error;
 use tracing::{debug, warn};
 
 mod contacts;
+mod files;
 pub use contacts::find_contact_in;
 mod outbox;
 mod profile;
@@ -94,6 +95,8 @@ pub enum EngineError {
     BadName(#[from] crate::names::NameError),
     #[error("only a failed outgoing message can be sent again")]
     NotRetryable,
+    #[error("no such message")]
+    UnknownMessage,
     /// Receipts and typing go only to accepted contacts: a message request learns nothing (not that it
     /// arrived, not that the user is online) until the user accepts it or writes back.
     #[error("the contact has not been accepted yet: accept the request first")]

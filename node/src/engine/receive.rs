@@ -450,6 +450,7 @@ fn open_one(
                 text,
                 status: MessageStatus::Received,
                 recipients: Vec::new(),
+                attachment: None,
             };
             let (record, request, key_changed) =
                 contact_after_card(sender, contact, decrypted.new_session_card, now);
@@ -537,12 +538,14 @@ fn open_one(
             contact: sender,
             kind,
         },
-        // Files are not offered to the user yet (issue 14's wiring): reported as unknown content, as before
-        // this build could decode them.
-        Body::File(_) => Received::Unknown {
-            contact: sender,
-            kind: tern_protocol::message::KIND_FILE,
-        },
+        Body::File(announcement) if contact.is_some() => super::files::receive_file(
+            batch,
+            sender,
+            (content.id, content.sent_at_ms),
+            announcement,
+            &envelope_id,
+            now,
+        )?,
         // Receipts and typing from strangers mean nothing.
         _ => Received::Dropped,
     };

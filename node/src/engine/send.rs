@@ -362,10 +362,14 @@ impl Engine {
             .message(contact, id)?
             .filter(|m| m.outgoing() && m.status == MessageStatus::Failed)
             .ok_or(EngineError::NotRetryable)?;
+        let body = match self.file_body(contact, id)? {
+            Some(body) => body,
+            None => Body::Text(message.text.clone()),
+        };
         let (_, _, retried) = self.send_sealed(
             contact,
             Some(message.id),
-            Body::Text(message.text.clone()),
+            body,
             now_ms,
             |batch, _, content, envelope, now| {
                 batch.update_message_status(contact, id, MessageStatus::Sending)?;
@@ -491,6 +495,7 @@ pub(super) fn write_text(
         text: text.to_owned(),
         status: MessageStatus::Sending,
         recipients: Vec::new(),
+        attachment: None,
     };
     let outbox = outbox_entry(&to, content, envelope, now);
     batch.insert_message(&message)?;

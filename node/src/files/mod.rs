@@ -10,8 +10,12 @@
 //!
 //! The formats (chunk encryption, hash, announcement) are `tern_protocol::file`'s.
 
+mod offline;
 pub mod store;
+pub mod strip;
 pub mod transfer;
+pub mod view;
+pub(crate) mod wire;
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
@@ -31,6 +35,8 @@ use tracing::{debug, warn};
 pub use store::FileStore;
 pub use transfer::PROTOCOL;
 
+/// The directory inside a profile directory that holds its files (ciphertext only, see `store.rs`).
+pub const FILES_DIR: &str = "files";
 /// Streams served at once; past it a holder answers busy.
 pub const MAX_SERVING: usize = 8;
 /// Files fetched at once; past it a fetch fails with [`TransferError::TooManyTransfers`].
@@ -39,6 +45,10 @@ pub const MAX_FETCHING: usize = 8;
 pub const MAX_CANCELLED: usize = 1024;
 /// Rounds in a row that make no progress before a fetch gives up.
 pub const MAX_FAILED_ROUNDS: u32 = 5;
+/// A node reports a file's progress at most this often (and once when it completes).
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+/// How often a node tries again to fetch the files still waiting whose senders were away.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(30);
 /// Transfer events buffered for a slow reader (it lags, never blocks a transfer).
 pub const EVENT_CAPACITY: usize = 256;
 /// Wait after a failed round, doubled each time up to [`MAX_BACKOFF`].
@@ -89,6 +99,8 @@ pub enum TransferError {
     HolderBusy,
     #[error("the transfer was cancelled")]
     Cancelled,
+    #[error("the transfer was paused")]
+    Paused,
     #[error("gave up after {rounds} rounds without progress; last: {last}")]
     GaveUp { rounds: u32, last: String },
 }
@@ -127,6 +139,8 @@ pub struct FetchReport {
 
 struct Fetching {
     cancel: watch::Sender<bool>,
+    /// Set before `cancel` by a pause: what was received stays on disk.
+    keep: Arc<std::sync::atomic::AtomicBool>,
     running: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -243,6 +257,32 @@ impl FileService {
         })
     }
 
+    /// Encrypts `bytes` (a picture stripped of its metadata, say) under a fresh key into the store.
+    pub async fn add_bytes(&self, bytes: Vec<u8>) -> Result<AddedFile, FilesError> {
+        let size = bytes.len() as u64;
+        if size > MAX_FILE_SIZE {
+            return Err(FilesError::TooLarge {
+                size,
+                max: MAX_FILE_SIZE,
+            });
+        }
+        let mut rng = rand::rng();
+        let key = FileKey::random(&mut rng);
+        let tmp_name = rand::Rng::next_u64(&mut rng);
+        let store = self.shared.store.clone();
+        let import_key = key.clone();
+        let (hash, layout) = tokio::task::spawn_blocking(move || {
+            store.import_from(std::io::Cursor::new(bytes), size, &import_key, tmp_name)
+        })
+        .await
+        .map_err(|_| FilesError::Corrupt("the import task stopped"))??;
+        Ok(AddedFile {
+            key,
+            hash,
+            size: layout.size(),
+        })
+    }
+
     /// Fetches the file `hash` of `size` plaintext bytes from `peer`, resuming from what is on disk, until
     /// every group is verified. Pieces that do not verify are refused and asked for again.
     pub async fn fetch(
@@ -252,7 +292,7 @@ impl FileService {
         size: u64,
     ) -> Result<FetchReport, TransferError> {
         let layout = FileLayout::new(size).map_err(FilesError::from)?;
-        let (mut cancel_rx, running) = {
+        let (mut cancel_rx, running, keep) = {
             let mut fetching = self
                 .shared
                 .fetching
@@ -266,14 +306,16 @@ impl FileService {
             }
             let (cancel, cancel_rx) = watch::channel(false);
             let running = Arc::new(tokio::sync::Mutex::new(()));
+            let keep = Arc::new(std::sync::atomic::AtomicBool::new(false));
             fetching.insert(
                 hash,
                 Fetching {
                     cancel,
+                    keep: keep.clone(),
                     running: running.clone(),
                 },
             );
-            (cancel_rx, running)
+            (cancel_rx, running, keep)
         };
         let _running = running.lock_owned().await;
         let result = tokio::select! {
@@ -285,9 +327,48 @@ impl FileService {
             fetching.remove(&hash);
         }
         if matches!(result, Err(TransferError::Cancelled)) {
+            if keep.load(Ordering::SeqCst) {
+                return Err(TransferError::Paused);
+            }
             self.remove(hash).await?;
         }
         result
+    }
+
+    /// Stops fetching `hash` but keeps what was received (a later fetch resumes from it). Returns once the
+    /// fetch has ended (with [`TransferError::Paused`]); a no-op if none runs.
+    pub async fn pause_fetch(&self, hash: FileHash) -> Result<(), FilesError> {
+        let running = {
+            let fetching = self
+                .shared
+                .fetching
+                .lock()
+                .map_err(|_| FilesError::Corrupt("poisoned"))?;
+            fetching.get(&hash).map(|f| {
+                f.keep.store(true, Ordering::SeqCst);
+                let _ = f.cancel.send(true);
+                f.running.clone()
+            })
+        };
+        if let Some(running) = running {
+            let _done = running.lock().await;
+        }
+        Ok(())
+    }
+
+    /// Whether a fetch of `hash` runs now.
+    pub fn is_fetching(&self, hash: &FileHash) -> bool {
+        self.shared
+            .fetching
+            .lock()
+            .is_ok_and(|f| f.contains_key(hash))
+    }
+
+    /// Ciphertext bytes of `hash` verified on disk (`None` if nothing of it is held). Blocking I/O.
+    pub fn verified_bytes(&self, hash: &FileHash, size: u64) -> Option<u64> {
+        let layout = FileLayout::new(size).ok()?;
+        let entry = self.shared.store.entry(hash, layout, false).ok()?;
+        Some(entry.verified_bytes())
     }
 
     async fn fetch_rounds(

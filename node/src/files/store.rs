@@ -68,8 +68,19 @@ impl FileStore {
         key: &FileKey,
         tmp_name: u64,
     ) -> Result<(FileHash, FileLayout), FilesError> {
-        let mut plain = File::open(path)?;
+        let plain = File::open(path)?;
         let size = plain.metadata()?.len();
+        self.import_from(plain, size, key, tmp_name)
+    }
+
+    /// [`Self::import`] of `size` plaintext bytes read from `plain` (which must end there).
+    pub fn import_from(
+        &self,
+        mut plain: impl Read,
+        size: u64,
+        key: &FileKey,
+        tmp_name: u64,
+    ) -> Result<(FileHash, FileLayout), FilesError> {
         let layout = FileLayout::new(size).map_err(|_| FilesError::TooLarge {
             size,
             max: file::MAX_FILE_SIZE,

@@ -225,6 +225,8 @@ pub struct ClientBehaviour {
     pub mailbox: request_response::Behaviour<MailboxCodec>,
     /// Keeps connections to contacts open while both nodes run.
     pub keep_alive: super::keep_alive::Behaviour,
+    /// Carries `/tern/file/1` streams for `crate::files::FileService`, which runs beside the event loop.
+    pub stream: libp2p_stream::Behaviour,
 }
 
 impl ClientBehaviour {
@@ -260,6 +262,7 @@ impl ClientBehaviour {
             envelope: envelope_behaviour(config.request_timeout),
             mailbox: mailbox_behaviour(config.serve_mailbox, config.request_timeout),
             keep_alive: super::keep_alive::Behaviour::default(),
+            stream: libp2p_stream::Behaviour::new(),
         }
     }
 }

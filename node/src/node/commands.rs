@@ -91,6 +91,8 @@ pub(super) enum Command {
     },
     /// A group operation (`groups.rs`).
     Group(super::groups::GroupCommand),
+    /// Rows for files (`files.rs`).
+    Files(super::files::FilesCommand),
 }
 
 /// The contact of a conversation this build can send to.
@@ -267,6 +269,7 @@ impl EventLoop {
                 };
                 let _ = reply.send(status);
             }
+            Command::Files(command) => self.handle_files(command),
             Command::Shutdown { .. } | Command::Stop { .. } => {}
         }
     }

@@ -207,6 +207,7 @@ impl EventLoop {
                             conversation: ConversationId::Group(key),
                             sender: Some(sender),
                             system: false,
+                            attachment: None,
                             sent_at_ms: content.sent_at_ms,
                             received_at_ms: now_ms(),
                             text,

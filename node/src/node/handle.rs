@@ -16,10 +16,12 @@ use tern_protocol::SafetyNumber;
 /// A handle to a running node. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Node {
-    commands: mpsc::Sender<Command>,
-    events: broadcast::Sender<api::Event>,
-    peer_id: PeerId,
-    me: IdentityKey,
+    pub(super) commands: mpsc::Sender<Command>,
+    pub(super) events: broadcast::Sender<api::Event>,
+    pub(super) peer_id: PeerId,
+    pub(super) me: IdentityKey,
+    /// File transfers beside the loop (`crate::files::wire`).
+    pub(super) files: std::sync::Arc<crate::files::wire::FileWire>,
 }
 
 impl Node {
@@ -31,21 +33,24 @@ impl Node {
     ) -> Result<(Self, broadcast::Receiver<api::Event>), NodeError> {
         let profile = profile.into();
         let me = profile.key();
+        let files_dir = profile.dir().join(crate::files::FILES_DIR);
         let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
         let (event_tx, event_rx) = broadcast::channel(EVENT_QUEUE);
         let event_loop = EventLoop::new(profile.engine, config, command_rx, event_tx.clone())?;
         let peer_id = *event_loop.swarm.local_peer_id();
+        let control = event_loop.swarm.behaviour().stream.new_control();
+        let files = super::files::start_files(&files_dir, control, event_tx.clone())?;
         let span = info_span!("node", peer = %short(&peer_id));
-        tokio::spawn(event_loop.run().instrument(span));
-        Ok((
-            Self {
-                commands: command_tx,
-                events: event_tx,
-                peer_id,
-                me,
-            },
-            event_rx,
-        ))
+        tokio::spawn(event_loop.run().instrument(span.clone()));
+        let node = Self {
+            commands: command_tx,
+            events: event_tx,
+            peer_id,
+            me,
+            files,
+        };
+        node.files.start(node.downgrade(), node.subscribe(), span);
+        Ok((node, event_rx))
     }
 
     pub fn peer_id(&self) -> PeerId {
@@ -76,7 +81,7 @@ impl Node {
 
     /// Runs a read on a store reader on a blocking thread: a long read (a search through a large
     /// history) never holds up the event loop, which only hands out the reader.
-    async fn read<T: Send + 'static>(
+    pub(super) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&StoreReader) -> Result<T, NodeError> + Send + 'static,
     ) -> Result<T, NodeError> {
@@ -168,8 +173,11 @@ impl Node {
         before: Option<Cursor>,
         limit: usize,
     ) -> Result<Page, NodeError> {
-        self.read(move |reader| Ok(reader.page(&conversation, before, limit)?))
-            .await
+        let mut page = self
+            .read(move |reader| Ok(reader.page(&conversation, before, limit)?))
+            .await?;
+        self.fill_files(&mut page.messages);
+        Ok(page)
     }
 
     /// Every conversation with at least one message, newest activity first. A group's title is its name.
@@ -244,8 +252,11 @@ impl Node {
 
     /// Removes a contact with its conversation, session and queued mail.
     pub async fn remove_contact(&self, key: IdentityKey) -> Result<(), NodeError> {
+        let files = self.files_of(ConversationId::Direct(key)).await?;
         self.request(|reply| Command::RemoveContact { key, reply })
-            .await?
+            .await??;
+        self.remove_files(files).await;
+        Ok(())
     }
 
     /// The safety number this profile shares with `contact`.
@@ -322,6 +333,7 @@ impl Node {
     /// Stops the event loop and the swarm but keeps the profile open: returns it, to start a node again
     /// (with other settings) without asking for the password.
     pub async fn stop(&self) -> Result<Profile, NodeError> {
+        self.files.stop().await;
         self.request(|reply| Command::Stop { reply })
             .await
             .map(|engine| Profile { engine: *engine })
@@ -329,6 +341,7 @@ impl Node {
 
     /// Stops the event loop; the store is closed (and its lock released) when this returns.
     pub async fn shutdown(&self) -> Result<(), NodeError> {
+        self.files.stop().await;
         self.request(|reply| Command::Shutdown { reply }).await
     }
 }

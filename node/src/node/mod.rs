@@ -11,6 +11,8 @@
 //! - `inbound.rs`, `swarm_events.rs`, `dht.rs`: envelopes received, connections and discovery, the DHT.
 //! - `groups.rs`, `group_inbound.rs`, `group_handle.rs`: groups (docs/protocol.md §18) on the loop, the
 //!   group bodies received in 1:1 sessions, and the handle's group methods.
+//! - `files.rs`: files on the handle (send, save, pause, resume, cancel, delete) and the rows the loop
+//!   writes for them; the transfers run beside the loop in `crate::files::wire`.
 //! - `reach.rs`: reaching contacts across the internet: address records, presence, relays, direct or relayed.
 //!
 //! One task owns the swarm and the [`Engine`] (and with it the store's writer). Events go out on a bounded
@@ -21,6 +23,7 @@ mod commands;
 mod delivery;
 mod dht;
 mod event_loop;
+mod files;
 mod group_handle;
 mod group_inbound;
 mod groups;
@@ -46,6 +49,8 @@ use tracing::{Instrument, debug, info, info_span, warn};
 pub use crate::api::peer_id_of;
 pub use crate::config::NodeConfig;
 pub use crate::error::NodeError;
+pub(crate) use files::WeakNode;
+pub use files::media_type_of;
 pub use handle::Node;
 
 use crate::api::{self, NatStatus, NetStatus};

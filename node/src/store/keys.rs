@@ -38,6 +38,8 @@ pub(crate) enum Blind {
     Group,
     /// A KeyPackage hash reference (`group_key_packages`).
     KeyPackage,
+    /// A message's file: conversation id bytes || message id (`attachments`).
+    Attachment,
 }
 
 impl Blind {
@@ -53,6 +55,7 @@ impl Blind {
             Self::SessionCheck => b"session check",
             Self::Group => b"group",
             Self::KeyPackage => b"key package",
+            Self::Attachment => b"attachment",
         }
     }
 }

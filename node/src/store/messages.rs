@@ -17,7 +17,7 @@ use super::{
     OUTBOX_ROWS, SEEN, SEEN_RETENTION_MS, StoreError, corrupt,
 };
 
-const MESSAGE_KEY_LEN: usize = BLIND_LEN + 8 + BLIND_LEN;
+pub(super) const MESSAGE_KEY_LEN: usize = BLIND_LEN + 8 + BLIND_LEN;
 const CURSOR_LEN: usize = 8 + BLIND_LEN;
 
 /// A position in a conversation (a message's time and row), for paging backwards: the api's opaque
@@ -84,7 +84,11 @@ fn conv_blind(keys: &Keys, conversation: &ConversationId) -> [u8; BLIND_LEN] {
 }
 
 /// `blind(message, conversation bytes ‖ id)`: a message's index row.
-fn message_row(keys: &Keys, conversation: &ConversationId, id: &MessageId) -> [u8; BLIND_LEN] {
+pub(super) fn message_row(
+    keys: &Keys,
+    conversation: &ConversationId,
+    id: &MessageId,
+) -> [u8; BLIND_LEN] {
     keys.blind(Blind::Message, &[&conversation.to_bytes(), &id.0])
 }
 
@@ -120,7 +124,7 @@ fn decode_message(plain: &[u8]) -> Result<MessageRecord, StoreError> {
 }
 
 /// The `messages` key a message index row points to.
-fn indexed_key(
+pub(super) fn indexed_key(
     keys: &Keys,
     index: &impl ReadableTable<Bytes, Bytes>,
     row: &[u8; BLIND_LEN],

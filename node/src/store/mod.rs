@@ -48,6 +48,7 @@
 //! | `settings`      | `blind(setting, name)`                                      | sealed bytes               |
 //! | `groups`        | `blind(group, group id)`                                    | sealed group state (`group::Group::encode`) |
 //! | `group_key_packages` | `blind(key package, hash ref)`                         | sealed private half of an unused KeyPackage |
+//! | `attachments`   | `blind(attachment, c.to_bytes() ‖ id)`                      | sealed attachment record (`files.rs`) |
 //!
 //! A conversation's messages are one key range of `conversation_messages` (paging is a range scan); the
 //! outbox for one recipient is one key range of `outbox_by_recipient` ([`Store::outbox_for`]) and the
@@ -98,6 +99,7 @@
 
 mod batch;
 mod dedupe;
+mod files;
 mod groups;
 mod kdf;
 mod keys;
@@ -123,6 +125,7 @@ use tern_protocol::codec::DecodeError;
 use thiserror::Error;
 
 pub use batch::Batch;
+pub use files::{AttachmentRecord, MAX_ATTACHMENTS};
 pub use groups::{MAX_GROUPS, MAX_PENDING_KEY_PACKAGES};
 pub use kdf::{
     KdfParams, MAX_KDF_ITERATIONS, MAX_KDF_MEMORY_KIB, MAX_KDF_PARALLELISM, MIN_KDF_MEMORY_KIB,

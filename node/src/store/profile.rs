@@ -91,6 +91,7 @@ impl Store {
                 txn.open_table(ENVELOPES)?;
                 txn.open_table(super::groups::GROUPS)?;
                 txn.open_table(super::groups::GROUP_KEY_PACKAGES)?;
+                txn.open_table(super::files::ATTACHMENTS)?;
                 for table in [CONV_UNREAD, SEEN_EXPIRY, ENVELOPE_EXPIRY] {
                     txn.open_table(table)?;
                 }
@@ -140,6 +141,7 @@ impl Store {
         check_tables(&db)?;
         add_envelope_tables(&db)?;
         super::groups::add_group_tables(&db)?;
+        super::files::add_file_tables(&db)?;
         let keys = Keys::derive(store_key);
         rollback::verify_on_open(&db, &keys)?;
         Ok(Self {

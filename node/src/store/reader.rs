@@ -50,7 +50,7 @@ impl StoreReader {
         Self { db, keys }
     }
 
-    fn read(&self) -> Result<Reader<'_>, StoreError> {
+    pub(super) fn read(&self) -> Result<Reader<'_>, StoreError> {
         Reader::begin(&self.db, &self.keys)
     }
 
@@ -78,10 +78,13 @@ impl StoreReader {
                 },
                 _ => String::new(),
             };
+            let mut last = [summary.last.into_message()];
+            read.attach(&mut last)?;
+            let [last] = last;
             out.push(Conversation {
                 id: summary.conversation,
                 title,
-                last: summary.last.into_message(),
+                last,
                 unread: summary.unread,
             });
         }
@@ -95,15 +98,16 @@ impl StoreReader {
         before: Option<Cursor>,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        let page = self
-            .read()?
-            .conversation_page(conversation, before.as_ref(), limit)?;
+        let read = self.read()?;
+        let page = read.conversation_page(conversation, before.as_ref(), limit)?;
+        let mut messages: Vec<Message> = page
+            .messages
+            .into_iter()
+            .map(MessageRecord::into_message)
+            .collect();
+        read.attach(&mut messages)?;
         Ok(Page {
-            messages: page
-                .messages
-                .into_iter()
-                .map(MessageRecord::into_message)
-                .collect(),
+            messages,
             older: page.older,
         })
     }
@@ -114,10 +118,14 @@ impl StoreReader {
         conversation: &ConversationId,
         id: &MessageId,
     ) -> Result<Option<Message>, StoreError> {
-        Ok(self
-            .read()?
+        let read = self.read()?;
+        let mut message: Vec<Message> = read
             .message(conversation, id)?
-            .map(MessageRecord::into_message))
+            .map(MessageRecord::into_message)
+            .into_iter()
+            .collect();
+        read.attach(&mut message)?;
+        Ok(message.pop())
     }
 
     /// Unread incoming messages in a conversation.

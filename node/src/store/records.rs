@@ -392,6 +392,7 @@ impl MessageRecord {
             status: self.status,
             text: self.text,
             recipients: Vec::new(),
+            attachment: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 error; 2 usage; 3 message kept in the outbox (not delivered within `--wait`);
 //! 4 wrong password; 5 profile in use by another process.
 
+mod files;
 mod group_cmd;
 mod online;
 mod output;
@@ -95,6 +96,28 @@ enum Command {
     Run {
         #[command(flatten)]
         net: NetArgs,
+    },
+    /// Send a file (up to 4 GiB) and stay online until the contact has fetched it. Pictures lose their
+    /// location and camera metadata first (printed as `metadata-stripped`).
+    SendFile {
+        contact: String,
+        path: PathBuf,
+        /// Seconds to stay online for the contact to fetch it; after that it stays offered.
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// List the files sent and received, with their state.
+    Files,
+    /// Decrypt a received (or sent) file to DEST.
+    SaveFile {
+        /// The id of the message that offered the file (see `files`).
+        message_id: String,
+        dest: PathBuf,
+        /// Replace DEST if it exists.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Change the profile password.
     Passwd {
@@ -327,6 +350,18 @@ fn run(cli: Cli, out: Out) -> Result<ExitCode> {
         } => return online::send(&cli, contact, text, *wait, net, out),
         Command::Run { net } => online::run(&cli, net, out)?,
         Command::Group(command) => return group_cmd::run(&cli, command, out),
+        Command::SendFile {
+            contact,
+            path,
+            wait,
+            net,
+        } => return files::send_file(&cli, contact, path, *wait, net, out),
+        Command::Files => files::list(&cli, out)?,
+        Command::SaveFile {
+            message_id,
+            dest,
+            overwrite,
+        } => files::save(&cli, message_id, dest, *overwrite, out)?,
         Command::Passwd {
             allow_empty_password,
         } => {

@@ -18,7 +18,7 @@ pub(crate) const MAX_STDIN_LINE: usize = 256 * 1024;
 /// Lines read from stdin and not yet handled.
 const STDIN_QUEUE: usize = 64;
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tern-node")

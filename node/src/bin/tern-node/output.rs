@@ -110,6 +110,14 @@ pub(crate) fn print_event(out: Out, me: &str, event: Event) {
             sender_name,
         } => {
             let mut value = message_json(&sender_name, &message);
+            if let Some(a) = &message.attachment {
+                value["event"] = json!("file-offered");
+                value["file"] = crate::files::attachment_json(a);
+                out.print(value, || {
+                    format!("<- {sender_name}: file {} ({} bytes), message {}", a.name, a.size, message.id)
+                });
+                return;
+            }
             value["event"] = json!("message");
             out.print(value, || format!("<- {sender_name}: {}", message.text));
         }
@@ -196,6 +204,8 @@ pub(crate) fn print_event(out: Out, me: &str, event: Event) {
                 format!("{name} sent a message of kind {kind}, which this version cannot show")
             });
         }
-        _ => {}
+        event => {
+            crate::files::print_file_event(out, &event);
+        }
     }
 }

@@ -1,0 +1,434 @@
+//! The node's side of files: one [`FileWire`] per running node owns the [`FileService`] on the node's
+//! swarm and fetches the files offered to this profile, beside the event loop (which only writes rows).
+//!
+//! A received offer (a `MessageReceived` event with an attachment), a contact coming online, a lagged
+//! event stream and a periodic tick all lead to the same thing: every incoming file still waiting is
+//! fetched from its sender, at most [`MAX_CONCURRENT_FETCHES`] at once, each resuming from what is on
+//! disk. Progress is reported at most every [`super::PROGRESS_INTERVAL`] per file.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tern_protocol::file::FileHash;
+use tokio::sync::{Semaphore, broadcast};
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use super::{
+    AddedFile, FileService, FilesError, PROGRESS_INTERVAL, RETRY_INTERVAL, TransferError,
+    TransferEvent,
+};
+use crate::api::{self, Attachment, ConversationId, FileState};
+use crate::node::WeakNode;
+use crate::store::AttachmentRecord;
+
+/// Files fetched at once; others wait their turn (below the service's own bound, so it never refuses).
+pub const MAX_CONCURRENT_FETCHES: usize = 4;
+const _: () = assert!(MAX_CONCURRENT_FETCHES <= super::MAX_FETCHING);
+
+struct Live {
+    /// Which fetch task this entry is for (a resumed fetch gets a new one).
+    generation: u64,
+    conversation: ConversationId,
+    id: tern_protocol::MessageId,
+    size: u64,
+    verified: u64,
+    total: u64,
+    last_report: Option<Instant>,
+}
+
+/// The node's file transfers.
+pub(crate) struct FileWire {
+    pub(crate) service: FileService,
+    /// Weak, so that the node's event stream closes when the node stops.
+    events: broadcast::WeakSender<api::Event>,
+    live: Mutex<HashMap<FileHash, Live>>,
+    slots: Arc<Semaphore>,
+    generations: std::sync::atomic::AtomicU64,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for FileWire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileWire")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+fn plain_of(verified: u64, total: u64, size: u64) -> u64 {
+    if total == 0 {
+        return size;
+    }
+    u64::try_from(u128::from(verified) * u128::from(size) / u128::from(total)).unwrap_or(size)
+}
+
+impl FileWire {
+    pub(crate) fn new(service: FileService, events: broadcast::Sender<api::Event>) -> Arc<Self> {
+        Arc::new(Self {
+            service,
+            events: events.downgrade(),
+            live: Mutex::new(HashMap::new()),
+            slots: Arc::new(Semaphore::new(MAX_CONCURRENT_FETCHES)),
+            generations: std::sync::atomic::AtomicU64::new(0),
+            tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Starts the tasks that fetch what is offered to `node` (call once, after the node started).
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        node: WeakNode,
+        events: broadcast::Receiver<api::Event>,
+        span: tracing::Span,
+    ) {
+        let wire = self.clone();
+        let progress = self.service.events();
+        let driver = tokio::spawn(tracing::Instrument::instrument(
+            drive(wire, node, progress, events),
+            span,
+        ));
+        self.keep(driver);
+    }
+
+    fn keep(&self, task: JoinHandle<()>) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task);
+        }
+    }
+
+    /// Stops every transfer and task, keeping what was received (the node is stopping).
+    pub(crate) async fn stop(&self) {
+        let tasks: Vec<JoinHandle<()>> = self
+            .tasks
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
+        for task in &tasks {
+            task.abort();
+        }
+        let hashes: Vec<FileHash> = self
+            .live
+            .lock()
+            .map(|l| l.keys().copied().collect())
+            .unwrap_or_default();
+        for hash in hashes {
+            let _ = self.pause(hash).await;
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Encrypts the file at `path` into the store; returns it and whether metadata was stripped.
+    pub(crate) async fn add(
+        &self,
+        path: &Path,
+        media_type: &str,
+    ) -> Result<(AddedFile, bool), FilesError> {
+        if super::strip::strippable(media_type) {
+            let size = tokio::fs::metadata(path).await?.len();
+            if size <= super::strip::MAX_STRIP_LEN {
+                let bytes = tokio::fs::read(path).await?;
+                let media_type = media_type.to_owned();
+                let stripped =
+                    tokio::task::spawn_blocking(move || super::strip::strip(bytes, &media_type))
+                        .await
+                        .map_err(|_| FilesError::Corrupt("the strip task stopped"))?;
+                if let Some(stripped) = stripped {
+                    return Ok((self.service.add_bytes(stripped).await?, true));
+                }
+            } else {
+                warn!(
+                    "a picture over {} bytes is sent with its metadata",
+                    super::strip::MAX_STRIP_LEN
+                );
+            }
+        }
+        Ok((self.service.add(path).await?, false))
+    }
+
+    /// Pauses a fetch, keeping what was received; returns once it has stopped (a `want` after it starts
+    /// a new one).
+    pub(crate) async fn pause(&self, hash: FileHash) -> Result<(), FilesError> {
+        self.service.pause_fetch(hash).await?;
+        if let Ok(mut live) = self.live.lock() {
+            live.remove(&hash);
+        }
+        Ok(())
+    }
+
+    /// Drops a file: its fetch stops and its bytes are removed; one this node sent is withdrawn.
+    pub(crate) async fn forget(&self, hash: FileHash, outgoing: bool) {
+        let result = if outgoing {
+            self.service.cancel_send(hash).await
+        } else {
+            self.service.cancel_fetch(hash).await
+        };
+        if let Ok(mut live) = self.live.lock() {
+            live.remove(&hash);
+        }
+        if let Err(e) = result {
+            warn!(%hash, "cannot remove a file: {e}");
+        }
+    }
+
+    /// The attachment as the api shows it, with live progress.
+    pub(crate) fn view(&self, record: &AttachmentRecord) -> Attachment {
+        let mut view = record.view();
+        self.fill(&mut view, &record.announcement.hash);
+        view
+    }
+
+    /// Marks a waiting attachment downloading, with its progress, if a fetch of it runs.
+    pub(crate) fn fill(&self, view: &mut Attachment, hash: &FileHash) {
+        if view.state != FileState::Waiting || !self.service.is_fetching(hash) {
+            return;
+        }
+        if let Ok(live) = self.live.lock()
+            && let Some(l) = live.get(hash)
+        {
+            view.state = FileState::Downloading;
+            view.progress = plain_of(l.verified, l.total, l.size);
+        }
+    }
+
+    /// [`Self::fill`] for a message's attachment, found among the live transfers by message.
+    pub(crate) fn fill_by_message(
+        &self,
+        view: &mut Attachment,
+        conversation: &ConversationId,
+        id: &tern_protocol::MessageId,
+    ) {
+        let hash = self.live.lock().ok().and_then(|live| {
+            live.iter()
+                .find(|(_, l)| l.conversation == *conversation && l.id == *id)
+                .map(|(h, _)| *h)
+        });
+        if let Some(hash) = hash {
+            self.fill(view, &hash);
+        }
+    }
+
+    /// Fetches `record`'s file from its sender unless a fetch of it runs already.
+    pub(crate) fn want(self: &Arc<Self>, node: &WeakNode, record: AttachmentRecord) {
+        if record.outgoing || record.state != FileState::Waiting {
+            return;
+        }
+        let hash = record.announcement.hash;
+        let Some(peer) = record
+            .conversation
+            .direct()
+            .and_then(|k| crate::api::peer_id_of(&k))
+        else {
+            return;
+        };
+        let generation = self
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        {
+            let Ok(mut live) = self.live.lock() else {
+                return;
+            };
+            if live.contains_key(&hash) {
+                return;
+            }
+            live.insert(
+                hash,
+                Live {
+                    generation,
+                    conversation: record.conversation,
+                    id: record.id,
+                    size: record.announcement.size,
+                    verified: 0,
+                    total: 0,
+                    last_report: None,
+                },
+            );
+        }
+        let wire = self.clone();
+        let node = node.clone();
+        let task = tokio::spawn(async move {
+            let outcome = match wire.slots.clone().acquire_owned().await {
+                Ok(_permit) => {
+                    // Paused or cancelled while it waited for its turn: nothing to do.
+                    let current = wire
+                        .live
+                        .lock()
+                        .is_ok_and(|l| l.get(&hash).is_some_and(|l| l.generation == generation));
+                    if !current {
+                        return;
+                    }
+                    let a = &record.announcement;
+                    wire.service.fetch(peer, a.hash, a.size).await
+                }
+                Err(_) => Err(TransferError::Cancelled),
+            };
+            let (conversation, id) = (record.conversation, record.id);
+            let last = wire.live.lock().ok().and_then(|mut l| {
+                if l.get(&hash).is_some_and(|l| l.generation == generation) {
+                    l.remove(&hash)
+                } else {
+                    None
+                }
+            });
+            let (state, reason) = match outcome {
+                Ok(report) => {
+                    debug!(%hash, wire_bytes = report.wire_bytes, "file fetched");
+                    if let Some(l) = last {
+                        wire.emit(api::Event::FileProgress {
+                            conversation,
+                            id,
+                            received: l.size,
+                            size: l.size,
+                        });
+                    }
+                    (FileState::Complete, None)
+                }
+                // Paused or cancelled here: the user's command wrote the state already.
+                Err(TransferError::Paused) => return,
+                Err(TransferError::Cancelled) => (
+                    FileState::Cancelled,
+                    Some("the sender withdrew the file".to_owned()),
+                ),
+                Err(TransferError::NotFound) => (
+                    FileState::Failed,
+                    Some("the sender no longer has the file".to_owned()),
+                ),
+                Err(
+                    e @ (TransferError::GaveUp { .. }
+                    | TransferError::Stream(_)
+                    | TransferError::HolderBusy
+                    | TransferError::Protocol(_)
+                    | TransferError::TooManyTransfers { .. }
+                    | TransferError::AlreadyFetching),
+                ) => {
+                    // The sender is away or busy: tried again when it is back (or at the next tick).
+                    debug!(%hash, "file fetch stopped for now: {e}");
+                    return;
+                }
+                Err(e) => (FileState::Failed, Some(e.to_string())),
+            };
+            let Some(node) = node.upgrade() else {
+                return;
+            };
+            // A cancel by the user may have raced the end: the user's state wins.
+            if let Ok(Some(current)) = node
+                .read_attachment(conversation, id)
+                .await
+                .map(|r| r.map(|r| r.state))
+                && current != FileState::Waiting
+            {
+                return;
+            }
+            match node.set_file_state(conversation, id, state).await {
+                Ok(_) => {}
+                Err(e) => {
+                    warn!("cannot record a file's state: {e}");
+                    return;
+                }
+            }
+            match reason {
+                None => wire.emit(api::Event::FileReceived { conversation, id }),
+                Some(reason) => wire.emit(api::Event::FileFailed {
+                    conversation,
+                    id,
+                    state,
+                    reason,
+                }),
+            }
+        });
+        self.keep(task);
+    }
+
+    fn emit(&self, event: api::Event) {
+        if let Some(events) = self.events.upgrade() {
+            let _ = events.send(event);
+        }
+    }
+
+    fn progress(&self, hash: FileHash, verified: u64, total: u64) {
+        let event = {
+            let Ok(mut live) = self.live.lock() else {
+                return;
+            };
+            let Some(l) = live.get_mut(&hash) else {
+                return;
+            };
+            l.verified = verified;
+            l.total = total;
+            let now = Instant::now();
+            if l.last_report.is_some_and(|at| now - at < PROGRESS_INTERVAL) || verified >= total {
+                return;
+            }
+            l.last_report = Some(now);
+            api::Event::FileProgress {
+                conversation: l.conversation,
+                id: l.id,
+                received: plain_of(verified, total, l.size),
+                size: l.size,
+            }
+        };
+        self.emit(event);
+    }
+
+    /// Fetches every incoming file still waiting (of `only` that contact, if given).
+    async fn want_all(self: &Arc<Self>, weak: &WeakNode, only: Option<ConversationId>) {
+        let Some(node) = weak.upgrade() else {
+            return;
+        };
+        let records = node.attachment_records().await;
+        drop(node);
+        match records {
+            Ok(records) => {
+                for record in records {
+                    if only.is_none_or(|c| c == record.conversation) {
+                        self.want(weak, record);
+                    }
+                }
+            }
+            Err(e) => debug!("cannot list files: {e}"),
+        }
+    }
+}
+
+async fn drive(
+    wire: Arc<FileWire>,
+    node: WeakNode,
+    mut progress: broadcast::Receiver<TransferEvent>,
+    mut events: broadcast::Receiver<api::Event>,
+) {
+    let mut tick = tokio::time::interval(RETRY_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => wire.want_all(&node, None).await,
+            event = progress.recv() => match event {
+                Ok(TransferEvent::Progress { hash, verified, total }) => {
+                    wire.progress(hash, verified, total);
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            event = events.recv() => match event {
+                Ok(api::Event::MessageReceived { message, .. }) if message.attachment.is_some() => {
+                    let Some(strong) = node.upgrade() else { return };
+                    let record = strong.read_attachment(message.conversation, message.id).await;
+                    drop(strong);
+                    if let Ok(Some(record)) = record {
+                        wire.want(&node, record);
+                    }
+                }
+                Ok(api::Event::ContactOnline { contact, online: true, .. }) => {
+                    wire.want_all(&node, Some(ConversationId::Direct(contact))).await;
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => wire.want_all(&node, None).await,
+                // Every handle and the event loop are gone: the node stopped.
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
+}
