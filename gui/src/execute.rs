@@ -102,6 +102,11 @@ impl Executor<'_> {
                 self.read_qr_invite(&path);
             }
             Action::CloseDialog => self.model.dialog = None,
+            Action::Confirm(confirm) => {
+                self.model.confirm = Some(confirm);
+                self.views.dialogs.confirm.focus_cancel = true;
+            }
+            Action::CloseConfirm => self.model.confirm = None,
             Action::DismissNotice(i) => {
                 if i < self.model.notices.len() {
                     self.model.notices.remove(i);

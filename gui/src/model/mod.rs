@@ -53,6 +53,15 @@ pub enum Dialog {
     ContactDetails,
 }
 
+/// A destructive step waiting for the person to confirm it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    /// Remove the contact and delete the conversation with them.
+    Remove(IdentityKey),
+    /// Block the contact: their messages are dropped.
+    Block(IdentityKey),
+}
+
 /// What the profile screen shows (the fields being typed live with the screen's form).
 #[derive(Debug, Default)]
 pub struct ProfileScreen {
@@ -107,6 +116,8 @@ pub struct Model {
     pub conversations: Vec<ConversationRow>,
     pub open: Option<OpenConversation>,
     pub dialog: Option<Dialog>,
+    /// A confirmation asked over everything else (and over the dialog).
+    pub confirm: Option<Confirm>,
     pub status: Option<NetStatus>,
     pub connected: usize,
     pub nat: NatStatus,
@@ -151,6 +162,7 @@ impl Default for Model {
             conversations: Vec::new(),
             open: None,
             dialog: None,
+            confirm: None,
             status: None,
             connected: 0,
             nat: NatStatus::Unknown,
@@ -199,6 +211,17 @@ impl Model {
 
     fn contact_mut(&mut self, key: &IdentityKey) -> Option<&mut Contact> {
         self.contacts.iter_mut().find(|c| c.key() == *key)
+    }
+
+    /// Blocked contacts, by name.
+    pub fn blocked(&self) -> Vec<&Contact> {
+        let mut blocked: Vec<&Contact> = self
+            .contacts
+            .iter()
+            .filter(|c| c.record.state == ContactState::Blocked)
+            .collect();
+        blocked.sort_by_key(|c| c.name().to_lowercase());
+        blocked
     }
 
     /// The name to show for a key: the contact's name, else the short peer id.
@@ -270,6 +293,9 @@ impl Model {
         self.conversations.retain(|c| c.key() != *key);
         if self.open.as_ref().is_some_and(|o| o.contact == *key) {
             self.open = None;
+        }
+        if matches!(self.confirm, Some(Confirm::Remove(k) | Confirm::Block(k)) if k == *key) {
+            self.confirm = None;
         }
     }
 
