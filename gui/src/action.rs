@@ -34,6 +34,8 @@ pub enum Action {
     /// A picture was dropped on the window: read it for an invite in "Add contact".
     DroppedPicture(PathBuf),
     CloseDialog,
+    /// Say what went wrong inside the open dialog.
+    DialogError(String),
     /// Ask before a destructive step.
     Confirm(Confirm),
     /// Take the confirmation away (cancelled, or done).
@@ -133,6 +135,7 @@ impl Action {
             Self::VerifyContact(_) => "verify-contact",
             Self::DroppedPicture(_) => "dropped-picture",
             Self::CloseDialog => "close-dialog",
+            Self::DialogError(_) => "dialog-error",
             Self::Confirm(_) => "confirm",
             Self::CloseConfirm => "close-confirm",
             Self::DismissNotice(_) => "dismiss-notice",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use tern_gui::model::{ContactState, Screen};
+use tern_gui::model::{ContactState, Dialog, Screen};
 use tern_gui::{Options, TernApp};
 use tern_node::profile::KdfParams;
 use tern_testkit::net::loopback_settings;
@@ -195,5 +195,48 @@ fn a_blocked_contact_shows_a_banner_is_listed_in_settings_and_can_be_unblocked()
     settle(&mut h, "Pat unblocked", |h| {
         state_of(h, "Pat") == Some(ContactState::Accepted) && !has_label(h, "You blocked Pat")
     });
+    shutdown(&mut h);
+}
+
+#[test]
+fn an_invite_error_is_said_inside_the_dialog_in_plain_words_and_a_confirmation_toast_expires() {
+    let (mut h, _dirs) = unlocked_with(&[]);
+    click(&mut h, "+ Add contact");
+    type_into(&mut h, "Invite link", "tern:not-a-real-card");
+    click(&mut h, "Add");
+    assert!(has_label(
+        &h,
+        "That doesn't look like a Tern invite link. Check that you copied all of it."
+    ));
+    assert!(!has_label(&h, "base58"), "no developer words");
+    assert_eq!(
+        h.state().model.dialog,
+        Some(Dialog::AddContact),
+        "still open"
+    );
+    assert!(
+        h.state().model.notices.is_empty(),
+        "said once, in the dialog"
+    );
+
+    // A good link: the dialog closes and a short-lived toast confirms it.
+    let peer = tempfile::tempdir().unwrap();
+    let link = create(peer.path(), "Pat").card().invite_link();
+    h.state_mut().model.dialog = None;
+    click(&mut h, "+ Add contact");
+    assert!(
+        h.state().model.dialog_error.is_none(),
+        "a reopened dialog starts clean"
+    );
+    type_into(&mut h, "Invite link", &link);
+    click(&mut h, "Add");
+    settle(&mut h, "the toast", |h| has_label(h, "Added Pat"));
+    assert!(h.state().model.dialog.is_none());
+    // The harness's clock moves a quarter second a frame: after five seconds the toast is gone.
+    for _ in 0..20 {
+        h.step();
+    }
+    assert!(!has_label(&h, "Added Pat"), "the toast expired");
+    assert!(h.state().model.notices.is_empty());
     shutdown(&mut h);
 }

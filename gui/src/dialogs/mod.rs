@@ -14,6 +14,7 @@ use egui::Key;
 
 use crate::action::Action;
 use crate::model::{Dialog, Model};
+use crate::widgets::ERROR;
 
 /// What is being typed in the dialogs (thrown away or reset when a dialog opens again).
 #[derive(Default)]
@@ -60,6 +61,10 @@ fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Ac
                 Dialog::Settings => settings::show(ui, model, &mut forms.settings),
                 Dialog::Network => network::show(ui, model, &mut forms.network),
                 Dialog::ContactDetails => contact::show(ui, model, &mut forms.contact),
+            };
+            if let Some(error) = &model.dialog_error {
+                ui.add_space(6.0);
+                ui.colored_label(ERROR, format!("⚠ {error}"));
             }
         });
     // Escape belongs to the confirmation while one is asked.

@@ -52,7 +52,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
     }
     if ui.button("Change password").clicked() {
         if Strength::of(&form.new_password) == Strength::TooShort {
-            actions.push(Action::error(Strength::TooShort.label()));
+            actions.push(Action::DialogError(Strength::TooShort.label().to_owned()));
         } else {
             actions.push(Action::ChangePassword {
                 old: Password::new(std::mem::take(&mut form.old_password)),
@@ -145,8 +145,12 @@ fn network(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
                     settings.bootstrap.push(addr);
                     form.new_bootstrap.clear();
                 }
-                Ok(_) => actions.push(Action::error("Too many bootstrap nodes")),
-                Err(e) => actions.push(Action::error(format!("Not added: {e}"))),
+                Ok(_) => actions.push(Action::DialogError(format!(
+                    "You can have at most {MAX_CONFIGURED_ADDRS} bootstrap nodes."
+                ))),
+                Err(e) => actions.push(Action::DialogError(format!(
+                    "That node address can't be used: {e}."
+                ))),
             }
         }
     });
