@@ -8,7 +8,7 @@ use tern_node::profile::Password;
 use tern_node::settings::NetworkSettings;
 use tern_protocol::{IdentityKey, MessageId};
 
-use crate::model::{ContactState, ConversationKey, Cursor, Dialog};
+use crate::model::{Confirm, ContactState, ConversationKey, Cursor, Dialog};
 
 /// One thing to do at the end of the frame.
 pub enum Action {
@@ -34,6 +34,12 @@ pub enum Action {
     /// A picture was dropped on the window: read it for an invite in "Add contact".
     DroppedPicture(PathBuf),
     CloseDialog,
+    /// Say what went wrong inside the open dialog.
+    DialogError(String),
+    /// Ask before a destructive step.
+    Confirm(Confirm),
+    /// Take the confirmation away (cancelled, or done).
+    CloseConfirm,
     DismissNotice(usize),
     /// Tell the person something (`error: true` shows it as an error).
     Notice {
@@ -129,6 +135,9 @@ impl Action {
             Self::VerifyContact(_) => "verify-contact",
             Self::DroppedPicture(_) => "dropped-picture",
             Self::CloseDialog => "close-dialog",
+            Self::DialogError(_) => "dialog-error",
+            Self::Confirm(_) => "confirm",
+            Self::CloseConfirm => "close-confirm",
             Self::DismissNotice(_) => "dismiss-notice",
             Self::Notice { .. } => "notice",
             Self::Search(_) => "search",

@@ -13,7 +13,7 @@ use crate::dialogs;
 use crate::execute::{self, Executor};
 use crate::model::{Model, Screen};
 use crate::profiles;
-use crate::screens::{main_window, start};
+use crate::screens::{main_window, start, toasts};
 use crate::views::Views;
 
 /// The desktop app.
@@ -98,6 +98,11 @@ impl TernApp {
 
     /// Draws the current screen into the window's root `ui`, then performs what it asked for.
     pub fn draw(&mut self, ui: &mut egui::Ui) {
+        let now = ui.input(|i| i.time);
+        if let Some(at) = self.model.tick(now) {
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_secs_f64((at - now).max(0.0)));
+        }
         let model = &self.model;
         let views = &mut self.views;
         let actions = match model.screen {
@@ -111,6 +116,7 @@ impl TernApp {
             Screen::Main => {
                 let mut actions = main_window::show(ui, model, &mut views.main, &mut views.chat);
                 actions.extend(dialogs::show(ui.ctx(), model, &mut views.dialogs));
+                actions.extend(toasts::show(ui.ctx(), model));
                 actions
             }
         };

@@ -18,7 +18,7 @@ use tern_protocol::{IdentityKey, MessageId};
 use tokio::sync::{broadcast, mpsc};
 use tracing::warn;
 
-use crate::model::{ContactState, ConversationKey, Cursor, Model, PAGE, Snapshot};
+use crate::model::{ContactState, ConversationKey, Cursor, Dialog, Model, PAGE, Snapshot};
 
 /// A change to the model, made on the UI thread.
 pub type Update = Box<dyn FnOnce(&mut Model) + Send>;
@@ -35,6 +35,12 @@ pub struct Options {
     pub kdf: KdfParams,
     /// Used instead of the profile's saved network settings (for tests and the demo).
     pub network_override: Option<NetworkSettings>,
+}
+
+/// A failure shown in plain words inside `dialog` while it is open (else as an error toast).
+fn failed_in(dialog: Dialog, error: impl std::fmt::Display) -> Update {
+    let text = crate::words::plain(&error.to_string());
+    Box::new(move |m: &mut Model| m.dialog_failed(dialog, text))
 }
 
 /// The node side of the app.
@@ -133,6 +139,25 @@ impl Backend {
             match f(node).await {
                 Ok(value) => Box::new(move |m: &mut Model| apply(m, value)) as Update,
                 Err(e) => failed(context, e),
+            }
+        });
+    }
+
+    /// [`Self::call`] for work asked from `dialog`: a failure is said inside it, in plain words.
+    fn call_in<T: Send + 'static, F>(
+        &self,
+        node: &Node,
+        dialog: Dialog,
+        f: impl FnOnce(Node) -> F + Send + 'static,
+        apply: impl FnOnce(&mut Model, T) + Send + 'static,
+    ) where
+        F: Future<Output = Result<T, NodeError>> + Send + 'static,
+    {
+        let node = node.clone();
+        self.spawn(async move {
+            match f(node).await {
+                Ok(value) => Box::new(move |m: &mut Model| apply(m, value)) as Update,
+                Err(e) => failed_in(dialog, e),
             }
         });
     }
@@ -315,11 +340,14 @@ impl Backend {
 
     /// Changes the profile's password (two Argon2 runs, off the UI thread).
     pub fn change_password(&self, node: &Node, old: Password, new: Password) {
-        self.call(
+        self.call_in(
             node,
-            "cannot change the password",
+            Dialog::Settings,
             move |node| async move { node.change_password(old, new).await },
-            |m, ()| m.notice("Password changed"),
+            |m, ()| {
+                m.dialog_error = None;
+                m.notice("Password changed");
+            },
         );
     }
 
@@ -338,9 +366,9 @@ impl Backend {
 
     /// Adds a contact from an invite link, under `name` if given.
     pub fn add_contact(&self, node: &Node, link: String, name: Option<String>) {
-        self.call(
+        self.call_in(
             node,
-            "cannot add the contact",
+            Dialog::AddContact,
             move |node| async move { node.add_contact(link, name).await },
             |m, (record, _)| {
                 // Told once, when the contact is added: a name that looks like another contact's.
@@ -357,6 +385,7 @@ impl Backend {
                 }
                 m.upsert_contact(record);
                 m.dialog = None;
+                m.dialog_error = None;
             },
         );
     }
@@ -395,9 +424,9 @@ impl Backend {
 
     /// Marks a contact verified after the person compared the safety number `digits`.
     pub fn verify(&self, node: &Node, contact: IdentityKey, digits: String) {
-        self.call(
+        self.call_in(
             node,
-            "cannot verify",
+            Dialog::Verify,
             move |node| async move {
                 node.verify(contact, digits).await?;
                 node.contact(contact).await
@@ -413,9 +442,9 @@ impl Backend {
 
     /// Verifies a contact by the invite link in their QR code (it must be their own card).
     pub fn verify_card(&self, node: &Node, contact: IdentityKey, link: String) {
-        self.call(
+        self.call_in(
             node,
-            "cannot verify",
+            Dialog::Verify,
             move |node| async move {
                 let matched = node.verify_card(contact, link).await?;
                 Ok((matched, node.contact(contact).await?))
@@ -425,7 +454,10 @@ impl Backend {
                     m.notice(format!("{} is verified", record.name));
                     m.upsert_contact(record);
                 }
-                _ => m.error("That QR code belongs to someone else: not verified"),
+                _ => m.dialog_failed(
+                    Dialog::Verify,
+                    "That QR code belongs to someone else: not verified.",
+                ),
             },
         );
     }

@@ -15,6 +15,7 @@ use crate::model::{Dialog, Model, Node};
 use crate::profiles::{self, Strength};
 use crate::qr;
 use crate::views::Views;
+use crate::words;
 
 /// Performs actions on the model, the views' state and the backend.
 pub struct Executor<'a> {
@@ -93,15 +94,27 @@ impl Executor<'_> {
             }
             Action::ShowDialog(dialog) => self.show_dialog(dialog),
             Action::VerifyContact(key) => {
+                self.model.dialog_error = None;
                 self.views.dialogs.verify.contact = Some(key);
                 self.views.dialogs.verify.image_path.clear();
                 self.model.dialog = Some(Dialog::Verify);
             }
             Action::DroppedPicture(path) => {
-                self.model.dialog = Some(Dialog::AddContact);
+                if self.model.dialog != Some(Dialog::AddContact) {
+                    self.show_dialog(Dialog::AddContact);
+                }
                 self.read_qr_invite(&path);
             }
-            Action::CloseDialog => self.model.dialog = None,
+            Action::CloseDialog => {
+                self.model.dialog = None;
+                self.model.dialog_error = None;
+            }
+            Action::DialogError(text) => self.model.dialog_error = Some(text),
+            Action::Confirm(confirm) => {
+                self.model.confirm = Some(confirm);
+                self.views.dialogs.confirm.focus_cancel = true;
+            }
+            Action::CloseConfirm => self.model.confirm = None,
             Action::DismissNotice(i) => {
                 if i < self.model.notices.len() {
                     self.model.notices.remove(i);
@@ -165,8 +178,7 @@ impl Executor<'_> {
             }
             Action::AddContact { link, name } => {
                 if let Err(e) = ContactCard::from_invite_link(&link) {
-                    self.model
-                        .error(format!("That invite link is not valid: {e}"));
+                    self.model.dialog_error = Some(words::invite_error(&e));
                 } else if let Some(node) = self.node() {
                     backend.add_contact(&node, link, name);
                 }
@@ -298,6 +310,7 @@ impl Executor<'_> {
             }
         }
         self.model.dialog = Some(dialog);
+        self.model.dialog_error = None;
     }
 
     /// Opens a conversation and loads its newest page (or brings `scroll_to` into view).
@@ -330,15 +343,17 @@ impl Executor<'_> {
     fn read_qr_invite(&mut self, path: &Path) {
         match std::fs::metadata(path) {
             Ok(meta) if meta.len() > qr::MAX_IMAGE_BYTES as u64 => {
-                self.model.error(format!(
-                    "Cannot use that picture: {}",
-                    qr::QrError::TooLarge
-                ));
+                self.model.dialog_failed(
+                    Dialog::AddContact,
+                    format!("Cannot use that picture: {}.", qr::QrError::TooLarge),
+                );
                 return;
             }
             Err(e) => {
-                self.model
-                    .error(format!("Cannot open {}: {e}", path.display()));
+                self.model.dialog_failed(
+                    Dialog::AddContact,
+                    format!("Cannot open {}: {e}.", path.display()),
+                );
                 return;
             }
             Ok(_) => {}
@@ -346,9 +361,12 @@ impl Executor<'_> {
         match read_invite(path) {
             Ok(link) => {
                 self.views.dialogs.add_contact.invite = link;
+                self.model.dialog_error = None;
                 self.model.notice("Found a Tern invite in the picture");
             }
-            Err(e) => self.model.error(format!("Cannot use that picture: {e}")),
+            Err(e) => self
+                .model
+                .dialog_failed(Dialog::AddContact, format!("Cannot use that picture: {e}.")),
         }
     }
 
@@ -357,7 +375,8 @@ impl Executor<'_> {
         let link = match read_invite(path) {
             Ok(link) => link,
             Err(e) => {
-                self.model.error(format!("Cannot use that picture: {e}"));
+                self.model
+                    .dialog_failed(Dialog::Verify, format!("Cannot use that picture: {e}."));
                 return;
             }
         };

@@ -7,7 +7,8 @@
 //! - [`execute`]: performs the actions at the end of the frame, the only caller of the [`backend`]:
 //!   the node on its own tokio runtime; work goes out, [`backend::Update`]s come back.
 //! - [`app`]: the eframe app that ties a frame together.
-//! - [`profiles`], [`qr`], [`timefmt`]: profiles on disk, QR codes, how times read.
+//! - [`profiles`], [`qr`], [`timefmt`]: profiles on disk, QR codes, how times read; [`words`]: errors
+//!   in plain words.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod action;
@@ -23,6 +24,7 @@ pub mod screens;
 pub mod timefmt;
 pub mod views;
 pub mod widgets;
+pub mod words;
 
 pub use app::TernApp;
 pub use backend::Options;

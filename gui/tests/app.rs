@@ -404,7 +404,7 @@ fn bad_invites_and_pictures_get_clear_messages() {
     click(&mut h, "+ Add contact");
     type_into(&mut h, "Invite link", "tern:not-a-real-card");
     click(&mut h, "Add");
-    assert!(has_label(&h, "That invite link is not valid"));
+    assert!(has_label(&h, "That doesn't look like a Tern invite link"));
     assert!(h.state().model.contacts.is_empty());
 
     let dir = tempfile::tempdir().unwrap();

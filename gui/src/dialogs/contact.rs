@@ -3,7 +3,7 @@
 use egui::RichText;
 
 use crate::action::Action;
-use crate::model::{ContactState, Model};
+use crate::model::{Confirm, ContactState, Model};
 use crate::widgets::ERROR;
 
 /// The dialog's fields.
@@ -45,21 +45,14 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
                     state: ContactState::Accepted,
                 });
             }
-        } else if ui.button("Block").clicked() {
-            actions.extend([
-                Action::SetContactState {
-                    contact: key,
-                    state: ContactState::Blocked,
-                },
-                Action::CloseConversation,
-                Action::CloseDialog,
-            ]);
+        } else if ui.button("Block…").clicked() {
+            actions.push(Action::Confirm(Confirm::Block(key)));
         }
         if ui
-            .button(RichText::new("Remove contact and conversation").color(ERROR))
+            .button(RichText::new("Remove contact and conversation…").color(ERROR))
             .clicked()
         {
-            actions.push(Action::RemoveContact(key));
+            actions.push(Action::Confirm(Confirm::Remove(key)));
         }
     });
     actions

@@ -1,4 +1,4 @@
-//! "Settings": appearance and notifications, the network settings (LAN only, holding mail for LAN
+//! "Settings": appearance and notifications, blocked contacts (to unblock them), the network settings (LAN only, holding mail for LAN
 //! peers, bootstrap nodes), the password, and who this profile is.
 
 use egui::RichText;
@@ -6,7 +6,7 @@ use tern_node::profile::Password;
 use tern_node::settings::{MAX_CONFIGURED_ADDRS, NetworkSettings, parse_server_addr};
 
 use crate::action::Action;
-use crate::model::Model;
+use crate::model::{ContactState, Model};
 use crate::profiles::Strength;
 use crate::widgets::password_field;
 
@@ -40,6 +40,8 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
         actions.push(Action::SetNotifications(notifications));
     }
     ui.separator();
+    actions.extend(blocked(ui, model));
+    ui.separator();
     actions.extend(network(ui, model, form));
     ui.separator();
     ui.label(RichText::new("Change password").strong());
@@ -50,7 +52,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
     }
     if ui.button("Change password").clicked() {
         if Strength::of(&form.new_password) == Strength::TooShort {
-            actions.push(Action::error(Strength::TooShort.label()));
+            actions.push(Action::DialogError(Strength::TooShort.label().to_owned()));
         } else {
             actions.push(Action::ChangePassword {
                 old: Password::new(std::mem::take(&mut form.old_password)),
@@ -77,6 +79,28 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
     );
     if ui.button("Replace prekey now").clicked() {
         actions.push(Action::RevokePrekeys);
+    }
+    actions
+}
+
+/// Blocked contacts, each with "Unblock".
+fn blocked(ui: &mut egui::Ui, model: &Model) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.label(RichText::new("Blocked contacts").strong());
+    let blocked = model.blocked();
+    if blocked.is_empty() {
+        ui.label(RichText::new("You have not blocked anyone.").weak());
+    }
+    for contact in blocked {
+        ui.horizontal(|ui| {
+            ui.label(contact.name());
+            if ui.button(format!("Unblock {}", contact.name())).clicked() {
+                actions.push(Action::SetContactState {
+                    contact: contact.key(),
+                    state: ContactState::Accepted,
+                });
+            }
+        });
     }
     actions
 }
@@ -121,8 +145,12 @@ fn network(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
                     settings.bootstrap.push(addr);
                     form.new_bootstrap.clear();
                 }
-                Ok(_) => actions.push(Action::error("Too many bootstrap nodes")),
-                Err(e) => actions.push(Action::error(format!("Not added: {e}"))),
+                Ok(_) => actions.push(Action::DialogError(format!(
+                    "You can have at most {MAX_CONFIGURED_ADDRS} bootstrap nodes."
+                ))),
+                Err(e) => actions.push(Action::DialogError(format!(
+                    "That node address can't be used: {e}."
+                ))),
             }
         }
     });

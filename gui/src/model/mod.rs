@@ -31,8 +31,12 @@ pub const PAGE: usize = 200;
 pub const TYPING_SHOWN_FOR: Duration = Duration::from_secs(6);
 /// Desktop notifications waiting for the next frame (a hidden window may draw rarely).
 pub const MAX_PENDING_NOTIFICATIONS: usize = 16;
-/// Notices kept on screen at once.
+/// Notices kept at once (the oldest goes first).
 pub const MAX_NOTICES: usize = 8;
+/// Toasts shown at once: the newest.
+pub const MAX_TOASTS_SHOWN: usize = 3;
+/// A confirmation's toast goes away after this long (errors stay until dismissed).
+pub const TOAST_SHOWN_FOR: Duration = Duration::from_secs(4);
 
 /// Which screen is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +55,15 @@ pub enum Dialog {
     Settings,
     Network,
     ContactDetails,
+}
+
+/// A destructive step waiting for the person to confirm it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    /// Remove the contact and delete the conversation with them.
+    Remove(IdentityKey),
+    /// Block the contact: their messages are dropped.
+    Block(IdentityKey),
 }
 
 /// What the profile screen shows (the fields being typed live with the screen's form).
@@ -89,11 +102,20 @@ impl Contact {
     }
 }
 
-/// A notice shown at the bottom of the window.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A toast: a confirmation that goes away by itself, or a background error that stays until dismissed.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Notice {
     pub text: String,
     pub error: bool,
+    /// When it was said, on the UI's clock ([`Model::now`]).
+    pub since: f64,
+}
+
+impl Notice {
+    /// When it goes away by itself, if it does.
+    pub fn expires(&self) -> Option<f64> {
+        (!self.error).then(|| self.since + TOAST_SHOWN_FOR.as_secs_f64())
+    }
 }
 
 /// Everything the app knows.
@@ -107,6 +129,10 @@ pub struct Model {
     pub conversations: Vec<ConversationRow>,
     pub open: Option<OpenConversation>,
     pub dialog: Option<Dialog>,
+    /// What went wrong in the open dialog, in plain words, shown inside it (cleared when it closes).
+    pub dialog_error: Option<String>,
+    /// A confirmation asked over everything else (and over the dialog).
+    pub confirm: Option<Confirm>,
     pub status: Option<NetStatus>,
     pub connected: usize,
     pub nat: NatStatus,
@@ -115,6 +141,8 @@ pub struct Model {
     pub mailboxes_checked: HashMap<String, usize>,
     pub settings: NetworkSettings,
     pub notices: Vec<Notice>,
+    /// The UI's clock, in seconds (egui's input time), set at the top of each frame.
+    pub now: f64,
     /// The results of the last search, while they are shown.
     pub search_results: Option<Vec<MessageRow>>,
     /// Window focus (messages are marked read only while the window has focus).
@@ -151,6 +179,8 @@ impl Default for Model {
             conversations: Vec::new(),
             open: None,
             dialog: None,
+            dialog_error: None,
+            confirm: None,
             status: None,
             connected: 0,
             nat: NatStatus::Unknown,
@@ -158,6 +188,7 @@ impl Default for Model {
             mailboxes_checked: HashMap::new(),
             settings: NetworkSettings::default(),
             notices: Vec::new(),
+            now: 0.0,
             search_results: None,
             focused: true,
             notifications: true,
@@ -190,7 +221,32 @@ impl Model {
         if self.notices.len() == MAX_NOTICES {
             self.notices.remove(0);
         }
-        self.notices.push(Notice { text, error });
+        self.notices.push(Notice {
+            text,
+            error,
+            since: self.now,
+        });
+    }
+
+    /// Shown inside `dialog` if it is still open, else as an error toast: said once either way.
+    pub fn dialog_failed(&mut self, dialog: Dialog, text: impl Into<String>) {
+        if self.dialog == Some(dialog) {
+            self.dialog_error = Some(text.into());
+        } else {
+            self.error(text);
+        }
+    }
+
+    /// Sets the UI's clock and lets confirmations that were shown long enough go; returns when the
+    /// next one goes.
+    pub fn tick(&mut self, now: f64) -> Option<f64> {
+        self.now = now;
+        self.notices
+            .retain(|n| n.expires().is_none_or(|at| at > now));
+        self.notices
+            .iter()
+            .filter_map(Notice::expires)
+            .min_by(f64::total_cmp)
     }
 
     pub fn contact(&self, key: &IdentityKey) -> Option<&Contact> {
@@ -199,6 +255,17 @@ impl Model {
 
     fn contact_mut(&mut self, key: &IdentityKey) -> Option<&mut Contact> {
         self.contacts.iter_mut().find(|c| c.key() == *key)
+    }
+
+    /// Blocked contacts, by name.
+    pub fn blocked(&self) -> Vec<&Contact> {
+        let mut blocked: Vec<&Contact> = self
+            .contacts
+            .iter()
+            .filter(|c| c.record.state == ContactState::Blocked)
+            .collect();
+        blocked.sort_by_key(|c| c.name().to_lowercase());
+        blocked
     }
 
     /// The name to show for a key: the contact's name, else the short peer id.
@@ -270,6 +337,9 @@ impl Model {
         self.conversations.retain(|c| c.key() != *key);
         if self.open.as_ref().is_some_and(|o| o.contact == *key) {
             self.open = None;
+        }
+        if matches!(self.confirm, Some(Confirm::Remove(k) | Confirm::Block(k)) if k == *key) {
+            self.confirm = None;
         }
     }
 
@@ -495,6 +565,14 @@ mod tests {
         }
         assert_eq!(m.notices.len(), MAX_NOTICES);
         assert_eq!(m.notices[0].text, "n3", "the oldest went first");
+        m.notices.clear();
+        m.tick(10.0);
+        m.notice("saved");
+        m.error("failed");
+        assert_eq!(m.tick(11.0), Some(10.0 + TOAST_SHOWN_FOR.as_secs_f64()));
+        m.tick(10.0 + TOAST_SHOWN_FOR.as_secs_f64());
+        assert_eq!(m.notices.len(), 1, "the confirmation went, the error stays");
+        assert!(m.notices[0].error);
         let a = key(1);
         m.upsert_contact(contact(a, "Alice", ContactState::Accepted));
         m.open_conversation(a);

@@ -9,8 +9,8 @@ use egui::{Align, Key, KeyboardShortcut, Layout, Modifiers, RichText};
 
 use crate::action::Action;
 use crate::chat::ChatView;
-use crate::model::{ContactState, Dialog, Model, OpenConversation};
-use crate::widgets::{ACCENT, WARN, warning};
+use crate::model::{Confirm, ContactState, Dialog, Model, OpenConversation};
+use crate::widgets::{ACCENT, ERROR, WARN, warning};
 
 /// "typing" is sent again while the person keeps typing, at most this often.
 pub const TYPING_RESEND: Duration = Duration::from_secs(3);
@@ -82,18 +82,41 @@ pub fn show(
         if c.record.state == ContactState::Requested {
             ui.horizontal(|ui| {
                 ui.colored_label(WARN, format!("{name} is not in your contacts yet."));
-                for (label, state) in [
-                    ("Accept", ContactState::Accepted),
-                    ("Block", ContactState::Blocked),
-                ] {
-                    if ui.button(label).clicked() {
-                        actions.push(Action::SetContactState {
-                            contact: key,
-                            state,
-                        });
-                    }
+                if ui.button("Accept").clicked() {
+                    actions.push(Action::SetContactState {
+                        contact: key,
+                        state: ContactState::Accepted,
+                    });
+                }
+                if ui.button("Block…").clicked() {
+                    actions.push(Action::Confirm(Confirm::Block(key)));
                 }
             });
+        }
+        if c.record.state == ContactState::Blocked {
+            // Nothing can be sent or received: the banner takes the composer's place.
+            ui.separator();
+            egui::Frame::new()
+                .fill(ERROR.gamma_multiply(0.2))
+                .inner_margin(10.0)
+                .corner_radius(6.0)
+                .show(ui, |ui| {
+                    ui.horizontal_wrapped(|ui| {
+                        ui.label(format!(
+                            "You blocked {name}. Their messages are dropped and you cannot write to them."
+                        ));
+                        if ui.button("Unblock").clicked() {
+                            actions.push(Action::SetContactState {
+                                contact: key,
+                                state: ContactState::Accepted,
+                            });
+                        }
+                    });
+                });
+            if let Some(action) = chat.show(ui, open) {
+                actions.push(action);
+            }
+            return actions;
         }
     }
     ui.separator();

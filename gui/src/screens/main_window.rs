@@ -1,5 +1,4 @@
-//! The unlocked app's window: the top bar (name, search, network, "My code", settings), the notices
-//! at the bottom, the conversation list on the left, and on the right the search results, the open
+//! The unlocked app's window: the top bar (name, search, network, "My code", settings), the conversation list on the left, and on the right the search results, the open
 //! conversation, or a hint.
 
 use egui::{Align, Key, Layout, RichText};
@@ -8,7 +7,7 @@ use super::{conversation, conversation_list, search_results};
 use crate::action::Action;
 use crate::chat::ChatView;
 use crate::model::{Dialog, Model};
-use crate::widgets::{ERROR, ONLINE, WARN, dot};
+use crate::widgets::{ONLINE, WARN, dot};
 
 /// Longest search query.
 pub const MAX_QUERY_CHARS: usize = 256;
@@ -35,9 +34,6 @@ pub fn show(
     egui::Panel::top("top").show(ui, |ui| {
         actions.extend(top_bar(ui, model, &mut form.search))
     });
-    egui::Panel::bottom("notices")
-        .show_separator_line(false)
-        .show(ui, |ui| actions.extend(notices(ui, model)));
     egui::Panel::left("conversations")
         .resizable(true)
         .default_size(300.0)
@@ -110,23 +106,5 @@ fn top_bar(ui: &mut egui::Ui, model: &Model, search: &mut String) -> Vec<Action>
             dot(ui, color);
         });
     });
-    actions
-}
-
-fn notices(ui: &mut egui::Ui, model: &Model) -> Vec<Action> {
-    let mut actions = Vec::new();
-    for (i, notice) in model.notices.iter().enumerate() {
-        ui.horizontal(|ui| {
-            let color = if notice.error {
-                ERROR
-            } else {
-                ui.visuals().text_color()
-            };
-            ui.colored_label(color, &notice.text);
-            if ui.small_button("Dismiss").clicked() {
-                actions.push(Action::DismissNotice(i));
-            }
-        });
-    }
     actions
 }

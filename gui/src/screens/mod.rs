@@ -5,7 +5,8 @@
 //!   [`create_profile`] (first run, or a new profile);
 //! - [`main_window`]: the top bar, notices and layout of the unlocked app, around
 //!   [`conversation_list`], [`conversation`] (the open conversation and its composer) and
-//!   [`search_results`].
+//!   [`search_results`];
+//! - [`toasts`]: short-lived notes and background errors over the corner of the window.
 
 pub mod conversation;
 pub mod conversation_list;
@@ -13,4 +14,5 @@ pub mod create_profile;
 pub mod main_window;
 pub mod search_results;
 pub mod start;
+pub mod toasts;
 pub mod unlock;
