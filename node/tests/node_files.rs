@@ -176,13 +176,17 @@ async fn a_receiver_stopped_mid_transfer_finishes_after_a_restart_without_fetchi
             matches!(e, Event::FileProgress { id: got, received, .. } if *got == id && *received > 12 * MIB as u64)
         })
         .await;
+        // Paused first, so that the stop lands mid-transfer however fast this machine moves 36 MiB over
+        // loopback (the fetch runs beside the loop and would otherwise race the stop to the end).
+        b.node.pause_file(conversation, id).await.unwrap();
         let profile = b.node.stop().await.unwrap();
         let before = a.node.file_bytes_sent();
         assert!(before < ciphertext, "stopped before the end ({before} of {ciphertext} served)");
 
         let mut b = LiveNode::start(profile, "bob-again", loopback_node()).await;
         let page = b.node.page(conversation, None, 10).await.unwrap();
-        assert_ne!(page.messages[0].attachment.as_ref().unwrap().state, FileState::Complete);
+        assert_eq!(page.messages[0].attachment.as_ref().unwrap().state, FileState::Paused);
+        b.node.resume_file(conversation, id).await.unwrap();
         b.node.dial(a.addr.clone()).await.unwrap();
         file_received(&mut b.events, id).await;
         let again = a.node.file_bytes_sent() - before;
