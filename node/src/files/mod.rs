@@ -10,12 +10,9 @@
 //!
 //! The formats (chunk encryption, hash, announcement) are `tern_protocol::file`'s.
 
-mod offline;
 pub mod store;
 pub mod strip;
 pub mod transfer;
-pub mod view;
-pub(crate) mod wire;
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
@@ -26,12 +23,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::PeerId;
-use tern_protocol::file::{FileError, FileHash, FileKey, FileLayout, MAX_FILE_SIZE, PieceError};
+use tern_protocol::file::{FileHash, FileKey, FileLayout, MAX_FILE_SIZE};
 use thiserror::Error;
 use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+pub use crate::api::FilesError;
 pub use store::FileStore;
 pub use transfer::PROTOCOL;
 
@@ -54,30 +52,6 @@ pub const EVENT_CAPACITY: usize = 256;
 /// Wait after a failed round, doubled each time up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// Why work on the files on disk failed.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum FilesError {
-    #[error("file I/O: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("the file is {size} bytes, at most {max} (4 GiB) can be sent")]
-    TooLarge { size: u64, max: u64 },
-    #[error("no such file is held here")]
-    NotFound,
-    #[error("the file is not complete yet")]
-    Incomplete,
-    #[error("the file changed while it was being read")]
-    ChangedWhileReading,
-    #[error("the stored file is damaged: {0}")]
-    Corrupt(&'static str),
-    #[error("a piece (groups {0:?}) did not verify and was refused: {1}")]
-    Tampered(Range<u32>, String),
-    #[error(transparent)]
-    File(#[from] FileError),
-    #[error(transparent)]
-    Piece(#[from] PieceError),
-}
 
 /// Why a transfer failed.
 #[derive(Debug, Error)]

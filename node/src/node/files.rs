@@ -335,14 +335,14 @@ pub(super) fn start_files(
     dir: &Path,
     control: libp2p_stream::Control,
     events: broadcast::Sender<api::Event>,
-) -> Result<std::sync::Arc<crate::files::wire::FileWire>, NodeError> {
+) -> Result<std::sync::Arc<super::file_wire::FileWire>, NodeError> {
     let store = crate::files::FileStore::open(dir).map_err(file_err)?;
     let service = crate::files::FileService::new(store, control).map_err(|e| {
         file_err(FileOpError::Files(crate::files::FilesError::Io(
             std::io::Error::other(e.to_string()),
         )))
     })?;
-    Ok(crate::files::wire::FileWire::new(service, events))
+    Ok(super::file_wire::FileWire::new(service, events))
 }
 
 impl Node {
@@ -409,7 +409,7 @@ pub(crate) struct WeakNode {
     events: broadcast::WeakSender<api::Event>,
     peer_id: PeerId,
     me: IdentityKey,
-    files: std::sync::Weak<crate::files::wire::FileWire>,
+    files: std::sync::Weak<super::file_wire::FileWire>,
 }
 
 impl WeakNode {

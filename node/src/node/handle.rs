@@ -20,8 +20,8 @@ pub struct Node {
     pub(super) events: broadcast::Sender<api::Event>,
     pub(super) peer_id: PeerId,
     pub(super) me: IdentityKey,
-    /// File transfers beside the loop (`crate::files::wire`).
-    pub(super) files: std::sync::Arc<crate::files::wire::FileWire>,
+    /// File transfers beside the loop (`file_wire.rs`).
+    pub(super) files: std::sync::Arc<super::file_wire::FileWire>,
 }
 
 impl Node {

@@ -12,7 +12,7 @@
 //! - `groups.rs`, `group_inbound.rs`, `group_handle.rs`: groups (docs/protocol.md §18) on the loop, the
 //!   group bodies received in 1:1 sessions, and the handle's group methods.
 //! - `files.rs`: files on the handle (send, save, pause, resume, cancel, delete) and the rows the loop
-//!   writes for them; the transfers run beside the loop in `crate::files::wire`.
+//!   writes for them; the transfers run beside the loop in `file_wire.rs`.
 //! - `reach.rs`: reaching contacts across the internet: address records, presence, relays, direct or relayed.
 //!
 //! One task owns the swarm and the [`Engine`] (and with it the store's writer). Events go out on a bounded
@@ -23,6 +23,7 @@ mod commands;
 mod delivery;
 mod dht;
 mod event_loop;
+mod file_wire;
 mod files;
 mod group_handle;
 mod group_inbound;

@@ -1,4 +1,4 @@
-//! The file types of the public api (`crate::api` re-exports them): a message's attachment as the user
+//! The file types of the public api (re-exported by `crate::api`, and `FilesError` by `crate::files`): a message's attachment as the user
 //! sees it, its state, the result of sending one, and why a file operation was refused.
 
 use std::fmt;
@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use tern_protocol::MessageId;
 use thiserror::Error;
 
-use crate::api::{ConversationId, Message};
+use std::ops::Range;
+
+use tern_protocol::file::{FileError, PieceError};
+
+use super::{ConversationId, Message};
 
 /// Where a message's file stands on this device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,5 +150,29 @@ pub enum FileOpError {
     #[error("the file name cannot be sent: {0}")]
     BadName(String),
     #[error(transparent)]
-    Files(#[from] crate::files::FilesError),
+    Files(#[from] FilesError),
+}
+
+/// Why work on the files on disk failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum FilesError {
+    #[error("file I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the file is {size} bytes, at most {max} (4 GiB) can be sent")]
+    TooLarge { size: u64, max: u64 },
+    #[error("no such file is held here")]
+    NotFound,
+    #[error("the file is not complete yet")]
+    Incomplete,
+    #[error("the file changed while it was being read")]
+    ChangedWhileReading,
+    #[error("the stored file is damaged: {0}")]
+    Corrupt(&'static str),
+    #[error("a piece (groups {0:?}) did not verify and was refused: {1}")]
+    Tampered(Range<u32>, String),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Piece(#[from] PieceError),
 }

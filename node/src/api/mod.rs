@@ -8,7 +8,9 @@ use std::fmt;
 use libp2p::{Multiaddr, PeerId};
 use tern_protocol::{Fingerprint, IdentityKey, MessageId};
 
-pub use crate::files::view::{Attachment, FileEntry, FileOpError, FileState, SentFile};
+mod files;
+
+pub use files::{Attachment, FileEntry, FileOpError, FileState, FilesError, SentFile};
 
 /// Milliseconds since the unix epoch, by the wall clock.
 pub fn now_ms() -> u64 {

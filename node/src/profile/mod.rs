@@ -2,6 +2,8 @@
 //! password). [`crate::node::Node::start`] takes it to go online and [`crate::node::Node::stop`] gives it
 //! back. It speaks only [`crate::api`] types.
 
+mod files;
+
 use std::path::{Path, PathBuf};
 
 use tern_protocol::{IdentityKey, SafetyNumber};

@@ -6,10 +6,10 @@ use std::path::Path;
 use tern_protocol::MessageId;
 use tern_protocol::file::FileLayout;
 
-use super::{FILES_DIR, FileStore};
+use super::Profile;
 use crate::api::{FileEntry, FileOpError, FileState};
-use crate::node::NodeError;
-use crate::profile::Profile;
+use crate::error::NodeError;
+use crate::files::{FILES_DIR, FileStore};
 
 impl Profile {
     /// Every message with a file, sent and received, with where each stands.

@@ -4,7 +4,7 @@
 //! A received offer (a `MessageReceived` event with an attachment), a contact coming online, a lagged
 //! event stream and a periodic tick all lead to the same thing: every incoming file still waiting is
 //! fetched from its sender, at most [`MAX_CONCURRENT_FETCHES`] at once, each resuming from what is on
-//! disk. Progress is reported at most every [`super::PROGRESS_INTERVAL`] per file.
+//! disk. Progress is reported at most every [`crate::files::PROGRESS_INTERVAL`] per file.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,17 +16,17 @@ use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use super::{
+use super::WeakNode;
+use crate::api::{self, Attachment, ConversationId, FileState};
+use crate::files::{
     AddedFile, FileService, FilesError, PROGRESS_INTERVAL, RETRY_INTERVAL, TransferError,
     TransferEvent,
 };
-use crate::api::{self, Attachment, ConversationId, FileState};
-use crate::node::WeakNode;
 use crate::store::AttachmentRecord;
 
 /// Files fetched at once; others wait their turn (below the service's own bound, so it never refuses).
 pub const MAX_CONCURRENT_FETCHES: usize = 4;
-const _: () = assert!(MAX_CONCURRENT_FETCHES <= super::MAX_FETCHING);
+const _: () = assert!(MAX_CONCURRENT_FETCHES <= crate::files::MAX_FETCHING);
 
 struct Live {
     /// Which fetch task this entry is for (a resumed fetch gets a new one).
@@ -129,22 +129,23 @@ impl FileWire {
         path: &Path,
         media_type: &str,
     ) -> Result<(AddedFile, bool), FilesError> {
-        if super::strip::strippable(media_type) {
+        if crate::files::strip::strippable(media_type) {
             let size = tokio::fs::metadata(path).await?.len();
-            if size <= super::strip::MAX_STRIP_LEN {
+            if size <= crate::files::strip::MAX_STRIP_LEN {
                 let bytes = tokio::fs::read(path).await?;
                 let media_type = media_type.to_owned();
-                let stripped =
-                    tokio::task::spawn_blocking(move || super::strip::strip(bytes, &media_type))
-                        .await
-                        .map_err(|_| FilesError::Corrupt("the strip task stopped"))?;
+                let stripped = tokio::task::spawn_blocking(move || {
+                    crate::files::strip::strip(bytes, &media_type)
+                })
+                .await
+                .map_err(|_| FilesError::Corrupt("the strip task stopped"))?;
                 if let Some(stripped) = stripped {
                     return Ok((self.service.add_bytes(stripped).await?, true));
                 }
             } else {
                 warn!(
                     "a picture over {} bytes is sent with its metadata",
-                    super::strip::MAX_STRIP_LEN
+                    crate::files::strip::MAX_STRIP_LEN
                 );
             }
         }
