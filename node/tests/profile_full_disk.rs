@@ -63,7 +63,12 @@ fn a_full_disk_refuses_writes_then_the_store_reopens_itself_with_its_history_int
     assert_eq!((health.failures, health.reopens), (1, 0));
     // Closed: every operation, writes and reads, the store's and a reader's, is refused the same way
     // (and not counted as another failure).
-    assert!(store.setting_put("again", b"4").unwrap_err().is_disk_failing());
+    assert!(
+        store
+            .setting_put("again", b"4")
+            .unwrap_err()
+            .is_disk_failing()
+    );
     assert!(store.setting_get("before").unwrap_err().is_disk_failing());
     assert!(reader.setting_get("before").unwrap_err().is_disk_failing());
     assert_eq!(store.health().failures, 1);
@@ -78,7 +83,11 @@ fn a_full_disk_refuses_writes_then_the_store_reopens_itself_with_its_history_int
     // failure reads the reopened database.
     for (name, value) in [("before", &b"1"[..]), ("second", b"2"), ("after", b"5")] {
         assert_eq!(
-            reader.setting_get(name).unwrap().as_deref().map(Vec::as_slice),
+            reader
+                .setting_get(name)
+                .unwrap()
+                .as_deref()
+                .map(Vec::as_slice),
             Some(value),
             "{name}"
         );
@@ -90,7 +99,11 @@ fn a_full_disk_refuses_writes_then_the_store_reopens_itself_with_its_history_int
     drop(store);
     let store = Store::open_with_backend(dir.path(), &password(), disk).unwrap();
     assert_eq!(
-        store.setting_get("after").unwrap().as_deref().map(Vec::as_slice),
+        store
+            .setting_get("after")
+            .unwrap()
+            .as_deref()
+            .map(Vec::as_slice),
         Some(&b"5"[..])
     );
 }
@@ -100,7 +113,8 @@ fn texts(history: &[(String, MessageStatus)], text: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_that_arrives_while_the_disk_is_full_is_not_acknowledged_and_arrives_once_later() {
+async fn a_message_that_arrives_while_the_disk_is_full_is_not_acknowledged_and_arrives_once_later()
+{
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (alice, bob) = pair(dirs.0.path(), dirs.1.path());
     drop(bob);
@@ -132,11 +146,16 @@ async fn a_message_that_arrives_while_the_disk_is_full_is_not_acknowledged_and_a
             .await
             .unwrap_err();
         assert!(err.is_disk_failing(), "{err:?}");
-        assert!(err.to_string().contains("the disk is full or failing"), "{err}");
+        assert!(
+            err.to_string().contains("the disk is full or failing"),
+            "{err}"
+        );
         // Not acknowledged: Alice still has it as sending (her retries wait for room).
         let mine = history(&a.node, b.key).await;
         assert_eq!(
-            mine.iter().find(|(t, _)| t == "while full").map(|(_, s)| *s),
+            mine.iter()
+                .find(|(t, _)| t == "while full")
+                .map(|(_, s)| *s),
             Some(MessageStatus::Sending)
         );
 

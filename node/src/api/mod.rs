@@ -10,9 +10,9 @@ use tern_protocol::{Fingerprint, IdentityKey, MessageId};
 
 mod files;
 
-pub use files::{Attachment, FileEntry, FileOpError, FileState, FilesError, SentFile};
 /// How the profile's store is doing after a full or failing disk (see [`NetStatus::store`]).
 pub use crate::store::StoreHealth;
+pub use files::{Attachment, FileEntry, FileOpError, FileState, FilesError, SentFile};
 
 /// Milliseconds since the unix epoch, by the wall clock.
 pub fn now_ms() -> u64 {

@@ -100,7 +100,9 @@ impl EventLoop {
                                 .collect();
                             self.delivery.handle_loaded(entries, now);
                         }
-                        Err(e) if e.is_disk_failing() => debug!(error = %e, "cannot read the outbox"),
+                        Err(e) if e.is_disk_failing() => {
+                            debug!(error = %e, "cannot read the outbox")
+                        }
                         Err(e) => warn!(error = %e, "cannot read the outbox"),
                     }
                 }
@@ -121,7 +123,9 @@ impl EventLoop {
                                 .collect();
                             self.delivery.handle_loaded_for(peer, entries);
                         }
-                        Err(e) if e.is_disk_failing() => debug!(error = %e, "cannot read the outbox"),
+                        Err(e) if e.is_disk_failing() => {
+                            debug!(error = %e, "cannot read the outbox")
+                        }
                         Err(e) => warn!(error = %e, "cannot read the outbox"),
                     }
                 }
@@ -135,7 +139,9 @@ impl EventLoop {
                             status: MessageStatus::Sent,
                         }),
                         Ok(false) => {}
-                        Err(e) if e.is_disk_failing() => debug!(error = %e, "cannot record a deposit"),
+                        Err(e) if e.is_disk_failing() => {
+                            debug!(error = %e, "cannot record a deposit")
+                        }
                         Err(e) => warn!(error = %e, "cannot record a deposit"),
                     }
                 }
@@ -252,7 +258,9 @@ impl EventLoop {
                 status,
             }),
             Ok(None) => {}
-            Err(e) if e.is_disk_failing() => debug!(error = %e, "cannot reschedule an outbox entry"),
+            Err(e) if e.is_disk_failing() => {
+                debug!(error = %e, "cannot reschedule an outbox entry")
+            }
             Err(e) => warn!(error = %e, "cannot reschedule an outbox entry"),
         }
     }

@@ -149,7 +149,9 @@ impl Shared {
             .and_then(|db| profile::prepare(&db, &self.keys).map(|()| db));
         match opened {
             Ok(db) => {
-                let down_for = slot.down_since.map_or(0, |t| now.duration_since(t).as_secs());
+                let down_for = slot
+                    .down_since
+                    .map_or(0, |t| now.duration_since(t).as_secs());
                 info!(
                     down_for_s = down_for,
                     "the profile's store works again: saving and receiving resume"
@@ -212,7 +214,8 @@ impl Shared {
             return err;
         }
         // `DatabaseClosed` is a transaction that outlived the close: the failure is counted already.
-        let closed = matches!(&err, StoreError::Database(e) if matches!(**e, redb::Error::DatabaseClosed));
+        let closed =
+            matches!(&err, StoreError::Database(e) if matches!(**e, redb::Error::DatabaseClosed));
         if generation != slot.generation || closed || slot.db.is_none() {
             return StoreError::DiskFailing;
         }

@@ -151,8 +151,7 @@ impl Store {
     {
         let dir = dir.as_ref();
         let lock = lock_profile(dir)?;
-        let opener: Opener =
-            Box::new(move || crate::redb_file::open_checked_with(backend.clone()));
+        let opener: Opener = Box::new(move || crate::redb_file::open_checked_with(backend.clone()));
         let db = opener()?;
         let store_key = read_keyslot(&db)?.unwrap_key(password)?;
         let keys = Keys::derive(store_key);
@@ -323,8 +322,15 @@ pub(super) fn prepare(db: &Database, keys: &Keys) -> Result<(), StoreError> {
     super::files::add_file_tables(db)?;
     rollback::verify_on_open(db, keys)?;
     let txn = db.begin_read()?;
-    if let Some(sealed) = txn.open_table(VAULT)?.get(VaultItem::IdentityPickle.row())? {
-        keys.open(VAULT.name(), VaultItem::IdentityPickle.row().as_bytes(), sealed.value())?;
+    if let Some(sealed) = txn
+        .open_table(VAULT)?
+        .get(VaultItem::IdentityPickle.row())?
+    {
+        keys.open(
+            VAULT.name(),
+            VaultItem::IdentityPickle.row().as_bytes(),
+            sealed.value(),
+        )?;
     }
     Ok(())
 }

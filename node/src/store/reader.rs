@@ -76,7 +76,7 @@ impl StoreReader {
     /// Every conversation with its last message and unread count, most recent first. A 1:1
     /// conversation's title is the contact's name (their peer id if they are no longer a contact).
     pub fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
-        self.run(|read| Self::conversations_in(read))
+        self.run(Self::conversations_in)
     }
 
     fn conversations_in(read: &Reader<'_>) -> Result<Vec<Conversation>, StoreError> {
