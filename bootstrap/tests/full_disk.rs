@@ -6,8 +6,6 @@
 //! serves again without a restart, every envelope it ever answered `Deposited` for is fetched and
 //! acknowledged, and the metrics tell the outage.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use tern_bootstrap::Server;
@@ -15,55 +13,12 @@ use tern_node::mailbox::server::MAX_REOPEN_INTERVAL_S;
 use tern_node::mailbox::{MailboxResponse, Refusal};
 use tern_protocol::Envelope;
 use tern_testkit::client::Client;
+use tern_testkit::disk::SmallDisk;
 use tern_testkit::mail::{envelope, identity};
 use tern_testkit::metrics::{http_get, sample};
 use tern_testkit::net::bootstrap_config;
 use tern_testkit::wait::{TIMEOUT, poll_until};
 use tokio::time::timeout;
-
-/// The tmpfs the test mounts: big enough for the node key and an empty mailbox, small enough to fill fast.
-const SMALL: &str = "size=1m";
-/// What it grows to once full.
-const LARGE: &str = "size=64m";
-
-/// A tmpfs mounted on a temporary directory, unmounted on drop.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    /// `None` when this process may not mount (not root, or no tmpfs).
-    fn mount() -> Option<Self> {
-        let dir = tempfile::tempdir().ok()?;
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", SMALL, "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .ok()?
-            .status
-            .success();
-        mounted.then_some(Self { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn grow(&self) {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,{LARGE}")])
-            .arg(self.path())
-            .status()
-            .unwrap();
-        assert!(status.success(), "remount");
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
 
 async fn metric(server: &Server, name: &str) -> f64 {
     let text = http_get(server.metrics_addr().unwrap(), "/metrics")

@@ -51,6 +51,13 @@ impl NodeError {
         matches!(self.store_error(), Some(crate::store::StoreError::InUse))
     }
 
+    /// The profile's disk is full or failing: nothing was saved, and the store opens its database again
+    /// by itself (`crate::store::StoreError::DiskFailing`).
+    pub fn is_disk_failing(&self) -> bool {
+        self.store_error()
+            .is_some_and(crate::store::StoreError::is_disk_failing)
+    }
+
     fn store_error(&self) -> Option<&crate::store::StoreError> {
         match self {
             Self::Store(e) | Self::Engine(EngineError::Store(e)) => Some(e),

@@ -121,7 +121,6 @@ pub(crate) fn open_checked(path: &Path, mode: Mode) -> Result<Database, Failure>
 }
 
 /// Like [`open_checked`] over a storage backend of the caller's (tests inject faults with one).
-#[cfg(test)]
 pub(crate) fn open_checked_with(backend: impl redb::StorageBackend) -> Result<Database, Failure> {
     let mut builder = Database::builder();
     builder.set_check_integrity_on_open(true);

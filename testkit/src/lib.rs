@@ -15,11 +15,13 @@
 //! - [`metrics`]: reading a bootstrap node's Prometheus endpoint.
 //! - [`demo`]: the desktop app's demo profiles (screenshots, the frame benchmark) and read history
 //!   written straight into a store.
+//! - [`disk`]: full disks: a redb storage backend that fails writes on demand, a real small tmpfs.
 //! - [`files`]: walking a directory and looking for bytes in it (the plaintext checks); the fuzz corpora.
 
 pub mod cli;
 pub mod client;
 pub mod demo;
+pub mod disk;
 pub mod files;
 pub mod mail;
 pub mod metrics;

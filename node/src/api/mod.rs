@@ -10,6 +10,8 @@ use tern_protocol::{Fingerprint, IdentityKey, MessageId};
 
 mod files;
 
+/// How the profile's store is doing after a full or failing disk (see [`NetStatus::store`]).
+pub use crate::store::StoreHealth;
 pub use files::{Attachment, FileEntry, FileOpError, FileState, FilesError, SentFile};
 
 /// Milliseconds since the unix epoch, by the wall clock.
@@ -465,6 +467,10 @@ pub struct NetStatus {
     /// connections denied by a limit or whose handshake failed, and `mailbox_<reason>` for requests the
     /// mailbox it serves refused.
     pub refusals: BTreeMap<String, u64>,
+    /// The profile's store: `failing` while its disk is full or failing (every send and receive is
+    /// refused until the store has opened its database again), with the failures and reopens counted
+    /// since the node started.
+    pub store: StoreHealth,
 }
 
 /// A member's role in a group (docs/protocol.md §18.3).

@@ -103,6 +103,14 @@ pub enum EngineError {
     NotAccepted,
 }
 
+impl EngineError {
+    /// Whether the profile's disk is full or failing ([`StoreError::DiskFailing`]): the store says so in
+    /// the log once per outage, so callers need not.
+    pub fn is_disk_failing(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_disk_failing())
+    }
+}
+
 /// Why a received envelope was not taken.
 #[derive(Debug, Error)]
 #[non_exhaustive]

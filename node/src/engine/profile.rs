@@ -53,7 +53,13 @@ impl Engine {
 
     /// Opens a profile, rotating the prekey (and re-issuing the card) when it is due.
     pub fn open(dir: &Path, password: &Password) -> Result<Self, EngineError> {
-        let store = Store::open(dir, password)?;
+        Self::open_store(Store::open(dir, password)?)
+    }
+
+    /// [`Self::open`] over a store opened already (the full-disk tests open one over a storage backend
+    /// that fails on demand, `Store::open_with_backend`).
+    #[doc(hidden)]
+    pub fn open_store(store: Store) -> Result<Self, EngineError> {
         let key = store.pickle_key();
         let pickle = store
             .vault_get(VaultItem::IdentityPickle)?

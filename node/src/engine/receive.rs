@@ -41,6 +41,16 @@ impl Engine {
         if envelopes.len() > 1 {
             match self.receive_group(envelopes, now_ms) {
                 Ok(outcomes) => return outcomes,
+                // The disk failed (logged once by the store): one by one would fail alike.
+                Err(e) if e.is_disk_failing() => {
+                    return envelopes
+                        .iter()
+                        .map(|(bytes, _)| Inbound {
+                            envelope_id: Envelope::decode(bytes).ok().map(|e| e.id()),
+                            outcome: Err(ReceiveError::Store(StoreError::DiskFailing)),
+                        })
+                        .collect();
+                }
                 Err(e) => {
                     warn!(error = %e, "group commit failed; storing the envelopes one by one")
                 }

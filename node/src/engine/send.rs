@@ -93,10 +93,13 @@ impl Engine {
         let result = self
             .seal(&contact, id, body, now)
             .and_then(|(content, envelope, pickle)| {
-                let mut batch = self.store.batch()?;
-                let written = write(&mut batch, &mut contact, &content, &envelope, now)?;
-                batch.put_session(to, &pickle)?;
-                batch.commit()?;
+                // A transaction, so a disk failure in any write (not only the commit) is reported as
+                // `StoreError::DiskFailing` and heals the store (`store/health.rs`).
+                let written = self.store.transaction(|batch| {
+                    let written = write(batch, &mut contact, &content, &envelope, now)?;
+                    batch.put_session(to, &pickle)?;
+                    Ok(written)
+                })?;
                 Ok((content, envelope, written))
             });
         if result.is_err() {
@@ -231,7 +234,13 @@ impl Engine {
                 let reason = e.to_string();
                 texts
                     .iter()
-                    .map(|_| Err(EngineError::Store(group_failed(&reason))))
+                    .map(|_| {
+                        Err(EngineError::Store(if e.is_disk_failing() {
+                            StoreError::DiskFailing
+                        } else {
+                            group_failed(&reason)
+                        }))
+                    })
                     .collect()
             }
         }

@@ -266,6 +266,7 @@ impl EventLoop {
                     published_addrs: self.reach.published().to_vec(),
                     contacts: self.contacts_reach(),
                     refusals: self.refusals(),
+                    store: self.engine.store().health(),
                 };
                 let _ = reply.send(status);
             }

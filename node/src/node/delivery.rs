@@ -100,6 +100,9 @@ impl EventLoop {
                                 .collect();
                             self.delivery.handle_loaded(entries, now);
                         }
+                        Err(e) if e.is_disk_failing() => {
+                            debug!(error = %e, "cannot read the outbox")
+                        }
                         Err(e) => warn!(error = %e, "cannot read the outbox"),
                     }
                 }
@@ -120,6 +123,9 @@ impl EventLoop {
                                 .collect();
                             self.delivery.handle_loaded_for(peer, entries);
                         }
+                        Err(e) if e.is_disk_failing() => {
+                            debug!(error = %e, "cannot read the outbox")
+                        }
                         Err(e) => warn!(error = %e, "cannot read the outbox"),
                     }
                 }
@@ -133,6 +139,9 @@ impl EventLoop {
                             status: MessageStatus::Sent,
                         }),
                         Ok(false) => {}
+                        Err(e) if e.is_disk_failing() => {
+                            debug!(error = %e, "cannot record a deposit")
+                        }
                         Err(e) => warn!(error = %e, "cannot record a deposit"),
                     }
                 }
@@ -249,6 +258,9 @@ impl EventLoop {
                 status,
             }),
             Ok(None) => {}
+            Err(e) if e.is_disk_failing() => {
+                debug!(error = %e, "cannot reschedule an outbox entry")
+            }
             Err(e) => warn!(error = %e, "cannot reschedule an outbox entry"),
         }
     }

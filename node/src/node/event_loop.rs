@@ -111,6 +111,7 @@ impl EventLoop {
                     }
                 }
             }
+            Err(e) if e.is_disk_failing() => debug!(error = %e, "cannot record deliveries"),
             Err(e) => warn!(error = %e, "cannot record deliveries"),
         }
     }

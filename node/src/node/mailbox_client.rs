@@ -98,6 +98,9 @@ impl EventLoop {
                     done.extend(inbound.envelope_id);
                 }
                 // A store failure is worth another try; anything else will never decrypt.
+                Err(ReceiveError::Store(e)) if e.is_disk_failing() => {
+                    debug!(error = %e, "cannot store fetched mail; will fetch again")
+                }
                 Err(ReceiveError::Store(e)) => {
                     warn!(error = %e, "cannot store fetched mail; will fetch again")
                 }

@@ -4,12 +4,13 @@
 //! `outbox.rs` and `dedupe.rs`.
 
 use redb::{
-    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
-    ReadableTableMetadata, TableHandle, WriteTransaction,
+    ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, TableHandle,
+    WriteTransaction,
 };
 use tern_protocol::IdentityKey;
 use zeroize::Zeroizing;
 
+use super::health::Shared;
 use super::keys::{BLIND_LEN, Blind, Keys};
 use super::records::ContactRecord;
 use super::rollback;
@@ -63,13 +64,17 @@ fn contacts_in(
 pub(crate) struct Reader<'s> {
     pub(super) txn: ReadTransaction,
     pub(super) keys: &'s Keys,
+    /// Which open of the database the transaction belongs to (see `health.rs`).
+    pub(super) generation: u64,
 }
 
 impl<'s> Reader<'s> {
-    pub(crate) fn begin(db: &Database, keys: &'s Keys) -> Result<Self, StoreError> {
+    pub(super) fn begin(shared: &Shared, keys: &'s Keys) -> Result<Self, StoreError> {
+        let (txn, generation) = shared.begin_read()?;
         Ok(Self {
-            txn: db.begin_read()?,
+            txn,
             keys,
+            generation,
         })
     }
 
@@ -130,6 +135,9 @@ impl<'s> Reader<'s> {
 pub struct Batch<'s> {
     pub(super) txn: WriteTransaction,
     pub(super) keys: &'s Keys,
+    shared: &'s Shared,
+    /// Which open of the database the transaction belongs to (see `health.rs`).
+    pub(super) generation: u64,
 }
 
 impl std::fmt::Debug for Batch<'_> {
@@ -139,17 +147,27 @@ impl std::fmt::Debug for Batch<'_> {
 }
 
 impl<'s> Batch<'s> {
-    pub(crate) fn begin(db: &Database, keys: &'s Keys) -> Result<Self, StoreError> {
+    pub(super) fn begin(shared: &'s Shared, keys: &'s Keys) -> Result<Self, StoreError> {
+        let (txn, generation) = shared.begin_write()?;
         Ok(Self {
-            txn: db.begin_write()?,
+            txn,
             keys,
+            shared,
+            generation,
         })
     }
 
-    /// Commits every change durably.
+    /// Commits every change durably. If the disk fails the commit ([`StoreError::DiskFailing`]),
+    /// nothing of it was saved and the store opens its database again later (see `health.rs`).
     pub fn commit(self) -> Result<(), StoreError> {
-        self.txn.commit()?;
-        Ok(())
+        let Self {
+            txn,
+            shared,
+            generation,
+            ..
+        } = self;
+        let committed = txn.commit().map_err(StoreError::from);
+        shared.check(generation, "commit", committed)
     }
 
     /// Discards every change.

@@ -192,13 +192,12 @@ impl StoreReader {
         conversation: &ConversationId,
         id: &MessageId,
     ) -> Result<Option<AttachmentRecord>, StoreError> {
-        self.read()?.attachment(conversation, id)
+        self.run(|read| read.attachment(conversation, id))
     }
 
     /// Every message's file (at most [`MAX_ATTACHMENTS`]), in no particular order.
     pub fn attachments(&self) -> Result<Vec<AttachmentRecord>, StoreError> {
-        let read = self.read()?;
-        all_in(read.keys, &read.table(ATTACHMENTS)?)
+        self.run(|read| all_in(read.keys, &read.table(ATTACHMENTS)?))
     }
 }
 

@@ -144,12 +144,12 @@ impl Batch<'_> {
 impl Store {
     /// A group's state, if stored.
     pub fn group(&self, id: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-        Reader::begin(&self.db, &self.keys)?.group(id)
+        Reader::begin(&self.shared, &self.keys)?.group(id)
     }
 
     /// Every stored group state (in row order, which reveals nothing).
     pub fn groups(&self) -> Result<Vec<Zeroizing<Vec<u8>>>, StoreError> {
-        Reader::begin(&self.db, &self.keys)?.groups()
+        Reader::begin(&self.shared, &self.keys)?.groups()
     }
 
     /// Stores a group's state (durable on return).

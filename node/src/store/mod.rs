@@ -91,6 +91,13 @@
 //! ([`redb::Durability::Immediate`]): when it returns `Ok`, the data is on disk. The node acknowledges a
 //! received message only after the commit that stored it returned.
 //!
+//! # A full or failing disk
+//!
+//! A write the disk fails (or redb's "previous I/O error" after one) closes the database; an operation at
+//! least [`REOPEN_INTERVAL`] later opens it again with the checks an open runs, pausing up to
+//! [`MAX_REOPEN_INTERVAL`] between failed tries. Meanwhile every operation fails with
+//! [`StoreError::DiskFailing`], and [`Store::health`] says so (see `health.rs`).
+//!
 //! # Corruption
 //!
 //! Opening runs redb's integrity check, so a file changed outside redb is reported as
@@ -101,6 +108,7 @@ mod batch;
 mod dedupe;
 mod files;
 mod groups;
+mod health;
 mod kdf;
 mod keys;
 mod messages;
@@ -119,7 +127,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::redb_file::{Failure, from_redb_errors};
-use redb::{Database, TableDefinition};
+use redb::TableDefinition;
 use tern_protocol::codec::DecodeError;
 
 use thiserror::Error;
@@ -127,6 +135,7 @@ use thiserror::Error;
 pub use batch::Batch;
 pub use files::{AttachmentRecord, MAX_ATTACHMENTS};
 pub use groups::{MAX_GROUPS, MAX_PENDING_KEY_PACKAGES};
+pub use health::{MAX_REOPEN_INTERVAL, REOPEN_INTERVAL, StoreHealth};
 pub use kdf::{
     KdfParams, MAX_KDF_ITERATIONS, MAX_KDF_MEMORY_KIB, MAX_KDF_PARALLELISM, MIN_KDF_MEMORY_KIB,
     Password, SALT_LEN,
@@ -277,6 +286,17 @@ pub enum StoreError {
     /// Any other database error. (Both causes are printed in the message, not also returned as sources.)
     #[error("database error: {0}")]
     Database(Box<redb::Error>),
+    /// The disk under the profile failed a write (it is full, or failing): nothing was saved, and the
+    /// store refuses every operation until it has opened its database again (see `health.rs`).
+    #[error("could not save: the disk is full or failing; Tern will try again")]
+    DiskFailing,
+}
+
+impl StoreError {
+    /// Whether this is [`StoreError::DiskFailing`]: worth trying again later, and already logged once.
+    pub fn is_disk_failing(&self) -> bool {
+        matches!(self, Self::DiskFailing)
+    }
 }
 
 impl From<Failure> for StoreError {
@@ -321,10 +341,17 @@ impl VaultItem {
 pub struct Store {
     // Field order is drop order: the database closes before the lock is released (unless a
     // [`StoreReader`] still holds it open).
-    db: Arc<Database>,
+    shared: Arc<health::Shared>,
     keys: Arc<Keys>,
     dir: PathBuf,
     _lock: File,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Without the profile lock, a reader left behind must not open the file again.
+        self.shared.release();
+    }
 }
 
 impl std::fmt::Debug for Store {

@@ -12,6 +12,7 @@ use tern_protocol::crypto::SecretKey;
 
 use crate::redb_file::{Mode, open_checked};
 
+use super::health::{Opener, Shared, StoreHealth};
 use super::kdf::{KdfParams, KeySlot, Password};
 use super::keys::Keys;
 use super::migrate;
@@ -20,7 +21,7 @@ use super::rollback;
 use super::{
     BYTES_TABLES, Batch, CONV_UNREAD, ENVELOPE_EXPIRY, ENVELOPES, FORMAT_VERSION, LOCK_FILE, META,
     META_FORMAT, META_KEYSLOT, OLDEST_FORMAT_VERSION, SEEN_EXPIRY, STORE_FILE, Store, StoreError,
-    VAULT, corrupt,
+    VAULT, VaultItem, corrupt,
 };
 
 fn lock_profile(dir: &Path) -> Result<File, StoreError> {
@@ -105,12 +106,7 @@ impl Store {
         let db = open_database(&path)?;
         let keys = Keys::derive(store_key);
         rollback::verify_on_open(&db, &keys)?;
-        Ok(Self {
-            db: Arc::new(db),
-            keys: Arc::new(keys),
-            dir: dir.to_owned(),
-            _lock: lock,
-        })
+        Ok(Self::assemble(db, file_opener(path), keys, dir, lock))
     }
 
     /// Opens the profile in `dir` with `password`.
@@ -135,21 +131,42 @@ impl Store {
             migrate::migrate_v1(dir, &store_key)?;
         }
         let db = open_database(&path)?;
-        if read_format(&db)? != FORMAT_VERSION {
-            return Err(StoreError::Corrupt("the migration did not finish".into()));
-        }
-        check_tables(&db)?;
-        add_envelope_tables(&db)?;
-        super::groups::add_group_tables(&db)?;
-        super::files::add_file_tables(&db)?;
         let keys = Keys::derive(store_key);
-        rollback::verify_on_open(&db, &keys)?;
-        Ok(Self {
-            db: Arc::new(db),
-            keys: Arc::new(keys),
+        prepare(&db, &keys)?;
+        Ok(Self::assemble(db, file_opener(path), keys, dir, lock))
+    }
+
+    /// Opens the profile in `dir` (which holds its lock file) over a storage backend of the caller's
+    /// instead of its `store.redb`: the full-disk tests inject faults with one. `backend` is cloned for
+    /// every reopen after a failure, so its clones must share the bytes (as a file would). A format-1
+    /// store is refused (only a file is migrated).
+    #[doc(hidden)]
+    pub fn open_with_backend<B>(
+        dir: impl AsRef<Path>,
+        password: &Password,
+        backend: B,
+    ) -> Result<Self, StoreError>
+    where
+        B: redb::StorageBackend + Clone,
+    {
+        let dir = dir.as_ref();
+        let lock = lock_profile(dir)?;
+        let opener: Opener = Box::new(move || crate::redb_file::open_checked_with(backend.clone()));
+        let db = opener()?;
+        let store_key = read_keyslot(&db)?.unwrap_key(password)?;
+        let keys = Keys::derive(store_key);
+        prepare(&db, &keys)?;
+        Ok(Self::assemble(db, opener, keys, dir, lock))
+    }
+
+    fn assemble(db: Database, opener: Opener, keys: Keys, dir: &Path, lock: File) -> Self {
+        let keys = Arc::new(keys);
+        Self {
+            shared: Arc::new(Shared::new(db, opener, Arc::clone(&keys))),
+            keys,
             dir: dir.to_owned(),
             _lock: lock,
-        })
+        }
     }
 
     /// Re-wraps the store key under `new`, keeping the Argon2id parameters. Data is not re-encrypted; the
@@ -165,13 +182,11 @@ impl Store {
     /// decode is refused as [`StoreError::Corrupt`].
     pub fn install_key_slot(&mut self, update: KeySlotUpdate) -> Result<(), StoreError> {
         KeySlot::decode(&update.slot).map_err(|err| corrupt("key slot", err))?;
-        let txn = self.db.begin_write()?;
-        {
-            let mut meta = txn.open_table(META)?;
+        self.transaction(|batch| {
+            let mut meta = batch.txn.open_table(META)?;
             meta.insert(META_KEYSLOT, update.slot.as_slice())?;
-        }
-        txn.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Like [`Self::change_password`], with new Argon2id parameters.
@@ -182,7 +197,7 @@ impl Store {
         params: KdfParams,
     ) -> Result<(), StoreError> {
         params.validate()?;
-        let slot = read_keyslot(self.db.as_ref())?;
+        let slot = self.shared.read_db(read_keyslot)?;
         let current = slot.unwrap_key(old)?;
         if current.as_bytes() != self.keys.store_key().as_bytes() {
             return Err(StoreError::WrongPassword);
@@ -195,12 +210,12 @@ impl Store {
 
     /// A read-only handle for other threads (see [`StoreReader`]).
     pub fn reader(&self) -> StoreReader {
-        StoreReader::new(Arc::clone(&self.db), Arc::clone(&self.keys))
+        StoreReader::new(Arc::clone(&self.shared), Arc::clone(&self.keys))
     }
 
     /// The Argon2id parameters the store key is currently wrapped with.
     pub fn kdf_params(&self) -> Result<KdfParams, StoreError> {
-        Ok(read_keyslot(self.db.as_ref())?.params())
+        Ok(self.shared.read_db(read_keyslot)?.params())
     }
 
     /// The key the node pickles its identity and sessions with, derived from the store key by HKDF under
@@ -217,7 +232,12 @@ impl Store {
     /// Starts a write transaction. Nothing it does is visible or durable until [`Batch::commit`]; dropping
     /// it without committing discards it.
     pub fn batch(&mut self) -> Result<Batch<'_>, StoreError> {
-        Batch::begin(&self.db, &self.keys)
+        Batch::begin(&self.shared, &self.keys)
+    }
+
+    /// How the database is doing: whether it is closed after a disk failure, failures and reopens.
+    pub fn health(&self) -> StoreHealth {
+        self.shared.health()
     }
 
     /// Runs `f` in one write transaction and commits it durably if `f` returns `Ok`; on `Err` nothing is
@@ -227,9 +247,17 @@ impl Store {
         f: impl FnOnce(&mut Batch<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut batch = self.batch()?;
-        let out = f(&mut batch)?;
-        batch.commit()?;
-        Ok(out)
+        let generation = batch.generation;
+        match f(&mut batch) {
+            Ok(out) => {
+                batch.commit()?;
+                Ok(out)
+            }
+            Err(err) => {
+                drop(batch);
+                self.shared.check(generation, "write", Err(err))
+            }
+        }
     }
 }
 
@@ -278,6 +306,37 @@ pub(super) fn read_keyslot(db: &impl ReadableDatabase) -> Result<KeySlot, StoreE
         .get(META_KEYSLOT)?
         .ok_or_else(|| StoreError::Corrupt("key slot missing".into()))?;
     KeySlot::decode(slot.value()).map_err(|err| corrupt("key slot", err))
+}
+
+/// What every open of a profile checks and adds once the store key is known (the first open and every
+/// reopen after a disk failure): the format, the tables (adding those a profile written before them
+/// lacks), the session checks and digest, and the vault's identity opening with `keys` (the same
+/// profile).
+pub(super) fn prepare(db: &Database, keys: &Keys) -> Result<(), StoreError> {
+    if read_format(db)? != FORMAT_VERSION {
+        return Err(StoreError::Corrupt("the migration did not finish".into()));
+    }
+    check_tables(db)?;
+    add_envelope_tables(db)?;
+    super::groups::add_group_tables(db)?;
+    super::files::add_file_tables(db)?;
+    rollback::verify_on_open(db, keys)?;
+    let txn = db.begin_read()?;
+    if let Some(sealed) = txn
+        .open_table(VAULT)?
+        .get(VaultItem::IdentityPickle.row())?
+    {
+        keys.open(
+            VAULT.name(),
+            VaultItem::IdentityPickle.row().as_bytes(),
+            sealed.value(),
+        )?;
+    }
+    Ok(())
+}
+
+fn file_opener(path: std::path::PathBuf) -> Opener {
+    Box::new(move || open_checked(&path, Mode::OpenExisting))
 }
 
 /// Every table must exist: a store missing one was not written by this format.

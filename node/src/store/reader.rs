@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use redb::Database;
 use tern_protocol::{IdentityKey, MessageId};
 use zeroize::Zeroizing;
 
 use super::batch::Reader;
+use super::health::Shared;
 use super::kdf::{KeySlot, Password};
 use super::keys::Keys;
 use super::profile::read_keyslot;
@@ -19,10 +19,11 @@ use crate::api::{Contact, Conversation, ConversationId, Cursor, Message, Page};
 
 /// A read-only handle on an open profile: cheap to clone, `Send + Sync`, meant for
 /// `tokio::task::spawn_blocking` while the event loop keeps writing through [`super::Store`]. Every call
-/// reads one consistent snapshot. A reader keeps the database open (not the profile lock) until dropped.
+/// reads one consistent snapshot. A reader shares the store's database (not the profile lock): while the
+/// store has it closed after a disk failure, reads fail with [`StoreError::DiskFailing`] (see `health.rs`).
 #[derive(Clone)]
 pub struct StoreReader {
-    db: Arc<Database>,
+    shared: Arc<Shared>,
     keys: Arc<Keys>,
 }
 
@@ -46,28 +47,39 @@ impl std::fmt::Debug for KeySlotUpdate {
 }
 
 impl StoreReader {
-    pub(super) fn new(db: Arc<Database>, keys: Arc<Keys>) -> Self {
-        Self { db, keys }
+    pub(super) fn new(shared: Arc<Shared>, keys: Arc<Keys>) -> Self {
+        Self { shared, keys }
     }
 
-    pub(super) fn read(&self) -> Result<Reader<'_>, StoreError> {
-        Reader::begin(&self.db, &self.keys)
+    /// Runs `f` on one read transaction; a disk failure it meets becomes [`StoreError::DiskFailing`].
+    pub(super) fn run<T>(
+        &self,
+        f: impl FnOnce(&Reader<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let read = Reader::begin(&self.shared, &self.keys)?;
+        let generation = read.generation;
+        let result = f(&read);
+        drop(read);
+        self.shared.check(generation, "read", result)
     }
 
     /// Every contact, oldest first.
     pub fn contacts(&self) -> Result<Vec<Contact>, StoreError> {
-        Ok(self.read()?.contacts()?.iter().map(Contact::from).collect())
+        self.run(|read| Ok(read.contacts()?.iter().map(Contact::from).collect()))
     }
 
     /// The contact with this identity key, if any.
     pub fn contact(&self, key: &IdentityKey) -> Result<Option<Contact>, StoreError> {
-        Ok(self.read()?.contact(key)?.as_ref().map(Contact::from))
+        self.run(|read| Ok(read.contact(key)?.as_ref().map(Contact::from)))
     }
 
     /// Every conversation with its last message and unread count, most recent first. A 1:1
     /// conversation's title is the contact's name (their peer id if they are no longer a contact).
     pub fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
-        let read = self.read()?;
+        self.run(Self::conversations_in)
+    }
+
+    fn conversations_in(read: &Reader<'_>) -> Result<Vec<Conversation>, StoreError> {
         let mut out = Vec::new();
         for summary in read.conversations()? {
             // A group's title is its name, which lives in the group's state: the node fills it in.
@@ -98,17 +110,18 @@ impl StoreReader {
         before: Option<Cursor>,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        let read = self.read()?;
-        let page = read.conversation_page(conversation, before.as_ref(), limit)?;
-        let mut messages: Vec<Message> = page
-            .messages
-            .into_iter()
-            .map(MessageRecord::into_message)
-            .collect();
-        read.attach(&mut messages)?;
-        Ok(Page {
-            messages,
-            older: page.older,
+        self.run(|read| {
+            let page = read.conversation_page(conversation, before.as_ref(), limit)?;
+            let mut messages: Vec<Message> = page
+                .messages
+                .into_iter()
+                .map(MessageRecord::into_message)
+                .collect();
+            read.attach(&mut messages)?;
+            Ok(Page {
+                messages,
+                older: page.older,
+            })
         })
     }
 
@@ -118,47 +131,49 @@ impl StoreReader {
         conversation: &ConversationId,
         id: &MessageId,
     ) -> Result<Option<Message>, StoreError> {
-        let read = self.read()?;
-        let mut message: Vec<Message> = read
-            .message(conversation, id)?
-            .map(MessageRecord::into_message)
-            .into_iter()
-            .collect();
-        read.attach(&mut message)?;
-        Ok(message.pop())
+        self.run(|read| {
+            let mut message: Vec<Message> = read
+                .message(conversation, id)?
+                .map(MessageRecord::into_message)
+                .into_iter()
+                .collect();
+            read.attach(&mut message)?;
+            Ok(message.pop())
+        })
     }
 
     /// Unread incoming messages in a conversation.
     pub fn unread_count(&self, conversation: &ConversationId) -> Result<u64, StoreError> {
-        self.read()?.unread_count(conversation)
+        self.run(|read| read.unread_count(conversation))
     }
 
     /// The newest `limit` messages (at most [`MAX_SEARCH_RESULTS`]) whose text contains `needle`, ignoring
     /// case, newest first. Opens every message: run it off the event loop.
     pub fn search(&self, needle: &str, limit: usize) -> Result<Vec<Message>, StoreError> {
-        Ok(self
-            .read()?
-            .search(needle, limit.min(MAX_SEARCH_RESULTS))?
-            .into_iter()
-            .map(MessageRecord::into_message)
-            .collect())
+        self.run(|read| {
+            Ok(read
+                .search(needle, limit.min(MAX_SEARCH_RESULTS))?
+                .into_iter()
+                .map(MessageRecord::into_message)
+                .collect())
+        })
     }
 
     /// Envelopes waiting in the outbox.
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
-        self.read()?.outbox_len()
+        self.run(|read| read.outbox_len())
     }
 
     /// A setting, if set.
     pub fn setting_get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-        self.read()?.setting_get(name)
+        self.run(|read| read.setting_get(name))
     }
 
     /// The slow half of a password change: checks `old` against the stored key slot and wraps the store
     /// key under `new` with the same Argon2id parameters (two Argon2id runs, so call it off the event
     /// loop). [`StoreError::WrongPassword`] if `old` is not the current password.
     pub fn rewrap(&self, old: &Password, new: &Password) -> Result<KeySlotUpdate, StoreError> {
-        let slot = read_keyslot(self.db.as_ref())?;
+        let slot = self.shared.read_db(read_keyslot)?;
         let current = slot.unwrap_key(old)?;
         if current.as_bytes() != self.keys.store_key().as_bytes() {
             return Err(StoreError::WrongPassword);

@@ -491,7 +491,7 @@ fn the_seen_table_drops_its_oldest_entries_past_its_bound() {
     assert_eq!(store.seen_len().unwrap(), MAX_SEEN_ENTRIES);
     assert!(store.is_seen(&alice, &MessageId([1; 16])).unwrap());
     // The entry that expired first is the one that went.
-    let read = store.db.begin_read().unwrap();
+    let (read, _) = store.shared.begin_read().unwrap();
     let seen = read.open_table(SEEN).unwrap();
     assert!(seen.get([0u8; BLIND_LEN].as_slice()).unwrap().is_none());
     let mut second = [0u8; BLIND_LEN];
@@ -637,7 +637,7 @@ fn an_envelope_is_remembered_across_a_reopen_until_it_expires_or_is_forgotten() 
     assert!(!store.transaction(|b| b.forget_envelope(&second)).unwrap());
     assert_eq!(store.envelope(&second).unwrap(), None);
     store.purge_seen(u64::MAX).unwrap();
-    let read = store.db.begin_read().unwrap();
+    let (read, _) = store.shared.begin_read().unwrap();
     assert_eq!(read.open_table(ENVELOPE_EXPIRY).unwrap().len().unwrap(), 0);
 }
 
@@ -673,7 +673,7 @@ fn the_envelope_table_drops_its_oldest_entries_past_its_bound() {
         store.envelope(&envelope).unwrap(),
         Some((alice, MessageId([1; 16])))
     );
-    let read = store.db.begin_read().unwrap();
+    let (read, _) = store.shared.begin_read().unwrap();
     let table = read.open_table(ENVELOPES).unwrap();
     assert!(table.get([0u8; BLIND_LEN].as_slice()).unwrap().is_none());
     let mut second = [0u8; BLIND_LEN];
@@ -841,4 +841,70 @@ fn a_message_whose_sender_is_not_the_conversations_contact_has_no_row() {
             .messages
             .is_empty()
     );
+}
+
+/// A disk failure as redb reports it after one failed write.
+fn previous_io() -> StoreError {
+    StoreError::Database(Box::new(redb::Error::PreviousIo))
+}
+
+#[test]
+fn a_read_in_flight_never_keeps_the_database_from_opening_again() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    store.setting_put("a", b"1").unwrap();
+    let reader = store.reader();
+    // A read transaction begun before the failure, alive across the close and the reopen.
+    let (old_read, generation) = store.shared.begin_read().unwrap();
+    let err = store
+        .shared
+        .check(generation, "test", Err::<(), _>(previous_io()))
+        .unwrap_err();
+    assert!(err.is_disk_failing());
+    assert!(store.health().failing);
+    assert!(reader.setting_get("a").unwrap_err().is_disk_failing());
+    // A later operation (here a reader's) opens the file again after the pause: redb's lock went with
+    // the close, whatever transaction was still alive.
+    let deadline = Instant::now() + MAX_REOPEN_INTERVAL * 2;
+    let got = loop {
+        match reader.setting_get("a") {
+            Ok(value) => break value,
+            Err(err) => {
+                assert!(err.is_disk_failing(), "{err}");
+                assert!(Instant::now() < deadline, "never opened again");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    assert_eq!(got.as_deref().map(Vec::as_slice), Some(&b"1"[..]));
+    let health = store.health();
+    assert!(!health.failing);
+    assert_eq!((health.failures, health.reopens), (1, 1));
+    // The old transaction belongs to the closed database: an error from it never closes the new one.
+    let stale = store
+        .shared
+        .check(generation, "test", Err::<(), _>(previous_io()));
+    assert!(stale.unwrap_err().is_disk_failing());
+    assert!(!store.health().failing);
+    drop(old_read);
+    store.setting_put("b", b"2").unwrap();
+    assert_eq!(store.health().failures, 1);
+}
+
+#[test]
+fn only_disk_failures_close_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    let err = store.setting_put(&"n".repeat(MAX_SETTING_NAME_LEN + 1), b"1");
+    assert!(matches!(err, Err(StoreError::TooLong { .. })));
+    let (_, generation) = store.shared.begin_read().unwrap();
+    let corrupt = store.shared.check(
+        generation,
+        "test",
+        Err::<(), _>(StoreError::Corrupt("bad".into())),
+    );
+    assert!(matches!(corrupt, Err(StoreError::Corrupt(_))));
+    assert_eq!(store.health(), StoreHealth::default());
+    store.setting_put("a", b"1").unwrap();
 }

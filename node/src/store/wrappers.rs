@@ -12,7 +12,7 @@ use super::{Store, StoreError, VaultItem};
 
 impl Store {
     fn read(&self) -> Result<Reader<'_>, StoreError> {
-        Reader::begin(&self.db, &self.keys)
+        Reader::begin(&self.shared, &self.keys)
     }
 
     // ---- vault and settings ----

@@ -276,6 +276,11 @@ async fn stdin_command(node: &Node, out: Out, line: &str) -> bool {
                     "lan_only": status.lan_only,
                     "nat": format!("{:?}", status.nat),
                     "refusals": status.refusals,
+                    "store": {
+                        "failing": status.store.failing,
+                        "failures": status.store.failures,
+                        "reopens": status.store.reopens,
+                    },
                     "relayed": status.relayed,
                     "published": status.published_addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "contacts": status.contacts.iter().map(|c| json!({

@@ -1,15 +1,12 @@
 //! Storage failures without a real full disk: a storage backend in memory that fails every write while
-//! "full", shared across reopenings as a file would be. (`bootstrap/tests/full_disk.rs` fills a real small
-//! filesystem where the test runs as root.)
-
-use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+//! "full", shared across reopenings as a file would be (`tern_testkit::disk::FlakyDisk`, which the
+//! profile store's tests use too). (`bootstrap/tests/full_disk.rs` fills a real small filesystem where the
+//! test runs as root.)
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use redb::StorageBackend;
 use tern_protocol::{Envelope, Identity};
+use tern_testkit::disk::FlakyDisk;
 
 use super::db::Db;
 use super::*;
@@ -18,65 +15,8 @@ use crate::redb_file::open_checked_with;
 const NOW: u64 = 1_750_000_000;
 const SERVER: &[u8] = b"\x00\x24server-peer-id-for-tests";
 
-/// Bytes in memory standing in for a file; every write, resize and sync fails while `full` is set.
-#[derive(Debug, Clone, Default)]
-struct FlakyDisk {
-    bytes: Arc<Mutex<Vec<u8>>>,
-    full: Arc<AtomicBool>,
-}
-
-impl FlakyDisk {
-    fn check(&self) -> io::Result<()> {
-        if self.full.load(Ordering::SeqCst) {
-            return Err(io::Error::from(io::ErrorKind::StorageFull));
-        }
-        Ok(())
-    }
-
-    fn set_full(&self, full: bool) {
-        self.full.store(full, Ordering::SeqCst);
-    }
-
-    fn open(&self) -> Result<Db, MailboxError> {
-        Db::init(open_checked_with(self.clone())?)
-    }
-}
-
-impl StorageBackend for FlakyDisk {
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.bytes.lock().unwrap().len() as u64)
-    }
-
-    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        let bytes = self.bytes.lock().unwrap();
-        let start = offset as usize;
-        let src = bytes
-            .get(start..start + out.len())
-            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-        out.copy_from_slice(src);
-        Ok(())
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.check()?;
-        self.bytes.lock().unwrap().resize(len as usize, 0);
-        Ok(())
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        self.check()
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.check()?;
-        let mut bytes = self.bytes.lock().unwrap();
-        let start = offset as usize;
-        if bytes.len() < start + data.len() {
-            bytes.resize(start + data.len(), 0);
-        }
-        bytes[start..start + data.len()].copy_from_slice(data);
-        Ok(())
-    }
+fn open_db(disk: &FlakyDisk) -> Result<Db, MailboxError> {
+    Db::init(open_checked_with(disk.clone())?)
 }
 
 struct World {
@@ -161,7 +101,7 @@ impl World {
 fn flaky_server(disk: &FlakyDisk) -> MailboxServer {
     let opener = disk.clone();
     MailboxServer::open_with(
-        Opener::Backend(Box::new(move || opener.open())),
+        Opener::Backend(Box::new(move || open_db(&opener))),
         SERVER.to_vec(),
         MailboxConfig::default(),
     )
