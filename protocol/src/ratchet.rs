@@ -248,9 +248,14 @@ impl Ratchet {
     /// Whether the next encrypt uses a message key below the position the last reserving pickle stored:
     /// then sending it needs no new copy of the state on disk (see the module docs).
     pub fn send_is_reserved(&self) -> bool {
+        self.reserved_sends() > 0
+    }
+
+    /// How many encrypts from now are still covered by the last reserving pickle.
+    pub fn reserved_sends(&self) -> u32 {
         match (&self.sending, &self.reserved) {
-            (Some(sending), Some(reserved)) => sending.n < reserved.n,
-            _ => false,
+            (Some(sending), Some(reserved)) => reserved.n.saturating_sub(sending.n),
+            _ => 0,
         }
     }
 

@@ -619,6 +619,13 @@ impl PeerSessions {
             .is_some_and(|s| s.ratchet.send_is_reserved())
     }
 
+    /// How many encrypts from now [`PeerSessions::send_is_reserved`] stays true for (0 if none).
+    pub fn reserved_sends(&self) -> u32 {
+        self.sessions
+            .first()
+            .map_or(0, |s| s.ratchet.reserved_sends())
+    }
+
     /// Takes the sending half of a pending DH ratchet step on the sending session now, drawing on `rng`,
     /// instead of on the next encrypt, so that a receive commit can store (and reserve) the next sending
     /// chain. Decryption itself stays free of randomness. `Ok(false)` when there was nothing to prepare.

@@ -99,6 +99,7 @@
 
 mod batch;
 mod dedupe;
+mod detached;
 mod files;
 mod groups;
 mod kdf;
@@ -125,6 +126,7 @@ use tern_protocol::codec::DecodeError;
 use thiserror::Error;
 
 pub use batch::Batch;
+pub use detached::DetachedCommit;
 pub use files::{AttachmentRecord, MAX_ATTACHMENTS};
 pub use groups::{MAX_GROUPS, MAX_PENDING_KEY_PACKAGES};
 pub use kdf::{
