@@ -569,7 +569,11 @@ fn a_session_restored_from_a_reserving_pickle_sends_on_without_reusing_a_key() {
         );
     }
     // No message key was used twice.
-    let mut positions: Vec<_> = sent.iter().chain([&after]).map(|m| key_position(m)).collect();
+    let mut positions: Vec<_> = sent
+        .iter()
+        .chain([&after])
+        .map(|m| key_position(m))
+        .collect();
     let count = positions.len();
     positions.sort();
     positions.dedup();

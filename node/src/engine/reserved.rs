@@ -3,8 +3,8 @@
 //! texts' rows (history row, outbox entry) go into a write transaction the caller commits off its thread
 //! ([`crate::store::DetachedCommit`]) while the envelopes leave.
 
-use super::*;
 use super::send::write_text;
+use super::*;
 use crate::store::DetachedCommit;
 
 /// Texts sealed under reserved keys ([`Engine::send_texts_reserved`]): one result per text, in order.
@@ -34,7 +34,8 @@ impl Engine {
             }
         }
         for (to, n) in &wanted {
-            let accepted = matches!(self.store.contact(to), Ok(Some(c)) if c.state == ContactState::Accepted);
+            let accepted =
+                matches!(self.store.contact(to), Ok(Some(c)) if c.state == ContactState::Accepted);
             if !accepted || self.load_sessions(*to).is_err() {
                 return None;
             }
@@ -50,7 +51,9 @@ impl Engine {
                     // Not reserved after all: this key may not leave before a session commit. It never
                     // leaves; the session on file (ahead of it) is loaded again.
                     self.sessions.remove(to);
-                    Err(EngineError::Store(group_failed("the message key was not reserved")))
+                    Err(EngineError::Store(group_failed(
+                        "the message key was not reserved",
+                    )))
                 }
                 Err(e) => Err(e),
             });
