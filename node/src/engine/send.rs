@@ -252,7 +252,7 @@ impl Engine {
         to: &IdentityKey,
         text: &str,
         now: u64,
-    ) -> Result<(ContactEntry, Content, Envelope, Option<Vec<u8>>), EngineError> {
+    ) -> Result<SealedText, EngineError> {
         let contact = self
             .store
             .contact(to)?
@@ -454,6 +454,10 @@ impl Engine {
         Ok(())
     }
 }
+
+/// A text sealed for [`Engine::send_texts`]: the contact, the content, its envelope, and the session to
+/// store before the envelope leaves when its key was not reserved.
+pub(super) type SealedText = (ContactEntry, Content, Envelope, Option<Vec<u8>>);
 
 /// A fresh outbox entry for an envelope, due now.
 pub(super) fn outbox_entry(
