@@ -90,6 +90,8 @@
 //! Every write method, and [`Batch::commit`], commits with redb's default durability
 //! ([`redb::Durability::Immediate`]): when it returns `Ok`, the data is on disk. The node acknowledges a
 //! received message only after the commit that stored it returned.
+//! [`Store::write_detached`] fills a write transaction and hands it back as a [`DetachedCommit`] to be
+//! committed on another thread (`detached.rs`); later writes wait for it in redb.
 //!
 //! # Corruption
 //!
