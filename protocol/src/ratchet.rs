@@ -5,6 +5,11 @@
 //! after a new remote key arrives, so decryption needs no randomness. Decryption is transactional: every new
 //! chain and skipped key is computed into temporaries and committed only after the AEAD tag verifies, so a
 //! forged, replayed or damaged message never changes the state.
+//!
+//! Key reservation (docs/protocol.md §8.3): a stored copy of the state may hold its sending chain up to
+//! [`SEND_RESERVATION`] steps ahead of the chain in use ([`Ratchet::reserve`]), so a sender needs to store
+//! the state again only once every [`SEND_RESERVATION`] messages; after a crash it resumes from the stored
+//! position and the receiver sees a gap it tolerates (skipped keys), never a message key used twice.
 
 use std::collections::VecDeque;
 
@@ -19,6 +24,10 @@ use crate::session_error::{DecryptError, EncryptError};
 pub const MAX_MESSAGE_GAP: u32 = 2_000;
 /// The most skipped message keys a session stores; the oldest are dropped beyond it.
 pub const MAX_SKIPPED_KEYS: usize = 2_000;
+/// How far ahead of the chain in use a stored sending chain may be: the message keys a stored state
+/// reserves. Far below [`MAX_MESSAGE_GAP`] and [`MAX_SKIPPED_KEYS`], so the gap a restart leaves is always
+/// within what a receiver tolerates.
+pub const SEND_RESERVATION: u32 = 32;
 /// Past remote ratchet keys remembered, so a late message on a finished chain is reported as expired
 /// without a wasted DH.
 pub const MAX_PAST_RATCHET_KEYS: usize = 16;
@@ -160,6 +169,10 @@ pub(crate) struct Ratchet {
     previous_sending: u32,
     skipped: VecDeque<SkippedKey>,
     past_remotes: VecDeque<[u8; KEY_LEN]>,
+    /// The current sending chain advanced to the position the last reserving pickle stored (at least
+    /// `sending.n`); `None` when the current sending chain was never stored with a reservation. Never
+    /// encoded as such: [`Ratchet::encode`] writes it in place of `sending`.
+    reserved: Option<Chain>,
 }
 
 impl Ratchet {
@@ -183,6 +196,7 @@ impl Ratchet {
             previous_sending: 0,
             skipped: VecDeque::new(),
             past_remotes: VecDeque::new(),
+            reserved: None,
         })
     }
 
@@ -197,6 +211,7 @@ impl Ratchet {
             previous_sending: 0,
             skipped: VecDeque::new(),
             past_remotes: VecDeque::new(),
+            reserved: None,
         }
     }
 
@@ -211,7 +226,64 @@ impl Ratchet {
         self.root = root;
         self.self_pair = pair;
         self.sending = Some(Chain { key: ck, n: 0 });
+        self.reserved = None;
         Ok(())
+    }
+
+    /// Takes the sending half of a pending DH ratchet step now (with `rng`) rather than on the next
+    /// encrypt: after a message with a new remote ratchet key, the next sending chain can be stored (and
+    /// reserved) in the commit that stores the received message. `Ok(false)` when there is nothing to do
+    /// (a sending chain exists, or no remote key is known yet).
+    pub fn prepare_sending<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+    ) -> Result<bool, EncryptError> {
+        if self.sending.is_some() || self.remote.is_none() {
+            return Ok(false);
+        }
+        self.start_sending_chain(rng)?;
+        Ok(true)
+    }
+
+    /// Whether the next encrypt uses a message key below the position the last reserving pickle stored:
+    /// then sending it needs no new copy of the state on disk (see the module docs).
+    pub fn send_is_reserved(&self) -> bool {
+        self.reserved_sends() > 0
+    }
+
+    /// How many encrypts from now are still covered by the last reserving pickle.
+    pub fn reserved_sends(&self) -> u32 {
+        match (&self.sending, &self.reserved) {
+            (Some(sending), Some(reserved)) => reserved.n.saturating_sub(sending.n),
+            _ => 0,
+        }
+    }
+
+    /// Moves the reservation to [`SEND_RESERVATION`] keys past the sending chain in use (never back).
+    /// The caller must store the state encoded after this durably before any key it newly covers is used,
+    /// or drop this state (and reload the stored one).
+    pub fn reserve(&mut self) {
+        let Some(sending) = &self.sending else {
+            self.reserved = None;
+            return;
+        };
+        let target = sending.n.saturating_add(SEND_RESERVATION);
+        let mut ahead = match self.reserved.take() {
+            Some(reserved) if reserved.n >= sending.n => reserved,
+            _ => sending.clone(),
+        };
+        while ahead.n < target {
+            ahead = ahead.step().1;
+        }
+        self.reserved = Some(ahead);
+    }
+
+    /// The sending chain as stored: the reserved position when there is one, else the chain in use.
+    fn stored_sending(&self) -> Option<&Chain> {
+        match (&self.sending, &self.reserved) {
+            (Some(sending), Some(reserved)) if reserved.n > sending.n => Some(reserved),
+            (sending, _) => sending.as_ref(),
+        }
     }
 
     /// Encrypts one message, advancing the sending chain.
@@ -307,6 +379,7 @@ impl Ratchet {
             if let Some(sending) = self.sending.take() {
                 self.previous_sending = sending.n;
             }
+            self.reserved = None;
         }
         self.receiving = Some(next);
         self.skipped.extend(new_skipped);
@@ -329,7 +402,7 @@ impl Ratchet {
             None => w.u8(0),
             Some(dh) => w.u8(1).raw(dh),
         };
-        for chain in [&self.sending, &self.receiving] {
+        for chain in [self.stored_sending(), self.receiving.as_ref()] {
             match chain {
                 None => w.u8(0),
                 Some(c) => w.u8(1).raw(c.key.as_bytes()).u32(c.n),
@@ -400,6 +473,8 @@ impl Ratchet {
             previous_sending,
             skipped,
             past_remotes,
+            // A stored sending chain is where the stored copy resumes: nothing is reserved past it yet.
+            reserved: None,
         })
     }
 }

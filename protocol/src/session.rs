@@ -608,7 +608,55 @@ impl PeerSessions {
         }
     }
 
-    /// Encrypts every session with this peer for storage.
+    /// Whether the next [`PeerSessions::encrypt`] uses a message key that the last stored
+    /// [`PeerSessions::pickle_reserving`] already covers: then the envelope may leave before the session is
+    /// stored again (docs/protocol.md §8.3). `false` when the next encrypt would start a session or a
+    /// sending chain, or has used up the reservation: the session must be stored (reserving again) before
+    /// that envelope leaves.
+    pub fn send_is_reserved(&self) -> bool {
+        self.sessions
+            .first()
+            .is_some_and(|s| s.ratchet.send_is_reserved())
+    }
+
+    /// How many encrypts from now [`PeerSessions::send_is_reserved`] stays true for (0 if none).
+    pub fn reserved_sends(&self) -> u32 {
+        self.sessions
+            .first()
+            .map_or(0, |s| s.ratchet.reserved_sends())
+    }
+
+    /// Takes the sending half of a pending DH ratchet step on the sending session now, drawing on `rng`,
+    /// instead of on the next encrypt, so that a receive commit can store (and reserve) the next sending
+    /// chain. Decryption itself stays free of randomness. `Ok(false)` when there was nothing to prepare.
+    pub fn prepare_sending<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+    ) -> Result<bool, EncryptError> {
+        match self.sessions.first_mut() {
+            Some(session) => session.ratchet.prepare_sending(rng),
+            None => Ok(false),
+        }
+    }
+
+    /// [`PeerSessions::pickle`] after reserving the next
+    /// [`SEND_RESERVATION`](crate::ratchet::SEND_RESERVATION) message keys of every sending chain: the
+    /// pickle's sending chains are that far ahead of the ones in use. Store it durably before any envelope
+    /// sealed after the previous reservation ran out leaves, or, if it cannot be stored, drop these sessions
+    /// and load the stored ones again.
+    pub fn pickle_reserving<R: CryptoRng + ?Sized>(
+        &mut self,
+        key: &PickleKey,
+        rng: &mut R,
+    ) -> Vec<u8> {
+        for session in &mut self.sessions {
+            session.ratchet.reserve();
+        }
+        self.pickle(key, rng)
+    }
+
+    /// Encrypts every session with this peer for storage. A sending chain with a reservation is written at
+    /// its reserved position (never behind a reservation already stored).
     pub fn pickle<R: CryptoRng + ?Sized>(&self, key: &PickleKey, rng: &mut R) -> Vec<u8> {
         let mut w = Writer::with_capacity(1024);
         w.raw(self.local.as_bytes()).raw(self.remote.as_bytes());

@@ -510,3 +510,95 @@ fn every_session_message_that_seals_also_opens() {
         Err(tern_protocol::SealError::TooLong { .. })
     ));
 }
+
+/// The ratchet key and index of a plain ratchet message (session message kind 2, docs/protocol.md §9):
+/// together they name the message key it used.
+fn key_position(session_message: &[u8]) -> ([u8; 32], u32) {
+    assert_eq!(session_message[1], 2, "a plain ratchet message");
+    let header = &session_message[18..58];
+    let mut dh = [0u8; 32];
+    dh.copy_from_slice(&header[..32]);
+    (dh, u32::from_be_bytes(header[36..40].try_into().unwrap()))
+}
+
+#[test]
+fn a_session_restored_from_a_reserving_pickle_sends_on_without_reusing_a_key() {
+    use tern_protocol::ratchet::SEND_RESERVATION;
+    let mut p = Pair::new(21);
+    let key = PickleKey::random(&mut p.rng);
+    let (_, a) = p.send(Side::Alice, "start");
+    p.receive(Side::Bob, &a).unwrap();
+    let (_, b) = p.send(Side::Bob, "reply");
+    p.receive(Side::Alice, &b).unwrap();
+
+    // Alice takes the sending half of the DH step when she receives, and stores it reserved.
+    assert!(!p.alice.sessions.send_is_reserved());
+    assert!(p.alice.sessions.prepare_sending(&mut p.rng).unwrap());
+    assert!(!p.alice.sessions.prepare_sending(&mut p.rng).unwrap());
+    assert!(!p.alice.sessions.send_is_reserved(), "not stored yet");
+    let stored = p.alice.sessions.pickle_reserving(&key, &mut p.rng);
+
+    // Every key of the reservation goes out with no new copy on disk; the next one needs one.
+    let mut sent = Vec::new();
+    for i in 0..SEND_RESERVATION {
+        assert!(p.alice.sessions.send_is_reserved(), "key {i} is reserved");
+        sent.push(p.send_session(Side::Alice, &format!("{i}")).1);
+    }
+    assert!(!p.alice.sessions.send_is_reserved());
+    for message in &sent[..5] {
+        p.receive_session(Side::Bob, message).unwrap();
+    }
+
+    // A crash: Alice comes back from the copy taken before any of those keys was used. It resumes past
+    // the reservation, and must store again before sending.
+    p.alice.sessions = PeerSessions::unpickle(&key, &stored).unwrap();
+    assert!(!p.alice.sessions.send_is_reserved());
+    let _stored_again = p.alice.sessions.pickle_reserving(&key, &mut p.rng);
+    assert!(p.alice.sessions.send_is_reserved());
+    let (_, after) = p.send_session(Side::Alice, "after the crash");
+    assert_eq!(key_position(&after).1, SEND_RESERVATION);
+    assert_eq!(
+        Pair::text_of(&p.receive_session(Side::Bob, &after).unwrap()),
+        "after the crash"
+    );
+    // What was in flight before the crash still decrypts (from Bob's skipped keys).
+    for (i, message) in sent.iter().enumerate().skip(5) {
+        assert_eq!(
+            Pair::text_of(&p.receive_session(Side::Bob, message).unwrap()),
+            i.to_string()
+        );
+    }
+    // No message key was used twice.
+    let mut positions: Vec<_> = sent
+        .iter()
+        .chain([&after])
+        .map(|m| key_position(m))
+        .collect();
+    let count = positions.len();
+    positions.sort();
+    positions.dedup();
+    assert_eq!(positions.len(), count);
+
+    // And the conversation goes on both ways.
+    let (_, b) = p.send(Side::Bob, "back");
+    assert_eq!(Pair::text_of(&p.receive(Side::Alice, &b).unwrap()), "back");
+}
+
+#[test]
+fn a_plain_pickle_never_stores_a_sending_chain_behind_a_reservation() {
+    let mut p = Pair::new(22);
+    let key = PickleKey::random(&mut p.rng);
+    let (_, a) = p.send(Side::Alice, "start");
+    p.receive(Side::Bob, &a).unwrap();
+    let _ = p.alice.sessions.pickle_reserving(&key, &mut p.rng);
+    let (_, used) = p.send_session(Side::Alice, "uses key 1");
+    // A later plain pickle still resumes past the reservation, so key 1 is never used again.
+    let plain = p.alice.sessions.pickle(&key, &mut p.rng);
+    p.alice.sessions = PeerSessions::unpickle(&key, &plain).unwrap();
+    let (_, next) = p.send_session(Side::Alice, "after");
+    p.receive_session(Side::Bob, &used).unwrap();
+    assert_eq!(
+        Pair::text_of(&p.receive_session(Side::Bob, &next).unwrap()),
+        "after"
+    );
+}

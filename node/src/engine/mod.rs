@@ -4,9 +4,12 @@
 //! opening a profile; `contacts.rs` the contact list; `send.rs` sealing and queueing messages and receipts;
 //! `receive.rs` opening and storing envelopes; `outbox.rs` what delivery reports back (delivered, failed).
 //!
-//! Every encryption persists the advanced session in the same durable commit as whatever records the
-//! message (history row, outbox entry), before any ciphertext leaves the node, so a crash can never make a
-//! chain key be used twice. Every decryption is stored (message, session, dedupe mark, and which envelope
+//! No ciphertext leaves the node under a message key that the session on file does not cover: a session
+//! is stored with its sending chain reserved some keys ahead (docs/protocol.md §8.3), and an encryption
+//! past the reservation persists the advanced session, reserving again, in the same durable commit as
+//! whatever records the message (history row, outbox entry) before the envelope leaves; so a crash can
+//! never make a chain key be used twice. Texts whose keys are reserved may leave while their rows commit
+//! (`reserved.rs`). Every decryption is stored (message, session, dedupe mark, and which envelope
 //! carried the message) in one durable commit before the caller acknowledges it; if that commit fails the
 //! in-memory session is dropped and reloaded from the store, so the sender's retry decrypts again.
 
@@ -28,7 +31,10 @@ pub use contacts::find_contact_in;
 mod outbox;
 mod profile;
 mod receive;
+mod reserved;
 mod send;
+
+pub use reserved::ReservedSends;
 
 use contacts::{cached_card, contact_after_card};
 use send::{group_failed, outbox_entry};

@@ -127,10 +127,14 @@ impl Engine {
                 touched: &mut touched,
             };
             receipts.queue(batch, envelopes, &outcomes, now, rng)?;
-            // Each advanced session once, in its latest state.
+            // Each advanced session once, in its latest state: with the sending half of a DH step taken
+            // now (a reply then needs no session commit of its own) and the next sending keys reserved.
             for sender in &touched {
-                if let Some(peer) = sessions.get(sender) {
-                    batch.put_session(sender, &peer.pickle(&pickle_key, rng))?;
+                if let Some(peer) = sessions.get_mut(sender) {
+                    if let Err(e) = peer.prepare_sending(rng) {
+                        debug!(error = %e, "cannot prepare the next sending chain");
+                    }
+                    batch.put_session(sender, &peer.pickle_reserving(&pickle_key, rng))?;
                 }
             }
             Ok(outcomes)

@@ -1,5 +1,7 @@
-//! Sending: sealing texts and control messages with the advanced session persisted in the same commit,
-//! retries of failed messages, and read receipts.
+//! Sending: sealing texts and control messages with the advanced session persisted in the same commit
+//! whenever the message key was not reserved by the session on file (docs/protocol.md §8.3), retries of
+//! failed messages, and read receipts. Texts whose keys are all reserved may leave before their rows are
+//! committed (`reserved.rs`).
 
 use super::*;
 
@@ -26,15 +28,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Encrypts `body` for `to` and seals it. The caller must persist the session (returned as a pickle)
-    /// in the same commit that records the message, before the envelope leaves.
+    /// Encrypts `body` for `to` and seals it. When the message key was not reserved by the session on
+    /// file (docs/protocol.md §8.3), the advanced session comes back as a pickle reserving the next keys:
+    /// the caller must persist it in the same commit that records the message, before the envelope
+    /// leaves. `None`: the session on file already covers this key.
     pub(super) fn seal(
         &mut self,
         to: &ContactEntry,
         id: Option<MessageId>,
         body: Body,
         now: u64,
-    ) -> Result<(Content, Envelope, Vec<u8>), EngineError> {
+    ) -> Result<(Content, Envelope, Option<Vec<u8>>), EngineError> {
         if to.state == ContactState::Blocked {
             return Err(EngineError::Blocked);
         }
@@ -56,9 +60,10 @@ impl Engine {
             .sessions
             .entry(to.key)
             .or_insert_with(|| PeerSessions::new(identity.key(), to.key));
+        let reserved = sessions.send_is_reserved();
         let session_message =
             sessions.encrypt(identity, card, Some(&their_card), &plaintext, rng)?;
-        let pickle = sessions.pickle(&pickle_key, rng);
+        let pickle = (!reserved).then(|| sessions.pickle_reserving(&pickle_key, rng));
         let envelope = Envelope::seal(
             identity,
             their_card.identity(),
@@ -97,7 +102,9 @@ impl Engine {
                 // `StoreError::DiskFailing` and heals the store (`store/health.rs`).
                 let written = self.store.transaction(|batch| {
                     let written = write(batch, &mut contact, &content, &envelope, now)?;
-                    batch.put_session(to, &pickle)?;
+                    if let Some(pickle) = &pickle {
+                        batch.put_session(to, pickle)?;
+                    }
                     Ok(written)
                 })?;
                 Ok((content, envelope, written))
@@ -193,7 +200,9 @@ impl Engine {
                     Ok((contact, content, envelope, pickle)) => {
                         let (message, entry, was_request) =
                             write_text(batch, contact, content, envelope, now, text)?;
-                        batch.put_session(to, pickle)?;
+                        if let Some(pickle) = pickle {
+                            batch.put_session(to, pickle)?;
+                        }
                         if was_request {
                             accepted.push(*to);
                         }
@@ -252,7 +261,7 @@ impl Engine {
         to: &IdentityKey,
         text: &str,
         now: u64,
-    ) -> Result<(ContactEntry, Content, Envelope, Vec<u8>), EngineError> {
+    ) -> Result<SealedText, EngineError> {
         let contact = self
             .store
             .contact(to)?
@@ -454,6 +463,10 @@ impl Engine {
         Ok(())
     }
 }
+
+/// A text sealed for [`Engine::send_texts`]: the contact, the content, its envelope, and the session to
+/// store before the envelope leaves when its key was not reserved.
+pub(super) type SealedText = (ContactEntry, Content, Envelope, Option<Vec<u8>>);
 
 /// A fresh outbox entry for an envelope, due now.
 pub(super) fn outbox_entry(

@@ -19,12 +19,14 @@ impl EventLoop {
                 command = next_command(&mut self.pending.command, &mut self.commands) => match command {
                     Some(Command::Shutdown { reply }) => {
                         info!("shutting down");
+                        self.finish_commits().await;
                         drop(self);
                         let _ = reply.send(());
                         return;
                     }
                     Some(Command::Stop { reply }) => {
                         info!("stopping; the profile stays open");
+                        self.finish_commits().await;
                         let EventLoop { engine, .. } = self;
                         let _ = reply.send(Box::new(engine));
                         return;
@@ -54,6 +56,16 @@ impl EventLoop {
             }
         }
         info!("all handles dropped; stopping");
+        self.finish_commits().await;
+    }
+
+    /// Waits for every send commit running off the loop (their callers are answered by then).
+    async fn finish_commits(&mut self) {
+        for commit in std::mem::take(&mut self.commits) {
+            if let Err(e) = commit.await {
+                warn!(error = %e, "a send commit did not finish");
+            }
+        }
     }
 
     /// A node left running rotates its signed prekey when due, as opening the profile does.
@@ -135,6 +147,10 @@ impl EventLoop {
             .iter()
             .map(|(to, text, _)| (*to, text.clone()))
             .collect();
+        if let Some(reserved) = self.engine.send_texts_reserved(&texts, now_ms()) {
+            self.send_reserved(sends, reserved);
+            return;
+        }
         let results = self.engine.send_texts(&texts);
         for ((_, _, reply), result) in sends.into_iter().zip(results) {
             match result {
@@ -146,6 +162,56 @@ impl EventLoop {
                     let _ = reply.send(Err(e.into()));
                 }
             }
+        }
+    }
+}
+
+impl EventLoop {
+    /// Texts sealed under reserved message keys (docs/protocol.md §8.3): their rows commit on a blocking
+    /// thread while the envelopes leave at once; each caller is answered when that commit returns. The
+    /// commit's transaction began on this loop, so every later write of the loop (an ack recorded as
+    /// delivered, a retry) waits for it in redb and finds the rows. If it fails, the callers get the error,
+    /// though an envelope may already have reached its recipient.
+    fn send_reserved(
+        &mut self,
+        sends: Vec<(IdentityKey, String, SendReply)>,
+        reserved: crate::engine::ReservedSends,
+    ) {
+        let crate::engine::ReservedSends { results, commit } = reserved;
+        let mut answers = Vec::with_capacity(sends.len());
+        let mut entries = Vec::new();
+        for ((_, _, reply), result) in sends.into_iter().zip(results) {
+            match result {
+                Ok((message, entry)) => {
+                    answers.push((reply, Ok(message)));
+                    entries.push(entry);
+                }
+                Err(e) => answers.push((reply, Err(NodeError::from(e)))),
+            }
+        }
+        let Some(commit) = commit else {
+            for (reply, answer) in answers {
+                let _ = reply.send(answer);
+            }
+            return;
+        };
+        self.commits.retain(|c| !c.is_finished());
+        self.commits.push(tokio::task::spawn_blocking(move || {
+            let failed = commit.commit().err().map(|e| e.to_string());
+            for (reply, answer) in answers {
+                let answer = match (&failed, answer) {
+                    (Some(reason), Ok(_)) => Err(NodeError::from(EngineError::Store(
+                        crate::store::StoreError::Io(std::io::Error::other(format!(
+                            "the message could not be stored after it was sent: {reason}"
+                        ))),
+                    ))),
+                    (_, answer) => answer,
+                };
+                let _ = reply.send(answer);
+            }
+        }));
+        for entry in entries {
+            self.deliver_now(entry);
         }
     }
 }

@@ -210,6 +210,9 @@ struct EventLoop {
     pending: Pending,
     /// The groups this profile is in (`groups.rs`).
     groups: groups::Groups,
+    /// Commits of texts sent under reserved keys, running off the loop (`event_loop.rs`,
+    /// `send_reserved`); at most one runs at a time (redb admits one writer), the others wait in redb.
+    commits: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// A configured mailbox server (an address ending in `/p2p/<peer id>`) as the card names it: its PeerId and
@@ -299,6 +302,7 @@ impl EventLoop {
             names: std::cell::RefCell::new(HashMap::new()),
             pending: Pending::default(),
             groups: groups::Groups::default(),
+            commits: Vec::new(),
         };
         let mut event_loop = event_loop;
         event_loop.groups = groups::Groups::load(&event_loop.engine);

@@ -90,6 +90,8 @@
 //! Every write method, and [`Batch::commit`], commits with redb's default durability
 //! ([`redb::Durability::Immediate`]): when it returns `Ok`, the data is on disk. The node acknowledges a
 //! received message only after the commit that stored it returned.
+//! [`Store::write_detached`] fills a write transaction and hands it back as a [`DetachedCommit`] to be
+//! committed on another thread (`detached.rs`); later writes wait for it in redb.
 //!
 //! # A full or failing disk
 //!
@@ -106,6 +108,7 @@
 
 mod batch;
 mod dedupe;
+mod detached;
 mod files;
 mod groups;
 mod health;
@@ -133,6 +136,7 @@ use tern_protocol::codec::DecodeError;
 use thiserror::Error;
 
 pub use batch::Batch;
+pub use detached::DetachedCommit;
 pub use files::{AttachmentRecord, MAX_ATTACHMENTS};
 pub use groups::{MAX_GROUPS, MAX_PENDING_KEY_PACKAGES};
 pub use health::{MAX_REOPEN_INTERVAL, REOPEN_INTERVAL, StoreHealth};
