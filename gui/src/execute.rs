@@ -266,9 +266,7 @@ impl Executor<'_> {
             }
             let made = match &ps.pinned {
                 // The name is only the profile's; the directory was given.
-                Some(_) if form.name.trim().is_empty() => {
-                    Err(profiles::ProfileNameError::Empty)
-                }
+                Some(_) if form.name.trim().is_empty() => Err(profiles::ProfileNameError::Empty),
                 Some(dir) => Ok(dir.clone()),
                 None => profiles::new_profile_dir(&root, &form.name),
             };

@@ -15,7 +15,10 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("Ctrl+F, Ctrl+K", "Search all messages"),
     ("Enter", "Send; in a dialog, do what it is for"),
     ("Shift+Enter", "New line in a message"),
-    ("Tab, Shift+Tab", "Next or previous control (inside an open dialog)"),
+    (
+        "Tab, Shift+Tab",
+        "Next or previous control (inside an open dialog)",
+    ),
     ("Escape", "Close the dialog"),
     ("Ctrl+Q", "Quit"),
 ];

@@ -28,7 +28,10 @@ fn main() -> Result<()> {
         (Some(dir), _) => dir
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| std::path::PathBuf::from("."), std::path::Path::to_path_buf),
+            .map_or_else(
+                || std::path::PathBuf::from("."),
+                std::path::Path::to_path_buf,
+            ),
         (None, Some(root)) => root,
         (None, None) => tern_gui::profiles::default_root()
             .ok_or_else(|| anyhow!("no home directory: pass --profiles DIR or --profile DIR"))?,

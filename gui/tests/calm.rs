@@ -367,12 +367,19 @@ fn add_contact_takes_the_invite_at_once_keeps_tab_inside_and_enter_adds() {
             seen.insert(label);
         }
     }
-    assert_eq!(seen.len(), inside.len(), "every control is reached: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        inside.len(),
+        "every control is reached: {seen:?}"
+    );
     // Shift+Tab goes back inside too.
     for _ in 0..8 {
         press(&mut h, Modifiers::SHIFT, Key::Tab);
         if let Some(label) = focused(&h) {
-            assert!(inside.contains(&label.as_str()), "Shift+Tab reached {label:?}");
+            assert!(
+                inside.contains(&label.as_str()),
+                "Shift+Tab reached {label:?}"
+            );
         }
     }
 
@@ -409,13 +416,7 @@ fn add_contact_takes_the_invite_at_once_keeps_tab_inside_and_enter_adds() {
 fn shortcuts_switch_conversations_focus_search_list_themselves_and_quit() {
     use egui::{Key, Modifiers};
     let (mut h, _dirs) = unlocked_with(&["Ann", "Bob", "Cy"]);
-    let rows: Vec<_> = h
-        .state()
-        .model
-        .list_rows()
-        .iter()
-        .map(|r| r.key)
-        .collect();
+    let rows: Vec<_> = h.state().model.list_rows().iter().map(|r| r.key).collect();
     assert_eq!(rows.len(), 3);
     let open = |h: &App| h.state().model.open.as_ref().map(|o| o.contact);
     let ctrl = Modifiers::COMMAND;
@@ -471,7 +472,11 @@ fn the_focus_ring_and_the_light_themes_fields_and_checkboxes_meet_wcag_aa() {
     for _ in 0..4 {
         press(&mut h, Modifiers::NONE, Key::Tab);
     }
-    assert_eq!(focused(&h).as_deref(), Some("Add"), "a button takes the focus");
+    assert_eq!(
+        focused(&h).as_deref(),
+        Some("Add"),
+        "a button takes the focus"
+    );
     // A focused button is drawn with the "active" style: its border is the ring.
     for theme in [Theme::Light, Theme::Dark] {
         let v = h.ctx.style_of(theme).visuals.clone();
@@ -488,12 +493,32 @@ fn the_focus_ring_and_the_light_themes_fields_and_checkboxes_meet_wcag_aa() {
     assert!(border.width >= 1.0);
     for (what, fg, bg, min) in [
         ("field border on the field", border.color, field, 3.0),
-        ("field border on the window", border.color, v.window_fill, 3.0),
+        (
+            "field border on the window",
+            border.color,
+            v.window_fill,
+            3.0,
+        ),
         ("field border on a panel", border.color, v.panel_fill, 3.0),
-        ("text in a field", v.widgets.inactive.text_color(), field, 4.5),
+        (
+            "text in a field",
+            v.widgets.inactive.text_color(),
+            field,
+            4.5,
+        ),
         ("hint text in a field", v.weak_text_color(), field, 4.5),
-        ("weak text on a panel", v.weak_text_color(), v.panel_fill, 4.5),
-        ("checkbox border on the window", border.color, v.window_fill, 3.0),
+        (
+            "weak text on a panel",
+            v.weak_text_color(),
+            v.panel_fill,
+            4.5,
+        ),
+        (
+            "checkbox border on the window",
+            border.color,
+            v.window_fill,
+            3.0,
+        ),
         (
             "check mark in its box",
             v.widgets.inactive.fg_stroke.color,
@@ -511,9 +536,7 @@ fn the_focus_ring_and_the_light_themes_fields_and_checkboxes_meet_wcag_aa() {
 fn dialogs_keep_their_size_and_enter_renames_changes_the_password_and_adds_a_node() {
     use egui::{Key, Modifiers};
     let (mut h, _dirs) = unlocked_with(&["Pat"]);
-    let bounds = |h: &App, label: &str| {
-        h.get_by_role_and_label(Role::Button, label).rect()
-    };
+    let bounds = |h: &App, label: &str| h.get_by_role_and_label(Role::Button, label).rect();
     click(&mut h, "+ Add contact");
     let (close, add) = (bounds(&h, "Close"), bounds(&h, "Add"));
     keystrokes(&mut h, &"tern:1234567890abcdefghijk".repeat(30));
@@ -566,13 +589,17 @@ fn dialogs_keep_their_size_and_enter_renames_changes_the_password_and_adds_a_nod
 #[test]
 fn unread_mail_shows_in_the_title_and_search_results_carry_the_date_and_plurals() {
     let (mut h, _dirs) = unlocked_with_mail(&["Pat"], &["lunch at noon?", "or dinner"]);
-    settle(&mut h, "the unread count", |h| h.state().model.unread_total() == 2);
+    settle(&mut h, "the unread count", |h| {
+        h.state().model.unread_total() == 2
+    });
     assert_eq!(h.state().model.window_title(), "Tern (2)");
     assert!(has_label(&h, "0 peers"));
 
     type_into(&mut h, "Search", "LUNCH");
     h.key_press(egui::Key::Enter);
-    settle(&mut h, "one result", |h| has_label(h, "1 result for “LUNCH”"));
+    settle(&mut h, "one result", |h| {
+        has_label(h, "1 result for “LUNCH”")
+    });
     assert!(
         has_label(&h, "Pat · Today "),
         "the result says the day, not the clock twice"
@@ -620,7 +647,10 @@ fn a_pinned_profile_directory_is_the_only_one_offered_and_is_created_there() {
     settle(&mut h, "the main window", |h| {
         h.state().model.screen == Screen::Main
     });
-    assert_eq!(h.state().model.profile_dir.as_deref(), Some(fresh.as_path()));
+    assert_eq!(
+        h.state().model.profile_dir.as_deref(),
+        Some(fresh.as_path())
+    );
     assert!(!root.path().join("Alice").exists(), "not beside the others");
     shutdown(&mut h);
 }

@@ -79,7 +79,9 @@ mod tests {
     #[test]
     fn add_asks_for_the_trimmed_link_and_a_name_only_when_one_was_given() {
         let mut h = Harness::new_ui_state(
-            |ui, (form, actions): &mut (Form, Vec<Action>)| actions.extend(show(ui, form, &mut false)),
+            |ui, (form, actions): &mut (Form, Vec<Action>)| {
+                actions.extend(show(ui, form, &mut false))
+            },
             (Form::default(), Vec::new()),
         );
         h.step();

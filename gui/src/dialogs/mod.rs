@@ -82,17 +82,15 @@ fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Ac
         ui.separator();
         egui::ScrollArea::vertical()
             .max_height(max_height)
+            .auto_shrink([false, true])
             .show(ui, |ui| {
-                ui.set_width(width);
                 let focus = &mut forms.focus_first;
                 actions = match dialog {
                     Dialog::AddContact => add_contact::show(ui, &mut forms.add_contact, focus),
                     Dialog::Verify => verify::show(ui, model, &mut forms.verify),
                     Dialog::Settings => settings::show(ui, model, &mut forms.settings),
                     Dialog::Network => network::show(ui, model, &mut forms.network),
-                    Dialog::ContactDetails => {
-                        contact::show(ui, model, &mut forms.contact, focus)
-                    }
+                    Dialog::ContactDetails => contact::show(ui, model, &mut forms.contact, focus),
                 };
                 // A dialog without a field keeps nothing to focus.
                 *focus = false;

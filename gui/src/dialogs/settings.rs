@@ -76,10 +76,18 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
 fn change_password(ui: &mut egui::Ui, form: &mut Form) -> Vec<Action> {
     let mut actions = Vec::new();
     ui.label(RichText::new("Change password").strong());
-    let mut submit = entered(&password_field(ui, "Current password", &mut form.old_password, true),
-    );
-    submit |= entered(&password_field(ui, "New password", &mut form.new_password, true),
-    );
+    let mut submit = entered(&password_field(
+        ui,
+        "Current password",
+        &mut form.old_password,
+        true,
+    ));
+    submit |= entered(&password_field(
+        ui,
+        "New password",
+        &mut form.new_password,
+        true,
+    ));
     // The hint's line is always there, so the dialog keeps its size while typing.
     ui.label(if form.new_password.is_empty() {
         " "
@@ -87,12 +95,11 @@ fn change_password(ui: &mut egui::Ui, form: &mut Form) -> Vec<Action> {
         Strength::of(&form.new_password).label()
     });
     submit |= entered(&password_field(
-            ui,
-            "Repeat new password",
-            &mut form.repeat_password,
-            true,
-        ),
-    );
+        ui,
+        "Repeat new password",
+        &mut form.repeat_password,
+        true,
+    ));
     submit |= ui.button("Change password").clicked();
     if !submit {
         return actions;
@@ -214,8 +221,7 @@ fn network(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
     save |= ui
         .add_enabled(changed, egui::Button::new("Save network settings"))
         .clicked();
-    if save && let Some(settings) = form.settings.clone()
-    {
+    if save && let Some(settings) = form.settings.clone() {
         actions.push(Action::SaveSettings(settings));
     }
     actions

@@ -70,12 +70,7 @@ pub fn show(
     actions
 }
 
-fn top_bar(
-    ui: &mut egui::Ui,
-    model: &Model,
-    search: &mut String,
-    focus: &mut bool,
-) -> Vec<Action> {
+fn top_bar(ui: &mut egui::Ui, model: &Model, search: &mut String, focus: &mut bool) -> Vec<Action> {
     let mut actions = Vec::new();
     ui.horizontal(|ui| {
         let name = model

@@ -122,7 +122,10 @@ mod tests {
 
     #[test]
     fn every_match_is_found_ignoring_case() {
-        assert_eq!(matches("Lunch at noon, LUNCH!", "lunch"), vec![(0, 5), (15, 20)]);
+        assert_eq!(
+            matches("Lunch at noon, LUNCH!", "lunch"),
+            vec![(0, 5), (15, 20)]
+        );
         assert_eq!(matches("héllo HÉLLO", "héllo"), vec![(0, 6), (7, 13)]);
         assert_eq!(matches("aaa", "aa"), vec![(0, 2)]);
         assert!(matches("hello", "").is_empty());
