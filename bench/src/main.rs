@@ -49,6 +49,9 @@ struct Args {
     /// Idle peers to connect to a bootstrap node in the `peers` scenario.
     #[arg(long, default_value_t = 10_000)]
     peers: usize,
+    /// The transport the `peers` scenario's idle peers connect over.
+    #[arg(long, value_enum, default_value_t = PeerTransport::Tcp)]
+    peer_transport: PeerTransport,
     /// Messages in the profile of the `store` scenario.
     #[arg(long, default_value_t = 1_000_000)]
     store_messages: usize,
@@ -67,6 +70,31 @@ struct Args {
     /// Where `all` writes its report (markdown); `-` for nowhere.
     #[arg(long, default_value = "docs/benchmarks.md")]
     report: String,
+}
+
+/// How the idle peers of the `peers` scenario reach the bootstrap node.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum PeerTransport {
+    /// TCP with Noise and Yamux.
+    Tcp,
+    /// QUIC (one UDP socket on the server for every peer).
+    Quic,
+}
+
+impl PeerTransport {
+    fn listen(self) -> &'static str {
+        match self {
+            Self::Tcp => "/ip4/127.0.0.1/tcp/0",
+            Self::Quic => "/ip4/127.0.0.1/udp/0/quic-v1",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "TCP",
+            Self::Quic => "QUIC",
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -454,6 +482,11 @@ struct Bootstrap {
 impl Bootstrap {
     /// Starts the `tern-bootstrap` binary built next to this one, with `extra` appended to its TOML config.
     fn spawn(extra: &str) -> Result<Self> {
+        Self::spawn_on(PeerTransport::Tcp.listen(), extra)
+    }
+
+    /// [`Self::spawn`] listening on `listen` alone.
+    fn spawn_on(listen: &str, extra: &str) -> Result<Self> {
         use std::io::BufRead;
         let exe = std::env::current_exe()?;
         let bin = exe.with_file_name("tern-bootstrap");
@@ -468,7 +501,7 @@ impl Bootstrap {
         std::fs::write(
             &config,
             format!(
-                "data_dir = {:?}\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n{extra}",
+                "data_dir = {:?}\nlisten = [{listen:?}]\n{extra}",
                 data.path().join("data")
             ),
         )?;
@@ -479,13 +512,12 @@ impl Bootstrap {
             .stderr(std::process::Stdio::null())
             .spawn()?;
         let stdout = child.stdout.take().context("no stdout")?;
-        let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line)?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .context("no listen line from tern-bootstrap")?
-            .parse()?;
+        // Skip what a wrapper (a profiler, say) prints before the server's own first line.
+        let addr = std::io::BufReader::new(stdout)
+            .lines()
+            .take(20)
+            .find_map(|line| line.ok()?.trim().strip_prefix("listening ")?.parse().ok())
+            .context("no listen line from tern-bootstrap")?;
         Ok(Self {
             child,
             addr,
@@ -853,9 +885,9 @@ fn raise_fd_limit() {
     }
 }
 
-async fn peers(count: usize) -> Result<()> {
+async fn peers(count: usize, transport: PeerTransport) -> Result<()> {
     raise_fd_limit();
-    let server = Bootstrap::spawn(&format!(
+    let server = Bootstrap::spawn_on(transport.listen(), &format!(
         "[connections]\nmax_established = {}\nmax_pending_incoming = 256\n",
         count + 100
     ))?;
@@ -893,7 +925,8 @@ async fn peers(count: usize) -> Result<()> {
     let per_peer_kb = (after.saturating_sub(before)) as f64 * 1.024 / count as f64;
     print_table(
         &format!(
-            "peers: {count} idle peers connected to a tern-bootstrap process over loopback TCP"
+            "peers: {count} idle peers connected to a tern-bootstrap process over loopback {}",
+            transport.name()
         ),
         &[Row::new(
             "resident memory per connected idle peer vs ~600 KB/connection reported for other libp2p stacks",
@@ -1044,7 +1077,7 @@ fn main() -> Result<()> {
                 mailbox(args.deposits).await?;
             }
             if wants(Scenario::Peers) {
-                peers(args.peers).await?;
+                peers(args.peers, args.peer_transport).await?;
             }
             if wants(Scenario::Reach) {
                 reach::run(args.messages).await?;
