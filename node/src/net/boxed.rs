@@ -10,13 +10,13 @@
 use std::ops::{Deref, DerefMut};
 use std::task::{Context, Poll};
 
+use libp2p::PeerId;
 use libp2p::core::{Endpoint, Multiaddr, transport::PortUse};
 use libp2p::swarm::handler::ConnectionEvent;
 use libp2p::swarm::{
     ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId, FromSwarm,
     NetworkBehaviour, SubstreamProtocol, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
-use libp2p::PeerId;
 
 /// `B`, with its connection handler boxed. Derefs to `B`, so callers reach its parts as before.
 #[derive(Debug)]
@@ -160,7 +160,10 @@ impl<B: NetworkBehaviour> NetworkBehaviour for Boxed<B> {
             .on_connection_handler_event(peer_id, connection_id, event);
     }
 
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
         self.0.poll(cx)
     }
 }
@@ -173,7 +176,10 @@ mod tests {
     #[test]
     fn a_boxed_handler_is_one_pointer_whatever_the_size_of_the_handler() {
         let inner = size_of::<THandler<ping::Behaviour>>();
-        assert!(inner > size_of::<usize>(), "ping's handler is {inner} bytes");
+        assert!(
+            inner > size_of::<usize>(),
+            "ping's handler is {inner} bytes"
+        );
         assert_eq!(
             size_of::<THandler<Boxed<ping::Behaviour>>>(),
             size_of::<usize>()
