@@ -49,6 +49,9 @@ struct Args {
     /// Idle peers to connect to a bootstrap node in the `peers` scenario.
     #[arg(long, default_value_t = 10_000)]
     peers: usize,
+    /// The transport the `peers` scenario's idle peers connect over.
+    #[arg(long, value_enum, default_value_t = PeerTransport::Tcp)]
+    peer_transport: PeerTransport,
     /// Messages in the profile of the `store` scenario.
     #[arg(long, default_value_t = 1_000_000)]
     store_messages: usize,
@@ -67,6 +70,36 @@ struct Args {
     /// Where `all` writes its report (markdown); `-` for nowhere.
     #[arg(long, default_value = "docs/benchmarks.md")]
     report: String,
+}
+
+/// How the idle peers of the `peers` scenario reach the bootstrap node.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum PeerTransport {
+    /// TCP with Noise and Yamux.
+    Tcp,
+    /// QUIC (one UDP socket on the server for every peer).
+    Quic,
+}
+
+impl PeerTransport {
+    /// A listen address on the loopback address `ip`.
+    fn listen_on(self, ip: std::net::Ipv4Addr) -> String {
+        match self {
+            Self::Tcp => format!("/ip4/{ip}/tcp/0"),
+            Self::Quic => format!("/ip4/{ip}/udp/0/quic-v1"),
+        }
+    }
+
+    fn listen(self) -> String {
+        self.listen_on(std::net::Ipv4Addr::LOCALHOST)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "TCP",
+            Self::Quic => "QUIC",
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -447,13 +480,21 @@ async fn throughput(n: usize) -> Result<()> {
 /// A `tern-bootstrap` child process listening on loopback TCP, killed on drop.
 struct Bootstrap {
     child: std::process::Child,
+    /// The first listen address.
     addr: Multiaddr,
+    /// Every listen address, in the order given.
+    addrs: Vec<Multiaddr>,
     _data: tempfile::TempDir,
 }
 
 impl Bootstrap {
     /// Starts the `tern-bootstrap` binary built next to this one, with `extra` appended to its TOML config.
     fn spawn(extra: &str) -> Result<Self> {
+        Self::spawn_on(&[PeerTransport::Tcp.listen().to_owned()], extra)
+    }
+
+    /// [`Self::spawn`] listening on the addresses in `listen`.
+    fn spawn_on(listen: &[String], extra: &str) -> Result<Self> {
         use std::io::BufRead;
         let exe = std::env::current_exe()?;
         let bin = exe.with_file_name("tern-bootstrap");
@@ -468,7 +509,7 @@ impl Bootstrap {
         std::fs::write(
             &config,
             format!(
-                "data_dir = {:?}\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n{extra}",
+                "data_dir = {:?}\nlisten = {listen:?}\n{extra}",
                 data.path().join("data")
             ),
         )?;
@@ -479,16 +520,22 @@ impl Bootstrap {
             .stderr(std::process::Stdio::null())
             .spawn()?;
         let stdout = child.stdout.take().context("no stdout")?;
-        let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line)?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .context("no listen line from tern-bootstrap")?
-            .parse()?;
+        // One line per address; skip what a wrapper (a profiler, say) prints before them. All are read
+        // before the pipe closes.
+        let addrs: Vec<Multiaddr> = std::io::BufReader::new(stdout)
+            .lines()
+            .take(20 + listen.len())
+            .filter_map(|line| line.ok()?.trim().strip_prefix("listening ")?.parse().ok())
+            .take(listen.len())
+            .collect();
+        let addr = addrs
+            .first()
+            .cloned()
+            .context("no listen line from tern-bootstrap")?;
         Ok(Self {
             child,
             addr,
+            addrs,
             _data: data,
         })
     }
@@ -828,10 +875,10 @@ fn rss_kib(pid: u32) -> Result<u64> {
         .context("no VmRSS in /proc status")
 }
 
-/// Raises this process's open-file limit to its hard limit (with util-linux `prlimit`; no unsafe code).
-fn raise_fd_limit() {
+/// This process's open-file limit, soft or hard (`-o SOFT`/`HARD`), from util-linux `prlimit`.
+fn fd_limit(which: &str) -> Option<u64> {
     let pid = std::process::id().to_string();
-    let hard = std::process::Command::new("prlimit")
+    let out = std::process::Command::new("prlimit")
         .args([
             "--pid",
             &pid,
@@ -839,27 +886,65 @@ fn raise_fd_limit() {
             "--raw",
             "--noheadings",
             "-o",
-            "HARD",
+            which,
         ])
         .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .unwrap_or_default();
-    let hard = hard.trim();
-    if !hard.is_empty() {
-        let _ = std::process::Command::new("prlimit")
-            .args(["--pid", &pid, &format!("--nofile={hard}:")])
-            .status();
-    }
+        .ok()?;
+    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
 }
 
-async fn peers(count: usize) -> Result<()> {
-    raise_fd_limit();
-    let server = Bootstrap::spawn(&format!(
-        "[connections]\nmax_established = {}\nmax_pending_incoming = 256\n",
-        count + 100
-    ))?;
-    let (pid, addr) = (server.pid(), server.addr.clone());
+/// Raises this process's open-file limit to `want` where it may (root with CAP_SYS_RESOURCE), else as far
+/// as its hard limit (with util-linux `prlimit`; no unsafe code), and returns the soft limit it got.
+/// Children started afterwards inherit it.
+fn raise_fd_limit(want: u64) -> Option<u64> {
+    let pid = std::process::id().to_string();
+    let set = |limits: String| {
+        std::process::Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={limits}")])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !set(format!("{want}:{want}")) {
+        if let Some(hard) = fd_limit("HARD") {
+            set(format!("{}:", hard.min(want.max(1024))));
+        }
+    }
+    fd_limit("SOFT")
+}
+
+/// Connections one loopback address takes in the `peers` scenario: a client's ports come from the
+/// ephemeral range (28,232 ports by default on Linux), so 50,000 peers need more than one server address.
+const PEERS_PER_ADDRESS: usize = 20_000;
+
+async fn peers(count: usize, transport: PeerTransport) -> Result<()> {
+    // Each peer is a descriptor in this process, and over TCP one in the server.
+    let want = count as u64 + 1_000;
+    match raise_fd_limit(want) {
+        Some(got) if got < want => bail!(
+            "{count} peers need {want} open files in this process (and over TCP in the server), and this \
+             process may open {got} (its hard limit; raising it needs CAP_SYS_RESOURCE): run with fewer \
+             --peers or a higher `ulimit -Hn`"
+        ),
+        _ => {}
+    }
+    let listen: Vec<String> = (0..count.div_ceil(PEERS_PER_ADDRESS).max(1))
+        .map(|i| transport.listen_on(std::net::Ipv4Addr::new(127, 0, 0, 1 + i as u8)))
+        .collect();
+    let server = Bootstrap::spawn_on(
+        &listen,
+        &format!(
+            "[connections]\nmax_established = {}\nmax_pending_incoming = 256\n",
+            count + 100
+        ),
+    )?;
+    anyhow::ensure!(
+        server.addrs.len() == listen.len(),
+        "tern-bootstrap listens on {} of {} addresses",
+        server.addrs.len(),
+        listen.len()
+    );
+    let pid = server.pid();
     // Let the server settle, then connect the peers in waves of 100.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = rss_kib(pid)?;
@@ -870,7 +955,7 @@ async fn peers(count: usize) -> Result<()> {
         for &i in wave {
             let mut seed = [7u8; 32];
             seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            let addr = addr.clone();
+            let addr = server.addrs[i % server.addrs.len()].clone();
             pending.push(tokio::spawn(
                 async move { connected_client(seed, &addr).await },
             ));
@@ -893,14 +978,15 @@ async fn peers(count: usize) -> Result<()> {
     let per_peer_kb = (after.saturating_sub(before)) as f64 * 1.024 / count as f64;
     print_table(
         &format!(
-            "peers: {count} idle peers connected to a tern-bootstrap process over loopback TCP"
+            "peers: {count} idle peers connected to a tern-bootstrap process over loopback {}",
+            transport.name()
         ),
         &[Row::new(
             "resident memory per connected idle peer vs ~600 KB/connection reported for other libp2p stacks",
             per_peer_kb,
             600.0,
             "KB",
-            Target::Below(50.0),
+            Target::Below(40.0),
         )],
     );
     note(&format!(
@@ -1044,7 +1130,7 @@ fn main() -> Result<()> {
                 mailbox(args.deposits).await?;
             }
             if wants(Scenario::Peers) {
-                peers(args.peers).await?;
+                peers(args.peers, args.peer_transport).await?;
             }
             if wants(Scenario::Reach) {
                 reach::run(args.messages).await?;

@@ -31,6 +31,7 @@ use tern_node::{
     net::{
         EnvelopeAck, EnvelopeRequest, Limits,
         behaviour::{DEFAULT_REQUEST_TIMEOUT, KAD_PROTOCOL},
+        boxed::Boxed,
         swarm::peer_id_of,
     },
 };
@@ -171,7 +172,13 @@ impl Server {
                 .with_dns()
                 .map_err(ServerError::Dns)?
                 .with_behaviour(|key| {
-                    ServerBehaviour::new(key, &limits, relay, DEFAULT_REQUEST_TIMEOUT)
+                    // Boxed: each idle peer's connection task then holds a pointer, not the handler.
+                    Boxed(ServerBehaviour::new(
+                        key,
+                        &limits,
+                        relay,
+                        DEFAULT_REQUEST_TIMEOUT,
+                    ))
                 }),
         )
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
@@ -367,7 +374,7 @@ fn now_s() -> u64 {
 
 /// Owns the swarm and the mailbox; everything happens on its task.
 struct EventLoop {
-    swarm: Swarm<ServerBehaviour>,
+    swarm: Swarm<Boxed<ServerBehaviour>>,
     /// The mailbox policy shared with `tern-node --mailbox`: grouped answers, bounded pushes.
     mailbox: MailboxHost<ResponseChannel<MailboxResponse>, OutboundRequestId>,
     metrics: Option<Metrics>,

@@ -2,6 +2,7 @@
 //!
 //! - [`codec`]: `/tern/envelope/1` (the module is `crate::envelope_wire`; the framing is `crate::frame`).
 //! - [`behaviour`]: the user node's [`ClientBehaviour`] and the parts a bootstrap server reuses.
+//! - [`boxed`]: [`boxed::Boxed`], a behaviour whose per-connection handler is one pointer (for servers).
 //! - [`swarm`]: [`NetConfig`] and [`build_swarm`].
 //! - [`addrs`]: which addresses may be published and dialled outside LAN mode.
 //! - [`keep_alive`]: keeps connections to contacts open.
@@ -9,6 +10,7 @@
 
 pub mod addrs;
 pub mod behaviour;
+pub mod boxed;
 pub mod keep_alive;
 pub use crate::envelope_wire as codec;
 pub mod dht;
