@@ -1,14 +1,13 @@
 //! The unlocked app's window: the top bar (name, search, network, "My code", settings), the conversation list on the left, and on the right the search results, the open
 //! conversation, or a hint.
 
-use egui::{Align, Layout, RichText};
+use egui::{Align, Key, Layout, RichText};
 
 use super::{conversation, conversation_list, search_results};
 use crate::action::Action;
 use crate::chat::ChatView;
 use crate::model::{Dialog, Model};
-use crate::widgets::{ONLINE, WARN, dot, entered, focus_once};
-use crate::words;
+use crate::widgets::{ONLINE, WARN, dot};
 
 /// Longest search query.
 pub const MAX_QUERY_CHARS: usize = 256;
@@ -22,10 +21,6 @@ pub struct MainForm {
     pub search: String,
     /// The open conversation's composer.
     pub draft: String,
-    /// The composer takes the focus in the next frame (a conversation was opened).
-    pub focus_composer: bool,
-    /// The search field takes the focus in the next frame (Ctrl+F).
-    pub focus_search: bool,
 }
 
 /// Draws the main window (the dialogs over it are drawn after it).
@@ -37,7 +32,7 @@ pub fn show(
 ) -> Vec<Action> {
     let mut actions = Vec::new();
     egui::Panel::top("top").show(ui, |ui| {
-        actions.extend(top_bar(ui, model, &mut form.search, &mut form.focus_search))
+        actions.extend(top_bar(ui, model, &mut form.search))
     });
     egui::Panel::left("conversations")
         .resizable(true)
@@ -50,14 +45,7 @@ pub fn show(
         if let Some(results) = &model.search_results {
             actions.extend(search_results::show(ui, model, results, &form.search));
         } else if let Some(open) = &model.open {
-            actions.extend(conversation::show(
-                ui,
-                model,
-                open,
-                &mut form.draft,
-                &mut form.focus_composer,
-                chat,
-            ));
+            actions.extend(conversation::show(ui, model, open, &mut form.draft, chat));
         } else {
             ui.centered_and_justified(|ui| {
                 ui.label(
@@ -70,7 +58,7 @@ pub fn show(
     actions
 }
 
-fn top_bar(ui: &mut egui::Ui, model: &Model, search: &mut String, focus: &mut bool) -> Vec<Action> {
+fn top_bar(ui: &mut egui::Ui, model: &Model, search: &mut String) -> Vec<Action> {
     let mut actions = Vec::new();
     ui.horizontal(|ui| {
         let name = model
@@ -84,14 +72,12 @@ fn top_bar(ui: &mut egui::Ui, model: &Model, search: &mut String, focus: &mut bo
         let response = ui
             .add(
                 egui::TextEdit::singleline(search)
-                    .id(egui::Id::new("search"))
-                    .hint_text("Search all messages (Ctrl+F)")
+                    .hint_text("Search all messages")
                     .char_limit(MAX_QUERY_CHARS)
                     .desired_width(260.0),
             )
             .labelled_by(label.id);
-        focus_once(&response, focus);
-        if entered(&response) {
+        if response.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter)) {
             let query = search.trim();
             if !query.is_empty() {
                 actions.push(Action::Search(query.to_owned()));
@@ -109,7 +95,7 @@ fn top_bar(ui: &mut egui::Ui, model: &Model, search: &mut String, focus: &mut bo
                 actions.push(Action::ShowDialog(Dialog::Verify));
             }
             let color = if model.connected > 0 { ONLINE } else { WARN };
-            let peers = words::count(model.connected, "peer", "peers");
+            let peers = format!("{} peers", model.connected);
             if ui
                 .add(egui::Button::new(RichText::new(peers).color(color)))
                 .on_hover_text("Network status")
