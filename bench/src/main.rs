@@ -905,10 +905,10 @@ fn raise_fd_limit(want: u64) -> Option<u64> {
             .status()
             .is_ok_and(|s| s.success())
     };
-    if !set(format!("{want}:{want}")) {
-        if let Some(hard) = fd_limit("HARD") {
-            set(format!("{}:", hard.min(want.max(1024))));
-        }
+    if !set(format!("{want}:{want}"))
+        && let Some(hard) = fd_limit("HARD")
+    {
+        set(format!("{}:", hard.min(want.max(1024))));
     }
     fd_limit("SOFT")
 }
