@@ -10,9 +10,20 @@ use tern_protocol::{Fingerprint, IdentityKey, MessageId};
 
 mod files;
 
-/// How the profile's store is doing after a full or failing disk (see [`NetStatus::store`]).
-pub use crate::store::StoreHealth;
 pub use files::{Attachment, FileEntry, FileOpError, FileState, FilesError, SentFile};
+
+/// How the profile's store is doing after a full or failing disk (see [`NetStatus::store`]): failures and
+/// recoveries since the profile was opened (`crate::store` keeps it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreHealth {
+    /// Whether the database is closed after a failure (nothing can be saved until it is opened again).
+    pub failing: bool,
+    /// Storage operations that failed with an I/O error (a full or failing disk).
+    pub failures: u64,
+    /// Times the database was opened again after a failure.
+    pub reopens: u64,
+}
 
 /// Milliseconds since the unix epoch, by the wall clock.
 pub fn now_ms() -> u64 {

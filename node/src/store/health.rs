@@ -28,6 +28,7 @@ use tracing::{debug, info, warn};
 
 use super::keys::Keys;
 use super::{StoreError, profile};
+pub use crate::api::StoreHealth;
 use crate::redb_file::Failure;
 
 /// After a storage failure, opening the database again is first tried after this long; the pause doubles
@@ -35,18 +36,6 @@ use crate::redb_file::Failure;
 pub const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
 /// The longest pause between two tries to open the database again.
 pub const MAX_REOPEN_INTERVAL: Duration = Duration::from_secs(16);
-
-/// How the profile's database is doing: failures and recoveries since the profile was opened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct StoreHealth {
-    /// Whether the database is closed after a failure (nothing can be saved until it is opened again).
-    pub failing: bool,
-    /// Storage operations that failed with an I/O error (a full or failing disk).
-    pub failures: u64,
-    /// Times the database was opened again after a failure.
-    pub reopens: u64,
-}
 
 /// How the database file is opened (again).
 pub(super) type Opener = Box<dyn Fn() -> Result<Database, Failure> + Send + Sync>;
