@@ -174,3 +174,45 @@ fn a_format_1_profile_gets_the_group_tables() {
         Some(b"pending".as_slice())
     );
 }
+
+/// The disappearing-message tables (docs/protocol.md §12.4) are added when a format-1 profile is opened:
+/// its migrated messages keep no timer, and a timer set afterwards is kept across an open.
+#[test]
+fn a_format_1_profile_gets_the_timer_tables_and_its_messages_stay() {
+    use tern_node::api::ConversationId;
+    use tern_protocol::MessageId;
+    use tern_protocol::timer::{Timer, TimerSetting};
+    let dir = copy_profile("alice");
+    let bob = {
+        let mut store = tern_node::store::Store::open(dir.path(), &password("alice")).unwrap();
+        assert_eq!(
+            store.next_expiry().unwrap(),
+            None,
+            "nothing migrated has a clock"
+        );
+        let bob = store.contacts().unwrap()[0].key;
+        let timer = Timer::from_setting(
+            TimerSetting {
+                seconds: 60,
+                version: 1,
+            },
+            MessageId([1; 16]),
+        );
+        store
+            .transaction(|b| b.set_timer(&ConversationId::Direct(bob), &timer))
+            .unwrap();
+        bob
+    };
+    let store = tern_node::store::Store::open(dir.path(), &password("alice")).unwrap();
+    assert_eq!(
+        store.timer(&ConversationId::Direct(bob)).unwrap().seconds,
+        60
+    );
+    assert!(
+        !store
+            .conversation_page(bob, None, 10)
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+}

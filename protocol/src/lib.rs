@@ -22,6 +22,7 @@ pub mod pickle;
 pub mod ratchet;
 pub mod session;
 mod session_error;
+pub mod timer;
 
 pub use address_record::AddressRecord;
 pub use card::{CardChange, CardDetails, CardError, ContactCard, MailboxNode, QrMatrix};

@@ -2,8 +2,9 @@
 //!
 //! Encoding: `u8 version || id[16] || u64 sent_at_ms || u16 kind || u32 len || body[len]`. A reader that meets
 //! a kind it does not know returns [`Body::Unknown`] instead of failing, so newer peers can add kinds (files,
-//! groups, expiring messages) without breaking older ones. Kind 5 (a re-issued contact card) is such a kind:
-//! 1.1 peers send it, 1.0 peers report it as unknown.
+//! groups) without breaking older ones. Kind 5 (a re-issued contact card) is such a kind:
+//! 1.1 peers send it, 1.0 peers report it as unknown; kind 6 (a disappearing-message timer, 1.2) is the
+//! same for 1.0 and 1.1 peers.
 
 use std::fmt;
 
@@ -12,6 +13,7 @@ use uuid::Uuid;
 
 use crate::codec::{self, DecodeError, Reader, Writer};
 use crate::file::FileAnnouncement;
+use crate::timer::TimerSetting;
 
 /// The content format version.
 pub const CONTENT_VERSION: u8 = 1;
@@ -28,6 +30,8 @@ const KIND_DELIVERED: u16 = 2;
 const KIND_READ: u16 = 3;
 const KIND_TYPING: u16 = 4;
 const KIND_CARD: u16 = 5;
+/// A conversation's disappearing-message timer (docs/protocol.md §12.4).
+pub const KIND_TIMER: u16 = 6;
 /// A file offered for download (docs/protocol.md §19.4). 16: 5 is card updates, 6 to 15 are free.
 pub const KIND_FILE: u16 = 16;
 
@@ -85,6 +89,8 @@ pub enum Body {
     Card(Vec<u8>),
     /// A file: where to fetch it and how to open it.
     File(FileAnnouncement),
+    /// The sender set the conversation's disappearing-message timer.
+    Timer(TimerSetting),
     /// A kind this build does not know, kept for reporting.
     Unknown {
         kind: u16,
@@ -102,6 +108,7 @@ impl fmt::Debug for Body {
             Self::Typing(on) => f.debug_tuple("Typing").field(on).finish(),
             Self::Card(card) => write!(f, "Card({} bytes)", card.len()),
             Self::File(file) => f.debug_tuple("File").field(file).finish(),
+            Self::Timer(timer) => f.debug_tuple("Timer").field(timer).finish(),
             Self::Unknown { kind, data } => write!(f, "Unknown(kind {kind}, {} bytes)", data.len()),
         }
     }
@@ -173,6 +180,10 @@ impl Content {
                 body.raw(&file.encode()?);
                 KIND_FILE
             }
+            Body::Timer(timer) => {
+                body.raw(&timer.encode()?);
+                KIND_TIMER
+            }
             Body::Unknown { kind, data } => {
                 body.raw(data);
                 *kind
@@ -232,6 +243,7 @@ impl Content {
                 Body::Card(data.to_vec())
             }
             KIND_FILE => Body::File(FileAnnouncement::decode(data)?),
+            KIND_TIMER => Body::Timer(TimerSetting::decode(data)?),
             kind => Body::Unknown {
                 kind,
                 data: data.to_vec(),
@@ -269,6 +281,10 @@ mod tests {
                 key: crate::file::FileKey::from_bytes([4; 32]),
                 hash: crate::file::FileHash([5; 32]),
                 thumbnail: None,
+            }),
+            Body::Timer(TimerSetting {
+                seconds: 3600,
+                version: 2,
             }),
             Body::Unknown {
                 kind: 999,

@@ -632,7 +632,7 @@ fn gen_kdf() -> KdfVector {
 /// `card` is the §16.2 card, which the card-update content carries.
 fn gen_content(card: &[u8]) -> Vec<ContentVector> {
     let mut rng = ChaCha20Rng::from_seed(CONTENT_RNG_SEED);
-    let ids: Vec<MessageId> = (0..6u64)
+    let ids: Vec<MessageId> = (0..7u64)
         .map(|i| MessageId::new_v7(CONTENT_NOW_MS + i, &mut rng))
         .collect();
     let bodies = [
@@ -648,6 +648,13 @@ fn gen_content(card: &[u8]) -> Vec<ContentVector> {
             },
         ),
         ("card", Body::Card(card.to_vec())),
+        (
+            "timer",
+            Body::Timer(tern_protocol::timer::TimerSetting {
+                seconds: 3600,
+                version: 1,
+            }),
+        ),
     ];
     bodies
         .into_iter()
@@ -678,6 +685,7 @@ fn gen_content(card: &[u8]) -> Vec<ContentVector> {
                 }
                 Body::Typing(on) => v.typing = Some(on),
                 Body::Unknown { data, .. } | Body::Card(data) => v.data = Some(hex(&data)),
+                Body::Timer(t) => v.data = Some(hex(&t.encode().unwrap())),
                 _ => unreachable!(),
             }
             v
@@ -893,6 +901,12 @@ fn check_with_api(v: &Vectors) {
                 assert_eq!((c.kind, Some(hex(data))), (5, c.data.clone()));
                 assert_eq!(hex(data), v.card.bytes, "the §16.2 card");
                 assert!(ContactCard::decode(data).is_ok());
+            }
+            Body::Timer(t) => {
+                assert_eq!(
+                    (c.kind, Some(hex(&t.encode().unwrap()))),
+                    (6, c.data.clone())
+                );
             }
             other => panic!("unexpected body {other:?}"),
         }
@@ -1766,6 +1780,13 @@ fn check_with_spec(v: &Vectors) {
             assert_eq!(hex(&content.body), v.card.bytes);
             let card = spec::card(&content.body);
             assert_eq!(card.display_name, v.card.display_name);
+        }
+        if c.kind == 6 {
+            // A timer: u32 seconds, u64 version (section 12.4).
+            assert_eq!(content.body.len(), 12, "{}", c.name);
+            let seconds = u32::from_be_bytes(content.body[..4].try_into().unwrap());
+            let version = u64::from_be_bytes(content.body[4..].try_into().unwrap());
+            assert_eq!((seconds, version), (3600, 1));
         }
     }
 

@@ -77,5 +77,7 @@ pub fn new_conversation(last: MessageRow, unread: u64, title: String) -> Convers
         title,
         last,
         unread,
+        // Read from the node with the next full list.
+        timer_s: 0,
     }
 }

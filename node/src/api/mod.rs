@@ -384,6 +384,8 @@ pub struct Conversation {
     pub last: Message,
     /// Unread incoming messages.
     pub unread: u64,
+    /// The disappearing-message timer in seconds; 0: messages stay (docs/protocol.md §12.4).
+    pub timer_s: u32,
 }
 
 /// Who this profile is.
@@ -631,6 +633,12 @@ pub enum Event {
     FileReceived {
         conversation: ConversationId,
         id: MessageId,
+    },
+    /// These messages' disappearing-message timer ran out: they are deleted, with their files (take them
+    /// out of view).
+    MessagesExpired {
+        conversation: ConversationId,
+        ids: Vec<MessageId>,
     },
     /// A file transfer stopped for good (`state` says how: failed or cancelled), with the reason.
     FileFailed {

@@ -137,7 +137,8 @@ pub(super) fn receive_file(
         }
         Err(e) => return Err(e),
     }
-    if !batch.insert_message(&message)? {
+    let timer_s = batch.timer(&conversation)?.seconds;
+    if !batch.insert_message_expiring(&message, timer_s)? {
         // A copy of a message seen before (perhaps deleted since): nothing of it is kept.
         batch.delete_message(&conversation, &id)?;
         return Ok(Received::Duplicate);

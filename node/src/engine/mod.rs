@@ -33,6 +33,8 @@ mod profile;
 mod receive;
 mod reserved;
 mod send;
+mod timers;
+pub use timers::timer_words;
 
 pub use reserved::ReservedSends;
 
@@ -224,6 +226,10 @@ pub struct Engine {
     requests: Option<u64>,
     /// Contacts a re-issued card was queued for since the node last asked ([`Engine::take_card_updates`]).
     card_updates: Vec<IdentityKey>,
+    /// When the next message disappears (`timers.rs`), unix milliseconds.
+    next_expiry: Option<u64>,
+    /// When the store was last compacted after messages expired.
+    last_compact: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Engine {

@@ -48,6 +48,8 @@ impl Engine {
             cards: HashMap::new(),
             requests: None,
             card_updates: Vec::new(),
+            next_expiry: None,
+            last_compact: None,
         })
     }
 
@@ -78,7 +80,14 @@ impl Engine {
             cards: HashMap::new(),
             requests: None,
             card_updates: Vec::new(),
+            next_expiry: None,
+            last_compact: None,
         };
+        engine.next_expiry = engine.store.next_expiry()?;
+        // Messages expired and the app stopped before the pages that held them were overwritten.
+        if engine.store.scrub_pending()? {
+            engine.compact_if_pending();
+        }
         engine.rotate_prekey_if_due()?;
         Ok(engine)
     }

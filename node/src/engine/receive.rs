@@ -97,6 +97,8 @@ impl Engine {
             cards,
             requests,
             card_updates: _,
+            next_expiry: _,
+            last_compact: _,
         } = self;
         let result = store.transaction(|batch| {
             let mut outcomes = Vec::with_capacity(envelopes.len());
@@ -481,7 +483,8 @@ fn open_one(
                 }
             }
             // The store dedupes by (sender, message id), remembering ids past any envelope's life.
-            if batch.insert_message(&message)? {
+            let timer_s = batch.timer(&message.conversation)?.seconds;
+            if batch.insert_message_expiring(&message, timer_s)? {
                 // Which envelope carried it, durable with it: a later copy can then be answered.
                 batch.mark_envelope(
                     &envelope_id,
@@ -560,6 +563,16 @@ fn open_one(
             &envelope_id,
             now,
         )?,
+        Body::Timer(setting) => match contact {
+            Some(known) if known.state == ContactState::Accepted => super::timers::receive_timer(
+                batch,
+                &known,
+                setting,
+                (content.id, content.sent_at_ms),
+                now,
+            )?,
+            _ => Received::Dropped,
+        },
         // Receipts and typing from strangers mean nothing.
         _ => Received::Dropped,
     };

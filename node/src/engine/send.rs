@@ -47,6 +47,16 @@ impl Engine {
             return Err(EngineError::NotAccepted);
         }
         let their_card = self.card_of(to)?;
+        // A text or file in a conversation with a timer disappears with it, and so does its envelope
+        // (a mailbox drops a copy nobody fetched in time, docs/protocol.md §12.4).
+        let expires = matches!(body, Body::Text(_) | Body::File(_));
+        let timer_s = if expires { self.timer_of(&to.key) } else { 0 };
+        let expires = expires && timer_s > 0;
+        let ttl_s = if expires {
+            MAIL_TTL_S.min(u64::from(timer_s))
+        } else {
+            MAIL_TTL_S
+        };
         let content = Content {
             id: id.unwrap_or_else(|| MessageId::new_v7(now, &mut self.rng)),
             sent_at_ms: now,
@@ -68,9 +78,12 @@ impl Engine {
             identity,
             their_card.identity(),
             &session_message,
-            now / 1000 + MAIL_TTL_S,
+            now / 1000 + ttl_s,
             rng,
         )?;
+        if expires {
+            self.note_expiry(now.saturating_add(u64::from(timer_s) * 1000));
+        }
         Ok((content, envelope, pickle))
     }
 
@@ -418,15 +431,25 @@ impl Engine {
         now_ms: u64,
     ) -> Result<Vec<MessageId>, EngineError> {
         let mut changed = Vec::new();
+        let conversation = crate::api::ConversationId::Direct(*contact);
         for id in ids {
             if let Some(m) = self.store.message(contact, id)?
                 && !m.outgoing()
                 && m.status == MessageStatus::Received
-                && self
-                    .store
-                    .update_message_status(contact, id, MessageStatus::Read)?
             {
-                changed.push(*id);
+                // Reading starts a disappearing message's clock, in the same commit.
+                let (read, expires) = self.store.transaction(|batch| {
+                    if !batch.update_message_status(contact, id, MessageStatus::Read)? {
+                        return Ok((false, None));
+                    }
+                    Ok((true, batch.start_expiry(&conversation, id, now_ms)?))
+                })?;
+                if let Some(at) = expires {
+                    self.note_expiry(at);
+                }
+                if read {
+                    changed.push(*id);
+                }
             }
         }
         let accepted = self
@@ -520,7 +543,8 @@ pub(super) fn write_text(
         attachment: None,
     };
     let outbox = outbox_entry(&to, content, envelope, now);
-    batch.insert_message(&message)?;
+    let timer_s = batch.timer(&message.conversation)?.seconds;
+    batch.insert_message_expiring(&message, timer_s)?;
     batch.outbox_enqueue(&outbox)?;
     Ok((message, outbox, accepted))
 }

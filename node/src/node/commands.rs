@@ -31,6 +31,11 @@ pub(super) enum Command {
         id: MessageId,
         reply: Reply<api::Message>,
     },
+    SetTimer {
+        conversation: ConversationId,
+        seconds: u32,
+        reply: Reply<Option<api::Message>>,
+    },
     AddContact {
         link: String,
         name: Option<String>,
@@ -179,6 +184,23 @@ impl EventLoop {
                     }
                 }
             }
+            Command::SetTimer {
+                conversation,
+                seconds,
+                reply,
+            } => {
+                let result = direct(&conversation)
+                    .and_then(|contact| Ok((contact, self.engine.set_timer(&contact, seconds)?)));
+                match result {
+                    Ok((contact, line)) => {
+                        let _ = reply.send(Ok(line));
+                        self.flush_for(&contact);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
             Command::AddContact { link, name, reply } => {
                 let result = crate::profile::add_contact(&mut self.engine, &link, name.as_deref());
                 if let Ok((contact, _)) = &result {
@@ -232,6 +254,8 @@ impl EventLoop {
             Command::InstallKeySlot { update, reply } => {
                 let result = self.engine.store_mut().install_key_slot(update);
                 let _ = reply.send(result.map_err(NodeError::from));
+                // The old key slot's page is overwritten now, or as soon as no read is in progress.
+                self.engine.compact_if_pending();
             }
             Command::SaveSettings { settings, reply } => {
                 let result = settings.save(self.engine.store_mut());
@@ -397,6 +421,9 @@ impl EventLoop {
                 reach,
             },
             Event::Nat { status } => api::Event::Nat { status },
+            Event::MessagesExpired { conversation, ids } => {
+                api::Event::MessagesExpired { conversation, ids }
+            }
             Event::MailboxChecked { server, envelopes } => {
                 api::Event::MailboxChecked { server, envelopes }
             }

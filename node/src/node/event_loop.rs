@@ -53,6 +53,9 @@ impl EventLoop {
                 _ = fetch_tick.tick() => self.purge_mailbox(),
                 _ = delivery_timer(self.reach.next_timeout()) => self.reach_timeout(),
                 _ = prekey_tick.tick() => self.rotate_prekey(),
+                _ = delivery_timer(expiry::deadline(self.engine.next_expiry())) => {
+                    self.expire_messages().await;
+                }
             }
         }
         info!("all handles dropped; stopping");

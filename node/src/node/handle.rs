@@ -36,10 +36,11 @@ impl Node {
         let files_dir = profile.dir().join(crate::files::FILES_DIR);
         let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
         let (event_tx, event_rx) = broadcast::channel(EVENT_QUEUE);
-        let event_loop = EventLoop::new(profile.engine, config, command_rx, event_tx.clone())?;
+        let mut event_loop = EventLoop::new(profile.engine, config, command_rx, event_tx.clone())?;
         let peer_id = *event_loop.swarm.local_peer_id();
         let control = event_loop.swarm.behaviour().stream.new_control();
         let files = super::files::start_files(&files_dir, control, event_tx.clone())?;
+        event_loop.files = Some(files.clone());
         let span = info_span!("node", peer = %short(&peer_id));
         tokio::spawn(event_loop.run().instrument(span.clone()));
         let node = Self {
@@ -161,6 +162,23 @@ impl Node {
         self.request(|reply| Command::Retry {
             conversation,
             id,
+            reply,
+        })
+        .await?
+    }
+
+    /// Sets the conversation's disappearing-message timer to `seconds` (0: off) on both sides
+    /// (docs/protocol.md §12.4): returns the system line written, or `None` if it was set so already.
+    /// Messages written from then on disappear that long after they were sent here, and after they
+    /// were read at the contact's.
+    pub async fn set_timer(
+        &self,
+        conversation: ConversationId,
+        seconds: u32,
+    ) -> Result<Option<Message>, NodeError> {
+        self.request(|reply| Command::SetTimer {
+            conversation,
+            seconds,
             reply,
         })
         .await?

@@ -14,6 +14,7 @@
 //! - `files.rs`: files on the handle (send, save, pause, resume, cancel, delete) and the rows the loop
 //!   writes for them; the transfers run beside the loop in `file_wire.rs`.
 //! - `reach.rs`: reaching contacts across the internet: address records, presence, relays, direct or relayed.
+//! - `expiry.rs`: disappearing messages: deleting what expired, with its file, when it is due.
 //!
 //! One task owns the swarm and the [`Engine`] (and with it the store's writer). Events go out on a bounded
 //! broadcast channel, so a slow consumer (the GUI) only ever loses events (it sees `Lagged` and reads
@@ -23,6 +24,7 @@ mod commands;
 mod delivery;
 mod dht;
 mod event_loop;
+mod expiry;
 mod file_wire;
 mod files;
 mod group_handle;
@@ -156,6 +158,11 @@ pub(crate) enum Event {
         server: PeerId,
         envelopes: usize,
     },
+    /// These messages' disappearing-message timer ran out: they are deleted.
+    MessagesExpired {
+        conversation: api::ConversationId,
+        ids: Vec<MessageId>,
+    },
 }
 
 fn short(peer: &PeerId) -> String {
@@ -213,6 +220,8 @@ struct EventLoop {
     /// Commits of texts sent under reserved keys, running off the loop (`event_loop.rs`,
     /// `send_reserved`); at most one runs at a time (redb admits one writer), the others wait in redb.
     commits: Vec<tokio::task::JoinHandle<()>>,
+    /// File transfers beside the loop: an expired message's file is removed through them (`expiry.rs`).
+    files: Option<std::sync::Arc<file_wire::FileWire>>,
 }
 
 /// A configured mailbox server (an address ending in `/p2p/<peer id>`) as the card names it: its PeerId and
@@ -303,6 +312,7 @@ impl EventLoop {
             pending: Pending::default(),
             groups: groups::Groups::default(),
             commits: Vec::new(),
+            files: None,
         };
         let mut event_loop = event_loop;
         event_loop.groups = groups::Groups::load(&event_loop.engine);

@@ -108,6 +108,12 @@ impl Profile {
         Ok(self.engine.set_contact_state(contact, state)?.into())
     }
 
+    /// The engine under the profile (tests that look at the store's bytes).
+    #[doc(hidden)]
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Messages of a conversation, newest `limit` before `before`, oldest first.
     pub fn page(
         &self,

@@ -155,6 +155,25 @@ impl Shared {
         }
     }
 
+    /// Compacts the open database (redb moves live pages into freed ones and cuts the file's end off):
+    /// `Ok(false)` when a transaction is in progress, to be tried again later.
+    pub(super) fn compact(&self) -> Result<bool, StoreError> {
+        let mut slot = self.lock();
+        let generation = slot.generation;
+        let Some(db) = slot.db.as_mut() else {
+            return Err(StoreError::DiskFailing);
+        };
+        let result = db.compact();
+        match result {
+            Ok(_) => Ok(true),
+            Err(redb::CompactionError::TransactionInProgress) => Ok(false),
+            Err(err) => {
+                let err = StoreError::Database(Box::new(err.into()));
+                Err(self.failed_locked(&mut slot, generation, "compact", err))
+            }
+        }
+    }
+
     /// Begins a read transaction (see [`Self::with`]).
     pub(super) fn begin_read(&self) -> Result<(ReadTransaction, u64), StoreError> {
         self.with("read", |db| Ok(db.begin_read()?))

@@ -79,7 +79,7 @@ fn next_prefix(prefix: &[u8; BLIND_LEN]) -> Option<[u8; BLIND_LEN]> {
 }
 
 /// `blind(conversation, ConversationId::to_bytes())`: the prefix of a conversation's message keys.
-fn conv_blind(keys: &Keys, conversation: &ConversationId) -> [u8; BLIND_LEN] {
+pub(super) fn conv_blind(keys: &Keys, conversation: &ConversationId) -> [u8; BLIND_LEN] {
     keys.blind(Blind::Conversation, &[&conversation.to_bytes()])
 }
 
@@ -137,7 +137,7 @@ pub(super) fn indexed_key(
         .map_err(|_| StoreError::Corrupt("a message index entry is malformed".into()))
 }
 
-fn message_at(
+pub(super) fn message_at(
     keys: &Keys,
     messages: &impl ReadableTable<Bytes, Bytes>,
     key: &[u8],
@@ -363,7 +363,11 @@ impl Batch<'_> {
     /// the duplicate check has seen it. An incoming message is remembered in the duplicate check for
     /// [`super::SEEN_RETENTION_MS`] after it arrived, even if it is later deleted.
     pub fn insert_message(&mut self, message: &Message) -> Result<bool, StoreError> {
-        let message = &MessageRecord::from_message(message)?;
+        self.insert_record(&MessageRecord::from_message(message)?)
+    }
+
+    /// [`Self::insert_message`] for a record as the store keeps it.
+    pub(super) fn insert_record(&mut self, message: &MessageRecord) -> Result<bool, StoreError> {
         // A 1:1 conversation's rows are keyed by the contact's key alone (format 2 as written before
         // groups); a group's by its conversation bytes.
         let conversation_bytes = message.conversation.to_bytes();
@@ -463,6 +467,7 @@ impl Batch<'_> {
             index.remove(&key[BLIND_LEN + 8..])?;
         }
         drop((messages, index, unread));
+        self.remove_timer(&conversation)?;
         let ConversationId::Direct(contact) = &conversation else {
             return Ok(keys.len() as u64);
         };

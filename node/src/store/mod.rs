@@ -35,7 +35,7 @@
 //! | `sessions`      | `blind(contact, identity key)`                              | sealed session pickle      |
 //! |                 | `blind(contact, identity key) ‖ 0x01`                       | sealed `blind(session check, nonce ‖ tag of the sealed session value)` |
 //! |                 | `ff × 16 ‖ 0x02`                                            | sealed XOR of every check  |
-//! | `conversation_messages` | `conv(c) ‖ u64 BE sort_ms ‖ row(c, id)`             | sealed message record (v2: conversation and sender) |
+//! | `conversation_messages` | `conv(c) ‖ u64 BE sort_ms ‖ row(c, id)`             | sealed message record (v3: conversation, sender, timer) |
 //! | `conversation_message_index` | `row(c, id)`                                   | sealed `conversation_messages` key |
 //! | `conversation_unread` | a `conversation_messages` key of an unread incoming message | empty               |
 //! | `outbox_by_recipient` | `blind(contact, recipient) ‖ u64 BE created_ms ‖ out(id)` | sealed outbox record       |
@@ -49,6 +49,8 @@
 //! | `groups`        | `blind(group, group id)`                                    | sealed group state (`group::Group::encode`) |
 //! | `group_key_packages` | `blind(key package, hash ref)`                         | sealed private half of an unused KeyPackage |
 //! | `attachments`   | `blind(attachment, c.to_bytes() ‖ id)`                      | sealed attachment record (`files.rs`) |
+//! | `conversation_timers` | `conv(c)`                                             | sealed timer (`timers.rs`) |
+//! | `message_expiry` | `u64 BE expires_at ‖ row(c, id)`                           | empty                      |
 //!
 //! A conversation's messages are one key range of `conversation_messages` (paging is a range scan); the
 //! outbox for one recipient is one key range of `outbox_by_recipient` ([`Store::outbox_for`]) and the
@@ -123,6 +125,7 @@ mod records;
 mod rollback;
 #[cfg(test)]
 mod tests;
+mod timers;
 mod wrappers;
 
 use std::fs::File;
@@ -149,6 +152,7 @@ pub use keys::BLIND_LEN;
 pub use migrate::MIGRATING_FILE;
 pub use reader::{KeySlotUpdate, StoreReader};
 pub use records::{MAX_CARD_LEN, MAX_ENVELOPE_LEN, MAX_LOCAL_NAME_LEN, MAX_TEXT_LEN};
+pub use timers::{Expired, MAX_EXPIRED_PER_COMMIT};
 
 use keys::Keys;
 

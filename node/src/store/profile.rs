@@ -93,6 +93,8 @@ impl Store {
                 txn.open_table(super::groups::GROUPS)?;
                 txn.open_table(super::groups::GROUP_KEY_PACKAGES)?;
                 txn.open_table(super::files::ATTACHMENTS)?;
+                txn.open_table(super::timers::TIMERS)?;
+                txn.open_table(super::timers::EXPIRY)?;
                 for table in [CONV_UNREAD, SEEN_EXPIRY, ENVELOPE_EXPIRY] {
                     txn.open_table(table)?;
                 }
@@ -179,14 +181,21 @@ impl Store {
     }
 
     /// Installs a key slot made by [`StoreReader::rewrap`] (durable on return). A slot that does not
-    /// decode is refused as [`StoreError::Corrupt`].
+    /// decode is refused as [`StoreError::Corrupt`]. The old slot's page is freed, not wiped (with the old
+    /// password it would still open the store key), so the file is then compacted ([`Store::scrub`]); if a
+    /// read is in progress that is left for the next try (the node's, or the next open's).
     pub fn install_key_slot(&mut self, update: KeySlotUpdate) -> Result<(), StoreError> {
         KeySlot::decode(&update.slot).map_err(|err| corrupt("key slot", err))?;
         self.transaction(|batch| {
             let mut meta = batch.txn.open_table(META)?;
             meta.insert(META_KEYSLOT, update.slot.as_slice())?;
-            Ok(())
-        })
+            drop(meta);
+            super::timers::mark_scrub(batch)
+        })?;
+        if let Err(e) = self.scrub() {
+            tracing::warn!(error = %e, "cannot compact the store after the password change; will try again");
+        }
+        Ok(())
     }
 
     /// Like [`Self::change_password`], with new Argon2id parameters.
@@ -320,6 +329,7 @@ pub(super) fn prepare(db: &Database, keys: &Keys) -> Result<(), StoreError> {
     add_envelope_tables(db)?;
     super::groups::add_group_tables(db)?;
     super::files::add_file_tables(db)?;
+    super::timers::add_timer_tables(db)?;
     rollback::verify_on_open(db, keys)?;
     let txn = db.begin_read()?;
     if let Some(sealed) = txn

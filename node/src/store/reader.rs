@@ -93,14 +93,21 @@ impl StoreReader {
             let mut last = [summary.last.into_message()];
             read.attach(&mut last)?;
             let [last] = last;
+            let timer_s = read.timer(&summary.conversation)?.seconds;
             out.push(Conversation {
                 id: summary.conversation,
                 title,
                 last,
                 unread: summary.unread,
+                timer_s,
             });
         }
         Ok(out)
+    }
+
+    /// A conversation's disappearing-message timer, in seconds (0: off).
+    pub fn timer(&self, conversation: &ConversationId) -> Result<u32, StoreError> {
+        self.run(|read| Ok(read.timer(conversation)?.seconds))
     }
 
     /// The newest `limit` messages of a conversation before `before` (or the newest of all), oldest first.
@@ -112,9 +119,12 @@ impl StoreReader {
     ) -> Result<Page, StoreError> {
         self.run(|read| {
             let page = read.conversation_page(conversation, before.as_ref(), limit)?;
+            // A message whose timer ran out while no node ran to delete it is out of view already.
+            let now = unix_ms();
             let mut messages: Vec<Message> = page
                 .messages
                 .into_iter()
+                .filter(|m| !m.expired(now))
                 .map(MessageRecord::into_message)
                 .collect();
             read.attach(&mut messages)?;
@@ -151,9 +161,11 @@ impl StoreReader {
     /// case, newest first. Opens every message: run it off the event loop.
     pub fn search(&self, needle: &str, limit: usize) -> Result<Vec<Message>, StoreError> {
         self.run(|read| {
+            let now = unix_ms();
             Ok(read
                 .search(needle, limit.min(MAX_SEARCH_RESULTS))?
                 .into_iter()
+                .filter(|m| !m.expired(now))
                 .map(MessageRecord::into_message)
                 .collect())
         })
@@ -183,4 +195,11 @@ impl StoreReader {
             slot: new_slot.encode(),
         })
     }
+}
+
+/// Now, unix milliseconds.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -34,7 +34,7 @@ pub(crate) use crate::outbox::OutboxEntry as OutboxRecord;
 /// Version byte of the contact and outbox record encodings this build writes.
 pub const RECORD_VERSION: u8 = 1;
 /// Version byte of the message record encoding this build writes (format 2: conversation and sender).
-pub const MESSAGE_RECORD_VERSION: u8 = 2;
+pub const MESSAGE_RECORD_VERSION: u8 = 3;
 /// Longest local (user-chosen) name for a contact, in bytes of UTF-8.
 pub const MAX_LOCAL_NAME_LEN: usize = 256;
 /// Longest encoded contact card a contact record holds.
@@ -213,6 +213,12 @@ pub(in crate::store) struct MessageRecord {
     pub text: String,
     /// Where the message stands.
     pub status: MessageStatus,
+    /// The conversation's disappearing-message timer when the message was written or arrived, in
+    /// seconds; 0: it stays.
+    pub timer_s: u32,
+    /// When it disappears, unix milliseconds; 0 while its clock has not started (an incoming message
+    /// not read yet, or no timer).
+    pub expires_at_ms: u64,
 }
 
 impl fmt::Debug for MessageRecord {
@@ -228,6 +234,8 @@ impl fmt::Debug for MessageRecord {
             received_at_ms,
             text,
             status,
+            timer_s,
+            expires_at_ms,
         } = self;
         f.debug_struct("MessageRecord")
             .field("id", id)
@@ -239,6 +247,8 @@ impl fmt::Debug for MessageRecord {
             .field("received_at_ms", received_at_ms)
             .field("text_len", &text.len())
             .field("status", status)
+            .field("timer_s", timer_s)
+            .field("expires_at_ms", expires_at_ms)
             .finish()
     }
 }
@@ -254,7 +264,13 @@ impl MessageRecord {
         }
     }
 
-    /// Encodes the record (format 2), refusing text over [`MAX_TEXT_LEN`].
+    /// Whether its disappearing-message timer ran out by `now_ms`.
+    pub(in crate::store) fn expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms != 0 && self.expires_at_ms <= now_ms
+    }
+
+    /// Encodes the record (version 3: version 2 followed by `u32 timer_s || u64 expires_at_ms`), refusing
+    /// text over [`MAX_TEXT_LEN`].
     pub(in crate::store) fn encode(&self) -> Result<Vec<u8>, StoreError> {
         check_len("text", self.text.len(), MAX_TEXT_LEN)?;
         let conversation = self.conversation.to_bytes();
@@ -271,15 +287,24 @@ impl MessageRecord {
         w.u64(self.sent_at_ms)
             .u64(self.received_at_ms)
             .u8(status_to_u8(self.status))
-            .bytes_u32(self.text.as_bytes());
+            .bytes_u32(self.text.as_bytes())
+            .u32(self.timer_s)
+            .u64(self.expires_at_ms);
         Ok(w.into_vec())
     }
 
-    /// Decodes a record written by [`Self::encode`]. This build keeps only 1:1 conversations, whose
-    /// incoming messages come from the contact; any other sender is reported as invalid.
+    /// Decodes a record written by [`Self::encode`], or a version 2 one (no timer). In a 1:1
+    /// conversation an incoming message comes from the contact; any other sender is reported as invalid.
     pub(in crate::store) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        version_is(&mut r, "message record", MESSAGE_RECORD_VERSION)?;
+        let version = r.u8("message record version")?;
+        if version != 2 && version != MESSAGE_RECORD_VERSION {
+            return Err(DecodeError::UnsupportedVersion {
+                what: "message record",
+                got: version,
+                supported: MESSAGE_RECORD_VERSION,
+            });
+        }
         let id = MessageId(r.array("message id")?);
         let conversation_bytes: [u8; CONVERSATION_ID_LEN] = r.array("conversation")?;
         let Some(conversation) = ConversationId::from_bytes(&conversation_bytes) else {
@@ -301,7 +326,7 @@ impl MessageRecord {
             }
         };
         if let ConversationId::Direct(contact) = conversation
-            && (system || sender.is_some_and(|s| s != contact))
+            && sender.is_some_and(|s| s != contact)
         {
             return Err(DecodeError::Invalid {
                 field: "sender",
@@ -309,22 +334,32 @@ impl MessageRecord {
             });
         }
         let outgoing = sender.is_none();
-        Self::decode_rest(r, id, conversation, outgoing, sender, system)
+        let timed = version == MESSAGE_RECORD_VERSION;
+        Self::decode_rest(r, (id, conversation, outgoing, sender, system), timed)
     }
 
-    /// The fields both record versions end with: times, status and text, and nothing after them.
+    /// The fields every record version has after who wrote it: times, status and text; then the timer
+    /// (version 3, `timed`), and nothing after them.
     fn decode_rest(
         mut r: Reader<'_>,
-        id: MessageId,
-        conversation: ConversationId,
-        outgoing: bool,
-        sender: Option<IdentityKey>,
-        system: bool,
+        (id, conversation, outgoing, sender, system): (
+            MessageId,
+            ConversationId,
+            bool,
+            Option<IdentityKey>,
+            bool,
+        ),
+        timed: bool,
     ) -> Result<Self, DecodeError> {
         let sent_at_ms = r.u64("sent at")?;
         let received_at_ms = r.u64("received at")?;
         let status = status_from_u8(r.u8("message status")?)?;
         let text = utf8(r.bytes_u32("text", MAX_TEXT_LEN)?, "text")?;
+        let (timer_s, expires_at_ms) = if timed {
+            (r.u32("timer")?, r.u64("expires at")?)
+        } else {
+            (0, 0)
+        };
         r.finish()?;
         Ok(Self {
             id,
@@ -336,6 +371,8 @@ impl MessageRecord {
             received_at_ms,
             text,
             status,
+            timer_s,
+            expires_at_ms,
         })
     }
 
@@ -347,19 +384,19 @@ impl MessageRecord {
         let contact = identity_key(&mut r, "conversation")?;
         let outgoing = flag(&mut r, "outgoing")?;
         let sender = (!outgoing).then_some(contact);
-        Self::decode_rest(r, id, contact.into(), outgoing, sender, false)
+        Self::decode_rest(r, (id, contact.into(), outgoing, sender, false), false)
     }
 }
 
 impl MessageRecord {
-    /// The row for an api message. A 1:1 message's sender is the conversation's contact (or this
-    /// profile), with no system lines; anything else has no row in this format.
+    /// The row for an api message (no timer). A 1:1 message's sender is the conversation's contact (or
+    /// this profile); anything else has no row in this format.
     pub(in crate::store) fn from_message(message: &Message) -> Result<Self, StoreError> {
         if let ConversationId::Direct(contact) = message.conversation
-            && (message.system || message.sender.is_some_and(|sender| sender != contact))
+            && message.sender.is_some_and(|sender| sender != contact)
         {
             return Err(StoreError::Unsupported(
-                "a 1:1 message is written by this profile or by the contact, with no system lines",
+                "a 1:1 message is written by this profile or by the contact",
             ));
         }
         if !message.recipients.is_empty() {
@@ -377,6 +414,8 @@ impl MessageRecord {
             received_at_ms: message.received_at_ms,
             text: message.text.clone(),
             status: message.status,
+            timer_s: 0,
+            expires_at_ms: 0,
         })
     }
 
@@ -479,10 +518,24 @@ pub(crate) mod tests {
             received_at_ms: 2,
             text: "hi".into(),
             status: MessageStatus::Received,
+            timer_s: 300,
+            expires_at_ms: 9,
         };
         assert_eq!(
             MessageRecord::decode(&message.encode().unwrap()).unwrap(),
             message
+        );
+        // Version 2 (no timer) still reads, as a message that stays.
+        let v3 = message.encode().unwrap();
+        let mut v2 = v3[..v3.len() - 12].to_vec();
+        v2[0] = 2;
+        let old = MessageRecord::decode(&v2).unwrap();
+        assert_eq!((old.timer_s, old.expires_at_ms), (0, 0));
+        assert_eq!(old.text, message.text);
+        v2[0] = 4;
+        assert!(
+            MessageRecord::decode(&v2).is_err(),
+            "a newer record version"
         );
         // A group's system lines, about a member's action and about this profile's.
         for sender in [Some(key(3)), None] {
@@ -498,10 +551,23 @@ pub(crate) mod tests {
                 line
             );
         }
-        // A 1:1 conversation has no system lines and no other sender.
-        for (sender, system) in [(Some(key(3)), false), (Some(key(2)), true)] {
-            let bad = MessageRecord {
+        // A 1:1 conversation's system lines (a timer change) are the contact's or this profile's; no
+        // other sender.
+        for (sender, system) in [(Some(key(2)), true), (None, true)] {
+            let line = MessageRecord {
+                outgoing: sender.is_none(),
                 sender,
+                system,
+                ..message.clone()
+            };
+            assert_eq!(
+                MessageRecord::decode(&line.encode().unwrap()).unwrap(),
+                line
+            );
+        }
+        for system in [false, true] {
+            let bad = MessageRecord {
+                sender: Some(key(3)),
                 system,
                 ..message.clone()
             };
@@ -536,6 +602,8 @@ pub(crate) mod tests {
             received_at_ms: 2,
             text: "a".repeat(MAX_TEXT_LEN + 1),
             status: MessageStatus::Sending,
+            timer_s: 0,
+            expires_at_ms: 0,
         };
         assert!(matches!(
             message.encode(),

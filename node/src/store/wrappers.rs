@@ -42,6 +42,26 @@ impl Store {
         self.transaction(|b| b.setting_delete(name))
     }
 
+    // ---- disappearing messages ----
+
+    /// A conversation's timer ([`tern_protocol::timer::Timer::OFF`] if none was ever set).
+    pub fn timer(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<tern_protocol::timer::Timer, StoreError> {
+        self.read()?.timer(conversation)
+    }
+
+    /// When the next message disappears, unix milliseconds.
+    pub fn next_expiry(&self) -> Result<Option<u64>, StoreError> {
+        self.read()?.next_expiry()
+    }
+
+    /// The files of the first messages due to disappear by `now_ms`.
+    pub fn due_attachments(&self, now_ms: u64) -> Result<Vec<super::AttachmentRecord>, StoreError> {
+        self.read()?.due_attachments(now_ms)
+    }
+
     // ---- contacts and sessions ----
 
     /// The contact with this identity key, if any.

@@ -108,6 +108,11 @@ enum StdinCommand {
         contact: String,
         typing: bool,
     },
+    /// Sets the conversation's disappearing-message timer (`seconds`, 0: off).
+    Timer {
+        contact: String,
+        seconds: u32,
+    },
     Status,
     Quit,
 }
@@ -264,6 +269,16 @@ async fn stdin_command(node: &Node, out: Out, line: &str) -> bool {
                 let (conversation, _) = conversation(node, contact).await?;
                 node.typing(conversation, typing).await?;
                 Ok(Some(json!({"ok": "typing"})))
+            }
+            StdinCommand::Timer { contact, seconds } => {
+                let (conversation, name) = conversation(node, contact).await?;
+                let line = node.set_timer(conversation, seconds).await?;
+                Ok(Some(json!({
+                    "ok": "timer",
+                    "contact": name,
+                    "seconds": seconds,
+                    "changed": line.is_some(),
+                })))
             }
             StdinCommand::Status => {
                 let status = node.status().await?;

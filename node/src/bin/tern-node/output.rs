@@ -119,7 +119,21 @@ pub(crate) fn print_event(out: Out, me: &str, event: Event) {
                 return;
             }
             value["event"] = json!("message");
-            out.print(value, || format!("<- {sender_name}: {}", message.text));
+            value["system"] = json!(message.system);
+            out.print(value, || {
+                if message.system {
+                    format!("[{sender_name}] {}", message.text)
+                } else {
+                    format!("<- {sender_name}: {}", message.text)
+                }
+            });
+        }
+        Event::MessagesExpired { conversation, ids } => {
+            let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            out.print(
+                json!({"event": "expired", "conversation": conversation.short(), "ids": ids}),
+                || format!("{} messages disappeared ({})", ids.len(), conversation.short()),
+            );
         }
         Event::GroupJoined {
             group,
