@@ -82,6 +82,11 @@ impl Backend {
         })
     }
 
+    /// Asks the window to close; eframe then stops the node (`on_exit`) and the app ends.
+    pub fn close_window(&self) {
+        self.ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+    }
+
     /// Applies every update that arrived; returns how many.
     pub fn drain(&mut self, model: &mut Model) -> usize {
         let mut n = 0;

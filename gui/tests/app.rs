@@ -546,6 +546,9 @@ fn replacing_the_prekey_in_settings_gives_a_new_invite_link() {
     create_profile(&mut h, "Alice");
     let before = invite_link(&h);
     click(&mut h, "Settings");
+    // The dialog is longer than the window: it scrolls.
+    h.get_by_role_and_label(Role::Button, "Replace prekey now")
+        .scroll_to_me();
     click(&mut h, "Replace prekey now");
     settle(&mut h, "the new invite link", |h| invite_link(h) != before);
     assert!(has_label(

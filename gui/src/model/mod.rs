@@ -76,6 +76,9 @@ pub struct ProfileScreen {
     /// Argon2 is running: the form is disabled and a spinner shows.
     pub busy: bool,
     pub error: Option<String>,
+    /// The one profile directory this run may use (`--profile DIR` or `TERN_PROFILE`): it is the only
+    /// one listed, and a new profile is created there.
+    pub pinned: Option<PathBuf>,
 }
 
 /// A contact as the app shows it.

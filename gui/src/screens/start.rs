@@ -10,16 +10,36 @@ use crate::widgets::ERROR;
 
 /// What is being typed on the start screen. The password is shared by both forms, as it is one field
 /// on screen at a time.
-#[derive(Default)]
 pub struct StartForm {
     pub name: String,
     pub password: String,
     pub confirm: String,
+    /// The form's first field takes the focus in the next frame: when the screen opens, when the
+    /// other form is shown, and after a failed attempt (a wrong password).
+    pub focus: bool,
+    /// The key was being derived in the last frame (its end, with an error, focuses the form again).
+    pub was_busy: bool,
+}
+
+impl Default for StartForm {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            password: String::new(),
+            confirm: String::new(),
+            focus: true,
+            was_busy: false,
+        }
+    }
 }
 
 /// Draws the start screen.
 pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, form: &mut StartForm) -> Vec<Action> {
     let mut actions = Vec::new();
+    // A failed attempt (the form was disabled while the key was derived) puts the cursor back.
+    if std::mem::replace(&mut form.was_busy, ps.busy) && !ps.busy {
+        form.focus = true;
+    }
     ui.vertical_centered(|ui| {
         ui.add_space(ui.available_height() * 0.12);
         ui.heading(RichText::new("Tern").size(36.0).strong());
@@ -28,7 +48,7 @@ pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, form: &mut StartForm) -> Vec<
         ui.allocate_ui(egui::vec2(360.0, 420.0), |ui| {
             ui.set_width(360.0);
             if !ps.profiles.is_empty() && !ps.creating {
-                actions = unlock::show(ui, ps, &mut form.password);
+                actions = unlock::show(ui, ps, &mut form.password, &mut form.focus);
             } else {
                 actions = create_profile::show(
                     ui,
@@ -37,6 +57,7 @@ pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, form: &mut StartForm) -> Vec<
                         name: &mut form.name,
                         password: &mut form.password,
                         confirm: &mut form.confirm,
+                        focus: &mut form.focus,
                     },
                 );
             }
