@@ -31,6 +31,8 @@ pub fn show(ui: &mut egui::Ui, form: &mut Form, focus: &mut bool) -> Vec<Action>
     egui::ScrollArea::vertical()
         .id_salt("invite-scroll")
         .max_height(row_height * INVITE_ROWS as f32 + 12.0)
+        // Always that tall, so the dialog does not grow when a long link starts to scroll.
+        .auto_shrink([false, false])
         .show(ui, |ui| {
             let invite = ui
                 .add(

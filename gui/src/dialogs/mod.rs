@@ -20,8 +20,6 @@ use crate::widgets::ERROR;
 pub const DIALOG_WIDTH: f32 = 460.0;
 /// The width of "Verify".
 pub const VERIFY_WIDTH: f32 = 640.0;
-/// Room kept above and below a dialog: a longer one scrolls inside.
-const DIALOG_MARGIN: f32 = 140.0;
 
 /// What is being typed in the dialogs (thrown away or reset when a dialog opens again).
 #[derive(Default)]
@@ -69,7 +67,6 @@ fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Ac
     } else {
         DIALOG_WIDTH
     };
-    let max_height = (ctx.content_rect().height() - DIALOG_MARGIN).max(200.0);
     let mut close = false;
     egui::Modal::new(egui::Id::new(("dialog", title))).show(ctx, |ui| {
         ui.set_width(width);
@@ -80,21 +77,20 @@ fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Ac
             });
         });
         ui.separator();
-        egui::ScrollArea::vertical()
-            .max_height(max_height)
-            .auto_shrink([false, true])
-            .show(ui, |ui| {
-                let focus = &mut forms.focus_first;
-                actions = match dialog {
-                    Dialog::AddContact => add_contact::show(ui, &mut forms.add_contact, focus),
-                    Dialog::Verify => verify::show(ui, model, &mut forms.verify),
-                    Dialog::Settings => settings::show(ui, model, &mut forms.settings),
-                    Dialog::Network => network::show(ui, model, &mut forms.network),
-                    Dialog::ContactDetails => contact::show(ui, model, &mut forms.contact, focus),
-                };
-                // A dialog without a field keeps nothing to focus.
-                *focus = false;
-            });
+        {
+            // No scroll area around the form: buttons inside one inside a modal did not take clicks
+            // (gui/tests/app.rs), so a dialog is as tall as its content.
+            let focus = &mut forms.focus_first;
+            actions = match dialog {
+                Dialog::AddContact => add_contact::show(ui, &mut forms.add_contact, focus),
+                Dialog::Verify => verify::show(ui, model, &mut forms.verify),
+                Dialog::Settings => settings::show(ui, model, &mut forms.settings),
+                Dialog::Network => network::show(ui, model, &mut forms.network),
+                Dialog::ContactDetails => contact::show(ui, model, &mut forms.contact, focus),
+            };
+            // A dialog without a field keeps nothing to focus.
+            *focus = false;
+        }
         if let Some(error) = &model.dialog_error {
             ui.add_space(6.0);
             ui.colored_label(ERROR, format!("⚠ {error}"));
