@@ -80,6 +80,9 @@ impl TernApp {
         ps.creating = ps.profiles.is_empty();
         ps.selected = (!ps.profiles.is_empty()).then_some(0);
         ps.pinned = Some(dir);
+        ps.error = None;
+        // The form shown may have changed (unlock to create): its first field takes the focus again.
+        self.views.start.focus = true;
     }
 
     /// For eframe: restores the theme and notification choice (not secret, kept by eframe).

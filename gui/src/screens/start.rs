@@ -17,8 +17,8 @@ pub struct StartForm {
     /// The form's first field takes the focus in the next frame: when the screen opens, when the
     /// other form is shown, and after a failed attempt (a wrong password).
     pub focus: bool,
-    /// The key was being derived in the last frame (its end, with an error, focuses the form again).
-    pub was_busy: bool,
+    /// The failed attempts this form has answered (a new one focuses the form again).
+    pub failures_seen: u64,
 }
 
 impl Default for StartForm {
@@ -28,7 +28,7 @@ impl Default for StartForm {
             password: String::new(),
             confirm: String::new(),
             focus: true,
-            was_busy: false,
+            failures_seen: 0,
         }
     }
 }
@@ -36,8 +36,10 @@ impl Default for StartForm {
 /// Draws the start screen.
 pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, form: &mut StartForm) -> Vec<Action> {
     let mut actions = Vec::new();
-    // A failed attempt (the form was disabled while the key was derived) puts the cursor back.
-    if std::mem::replace(&mut form.was_busy, ps.busy) && !ps.busy {
+    // A failed attempt puts the cursor back (counted, not seen as `busy` ending: with a fast key
+    // derivation the answer can come before any frame has drawn the form busy).
+    if form.failures_seen != ps.failed_attempts {
+        form.failures_seen = ps.failed_attempts;
         form.focus = true;
     }
     ui.vertical_centered(|ui| {
