@@ -48,6 +48,10 @@ pub enum Action {
     },
     Search(String),
     CloseSearch,
+    /// Put the cursor in the search field.
+    FocusSearch,
+    /// Close the window (and with it the app).
+    Quit,
     /// Open a conversation (and load its newest page), optionally scrolled to one message.
     OpenConversation {
         contact: IdentityKey,
@@ -142,6 +146,8 @@ impl Action {
             Self::Notice { .. } => "notice",
             Self::Search(_) => "search",
             Self::CloseSearch => "close-search",
+            Self::FocusSearch => "focus-search",
+            Self::Quit => "quit",
             Self::OpenConversation { .. } => "open-conversation",
             Self::CloseConversation => "close-conversation",
             Self::LoadOlder { .. } => "load-older",

@@ -21,7 +21,24 @@ pub struct TernApp {
     pub model: Model,
     pub backend: Backend,
     views: Views,
+    title: WindowTitle,
     ctx: egui::Context,
+}
+
+/// The window's title, "Tern" or "Tern (3)" with unread messages; sent to the window when it changes.
+#[derive(Default)]
+struct WindowTitle {
+    shown: Option<String>,
+}
+
+impl WindowTitle {
+    fn show(&mut self, ctx: &egui::Context, model: &Model) {
+        let title = model.window_title();
+        if self.shown.as_ref() != Some(&title) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.shown = Some(title);
+        }
+    }
 }
 
 impl std::fmt::Debug for TernApp {
@@ -45,12 +62,27 @@ impl TernApp {
             model.profile_screen.selected = Some(0);
         }
         let backend = Backend::new(ctx.clone(), options)?;
+        crate::theme::apply(ctx);
         Ok(Self {
             model,
             backend,
             views: Views::default(),
+            title: WindowTitle::default(),
             ctx: ctx.clone(),
         })
+    }
+
+    /// Uses only the profile in `dir` (`--profile DIR` or `TERN_PROFILE`, as `tern-node` does): it is
+    /// unlocked if it exists, else created there.
+    pub fn pin_profile(&mut self, dir: PathBuf) {
+        let ps = &mut self.model.profile_screen;
+        ps.profiles = profiles::list_one(&dir).into_iter().collect();
+        ps.creating = ps.profiles.is_empty();
+        ps.selected = (!ps.profiles.is_empty()).then_some(0);
+        ps.pinned = Some(dir);
+        ps.error = None;
+        // The form shown may have changed (unlock to create): its first field takes the focus again.
+        self.views.start.focus = true;
     }
 
     /// For eframe: restores the theme and notification choice (not secret, kept by eframe).
@@ -105,7 +137,10 @@ impl TernApp {
         }
         let model = &self.model;
         let views = &mut self.views;
-        let actions = match model.screen {
+        // Shortcuts first, so that no field sees their keys.
+        let mut actions = crate::keys::take(ui.ctx(), model, &views.main.filter);
+        self.title.show(ui.ctx(), model);
+        actions.extend(match model.screen {
             Screen::Profiles => {
                 let mut actions = Vec::new();
                 egui::CentralPanel::default().show(ui, |ui| {
@@ -119,7 +154,7 @@ impl TernApp {
                 actions.extend(toasts::show(ui.ctx(), model));
                 actions
             }
-        };
+        });
         if !actions.is_empty() {
             // Draw what the actions changed in this frame (a dialog that opened, a closed notice),
             // as a second pass over the same input.

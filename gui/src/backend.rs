@@ -82,6 +82,11 @@ impl Backend {
         })
     }
 
+    /// Asks the window to close; eframe then stops the node (`on_exit`) and the app ends.
+    pub fn close_window(&self) {
+        self.ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+    }
+
     /// Applies every update that arrived; returns how many.
     pub fn drain(&mut self, model: &mut Model) -> usize {
         let mut n = 0;
@@ -187,12 +192,13 @@ impl Backend {
                 Ok(Ok(opened)) => opened,
                 Ok(Err(e)) => {
                     let text = unlock_error(&e);
-                    return Box::new(move |m: &mut Model| {
-                        m.profile_screen.busy = false;
-                        m.profile_screen.error = Some(text);
-                    }) as Update;
+                    return Box::new(move |m: &mut Model| m.profile_screen.attempt_failed(text))
+                        as Update;
                 }
-                Err(e) => return failed("cannot open the profile", e),
+                Err(e) => {
+                    let text = format!("cannot open the profile: {e}");
+                    return Box::new(move |m: &mut Model| m.profile_screen.attempt_failed(text));
+                }
             };
             let run_with = network_override.as_ref().unwrap_or(&settings);
             match Node::start(profile, run_with.node_config(&dir)) {
@@ -206,10 +212,7 @@ impl Backend {
                 }
                 Err(e) => {
                     let text = format!("cannot start the network: {e}");
-                    Box::new(move |m: &mut Model| {
-                        m.profile_screen.busy = false;
-                        m.profile_screen.error = Some(text);
-                    })
+                    Box::new(move |m: &mut Model| m.profile_screen.attempt_failed(text))
                 }
             }
         });

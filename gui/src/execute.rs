@@ -77,12 +77,20 @@ impl Executor<'_> {
             Action::SelectProfile(i) => {
                 self.model.profile_screen.selected = Some(i);
                 self.model.profile_screen.error = None;
+                self.views.start.focus = true;
             }
             Action::CreatingProfile(creating) => {
                 self.model.profile_screen.creating = creating;
                 self.model.profile_screen.error = None;
+                self.views.start.focus = true;
             }
-            Action::SubmitProfile => self.submit_profile(),
+            Action::SubmitProfile => {
+                self.submit_profile();
+                // Refused before the key was derived: the cursor goes back to the form.
+                if self.model.profile_screen.error.is_some() {
+                    self.views.start.focus = true;
+                }
+            }
             Action::Unlock {
                 dir,
                 password,
@@ -128,6 +136,8 @@ impl Executor<'_> {
                 }
             }
             Action::CloseSearch => self.model.search_results = None,
+            Action::FocusSearch => self.views.main.focus_search = true,
+            Action::Quit => backend.close_window(),
             Action::OpenConversation { contact, scroll_to } => {
                 self.open_conversation(contact, scroll_to);
             }
@@ -254,15 +264,22 @@ impl Executor<'_> {
                 ps.error = Some("The two passwords differ".to_owned());
                 return;
             }
-            let dir = match profiles::new_profile_dir(&root, &form.name) {
+            let made = match &ps.pinned {
+                // The name is only the profile's; the directory was given.
+                Some(_) if form.name.trim().is_empty() => Err(profiles::ProfileNameError::Empty),
+                Some(dir) => Ok(dir.clone()),
+                None => profiles::new_profile_dir(&root, &form.name),
+            };
+            let dir = match made {
                 Ok(dir) => dir,
                 Err(e) => {
                     ps.error = Some(format!("Name: {e}"));
                     return;
                 }
             };
-            if let Err(e) = tern_node::redb_file::create_private_dir(&root) {
-                ps.error = Some(format!("cannot create {}: {e}", root.display()));
+            let parent = dir.parent().map_or_else(|| root.clone(), Path::to_path_buf);
+            if let Err(e) = tern_node::redb_file::create_private_dir(&parent) {
+                ps.error = Some(format!("Cannot create {}: {e}.", parent.display()));
                 return;
             }
             let name = form.name.trim().to_owned();
@@ -309,6 +326,7 @@ impl Executor<'_> {
                 }
             }
         }
+        forms.focus_first = true;
         self.model.dialog = Some(dialog);
         self.model.dialog_error = None;
     }
@@ -325,6 +343,8 @@ impl Executor<'_> {
         }
         let same = self.model.open_conversation(key);
         self.model.search_results = None;
+        // The composer takes the focus, so typing goes straight into it.
+        self.views.main.focus_composer = true;
         if same {
             self.views.chat.scroll_to(scroll_to);
             return;

@@ -8,7 +8,7 @@
 //!   the node on its own tokio runtime; work goes out, [`backend::Update`]s come back.
 //! - [`app`]: the eframe app that ties a frame together.
 //! - [`profiles`], [`qr`], [`timefmt`]: profiles on disk, QR codes, how times read; [`words`]: errors
-//!   in plain words.
+//!   in plain words and counts. [`keys`]: the keyboard shortcuts; [`theme`]: focus ring and contrast.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod action;
@@ -17,10 +17,12 @@ pub mod backend;
 pub mod chat;
 pub mod dialogs;
 pub mod execute;
+pub mod keys;
 pub mod model;
 pub mod profiles;
 pub mod qr;
 pub mod screens;
+pub mod theme;
 pub mod timefmt;
 pub mod views;
 pub mod widgets;

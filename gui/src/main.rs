@@ -12,7 +12,11 @@ use tern_node::profile::KdfParams;
     about = "Tern: private messages, person to person"
 )]
 struct Args {
-    /// Where profiles live (default: the platform data directory, shared with tern-node).
+    /// Use only this profile directory (unlock it, or create it), as `tern-node --profile` does.
+    #[arg(long, env = "TERN_PROFILE", conflicts_with = "profiles")]
+    profile: Option<std::path::PathBuf>,
+    /// Where profiles live, one directory each (default: the platform data directory, e.g.
+    /// ~/.local/share/tern, where tern-node's default profile `default` lives too).
     #[arg(long, env = "TERN_PROFILES")]
     profiles: Option<std::path::PathBuf>,
 }
@@ -20,11 +24,19 @@ struct Args {
 fn main() -> Result<()> {
     tern_gui::init_logging();
     let args = Args::parse();
-    let root = match args.profiles {
-        Some(root) => root,
-        None => tern_gui::profiles::default_root()
-            .ok_or_else(|| anyhow!("no home directory: pass --profiles DIR"))?,
+    let root = match (&args.profile, args.profiles) {
+        (Some(dir), _) => dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(
+                || std::path::PathBuf::from("."),
+                std::path::Path::to_path_buf,
+            ),
+        (None, Some(root)) => root,
+        (None, None) => tern_gui::profiles::default_root()
+            .ok_or_else(|| anyhow!("no home directory: pass --profiles DIR or --profile DIR"))?,
     };
+    let pinned = args.profile;
     let options = Options {
         root,
         kdf: KdfParams::RFC9106_SECOND,
@@ -41,7 +53,13 @@ fn main() -> Result<()> {
     eframe::run_native(
         "Tern",
         native,
-        Box::new(move |cc| Ok(Box::new(TernApp::from_creation_context(cc, options)?))),
+        Box::new(move |cc| {
+            let mut app = TernApp::from_creation_context(cc, options)?;
+            if let Some(dir) = pinned {
+                app.pin_profile(dir);
+            }
+            Ok(Box::new(app))
+        }),
     )
     .map_err(|e| anyhow!("{e}"))
     .context("the window could not be opened")

@@ -56,6 +56,17 @@ pub fn list(root: &Path) -> Vec<ProfileEntry> {
     out
 }
 
+/// The profile in `dir` if it holds a Tern store (named after the directory).
+pub fn list_one(dir: &Path) -> Option<ProfileEntry> {
+    if !dir.join(tern_node::profile::STORE_FILE).is_file() {
+        return None;
+    }
+    Some(ProfileEntry {
+        name: dir.file_name()?.to_string_lossy().into_owned(),
+        dir: dir.to_path_buf(),
+    })
+}
+
 /// The directory for a new profile called `name`, refusing names that are not a plain file name.
 pub fn new_profile_dir(root: &Path, name: &str) -> Result<PathBuf, ProfileNameError> {
     let name = name.trim();

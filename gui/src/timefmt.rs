@@ -40,6 +40,21 @@ pub fn list_time(ms: u64, now_ms: u64) -> String {
     }
 }
 
+/// When a message was written, with its date: "Today 20:17", "Yesterday 09:02", "Mon 3 Dec 20:17"
+/// this year, "3 Dec 2025 20:17" before (for search results, where the clock alone says too little).
+pub fn when(ms: u64, now_ms: u64) -> String {
+    let (Some(day), Some(today)) = (day_of(ms), day_of(now_ms)) else {
+        return String::new();
+    };
+    let date = match (today - day).num_days() {
+        0 => "Today".to_owned(),
+        1 => "Yesterday".to_owned(),
+        _ if day.year() == today.year() => day.format("%a %-d %b").to_string(),
+        _ => day.format("%-d %b %Y").to_string(),
+    };
+    format!("{date} {}", clock(ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +80,14 @@ mod tests {
         assert_eq!(list_time(now, now), clock(now));
         assert_eq!(list_time(now - 86_400_000, now), "Yesterday");
         assert_eq!(list_time(now - 40 * 86_400_000, now).len(), 8);
+    }
+
+    #[test]
+    fn search_times_carry_the_date() {
+        let now = 1_800_000_000_000u64;
+        assert_eq!(when(now, now), format!("Today {}", clock(now)));
+        let older = now - 400 * 86_400_000;
+        let year = day_of(older).unwrap().year().to_string();
+        assert!(when(older, now).ends_with(&format!("{year} {}", clock(older))));
     }
 }

@@ -1,7 +1,7 @@
 //! Small drawing helpers shared by the screens and dialogs: the app's colours, a labelled password
 //! field, status dots and words, and text shortening. Nothing here reads the model or asks for actions.
 
-use egui::{Color32, Key};
+use egui::{Color32, Key, Modifiers};
 
 use crate::model::MessageStatus;
 
@@ -10,18 +10,42 @@ pub const ONLINE: Color32 = Color32::from_rgb(0x2e, 0xb8, 0x5c);
 pub const WARN: Color32 = Color32::from_rgb(0xe0, 0x8a, 0x1e);
 pub const ERROR: Color32 = Color32::from_rgb(0xd9, 0x48, 0x3b);
 
-/// A password field with a visible label; returns whether Enter was pressed in it.
-pub fn password_field(ui: &mut egui::Ui, label: &str, text: &mut String, enabled: bool) -> bool {
+/// A password field with a visible label.
+pub fn password_field(
+    ui: &mut egui::Ui,
+    label: &str,
+    text: &mut String,
+    enabled: bool,
+) -> egui::Response {
     let label = ui.label(label);
-    let response = ui
-        .add_enabled(
-            enabled,
-            egui::TextEdit::singleline(text)
-                .password(true)
-                .desired_width(f32::INFINITY),
-        )
-        .labelled_by(label.id);
-    response.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter))
+    ui.add_enabled(
+        enabled,
+        egui::TextEdit::singleline(text)
+            .password(true)
+            .desired_width(f32::INFINITY),
+    )
+    .labelled_by(label.id)
+}
+
+/// Whether Enter was pressed in the single-line field of `response` (Enter takes the focus away from
+/// it, which is how egui says so).
+pub fn entered(response: &egui::Response) -> bool {
+    response.lost_focus() && response.ctx.input(|i| i.key_pressed(Key::Enter))
+}
+
+/// Takes a plain Enter pressed in the multi-line field `id` (call it before drawing the field, which
+/// keeps Shift+Enter for a new line): Enter submits there too.
+pub fn take_enter(ui: &egui::Ui, id: egui::Id) -> bool {
+    ui.memory(|m| m.has_focus(id))
+        && !ui.input(|i| i.modifiers.shift)
+        && ui.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Enter))
+}
+
+/// Gives `response`'s widget the focus if `flag` asks for it, once.
+pub fn focus_once(response: &egui::Response, flag: &mut bool) {
+    if std::mem::take(flag) {
+        response.request_focus();
+    }
 }
 
 /// A small filled circle (online and network dots).

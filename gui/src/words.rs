@@ -3,6 +3,11 @@
 
 use tern_protocol::card::CardError;
 
+/// A count with its noun in the right number: "1 peer", "0 peers", "2 peers".
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// An invite link that could not be read.
 pub fn invite_error(error: &CardError) -> String {
     match error {
@@ -67,5 +72,12 @@ mod tests {
         );
         assert_eq!(plain("no QR code found"), "No QR code found.");
         assert_eq!(plain(""), "Something went wrong.");
+    }
+
+    #[test]
+    fn counts_say_one_thing_or_many_things() {
+        assert_eq!(count(1, "peer", "peers"), "1 peer");
+        assert_eq!(count(0, "peer", "peers"), "0 peers");
+        assert_eq!(count(2, "result", "results"), "2 results");
     }
 }

@@ -287,7 +287,7 @@ fn two_apps_chat_with_delivery_read_receipts_unread_badges_and_typing() {
     alice.key_press(egui::Key::Enter);
     alice.step();
     settle(&mut alice, "search results", |h| {
-        has_label(h, "1 results for")
+        has_label(h, "1 result for")
     });
     alice.get_by_label_contains("Hello Bob, lunch").click();
     alice.step();
@@ -494,7 +494,7 @@ fn a_long_history_lays_out_only_the_rows_in_view_and_loads_older_pages_on_scroll
     h.key_press(egui::Key::Enter);
     h.step();
     settle(&mut h, "the search result", |h| {
-        has_label(h, "1 results for")
+        has_label(h, "1 result for")
     });
     h.get_by_label_contains("Pat · ").click();
     settle(&mut h, "the old message in view", |h| {
@@ -546,6 +546,9 @@ fn replacing_the_prekey_in_settings_gives_a_new_invite_link() {
     create_profile(&mut h, "Alice");
     let before = invite_link(&h);
     click(&mut h, "Settings");
+    // The dialog is longer than the window: it scrolls.
+    h.get_by_role_and_label(Role::Button, "Replace prekey now")
+        .scroll_to_me();
     click(&mut h, "Replace prekey now");
     settle(&mut h, "the new invite link", |h| invite_link(h) != before);
     assert!(has_label(

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use egui::accesskit::Role;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use tern_gui::model::{ContactState, Dialog, Screen};
 use tern_gui::{Options, TernApp};
 use tern_node::profile::KdfParams;
 use tern_testkit::net::loopback_settings;
-use tern_testkit::profile::{PASSWORD, create};
+use tern_testkit::profile::{PASSWORD, create, introduce};
 use tern_testkit::wait::TIMEOUT;
 
 type App = Harness<'static, TernApp>;
@@ -71,6 +71,9 @@ fn type_into(h: &mut App, field: &str, text: &str) {
 
 fn click(h: &mut App, label: &str) {
     h.step();
+    // A dialog longer than the window scrolls: bring the button into view first.
+    h.get_by_role_and_label(Role::Button, label).scroll_to_me();
+    h.step();
     h.get_by_role_and_label(Role::Button, label).click();
     h.step();
     h.step();
@@ -85,14 +88,27 @@ fn shutdown(h: &mut App) {
 /// A profile "Me" with the contacts `names` (made on disk), unlocked in the app. The directories live
 /// as long as the returned guards.
 fn unlocked_with(names: &[&str]) -> (App, Vec<tempfile::TempDir>) {
+    unlocked_with_mail(names, &[])
+}
+
+/// [`unlocked_with`], where the first contact already wrote `mail` (unread when the app opens).
+fn unlocked_with_mail(names: &[&str], mail: &[&str]) -> (App, Vec<tempfile::TempDir>) {
     let root = tempfile::tempdir().unwrap();
     let mut dirs = Vec::new();
     {
         let mut me = create(&root.path().join("Me"), "Me");
-        for name in names {
+        for (i, name) in names.iter().enumerate() {
             let dir = tempfile::tempdir().unwrap();
-            let peer = create(dir.path(), name);
-            me.add_contact(&peer.card().invite_link(), None).unwrap();
+            let mut peer = create(dir.path(), name);
+            if i == 0 && !mail.is_empty() {
+                introduce(&mut [&mut me, &mut peer]);
+                for text in mail {
+                    let (_, entry) = peer.send_text(&me.key(), text).unwrap();
+                    me.receive(&entry.envelope).unwrap();
+                }
+            } else {
+                me.add_contact(&peer.card().invite_link(), None).unwrap();
+            }
             dirs.push(dir);
         }
     }
@@ -105,6 +121,57 @@ fn unlocked_with(names: &[&str]) -> (App, Vec<tempfile::TempDir>) {
     });
     dirs.push(root);
     (h, dirs)
+}
+
+/// The label of the widget that has the keyboard focus, if one has.
+fn focused(h: &App) -> Option<String> {
+    h.query_all_by(|n| n.is_focused())
+        .next()
+        .map(|n| n.accesskit_node().label().unwrap_or_default())
+}
+
+/// Types `text` as keystrokes go, into whatever has the focus (no click first).
+fn keystrokes(h: &mut App, text: &str) {
+    h.event(egui::Event::Text(text.to_owned()));
+    h.step();
+}
+
+/// Presses `key` (with `modifiers`) and draws the frame that takes it and the one that shows it.
+fn press(h: &mut App, modifiers: egui::Modifiers, key: egui::Key) {
+    h.key_press_modifiers(modifiers, key);
+    h.step();
+    h.step();
+}
+
+/// Draws one frame in which `key` goes down with `modifiers` held, and says whether that frame asked
+/// the window to close. (`key_press_modifiers` draws a frame per event it queues, modifiers down, key
+/// down, key up, modifiers up, and the harness keeps only the last frame's output: a command sent
+/// while the key went down is gone from it.) The key is let go in a frame of its own afterwards.
+fn key_down_closes(h: &mut App, modifiers: egui::Modifiers, key: egui::Key) -> bool {
+    let event = |pressed| egui::Event::Key {
+        key,
+        physical_key: None,
+        pressed,
+        repeat: false,
+        modifiers,
+    };
+    h.event(event(true));
+    h.step();
+    let closing = h
+        .output()
+        .viewport_output
+        .values()
+        .any(|v| v.commands.contains(&egui::ViewportCommand::Close));
+    h.event(event(false));
+    h.step();
+    closing
+}
+
+/// The value of the text field labelled `field`.
+fn field_value(h: &App, field: &str) -> String {
+    h.get_by(|n| is_field(n.role()) && n.label().as_deref() == Some(field))
+        .value()
+        .unwrap_or_default()
 }
 
 fn state_of(h: &App, name: &str) -> Option<ContactState> {
@@ -238,5 +305,376 @@ fn an_invite_error_is_said_inside_the_dialog_in_plain_words_and_a_confirmation_t
     }
     assert!(!has_label(&h, "Added Pat"), "the toast expired");
     assert!(h.state().model.notices.is_empty());
+    shutdown(&mut h);
+}
+
+#[test]
+fn first_run_and_unlock_take_the_first_keystrokes_and_enter_submits() {
+    use egui::{Key, Modifiers};
+    let root = tempfile::tempdir().unwrap();
+    let mut h = app(root.path());
+    h.step();
+    h.step();
+    assert_eq!(focused(&h).as_deref(), Some("Your name"), "first run");
+    keystrokes(&mut h, "Alice");
+    assert_eq!(field_value(&h, "Your name"), "Alice");
+    // Enter moves on to the password, then to its confirmation, where it creates the profile.
+    press(&mut h, Modifiers::NONE, Key::Enter);
+    assert_eq!(focused(&h).as_deref(), Some("Password"));
+    keystrokes(&mut h, PASSWORD);
+    press(&mut h, Modifiers::NONE, Key::Enter);
+    assert_eq!(focused(&h).as_deref(), Some("Confirm password"));
+    keystrokes(&mut h, PASSWORD);
+    press(&mut h, Modifiers::NONE, Key::Enter);
+    settle(&mut h, "the main window", |h| {
+        h.state().model.screen == Screen::Main
+    });
+    shutdown(&mut h);
+    drop(h);
+
+    let mut h = app(root.path());
+    h.step();
+    h.step();
+    assert_eq!(focused(&h).as_deref(), Some("Password"), "unlock");
+    keystrokes(&mut h, "not the password");
+    press(&mut h, Modifiers::NONE, Key::Enter);
+    settle(&mut h, "the wrong-password message", |h| {
+        has_label(h, "Wrong password. Try again.")
+    });
+    h.step();
+    assert_eq!(
+        focused(&h).as_deref(),
+        Some("Password"),
+        "the password field again after a wrong password"
+    );
+    keystrokes(&mut h, PASSWORD);
+    press(&mut h, Modifiers::NONE, Key::Enter);
+    settle(&mut h, "the main window", |h| {
+        h.state().model.screen == Screen::Main
+    });
+    shutdown(&mut h);
+}
+
+#[test]
+fn add_contact_takes_the_invite_at_once_keeps_tab_inside_and_enter_adds() {
+    use egui::{Key, Modifiers};
+    let (mut h, _dirs) = unlocked_with(&[]);
+    let peer = tempfile::tempdir().unwrap();
+    let link = create(peer.path(), "Pat").card().invite_link();
+    click(&mut h, "+ Add contact");
+    assert_eq!(focused(&h).as_deref(), Some("Invite link"));
+    keystrokes(&mut h, &link);
+    assert_eq!(field_value(&h, "Invite link"), link);
+
+    // Tab, Tab, Tab, Enter once opened "My code" behind the dialog and lost the invite.
+    for _ in 0..3 {
+        press(&mut h, Modifiers::NONE, Key::Tab);
+    }
+    press(&mut h, Modifiers::NONE, Key::Enter);
+    assert_eq!(h.state().model.dialog, Some(Dialog::AddContact));
+    assert_eq!(field_value(&h, "Invite link"), link, "the invite is kept");
+
+    // Tab goes round the dialog's controls and never reaches the window behind it.
+    let inside = [
+        "Close",
+        "Invite link",
+        "Name (optional)",
+        "QR image",
+        "Read QR image",
+        "Add",
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..16 {
+        press(&mut h, Modifiers::NONE, Key::Tab);
+        if let Some(label) = focused(&h) {
+            assert!(inside.contains(&label.as_str()), "Tab reached {label:?}");
+            seen.insert(label);
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        inside.len(),
+        "every control is reached: {seen:?}"
+    );
+    // Shift+Tab goes back inside too.
+    for _ in 0..8 {
+        press(&mut h, Modifiers::SHIFT, Key::Tab);
+        if let Some(label) = focused(&h) {
+            assert!(
+                inside.contains(&label.as_str()),
+                "Shift+Tab reached {label:?}"
+            );
+        }
+    }
+
+    // Enter in the invite field adds the contact.
+    h.get_by(|n| is_field(n.role()) && n.label().as_deref() == Some("Invite link"))
+        .focus();
+    h.step();
+    press(&mut h, Modifiers::NONE, Key::Enter);
+    settle(&mut h, "Pat added", |h| {
+        h.state().model.contacts.iter().any(|c| c.name() == "Pat")
+    });
+
+    // Opening the conversation puts the cursor in the composer: typing goes straight in.
+    click(&mut h, "Pat");
+    h.step();
+    assert!(
+        h.get_by_role(Role::MultilineTextInput).is_focused(),
+        "the composer has the focus"
+    );
+    keystrokes(&mut h, "hello Pat");
+    assert_eq!(
+        h.get_by_role(Role::MultilineTextInput).value().as_deref(),
+        Some("hello Pat")
+    );
+    press(&mut h, Modifiers::NONE, Key::Enter);
+    settle(&mut h, "the message in the list", |h| {
+        has_label(h, "hello Pat")
+            && h.get_by_role(Role::MultilineTextInput).value().as_deref() == Some("")
+    });
+    shutdown(&mut h);
+}
+
+#[test]
+fn shortcuts_switch_conversations_focus_search_list_themselves_and_quit() {
+    use egui::{Key, Modifiers};
+    let (mut h, _dirs) = unlocked_with(&["Ann", "Bob", "Cy"]);
+    let rows: Vec<_> = h.state().model.list_rows().iter().map(|r| r.key).collect();
+    assert_eq!(rows.len(), 3);
+    let open = |h: &App| h.state().model.open.as_ref().map(|o| o.contact);
+    let ctrl = Modifiers::COMMAND;
+    press(&mut h, ctrl, Key::Num2);
+    assert_eq!(open(&h), Some(rows[1]), "Ctrl+2");
+    press(&mut h, ctrl, Key::Tab);
+    assert_eq!(open(&h), Some(rows[2]), "Ctrl+Tab");
+    press(&mut h, ctrl, Key::Tab);
+    assert_eq!(open(&h), Some(rows[0]), "Ctrl+Tab wraps round");
+    press(&mut h, ctrl | Modifiers::SHIFT, Key::Tab);
+    assert_eq!(open(&h), Some(rows[2]), "Ctrl+Shift+Tab");
+    press(&mut h, Modifiers::ALT, Key::ArrowUp);
+    assert_eq!(open(&h), Some(rows[1]), "Alt+Up");
+    press(&mut h, Modifiers::ALT, Key::ArrowDown);
+    assert_eq!(open(&h), Some(rows[2]), "Alt+Down");
+    press(&mut h, ctrl, Key::Num1);
+    assert_eq!(open(&h), Some(rows[0]), "Ctrl+1");
+
+    press(&mut h, ctrl, Key::F);
+    assert_eq!(focused(&h).as_deref(), Some("Search"), "Ctrl+F");
+    press(&mut h, Modifiers::NONE, Key::Escape);
+    assert_ne!(focused(&h).as_deref(), Some("Search"));
+    press(&mut h, ctrl, Key::K);
+    assert_eq!(focused(&h).as_deref(), Some("Search"), "Ctrl+K");
+
+    // Settings lists the shortcuts; they wait while a dialog is open; Escape closes it.
+    click(&mut h, "Settings");
+    assert!(has_label(&h, "Keyboard shortcuts"));
+    assert!(has_label(&h, "Ctrl+Shift+Tab, Alt+Up"));
+    press(&mut h, ctrl, Key::Num3);
+    assert_eq!(open(&h), Some(rows[0]), "not behind a dialog");
+    press(&mut h, Modifiers::NONE, Key::Escape);
+    assert_eq!(h.state().model.dialog, None, "Escape closes the dialog");
+
+    // Ctrl+Q asks the window to close; a plain Q does not.
+    assert!(!key_down_closes(&mut h, Modifiers::NONE, Key::Q), "Q alone");
+    assert!(
+        key_down_closes(&mut h, ctrl, Key::Q),
+        "Ctrl+Q closes the window"
+    );
+    shutdown(&mut h);
+}
+
+#[test]
+fn the_focus_ring_and_the_light_themes_fields_and_checkboxes_meet_wcag_aa() {
+    use egui::{Key, Modifiers, Theme};
+    use tern_gui::theme::contrast;
+    let (mut h, _dirs) = unlocked_with(&[]);
+    click(&mut h, "+ Add contact");
+    for _ in 0..4 {
+        press(&mut h, Modifiers::NONE, Key::Tab);
+    }
+    assert_eq!(
+        focused(&h).as_deref(),
+        Some("Add"),
+        "a button takes the focus"
+    );
+    // A focused button is drawn with the "active" style: its border is the ring.
+    for theme in [Theme::Light, Theme::Dark] {
+        let v = h.ctx.style_of(theme).visuals.clone();
+        let ring = v.widgets.active.bg_stroke;
+        assert!(ring.width >= 2.0, "{theme:?}: ring {}", ring.width);
+        for bg in [v.window_fill, v.panel_fill, v.widgets.inactive.weak_bg_fill] {
+            let ratio = contrast(ring.color, bg);
+            assert!(ratio >= 3.0, "{theme:?}: ring {ratio:.2}:1");
+        }
+    }
+    let v = h.ctx.style_of(Theme::Light).visuals.clone();
+    let field = v.text_edit_bg_color();
+    let border = v.widgets.inactive.bg_stroke;
+    assert!(border.width >= 1.0);
+    for (what, fg, bg, min) in [
+        ("field border on the field", border.color, field, 3.0),
+        (
+            "field border on the window",
+            border.color,
+            v.window_fill,
+            3.0,
+        ),
+        ("field border on a panel", border.color, v.panel_fill, 3.0),
+        (
+            "text in a field",
+            v.widgets.inactive.text_color(),
+            field,
+            4.5,
+        ),
+        ("hint text in a field", v.weak_text_color(), field, 4.5),
+        (
+            "weak text on a panel",
+            v.weak_text_color(),
+            v.panel_fill,
+            4.5,
+        ),
+        (
+            "checkbox border on the window",
+            border.color,
+            v.window_fill,
+            3.0,
+        ),
+        (
+            "check mark in its box",
+            v.widgets.inactive.fg_stroke.color,
+            v.widgets.inactive.bg_fill,
+            3.0,
+        ),
+    ] {
+        let ratio = contrast(fg, bg);
+        assert!(ratio >= min, "{what}: {ratio:.2}:1 < {min}:1");
+    }
+    shutdown(&mut h);
+}
+
+#[test]
+fn dialogs_keep_their_size_and_enter_renames_changes_the_password_and_adds_a_node() {
+    use egui::{Key, Modifiers};
+    let (mut h, _dirs) = unlocked_with(&["Pat"]);
+    let bounds = |h: &App, label: &str| h.get_by_role_and_label(Role::Button, label).rect();
+    click(&mut h, "+ Add contact");
+    let (close, add) = (bounds(&h, "Close"), bounds(&h, "Add"));
+    keystrokes(&mut h, &"tern:1234567890abcdefghijk".repeat(30));
+    h.step();
+    assert_eq!(bounds(&h, "Close"), close, "as wide");
+    assert_eq!(bounds(&h, "Add"), add, "as tall");
+    press(&mut h, Modifiers::NONE, Key::Escape);
+
+    // "Contact": the name field has the focus; Enter renames.
+    click(&mut h, "Pat");
+    click(&mut h, "Contact…");
+    assert_eq!(focused(&h).as_deref(), Some("Name"));
+    keystrokes(&mut h, " Smith");
+    press(&mut h, Modifiers::NONE, Key::Enter);
+    settle(&mut h, "the new name", |h| {
+        h.state()
+            .model
+            .contacts
+            .iter()
+            .any(|c| c.name().contains("Smith"))
+    });
+    press(&mut h, Modifiers::NONE, Key::Escape);
+
+    // Settings: the new password twice; a mismatch is said in plain words, inside the dialog.
+    click(&mut h, "Settings");
+    type_into(&mut h, "Current password", PASSWORD);
+    type_into(&mut h, "New password", "a much longer password");
+    type_into(&mut h, "Repeat new password", "a different password");
+    press(&mut h, Modifiers::NONE, Key::Enter);
+    assert!(has_label(&h, "The new passwords don't match."));
+    assert_eq!(h.state().model.dialog, Some(Dialog::Settings));
+
+    // Adding a bootstrap node (Enter in its field) saves it: no separate Save step.
+    let before = h.state().model.settings.bootstrap.len();
+    let peer = libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
+    type_into(
+        &mut h,
+        "New bootstrap node",
+        &format!("/ip4/127.0.0.1/tcp/4001/p2p/{peer}"),
+    );
+    press(&mut h, Modifiers::NONE, Key::Enter);
+    settle(&mut h, "the node saved", |h| {
+        h.state().model.settings.bootstrap.len() == before + 1
+    });
+    shutdown(&mut h);
+}
+
+#[test]
+fn unread_mail_shows_in_the_title_and_search_results_carry_the_date_and_plurals() {
+    let (mut h, _dirs) = unlocked_with_mail(&["Pat"], &["lunch at noon?", "or dinner"]);
+    settle(&mut h, "the unread count", |h| {
+        h.state().model.unread_total() == 2
+    });
+    assert_eq!(h.state().model.window_title(), "Tern (2)");
+    assert!(has_label(&h, "0 peers"));
+
+    type_into(&mut h, "Search", "LUNCH");
+    h.key_press(egui::Key::Enter);
+    settle(&mut h, "one result", |h| {
+        has_label(h, "1 result for “LUNCH”")
+    });
+    assert!(
+        has_label(&h, "Pat · Today "),
+        "the result says the day, not the clock twice"
+    );
+    assert!(has_label(&h, "Pat: lunch at noon?"));
+
+    // Reading the conversation clears the count, and the window's title says so.
+    click(&mut h, "Close search");
+    click(&mut h, "Pat");
+    settle(&mut h, "the title without a count", |h| {
+        h.output().viewport_output.values().any(|v| {
+            v.commands
+                .contains(&egui::ViewportCommand::Title("Tern".to_owned()))
+        })
+    });
+    assert_eq!(h.state().model.unread_total(), 0);
+    shutdown(&mut h);
+}
+
+#[test]
+fn a_pinned_profile_directory_is_the_only_one_offered_and_is_created_there() {
+    // `tern-gui --profile DIR` (or TERN_PROFILE), as tern-node: only that profile.
+    let root = tempfile::tempdir().unwrap();
+    drop(create(&root.path().join("other"), "Other"));
+    drop(create(&root.path().join("mine"), "Mine"));
+    let mut h = app(root.path());
+    h.state_mut().pin_profile(root.path().join("mine"));
+    h.step();
+    assert!(has_label(&h, "mine"));
+    assert!(!has_label(&h, "other"), "only the pinned profile is listed");
+    shutdown(&mut h);
+    drop(h);
+
+    // A pinned directory that holds no profile yet: the create form makes it there.
+    let fresh = root.path().join("elsewhere").join("work");
+    let mut h = app(root.path());
+    h.state_mut().pin_profile(fresh.clone());
+    h.step();
+    h.step();
+    assert!(has_label(&h, "Create your profile"));
+    // The harness drew the unlock form (two profiles in the root) before the pin: the create form that
+    // replaced it still takes the first keystrokes.
+    assert_eq!(focused(&h).as_deref(), Some("Your name"));
+    keystrokes(&mut h, "Alice");
+    type_into(&mut h, "Password", PASSWORD);
+    type_into(&mut h, "Confirm password", PASSWORD);
+    click(&mut h, "Create profile");
+    settle(&mut h, "the main window", |h| {
+        h.state().model.screen == Screen::Main
+    });
+    assert_eq!(
+        h.state().model.profile_dir.as_deref(),
+        Some(fresh.as_path())
+    );
+    assert!(!root.path().join("Alice").exists(), "not beside the others");
     shutdown(&mut h);
 }

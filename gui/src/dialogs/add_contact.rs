@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 
-use egui::RichText;
+use egui::{Key, KeyboardShortcut, Modifiers, RichText};
 
 use crate::action::Action;
+use crate::widgets::{entered, focus_once, take_enter};
 
 /// The dialog's fields.
 #[derive(Default)]
@@ -15,30 +16,52 @@ pub struct Form {
     pub image_path: String,
 }
 
-/// Draws the dialog.
-pub fn show(ui: &mut egui::Ui, form: &mut Form) -> Vec<Action> {
+/// Rows of the invite field: it scrolls rather than grows, so the dialog keeps its size.
+const INVITE_ROWS: usize = 3;
+
+/// Draws the dialog; `focus` puts the cursor in the invite field. Enter in the invite or name field
+/// adds, as "Add" does (Shift+Enter is a new line in the invite field).
+pub fn show(ui: &mut egui::Ui, form: &mut Form, focus: &mut bool) -> Vec<Action> {
     let mut actions = Vec::new();
     ui.label("Paste the invite link your contact sent you (it starts with tern:), or open a picture of their QR code.");
     let label = ui.label("Invite link");
-    ui.add(
-        egui::TextEdit::multiline(&mut form.invite)
-            .desired_rows(3)
-            .desired_width(f32::INFINITY),
-    )
-    .labelled_by(label.id);
+    let invite_id = egui::Id::new("add-contact-invite");
+    let mut submit = take_enter(ui, invite_id);
+    let row_height = ui.text_style_height(&egui::TextStyle::Body);
+    egui::ScrollArea::vertical()
+        .id_salt("invite-scroll")
+        .max_height(row_height * INVITE_ROWS as f32 + 12.0)
+        // Always that tall, so the dialog does not grow when a long link starts to scroll.
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            let invite = ui
+                .add(
+                    egui::TextEdit::multiline(&mut form.invite)
+                        .id(invite_id)
+                        .return_key(KeyboardShortcut::new(Modifiers::SHIFT, Key::Enter))
+                        .desired_rows(INVITE_ROWS)
+                        .desired_width(f32::INFINITY),
+                )
+                .labelled_by(label.id);
+            focus_once(&invite, focus);
+        });
     let label = ui.label("Name (optional)");
-    ui.add(egui::TextEdit::singleline(&mut form.invite_name))
+    let name = ui
+        .add(egui::TextEdit::singleline(&mut form.invite_name).desired_width(f32::INFINITY))
         .labelled_by(label.id);
+    submit |= entered(&name);
     ui.horizontal(|ui| {
         let label = ui.label("QR image");
-        ui.add(egui::TextEdit::singleline(&mut form.image_path).hint_text("/path/to/picture.png"))
+        let path = ui
+            .add(egui::TextEdit::singleline(&mut form.image_path).hint_text("/path/to/picture.png"))
             .labelled_by(label.id);
-        if ui.button("Read QR image").clicked() {
+        if ui.button("Read QR image").clicked() || entered(&path) {
             actions.push(Action::ReadQrInvite(PathBuf::from(form.image_path.trim())));
         }
     });
     ui.label(RichText::new("You can also drop a picture of a QR code on this window.").weak());
-    if ui.button("Add").clicked() {
+    submit |= ui.button("Add").clicked();
+    if submit {
         actions.push(Action::AddContact {
             link: form.invite.trim().to_owned(),
             name: Some(form.invite_name.trim().to_owned()).filter(|n| !n.is_empty()),
@@ -58,7 +81,9 @@ mod tests {
     #[test]
     fn add_asks_for_the_trimmed_link_and_a_name_only_when_one_was_given() {
         let mut h = Harness::new_ui_state(
-            |ui, (form, actions): &mut (Form, Vec<Action>)| actions.extend(show(ui, form)),
+            |ui, (form, actions): &mut (Form, Vec<Action>)| {
+                actions.extend(show(ui, form, &mut false))
+            },
             (Form::default(), Vec::new()),
         );
         h.step();

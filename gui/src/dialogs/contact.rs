@@ -4,7 +4,7 @@ use egui::RichText;
 
 use crate::action::Action;
 use crate::model::{Confirm, ContactState, Model};
-use crate::widgets::ERROR;
+use crate::widgets::{ERROR, entered, focus_once};
 
 /// The dialog's fields.
 #[derive(Default)]
@@ -14,7 +14,8 @@ pub struct Form {
 }
 
 /// Draws the dialog for the open conversation's contact.
-pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
+/// `focus` puts the cursor in the name field; Enter there renames, as "Rename" does.
+pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool) -> Vec<Action> {
     let mut actions = Vec::new();
     let Some(key) = model.open.as_ref().map(|o| o.contact) else {
         return actions;
@@ -25,9 +26,14 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
     ui.label(format!("Peer id: {}", key.peer_id()));
     ui.horizontal(|ui| {
         let label = ui.label("Name");
-        ui.add(egui::TextEdit::singleline(&mut form.rename))
+        let field = ui
+            .add(egui::TextEdit::singleline(&mut form.rename))
             .labelled_by(label.id);
-        if ui.button("Rename").clicked() {
+        focus_once(&field, focus);
+        let rename = ui.button("Rename").clicked() || entered(&field);
+        if rename && form.rename.trim().is_empty() {
+            actions.push(Action::DialogError("Enter a name.".to_owned()));
+        } else if rename {
             actions.push(Action::Rename {
                 contact: key,
                 name: form.rename.clone(),

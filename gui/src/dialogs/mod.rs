@@ -10,11 +10,16 @@ pub mod network;
 pub mod settings;
 pub mod verify;
 
-use egui::Key;
+use egui::{Align, Key, Layout};
 
 use crate::action::Action;
 use crate::model::{Dialog, Model};
 use crate::widgets::ERROR;
+
+/// Dialogs are this wide (the same whatever is typed in them); "Verify" is wider for its two columns.
+pub const DIALOG_WIDTH: f32 = 460.0;
+/// The width of "Verify".
+pub const VERIFY_WIDTH: f32 = 640.0;
 
 /// What is being typed in the dialogs (thrown away or reset when a dialog opens again).
 #[derive(Default)]
@@ -25,9 +30,11 @@ pub struct DialogForms {
     pub settings: settings::Form,
     pub network: network::Form,
     pub confirm: confirm::Form,
+    /// The open dialog's first field takes the focus in the next frame (set when a dialog opens).
+    pub focus_first: bool,
 }
 
-/// Draws the open dialog, if any; closing it (its ✕ or Escape) is an action too.
+/// Draws the open dialog, if any; closing it ("Close" or Escape) is an action too.
 pub fn show(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Action> {
     let mut actions = dialog(ctx, model, forms);
     // Drawn last: the confirmation is over the dialog it came from.
@@ -35,40 +42,62 @@ pub fn show(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<
     actions
 }
 
-fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Action> {
-    let mut actions = Vec::new();
-    let Some(dialog) = model.dialog else {
-        return actions;
-    };
-    let title = match dialog {
+/// The title a dialog shows.
+pub fn title(dialog: Dialog) -> &'static str {
+    match dialog {
         Dialog::AddContact => "Add contact",
         Dialog::Verify => "Verify",
         Dialog::Settings => "Settings",
         Dialog::Network => "Network",
         Dialog::ContactDetails => "Contact",
+    }
+}
+
+/// The open dialog as a modal: it dims the window, keeps Tab inside itself (egui gives the focus only
+/// to widgets on the top modal layer), and keeps its width. A click beside it does not close it, so
+/// nothing typed is lost by a stray click.
+fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let Some(dialog) = model.dialog else {
+        return actions;
     };
-    let mut open = true;
-    egui::Window::new(title)
-        .open(&mut open)
-        .collapsible(false)
-        .resizable(true)
-        .default_width(460.0)
-        .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
-        .show(ctx, |ui| {
+    let title = title(dialog);
+    let width = if dialog == Dialog::Verify {
+        VERIFY_WIDTH
+    } else {
+        DIALOG_WIDTH
+    };
+    let mut close = false;
+    egui::Modal::new(egui::Id::new(("dialog", title))).show(ctx, |ui| {
+        ui.set_width(width);
+        ui.horizontal(|ui| {
+            ui.heading(title);
+            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                close |= ui.button("Close").clicked();
+            });
+        });
+        ui.separator();
+        {
+            // No scroll area around the form: buttons inside one inside a modal did not take clicks
+            // (gui/tests/app.rs), so a dialog is as tall as its content.
+            let focus = &mut forms.focus_first;
             actions = match dialog {
-                Dialog::AddContact => add_contact::show(ui, &mut forms.add_contact),
+                Dialog::AddContact => add_contact::show(ui, &mut forms.add_contact, focus),
                 Dialog::Verify => verify::show(ui, model, &mut forms.verify),
                 Dialog::Settings => settings::show(ui, model, &mut forms.settings),
                 Dialog::Network => network::show(ui, model, &mut forms.network),
-                Dialog::ContactDetails => contact::show(ui, model, &mut forms.contact),
+                Dialog::ContactDetails => contact::show(ui, model, &mut forms.contact, focus),
             };
-            if let Some(error) = &model.dialog_error {
-                ui.add_space(6.0);
-                ui.colored_label(ERROR, format!("⚠ {error}"));
-            }
-        });
+            // A dialog without a field keeps nothing to focus.
+            *focus = false;
+        }
+        if let Some(error) = &model.dialog_error {
+            ui.add_space(6.0);
+            ui.colored_label(ERROR, format!("⚠ {error}"));
+        }
+    });
     // Escape belongs to the confirmation while one is asked.
-    if !open || (model.confirm.is_none() && ctx.input(|i| i.key_pressed(Key::Escape))) {
+    if close || (model.confirm.is_none() && ctx.input(|i| i.key_pressed(Key::Escape))) {
         actions.push(Action::CloseDialog);
     }
     actions

@@ -8,7 +8,7 @@ use tern_node::settings::{MAX_CONFIGURED_ADDRS, NetworkSettings, parse_server_ad
 use crate::action::Action;
 use crate::model::{ContactState, Model};
 use crate::profiles::Strength;
-use crate::widgets::password_field;
+use crate::widgets::{entered, password_field};
 
 /// The dialog's fields.
 #[derive(Default)]
@@ -18,6 +18,8 @@ pub struct Form {
     pub new_bootstrap: String,
     pub old_password: String,
     pub new_password: String,
+    /// The new password again.
+    pub repeat_password: String,
 }
 
 /// Draws the dialog.
@@ -44,22 +46,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
     ui.separator();
     actions.extend(network(ui, model, form));
     ui.separator();
-    ui.label(RichText::new("Change password").strong());
-    password_field(ui, "Current password", &mut form.old_password, true);
-    password_field(ui, "New password", &mut form.new_password, true);
-    if !form.new_password.is_empty() {
-        ui.label(Strength::of(&form.new_password).label());
-    }
-    if ui.button("Change password").clicked() {
-        if Strength::of(&form.new_password) == Strength::TooShort {
-            actions.push(Action::DialogError(Strength::TooShort.label().to_owned()));
-        } else {
-            actions.push(Action::ChangePassword {
-                old: Password::new(std::mem::take(&mut form.old_password)),
-                new: Password::new(std::mem::take(&mut form.new_password)),
-            });
-        }
-    }
+    actions.extend(change_password(ui, form));
     ui.separator();
     ui.label(RichText::new("My profile").strong());
     if let Some(me) = &model.me {
@@ -80,7 +67,73 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
     if ui.button("Replace prekey now").clicked() {
         actions.push(Action::RevokePrekeys);
     }
+    ui.separator();
+    shortcuts(ui);
     actions
+}
+
+/// The new password twice; Enter in any of the three fields submits, as "Change password" does.
+fn change_password(ui: &mut egui::Ui, form: &mut Form) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.label(RichText::new("Change password").strong());
+    let mut submit = entered(&password_field(
+        ui,
+        "Current password",
+        &mut form.old_password,
+        true,
+    ));
+    submit |= entered(&password_field(
+        ui,
+        "New password",
+        &mut form.new_password,
+        true,
+    ));
+    // The hint's line is always there, so the dialog keeps its size while typing.
+    ui.label(if form.new_password.is_empty() {
+        " "
+    } else {
+        Strength::of(&form.new_password).label()
+    });
+    submit |= entered(&password_field(
+        ui,
+        "Repeat new password",
+        &mut form.repeat_password,
+        true,
+    ));
+    submit |= ui.button("Change password").clicked();
+    if !submit {
+        return actions;
+    }
+    if form.old_password.is_empty() {
+        actions.push(Action::DialogError(
+            "Enter your current password.".to_owned(),
+        ));
+    } else if Strength::of(&form.new_password) == Strength::TooShort {
+        actions.push(Action::DialogError(Strength::TooShort.label().to_owned()));
+    } else if form.new_password != form.repeat_password {
+        actions.push(Action::DialogError(
+            "The new passwords don't match. Type the same new password twice.".to_owned(),
+        ));
+    } else {
+        form.repeat_password.clear();
+        actions.push(Action::ChangePassword {
+            old: Password::new(std::mem::take(&mut form.old_password)),
+            new: Password::new(std::mem::take(&mut form.new_password)),
+        });
+    }
+    actions
+}
+
+/// The keyboard shortcuts, listed where people look for them.
+fn shortcuts(ui: &mut egui::Ui) {
+    ui.label(RichText::new("Keyboard shortcuts").strong());
+    egui::Grid::new("shortcuts").num_columns(2).show(ui, |ui| {
+        for (keys, what) in crate::keys::SHORTCUTS {
+            ui.monospace(*keys);
+            ui.label(*what);
+            ui.end_row();
+        }
+    });
 }
 
 /// Blocked contacts, each with "Unblock".
@@ -105,7 +158,8 @@ fn blocked(ui: &mut egui::Ui, model: &Model) -> Vec<Action> {
     actions
 }
 
-/// The network part: edits a copy of the settings; "Save network settings" restarts the node with it.
+/// The network part: edits a copy of the settings. Adding or removing a bootstrap node saves at once
+/// (the node restarts with it); "Save network settings" saves the two choices above.
 fn network(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
     let mut actions = Vec::new();
     ui.label(RichText::new("Network").strong());
@@ -128,22 +182,31 @@ fn network(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
             }
         });
     }
+    let mut save = false;
     if let Some(i) = remove {
         settings.bootstrap.remove(i);
+        save = true;
     }
     ui.horizontal(|ui| {
         let label = ui.label("New bootstrap node");
-        ui.add(
-            egui::TextEdit::singleline(&mut form.new_bootstrap)
-                .hint_text("/ip4/…/tcp/4001/p2p/12D3KooW…")
-                .desired_width(300.0),
-        )
-        .labelled_by(label.id);
-        if ui.button("Add node").clicked() {
-            match parse_server_addr(&form.new_bootstrap) {
+        let field = ui
+            .add(
+                egui::TextEdit::singleline(&mut form.new_bootstrap)
+                    .hint_text("/ip4/…/tcp/4001/p2p/12D3KooW…")
+                    .desired_width(280.0),
+            )
+            .labelled_by(label.id);
+        let add = ui.button("Add node").clicked() || entered(&field);
+        if add && form.new_bootstrap.trim().is_empty() {
+            actions.push(Action::DialogError(
+                "Paste a node address first.".to_owned(),
+            ));
+        } else if add {
+            match parse_server_addr(form.new_bootstrap.trim()) {
                 Ok(addr) if settings.bootstrap.len() < MAX_CONFIGURED_ADDRS => {
                     settings.bootstrap.push(addr);
                     form.new_bootstrap.clear();
+                    save = true;
                 }
                 Ok(_) => actions.push(Action::DialogError(format!(
                     "You can have at most {MAX_CONFIGURED_ADDRS} bootstrap nodes."
@@ -155,11 +218,10 @@ fn network(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
         }
     });
     let changed = form.settings.as_ref() != Some(&model.settings);
-    if ui
+    save |= ui
         .add_enabled(changed, egui::Button::new("Save network settings"))
-        .clicked()
-        && let Some(settings) = form.settings.clone()
-    {
+        .clicked();
+    if save && let Some(settings) = form.settings.clone() {
         actions.push(Action::SaveSettings(settings));
     }
     actions

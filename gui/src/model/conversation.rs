@@ -44,6 +44,19 @@ impl Model {
         self.list_rows_matching("")
     }
 
+    /// Unread messages in all conversations (blocked contacts' too are none: their messages are dropped).
+    pub fn unread_total(&self) -> u64 {
+        self.conversations.iter().map(|c| c.unread).sum()
+    }
+
+    /// The window's title: "Tern", or "Tern (3)" while 3 messages are unread.
+    pub fn window_title(&self) -> String {
+        match self.unread_total() {
+            0 => "Tern".to_owned(),
+            n => format!("Tern ({n})"),
+        }
+    }
+
     /// [`Self::list_rows`] whose name contains `filter` (ignoring case).
     pub fn list_rows_matching(&self, filter: &str) -> Vec<ListRow> {
         let filter = filter.trim().to_lowercase();

@@ -76,6 +76,21 @@ pub struct ProfileScreen {
     /// Argon2 is running: the form is disabled and a spinner shows.
     pub busy: bool,
     pub error: Option<String>,
+    /// The one profile directory this run may use (`--profile DIR` or `TERN_PROFILE`): it is the only
+    /// one listed, and a new profile is created there.
+    pub pinned: Option<PathBuf>,
+    /// How many unlock or create attempts came back with an error: each one puts the cursor back in
+    /// the form, however quickly it came (a frame need not have seen `busy`).
+    pub failed_attempts: u64,
+}
+
+impl ProfileScreen {
+    /// An unlock or create attempt failed with `error`: the form is enabled again and says why.
+    pub fn attempt_failed(&mut self, error: String) {
+        self.busy = false;
+        self.error = Some(error);
+        self.failed_attempts += 1;
+    }
 }
 
 /// A contact as the app shows it.

@@ -10,7 +10,7 @@ use egui::{Align, Key, KeyboardShortcut, Layout, Modifiers, RichText};
 use crate::action::Action;
 use crate::chat::ChatView;
 use crate::model::{Confirm, ContactState, Dialog, Model, OpenConversation};
-use crate::widgets::{ACCENT, ERROR, WARN, warning};
+use crate::widgets::{ACCENT, ERROR, WARN, focus_once, warning};
 
 /// "typing" is sent again while the person keeps typing, at most this often.
 pub const TYPING_RESEND: Duration = Duration::from_secs(3);
@@ -42,6 +42,7 @@ pub fn show(
     model: &Model,
     open: &OpenConversation,
     draft: &mut String,
+    focus: &mut bool,
     chat: &mut ChatView,
 ) -> Vec<Action> {
     let mut actions = Vec::new();
@@ -134,7 +135,7 @@ pub fn show(
                 .weak()
                 .italics(),
             );
-            actions.extend(composer(ui, open, draft));
+            actions.extend(composer(ui, open, draft, focus));
         });
     if let Some(action) = chat.show(ui, open) {
         actions.push(action);
@@ -143,8 +144,13 @@ pub fn show(
 }
 
 /// The message field and "Send"; Enter sends, Shift+Enter starts a new line. Also tells the contact
-/// when the person starts or stops typing.
-fn composer(ui: &mut egui::Ui, open: &OpenConversation, draft: &mut String) -> Vec<Action> {
+/// when the person starts or stops typing. `focus` puts the cursor in the field.
+fn composer(
+    ui: &mut egui::Ui,
+    open: &OpenConversation,
+    draft: &mut String,
+    focus: &mut bool,
+) -> Vec<Action> {
     let mut actions = Vec::new();
     let conversation = open.contact;
     // What the typing notices below leave `typing_sent` at (the model catches up at the end of the frame).
@@ -173,6 +179,7 @@ fn composer(ui: &mut egui::Ui, open: &OpenConversation, draft: &mut String) -> V
                 .desired_rows(2)
                 .desired_width(ui.available_width() - 70.0),
         );
+        focus_once(&response, focus);
         if response.changed() {
             let now = Instant::now();
             if draft.trim().is_empty() {
@@ -229,7 +236,7 @@ mod tests {
         };
         let mut h = Harness::new_ui_state(
             |ui, s: &mut State| {
-                let actions = composer(ui, &s.open, &mut s.draft);
+                let actions = composer(ui, &s.open, &mut s.draft, &mut false);
                 // What the executor would do with the model.
                 for action in &actions {
                     if let Action::Typing { typing, .. } = action {

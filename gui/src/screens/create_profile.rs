@@ -6,28 +6,37 @@ use egui::RichText;
 use crate::action::Action;
 use crate::model::ProfileScreen;
 use crate::profiles::Strength;
-use crate::widgets::{ERROR, ONLINE, WARN, password_field};
+use crate::widgets::{ERROR, ONLINE, WARN, entered, focus_once, password_field};
 
 /// The fields of the form.
 pub struct Fields<'a> {
     pub name: &'a mut String,
     pub password: &'a mut String,
     pub confirm: &'a mut String,
+    /// Put the cursor in the name field.
+    pub focus: &'a mut bool,
 }
 
-/// Draws the create form; Enter in the confirmation field or "Create profile" submits it.
+/// Draws the create form; Enter moves from the name to the password to its confirmation, where it
+/// submits, as "Create profile" does (an incomplete form is refused with a plain error).
 pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, fields: Fields<'_>) -> Vec<Action> {
     let mut actions = Vec::new();
     ui.label(RichText::new("Create your profile").heading());
     ui.label("Your name is shown to the people you add. Your password seals everything Tern keeps on this computer; it cannot be recovered.");
     ui.add_space(8.0);
     let label = ui.label("Your name");
-    ui.add_enabled(
-        !ps.busy,
-        egui::TextEdit::singleline(fields.name).desired_width(f32::INFINITY),
-    )
-    .labelled_by(label.id);
-    password_field(ui, "Password", fields.password, !ps.busy);
+    let name = ui
+        .add_enabled(
+            !ps.busy,
+            egui::TextEdit::singleline(fields.name).desired_width(f32::INFINITY),
+        )
+        .labelled_by(label.id);
+    focus_once(&name, fields.focus);
+    // Enter in the name or the password field moves on to the next field.
+    let mut next = entered(&name);
+    let password = password_field(ui, "Password", fields.password, !ps.busy);
+    focus_once(&password, &mut next);
+    next = entered(&password);
     let strength = Strength::of(fields.password);
     if !fields.password.is_empty() {
         let color = match strength {
@@ -37,7 +46,9 @@ pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, fields: Fields<'_>) -> Vec<Ac
         };
         ui.colored_label(color, strength.label());
     }
-    let mut submit = password_field(ui, "Confirm password", fields.confirm, !ps.busy);
+    let confirm = password_field(ui, "Confirm password", fields.confirm, !ps.busy);
+    focus_once(&confirm, &mut next);
+    let mut submit = entered(&confirm);
     ui.add_space(8.0);
     ui.horizontal(|ui| {
         submit |= ui

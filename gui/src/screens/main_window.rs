@@ -1,13 +1,14 @@
 //! The unlocked app's window: the top bar (name, search, network, "My code", settings), the conversation list on the left, and on the right the search results, the open
 //! conversation, or a hint.
 
-use egui::{Align, Key, Layout, RichText};
+use egui::{Align, Layout, RichText};
 
 use super::{conversation, conversation_list, search_results};
 use crate::action::Action;
 use crate::chat::ChatView;
 use crate::model::{Dialog, Model};
-use crate::widgets::{ONLINE, WARN, dot};
+use crate::widgets::{ONLINE, WARN, dot, entered, focus_once};
+use crate::words;
 
 /// Longest search query.
 pub const MAX_QUERY_CHARS: usize = 256;
@@ -21,6 +22,10 @@ pub struct MainForm {
     pub search: String,
     /// The open conversation's composer.
     pub draft: String,
+    /// The composer takes the focus in the next frame (a conversation was opened).
+    pub focus_composer: bool,
+    /// The search field takes the focus in the next frame (Ctrl+F).
+    pub focus_search: bool,
 }
 
 /// Draws the main window (the dialogs over it are drawn after it).
@@ -32,7 +37,7 @@ pub fn show(
 ) -> Vec<Action> {
     let mut actions = Vec::new();
     egui::Panel::top("top").show(ui, |ui| {
-        actions.extend(top_bar(ui, model, &mut form.search))
+        actions.extend(top_bar(ui, model, &mut form.search, &mut form.focus_search))
     });
     egui::Panel::left("conversations")
         .resizable(true)
@@ -45,7 +50,14 @@ pub fn show(
         if let Some(results) = &model.search_results {
             actions.extend(search_results::show(ui, model, results, &form.search));
         } else if let Some(open) = &model.open {
-            actions.extend(conversation::show(ui, model, open, &mut form.draft, chat));
+            actions.extend(conversation::show(
+                ui,
+                model,
+                open,
+                &mut form.draft,
+                &mut form.focus_composer,
+                chat,
+            ));
         } else {
             ui.centered_and_justified(|ui| {
                 ui.label(
@@ -58,7 +70,7 @@ pub fn show(
     actions
 }
 
-fn top_bar(ui: &mut egui::Ui, model: &Model, search: &mut String) -> Vec<Action> {
+fn top_bar(ui: &mut egui::Ui, model: &Model, search: &mut String, focus: &mut bool) -> Vec<Action> {
     let mut actions = Vec::new();
     ui.horizontal(|ui| {
         let name = model
@@ -72,12 +84,14 @@ fn top_bar(ui: &mut egui::Ui, model: &Model, search: &mut String) -> Vec<Action>
         let response = ui
             .add(
                 egui::TextEdit::singleline(search)
-                    .hint_text("Search all messages")
+                    .id(egui::Id::new("search"))
+                    .hint_text("Search all messages (Ctrl+F)")
                     .char_limit(MAX_QUERY_CHARS)
                     .desired_width(260.0),
             )
             .labelled_by(label.id);
-        if response.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter)) {
+        focus_once(&response, focus);
+        if entered(&response) {
             let query = search.trim();
             if !query.is_empty() {
                 actions.push(Action::Search(query.to_owned()));
@@ -95,7 +109,7 @@ fn top_bar(ui: &mut egui::Ui, model: &Model, search: &mut String) -> Vec<Action>
                 actions.push(Action::ShowDialog(Dialog::Verify));
             }
             let color = if model.connected > 0 { ONLINE } else { WARN };
-            let peers = format!("{} peers", model.connected);
+            let peers = words::count(model.connected, "peer", "peers");
             if ui
                 .add(egui::Button::new(RichText::new(peers).color(color)))
                 .on_hover_text("Network status")

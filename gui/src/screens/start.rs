@@ -10,16 +10,38 @@ use crate::widgets::ERROR;
 
 /// What is being typed on the start screen. The password is shared by both forms, as it is one field
 /// on screen at a time.
-#[derive(Default)]
 pub struct StartForm {
     pub name: String,
     pub password: String,
     pub confirm: String,
+    /// The form's first field takes the focus in the next frame: when the screen opens, when the
+    /// other form is shown, and after a failed attempt (a wrong password).
+    pub focus: bool,
+    /// The failed attempts this form has answered (a new one focuses the form again).
+    pub failures_seen: u64,
+}
+
+impl Default for StartForm {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            password: String::new(),
+            confirm: String::new(),
+            focus: true,
+            failures_seen: 0,
+        }
+    }
 }
 
 /// Draws the start screen.
 pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, form: &mut StartForm) -> Vec<Action> {
     let mut actions = Vec::new();
+    // A failed attempt puts the cursor back (counted, not seen as `busy` ending: with a fast key
+    // derivation the answer can come before any frame has drawn the form busy).
+    if form.failures_seen != ps.failed_attempts {
+        form.failures_seen = ps.failed_attempts;
+        form.focus = true;
+    }
     ui.vertical_centered(|ui| {
         ui.add_space(ui.available_height() * 0.12);
         ui.heading(RichText::new("Tern").size(36.0).strong());
@@ -28,7 +50,7 @@ pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, form: &mut StartForm) -> Vec<
         ui.allocate_ui(egui::vec2(360.0, 420.0), |ui| {
             ui.set_width(360.0);
             if !ps.profiles.is_empty() && !ps.creating {
-                actions = unlock::show(ui, ps, &mut form.password);
+                actions = unlock::show(ui, ps, &mut form.password, &mut form.focus);
             } else {
                 actions = create_profile::show(
                     ui,
@@ -37,6 +59,7 @@ pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, form: &mut StartForm) -> Vec<
                         name: &mut form.name,
                         password: &mut form.password,
                         confirm: &mut form.confirm,
+                        focus: &mut form.focus,
                     },
                 );
             }

@@ -17,7 +17,12 @@ pub fn show(ctx: &egui::Context, model: &Model) -> Vec<Action> {
     let first = model.notices.len().saturating_sub(MAX_TOASTS_SHOWN);
     egui::Area::new(egui::Id::new("toasts"))
         .anchor(Align2::LEFT_BOTTOM, egui::vec2(12.0, -12.0))
-        .order(egui::Order::Foreground)
+        // Under an open dialog (and its dimming), so that Tab never leaves the dialog for a toast.
+        .order(if model.dialog.is_some() || model.confirm.is_some() {
+            egui::Order::Middle
+        } else {
+            egui::Order::Foreground
+        })
         .interactable(true)
         .show(ctx, |ui| {
             ui.set_max_width(300.0);

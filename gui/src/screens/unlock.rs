@@ -4,10 +4,16 @@ use egui::RichText;
 
 use crate::action::Action;
 use crate::model::ProfileScreen;
-use crate::widgets::password_field;
+use crate::widgets::{entered, focus_once, password_field};
 
-/// Draws the unlock form; Enter in the password field or "Unlock" submits it.
-pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, password: &mut String) -> Vec<Action> {
+/// Draws the unlock form; Enter in the password field or "Unlock" submits it. `focus` puts the cursor
+/// in the password field.
+pub fn show(
+    ui: &mut egui::Ui,
+    ps: &ProfileScreen,
+    password: &mut String,
+    focus: &mut bool,
+) -> Vec<Action> {
     let mut actions = Vec::new();
     ui.label(RichText::new("Unlock your profile").heading());
     ui.add_space(8.0);
@@ -20,7 +26,9 @@ pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, password: &mut String) -> Vec
         }
     }
     ui.add_space(8.0);
-    let mut submit = password_field(ui, "Password", password, !ps.busy);
+    let field = password_field(ui, "Password", password, !ps.busy);
+    focus_once(&field, focus);
+    let mut submit = entered(&field);
     ui.add_space(8.0);
     ui.horizontal(|ui| {
         submit |= ui
