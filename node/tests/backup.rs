@@ -37,14 +37,18 @@ fn alice_with_history(alice_dir: &Path, others: &Path, n: usize) -> (Engine, Eng
         .set_contact_state(&carol.key(), ContactState::Blocked)
         .unwrap();
     dave.add_contact(&alice_link, None).unwrap();
-    let (_, entry) = dave.send_text(&alice.key(), "hello from a stranger").unwrap();
+    let (_, entry) = dave
+        .send_text(&alice.key(), "hello from a stranger")
+        .unwrap();
     alice.receive(&entry.envelope).unwrap();
     for i in 0..n {
         let (_, out) = alice
             .send_text(&bob.key(), &format!("{CANARY_TEXT} from alice {i}{FILLER}"))
             .unwrap();
         bob.receive(&out.envelope).unwrap();
-        let (_, back) = bob.send_text(&alice.key(), &format!("bob says {i}")).unwrap();
+        let (_, back) = bob
+            .send_text(&alice.key(), &format!("bob says {i}"))
+            .unwrap();
         alice.receive(&back.envelope).unwrap();
     }
     let settings = NetworkSettings {
@@ -116,7 +120,10 @@ fn a_restored_profile_has_the_identity_contacts_marks_history_and_settings() {
         let page = |p: &Profile| p.page(&contact.conversation(), None, 100).unwrap().messages;
         assert_eq!(page(&restored), page(&original), "{}", contact.name);
     }
-    assert_eq!(restored.network_settings().unwrap(), original.network_settings().unwrap());
+    assert_eq!(
+        restored.network_settings().unwrap(),
+        original.network_settings().unwrap()
+    );
     assert!(restored.network_settings().unwrap().lan_only);
     drop(restored);
 
@@ -152,14 +159,22 @@ fn the_archive_holds_no_plaintext_and_its_size_is_padded() {
         &secret[..16],
         key.as_bytes(),
     ] {
-        assert!(!contains(&bytes, needle), "{:?}", String::from_utf8_lossy(needle));
+        assert!(
+            !contains(&bytes, needle),
+            "{:?}",
+            String::from_utf8_lossy(needle)
+        );
     }
     assert_eq!(&bytes[..8], b"TERNBACK");
     // Padded: header, then at least one full chunk and its tag and an empty last chunk's tag.
     let plain = bytes.len() as u64 - 48;
     let chunks = plain.div_ceil(65_536 + 16);
     let padded = plain - chunks * 16;
-    assert_eq!(padded, tern_node::backup::padded_len(padded), "size is a Padmé value");
+    assert_eq!(
+        padded,
+        tern_node::backup::padded_len(padded),
+        "size is a Padmé value"
+    );
     assert!(padded >= tern_node::backup::MIN_PADDED_LEN);
 }
 
@@ -244,7 +259,13 @@ fn an_archive_from_a_newer_version_is_refused_with_a_clear_message() {
     let dest = root.path().join("restored");
     let err = restore(&path, &code, &dest, &password(), KDF).unwrap_err();
     assert!(
-        matches!(err, BackupError::NewerVersion { found: 2, supported: 1 }),
+        matches!(
+            err,
+            BackupError::NewerVersion {
+                found: 2,
+                supported: 1
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("newer version of Tern"), "{err}");
@@ -265,7 +286,11 @@ fn a_restore_never_replaces_an_existing_profile() {
     let before = std::fs::read(&store).unwrap();
     let err = restore(&path, &code, &existing, &password(), KDF).unwrap_err();
     assert!(matches!(err, BackupError::ProfileExists(_)), "{err}");
-    assert_eq!(std::fs::read(&store).unwrap(), before, "the profile is untouched");
+    assert_eq!(
+        std::fs::read(&store).unwrap(),
+        before,
+        "the profile is untouched"
+    );
     assert_eq!(open(&existing).whoami().name, "Erin");
 
     // Nor a directory holding anything else; an empty one is fine.
@@ -347,16 +372,26 @@ async fn a_restored_copy_and_its_contact_talk_both_ways_with_no_key_change_and_n
         let mut a = LiveNode::start(alice, "alice", loopback_node()).await;
         let mut b = LiveNode::start(bob, "bob", loopback_node()).await;
         b.node.dial(a.addr.clone()).await.unwrap();
-        let sent = a.node.send_text(b.key, "before the backup".into()).await.unwrap();
+        let sent = a
+            .node
+            .send_text(b.key, "before the backup".into())
+            .await
+            .unwrap();
         wait_status(&mut a.events, sent.id, MessageStatus::Delivered).await;
         received(&mut b.events, "before the backup").await;
-        let reply = b.node.send_text(a.key, "reply before".into()).await.unwrap();
+        let reply = b
+            .node
+            .send_text(a.key, "reply before".into())
+            .await
+            .unwrap();
         received(&mut a.events, "reply before").await;
         wait_status(&mut b.events, reply.id, MessageStatus::Delivered).await;
         let file = a.node.send_file(b.key, &source).await.unwrap();
-        wait_for(&mut b.events, "the file", |e| {
-            matches!(e, Event::FileReceived { id, .. } if *id == file.message.id)
-        })
+        wait_for(
+            &mut b.events,
+            "the file",
+            |e| matches!(e, Event::FileReceived { id, .. } if *id == file.message.id),
+        )
         .await;
 
         // Alice backs up and her computer is lost.
@@ -368,7 +403,10 @@ async fn a_restored_copy_and_its_contact_talk_both_ways_with_no_key_change_and_n
         drop(a);
 
         // Bob writes meanwhile, on the old session: it waits in his outbox.
-        b.node.send_text(alice_key, "while you were away".into()).await.unwrap();
+        b.node
+            .send_text(alice_key, "while you were away".into())
+            .await
+            .unwrap();
 
         let dest = scratch.path().join("alice-restored");
         restore(&archive, &code, &dest, &password(), KDF).unwrap();
@@ -385,17 +423,27 @@ async fn a_restored_copy_and_its_contact_talk_both_ways_with_no_key_change_and_n
         assert_eq!(a2.key, alice_key);
 
         // Bob's message on the old session cannot be read: Alice is told, and Bob never sees it delivered.
-        wait_for(&mut a2.events, "the undecryptable notice", |e| {
-            matches!(e, Event::Undecryptable { contact, .. } if *contact == b.key)
-        })
+        wait_for(
+            &mut a2.events,
+            "the undecryptable notice",
+            |e| matches!(e, Event::Undecryptable { contact, .. } if *contact == b.key),
+        )
         .await;
 
         // The restored Alice writes: a new session, which Bob takes with no warning.
-        let hello = a2.node.send_text(b.key, "hello from the restored copy".into()).await.unwrap();
+        let hello = a2
+            .node
+            .send_text(b.key, "hello from the restored copy".into())
+            .await
+            .unwrap();
         received(&mut b.events, "hello from the restored copy").await;
         wait_status(&mut a2.events, hello.id, MessageStatus::Delivered).await;
         // Bob's replies now go on that session and reach the restored copy.
-        let back = b.node.send_text(a2.key, "welcome back".into()).await.unwrap();
+        let back = b
+            .node
+            .send_text(a2.key, "welcome back".into())
+            .await
+            .unwrap();
         received(&mut a2.events, "welcome back").await;
         wait_status(&mut b.events, back.id, MessageStatus::Delivered).await;
         let bob_side = history(&b.node, a2.key).await;
@@ -430,8 +478,11 @@ async fn a_restored_copy_and_its_contact_talk_both_ways_with_no_key_change_and_n
     // Nothing in the restored profile's files is plaintext.
     for file in files_under(&scratch.path().join("alice-restored")) {
         let bytes = std::fs::read(&file).unwrap();
-        assert!(!contains(&bytes, b"before the backup"), "{}", file.display());
+        assert!(
+            !contains(&bytes, b"before the backup"),
+            "{}",
+            file.display()
+        );
         assert!(!contains(&bytes, file_text), "{}", file.display());
     }
 }
-

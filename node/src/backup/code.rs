@@ -75,7 +75,9 @@ impl RecoveryCode {
             let value = CODE_ALPHABET
                 .iter()
                 .position(|&a| char::from(a) == c)
-                .ok_or(BackupError::MalformedCode("a character that is not in a recovery code"))?;
+                .ok_or(BackupError::MalformedCode(
+                    "a character that is not in a recovery code",
+                ))?;
             chars += 1;
             if chars > CODE_CHARS {
                 return Err(BackupError::MalformedCode("too many characters"));
@@ -118,7 +120,7 @@ impl RecoveryCode {
             nbits += 8;
             while nbits >= 5 {
                 nbits -= 5;
-                if written > 0 && written % 4 == 0 {
+                if written > 0 && written.is_multiple_of(4) {
                     out.push(' ');
                 }
                 out.push(char::from(CODE_ALPHABET[((bits >> nbits) & 31) as usize]));
@@ -143,7 +145,10 @@ mod tests {
         let back = RecoveryCode::parse(&text.to_lowercase().replace(' ', "-")).unwrap();
         assert_eq!(back.secret(), code.secret());
         let with_o = text.replace('0', "o");
-        assert_eq!(RecoveryCode::parse(&with_o).unwrap().secret(), code.secret());
+        assert_eq!(
+            RecoveryCode::parse(&with_o).unwrap().secret(),
+            code.secret()
+        );
 
         // One character changed: the checksum catches it.
         let mut typo: Vec<char> = text.chars().collect();

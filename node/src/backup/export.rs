@@ -89,7 +89,11 @@ impl Profile {
                 .pickle(&keys.pickle, &mut rand::rng()),
         );
         write_record(&mut out, RecordKind::Identity, &[&pickle])?;
-        write_record(&mut out, RecordKind::OwnCard, &[self.engine.card().encode()])?;
+        write_record(
+            &mut out,
+            RecordKind::OwnCard,
+            &[self.engine.card().encode()],
+        )?;
         records += 3;
 
         // Held files are read after the store's snapshot, one at a time (at most MAX_ATTACHMENTS).
@@ -103,11 +107,19 @@ impl Profile {
                 }
                 ExportItem::Setting { name, value } => {
                     let len = [name.len() as u8];
-                    write_record(&mut out, RecordKind::Setting, &[&len, name.as_bytes(), value])
+                    write_record(
+                        &mut out,
+                        RecordKind::Setting,
+                        &[&len, name.as_bytes(), value],
+                    )
                 }
                 ExportItem::Message { record, unread } => {
                     summary.messages += 1;
-                    write_record(&mut out, RecordKind::Message, &[&[u8::from(unread)], record])
+                    write_record(
+                        &mut out,
+                        RecordKind::Message,
+                        &[&[u8::from(unread)], record],
+                    )
                 }
                 ExportItem::Attachment { record, hash } => {
                     files.insert(hash.0);

@@ -31,9 +31,7 @@ use crate::store::StoreError;
 pub use code::{CODE_ALPHABET, CODE_CHARS, CODE_SECRET_LEN, RecoveryCode};
 pub use records::{MAX_RECORD_LEN, RecordKind};
 pub use restore::{IMPORT_BATCH, restore};
-pub use stream::{
-    ARCHIVE_VERSION, CHUNK_LEN, HEADER_LEN, MAGIC, MIN_PADDED_LEN, padded_len,
-};
+pub use stream::{ARCHIVE_VERSION, CHUNK_LEN, HEADER_LEN, MAGIC, MIN_PADDED_LEN, padded_len};
 
 /// What a backup or a restore carried.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,7 +59,9 @@ pub enum BackupError {
     #[error("this file is not a Tern backup")]
     NotABackup,
     /// A newer Tern wrote the archive.
-    #[error("this backup was made by a newer version of Tern (archive version {found}, this build reads {supported}): update Tern to restore it")]
+    #[error(
+        "this backup was made by a newer version of Tern (archive version {found}, this build reads {supported}): update Tern to restore it"
+    )]
     NewerVersion { found: u8, supported: u8 },
     /// The archive ends early.
     #[error("the backup is incomplete: the file was cut short")]

@@ -98,10 +98,13 @@ pub(super) fn read_record<R: BufRead>(
 ) -> Result<RecordKind, BackupError> {
     let mut head = [0u8; 5];
     input.read_exact(&mut head)?;
-    let kind = RecordKind::from_u8(head[0]).ok_or(BackupError::Damaged("an unknown record kind"))?;
+    let kind =
+        RecordKind::from_u8(head[0]).ok_or(BackupError::Damaged("an unknown record kind"))?;
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
     if len > MAX_RECORD_LEN {
-        return Err(BackupError::Damaged("a record is longer than any writer makes"));
+        return Err(BackupError::Damaged(
+            "a record is longer than any writer makes",
+        ));
     }
     body.clear();
     body.resize(len, 0);

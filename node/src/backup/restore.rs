@@ -110,7 +110,9 @@ fn fill<R: std::io::BufRead>(
         if got == want {
             Ok(())
         } else {
-            Err(BackupError::Damaged("the archive's first records are not meta, identity, card"))
+            Err(BackupError::Damaged(
+                "the archive's first records are not meta, identity, card",
+            ))
         }
     };
     expect(read_record(&mut input, &mut body)?, RecordKind::Meta)?;
@@ -159,7 +161,8 @@ fn fill<R: std::io::BufRead>(
                 batch.setting_put(name, &rest[len..])?;
             }
             RecordKind::Message => {
-                let (&unread, record) = body.split_first().ok_or_else(|| bad("message", "empty"))?;
+                let (&unread, record) =
+                    body.split_first().ok_or_else(|| bad("message", "empty"))?;
                 batch.import_message(record, unread == 1)?;
                 summary.messages += 1;
             }
@@ -167,7 +170,13 @@ fn fill<R: std::io::BufRead>(
                 allowed_files.insert(batch.import_attachment(&body)?.0);
             }
             RecordKind::FilePart => {
-                write_file_part(&body, &files_root, &allowed_files, &mut open_part, &mut summary)?;
+                write_file_part(
+                    &body,
+                    &files_root,
+                    &allowed_files,
+                    &mut open_part,
+                    &mut summary,
+                )?;
             }
             RecordKind::End => {
                 let count: [u8; 8] = body
@@ -175,7 +184,9 @@ fn fill<R: std::io::BufRead>(
                     .try_into()
                     .map_err(|_| bad("end record", "not 8 bytes"))?;
                 if u64::from_be_bytes(count) != records {
-                    return Err(BackupError::Damaged("the archive's record count does not match"));
+                    return Err(BackupError::Damaged(
+                        "the archive's record count does not match",
+                    ));
                 }
                 break;
             }
@@ -218,7 +229,11 @@ fn write_file_part(
     let mut hash = [0u8; 32];
     hash.copy_from_slice(&body[..32]);
     let part = body[32];
-    let offset = u64::from_be_bytes(body[33..41].try_into().map_err(|_| bad("file part", "offset"))?);
+    let offset = u64::from_be_bytes(
+        body[33..41]
+            .try_into()
+            .map_err(|_| bad("file part", "offset"))?,
+    );
     let bytes = &body[41..];
     if !allowed.contains(&hash) {
         return Err(bad("file part", "no message names this file"));

@@ -181,7 +181,9 @@ pub(super) fn read_header(input: &mut impl BufRead) -> Result<Header, BackupErro
     }
     let chunk_len = u32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
     if !(MIN_CHUNK_LEN..=MAX_CHUNK_LEN).contains(&chunk_len) {
-        return Err(BackupError::Damaged("the header's chunk size is out of bounds"));
+        return Err(BackupError::Damaged(
+            "the header's chunk size is out of bounds",
+        ));
     }
     let mut salt = [0u8; SALT_LEN];
     salt.copy_from_slice(&bytes[16..32]);
@@ -224,7 +226,11 @@ pub(super) struct OpeningReader<R: BufRead> {
 
 impl<R: BufRead> OpeningReader<R> {
     /// Fails with [`BackupError::WrongCode`] if the code does not match the header's check.
-    pub fn new(input: R, header: &Header, code: &RecoveryCode) -> Result<(Self, Keys), BackupError> {
+    pub fn new(
+        input: R,
+        header: &Header,
+        code: &RecoveryCode,
+    ) -> Result<(Self, Keys), BackupError> {
         let keys = Keys::derive(code, &header.salt);
         if keys.check != header.check {
             return Err(BackupError::WrongCode);
@@ -304,7 +310,9 @@ impl<R: BufRead> OpeningReader<R> {
     pub fn finish(mut self) -> Result<(), BackupError> {
         loop {
             if self.plain[self.pos..].iter().any(|&b| b != 0) {
-                return Err(BackupError::Damaged("bytes after the end record are not padding"));
+                return Err(BackupError::Damaged(
+                    "bytes after the end record are not padding",
+                ));
             }
             self.pos = self.plain.len();
             if !self.next_chunk()? {

@@ -17,9 +17,7 @@ use super::batch::Batch;
 use super::files::{ATTACHMENTS, AttachmentRecord};
 use super::messages::insert_message_rows;
 use super::records::{ContactRecord, MessageRecord};
-use super::{
-    CONTACTS, CONV_MESSAGE_INDEX, CONV_MESSAGES, CONV_UNREAD, Store, StoreError, corrupt,
-};
+use super::{CONTACTS, CONV_MESSAGE_INDEX, CONV_MESSAGES, CONV_UNREAD, Store, StoreError, corrupt};
 
 /// The settings a backup carries, by name (a setting's row key is a blind index, so its name must be known).
 pub const BACKUP_SETTINGS: &[&str] = &[NETWORK_SETTING];
@@ -55,7 +53,10 @@ impl Store {
         }
         for name in BACKUP_SETTINGS {
             if let Some(value) = read.setting_get(name)? {
-                f(ExportItem::Setting { name, value: &value })?;
+                f(ExportItem::Setting {
+                    name,
+                    value: &value,
+                })?;
             }
         }
         let unread = read.txn.open_table(CONV_UNREAD)?;
@@ -108,7 +109,8 @@ impl From<StoreError> for ImportError {
 impl Batch<'_> {
     /// Adds a contact from its `ContactRecord` encoding.
     pub fn import_contact(&mut self, record: &[u8]) -> Result<(), ImportError> {
-        let record = ContactRecord::decode(record).map_err(|e| ImportError::Record("contact", e))?;
+        let record =
+            ContactRecord::decode(record).map_err(|e| ImportError::Record("contact", e))?;
         Ok(self.put_contact(&record)?)
     }
 
@@ -116,7 +118,8 @@ impl Batch<'_> {
     /// already.
     pub fn import_message(&mut self, record: &[u8], unread: bool) -> Result<bool, ImportError> {
         let record = Zeroizing::new(record.to_vec());
-        let message = MessageRecord::decode(&record).map_err(|e| ImportError::Record("message", e))?;
+        let message =
+            MessageRecord::decode(&record).map_err(|e| ImportError::Record("message", e))?;
         if !matches!(message.conversation, ConversationId::Direct(_)) {
             return Err(ImportError::Store(StoreError::Unsupported(
                 "a group message in a backup",

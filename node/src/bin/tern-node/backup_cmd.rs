@@ -77,7 +77,9 @@ fn read_code(args: &RestoreArgs) -> Result<RecoveryCode> {
                 .context("cannot read the recovery code")?,
         )
     } else {
-        bail!("no recovery code: set TERN_RECOVERY_CODE, pass --code-file FILE, or run on a terminal");
+        bail!(
+            "no recovery code: set TERN_RECOVERY_CODE, pass --code-file FILE, or run on a terminal"
+        );
     };
     Ok(RecoveryCode::parse(&text)?)
 }
