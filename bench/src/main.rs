@@ -25,6 +25,7 @@ use tern_node::node::{Node, NodeConfig};
 use tern_node::store::{KdfParams, Password};
 use tokio::sync::broadcast;
 
+mod backup;
 mod crypto;
 mod files;
 mod group;
@@ -55,6 +56,9 @@ struct Args {
     /// Messages in the profile of the `store` scenario.
     #[arg(long, default_value_t = 1_000_000)]
     store_messages: usize,
+    /// Messages in the profile of the `backup` scenario.
+    #[arg(long, default_value_t = 100_000)]
+    backup_messages: usize,
     /// Rounds of the `internet` lab (each: four pairs of fresh contacts).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -116,6 +120,8 @@ enum Scenario {
     /// MLS group add/remove costs (issue 13).
     Group,
     Files,
+    /// Encrypted backup and restore (issue 15); not part of `all`.
+    Backup,
     All,
 }
 
@@ -1152,6 +1158,9 @@ fn main() -> Result<()> {
     }
     if wants(Scenario::Store) {
         store::run(args.store_messages)?;
+    }
+    if args.scenario == Scenario::Backup {
+        backup::run(args.backup_messages)?;
     }
     if all && args.report != "-" {
         write_report(&args.report, &args, &machine, started.elapsed())?;

@@ -31,7 +31,7 @@ const WORDS: [&str; 16] = [
 ];
 
 /// A message text of 40 to 200 bytes, the search word in one of [`NEEDLE_EVERY`].
-fn text_for(i: usize) -> String {
+pub(crate) fn text_for(i: usize) -> String {
     let mut text = String::new();
     let words = 8 + (i * 7919) % 28;
     for w in 0..words {

@@ -595,6 +595,11 @@ pub enum Event {
         name: String,
         kind: u16,
     },
+    /// An envelope from this contact could not be decrypted (typically a message sent on a session this
+    /// copy of the profile does not hold: after a restore from a backup, or from a second running copy;
+    /// docs/protocol.md §20.5). The message is not shown; the sender sees it failed (direct) or never
+    /// delivered (through a mailbox) and can send it again.
+    Undecryptable { contact: IdentityKey, name: String },
     /// This profile's mailbox record was stored in the DHT.
     MailboxRecordPublished,
     /// This node's address record (how contacts reach it now) was stored in the DHT.

@@ -92,6 +92,24 @@ impl Engine {
         Ok(engine)
     }
 
+    /// After a restore from a backup, which carries no sessions: queues this profile's card to every
+    /// accepted contact (unless opening just re-issued it, which queued it already). Each send starts a
+    /// new session, which the contact adopts (docs/protocol.md §10 rule 5, §20.5).
+    pub fn announce_restored(&mut self) {
+        if self.card_updates.is_empty() {
+            self.queue_card_updates(now_ms());
+        }
+    }
+
+    /// The sender of an envelope addressed to this profile, if it opens (the outer seal only) and the
+    /// sender is an accepted contact: who to name when its message cannot be decrypted.
+    pub fn contact_sender_of(&self, bytes: &[u8], now: u64) -> Option<IdentityKey> {
+        let envelope = Envelope::decode(bytes).ok()?;
+        let sender = envelope.open(&self.identity, now / 1000).ok()?.sender;
+        let contact = self.store.contact(&sender).ok()??;
+        (contact.state == crate::api::ContactState::Accepted).then_some(sender)
+    }
+
     /// Draws the engine's randomness from `rng` from now on (a test's seeded generator).
     pub fn set_rng(&mut self, rng: EngineRng) {
         self.rng = rng;

@@ -413,6 +413,10 @@ impl EventLoop {
                 contact,
                 kind,
             },
+            Event::Undecryptable { contact } => api::Event::Undecryptable {
+                name: self.name_of(&contact),
+                contact,
+            },
             Event::MailboxRecordPublished => api::Event::MailboxRecordPublished,
             Event::AddressesPublished { addresses } => api::Event::AddressesPublished { addresses },
             Event::ContactReach { contact, reach } => api::Event::ContactReach {

@@ -48,7 +48,10 @@ impl EventLoop {
             .collect();
         // Receipts owed to senders whose envelope a mailbox pushed are queued in the same commit.
         let outcomes = self.engine.receive_many(&bytes, now_ms());
-        for ((peer, _, channel), inbound) in inbound.into_iter().zip(outcomes) {
+        for ((peer, request, channel), inbound) in inbound.into_iter().zip(outcomes) {
+            if let Err(e) = &inbound.outcome {
+                self.note_undecryptable(e, request.as_bytes());
+            }
             self.answer_one(peer, channel, inbound.outcome);
         }
     }
@@ -88,6 +91,19 @@ impl EventLoop {
             .behaviour_mut()
             .envelope
             .send_response(channel, ack);
+    }
+
+    /// Tells the user when a contact's message could not be decrypted (a session this copy does not
+    /// hold), so it does not vanish unseen (docs/protocol.md §20.5).
+    pub(super) fn note_undecryptable(&mut self, error: &ReceiveError, bytes: &[u8]) {
+        if !matches!(error, ReceiveError::Decrypt(d)
+            if !matches!(d, tern_protocol::DecryptError::DuplicateOrExpired { .. }))
+        {
+            return;
+        }
+        if let Some(contact) = self.engine.contact_sender_of(bytes, now_ms()) {
+            self.emit(Event::Undecryptable { contact });
+        }
     }
 
     pub(super) fn count_refusal(&mut self, kind: String) {

@@ -91,7 +91,8 @@ impl EventLoop {
             .iter()
             .map(|e| (e.as_slice(), Via::Mailbox))
             .collect();
-        for inbound in self.engine.receive_many(&slices, now_ms()) {
+        let outcomes = self.engine.receive_many(&slices, now_ms());
+        for (inbound, bytes) in outcomes.into_iter().zip(&envelopes) {
             match inbound.outcome {
                 Ok(received) => {
                     self.report(received);
@@ -106,6 +107,7 @@ impl EventLoop {
                 }
                 Err(e) => {
                     debug!(error = %e, "dropping undecryptable mail");
+                    self.note_undecryptable(&e, bytes);
                     done.extend(inbound.envelope_id);
                 }
             }

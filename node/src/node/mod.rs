@@ -138,6 +138,10 @@ pub(crate) enum Event {
         contact: IdentityKey,
         kind: u16,
     },
+    /// An envelope from this contact could not be decrypted.
+    Undecryptable {
+        contact: IdentityKey,
+    },
     /// This profile's mailbox record was stored in the DHT.
     MailboxRecordPublished,
     /// This node's address record was stored in the DHT.

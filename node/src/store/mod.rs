@@ -108,6 +108,7 @@
 //! [`StoreError::Corrupt`] instead of being trusted. The store never deletes, truncates or recreates a file
 //! it cannot open; a value that fails authentication is reported, never overwritten by a read.
 
+mod backup;
 mod batch;
 mod dedupe;
 mod detached;
@@ -138,6 +139,7 @@ use tern_protocol::codec::DecodeError;
 
 use thiserror::Error;
 
+pub use backup::{BACKUP_SETTINGS, ExportItem, ImportError};
 pub use batch::Batch;
 pub use detached::DetachedCommit;
 pub use files::{AttachmentRecord, MAX_ATTACHMENTS};

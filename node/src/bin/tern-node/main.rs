@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 error; 2 usage; 3 message kept in the outbox (not delivered within `--wait`);
 //! 4 wrong password; 5 profile in use by another process.
 
+mod backup_cmd;
 mod files;
 mod group_cmd;
 mod online;
@@ -64,6 +65,10 @@ enum Command {
         #[arg(long, hide = true)]
         kdf_iterations: Option<u32>,
     },
+    /// Write an encrypted backup of the profile to FILE and print its recovery code (shown only once).
+    Backup(backup_cmd::BackupArgs),
+    /// Restore a backup into a new profile (the profile directory must not hold one).
+    Restore(backup_cmd::RestoreArgs),
     /// Show this profile's peer id, fingerprint and invite link.
     Whoami {
         /// Also draw the invite as a QR code.
@@ -245,7 +250,7 @@ pub(crate) fn profile_dir(cli: &Cli) -> Result<PathBuf> {
     Ok(dirs.data_dir().join("default"))
 }
 
-fn read_password(cli: &Cli, confirm: bool, prompt: &str) -> Result<Password> {
+pub(crate) fn read_password(cli: &Cli, confirm: bool, prompt: &str) -> Result<Password> {
     if let Some(file) = &cli.password_file {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read the password file {}", file.display()))?;
@@ -301,6 +306,8 @@ fn run(cli: Cli, out: Out) -> Result<ExitCode> {
                 || format!("created profile {} for {}\npeer id: {}\ninvite: {}", dir.display(), me.name, me.key.peer_id(), me.invite_link),
             );
         }
+        Command::Backup(args) => backup_cmd::backup(&cli, args, out)?,
+        Command::Restore(args) => backup_cmd::restore_cmd(&cli, args, out)?,
         Command::Whoami { qr } => {
             let profile = open_profile(&cli)?;
             let me = profile.whoami();
@@ -399,7 +406,7 @@ fn run(cli: Cli, out: Out) -> Result<ExitCode> {
 }
 
 /// A new password must not be empty unless the user asked for that in so many words.
-fn check_new_password(password: &Password, allow_empty: bool) -> Result<()> {
+pub(crate) fn check_new_password(password: &Password, allow_empty: bool) -> Result<()> {
     if password.is_empty() && !allow_empty {
         bail!(
             "the password is empty: anyone with the profile's files could open it (pass --allow-empty-password to mean it)"

@@ -218,6 +218,11 @@ pub(crate) fn print_event(out: Out, me: &str, event: Event) {
                 format!("{name} sent a message of kind {kind}, which this version cannot show")
             });
         }
+        Event::Undecryptable { name, .. } => {
+            out.print(json!({"event": "undecryptable", "contact": name}), || {
+                format!("a message from {name} could not be decrypted; ask them to send it again")
+            });
+        }
         event => {
             crate::files::print_file_event(out, &event);
         }

@@ -1,0 +1,149 @@
+//! What a backup (`crate::backup`, docs/protocol.md §20) reads out of a store and writes into a new one:
+//! contacts, settings, 1:1 messages with their unread marks, and attachment rows, each as its store record
+//! encoding (`records.rs`, `files.rs`), opened from its sealed row. Nothing else is read: not the sessions,
+//! the outbox, the duplicate checks, the groups or their key packages (live or one-time state).
+//!
+//! The export is one read transaction (a consistent snapshot) that hands one record at a time to the
+//! caller, so a large history is never held in memory. [`Store::export_records`] is the one place that
+//! iterates message rows for a backup: a filter on what a backup may hold goes there.
+
+use redb::{ReadableTable, TableHandle};
+use zeroize::Zeroizing;
+
+use crate::api::ConversationId;
+use crate::settings::NETWORK_SETTING;
+
+use super::batch::Batch;
+use super::files::{ATTACHMENTS, AttachmentRecord};
+use super::messages::insert_message_rows;
+use super::records::{ContactRecord, MessageRecord};
+use super::{CONTACTS, CONV_MESSAGE_INDEX, CONV_MESSAGES, CONV_UNREAD, Store, StoreError, corrupt};
+
+/// The settings a backup carries, by name (a setting's row key is a blind index, so its name must be known).
+pub const BACKUP_SETTINGS: &[&str] = &[NETWORK_SETTING];
+
+/// One record of a profile, as a backup carries it: the store's own encoding, opened.
+pub enum ExportItem<'a> {
+    /// A `ContactRecord` v1.
+    Contact(&'a [u8]),
+    /// A setting by name, and its value.
+    Setting { name: &'a str, value: &'a [u8] },
+    /// A `MessageRecord` v2 of a 1:1 conversation, and whether it is unread.
+    Message { record: &'a [u8], unread: bool },
+    /// An `AttachmentRecord` v1, with the file's ciphertext hash (where its bytes live in `files/`).
+    Attachment {
+        record: &'a [u8],
+        hash: tern_protocol::file::FileHash,
+    },
+}
+
+impl Store {
+    /// Hands every record a backup carries to `f`, in this order: contacts, settings, messages (by
+    /// conversation, oldest first), attachments. All from one read transaction. Stops at `f`'s first error.
+    pub fn export_records(
+        &self,
+        mut f: impl FnMut(ExportItem<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let read = super::batch::Reader::begin(&self.shared, &self.keys)?;
+        let keys = read.keys;
+        for entry in read.table(CONTACTS)?.iter()? {
+            let (row, value) = entry?;
+            let plain = keys.open(CONTACTS.name(), row.value(), value.value())?;
+            f(ExportItem::Contact(&plain))?;
+        }
+        for name in BACKUP_SETTINGS {
+            if let Some(value) = read.setting_get(name)? {
+                f(ExportItem::Setting {
+                    name,
+                    value: &value,
+                })?;
+            }
+        }
+        let unread = read.txn.open_table(CONV_UNREAD)?;
+        for entry in read.table(CONV_MESSAGES)?.iter()? {
+            let (key, value) = entry?;
+            let plain = keys.open(CONV_MESSAGES.name(), key.value(), value.value())?;
+            let record = MessageRecord::decode(&plain).map_err(|e| corrupt("message record", e))?;
+            // Groups are not carried (their state is live MLS state): neither is their history.
+            if !matches!(record.conversation, ConversationId::Direct(_)) {
+                continue;
+            }
+            let is_unread = unread.get(key.value())?.is_some();
+            f(ExportItem::Message {
+                record: &plain,
+                unread: is_unread,
+            })?;
+        }
+        for entry in read.table(ATTACHMENTS)?.iter()? {
+            let (row, value) = entry?;
+            let plain = keys.open(ATTACHMENTS.name(), row.value(), value.value())?;
+            let record =
+                AttachmentRecord::decode(&plain).map_err(|e| corrupt("attachment record", e))?;
+            if !matches!(record.conversation, ConversationId::Direct(_)) {
+                continue;
+            }
+            f(ExportItem::Attachment {
+                record: &plain,
+                hash: record.announcement.hash,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a record from a backup was not taken.
+#[derive(Debug)]
+pub enum ImportError {
+    /// The record does not decode (its encoding's own error).
+    Record(&'static str, tern_protocol::codec::DecodeError),
+    /// Writing it failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for ImportError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl Batch<'_> {
+    /// Adds a contact from its `ContactRecord` encoding.
+    pub fn import_contact(&mut self, record: &[u8]) -> Result<(), ImportError> {
+        let record =
+            ContactRecord::decode(record).map_err(|e| ImportError::Record("contact", e))?;
+        Ok(self.put_contact(&record)?)
+    }
+
+    /// Adds a 1:1 message from its `MessageRecord` encoding, with its unread mark; `false` if it is held
+    /// already.
+    pub fn import_message(&mut self, record: &[u8], unread: bool) -> Result<bool, ImportError> {
+        let record = Zeroizing::new(record.to_vec());
+        let message =
+            MessageRecord::decode(&record).map_err(|e| ImportError::Record("message", e))?;
+        if !matches!(message.conversation, ConversationId::Direct(_)) {
+            return Err(ImportError::Store(StoreError::Unsupported(
+                "a group message in a backup",
+            )));
+        }
+        let table = |e: redb::TableError| ImportError::Store(StoreError::from(e));
+        Ok(insert_message_rows(
+            self.keys,
+            &mut self.txn.open_table(CONV_MESSAGES).map_err(table)?,
+            &mut self.txn.open_table(CONV_MESSAGE_INDEX).map_err(table)?,
+            &mut self.txn.open_table(CONV_UNREAD).map_err(table)?,
+            &message,
+            unread && !message.outgoing,
+        )?)
+    }
+
+    /// Adds a message's file row from its `AttachmentRecord` encoding; returns the file's hash.
+    pub fn import_attachment(
+        &mut self,
+        record: &[u8],
+    ) -> Result<tern_protocol::file::FileHash, ImportError> {
+        let record =
+            AttachmentRecord::decode(record).map_err(|e| ImportError::Record("attachment", e))?;
+        self.put_attachment(&record)?;
+        Ok(record.announcement.hash)
+    }
+}
