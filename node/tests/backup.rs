@@ -140,6 +140,58 @@ fn a_restored_profile_has_the_identity_contacts_marks_history_and_settings() {
     assert!(engine.store().session(&dave).unwrap().is_none());
 }
 
+/// Disappearing messages (docs/protocol.md §12.4) in a backup: the timer comes back, a message that
+/// disappears within a day is left out with nothing of it in the archive, and one that lives longer comes
+/// back still due at its time.
+#[test]
+fn a_backup_keeps_timers_and_leaves_out_what_disappears_within_a_day() {
+    let root = tempfile::tempdir().unwrap();
+    let mut alice = create(&root.path().join("alice"), "Alice");
+    let mut bob = create(&root.path().join("bob"), "Bob");
+    introduce(&mut [&mut alice, &mut bob]);
+    let bob_key = bob.key();
+    let now = tern_node::engine::now_ms();
+    alice.set_timer(&bob_key, 3600).unwrap().unwrap();
+    let (soon, _) = alice
+        .send_text(&bob_key, "canary-fades-within-the-hour")
+        .unwrap();
+    // Two days ago under a four-week timer: 26 days left.
+    alice
+        .set_timer_at(&bob_key, 28 * 86_400, now - 2 * 86_400_000)
+        .unwrap();
+    let (later, _) = alice
+        .send_text_at(&bob_key, "canary-stays-for-weeks", now - 2 * 86_400_000)
+        .unwrap();
+    let archive = root.path().join("alice.tern");
+    let (code, _) = Profile::from(alice).backup(&archive).unwrap();
+    let bytes = std::fs::read(&archive).unwrap();
+    assert!(!contains(&bytes, b"canary-fades"));
+
+    let dest = root.path().join("restored");
+    restore(&archive, &code, &dest, &password(), KDF).unwrap();
+    let restored = open(&dest);
+    let conversation = tern_node::api::ConversationId::Direct(bob_key);
+    assert_eq!(
+        restored.store().timer(&conversation).unwrap().seconds,
+        28 * 86_400
+    );
+    let page = restored
+        .store()
+        .conversation_page(bob_key, None, 20)
+        .unwrap()
+        .messages;
+    assert!(
+        page.iter().all(|m| m.id != soon.id),
+        "due within a day: left out"
+    );
+    assert!(page.iter().any(|m| m.id == later.id));
+    assert_eq!(
+        restored.next_expiry(),
+        Some(later.sent_at_ms + 28 * 86_400_000),
+        "it disappears when it would have in the original"
+    );
+}
+
 #[test]
 fn the_archive_holds_no_plaintext_and_its_size_is_padded() {
     let root = tempfile::tempdir().unwrap();

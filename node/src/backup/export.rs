@@ -78,11 +78,8 @@ impl Profile {
         let mut out = SealingWriter::new(BufWriter::with_capacity(1 << 16, file), keys, salt)?;
         let mut records = 0u64;
         let mut summary = BackupSummary::default();
-        write_record(
-            &mut out,
-            RecordKind::Meta,
-            &[&crate::api::now_ms().to_be_bytes()],
-        )?;
+        let now = crate::api::now_ms();
+        write_record(&mut out, RecordKind::Meta, &[&now.to_be_bytes()])?;
         let pickle = zeroize::Zeroizing::new(
             self.engine
                 .identity()
@@ -99,7 +96,7 @@ impl Profile {
         // Held files are read after the store's snapshot, one at a time (at most MAX_ATTACHMENTS).
         let mut files = BTreeSet::new();
         let mut failure = None;
-        let exported = self.engine.store().export_records(|item| {
+        let exported = self.engine.store().export_records(now, |item| {
             let written = match item {
                 ExportItem::Contact(record) => {
                     summary.contacts += 1;
@@ -125,6 +122,11 @@ impl Profile {
                     files.insert(hash.0);
                     write_record(&mut out, RecordKind::Attachment, &[record])
                 }
+                ExportItem::Timer { contact, timer } => write_record(
+                    &mut out,
+                    RecordKind::Timer,
+                    &[contact.as_bytes(), &timer.encode()],
+                ),
             };
             records += 1;
             written.map_err(|e| {

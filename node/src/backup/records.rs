@@ -27,12 +27,14 @@ pub enum RecordKind {
     Contact,
     /// A setting: `u8 len || name || value`.
     Setting,
-    /// A message: `u8 unread || MessageRecord v2`.
+    /// A message: `u8 unread || MessageRecord` (v2, or v3 with its timer).
     Message,
     /// A message's file: the store's `AttachmentRecord` v1.
     Attachment,
     /// Bytes of a held file: `hash[32] || u8 part (1 data, 2 outboard, 3 verified) || u64 offset || bytes`.
     FilePart,
+    /// A 1:1 conversation's disappearing-message timer: `contact identity key[32] || Timer (28 bytes)`.
+    Timer,
     /// `u64 records`: how many records came before it. Last.
     End,
 }
@@ -48,6 +50,7 @@ impl RecordKind {
             Self::Message => 6,
             Self::Attachment => 7,
             Self::FilePart => 8,
+            Self::Timer => 9,
             Self::End => 0xff,
         }
     }
@@ -62,6 +65,7 @@ impl RecordKind {
             6 => Self::Message,
             7 => Self::Attachment,
             8 => Self::FilePart,
+            9 => Self::Timer,
             0xff => Self::End,
             _ => return None,
         })

@@ -169,6 +169,9 @@ fn fill<R: std::io::BufRead>(
             RecordKind::Attachment => {
                 allowed_files.insert(batch.import_attachment(&body)?.0);
             }
+            RecordKind::Timer => {
+                batch.import_timer(&body)?;
+            }
             RecordKind::FilePart => {
                 write_file_part(
                     &body,

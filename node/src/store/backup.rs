@@ -10,6 +10,8 @@
 use redb::{ReadableTable, TableHandle};
 use zeroize::Zeroizing;
 
+use tern_protocol::timer::Timer;
+
 use crate::api::ConversationId;
 use crate::settings::NETWORK_SETTING;
 
@@ -35,13 +37,25 @@ pub enum ExportItem<'a> {
         record: &'a [u8],
         hash: tern_protocol::file::FileHash,
     },
+    /// A 1:1 conversation's disappearing-message timer (only one that is on, or was ever set).
+    Timer {
+        contact: tern_protocol::IdentityKey,
+        timer: Timer,
+    },
 }
 
+/// A backup leaves out every message that disappears within this long of the backup (issue 15): a
+/// restored copy must not bring back what is about to be gone, nor keep it past its time.
+pub const BACKUP_EXPIRY_MARGIN_MS: u64 = 24 * 3600 * 1000;
+
 impl Store {
-    /// Hands every record a backup carries to `f`, in this order: contacts, settings, messages (by
-    /// conversation, oldest first), attachments. All from one read transaction. Stops at `f`'s first error.
+    /// Hands every record a backup carries to `f`, in this order: contacts (each followed by its
+    /// conversation's timer, if one was set), settings, messages (by conversation, oldest first),
+    /// attachments. All from one read transaction. Messages that disappear within
+    /// [`BACKUP_EXPIRY_MARGIN_MS`] of `now_ms` are left out, with their files. Stops at `f`'s first error.
     pub fn export_records(
         &self,
+        now_ms: u64,
         mut f: impl FnMut(ExportItem<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let read = super::batch::Reader::begin(&self.shared, &self.keys)?;
@@ -50,7 +64,19 @@ impl Store {
             let (row, value) = entry?;
             let plain = keys.open(CONTACTS.name(), row.value(), value.value())?;
             f(ExportItem::Contact(&plain))?;
+            let contact =
+                ContactRecord::decode(&plain).map_err(|e| corrupt("contact record", e))?;
+            let timer = read.timer(&ConversationId::Direct(contact.key))?;
+            if timer != Timer::OFF {
+                f(ExportItem::Timer {
+                    contact: contact.key,
+                    timer,
+                })?;
+            }
         }
+        let horizon = now_ms.saturating_add(BACKUP_EXPIRY_MARGIN_MS);
+        // Messages left out, so their files are too (at most the messages that fall due within a day).
+        let mut left_out = std::collections::HashSet::new();
         for name in BACKUP_SETTINGS {
             if let Some(value) = read.setting_get(name)? {
                 f(ExportItem::Setting {
@@ -68,6 +94,10 @@ impl Store {
             if !matches!(record.conversation, ConversationId::Direct(_)) {
                 continue;
             }
+            if record.expires_at_ms != 0 && record.expires_at_ms <= horizon {
+                left_out.insert(record.id);
+                continue;
+            }
             let is_unread = unread.get(key.value())?.is_some();
             f(ExportItem::Message {
                 record: &plain,
@@ -79,7 +109,9 @@ impl Store {
             let plain = keys.open(ATTACHMENTS.name(), row.value(), value.value())?;
             let record =
                 AttachmentRecord::decode(&plain).map_err(|e| corrupt("attachment record", e))?;
-            if !matches!(record.conversation, ConversationId::Direct(_)) {
+            if !matches!(record.conversation, ConversationId::Direct(_))
+                || left_out.contains(&record.id)
+            {
                 continue;
             }
             f(ExportItem::Attachment {
@@ -126,14 +158,37 @@ impl Batch<'_> {
             )));
         }
         let table = |e: redb::TableError| ImportError::Store(StoreError::from(e));
-        Ok(insert_message_rows(
+        let inserted = insert_message_rows(
             self.keys,
             &mut self.txn.open_table(CONV_MESSAGES).map_err(table)?,
             &mut self.txn.open_table(CONV_MESSAGE_INDEX).map_err(table)?,
             &mut self.txn.open_table(CONV_UNREAD).map_err(table)?,
             &message,
             unread && !message.outgoing,
-        )?)
+        )?;
+        // A message whose clock runs disappears here at the same time as it would have there.
+        if inserted && message.expires_at_ms != 0 {
+            self.schedule_expiry(&message.conversation, &message.id, message.expires_at_ms)?;
+        }
+        Ok(inserted)
+    }
+
+    /// Sets a 1:1 conversation's timer from a backup's `contact key[32] || Timer` record.
+    pub fn import_timer(&mut self, record: &[u8]) -> Result<(), ImportError> {
+        let bad = |reason| {
+            ImportError::Record(
+                "timer",
+                tern_protocol::codec::DecodeError::Invalid {
+                    field: "timer record",
+                    reason,
+                },
+            )
+        };
+        let (key, timer) = record.split_at_checked(32).ok_or(bad("too short"))?;
+        let key: [u8; 32] = key.try_into().map_err(|_| bad("too short"))?;
+        let contact = tern_protocol::IdentityKey::from_bytes(key).map_err(|_| bad("not a key"))?;
+        let timer = Timer::decode(timer).map_err(|e| ImportError::Record("timer", e))?;
+        Ok(self.set_timer(&ConversationId::Direct(contact), &timer)?)
     }
 
     /// Adds a message's file row from its `AttachmentRecord` encoding; returns the file's hash.
