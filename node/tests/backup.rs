@@ -538,3 +538,74 @@ async fn a_restored_copy_and_its_contact_talk_both_ways_with_no_key_change_and_n
         assert!(!contains(&bytes, file_text), "{}", file.display());
     }
 }
+
+/// Automatic backups (issue 15): one code for every archive, a new one only when the schedule says,
+/// the newest `keep` kept; bad schedules and a missing folder refused.
+#[test]
+fn automatic_backups_follow_the_schedule_keep_the_newest_and_open_with_one_code() {
+    use tern_node::backup::archives_in;
+    let root = tempfile::tempdir().unwrap();
+    let (alice, _bob) = alice_with_history(&root.path().join("alice"), &root.path().join("o"), 3);
+    let mut profile = Profile::from(alice);
+    let folder = root.path().join("backups");
+    const HOUR: Duration = Duration::from_secs(3600);
+    assert!(
+        profile.enable_auto_backup(&folder, HOUR, 2).is_err(),
+        "no folder yet"
+    );
+    std::fs::create_dir(&folder).unwrap();
+    assert!(
+        profile
+            .enable_auto_backup(&folder, Duration::from_secs(60), 2)
+            .is_err()
+    );
+    assert!(profile.enable_auto_backup(&folder, HOUR, 0).is_err());
+    assert!(
+        profile.auto_backup().unwrap().is_none(),
+        "refused changes nothing"
+    );
+
+    let code = profile.enable_auto_backup(&folder, HOUR, 2).unwrap();
+    let t0 = tern_node::engine::now_ms();
+    let hour_ms = 3_600_000;
+    let (first, _) = profile
+        .auto_backup_if_due(t0)
+        .unwrap()
+        .expect("due at once");
+    assert!(
+        profile.auto_backup_if_due(t0 + 60_000).unwrap().is_none(),
+        "not yet"
+    );
+    let (second, _) = profile.auto_backup_if_due(t0 + hour_ms).unwrap().unwrap();
+    let (third, _) = profile
+        .auto_backup_if_due(t0 + 2 * hour_ms)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        archives_in(&folder).unwrap(),
+        vec![second.clone(), third.clone()]
+    );
+    assert!(!first.exists());
+    assert_eq!(
+        profile.auto_backup().unwrap().unwrap().last_ms,
+        t0 + 2 * hour_ms
+    );
+
+    // Every archive opens with the one code shown when they were turned on.
+    for (n, archive) in [second, third].iter().enumerate() {
+        let dest = root.path().join(format!("restored-{n}"));
+        let summary = restore(archive, &code, &dest, &password(), KDF).unwrap();
+        assert_eq!(summary.messages, 7);
+    }
+    let bytes = std::fs::read(archives_in(&folder).unwrap().pop().unwrap()).unwrap();
+    assert!(!contains(&bytes, CANARY_TEXT.as_bytes()));
+
+    assert!(profile.disable_auto_backup().unwrap());
+    assert!(
+        profile
+            .auto_backup_if_due(t0 + 9 * hour_ms)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(archives_in(&folder).unwrap().len(), 2, "the archives stay");
+}

@@ -639,6 +639,8 @@ pub enum Event {
         conversation: ConversationId,
         id: MessageId,
     },
+    /// An automatic backup was written to `path` (`crate::backup::AutoBackup`).
+    BackupWritten { path: std::path::PathBuf },
     /// These messages' disappearing-message timer ran out: they are deleted, with their files (take them
     /// out of view).
     MessagesExpired {

@@ -29,8 +29,18 @@ impl Profile {
         Ok((code, summary))
     }
 
-    /// [`Self::backup`] under a code of the caller's (the committed test fixture).
-    #[doc(hidden)]
+    /// [`Self::backup`] under a code of the caller's (automatic backups, the committed test fixture).
+    pub fn backup_with_code(
+        &self,
+        dest: &Path,
+        code: &RecoveryCode,
+    ) -> Result<BackupSummary, BackupError> {
+        self.engine.backup_with_code(dest, code)
+    }
+}
+
+impl crate::engine::Engine {
+    /// [`Profile::backup_with_code`] on the engine (the node's loop owns one, not a profile).
     pub fn backup_with_code(
         &self,
         dest: &Path,
@@ -80,23 +90,16 @@ impl Profile {
         let mut summary = BackupSummary::default();
         let now = crate::api::now_ms();
         write_record(&mut out, RecordKind::Meta, &[&now.to_be_bytes()])?;
-        let pickle = zeroize::Zeroizing::new(
-            self.engine
-                .identity()
-                .pickle(&keys.pickle, &mut rand::rng()),
-        );
+        let pickle =
+            zeroize::Zeroizing::new(self.identity().pickle(&keys.pickle, &mut rand::rng()));
         write_record(&mut out, RecordKind::Identity, &[&pickle])?;
-        write_record(
-            &mut out,
-            RecordKind::OwnCard,
-            &[self.engine.card().encode()],
-        )?;
+        write_record(&mut out, RecordKind::OwnCard, &[self.card().encode()])?;
         records += 3;
 
         // Held files are read after the store's snapshot, one at a time (at most MAX_ATTACHMENTS).
         let mut files = BTreeSet::new();
         let mut failure = None;
-        let exported = self.engine.store().export_records(now, |item| {
+        let exported = self.store().export_records(now, |item| {
             let written = match item {
                 ExportItem::Contact(record) => {
                     summary.contacts += 1;
@@ -139,7 +142,7 @@ impl Profile {
         }
         exported?;
 
-        let root = self.dir().join(FILES_DIR);
+        let root = self.store().dir().join(FILES_DIR);
         let mut buf = vec![0u8; FILE_PART_LEN];
         for hash in files {
             let dir = root.join(FileHash(hash).to_hex());

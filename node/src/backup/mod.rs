@@ -2,7 +2,8 @@
 //!
 //! What lives here: `code.rs` the recovery code the user writes down; `stream.rs` the archive's header,
 //! key derivation, chunked sealing and padding; `export.rs` writing an archive from an open
-//! [`crate::profile::Profile`]; `restore.rs` building a new profile from an archive.
+//! [`crate::profile::Profile`]; `restore.rs` building a new profile from an archive; `auto.rs` automatic
+//! backups to a folder on a schedule, under one code kept sealed in the profile.
 //!
 //! An archive holds the identity (its keys and signed prekeys), the own card, contacts (with verified
 //! marks and states), settings, 1:1 conversations with their messages and unread marks, and the files the
@@ -15,6 +16,7 @@
 //! backup must not hold goes there. Both directions stream: memory stays bounded by one chunk, one
 //! record and one batch of [`IMPORT_BATCH`] records, however long the history.
 
+mod auto;
 mod code;
 mod export;
 mod records;
@@ -28,6 +30,7 @@ use thiserror::Error;
 use crate::engine::EngineError;
 use crate::store::StoreError;
 
+pub use auto::{AUTO_BACKUP_SETTING, AutoBackup, MAX_EVERY, MAX_KEEP, MIN_EVERY, archives_in};
 pub use code::{CODE_ALPHABET, CODE_CHARS, CODE_SECRET_LEN, RecoveryCode};
 pub use records::{MAX_RECORD_LEN, RecordKind};
 pub use restore::{IMPORT_BATCH, restore};

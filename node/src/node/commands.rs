@@ -428,6 +428,7 @@ impl EventLoop {
             Event::MessagesExpired { conversation, ids } => {
                 api::Event::MessagesExpired { conversation, ids }
             }
+            Event::BackupWritten { path } => api::Event::BackupWritten { path },
             Event::MailboxChecked { server, envelopes } => {
                 api::Event::MailboxChecked { server, envelopes }
             }

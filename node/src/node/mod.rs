@@ -87,6 +87,8 @@ pub const MAX_ADDRS_PER_PEER: usize = 8;
 pub use crate::mailbox::client::{FETCH_INTERVAL, MAX_MAILBOX_REQUESTS};
 /// Mailbox servers remembered from the LAN (peers announcing `/tern/mailbox/1`).
 pub const MAX_LAN_MAILBOXES: usize = 16;
+/// How often a running node checks whether an automatic backup is due.
+pub const AUTO_BACKUP_CHECK: Duration = Duration::from_secs(600);
 /// How often this profile's mailbox record is published again.
 pub const REPUBLISH_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 
@@ -161,6 +163,10 @@ pub(crate) enum Event {
     MailboxChecked {
         server: PeerId,
         envelopes: usize,
+    },
+    /// An automatic backup was written.
+    BackupWritten {
+        path: std::path::PathBuf,
     },
     /// These messages' disappearing-message timer ran out: they are deleted.
     MessagesExpired {

@@ -48,15 +48,68 @@ pub(crate) fn backup(cli: &Cli, args: &BackupArgs, out: Out) -> Result<()> {
         json!({"backup": file, "code": text.as_str(), "contacts": summary.contacts,
                "messages": summary.messages, "files": summary.files, "bytes": summary.archive_bytes}),
         || {
-            let groups: Vec<&str> = text.split(' ').collect();
-            let lines: Vec<String> = groups.chunks(4).map(|g| format!("    {}", g.join(" "))).collect();
             format!(
                 "wrote {file}: {} contacts, {} messages, {} files, {} bytes\n\nRecovery code: write it down now. It is shown only this once, and the backup cannot be restored without it.\n\n{}\n",
                 summary.contacts,
                 summary.messages,
                 summary.files,
                 summary.archive_bytes,
-                lines.join("\n")
+                code_lines(&text)
+            )
+        },
+    );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AutoBackupArgs {
+    /// The folder the archives go to (it must exist). Omit it with --off.
+    dir: Option<PathBuf>,
+    /// Hours between two backups (1 to 8760).
+    #[arg(long, default_value_t = 24)]
+    every_hours: u64,
+    /// How many archives to keep (1 to 30); older ones are removed.
+    #[arg(long, default_value_t = 7)]
+    keep: u8,
+    /// Turn automatic backups off (the archives written stay).
+    #[arg(long, conflicts_with = "dir")]
+    off: bool,
+}
+
+/// The recovery code, in lines of four groups, as a person copies it.
+fn code_lines(text: &str) -> String {
+    let groups: Vec<&str> = text.split(' ').collect();
+    let lines: Vec<String> = groups
+        .chunks(4)
+        .map(|g| format!("    {}", g.join(" ")))
+        .collect();
+    lines.join("\n")
+}
+
+pub(crate) fn auto_backup(cli: &Cli, args: &AutoBackupArgs, out: Out) -> Result<()> {
+    let mut profile = open_profile(cli)?;
+    if args.off {
+        let was_on = profile.disable_auto_backup()?;
+        out.print(json!({"auto_backup": "off", "was_on": was_on}), || {
+            "automatic backups are off (the archives written stay)".into()
+        });
+        return Ok(());
+    }
+    let Some(dir) = &args.dir else {
+        bail!("name the folder for the backups, or pass --off");
+    };
+    let every = std::time::Duration::from_secs(args.every_hours.saturating_mul(3600));
+    let code = profile.enable_auto_backup(dir, every, args.keep)?;
+    let text = code.to_text();
+    let shown = dir.display().to_string();
+    out.print(
+        json!({"auto_backup": shown, "every_hours": args.every_hours, "keep": args.keep, "code": text.as_str()}),
+        || {
+            format!(
+                "automatic backups to {shown} every {} hours, keeping {} (written while `tern-node run` runs)\n\nRecovery code for all of them: write it down now. It is shown only this once.\n\n{}\n",
+                args.every_hours,
+                args.keep,
+                code_lines(&text)
             )
         },
     );

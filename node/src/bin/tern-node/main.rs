@@ -69,6 +69,9 @@ enum Command {
     Backup(backup_cmd::BackupArgs),
     /// Restore a backup into a new profile (the profile directory must not hold one).
     Restore(backup_cmd::RestoreArgs),
+    /// Turn automatic backups to a folder on (printing their one recovery code once) or off; `run` writes
+    /// them when due.
+    AutoBackup(backup_cmd::AutoBackupArgs),
     /// Show this profile's peer id, fingerprint and invite link.
     Whoami {
         /// Also draw the invite as a QR code.
@@ -308,6 +311,7 @@ fn run(cli: Cli, out: Out) -> Result<ExitCode> {
         }
         Command::Backup(args) => backup_cmd::backup(&cli, args, out)?,
         Command::Restore(args) => backup_cmd::restore_cmd(&cli, args, out)?,
+        Command::AutoBackup(args) => backup_cmd::auto_backup(&cli, args, out)?,
         Command::Whoami { qr } => {
             let profile = open_profile(&cli)?;
             let me = profile.whoami();

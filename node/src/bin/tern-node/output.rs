@@ -128,6 +128,12 @@ pub(crate) fn print_event(out: Out, me: &str, event: Event) {
                 }
             });
         }
+        Event::BackupWritten { path } => {
+            let path = path.display().to_string();
+            out.print(json!({"event": "backup-written", "path": path}), || {
+                format!("automatic backup written: {path}")
+            });
+        }
         Event::MessagesExpired { conversation, ids } => {
             let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
             out.print(
