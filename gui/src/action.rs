@@ -79,6 +79,11 @@ pub enum Action {
         conversation: ConversationKey,
         ids: Vec<MessageId>,
     },
+    /// Set the conversation's disappearing-message timer, in seconds (0: off).
+    SetTimer {
+        conversation: ConversationKey,
+        seconds: u32,
+    },
 
     // ---- contacts ----
     AddContact {
@@ -123,6 +128,9 @@ pub enum Action {
     // ---- after the node's updates ----
     /// Read the contact and conversation lists again (the event stream lagged).
     Resync,
+    /// Read the conversation list again (a timer changed or messages expired): last messages, unread
+    /// counts and timers.
+    ReloadConversations,
     /// A desktop notification (names only, never message text).
     Notify(String),
 }
@@ -155,6 +163,7 @@ impl Action {
             Self::Typing { .. } => "typing",
             Self::Retry { .. } => "retry",
             Self::MarkRead { .. } => "mark-read",
+            Self::SetTimer { .. } => "set-timer",
             Self::AddContact { .. } => "add-contact",
             Self::ReadQrInvite(_) => "read-qr-invite",
             Self::SetContactState { .. } => "set-contact-state",
@@ -169,6 +178,7 @@ impl Action {
             Self::RevokePrekeys => "revoke-prekeys",
             Self::RefreshStatus => "refresh-status",
             Self::Resync => "resync",
+            Self::ReloadConversations => "reload-conversations",
             Self::Notify(_) => "notify",
         }
     }

@@ -269,6 +269,31 @@ impl Backend {
         });
     }
 
+    /// Sets the conversation's disappearing-message timer; the system line it writes goes into the view.
+    pub fn set_timer(&self, node: &Node, contact: IdentityKey, seconds: u32) {
+        self.call(
+            node,
+            "cannot change disappearing messages",
+            move |node| async move { node.set_timer(contact.into(), seconds).await },
+            move |m, line| {
+                if let Some(line) = line {
+                    m.message_stored(line);
+                }
+                m.timer_set(contact, seconds);
+            },
+        );
+    }
+
+    /// Reads the conversation list again (last messages, unread counts and timers).
+    pub fn reload_conversations(&self, node: &Node) {
+        self.call(
+            node,
+            "cannot read the conversations",
+            |node| async move { node.conversations().await },
+            Model::conversations_reloaded,
+        );
+    }
+
     pub fn typing(&self, node: &Node, contact: IdentityKey, typing: bool) {
         let node = node.clone();
         self.spawn(async move {

@@ -215,6 +215,13 @@ impl ChatView {
                             ui.label(RichText::new(label).weak().small());
                         });
                     }
+                    Row::Message(i) if open.messages[i].system => {
+                        system_line(&mut child, &open.messages[i]);
+                        let used = child.min_rect().height() + ROW_GAP;
+                        if (used - self.heights[row]).abs() > 0.5 {
+                            measured.push((row, used));
+                        }
+                    }
                     Row::Message(i) => {
                         let m = &open.messages[i];
                         if let Some(id) = bubble(&mut child, m, full.width()) {
@@ -253,6 +260,22 @@ impl ChatView {
         }
         action
     }
+}
+
+/// A system line ("Ana set disappearing messages to 1 day"): a centered notice with its time, not a
+/// bubble.
+fn system_line(ui: &mut egui::Ui, m: &MessageRow) {
+    ui.vertical_centered(|ui| {
+        ui.add_space(2.0);
+        ui.add(
+            egui::Label::new(
+                RichText::new(format!("{} · {}", m.text, timefmt::clock(m.sort_ms())))
+                    .weak()
+                    .italics(),
+            )
+            .wrap(),
+        );
+    });
 }
 
 /// One message bubble; returns the id when its "retry" was clicked.

@@ -31,6 +31,8 @@ pub fn drain(backend: &mut Backend, model: &mut Model) -> Vec<Action> {
     let mut actions = Vec::new();
     if model.needs_resync && model.node.is_some() {
         actions.push(Action::Resync);
+    } else if model.conversations_stale && model.node.is_some() {
+        actions.push(Action::ReloadConversations);
     }
     for name in std::mem::take(&mut model.pending_notifications) {
         if model.notifications && !model.focused {
@@ -186,6 +188,15 @@ impl Executor<'_> {
                     backend.mark_read(&node, conversation, ids);
                 }
             }
+            Action::SetTimer {
+                conversation,
+                seconds,
+            } => {
+                if let Some(node) = self.node() {
+                    self.views.chat.follow();
+                    backend.set_timer(&node, conversation, seconds);
+                }
+            }
             Action::AddContact { link, name } => {
                 if let Err(e) = ContactCard::from_invite_link(&link) {
                     self.model.dialog_error = Some(words::invite_error(&e));
@@ -241,6 +252,12 @@ impl Executor<'_> {
                 if let Some(node) = self.node() {
                     self.model.needs_resync = false;
                     backend.resync(&node);
+                }
+            }
+            Action::ReloadConversations => {
+                if let Some(node) = self.node() {
+                    self.model.conversations_stale = false;
+                    backend.reload_conversations(&node);
                 }
             }
             Action::Notify(title) => backend.notify(title),

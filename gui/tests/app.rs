@@ -557,3 +557,70 @@ fn replacing_the_prekey_in_settings_gives_a_new_invite_link() {
     ));
     shutdown(&mut h);
 }
+
+#[test]
+fn disappearing_messages_set_in_one_app_show_in_both_conversations() {
+    // `_dirs` is bound so the profile directories outlive the apps.
+    let Pair {
+        mut alice,
+        mut bob,
+        _dirs,
+    } = pair();
+    let (bob_link, alice_link) = (invite_link(&bob), invite_link(&alice));
+    add_contact(&mut alice, &bob_link, "Bob");
+    add_contact(&mut bob, &alice_link, "Alice");
+    connect(&alice, &bob);
+    let bob_key = my_key(&bob);
+    settle(&mut alice, "Bob online", |h| {
+        h.state().model.contact(&bob_key).is_some_and(|c| c.online)
+    });
+    click(&mut alice, "Bob");
+    click(&mut bob, "Alice");
+    assert!(has_label(&bob, "Disappearing messages: Off"));
+    assert!(!has_label(&bob, "⏱"), "no timer mark while off");
+
+    // Alice chooses "1 hour" in the header's menu.
+    click(&mut alice, "Disappearing messages: Off");
+    alice.get_by_label("1 hour").click();
+    alice.step();
+    settle(&mut alice, "Alice's notice and control", |h| {
+        has_label(h, "You set disappearing messages to 1 hour")
+            && has_label(h, "Disappearing messages: 1 hour")
+    });
+    assert!(has_label(&alice, "⏱ 1 hour"), "the header's timer mark");
+    let line = alice
+        .state()
+        .model
+        .open
+        .as_ref()
+        .unwrap()
+        .messages
+        .iter()
+        .find(|m| m.text == "You set disappearing messages to 1 hour")
+        .cloned()
+        .unwrap();
+    assert!(line.system, "a system line, drawn as a notice");
+
+    // Bob's conversation shows Alice's change and his control follows it.
+    settle(&mut bob, "Bob's notice and control", |h| {
+        has_label(h, "Alice set disappearing messages to 1 hour")
+            && has_label(h, "Disappearing messages: 1 hour")
+    });
+    assert!(has_label(&bob, "⏱ 1 hour"));
+
+    // Bob turns it off again: both sides follow.
+    click(&mut bob, "Disappearing messages: 1 hour");
+    bob.get_by_label("Off").click();
+    bob.step();
+    settle(&mut bob, "Bob's control off", |h| {
+        has_label(h, "You turned off disappearing messages")
+            && has_label(h, "Disappearing messages: Off")
+    });
+    settle(&mut alice, "Alice's control off", |h| {
+        has_label(h, "Bob turned off disappearing messages")
+            && has_label(h, "Disappearing messages: Off")
+    });
+    assert!(!has_label(&alice, "⏱"), "the mark is gone");
+    shutdown(&mut alice);
+    shutdown(&mut bob);
+}

@@ -7,8 +7,8 @@ use std::time::Instant;
 use tern_protocol::{IdentityKey, MessageId};
 
 use super::rows::{
-    ContactState, ConversationFields, ConversationKey, Cursor, MessageFields, MessageRow,
-    MessageStatus, Page, new_conversation,
+    ContactState, ConversationFields, ConversationKey, ConversationRow, Cursor, MessageFields,
+    MessageRow, MessageStatus, Page, new_conversation,
 };
 use super::{Contact, Model};
 
@@ -212,6 +212,75 @@ impl Model {
             .sort_by_key(|c| std::cmp::Reverse(c.last.sort_ms()));
     }
 
+    /// The disappearing-message timer of the conversation with `contact`, in seconds (0: off).
+    pub fn timer_of(&self, contact: &IdentityKey) -> u32 {
+        self.conversations
+            .iter()
+            .find(|c| c.key() == *contact)
+            .map_or(0, |c| c.timer_s)
+    }
+
+    /// The timer of the conversation with `contact` was set to `seconds` here.
+    pub fn timer_set(&mut self, contact: IdentityKey, seconds: u32) {
+        if let Some(summary) = self.conversations.iter_mut().find(|c| c.key() == contact) {
+            summary.timer_s = seconds;
+        }
+    }
+
+    /// Messages of the conversation with `contact` disappeared (their timer ran out): out of the open
+    /// view, the search results and the list. The list is read again for the new last message and unread count.
+    pub fn messages_expired(&mut self, contact: IdentityKey, ids: &[MessageId]) {
+        let gone: HashSet<MessageId> = ids.iter().copied().collect();
+        let mut newest_left = None;
+        let mut unread_gone = 0u64;
+        if let Some(open) = self.open.as_mut().filter(|o| o.contact == contact) {
+            unread_gone = open
+                .messages
+                .iter()
+                .filter(|m| {
+                    gone.contains(&m.id) && !m.outgoing() && m.status == MessageStatus::Received
+                })
+                .count() as u64;
+            open.messages.retain(|m| !gone.contains(&m.id));
+            newest_left = open.messages.last().cloned();
+        }
+        for id in ids {
+            self.read_requested.remove(id);
+        }
+        if let Some(results) = self.search_results.as_mut() {
+            results.retain(|m| !gone.contains(&m.id));
+        }
+        if let Some(at) = self.conversations.iter().position(|c| c.key() == contact) {
+            let summary = &mut self.conversations[at];
+            summary.unread = summary.unread.saturating_sub(unread_gone);
+            if gone.contains(&summary.last.id) {
+                match newest_left {
+                    Some(last) => summary.last = last,
+                    // Nothing here to show instead: the reloaded list says what is left.
+                    None => {
+                        self.conversations.remove(at);
+                    }
+                }
+            }
+        }
+        self.conversations_stale = true;
+    }
+
+    /// The conversation list as read again from the store. A message stored here after it was read
+    /// stays the row's last one.
+    pub fn conversations_reloaded(&mut self, mut fresh: Vec<ConversationRow>) {
+        for row in &mut fresh {
+            if let Some(held) = self.conversations.iter().find(|c| c.key() == row.key())
+                && held.last.sort_ms() > row.last.sort_ms()
+            {
+                row.last = held.last.clone();
+                row.unread = row.unread.max(held.unread);
+            }
+        }
+        fresh.sort_by_key(|c| std::cmp::Reverse(c.last.sort_ms()));
+        self.conversations = fresh;
+    }
+
     /// An outgoing message moved on (statuses never move backwards).
     pub fn status_changed(&mut self, contact: IdentityKey, id: MessageId, status: MessageStatus) {
         if let Some(open) = self.open.as_mut().filter(|o| o.contact == contact)
@@ -319,5 +388,78 @@ mod tests {
         assert_eq!(m.unread_in_open(), vec![MessageId([5; 16])]);
         m.marked_read(a, &[MessageId([2; 16])]);
         assert!(m.read_requested.is_empty());
+    }
+
+    #[test]
+    fn expired_messages_leave_the_open_view_and_the_list_and_the_list_is_read_again() {
+        let mut m = Model::default();
+        let (a, b) = (key(1), key(2));
+        m.upsert_contact(contact(a, "Alice", ContactState::Accepted));
+        m.upsert_contact(contact(b, "Bob", ContactState::Accepted));
+        m.open_conversation(a);
+        m.page_loaded(
+            a,
+            Page {
+                messages: vec![message(a, 1, 10, true), message(a, 2, 20, false)],
+                older: None,
+            },
+            true,
+        );
+        m.message_stored(message(a, 3, 30, false));
+        m.message_stored(message(b, 4, 40, true));
+        assert_eq!(m.timer_of(&a), 0);
+        m.timer_set(a, 3600);
+        assert_eq!(m.timer_of(&a), 3600);
+        assert_eq!(m.list_rows()[1].unread, 1);
+
+        // The newest message of the open conversation and an older one go.
+        m.on_event(Event::MessagesExpired {
+            conversation: a.into(),
+            ids: vec![MessageId([1; 16]), MessageId([3; 16])],
+        });
+        let left: Vec<u8> = m
+            .open
+            .as_ref()
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| m.id.0[0])
+            .collect();
+        assert_eq!(left, vec![2]);
+        let row = m.list_rows().into_iter().find(|r| r.key == a).unwrap();
+        assert_eq!(row.last.unwrap().id, MessageId([2; 16]), "the newest left");
+        assert_eq!(row.unread, 0, "the expired unread message is not counted");
+        assert!(m.conversations_stale, "the list is read again");
+        m.search_results = Some(vec![message(a, 1, 10, true), message(a, 2, 20, false)]);
+        m.on_event(Event::MessagesExpired {
+            conversation: a.into(),
+            ids: vec![MessageId([1; 16])],
+        });
+        assert_eq!(
+            m.search_results.as_ref().unwrap().len(),
+            1,
+            "out of the results"
+        );
+        assert_eq!(m.timer_of(&a), 3600, "the timer stays");
+
+        // Bob's conversation is not open: its expired last message takes the row away until the
+        // list is read again.
+        m.on_event(Event::MessagesExpired {
+            conversation: b.into(),
+            ids: vec![MessageId([4; 16])],
+        });
+        assert!(m.conversations.iter().all(|c| c.key() != b));
+        assert!(
+            m.list_rows().iter().any(|r| r.key == b && r.last.is_none()),
+            "Bob is still listed, with nothing to show"
+        );
+
+        // The reloaded list keeps a message stored after it was read.
+        let mut stale = m.conversations.clone();
+        stale[0].last = message(a, 2, 20, false);
+        m.message_stored(message(a, 5, 50, false));
+        m.conversations_reloaded(stale);
+        assert_eq!(m.conversations[0].last.id, MessageId([5; 16]));
+        assert_eq!(m.conversations[0].unread, 1);
     }
 }

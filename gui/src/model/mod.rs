@@ -166,6 +166,8 @@ pub struct Model {
     pub dark: bool,
     /// The node's event stream lagged: the lists are read again from the store.
     pub needs_resync: bool,
+    /// A timer changed or messages expired: the conversation list is read again from the store.
+    pub conversations_stale: bool,
     /// Messages that arrived while unfocused, for a desktop notification (names only, never text).
     pub pending_notifications: Vec<String>,
     /// Ids already sent in a read receipt, so one is not sent twice while the answer is on its way.
@@ -209,6 +211,7 @@ impl Default for Model {
             notifications: true,
             dark: true,
             needs_resync: false,
+            conversations_stale: false,
             pending_notifications: Vec::new(),
             read_requested: HashSet::new(),
         }
@@ -334,6 +337,7 @@ impl Model {
             .collect();
         self.conversations = snap.conversations;
         self.needs_resync = false;
+        self.conversations_stale = false;
     }
 
     pub fn upsert_contact(&mut self, record: ContactRow) {
@@ -374,7 +378,14 @@ impl Model {
                         self.pending_notifications.push(name);
                     }
                 }
+                // A system line may say the contact changed the timer: the list holds the timers.
+                self.conversations_stale |= message.system;
                 self.message_stored(message);
+            }
+            Event::MessagesExpired { conversation, ids } => {
+                if let Some(contact) = conversation.direct() {
+                    self.messages_expired(contact, &ids);
+                }
             }
             Event::ContactRequest { contact } => {
                 let name = contact.name.clone();
