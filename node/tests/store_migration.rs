@@ -180,7 +180,6 @@ fn a_format_1_profile_gets_the_group_tables() {
 #[test]
 fn a_format_1_profile_gets_the_timer_tables_and_its_messages_stay() {
     use tern_node::api::ConversationId;
-    use tern_protocol::MessageId;
     use tern_protocol::timer::{Timer, TimerSetting};
     let dir = copy_profile("alice");
     let bob = {
@@ -196,7 +195,7 @@ fn a_format_1_profile_gets_the_timer_tables_and_its_messages_stay() {
                 seconds: 60,
                 version: 1,
             },
-            MessageId([1; 16]),
+            [1; 16],
         );
         store
             .transaction(|b| b.set_timer(&ConversationId::Direct(bob), &timer))

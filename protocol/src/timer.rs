@@ -7,7 +7,6 @@
 //! made after seeing another (version + 1) always wins over it.
 
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::message::MessageId;
 
 /// The longest timer: one year. Longer, or a setting that is not a whole second, is refused.
 pub const MAX_TIMER_S: u32 = 365 * 24 * 3600;
@@ -58,8 +57,9 @@ pub struct Timer {
     /// 0: messages stay.
     pub seconds: u32,
     pub version: u64,
-    /// The content that carried the setting (all zeros for [`Timer::OFF`]).
-    pub id: MessageId,
+    /// The id of the content that carried the setting (a `MessageId`'s bytes; all zeros for
+    /// [`Timer::OFF`]).
+    pub id: [u8; 16],
 }
 
 impl Timer {
@@ -67,7 +67,7 @@ impl Timer {
     pub const OFF: Timer = Timer {
         seconds: 0,
         version: 0,
-        id: MessageId([0; 16]),
+        id: [0; 16],
     };
 
     /// The setting a side sends to change the timer to `seconds`: one version past what it holds.
@@ -79,7 +79,7 @@ impl Timer {
     }
 
     /// The timer `setting`, carried by content `id`, makes.
-    pub fn from_setting(setting: TimerSetting, id: MessageId) -> Self {
+    pub fn from_setting(setting: TimerSetting, id: [u8; 16]) -> Self {
         Self {
             seconds: setting.seconds,
             version: setting.version,
@@ -90,7 +90,7 @@ impl Timer {
     /// Whether this timer replaces `held`: a larger version, or the same version and a larger id
     /// (bytewise).
     pub fn wins_over(&self, held: &Timer) -> bool {
-        (self.version, self.id.0) > (held.version, held.id.0)
+        (self.version, self.id) > (held.version, held.id)
     }
 
     /// `seconds || version || id`, as a profile keeps it.
@@ -98,7 +98,7 @@ impl Timer {
         let mut out = [0u8; TIMER_LEN];
         out[..4].copy_from_slice(&self.seconds.to_be_bytes());
         out[4..12].copy_from_slice(&self.version.to_be_bytes());
-        out[12..].copy_from_slice(&self.id.0);
+        out[12..].copy_from_slice(&self.id);
         out
     }
 
@@ -106,7 +106,7 @@ impl Timer {
         let mut r = Reader::new(bytes);
         let seconds = r.u32("timer")?;
         let version = r.u64("timer version")?;
-        let id = MessageId(r.array("timer id")?);
+        let id = r.array("timer id")?;
         r.finish()?;
         check_seconds(seconds)?;
         Ok(Self {
@@ -122,7 +122,7 @@ mod tests {
     use super::*;
 
     fn timer(seconds: u32, version: u64, id: u8) -> Timer {
-        Timer::from_setting(TimerSetting { seconds, version }, MessageId([id; 16]))
+        Timer::from_setting(TimerSetting { seconds, version }, [id; 16])
     }
 
     #[test]
@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn a_change_made_after_seeing_another_wins_over_it() {
         let seen = timer(3600, 4, 0xff);
-        let next = Timer::from_setting(seen.next(0), MessageId([0; 16]));
+        let next = Timer::from_setting(seen.next(0), [0; 16]);
         assert_eq!(next.version, 5);
         assert!(next.wins_over(&seen));
         assert!(!seen.wins_over(&next));

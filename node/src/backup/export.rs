@@ -99,44 +99,46 @@ impl crate::engine::Engine {
         // Held files are read after the store's snapshot, one at a time (at most MAX_ATTACHMENTS).
         let mut files = BTreeSet::new();
         let mut failure = None;
-        let exported = self.store().export_records(now, |item| {
-            let written = match item {
-                ExportItem::Contact(record) => {
-                    summary.contacts += 1;
-                    write_record(&mut out, RecordKind::Contact, &[record])
-                }
-                ExportItem::Setting { name, value } => {
-                    let len = [name.len() as u8];
-                    write_record(
+        let exported = self
+            .store()
+            .export_records(now, super::BACKUP_SETTINGS, |item| {
+                let written = match item {
+                    ExportItem::Contact(record) => {
+                        summary.contacts += 1;
+                        write_record(&mut out, RecordKind::Contact, &[record])
+                    }
+                    ExportItem::Setting { name, value } => {
+                        let len = [name.len() as u8];
+                        write_record(
+                            &mut out,
+                            RecordKind::Setting,
+                            &[&len, name.as_bytes(), value],
+                        )
+                    }
+                    ExportItem::Message { record, unread } => {
+                        summary.messages += 1;
+                        write_record(
+                            &mut out,
+                            RecordKind::Message,
+                            &[&[u8::from(unread)], record],
+                        )
+                    }
+                    ExportItem::Attachment { record, hash } => {
+                        files.insert(hash.0);
+                        write_record(&mut out, RecordKind::Attachment, &[record])
+                    }
+                    ExportItem::Timer { contact, timer } => write_record(
                         &mut out,
-                        RecordKind::Setting,
-                        &[&len, name.as_bytes(), value],
-                    )
-                }
-                ExportItem::Message { record, unread } => {
-                    summary.messages += 1;
-                    write_record(
-                        &mut out,
-                        RecordKind::Message,
-                        &[&[u8::from(unread)], record],
-                    )
-                }
-                ExportItem::Attachment { record, hash } => {
-                    files.insert(hash.0);
-                    write_record(&mut out, RecordKind::Attachment, &[record])
-                }
-                ExportItem::Timer { contact, timer } => write_record(
-                    &mut out,
-                    RecordKind::Timer,
-                    &[contact.as_bytes(), &timer.encode()],
-                ),
-            };
-            records += 1;
-            written.map_err(|e| {
-                failure = Some(e);
-                StoreError::Unsupported("the backup stopped")
-            })
-        });
+                        RecordKind::Timer,
+                        &[contact.as_bytes(), &timer.encode()],
+                    ),
+                };
+                records += 1;
+                written.map_err(|e| {
+                    failure = Some(e);
+                    StoreError::Unsupported("the backup stopped")
+                })
+            });
         if let Some(e) = failure {
             return Err(e);
         }

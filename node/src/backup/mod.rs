@@ -36,6 +36,10 @@ pub use records::{MAX_RECORD_LEN, RecordKind};
 pub use restore::{IMPORT_BATCH, restore};
 pub use stream::{ARCHIVE_VERSION, CHUNK_LEN, HEADER_LEN, MAGIC, MIN_PADDED_LEN, padded_len};
 
+/// The settings a backup carries, by name (a setting's row key is a blind index, so its name must be
+/// known). Not `auto-backup`: its code must never travel inside an archive.
+pub const BACKUP_SETTINGS: &[&str] = &[crate::settings::NETWORK_SETTING];
+
 /// What a backup or a restore carried.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BackupSummary {

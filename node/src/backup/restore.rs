@@ -8,6 +8,7 @@ use std::path::Path;
 use tern_protocol::{ContactCard, Identity};
 use zeroize::Zeroizing;
 
+use super::BACKUP_SETTINGS;
 use super::code::RecoveryCode;
 use super::export::{FILE_PARTS, temp_path};
 use super::records::{RecordKind, read_record};
@@ -15,7 +16,7 @@ use super::stream::{OpeningReader, read_header};
 use super::{BackupError, BackupSummary};
 use crate::engine::Engine;
 use crate::files::FILES_DIR;
-use crate::store::{BACKUP_SETTINGS, KdfParams, Password, STORE_FILE, Store, VaultItem};
+use crate::store::{KdfParams, Password, STORE_FILE, Store, VaultItem};
 
 /// Records written per commit while restoring: memory stays bounded by one batch, not the history.
 pub const IMPORT_BATCH: usize = 1_000;

@@ -84,7 +84,7 @@ impl Engine {
             Body::Timer(setting),
             now_ms,
             |batch, _, content, envelope, now| {
-                batch.set_timer(&conversation, &Timer::from_setting(setting, content.id))?;
+                batch.set_timer(&conversation, &Timer::from_setting(setting, content.id.0))?;
                 let line = Message {
                     id: content.id,
                     conversation,
@@ -193,7 +193,7 @@ pub(super) fn receive_timer(
     now: u64,
 ) -> Result<Received, StoreError> {
     let conversation = ConversationId::Direct(contact.key);
-    let offered = Timer::from_setting(setting, id);
+    let offered = Timer::from_setting(setting, id.0);
     if !offered.wins_over(&batch.timer(&conversation)?) {
         return Ok(Received::Dropped);
     }

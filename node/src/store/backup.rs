@@ -13,16 +13,12 @@ use zeroize::Zeroizing;
 use tern_protocol::timer::Timer;
 
 use crate::api::ConversationId;
-use crate::settings::NETWORK_SETTING;
 
 use super::batch::Batch;
 use super::files::{ATTACHMENTS, AttachmentRecord};
 use super::messages::insert_message_rows;
 use super::records::{ContactRecord, MessageRecord};
 use super::{CONTACTS, CONV_MESSAGE_INDEX, CONV_MESSAGES, CONV_UNREAD, Store, StoreError, corrupt};
-
-/// The settings a backup carries, by name (a setting's row key is a blind index, so its name must be known).
-pub const BACKUP_SETTINGS: &[&str] = &[NETWORK_SETTING];
 
 /// One record of a profile, as a backup carries it: the store's own encoding, opened.
 pub enum ExportItem<'a> {
@@ -56,6 +52,7 @@ impl Store {
     pub fn export_records(
         &self,
         now_ms: u64,
+        settings: &[&'static str],
         mut f: impl FnMut(ExportItem<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let read = super::batch::Reader::begin(&self.shared, &self.keys)?;
@@ -77,7 +74,7 @@ impl Store {
         let horizon = now_ms.saturating_add(BACKUP_EXPIRY_MARGIN_MS);
         // Messages left out, so their files are too (at most the messages that fall due within a day).
         let mut left_out = std::collections::HashSet::new();
-        for name in BACKUP_SETTINGS {
+        for name in settings {
             if let Some(value) = read.setting_get(name)? {
                 f(ExportItem::Setting {
                     name,

@@ -139,7 +139,7 @@ use tern_protocol::codec::DecodeError;
 
 use thiserror::Error;
 
-pub use backup::{BACKUP_SETTINGS, ExportItem, ImportError};
+pub use backup::{ExportItem, ImportError};
 pub use batch::Batch;
 pub use detached::DetachedCommit;
 pub use files::{AttachmentRecord, MAX_ATTACHMENTS};

@@ -364,7 +364,7 @@ mod tests {
                 seconds: 300,
                 version: 3,
             },
-            MessageId([9; 16]),
+            [9; 16],
         );
         store.transaction(|b| b.set_timer(&ana, &timer)).unwrap();
         assert_eq!(store.timer(&ana).unwrap(), timer);
