@@ -157,7 +157,9 @@ async fn a_receiver_stopped_mid_transfer_finishes_after_a_restart_without_fetchi
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let scratch = tempfile::tempdir().unwrap();
     let (alice, bob) = pair(dirs.0.path(), dirs.1.path());
-    let bytes = pattern(48 * MIB, 2);
+    // Large enough that the pause lands mid-transfer: progress events come at most every 250 ms, and
+    // loopback moves tens of MiB in that time (48 MiB once finished before the pause on a loaded CI run).
+    let bytes = pattern(128 * MIB, 2);
     let source = scratch.path().join("big.bin");
     std::fs::write(&source, &bytes).unwrap();
     let ciphertext = FileLayout::new(bytes.len() as u64)
@@ -176,8 +178,8 @@ async fn a_receiver_stopped_mid_transfer_finishes_after_a_restart_without_fetchi
             matches!(e, Event::FileProgress { id: got, received, .. } if *got == id && *received > 12 * MIB as u64)
         })
         .await;
-        // Paused first, so that the stop lands mid-transfer however fast this machine moves 36 MiB over
-        // loopback (the fetch runs beside the loop and would otherwise race the stop to the end).
+        // Paused first, so that the stop lands mid-transfer however fast this machine moves the other
+        // 116 MiB over loopback (the fetch runs beside the loop and would otherwise race the stop to the end).
         b.node.pause_file(conversation, id).await.unwrap();
         let profile = b.node.stop().await.unwrap();
         let before = a.node.file_bytes_sent();
