@@ -93,9 +93,12 @@ impl Shared {
         }
     }
 
-    /// The store that holds the profile lock is gone.
+    /// The store that holds the profile lock is gone: the database closes with it, so redb's lock on the
+    /// file goes too, even while a reader (a read finishing on another thread) still holds this slot;
+    /// that reader's next operation fails instead of keeping the profile from being opened again.
     pub(super) fn release(&self) {
         self.owner.store(false, Ordering::SeqCst);
+        self.lock().db = None;
     }
 
     fn lock(&self) -> MutexGuard<'_, Slot> {
