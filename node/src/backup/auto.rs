@@ -181,18 +181,6 @@ impl Engine {
             .setting_put(AUTO_BACKUP_SETTING, &encode(&schedule, &code)?)?;
         Ok(Some((path, summary)))
     }
-
-    /// When the next automatic backup is due (unix ms), if they are on.
-    pub fn next_auto_backup(&self) -> Option<u64> {
-        let schedule = self.auto_backup().ok()??;
-        Some(if schedule.last_ms == 0 {
-            0
-        } else {
-            schedule
-                .last_ms
-                .saturating_add(schedule.every.as_millis() as u64)
-        })
-    }
 }
 
 impl crate::profile::Profile {

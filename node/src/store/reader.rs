@@ -120,7 +120,7 @@ impl StoreReader {
         self.run(|read| {
             let page = read.conversation_page(conversation, before.as_ref(), limit)?;
             // A message whose timer ran out while no node ran to delete it is out of view already.
-            let now = unix_ms();
+            let now = crate::api::now_ms();
             let mut messages: Vec<Message> = page
                 .messages
                 .into_iter()
@@ -161,7 +161,7 @@ impl StoreReader {
     /// case, newest first. Opens every message: run it off the event loop.
     pub fn search(&self, needle: &str, limit: usize) -> Result<Vec<Message>, StoreError> {
         self.run(|read| {
-            let now = unix_ms();
+            let now = crate::api::now_ms();
             Ok(read
                 .search(needle, limit.min(MAX_SEARCH_RESULTS))?
                 .into_iter()
@@ -195,11 +195,4 @@ impl StoreReader {
             slot: new_slot.encode(),
         })
     }
-}
-
-/// Now, unix milliseconds.
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
