@@ -81,6 +81,9 @@ pub struct Attachment {
     pub progress: u64,
     /// For a file this profile sent: location and camera metadata were stripped before it was encrypted.
     pub metadata_stripped: bool,
+    /// A picture's preview as the sender made it: PNG or JPEG, at most 32 KiB and 1024 pixels a side
+    /// (a received one that is not is dropped on arrival).
+    pub thumbnail: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for Attachment {
@@ -93,6 +96,7 @@ impl fmt::Debug for Attachment {
             state,
             progress,
             metadata_stripped,
+            thumbnail,
         } = self;
         f.debug_struct("Attachment")
             .field("name_len", &name.len())
@@ -101,6 +105,7 @@ impl fmt::Debug for Attachment {
             .field("state", state)
             .field("progress", progress)
             .field("metadata_stripped", metadata_stripped)
+            .field("thumbnail_len", &thumbnail.as_ref().map(Vec::len))
             .finish()
     }
 }

@@ -106,6 +106,16 @@ pub(super) fn receive_file(
     now: u64,
 ) -> Result<Received, StoreError> {
     let conversation = ConversationId::Direct(sender);
+    let mut announcement = announcement;
+    if announcement
+        .thumbnail
+        .as_deref()
+        .is_some_and(|t| !crate::files::thumb::acceptable(t))
+    {
+        // The file is kept; only a preview the app could not draw safely is dropped.
+        debug!("a file's preview is not a small PNG or JPEG: dropped");
+        announcement.thumbnail = None;
+    }
     let record = AttachmentRecord {
         conversation,
         id,

@@ -12,6 +12,7 @@
 
 pub mod store;
 pub mod strip;
+pub mod thumb;
 pub mod transfer;
 
 use std::collections::{HashMap, VecDeque};

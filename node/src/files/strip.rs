@@ -2,15 +2,17 @@
 //! it was taken (GPS) and with which camera, XMP and text chunks often the same and more. Done with
 //! `img-parts`, which parses the container only (no pixels are decoded or re-encoded, so the picture is
 //! unchanged): JPEG loses its APP1 (EXIF, XMP), APP13 (IPTC) and comment segments; PNG its `eXIf`, `tEXt`,
-//! `zTXt`, `iTXt` and `tIME` chunks; WebP its `EXIF` and `XMP ` chunks. Colour profiles stay.
+//! `zTXt`, `iTXt` and `tIME` chunks; WebP its `EXIF` and `XMP ` chunks. Colour profiles stay, and so does a
+//! JPEG's orientation: its EXIF block is replaced by one that holds only that tag.
 //!
 //! The container is parsed in memory, so only pictures up to [`MAX_STRIP_LEN`] are stripped; a larger
 //! one is sent as it is and the send result says nothing was stripped.
 
+use image::metadata::Orientation;
 use img_parts::jpeg::{Jpeg, markers};
 use img_parts::png::Png;
 use img_parts::webp::WebP;
-use img_parts::{Bytes, ImageEncoder};
+use img_parts::{Bytes, ImageEXIF, ImageEncoder};
 
 /// The largest picture whose metadata is stripped (it is parsed in memory).
 pub const MAX_STRIP_LEN: u64 = 64 * 1024 * 1024;
@@ -35,6 +37,18 @@ where
     out
 }
 
+/// An EXIF block that says only how the picture is turned (a big-endian TIFF header and one IFD entry, tag
+/// 0x0112 SHORT), so a portrait photo still shows upright once the rest of its EXIF is gone.
+fn orientation_only(orientation: Orientation) -> Bytes {
+    let mut tiff = Vec::with_capacity(26);
+    tiff.extend_from_slice(b"MM\0\x2a\0\0\0\x08");
+    tiff.extend_from_slice(&1u16.to_be_bytes());
+    tiff.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1]);
+    tiff.extend_from_slice(&u16::from(orientation.to_exif()).to_be_bytes());
+    tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    Bytes::from(tiff)
+}
+
 /// The picture without its metadata, or `None` if it had none (or is not a picture this can parse: then
 /// it is sent unchanged, as any other file).
 pub fn strip(bytes: Vec<u8>, media_type: &str) -> Option<Vec<u8>> {
@@ -42,10 +56,24 @@ pub fn strip(bytes: Vec<u8>, media_type: &str) -> Option<Vec<u8>> {
     match media_type {
         "image/jpeg" => {
             let mut jpeg = Jpeg::from_bytes(bytes).ok()?;
+            let orientation = jpeg
+                .exif()
+                .and_then(|exif| Orientation::from_exif_chunk(&exif))
+                .filter(|o| *o != Orientation::NoTransforms);
+            let kept = orientation.map(orientation_only);
+            // A picture stripped before holds exactly the block it would get: that is not metadata.
+            let already = kept.is_some() && jpeg.exif() == kept;
             let before = jpeg.segments().len();
             jpeg.segments_mut()
                 .retain(|s| !JPEG_DROP.contains(&s.marker()));
-            (jpeg.segments().len() != before).then(|| encode(jpeg.encoder()))
+            let dropped = before - jpeg.segments().len();
+            if dropped == 0 || (dropped == 1 && already) {
+                return None;
+            }
+            if kept.is_some() {
+                jpeg.set_exif(kept);
+            }
+            Some(encode(jpeg.encoder()))
         }
         "image/png" => {
             let mut png = Png::from_bytes(bytes).ok()?;
@@ -105,6 +133,44 @@ mod tests {
         assert!(
             strip(stripped, "image/jpeg").is_none(),
             "nothing left to strip"
+        );
+    }
+
+    /// A phone's portrait photo: EXIF with orientation 6 ("turn 90° clockwise to show") and GPS.
+    #[test]
+    fn a_jpeg_keeps_only_its_orientation_from_its_exif() {
+        let mut jpeg = vec![0xFF, 0xD8];
+        let mut exif = b"Exif\0\0MM\0*\0\0\0\x08\0\x02".to_vec();
+        exif.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0]);
+        exif.extend_from_slice(&[0x88, 0x25, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0x26]);
+        exif.extend_from_slice(&[0, 0, 0, 0]);
+        exif.extend_from_slice(b"GPS-51.5007N-0.1246W");
+        jpeg.extend_from_slice(&[0xFF, 0xE1, 0, (exif.len() + 2) as u8]);
+        jpeg.extend_from_slice(&exif);
+        jpeg.extend_from_slice(&[0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 0x3F, 0, 0x12, 0xFF, 0xD9]);
+        assert_eq!(
+            Jpeg::from_bytes(Bytes::from(jpeg.clone()))
+                .unwrap()
+                .exif()
+                .and_then(|e| Orientation::from_exif_chunk(&e)),
+            Some(Orientation::Rotate90),
+            "the fixture says 6"
+        );
+
+        let stripped = strip(jpeg, "image/jpeg").expect("it had metadata");
+        assert!(!has(&stripped, b"GPS-51.5007N"));
+        let exif = Jpeg::from_bytes(Bytes::from(stripped.clone()))
+            .unwrap()
+            .exif()
+            .expect("an EXIF block with the orientation");
+        assert_eq!(exif.len(), 26, "one entry and nothing else");
+        assert_eq!(
+            Orientation::from_exif_chunk(&exif),
+            Some(Orientation::Rotate90)
+        );
+        assert!(
+            strip(stripped, "image/jpeg").is_none(),
+            "the orientation block alone is not metadata to strip"
         );
     }
 

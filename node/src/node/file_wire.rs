@@ -40,6 +40,15 @@ struct Live {
 }
 
 /// The node's file transfers.
+/// A file encrypted into the store, ready to be announced.
+pub(crate) struct Added {
+    pub file: AddedFile,
+    /// Location and camera metadata were removed before it was encrypted.
+    pub metadata_stripped: bool,
+    /// A preview of a picture, for the announcement.
+    pub thumbnail: Option<Vec<u8>>,
+}
+
 pub(crate) struct FileWire {
     pub(crate) service: FileService,
     /// Weak, so that the node's event stream closes when the node stops.
@@ -123,33 +132,41 @@ impl FileWire {
         }
     }
 
-    /// Encrypts the file at `path` into the store; returns it and whether metadata was stripped.
-    pub(crate) async fn add(
-        &self,
-        path: &Path,
-        media_type: &str,
-    ) -> Result<(AddedFile, bool), FilesError> {
+    /// Encrypts the file at `path` into the store. A picture is stripped of its metadata first and gets
+    /// a preview (`files::thumb`), both from one read of it, off the async threads.
+    pub(crate) async fn add(&self, path: &Path, media_type: &str) -> Result<Added, FilesError> {
         if crate::files::strip::strippable(media_type) {
             let size = tokio::fs::metadata(path).await?.len();
             if size <= crate::files::strip::MAX_STRIP_LEN {
                 let bytes = tokio::fs::read(path).await?;
                 let media_type = media_type.to_owned();
-                let stripped = tokio::task::spawn_blocking(move || {
-                    crate::files::strip::strip(bytes, &media_type)
+                let (stripped, thumbnail) = tokio::task::spawn_blocking(move || {
+                    let thumbnail = crate::files::thumb::make(&bytes, &media_type);
+                    (crate::files::strip::strip(bytes, &media_type), thumbnail)
                 })
                 .await
                 .map_err(|_| FilesError::Corrupt("the strip task stopped"))?;
-                if let Some(stripped) = stripped {
-                    return Ok((self.service.add_bytes(stripped).await?, true));
-                }
-            } else {
-                warn!(
-                    "a picture over {} bytes is sent with its metadata",
-                    crate::files::strip::MAX_STRIP_LEN
-                );
+                let metadata_stripped = stripped.is_some();
+                let file = match stripped {
+                    Some(stripped) => self.service.add_bytes(stripped).await?,
+                    None => self.service.add(path).await?,
+                };
+                return Ok(Added {
+                    file,
+                    metadata_stripped,
+                    thumbnail,
+                });
             }
+            warn!(
+                "a picture over {} bytes is sent with its metadata and no preview",
+                crate::files::strip::MAX_STRIP_LEN
+            );
         }
-        Ok((self.service.add(path).await?, false))
+        Ok(Added {
+            file: self.service.add(path).await?,
+            metadata_stripped: false,
+            thumbnail: None,
+        })
     }
 
     /// Pauses a fetch, keeping what was received; returns once it has stopped (a `want` after it starts

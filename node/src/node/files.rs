@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::file_wire::Added;
 use super::*;
 use crate::api::{ConversationId, FileEntry, FileOpError, FileState, SentFile};
 use crate::store::AttachmentRecord;
@@ -168,15 +169,18 @@ impl Node {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let media_type = media_type_of(&name).to_owned();
-        let (added, metadata_stripped) =
-            self.files.add(&path, &media_type).await.map_err(file_err)?;
+        let Added {
+            file: added,
+            metadata_stripped,
+            thumbnail,
+        } = self.files.add(&path, &media_type).await.map_err(file_err)?;
         let announcement = FileAnnouncement {
             name,
             size: added.size,
             media_type,
             key: added.key,
             hash: added.hash,
-            thumbnail: None,
+            thumbnail,
         };
         if let Err(e) = announcement.encode() {
             self.files.forget(added.hash, true).await;

@@ -115,6 +115,7 @@ impl AttachmentRecord {
                 0
             },
             metadata_stripped: self.metadata_stripped,
+            thumbnail: self.announcement.thumbnail.clone(),
         }
     }
 }
