@@ -345,6 +345,12 @@ impl PeerSessions {
         self.sessions.first().map(|s| s.id)
     }
 
+    /// Whether the session used for sending has received anything (a new start that replaces such a
+    /// session comes from a peer that lost its state: a reinstall or a restore, §10 rule 5).
+    pub fn active_is_confirmed(&self) -> bool {
+        self.sessions.first().is_some_and(|s| s.confirmed)
+    }
+
     /// Number of sessions held.
     pub fn len(&self) -> usize {
         self.sessions.len()

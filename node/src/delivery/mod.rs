@@ -295,25 +295,30 @@ impl<E: Entry> Delivery<E> {
     }
 
     /// A peer's entries read from the store ([`Action::LoadFor`]), due or not: sent now if it is connected.
+    /// An entry held already takes the store's bytes (they change when a message is sealed again for a
+    /// contact that lost its state), keeping where it stands.
     pub fn handle_loaded_for(&mut self, peer: PeerId, entries: Vec<Outgoing<E>>) {
-        if !self.connected.contains(&peer) {
-            return;
-        }
+        let connected = self.connected.contains(&peer);
         for out in entries {
             let id = out.entry.id();
-            if self.entries.contains_key(&id) {
-                self.send_parked(id);
-            } else if !self.finishing(&id) && peer_id_of(&out.entry.recipient()) == Some(peer) {
+            if let Some(tracked) = self.entries.get_mut(&id) {
+                tracked.out = out;
+                if connected {
+                    self.send_parked(id);
+                }
+            } else if connected
+                && !self.finishing(&id)
+                && peer_id_of(&out.entry.recipient()) == Some(peer)
+            {
                 self.send_or_wait(Tracked::new(out, peer));
             }
         }
     }
 
-    /// Asks for everything queued for `peer` to be sent now (after a read receipt was queued, say).
+    /// Asks for everything queued for `peer` to be read again from the store and sent now if it is
+    /// connected (after a read receipt was queued, say, or messages were sealed again for it).
     pub fn flush_for(&mut self, peer: PeerId) {
-        if self.connected.contains(&peer) {
-            self.actions.push_back(Action::LoadFor { peer });
-        }
+        self.actions.push_back(Action::LoadFor { peer });
     }
 
     /// A peer's first connection opened: what waits for it is due at once.

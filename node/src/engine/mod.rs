@@ -31,6 +31,7 @@ pub use contacts::find_contact_in;
 mod outbox;
 mod profile;
 mod receive;
+mod reseal;
 mod reserved;
 mod send;
 mod timers;
@@ -224,7 +225,8 @@ pub struct Engine {
     /// How many message requests the store holds, once counted (`None`: count again; any change to the
     /// contacts other than a new request resets it).
     requests: Option<u64>,
-    /// Contacts a re-issued card was queued for since the node last asked ([`Engine::take_card_updates`]).
+    /// Contacts whose outboxes have news since the node last asked ([`Engine::take_card_updates`]): a
+    /// re-issued card was queued for them, or what waited for them was sealed again (`reseal.rs`).
     card_updates: Vec<IdentityKey>,
     /// When the next message disappears (`timers.rs`), unix milliseconds.
     next_expiry: Option<u64>,

@@ -96,10 +96,11 @@ impl Engine {
             sessions,
             cards,
             requests,
-            card_updates: _,
+            card_updates,
             next_expiry: _,
             last_compact: _,
         } = self;
+        let mut restarted = Vec::new();
         let result = store.transaction(|batch| {
             let mut outcomes = Vec::with_capacity(envelopes.len());
             for (bytes, _) in envelopes {
@@ -110,6 +111,7 @@ impl Engine {
                         sessions: &mut *sessions,
                         requests: &mut *requests,
                         touched: &mut touched,
+                        restarted: &mut restarted,
                     },
                     &pickle_key,
                     bytes,
@@ -129,6 +131,9 @@ impl Engine {
                 touched: &mut touched,
             };
             receipts.queue(batch, envelopes, &outcomes, now, rng)?;
+            for peer in &restarted {
+                receipts.reseal(batch, peer, now, rng)?;
+            }
             // Each advanced session once, in its latest state: with the sending half of a DH step taken
             // now (a reply then needs no session commit of its own) and the next sending keys reserved.
             for sender in &touched {
@@ -141,6 +146,14 @@ impl Engine {
             }
             Ok(outcomes)
         });
+        if result.is_ok() {
+            // What was sealed again waits in the outbox: the node sends it (`take_card_updates`).
+            for peer in restarted {
+                if !card_updates.contains(&peer) {
+                    card_updates.push(peer);
+                }
+            }
+        }
         if result.is_err() {
             // The commit failed: forget the advanced sessions so the senders' retries decrypt again.
             for sender in &touched {
@@ -156,7 +169,7 @@ impl Engine {
 type Confirmed = (MessageId, Option<EnvelopeId>);
 
 /// What a receive group needs to seal the delivery receipts it queues.
-struct Receipts<'a> {
+pub(super) struct Receipts<'a> {
     identity: &'a Identity,
     card: &'a ContactCard,
     sessions: &'a mut HashMap<IdentityKey, PeerSessions>,
@@ -225,6 +238,26 @@ impl Receipts<'_> {
         now: u64,
         rng: &mut impl rand::CryptoRng,
     ) -> Result<(Content, Envelope), EngineError> {
+        let content = Content {
+            id: MessageId::new_v7(now, rng),
+            sent_at_ms: now,
+            body,
+        };
+        let expires_at = now / 1000 + MAIL_TTL_S;
+        let envelope = self.seal_content(batch, to, &content, expires_at, rng)?;
+        Ok((content, envelope))
+    }
+
+    /// Seals `content` for `to` on the active session, in an envelope that expires at `expires_at` (unix
+    /// seconds).
+    pub(super) fn seal_content(
+        &mut self,
+        batch: &mut Batch<'_>,
+        to: &IdentityKey,
+        content: &Content,
+        expires_at: u64,
+        rng: &mut impl rand::CryptoRng,
+    ) -> Result<Envelope, EngineError> {
         let contact = batch
             .contact(to)?
             .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
@@ -236,11 +269,6 @@ impl Receipts<'_> {
             return Err(EngineError::NotAccepted);
         }
         let their_card = cached_card(self.cards, &contact)?;
-        let content = Content {
-            id: MessageId::new_v7(now, rng),
-            sent_at_ms: now,
-            body,
-        };
         let plaintext = zeroize::Zeroizing::new(content.encode()?);
         let peer = session_in(
             batch,
@@ -258,10 +286,10 @@ impl Receipts<'_> {
             self.identity,
             their_card.identity(),
             &session_message,
-            now / 1000 + MAIL_TTL_S,
+            expires_at,
             rng,
         )?;
-        Ok((content, envelope))
+        Ok(envelope)
     }
 }
 
@@ -305,6 +333,8 @@ pub(super) struct Held<'a> {
     pub(super) sessions: &'a mut HashMap<IdentityKey, PeerSessions>,
     pub(super) requests: &'a mut Option<u64>,
     pub(super) touched: &'a mut Vec<IdentityKey>,
+    /// Senders whose new start replaced a confirmed session: what waits for them is sealed again.
+    pub(super) restarted: &'a mut Vec<IdentityKey>,
 }
 
 impl Held<'_> {
@@ -419,6 +449,10 @@ fn open_one(
     let stranger = contact.is_none();
     let was_touched = held.touched.contains(&sender);
     let peer = session_in(batch, held.sessions, pickle_key, identity.key(), sender)?;
+    let active_before = peer
+        .active_is_confirmed()
+        .then(|| peer.active_session())
+        .flatten();
     let decrypted = match peer.decrypt(identity, &opened.session_message) {
         Ok(decrypted) => decrypted,
         Err(e) => {
@@ -431,6 +465,14 @@ fn open_one(
     };
     if !was_touched {
         held.touched.push(sender);
+    }
+    if decrypted.new_session_card.is_some()
+        && active_before.is_some()
+        && peer.active_session() != active_before
+        && !held.restarted.contains(&sender)
+    {
+        // A new start replaced a session that worked: the peer lost its state (§10 rule 5, §20.5).
+        held.restarted.push(sender);
     }
     // If the content is malformed the ratchet still moved: the session is kept, the content refused
     // (a stranger's is not kept: only a text makes a stranger a contact, with a session on file).

@@ -345,7 +345,8 @@ impl Engine {
         }
     }
 
-    /// The contacts a re-issued card was queued for since the last call: their outboxes have news.
+    /// The contacts a re-issued card was queued for, or whose waiting messages were sealed again, since
+    /// the last call: their outboxes have news.
     pub fn take_card_updates(&mut self) -> Vec<IdentityKey> {
         std::mem::take(&mut self.card_updates)
     }

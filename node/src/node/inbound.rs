@@ -54,6 +54,8 @@ impl EventLoop {
             }
             self.answer_one(peer, channel, inbound.outcome);
         }
+        // A contact that lost its state had what waited for it sealed again: send that.
+        self.flush_card_updates();
     }
 
     pub(super) fn answer_one(

@@ -115,6 +115,8 @@ impl EventLoop {
         self.mailbox_client
             .handle_page_stored(server, done, more, Instant::now());
         self.run_client();
+        // A contact that lost its state had what waited for it sealed again: send that.
+        self.flush_card_updates();
     }
 
     pub(super) fn handle_mailbox_event(

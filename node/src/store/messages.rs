@@ -359,6 +359,27 @@ impl Batch<'_> {
         }
     }
 
+    /// The newest `limit` messages of a conversation, oldest first, as this transaction sees them.
+    pub fn newest_messages(
+        &self,
+        conversation: &ConversationId,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let conv = conv_blind(self.keys, conversation);
+        let page = page_in(
+            self.keys,
+            &self.txn.open_table(MESSAGES)?,
+            &conv,
+            None,
+            limit,
+        )?;
+        Ok(page
+            .messages
+            .into_iter()
+            .map(MessageRecord::into_message)
+            .collect())
+    }
+
     /// Stores a message; `false` (and no change) if it is stored already or, for an incoming message, if
     /// the duplicate check has seen it. An incoming message is remembered in the duplicate check for
     /// [`super::SEEN_RETENTION_MS`] after it arrived, even if it is later deleted.
