@@ -624,3 +624,149 @@ fn disappearing_messages_set_in_one_app_show_in_both_conversations() {
     shutdown(&mut alice);
     shutdown(&mut bob);
 }
+
+/// Whether the accessibility tree has a node of `role` whose label is exactly `label`.
+fn has_role_label(h: &Harness<'static, TernApp>, role: Role, label: &str) -> bool {
+    h.query_all_by(|n| n.role() == role && n.label().as_deref() == Some(label))
+        .next()
+        .is_some()
+}
+
+/// Types `text` into the open conversation's composer and sends it with Enter.
+fn write(h: &mut Harness<'static, TernApp>, text: &str) {
+    h.get_by_role(Role::MultilineTextInput).focus();
+    h.step();
+    h.get_by_role(Role::MultilineTextInput).type_text(text);
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+}
+
+#[test]
+fn a_group_is_made_in_a_dialog_talked_in_by_name_and_a_member_removed_from_the_members_panel() {
+    let Pair {
+        mut alice,
+        mut bob,
+        _dirs,
+    } = pair();
+    let (bob_link, alice_link) = (invite_link(&bob), invite_link(&alice));
+    add_contact(&mut alice, &bob_link, "Bob");
+    add_contact(&mut bob, &alice_link, "Alice");
+    connect(&alice, &bob);
+    let bob_key = my_key(&bob);
+    settle(&mut alice, "Bob online", |h| {
+        h.state().model.contact(&bob_key).is_some_and(|c| c.online)
+    });
+
+    // "New group" beside "+ Add contact": the name field has the focus; a group without a name is
+    // refused inside the dialog, in plain words.
+    click(&mut alice, "New group");
+    assert!(
+        alice
+            .get_by(|n| is_field(n.role()) && n.label().as_deref() == Some("Group name"))
+            .is_focused(),
+        "the name field has the focus"
+    );
+    click(&mut alice, "Create group");
+    assert!(has_label(&alice, "Give the group a name."));
+    assert!(alice.state().model.groups.is_empty());
+    // Tab stays inside the dialog: it never reaches the search field behind it.
+    for _ in 0..6 {
+        alice.key_press(egui::Key::Tab);
+        alice.step();
+        assert!(
+            alice
+                .query_all_by(|n| n.is_focused() && n.label().as_deref() == Some("Search"))
+                .next()
+                .is_none(),
+            "Tab left the dialog"
+        );
+    }
+    type_into(&mut alice, "Group name", "Climbing");
+    alice.get_by_role_and_label(Role::CheckBox, "Bob").click();
+    alice.step();
+    // Enter in the name field makes the group.
+    alice
+        .get_by(|n| is_field(n.role()) && n.label().as_deref() == Some("Group name"))
+        .focus();
+    alice.step();
+    alice.key_press(egui::Key::Enter);
+    alice.step();
+    settle(&mut alice, "the group, open, with Bob in it", |h| {
+        let m = &h.state().model;
+        m.dialog.is_none()
+            && m.open_group().is_some()
+            && m.groups.first().is_some_and(|g| g.members == 2)
+    });
+    settle(&mut alice, "the header and the group in the list", |h| {
+        has_label(h, "👥 Climbing") && has_role_label(h, Role::Button, "Climbing")
+    });
+
+    // Bob's app shows the group he was added to; Alice writes in it.
+    settle(&mut bob, "the group in Bob's list", |h| {
+        has_role_label(h, Role::Button, "Climbing")
+    });
+    write(&mut alice, "Hi all, ropes at six");
+    settle(&mut bob, "Alice's message in the list", |h| {
+        has_label(h, "Alice: Hi all, ropes at six")
+    });
+    click(&mut bob, "Climbing");
+    settle(&mut bob, "Alice's message with her name", |h| {
+        has_label(h, "Hi all, ropes at six") && has_role_label(h, Role::Label, "From Alice")
+    });
+    assert!(has_label(&bob, "Alice added you"), "the system line shows");
+
+    // Bob answers in the group; Alice reads it under his name.
+    write(&mut bob, "Count me in");
+    settle(&mut alice, "Bob's answer with his name", |h| {
+        has_label(h, "Count me in") && has_role_label(h, Role::Label, "From Bob")
+    });
+    assert!(
+        !has_role_label(&alice, Role::Label, "From Alice"),
+        "her own messages carry no name"
+    );
+
+    // Alice removes Bob from the members panel, after a confirmation with Cancel focused.
+    click(&mut alice, "Group info…");
+    settle(&mut alice, "the members with roles", |h| {
+        has_label(h, "2 members") && has_role_label(h, Role::Button, "Remove Bob…")
+    });
+    assert!(has_role_label(&alice, Role::Label, "creator"));
+    assert!(has_role_label(&alice, Role::Label, "member"));
+    assert!(has_role_label(&alice, Role::Button, "Make Bob an admin"));
+    assert!(has_role_label(&alice, Role::Button, "Leave group…"));
+    click(&mut alice, "Remove Bob…");
+    assert!(has_label(&alice, "Remove Bob from Climbing?"));
+    assert!(
+        alice
+            .get_by_role_and_label(Role::Button, "Cancel")
+            .is_focused(),
+        "Cancel has the focus"
+    );
+    click(&mut alice, "Remove from group");
+    settle(&mut alice, "one member left", |h| {
+        has_label(h, "1 member") && h.state().model.groups[0].members == 1
+    });
+    assert!(has_label(&alice, "You removed Bob"), "Alice's system line");
+
+    // Bob sees the removal and can no longer write.
+    settle(&mut bob, "the removal", |h| {
+        has_label(h, "Alice removed you")
+            && has_label(h, "You are no longer a member of this group")
+    });
+    assert!(
+        bob.query_by_role(Role::MultilineTextInput).is_none(),
+        "no composer"
+    );
+    assert!(bob.state().model.groups.iter().all(|g| !g.active));
+
+    // A member's panel offers only Leave; Bob's, once removed, nothing.
+    click(&mut bob, "Group info…");
+    settle(&mut bob, "Bob's panel", |h| {
+        has_label(h, "You are no longer a member of this group.")
+    });
+    assert!(!has_role_label(&bob, Role::Button, "Leave group…"));
+    assert!(!has_role_label(&bob, Role::Button, "Add member…"));
+    shutdown(&mut alice);
+    shutdown(&mut bob);
+}
