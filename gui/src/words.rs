@@ -34,7 +34,9 @@ pub fn new_group_error(name: &str, members: usize) -> Option<String> {
     if name.trim().is_empty() {
         Some("Give the group a name.".to_owned())
     } else if name.len() > max {
-        Some(format!("That name is too long: a group name has at most {max} letters."))
+        Some(format!(
+            "That name is too long: a group name has at most {max} letters."
+        ))
     } else if members == 0 {
         Some("Choose at least one contact to invite.".to_owned())
     } else {
@@ -108,10 +110,7 @@ mod tests {
             plain("only admins may do this"),
             "Only the group's admins can do that."
         );
-        assert_eq!(
-            plain("already a member"),
-            "They are already in the group."
-        );
+        assert_eq!(plain("already a member"), "They are already in the group.");
         assert_eq!(
             new_group_error("  ", 2).as_deref(),
             Some("Give the group a name.")
@@ -120,7 +119,11 @@ mod tests {
             new_group_error("Climbing", 0).as_deref(),
             Some("Choose at least one contact to invite.")
         );
-        assert!(new_group_error(&"x".repeat(129), 1).unwrap().contains("too long"));
+        assert!(
+            new_group_error(&"x".repeat(129), 1)
+                .unwrap()
+                .contains("too long")
+        );
         assert_eq!(new_group_error("Climbing", 1), None);
     }
 

@@ -625,11 +625,14 @@ fn disappearing_messages_set_in_one_app_show_in_both_conversations() {
     shutdown(&mut bob);
 }
 
-/// Whether the accessibility tree has a node of `role` whose label is exactly `label`.
+/// Whether the accessibility tree has a node of `role` whose label (or text) is exactly `label`.
 fn has_role_label(h: &Harness<'static, TernApp>, role: Role, label: &str) -> bool {
-    h.query_all_by(|n| n.role() == role && n.label().as_deref() == Some(label))
-        .next()
-        .is_some()
+    h.query_all_by(|n| {
+        n.role() == role
+            && (n.label().as_deref() == Some(label) || n.value().as_deref() == Some(label))
+    })
+    .next()
+    .is_some()
 }
 
 /// Types `text` into the open conversation's composer and sends it with Enter.

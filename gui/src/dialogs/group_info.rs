@@ -6,7 +6,7 @@ use egui::{Align, Layout, RichText};
 
 use crate::action::Action;
 use crate::model::{
-    Confirm, GroupEntry, GroupMember, Model, MemberEntry, group_entries, member_entries,
+    Confirm, GroupEntry, GroupMember, MemberEntry, Model, group_entries, member_entries,
 };
 use crate::widgets::{ERROR, entered, focus_once};
 
@@ -60,7 +60,15 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
         ui.label(RichText::new(crate::words::count(members.len(), "member", "members")).strong());
     }
     for member in members {
-        actions.extend(member_row(ui, model, group.role, group.active, member, &me.key, id));
+        actions.extend(member_row(
+            ui,
+            model,
+            group.role,
+            group.active,
+            member,
+            &me.key,
+            id,
+        ));
     }
     if entries.contains(&GroupEntry::AddMember) {
         ui.add_space(4.0);
@@ -98,7 +106,10 @@ fn member_row(
         ui.label(&name);
         ui.label(RichText::new(crate::model::role_label(member.role)).weak());
         ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-            for entry in member_entries(my_role, active, member, me).into_iter().rev() {
+            for entry in member_entries(my_role, active, member, me)
+                .into_iter()
+                .rev()
+            {
                 match entry {
                     MemberEntry::Remove => {
                         if ui

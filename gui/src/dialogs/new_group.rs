@@ -38,7 +38,10 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
     let all = model.pickable_contacts("", &[]);
     ui.add_space(6.0);
     if all.is_empty() {
-        ui.label(RichText::new("Add contacts first: a group is made with people in your contacts.").weak());
+        ui.label(
+            RichText::new("Add contacts first: a group is made with people in your contacts.")
+                .weak(),
+        );
     } else {
         ui.label("Invite");
         if all.len() > FILTER_FROM {
@@ -75,8 +78,12 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
         }
         if !form.picked.is_empty() {
             ui.label(
-                RichText::new(crate::words::count(form.picked.len(), "contact chosen", "contacts chosen"))
-                    .weak(),
+                RichText::new(crate::words::count(
+                    form.picked.len(),
+                    "contact chosen",
+                    "contacts chosen",
+                ))
+                .weak(),
             );
         }
     }
@@ -141,8 +148,14 @@ mod tests {
     fn ticked_contacts_and_the_trimmed_name_are_asked_for_and_blocked_contacts_are_not_offered() {
         let mut h = harness(3);
         h.step();
-        assert!(h.query_by_label("Mallory").is_none(), "blocked: not offered");
-        assert!(h.query_by_label("Filter contacts").is_none(), "few contacts: no filter");
+        assert!(
+            h.query_by_label("Mallory").is_none(),
+            "blocked: not offered"
+        );
+        assert!(
+            h.query_by_label("Filter contacts").is_none(),
+            "few contacts: no filter"
+        );
         h.get_by_role_and_label(Role::CheckBox, "Friend 02").click();
         h.step();
         h.get_by_role_and_label(Role::CheckBox, "Friend 00").click();
@@ -151,7 +164,8 @@ mod tests {
         h.step();
         h.state_mut().form.name = "  Climbing ".into();
         h.step();
-        h.get_by_role_and_label(Role::Button, "Create group").click();
+        h.get_by_role_and_label(Role::Button, "Create group")
+            .click();
         h.step();
         match h.state().actions.as_slice() {
             [Action::CreateGroup { name, members }] => {

@@ -105,7 +105,11 @@ impl Model {
     /// Opens a conversation (its first page is loaded by the caller). Returns whether it was already open.
     pub fn open_conversation(&mut self, conversation: impl Into<ConversationKey>) -> bool {
         let conversation = conversation.into();
-        if self.open.as_ref().is_some_and(|o| o.conversation == conversation) {
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|o| o.conversation == conversation)
+        {
             return true;
         }
         self.read_requested.clear();
@@ -125,7 +129,11 @@ impl Model {
             let senders: HashSet<_> = page.messages.iter().filter_map(|m| m.sender).collect();
             self.remember_senders(&senders);
         }
-        let Some(open) = self.open.as_mut().filter(|o| o.conversation == conversation) else {
+        let Some(open) = self
+            .open
+            .as_mut()
+            .filter(|o| o.conversation == conversation)
+        else {
             return;
         };
         open.loading = false;
@@ -335,7 +343,10 @@ mod tests {
         m.message_stored(message(b, 2, 20, true));
         m.message_stored(message(a, 3, 30, false));
         let rows = m.list_rows();
-        assert_eq!(rows.iter().map(|r| r.key).collect::<Vec<_>>(), vec![a.into(), b.into()]);
+        assert_eq!(
+            rows.iter().map(|r| r.key).collect::<Vec<_>>(),
+            vec![a.into(), b.into()]
+        );
         assert_eq!(rows[0].unread, 2);
         assert_eq!(rows[1].unread, 0);
         assert_eq!(m.list_rows_matching("bo").len(), 1);
@@ -344,8 +355,7 @@ mod tests {
             b.into(),
             "case and spaces are ignored"
         );
-        m.marked_read(
-            a.into(), &[MessageId([1; 16]), MessageId([3; 16])]);
+        m.marked_read(a.into(), &[MessageId([1; 16]), MessageId([3; 16])]);
         assert_eq!(m.list_rows()[0].unread, 0);
     }
 
@@ -386,10 +396,8 @@ mod tests {
             messages: vec![message(a, n, u64::from(n), false)],
             older: None,
         };
-        m.page_loaded(
-            a.into(), page(5), true);
-        m.page_loaded(
-            a.into(), page(2), false);
+        m.page_loaded(a.into(), page(5), true);
+        m.page_loaded(a.into(), page(2), false);
         let ids: Vec<u8> = m
             .open
             .as_ref()
@@ -406,8 +414,7 @@ mod tests {
         assert_eq!(m.unread_in_open().len(), 2);
         m.read_requested.insert(MessageId([2; 16]));
         assert_eq!(m.unread_in_open(), vec![MessageId([5; 16])]);
-        m.marked_read(
-            a.into(), &[MessageId([2; 16])]);
+        m.marked_read(a.into(), &[MessageId([2; 16])]);
         assert!(m.read_requested.is_empty());
     }
 
@@ -429,8 +436,7 @@ mod tests {
         m.message_stored(message(a, 3, 30, false));
         m.message_stored(message(b, 4, 40, true));
         assert_eq!(m.timer_of(&a.into()), 0);
-        m.timer_set(
-            a.into(), 3600);
+        m.timer_set(a.into(), 3600);
         assert_eq!(m.timer_of(&a.into()), 3600);
         assert_eq!(m.list_rows()[1].unread, 1);
 
@@ -448,7 +454,11 @@ mod tests {
             .map(|m| m.id.0[0])
             .collect();
         assert_eq!(left, vec![2]);
-        let row = m.list_rows().into_iter().find(|r| r.key == a.into()).unwrap();
+        let row = m
+            .list_rows()
+            .into_iter()
+            .find(|r| r.key == a.into())
+            .unwrap();
         assert_eq!(row.last.unwrap().id, MessageId([2; 16]), "the newest left");
         assert_eq!(row.unread, 0, "the expired unread message is not counted");
         assert!(m.conversations_stale, "the list is read again");
@@ -472,7 +482,9 @@ mod tests {
         });
         assert!(m.conversations.iter().all(|c| c.key() != b.into()));
         assert!(
-            m.list_rows().iter().any(|r| r.key == b.into() && r.last.is_none()),
+            m.list_rows()
+                .iter()
+                .any(|r| r.key == b.into() && r.last.is_none()),
             "Bob is still listed, with nothing to show"
         );
 

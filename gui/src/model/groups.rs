@@ -3,7 +3,9 @@
 
 use tern_protocol::{Fingerprint, IdentityKey};
 
-use super::rows::{ContactState, ConversationId, ConversationKey, GroupMember, GroupRole, GroupSummary};
+use super::rows::{
+    ContactState, ConversationId, ConversationKey, GroupMember, GroupRole, GroupSummary,
+};
 use super::{Confirm, Contact, Dialog, Model};
 
 /// Characters of a fingerprint (as printed, in groups of five digits) shown for a group member who is
@@ -235,8 +237,14 @@ mod tests {
             group_entries(GroupRole::Admin, true),
             group_entries(GroupRole::Creator, true)
         );
-        assert_eq!(group_entries(GroupRole::Member, true), vec![GroupEntry::Leave]);
-        assert!(group_entries(GroupRole::Creator, false).is_empty(), "no longer a member");
+        assert_eq!(
+            group_entries(GroupRole::Member, true),
+            vec![GroupEntry::Leave]
+        );
+        assert!(
+            group_entries(GroupRole::Creator, false).is_empty(),
+            "no longer a member"
+        );
 
         let plain = member(bob, GroupRole::Member);
         let admin = member(carol, GroupRole::Admin);
@@ -263,13 +271,23 @@ mod tests {
         m.upsert_contact(contact(bob, "Bob", ContactState::Accepted));
         m.remember_senders(&[bob, stranger, key(4)]);
         assert_eq!(m.sender_label(&bob), "Bob");
-        assert!(!m.short_fingerprints.contains_key(&bob), "a contact needs none");
+        assert!(
+            !m.short_fingerprints.contains_key(&bob),
+            "a contact needs none"
+        );
         let label = m.sender_label(&stranger);
         let digits = Fingerprint::of(&stranger).to_string();
         assert!(label.ends_with('…'), "{label}");
-        assert!(digits.starts_with(label.trim_end_matches('…')), "{label} / {digits}");
+        assert!(
+            digits.starts_with(label.trim_end_matches('…')),
+            "{label} / {digits}"
+        );
         assert_eq!(label.chars().count(), SHORT_FINGERPRINT_CHARS + 1);
-        assert_ne!(m.sender_label(&key(4)), label, "another member reads differently");
+        assert_ne!(
+            m.sender_label(&key(4)),
+            label,
+            "another member reads differently"
+        );
     }
 
     #[test]
@@ -284,9 +302,18 @@ mod tests {
         });
         let g = ConversationId::Group([7; 32]);
         assert_eq!(m.title_of(&g), "Climbing");
-        assert!(m.list_rows().iter().any(|r| r.key == g), "listed before any message");
+        assert!(
+            m.list_rows().iter().any(|r| r.key == g),
+            "listed before any message"
+        );
         assert_eq!(m.list_rows_matching("climb").len(), 1);
-        assert!(m.notices.last().unwrap().text.contains("Bob added you to Climbing"));
+        assert!(
+            m.notices
+                .last()
+                .unwrap()
+                .text
+                .contains("Bob added you to Climbing")
+        );
         m.open_conversation(g);
         m.confirm = Some(Confirm::LeaveGroup(g));
         m.on_event(crate::model::Event::GroupUpdated {
@@ -308,9 +335,15 @@ mod tests {
         m.upsert_contact(contact(carol, "Carol", ContactState::Accepted));
         m.upsert_contact(contact(mallory, "Mallory", ContactState::Blocked));
         let names = |cs: Vec<&Contact>| cs.iter().map(|c| c.name().to_owned()).collect::<Vec<_>>();
-        assert_eq!(names(m.pickable_contacts("", &[])), vec!["Bob", "Carol", "Zed"]);
+        assert_eq!(
+            names(m.pickable_contacts("", &[])),
+            vec!["Bob", "Carol", "Zed"]
+        );
         assert_eq!(names(m.pickable_contacts(" CA", &[])), vec!["Carol"]);
         let members = [member(bob, GroupRole::Creator)];
-        assert_eq!(names(m.pickable_contacts("", &members)), vec!["Carol", "Zed"]);
+        assert_eq!(
+            names(m.pickable_contacts("", &members)),
+            vec!["Carol", "Zed"]
+        );
     }
 }

@@ -24,8 +24,8 @@ pub use conversation::{ListRow, MAX_LOADED_MESSAGES, OpenConversation};
 pub use groups::{GroupEntry, MemberEntry, group_entries, member_entries, role_label};
 pub use rows::{
     ContactFields, ContactRow, ContactState, ConversationFields, ConversationId, ConversationKey,
-    ConversationRow, Cursor, Event, GroupMember, GroupRole, GroupSummary, MessageFields, MessageRow,
-    MessageStatus, NatStatus, NetStatus, Node, Page, Whoami,
+    ConversationRow, Cursor, Event, GroupMember, GroupRole, GroupSummary, MessageFields,
+    MessageRow, MessageStatus, NatStatus, NetStatus, Node, Page, Whoami,
 };
 
 /// Messages loaded per page of a conversation.
@@ -368,7 +368,10 @@ impl Model {
             .collect();
         self.conversations = snap.conversations;
         self.groups = snap.groups;
-        self.members_stale = self.open.as_ref().is_some_and(|o| o.conversation.is_group());
+        self.members_stale = self
+            .open
+            .as_ref()
+            .is_some_and(|o| o.conversation.is_group());
         self.needs_resync = false;
         self.conversations_stale = false;
     }
@@ -388,7 +391,11 @@ impl Model {
         self.contacts.retain(|c| c.key() != *key);
         let conversation = ConversationId::Direct(*key);
         self.conversations.retain(|c| c.key() != conversation);
-        if self.open.as_ref().is_some_and(|o| o.conversation == conversation) {
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|o| o.conversation == conversation)
+        {
             self.open = None;
         }
         if matches!(self.confirm, Some(Confirm::Remove(k) | Confirm::Block(k)) if k == *key) {
@@ -403,10 +410,10 @@ impl Model {
             Event::MessageReceived { message, .. } => {
                 if !message.outgoing()
                     && (!self.focused
-                    || self
-                        .open
-                        .as_ref()
-                        .is_none_or(|o| o.conversation != message.conversation_key()))
+                        || self
+                            .open
+                            .as_ref()
+                            .is_none_or(|o| o.conversation != message.conversation_key()))
                 {
                     let name = self.title_of(&message.conversation_key());
                     if self.pending_notifications.len() < MAX_PENDING_NOTIFICATIONS {

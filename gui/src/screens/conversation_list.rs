@@ -70,8 +70,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, filter: &mut String) -> Vec<Action
                             } else {
                                 ui.visuals().weak_text_color()
                             };
-                            dot(ui, color)
-                                .on_hover_text(if online { "Online" } else { "Offline" });
+                            dot(ui, color).on_hover_text(if online { "Online" } else { "Offline" });
                         }
                         ui.label(RichText::new(&name).strong());
                         if contact.is_some_and(|c| c.record.verified) {
