@@ -773,3 +773,97 @@ fn a_group_is_made_in_a_dialog_talked_in_by_name_and_a_member_removed_from_the_m
     shutdown(&mut alice);
     shutdown(&mut bob);
 }
+
+#[test]
+fn a_member_who_is_not_a_contact_is_named_by_fingerprint_and_a_plain_member_may_only_leave() {
+    let Pair {
+        mut alice,
+        mut bob,
+        _dirs,
+    } = pair();
+    let carol_dir = tempfile::tempdir().unwrap();
+    let mut carol = app(carol_dir.path());
+    create_profile(&mut carol, "Carol");
+    // Bob and Carol are not each other's contacts: each knows Alice only.
+    let (alice_link, bob_link, carol_link) =
+        (invite_link(&alice), invite_link(&bob), invite_link(&carol));
+    add_contact(&mut alice, &bob_link, "Bob");
+    add_contact(&mut alice, &carol_link, "Carol");
+    add_contact(&mut bob, &alice_link, "Alice");
+    add_contact(&mut carol, &alice_link, "Alice");
+    connect(&bob, &alice);
+    connect(&carol, &alice);
+    let carol_key = my_key(&carol);
+
+    click(&mut alice, "New group");
+    type_into(&mut alice, "Group name", "Trip");
+    alice.get_by_role_and_label(Role::CheckBox, "Bob").click();
+    alice.step();
+    alice.get_by_role_and_label(Role::CheckBox, "Carol").click();
+    alice.step();
+    click(&mut alice, "Create group");
+    settle(&mut alice, "three members", |h| {
+        h.state()
+            .model
+            .groups
+            .first()
+            .is_some_and(|g| g.members == 3)
+    });
+
+    // Carol writes; Bob, who does not know her, reads her message under her short fingerprint.
+    settle(&mut carol, "the group in Carol's list", |h| {
+        has_role_label(h, Role::Button, "Trip")
+    });
+    click(&mut carol, "Trip");
+    write(&mut carol, "Carol here");
+    settle(&mut bob, "the group in Bob's list", |h| {
+        has_role_label(h, Role::Button, "Trip")
+    });
+    click(&mut bob, "Trip");
+    let short = tern_gui::model::short_fingerprint(&carol_key);
+    assert!(
+        tern_protocol::Fingerprint::of(&carol_key)
+            .to_string()
+            .starts_with(short.trim_end_matches('…'))
+    );
+    settle(&mut bob, "Carol's message under her fingerprint", |h| {
+        has_label(h, "Carol here") && has_role_label(h, Role::Label, &format!("From {short}"))
+    });
+
+    // A plain member's panel offers Leave only; leaving asks first.
+    click(&mut bob, "Group info…");
+    settle(&mut bob, "the members", |h| has_label(h, "3 members"));
+    assert!(has_role_label(&bob, Role::Label, "creator"));
+    assert!(has_role_label(&bob, Role::Button, "Leave group…"));
+    for admin_only in [
+        "Add member…",
+        "Rename group",
+        "Remove Alice…",
+        "Make Alice an admin",
+    ] {
+        assert!(
+            !has_role_label(&bob, Role::Button, admin_only),
+            "{admin_only} is offered to a member"
+        );
+    }
+    assert!(
+        bob.query_all_by(
+            |n| n.role() == Role::Button && n.label().is_some_and(|l| l.starts_with("Remove "))
+        )
+        .next()
+        .is_none()
+    );
+    click(&mut bob, "Leave group…");
+    assert!(has_label(&bob, "Leave Trip?"));
+    click(&mut bob, "Leave group");
+    settle(&mut alice, "Bob left", |h| {
+        h.state().model.groups[0].members == 2
+    });
+    settle(&mut bob, "Bob is out", |h| {
+        has_label(h, "You are no longer a member of this group")
+            && h.query_by_role(Role::MultilineTextInput).is_none()
+    });
+    shutdown(&mut alice);
+    shutdown(&mut bob);
+    shutdown(&mut carol);
+}

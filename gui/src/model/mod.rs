@@ -21,7 +21,9 @@ mod groups;
 mod rows;
 
 pub use conversation::{ListRow, MAX_LOADED_MESSAGES, OpenConversation};
-pub use groups::{GroupEntry, MemberEntry, group_entries, member_entries, role_label};
+pub use groups::{
+    GroupEntry, MemberEntry, group_entries, member_entries, role_label, short_fingerprint,
+};
 pub use rows::{
     ContactFields, ContactRow, ContactState, ConversationFields, ConversationId, ConversationKey,
     ConversationRow, Cursor, Event, GroupMember, GroupRole, GroupSummary, MessageFields,
