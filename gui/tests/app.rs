@@ -713,7 +713,21 @@ fn a_group_is_made_in_a_dialog_talked_in_by_name_and_a_member_removed_from_the_m
     settle(&mut bob, "Alice's message in the list", |h| {
         has_label(h, "Alice: Hi all, ropes at six")
     });
+    // An unread badge as for a 1:1 conversation, cleared once Bob opens the group.
+    let unread = |h: &Harness<'static, TernApp>| {
+        let rows = h.state().model.list_rows();
+        rows.iter()
+            .find(|r| r.key.is_group())
+            .map_or(0, |r| r.unread)
+    };
+    let badge = unread(&bob);
+    assert!(badge > 0, "the group's messages are unread");
+    assert!(
+        bob.query_by_value(&format!(" {badge} ")).is_some(),
+        "the badge shows"
+    );
     click(&mut bob, "Climbing");
+    settle(&mut bob, "the badge clears", |h| unread(h) == 0);
     settle(&mut bob, "Alice's message with her name", |h| {
         has_label(h, "Hi all, ropes at six") && has_role_label(h, Role::Label, "From Alice")
     });
@@ -729,8 +743,47 @@ fn a_group_is_made_in_a_dialog_talked_in_by_name_and_a_member_removed_from_the_m
         "her own messages carry no name"
     );
 
-    // Alice removes Bob from the members panel, after a confirmation with Cancel focused.
+    // Search finds the group's message and opens the group at it.
+    click(&mut alice, "Bob");
+    type_into(&mut alice, "Search", "ropes");
+    alice.key_press(egui::Key::Enter);
+    alice.step();
+    settle(&mut alice, "search results", |h| {
+        has_label(h, "1 result for")
+    });
+    assert!(
+        has_label(&alice, "Climbing · "),
+        "the result names the group"
+    );
+    alice.get_by_label_contains("ropes at six").click();
+    alice.step();
+    settle(&mut alice, "the group open again", |h| {
+        h.state().model.search_results.is_none() && h.state().model.open_group().is_some()
+    });
+
+    // Alice renames the group from its panel (the name field has the focus; Enter renames): Bob's
+    // list follows.
     click(&mut alice, "Group info…");
+    assert!(
+        alice
+            .get_by(|n| is_field(n.role()) && n.label().as_deref() == Some("Name"))
+            .is_focused()
+    );
+    alice
+        .get_by(|n| is_field(n.role()) && n.label().as_deref() == Some("Name"))
+        .type_text(" club");
+    alice.step();
+    alice.key_press(egui::Key::Enter);
+    alice.step();
+    settle(&mut bob, "the new name in Bob's app", |h| {
+        has_role_label(h, Role::Button, "Climbing club") && has_label(h, "👥 Climbing club")
+    });
+    assert!(
+        has_label(&bob, "Alice renamed the group"),
+        "the system line"
+    );
+
+    // Alice removes Bob from the members panel, after a confirmation with Cancel focused.
     settle(&mut alice, "the members with roles", |h| {
         has_label(h, "2 members") && has_role_label(h, Role::Button, "Remove Bob…")
     });
@@ -739,7 +792,7 @@ fn a_group_is_made_in_a_dialog_talked_in_by_name_and_a_member_removed_from_the_m
     assert!(has_role_label(&alice, Role::Button, "Make Bob an admin"));
     assert!(has_role_label(&alice, Role::Button, "Leave group…"));
     click(&mut alice, "Remove Bob…");
-    assert!(has_label(&alice, "Remove Bob from Climbing?"));
+    assert!(has_label(&alice, "Remove Bob from Climbing club?"));
     assert!(
         alice
             .get_by_role_and_label(Role::Button, "Cancel")
@@ -863,6 +916,19 @@ fn a_member_who_is_not_a_contact_is_named_by_fingerprint_and_a_plain_member_may_
         has_label(h, "You are no longer a member of this group")
             && h.query_by_role(Role::MultilineTextInput).is_none()
     });
+
+    // The creator makes Carol an admin from the panel.
+    click(&mut alice, "Trip");
+    click(&mut alice, "Group info…");
+    settle(&mut alice, "the members", |h| {
+        has_role_label(h, Role::Button, "Make Carol an admin")
+    });
+    click(&mut alice, "Make Carol an admin");
+    settle(&mut alice, "Carol an admin", |h| {
+        has_role_label(h, Role::Label, "admin")
+            && !has_role_label(h, Role::Button, "Make Carol an admin")
+    });
+    assert!(has_role_label(&alice, Role::Button, "Remove Carol…"));
     shutdown(&mut alice);
     shutdown(&mut bob);
     shutdown(&mut carol);
