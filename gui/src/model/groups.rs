@@ -320,6 +320,16 @@ mod tests {
             group: summary(7, "Bouldering", false),
         });
         assert_eq!(m.title_of(&g), "Bouldering");
+        // A group message while unfocused: the notification names the sender and the group, no text.
+        m.focused = false;
+        m.on_event(crate::model::Event::MessageReceived {
+            message: crate::model::MessageRow {
+                conversation: g,
+                ..super::super::test_rows::message(bob, 9, 50, false)
+            },
+            sender_name: "Bob".into(),
+        });
+        assert_eq!(m.pending_notifications, vec!["Bob in Bouldering"]);
         assert!(!m.group(&g).unwrap().active);
         assert!(m.members_stale, "the open group's members are read again");
         assert!(m.confirm.is_none());

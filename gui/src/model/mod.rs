@@ -417,7 +417,16 @@ impl Model {
                             .as_ref()
                             .is_none_or(|o| o.conversation != message.conversation_key()))
                 {
-                    let name = self.title_of(&message.conversation_key());
+                    let conversation = message.conversation_key();
+                    // In a group: "Bob in Climbing".
+                    let name = match message.sender.filter(|_| conversation.is_group()) {
+                        Some(sender) => format!(
+                            "{} in {}",
+                            self.sender_label(&sender),
+                            self.title_of(&conversation)
+                        ),
+                        None => self.title_of(&conversation),
+                    };
                     if self.pending_notifications.len() < MAX_PENDING_NOTIFICATIONS {
                         self.pending_notifications.push(name);
                     }
