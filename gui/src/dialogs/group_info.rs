@@ -4,6 +4,7 @@
 
 use egui::{Align, Layout, RichText};
 
+use super::new_group::{FILTER_FROM, MAX_LISTED};
 use crate::action::Action;
 use crate::model::{
     Confirm, GroupEntry, GroupMember, MemberEntry, Model, group_entries, member_entries,
@@ -18,6 +19,8 @@ pub struct Form {
     /// The contacts that can be invited are listed.
     pub adding: bool,
     pub add_filter: String,
+    /// Narrows the members listed (offered past [`FILTER_FROM`] members).
+    pub member_filter: String,
 }
 
 /// Draws the panel for the open group; `focus` puts the cursor in the name field (admins).
@@ -59,16 +62,38 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
     if group.active || !members.is_empty() {
         ui.label(RichText::new(crate::words::count(members.len(), "member", "members")).strong());
     }
-    for member in members {
+    if members.len() > FILTER_FROM {
+        ui.horizontal(|ui| {
+            let label = ui.label("Find a member");
+            ui.add(egui::TextEdit::singleline(&mut form.member_filter).hint_text("Name"))
+                .labelled_by(label.id);
+        });
+    }
+    let filter = form.member_filter.trim().to_lowercase();
+    let shown: Vec<(&GroupMember, String)> = members
+        .iter()
+        .map(|m| (m, model.sender_label(&m.key)))
+        .filter(|(_, name)| filter.is_empty() || name.to_lowercase().contains(&filter))
+        .collect();
+    for (member, name) in shown.iter().take(MAX_LISTED) {
         actions.extend(member_row(
             ui,
-            model,
+            name,
             group.role,
             group.active,
             member,
             &me.key,
             id,
         ));
+    }
+    if shown.len() > MAX_LISTED {
+        ui.label(
+            RichText::new(format!(
+                "and {} more: type in the filter to find them",
+                shown.len() - MAX_LISTED
+            ))
+            .weak(),
+        );
     }
     if entries.contains(&GroupEntry::AddMember) {
         ui.add_space(4.0);
@@ -93,7 +118,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
 /// One member: name, role, and the buttons this profile's role allows for them.
 fn member_row(
     ui: &mut egui::Ui,
-    model: &Model,
+    name: &str,
     my_role: crate::model::GroupRole,
     active: bool,
     member: &GroupMember,
@@ -101,9 +126,8 @@ fn member_row(
     group: crate::model::ConversationId,
 ) -> Vec<Action> {
     let mut actions = Vec::new();
-    let name = model.sender_label(&member.key);
     ui.horizontal(|ui| {
-        ui.label(&name);
+        ui.label(name);
         ui.label(RichText::new(crate::model::role_label(member.role)).weak());
         ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
             for entry in member_entries(my_role, active, member, me)
@@ -158,7 +182,7 @@ fn add_picker(
     if pickable.is_empty() {
         ui.label(RichText::new("No contact left to add.").weak());
     }
-    for contact in pickable.iter().take(super::new_group::MAX_LISTED) {
+    for contact in pickable.iter().take(MAX_LISTED) {
         if ui.button(format!("Add {}", contact.name())).clicked() {
             actions.push(Action::AddMember {
                 group,
@@ -167,4 +191,153 @@ fn add_picker(
         }
     }
     actions
+}
+
+#[cfg(test)]
+mod tests {
+    use egui::accesskit::Role;
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable;
+    use tern_protocol::IdentityKey;
+
+    use super::*;
+    use crate::model::test_rows::{contact, key};
+    use crate::model::{ContactState, ConversationId, GroupRole, GroupSummary, Whoami};
+
+    struct State {
+        model: Model,
+        form: Form,
+        actions: Vec<Action>,
+    }
+
+    const GROUP: ConversationId = ConversationId::Group([7; 32]);
+
+    /// A model with the group open, this profile in `role`, and `others` more members named "Friend NN"
+    /// (the first of them the creator).
+    fn harness(role: GroupRole, others: usize) -> Harness<'static, State> {
+        let me = key(100);
+        let mut model = Model {
+            me: Some(Whoami {
+                key: me,
+                name: "Me".into(),
+                fingerprint: tern_protocol::Fingerprint::of(&me),
+                invite_link: String::new(),
+                invite_link_1_0: String::new(),
+            }),
+            ..Model::default()
+        };
+        let mut members = vec![GroupMember {
+            key: me,
+            name: "you".into(),
+            role,
+            contact: false,
+        }];
+        for i in 0..others {
+            let k: IdentityKey = key(i as u64 + 1);
+            model.upsert_contact(contact(
+                k,
+                &format!("Friend {i:02}"),
+                ContactState::Accepted,
+            ));
+            members.push(GroupMember {
+                key: k,
+                name: String::new(),
+                role: if i == 0 {
+                    GroupRole::Creator
+                } else {
+                    GroupRole::Member
+                },
+                contact: true,
+            });
+        }
+        model.group_changed(GroupSummary {
+            id: GROUP,
+            name: "Climbing".into(),
+            members: members.len(),
+            role,
+            active: true,
+            epoch: 1,
+        });
+        model.members_loaded(GROUP, members);
+        model.open_conversation(GROUP);
+        Harness::new_ui_state(
+            |ui, s: &mut State| {
+                let actions = show(ui, &s.model, &mut s.form, &mut false);
+                s.actions.extend(actions);
+            },
+            State {
+                model,
+                form: Form::default(),
+                actions: Vec::new(),
+            },
+        )
+    }
+
+    fn buttons(h: &Harness<'static, State>) -> Vec<String> {
+        let labels = std::cell::RefCell::new(Vec::new());
+        let _ = h
+            .query_all_by(|n| {
+                if n.role() == Role::Button
+                    && let Some(label) = n.label()
+                {
+                    labels.borrow_mut().push(label);
+                }
+                false
+            })
+            .count();
+        labels.into_inner()
+    }
+
+    #[test]
+    fn a_member_sees_only_leave_and_an_admin_sees_what_admins_may_do() {
+        let mut h = harness(GroupRole::Member, 2);
+        h.step();
+        assert_eq!(buttons(&h), vec!["Leave group…"]);
+        assert!(h.query_by_label("Name").is_none(), "no rename field");
+
+        let mut h = harness(GroupRole::Admin, 2);
+        h.step();
+        let offered = buttons(&h);
+        for wanted in [
+            "Rename group",
+            "Make Friend 01 an admin",
+            "Remove Friend 01…",
+            "Add member…",
+            "Leave group…",
+        ] {
+            assert!(
+                offered.iter().any(|b| b == wanted),
+                "{wanted} in {offered:?}"
+            );
+        }
+        assert!(
+            !offered.iter().any(|b| b.contains("Friend 00")),
+            "the creator cannot be removed or promoted: {offered:?}"
+        );
+        h.get_by_role_and_label(Role::Button, "Remove Friend 01…")
+            .click();
+        h.step();
+        assert!(matches!(
+            h.state().actions.as_slice(),
+            [Action::Confirm(Confirm::RemoveMember { group: GROUP, member })] if *member == key(2)
+        ));
+    }
+
+    #[test]
+    fn many_members_get_a_filter_and_a_bounded_list() {
+        let mut h = harness(GroupRole::Creator, 30);
+        h.step();
+        assert!(h.query_by_label("Find a member").is_some());
+        assert!(
+            h.query_by_label_contains("and 19 more").is_some(),
+            "31 members, 12 shown"
+        );
+        h.state_mut().form.member_filter = "friend 2".into();
+        h.step();
+        let removable = buttons(&h)
+            .into_iter()
+            .filter(|b| b.starts_with("Remove "))
+            .count();
+        assert_eq!(removable, 10, "Friend 20 to 29");
+    }
 }
