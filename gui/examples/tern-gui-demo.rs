@@ -209,7 +209,7 @@ fn frame_times(messages: usize, frames: usize) -> Result<Vec<Duration>> {
             break;
         };
         app.perform(vec![Action::LoadOlder {
-            conversation: peer_key,
+            conversation: peer_key.into(),
             before: cursor,
         }]);
     }

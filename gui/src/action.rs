@@ -8,7 +8,7 @@ use tern_node::profile::Password;
 use tern_node::settings::NetworkSettings;
 use tern_protocol::{IdentityKey, MessageId};
 
-use crate::model::{Confirm, ContactState, ConversationKey, Cursor, Dialog};
+use crate::model::{Confirm, ContactState, ConversationId, ConversationKey, Cursor, Dialog};
 
 /// One thing to do at the end of the frame.
 pub enum Action {
@@ -54,7 +54,7 @@ pub enum Action {
     Quit,
     /// Open a conversation (and load its newest page), optionally scrolled to one message.
     OpenConversation {
-        contact: IdentityKey,
+        conversation: ConversationKey,
         scroll_to: Option<MessageId>,
     },
     CloseConversation,
@@ -111,6 +111,35 @@ pub enum Action {
         contact: IdentityKey,
         path: PathBuf,
     },
+
+    // ---- groups ----
+    /// Make a group named `name` and invite these accepted contacts.
+    CreateGroup {
+        name: String,
+        members: Vec<IdentityKey>,
+    },
+    /// Invite a contact into a group (admins).
+    AddMember {
+        group: ConversationId,
+        member: IdentityKey,
+    },
+    /// Remove a member (admins).
+    RemoveMember {
+        group: ConversationId,
+        member: IdentityKey,
+    },
+    /// Make a member an admin (admins).
+    PromoteMember {
+        group: ConversationId,
+        member: IdentityKey,
+    },
+    RenameGroup {
+        group: ConversationId,
+        name: String,
+    },
+    LeaveGroup(ConversationId),
+    /// Read a group's members (with their roles) from the node.
+    LoadMembers(ConversationId),
 
     // ---- settings and the network ----
     SetDark(bool),
@@ -171,6 +200,13 @@ impl Action {
             Self::RemoveContact(_) => "remove-contact",
             Self::Verify { .. } => "verify",
             Self::VerifyByQr { .. } => "verify-by-qr",
+            Self::CreateGroup { .. } => "create-group",
+            Self::AddMember { .. } => "add-member",
+            Self::RemoveMember { .. } => "remove-member",
+            Self::PromoteMember { .. } => "promote-member",
+            Self::RenameGroup { .. } => "rename-group",
+            Self::LeaveGroup(_) => "leave-group",
+            Self::LoadMembers(_) => "load-members",
             Self::SetDark(_) => "set-dark",
             Self::SetNotifications(_) => "set-notifications",
             Self::SaveSettings(_) => "save-settings",

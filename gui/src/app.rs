@@ -120,7 +120,8 @@ impl TernApp {
         // Typing stops being shown on its own; ask to redraw when it should.
         let now = Instant::now();
         if let Some(open) = &self.model.open
-            && let Some(c) = self.model.contact(&open.contact)
+            && let Some(key) = open.conversation.direct()
+            && let Some(c) = self.model.contact(&key)
             && let Some(since) = c.typing_since
             && c.is_typing(now)
         {
@@ -168,9 +169,17 @@ impl TernApp {
         self.views.chat.last_laid_out
     }
 
-    /// Opens a conversation and loads its newest page (or brings `scroll_to` into view).
-    pub fn open_conversation(&mut self, contact: IdentityKey, scroll_to: Option<MessageId>) {
-        self.perform(vec![Action::OpenConversation { contact, scroll_to }]);
+    /// Opens a conversation (a contact's or a group's) and loads its newest page (or brings `scroll_to`
+    /// into view).
+    pub fn open_conversation(
+        &mut self,
+        conversation: impl Into<crate::model::ConversationKey>,
+        scroll_to: Option<MessageId>,
+    ) {
+        self.perform(vec![Action::OpenConversation {
+            conversation: conversation.into(),
+            scroll_to,
+        }]);
     }
 
     /// Reads an invite out of a QR picture into the add-contact form.

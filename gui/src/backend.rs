@@ -20,6 +20,8 @@ use tracing::warn;
 
 use crate::model::{ContactState, ConversationKey, Cursor, Dialog, Model, PAGE, Snapshot};
 
+mod groups;
+
 /// A change to the model, made on the UI thread.
 pub type Update = Box<dyn FnOnce(&mut Model) + Send>;
 
@@ -233,12 +235,12 @@ impl Backend {
         self.call(
             node,
             "cannot read the conversation",
-            move |node| async move { node.page(contact.into(), before, PAGE).await },
+            move |node| async move { node.page(contact, before, PAGE).await },
             move |m, page| m.page_loaded(contact, page, before.is_none()),
         );
     }
 
-    pub fn send(&self, node: &Node, to: IdentityKey, text: String) {
+    pub fn send(&self, node: &Node, to: ConversationKey, text: String) {
         let node = node.clone();
         self.spawn(async move {
             match node.send_text(to, text).await {
@@ -248,16 +250,16 @@ impl Backend {
         });
     }
 
-    pub fn retry(&self, node: &Node, contact: IdentityKey, id: MessageId) {
+    pub fn retry(&self, node: &Node, contact: ConversationKey, id: MessageId) {
         self.call(
             node,
             "cannot send again",
-            move |node| async move { node.retry(contact.into(), id).await },
+            move |node| async move { node.retry(contact, id).await },
             move |m, message| m.status_changed(contact, message.id, message.status),
         );
     }
 
-    pub fn mark_read(&self, node: &Node, contact: IdentityKey, ids: Vec<MessageId>) {
+    pub fn mark_read(&self, node: &Node, contact: ConversationKey, ids: Vec<MessageId>) {
         let node = node.clone();
         self.spawn(async move {
             match node.mark_read(contact, ids).await {
@@ -270,11 +272,11 @@ impl Backend {
     }
 
     /// Sets the conversation's disappearing-message timer; the system line it writes goes into the view.
-    pub fn set_timer(&self, node: &Node, contact: IdentityKey, seconds: u32) {
+    pub fn set_timer(&self, node: &Node, contact: ConversationKey, seconds: u32) {
         self.call(
             node,
             "cannot change disappearing messages",
-            move |node| async move { node.set_timer(contact.into(), seconds).await },
+            move |node| async move { node.set_timer(contact, seconds).await },
             move |m, line| {
                 if let Some(line) = line {
                     m.message_stored(line);
@@ -294,7 +296,7 @@ impl Backend {
         );
     }
 
-    pub fn typing(&self, node: &Node, contact: IdentityKey, typing: bool) {
+    pub fn typing(&self, node: &Node, contact: ConversationKey, typing: bool) {
         let node = node.clone();
         self.spawn(async move {
             match node.typing(contact, typing).await {
@@ -520,6 +522,7 @@ async fn read_snapshot(node: &Node) -> Result<Snapshot, NodeError> {
         me: node.whoami().await?,
         contacts: node.contacts().await?,
         conversations: node.conversations().await?,
+        groups: node.groups().await?,
     })
 }
 

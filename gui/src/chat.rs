@@ -3,7 +3,7 @@
 //! told the total, so a conversation of any length costs the same per frame.
 
 use egui::{Align, Color32, Layout, RichText, UiBuilder};
-use tern_protocol::MessageId;
+use tern_protocol::{IdentityKey, MessageId};
 
 use crate::action::Action;
 use crate::model::{MessageRow, MessageStatus, OpenConversation};
@@ -19,6 +19,8 @@ const ROW_GAP: f32 = 6.0;
 const MIN_BUBBLE_WIDTH: f32 = 130.0;
 /// A bubble is at most this share of the view's width.
 const BUBBLE_SHARE: f32 = 0.72;
+/// The colour of a sender's name on a group message.
+const SENDER: Color32 = Color32::from_rgb(0x4f, 0x9a, 0xf0);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Row {
@@ -105,7 +107,9 @@ impl ChatView {
                 .text
                 .split('\n')
                 .map(|l| l.chars().count().div_ceil(per_line).max(1))
-                .sum();
+                .sum::<usize>()
+                // A group's incoming message has its sender's name on top.
+                + usize::from(m.conversation.is_group() && !m.outgoing() && !m.system);
             self.rows.push(Row::Message(i));
             self.heights
                 .push(lines as f32 * row_height + row_height + 2.0 * BUBBLE_MARGIN + ROW_GAP);
@@ -117,8 +121,14 @@ impl ChatView {
         self.tops.top(row) as f32
     }
 
-    /// Draws the list; returns what it asks the app to do.
-    pub fn show(&mut self, ui: &mut egui::Ui, open: &OpenConversation) -> Option<Action> {
+    /// Draws the list; returns what it asks the app to do. `sender` names the sender of a group's
+    /// incoming message.
+    pub fn show(
+        &mut self,
+        ui: &mut egui::Ui,
+        open: &OpenConversation,
+        sender: &dyn Fn(&IdentityKey) -> String,
+    ) -> Option<Action> {
         let width = ui.available_width();
         let key = (
             open.messages.len(),
@@ -150,7 +160,7 @@ impl ChatView {
         let total = self.tops.total() as f32;
 
         let mut area = egui::ScrollArea::vertical()
-            .id_salt(("chat", open.contact.as_bytes()))
+            .id_salt(("chat", open.conversation.to_bytes()))
             .auto_shrink([false, false])
             .stick_to_bottom(true);
         if let Some((_, offset)) = self.anchor.take() {
@@ -158,7 +168,7 @@ impl ChatView {
         }
         let mut action = None;
         let load_older = |before| Action::LoadOlder {
-            conversation: open.contact,
+            conversation: open.conversation,
             before,
         };
         if let Some(target) = self.scroll_to {
@@ -224,9 +234,13 @@ impl ChatView {
                     }
                     Row::Message(i) => {
                         let m = &open.messages[i];
-                        if let Some(id) = bubble(&mut child, m, full.width()) {
+                        let from = m
+                            .sender
+                            .filter(|_| open.conversation.is_group())
+                            .map(|k| sender(&k));
+                        if let Some(id) = bubble(&mut child, m, from.as_deref(), full.width()) {
                             action = Some(Action::Retry {
-                                conversation: open.contact,
+                                conversation: open.conversation,
                                 id,
                             });
                         }
@@ -278,8 +292,9 @@ fn system_line(ui: &mut egui::Ui, m: &MessageRow) {
     });
 }
 
-/// One message bubble; returns the id when its "retry" was clicked.
-fn bubble(ui: &mut egui::Ui, m: &MessageRow, width: f32) -> Option<MessageId> {
+/// One message bubble, with its sender's name on top in a group (`from`); returns the id when its
+/// "retry" was clicked.
+fn bubble(ui: &mut egui::Ui, m: &MessageRow, from: Option<&str>, width: f32) -> Option<MessageId> {
     let mut retry = None;
     let layout = if m.outgoing() {
         Layout::right_to_left(Align::Min)
@@ -317,6 +332,17 @@ fn bubble(ui: &mut egui::Ui, m: &MessageRow, width: f32) -> Option<MessageId> {
             .show(ui, |ui| {
                 ui.set_width(inner);
                 ui.with_layout(Layout::top_down(Align::Min), |ui| {
+                    if let Some(from) = from {
+                        // Read out as "From Alice" (seen as the name alone).
+                        ui.label(RichText::new(from).strong().color(SENDER))
+                            .widget_info(|| {
+                                egui::WidgetInfo::labeled(
+                                    egui::WidgetType::Label,
+                                    true,
+                                    format!("From {from}"),
+                                )
+                            });
+                    }
                     ui.add(egui::Label::new(RichText::new(&m.text).color(text_color)).wrap());
                     ui.horizontal(|ui| {
                         let meta = text_color.gamma_multiply(0.7);

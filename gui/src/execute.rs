@@ -11,7 +11,7 @@ use tern_protocol::{ContactCard, IdentityKey, MessageId};
 use crate::action::Action;
 use crate::backend::Backend;
 use crate::chat::ChatView;
-use crate::model::{Dialog, Model, Node};
+use crate::model::{ConversationKey, Dialog, Model, Node};
 use crate::profiles::{self, Strength};
 use crate::qr;
 use crate::views::Views;
@@ -47,9 +47,23 @@ pub fn drain(backend: &mut Backend, model: &mut Model) -> Vec<Action> {
         let ids = model.unread_in_open();
         if !ids.is_empty() {
             actions.push(Action::MarkRead {
-                conversation: open.contact,
+                conversation: open.conversation,
                 ids,
             });
+        }
+    }
+    if model.node.is_some() {
+        if let Some(conversation) = model.open_next.take() {
+            actions.push(Action::OpenConversation {
+                conversation,
+                scroll_to: None,
+            });
+        }
+        if std::mem::take(&mut model.members_stale)
+            && let Some(group) = model.open_group()
+            && model.wants_members(&group)
+        {
+            actions.push(Action::LoadMembers(group));
         }
     }
     actions
@@ -140,8 +154,11 @@ impl Executor<'_> {
             Action::CloseSearch => self.model.search_results = None,
             Action::FocusSearch => self.views.main.focus_search = true,
             Action::Quit => backend.close_window(),
-            Action::OpenConversation { contact, scroll_to } => {
-                self.open_conversation(contact, scroll_to);
+            Action::OpenConversation {
+                conversation,
+                scroll_to,
+            } => {
+                self.open_conversation(conversation, scroll_to);
             }
             Action::CloseConversation => self.model.open = None,
             Action::LoadOlder {
@@ -169,7 +186,7 @@ impl Executor<'_> {
                     .model
                     .open
                     .as_mut()
-                    .filter(|o| o.contact == conversation)
+                    .filter(|o| o.conversation == conversation)
                 {
                     open.typing_sent = typing.then(Instant::now);
                 }
@@ -226,6 +243,46 @@ impl Executor<'_> {
                 }
             }
             Action::VerifyByQr { contact, path } => self.verify_by_qr(contact, &path),
+            Action::CreateGroup { name, members } => {
+                if let Some(error) = words::new_group_error(&name, members.len()) {
+                    self.model.dialog_error = Some(error);
+                } else if let Some(node) = self.node() {
+                    backend.create_group(&node, name, members);
+                }
+            }
+            Action::AddMember { group, member } => {
+                if let Some(node) = self.node() {
+                    self.views.dialogs.group_info.adding = false;
+                    backend.add_member(&node, group, member);
+                }
+            }
+            Action::RemoveMember { group, member } => {
+                if let Some(node) = self.node() {
+                    backend.remove_member(&node, group, member);
+                }
+            }
+            Action::PromoteMember { group, member } => {
+                if let Some(node) = self.node() {
+                    backend.promote_member(&node, group, member);
+                }
+            }
+            Action::RenameGroup { group, name } => {
+                if let Some(error) = words::new_group_error(&name, 1) {
+                    self.model.dialog_error = Some(error);
+                } else if let Some(node) = self.node() {
+                    backend.rename_group(&node, group, name);
+                }
+            }
+            Action::LeaveGroup(group) => {
+                if let Some(node) = self.node() {
+                    backend.leave_group(&node, group);
+                }
+            }
+            Action::LoadMembers(group) => {
+                if let Some(node) = self.node() {
+                    backend.load_members(&node, group);
+                }
+            }
             Action::SetDark(dark) => self.model.dark = dark,
             Action::SetNotifications(on) => self.model.notifications = on,
             Action::SaveSettings(settings) => {
@@ -339,7 +396,19 @@ impl Executor<'_> {
             Dialog::Network => forms.network.status_asked = None,
             Dialog::ContactDetails => {
                 if let Some(open) = &self.model.open {
-                    forms.contact.rename = self.model.name_of(&open.contact);
+                    forms.contact.rename = self.model.title_of(&open.conversation);
+                }
+            }
+            Dialog::NewGroup => forms.new_group = Default::default(),
+            Dialog::GroupInfo => {
+                forms.group_info = Default::default();
+                if let Some(group) = self.model.open_group() {
+                    forms.group_info.rename = self.model.title_of(&group);
+                    if self.model.wants_members(&group)
+                        && let Some(node) = &self.model.node
+                    {
+                        self.backend.load_members(node, group);
+                    }
                 }
             }
         }
@@ -349,14 +418,14 @@ impl Executor<'_> {
     }
 
     /// Opens a conversation and loads its newest page (or brings `scroll_to` into view).
-    fn open_conversation(&mut self, key: IdentityKey, scroll_to: Option<MessageId>) {
+    fn open_conversation(&mut self, key: ConversationKey, scroll_to: Option<MessageId>) {
         let node = self.node();
         // Typing stops when the person leaves the conversation.
         if let Some(open) = self.model.open.as_mut()
             && open.typing_sent.take().is_some()
             && let Some(node) = &node
         {
-            self.backend.typing(node, open.contact, false);
+            self.backend.typing(node, open.conversation, false);
         }
         let same = self.model.open_conversation(key);
         self.model.search_results = None;
@@ -373,6 +442,9 @@ impl Executor<'_> {
                 None => ChatView::at_newest(),
             };
             self.backend.load_page(&node, key, None);
+            if self.model.wants_members(&key) {
+                self.backend.load_members(&node, key);
+            }
         }
     }
 

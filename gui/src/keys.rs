@@ -82,7 +82,7 @@ pub fn take(ctx: &egui::Context, model: &Model, filter: &str) -> Vec<Action> {
         let current = model
             .open
             .as_ref()
-            .and_then(|o| rows.iter().position(|r| r.key == o.contact));
+            .and_then(|o| rows.iter().position(|r| r.key == o.conversation));
         let n = rows.len();
         let target = match (step, current) {
             (_, _) if n == 0 => None,
@@ -94,7 +94,7 @@ pub fn take(ctx: &egui::Context, model: &Model, filter: &str) -> Vec<Action> {
         };
         if let Some(row) = target.and_then(|i| rows.get(i)) {
             actions.push(Action::OpenConversation {
-                contact: row.key,
+                conversation: row.key,
                 scroll_to: None,
             });
         }

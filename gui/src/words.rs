@@ -28,6 +28,22 @@ pub fn invite_error(error: &CardError) -> String {
     }
 }
 
+/// Why a group cannot be made (or renamed) as asked, in plain words; `None` when it can.
+pub fn new_group_error(name: &str, members: usize) -> Option<String> {
+    let max = tern_node::group::MAX_GROUP_NAME_LEN;
+    if name.trim().is_empty() {
+        Some("Give the group a name.".to_owned())
+    } else if name.len() > max {
+        Some(format!(
+            "That name is too long: a group name has at most {max} letters."
+        ))
+    } else if members == 0 {
+        Some("Choose at least one contact to invite.".to_owned())
+    } else {
+        None
+    }
+}
+
 /// A node error said in a dialog: known developer phrasings become plain sentences; anything else is
 /// said as it is, starting with a capital letter.
 pub fn plain(error: &str) -> String {
@@ -38,6 +54,24 @@ pub fn plain(error: &str) -> String {
     if lower.contains("base58") || lower.contains("not a tern invite link") {
         return "That doesn't look like a Tern invite link. Check that you copied all of it."
             .to_owned();
+    }
+    if lower.contains("only admins may") {
+        return "Only the group's admins can do that.".to_owned();
+    }
+    if lower.contains("not a member of this group") {
+        return "You are no longer a member of this group.".to_owned();
+    }
+    if lower.contains("already a member") {
+        return "They are already in the group.".to_owned();
+    }
+    if lower.contains("no such member") {
+        return "They are no longer in the group.".to_owned();
+    }
+    if lower.contains("no contact named") {
+        return "You can only invite people who are in your contacts.".to_owned();
+    }
+    if lower.contains("at most") && lower.contains("members") {
+        return "The group is full.".to_owned();
     }
     if lower.contains("your own invite") {
         return "That is your own invite link: ask your contact for theirs.".to_owned();
@@ -72,6 +106,25 @@ mod tests {
         );
         assert_eq!(plain("no QR code found"), "No QR code found.");
         assert_eq!(plain(""), "Something went wrong.");
+        assert_eq!(
+            plain("only admins may do this"),
+            "Only the group's admins can do that."
+        );
+        assert_eq!(plain("already a member"), "They are already in the group.");
+        assert_eq!(
+            new_group_error("  ", 2).as_deref(),
+            Some("Give the group a name.")
+        );
+        assert_eq!(
+            new_group_error("Climbing", 0).as_deref(),
+            Some("Choose at least one contact to invite.")
+        );
+        assert!(
+            new_group_error(&"x".repeat(129), 1)
+                .unwrap()
+                .contains("too long")
+        );
+        assert_eq!(new_group_error("Climbing", 1), None);
     }
 
     #[test]

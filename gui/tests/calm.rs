@@ -442,7 +442,7 @@ fn shortcuts_switch_conversations_focus_search_list_themselves_and_quit() {
     let (mut h, _dirs) = unlocked_with(&["Ann", "Bob", "Cy"]);
     let rows: Vec<_> = h.state().model.list_rows().iter().map(|r| r.key).collect();
     assert_eq!(rows.len(), 3);
-    let open = |h: &App| h.state().model.open.as_ref().map(|o| o.contact);
+    let open = |h: &App| h.state().model.open.as_ref().map(|o| o.conversation);
     let ctrl = Modifiers::COMMAND;
     press(&mut h, ctrl, Key::Num2);
     assert_eq!(open(&h), Some(rows[1]), "Ctrl+2");

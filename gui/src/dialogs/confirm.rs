@@ -1,4 +1,5 @@
-//! The confirmation asked before a destructive step (removing a contact, blocking one): a modal that
+//! The confirmation asked before a destructive step (removing a contact, blocking one, removing a group
+//! member, leaving a group): a modal that
 //! says plainly what will happen, with Cancel focused and the destructive button in red.
 
 use egui::{Button, Color32, RichText};
@@ -14,8 +15,9 @@ pub struct Form {
     pub focus_cancel: bool,
 }
 
-/// The title, the explanation and the destructive button's label for `confirm`.
-pub fn wording(confirm: Confirm, name: &str) -> (String, String, String) {
+/// The title, the explanation and the destructive button's label for `confirm`; `name` is the
+/// contact's or member's, `group` the group's.
+pub fn wording(confirm: Confirm, name: &str, group: &str) -> (String, String, String) {
     match confirm {
         Confirm::Remove(_) => (
             format!("Remove {name}?"),
@@ -34,6 +36,22 @@ pub fn wording(confirm: Confirm, name: &str) -> (String, String, String) {
             ),
             "Block".to_owned(),
         ),
+        Confirm::RemoveMember { .. } => (
+            format!("Remove {name} from {group}?"),
+            format!(
+                "{name} will no longer read what is written in {group}, and everyone in it sees that \
+                 you removed them. To have them back, an admin adds them again."
+            ),
+            "Remove from group".to_owned(),
+        ),
+        Confirm::LeaveGroup(_) => (
+            format!("Leave {group}?"),
+            format!(
+                "You will no longer read or write in {group}; what was said stays on this computer. \
+                 To come back, an admin has to add you again."
+            ),
+            "Leave group".to_owned(),
+        ),
     }
 }
 
@@ -43,8 +61,14 @@ pub fn show(ctx: &egui::Context, model: &Model, form: &mut Form) -> Vec<Action> 
     let Some(confirm) = model.confirm else {
         return actions;
     };
-    let (Confirm::Remove(key) | Confirm::Block(key)) = confirm;
-    let (title, text, button) = wording(confirm, &model.name_of(&key));
+    let (name, group) = match confirm {
+        Confirm::Remove(key) | Confirm::Block(key) => (model.name_of(&key), String::new()),
+        Confirm::RemoveMember { group, member } => {
+            (model.sender_label(&member), model.title_of(&group))
+        }
+        Confirm::LeaveGroup(group) => (String::new(), model.title_of(&group)),
+    };
+    let (title, text, button) = wording(confirm, &name, &group);
     let response = egui::Modal::new(egui::Id::new("confirm")).show(ctx, |ui| {
         ui.set_max_width(420.0);
         ui.heading(title);
@@ -72,6 +96,10 @@ pub fn show(ctx: &egui::Context, model: &Model, form: &mut Form) -> Vec<Action> 
                         },
                         Action::CloseDialog,
                     ],
+                    Confirm::RemoveMember { group, member } => {
+                        vec![Action::RemoveMember { group, member }]
+                    }
+                    Confirm::LeaveGroup(group) => vec![Action::LeaveGroup(group)],
                 });
             }
         });

@@ -17,7 +17,7 @@ pub struct Form {
 /// `focus` puts the cursor in the name field; Enter there renames, as "Rename" does.
 pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool) -> Vec<Action> {
     let mut actions = Vec::new();
-    let Some(key) = model.open.as_ref().map(|o| o.contact) else {
+    let Some(key) = model.open.as_ref().and_then(|o| o.conversation.direct()) else {
         return actions;
     };
     if model.node.is_none() {

@@ -1,12 +1,15 @@
 //! The dialogs over the main window, one file each: [`add_contact`], [`verify`] ("My code" and a
-//! contact's safety number), [`contact`] (rename, block, remove), [`settings`] and [`network`], and [`confirm`] (asked
-//! before a destructive step). Each
+//! contact's safety number), [`contact`] (rename, block, remove), [`settings`] and [`network`],
+//! [`new_group`] and [`group_info`] (a group's members and what the person's role allows), and
+//! [`confirm`] (asked before a destructive step). Each
 //! draws from the model and its own form and returns actions; [`show`] puts the open one in a window.
 
 pub mod add_contact;
 pub mod confirm;
 pub mod contact;
+pub mod group_info;
 pub mod network;
+pub mod new_group;
 pub mod settings;
 pub mod verify;
 
@@ -30,6 +33,8 @@ pub struct DialogForms {
     pub settings: settings::Form,
     pub network: network::Form,
     pub confirm: confirm::Form,
+    pub new_group: new_group::Form,
+    pub group_info: group_info::Form,
     /// The open dialog's first field takes the focus in the next frame (set when a dialog opens).
     pub focus_first: bool,
 }
@@ -50,6 +55,8 @@ pub fn title(dialog: Dialog) -> &'static str {
         Dialog::Settings => "Settings",
         Dialog::Network => "Network",
         Dialog::ContactDetails => "Contact",
+        Dialog::NewGroup => "New group",
+        Dialog::GroupInfo => "Group",
     }
 }
 
@@ -87,6 +94,8 @@ fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Ac
                 Dialog::Settings => settings::show(ui, model, &mut forms.settings),
                 Dialog::Network => network::show(ui, model, &mut forms.network),
                 Dialog::ContactDetails => contact::show(ui, model, &mut forms.contact, focus),
+                Dialog::NewGroup => new_group::show(ui, model, &mut forms.new_group, focus),
+                Dialog::GroupInfo => group_info::show(ui, model, &mut forms.group_info, focus),
             };
             // A dialog without a field keeps nothing to focus.
             *focus = false;

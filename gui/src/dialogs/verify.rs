@@ -55,7 +55,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
         let ui = &mut cols[1];
         let Some(key) = form
             .contact
-            .or_else(|| model.open.as_ref().map(|o| o.contact))
+            .or_else(|| model.open.as_ref().and_then(|o| o.conversation.direct()))
         else {
             ui.label("Open a conversation to verify that contact.");
             return;

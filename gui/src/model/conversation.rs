@@ -4,11 +4,11 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use tern_protocol::{IdentityKey, MessageId};
+use tern_protocol::MessageId;
 
 use super::rows::{
-    ContactState, ConversationFields, ConversationKey, ConversationRow, Cursor, MessageFields,
-    MessageRow, MessageStatus, Page, new_conversation,
+    ContactState, ConversationFields, ConversationId, ConversationKey, ConversationRow, Cursor,
+    MessageFields, MessageRow, MessageStatus, Page, new_conversation,
 };
 use super::{Contact, Model};
 
@@ -19,7 +19,7 @@ pub const MAX_LOADED_MESSAGES: usize = 1_000_000;
 /// The conversation on the right.
 #[derive(Debug)]
 pub struct OpenConversation {
-    pub contact: IdentityKey,
+    pub conversation: ConversationKey,
     /// Oldest first.
     pub messages: Vec<MessageRow>,
     /// Where the next older page starts; `None` once everything is loaded.
@@ -38,7 +38,7 @@ pub struct ListRow {
 }
 
 impl Model {
-    /// The rows of the conversation list: every conversation and every accepted contact without one,
+    /// The rows of the conversation list: every conversation, and every contact and group without one,
     /// most recent first. Blocked contacts are left out.
     pub fn list_rows(&self) -> Vec<ListRow> {
         self.list_rows_matching("")
@@ -60,8 +60,11 @@ impl Model {
     /// [`Self::list_rows`] whose name contains `filter` (ignoring case).
     pub fn list_rows_matching(&self, filter: &str) -> Vec<ListRow> {
         let filter = filter.trim().to_lowercase();
-        let contacts: HashMap<IdentityKey, &Contact> =
-            self.contacts.iter().map(|c| (c.key(), c)).collect();
+        let contacts: HashMap<ConversationKey, &Contact> = self
+            .contacts
+            .iter()
+            .map(|c| (ConversationId::Direct(c.key()), c))
+            .collect();
         let mut rows: Vec<ListRow> = Vec::with_capacity(self.contacts.len());
         let mut listed = HashSet::new();
         for summary in &self.conversations {
@@ -72,20 +75,23 @@ impl Model {
                 unread: summary.unread,
             });
         }
-        for contact in &self.contacts {
-            if !listed.contains(&contact.key()) {
-                rows.push(ListRow {
-                    key: contact.key(),
-                    last: None,
-                    unread: 0,
-                });
-            }
-        }
+        let unlisted = self
+            .contacts
+            .iter()
+            .map(|c| ConversationId::Direct(c.key()))
+            .chain(self.groups.iter().map(|g| g.id))
+            .filter(|key| !listed.contains(key))
+            .collect::<Vec<_>>();
+        rows.extend(unlisted.into_iter().map(|key| ListRow {
+            key,
+            last: None,
+            unread: 0,
+        }));
         rows.retain(|r| {
             contacts
                 .get(&r.key)
                 .is_none_or(|c| c.record.state != ContactState::Blocked)
-                && (filter.is_empty() || self.name_of(&r.key).to_lowercase().contains(&filter))
+                && (filter.is_empty() || self.title_of(&r.key).to_lowercase().contains(&filter))
         });
         rows.sort_by_key(|r| {
             std::cmp::Reverse(r.last.as_ref().map_or_else(
@@ -97,13 +103,18 @@ impl Model {
     }
 
     /// Opens a conversation (its first page is loaded by the caller). Returns whether it was already open.
-    pub fn open_conversation(&mut self, contact: IdentityKey) -> bool {
-        if self.open.as_ref().is_some_and(|o| o.contact == contact) {
+    pub fn open_conversation(&mut self, conversation: impl Into<ConversationKey>) -> bool {
+        let conversation = conversation.into();
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|o| o.conversation == conversation)
+        {
             return true;
         }
         self.read_requested.clear();
         self.open = Some(OpenConversation {
-            contact,
+            conversation,
             messages: Vec::new(),
             older: None,
             loading: true,
@@ -113,8 +124,16 @@ impl Model {
     }
 
     /// A page of the open conversation arrived. `newest` pages replace the view; older ones go on top.
-    pub fn page_loaded(&mut self, contact: IdentityKey, page: Page, newest: bool) {
-        let Some(open) = self.open.as_mut().filter(|o| o.contact == contact) else {
+    pub fn page_loaded(&mut self, conversation: ConversationKey, page: Page, newest: bool) {
+        if conversation.is_group() {
+            let senders: HashSet<_> = page.messages.iter().filter_map(|m| m.sender).collect();
+            self.remember_senders(&senders);
+        }
+        let Some(open) = self
+            .open
+            .as_mut()
+            .filter(|o| o.conversation == conversation)
+        else {
             return;
         };
         open.loading = false;
@@ -142,7 +161,7 @@ impl Model {
         if self
             .conversations
             .iter()
-            .find(|c| c.key() == open.contact)
+            .find(|c| c.key() == open.conversation)
             .is_none_or(|c| c.unread == 0)
         {
             return Vec::new();
@@ -159,11 +178,11 @@ impl Model {
     }
 
     /// Messages were marked read.
-    pub fn marked_read(&mut self, contact: IdentityKey, ids: &[MessageId]) {
+    pub fn marked_read(&mut self, contact: ConversationKey, ids: &[MessageId]) {
         for id in ids {
             self.read_requested.remove(id);
         }
-        if let Some(open) = self.open.as_mut().filter(|o| o.contact == contact) {
+        if let Some(open) = self.open.as_mut().filter(|o| o.conversation == contact) {
             for m in open.messages.iter_mut().filter(|m| ids.contains(&m.id)) {
                 m.status = MessageStatus::Read;
             }
@@ -179,8 +198,13 @@ impl Model {
     /// A message was stored (sent by us or received): into the open view and the list.
     pub fn message_stored(&mut self, message: MessageRow) {
         let key = message.conversation_key();
+        if key.is_group()
+            && let Some(sender) = message.sender
+        {
+            self.remember_senders(&[sender]);
+        }
         let unread = u64::from(!message.outgoing() && message.status == MessageStatus::Received);
-        if let Some(open) = self.open.as_mut().filter(|o| o.contact == key)
+        if let Some(open) = self.open.as_mut().filter(|o| o.conversation == key)
             && !open.messages.iter().any(|m| m.id == message.id)
         {
             // Keep the view sorted; new messages nearly always go last.
@@ -199,11 +223,7 @@ impl Model {
                 summary.unread += unread;
             }
             None => {
-                let title = self
-                    .contacts
-                    .iter()
-                    .find(|c| c.key() == key)
-                    .map_or_else(|| key.peer_id(), |c| c.name().to_owned());
+                let title = self.title_of(&key);
                 self.conversations
                     .push(new_conversation(message, unread, title));
             }
@@ -213,7 +233,7 @@ impl Model {
     }
 
     /// The disappearing-message timer of the conversation with `contact`, in seconds (0: off).
-    pub fn timer_of(&self, contact: &IdentityKey) -> u32 {
+    pub fn timer_of(&self, contact: &ConversationKey) -> u32 {
         self.conversations
             .iter()
             .find(|c| c.key() == *contact)
@@ -221,7 +241,7 @@ impl Model {
     }
 
     /// The timer of the conversation with `contact` was set to `seconds` here.
-    pub fn timer_set(&mut self, contact: IdentityKey, seconds: u32) {
+    pub fn timer_set(&mut self, contact: ConversationKey, seconds: u32) {
         if let Some(summary) = self.conversations.iter_mut().find(|c| c.key() == contact) {
             summary.timer_s = seconds;
         }
@@ -229,11 +249,11 @@ impl Model {
 
     /// Messages of the conversation with `contact` disappeared (their timer ran out): out of the open
     /// view, the search results and the list. The list is read again for the new last message and unread count.
-    pub fn messages_expired(&mut self, contact: IdentityKey, ids: &[MessageId]) {
+    pub fn messages_expired(&mut self, contact: ConversationKey, ids: &[MessageId]) {
         let gone: HashSet<MessageId> = ids.iter().copied().collect();
         let mut newest_left = None;
         let mut unread_gone = 0u64;
-        if let Some(open) = self.open.as_mut().filter(|o| o.contact == contact) {
+        if let Some(open) = self.open.as_mut().filter(|o| o.conversation == contact) {
             unread_gone = open
                 .messages
                 .iter()
@@ -282,8 +302,13 @@ impl Model {
     }
 
     /// An outgoing message moved on (statuses never move backwards).
-    pub fn status_changed(&mut self, contact: IdentityKey, id: MessageId, status: MessageStatus) {
-        if let Some(open) = self.open.as_mut().filter(|o| o.contact == contact)
+    pub fn status_changed(
+        &mut self,
+        contact: ConversationKey,
+        id: MessageId,
+        status: MessageStatus,
+    ) {
+        if let Some(open) = self.open.as_mut().filter(|o| o.conversation == contact)
             && let Some(m) = open.messages.iter_mut().find(|m| m.id == id)
             && m.status.can_become(status, m.outgoing())
         {
@@ -318,16 +343,19 @@ mod tests {
         m.message_stored(message(b, 2, 20, true));
         m.message_stored(message(a, 3, 30, false));
         let rows = m.list_rows();
-        assert_eq!(rows.iter().map(|r| r.key).collect::<Vec<_>>(), vec![a, b]);
+        assert_eq!(
+            rows.iter().map(|r| r.key).collect::<Vec<_>>(),
+            vec![a.into(), b.into()]
+        );
         assert_eq!(rows[0].unread, 2);
         assert_eq!(rows[1].unread, 0);
         assert_eq!(m.list_rows_matching("bo").len(), 1);
         assert_eq!(
             m.list_rows_matching(" BO ")[0].key,
-            b,
+            b.into(),
             "case and spaces are ignored"
         );
-        m.marked_read(a, &[MessageId([1; 16]), MessageId([3; 16])]);
+        m.marked_read(a.into(), &[MessageId([1; 16]), MessageId([3; 16])]);
         assert_eq!(m.list_rows()[0].unread, 0);
     }
 
@@ -338,7 +366,7 @@ mod tests {
         assert!(!m.open_conversation(a), "newly opened");
         assert!(m.open_conversation(a), "already open");
         m.page_loaded(
-            a,
+            a.into(),
             Page {
                 messages: vec![message(a, 1, 10, true)],
                 older: None,
@@ -368,8 +396,8 @@ mod tests {
             messages: vec![message(a, n, u64::from(n), false)],
             older: None,
         };
-        m.page_loaded(a, page(5), true);
-        m.page_loaded(a, page(2), false);
+        m.page_loaded(a.into(), page(5), true);
+        m.page_loaded(a.into(), page(2), false);
         let ids: Vec<u8> = m
             .open
             .as_ref()
@@ -386,7 +414,7 @@ mod tests {
         assert_eq!(m.unread_in_open().len(), 2);
         m.read_requested.insert(MessageId([2; 16]));
         assert_eq!(m.unread_in_open(), vec![MessageId([5; 16])]);
-        m.marked_read(a, &[MessageId([2; 16])]);
+        m.marked_read(a.into(), &[MessageId([2; 16])]);
         assert!(m.read_requested.is_empty());
     }
 
@@ -398,7 +426,7 @@ mod tests {
         m.upsert_contact(contact(b, "Bob", ContactState::Accepted));
         m.open_conversation(a);
         m.page_loaded(
-            a,
+            a.into(),
             Page {
                 messages: vec![message(a, 1, 10, true), message(a, 2, 20, false)],
                 older: None,
@@ -407,9 +435,9 @@ mod tests {
         );
         m.message_stored(message(a, 3, 30, false));
         m.message_stored(message(b, 4, 40, true));
-        assert_eq!(m.timer_of(&a), 0);
-        m.timer_set(a, 3600);
-        assert_eq!(m.timer_of(&a), 3600);
+        assert_eq!(m.timer_of(&a.into()), 0);
+        m.timer_set(a.into(), 3600);
+        assert_eq!(m.timer_of(&a.into()), 3600);
         assert_eq!(m.list_rows()[1].unread, 1);
 
         // The newest message of the open conversation and an older one go.
@@ -426,7 +454,11 @@ mod tests {
             .map(|m| m.id.0[0])
             .collect();
         assert_eq!(left, vec![2]);
-        let row = m.list_rows().into_iter().find(|r| r.key == a).unwrap();
+        let row = m
+            .list_rows()
+            .into_iter()
+            .find(|r| r.key == a.into())
+            .unwrap();
         assert_eq!(row.last.unwrap().id, MessageId([2; 16]), "the newest left");
         assert_eq!(row.unread, 0, "the expired unread message is not counted");
         assert!(m.conversations_stale, "the list is read again");
@@ -440,7 +472,7 @@ mod tests {
             1,
             "out of the results"
         );
-        assert_eq!(m.timer_of(&a), 3600, "the timer stays");
+        assert_eq!(m.timer_of(&a.into()), 3600, "the timer stays");
 
         // Bob's conversation is not open: its expired last message takes the row away until the
         // list is read again.
@@ -448,9 +480,11 @@ mod tests {
             conversation: b.into(),
             ids: vec![MessageId([4; 16])],
         });
-        assert!(m.conversations.iter().all(|c| c.key() != b));
+        assert!(m.conversations.iter().all(|c| c.key() != b.into()));
         assert!(
-            m.list_rows().iter().any(|r| r.key == b && r.last.is_none()),
+            m.list_rows()
+                .iter()
+                .any(|r| r.key == b.into() && r.last.is_none()),
             "Bob is still listed, with nothing to show"
         );
 

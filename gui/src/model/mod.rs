@@ -4,6 +4,7 @@
 //!
 //! - this file: screens, contacts, notices, and how node events change them;
 //! - [`conversation`]: the conversation list and the open conversation's pages;
+//! - [`groups`]: groups, their members, who may do what in them, and how senders are named;
 //! - [`rows`]: the one place that names tern-node's row and event types.
 
 use std::collections::{HashMap, HashSet};
@@ -16,13 +17,17 @@ use tern_protocol::{IdentityKey, MessageId};
 use crate::profiles::ProfileEntry;
 
 mod conversation;
+mod groups;
 mod rows;
 
 pub use conversation::{ListRow, MAX_LOADED_MESSAGES, OpenConversation};
+pub use groups::{
+    GroupEntry, MemberEntry, group_entries, member_entries, role_label, short_fingerprint,
+};
 pub use rows::{
-    ContactFields, ContactRow, ContactState, ConversationFields, ConversationKey, ConversationRow,
-    Cursor, Event, MessageFields, MessageRow, MessageStatus, NatStatus, NetStatus, Node, Page,
-    Whoami,
+    ContactFields, ContactRow, ContactState, ConversationFields, ConversationId, ConversationKey,
+    ConversationRow, Cursor, Event, GroupMember, GroupRole, GroupSummary, MessageFields,
+    MessageRow, MessageStatus, NatStatus, NetStatus, Node, Page, Whoami,
 };
 
 /// Messages loaded per page of a conversation.
@@ -55,6 +60,10 @@ pub enum Dialog {
     Settings,
     Network,
     ContactDetails,
+    /// Make a group: a name and contacts to invite.
+    NewGroup,
+    /// The open group's name and members, and what this profile may change.
+    GroupInfo,
 }
 
 /// A destructive step waiting for the person to confirm it.
@@ -64,6 +73,13 @@ pub enum Confirm {
     Remove(IdentityKey),
     /// Block the contact: their messages are dropped.
     Block(IdentityKey),
+    /// Remove a member from a group.
+    RemoveMember {
+        group: ConversationId,
+        member: IdentityKey,
+    },
+    /// Leave a group.
+    LeaveGroup(ConversationId),
 }
 
 /// What the profile screen shows (the fields being typed live with the screen's form).
@@ -142,6 +158,17 @@ pub struct Model {
     pub me: Option<Whoami>,
     pub contacts: Vec<Contact>,
     pub conversations: Vec<ConversationRow>,
+    /// Every group of the profile (also those it left or was removed from).
+    pub groups: Vec<GroupSummary>,
+    /// Members of groups, as last read from the node (the open group's are read when it opens and
+    /// again when it changes).
+    pub members: HashMap<ConversationId, Vec<GroupMember>>,
+    /// The open group changed: its members are read again.
+    pub members_stale: bool,
+    /// A conversation to open in the next frame (a group just made).
+    pub open_next: Option<ConversationId>,
+    /// Senders who are not contacts, by the start of their fingerprint (see `groups`).
+    pub short_fingerprints: HashMap<IdentityKey, String>,
     pub open: Option<OpenConversation>,
     pub dialog: Option<Dialog>,
     /// What went wrong in the open dialog, in plain words, shown inside it (cleared when it closes).
@@ -194,6 +221,11 @@ impl Default for Model {
             me: None,
             contacts: Vec::new(),
             conversations: Vec::new(),
+            groups: Vec::new(),
+            members: HashMap::new(),
+            members_stale: false,
+            short_fingerprints: HashMap::new(),
+            open_next: None,
             open: None,
             dialog: None,
             dialog_error: None,
@@ -224,6 +256,7 @@ pub struct Snapshot {
     pub me: Whoami,
     pub contacts: Vec<ContactRow>,
     pub conversations: Vec<ConversationRow>,
+    pub groups: Vec<GroupSummary>,
 }
 
 impl Model {
@@ -326,7 +359,7 @@ impl Model {
             .contacts
             .into_iter()
             .map(|record| {
-                let key = record.conversation_key();
+                let key = record.key;
                 let (online, typing_since) = old.get(&key).copied().unwrap_or_default();
                 Contact {
                     record,
@@ -336,12 +369,17 @@ impl Model {
             })
             .collect();
         self.conversations = snap.conversations;
+        self.groups = snap.groups;
+        self.members_stale = self
+            .open
+            .as_ref()
+            .is_some_and(|o| o.conversation.is_group());
         self.needs_resync = false;
         self.conversations_stale = false;
     }
 
     pub fn upsert_contact(&mut self, record: ContactRow) {
-        match self.contact_mut(&record.conversation_key()) {
+        match self.contact_mut(&record.key) {
             Some(c) => c.record = record,
             None => self.contacts.push(Contact {
                 record,
@@ -353,8 +391,13 @@ impl Model {
 
     pub fn remove_contact(&mut self, key: &IdentityKey) {
         self.contacts.retain(|c| c.key() != *key);
-        self.conversations.retain(|c| c.key() != *key);
-        if self.open.as_ref().is_some_and(|o| o.contact == *key) {
+        let conversation = ConversationId::Direct(*key);
+        self.conversations.retain(|c| c.key() != conversation);
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|o| o.conversation == conversation)
+        {
             self.open = None;
         }
         if matches!(self.confirm, Some(Confirm::Remove(k) | Confirm::Block(k)) if k == *key) {
@@ -367,13 +410,23 @@ impl Model {
         match event {
             Event::Listening { address } => self.listen_addrs.push(address.to_string()),
             Event::MessageReceived { message, .. } => {
-                if !self.focused
-                    || self
-                        .open
-                        .as_ref()
-                        .is_none_or(|o| o.contact != message.conversation_key())
+                if !message.outgoing()
+                    && (!self.focused
+                        || self
+                            .open
+                            .as_ref()
+                            .is_none_or(|o| o.conversation != message.conversation_key()))
                 {
-                    let name = self.name_of(&message.conversation_key());
+                    let conversation = message.conversation_key();
+                    // In a group: "Bob in Climbing".
+                    let name = match message.sender.filter(|_| conversation.is_group()) {
+                        Some(sender) => format!(
+                            "{} in {}",
+                            self.sender_label(&sender),
+                            self.title_of(&conversation)
+                        ),
+                        None => self.title_of(&conversation),
+                    };
                     if self.pending_notifications.len() < MAX_PENDING_NOTIFICATIONS {
                         self.pending_notifications.push(name);
                     }
@@ -383,9 +436,7 @@ impl Model {
                 self.message_stored(message);
             }
             Event::MessagesExpired { conversation, ids } => {
-                if let Some(contact) = conversation.direct() {
-                    self.messages_expired(contact, &ids);
-                }
+                self.messages_expired(conversation, &ids);
             }
             Event::ContactRequest { contact } => {
                 let name = contact.name.clone();
@@ -422,13 +473,13 @@ impl Model {
                 id,
                 status,
                 ..
-            } => {
-                if let Some(contact) = conversation.direct() {
-                    self.status_changed(contact, id, status);
-                }
-            }
+            } => self.status_changed(conversation, id, status),
+            // Only a 1:1 conversation shows typing.
             Event::Typing {
-                contact, typing, ..
+                conversation: ConversationId::Direct(_),
+                contact,
+                typing,
+                ..
             } => {
                 if let Some(c) = self.contact_mut(&contact) {
                     c.typing_since = typing.then(Instant::now);
@@ -449,6 +500,15 @@ impl Model {
             Event::MailboxChecked { server, envelopes } => {
                 self.mailboxes_checked.insert(server.to_string(), envelopes);
             }
+            Event::GroupJoined {
+                group,
+                added_by_name,
+                ..
+            } => {
+                self.notice(format!("{added_by_name} added you to {}", group.name));
+                self.group_changed(group);
+            }
+            Event::GroupUpdated { group } => self.group_changed(group),
             _ => {}
         }
     }

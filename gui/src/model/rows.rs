@@ -1,11 +1,11 @@
 //! The one place the app names tern-node's types. Everything else in the app uses these aliases and
-//! reads them through the small traits below (the app shows 1:1 conversations, keyed by the contact's
-//! identity key).
+//! reads them through the small traits below (a conversation is keyed by its [`ConversationId`]: a
+//! contact's 1:1 conversation or a group).
 
-use tern_node::api::ConversationId;
-use tern_protocol::IdentityKey;
-
-pub use tern_node::api::{ContactState, Event, MessageStatus, NatStatus, NetStatus, Whoami};
+pub use tern_node::api::{
+    ContactState, ConversationId, Event, GroupMember, GroupRole, GroupSummary, MessageStatus,
+    NatStatus, NetStatus, Whoami,
+};
 pub use tern_node::node::Node;
 
 /// A message as the app holds it.
@@ -18,23 +18,8 @@ pub type ConversationRow = tern_node::api::Conversation;
 pub type Cursor = tern_node::api::Cursor;
 /// A page of a conversation, oldest first.
 pub type Page = tern_node::api::Page;
-/// What identifies a conversation in the app: the contact's key.
-pub type ConversationKey = IdentityKey;
-
-/// The contact of a 1:1 conversation (every conversation the app shows is one).
-fn key_of(id: &ConversationId) -> ConversationKey {
-    match id {
-        ConversationId::Direct(key) => *key,
-        #[allow(unreachable_patterns)]
-        _ => unreachable_conversation(),
-    }
-}
-
-#[cold]
-fn unreachable_conversation() -> ConversationKey {
-    // No other kind of conversation exists in this build; an all-zero key names nobody.
-    IdentityKey::from_bytes([0; 32]).unwrap_or_else(|_| unreachable!())
-}
+/// What identifies a conversation in the app: a contact's 1:1 conversation or a group.
+pub type ConversationKey = ConversationId;
 
 /// A message's fields the app reads.
 pub trait MessageFields {
@@ -44,7 +29,7 @@ pub trait MessageFields {
 
 impl MessageFields for MessageRow {
     fn conversation_key(&self) -> ConversationKey {
-        key_of(&self.conversation)
+        self.conversation
     }
 }
 
@@ -55,7 +40,7 @@ pub trait ContactFields {
 
 impl ContactFields for ContactRow {
     fn conversation_key(&self) -> ConversationKey {
-        self.key
+        ConversationId::Direct(self.key)
     }
 }
 
@@ -66,7 +51,7 @@ pub trait ConversationFields {
 
 impl ConversationFields for ConversationRow {
     fn key(&self) -> ConversationKey {
-        key_of(&self.id)
+        self.id
     }
 }
 

@@ -1,7 +1,9 @@
 //! The open conversation: its header (name, verified, online or typing, direct or relayed, the
 //! disappearing-messages timer, "Contact…", "Verify"), a warning when
 //! the contact's key changed, accept/block for a message request, the message list ([`ChatView`]) and
-//! the composer with the contact's typing line.
+//! the composer with the contact's typing line. A group shows its name, its member count and "Group info…"
+//! instead, each incoming message with its sender's name, and in place of the composer a banner once
+//! this profile is no longer a member.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +12,7 @@ use egui::{Align, Key, KeyboardShortcut, Layout, Modifiers, RichText};
 use crate::action::Action;
 use crate::chat::ChatView;
 use crate::model::{Confirm, ContactState, Dialog, Model, OpenConversation};
+use crate::screens::conversation_list::GROUP_GLYPH;
 use crate::widgets::{ACCENT, ERROR, WARN, focus_once, warning};
 
 /// "typing" is sent again while the person keeps typing, at most this often.
@@ -90,10 +93,13 @@ pub fn show(
     if model.node.is_none() {
         return actions;
     }
-    let key = open.contact;
+    let conversation = open.conversation;
+    let Some(key) = conversation.direct() else {
+        return group(ui, model, open, draft, focus, chat);
+    };
     let contact = model.contact(&key);
     let name = model.name_of(&key);
-    let timer = model.timer_of(&key);
+    let timer = model.timer_of(&conversation);
     // Header.
     ui.horizontal(|ui| {
         ui.heading(&name);
@@ -114,7 +120,7 @@ pub fn show(
                 actions.push(Action::VerifyContact(key));
             }
             let blocked = contact.is_some_and(|c| c.record.state == ContactState::Blocked);
-            if !blocked && let Some(action) = timer_menu(ui, key, timer) {
+            if !blocked && let Some(action) = timer_menu(ui, conversation, timer) {
                 actions.push(action);
             }
         });
@@ -163,7 +169,7 @@ pub fn show(
                         }
                     });
                 });
-            if let Some(action) = chat.show(ui, open) {
+            if let Some(action) = chat.show(ui, open, &|k| model.sender_label(k)) {
                 actions.push(action);
             }
             return actions;
@@ -186,7 +192,59 @@ pub fn show(
             );
             actions.extend(composer(ui, open, draft, focus));
         });
-    if let Some(action) = chat.show(ui, open) {
+    if let Some(action) = chat.show(ui, open, &|k| model.sender_label(k)) {
+        actions.push(action);
+    }
+    actions
+}
+
+/// Draws the open group: its header, the messages with their senders' names, and the composer (or,
+/// once this profile is no longer a member, a banner in its place).
+fn group(
+    ui: &mut egui::Ui,
+    model: &Model,
+    open: &OpenConversation,
+    draft: &mut String,
+    focus: &mut bool,
+    chat: &mut ChatView,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let id = open.conversation;
+    let summary = model.group(&id);
+    let name = model.title_of(&id);
+    ui.horizontal(|ui| {
+        ui.heading(format!("{GROUP_GLYPH} {name}"));
+        if let Some(g) = summary {
+            ui.label(RichText::new(crate::words::count(g.members, "member", "members")).weak());
+        }
+        ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+            if ui.button("Group info…").clicked() {
+                actions.push(Action::ShowDialog(Dialog::GroupInfo));
+            }
+        });
+    });
+    ui.separator();
+    let sender = |k: &tern_protocol::IdentityKey| model.sender_label(k);
+    if summary.is_some_and(|g| !g.active) {
+        egui::Frame::new()
+            .fill(ERROR.gamma_multiply(0.2))
+            .inner_margin(10.0)
+            .corner_radius(6.0)
+            .show(ui, |ui| {
+                ui.label(
+                    "You are no longer a member of this group: you cannot write in it. What was \
+                     said stays on this computer.",
+                );
+            });
+        if let Some(action) = chat.show(ui, open, &sender) {
+            actions.push(action);
+        }
+        return actions;
+    }
+    egui::Panel::bottom("composer")
+        .show_separator_line(true)
+        .show(ui, |ui| actions.extend(composer(ui, open, draft, focus)));
+    if let Some(action) = chat.show(ui, open, &sender) {
         actions.push(action);
     }
     actions
@@ -201,7 +259,9 @@ fn composer(
     focus: &mut bool,
 ) -> Vec<Action> {
     let mut actions = Vec::new();
-    let conversation = open.contact;
+    let conversation = open.conversation;
+    // Typing is told in a 1:1 conversation only.
+    let tells_typing = conversation.direct().is_some();
     // What the typing notices below leave `typing_sent` at (the model catches up at the end of the frame).
     let mut typing_sent = open.typing_sent;
     let typing = |typing: bool, sent: &mut Option<Instant>| {
@@ -229,7 +289,7 @@ fn composer(
                 .desired_width(ui.available_width() - 70.0),
         );
         focus_once(&response, focus);
-        if response.changed() {
+        if response.changed() && tells_typing {
             let now = Instant::now();
             if draft.trim().is_empty() {
                 if typing_sent.is_some() {
@@ -274,7 +334,7 @@ mod tests {
     fn the_composer_asks_to_send_and_to_tell_the_contact_about_typing() {
         let state = State {
             open: OpenConversation {
-                contact: key(1),
+                conversation: key(1).into(),
                 messages: Vec::new(),
                 older: None,
                 loading: false,
@@ -319,7 +379,7 @@ mod tests {
                 Action::Send { text, conversation },
             ] => {
                 assert_eq!(text, "lunch?", "sent trimmed");
-                assert_eq!(*conversation, key(1));
+                assert_eq!(*conversation, key(1).into());
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -333,7 +393,7 @@ mod tests {
             chosen: Vec<Action>,
         }
         let mut h = Harness::new_ui_state(
-            |ui, s: &mut Menu| s.chosen.extend(timer_menu(ui, key(1), s.current)),
+            |ui, s: &mut Menu| s.chosen.extend(timer_menu(ui, key(1).into(), s.current)),
             Menu {
                 current: 0,
                 chosen: Vec::new(),
@@ -350,7 +410,7 @@ mod tests {
                     conversation,
                     seconds: 3600,
                 },
-            ] => assert_eq!(*conversation, key(1)),
+            ] => assert_eq!(*conversation, key(1).into()),
             other => panic!("unexpected {other:?}"),
         }
         h.state_mut().current = 3600;

@@ -1,5 +1,6 @@
-//! The conversation list on the left: a name filter, "+ Add contact", and one row per conversation or
-//! contact (online dot, name, verified mark, request tag, time, unread badge, last line or "typing…").
+//! The conversation list on the left: a name filter, "+ Add contact", "New group", and one row per
+//! conversation, contact or group (online dot or group glyph, name, verified mark, request tag, time,
+//! unread badge, last line or "typing…"; in a group, the last line's sender).
 
 use std::time::Instant;
 
@@ -10,6 +11,9 @@ use crate::action::Action;
 use crate::model::{ContactState, Dialog, Model};
 use crate::timefmt;
 use crate::widgets::{ACCENT, ONLINE, WARN, dot, first_line};
+
+/// What marks a group in the list and the conversation header.
+pub const GROUP_GLYPH: &str = "👥";
 
 /// Draws the list; a clicked row opens its conversation.
 pub fn show(ui: &mut egui::Ui, model: &Model, filter: &mut String) -> Vec<Action> {
@@ -26,6 +30,9 @@ pub fn show(ui: &mut egui::Ui, model: &Model, filter: &mut String) -> Vec<Action
         if ui.button("+ Add contact").clicked() {
             actions.push(Action::ShowDialog(Dialog::AddContact));
         }
+        if ui.button("New group").clicked() {
+            actions.push(Action::ShowDialog(Dialog::NewGroup));
+        }
     });
     ui.separator();
     let rows = model.list_rows_matching(filter);
@@ -35,9 +42,12 @@ pub fn show(ui: &mut egui::Ui, model: &Model, filter: &mut String) -> Vec<Action
         // Rows are clicked as a whole: their texts are not selectable.
         ui.style_mut().interaction.selectable_labels = false;
         for row in &rows {
-            let contact = model.contact(&row.key);
-            let name = model.name_of(&row.key);
-            let selected = model.open.as_ref().is_some_and(|o| o.contact == row.key);
+            let contact = row.key.direct().and_then(|k| model.contact(&k));
+            let name = model.title_of(&row.key);
+            let selected = model
+                .open
+                .as_ref()
+                .is_some_and(|o| o.conversation == row.key);
             let frame = egui::Frame::new()
                 .inner_margin(6.0)
                 .corner_radius(6.0)
@@ -50,13 +60,18 @@ pub fn show(ui: &mut egui::Ui, model: &Model, filter: &mut String) -> Vec<Action
                 .show(ui, |ui| {
                     ui.set_width(ui.available_width());
                     ui.horizontal(|ui| {
-                        let online = contact.is_some_and(|c| c.online);
-                        let color = if online {
-                            ONLINE
+                        if row.key.is_group() {
+                            ui.label(RichText::new(GROUP_GLYPH).color(ACCENT))
+                                .on_hover_text("Group");
                         } else {
-                            ui.visuals().weak_text_color()
-                        };
-                        dot(ui, color).on_hover_text(if online { "Online" } else { "Offline" });
+                            let online = contact.is_some_and(|c| c.online);
+                            let color = if online {
+                                ONLINE
+                            } else {
+                                ui.visuals().weak_text_color()
+                            };
+                            dot(ui, color).on_hover_text(if online { "Online" } else { "Offline" });
+                        }
                         ui.label(RichText::new(&name).strong());
                         if contact.is_some_and(|c| c.record.verified) {
                             ui.colored_label(ACCENT, "✔").on_hover_text("Verified");
@@ -89,7 +104,14 @@ pub fn show(ui: &mut egui::Ui, model: &Model, filter: &mut String) -> Vec<Action
                         row.last.as_ref().map_or_else(
                             || "No messages yet".to_owned(),
                             |m| {
-                                let prefix = if m.outgoing() { "You: " } else { "" };
+                                let prefix = match m.sender {
+                                    _ if m.system => String::new(),
+                                    None => "You: ".to_owned(),
+                                    Some(k) if row.key.is_group() => {
+                                        format!("{}: ", model.sender_label(&k))
+                                    }
+                                    Some(_) => String::new(),
+                                };
                                 format!("{prefix}{}", first_line(&m.text, 48))
                             },
                         )
@@ -102,7 +124,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, filter: &mut String) -> Vec<Action
                 .widget_info(|| egui::WidgetInfo::labeled(egui::WidgetType::Button, true, &name));
             if response.clicked() {
                 actions.push(Action::OpenConversation {
-                    contact: row.key,
+                    conversation: row.key,
                     scroll_to: None,
                 });
             }

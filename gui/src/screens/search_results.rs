@@ -26,11 +26,10 @@ pub fn show(ui: &mut egui::Ui, model: &Model, results: &[MessageRow], query: &st
     let mark = ui.visuals().selection.bg_fill;
     egui::ScrollArea::vertical().show(ui, |ui| {
         for m in results {
-            let with = model.name_of(&m.conversation_key());
-            let who = if m.outgoing() {
-                "You".to_owned()
-            } else {
-                with.clone()
+            let with = model.title_of(&m.conversation_key());
+            let who = match m.sender {
+                None => "You".to_owned(),
+                Some(k) => model.sender_label(&k),
             };
             let head = format!("{with} · {} — {who}: ", timefmt::when(m.sort_ms(), now));
             let job = highlighted(
@@ -45,7 +44,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, results: &[MessageRow], query: &st
             );
             if ui.selectable_label(false, job).clicked() {
                 actions.push(Action::OpenConversation {
-                    contact: m.conversation_key(),
+                    conversation: m.conversation_key(),
                     scroll_to: Some(m.id),
                 });
             }

@@ -1,0 +1,343 @@
+//! "Group": the open group's name and members with their roles, and what this profile's role allows:
+//! admins rename, invite contacts, make members admins and remove them; everyone may leave. Removing
+//! and leaving ask first (`confirm`).
+
+use egui::{Align, Layout, RichText};
+
+use super::new_group::{FILTER_FROM, MAX_LISTED};
+use crate::action::Action;
+use crate::model::{
+    Confirm, GroupEntry, GroupMember, MemberEntry, Model, group_entries, member_entries,
+};
+use crate::widgets::{ERROR, entered, focus_once};
+
+/// The dialog's fields.
+#[derive(Default)]
+pub struct Form {
+    /// The new name (starts as the group's name).
+    pub rename: String,
+    /// The contacts that can be invited are listed.
+    pub adding: bool,
+    pub add_filter: String,
+    /// Narrows the members listed (offered past [`FILTER_FROM`] members).
+    pub member_filter: String,
+}
+
+/// Draws the panel for the open group; `focus` puts the cursor in the name field (admins).
+pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let Some(id) = model.open_group() else {
+        return actions;
+    };
+    let (Some(group), Some(me)) = (model.group(&id), model.me.as_ref()) else {
+        ui.label("This group is not known here any more.");
+        return actions;
+    };
+    let entries = group_entries(group.role, group.active);
+    ui.label(RichText::new(&group.name).heading().strong());
+    if !group.active {
+        ui.colored_label(ERROR, "You are no longer a member of this group.");
+    }
+    if entries.contains(&GroupEntry::Rename) {
+        ui.horizontal(|ui| {
+            let label = ui.label("Name");
+            let field = ui
+                .add(
+                    egui::TextEdit::singleline(&mut form.rename)
+                        .char_limit(tern_node::group::MAX_GROUP_NAME_LEN),
+                )
+                .labelled_by(label.id);
+            focus_once(&field, focus);
+            if ui.button("Rename group").clicked() || entered(&field) {
+                actions.push(Action::RenameGroup {
+                    group: id,
+                    name: form.rename.trim().to_owned(),
+                });
+            }
+        });
+    }
+    ui.separator();
+    let no_members = Vec::new();
+    let members = model.members.get(&id).unwrap_or(&no_members);
+    if group.active || !members.is_empty() {
+        ui.label(RichText::new(crate::words::count(members.len(), "member", "members")).strong());
+    }
+    if members.len() > FILTER_FROM {
+        ui.horizontal(|ui| {
+            let label = ui.label("Find a member");
+            ui.add(egui::TextEdit::singleline(&mut form.member_filter).hint_text("Name"))
+                .labelled_by(label.id);
+        });
+    }
+    let filter = form.member_filter.trim().to_lowercase();
+    let shown: Vec<(&GroupMember, String)> = members
+        .iter()
+        .map(|m| (m, model.sender_label(&m.key)))
+        .filter(|(_, name)| filter.is_empty() || name.to_lowercase().contains(&filter))
+        .collect();
+    for (member, name) in shown.iter().take(MAX_LISTED) {
+        actions.extend(member_row(
+            ui,
+            name,
+            group.role,
+            group.active,
+            member,
+            &me.key,
+            id,
+        ));
+    }
+    if shown.len() > MAX_LISTED {
+        ui.label(
+            RichText::new(format!(
+                "and {} more: type in the filter to find them",
+                shown.len() - MAX_LISTED
+            ))
+            .weak(),
+        );
+    }
+    if entries.contains(&GroupEntry::AddMember) {
+        ui.add_space(4.0);
+        if form.adding {
+            actions.extend(add_picker(ui, model, members, form, id));
+        } else if ui.button("Add member…").clicked() {
+            form.adding = true;
+        }
+    }
+    if entries.contains(&GroupEntry::Leave) {
+        ui.add_space(8.0);
+        if ui
+            .button(RichText::new("Leave group…").color(ERROR))
+            .clicked()
+        {
+            actions.push(Action::Confirm(Confirm::LeaveGroup(id)));
+        }
+    }
+    actions
+}
+
+/// One member: name, role, and the buttons this profile's role allows for them.
+fn member_row(
+    ui: &mut egui::Ui,
+    name: &str,
+    my_role: crate::model::GroupRole,
+    active: bool,
+    member: &GroupMember,
+    me: &tern_protocol::IdentityKey,
+    group: crate::model::ConversationId,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.horizontal(|ui| {
+        ui.label(name);
+        ui.label(RichText::new(crate::model::role_label(member.role)).weak());
+        ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+            for entry in member_entries(my_role, active, member, me)
+                .into_iter()
+                .rev()
+            {
+                match entry {
+                    MemberEntry::Remove => {
+                        if ui
+                            .button(RichText::new(format!("Remove {name}…")).color(ERROR))
+                            .clicked()
+                        {
+                            actions.push(Action::Confirm(Confirm::RemoveMember {
+                                group,
+                                member: member.key,
+                            }));
+                        }
+                    }
+                    MemberEntry::PromoteToAdmin => {
+                        if ui.button(format!("Make {name} an admin")).clicked() {
+                            actions.push(Action::PromoteMember {
+                                group,
+                                member: member.key,
+                            });
+                        }
+                    }
+                }
+            }
+        });
+    });
+    actions
+}
+
+/// Contacts not in the group, each with "Add"; a filter narrows them.
+fn add_picker(
+    ui: &mut egui::Ui,
+    model: &Model,
+    members: &[GroupMember],
+    form: &mut Form,
+    group: crate::model::ConversationId,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.horizontal(|ui| {
+        let label = ui.label("Find a contact");
+        ui.add(egui::TextEdit::singleline(&mut form.add_filter).hint_text("Name"))
+            .labelled_by(label.id);
+        if ui.button("Cancel adding").clicked() {
+            form.adding = false;
+        }
+    });
+    let pickable = model.pickable_contacts(&form.add_filter, members);
+    if pickable.is_empty() {
+        ui.label(RichText::new("No contact left to add.").weak());
+    }
+    for contact in pickable.iter().take(MAX_LISTED) {
+        if ui.button(format!("Add {}", contact.name())).clicked() {
+            actions.push(Action::AddMember {
+                group,
+                member: contact.key(),
+            });
+        }
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use egui::accesskit::Role;
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable;
+    use tern_protocol::IdentityKey;
+
+    use super::*;
+    use crate::model::test_rows::{contact, key};
+    use crate::model::{ContactState, ConversationId, GroupRole, GroupSummary, Whoami};
+
+    struct State {
+        model: Model,
+        form: Form,
+        actions: Vec<Action>,
+    }
+
+    const GROUP: ConversationId = ConversationId::Group([7; 32]);
+
+    /// A model with the group open, this profile in `role`, and `others` more members named "Friend NN"
+    /// (the first of them the creator).
+    fn harness(role: GroupRole, others: usize) -> Harness<'static, State> {
+        let me = key(100);
+        let mut model = Model {
+            me: Some(Whoami {
+                key: me,
+                name: "Me".into(),
+                fingerprint: tern_protocol::Fingerprint::of(&me),
+                invite_link: String::new(),
+                invite_link_1_0: String::new(),
+            }),
+            ..Model::default()
+        };
+        let mut members = vec![GroupMember {
+            key: me,
+            name: "you".into(),
+            role,
+            contact: false,
+        }];
+        for i in 0..others {
+            let k: IdentityKey = key(i as u64 + 1);
+            model.upsert_contact(contact(
+                k,
+                &format!("Friend {i:02}"),
+                ContactState::Accepted,
+            ));
+            members.push(GroupMember {
+                key: k,
+                name: String::new(),
+                role: if i == 0 {
+                    GroupRole::Creator
+                } else {
+                    GroupRole::Member
+                },
+                contact: true,
+            });
+        }
+        model.group_changed(GroupSummary {
+            id: GROUP,
+            name: "Climbing".into(),
+            members: members.len(),
+            role,
+            active: true,
+            epoch: 1,
+        });
+        model.members_loaded(GROUP, members);
+        model.open_conversation(GROUP);
+        Harness::new_ui_state(
+            |ui, s: &mut State| {
+                let actions = show(ui, &s.model, &mut s.form, &mut false);
+                s.actions.extend(actions);
+            },
+            State {
+                model,
+                form: Form::default(),
+                actions: Vec::new(),
+            },
+        )
+    }
+
+    fn buttons(h: &Harness<'static, State>) -> Vec<String> {
+        let labels = std::cell::RefCell::new(Vec::new());
+        let _ = h
+            .query_all_by(|n| {
+                if n.role() == Role::Button
+                    && let Some(label) = n.label()
+                {
+                    labels.borrow_mut().push(label);
+                }
+                false
+            })
+            .count();
+        labels.into_inner()
+    }
+
+    #[test]
+    fn a_member_sees_only_leave_and_an_admin_sees_what_admins_may_do() {
+        let mut h = harness(GroupRole::Member, 2);
+        h.step();
+        assert_eq!(buttons(&h), vec!["Leave group…"]);
+        assert!(h.query_by_label("Name").is_none(), "no rename field");
+
+        let mut h = harness(GroupRole::Admin, 2);
+        h.step();
+        let offered = buttons(&h);
+        for wanted in [
+            "Rename group",
+            "Make Friend 01 an admin",
+            "Remove Friend 01…",
+            "Add member…",
+            "Leave group…",
+        ] {
+            assert!(
+                offered.iter().any(|b| b == wanted),
+                "{wanted} in {offered:?}"
+            );
+        }
+        assert!(
+            !offered.iter().any(|b| b.contains("Friend 00")),
+            "the creator cannot be removed or promoted: {offered:?}"
+        );
+        h.get_by_role_and_label(Role::Button, "Remove Friend 01…")
+            .click();
+        h.step();
+        assert!(matches!(
+            h.state().actions.as_slice(),
+            [Action::Confirm(Confirm::RemoveMember { group: GROUP, member })] if *member == key(2)
+        ));
+    }
+
+    #[test]
+    fn many_members_get_a_filter_and_a_bounded_list() {
+        let mut h = harness(GroupRole::Creator, 30);
+        h.step();
+        assert!(h.query_by_label("Find a member").is_some());
+        assert!(
+            h.query_by_label_contains("and 19 more").is_some(),
+            "31 members, 12 shown"
+        );
+        h.state_mut().form.member_filter = "friend 2".into();
+        h.step();
+        let removable = buttons(&h)
+            .into_iter()
+            .filter(|b| b.starts_with("Remove "))
+            .count();
+        assert_eq!(removable, 10, "Friend 20 to 29");
+    }
+}
