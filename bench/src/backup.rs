@@ -13,25 +13,11 @@ use tern_node::profile::Profile;
 use tern_node::store::{KdfParams, Password};
 use tern_protocol::{CardDetails, ContactCard, Identity, MessageId};
 
+use crate::report::{peak_rss, reset_peak_rss};
 use crate::{Row, Target, ms, print_table};
 
 const CONVERSATIONS: usize = 100;
 const BUILD_BATCH: usize = 20_000;
-
-/// `VmHWM` of this process in bytes, after resetting it (Linux only, else 0).
-fn peak_rss_since(reset: bool) -> u64 {
-    if reset {
-        let _ = std::fs::write("/proc/self/clear_refs", "5");
-    }
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
-}
 
 fn dir_bytes(dir: &Path) -> u64 {
     let mut total = 0;
@@ -113,9 +99,10 @@ pub fn run(n: usize) -> Result<()> {
         Ok(())
     })?;
     let archive = dir.path().join("profile.tern");
-    let rss_before = peak_rss_since(true);
+    reset_peak_rss();
+    let rss_before = peak_rss();
     let (backup_time, (code, summary)) = timed(|| Ok(profile.backup(&archive)?))?;
-    let backup_rss = peak_rss_since(false);
+    let backup_rss = peak_rss();
     ensure!(
         summary.messages == n as u64,
         "the backup holds {} messages",
@@ -124,7 +111,7 @@ pub fn run(n: usize) -> Result<()> {
     drop(profile);
 
     let restored = dir.path().join("restored");
-    let _ = peak_rss_since(true);
+    reset_peak_rss();
     let (restore_time, got) = timed(|| {
         Ok(restore(
             &archive,
@@ -134,7 +121,7 @@ pub fn run(n: usize) -> Result<()> {
             KdfParams::INSECURE_FOR_TESTS,
         )?)
     })?;
-    let restore_rss = peak_rss_since(false);
+    let restore_rss = peak_rss();
     ensure!(
         got.messages == n as u64,
         "the restore brought {} messages",

@@ -14,7 +14,7 @@ use tern_node::files::{FileService, FileStore, TransferEvent};
 use tern_protocol::file::FileLayout;
 use tokio::task::JoinHandle;
 
-use crate::report::{Row, Target, note, print_table};
+use crate::report::{Row, Target, note, peak_rss, print_table};
 
 const MIB: u64 = 1024 * 1024;
 const PLAIN: StreamProtocol = StreamProtocol::new("/tern-bench/plain/1");
@@ -117,18 +117,6 @@ async fn plain_stream(bytes: u64) -> Result<f64> {
         bail!("the plain stream carried {got} of {bytes} bytes");
     }
     Ok(bytes as f64 / MIB as f64 / secs)
-}
-
-/// `VmHWM` of this process in bytes (0 where /proc is not there).
-fn peak_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
 }
 
 pub(crate) async fn run(file_mib: u64) -> Result<()> {

@@ -147,3 +147,20 @@ pub fn markdown() -> String {
     }
     out
 }
+
+/// The process's peak resident set (`VmHWM`) in bytes; 0 where `/proc` cannot say.
+pub fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// Starts a new peak: the kernel sets `VmHWM` back to the current resident set (Linux `clear_refs` 5).
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
