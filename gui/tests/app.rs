@@ -934,12 +934,10 @@ fn a_member_who_is_not_a_contact_is_named_by_fingerprint_and_a_plain_member_may_
     shutdown(&mut carol);
 }
 
-/// Issue 14: a file sent through the paperclip's path dialog and a picture sent as a dropped file is
-/// (the same action) arrive in Bob's app as cards: the file offers "Save as…" once it is whole, saving
+/// Issue 14: a file sent through the paperclip's path dialog and a picture dropped on the window arrive in Bob's app as cards: the file offers "Save as…" once it is whole, saving
 /// refuses to replace a file until asked and then writes the sent bytes; the picture shows its preview.
 #[test]
 fn files_sent_between_two_apps_show_as_cards_save_byte_for_byte_and_pictures_show_previews() {
-    use tern_gui::action::Action;
     use tern_gui::screens::file_card::METADATA_REMOVED;
 
     let Pair {
@@ -993,7 +991,11 @@ fn files_sent_between_two_apps_show_as_cards_save_byte_for_byte_and_pictures_sho
             .value()
             .unwrap_or_default()
     };
-    assert!(field(&bob).ends_with("Downloads/notes.txt"), "{}", field(&bob));
+    assert!(
+        field(&bob).ends_with("Downloads/notes.txt"),
+        "{}",
+        field(&bob)
+    );
     // Somewhere else, where a file of that name is already.
     let dest = files.path().join("saved.txt");
     std::fs::write(&dest, b"keep me").unwrap();
@@ -1009,15 +1011,25 @@ fn files_sent_between_two_apps_show_as_cards_save_byte_for_byte_and_pictures_sho
         has_label(h, "There is already a file named saved.txt there")
     });
     assert_eq!(std::fs::read(&dest).unwrap(), b"keep me");
-    bob.get_by_label("Replace it if a file with that name is there")
-        .click();
+    let replace = "Replace it if a file with that name is there";
     bob.step();
+    bob.get_by_label(replace).click();
+    bob.step();
+    bob.step();
+    assert!(
+        bob.query_by(|n| n.label().as_deref() == Some(replace)
+            && n.toggled() == Some(egui::accesskit::Toggled::True))
+            .is_some(),
+        "ticked"
+    );
     click(&mut bob, "Save");
-    settle(&mut bob, "saved", |h| has_label(h, "Saved to"));
+    settle(&mut bob, "saved", |h| {
+        h.state().model.dialog.is_none() && has_label(h, "Saved to")
+    });
     assert_eq!(std::fs::read(&dest).unwrap(), content, "the bytes sent");
     assert!(bob.state().model.dialog.is_none());
 
-    // A picture, as a file dropped on Alice's window is sent.
+    // A picture dropped on Alice's window.
     let picture = files.path().join("red.png");
     let mut png = Vec::new();
     image::RgbaImage::from_fn(64, 48, |x, y| {
@@ -1026,14 +1038,18 @@ fn files_sent_between_two_apps_show_as_cards_save_byte_for_byte_and_pictures_sho
     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
     .unwrap();
     std::fs::write(&picture, with_text_chunk(&png, b"Location\0Home")).unwrap();
-    alice.state_mut().perform(vec![Action::SendFile {
-        conversation: ConversationId::Direct(bob_key),
-        path: picture,
-    }]);
+    alice.input_mut().dropped_files.push(egui::DroppedFile {
+        path: Some(picture),
+        ..Default::default()
+    });
+    alice.step();
     settle(&mut alice, "the picture's card", |h| {
         has_label(h, "📄 red.png")
     });
-    assert!(has_label(&alice, METADATA_REMOVED), "said on the sent picture");
+    assert!(
+        has_label(&alice, METADATA_REMOVED),
+        "said on the sent picture"
+    );
     settle(&mut bob, "the picture's preview, drawn as an image", |h| {
         h.query_by(|n| {
             n.role() == Role::Image && n.label().as_deref() == Some("Preview of red.png")
@@ -1051,7 +1067,11 @@ fn with_text_chunk(png: &[u8], text: &[u8]) -> Vec<u8> {
         for &b in bytes {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
