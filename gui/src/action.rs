@@ -95,6 +95,8 @@ pub enum Action {
         conversation: ConversationKey,
         path: PathBuf,
     },
+    /// Open the desktop's file chooser for the open path dialog.
+    ChoosePath,
     /// Open "Save as…" for the file of message `id`, named `name` by its sender.
     AskSaveFile {
         conversation: ConversationKey,
@@ -225,6 +227,7 @@ impl Action {
             Self::SetTimer { .. } => "set-timer",
             Self::AskAttach(_) => "ask-attach",
             Self::SendFile { .. } => "send-file",
+            Self::ChoosePath => "choose-path",
             Self::AskSaveFile { .. } => "ask-save-file",
             Self::SaveFile { .. } => "save-file",
             Self::FileControl { .. } => "file-control",

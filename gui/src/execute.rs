@@ -227,6 +227,11 @@ impl Executor<'_> {
                 self.show_dialog(Dialog::AttachFile);
                 self.views.dialogs.file_path = Default::default();
             }
+            Action::ChoosePath => {
+                let form = &mut self.views.dialogs.file_path;
+                let save_as = form.saving.as_ref().map(|_| file_path::expand(&form.path));
+                form.choosing = Some(backend.choose_path(save_as));
+            }
             Action::AskSaveFile {
                 conversation,
                 id,

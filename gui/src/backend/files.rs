@@ -1,10 +1,12 @@
 //! The backend's file calls (docs/protocol.md §19): send a file in a 1:1 conversation, save a complete
-//! one, pause, resume or cancel one. Failures are said in plain words, inside the path dialog when it is
+//! one, pause, resume or cancel one; and the desktop's own file chooser (the XDG portal over D-Bus,
+//! else zenity), run on a blocking thread. Failures are said in plain words, inside the path dialog when it is
 //! up, else as an error toast.
 
 use std::path::PathBuf;
 
 use tern_protocol::MessageId;
+use tokio::sync::oneshot;
 
 use super::{Backend, Update};
 use crate::model::{ConversationKey, Dialog, FileButton, FileState, Model, Node};
@@ -17,6 +19,32 @@ fn file_failed(dialog: Dialog, error: &tern_node::node::NodeError) -> Update {
 }
 
 impl Backend {
+    /// Opens the desktop's file chooser: to pick a file to send, or (with `save_as`, the path offered)
+    /// where to save one. The answer comes on the receiver (`None`: cancelled, or no chooser answered).
+    pub fn choose_path(&self, save_as: Option<PathBuf>) -> oneshot::Receiver<Option<PathBuf>> {
+        let (tx, rx) = oneshot::channel();
+        let ctx = self.ctx.clone();
+        self.runtime.spawn_blocking(move || {
+            let dialog = rfd::FileDialog::new();
+            let chosen = match save_as {
+                Some(offered) => {
+                    let mut dialog = dialog.set_title("Save file");
+                    if let Some(dir) = offered.parent().filter(|d| d.is_dir()) {
+                        dialog = dialog.set_directory(dir);
+                    }
+                    if let Some(name) = offered.file_name() {
+                        dialog = dialog.set_file_name(name.to_string_lossy());
+                    }
+                    dialog.save_file()
+                }
+                None => dialog.set_title("Send a file").pick_file(),
+            };
+            let _ = tx.send(chosen);
+            ctx.request_repaint();
+        });
+        rx
+    }
+
     /// Sends the file at `path`; its message goes into the view and the path dialog closes.
     pub fn send_file(&self, node: &Node, conversation: ConversationKey, path: PathBuf) {
         let node = node.clone();

@@ -1,6 +1,7 @@
 //! The small path dialogs of files: "Send a file" (the path of a file to send in the open 1:1
 //! conversation; Enter sends) and "Save file" (where to decrypt a received file, prefilled with
 //! ~/Downloads/<name>; a file already there is replaced only when the person ticks "Replace it").
+//! "Choose…" opens the desktop's own file chooser; the path it answers with goes into the field.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,7 @@ use crate::action::Action;
 use crate::model::{ConversationKey, Model};
 use crate::widgets::{entered, focus_once};
 use tern_protocol::MessageId;
+use tokio::sync::oneshot;
 
 /// The file "Save file" is for.
 #[derive(Debug, Clone)]
@@ -25,6 +27,8 @@ pub struct Form {
     pub saving: Option<Saving>,
     /// Save over a file that is already there.
     pub replace: bool,
+    /// The desktop's file chooser is open: its answer comes here.
+    pub choosing: Option<oneshot::Receiver<Option<PathBuf>>>,
 }
 
 impl Form {
@@ -34,6 +38,22 @@ impl Form {
             path: default_save_path(&saving.name).display().to_string(),
             saving: Some(saving),
             replace: false,
+            choosing: None,
+        }
+    }
+
+    /// Takes the file chooser's answer, if it came: a chosen path goes into the field.
+    pub fn poll_chooser(&mut self) {
+        let Some(answer) = self.choosing.as_mut() else {
+            return;
+        };
+        match answer.try_recv() {
+            Ok(Some(path)) => {
+                self.path = path.display().to_string();
+                self.choosing = None;
+            }
+            Ok(None) | Err(oneshot::error::TryRecvError::Closed) => self.choosing = None,
+            Err(oneshot::error::TryRecvError::Empty) => {}
         }
     }
 }
@@ -65,14 +85,26 @@ pub fn expand(typed: &str) -> PathBuf {
     }
 }
 
-/// The path field; `label` names it. Returns whether Enter was pressed in it.
-fn path_field(ui: &mut egui::Ui, label: &str, form: &mut Form, focus: &mut bool) -> bool {
+/// The path field and "Choose…"; `label` names the field. Returns whether Enter was pressed in it.
+fn path_field(
+    ui: &mut egui::Ui,
+    label: &str,
+    form: &mut Form,
+    focus: &mut bool,
+    actions: &mut Vec<Action>,
+) -> bool {
+    form.poll_chooser();
     ui.horizontal(|ui| {
         let label = ui.label(label);
         let field = ui
-            .add(egui::TextEdit::singleline(&mut form.path).desired_width(f32::INFINITY))
+            .add(egui::TextEdit::singleline(&mut form.path).desired_width(300.0))
             .labelled_by(label.id);
         focus_once(&field, focus);
+        if form.choosing.is_some() {
+            ui.spinner();
+        } else if ui.button("Choose…").clicked() {
+            actions.push(Action::ChoosePath);
+        }
         entered(&field)
     })
     .inner
@@ -99,7 +131,7 @@ pub fn show_attach(
         "Send a file to {}. Type its path, or drop the file on the window.",
         model.title_of(&conversation)
     ));
-    let enter = path_field(ui, "File", form, focus);
+    let enter = path_field(ui, "File", form, focus, &mut actions);
     if ui.button("Send file").clicked() || enter {
         if form.path.trim().is_empty() {
             actions.push(Action::DialogError("Type the path of a file.".to_owned()));
@@ -120,7 +152,7 @@ pub fn show_save(ui: &mut egui::Ui, form: &mut Form, focus: &mut bool) -> Vec<Ac
         return actions;
     };
     ui.label(format!("Save {} as:", saving.name));
-    let enter = path_field(ui, "Save to", form, focus);
+    let enter = path_field(ui, "Save to", form, focus, &mut actions);
     ui.checkbox(
         &mut form.replace,
         "Replace it if a file with that name is there",
@@ -157,5 +189,27 @@ mod tests {
             "photo.jpg"
         );
         assert_eq!(expand(" /tmp/x.txt "), PathBuf::from("/tmp/x.txt"));
+    }
+
+    #[test]
+    fn the_choosers_answer_fills_the_field_and_a_cancel_leaves_it() {
+        let mut form = Form {
+            path: "typed".into(),
+            ..Form::default()
+        };
+        let (tx, rx) = oneshot::channel();
+        form.choosing = Some(rx);
+        form.poll_chooser();
+        assert!(form.choosing.is_some(), "still open");
+        tx.send(Some(PathBuf::from("/home/a/b.txt"))).unwrap();
+        form.poll_chooser();
+        assert_eq!(form.path, "/home/a/b.txt");
+        assert!(form.choosing.is_none());
+        let (tx, rx) = oneshot::channel();
+        form.choosing = Some(rx);
+        tx.send(None).unwrap();
+        form.poll_chooser();
+        assert_eq!(form.path, "/home/a/b.txt", "cancelled: unchanged");
+        assert!(form.choosing.is_none());
     }
 }
