@@ -201,6 +201,77 @@ mod tests {
     }
 
     #[test]
+    fn a_downloading_card_shows_its_progress_and_asks_to_pause_then_save_when_whole() {
+        use egui::accesskit::Role;
+        use egui_kittest::Harness;
+        use egui_kittest::kittest::Queryable;
+
+        struct Card {
+            message: MessageRow,
+            thumbnails: Thumbnails,
+            asked: Vec<Action>,
+        }
+        let peer = crate::model::test_rows::key(1);
+        let mut message = crate::model::test_rows::message(peer, 1, 10, false);
+        message.text.clear();
+        message.attachment = Some(Attachment {
+            name: "talk.pdf".into(),
+            size: 4 * 1024 * 1024,
+            media_type: "application/pdf".into(),
+            state: FileState::Downloading,
+            progress: 1024 * 1024,
+            metadata_stripped: false,
+            thumbnail: None,
+        });
+        let mut h = Harness::new_ui_state(
+            |ui, c: &mut Card| {
+                let attachment = c.message.attachment.clone().unwrap();
+                let asked = show(
+                    ui,
+                    &c.message,
+                    &attachment,
+                    Color32::WHITE,
+                    &mut c.thumbnails,
+                );
+                c.asked.extend(asked);
+            },
+            Card {
+                message,
+                thumbnails: Thumbnails::default(),
+                asked: Vec::new(),
+            },
+        );
+        h.step();
+        assert!(h.query_by_label("📄 talk.pdf").is_some());
+        assert!(
+            h.query_by_label("4.0 MB · Downloading: 25% (1.0 MB of 4.0 MB)")
+                .is_some()
+        );
+        assert!(h.query_by_role(Role::ProgressIndicator).is_some());
+        assert!(h.query_by_label("Save as…").is_none(), "not whole yet");
+        h.get_by_role_and_label(Role::Button, "Pause").click();
+        h.step();
+        assert!(matches!(
+            h.state().asked.as_slice(),
+            [Action::FileControl {
+                button: FileButton::Pause,
+                ..
+            }]
+        ));
+        let attachment = h.state_mut().message.attachment.as_mut().unwrap();
+        attachment.state = FileState::Complete;
+        h.step();
+        assert!(h.query_by_label("Pause").is_none());
+        assert!(h.query_by_role(Role::ProgressIndicator).is_none());
+        h.get_by_role_and_label(Role::Button, "Save as…").click();
+        h.step();
+        match h.state().asked.last() {
+            Some(Action::AskSaveFile { name, .. }) => assert_eq!(name, "talk.pdf"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
     fn the_cache_decodes_each_preview_once_and_is_bounded() {
         let ctx = egui::Context::default();
         let mut cache = Thumbnails::default();
