@@ -75,7 +75,7 @@ pub fn progress_fraction(attachment: &Attachment) -> f32 {
     (attachment.progress.min(attachment.size) as f64 / attachment.size as f64) as f32
 }
 
-/// The file's state in words, as its card says it.
+/// The file's state in words, as its card says it (nothing for a file this profile sent and holds).
 pub fn state_text(attachment: &Attachment, outgoing: bool) -> String {
     let percent = (progress_fraction(attachment) * 100.0).floor() as u32;
     match (attachment.state, outgoing) {
@@ -86,7 +86,8 @@ pub fn state_text(attachment: &Attachment, outgoing: bool) -> String {
             human_size(attachment.size)
         ),
         (FileState::Paused, _) => format!("Paused at {percent}%"),
-        (FileState::Complete, true) => "Sent file".to_owned(),
+        // Sent and held here: the message's status says how far it went.
+        (FileState::Complete, true) => String::new(),
         (FileState::Complete, false) => "Downloaded".to_owned(),
         (FileState::Cancelled, _) => "Cancelled".to_owned(),
         (FileState::Failed, _) => "Download failed".to_owned(),
@@ -209,8 +210,12 @@ mod tests {
             "never past the end"
         );
         assert_eq!(
+            state_text(&attachment(FileState::Complete, 10, 10), false),
+            "Downloaded"
+        );
+        assert_eq!(
             state_text(&attachment(FileState::Complete, 10, 10), true),
-            "Sent file"
+            ""
         );
     }
 

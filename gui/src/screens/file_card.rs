@@ -134,14 +134,14 @@ pub fn show(
                 .alt_text(format!("Preview of {name}")),
         );
     }
-    ui.label(
-        RichText::new(format!(
-            "{} · {}",
-            human_size(attachment.size),
-            state_text(attachment, outgoing)
-        ))
-        .color(text_color),
-    );
+    let size = human_size(attachment.size);
+    let state = state_text(attachment, outgoing);
+    let line = if state.is_empty() {
+        size
+    } else {
+        format!("{size} · {state}")
+    };
+    ui.label(RichText::new(line).color(text_color));
     if matches!(attachment.state, FileState::Downloading | FileState::Paused) {
         ui.add(egui::ProgressBar::new(progress_fraction(attachment)).desired_height(6.0));
     }
