@@ -173,6 +173,35 @@ mod tests {
     }
 
     #[test]
+    fn file_errors_are_said_plainly() {
+        use std::path::PathBuf;
+        let said = |e: FileOpError| file_error(&NodeError::File(e));
+        assert_eq!(
+            said(FileOpError::DestinationExists(PathBuf::from(
+                "/tmp/a/notes.txt"
+            ))),
+            "There is already a file named notes.txt there. Tick \"Replace it\" to save over it, or \
+             change the name."
+        );
+        assert_eq!(
+            said(FileOpError::TooLarge {
+                size: 1 << 33,
+                max: 1 << 32
+            }),
+            "That file is too large: Tern sends files of at most 4 GB."
+        );
+        assert!(said(FileOpError::NotAFile(PathBuf::from("/tmp"))).starts_with("/tmp is a folder"));
+        assert!(
+            said(FileOpError::Unreadable {
+                path: PathBuf::from("/x.txt"),
+                reason: "denied".into()
+            })
+            .starts_with("Tern can't read /x.txt.")
+        );
+        assert_eq!(file_error(&NodeError::Stopped), "The node has stopped.");
+    }
+
+    #[test]
     fn counts_say_one_thing_or_many_things() {
         assert_eq!(count(1, "peer", "peers"), "1 peer");
         assert_eq!(count(0, "peer", "peers"), "0 peers");
