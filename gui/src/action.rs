@@ -8,7 +8,9 @@ use tern_node::profile::Password;
 use tern_node::settings::NetworkSettings;
 use tern_protocol::{IdentityKey, MessageId};
 
-use crate::model::{Confirm, ContactState, ConversationId, ConversationKey, Cursor, Dialog};
+use crate::model::{
+    Confirm, ContactState, ConversationId, ConversationKey, Cursor, Dialog, FileButton,
+};
 
 /// One thing to do at the end of the frame.
 pub enum Action {
@@ -83,6 +85,36 @@ pub enum Action {
     SetTimer {
         conversation: ConversationKey,
         seconds: u32,
+    },
+
+    // ---- files (1:1 conversations) ----
+    /// Open the path dialog to send a file in the conversation.
+    AskAttach(ConversationKey),
+    /// Send the file at `path` in the conversation.
+    SendFile {
+        conversation: ConversationKey,
+        path: PathBuf,
+    },
+    /// Open the desktop's file chooser for the open path dialog.
+    ChoosePath,
+    /// Open "Save as…" for the file of message `id`, named `name` by its sender.
+    AskSaveFile {
+        conversation: ConversationKey,
+        id: MessageId,
+        name: String,
+    },
+    /// Decrypt the complete file of message `id` to `dest` (an existing file only with `overwrite`).
+    SaveFile {
+        conversation: ConversationKey,
+        id: MessageId,
+        dest: PathBuf,
+        overwrite: bool,
+    },
+    /// Pause, resume, try again or cancel the file of message `id`.
+    FileControl {
+        conversation: ConversationKey,
+        id: MessageId,
+        button: FileButton,
     },
 
     // ---- contacts ----
@@ -193,6 +225,12 @@ impl Action {
             Self::Retry { .. } => "retry",
             Self::MarkRead { .. } => "mark-read",
             Self::SetTimer { .. } => "set-timer",
+            Self::AskAttach(_) => "ask-attach",
+            Self::SendFile { .. } => "send-file",
+            Self::ChoosePath => "choose-path",
+            Self::AskSaveFile { .. } => "ask-save-file",
+            Self::SaveFile { .. } => "save-file",
+            Self::FileControl { .. } => "file-control",
             Self::AddContact { .. } => "add-contact",
             Self::ReadQrInvite(_) => "read-qr-invite",
             Self::SetContactState { .. } => "set-contact-state",

@@ -11,7 +11,7 @@ use crate::action::Action;
 use crate::backend::{Backend, Options};
 use crate::dialogs;
 use crate::execute::{self, Executor};
-use crate::model::{Model, Screen};
+use crate::model::{Dialog, Model, Screen};
 use crate::profiles;
 use crate::screens::{main_window, start, toasts};
 use crate::views::Views;
@@ -205,13 +205,28 @@ impl eframe::App for TernApp {
         } else {
             egui::Theme::Light
         });
-        // A dropped picture is read for a QR code.
+        // A file dropped on an open 1:1 conversation is sent there (unless a dialog is up); anywhere
+        // else a dropped picture is read for a QR code.
         let dropped: Option<PathBuf> =
             ctx.input(|i| i.raw.dropped_files.iter().find_map(|f| f.path.clone()));
         if let Some(path) = dropped
             && self.model.screen == Screen::Main
         {
-            self.perform(vec![Action::DroppedPicture(path)]);
+            let open_direct = self
+                .model
+                .open
+                .as_ref()
+                .map(|o| o.conversation)
+                .filter(|c| c.direct().is_some());
+            let action = match open_direct {
+                Some(conversation)
+                    if matches!(self.model.dialog, None | Some(Dialog::AttachFile)) =>
+                {
+                    Action::SendFile { conversation, path }
+                }
+                _ => Action::DroppedPicture(path),
+            };
+            self.perform(vec![action]);
         }
     }
 

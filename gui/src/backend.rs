@@ -20,6 +20,7 @@ use tracing::warn;
 
 use crate::model::{ContactState, ConversationKey, Cursor, Dialog, Model, PAGE, Snapshot};
 
+mod files;
 mod groups;
 
 /// A change to the model, made on the UI thread.

@@ -7,6 +7,7 @@ use tern_protocol::{IdentityKey, MessageId};
 
 use crate::action::Action;
 use crate::model::{MessageRow, MessageStatus, OpenConversation};
+use crate::screens::file_card::{self, Thumbnails};
 use crate::timefmt;
 use crate::widgets::status_text;
 
@@ -17,6 +18,8 @@ const BUBBLE_MARGIN: f32 = 8.0;
 const ROW_GAP: f32 = 6.0;
 /// The narrowest bubble: room for the time and status.
 const MIN_BUBBLE_WIDTH: f32 = 130.0;
+/// A bubble with a file card is at least this wide (room for a preview and its buttons).
+const FILE_CARD_WIDTH: f32 = 260.0;
 /// A bubble is at most this share of the view's width.
 const BUBBLE_SHARE: f32 = 0.72;
 /// The colour of a sender's name on a group message.
@@ -46,6 +49,8 @@ pub struct ChatView {
     scroll_to: Option<MessageId>,
     /// Rows laid out in the last frame (for the benchmark and tests).
     pub last_laid_out: usize,
+    /// The previews of the conversation's pictures, decoded once each.
+    pub thumbnails: Thumbnails,
 }
 
 /// The local day number of a time (days since the epoch in the local offset of now).
@@ -238,11 +243,14 @@ impl ChatView {
                             .sender
                             .filter(|_| open.conversation.is_group())
                             .map(|k| sender(&k));
-                        if let Some(id) = bubble(&mut child, m, from.as_deref(), full.width()) {
-                            action = Some(Action::Retry {
-                                conversation: open.conversation,
-                                id,
-                            });
+                        if let Some(asked) = bubble(
+                            &mut child,
+                            m,
+                            from.as_deref(),
+                            full.width(),
+                            &mut self.thumbnails,
+                        ) {
+                            action = Some(asked);
                         }
                         let used = child.min_rect().height() + ROW_GAP;
                         if (used - self.heights[row]).abs() > 0.5 {
@@ -292,10 +300,16 @@ fn system_line(ui: &mut egui::Ui, m: &MessageRow) {
     });
 }
 
-/// One message bubble, with its sender's name on top in a group (`from`); returns the id when its
-/// "retry" was clicked.
-fn bubble(ui: &mut egui::Ui, m: &MessageRow, from: Option<&str>, width: f32) -> Option<MessageId> {
-    let mut retry = None;
+/// One message bubble, with its sender's name on top in a group (`from`) and a file's card in place of
+/// the text; returns what its buttons ("retry", a file's) asked for.
+fn bubble(
+    ui: &mut egui::Ui,
+    m: &MessageRow,
+    from: Option<&str>,
+    width: f32,
+    thumbnails: &mut Thumbnails,
+) -> Option<Action> {
+    let mut asked = None;
     let layout = if m.outgoing() {
         Layout::right_to_left(Align::Min)
     } else {
@@ -324,7 +338,12 @@ fn bubble(ui: &mut egui::Ui, m: &MessageRow, from: Option<&str>, width: f32) -> 
             )
             .size()
             .x;
-        let inner = text_width.max(MIN_BUBBLE_WIDTH).min(max);
+        let card = if m.attachment.is_some() {
+            FILE_CARD_WIDTH
+        } else {
+            MIN_BUBBLE_WIDTH
+        };
+        let inner = text_width.max(card).min(max);
         egui::Frame::new()
             .fill(fill)
             .corner_radius(10.0)
@@ -343,7 +362,12 @@ fn bubble(ui: &mut egui::Ui, m: &MessageRow, from: Option<&str>, width: f32) -> 
                                 )
                             });
                     }
-                    ui.add(egui::Label::new(RichText::new(&m.text).color(text_color)).wrap());
+                    if let Some(attachment) = &m.attachment {
+                        asked = file_card::show(ui, m, attachment, text_color, thumbnails);
+                    }
+                    if !m.text.is_empty() || m.attachment.is_none() {
+                        ui.add(egui::Label::new(RichText::new(&m.text).color(text_color)).wrap());
+                    }
                     ui.horizontal(|ui| {
                         let meta = text_color.gamma_multiply(0.7);
                         ui.label(
@@ -361,7 +385,10 @@ fn bubble(ui: &mut egui::Ui, m: &MessageRow, from: Option<&str>, width: f32) -> 
                                     ))
                                     .clicked()
                                 {
-                                    retry = Some(m.id);
+                                    asked = Some(Action::Retry {
+                                        conversation: m.conversation,
+                                        id: m.id,
+                                    });
                                 }
                             } else {
                                 ui.label(RichText::new(status_text(m.status)).small().color(meta));
@@ -371,7 +398,7 @@ fn bubble(ui: &mut egui::Ui, m: &MessageRow, from: Option<&str>, width: f32) -> 
                 });
             });
     });
-    retry
+    asked
 }
 
 /// Prefix sums of the rows' heights as a Fenwick tree: a row's top, the total height, the row at a given

@@ -11,6 +11,7 @@ use tern_protocol::{ContactCard, IdentityKey, MessageId};
 use crate::action::Action;
 use crate::backend::Backend;
 use crate::chat::ChatView;
+use crate::dialogs::file_path;
 use crate::model::{ConversationKey, Dialog, Model, Node};
 use crate::profiles::{self, Strength};
 use crate::qr;
@@ -222,6 +223,55 @@ impl Executor<'_> {
                 }
             }
             Action::ReadQrInvite(path) => self.read_qr_invite(&path),
+            Action::AskAttach(_) => {
+                self.show_dialog(Dialog::AttachFile);
+                self.views.dialogs.file_path = Default::default();
+            }
+            Action::ChoosePath => {
+                let form = &mut self.views.dialogs.file_path;
+                let save_as = form.saving.as_ref().map(|_| file_path::expand(&form.path));
+                form.choosing = Some(backend.choose_path(save_as));
+            }
+            Action::AskSaveFile {
+                conversation,
+                id,
+                name,
+            } => {
+                self.show_dialog(Dialog::SaveFile);
+                self.views.dialogs.file_path = file_path::Form::save(file_path::Saving {
+                    conversation,
+                    id,
+                    name,
+                });
+            }
+            Action::SendFile { conversation, path } => {
+                if conversation.is_group() {
+                    self.model
+                        .error("Files cannot be sent in a group yet: only to one contact.");
+                } else if let Some(node) = self.node() {
+                    self.views.chat.follow();
+                    backend.send_file(&node, conversation, path);
+                }
+            }
+            Action::SaveFile {
+                conversation,
+                id,
+                dest,
+                overwrite,
+            } => {
+                if let Some(node) = self.node() {
+                    backend.save_file(&node, conversation, id, dest, overwrite);
+                }
+            }
+            Action::FileControl {
+                conversation,
+                id,
+                button,
+            } => {
+                if let Some(node) = self.node() {
+                    backend.file_control(&node, conversation, id, button);
+                }
+            }
             Action::SetContactState { contact, state } => {
                 if let Some(node) = self.node() {
                     backend.set_contact_state(&node, contact, state);
@@ -400,6 +450,8 @@ impl Executor<'_> {
                 }
             }
             Dialog::NewGroup => forms.new_group = Default::default(),
+            // Their forms are made ready by the action that asks for them.
+            Dialog::AttachFile | Dialog::SaveFile => {}
             Dialog::GroupInfo => {
                 forms.group_info = Default::default();
                 if let Some(group) = self.model.open_group() {

@@ -1,6 +1,8 @@
 //! Errors in plain words: what the node and the protocol say for developers, said as a person would
 //! need to hear it inside the dialog where it happened.
 
+use tern_node::api::FileOpError;
+use tern_node::node::NodeError;
 use tern_protocol::card::CardError;
 
 /// A count with its noun in the right number: "1 peer", "0 peers", "2 peers".
@@ -41,6 +43,49 @@ pub fn new_group_error(name: &str, members: usize) -> Option<String> {
         Some("Choose at least one contact to invite.".to_owned())
     } else {
         None
+    }
+}
+
+/// A file that could not be sent, saved, paused, resumed or cancelled, in plain words.
+pub fn file_error(error: &NodeError) -> String {
+    let name = |p: &std::path::Path| {
+        p.file_name().map_or_else(
+            || p.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    };
+    let NodeError::File(error) = error else {
+        return plain(&error.to_string());
+    };
+    match error {
+        FileOpError::Unreadable { path, .. } => format!(
+            "Tern can't read {}. Check that the file is there and that you may open it.",
+            path.display()
+        ),
+        FileOpError::NotAFile(path) => {
+            format!(
+                "{} is a folder or a device, not a file. Choose a file.",
+                path.display()
+            )
+        }
+        FileOpError::TooLarge { .. } => {
+            "That file is too large: Tern sends files of at most 4 GB.".to_owned()
+        }
+        FileOpError::DestinationExists(path) => format!(
+            "There is already a file named {} there. Tick \"Replace it\" to save over it, or change the name.",
+            name(path)
+        ),
+        FileOpError::NotComplete(_) => "The file has not finished downloading yet.".to_owned(),
+        FileOpError::WrongState { .. } => {
+            "That can't be done to the file now: it changed meanwhile.".to_owned()
+        }
+        FileOpError::TooManyFiles { max } => {
+            format!("Tern already holds {max} files: delete some messages with files first.")
+        }
+        FileOpError::BadName(_) => {
+            "That file's name can't be sent: rename the file and try again.".to_owned()
+        }
+        other => plain(&other.to_string()),
     }
 }
 
@@ -125,6 +170,35 @@ mod tests {
                 .contains("too long")
         );
         assert_eq!(new_group_error("Climbing", 1), None);
+    }
+
+    #[test]
+    fn file_errors_are_said_plainly() {
+        use std::path::PathBuf;
+        let said = |e: FileOpError| file_error(&NodeError::File(e));
+        assert_eq!(
+            said(FileOpError::DestinationExists(PathBuf::from(
+                "/tmp/a/notes.txt"
+            ))),
+            "There is already a file named notes.txt there. Tick \"Replace it\" to save over it, or \
+             change the name."
+        );
+        assert_eq!(
+            said(FileOpError::TooLarge {
+                size: 1 << 33,
+                max: 1 << 32
+            }),
+            "That file is too large: Tern sends files of at most 4 GB."
+        );
+        assert!(said(FileOpError::NotAFile(PathBuf::from("/tmp"))).starts_with("/tmp is a folder"));
+        assert!(
+            said(FileOpError::Unreadable {
+                path: PathBuf::from("/x.txt"),
+                reason: "denied".into()
+            })
+            .starts_with("Tern can't read /x.txt.")
+        );
+        assert_eq!(file_error(&NodeError::Stopped), "The node has stopped.");
     }
 
     #[test]

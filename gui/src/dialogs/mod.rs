@@ -1,12 +1,14 @@
 //! The dialogs over the main window, one file each: [`add_contact`], [`verify`] ("My code" and a
 //! contact's safety number), [`contact`] (rename, block, remove), [`settings`] and [`network`],
 //! [`new_group`] and [`group_info`] (a group's members and what the person's role allows), and
+//! [`file_path`] (where a file to send is, or where to save one), and
 //! [`confirm`] (asked before a destructive step). Each
 //! draws from the model and its own form and returns actions; [`show`] puts the open one in a window.
 
 pub mod add_contact;
 pub mod confirm;
 pub mod contact;
+pub mod file_path;
 pub mod group_info;
 pub mod network;
 pub mod new_group;
@@ -35,6 +37,7 @@ pub struct DialogForms {
     pub confirm: confirm::Form,
     pub new_group: new_group::Form,
     pub group_info: group_info::Form,
+    pub file_path: file_path::Form,
     /// The open dialog's first field takes the focus in the next frame (set when a dialog opens).
     pub focus_first: bool,
 }
@@ -57,6 +60,8 @@ pub fn title(dialog: Dialog) -> &'static str {
         Dialog::ContactDetails => "Contact",
         Dialog::NewGroup => "New group",
         Dialog::GroupInfo => "Group",
+        Dialog::AttachFile => "Send a file",
+        Dialog::SaveFile => "Save file",
     }
 }
 
@@ -96,6 +101,10 @@ fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Ac
                 Dialog::ContactDetails => contact::show(ui, model, &mut forms.contact, focus),
                 Dialog::NewGroup => new_group::show(ui, model, &mut forms.new_group, focus),
                 Dialog::GroupInfo => group_info::show(ui, model, &mut forms.group_info, focus),
+                Dialog::AttachFile => {
+                    file_path::show_attach(ui, model, &mut forms.file_path, focus)
+                }
+                Dialog::SaveFile => file_path::show_save(ui, &mut forms.file_path, focus),
             };
             // A dialog without a field keeps nothing to focus.
             *focus = false;

@@ -5,6 +5,7 @@
 //! - this file: screens, contacts, notices, and how node events change them;
 //! - [`conversation`]: the conversation list and the open conversation's pages;
 //! - [`groups`]: groups, their members, who may do what in them, and how senders are named;
+//! - [`files`]: how a file card reads, and how file events change the attachments held;
 //! - [`rows`]: the one place that names tern-node's row and event types.
 
 use std::collections::{HashMap, HashSet};
@@ -17,17 +18,20 @@ use tern_protocol::{IdentityKey, MessageId};
 use crate::profiles::ProfileEntry;
 
 mod conversation;
+mod files;
 mod groups;
 mod rows;
 
 pub use conversation::{ListRow, MAX_LOADED_MESSAGES, OpenConversation};
+pub use files::{FileButton, file_buttons, human_size, progress_fraction, state_text};
 pub use groups::{
     GroupEntry, MemberEntry, group_entries, member_entries, role_label, short_fingerprint,
 };
 pub use rows::{
-    ContactFields, ContactRow, ContactState, ConversationFields, ConversationId, ConversationKey,
-    ConversationRow, Cursor, Event, GroupMember, GroupRole, GroupSummary, MessageFields,
-    MessageRow, MessageStatus, NatStatus, NetStatus, Node, Page, Whoami,
+    Attachment, ContactFields, ContactRow, ContactState, ConversationFields, ConversationId,
+    ConversationKey, ConversationRow, Cursor, Event, FileState, GroupMember, GroupRole,
+    GroupSummary, MessageFields, MessageRow, MessageStatus, NatStatus, NetStatus, Node, Page,
+    Whoami,
 };
 
 /// Messages loaded per page of a conversation.
@@ -64,6 +68,10 @@ pub enum Dialog {
     NewGroup,
     /// The open group's name and members, and what this profile may change.
     GroupInfo,
+    /// The path of a file to send in the open 1:1 conversation.
+    AttachFile,
+    /// Where to save a received file.
+    SaveFile,
 }
 
 /// A destructive step waiting for the person to confirm it.
@@ -509,6 +517,21 @@ impl Model {
                 self.group_changed(group);
             }
             Event::GroupUpdated { group } => self.group_changed(group),
+            Event::FileProgress {
+                conversation,
+                id,
+                received,
+                ..
+            } => self.file_progress(conversation, id, received),
+            Event::FileReceived { conversation, id } => {
+                self.file_state(conversation, id, FileState::Complete);
+            }
+            Event::FileFailed {
+                conversation,
+                id,
+                state,
+                ..
+            } => self.file_state(conversation, id, state),
             _ => {}
         }
     }

@@ -3,8 +3,8 @@
 //! contact's 1:1 conversation or a group).
 
 pub use tern_node::api::{
-    ContactState, ConversationId, Event, GroupMember, GroupRole, GroupSummary, MessageStatus,
-    NatStatus, NetStatus, Whoami,
+    Attachment, ContactState, ConversationId, Event, FileState, GroupMember, GroupRole,
+    GroupSummary, MessageStatus, NatStatus, NetStatus, Whoami,
 };
 pub use tern_node::node::Node;
 

@@ -286,7 +286,7 @@ fn composer(
                 .return_key(KeyboardShortcut::new(Modifiers::SHIFT, Key::Enter))
                 .char_limit(tern_protocol::message::MAX_TEXT_LEN)
                 .desired_rows(2)
-                .desired_width(ui.available_width() - 70.0),
+                .desired_width(ui.available_width() - 110.0),
         );
         focus_once(&response, focus);
         if response.changed() && tells_typing {
@@ -300,6 +300,16 @@ fn composer(
             }
         }
         send |= ui.button("Send").clicked();
+        // Files go to one contact only (not yet in a group).
+        if tells_typing {
+            let attach = ui.button("📎").on_hover_text("Send a file");
+            attach.widget_info(|| {
+                egui::WidgetInfo::labeled(egui::WidgetType::Button, true, "Send a file")
+            });
+            if attach.clicked() {
+                actions.push(Action::AskAttach(conversation));
+            }
+        }
         if enter {
             response.request_focus();
         }

@@ -112,7 +112,12 @@ pub fn show(ui: &mut egui::Ui, model: &Model, filter: &mut String) -> Vec<Action
                                     }
                                     Some(_) => String::new(),
                                 };
-                                format!("{prefix}{}", first_line(&m.text, 48))
+                                // A file message says which file.
+                                let text = match &m.attachment {
+                                    Some(a) if m.text.is_empty() => format!("📄 {}", a.name),
+                                    _ => m.text.clone(),
+                                };
+                                format!("{prefix}{}", first_line(&text, 48))
                             },
                         )
                     };
