@@ -446,3 +446,17 @@ async fn a_transfer_pauses_resumes_and_cancels_and_a_withdrawn_file_is_reported_
     .await
     .expect("finished in time");
 }
+
+/// `Node::send_file` can be spawned on a multi-threaded runtime (the app runs it on tokio's pool): its
+/// future is `Send`. This fails to compile otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sending_a_file_is_a_send_future() {
+    fn spawnable<T: Send>(_: &T) {}
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (alice, bob) = pair(dirs.0.path(), dirs.1.path());
+    let a = LiveNode::start(alice, "alice", loopback_node()).await;
+    let sending = a.node.send_file(bob.key(), dirs.0.path().join("missing"));
+    spawnable(&sending);
+    assert!(sending.await.is_err(), "a missing file is refused");
+    a.node.shutdown().await.unwrap();
+}

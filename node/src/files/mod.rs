@@ -215,9 +215,11 @@ impl FileService {
                 max: MAX_FILE_SIZE,
             });
         }
-        let mut rng = rand::rng();
-        let key = FileKey::random(&mut rng);
-        let tmp_name = rand::Rng::next_u64(&mut rng);
+        // The thread's generator is not `Send`: it is gone before the first await, so this future is.
+        let (key, tmp_name) = {
+            let mut rng = rand::rng();
+            (FileKey::random(&mut rng), rand::Rng::next_u64(&mut rng))
+        };
         let store = self.shared.store.clone();
         let path = path.to_path_buf();
         let import_key = key.clone();
@@ -241,9 +243,11 @@ impl FileService {
                 max: MAX_FILE_SIZE,
             });
         }
-        let mut rng = rand::rng();
-        let key = FileKey::random(&mut rng);
-        let tmp_name = rand::Rng::next_u64(&mut rng);
+        // The thread's generator is not `Send`: it is gone before the first await, so this future is.
+        let (key, tmp_name) = {
+            let mut rng = rand::rng();
+            (FileKey::random(&mut rng), rand::Rng::next_u64(&mut rng))
+        };
         let store = self.shared.store.clone();
         let import_key = key.clone();
         let (hash, layout) = tokio::task::spawn_blocking(move || {
