@@ -109,6 +109,9 @@ impl EventLoop {
             SwarmEvent::Behaviour(ClientBehaviourEvent::Mailbox(event)) => {
                 self.handle_mailbox_event(event);
             }
+            SwarmEvent::Behaviour(ClientBehaviourEvent::Gossip(event)) => {
+                self.handle_gossip_event(event);
+            }
             SwarmEvent::Behaviour(ClientBehaviourEvent::Autonat(
                 autonat::Event::StatusChanged { new, .. },
             )) => {
