@@ -23,6 +23,14 @@ use crate::group::{MAX_GROUP_MESSAGE_LEN, ROLLBACK_EPOCHS};
 pub const MAX_GOSSIP_REJECTS: u32 = 4;
 /// Peers whose refused gossip messages are counted (the oldest count is forgotten past it).
 pub const MAX_REJECT_PEERS: usize = 1024;
+/// How long a gossip send to a peer stays unsettled: if the peer's last connection closes within it, the
+/// frame may not have arrived (or been stored), and the 1:1 copy goes after all. It covers libp2p ping's
+/// detection of a dead connection (15 s interval, 20 s timeout).
+pub const GOSSIP_SETTLE: std::time::Duration = std::time::Duration::from_secs(60);
+/// Unsettled gossip messages remembered (the oldest is taken as settled past it).
+pub const MAX_UNSETTLED: usize = 256;
+/// Their total size in bytes (likewise).
+pub const MAX_UNSETTLED_BYTES: usize = 32 * 1024 * 1024;
 
 /// A group's gossip as this node sees it, and the node's group traffic counters (tests, status).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,6 +88,10 @@ pub(super) struct Gossip {
     by_topic: HashMap<TopicHash, ([u8; 32], u64)>,
     /// Refused gossip messages per peer, oldest peer first (at most [`MAX_REJECT_PEERS`]).
     rejects: VecDeque<(PeerId, u32)>,
+    /// Messages sent by gossip in the last [`GOSSIP_SETTLE`] instead of over 1:1, with the members (and
+    /// their peers) they went to that way, oldest first (see [`MAX_UNSETTLED`]).
+    unsettled: VecDeque<Unsettled>,
+    unsettled_bytes: usize,
     pub(super) transfer_parts: u64,
     published: u64,
     accepted: u64,
@@ -87,7 +99,59 @@ pub(super) struct Gossip {
     ignored: u64,
 }
 
+/// A message gossip handed to members instead of a 1:1 copy, not yet settled.
+struct Unsettled {
+    at: std::time::Instant,
+    bytes: std::sync::Arc<[u8]>,
+    to: Vec<(PeerId, IdentityKey)>,
+}
+
 impl Gossip {
+    fn prune_unsettled(&mut self, now: std::time::Instant) {
+        while let Some(first) = self.unsettled.front() {
+            let old = now.duration_since(first.at) >= GOSSIP_SETTLE;
+            if !old
+                && self.unsettled.len() <= MAX_UNSETTLED
+                && self.unsettled_bytes <= MAX_UNSETTLED_BYTES
+            {
+                break;
+            }
+            if let Some(gone) = self.unsettled.pop_front() {
+                self.unsettled_bytes -= gone.bytes.len();
+            }
+        }
+    }
+
+    fn note_unsettled(&mut self, bytes: &[u8], to: Vec<(PeerId, IdentityKey)>) {
+        if to.is_empty() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        self.unsettled_bytes += bytes.len();
+        self.unsettled.push_back(Unsettled {
+            at: now,
+            bytes: bytes.into(),
+            to,
+        });
+        self.prune_unsettled(now);
+    }
+
+    /// The unsettled messages that went to `peer` by gossip, with the member it is; forgotten for it.
+    fn take_unsettled(&mut self, peer: &PeerId) -> Vec<(std::sync::Arc<[u8]>, IdentityKey)> {
+        self.prune_unsettled(std::time::Instant::now());
+        let mut out = Vec::new();
+        for entry in &mut self.unsettled {
+            entry.to.retain(|(p, member)| {
+                if p == peer {
+                    out.push((entry.bytes.clone(), *member));
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        out
+    }
     fn topic_of(&self, key: &[u8; 32], epoch: u64) -> Option<TopicHash> {
         self.topics
             .get(key)?
@@ -334,12 +398,19 @@ impl EventLoop {
         route: &Route,
     ) {
         let covered = self.gossip_cover(bytes, route);
+        let me = self.engine.key();
+        let mut by_gossip = Vec::new();
         let mut skip = skip.to_vec();
         for member in members.iter().chain(extra) {
-            if crate::api::peer_id_of(member).is_some_and(|peer| covered.contains(&peer)) {
+            if *member == me || skip.contains(member) {
+                continue;
+            }
+            if let Some(peer) = crate::api::peer_id_of(member).filter(|p| covered.contains(p)) {
                 skip.push(*member);
+                by_gossip.push((peer, *member));
             }
         }
+        self.groups.gossip.note_unsettled(bytes, by_gossip);
         self.group_fanout(
             bytes,
             tern_protocol::group_wire::TransferKind::GroupMessage,
@@ -347,5 +418,19 @@ impl EventLoop {
             extra,
             &skip,
         );
+    }
+
+    /// A peer's last connection closed: what gossip handed to it in the last [`GOSSIP_SETTLE`] may not
+    /// have arrived, so the 1:1 copies it was spared go now (copies are dropped at the other end).
+    pub(super) fn gossip_peer_gone(&mut self, peer: PeerId) {
+        for (bytes, member) in self.groups.gossip.take_unsettled(&peer) {
+            self.group_fanout(
+                &bytes,
+                tern_protocol::group_wire::TransferKind::GroupMessage,
+                &[member],
+                &[],
+                &[],
+            );
+        }
     }
 }

@@ -66,6 +66,7 @@ impl EventLoop {
                         host.peer_disconnected(&peer_id);
                     }
                     self.delivery.handle_disconnected(peer_id);
+                    self.gossip_peer_gone(peer_id);
                     self.mailbox_client
                         .handle_disconnected(peer_id, std::time::Instant::now());
                     if self.lan_mailboxes.contains(&peer_id) {
