@@ -66,7 +66,11 @@ async fn all_see_members(nodes: &[&LiveNode], group: ConversationId, members: us
             let mut views = Vec::new();
             for n in nodes {
                 let g = n.node.groups().await.unwrap();
-                views.push(g.iter().find(|s| s.id == group).map(|s| (s.members, s.epoch)));
+                views.push(
+                    g.iter()
+                        .find(|s| s.id == group)
+                        .map(|s| (s.members, s.epoch)),
+                );
             }
             views
         },
@@ -228,7 +232,10 @@ async fn a_member_offline_during_a_gossiped_message_gets_it_once_when_back() {
             .await
             .unwrap();
         texts_arrive(&mut b.events, g, &["while carol was out"]).await;
-        assert!(gossip(&a.node, g).await.transfer_parts > parts, "a 1:1 copy for Carol");
+        assert!(
+            gossip(&a.node, g).await.transfer_parts > parts,
+            "a 1:1 copy for Carol"
+        );
         assert_eq!(gossip(&b.node, g).await.accepted, 1);
 
         // Carol returns and reads it once, though both Alice and Bob had a copy for her.
@@ -267,7 +274,10 @@ async fn a_member_offline_during_a_gossiped_message_gets_it_once_when_back() {
             |n| *n > parts,
         )
         .await;
-        assert!(spared > parts, "the 1:1 copy went when Carol's connection closed");
+        assert!(
+            spared > parts,
+            "the 1:1 copy went when Carol's connection closed"
+        );
         let c = LiveNode::start(open(dirs[2].path()), "carol", loopback_node()).await;
         c.node.dial(a.addr.clone()).await.unwrap();
         c.node.dial(b.addr.clone()).await.unwrap();
@@ -282,7 +292,10 @@ async fn a_member_offline_during_a_gossiped_message_gets_it_once_when_back() {
         }
         assert_eq!(
             stored_texts(&c.node, g).await,
-            vec!["welcome back".to_string(), "while carol was out".to_string()]
+            vec![
+                "welcome back".to_string(),
+                "while carol was out".to_string()
+            ]
         );
         for n in [a, b, c] {
             n.node.shutdown().await.unwrap();
@@ -308,9 +321,11 @@ async fn a_non_members_message_on_the_topic_is_refused_not_stored_not_passed_on(
             .await
             .unwrap()
             .id;
-        wait_for(&mut b.events, "Bob joins", |e| {
-            matches!(e, Event::GroupJoined { group, .. } if group.id == g)
-        })
+        wait_for(
+            &mut b.events,
+            "Bob joins",
+            |e| matches!(e, Event::GroupJoined { group, .. } if group.id == g),
+        )
         .await;
         all_see_members(&[&a, &b], g, 2).await;
         a.node.shutdown().await.unwrap();
@@ -331,7 +346,8 @@ async fn a_non_members_message_on_the_topic_is_refused_not_stored_not_passed_on(
         body: Body::Text(s.into()),
     };
     let foreign = other.send(&text("foreign")).unwrap();
-    let mut alice_group = Group::decode(&open(dirs[0].path()).store().groups().unwrap()[0]).unwrap();
+    let mut alice_group =
+        Group::decode(&open(dirs[0].path()).store().groups().unwrap()[0]).unwrap();
     let mut forged = alice_group.send(&text("forged")).unwrap();
     let last = forged.len() - 1;
     forged[last] ^= 1;
@@ -393,11 +409,86 @@ async fn a_non_members_message_on_the_topic_is_refused_not_stored_not_passed_on(
         // The group still works.
         a.node.group_send(g, "still fine".into()).await.unwrap();
         texts_arrive(&mut b.events, g, &["still fine"]).await;
-        assert_eq!(stored_texts(&b.node, g).await, vec!["still fine".to_string()]);
+        assert_eq!(
+            stored_texts(&b.node, g).await,
+            vec!["still fine".to_string()]
+        );
         drive.abort();
         a.node.shutdown().await.unwrap();
         b.node.shutdown().await.unwrap();
     })
     .await
     .expect("the hostile gossip test finished in time");
+}
+
+/// Not a check: prints what one text to a group of five connected members costs (1:1 transfer parts and
+/// their bytes over all nodes, gossip publishes and their bytes). `cargo test --test group_gossip -- --ignored
+/// --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn measure_one_message_to_five_members() {
+    let dirs = [(); 5].map(|()| tempfile::tempdir().unwrap());
+    let names = ["Alice", "Bob", "Carol", "Dave", "Erin"];
+    let mut engines: Vec<_> = dirs
+        .iter()
+        .zip(names)
+        .map(|(d, n)| create(d.path(), n))
+        .collect();
+    {
+        let mut refs: Vec<&mut tern_node::engine::Engine> = engines.iter_mut().collect();
+        introduce(&mut refs);
+    }
+    let mut nodes = start_all(engines.into_iter().zip(names).collect()).await;
+    let keys: Vec<_> = nodes.iter().map(|n| n.key).collect();
+    let g = nodes[0]
+        .node
+        .group_create("Five".into(), keys[1..].to_vec())
+        .await
+        .unwrap()
+        .id;
+    let all: Vec<&LiveNode> = nodes.iter().collect();
+    all_see_members(&all, g, 5).await;
+    all_on_topic(&all, g, 4).await;
+    let total = async |nodes: &[LiveNode]| {
+        let mut sum = (0, 0, 0, 0, 0);
+        for n in nodes {
+            let s = gossip(&n.node, g).await;
+            sum.0 += s.transfer_parts;
+            sum.1 += s.transfer_bytes;
+            sum.2 += s.published;
+            sum.3 += s.published_bytes;
+            sum.4 += s.accepted;
+        }
+        sum
+    };
+    let before = total(&nodes).await;
+    nodes[0]
+        .node
+        .group_send(g, "one message to five".into())
+        .await
+        .unwrap();
+    for n in nodes[1..].iter_mut() {
+        texts_arrive(&mut n.events, g, &["one message to five"]).await;
+    }
+    for n in &nodes {
+        poll_until(
+            LIMIT,
+            async || n.node.status().await.unwrap().outbox_len,
+            |n| *n == 0,
+        )
+        .await;
+    }
+    let after = total(&nodes).await;
+    println!(
+        "5 members, one text: 1:1 transfer parts {} ({} bytes before sealing), gossip publishes {} ({} bytes), \
+         accepted by gossip {}",
+        after.0 - before.0,
+        after.1 - before.1,
+        after.2 - before.2,
+        after.3 - before.3,
+        after.4 - before.4
+    );
+    for n in nodes {
+        n.node.shutdown().await.unwrap();
+    }
 }

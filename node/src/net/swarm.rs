@@ -193,24 +193,25 @@ pub fn build_swarm(
             yamux::Config::default,
         )?
         .with_quic();
-    let mut swarm = if config.lan_only {
-        // No DNS and no relay transport: nothing can be dialled that is not an IP address, and no circuit.
-        infallible(
-            builder.with_behaviour(|key| ClientBehaviour::new(key, &behaviour_config, mdns, None, gossip)),
-        )
-        .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
-        .build()
-    } else {
-        let builder = builder
-            .with_dns()
-            .map_err(NetError::Dns)?
-            .with_relay_client(noise::Config::new, yamux::Config::default)?;
-        infallible(builder.with_behaviour(|key, relay| {
-            ClientBehaviour::new(key, &behaviour_config, mdns, Some(relay), gossip)
-        }))
-        .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
-        .build()
-    };
+    let mut swarm =
+        if config.lan_only {
+            // No DNS and no relay transport: nothing can be dialled that is not an IP address, and no circuit.
+            infallible(builder.with_behaviour(|key| {
+                ClientBehaviour::new(key, &behaviour_config, mdns, None, gossip)
+            }))
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
+            .build()
+        } else {
+            let builder = builder
+                .with_dns()
+                .map_err(NetError::Dns)?
+                .with_relay_client(noise::Config::new, yamux::Config::default)?;
+            infallible(builder.with_behaviour(|key, relay| {
+                ClientBehaviour::new(key, &behaviour_config, mdns, Some(relay), gossip)
+            }))
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
+            .build()
+        };
 
     for addr in &config.listen {
         swarm

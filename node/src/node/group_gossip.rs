@@ -7,7 +7,8 @@
 //! The 1:1 route stays for every member gossip does not hand the message to at once: when publishing, the
 //! peers connected and subscribed to the topic (gossipsub floods a publish to all of them); when passing
 //! on an accepted gossip message, the peers of this node's mesh for the topic (gossipsub forwards to them)
-//! and the peer it came from.
+//! and the peer it came from. A gossip send is not acknowledged: if such a peer's last connection closes
+//! within [`GOSSIP_SETTLE`], the 1:1 copy it was spared goes after all.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -24,8 +25,8 @@ pub const MAX_GOSSIP_REJECTS: u32 = 4;
 /// Peers whose refused gossip messages are counted (the oldest count is forgotten past it).
 pub const MAX_REJECT_PEERS: usize = 1024;
 /// How long a gossip send to a peer stays unsettled: if the peer's last connection closes within it, the
-/// frame may not have arrived (or been stored), and the 1:1 copy goes after all. It covers libp2p ping's
-/// detection of a dead connection (15 s interval, 20 s timeout).
+/// frame may not have arrived (or been stored), and the 1:1 copy goes after all. Longer than a stopped or
+/// crashed peer's connections take to close (at once, or after QUIC's 10 s idle timeout).
 pub const GOSSIP_SETTLE: std::time::Duration = std::time::Duration::from_secs(60);
 /// Unsettled gossip messages remembered (the oldest is taken as settled past it).
 pub const MAX_UNSETTLED: usize = 256;
@@ -49,8 +50,12 @@ pub struct GroupGossip {
     /// Group transfer parts (1:1 envelopes carrying Welcomes and group messages) queued by this node
     /// since it started, over all groups.
     pub transfer_parts: u64,
+    /// The bytes of those parts (before their 1:1 sealing).
+    pub transfer_bytes: u64,
     /// Group messages published on a topic since start.
     pub published: u64,
+    /// Their bytes (each counted once, however many peers it went to).
+    pub published_bytes: u64,
     /// Gossip messages accepted (read or merged here, then passed on by gossipsub) since start.
     pub accepted: u64,
     /// Gossip messages refused (not a member's, unreadable, too large, off their topic) since start.
@@ -93,7 +98,9 @@ pub(super) struct Gossip {
     unsettled: VecDeque<Unsettled>,
     unsettled_bytes: usize,
     pub(super) transfer_parts: u64,
+    pub(super) transfer_bytes: u64,
     published: u64,
+    published_bytes: u64,
     accepted: u64,
     rejected: u64,
     ignored: u64,
@@ -200,9 +207,9 @@ impl EventLoop {
         let mut dropped = Vec::new();
         list.retain(|(e, topic)| {
             // Epochs at or after the current one belong to a branch rolled back (§18.5).
-            let keep = current.as_ref().is_some_and(|(epoch, _)| {
-                *e < *epoch && epoch - *e <= ROLLBACK_EPOCHS as u64
-            });
+            let keep = current
+                .as_ref()
+                .is_some_and(|(epoch, _)| *e < *epoch && epoch - *e <= ROLLBACK_EPOCHS as u64);
             if !keep {
                 dropped.push(topic.clone());
             }
@@ -246,6 +253,7 @@ impl EventLoop {
         match behaviour.publish(topic, bytes.to_vec()) {
             Ok(_) => {
                 self.groups.gossip.published += 1;
+                self.groups.gossip.published_bytes += bytes.len() as u64;
                 peers
             }
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => HashSet::new(),
@@ -380,7 +388,9 @@ impl EventLoop {
             topic_peers,
             mesh_peers,
             transfer_parts: gossip.transfer_parts,
+            transfer_bytes: gossip.transfer_bytes,
             published: gossip.published,
+            published_bytes: gossip.published_bytes,
             accepted: gossip.accepted,
             rejected: gossip.rejected,
             ignored: gossip.ignored,

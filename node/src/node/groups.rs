@@ -13,9 +13,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use tern_protocol::group_wire::{self, KIND_KEY_PACKAGE_REQUEST, TransferKind};
 use tern_protocol::{Content, MessageId};
 
+use super::group_gossip::{GroupGossip, Route};
 use super::*;
 use crate::api::{ConversationId, GroupMember, GroupRole, GroupSummary};
-use super::group_gossip::{GroupGossip, Route};
 use crate::group::{CommitOut, Group, GroupError};
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
@@ -636,15 +636,18 @@ impl EventLoop {
                 continue;
             }
             for part in &parts {
+                let data = part.encode();
+                let len = data.len() as u64;
                 let body = Body::Unknown {
                     kind: group_wire::KIND_TRANSFER_PART,
-                    data: part.encode(),
+                    data,
                 };
                 if let Err(e) = self.engine.send_control(to, body, true) {
                     warn!(error = %e, "cannot queue a group message for a member");
                     break;
                 }
                 self.groups.gossip.transfer_parts += 1;
+                self.groups.gossip.transfer_bytes += len;
             }
             self.flush_for(to);
         }
