@@ -253,8 +253,9 @@ pub struct ClientBehaviour {
     pub keep_alive: super::keep_alive::Behaviour,
     /// Carries `/tern/file/1` streams for `crate::files::FileService`, which runs beside the event loop.
     pub stream: libp2p_stream::Behaviour,
-    /// Group messages to online members (docs/protocol.md §18.6), built by [`gossip_behaviour`].
-    pub gossip: gossipsub::Behaviour,
+    /// Group messages to online members (docs/protocol.md §18.6), built by [`gossip_behaviour`], on
+    /// connections to contacts and fellow group members only.
+    pub gossip: super::gossip_gate::Gate,
 }
 
 impl ClientBehaviour {
@@ -293,7 +294,7 @@ impl ClientBehaviour {
             mailbox: mailbox_behaviour(config.serve_mailbox, config.request_timeout),
             keep_alive: super::keep_alive::Behaviour::default(),
             stream: libp2p_stream::Behaviour::new(),
-            gossip,
+            gossip: super::gossip_gate::Gate::new(gossip),
         }
     }
 }

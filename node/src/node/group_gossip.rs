@@ -80,6 +80,8 @@ pub(super) enum Verdict {
     Accepted,
     /// A copy of what this node already had.
     Duplicate,
+    /// Accepted by the group state but not stored (the store failed): not passed on, nobody penalised.
+    NotStored,
     /// Refused by the group state.
     Refused,
 }
@@ -224,7 +226,17 @@ impl EventLoop {
         for topic in &dropped {
             gossip.by_topic.remove(topic);
         }
+        let members: HashSet<PeerId> = self
+            .groups
+            .by_conv
+            .values()
+            .filter(|group| group.is_active())
+            .filter_map(|group| group.members().ok())
+            .flatten()
+            .filter_map(|member| crate::api::peer_id_of(&member))
+            .collect();
         let behaviour = &mut self.swarm.behaviour_mut().gossip;
+        behaviour.set_members(members);
         for topic in dropped {
             behaviour.unsubscribe(&IdentTopic::new(topic.into_string()));
         }
@@ -297,7 +309,7 @@ impl EventLoop {
                     self.groups.gossip.accepted += 1;
                     MessageAcceptance::Accept
                 }
-                Verdict::Duplicate => {
+                Verdict::Duplicate | Verdict::NotStored => {
                     self.groups.gossip.ignored += 1;
                     MessageAcceptance::Ignore
                 }

@@ -283,7 +283,8 @@ impl EventLoop {
         }
         if let Err(e) = self.save_group(key, lines) {
             warn!(error = %e, "cannot store a group");
-            return verdict;
+            // Not passed on by gossip either: what this node could not keep, it does not vouch for.
+            return Verdict::NotStored;
         }
         let members = match self.groups.by_conv.get(&key) {
             Some(group) => group.members().unwrap_or_default(),
