@@ -5,8 +5,8 @@
 //! idle out (`node/tests/internet_reach.rs`). This behaviour wraps [`gossipsub::Behaviour`] and gives a
 //! connection a gossipsub handler only if its peer is allowed when the connection is established (a contact,
 //! or a member of one of this profile's groups); other connections get a handler that does nothing, and
-//! gossipsub never hears of them. A peer allowed later gets gossip on its next connection; until then its
-//! group messages take the 1:1 route (docs/protocol.md §18.6).
+//! gossipsub never hears of them. A peer allowed later gets gossip on its next connection; until then group
+//! messages to it take the 1:1 route (docs/protocol.md §18.6).
 
 use std::collections::HashSet;
 use std::task::{Context, Poll};
