@@ -322,8 +322,13 @@ async fn an_offline_member_catches_up_through_its_mailbox() {
         })
         .await;
 
-        // Bob goes away; Alice writes to the group; it waits at Bob's mailbox.
+        // Bob goes away; Alice writes to the group once she has seen him go (else gossip may still hand
+        // it to his closing connection, §18.6); it waits at Bob's mailbox.
         b.node.shutdown().await.unwrap();
+        wait_for(&mut a.events, "Bob offline", |e| {
+            matches!(e, Event::ContactOnline { contact, online: false, .. } if *contact == b.key)
+        })
+        .await;
         a.node
             .group_send(g, "while bob was out".into())
             .await

@@ -37,6 +37,21 @@ pub fn group_id_of(bytes: &[u8]) -> Result<Vec<u8>, GroupError> {
     Ok(check::parse_protocol(bytes)?.group_id().as_slice().to_vec())
 }
 
+/// The MLS group id and epoch a group message is for, read without any group state: the node checks a
+/// gossiped message against the topic it came on (§18.6).
+pub fn group_epoch_of(bytes: &[u8]) -> Result<(Vec<u8>, u64), GroupError> {
+    let message = check::parse_protocol(bytes)?;
+    Ok((
+        message.group_id().as_slice().to_vec(),
+        message.epoch().as_u64(),
+    ))
+}
+
+/// The MLS exporter label of a group's gossip topic (§18.6).
+pub const TOPIC_LABEL: &str = "tern/group/topic/v1";
+/// The prefix of every group topic; 32 hex digits of the epoch's exporter output follow.
+pub const TOPIC_PREFIX: &str = "tern-group/1/";
+
 /// The MLS ciphersuite of every Tern group: X25519, ChaCha20-Poly1305, SHA-256, Ed25519 (0x0003).
 pub const CIPHERSUITE: openmls::prelude::Ciphersuite =
     openmls::prelude::Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519;

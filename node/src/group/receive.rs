@@ -23,6 +23,12 @@ impl Group {
         }
     }
 
+    /// Forgets a parked message: one that came by gossip and was refused there is not kept to retry
+    /// (§18.6; a member's message that fails on the topic of its own epoch is not going to pass later).
+    pub fn unpark(&mut self, bytes: &[u8]) {
+        self.parked.retain(|parked| parked.as_slice() != bytes);
+    }
+
     /// Retries the messages that could not be processed before (after the epoch changed); returns what
     /// they gave. Those that still fail for a reason that may pass later stay parked.
     pub fn retry_parked(&mut self) -> Vec<Processed> {

@@ -255,6 +255,22 @@ impl Group {
             .map_err(GroupError::mls)
     }
 
+    /// The gossip topic of the current epoch: `"tern-group/1/" || hex(MLS-Exporter("tern/group/topic/v1",
+    /// "", 16))` (§18.6). It follows the epoch secret: outsiders cannot link it to the group's other epochs.
+    pub fn topic(&self) -> Result<String, GroupError> {
+        let bytes = self
+            .mls
+            .export_secret(self.provider.crypto(), super::TOPIC_LABEL, &[], 16)
+            .map(Zeroizing::new)
+            .map_err(GroupError::mls)?;
+        let mut topic = String::with_capacity(super::TOPIC_PREFIX.len() + 32);
+        topic.push_str(super::TOPIC_PREFIX);
+        for byte in bytes.iter() {
+            topic.push_str(&format!("{byte:02x}"));
+        }
+        Ok(topic)
+    }
+
     fn require_admin(&self) -> Result<GroupInfo, GroupError> {
         if !self.is_active() {
             return Err(GroupError::NotMember);

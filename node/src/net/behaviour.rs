@@ -7,7 +7,7 @@
 use std::{io, time::Duration};
 
 use libp2p::{
-    PeerId, StreamProtocol, autonat, connection_limits, dcutr, identify,
+    PeerId, StreamProtocol, autonat, connection_limits, dcutr, gossipsub, identify,
     identity::{Keypair, PublicKey},
     kad, mdns, ping, relay,
     request_response::{self, ProtocolSupport},
@@ -160,6 +160,32 @@ pub fn mailbox_behaviour(
     frame_behaviour::<MailboxProtocol>(support, request_timeout)
 }
 
+/// How often gossipsub maintains its meshes (libp2p's default is 1 s; groups are small, so meshes form fast).
+pub const GOSSIP_HEARTBEAT: Duration = Duration::from_millis(500);
+/// Largest gossip frame: the largest group message (docs/protocol.md §18.7) and 1 KiB for the framing.
+pub const MAX_GOSSIP_TRANSMIT: usize = crate::group::MAX_GROUP_MESSAGE_LEN + 1024;
+
+/// The gossipsub behaviour for group messages (docs/protocol.md §18.6): anonymous (no author PeerId,
+/// sequence number or libp2p signature on a message; the MLS message authenticates its sender to members),
+/// message ids by content hash (so a copy is dropped whatever path it took), every message held until the
+/// node validated it (`report_message_validation_result`), and frames capped at [`MAX_GOSSIP_TRANSMIT`].
+pub fn gossip_behaviour() -> Result<gossipsub::Behaviour, &'static str> {
+    let config = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .validate_messages()
+        .message_id_fn(|message: &gossipsub::Message| {
+            gossipsub::MessageId::from(tern_protocol::crypto::sha256(&[&message.data]).to_vec())
+        })
+        .max_transmit_size(MAX_GOSSIP_TRANSMIT)
+        .heartbeat_interval(GOSSIP_HEARTBEAT)
+        // Publishes go to every connected peer on the topic, not only to the mesh: the node counts on it
+        // when it skips the 1:1 copy for those peers.
+        .flood_publish(true)
+        .build()
+        .map_err(|_| "invalid gossipsub configuration")?;
+    gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
+}
+
 /// How to assemble a [`ClientBehaviour`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientBehaviourConfig {
@@ -227,17 +253,22 @@ pub struct ClientBehaviour {
     pub keep_alive: super::keep_alive::Behaviour,
     /// Carries `/tern/file/1` streams for `crate::files::FileService`, which runs beside the event loop.
     pub stream: libp2p_stream::Behaviour,
+    /// Group messages to online members (docs/protocol.md §18.6), built by [`gossip_behaviour`], on
+    /// connections to contacts and fellow group members only.
+    pub gossip: super::gossip_gate::Gate,
 }
 
 impl ClientBehaviour {
     /// Assembles the behaviour. The fallible or transport-bound parts come in ready-made: `mdns` (see
-    /// [`mdns_behaviour`]) and `relay` (from the swarm builder's relay transport). In LAN-only mode `relay`
+    /// [`mdns_behaviour`]), `relay` (from the swarm builder's relay transport) and `gossip` (see
+    /// [`gossip_behaviour`]). In LAN-only mode `relay`
     /// is dropped, and Kademlia, AutoNAT and DCUtR are left out.
     pub fn new(
         keypair: &Keypair,
         config: &ClientBehaviourConfig,
         mdns: Option<mdns::tokio::Behaviour>,
         relay: Option<relay::client::Behaviour>,
+        gossip: gossipsub::Behaviour,
     ) -> Self {
         let peer_id = keypair.public().to_peer_id();
         let wan = !config.lan_only;
@@ -263,6 +294,7 @@ impl ClientBehaviour {
             mailbox: mailbox_behaviour(config.serve_mailbox, config.request_timeout),
             keep_alive: super::keep_alive::Behaviour::default(),
             stream: libp2p_stream::Behaviour::new(),
+            gossip: super::gossip_gate::Gate::new(gossip),
         }
     }
 }

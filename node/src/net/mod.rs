@@ -7,6 +7,7 @@
 //! - [`addrs`]: which addresses may be published and dialled outside LAN mode.
 //! - [`keep_alive`]: keeps connections to contacts open.
 //! - [`dht`]: what the DHT stores (mailbox and address records).
+//! - [`gossip_gate`]: gossipsub only on connections to contacts and fellow group members.
 
 pub mod addrs;
 pub mod behaviour;
@@ -14,6 +15,7 @@ pub mod boxed;
 pub mod keep_alive;
 pub use crate::envelope_wire as codec;
 pub mod dht;
+pub mod gossip_gate;
 pub mod swarm;
 
 pub use behaviour::{ClientBehaviour, ClientBehaviourConfig, ClientBehaviourEvent, Limits};

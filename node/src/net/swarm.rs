@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::behaviour::{
     ClientBehaviour, ClientBehaviourConfig, DEFAULT_MDNS_QUERY_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
-    Limits, default_agent_version, mdns_behaviour,
+    Limits, default_agent_version, gossip_behaviour, mdns_behaviour,
 };
 
 /// The most listen addresses a configuration may name.
@@ -92,6 +92,9 @@ pub enum NetError {
     /// The system DNS configuration could not be read.
     #[error("DNS resolver setup failed: {0}")]
     Dns(#[source] std::io::Error),
+    /// The gossipsub behaviour could not be built.
+    #[error("gossipsub setup failed: {0}")]
+    Gossip(&'static str),
     /// mDNS could not start.
     #[error("mDNS setup failed: {0}")]
     Mdns(#[source] std::io::Error),
@@ -180,6 +183,7 @@ pub fn build_swarm(
         relay_only: config.relay_only,
     };
     let idle_timeout = config.idle_timeout;
+    let gossip = gossip_behaviour().map_err(NetError::Gossip)?;
 
     let builder = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -189,24 +193,25 @@ pub fn build_swarm(
             yamux::Config::default,
         )?
         .with_quic();
-    let mut swarm = if config.lan_only {
-        // No DNS and no relay transport: nothing can be dialled that is not an IP address, and no circuit.
-        infallible(
-            builder.with_behaviour(|key| ClientBehaviour::new(key, &behaviour_config, mdns, None)),
-        )
-        .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
-        .build()
-    } else {
-        let builder = builder
-            .with_dns()
-            .map_err(NetError::Dns)?
-            .with_relay_client(noise::Config::new, yamux::Config::default)?;
-        infallible(builder.with_behaviour(|key, relay| {
-            ClientBehaviour::new(key, &behaviour_config, mdns, Some(relay))
-        }))
-        .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
-        .build()
-    };
+    let mut swarm =
+        if config.lan_only {
+            // No DNS and no relay transport: nothing can be dialled that is not an IP address, and no circuit.
+            infallible(builder.with_behaviour(|key| {
+                ClientBehaviour::new(key, &behaviour_config, mdns, None, gossip)
+            }))
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
+            .build()
+        } else {
+            let builder = builder
+                .with_dns()
+                .map_err(NetError::Dns)?
+                .with_relay_client(noise::Config::new, yamux::Config::default)?;
+            infallible(builder.with_behaviour(|key, relay| {
+                ClientBehaviour::new(key, &behaviour_config, mdns, Some(relay), gossip)
+            }))
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
+            .build()
+        };
 
     for addr in &config.listen {
         swarm

@@ -112,6 +112,16 @@ impl Node {
             .await?
     }
 
+    /// How the group's messages travel from here: its gossip topic's peers and mesh, and this node's group
+    /// traffic counters (gossip published, accepted, refused, dropped; 1:1 transfer parts queued).
+    pub async fn group_gossip(
+        &self,
+        group: ConversationId,
+    ) -> Result<super::GroupGossip, NodeError> {
+        self.request(|reply| Command::Group(GroupCommand::Gossip { group, reply }))
+            .await?
+    }
+
     /// A group by name (case-insensitive) or by its short id ([`ConversationId::short`]).
     pub async fn find_group(&self, name_or_id: &str) -> Result<GroupSummary, NodeError> {
         let groups = self.groups().await?;

@@ -1,12 +1,14 @@
 //! Group bodies received inside 1:1 sessions (docs/protocol.md §18.4): KeyPackage requests answered,
 //! KeyPackages turned into adds, Welcomes joined, and group messages processed, stored and forwarded to the
-//! members that are this profile's contacts (§18.6's interim fan-out).
+//! members that are this profile's contacts and that gossip does not reach (§18.6). Gossiped group
+//! messages come through the same path (`group_gossip.rs`).
 
 use tern_protocol::group_wire::{
     self, KIND_KEY_PACKAGE_REQUEST, KIND_KEY_PACKAGES, KIND_TRANSFER_PART, TransferKind,
     TransferPart,
 };
 
+use super::group_gossip::{Route, Verdict};
 use super::groups::conv_key;
 use super::*;
 use crate::api::ConversationId;
@@ -99,7 +101,7 @@ impl EventLoop {
             None => Ok(()),
             Some((TransferKind::Welcome, bytes)) => self.group_welcome(from, &bytes),
             Some((TransferKind::GroupMessage, bytes)) => {
-                self.group_message(Some(from), bytes);
+                self.group_message_via(Some(from), bytes, Route::Publish);
                 Ok(())
             }
         }
@@ -137,7 +139,9 @@ impl EventLoop {
         let orphans: Vec<Vec<u8>> = self.groups.orphans.drain(..).collect();
         for orphan in orphans {
             match crate::group::group_id_of(&orphan) {
-                Ok(id) if conv_key(&id) == key => self.process_group_message(None, orphan),
+                Ok(id) if conv_key(&id) == key => {
+                    self.process_group_message(None, orphan, Route::Publish);
+                }
                 _ => self.groups.orphans.push_back(orphan),
             }
         }
@@ -145,28 +149,58 @@ impl EventLoop {
     }
 
     /// A group message (application message, commit or proposal) that came from `from` (a contact), or
-    /// from nowhere in particular (`None`): dropped if seen before, else processed.
-    pub(super) fn group_message(&mut self, from: Option<IdentityKey>, bytes: Vec<u8>) {
+    /// from nowhere in particular (`None`), by `route`: dropped if seen before, else processed. A message
+    /// refused on gossip is forgotten, so a whole copy may still come by a 1:1 session.
+    pub(super) fn group_message_via(
+        &mut self,
+        from: Option<IdentityKey>,
+        bytes: Vec<u8>,
+        route: Route,
+    ) -> Verdict {
         if !self.groups.first_sight(&bytes) {
-            return;
+            return Verdict::Duplicate;
         }
-        self.process_group_message(from, bytes);
+        let gossip = matches!(route, Route::Gossip { .. });
+        let copy = gossip.then(|| bytes.clone());
+        let verdict = self.process_group_message(from, bytes, route);
+        if verdict == Verdict::Refused
+            && let Some(bytes) = copy
+        {
+            self.groups.forget(&bytes);
+        }
+        verdict
     }
 
-    fn process_group_message(&mut self, from: Option<IdentityKey>, bytes: Vec<u8>) {
+    fn process_group_message(
+        &mut self,
+        from: Option<IdentityKey>,
+        bytes: Vec<u8>,
+        route: Route,
+    ) -> Verdict {
+        let gossip = matches!(route, Route::Gossip { .. });
         let key = match crate::group::group_id_of(&bytes) {
             Ok(id) => conv_key(&id),
             Err(e) => {
                 debug!(error = %e, "not a group message");
-                return;
+                return Verdict::Refused;
             }
         };
         let Some(group) = self.groups.by_conv.get_mut(&key) else {
+            if gossip {
+                return Verdict::Refused;
+            }
             self.groups.park_orphan(bytes);
-            return;
+            return Verdict::Accepted;
         };
         let mut outcomes = match group.process(&bytes) {
             Ok(processed) => vec![processed],
+            Err(e) if gossip => {
+                // Nothing of a refused gossip message is kept: a member's message is read on the topic
+                // of its own epoch, so one that fails there will not pass later.
+                debug!(error = %e, "gossiped group message refused");
+                group.unpark(&bytes);
+                return Verdict::Refused;
+            }
             Err(GroupError::FutureEpoch { .. }) => {
                 // Parked by the group; passed on, since the members it goes to may be ahead.
                 let members = group.members().unwrap_or_default();
@@ -174,8 +208,8 @@ impl EventLoop {
                 if let Err(e) = self.save_group(key, Vec::new()) {
                     warn!(error = %e, "cannot store a group");
                 }
-                self.group_fanout(&bytes, TransferKind::GroupMessage, &members, &[], &skip);
-                return;
+                self.group_spread(&bytes, &members, &[], &skip, &route);
+                return Verdict::Accepted;
             }
             Err(e) => {
                 debug!(error = %e, "group message refused");
@@ -184,8 +218,12 @@ impl EventLoop {
                 {
                     warn!(error = %e, "cannot store a group");
                 }
-                return;
+                return Verdict::Refused;
             }
+        };
+        let verdict = match outcomes.first() {
+            Some(Processed::Duplicate { .. }) => Verdict::Duplicate,
+            _ => Verdict::Accepted,
         };
         outcomes.extend(group.retry_parked());
         let mut skip: Vec<IdentityKey> = from.into_iter().collect();
@@ -245,23 +283,21 @@ impl EventLoop {
         }
         if let Err(e) = self.save_group(key, lines) {
             warn!(error = %e, "cannot store a group");
-            return;
+            // Not passed on by gossip either: what this node could not keep, it does not vouch for.
+            return Verdict::NotStored;
         }
         let members = match self.groups.by_conv.get(&key) {
             Some(group) => group.members().unwrap_or_default(),
-            None => return,
+            None => return verdict,
         };
         skip.retain(|k| *k != me);
-        self.group_fanout(
-            &bytes,
-            TransferKind::GroupMessage,
-            &members,
-            &removed,
-            &skip,
-        );
+        // A copy dropped on gossip is not passed on by gossipsub, so it is not passed on here either.
+        if !(gossip && verdict == Verdict::Duplicate) {
+            self.group_spread(&bytes, &members, &removed, &skip, &route);
+        }
         for again in resend {
             self.groups.first_sight(&again);
-            self.group_fanout(&again, TransferKind::GroupMessage, &members, &[], &[]);
+            self.group_spread(&again, &members, &[], &[], &Route::Publish);
         }
         if updated && let Ok(summary) = self.summary(&key) {
             self.emit_group(api::Event::GroupUpdated { group: summary });
@@ -269,6 +305,7 @@ impl EventLoop {
         if commit_leaves {
             self.commit_leaves(key);
         }
+        verdict
     }
 
     /// An admin carries out the leave proposals it holds.

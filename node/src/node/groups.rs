@@ -1,10 +1,11 @@
 //! Groups on the event loop (docs/protocol.md §18): the groups this profile is in, kept in memory and sealed
 //! in the store after every change, and the commands of the [`super::Node`] handle that act on them.
 //!
-//! Everything a group sends travels as the group bodies of §18.4 inside 1:1 sessions (queued in the outbox,
-//! so retried and deposited with mailboxes like any message). A member forwards each group message it
-//! accepts for the first time to the members that are its contacts (§18.6, "interim fan-out"), so members
-//! who are not each other's contacts still hear from each other; copies are dropped by their hash and by
+//! Group messages go to online members over gossipsub (§18.6, `group_gossip.rs`) and, to every member
+//! gossip does not reach at once, as the group bodies of §18.4 inside 1:1 sessions (queued in the outbox,
+//! so retried and deposited with mailboxes like any message). A member passes each group message it
+//! accepts for the first time on by the same rule to the members that are its contacts, so members who are
+//! not each other's contacts still hear from each other; copies are dropped by their hash and by
 //! `(sender, message id)`. Incoming bodies are handled in `group_inbound.rs`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -12,6 +13,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use tern_protocol::group_wire::{self, KIND_KEY_PACKAGE_REQUEST, TransferKind};
 use tern_protocol::{Content, MessageId};
 
+use super::group_gossip::{GroupGossip, Route};
 use super::*;
 use crate::api::{ConversationId, GroupMember, GroupRole, GroupSummary};
 use crate::group::{CommitOut, Group, GroupError};
@@ -64,6 +66,10 @@ pub(super) enum GroupCommand {
         group: ConversationId,
         reply: Reply<Vec<GroupMember>>,
     },
+    Gossip {
+        group: ConversationId,
+        reply: Reply<GroupGossip>,
+    },
 }
 
 /// The groups of this profile and the node's group bookkeeping.
@@ -84,6 +90,8 @@ pub(super) struct Groups {
     pub(super) leaving: VecDeque<([u8; 32], IdentityKey)>,
     /// Each group's name and admins as last reported, to word what a commit changed.
     pub(super) infos: HashMap<[u8; 32], crate::group::GroupInfo>,
+    /// The groups' gossip topics and counters (`group_gossip.rs`).
+    pub(super) gossip: super::group_gossip::Gossip,
 }
 
 impl Groups {
@@ -128,6 +136,14 @@ impl Groups {
             }
         }
         true
+    }
+
+    /// Forgets a message's hash (one refused on gossip may still come, whole, by a 1:1 session).
+    pub(super) fn forget(&mut self, bytes: &[u8]) {
+        let hash = tern_protocol::crypto::sha256(&[bytes]);
+        if self.seen_set.remove(&hash) {
+            self.seen.retain(|h| *h != hash);
+        }
     }
 
     pub(super) fn note_leaving(&mut self, key: [u8; 32], who: IdentityKey) {
@@ -239,6 +255,9 @@ impl EventLoop {
             GroupCommand::Members { group, reply } => {
                 let _ = reply.send(group_key(&group).and_then(|key| self.group_members(&key)));
             }
+            GroupCommand::Gossip { group, reply } => {
+                let _ = reply.send(self.group_gossip(&group));
+            }
         }
     }
 
@@ -330,7 +349,7 @@ impl EventLoop {
         self.groups.note_leaving(key, me);
         let line = self.system_line(key, None, "You left".to_owned());
         self.save_group(key, vec![line])?;
-        self.group_fanout(&proposal, TransferKind::GroupMessage, &members, &[], &[]);
+        self.group_spread(&proposal, &members, &[], &[], &Route::Publish);
         self.summary(&key)
     }
 
@@ -368,7 +387,7 @@ impl EventLoop {
         };
         self.save_group(key, vec![message.clone()])?;
         self.groups.first_sight(&bytes);
-        self.group_fanout(&bytes, TransferKind::GroupMessage, &members, &[], &[]);
+        self.group_spread(&bytes, &members, &[], &[], &Route::Publish);
         Ok(message)
     }
 
@@ -449,12 +468,12 @@ impl EventLoop {
         self.save_group(key, lines)?;
         let members = self.group_mut(&key)?.members()?;
         self.groups.first_sight(&out.commit);
-        self.group_fanout(
+        self.group_spread(
             &out.commit,
-            TransferKind::GroupMessage,
             &members,
             &out.summary.removed,
             &out.summary.added,
+            &Route::Publish,
         );
         if let Some(welcome) = &out.welcome {
             self.group_fanout(welcome, TransferKind::Welcome, &out.summary.added, &[], &[]);
@@ -579,6 +598,7 @@ impl EventLoop {
             }
             Ok(stored)
         })?;
+        self.gossip_sync(key);
         for message in stored {
             if message.system || message.sender.is_some() {
                 self.emit(Event::MessageReceived { message });
@@ -616,14 +636,18 @@ impl EventLoop {
                 continue;
             }
             for part in &parts {
+                let data = part.encode();
+                let len = data.len() as u64;
                 let body = Body::Unknown {
                     kind: group_wire::KIND_TRANSFER_PART,
-                    data: part.encode(),
+                    data,
                 };
                 if let Err(e) = self.engine.send_control(to, body, true) {
                     warn!(error = %e, "cannot queue a group message for a member");
                     break;
                 }
+                self.groups.gossip.transfer_parts += 1;
+                self.groups.gossip.transfer_bytes += len;
             }
             self.flush_for(to);
         }

@@ -10,7 +10,8 @@
 //!   (`crate::delivery`), the mailbox client (`crate::mailbox::client`) and the mailbox host.
 //! - `inbound.rs`, `swarm_events.rs`, `dht.rs`: envelopes received, connections and discovery, the DHT.
 //! - `groups.rs`, `group_inbound.rs`, `group_handle.rs`: groups (docs/protocol.md §18) on the loop, the
-//!   group bodies received in 1:1 sessions, and the handle's group methods.
+//!   group bodies received in 1:1 sessions, and the handle's group methods; `group_gossip.rs`: group
+//!   messages over gossipsub, one topic per group and epoch, validated before they are passed on.
 //! - `files.rs`: files on the handle (send, save, pause, resume, cancel, delete) and the rows the loop
 //!   writes for them; the transfers run beside the loop in `file_wire.rs`.
 //! - `reach.rs`: reaching contacts across the internet: address records, presence, relays, direct or relayed.
@@ -27,6 +28,7 @@ mod event_loop;
 mod expiry;
 mod file_wire;
 mod files;
+mod group_gossip;
 mod group_handle;
 mod group_inbound;
 mod groups;
@@ -54,6 +56,7 @@ pub use crate::config::NodeConfig;
 pub use crate::error::NodeError;
 pub(crate) use files::WeakNode;
 pub use files::media_type_of;
+pub use group_gossip::{GroupGossip, MAX_GOSSIP_REJECTS};
 pub use handle::Node;
 
 use crate::api::{self, NatStatus, NetStatus};
@@ -326,6 +329,10 @@ impl EventLoop {
         };
         let mut event_loop = event_loop;
         event_loop.groups = groups::Groups::load(&event_loop.engine);
+        let stored: Vec<[u8; 32]> = event_loop.groups.by_conv.keys().copied().collect();
+        for key in stored {
+            event_loop.gossip_sync(key);
+        }
         for addr in &config.peers {
             // Remembered, so that a peer whose first dial failed (it was down, or the link was) is dialled
             // again when there is mail for it or it is needed, instead of being unreachable until it dials us.

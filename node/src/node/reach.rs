@@ -170,6 +170,7 @@ impl EventLoop {
     /// A contact to keep connected to: its connections are kept open, and it is looked up for presence.
     pub(super) fn watch_contact(&mut self, peer: PeerId, now: Instant) {
         self.swarm.behaviour_mut().keep_alive.keep(peer, true);
+        self.swarm.behaviour_mut().gossip.set_contact(peer, true);
         if self.lan_only || self.reach.presence.len() >= MAX_PRESENCE {
             return;
         }
@@ -181,6 +182,7 @@ impl EventLoop {
     /// A contact removed or blocked: no longer kept or looked up.
     pub(super) fn unwatch_contact(&mut self, peer: PeerId) {
         self.swarm.behaviour_mut().keep_alive.keep(peer, false);
+        self.swarm.behaviour_mut().gossip.set_contact(peer, false);
         self.reach.presence.remove(&peer);
         self.reach.cache.remove(&peer);
     }

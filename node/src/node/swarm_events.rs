@@ -66,6 +66,7 @@ impl EventLoop {
                         host.peer_disconnected(&peer_id);
                     }
                     self.delivery.handle_disconnected(peer_id);
+                    self.gossip_peer_gone(peer_id);
                     self.mailbox_client
                         .handle_disconnected(peer_id, std::time::Instant::now());
                     if self.lan_mailboxes.contains(&peer_id) {
@@ -108,6 +109,9 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(ClientBehaviourEvent::Mailbox(event)) => {
                 self.handle_mailbox_event(event);
+            }
+            SwarmEvent::Behaviour(ClientBehaviourEvent::Gossip(event)) => {
+                self.handle_gossip_event(event);
             }
             SwarmEvent::Behaviour(ClientBehaviourEvent::Autonat(
                 autonat::Event::StatusChanged { new, .. },
