@@ -18,6 +18,8 @@ use crate::qr;
 use crate::views::Views;
 use crate::words;
 
+mod backup;
+
 /// Performs actions on the model, the views' state and the backend.
 pub struct Executor<'a> {
     pub model: &'a mut Model,
@@ -117,6 +119,11 @@ impl Executor<'_> {
                 self.model.profile_screen.error = None;
                 backend.unlock(dir, password, create);
             }
+            action @ (Action::Restoring(_)
+            | Action::SubmitRestore
+            | Action::ChooseBackupPath(_)
+            | Action::BackupNow(_)
+            | Action::CloseCode) => self.backup_action(action),
             Action::ShowDialog(dialog) => self.show_dialog(dialog),
             Action::VerifyContact(key) => {
                 self.model.dialog_error = None;
