@@ -449,7 +449,10 @@ impl Executor<'_> {
                 forms.add_contact.image_path.clear();
             }
             Dialog::Verify => forms.verify.contact = None,
-            Dialog::Settings => forms.settings.settings = Some(self.model.settings.clone()),
+            Dialog::Settings => {
+                forms.settings.settings = Some(self.model.settings.clone());
+                forms.backup.dest.path = crate::dialogs::backup::default_backup_path();
+            }
             Dialog::Network => forms.network.status_asked = None,
             Dialog::ContactDetails => {
                 if let Some(open) = &self.model.open {

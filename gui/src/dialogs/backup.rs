@@ -60,9 +60,6 @@ pub fn section(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action>
         "A backup holds your identity, contacts, messages and files, encrypted under a recovery \
          code shown once when it is written.",
     );
-    if form.dest.path.is_empty() {
-        form.dest.path = default_backup_path();
-    }
     let enter = path_row(
         ui,
         "Backup file",

@@ -102,10 +102,7 @@ fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Ac
                 Dialog::AddContact => add_contact::show(ui, &mut forms.add_contact, focus),
                 Dialog::Verify => verify::show(ui, model, &mut forms.verify),
                 Dialog::Settings => {
-                    let mut actions = settings::show(ui, model, &mut forms.settings);
-                    ui.separator();
-                    actions.extend(backup::section(ui, model, &mut forms.backup));
-                    actions
+                    settings::show(ui, model, &mut forms.settings, &mut forms.backup)
                 }
                 Dialog::Network => network::show(ui, model, &mut forms.network),
                 Dialog::ContactDetails => contact::show(ui, model, &mut forms.contact, focus),

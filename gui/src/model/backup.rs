@@ -177,7 +177,7 @@ pub fn backup_error(e: &BackupError) -> String {
             "A file with that name is already there: choose another name.".to_owned()
         }
         BackupError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
-            "There is no file at that path.".to_owned()
+            "There is no file or folder at that path.".to_owned()
         }
         other => crate::words::plain(&other.to_string()),
     }
