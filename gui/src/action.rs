@@ -17,8 +17,18 @@ use crate::model::{
 pub enum Chooser {
     /// Where "Back up now…" writes.
     BackupFile,
+    /// The folder of automatic backups.
+    AutoFolder,
     /// The backup to restore.
     RestoreArchive,
+}
+
+/// Turn automatic backups on with this folder, schedule and number kept.
+#[derive(Debug, Clone)]
+pub struct AutoRequest {
+    pub dir: PathBuf,
+    pub every: std::time::Duration,
+    pub keep: u8,
 }
 
 /// One thing to do at the end of the frame.
@@ -46,6 +56,8 @@ pub enum Action {
     BackupNow(PathBuf),
     /// The person wrote the recovery code down: it is forgotten.
     CloseCode,
+    /// Turn automatic backups on (a new code, shown once) or off (`None`).
+    SetAutoBackup(Option<AutoRequest>),
 
     // ---- the main window ----
     /// Open a dialog, with its form made ready.
@@ -228,6 +240,7 @@ impl Action {
             Self::ChooseBackupPath(_) => "choose-backup-path",
             Self::BackupNow(_) => "backup-now",
             Self::CloseCode => "close-code",
+            Self::SetAutoBackup(_) => "set-auto-backup",
             Self::ShowDialog(_) => "show-dialog",
             Self::VerifyContact(_) => "verify-contact",
             Self::DroppedPicture(_) => "dropped-picture",

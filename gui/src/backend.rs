@@ -216,10 +216,12 @@ impl Backend {
                     warn!(error = %e, "network settings unreadable; using the defaults");
                     NetworkSettings::default()
                 });
-                Ok((profile, settings))
+                // The automatic backup schedule, shown in "Settings" (the running node keeps it).
+                let auto = profile.auto_backup().ok().flatten();
+                Ok((profile, settings, auto))
             })
             .await;
-            let (profile, settings) = match opened {
+            let (profile, settings, auto) = match opened {
                 Ok(Ok(opened)) => opened,
                 Ok(Err(text)) => {
                     return Box::new(move |m: &mut Model| m.profile_screen.attempt_failed(text))
@@ -238,7 +240,10 @@ impl Backend {
                         Err(e) => return failed("cannot read the profile", e),
                     };
                     tokio::spawn(forward_events(events, tx, ctx));
-                    Box::new(move |m: &mut Model| m.unlocked(dir, node, settings, snapshot))
+                    Box::new(move |m: &mut Model| {
+                        m.unlocked(dir, node, settings, snapshot);
+                        m.backup.auto = auto;
+                    })
                 }
                 Err(e) => {
                     let text = format!("cannot start the network: {e}");

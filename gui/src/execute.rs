@@ -123,7 +123,8 @@ impl Executor<'_> {
             | Action::SubmitRestore
             | Action::ChooseBackupPath(_)
             | Action::BackupNow(_)
-            | Action::CloseCode) => self.backup_action(action),
+            | Action::CloseCode
+            | Action::SetAutoBackup(_)) => self.backup_action(action),
             Action::ShowDialog(dialog) => self.show_dialog(dialog),
             Action::VerifyContact(key) => {
                 self.model.dialog_error = None;
@@ -451,7 +452,7 @@ impl Executor<'_> {
             Dialog::Verify => forms.verify.contact = None,
             Dialog::Settings => {
                 forms.settings.settings = Some(self.model.settings.clone());
-                forms.backup.dest.path = crate::dialogs::backup::default_backup_path();
+                forms.backup.open(self.model.backup.auto.as_ref());
             }
             Dialog::Network => forms.network.status_asked = None,
             Dialog::ContactDetails => {

@@ -105,6 +105,20 @@ fn click(h: &mut Harness<'static, TernApp>, label: &str) {
     h.step();
 }
 
+/// Ticks the checkbox labelled `label` (once the window under it has settled).
+fn tick(h: &mut Harness<'static, TernApp>, label: &str) {
+    h.step();
+    h.get_by_role_and_label(Role::CheckBox, label).click();
+    h.step();
+    assert_eq!(
+        h.get_by_role_and_label(Role::CheckBox, label)
+            .accesskit_node()
+            .toggled(),
+        Some(egui::accesskit::Toggled::True),
+        "{label} is ticked"
+    );
+}
+
 fn create_profile(h: &mut Harness<'static, TernApp>, name: &str) {
     h.step();
     type_into(h, "Your name", name);
@@ -123,7 +137,10 @@ fn shutdown(h: &mut Harness<'static, TernApp>) {
 }
 
 /// The code lines the modal shows: four groups of four code characters each.
-fn shown_code(h: &Harness<'static, TernApp>) -> String {
+fn shown_code(h: &mut Harness<'static, TernApp>) -> String {
+    // The modal's first frame is a sizing pass: read it once it has settled.
+    h.step();
+    h.step();
     let is_line = |l: &str| {
         let groups: Vec<&str> = l.split(' ').collect();
         groups.len() == 4
@@ -132,7 +149,9 @@ fn shown_code(h: &Harness<'static, TernApp>) -> String {
                 .all(|g| g.len() == 4 && g.chars().all(|c| c.is_ascii_alphanumeric()))
     };
     let lines: Vec<String> = h
-        .query_all_by(|n| is_line(&n.value().or_else(|| n.label()).unwrap_or_default()))
+        .query_all_by(|n| {
+            n.role() == Role::Label && is_line(&n.value().or_else(|| n.label()).unwrap_or_default())
+        })
         .map(|n| {
             let node = n.accesskit_node();
             node.value().or_else(|| node.label()).unwrap_or_default()
@@ -202,7 +221,7 @@ fn a_backup_written_in_settings_restores_in_a_second_app_and_a_wrong_code_create
         has_label(h, "I have written it down")
     });
     assert!(archive.is_file(), "the archive is written");
-    let code = shown_code(&alice);
+    let code = shown_code(&mut alice);
     assert_eq!(
         code.chars().filter(char::is_ascii_alphanumeric).count(),
         64,
@@ -223,10 +242,7 @@ fn a_backup_written_in_settings_restores_in_a_second_app_and_a_wrong_code_create
     alice.step();
     alice.step();
     assert!(has_label(&alice, "I have written it down"), "still shown");
-    alice
-        .get_by_role_and_label(Role::CheckBox, "I have written it down")
-        .click();
-    alice.step();
+    tick(&mut alice, "I have written it down");
     click(&mut alice, "Close");
     assert!(
         !has_label(&alice, "I have written it down"),
@@ -277,4 +293,53 @@ fn a_backup_written_in_settings_restores_in_a_second_app_and_a_wrong_code_create
         has_label(h, "Written before the backup")
     });
     shutdown(&mut second);
+}
+
+#[test]
+fn automatic_backups_turned_on_in_settings_show_their_code_once_and_the_node_writes_one() {
+    let (root, folder) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut h = app(root.path());
+    create_profile(&mut h, "Alice");
+    click(&mut h, "Settings");
+    assert!(has_label(&h, "Off."));
+    click(&mut h, "Turn on automatic backups");
+    assert!(
+        has_label(&h, "Choose the folder for automatic backups."),
+        "no folder: said inline"
+    );
+    type_into(
+        &mut h,
+        "Backup folder",
+        &folder.path().display().to_string(),
+    );
+    click(&mut h, "Turn on automatic backups");
+    settle(&mut h, "the recovery code", |h| {
+        has_label(h, "I have written it down")
+    });
+    assert!(has_label(&h, "It opens every automatic backup in"));
+    let code = shown_code(&mut h);
+    assert!(RecoveryCode::parse(&code).is_ok(), "a whole code is shown");
+    tick(&mut h, "I have written it down");
+    click(&mut h, "Close");
+    assert!(h.state().model.backup.code.is_none());
+    let auto = h.state().model.backup.auto.clone().expect("on");
+    assert_eq!((auto.every.as_secs(), auto.keep), (24 * 3600, 7));
+
+    // The restarted node writes the first one at once; Settings says when.
+    settle(&mut h, "the first automatic backup", |h| {
+        h.state()
+            .model
+            .backup
+            .auto
+            .as_ref()
+            .is_some_and(|a| a.last_ms > 0)
+    });
+    assert_eq!(entries(folder.path()), 1, "one archive in the folder");
+    click(&mut h, "Settings");
+    assert!(has_label(&h, "On: every 24 hours to"));
+    assert!(!has_label(&h, "none yet"));
+    click(&mut h, "Turn off");
+    settle(&mut h, "off", |h| h.state().model.backup.auto.is_none());
+    assert!(!has_label(&h, "I have written it down"), "no code when off");
+    shutdown(&mut h);
 }

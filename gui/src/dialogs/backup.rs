@@ -1,5 +1,5 @@
 //! Backups in "Settings": "Back up now…" to a path (prefilled with ~/tern-backup-<date>.tern, or
-//! "Choose…"), and the modal that shows the new recovery code once: monospace, four groups a line, a
+//! "Choose…"), automatic backups (on or off, a folder, every N hours, keep N), and the modal that shows the new recovery code once: monospace, four groups a line, a
 //! Copy button, and "Close" only after "I have written it down" is ticked.
 
 use std::path::PathBuf;
@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use egui::RichText;
 
 use super::file_path;
-use crate::action::{Action, Chooser};
+use tern_node::backup::{AutoBackup, MAX_KEEP};
+
+use crate::action::{Action, AutoRequest, Chooser};
 use crate::model::Model;
 use crate::widgets::entered;
 
@@ -18,6 +20,28 @@ pub struct Form {
     pub dest: file_path::Form,
     /// "I have written it down" is ticked in the code modal.
     pub written_down: bool,
+    /// The folder of automatic backups.
+    pub auto_dir: file_path::Form,
+    pub every_hours: u64,
+    pub keep: u8,
+}
+
+impl Form {
+    /// Made ready as "Settings" opens: the backup path prefilled, the schedule as it is.
+    pub fn open(&mut self, auto: Option<&AutoBackup>) {
+        self.dest.path = default_backup_path();
+        match auto {
+            Some(auto) => {
+                self.auto_dir.path = auto.dir.display().to_string();
+                self.every_hours = (auto.every.as_secs() / 3600).max(1);
+                self.keep = auto.keep;
+            }
+            None => {
+                self.every_hours = 24;
+                self.keep = 7;
+            }
+        }
+    }
 }
 
 /// Where a backup is offered to go: ~/tern-backup-<today>.tern.
@@ -86,9 +110,75 @@ pub fn section(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action>
             }
         }
     });
-    if let Some(path) = &model.backup.last_auto {
-        ui.label(RichText::new(format!("Last automatic backup: {}", path.display())).weak());
+    actions.extend(automatic(ui, model, form));
+    actions
+}
+
+/// Automatic backups: what is set, and the fields to change it.
+fn automatic(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.label(RichText::new("Automatic backups").strong());
+    match &model.backup.auto {
+        Some(auto) => {
+            ui.label(format!(
+                "On: every {} hours to {}, keeping the newest {}.",
+                auto.every.as_secs() / 3600,
+                auto.dir.display(),
+                auto.keep
+            ));
+            let last = if auto.last_ms == 0 {
+                "none yet (written while Tern runs)".to_owned()
+            } else {
+                crate::timefmt::when(auto.last_ms, tern_node::api::now_ms())
+            };
+            ui.label(RichText::new(format!("Last automatic backup: {last}")).weak());
+        }
+        None => {
+            ui.label(RichText::new("Off.").weak());
+        }
     }
+    path_row(
+        ui,
+        "Backup folder",
+        &mut form.auto_dir,
+        Chooser::AutoFolder,
+        &mut actions,
+    );
+    ui.horizontal(|ui| {
+        ui.label("Every");
+        ui.add(egui::DragValue::new(&mut form.every_hours).range(1..=8760));
+        ui.label("hours, keep");
+        ui.add(egui::DragValue::new(&mut form.keep).range(1..=MAX_KEEP));
+    });
+    let busy = model.backup.busy;
+    ui.horizontal(|ui| {
+        let on = model.backup.auto.is_some();
+        let label = if on {
+            "Save (with a new code)"
+        } else {
+            "Turn on automatic backups"
+        };
+        if ui.add_enabled(!busy, egui::Button::new(label)).clicked() {
+            if form.auto_dir.path.trim().is_empty() {
+                actions.push(Action::DialogError(
+                    "Choose the folder for automatic backups.".to_owned(),
+                ));
+            } else {
+                actions.push(Action::SetAutoBackup(Some(AutoRequest {
+                    dir: file_path::expand(&form.auto_dir.path),
+                    every: std::time::Duration::from_secs(form.every_hours.saturating_mul(3600)),
+                    keep: form.keep,
+                })));
+            }
+        }
+        if on
+            && ui
+                .add_enabled(!busy, egui::Button::new("Turn off"))
+                .clicked()
+        {
+            actions.push(Action::SetAutoBackup(None));
+        }
+    });
     actions
 }
 
@@ -102,7 +192,14 @@ pub fn show_code(ctx: &egui::Context, model: &Model, form: &mut Form) -> Vec<Act
     egui::Modal::new(egui::Id::new("recovery-code")).show(ctx, |ui| {
         ui.set_width(super::DIALOG_WIDTH);
         ui.heading("Write down your recovery code");
-        ui.label(format!("The backup is in {}.", code.written_to.display()));
+        ui.label(if code.folder {
+            format!(
+                "It opens every automatic backup in {}.",
+                code.written_to.display()
+            )
+        } else {
+            format!("The backup is in {}.", code.written_to.display())
+        });
         ui.label(
             "Write this code down now and keep it apart from the backup. It is shown only this \
              once, and the backup cannot be restored without it.",

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::action::{Action, Chooser};
-use crate::dialogs::backup;
+use crate::dialogs::{backup, file_path};
 use crate::model::backup::check_restore;
 use crate::profiles;
 
@@ -29,6 +29,11 @@ impl Executor<'_> {
                         (&mut self.views.dialogs.backup.dest, Some(offered))
                     }
                     Chooser::RestoreArchive => (&mut self.views.start.restore.archive, None),
+                    Chooser::AutoFolder => {
+                        let form = &mut self.views.dialogs.backup.auto_dir;
+                        form.choosing = Some(self.backend.choose_folder());
+                        return;
+                    }
                 };
                 form.choosing = Some(self.backend.choose_path(save_as));
             }
@@ -41,6 +46,16 @@ impl Executor<'_> {
                 self.model.dialog_error = None;
                 self.model.backup.busy = true;
                 self.backend.backup_now(&node, dir, dest);
+            }
+            Action::SetAutoBackup(request) => {
+                let (Some(node), Some(dir)) =
+                    (self.model.node.clone(), self.model.profile_dir.clone())
+                else {
+                    return;
+                };
+                self.model.dialog_error = None;
+                self.model.backup.busy = true;
+                self.backend.set_auto_backup(&node, dir, request);
             }
             // Dropping the shown code wipes its text.
             Action::CloseCode => self.model.backup.code = None,
@@ -58,7 +73,7 @@ impl Executor<'_> {
             return;
         }
         let checked = check_restore(&form.archive.path, &form.code, &form.password, &form.repeat);
-        let request = match checked {
+        let mut request = match checked {
             Ok(request) => request,
             Err(text) => {
                 ps.error = Some(text);
@@ -81,6 +96,7 @@ impl Executor<'_> {
             ps.error = Some(format!("Cannot create {}: {e}.", parent.display()));
             return;
         }
+        request.archive = file_path::expand(&form.archive.path);
         form.clear_secrets();
         ps.busy = true;
         ps.error = None;

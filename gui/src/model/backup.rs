@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use tern_node::backup::{BackupError, RecoveryCode};
+use tern_node::backup::{AutoBackup, BackupError, RecoveryCode};
 use tern_node::profile::Password;
 use tern_protocol::IdentityKey;
 use zeroize::Zeroizing;
@@ -19,6 +19,8 @@ pub struct ShownCode {
     text: Zeroizing<String>,
     /// Where the backup it opens was written (or, for automatic backups, the folder).
     pub written_to: PathBuf,
+    /// It opens the automatic backups in the folder `written_to`.
+    pub folder: bool,
 }
 
 impl ShownCode {
@@ -26,6 +28,15 @@ impl ShownCode {
         Self {
             text: code.to_text(),
             written_to,
+            folder: false,
+        }
+    }
+
+    /// The code of every automatic backup written to `dir`.
+    pub fn for_folder(code: &RecoveryCode, dir: PathBuf) -> Self {
+        Self {
+            folder: true,
+            ..Self::new(code, dir)
         }
     }
 
@@ -76,8 +87,8 @@ pub struct BackupState {
     pub busy: bool,
     /// The one-line notice per contact whose messages could not be decrypted this session.
     pub undecryptable: HashMap<IdentityKey, String>,
-    /// The last automatic backup the node wrote this session.
-    pub last_auto: Option<PathBuf>,
+    /// The automatic backup schedule, if they are on (read when the profile opens).
+    pub auto: Option<AutoBackup>,
 }
 
 /// The plain words for a notice about `name`'s undecryptable message.
@@ -100,6 +111,27 @@ impl Model {
         self.notice(line);
     }
 
+    /// The node wrote an automatic backup at `now_ms`.
+    pub fn auto_backup_written(&mut self, now_ms: u64) {
+        if let Some(auto) = &mut self.backup.auto {
+            auto.last_ms = now_ms;
+        }
+    }
+
+    /// Automatic backups were turned on (with the code to show once) or off.
+    pub fn auto_backup_set(&mut self, schedule: Option<AutoBackup>, code: Option<ShownCode>) {
+        self.backup.busy = false;
+        self.dialog_error = None;
+        self.backup.auto = schedule;
+        match code {
+            Some(code) => {
+                self.notice("Automatic backups are on");
+                self.backup.code = Some(code);
+            }
+            None => self.notice("Automatic backups are off (the backups written stay)"),
+        }
+    }
+
     /// The backup is written: its code is shown until the person says they wrote it down.
     pub fn backup_written(&mut self, code: ShownCode) {
         self.backup.busy = false;
@@ -109,7 +141,7 @@ impl Model {
     }
 }
 
-/// What the restore form holds, checked.
+/// What the restore form holds, checked (the executor expands a leading `~/` in the path).
 pub struct RestoreRequest {
     pub archive: PathBuf,
     pub code: RecoveryCode,
@@ -135,7 +167,7 @@ pub fn check_restore(
         return Err("The two passwords differ. Type the same new password twice.".to_owned());
     }
     Ok(RestoreRequest {
-        archive: crate::dialogs::file_path::expand(archive),
+        archive: PathBuf::from(archive.trim()),
         code,
         password: Password::new(password.to_owned()),
     })

@@ -539,7 +539,7 @@ impl Model {
                 ..
             } => self.file_state(conversation, id, state),
             Event::Undecryptable { contact, name } => self.undecryptable(contact, &name),
-            Event::BackupWritten { path } => self.backup.last_auto = Some(path),
+            Event::BackupWritten { .. } => self.auto_backup_written(tern_node::api::now_ms()),
             _ => {}
         }
     }
