@@ -274,6 +274,38 @@ fn a_backup_written_in_settings_restores_in_a_second_app_and_a_wrong_code_create
     assert_eq!(second.state().model.screen, Screen::Profiles);
     assert_eq!(entries(root_b.path()), 0, "a wrong code creates nothing");
 
+    // A truncated copy of the archive is refused with the right code, and nothing is created either.
+    let cut = backups.path().join("cut.tern");
+    let bytes = std::fs::read(&archive).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    clear(&mut second, "Backup file");
+    type_into(&mut second, "Backup file", &cut.display().to_string());
+    type_into(&mut second, "Recovery code", &code);
+    type_into(&mut second, "New password", PASSWORD);
+    type_into(&mut second, "Repeat new password", PASSWORD);
+    click(&mut second, "Restore");
+    settle(&mut second, "the cut archive refused", |h| {
+        has_label(h, "Nothing was restored") && !has_label(h, "That recovery code is not the one")
+    });
+    assert_eq!(entries(root_b.path()), 0, "a cut archive creates nothing");
+    // A mistyped code is said before anything is asked of the node.
+    clear(&mut second, "Backup file");
+    type_into(&mut second, "Backup file", &archive.display().to_string());
+    let mut typo: Vec<char> = code.chars().collect();
+    typo[0] = if typo[0] == 'A' { 'B' } else { 'A' };
+    type_into(
+        &mut second,
+        "Recovery code",
+        &typo.iter().collect::<String>(),
+    );
+    type_into(&mut second, "New password", PASSWORD);
+    type_into(&mut second, "Repeat new password", PASSWORD);
+    click(&mut second, "Restore");
+    assert!(has_label(&second, "That recovery code has a typo"));
+    clear(&mut second, "Recovery code");
+    clear(&mut second, "New password");
+    clear(&mut second, "Repeat new password");
+
     // The right code, typed in lowercase with dashes.
     let typed = code.to_lowercase().replace(' ', "-");
     type_into(&mut second, "Recovery code", &typed);
@@ -341,5 +373,48 @@ fn automatic_backups_turned_on_in_settings_show_their_code_once_and_the_node_wri
     click(&mut h, "Turn off");
     settle(&mut h, "off", |h| h.state().model.backup.auto.is_none());
     assert!(!has_label(&h, "I have written it down"), "no code when off");
+    shutdown(&mut h);
+}
+
+#[test]
+fn an_undecryptable_message_is_said_once_per_contact_in_a_calm_line() {
+    let (root, bob_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let bob = create(bob_dir.path(), "Bob");
+    let (bob_link, bob_key) = (bob.card().invite_link(), bob.whoami().key);
+    let mut h = app(root.path());
+    create_profile(&mut h, "Alice");
+    click(&mut h, "+ Add contact");
+    type_into(&mut h, "Invite link", &bob_link);
+    click(&mut h, "Add");
+    settle(&mut h, "Bob added", |h| {
+        h.state().model.contacts.iter().any(|c| c.name() == "Bob")
+    });
+    click(&mut h, "Bob");
+    // Three envelopes the restored profile cannot read: one notice.
+    for _ in 0..3 {
+        h.state_mut()
+            .model
+            .on_event(tern_node::api::Event::Undecryptable {
+                contact: bob_key,
+                name: "Bob".into(),
+            });
+    }
+    h.step();
+    h.step();
+    let line = "A message from Bob could not be decrypted. It was sent before your backup was \
+                restored; ask Bob to send it again.";
+    assert!(has_label(&h, line), "the conversation says it");
+    let told = h
+        .state()
+        .model
+        .notices
+        .iter()
+        .filter(|n| n.text == line)
+        .count();
+    assert_eq!(told, 1, "once, not once per envelope");
+    assert!(
+        !h.state().model.notices.iter().any(|n| n.error),
+        "calm: not an error"
+    );
     shutdown(&mut h);
 }
