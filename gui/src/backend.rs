@@ -207,7 +207,7 @@ impl Backend {
                     Opening::Open => Profile::open(&opening_dir, &password),
                     Opening::Restore { archive, code } => {
                         tern_node::backup::restore(archive, code, &opening_dir, &password, kdf)
-                            .map_err(|e| crate::model::backup::backup_error(&e))?;
+                            .map_err(|e| crate::words::backup_error(&e))?;
                         Profile::open(&opening_dir, &password)
                     }
                 }
@@ -242,6 +242,7 @@ impl Backend {
                     tokio::spawn(forward_events(events, tx, ctx));
                     Box::new(move |m: &mut Model| {
                         m.unlocked(dir, node, settings, snapshot);
+                        m.profile_screen.restoring = false;
                         m.backup.auto = auto;
                     })
                 }

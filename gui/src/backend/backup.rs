@@ -11,8 +11,9 @@ use tern_node::profile::{Password, Profile};
 
 use super::{Backend, Opening, Update, forward_events};
 use crate::action::AutoRequest;
-use crate::model::backup::{ShownCode, backup_error};
+use crate::model::backup::ShownCode;
 use crate::model::{Dialog, Model};
+use crate::words::backup_error;
 
 impl Backend {
     /// Stops the node, runs `work` on its profile on a blocking thread, starts the node again, then

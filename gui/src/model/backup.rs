@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use tern_node::backup::{AutoBackup, BackupError, RecoveryCode};
+use tern_node::backup::{AutoBackup, RecoveryCode};
+
+use crate::words::backup_error;
 use tern_node::profile::Password;
 use tern_protocol::IdentityKey;
 use zeroize::Zeroizing;
@@ -171,48 +173,6 @@ pub fn check_restore(
         code,
         password: Password::new(password.to_owned()),
     })
-}
-
-/// A backup or restore failure in plain words.
-pub fn backup_error(e: &BackupError) -> String {
-    match e {
-        BackupError::MalformedCode(why) if why.contains("checksum") => {
-            "That recovery code has a typo: check each character against what you wrote down."
-                .to_owned()
-        }
-        BackupError::MalformedCode(why) if why.contains("few") => {
-            "That recovery code is too short: it has 64 characters.".to_owned()
-        }
-        BackupError::MalformedCode(why) if why.contains("many") => {
-            "That recovery code is too long: it has 64 characters.".to_owned()
-        }
-        BackupError::MalformedCode(_) => {
-            "That is not a recovery code: it has only letters and digits.".to_owned()
-        }
-        BackupError::WrongCode => {
-            "That recovery code is not the one for this backup. Nothing was restored.".to_owned()
-        }
-        BackupError::NotABackup => "That file is not a Tern backup.".to_owned(),
-        BackupError::NewerVersion { .. } => {
-            "That backup was made by a newer version of Tern: update Tern to restore it.".to_owned()
-        }
-        BackupError::Truncated => {
-            "That backup is incomplete: the file was cut short. Nothing was restored.".to_owned()
-        }
-        BackupError::Damaged(_) | BackupError::BadRecord { .. } => {
-            "That backup is damaged or was changed. Nothing was restored.".to_owned()
-        }
-        BackupError::ProfileExists(_) => {
-            "A profile with that name is already on this computer: choose another name.".to_owned()
-        }
-        BackupError::FileExists(_) => {
-            "A file with that name is already there: choose another name.".to_owned()
-        }
-        BackupError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
-            "There is no file or folder at that path.".to_owned()
-        }
-        other => crate::words::plain(&other.to_string()),
-    }
 }
 
 #[cfg(test)]
