@@ -12,6 +12,25 @@ use crate::model::{
     Confirm, ContactState, ConversationId, ConversationKey, Cursor, Dialog, FileButton,
 };
 
+/// Which backup path the desktop's chooser is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chooser {
+    /// Where "Back up now…" writes.
+    BackupFile,
+    /// The folder of automatic backups.
+    AutoFolder,
+    /// The backup to restore.
+    RestoreArchive,
+}
+
+/// Turn automatic backups on with this folder, schedule and number kept.
+#[derive(Debug, Clone)]
+pub struct AutoRequest {
+    pub dir: PathBuf,
+    pub every: std::time::Duration,
+    pub keep: u8,
+}
+
 /// One thing to do at the end of the frame.
 pub enum Action {
     // ---- the start screen ----
@@ -27,6 +46,18 @@ pub enum Action {
         password: Password,
         create: Option<String>,
     },
+    /// Show the "Restore from a backup" form (`true`) or go back.
+    Restoring(bool),
+    /// Restore with what the restore form holds, then open the profile.
+    SubmitRestore,
+    /// Open the desktop's chooser for a backup path.
+    ChooseBackupPath(Chooser),
+    /// Write a backup of the open profile to this path (which must not exist).
+    BackupNow(PathBuf),
+    /// The person wrote the recovery code down: it is forgotten.
+    CloseCode,
+    /// Turn automatic backups on (a new code, shown once) or off (`None`).
+    SetAutoBackup(Option<AutoRequest>),
 
     // ---- the main window ----
     /// Open a dialog, with its form made ready.
@@ -204,6 +235,12 @@ impl Action {
             Self::CreatingProfile(_) => "creating-profile",
             Self::SubmitProfile => "submit-profile",
             Self::Unlock { .. } => "unlock",
+            Self::Restoring(_) => "restoring",
+            Self::SubmitRestore => "submit-restore",
+            Self::ChooseBackupPath(_) => "choose-backup-path",
+            Self::BackupNow(_) => "backup-now",
+            Self::CloseCode => "close-code",
+            Self::SetAutoBackup(_) => "set-auto-backup",
             Self::ShowDialog(_) => "show-dialog",
             Self::VerifyContact(_) => "verify-contact",
             Self::DroppedPicture(_) => "dropped-picture",

@@ -20,8 +20,21 @@ use tracing::warn;
 
 use crate::model::{ContactState, ConversationKey, Cursor, Dialog, Model, PAGE, Snapshot};
 
+mod backup;
 mod files;
 mod groups;
+
+/// How [`Backend::unlock`] comes by the profile it opens.
+enum Opening {
+    Open,
+    /// Create it under this name first.
+    Create(String),
+    /// Restore it from this backup first.
+    Restore {
+        archive: PathBuf,
+        code: tern_node::backup::RecoveryCode,
+    },
+}
 
 /// A change to the model, made on the UI thread.
 pub type Update = Box<dyn FnOnce(&mut Model) + Send>;
@@ -173,28 +186,44 @@ impl Backend {
     /// Opens (or, with `create`, first creates) the profile in `dir` and starts its node. The Argon2
     /// work runs on a blocking thread, so the window keeps drawing.
     pub fn unlock(&self, dir: PathBuf, password: Password, create: Option<String>) {
+        let how = match create {
+            Some(name) => Opening::Create(name),
+            None => Opening::Open,
+        };
+        self.open(dir, password, how);
+    }
+
+    /// [`Self::unlock`], or first a restore from a backup (`backup.rs`).
+    fn open(&self, dir: PathBuf, password: Password, how: Opening) {
         let kdf = self.options.kdf;
         let network_override = self.options.network_override.clone();
         let tx = self.tx.clone();
         let ctx = self.ctx.clone();
         self.spawn(async move {
             let opening_dir = dir.clone();
-            let opened = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
-                let profile = match &create {
-                    Some(name) => Profile::create(&opening_dir, name, &password, kdf)?,
-                    None => Profile::open(&opening_dir, &password)?,
-                };
+            let opened = tokio::task::spawn_blocking(move || -> Result<_, String> {
+                let profile = match &how {
+                    Opening::Create(name) => Profile::create(&opening_dir, name, &password, kdf),
+                    Opening::Open => Profile::open(&opening_dir, &password),
+                    Opening::Restore { archive, code } => {
+                        tern_node::backup::restore(archive, code, &opening_dir, &password, kdf)
+                            .map_err(|e| crate::words::backup_error(&e))?;
+                        Profile::open(&opening_dir, &password)
+                    }
+                }
+                .map_err(|e| unlock_error(&e))?;
                 let settings = profile.network_settings().unwrap_or_else(|e| {
                     warn!(error = %e, "network settings unreadable; using the defaults");
                     NetworkSettings::default()
                 });
-                Ok((profile, settings))
+                // The automatic backup schedule, shown in "Settings" (the running node keeps it).
+                let auto = profile.auto_backup().ok().flatten();
+                Ok((profile, settings, auto))
             })
             .await;
-            let (profile, settings) = match opened {
+            let (profile, settings, auto) = match opened {
                 Ok(Ok(opened)) => opened,
-                Ok(Err(e)) => {
-                    let text = unlock_error(&e);
+                Ok(Err(text)) => {
                     return Box::new(move |m: &mut Model| m.profile_screen.attempt_failed(text))
                         as Update;
                 }
@@ -211,7 +240,11 @@ impl Backend {
                         Err(e) => return failed("cannot read the profile", e),
                     };
                     tokio::spawn(forward_events(events, tx, ctx));
-                    Box::new(move |m: &mut Model| m.unlocked(dir, node, settings, snapshot))
+                    Box::new(move |m: &mut Model| {
+                        m.unlocked(dir, node, settings, snapshot);
+                        m.profile_screen.restoring = false;
+                        m.backup.auto = auto;
+                    })
                 }
                 Err(e) => {
                     let text = format!("cannot start the network: {e}");

@@ -18,6 +18,8 @@ use crate::qr;
 use crate::views::Views;
 use crate::words;
 
+mod backup;
+
 /// Performs actions on the model, the views' state and the backend.
 pub struct Executor<'a> {
     pub model: &'a mut Model,
@@ -117,6 +119,12 @@ impl Executor<'_> {
                 self.model.profile_screen.error = None;
                 backend.unlock(dir, password, create);
             }
+            action @ (Action::Restoring(_)
+            | Action::SubmitRestore
+            | Action::ChooseBackupPath(_)
+            | Action::BackupNow(_)
+            | Action::CloseCode
+            | Action::SetAutoBackup(_)) => self.backup_action(action),
             Action::ShowDialog(dialog) => self.show_dialog(dialog),
             Action::VerifyContact(key) => {
                 self.model.dialog_error = None;
@@ -442,7 +450,10 @@ impl Executor<'_> {
                 forms.add_contact.image_path.clear();
             }
             Dialog::Verify => forms.verify.contact = None,
-            Dialog::Settings => forms.settings.settings = Some(self.model.settings.clone()),
+            Dialog::Settings => {
+                forms.settings.settings = Some(self.model.settings.clone());
+                forms.backup.open(self.model.backup.auto.as_ref());
+            }
             Dialog::Network => forms.network.status_asked = None,
             Dialog::ContactDetails => {
                 if let Some(open) = &self.model.open {

@@ -2,6 +2,7 @@
 //! need to hear it inside the dialog where it happened.
 
 use tern_node::api::FileOpError;
+use tern_node::backup::BackupError;
 use tern_node::node::NodeError;
 use tern_protocol::card::CardError;
 
@@ -135,8 +136,77 @@ pub fn plain(error: &str) -> String {
     }
 }
 
+/// A backup or restore failure in plain words.
+pub fn backup_error(e: &BackupError) -> String {
+    match e {
+        BackupError::MalformedCode(why) if why.contains("checksum") => {
+            "That recovery code has a typo: check each character against what you wrote down."
+                .to_owned()
+        }
+        BackupError::MalformedCode(why) if why.contains("few") => {
+            "That recovery code is too short: it has 64 characters.".to_owned()
+        }
+        BackupError::MalformedCode(why) if why.contains("many") => {
+            "That recovery code is too long: it has 64 characters.".to_owned()
+        }
+        BackupError::MalformedCode(_) => {
+            "That is not a recovery code: it has only letters and digits.".to_owned()
+        }
+        BackupError::WrongCode => {
+            "That recovery code is not the one for this backup. Nothing was restored.".to_owned()
+        }
+        BackupError::NotABackup => "That file is not a Tern backup.".to_owned(),
+        BackupError::NewerVersion { .. } => {
+            "That backup was made by a newer version of Tern: update Tern to restore it.".to_owned()
+        }
+        BackupError::Truncated => {
+            "That backup is incomplete: the file was cut short. Nothing was restored.".to_owned()
+        }
+        BackupError::Damaged(_) | BackupError::BadRecord { .. } => {
+            "That backup is damaged or was changed. Nothing was restored.".to_owned()
+        }
+        BackupError::ProfileExists(_) => {
+            "A profile with that name is already on this computer: choose another name.".to_owned()
+        }
+        BackupError::FileExists(_) => {
+            "A file with that name is already there: choose another name.".to_owned()
+        }
+        BackupError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            "There is no file or folder at that path.".to_owned()
+        }
+        other => plain(&other.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn backup_errors_are_said_in_plain_words() {
+        let cases = [
+            (BackupError::WrongCode, "not the one for this backup"),
+            (BackupError::Truncated, "cut short"),
+            (BackupError::Damaged("tag"), "damaged or was changed"),
+            (
+                BackupError::NewerVersion {
+                    found: 9,
+                    supported: 1,
+                },
+                "newer version of Tern",
+            ),
+            (
+                BackupError::ProfileExists("/x".into()),
+                "already on this computer",
+            ),
+            (BackupError::NotABackup, "not a Tern backup"),
+        ];
+        for (error, words) in cases {
+            let said = backup_error(&error);
+            assert!(said.contains(words), "{said}");
+            assert!(!said.contains("/x"), "no paths or developer words: {said}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -2,10 +2,12 @@
 //! contact's safety number), [`contact`] (rename, block, remove), [`settings`] and [`network`],
 //! [`new_group`] and [`group_info`] (a group's members and what the person's role allows), and
 //! [`file_path`] (where a file to send is, or where to save one), and
-//! [`confirm`] (asked before a destructive step). Each
+//! [`confirm`] (asked before a destructive step), and [`backup`] (in "Settings", and the recovery
+//! code shown once). Each
 //! draws from the model and its own form and returns actions; [`show`] puts the open one in a window.
 
 pub mod add_contact;
+pub mod backup;
 pub mod confirm;
 pub mod contact;
 pub mod file_path;
@@ -38,6 +40,7 @@ pub struct DialogForms {
     pub new_group: new_group::Form,
     pub group_info: group_info::Form,
     pub file_path: file_path::Form,
+    pub backup: backup::Form,
     /// The open dialog's first field takes the focus in the next frame (set when a dialog opens).
     pub focus_first: bool,
 }
@@ -47,6 +50,8 @@ pub fn show(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<
     let mut actions = dialog(ctx, model, forms);
     // Drawn last: the confirmation is over the dialog it came from.
     actions.extend(confirm::show(ctx, model, &mut forms.confirm));
+    // The recovery code is over everything: it is shown only this once.
+    actions.extend(backup::show_code(ctx, model, &mut forms.backup));
     actions
 }
 
@@ -96,7 +101,9 @@ fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Ac
             actions = match dialog {
                 Dialog::AddContact => add_contact::show(ui, &mut forms.add_contact, focus),
                 Dialog::Verify => verify::show(ui, model, &mut forms.verify),
-                Dialog::Settings => settings::show(ui, model, &mut forms.settings),
+                Dialog::Settings => {
+                    settings::show(ui, model, &mut forms.settings, &mut forms.backup)
+                }
                 Dialog::Network => network::show(ui, model, &mut forms.network),
                 Dialog::ContactDetails => contact::show(ui, model, &mut forms.contact, focus),
                 Dialog::NewGroup => new_group::show(ui, model, &mut forms.new_group, focus),

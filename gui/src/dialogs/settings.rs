@@ -1,4 +1,4 @@
-//! "Settings": appearance and notifications, blocked contacts (to unblock them), the network settings (LAN only, holding mail for LAN
+//! "Settings": appearance and notifications, backups (`backup`), blocked contacts (to unblock them), the network settings (LAN only, holding mail for LAN
 //! peers, bootstrap nodes), the password, and who this profile is.
 
 use egui::RichText;
@@ -23,7 +23,12 @@ pub struct Form {
 }
 
 /// Draws the dialog.
-pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
+pub fn show(
+    ui: &mut egui::Ui,
+    model: &Model,
+    form: &mut Form,
+    backup: &mut super::backup::Form,
+) -> Vec<Action> {
     let mut actions = Vec::new();
     ui.label(RichText::new("Appearance").strong());
     ui.horizontal(|ui| {
@@ -41,6 +46,8 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
     {
         actions.push(Action::SetNotifications(notifications));
     }
+    ui.separator();
+    actions.extend(super::backup::section(ui, model, backup));
     ui.separator();
     actions.extend(blocked(ui, model));
     ui.separator();

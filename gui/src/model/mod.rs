@@ -17,6 +17,7 @@ use tern_protocol::{IdentityKey, MessageId};
 
 use crate::profiles::ProfileEntry;
 
+pub mod backup;
 mod conversation;
 mod files;
 mod groups;
@@ -106,6 +107,8 @@ pub struct ProfileScreen {
     /// How many unlock or create attempts came back with an error: each one puts the cursor back in
     /// the form, however quickly it came (a frame need not have seen `busy`).
     pub failed_attempts: u64,
+    /// The "Restore from a backup" form is up.
+    pub restoring: bool,
 }
 
 impl ProfileScreen {
@@ -207,6 +210,8 @@ pub struct Model {
     pub pending_notifications: Vec<String>,
     /// Ids already sent in a read receipt, so one is not sent twice while the answer is on its way.
     pub read_requested: HashSet<MessageId>,
+    /// Backups: the code to show once, and the undecryptable notices (`backup`).
+    pub backup: backup::BackupState,
 }
 
 impl std::fmt::Debug for Model {
@@ -254,6 +259,7 @@ impl Default for Model {
             conversations_stale: false,
             pending_notifications: Vec::new(),
             read_requested: HashSet::new(),
+            backup: backup::BackupState::default(),
         }
     }
 }
@@ -532,6 +538,8 @@ impl Model {
                 state,
                 ..
             } => self.file_state(conversation, id, state),
+            Event::Undecryptable { contact, name } => self.undecryptable(contact, &name),
+            Event::BackupWritten { .. } => self.auto_backup_written(tern_node::api::now_ms()),
             _ => {}
         }
     }

@@ -125,6 +125,10 @@ pub fn show(
             }
         });
     });
+    // Calm, once per contact per session: messages from before a restore cannot be read.
+    if let Some(line) = model.backup.undecryptable.get(&key) {
+        ui.label(RichText::new(line).weak());
+    }
     if let Some(c) = contact {
         if c.record.key_changed {
             warning(

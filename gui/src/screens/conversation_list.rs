@@ -76,6 +76,11 @@ pub fn show(ui: &mut egui::Ui, model: &Model, filter: &mut String) -> Vec<Action
                         if contact.is_some_and(|c| c.record.verified) {
                             ui.colored_label(ACCENT, "✔").on_hover_text("Verified");
                         }
+                        if let Some(line) =
+                            contact.and_then(|c| model.backup.undecryptable.get(&c.key()))
+                        {
+                            ui.label(RichText::new("ⓘ").weak()).on_hover_text(line);
+                        }
                         if contact.is_some_and(|c| c.record.state == ContactState::Requested) {
                             ui.colored_label(WARN, "request");
                         }

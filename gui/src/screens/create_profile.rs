@@ -62,6 +62,13 @@ pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, fields: Fields<'_>) -> Vec<Ac
             actions.push(Action::CreatingProfile(false));
         }
     });
+    ui.add_space(4.0);
+    if ui
+        .add_enabled(!ps.busy, egui::Button::new("Restore from a backup…"))
+        .clicked()
+    {
+        actions.push(Action::Restoring(true));
+    }
     if submit && !ps.busy {
         actions.push(Action::SubmitProfile);
     }

@@ -2,7 +2,7 @@
 //! and returning the [`Action`](crate::action::Action)s the person asked for:
 //!
 //! - [`start`]: the first screen, with [`unlock`] (choose a profile, enter its password) or
-//!   [`create_profile`] (first run, or a new profile);
+//!   [`create_profile`] (first run, or a new profile), or [`restore`] (a profile from a backup);
 //! - [`main_window`]: the top bar, notices and layout of the unlocked app, around
 //!   [`conversation_list`], [`conversation`] (the open conversation and its composer) and
 //!   [`search_results`]; [`file_card`]: a file message's card in the message list;
@@ -13,6 +13,7 @@ pub mod conversation_list;
 pub mod create_profile;
 pub mod file_card;
 pub mod main_window;
+pub mod restore;
 pub mod search_results;
 pub mod start;
 pub mod toasts;

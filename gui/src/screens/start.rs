@@ -3,7 +3,7 @@
 
 use egui::RichText;
 
-use super::{create_profile, unlock};
+use super::{create_profile, restore, unlock};
 use crate::action::Action;
 use crate::model::ProfileScreen;
 use crate::widgets::ERROR;
@@ -19,6 +19,8 @@ pub struct StartForm {
     pub focus: bool,
     /// The failed attempts this form has answered (a new one focuses the form again).
     pub failures_seen: u64,
+    /// The "Restore from a backup" form.
+    pub restore: restore::Form,
 }
 
 impl Default for StartForm {
@@ -29,6 +31,7 @@ impl Default for StartForm {
             confirm: String::new(),
             focus: true,
             failures_seen: 0,
+            restore: restore::Form::default(),
         }
     }
 }
@@ -49,7 +52,9 @@ pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, form: &mut StartForm) -> Vec<
         ui.add_space(24.0);
         ui.allocate_ui(egui::vec2(360.0, 420.0), |ui| {
             ui.set_width(360.0);
-            if !ps.profiles.is_empty() && !ps.creating {
+            if ps.restoring {
+                actions = restore::show(ui, ps, &mut form.restore);
+            } else if !ps.profiles.is_empty() && !ps.creating {
                 actions = unlock::show(ui, ps, &mut form.password, &mut form.focus);
             } else {
                 actions = create_profile::show(
