@@ -6,8 +6,8 @@ use egui::{Align, Color32, Layout, RichText, UiBuilder};
 use tern_protocol::{IdentityKey, MessageId};
 
 use crate::action::Action;
+use crate::file_card::{self, Thumbnails};
 use crate::model::{MessageRow, MessageStatus, OpenConversation};
-use crate::screens::file_card::{self, Thumbnails};
 use crate::timefmt;
 use crate::widgets::status_text;
 

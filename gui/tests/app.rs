@@ -938,7 +938,7 @@ fn a_member_who_is_not_a_contact_is_named_by_fingerprint_and_a_plain_member_may_
 /// refuses to replace a file until asked and then writes the sent bytes; the picture shows its preview.
 #[test]
 fn files_sent_between_two_apps_show_as_cards_save_byte_for_byte_and_pictures_show_previews() {
-    use tern_gui::screens::file_card::METADATA_REMOVED;
+    use tern_gui::file_card::METADATA_REMOVED;
 
     let Pair {
         mut alice,

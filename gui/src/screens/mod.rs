@@ -5,13 +5,12 @@
 //!   [`create_profile`] (first run, or a new profile), or [`restore`] (a profile from a backup);
 //! - [`main_window`]: the top bar, notices and layout of the unlocked app, around
 //!   [`conversation_list`], [`conversation`] (the open conversation and its composer) and
-//!   [`search_results`]; [`file_card`]: a file message's card in the message list;
+//!   [`search_results`];
 //! - [`toasts`]: short-lived notes and background errors over the corner of the window.
 
 pub mod conversation;
 pub mod conversation_list;
 pub mod create_profile;
-pub mod file_card;
 pub mod main_window;
 pub mod restore;
 pub mod search_results;
