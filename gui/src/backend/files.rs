@@ -48,23 +48,8 @@ impl Backend {
     /// Sends the file at `path`; its message goes into the view and the path dialog closes.
     pub fn send_file(&self, node: &Node, conversation: ConversationKey, path: PathBuf) {
         let node = node.clone();
-        let runtime = self.runtime.handle().clone();
         self.spawn(async move {
-            // `Node::send_file`'s future is not `Send` (it holds a thread-local RNG across an await): it
-            // runs to completion on a blocking thread instead of as a task.
-            let sent = tokio::task::spawn_blocking(move || {
-                runtime.block_on(node.send_file(conversation, path))
-            })
-            .await;
-            let sent = match sent {
-                Ok(sent) => sent,
-                Err(e) => {
-                    let text = format!("Cannot send the file: {e}.");
-                    return Box::new(move |m: &mut Model| m.dialog_failed(Dialog::AttachFile, text))
-                        as Update;
-                }
-            };
-            match sent {
+            match node.send_file(conversation, path).await {
                 Ok(sent) => Box::new(move |m: &mut Model| {
                     m.message_stored(sent.message);
                     if m.dialog == Some(Dialog::AttachFile) {
