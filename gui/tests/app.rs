@@ -17,6 +17,9 @@ use tern_testkit::net::{loopback_settings, with_peer};
 use tern_testkit::profile::{PASSWORD, create};
 use tern_testkit::wait::TIMEOUT;
 
+mod support;
+use support::{has_label, is_field, shutdown, type_into};
+
 fn options(root: &Path) -> Options {
     Options {
         root: root.to_path_buf(),
@@ -56,32 +59,6 @@ fn settle(
     }
 }
 
-/// Whether any node's label or text (a label's text is its value) contains `text`.
-fn has_label(h: &Harness<'static, TernApp>, text: &str) -> bool {
-    h.query_all_by(|n| {
-        n.label().is_some_and(|l| l.contains(text)) || n.value().is_some_and(|v| v.contains(text))
-    })
-    .next()
-    .is_some()
-}
-
-fn is_field(role: Role) -> bool {
-    matches!(
-        role,
-        Role::TextInput | Role::PasswordInput | Role::MultilineTextInput
-    )
-}
-
-/// Focuses the text field labelled `field` and types `text` into it.
-fn type_into(h: &mut Harness<'static, TernApp>, field: &str, text: &str) {
-    h.get_by(|n| is_field(n.role()) && n.label().as_deref() == Some(field))
-        .focus();
-    h.step();
-    h.get_by(|n| is_field(n.role()) && n.label().as_deref() == Some(field))
-        .type_text(text);
-    h.step();
-}
-
 /// Clicks the widget labelled `label`; two frames: one takes the click, the next draws what it changed.
 fn click(h: &mut Harness<'static, TernApp>, label: &str) {
     // A window that just changed size settles in the next frame: click where the button is now.
@@ -103,12 +80,6 @@ fn create_profile(h: &mut Harness<'static, TernApp>, name: &str) {
         h.state().model.screen == Screen::Main
     });
     assert!(has_label(h, &format!("Tern · {name}")));
-}
-
-fn shutdown(h: &mut Harness<'static, TernApp>) {
-    let app = h.state_mut();
-    let node = app.model.node.take();
-    app.backend.shutdown(node);
 }
 
 fn my_key(h: &Harness<'static, TernApp>) -> IdentityKey {

@@ -9,27 +9,14 @@ use std::time::{Duration, Instant};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
+use tern_gui::TernApp;
 use tern_gui::model::Screen;
-use tern_gui::{Options, TernApp};
 use tern_node::backup::RecoveryCode;
-use tern_node::profile::KdfParams;
-use tern_testkit::net::loopback_settings;
 use tern_testkit::profile::{PASSWORD, create};
 use tern_testkit::wait::TIMEOUT;
 
-fn app(root: &Path) -> Harness<'static, TernApp> {
-    let root = root.to_path_buf();
-    Harness::builder()
-        .with_size(egui::vec2(1100.0, 760.0))
-        .build_eframe(move |cc| {
-            let options = Options {
-                root: root.clone(),
-                kdf: KdfParams::INSECURE_FOR_TESTS,
-                network_override: Some(loopback_settings()),
-            };
-            TernApp::new(&cc.egui_ctx, options).unwrap()
-        })
-}
+mod support;
+use support::{app, click, has_label, is_field, shutdown, type_into};
 
 /// Draws frames until `done` holds, waiting for the node's updates in between.
 fn settle(
@@ -56,30 +43,6 @@ fn settle(
     }
 }
 
-fn has_label(h: &Harness<'static, TernApp>, text: &str) -> bool {
-    h.query_all_by(|n| {
-        n.label().is_some_and(|l| l.contains(text)) || n.value().is_some_and(|v| v.contains(text))
-    })
-    .next()
-    .is_some()
-}
-
-fn is_field(role: Role) -> bool {
-    matches!(
-        role,
-        Role::TextInput | Role::PasswordInput | Role::MultilineTextInput
-    )
-}
-
-fn type_into(h: &mut Harness<'static, TernApp>, field: &str, text: &str) {
-    h.get_by(|n| is_field(n.role()) && n.label().as_deref() == Some(field))
-        .focus();
-    h.step();
-    h.get_by(|n| is_field(n.role()) && n.label().as_deref() == Some(field))
-        .type_text(text);
-    h.step();
-}
-
 /// Empties the field labelled `field` (select all, delete).
 fn clear(h: &mut Harness<'static, TernApp>, field: &str) {
     h.get_by(|n| is_field(n.role()) && n.label().as_deref() == Some(field))
@@ -93,15 +56,6 @@ fn clear(h: &mut Harness<'static, TernApp>, field: &str) {
     for _ in 0..typed {
         h.key_press(egui::Key::Delete);
     }
-    h.step();
-}
-
-fn click(h: &mut Harness<'static, TernApp>, label: &str) {
-    h.step();
-    h.get_by_role_and_label(Role::Button, label).scroll_to_me();
-    h.step();
-    h.get_by_role_and_label(Role::Button, label).click();
-    h.step();
     h.step();
 }
 
@@ -128,12 +82,6 @@ fn create_profile(h: &mut Harness<'static, TernApp>, name: &str) {
     settle(h, "the main window", |h| {
         h.state().model.screen == Screen::Main
     });
-}
-
-fn shutdown(h: &mut Harness<'static, TernApp>) {
-    let app = h.state_mut();
-    let node = app.model.node.take();
-    app.backend.shutdown(node);
 }
 
 /// The code lines the modal shows: four groups of four code characters each.

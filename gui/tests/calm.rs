@@ -3,32 +3,16 @@
 //! belongs (short-lived toasts, errors inside their dialog in plain words), and the keyboard works
 //! (focus on open, Enter submits, Tab stays in the dialog, shortcuts).
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use egui::accesskit::Role;
-use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use tern_gui::model::{ContactState, Dialog, Screen};
-use tern_gui::{Options, TernApp};
-use tern_node::profile::KdfParams;
-use tern_testkit::net::loopback_settings;
 use tern_testkit::profile::{PASSWORD, create, introduce};
 use tern_testkit::wait::TIMEOUT;
 
-type App = Harness<'static, TernApp>;
-
-fn app(root: &Path) -> App {
-    let options = Options {
-        root: root.to_path_buf(),
-        kdf: KdfParams::INSECURE_FOR_TESTS,
-        // Loopback only: mDNS would multicast beyond this machine.
-        network_override: Some(loopback_settings()),
-    };
-    Harness::builder()
-        .with_size(egui::vec2(1100.0, 760.0))
-        .build_eframe(move |cc| TernApp::new(&cc.egui_ctx, options.clone()).unwrap())
-}
+mod support;
+use support::{App, app, click, has_label, is_field, shutdown, type_into};
 
 /// Draws frames until `done` holds, waiting for the node's updates in between.
 fn settle(h: &mut App, what: &str, done: impl Fn(&App) -> bool) {
@@ -42,47 +26,6 @@ fn settle(h: &mut App, what: &str, done: impl Fn(&App) -> bool) {
         let app = h.state_mut();
         app.backend.wait(&mut app.model, Duration::from_millis(200));
     }
-}
-
-/// Whether any node's label or value contains `text`.
-fn has_label(h: &App, text: &str) -> bool {
-    h.query_all_by(|n| {
-        n.label().is_some_and(|l| l.contains(text)) || n.value().is_some_and(|v| v.contains(text))
-    })
-    .next()
-    .is_some()
-}
-
-fn is_field(role: Role) -> bool {
-    matches!(
-        role,
-        Role::TextInput | Role::PasswordInput | Role::MultilineTextInput
-    )
-}
-
-fn type_into(h: &mut App, field: &str, text: &str) {
-    h.get_by(|n| is_field(n.role()) && n.label().as_deref() == Some(field))
-        .focus();
-    h.step();
-    h.get_by(|n| is_field(n.role()) && n.label().as_deref() == Some(field))
-        .type_text(text);
-    h.step();
-}
-
-fn click(h: &mut App, label: &str) {
-    h.step();
-    // A dialog longer than the window scrolls: bring the button into view first.
-    h.get_by_role_and_label(Role::Button, label).scroll_to_me();
-    h.step();
-    h.get_by_role_and_label(Role::Button, label).click();
-    h.step();
-    h.step();
-}
-
-fn shutdown(h: &mut App) {
-    let app = h.state_mut();
-    let node = app.model.node.take();
-    app.backend.shutdown(node);
 }
 
 /// A profile "Me" with the contacts `names` (made on disk), unlocked in the app. The directories live
