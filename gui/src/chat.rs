@@ -85,7 +85,14 @@ impl ChatView {
         self.rows.len()
     }
 
-    fn rebuild(&mut self, messages: &[MessageRow], width: f32, row_height: f32, char_width: f32) {
+    /// Lays the rows out again: each message's height is estimated from its text (`row_height` a line,
+    /// `char_width` a character) and its time line (`meta_height`, the "⋯" button's height).
+    fn rebuild(
+        &mut self,
+        messages: &[MessageRow],
+        width: f32,
+        (row_height, char_width, meta_height): (f32, f32, f32),
+    ) {
         let offset = local_offset_s();
         self.rows.clear();
         self.heights.clear();
@@ -108,7 +115,7 @@ impl ChatView {
                 + usize::from(m.conversation.is_group() && !m.outgoing() && !m.system);
             self.rows.push(Row::Message(i));
             self.heights
-                .push(lines as f32 * row_height + row_height + 2.0 * BUBBLE_MARGIN + ROW_GAP);
+                .push(lines as f32 * row_height + meta_height + 2.0 * BUBBLE_MARGIN + ROW_GAP);
         }
         self.tops = RowTops::build(&self.heights);
     }
@@ -136,7 +143,8 @@ impl ChatView {
             let previous_first = self.built_for.and_then(|(_, first, _, _)| first);
             let row_height = ui.text_style_height(&egui::TextStyle::Body);
             let char_width = row_height * 0.5;
-            self.rebuild(&open.messages, width, row_height, char_width);
+            let meta_height = ui.spacing().interact_size.y.max(row_height);
+            self.rebuild(&open.messages, width, (row_height, char_width, meta_height));
             // An older page went on top: keep the same message under the reader's eyes.
             if let Some((first, offset)) = self.anchor.take()
                 && previous_first == Some(first)

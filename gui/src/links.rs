@@ -23,10 +23,7 @@ fn link_end(text: &str, start: usize, host_at: usize) -> Option<usize> {
         end += 1;
     }
     // Punctuation that ends a sentence or closes a bracket opened before the link is not part of it.
-    loop {
-        let Some(&last) = bytes[host_at..end].last() else {
-            break;
-        };
+    while let Some(&last) = bytes[host_at..end].last() {
         let unbalanced = |open: u8, close: u8| {
             last == close
                 && bytes[start..end].iter().filter(|b| **b == open).count()

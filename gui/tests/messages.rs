@@ -200,6 +200,46 @@ fn delete_for_me_asks_first_then_the_message_is_gone_also_after_reading_the_conv
 }
 
 #[test]
+fn dragging_across_a_message_selects_it_and_copy_takes_the_selection() {
+    let (mut h, _dirs) = unlocked_with_mail(&["Pat"], &["select me please"]);
+    open_conversation(&mut h, "Pat", 1);
+    let rect = bubble_text_rect(&h, "select me please");
+    let (from, to) = (
+        rect.left_center() + egui::vec2(1.0, 0.0),
+        rect.right_center() - egui::vec2(1.0, 0.0),
+    );
+    let button = |pos, pressed| egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers: egui::Modifiers::NONE,
+    };
+    for event in [
+        egui::Event::PointerMoved(from),
+        button(from, true),
+        egui::Event::PointerMoved(to),
+        button(to, false),
+    ] {
+        h.event(event);
+        h.step();
+    }
+    // What Ctrl+C sends.
+    h.event(egui::Event::Copy);
+    h.step();
+    assert!(
+        h.output()
+            .platform_output
+            .commands
+            .contains(&egui::OutputCommand::CopyText(
+                "select me please".to_owned()
+            )),
+        "{:?}",
+        h.output().platform_output.commands
+    );
+    shutdown(&mut h);
+}
+
+#[test]
 fn a_long_messages_bubble_keeps_a_readable_width_in_a_wide_window() {
     let long = "word ".repeat(400).trim_end().to_owned();
     let (mut h, _dirs) = unlocked_with_mail(&["Pat"], &[&long, "short"]);
