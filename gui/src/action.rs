@@ -179,7 +179,8 @@ pub enum Action {
         contact: IdentityKey,
         digits: String,
     },
-    /// Open the desktop's chooser for the picture of a contact's QR code ("Verify").
+    /// Open the desktop's chooser for the picture of a contact's QR code (in "Add contact" or
+    /// "Verify", whichever is open).
     ChooseQrPicture,
     /// Verify the contact from a picture of their QR code.
     VerifyByQr {

@@ -250,7 +250,13 @@ impl Executor<'_> {
                 form.choosing = Some(backend.choose_path(save_as));
             }
             Action::ChooseQrPicture => {
-                self.views.dialogs.verify.picture.choosing = Some(backend.choose_picture());
+                let forms = &mut self.views.dialogs;
+                let form = if self.model.dialog == Some(Dialog::AddContact) {
+                    &mut forms.add_contact.picture
+                } else {
+                    &mut forms.verify.picture
+                };
+                form.choosing = Some(backend.choose_picture());
             }
             Action::AskSaveFile {
                 conversation,
@@ -459,7 +465,7 @@ impl Executor<'_> {
             Dialog::AddContact => {
                 forms.add_contact.invite.clear();
                 forms.add_contact.invite_name.clear();
-                forms.add_contact.image_path.clear();
+                forms.add_contact.picture = Default::default();
             }
             Dialog::Verify => forms.verify.contact = None,
             Dialog::Settings => {

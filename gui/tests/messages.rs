@@ -1,8 +1,9 @@
 //! Issue 16 item 6 through the accessibility tree (egui_kittest), with a real node behind the app:
 //! a message can be copied from its menu, deleted for me after a confirmation (and stays gone when the
 //! conversation is read again from the store), its Info shows its times, web links are links, a long
-//! message's bubble keeps a readable width in a wide window; and (item 5) the QR picture in "Verify"
-//! has the desktop's chooser beside its field.
+//! message's bubble keeps a readable width in a wide window; and (item 5) the QR pictures in "Verify"
+//! and "Add contact" have the desktop's chooser beside their fields (that "Choose…" asks for the
+//! chooser is `dialogs::file_path`'s unit test: clicking it here would open a real one).
 
 use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -263,22 +264,31 @@ fn a_long_messages_bubble_keeps_a_readable_width_in_a_wide_window() {
     shutdown(&mut h);
 }
 
+/// Whether a "Choose…" button sits on the right of the text field labelled `field`, in its row.
+fn chooser_beside(h: &App, field: &str) -> bool {
+    let field = h
+        .get_by(|n| n.role() == Role::TextInput && n.label().as_deref() == Some(field))
+        .rect();
+    h.query_all_by_role_and_label(Role::Button, "Choose…")
+        .map(|b| b.rect())
+        .any(|b| (b.center().y - field.center().y).abs() < 4.0 && b.min.x > field.max.x)
+}
+
 #[test]
-fn the_qr_picture_in_verify_has_the_desktops_chooser_beside_its_field() {
+fn the_qr_pictures_in_verify_and_add_contact_have_the_desktops_chooser_beside_their_fields() {
     let (mut h, _dirs) = unlocked_with(&["Pat"]);
     open_conversation(&mut h, "Pat", 0);
     click(&mut h, "Verify");
     assert_eq!(h.state().model.dialog, Some(Dialog::Verify));
-    let field =
-        h.get_by(|n| n.role() == Role::TextInput && n.label().as_deref() == Some("Their QR image"));
-    let field_rect = field.rect();
-    let choose = h.get_by_role_and_label(Role::Button, "Choose…");
-    let choose_rect = choose.rect();
-    assert!(
-        (choose_rect.center().y - field_rect.center().y).abs() < 4.0
-            && choose_rect.min.x > field_rect.max.x,
-        "\"Choose…\" is on the field's right"
-    );
+    assert!(chooser_beside(&h, "Their QR image"));
     assert!(h.query_by_role_and_label(Role::Button, "Scan").is_some());
+    click(&mut h, "Close");
+    click(&mut h, "+ Add contact");
+    assert_eq!(h.state().model.dialog, Some(Dialog::AddContact));
+    assert!(chooser_beside(&h, "QR image"));
+    assert!(
+        h.query_by_role_and_label(Role::Button, "Read QR image")
+            .is_some()
+    );
     shutdown(&mut h);
 }
