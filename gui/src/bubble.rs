@@ -1,6 +1,6 @@
 //! One message as the list draws it: a bubble (or a centred system line) whose text can be selected,
 //! with its web links drawn as links, at most [`MAX_BUBBLE_WIDTH`] wide, and its message menu (Copy,
-//! Info, "Delete for me…") on a right click anywhere on the bubble or from its "⋯" button, which the
+//! Info, "Delete for me…") on a right click anywhere on the bubble or from its "…" button, which the
 //! keyboard and screen readers reach.
 
 use egui::{Align, Color32, Layout, Response, RichText, Sense, UiBuilder};
@@ -23,7 +23,7 @@ pub const MAX_BUBBLE_WIDTH: f32 = 560.0;
 pub const BUBBLE_SHARE: f32 = 0.65;
 /// The colour of a sender's name on a group message.
 const SENDER: Color32 = Color32::from_rgb(0x4f, 0x9a, 0xf0);
-/// What screen readers call a bubble's "⋯" button.
+/// What screen readers call a bubble's "…" button.
 pub const MENU_LABEL: &str = "Message menu";
 
 /// The widest a bubble may be (margins included) in a list `width` wide.
@@ -206,7 +206,7 @@ pub fn bubble(
 }
 
 /// The line under a message: its time, an outgoing message's status (or "Failed: retry"), and the
-/// "⋯" button that opens the message menu.
+/// "…" button that opens the message menu.
 fn meta_line(ui: &mut egui::Ui, m: &MessageRow, text_color: Color32) -> Option<Action> {
     let mut asked = None;
     ui.horizontal(|ui| {
@@ -236,7 +236,7 @@ fn meta_line(ui: &mut egui::Ui, m: &MessageRow, text_color: Color32) -> Option<A
             }
         }
         ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-            let button = ui.menu_button(RichText::new("⋯").color(text_color), |ui| menu(ui, m));
+            let button = ui.menu_button(RichText::new("…").color(text_color), |ui| menu(ui, m));
             button.response.widget_info(|| {
                 egui::WidgetInfo::labeled(egui::WidgetType::Button, true, MENU_LABEL)
             });

@@ -86,7 +86,7 @@ impl ChatView {
     }
 
     /// Lays the rows out again: each message's height is estimated from its text (`row_height` a line,
-    /// `char_width` a character) and its time line (`meta_height`, the "⋯" button's height).
+    /// `char_width` a character) and its time line (`meta_height`, the "…" button's height).
     fn rebuild(
         &mut self,
         messages: &[MessageRow],

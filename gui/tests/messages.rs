@@ -95,7 +95,7 @@ fn the_message_menu_copies_the_text_and_info_shows_the_times_and_links_are_links
     assert!(opens_url(&h), "a click opens it");
     h.step();
 
-    // Copy, from the "⋯" button (the keyboard's and screen readers' way to the menu).
+    // Copy, from the "…" button (the keyboard's and screen readers' way to the menu).
     h.get_by_role_and_label(Role::Button, MENU_LABEL).click();
     h.step();
     h.step();
