@@ -236,11 +236,16 @@ fn meta_line(ui: &mut egui::Ui, m: &MessageRow, text_color: Color32) -> Option<A
             }
         }
         ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-            let button = ui.menu_button(RichText::new("…").color(text_color), |ui| menu(ui, m));
-            button.response.widget_info(|| {
+            // Framed only when hovered, pressed or focused: a resting frame is a white box on an
+            // outgoing bubble in the light theme.
+            let button = egui::Button::new(RichText::new("…").strong().color(text_color))
+                .frame_when_inactive(false);
+            let (response, menu) =
+                egui::containers::menu::MenuButton::from_button(button).ui(ui, |ui| menu(ui, m));
+            response.widget_info(|| {
                 egui::WidgetInfo::labeled(egui::WidgetType::Button, true, MENU_LABEL)
             });
-            if let Some(Some(chosen)) = button.inner {
+            if let Some(chosen) = menu.and_then(|inner| inner.inner) {
                 asked = Some(chosen);
             }
         });
