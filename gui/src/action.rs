@@ -108,6 +108,16 @@ pub enum Action {
         conversation: ConversationKey,
         id: MessageId,
     },
+    /// Show a message's times and statuses ("Info" in its menu).
+    MessageInfo {
+        conversation: ConversationKey,
+        id: MessageId,
+    },
+    /// Delete a message from this computer only (confirmed first).
+    DeleteMessage {
+        conversation: ConversationKey,
+        id: MessageId,
+    },
     MarkRead {
         conversation: ConversationKey,
         ids: Vec<MessageId>,
@@ -169,6 +179,9 @@ pub enum Action {
         contact: IdentityKey,
         digits: String,
     },
+    /// Open the desktop's chooser for the picture of a contact's QR code (in "Add contact" or
+    /// "Verify", whichever is open).
+    ChooseQrPicture,
     /// Verify the contact from a picture of their QR code.
     VerifyByQr {
         contact: IdentityKey,
@@ -260,6 +273,8 @@ impl Action {
             Self::Send { .. } => "send",
             Self::Typing { .. } => "typing",
             Self::Retry { .. } => "retry",
+            Self::MessageInfo { .. } => "message-info",
+            Self::DeleteMessage { .. } => "delete-message",
             Self::MarkRead { .. } => "mark-read",
             Self::SetTimer { .. } => "set-timer",
             Self::AskAttach(_) => "ask-attach",
@@ -274,6 +289,7 @@ impl Action {
             Self::Rename { .. } => "rename",
             Self::RemoveContact(_) => "remove-contact",
             Self::Verify { .. } => "verify",
+            Self::ChooseQrPicture => "choose-qr-picture",
             Self::VerifyByQr { .. } => "verify-by-qr",
             Self::CreateGroup { .. } => "create-group",
             Self::AddMember { .. } => "add-member",

@@ -2,28 +2,19 @@
 //! height (estimated from its text until it is first drawn, then measured), and the scroll area is
 //! told the total, so a conversation of any length costs the same per frame.
 
-use egui::{Align, Color32, Layout, RichText, UiBuilder};
+use egui::{Align, Layout, RichText, UiBuilder};
 use tern_protocol::{IdentityKey, MessageId};
 
 use crate::action::Action;
-use crate::file_card::{self, Thumbnails};
-use crate::model::{MessageRow, MessageStatus, OpenConversation};
+use crate::bubble::{self, BUBBLE_MARGIN, bubble, system_line};
+use crate::file_card::Thumbnails;
+use crate::model::{MessageRow, OpenConversation};
 use crate::timefmt;
-use crate::widgets::status_text;
 
 /// Load the next older page when the view is this close to the top.
 const LOAD_OLDER_MARGIN: f32 = 300.0;
 const SEPARATOR_HEIGHT: f32 = 28.0;
-const BUBBLE_MARGIN: f32 = 8.0;
 const ROW_GAP: f32 = 6.0;
-/// The narrowest bubble: room for the time and status.
-const MIN_BUBBLE_WIDTH: f32 = 130.0;
-/// A bubble with a file card is at least this wide (room for a preview and its buttons).
-const FILE_CARD_WIDTH: f32 = 260.0;
-/// A bubble is at most this share of the view's width.
-const BUBBLE_SHARE: f32 = 0.72;
-/// The colour of a sender's name on a group message.
-const SENDER: Color32 = Color32::from_rgb(0x4f, 0x9a, 0xf0);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Row {
@@ -94,12 +85,19 @@ impl ChatView {
         self.rows.len()
     }
 
-    fn rebuild(&mut self, messages: &[MessageRow], width: f32, row_height: f32, char_width: f32) {
+    /// Lays the rows out again: each message's height is estimated from its text (`row_height` a line,
+    /// `char_width` a character) and its time line (`meta_height`, the "…" button's height).
+    fn rebuild(
+        &mut self,
+        messages: &[MessageRow],
+        width: f32,
+        (row_height, char_width, meta_height): (f32, f32, f32),
+    ) {
         let offset = local_offset_s();
         self.rows.clear();
         self.heights.clear();
         let mut last_day = None;
-        let wrap = (width * BUBBLE_SHARE - 2.0 * BUBBLE_MARGIN).max(40.0);
+        let wrap = (bubble::max_width(width) - 2.0 * BUBBLE_MARGIN).max(40.0);
         let per_line = (wrap / char_width).max(8.0) as usize;
         for (i, m) in messages.iter().enumerate() {
             let day = day_number(m.sort_ms(), offset);
@@ -117,7 +115,7 @@ impl ChatView {
                 + usize::from(m.conversation.is_group() && !m.outgoing() && !m.system);
             self.rows.push(Row::Message(i));
             self.heights
-                .push(lines as f32 * row_height + row_height + 2.0 * BUBBLE_MARGIN + ROW_GAP);
+                .push(lines as f32 * row_height + meta_height + 2.0 * BUBBLE_MARGIN + ROW_GAP);
         }
         self.tops = RowTops::build(&self.heights);
     }
@@ -145,7 +143,8 @@ impl ChatView {
             let previous_first = self.built_for.and_then(|(_, first, _, _)| first);
             let row_height = ui.text_style_height(&egui::TextStyle::Body);
             let char_width = row_height * 0.5;
-            self.rebuild(&open.messages, width, row_height, char_width);
+            let meta_height = ui.spacing().interact_size.y.max(row_height);
+            self.rebuild(&open.messages, width, (row_height, char_width, meta_height));
             // An older page went on top: keep the same message under the reader's eyes.
             if let Some((first, offset)) = self.anchor.take()
                 && previous_first == Some(first)
@@ -214,8 +213,15 @@ impl ChatView {
                     egui::pos2(full.min.x, full.min.y + top),
                     egui::vec2(full.width(), self.heights[row]),
                 );
+                // Named by its message, so its widgets (and an open message menu) keep their ids
+                // while the list scrolls.
+                let salt = match self.rows[row] {
+                    Row::Day(i) => (0u8, open.messages[i].id),
+                    Row::Message(i) => (1u8, open.messages[i].id),
+                };
                 let mut child = ui.new_child(
                     UiBuilder::new()
+                        .id_salt(salt)
                         .max_rect(rect)
                         .layout(Layout::top_down(Align::Min)),
                 );
@@ -282,123 +288,6 @@ impl ChatView {
         }
         action
     }
-}
-
-/// A system line ("Ana set disappearing messages to 1 day"): a centered notice with its time, not a
-/// bubble.
-fn system_line(ui: &mut egui::Ui, m: &MessageRow) {
-    ui.vertical_centered(|ui| {
-        ui.add_space(2.0);
-        ui.add(
-            egui::Label::new(
-                RichText::new(format!("{} · {}", m.text, timefmt::clock(m.sort_ms())))
-                    .weak()
-                    .italics(),
-            )
-            .wrap(),
-        );
-    });
-}
-
-/// One message bubble, with its sender's name on top in a group (`from`) and a file's card in place of
-/// the text; returns what its buttons ("retry", a file's) asked for.
-fn bubble(
-    ui: &mut egui::Ui,
-    m: &MessageRow,
-    from: Option<&str>,
-    width: f32,
-    thumbnails: &mut Thumbnails,
-) -> Option<Action> {
-    let mut asked = None;
-    let layout = if m.outgoing() {
-        Layout::right_to_left(Align::Min)
-    } else {
-        Layout::left_to_right(Align::Min)
-    };
-    ui.with_layout(layout, |ui| {
-        let fill = if m.outgoing() {
-            Color32::from_rgb(0x2f, 0x6f, 0xd0)
-        } else {
-            ui.visuals().faint_bg_color
-        };
-        let text_color = if m.outgoing() {
-            Color32::WHITE
-        } else {
-            ui.visuals().text_color()
-        };
-        // The bubble is as wide as its text (wrapped at its share of the view) or its status line.
-        let max = width * BUBBLE_SHARE - 2.0 * BUBBLE_MARGIN;
-        let text_width = ui
-            .painter()
-            .layout(
-                m.text.clone(),
-                egui::TextStyle::Body.resolve(ui.style()),
-                text_color,
-                max,
-            )
-            .size()
-            .x;
-        let card = if m.attachment.is_some() {
-            FILE_CARD_WIDTH
-        } else {
-            MIN_BUBBLE_WIDTH
-        };
-        let inner = text_width.max(card).min(max);
-        egui::Frame::new()
-            .fill(fill)
-            .corner_radius(10.0)
-            .inner_margin(BUBBLE_MARGIN)
-            .show(ui, |ui| {
-                ui.set_width(inner);
-                ui.with_layout(Layout::top_down(Align::Min), |ui| {
-                    if let Some(from) = from {
-                        // Read out as "From Alice" (seen as the name alone).
-                        ui.label(RichText::new(from).strong().color(SENDER))
-                            .widget_info(|| {
-                                egui::WidgetInfo::labeled(
-                                    egui::WidgetType::Label,
-                                    true,
-                                    format!("From {from}"),
-                                )
-                            });
-                    }
-                    if let Some(attachment) = &m.attachment {
-                        asked = file_card::show(ui, m, attachment, text_color, thumbnails);
-                    }
-                    if !m.text.is_empty() || m.attachment.is_none() {
-                        ui.add(egui::Label::new(RichText::new(&m.text).color(text_color)).wrap());
-                    }
-                    ui.horizontal(|ui| {
-                        let meta = text_color.gamma_multiply(0.7);
-                        ui.label(
-                            RichText::new(timefmt::clock(m.sort_ms()))
-                                .small()
-                                .color(meta),
-                        );
-                        if m.outgoing() {
-                            if m.status == MessageStatus::Failed {
-                                if ui
-                                    .add(egui::Button::new(
-                                        RichText::new("⚠ Failed: retry")
-                                            .small()
-                                            .color(Color32::YELLOW),
-                                    ))
-                                    .clicked()
-                                {
-                                    asked = Some(Action::Retry {
-                                        conversation: m.conversation,
-                                        id: m.id,
-                                    });
-                                }
-                            } else {
-                                ui.label(RichText::new(status_text(m.status)).small().color(meta));
-                            }
-                        }
-                    });
-                });
-            });
-    });
-    asked
 }
 
 /// Prefix sums of the rows' heights as a Fenwick tree: a row's top, the total height, the row at a given

@@ -129,7 +129,7 @@ impl Executor<'_> {
             Action::VerifyContact(key) => {
                 self.model.dialog_error = None;
                 self.views.dialogs.verify.contact = Some(key);
-                self.views.dialogs.verify.image_path.clear();
+                self.views.dialogs.verify.picture = Default::default();
                 self.model.dialog = Some(Dialog::Verify);
             }
             Action::DroppedPicture(path) => {
@@ -208,6 +208,15 @@ impl Executor<'_> {
                     backend.retry(&node, conversation, id);
                 }
             }
+            Action::MessageInfo { conversation, id } => {
+                self.show_dialog(Dialog::MessageInfo);
+                self.views.dialogs.message_info.message = Some((conversation, id));
+            }
+            Action::DeleteMessage { conversation, id } => {
+                if let Some(node) = self.node() {
+                    backend.delete_message(&node, conversation, id);
+                }
+            }
             Action::MarkRead { conversation, ids } => {
                 if let Some(node) = self.node() {
                     self.model.read_requested.extend(ids.iter().copied());
@@ -239,6 +248,15 @@ impl Executor<'_> {
                 let form = &mut self.views.dialogs.file_path;
                 let save_as = form.saving.as_ref().map(|_| file_path::expand(&form.path));
                 form.choosing = Some(backend.choose_path(save_as));
+            }
+            Action::ChooseQrPicture => {
+                let forms = &mut self.views.dialogs;
+                let form = if self.model.dialog == Some(Dialog::AddContact) {
+                    &mut forms.add_contact.picture
+                } else {
+                    &mut forms.verify.picture
+                };
+                form.choosing = Some(backend.choose_picture());
             }
             Action::AskSaveFile {
                 conversation,
@@ -447,7 +465,7 @@ impl Executor<'_> {
             Dialog::AddContact => {
                 forms.add_contact.invite.clear();
                 forms.add_contact.invite_name.clear();
-                forms.add_contact.image_path.clear();
+                forms.add_contact.picture = Default::default();
             }
             Dialog::Verify => forms.verify.contact = None,
             Dialog::Settings => {
@@ -462,7 +480,7 @@ impl Executor<'_> {
             }
             Dialog::NewGroup => forms.new_group = Default::default(),
             // Their forms are made ready by the action that asks for them.
-            Dialog::AttachFile | Dialog::SaveFile => {}
+            Dialog::AttachFile | Dialog::SaveFile | Dialog::MessageInfo => {}
             Dialog::GroupInfo => {
                 forms.group_info = Default::default();
                 if let Some(group) = self.model.open_group() {

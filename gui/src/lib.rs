@@ -2,8 +2,8 @@
 //!
 //! - [`model`]: the app's state, apart from drawing; node events and command results change it.
 //! - [`screens`] and [`dialogs`]: drawing, one file per screen or dialog; each reads the model and
-//!   returns [`action::Action`]s. [`chat`]: the virtualised message list, with [`file_card`] for a
-//!   file message's card. [`widgets`]: shared pieces.
+//!   returns [`action::Action`]s. [`chat`]: the virtualised message list, with [`bubble`] for one
+//!   message (its menu, [`links`] in it) and [`file_card`] for a file message's card. [`widgets`]: shared pieces.
 //! - [`views`]: what drawing keeps between frames (the text being typed, the list's layout).
 //! - [`execute`]: performs the actions at the end of the frame, the only caller of the [`backend`]:
 //!   the node on its own tokio runtime; work goes out, [`backend::Update`]s come back.
@@ -15,11 +15,13 @@
 pub mod action;
 pub mod app;
 pub mod backend;
+pub mod bubble;
 pub mod chat;
 pub mod dialogs;
 pub mod execute;
 pub mod file_card;
 pub mod keys;
+pub mod links;
 pub mod model;
 pub mod profiles;
 pub mod qr;

@@ -55,6 +55,13 @@ pub fn when(ms: u64, now_ms: u64) -> String {
     format!("{date} {}", clock(ms))
 }
 
+/// A time in full, to the second: "Sunday 6 December 2026, 19:30:05" (a message's "Info").
+pub fn full(ms: u64) -> String {
+    local(ms).map_or_else(String::new, |t| {
+        t.format("%A %-d %B %Y, %H:%M:%S").to_string()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,36 @@ impl Backend {
         rx
     }
 
+    /// Deletes a message from this computer ("Delete for me"; a file it offers goes with it): it leaves
+    /// the open view, the search results and the list as an expired one does.
+    pub fn delete_message(&self, node: &Node, conversation: ConversationKey, id: MessageId) {
+        let node = node.clone();
+        self.spawn(async move {
+            match node.delete_message(conversation, id).await {
+                Ok(()) => Box::new(move |m: &mut Model| {
+                    m.messages_expired(conversation, &[id]);
+                    m.notice("Message deleted");
+                }) as Update,
+                Err(e) => super::failed("Could not delete the message", e),
+            }
+        });
+    }
+
+    /// Opens the desktop's file chooser for a picture (of a contact's QR code), as [`Self::choose_path`].
+    pub fn choose_picture(&self) -> oneshot::Receiver<Option<PathBuf>> {
+        let (tx, rx) = oneshot::channel();
+        let ctx = self.ctx.clone();
+        self.runtime.spawn_blocking(move || {
+            let chosen = rfd::FileDialog::new()
+                .set_title("Picture of their QR code")
+                .add_filter("Pictures", &["png", "jpg", "jpeg", "gif", "bmp", "webp"])
+                .pick_file();
+            let _ = tx.send(chosen);
+            ctx.request_repaint();
+        });
+        rx
+    }
+
     /// Sends the file at `path`; its message goes into the view and the path dialog closes.
     pub fn send_file(&self, node: &Node, conversation: ConversationKey, path: PathBuf) {
         let node = node.clone();

@@ -1,10 +1,9 @@
-//! "Add contact": an invite link (pasted, or read from a QR picture by path or dropped on the window)
-//! and an optional name.
-
-use std::path::PathBuf;
+//! "Add contact": an invite link (pasted, or read from a QR picture: its path typed or found with
+//! "Choose…", the desktop's own file chooser, or the picture dropped on the window) and an optional name.
 
 use egui::{Key, KeyboardShortcut, Modifiers, RichText};
 
+use super::file_path;
 use crate::action::Action;
 use crate::widgets::{entered, focus_once, take_enter};
 
@@ -13,8 +12,12 @@ use crate::widgets::{entered, focus_once, take_enter};
 pub struct Form {
     pub invite: String,
     pub invite_name: String,
-    pub image_path: String,
+    /// The path of a picture of their QR code ("Choose…" answers into it).
+    pub picture: file_path::Form,
 }
+
+/// The width of the QR picture's path field (the dialog keeps its size).
+const QR_PATH_WIDTH: f32 = 200.0;
 
 /// Rows of the invite field: it scrolls rather than grows, so the dialog keeps its size.
 const INVITE_ROWS: usize = 3;
@@ -50,15 +53,18 @@ pub fn show(ui: &mut egui::Ui, form: &mut Form, focus: &mut bool) -> Vec<Action>
         .add(egui::TextEdit::singleline(&mut form.invite_name).desired_width(f32::INFINITY))
         .labelled_by(label.id);
     submit |= entered(&name);
-    ui.horizontal(|ui| {
-        let label = ui.label("QR image");
-        let path = ui
-            .add(egui::TextEdit::singleline(&mut form.image_path).hint_text("/path/to/picture.png"))
-            .labelled_by(label.id);
-        if ui.button("Read QR image").clicked() || entered(&path) {
-            actions.push(Action::ReadQrInvite(PathBuf::from(form.image_path.trim())));
-        }
-    });
+    let read = file_path::path_field(
+        ui,
+        "QR image",
+        &mut form.picture,
+        QR_PATH_WIDTH,
+        &mut false,
+        Action::ChooseQrPicture,
+        &mut actions,
+    );
+    if ui.button("Read QR image").clicked() || read {
+        actions.push(Action::ReadQrInvite(file_path::expand(&form.picture.path)));
+    }
     ui.label(RichText::new("You can also drop a picture of a QR code on this window.").weak());
     submit |= ui.button("Add").clicked();
     if submit {

@@ -11,7 +11,9 @@ use tern_node::backup::{AutoBackup, MAX_KEEP};
 
 use crate::action::{Action, AutoRequest, Chooser};
 use crate::model::Model;
-use crate::widgets::entered;
+
+/// The width of a backup path field.
+pub const PATH_WIDTH: f32 = 260.0;
 
 /// The backup part of "Settings", and the code modal's checkbox.
 #[derive(Default)]
@@ -52,30 +54,6 @@ pub fn default_backup_path() -> String {
     )
 }
 
-/// A path field with "Choose…" (the desktop's chooser answers into `form.path`).
-pub fn path_row(
-    ui: &mut egui::Ui,
-    label: &str,
-    form: &mut file_path::Form,
-    chooser: Chooser,
-    actions: &mut Vec<Action>,
-) -> bool {
-    form.poll_chooser();
-    ui.horizontal(|ui| {
-        let label = ui.label(label);
-        let field = ui
-            .add(egui::TextEdit::singleline(&mut form.path).desired_width(260.0))
-            .labelled_by(label.id);
-        if form.choosing.is_some() {
-            ui.spinner();
-        } else if ui.button("Choose…").clicked() {
-            actions.push(Action::ChooseBackupPath(chooser));
-        }
-        entered(&field)
-    })
-    .inner
-}
-
 /// The "Backup" part of "Settings".
 pub fn section(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
     let mut actions = Vec::new();
@@ -84,11 +62,13 @@ pub fn section(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action>
         "A backup holds your identity, contacts, messages and files, encrypted under a recovery \
          code shown once when it is written.",
     );
-    let enter = path_row(
+    let enter = file_path::path_field(
         ui,
         "Backup file",
         &mut form.dest,
-        Chooser::BackupFile,
+        PATH_WIDTH,
+        &mut false,
+        Action::ChooseBackupPath(Chooser::BackupFile),
         &mut actions,
     );
     ui.horizontal(|ui| {
@@ -137,11 +117,13 @@ fn automatic(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
             ui.label(RichText::new("Off.").weak());
         }
     }
-    path_row(
+    file_path::path_field(
         ui,
         "Backup folder",
         &mut form.auto_dir,
-        Chooser::AutoFolder,
+        PATH_WIDTH,
+        &mut false,
+        Action::ChooseBackupPath(Chooser::AutoFolder),
         &mut actions,
     );
     ui.horizontal(|ui| {

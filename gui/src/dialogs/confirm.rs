@@ -1,5 +1,5 @@
 //! The confirmation asked before a destructive step (removing a contact, blocking one, removing a group
-//! member, leaving a group): a modal that
+//! member, leaving a group, deleting a message): a modal that
 //! says plainly what will happen, with Cancel focused and the destructive button in red.
 
 use egui::{Button, Color32, RichText};
@@ -16,7 +16,7 @@ pub struct Form {
 }
 
 /// The title, the explanation and the destructive button's label for `confirm`; `name` is the
-/// contact's or member's, `group` the group's.
+/// contact's or member's, `group` the group's (for a message, the conversation's title).
 pub fn wording(confirm: Confirm, name: &str, group: &str) -> (String, String, String) {
     match confirm {
         Confirm::Remove(_) => (
@@ -52,6 +52,18 @@ pub fn wording(confirm: Confirm, name: &str, group: &str) -> (String, String, St
             ),
             "Leave group".to_owned(),
         ),
+        Confirm::DeleteMessage { .. } => (
+            "Delete this message for you?".to_owned(),
+            format!(
+                "This deletes the message from this computer only. {} It cannot be undone.",
+                if name.is_empty() {
+                    format!("The others in {group} keep their copies.")
+                } else {
+                    format!("{name} keeps their copy.")
+                }
+            ),
+            "Delete for me".to_owned(),
+        ),
     }
 }
 
@@ -67,6 +79,13 @@ pub fn show(ctx: &egui::Context, model: &Model, form: &mut Form) -> Vec<Action> 
             (model.sender_label(&member), model.title_of(&group))
         }
         Confirm::LeaveGroup(group) => (String::new(), model.title_of(&group)),
+        Confirm::DeleteMessage { conversation, .. } => {
+            let title = model.title_of(&conversation);
+            match conversation.direct() {
+                Some(_) => (title, String::new()),
+                None => (String::new(), title),
+            }
+        }
     };
     let (title, text, button) = wording(confirm, &name, &group);
     let response = egui::Modal::new(egui::Id::new("confirm")).show(ctx, |ui| {
@@ -100,6 +119,9 @@ pub fn show(ctx: &egui::Context, model: &Model, form: &mut Form) -> Vec<Action> 
                         vec![Action::RemoveMember { group, member }]
                     }
                     Confirm::LeaveGroup(group) => vec![Action::LeaveGroup(group)],
+                    Confirm::DeleteMessage { conversation, id } => {
+                        vec![Action::DeleteMessage { conversation, id }]
+                    }
                 });
             }
         });

@@ -85,25 +85,30 @@ pub fn expand(typed: &str) -> PathBuf {
     }
 }
 
-/// The path field and "Choose…"; `label` names the field. Returns whether Enter was pressed in it.
-fn path_field(
+/// A path field and "Choose…", which asks for `choose` (an action that opens the desktop's chooser,
+/// whose answer comes into `form`). `label` names the field; `width` is the field's, fixed so the
+/// dialog keeps its size; `focus` puts the cursor in it, once. While the chooser is open a spinner
+/// takes the button's place. Returns whether Enter was pressed in the field.
+pub fn path_field(
     ui: &mut egui::Ui,
     label: &str,
     form: &mut Form,
+    width: f32,
     focus: &mut bool,
+    choose: Action,
     actions: &mut Vec<Action>,
 ) -> bool {
     form.poll_chooser();
     ui.horizontal(|ui| {
         let label = ui.label(label);
         let field = ui
-            .add(egui::TextEdit::singleline(&mut form.path).desired_width(300.0))
+            .add(egui::TextEdit::singleline(&mut form.path).desired_width(width))
             .labelled_by(label.id);
         focus_once(&field, focus);
         if form.choosing.is_some() {
             ui.spinner();
         } else if ui.button("Choose…").clicked() {
-            actions.push(Action::ChoosePath);
+            actions.push(choose);
         }
         entered(&field)
     })
@@ -131,7 +136,15 @@ pub fn show_attach(
         "Send a file to {}. Type its path, or drop the file on the window.",
         model.title_of(&conversation)
     ));
-    let enter = path_field(ui, "File", form, focus, &mut actions);
+    let enter = path_field(
+        ui,
+        "File",
+        form,
+        300.0,
+        focus,
+        Action::ChoosePath,
+        &mut actions,
+    );
     if ui.button("Send file").clicked() || enter {
         if form.path.trim().is_empty() {
             actions.push(Action::DialogError("Type the path of a file.".to_owned()));
@@ -152,7 +165,15 @@ pub fn show_save(ui: &mut egui::Ui, form: &mut Form, focus: &mut bool) -> Vec<Ac
         return actions;
     };
     ui.label(format!("Save {} as:", saving.name));
-    let enter = path_field(ui, "Save to", form, focus, &mut actions);
+    let enter = path_field(
+        ui,
+        "Save to",
+        form,
+        300.0,
+        focus,
+        Action::ChoosePath,
+        &mut actions,
+    );
     ui.checkbox(
         &mut form.replace,
         "Replace it if a file with that name is there",
@@ -211,5 +232,56 @@ mod tests {
         form.poll_chooser();
         assert_eq!(form.path, "/home/a/b.txt", "cancelled: unchanged");
         assert!(form.choosing.is_none());
+    }
+
+    #[test]
+    fn choose_asks_for_the_action_it_is_given_and_the_answer_fills_the_field() {
+        use egui::accesskit::Role;
+        use egui_kittest::Harness;
+        use egui_kittest::kittest::Queryable;
+
+        struct State {
+            form: Form,
+            actions: Vec<Action>,
+        }
+        let mut h = Harness::new_ui_state(
+            |ui, s: &mut State| {
+                path_field(
+                    ui,
+                    "Their QR image",
+                    &mut s.form,
+                    150.0,
+                    &mut false,
+                    Action::ChooseQrPicture,
+                    &mut s.actions,
+                );
+            },
+            State {
+                form: Form::default(),
+                actions: Vec::new(),
+            },
+        );
+        let field = h.get_by(|n| {
+            n.role() == Role::TextInput && n.label().as_deref() == Some("Their QR image")
+        });
+        assert!(
+            (field.rect().width() - 150.0).abs() < 1.0,
+            "the width asked for"
+        );
+        h.get_by_role_and_label(Role::Button, "Choose…").click();
+        h.step();
+        let kinds: Vec<_> = h.state().actions.iter().map(Action::kind).collect();
+        assert_eq!(kinds, ["choose-qr-picture"]);
+        // The chooser is open (the executor keeps its answer channel): a spinner, no second chooser.
+        let (tx, rx) = oneshot::channel();
+        h.state_mut().form.choosing = Some(rx);
+        h.step();
+        assert!(h.query_by_role_and_label(Role::Button, "Choose…").is_none());
+        tx.send(Some(PathBuf::from("/home/a/their-code.png")))
+            .unwrap();
+        h.step();
+        h.step();
+        assert_eq!(h.state().form.path, "/home/a/their-code.png");
+        assert!(h.query_by_role_and_label(Role::Button, "Choose…").is_some());
     }
 }

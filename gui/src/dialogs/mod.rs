@@ -2,8 +2,8 @@
 //! contact's safety number), [`contact`] (rename, block, remove), [`settings`] and [`network`],
 //! [`new_group`] and [`group_info`] (a group's members and what the person's role allows), and
 //! [`file_path`] (where a file to send is, or where to save one), and
-//! [`confirm`] (asked before a destructive step), and [`backup`] (in "Settings", and the recovery
-//! code shown once). Each
+//! [`confirm`] (asked before a destructive step), [`backup`] (in "Settings", and the recovery
+//! code shown once), and [`message_info`] (a message's times and statuses). Each
 //! draws from the model and its own form and returns actions; [`show`] puts the open one in a window.
 
 pub mod add_contact;
@@ -12,6 +12,7 @@ pub mod confirm;
 pub mod contact;
 pub mod file_path;
 pub mod group_info;
+pub mod message_info;
 pub mod network;
 pub mod new_group;
 pub mod settings;
@@ -41,6 +42,7 @@ pub struct DialogForms {
     pub group_info: group_info::Form,
     pub file_path: file_path::Form,
     pub backup: backup::Form,
+    pub message_info: message_info::Form,
     /// The open dialog's first field takes the focus in the next frame (set when a dialog opens).
     pub focus_first: bool,
 }
@@ -67,6 +69,7 @@ pub fn title(dialog: Dialog) -> &'static str {
         Dialog::GroupInfo => "Group",
         Dialog::AttachFile => "Send a file",
         Dialog::SaveFile => "Save file",
+        Dialog::MessageInfo => "Message info",
     }
 }
 
@@ -112,6 +115,7 @@ fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Ac
                     file_path::show_attach(ui, model, &mut forms.file_path, focus)
                 }
                 Dialog::SaveFile => file_path::show_save(ui, &mut forms.file_path, focus),
+                Dialog::MessageInfo => message_info::show(ui, model, &forms.message_info),
             };
             // A dialog without a field keeps nothing to focus.
             *focus = false;

@@ -1,24 +1,27 @@
 //! "Verify": my QR code, fingerprint and invite link on the left; on the right, the safety number
 //! shared with a contact (the open conversation's, or the one whose "Verify" was clicked), to mark
-//! them verified, or a picture of their QR code to scan.
-
-use std::path::PathBuf;
+//! them verified, or a picture of their QR code to scan (typed, or found with "Choose…", the
+//! desktop's own file chooser).
 
 use egui::RichText;
 use tern_protocol::{ContactCard, Fingerprint, IdentityKey};
 
+use super::file_path;
 use crate::action::Action;
 use crate::model::Model;
 use crate::qr;
 use crate::widgets::{ACCENT, wrap_groups};
+
+/// The width of the QR picture's path field (the dialog keeps its size).
+const QR_PATH_WIDTH: f32 = 130.0;
 
 /// The dialog's state.
 #[derive(Default)]
 pub struct Form {
     /// The contact to verify; `None` for the open conversation's.
     pub contact: Option<IdentityKey>,
-    /// The path of a picture of their QR code.
-    pub image_path: String,
+    /// The path of a picture of their QR code ("Choose…" answers into it).
+    pub picture: file_path::Form,
     /// My QR code, drawn once.
     pub qr_texture: Option<egui::TextureHandle>,
 }
@@ -79,17 +82,21 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
         }
         ui.separator();
         ui.label("Or scan their QR code from a picture:");
-        ui.horizontal(|ui| {
-            let label = ui.label("Their QR image");
-            ui.add(egui::TextEdit::singleline(&mut form.image_path).desired_width(160.0))
-                .labelled_by(label.id);
-            if ui.button("Scan").clicked() {
-                actions.push(Action::VerifyByQr {
-                    contact: key,
-                    path: PathBuf::from(form.image_path.trim()),
-                });
-            }
-        });
+        let enter = file_path::path_field(
+            ui,
+            "Their QR image",
+            &mut form.picture,
+            QR_PATH_WIDTH,
+            &mut false,
+            Action::ChooseQrPicture,
+            &mut actions,
+        );
+        if ui.button("Scan").clicked() || enter {
+            actions.push(Action::VerifyByQr {
+                contact: key,
+                path: file_path::expand(&form.picture.path),
+            });
+        }
     });
     actions
 }

@@ -73,6 +73,8 @@ pub enum Dialog {
     AttachFile,
     /// Where to save a received file.
     SaveFile,
+    /// A message's times and statuses.
+    MessageInfo,
 }
 
 /// A destructive step waiting for the person to confirm it.
@@ -89,6 +91,11 @@ pub enum Confirm {
     },
     /// Leave a group.
     LeaveGroup(ConversationId),
+    /// Delete one message from this computer.
+    DeleteMessage {
+        conversation: ConversationId,
+        id: MessageId,
+    },
 }
 
 /// What the profile screen shows (the fields being typed live with the screen's form).

@@ -6,7 +6,8 @@
 use egui::RichText;
 
 use crate::action::{Action, Chooser};
-use crate::dialogs::{backup::path_row, file_path};
+use crate::dialogs::backup::PATH_WIDTH;
+use crate::dialogs::file_path;
 use crate::model::ProfileScreen;
 use crate::widgets::{entered, password_field};
 
@@ -36,11 +37,13 @@ pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, form: &mut Form) -> Vec<Actio
     ui.label(RichText::new("Restore from a backup").heading());
     ui.label("Choose the backup file and type the recovery code you wrote down when it was made.");
     ui.add_space(8.0);
-    let mut submit = path_row(
+    let mut submit = file_path::path_field(
         ui,
         "Backup file",
         &mut form.archive,
-        Chooser::RestoreArchive,
+        PATH_WIDTH,
+        &mut false,
+        Action::ChooseBackupPath(Chooser::RestoreArchive),
         &mut actions,
     );
     let label = ui.label("Recovery code");

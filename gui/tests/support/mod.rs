@@ -3,13 +3,17 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+use tern_gui::model::Screen;
 use tern_gui::{Options, TernApp};
 use tern_node::profile::KdfParams;
 use tern_testkit::net::loopback_settings;
+use tern_testkit::profile::{PASSWORD, create, introduce};
+use tern_testkit::wait::TIMEOUT;
 
 pub type App = Harness<'static, TernApp>;
 
@@ -67,4 +71,56 @@ pub fn shutdown(h: &mut App) {
     let app = h.state_mut();
     let node = app.model.node.take();
     app.backend.shutdown(node);
+}
+
+/// Draws frames until `done` holds, waiting for the node's updates in between.
+pub fn settle(h: &mut App, what: &str, done: impl Fn(&App) -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        h.step();
+        if done(h) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        let app = h.state_mut();
+        app.backend.wait(&mut app.model, Duration::from_millis(200));
+    }
+}
+
+/// A profile "Me" with the contacts `names` (made on disk), unlocked in the app. The directories live
+/// as long as the returned guards.
+pub fn unlocked_with(names: &[&str]) -> (App, Vec<tempfile::TempDir>) {
+    unlocked_with_mail(names, &[])
+}
+
+/// [`unlocked_with`], where the first contact already wrote `mail` (unread when the app opens).
+pub fn unlocked_with_mail(names: &[&str], mail: &[&str]) -> (App, Vec<tempfile::TempDir>) {
+    let root = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    {
+        let mut me = create(&root.path().join("Me"), "Me");
+        for (i, name) in names.iter().enumerate() {
+            let dir = tempfile::tempdir().unwrap();
+            let mut peer = create(dir.path(), name);
+            if i == 0 && !mail.is_empty() {
+                introduce(&mut [&mut me, &mut peer]);
+                for text in mail {
+                    let (_, entry) = peer.send_text(&me.key(), text).unwrap();
+                    me.receive(&entry.envelope).unwrap();
+                }
+            } else {
+                me.add_contact(&peer.card().invite_link(), None).unwrap();
+            }
+            dirs.push(dir);
+        }
+    }
+    let mut h = app(root.path());
+    h.step();
+    type_into(&mut h, "Password", PASSWORD);
+    click(&mut h, "Unlock");
+    settle(&mut h, "the main window", |h| {
+        h.state().model.screen == Screen::Main
+    });
+    dirs.push(root);
+    (h, dirs)
 }

@@ -1,0 +1,146 @@
+//! "Message info" (from a message's menu): when it was sent and, for an incoming message, when it
+//! arrived here, its status, and in a group each member's status. Tern records whether a message was
+//! delivered and read, not when: the dialog says so rather than show a time it does not have.
+
+use egui::RichText;
+use tern_protocol::MessageId;
+
+use crate::action::Action;
+use crate::model::{ConversationKey, MessageRow, MessageStatus, Model};
+use crate::timefmt;
+
+/// What the dialog says about the missing delivery and read times.
+pub const NO_RECEIPT_TIMES: &str =
+    "Tern records whether a message was delivered and read, not when.";
+
+/// The message the dialog is about.
+#[derive(Default)]
+pub struct Form {
+    pub message: Option<(ConversationKey, MessageId)>,
+}
+
+/// A status in words.
+pub fn status_word(status: MessageStatus, outgoing: bool) -> &'static str {
+    match status {
+        MessageStatus::Sending => "Sending",
+        MessageStatus::Sent => "Sent, not delivered yet",
+        MessageStatus::Delivered => "Delivered",
+        MessageStatus::Read if outgoing => "Read",
+        MessageStatus::Read => "Read by you",
+        MessageStatus::Failed => "Failed to send",
+        MessageStatus::Received => "Not read yet",
+        _ => "Unknown",
+    }
+}
+
+/// The dialog's lines for message `m` (`name` names a member), in order.
+pub fn lines(m: &MessageRow, name: &dyn Fn(&tern_protocol::IdentityKey) -> String) -> Vec<String> {
+    let mut lines = Vec::new();
+    match m.sender {
+        None => lines.push("From: you".to_owned()),
+        Some(sender) => lines.push(format!("From: {}", name(&sender))),
+    }
+    if m.outgoing() {
+        lines.push(format!("Sent: {}", timefmt::full(m.sent_at_ms)));
+    } else {
+        lines.push(format!(
+            "Sent: {} (the sender's clock)",
+            timefmt::full(m.sent_at_ms)
+        ));
+        lines.push(format!("Received: {}", timefmt::full(m.received_at_ms)));
+    }
+    lines.push(format!("Status: {}", status_word(m.status, m.outgoing())));
+    for r in &m.recipients {
+        lines.push(format!(
+            "{}: {}",
+            name(&r.member),
+            status_word(r.status, true)
+        ));
+    }
+    lines
+}
+
+/// Draws the dialog.
+pub fn show(ui: &mut egui::Ui, model: &Model, form: &Form) -> Vec<Action> {
+    let message = form.message.and_then(|(conversation, id)| {
+        model
+            .open
+            .as_ref()
+            .filter(|o| o.conversation == conversation)
+            .and_then(|o| o.messages.iter().find(|m| m.id == id))
+    });
+    let Some(m) = message else {
+        ui.label("This message is no longer here.");
+        return Vec::new();
+    };
+    let lines = lines(m, &|k| model.sender_label(k));
+    // The members' lines come after a heading of their own.
+    let (about, members) = lines.split_at(lines.len() - m.recipients.len());
+    for line in about {
+        ui.label(line);
+    }
+    if !members.is_empty() {
+        ui.add_space(6.0);
+        ui.label(RichText::new("Members").strong());
+        for line in members {
+            ui.label(line);
+        }
+    }
+    if m.outgoing() {
+        ui.add_space(6.0);
+        ui.label(RichText::new(NO_RECEIPT_TIMES).weak());
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use tern_node::api::RecipientStatus;
+
+    use super::*;
+    use crate::model::test_rows::{key, message};
+
+    #[test]
+    fn a_group_messages_info_lists_each_members_status_and_an_incoming_one_both_times() {
+        let group = tern_node::api::ConversationId::Group([7; 32]);
+        let (ana, bo) = (key(1), key(2));
+        let mut mine = message(ana, 1, 1_800_000_000_000, true);
+        mine.conversation = group;
+        mine.status = MessageStatus::Delivered;
+        mine.recipients = vec![
+            RecipientStatus {
+                member: ana,
+                status: MessageStatus::Read,
+            },
+            RecipientStatus {
+                member: bo,
+                status: MessageStatus::Sent,
+            },
+        ];
+        let name = |k: &tern_protocol::IdentityKey| if *k == ana { "Ana" } else { "Bo" }.to_owned();
+        assert_eq!(
+            lines(&mine, &name),
+            [
+                "From: you".to_owned(),
+                format!("Sent: {}", timefmt::full(1_800_000_000_000)),
+                "Status: Delivered".to_owned(),
+                "Ana: Read".to_owned(),
+                "Bo: Sent, not delivered yet".to_owned(),
+            ]
+        );
+        let mut theirs = message(bo, 2, 1_800_000_000_000, false);
+        theirs.received_at_ms = 1_800_000_005_000;
+        assert_eq!(
+            lines(&theirs, &name),
+            [
+                "From: Bo".to_owned(),
+                format!(
+                    "Sent: {} (the sender's clock)",
+                    timefmt::full(1_800_000_000_000)
+                ),
+                format!("Received: {}", timefmt::full(1_800_000_005_000)),
+                "Status: Not read yet".to_owned(),
+            ]
+        );
+    }
+}

@@ -1,0 +1,294 @@
+//! Issue 16 item 6 through the accessibility tree (egui_kittest), with a real node behind the app:
+//! a message can be copied from its menu, deleted for me after a confirmation (and stays gone when the
+//! conversation is read again from the store), its Info shows its times, web links are links, a long
+//! message's bubble keeps a readable width in a wide window; and (item 5) the QR pictures in "Verify"
+//! and "Add contact" have the desktop's chooser beside their fields (that "Choose…" asks for the
+//! chooser is `dialogs::file_path`'s unit test: clicking it here would open a real one).
+
+use egui::accesskit::Role;
+use egui_kittest::kittest::{NodeT, Queryable};
+use tern_gui::bubble::{MAX_BUBBLE_WIDTH, MENU_LABEL};
+use tern_gui::dialogs::message_info::NO_RECEIPT_TIMES;
+use tern_gui::model::{Confirm, Dialog};
+use tern_gui::timefmt;
+
+mod support;
+use support::{App, click, has_label, settle, shutdown, unlocked_with, unlocked_with_mail};
+
+/// Opens `name`'s conversation and waits until its `count` messages are loaded.
+fn open_conversation(h: &mut App, name: &str, count: usize) {
+    click(h, name);
+    settle(h, "the conversation's messages", |h| {
+        h.state()
+            .model
+            .open
+            .as_ref()
+            .is_some_and(|o| !o.loading && o.messages.len() == count)
+    });
+    h.step();
+}
+
+/// The texts of the open conversation, oldest first.
+fn texts(h: &App) -> Vec<String> {
+    h.state()
+        .model
+        .open
+        .as_ref()
+        .map(|o| o.messages.iter().map(|m| m.text.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The bounds of the message text `text` in its bubble (the rightmost node showing it: the
+/// conversation list may show it too).
+fn bubble_text_rect(h: &App, text: &str) -> egui::Rect {
+    h.query_all_by(|n| {
+        n.role() == Role::Label
+            && (n.label().as_deref() == Some(text) || n.value().as_deref() == Some(text))
+    })
+    .map(|n| n.rect())
+    .max_by(|a, b| a.min.x.total_cmp(&b.min.x))
+    .unwrap_or_else(|| panic!("no bubble shows {text:?}"))
+}
+
+/// Right-clicks the middle of the bubble text `text`, as a mouse does, and draws the frames that
+/// open its menu.
+fn right_click(h: &mut App, text: &str) {
+    let pos = bubble_text_rect(h, text).center();
+    h.event(egui::Event::PointerMoved(pos));
+    h.step();
+    for pressed in [true, false] {
+        h.event(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Secondary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+        h.step();
+    }
+    h.step();
+}
+
+#[test]
+fn the_message_menu_copies_the_text_and_info_shows_the_times_and_links_are_links() {
+    let text = "the plan: https://example.org/tern?day=1 今天 مرحبا";
+    let (mut h, _dirs) = unlocked_with_mail(&["Pat"], &[text]);
+    open_conversation(&mut h, "Pat", 1);
+
+    // The address is a link to itself; the text around it stays text.
+    let link = h.get_by_role(Role::Link);
+    assert_eq!(
+        link.accesskit_node().label().as_deref(),
+        Some("https://example.org/tern?day=1")
+    );
+    assert!(has_label(&h, "the plan: "));
+    assert!(has_label(&h, " 今天 مرحبا"));
+    let opens_url = |h: &App| {
+        h.output()
+            .platform_output
+            .commands
+            .iter()
+            .any(|c| matches!(c, egui::OutputCommand::OpenUrl(o) if o.url == "https://example.org/tern?day=1"))
+    };
+    assert!(!opens_url(&h), "nothing opens a link unless it is clicked");
+    h.get_by_role(Role::Link).click();
+    h.step();
+    assert!(opens_url(&h), "a click opens it");
+    h.step();
+
+    // Copy, from the "…" button (the keyboard's and screen readers' way to the menu).
+    h.get_by_role_and_label(Role::Button, MENU_LABEL).click();
+    h.step();
+    h.step();
+    h.get_by_role_and_label(Role::Button, "Copy").click();
+    h.step();
+    assert!(
+        h.output()
+            .platform_output
+            .commands
+            .contains(&egui::OutputCommand::CopyText(text.to_owned())),
+        "the whole message is on the clipboard: {:?}",
+        h.output().platform_output.commands
+    );
+    h.step();
+    assert!(has_label(&h, "Copied"), "a short toast says so");
+    assert!(
+        h.query_by_role_and_label(Role::Button, "Copy").is_none(),
+        "the menu closed"
+    );
+
+    // Info: when it was sent (by the sender's clock) and when it arrived here, and its status.
+    let m = h.state().model.open.as_ref().unwrap().messages[0].clone();
+    h.get_by_role_and_label(Role::Button, MENU_LABEL).click();
+    h.step();
+    h.step();
+    click(&mut h, "Info");
+    assert_eq!(h.state().model.dialog, Some(Dialog::MessageInfo));
+    assert!(has_label(&h, "Message info"));
+    assert!(has_label(&h, "From: Pat"));
+    assert!(has_label(
+        &h,
+        &format!("Sent: {} (the sender's clock)", timefmt::full(m.sent_at_ms))
+    ));
+    assert!(has_label(
+        &h,
+        &format!("Received: {}", timefmt::full(m.received_at_ms))
+    ));
+    assert!(has_label(&h, "Status: "));
+    click(&mut h, "Close");
+    assert_eq!(h.state().model.dialog, None);
+
+    // My own message's Info says what is not recorded: when it was delivered and read.
+    h.get_by_role(Role::MultilineTextInput).focus();
+    h.step();
+    h.get_by_role(Role::MultilineTextInput)
+        .type_text("on my way");
+    h.step();
+    h.key_press(egui::Key::Enter);
+    settle(&mut h, "my message in the view", |h| texts(h).len() == 2);
+    h.step();
+    let mine = h.state().model.open.as_ref().unwrap().messages[1].clone();
+    assert!(mine.outgoing());
+    let menus: Vec<_> = h
+        .query_all_by_role_and_label(Role::Button, MENU_LABEL)
+        .collect();
+    assert_eq!(menus.len(), 2, "a menu button on each bubble");
+    right_click(&mut h, "on my way");
+    click(&mut h, "Info");
+    assert!(has_label(
+        &h,
+        &format!("Sent: {}", timefmt::full(mine.sent_at_ms))
+    ));
+    assert!(has_label(&h, "From: you"));
+    assert!(has_label(&h, NO_RECEIPT_TIMES));
+    shutdown(&mut h);
+}
+
+#[test]
+fn delete_for_me_asks_first_then_the_message_is_gone_also_after_reading_the_conversation_again() {
+    let (mut h, _dirs) = unlocked_with_mail(&["Pat", "Sam"], &["keep this one", "delete this one"]);
+    open_conversation(&mut h, "Pat", 2);
+
+    // A right click on the bubble opens its menu.
+    right_click(&mut h, "delete this one");
+    click(&mut h, "Delete for me…");
+    let id = h.state().model.open.as_ref().unwrap().messages[1].id;
+    assert!(matches!(
+        h.state().model.confirm,
+        Some(Confirm::DeleteMessage { id: asked, .. }) if asked == id
+    ));
+    assert!(has_label(&h, "Delete this message for you?"));
+    assert!(has_label(&h, "Pat keeps their copy"));
+    // Cancel keeps it.
+    click(&mut h, "Cancel");
+    assert_eq!(h.state().model.confirm, None);
+    assert_eq!(texts(&h), ["keep this one", "delete this one"]);
+
+    right_click(&mut h, "delete this one");
+    click(&mut h, "Delete for me…");
+    click(&mut h, "Delete for me");
+    settle(&mut h, "the message deleted", |h| {
+        texts(h) == ["keep this one"] && has_label(h, "Message deleted")
+    });
+    assert!(!has_label(&h, "delete this one"), "not drawn anywhere");
+    assert!(has_label(&h, "keep this one"));
+
+    // Read from the store again: still gone.
+    open_conversation(&mut h, "Sam", 0);
+    open_conversation(&mut h, "Pat", 1);
+    assert_eq!(texts(&h), ["keep this one"]);
+    assert!(!has_label(&h, "delete this one"));
+    shutdown(&mut h);
+}
+
+#[test]
+fn dragging_across_a_message_selects_it_and_copy_takes_the_selection() {
+    let (mut h, _dirs) = unlocked_with_mail(&["Pat"], &["select me please"]);
+    open_conversation(&mut h, "Pat", 1);
+    let rect = bubble_text_rect(&h, "select me please");
+    let (from, to) = (
+        rect.left_center() + egui::vec2(1.0, 0.0),
+        rect.right_center() - egui::vec2(1.0, 0.0),
+    );
+    let button = |pos, pressed| egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers: egui::Modifiers::NONE,
+    };
+    for event in [
+        egui::Event::PointerMoved(from),
+        button(from, true),
+        egui::Event::PointerMoved(to),
+        button(to, false),
+    ] {
+        h.event(event);
+        h.step();
+    }
+    // What Ctrl+C sends.
+    h.event(egui::Event::Copy);
+    h.step();
+    assert!(
+        h.output()
+            .platform_output
+            .commands
+            .contains(&egui::OutputCommand::CopyText(
+                "select me please".to_owned()
+            )),
+        "{:?}",
+        h.output().platform_output.commands
+    );
+    shutdown(&mut h);
+}
+
+#[test]
+fn a_long_messages_bubble_keeps_a_readable_width_in_a_wide_window() {
+    let long = "word ".repeat(400).trim_end().to_owned();
+    let (mut h, _dirs) = unlocked_with_mail(&["Pat"], &[&long, "short"]);
+    h.set_size(egui::vec2(2400.0, 900.0));
+    h.step();
+    open_conversation(&mut h, "Pat", 2);
+    let rect = bubble_text_rect(&h, &long);
+    assert!(
+        rect.width() <= MAX_BUBBLE_WIDTH,
+        "the text is {} wide, the cap is {MAX_BUBBLE_WIDTH}",
+        rect.width()
+    );
+    assert!(
+        rect.width() > MAX_BUBBLE_WIDTH * 0.8,
+        "and it does use the width it has: {}",
+        rect.width()
+    );
+    assert!(rect.height() > 100.0, "wrapped onto many lines");
+    // The short one is as narrow as its text and the time under it.
+    assert!(bubble_text_rect(&h, "short").width() < 100.0);
+    shutdown(&mut h);
+}
+
+/// Whether a "Choose…" button sits on the right of the text field labelled `field`, in its row.
+fn chooser_beside(h: &App, field: &str) -> bool {
+    let field = h
+        .get_by(|n| n.role() == Role::TextInput && n.label().as_deref() == Some(field))
+        .rect();
+    h.query_all_by_role_and_label(Role::Button, "Choose…")
+        .map(|b| b.rect())
+        .any(|b| (b.center().y - field.center().y).abs() < 4.0 && b.min.x > field.max.x)
+}
+
+#[test]
+fn the_qr_pictures_in_verify_and_add_contact_have_the_desktops_chooser_beside_their_fields() {
+    let (mut h, _dirs) = unlocked_with(&["Pat"]);
+    open_conversation(&mut h, "Pat", 0);
+    click(&mut h, "Verify");
+    assert_eq!(h.state().model.dialog, Some(Dialog::Verify));
+    assert!(chooser_beside(&h, "Their QR image"));
+    assert!(h.query_by_role_and_label(Role::Button, "Scan").is_some());
+    click(&mut h, "Close");
+    click(&mut h, "+ Add contact");
+    assert_eq!(h.state().model.dialog, Some(Dialog::AddContact));
+    assert!(chooser_beside(&h, "QR image"));
+    assert!(
+        h.query_by_role_and_label(Role::Button, "Read QR image")
+            .is_some()
+    );
+    shutdown(&mut h);
+}
