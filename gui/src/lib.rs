@@ -9,7 +9,8 @@
 //!   the node on its own tokio runtime; work goes out, [`backend::Update`]s come back.
 //! - [`app`]: the eframe app that ties a frame together.
 //! - [`profiles`], [`qr`], [`timefmt`]: profiles on disk, QR codes, how times read; [`words`]: errors
-//!   in plain words and counts. [`keys`]: the keyboard shortcuts; [`theme`]: focus ring and contrast.
+//!   in plain words and counts. [`keys`]: the keyboard shortcuts; [`theme`]: focus ring and contrast;
+//!   [`icon`]: the application icon.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod action;
@@ -20,6 +21,7 @@ pub mod chat;
 pub mod dialogs;
 pub mod execute;
 pub mod file_card;
+pub mod icon;
 pub mod keys;
 pub mod links;
 pub mod model;

@@ -47,7 +47,8 @@ fn main() -> Result<()> {
             .with_title("Tern")
             .with_inner_size([1100.0, 720.0])
             .with_min_inner_size([640.0, 420.0])
-            .with_app_id("org.tern.Tern"),
+            .with_app_id("org.tern.Tern")
+            .with_icon(tern_gui::icon::window_icon()),
         ..Default::default()
     };
     eframe::run_native(

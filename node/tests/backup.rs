@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use tern_node::api::{ContactState, Event, FileState, MessageStatus};
 use tern_node::backup::{BackupError, RecoveryCode, restore};
-use tern_node::engine::{Engine, Received};
+use tern_node::engine::{Engine, ReceiveError, Received};
 use tern_node::profile::Profile;
 use tern_node::settings::NetworkSettings;
 use tern_node::store::{KdfParams, STORE_FILE};
-use tern_protocol::{IdentityKey, MessageId};
+use tern_protocol::{DecryptError, IdentityKey, MessageId};
 use tern_testkit::files::{contains, files_under};
 use tern_testkit::net::{LiveNode, history, loopback_node};
 use tern_testkit::profile::{create, introduce, open, password};
@@ -480,6 +480,74 @@ fn what_waited_on_the_old_session_is_sealed_again_when_the_restored_copy_starts_
         "and only once"
     );
     assert!(alice.receive(&old.envelope).is_err());
+}
+
+/// §20.5, "Old and restored copies at once": the old copy keeps running beside the restored one. Once
+/// the restored copy's new session reaches Bob, his texts open at the restored copy and, at the old one,
+/// fail as a decryption error that names Bob (the node's `Undecryptable` notice), never as silence; the
+/// old copy's own texts still reach Bob, and do not pull his replies back to the old session.
+#[test]
+fn an_old_and_a_restored_copy_at_once_lose_nothing_without_a_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (alice, mut bob) = alice_with_history(&root.join("alice"), &root.join("others"), 2);
+    let path = root.join("alice.tern");
+    let (code, _) = Profile::from(alice).backup(&path).unwrap();
+    let mut old = open(&root.join("alice"));
+    let dest = root.join("alice-restored");
+    restore(&path, &code, &dest, &password(), KDF).unwrap();
+    let mut restored = open(&dest);
+    assert_eq!(old.key(), restored.key());
+
+    let card = restored
+        .outbox_due(u64::MAX, 100)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.recipient == bob.key())
+        .expect("the restored copy queued its card for Bob");
+    bob.receive(&card.envelope).unwrap();
+
+    let undecryptable_at_old = |old: &mut Engine, bytes: &[u8], bob: IdentityKey| {
+        match old.receive(bytes) {
+            Err(ReceiveError::Decrypt(e)) => assert!(
+                !matches!(e, DecryptError::DuplicateOrExpired { .. }),
+                "a duplicate is not a notice: {e}"
+            ),
+            other => panic!("the old copy should fail to decrypt, got {other:?}"),
+        }
+        assert_eq!(
+            old.contact_sender_of(bytes, now_ms()),
+            Some(bob),
+            "the old copy can name who wrote what it could not open"
+        );
+    };
+
+    let (_, first) = bob.send_text(&old.key(), "after the switch").unwrap();
+    undecryptable_at_old(&mut old, &first.envelope, bob.key());
+    assert!(matches!(
+        restored.receive(&first.envelope),
+        Ok(Received::Message { ref message, .. }) if message.text == "after the switch"
+    ));
+
+    // The old copy writes on the session it still holds: Bob opens it.
+    let (_, from_old) = old.send_text(&bob.key(), "from the old copy").unwrap();
+    assert!(matches!(
+        bob.receive(&from_old.envelope),
+        Ok(Received::Message { ref message, .. }) if message.text == "from the old copy"
+    ));
+
+    // Bob's reply still goes to the restored copy's session.
+    let (_, reply) = bob.send_text(&old.key(), "reply").unwrap();
+    undecryptable_at_old(&mut old, &reply.envelope, bob.key());
+    assert!(matches!(
+        restored.receive(&reply.envelope),
+        Ok(Received::Message { ref message, .. }) if message.text == "reply"
+    ));
+}
+
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    u64::try_from(since.unwrap().as_millis()).unwrap()
 }
 
 /// The ids of the messages `node` received from `with`.

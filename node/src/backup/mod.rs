@@ -38,7 +38,10 @@ pub use stream::{ARCHIVE_VERSION, CHUNK_LEN, HEADER_LEN, MAGIC, MIN_PADDED_LEN, 
 
 /// The settings a backup carries, by name (a setting's row key is a blind index, so its name must be
 /// known). Not `auto-backup`: its code must never travel inside an archive.
-pub const BACKUP_SETTINGS: &[&str] = &[crate::settings::NETWORK_SETTING];
+pub const BACKUP_SETTINGS: &[&str] = &[
+    crate::settings::NETWORK_SETTING,
+    crate::privacy::PRIVACY_SETTING,
+];
 
 /// What a backup or a restore carried.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

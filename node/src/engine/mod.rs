@@ -45,6 +45,7 @@ use send::{group_failed, outbox_entry};
 use crate::api::{ContactState, Message, MessageStatus};
 use crate::contact::ContactEntry;
 use crate::outbox::OutboxEntry;
+use crate::privacy::PrivacySettings;
 use crate::store::{Batch, KdfParams, Password, SEEN_RETENTION_MS, Store, StoreError, VaultItem};
 
 /// Message requests (contacts in [`ContactState::Requested`]) kept at once. A stranger's first message
@@ -232,6 +233,8 @@ pub struct Engine {
     next_expiry: Option<u64>,
     /// When the store was last compacted after messages expired.
     last_compact: Option<std::time::Instant>,
+    /// Read receipts and typing indicators on or off (`crate::privacy`), as last loaded or saved.
+    privacy: crate::privacy::PrivacySettings,
 }
 
 impl std::fmt::Debug for Engine {

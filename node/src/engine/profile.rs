@@ -50,6 +50,7 @@ impl Engine {
             card_updates: Vec::new(),
             next_expiry: None,
             last_compact: None,
+            privacy: PrivacySettings::default(),
         })
     }
 
@@ -82,7 +83,12 @@ impl Engine {
             card_updates: Vec::new(),
             next_expiry: None,
             last_compact: None,
+            privacy: PrivacySettings::default(),
         };
+        engine.privacy = PrivacySettings::load(&engine.store).unwrap_or_else(|e| {
+            warn!(error = %e, "unreadable privacy settings: read receipts and typing stay on");
+            PrivacySettings::default()
+        });
         engine.next_expiry = engine.store.next_expiry()?;
         // Messages expired and the app stopped before the pages that held them were overwritten.
         if engine.store.scrub_pending()? {
@@ -90,6 +96,18 @@ impl Engine {
         }
         engine.rotate_prekey_if_due()?;
         Ok(engine)
+    }
+
+    /// Whether read receipts and typing indicators are on (`crate::privacy`).
+    pub fn privacy(&self) -> PrivacySettings {
+        self.privacy
+    }
+
+    /// Turns read receipts and typing indicators on or off, durably, from the next message on.
+    pub fn set_privacy(&mut self, settings: PrivacySettings) -> Result<(), EngineError> {
+        settings.save(&mut self.store)?;
+        self.privacy = settings;
+        Ok(())
     }
 
     /// After a restore from a backup, which carries no sessions: queues this profile's card to every

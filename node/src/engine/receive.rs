@@ -99,7 +99,9 @@ impl Engine {
             card_updates,
             next_expiry: _,
             last_compact: _,
+            privacy,
         } = self;
+        let privacy = *privacy;
         let mut restarted = Vec::new();
         let result = store.transaction(|batch| {
             let mut outcomes = Vec::with_capacity(envelopes.len());
@@ -112,6 +114,7 @@ impl Engine {
                         requests: &mut *requests,
                         touched: &mut touched,
                         restarted: &mut restarted,
+                        privacy,
                     },
                     &pickle_key,
                     bytes,
@@ -335,6 +338,9 @@ pub(super) struct Held<'a> {
     pub(super) touched: &'a mut Vec<IdentityKey>,
     /// Senders whose new start replaced a confirmed session: what waits for them is sealed again.
     pub(super) restarted: &'a mut Vec<IdentityKey>,
+    /// With read receipts off a contact's read receipt counts as delivered; with typing off typing is
+    /// dropped (`crate::privacy`).
+    pub(super) privacy: PrivacySettings,
 }
 
 impl Held<'_> {
@@ -556,7 +562,7 @@ fn open_one(
             }
         }
         Body::Delivered(ids) | Body::Read(ids) if contact.is_some() => {
-            let status = if kind_is_delivered {
+            let status = if kind_is_delivered || !held.privacy.read_receipts {
                 MessageStatus::Delivered
             } else {
                 MessageStatus::Read
@@ -572,6 +578,7 @@ fn open_one(
                 updated,
             }
         }
+        Body::Typing(_) if !held.privacy.typing => Received::Dropped,
         Body::Typing(typing) if contact.is_some() => Received::Typing {
             contact: sender,
             typing,

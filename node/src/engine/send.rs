@@ -284,6 +284,20 @@ impl Engine {
         Ok((contact, content, envelope, pickle))
     }
 
+    /// Encrypts a typing indicator for `to` (not queued: typing is only worth sending to a peer connected
+    /// now), or `None` with typing indicators off (`crate::privacy`).
+    pub fn send_typing(
+        &mut self,
+        to: &IdentityKey,
+        typing: bool,
+    ) -> Result<Option<Envelope>, EngineError> {
+        if !self.privacy.typing {
+            return Ok(None);
+        }
+        let (_, envelope) = self.send_control(to, Body::Typing(typing), false)?;
+        Ok(Some(envelope))
+    }
+
     /// Encrypts a control message (a receipt or typing) and queues it for delivery when `queue` is set;
     /// returns the envelope. The session is persisted before the envelope is returned.
     pub fn send_control(
@@ -415,7 +429,8 @@ impl Engine {
         Ok(retried)
     }
 
-    /// Marks received messages read and queues a read receipt for them. Returns the ids that changed.
+    /// Marks received messages read and queues a read receipt for them (none with read receipts off,
+    /// `crate::privacy`). Returns the ids that changed.
     pub fn mark_read(
         &mut self,
         contact: &IdentityKey,
@@ -457,7 +472,7 @@ impl Engine {
             .store
             .contact(contact)?
             .is_some_and(|c| c.state == ContactState::Accepted);
-        if accepted {
+        if accepted && self.privacy.read_receipts {
             for chunk in changed.chunks(tern_protocol::message::MAX_RECEIPT_IDS) {
                 self.send_control_at(contact, Body::Read(chunk.to_vec()), true, now_ms)?;
             }

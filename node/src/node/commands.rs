@@ -5,6 +5,7 @@ use super::*;
 
 use super::handle::Proof;
 use crate::api::{Contact, ContactChange, ContactState, ConversationId, Whoami};
+use crate::privacy::PrivacySettings;
 use crate::settings::NetworkSettings;
 use crate::store::{KeySlotUpdate, StoreReader};
 
@@ -74,6 +75,10 @@ pub(super) enum Command {
     },
     SaveSettings {
         settings: NetworkSettings,
+        reply: Reply<()>,
+    },
+    SetPrivacy {
+        settings: PrivacySettings,
         reply: Reply<()>,
     },
     /// A reader of the store, for a read that runs off the loop.
@@ -261,6 +266,10 @@ impl EventLoop {
                 let result = settings.save(self.engine.store_mut());
                 let _ = reply.send(result.map_err(NodeError::from));
             }
+            Command::SetPrivacy { settings, reply } => {
+                let result = self.engine.set_privacy(settings);
+                let _ = reply.send(result.map_err(NodeError::from));
+            }
             Command::Reader { reply } => {
                 let _ = reply.send(self.engine.reader());
             }
@@ -320,11 +329,9 @@ impl EventLoop {
         if !self.swarm.is_connected(&peer) {
             return;
         }
-        match self
-            .engine
-            .send_control(&contact, Body::Typing(typing), false)
-        {
-            Ok((_, envelope)) => match EnvelopeRequest::from_envelope(&envelope) {
+        match self.engine.send_typing(&contact, typing) {
+            Ok(None) => {}
+            Ok(Some(envelope)) => match EnvelopeRequest::from_envelope(&envelope) {
                 Ok(request) => {
                     let id = self
                         .swarm

@@ -8,6 +8,7 @@ use crate::api::{
     Contact, ContactChange, ContactState, Conversation, ConversationId, Cursor, Message, Page,
     Whoami,
 };
+use crate::privacy::PrivacySettings;
 use crate::profile::{Password, Profile};
 use crate::settings::NetworkSettings;
 use crate::store::StoreReader;
@@ -334,6 +335,19 @@ impl Node {
     /// Saves network settings in the profile (they take effect on the next start).
     pub async fn save_network_settings(&self, settings: NetworkSettings) -> Result<(), NodeError> {
         self.request(|reply| Command::SaveSettings { settings, reply })
+            .await?
+    }
+
+    /// Whether read receipts and typing indicators are on (`crate::privacy`).
+    pub async fn privacy(&self) -> Result<PrivacySettings, NodeError> {
+        self.read(|reader| Ok(PrivacySettings::load_from(reader)?))
+            .await
+    }
+
+    /// Turns read receipts and typing indicators on or off, at once and durably. Off works both
+    /// ways: none are sent and none are shown (a contact's read receipt then counts as delivered).
+    pub async fn set_privacy(&self, settings: PrivacySettings) -> Result<(), NodeError> {
+        self.request(|reply| Command::SetPrivacy { settings, reply })
             .await?
     }
 

@@ -12,6 +12,7 @@ use crate::api::{Contact, ContactChange, ContactState, ConversationId, Cursor, P
 use crate::engine::Engine;
 use crate::engine::EngineError;
 use crate::error::NodeError;
+use crate::privacy::PrivacySettings;
 use crate::settings::{NetworkSettings, SettingsError};
 pub use crate::store::{KdfParams, Password, STORE_FILE};
 
@@ -145,6 +146,16 @@ impl Profile {
         settings: &NetworkSettings,
     ) -> Result<(), SettingsError> {
         settings.save(self.engine.store_mut())
+    }
+
+    /// Whether read receipts and typing indicators are on (`crate::privacy`).
+    pub fn privacy(&self) -> PrivacySettings {
+        self.engine.privacy()
+    }
+
+    /// Turns read receipts and typing indicators on or off (`crate::privacy`).
+    pub fn set_privacy(&mut self, settings: PrivacySettings) -> Result<(), NodeError> {
+        Ok(self.engine.set_privacy(settings)?)
     }
 }
 

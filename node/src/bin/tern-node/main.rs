@@ -136,6 +136,24 @@ enum Command {
     /// Replace the signed prekey and forget every earlier one now (after a suspected compromise). Contacts
     /// holding your old invite link need the new one to start a session; running sessions go on.
     RevokePrekeys,
+    /// Show or change whether read receipts and typing indicators are sent. Off works both ways: you
+    /// then see no one's either (a contact's read receipt shows as delivered).
+    Privacy {
+        /// on or off
+        #[arg(long, value_parser = on_off)]
+        read_receipts: Option<bool>,
+        /// on or off
+        #[arg(long, value_parser = on_off)]
+        typing: Option<bool>,
+    },
+}
+
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("{other:?}: say on or off")),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -404,6 +422,29 @@ fn run(cli: Cli, out: Out) -> Result<ExitCode> {
             out.print(json!({"prekeys": "revoked", "invite": link}), || {
                 format!("prekeys revoked; share your new invite link:\n{link}")
             });
+        }
+        Command::Privacy {
+            read_receipts,
+            typing,
+        } => {
+            let mut profile = open_profile(&cli)?;
+            let mut settings = profile.privacy();
+            if read_receipts.is_some() || typing.is_some() {
+                settings.read_receipts = read_receipts.unwrap_or(settings.read_receipts);
+                settings.typing = typing.unwrap_or(settings.typing);
+                profile.set_privacy(settings)?;
+            }
+            let word = |on: bool| if on { "on" } else { "off" };
+            out.print(
+                json!({"read_receipts": settings.read_receipts, "typing": settings.typing}),
+                || {
+                    format!(
+                        "read receipts: {}\ntyping indicators: {}",
+                        word(settings.read_receipts),
+                        word(settings.typing)
+                    )
+                },
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
