@@ -176,3 +176,154 @@ fn make_fixture() {
     std::fs::create_dir_all(&out).unwrap();
     std::fs::copy(dir.path().join(STORE_FILE), out.join(STORE_FILE)).unwrap();
 }
+
+/// A copy of the fixture in a temporary directory (the committed file is never opened in place).
+fn fixture_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixture_dir().join(STORE_FILE),
+        dir.path().join(STORE_FILE),
+    )
+    .unwrap();
+    dir
+}
+
+fn ids(messages: &[Message]) -> Vec<u8> {
+    messages.iter().map(|m| m.id.0[0]).collect()
+}
+
+/// Every time the fixture's messages are ordered by (sent for outgoing, received for incoming), as the
+/// 8-byte big-endian value format 2 put in their keys.
+fn message_times() -> Vec<[u8; 8]> {
+    [0, 1_000, 3_000, 4_000, 5_000, 6_000, 7_000, 8_000, 9_000]
+        .iter()
+        .map(|off| (T0 + off).to_be_bytes())
+        .collect()
+}
+
+fn occurrences(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+#[test]
+fn the_format_2_fixture_shows_message_times_in_its_keys() {
+    // What format 3 removes: the committed format-2 file holds every message's time in clear.
+    let bytes = std::fs::read(fixture_dir().join(STORE_FILE)).unwrap();
+    for time in message_times() {
+        assert!(occurrences(&bytes, &time) > 0);
+    }
+}
+
+#[test]
+fn a_format_2_profile_opens_as_format_3_with_everything_intact() {
+    let dir = fixture_copy();
+    let mut store = Store::open(dir.path(), &PASSWORD.into()).unwrap();
+    let direct = ConversationId::Direct(bob());
+    let group = ConversationId::Group(GROUP_ID);
+
+    assert_eq!(
+        store.vault_get(VaultItem::IdentityPickle).unwrap().unwrap().as_slice(),
+        b"the identity pickle"
+    );
+    assert_eq!(
+        store.vault_get(VaultItem::OwnCard).unwrap().unwrap().as_slice(),
+        b"the own card"
+    );
+    let contacts = store.contacts().unwrap();
+    assert_eq!(contacts.len(), 2);
+    assert_eq!(store.contact(&carol()).unwrap().unwrap().state, ContactState::Requested);
+    assert_eq!(
+        store.session(&bob()).unwrap().unwrap().as_slice(),
+        b"bob's session pickle"
+    );
+    assert_eq!(store.setting_get("theme").unwrap().unwrap().as_slice(), b"dark");
+
+    // Messages in order (3 before 4 though stored after it), statuses and unread marks kept.
+    let page = store.conversation_page(direct, None, 100).unwrap();
+    assert_eq!(ids(&page.messages), vec![1, 2, 3, 4, 5, 9]);
+    assert_eq!(page.messages[1].status, MessageStatus::Read);
+    assert_eq!(store.unread_count(direct).unwrap(), 2);
+    assert_eq!(store.unread_count(carol()).unwrap(), 1);
+    assert_eq!(store.unread_count(group).unwrap(), 1);
+    let group_page = store.conversation_page(group, None, 100).unwrap();
+    assert_eq!(ids(&group_page.messages), vec![7, 8]);
+    assert_eq!(group_page.messages[0].sender, Some(dave()));
+    // Paging still works across positions.
+    let newest = store.conversation_page(direct, None, 2).unwrap();
+    assert_eq!(ids(&newest.messages), vec![5, 9]);
+    let older = store
+        .conversation_page(direct, newest.older, 10)
+        .unwrap();
+    assert_eq!(ids(&older.messages), vec![1, 2, 3, 4]);
+    let list = store.conversations().unwrap();
+    assert_eq!(list.len(), 3);
+
+    // Outbox, oldest first, and due by its exact time.
+    let outbox = store.outbox_for(&bob(), 10).unwrap();
+    assert_eq!(outbox, vec![outbox_entry(1, T0), outbox_entry(9, T0 + 9_000)]);
+    assert!(store.outbox_due(T0 + 59_999, 10).unwrap().is_empty());
+    assert_eq!(store.outbox_due(T0 + 60_000, 10).unwrap(), vec![outbox_entry(1, T0)]);
+
+    // Timer and the message listed to disappear.
+    assert_eq!(store.timer(&direct).unwrap().seconds, 3600);
+    assert_eq!(store.next_expiry().unwrap(), Some(T0 + 5_000 + 3_600_000));
+
+    // File, group state, key package, duplicate check.
+    let file = store.reader().attachment(&direct, &MessageId([9; 16])).unwrap().unwrap();
+    assert_eq!(file.announcement.name, "notes.txt");
+    assert_eq!(file.state, FileState::Complete);
+    assert_eq!(
+        store.group(&GROUP_ID).unwrap().unwrap().as_slice(),
+        b"the group state"
+    );
+    assert!(store.is_seen(&bob(), &MessageId([0x55; 16])).unwrap());
+    assert!(store.is_seen(&bob(), &MessageId([2; 16])).unwrap());
+    let pending = store
+        .transaction(|b| b.take_key_package(b"a hash ref"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(pending.as_slice(), b"a pending key package");
+
+    // The migrated profile keeps working: the timer still runs out.
+    let expired = store
+        .transaction(|b| b.expire_due(T0 + 5_000 + 3_600_000))
+        .unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].id, MessageId([5; 16]));
+    drop(store);
+
+    // No message time is left anywhere in the file (keys, values or free pages).
+    let bytes = std::fs::read(dir.path().join(STORE_FILE)).unwrap();
+    for time in message_times() {
+        assert_eq!(occurrences(&bytes, &time), 0, "{time:?} still in the file");
+    }
+}
+
+#[test]
+fn a_new_profile_holds_no_message_time_and_pads_texts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store =
+        Store::create(dir.path(), &PASSWORD.into(), KdfParams::INSECURE_FOR_TESTS).unwrap();
+    fill(&mut store);
+    let direct = ConversationId::Direct(bob());
+    // Texts of 1 to 64 bytes seal to at most two lengths, each a whole number of 64-byte buckets (plus
+    // the version byte, nonce and tag).
+    let mut lengths = std::collections::BTreeSet::new();
+    for n in 1..=64u8 {
+        let mut m = outgoing(100 + n, direct, T0 + 20_000 + u64::from(n));
+        m.text = "x".repeat(usize::from(n));
+        store.insert_message(&m).unwrap();
+        let sealed = store.sealed_message_row(&direct, &m.id).unwrap().unwrap();
+        assert_eq!((sealed.len() - 1 - 12 - 16) % 64, 0, "{n}");
+        lengths.insert(sealed.len());
+    }
+    assert!(lengths.len() <= 2, "{lengths:?}");
+    drop(store);
+
+    let bytes = std::fs::read(dir.path().join(STORE_FILE)).unwrap();
+    let mut times = message_times();
+    times.extend((1..=64).map(|n| (T0 + 20_000 + n).to_be_bytes()));
+    for time in times {
+        assert_eq!(occurrences(&bytes, &time), 0, "{time:?} in the file");
+    }
+}

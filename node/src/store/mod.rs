@@ -141,6 +141,7 @@ use thiserror::Error;
 
 pub use backup::{ExportItem, ImportError};
 pub use batch::Batch;
+pub use dedupe::EXPIRY_BUCKET_MS;
 pub use detached::DetachedCommit;
 pub use files::{AttachmentRecord, MAX_ATTACHMENTS};
 pub use groups::{MAX_GROUPS, MAX_PENDING_KEY_PACKAGES};
@@ -154,12 +155,13 @@ pub use keys::BLIND_LEN;
 pub use migrate::MIGRATING_FILE;
 pub use reader::{KeySlotUpdate, StoreReader};
 pub use records::{MAX_CARD_LEN, MAX_ENVELOPE_LEN, MAX_LOCAL_NAME_LEN, MAX_TEXT_LEN};
-pub use timers::{Expired, MAX_EXPIRED_PER_COMMIT};
+pub use outbox::OUTBOX_DUE_BUCKET_MS;
+pub use timers::{EXPIRY_INDEX_BUCKET_MS, Expired, MAX_EXPIRED_PER_COMMIT};
 
 use keys::Keys;
 
 /// The store format version this build reads and writes.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 /// The oldest store format this build opens (and migrates to [`FORMAT_VERSION`]).
 pub const OLDEST_FORMAT_VERSION: u8 = 1;
 /// The redb file inside a profile directory.
