@@ -327,3 +327,46 @@ fn a_new_profile_holds_no_message_time_and_pads_texts() {
         assert_eq!(occurrences(&bytes, &time), 0, "{time:?} in the file");
     }
 }
+
+/// Prints the store's size for 10,000 messages (10 conversations, half incoming, texts of 10 to 300
+/// bytes): `cargo test -p tern-node --test store_format_3 -- --ignored --nocapture size_of`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn size_of_a_10k_message_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store =
+        Store::create(dir.path(), &PASSWORD.into(), KdfParams::INSECURE_FOR_TESTS).unwrap();
+    let peers: Vec<IdentityKey> = (10..20).map(key).collect();
+    for chunk in 0..20u64 {
+        store
+            .transaction(|b| {
+                for i in chunk * 500..(chunk + 1) * 500 {
+                    let peer = peers[(i % 10) as usize];
+                    let mut id = [0u8; 16];
+                    id[..8].copy_from_slice(&i.to_be_bytes());
+                    let incoming = i % 2 == 1;
+                    b.insert_message(&Message {
+                        id: MessageId(id),
+                        conversation: peer.into(),
+                        sender: incoming.then_some(peer),
+                        system: false,
+                        sent_at_ms: T0 + i * 1000,
+                        received_at_ms: T0 + i * 1000 + 10,
+                        text: "y".repeat(10 + (i as usize * 37) % 291),
+                        status: if incoming {
+                            MessageStatus::Read
+                        } else {
+                            MessageStatus::Delivered
+                        },
+                        recipients: Vec::new(),
+                        attachment: None,
+                    })?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+    drop(store);
+    let size = std::fs::metadata(dir.path().join(STORE_FILE)).unwrap().len();
+    println!("store.redb with 10,000 messages: {size} bytes");
+}
