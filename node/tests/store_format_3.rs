@@ -103,7 +103,9 @@ fn fill(store: &mut Store) {
     store
         .vault_put(VaultItem::IdentityPickle, b"the identity pickle")
         .unwrap();
-    store.vault_put(VaultItem::OwnCard, b"the own card").unwrap();
+    store
+        .vault_put(VaultItem::OwnCard, b"the own card")
+        .unwrap();
     store
         .put_contact(&contact(bob(), "Bob", ContactState::Accepted))
         .unwrap();
@@ -180,11 +182,7 @@ fn make_fixture() {
 /// A copy of the fixture in a temporary directory (the committed file is never opened in place).
 fn fixture_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        fixture_dir().join(STORE_FILE),
-        dir.path().join(STORE_FILE),
-    )
-    .unwrap();
+    std::fs::copy(fixture_dir().join(STORE_FILE), dir.path().join(STORE_FILE)).unwrap();
     dir
 }
 
@@ -202,7 +200,10 @@ fn message_times() -> Vec<[u8; 8]> {
 }
 
 fn occurrences(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack.windows(needle.len()).filter(|w| *w == needle).count()
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
 }
 
 #[test]
@@ -222,21 +223,35 @@ fn a_format_2_profile_opens_as_format_3_with_everything_intact() {
     let group = ConversationId::Group(GROUP_ID);
 
     assert_eq!(
-        store.vault_get(VaultItem::IdentityPickle).unwrap().unwrap().as_slice(),
+        store
+            .vault_get(VaultItem::IdentityPickle)
+            .unwrap()
+            .unwrap()
+            .as_slice(),
         b"the identity pickle"
     );
     assert_eq!(
-        store.vault_get(VaultItem::OwnCard).unwrap().unwrap().as_slice(),
+        store
+            .vault_get(VaultItem::OwnCard)
+            .unwrap()
+            .unwrap()
+            .as_slice(),
         b"the own card"
     );
     let contacts = store.contacts().unwrap();
     assert_eq!(contacts.len(), 2);
-    assert_eq!(store.contact(&carol()).unwrap().unwrap().state, ContactState::Requested);
+    assert_eq!(
+        store.contact(&carol()).unwrap().unwrap().state,
+        ContactState::Requested
+    );
     assert_eq!(
         store.session(&bob()).unwrap().unwrap().as_slice(),
         b"bob's session pickle"
     );
-    assert_eq!(store.setting_get("theme").unwrap().unwrap().as_slice(), b"dark");
+    assert_eq!(
+        store.setting_get("theme").unwrap().unwrap().as_slice(),
+        b"dark"
+    );
 
     // Messages in order (3 before 4 though stored after it), statuses and unread marks kept.
     let page = store.conversation_page(direct, None, 100).unwrap();
@@ -251,25 +266,33 @@ fn a_format_2_profile_opens_as_format_3_with_everything_intact() {
     // Paging still works across positions.
     let newest = store.conversation_page(direct, None, 2).unwrap();
     assert_eq!(ids(&newest.messages), vec![5, 9]);
-    let older = store
-        .conversation_page(direct, newest.older, 10)
-        .unwrap();
+    let older = store.conversation_page(direct, newest.older, 10).unwrap();
     assert_eq!(ids(&older.messages), vec![1, 2, 3, 4]);
     let list = store.conversations().unwrap();
     assert_eq!(list.len(), 3);
 
     // Outbox, oldest first, and due by its exact time.
     let outbox = store.outbox_for(&bob(), 10).unwrap();
-    assert_eq!(outbox, vec![outbox_entry(1, T0), outbox_entry(9, T0 + 9_000)]);
+    assert_eq!(
+        outbox,
+        vec![outbox_entry(1, T0), outbox_entry(9, T0 + 9_000)]
+    );
     assert!(store.outbox_due(T0 + 59_999, 10).unwrap().is_empty());
-    assert_eq!(store.outbox_due(T0 + 60_000, 10).unwrap(), vec![outbox_entry(1, T0)]);
+    assert_eq!(
+        store.outbox_due(T0 + 60_000, 10).unwrap(),
+        vec![outbox_entry(1, T0)]
+    );
 
     // Timer and the message listed to disappear.
     assert_eq!(store.timer(&direct).unwrap().seconds, 3600);
     assert_eq!(store.next_expiry().unwrap(), Some(T0 + 5_000 + 3_600_000));
 
     // File, group state, key package, duplicate check.
-    let file = store.reader().attachment(&direct, &MessageId([9; 16])).unwrap().unwrap();
+    let file = store
+        .reader()
+        .attachment(&direct, &MessageId([9; 16]))
+        .unwrap()
+        .unwrap();
     assert_eq!(file.announcement.name, "notes.txt");
     assert_eq!(file.state, FileState::Complete);
     assert_eq!(
@@ -366,7 +389,57 @@ fn size_of_a_10k_message_profile() {
             })
             .unwrap();
     }
+    // A password change compacts the file (both formats); closing trims it.
+    store
+        .change_password(&PASSWORD.into(), &"another".into())
+        .unwrap();
     drop(store);
-    let size = std::fs::metadata(dir.path().join(STORE_FILE)).unwrap().len();
-    println!("store.redb with 10,000 messages: {size} bytes");
+    let size = std::fs::metadata(dir.path().join(STORE_FILE))
+        .unwrap()
+        .len();
+    println!("store.redb with 10,000 messages, compacted and closed: {size} bytes");
+}
+
+#[test]
+fn messages_stored_out_of_order_page_in_time_order_through_renumbering() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store =
+        Store::create(dir.path(), &PASSWORD.into(), KdfParams::INSECURE_FOR_TESTS).unwrap();
+    let direct = ConversationId::Direct(bob());
+    // Two messages far apart, then 150 between them, each older than the one before: every one lands
+    // right after the first, so the room there runs out (a few dozen halvings) and the conversation is
+    // renumbered, more than once.
+    let at = |n: u64| T0 + n * 10;
+    store.insert_message(&outgoing(0, direct, at(0))).unwrap();
+    store
+        .insert_message(&outgoing(255, direct, at(1000)))
+        .unwrap();
+    for n in (1..=150u8).rev() {
+        let m = if n % 2 == 1 {
+            message(n, direct, Some(bob()), at(u64::from(n)))
+        } else {
+            outgoing(n, direct, at(u64::from(n)))
+        };
+        store.insert_message(&m).unwrap();
+    }
+    // The unread marks moved with their messages.
+    assert_eq!(store.unread_count(direct).unwrap(), 75);
+    let page = store.conversation_page(direct, None, 500).unwrap();
+    let mut expected: Vec<u8> = (0..=150).collect();
+    expected.push(255);
+    assert_eq!(ids(&page.messages), expected);
+    // Paging backwards in small pages sees the same order.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.conversation_page(direct, before, 7).unwrap();
+        let mut chunk = ids(&page.messages);
+        chunk.extend(seen);
+        seen = chunk;
+        match page.older {
+            Some(cursor) => before = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
 }

@@ -188,9 +188,8 @@ impl Keys {
         };
         let padded = crypto::open_random_nonce(&self.seal, &aad(AAD_LABEL, table, row), body)
             .map_err(|_| failed())?;
-        unpad(padded).ok_or_else(|| {
-            StoreError::Corrupt(format!("a value in table {table} is badly padded"))
-        })
+        unpad(padded)
+            .ok_or_else(|| StoreError::Corrupt(format!("a value in table {table} is badly padded")))
     }
 
     /// Opens a value written by format 2 (`nonce[12] || ciphertext`, no header, no padding) or, failing
@@ -244,7 +243,14 @@ mod tests {
     #[test]
     fn values_are_padded_to_buckets_and_unpadded_exactly() {
         let keys = Keys::derive(SecretKey::from_bytes([3; 32]));
-        for (len, bucket) in [(0, 64), (63, 64), (64, 128), (1023, 1024), (1024, 2048), (5000, 5120)] {
+        for (len, bucket) in [
+            (0, 64),
+            (63, 64),
+            (64, 128),
+            (1023, 1024),
+            (1024, 2048),
+            (5000, 5120),
+        ] {
             assert_eq!(padded_len(len), bucket, "{len}");
             let plain = vec![0u8; len];
             let sealed = keys.seal("t", b"r", &plain);
@@ -269,10 +275,16 @@ mod tests {
                 &mut rand::rng(),
             );
             assert!(keys.open("t", b"r", &v2).is_err());
-            assert_eq!(keys.open_v2_or_v3("t", b"r", &v2).unwrap().as_slice(), b"old");
+            assert_eq!(
+                keys.open_v2_or_v3("t", b"r", &v2).unwrap().as_slice(),
+                b"old"
+            );
         }
         let v3 = keys.seal("t", b"r", b"new");
-        assert_eq!(keys.open_v2_or_v3("t", b"r", &v3).unwrap().as_slice(), b"new");
+        assert_eq!(
+            keys.open_v2_or_v3("t", b"r", &v3).unwrap().as_slice(),
+            b"new"
+        );
     }
 
     #[test]

@@ -130,9 +130,11 @@ fn renumber(
         messages.remove(key.as_slice())?;
         let mut row = [0u8; BLIND_LEN];
         row.copy_from_slice(&key[BLIND_LEN + 8..]);
-        position += rand::random_range(MIN_STEP..MAX_STEP);
+        position = position.saturating_add(rand::random_range(MIN_STEP..MAX_STEP));
         let new_key = message_key(conv, position, &row);
-        write_rows(keys, messages, index, unread, &new_key, &row, &plain, was_unread)?;
+        write_rows(
+            keys, messages, index, unread, &new_key, &row, &plain, was_unread,
+        )?;
     }
     Ok(())
 }

@@ -19,8 +19,8 @@ use super::keys::{BLIND_LEN, Keys};
 use super::messages::{MESSAGE_KEY_LEN, insert_message_rows};
 use super::outbox::outbox_insert_rows;
 use super::profile::{open_database, sync_dir};
-use super::rollback;
 use super::records::{MessageRecord, OutboxRecord};
+use super::rollback;
 use super::{
     Bytes, BytesTable, CONTACTS, CONV_MESSAGE_INDEX, CONV_MESSAGES, CONV_UNREAD, ENVELOPES,
     FORMAT_VERSION, META, META_FORMAT, OUTBOX_DUE, OUTBOX_INDEX, OUTBOX_ROWS, SEEN, SESSIONS,

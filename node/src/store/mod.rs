@@ -34,7 +34,7 @@
 //! | `vault`         | `"identity"`, `"own_card"`                                  | sealed bytes               |
 //! | `contacts`      | `blind(contact, identity key)`                              | sealed contact record     |
 //! | `sessions`      | `blind(contact, identity key)`                              | sealed session pickle      |
-//! |                 | `blind(contact, identity key) ‖ 0x01`                       | sealed `blind(session check, nonce ‖ tag of the sealed session value)` |
+//! |                 | `blind(contact, identity key) ‖ 0x01`                       | sealed `blind(session check, version byte ‖ nonce ‖ tag of the sealed session value)` |
 //! |                 | `ff × 16 ‖ 0x02`                                            | sealed XOR of every check  |
 //! | `conversation_messages` | `conv(c) ‖ u64 BE position ‖ row(c, id)`            | sealed message record (v3: conversation, sender, timer) |
 //! | `conversation_message_index` | `row(c, id)`                                   | sealed `conversation_messages` key |
@@ -166,9 +166,9 @@ pub use kdf::{
 pub use keys::BLIND_LEN;
 
 pub use migrate::MIGRATING_FILE;
+pub use outbox::OUTBOX_DUE_BUCKET_MS;
 pub use reader::{KeySlotUpdate, StoreReader};
 pub use records::{MAX_CARD_LEN, MAX_ENVELOPE_LEN, MAX_LOCAL_NAME_LEN, MAX_TEXT_LEN};
-pub use outbox::OUTBOX_DUE_BUCKET_MS;
 pub use timers::{EXPIRY_INDEX_BUCKET_MS, Expired, MAX_EXPIRED_PER_COMMIT};
 
 use keys::Keys;

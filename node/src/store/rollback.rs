@@ -4,7 +4,7 @@
 //!
 //! Every write of a session row (`sessions`, key `blind(contact)`, 16 bytes) also writes, in the same
 //! transaction and the same table, its check under `blind(contact) ‖ 0x01` (17 bytes):
-//! `blind(session check, nonce ‖ tag of the sealed session value)`, keyed, so nobody without the store key
+//! `blind(session check, version byte ‖ nonce ‖ tag of the sealed session value)`, keyed, so nobody without the store key
 //! can make one. The
 //! row [`DIGEST_ROW`] holds the XOR of every check. So
 //!
@@ -204,7 +204,10 @@ pub(super) fn verify_on_open(db: &Database, keys: &Keys) -> Result<bool, StoreEr
 /// session rows a format-2 read would have used (the digest agrees with the checks, and each row matches
 /// its check; otherwise the row is dropped, as the open or the read would have dropped it, and the
 /// contact gets a new session), reseals them in format 3, and writes their checks and digest anew.
-pub(super) fn migrate_v2(keys: &Keys, sessions: &mut Table<Bytes, Bytes>) -> Result<(), StoreError> {
+pub(super) fn migrate_v2(
+    keys: &Keys,
+    sessions: &mut Table<Bytes, Bytes>,
+) -> Result<(), StoreError> {
     let mut rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     for entry in sessions.iter()? {
         let (key, value) = entry?;
@@ -233,7 +236,9 @@ pub(super) fn migrate_v2(keys: &Keys, sessions: &mut Table<Bytes, Bytes>) -> Res
     // the first open would have taken it).
     let trusted = stored_digest.is_none_or(|stored| stored == digest);
     if !trusted {
-        warn!("the sessions on file are not the ones last written: every contact gets a new session");
+        warn!(
+            "the sessions on file are not the ones last written: every contact gets a new session"
+        );
     }
     sessions.retain(|_, _| false)?;
     let mut new_digest = Check::default();
