@@ -144,6 +144,9 @@ fn first_expiry(
     Ok(first)
 }
 
+/// An expiry entry due, with its message if that is stored and due.
+type DueEntry = ([u8; EXPIRY_KEY_LEN], Option<MessageRecord>);
+
 /// The entries due by `now_ms` (at most [`MAX_EXPIRED_PER_COMMIT`]), each with its message if that is
 /// stored and due (`None`: an entry to drop, its message gone or without a running clock).
 fn due_entries(
@@ -152,7 +155,7 @@ fn due_entries(
     messages: &impl ReadableTable<&'static [u8], &'static [u8]>,
     table: &impl ReadableTable<&'static [u8], ()>,
     now_ms: u64,
-) -> Result<Vec<([u8; EXPIRY_KEY_LEN], Option<MessageRecord>)>, StoreError> {
+) -> Result<Vec<DueEntry>, StoreError> {
     let hi = expiry_key(now_ms, &[0xff; BLIND_LEN]);
     let mut due = Vec::new();
     for entry in table.range::<&[u8]>(..=hi.as_slice())? {
