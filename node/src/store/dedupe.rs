@@ -51,11 +51,48 @@ fn envelope_in(
     }
 }
 
+/// The expiry index keys times by the day: an entry's exact expiry stays inside its sealed value, and its
+/// `seen_expiry`/`envelope_expiry` key names only the end of the UTC day it expires in
+/// ([`EXPIRY_BUCKET_MS`]), so the file shows how many messages arrived each day, not when.
+pub const EXPIRY_BUCKET_MS: u64 = 24 * 3600 * 1000;
+
+/// The end of the bucket `expires_ms` falls in: an entry is purged no earlier than its exact expiry.
+fn bucket(expires_ms: u64) -> u64 {
+    expires_ms
+        .div_ceil(EXPIRY_BUCKET_MS)
+        .saturating_mul(EXPIRY_BUCKET_MS)
+}
+
 fn expiry_key(expires_ms: u64, row: &[u8; BLIND_LEN]) -> [u8; 8 + BLIND_LEN] {
     let mut key = [0u8; 8 + BLIND_LEN];
-    key[..8].copy_from_slice(&expires_ms.to_be_bytes());
+    key[..8].copy_from_slice(&bucket(expires_ms).to_be_bytes());
     key[8..].copy_from_slice(row);
     key
+}
+
+/// The format-2 to format-3 migration of the expiry indexes: each is rebuilt, day-bucketed, from the
+/// exact expiries in its sealed table (already resealed in format 3 by the caller).
+pub(super) fn rebucket(txn: &redb::WriteTransaction, keys: &Keys) -> Result<(), StoreError> {
+    let mut seen_expiry = txn.open_table(SEEN_EXPIRY)?;
+    seen_expiry.retain(|_, ()| false)?;
+    for entry in txn.open_table(SEEN)?.iter()? {
+        let (row, value) = entry?;
+        let expires = sealed_u64(keys, SEEN.name(), row.value(), value.value())?;
+        let row = <[u8; BLIND_LEN]>::try_from(row.value())
+            .map_err(|_| StoreError::Corrupt("a duplicate-check row is malformed".into()))?;
+        seen_expiry.insert(expiry_key(expires, &row).as_slice(), ())?;
+    }
+    let mut envelope_expiry = txn.open_table(ENVELOPE_EXPIRY)?;
+    envelope_expiry.retain(|_, ()| false)?;
+    for entry in txn.open_table(ENVELOPES)?.iter()? {
+        let (row, value) = entry?;
+        let plain = keys.open(ENVELOPES.name(), row.value(), value.value())?;
+        let (expires, _, _) = decode_envelope_value(&plain)?;
+        let row = <[u8; BLIND_LEN]>::try_from(row.value())
+            .map_err(|_| StoreError::Corrupt("an envelope row is malformed".into()))?;
+        envelope_expiry.insert(expiry_key(expires, &row).as_slice(), ())?;
+    }
+    Ok(())
 }
 
 impl Reader<'_> {

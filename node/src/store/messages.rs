@@ -20,7 +20,7 @@ use super::{
 pub(super) const MESSAGE_KEY_LEN: usize = BLIND_LEN + 8 + BLIND_LEN;
 const CURSOR_LEN: usize = 8 + BLIND_LEN;
 
-/// A position in a conversation (a message's time and row), for paging backwards: the api's opaque
+/// A position in a conversation (a message's position and row), for paging backwards: the api's opaque
 /// [`crate::api::Cursor`].
 pub(super) type MessageCursor = crate::api::Cursor;
 const _: () = assert!(CURSOR_LEN == crate::api::CURSOR_LEN);
@@ -45,16 +45,119 @@ pub(super) struct ConversationSummary {
     pub unread: u64,
 }
 
+/// Where a conversation's first message goes: the middle of the `u64` range, so older messages stored
+/// later still find room before it (plus a random offset below [`MAX_STEP`]).
+const FIRST_POSITION: u64 = 1 << 63;
+/// A message stored after every other one of its conversation goes a random step of
+/// [`MIN_STEP`]..[`MAX_STEP`] after the last: positions keep order and carry no time.
+const MIN_STEP: u64 = 1 << 24;
+/// See [`MIN_STEP`].
+const MAX_STEP: u64 = 1 << 32;
+
 fn message_key(
     conv: &[u8; BLIND_LEN],
-    sort_ms: u64,
+    position: u64,
     row: &[u8; BLIND_LEN],
 ) -> [u8; MESSAGE_KEY_LEN] {
     let mut key = [0u8; MESSAGE_KEY_LEN];
     key[..BLIND_LEN].copy_from_slice(conv);
-    key[BLIND_LEN..BLIND_LEN + 8].copy_from_slice(&sort_ms.to_be_bytes());
+    key[BLIND_LEN..BLIND_LEN + 8].copy_from_slice(&position.to_be_bytes());
     key[BLIND_LEN + 8..].copy_from_slice(row);
     key
+}
+
+fn position_of(key: &[u8]) -> Result<u64, StoreError> {
+    key.get(BLIND_LEN..BLIND_LEN + 8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StoreError::Corrupt("a message key is malformed".into()))
+}
+
+/// A position for a message ordered at `sort_ms` in the conversation `conv`: after every message ordered
+/// at or before it, before every later one. Walks back from the newest message (one step for a message
+/// stored in order). `None` if its neighbours leave no room (the conversation is then renumbered).
+fn position_for(
+    keys: &Keys,
+    messages: &impl ReadableTable<Bytes, Bytes>,
+    conv: &[u8; BLIND_LEN],
+    sort_ms: u64,
+) -> Result<Option<u64>, StoreError> {
+    let (lo, hi) = prefix_bounds(conv);
+    let mut next: Option<u64> = None;
+    let mut prev: Option<u64> = None;
+    let mut rows = messages.range::<&[u8]>(lo.as_slice()..=hi.as_slice())?;
+    while let Some(entry) = rows.next_back() {
+        let (key, value) = entry?;
+        let plain = keys.open(MESSAGES.name(), key.value(), value.value())?;
+        let position = position_of(key.value())?;
+        if decode_message(&plain)?.sort_ms() <= sort_ms {
+            prev = Some(position);
+            break;
+        }
+        next = Some(position);
+    }
+    Ok(match (prev, next) {
+        (None, None) => Some(FIRST_POSITION + rand::random_range(0..MAX_STEP)),
+        (Some(prev), None) => prev.checked_add(rand::random_range(MIN_STEP..MAX_STEP)),
+        (prev, Some(next)) => {
+            // Strictly between the neighbours (0 stays unused).
+            let floor = prev.unwrap_or(0);
+            let room = next.saturating_sub(floor);
+            (room >= 2).then(|| floor + 1 + rand::random_range(0..room - 1))
+        }
+    })
+}
+
+/// Gives every message of a conversation a fresh position, in order, a random step apart (when an older
+/// message found no room between two others). Its unread marks and index rows move with it.
+fn renumber(
+    keys: &Keys,
+    messages: &mut Table<Bytes, Bytes>,
+    index: &mut Table<Bytes, Bytes>,
+    unread: &mut Table<Bytes, ()>,
+    conv: &[u8; BLIND_LEN],
+) -> Result<(), StoreError> {
+    let (lo, hi) = prefix_bounds(conv);
+    let mut rows = Vec::new();
+    for entry in messages.range::<&[u8]>(lo.as_slice()..=hi.as_slice())? {
+        let (key, value) = entry?;
+        let plain = keys.open(MESSAGES.name(), key.value(), value.value())?;
+        rows.push((key.value().to_vec(), plain));
+    }
+    let mut position = FIRST_POSITION;
+    for (key, plain) in rows {
+        let was_unread = unread.remove(key.as_slice())?.is_some();
+        messages.remove(key.as_slice())?;
+        let mut row = [0u8; BLIND_LEN];
+        row.copy_from_slice(&key[BLIND_LEN + 8..]);
+        position = position.saturating_add(rand::random_range(MIN_STEP..MAX_STEP));
+        let new_key = message_key(conv, position, &row);
+        write_rows(
+            keys, messages, index, unread, &new_key, &row, &plain, was_unread,
+        )?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_rows(
+    keys: &Keys,
+    messages: &mut Table<Bytes, Bytes>,
+    index: &mut Table<Bytes, Bytes>,
+    unread: &mut Table<Bytes, ()>,
+    key: &[u8; MESSAGE_KEY_LEN],
+    row: &[u8; BLIND_LEN],
+    plain: &[u8],
+    is_unread: bool,
+) -> Result<(), StoreError> {
+    let sealed_key = keys.seal(MESSAGE_INDEX.name(), row, key);
+    index.insert(row.as_slice(), sealed_key.as_slice())?;
+    let sealed = keys.seal(MESSAGES.name(), key, plain);
+    messages.insert(key.as_slice(), sealed.as_slice())?;
+    if is_unread {
+        unread.insert(key.as_slice(), ())?;
+    }
+    Ok(())
 }
 
 fn prefix_bounds(conv: &[u8; BLIND_LEN]) -> ([u8; MESSAGE_KEY_LEN], [u8; MESSAGE_KEY_LEN]) {
@@ -108,14 +211,18 @@ pub(super) fn insert_message_rows(
         return Ok(false);
     }
     let plain = Zeroizing::new(message.encode()?);
-    let key = message_key(&conv_blind(keys, &conversation), message.sort_ms(), &row);
-    let sealed_key = keys.seal(MESSAGE_INDEX.name(), &row, &key);
-    index.insert(row.as_slice(), sealed_key.as_slice())?;
-    let sealed = keys.seal(MESSAGES.name(), &key, &plain);
-    messages.insert(key.as_slice(), sealed.as_slice())?;
-    if is_unread {
-        unread.insert(key.as_slice(), ())?;
-    }
+    let conv = conv_blind(keys, &conversation);
+    let position = match position_for(keys, messages, &conv, message.sort_ms())? {
+        Some(position) => position,
+        None => {
+            renumber(keys, messages, index, unread, &conv)?;
+            position_for(keys, messages, &conv, message.sort_ms())?.ok_or_else(|| {
+                StoreError::Corrupt("no room for a message in its conversation".into())
+            })?
+        }
+    };
+    let key = message_key(&conv, position, &row);
+    write_rows(keys, messages, index, unread, &key, &row, &plain, is_unread)?;
     Ok(true)
 }
 

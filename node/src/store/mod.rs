@@ -19,9 +19,10 @@
 //! # Tables
 //!
 //! `blind(domain, x)` is `HMAC-SHA-256(blind key, u8 len || domain || x)[..16]`; `sealed(v)` is
-//! `nonce[12] || ChaCha20-Poly1305(seal key, v)` with associated data
-//! `"tern/store/v1/value" || u8 len || table name || row key`, so a value moved to another row or table fails
-//! to open (and reads as [`StoreError::Corrupt`]).
+//! `u8 3 || nonce[12] || ChaCha20-Poly1305(seal key, v || 0x80 || 0x00…)` with associated data
+//! `"tern/store/v3/value" || u8 len || table name || row key`, so a value moved to another row or table fails
+//! to open (and reads as [`StoreError::Corrupt`]). The padding fills `v` up to a multiple of 64 bytes up to
+//! 1 KiB, of 1 KiB beyond (`keys.rs`), so a sealed value's length shows only its bucket.
 //!
 //! `conv(c)` is `blind(conversation, c.to_bytes())` for a [`crate::api::ConversationId`] `c` (a tag byte,
 //! then the contact's identity key for a 1:1 conversation; room for groups); `row(c, id)` is
@@ -29,37 +30,46 @@
 //!
 //! | table           | key                                                         | value                      |
 //! |-----------------|-------------------------------------------------------------|----------------------------|
-//! | `meta`          | `"format"`, `"keyslot"`                                     | plain: `[2]`, key slot     |
+//! | `meta`          | `"format"`, `"keyslot"`                                     | plain: `[3]`, key slot     |
 //! | `vault`         | `"identity"`, `"own_card"`                                  | sealed bytes               |
 //! | `contacts`      | `blind(contact, identity key)`                              | sealed contact record     |
 //! | `sessions`      | `blind(contact, identity key)`                              | sealed session pickle      |
-//! |                 | `blind(contact, identity key) ‖ 0x01`                       | sealed `blind(session check, nonce ‖ tag of the sealed session value)` |
+//! |                 | `blind(contact, identity key) ‖ 0x01`                       | sealed `blind(session check, version byte ‖ nonce ‖ tag of the sealed session value)` |
 //! |                 | `ff × 16 ‖ 0x02`                                            | sealed XOR of every check  |
-//! | `conversation_messages` | `conv(c) ‖ u64 BE sort_ms ‖ row(c, id)`             | sealed message record (v3: conversation, sender, timer) |
+//! | `conversation_messages` | `conv(c) ‖ u64 BE position ‖ row(c, id)`            | sealed message record (v3: conversation, sender, timer) |
 //! | `conversation_message_index` | `row(c, id)`                                   | sealed `conversation_messages` key |
 //! | `conversation_unread` | a `conversation_messages` key of an unread incoming message | empty               |
-//! | `outbox_by_recipient` | `blind(contact, recipient) ‖ u64 BE created_ms ‖ out(id)` | sealed outbox record       |
-//! | `outbox_due`    | `u64 BE next_attempt_ms ‖ u64 BE created_ms ‖ out(id)`      | sealed `outbox_by_recipient` key |
+//! | `outbox_by_recipient` | `blind(contact, recipient) ‖ out(id)`                 | sealed outbox record       |
+//! | `outbox_due`    | `u64 BE minute(next_attempt_ms) ‖ out(id)`                  | sealed `outbox_by_recipient` key |
 //! | `outbox_index`  | `out(id)`                                                   | sealed `outbox_by_recipient` key |
 //! | `seen`          | `blind(seen, sender ‖ message id)`                          | sealed u64 BE expiry (ms)  |
-//! | `seen_expiry`   | `u64 BE expiry ‖ blind(seen, sender ‖ message id)`          | empty                      |
+//! | `seen_expiry`   | `u64 BE day(expiry) ‖ blind(seen, sender ‖ message id)`     | empty                      |
 //! | `envelopes`     | `blind(envelope, envelope id)`                              | sealed u64 BE expiry (ms) ‖ sender identity key ‖ message id |
-//! | `envelope_expiry` | `u64 BE expiry ‖ blind(envelope, envelope id)`            | empty                      |
+//! | `envelope_expiry` | `u64 BE day(expiry) ‖ blind(envelope, envelope id)`       | empty                      |
 //! | `settings`      | `blind(setting, name)`                                      | sealed bytes               |
 //! | `groups`        | `blind(group, group id)`                                    | sealed group state (`group::Group::encode`) |
 //! | `group_key_packages` | `blind(key package, hash ref)`                         | sealed private half of an unused KeyPackage |
 //! | `attachments`   | `blind(attachment, c.to_bytes() ‖ id)`                      | sealed attachment record (`files.rs`) |
 //! | `conversation_timers` | `conv(c)`                                             | sealed timer (`timers.rs`) |
-//! | `message_expiry` | `u64 BE expires_at ‖ row(c, id)`                           | empty                      |
+//! | `message_expiry` | `u64 BE hour(expires_at) ‖ row(c, id)`                     | empty                      |
 //!
-//! A conversation's messages are one key range of `conversation_messages` (paging is a range scan); the
-//! outbox for one recipient is one key range of `outbox_by_recipient` ([`Store::outbox_for`]) and the
-//! entries due by a time are one range of `outbox_due` ([`Store::outbox_due`]), so neither decrypts the
-//! whole outbox.
+//! A conversation's messages are one key range of `conversation_messages` (paging is a range scan). A
+//! message's *position* keeps the conversation's order without naming a time: the first one goes near
+//! 2^63, a message ordered after all others a random step of 2^24..2^32 after the last, an older one stored
+//! late at a random point between its neighbours (the conversation is renumbered if they leave no room;
+//! `messages.rs`). `day(t)` is `t` rounded up to the end of its UTC day (an entry is purged no earlier than
+//! its exact expiry, which stays in its sealed value), `hour(t)` and `minute(t)` round down (the exact time
+//! is in the sealed message or outbox record, which the expiry and the outbox read before acting).
+//! The outbox for one recipient is one key range of `outbox_by_recipient` ([`Store::outbox_for`], sorted
+//! by the sealed queue time) and the entries due by a time are a range of `outbox_due`
+//! ([`Store::outbox_due`]), so neither decrypts the whole outbox.
 //!
 //! # Formats
 //!
-//! Format 2 (this build) keys messages by conversation and indexes the outbox by recipient. Format 1
+//! Format 3 (this build) is format 2 without times in keys (positions, day/hour/minute buckets) and with
+//! padded, versioned values. Format 2 keyed messages by `sort_ms`, the outbox by `created_ms` and the
+//! expiry indexes by exact times, and sealed values unpadded with no version byte; it is migrated on open
+//! like format 1, then compacted, so no page of the file keeps a format-2 key. Format 2 keys messages by conversation and indexes the outbox by recipient. Format 1
 //! (`messages`, `message_index` and `unread` keyed by `blind(contact, identity key)`, `outbox` keyed by
 //! `blind(outbox, id)`, message records v1) is migrated on open, on a copy (see `migrate.rs`): the
 //! original file is replaced only once the copy is complete and synced, and is left untouched if anything
@@ -78,7 +88,10 @@
 //! they existed.
 //!
 //! Only `meta` holds plain values (the format version and the key slot, which is itself an AEAD). Keys hold
-//! no names, identity keys, message ids or text; they do show timestamps (ordering), counts and sizes.
+//! no names, identity keys, message ids, text or message times; they show counts (per table, per
+//! conversation, unread per conversation), order within a conversation, the day duplicate-check entries
+//! expire, the hour running timers end, the minute outbox entries are next due, and value sizes to their
+//! padding bucket (docs/threat-model.md, the stolen laptop).
 //!
 //! # Readers
 //!
@@ -141,6 +154,7 @@ use thiserror::Error;
 
 pub use backup::{ExportItem, ImportError};
 pub use batch::Batch;
+pub use dedupe::EXPIRY_BUCKET_MS;
 pub use detached::DetachedCommit;
 pub use files::{AttachmentRecord, MAX_ATTACHMENTS};
 pub use groups::{MAX_GROUPS, MAX_PENDING_KEY_PACKAGES};
@@ -152,14 +166,15 @@ pub use kdf::{
 pub use keys::BLIND_LEN;
 
 pub use migrate::MIGRATING_FILE;
+pub use outbox::OUTBOX_DUE_BUCKET_MS;
 pub use reader::{KeySlotUpdate, StoreReader};
 pub use records::{MAX_CARD_LEN, MAX_ENVELOPE_LEN, MAX_LOCAL_NAME_LEN, MAX_TEXT_LEN};
-pub use timers::{Expired, MAX_EXPIRED_PER_COMMIT};
+pub use timers::{EXPIRY_INDEX_BUCKET_MS, Expired, MAX_EXPIRED_PER_COMMIT};
 
 use keys::Keys;
 
 /// The store format version this build reads and writes.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 /// The oldest store format this build opens (and migrates to [`FORMAT_VERSION`]).
 pub const OLDEST_FORMAT_VERSION: u8 = 1;
 /// The redb file inside a profile directory.

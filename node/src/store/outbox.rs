@@ -14,26 +14,33 @@ use super::{
 
 // ---- outbox rows ----
 //
-// `outbox`:       blind(contact, recipient) ‖ u64 BE created_ms ‖ blind(outbox, id) → sealed OutboxRecord
-// `outbox_due`:   u64 BE next_attempt_ms ‖ u64 BE created_ms ‖ blind(outbox, id) → sealed `outbox` key
+// `outbox`:       blind(contact, recipient) ‖ blind(outbox, id)            → sealed OutboxRecord
+// `outbox_due`:   u64 BE minute(next_attempt_ms) ‖ blind(outbox, id)       → sealed `outbox` key
 // `outbox_index`: blind(outbox, id)                                      → sealed `outbox` key
+//
+// No key carries when an entry was queued; `outbox_due` names only the minute of its next attempt (the
+// exact time is in the sealed record).
 
-const OUTBOX_KEY_LEN: usize = 2 * BLIND_LEN + 8;
-const OUTBOX_DUE_KEY_LEN: usize = 16 + BLIND_LEN;
+const OUTBOX_KEY_LEN: usize = 2 * BLIND_LEN;
+const OUTBOX_DUE_KEY_LEN: usize = 8 + BLIND_LEN;
+/// `outbox_due` keys name the start of the minute an entry is next due in.
+pub const OUTBOX_DUE_BUCKET_MS: u64 = 60_000;
 
 fn outbox_key(keys: &Keys, record: &OutboxRecord) -> [u8; OUTBOX_KEY_LEN] {
     let mut key = [0u8; OUTBOX_KEY_LEN];
     key[..BLIND_LEN].copy_from_slice(&keys.blind(Blind::Contact, &[record.recipient.as_bytes()]));
-    key[BLIND_LEN..BLIND_LEN + 8].copy_from_slice(&record.created_ms.to_be_bytes());
-    key[BLIND_LEN + 8..].copy_from_slice(&keys.blind(Blind::Outbox, &[&record.message_id.0]));
+    key[BLIND_LEN..].copy_from_slice(&keys.blind(Blind::Outbox, &[&record.message_id.0]));
     key
+}
+
+fn due_bucket(at_ms: u64) -> u64 {
+    at_ms - at_ms % OUTBOX_DUE_BUCKET_MS
 }
 
 fn outbox_due_key(record: &OutboxRecord, id_row: &[u8]) -> [u8; OUTBOX_DUE_KEY_LEN] {
     let mut key = [0u8; OUTBOX_DUE_KEY_LEN];
-    key[..8].copy_from_slice(&record.next_attempt_ms.to_be_bytes());
-    key[8..16].copy_from_slice(&record.created_ms.to_be_bytes());
-    key[16..].copy_from_slice(id_row);
+    key[..8].copy_from_slice(&due_bucket(record.next_attempt_ms).to_be_bytes());
+    key[8..].copy_from_slice(id_row);
     key
 }
 
@@ -59,7 +66,7 @@ pub(super) fn outbox_insert_rows(
     outbox_remove_rows(keys, rows, due, index, &record.message_id)?;
     let plain = Zeroizing::new(record.encode()?);
     let key = outbox_key(keys, record);
-    let id_row = &key[BLIND_LEN + 8..];
+    let id_row = &key[BLIND_LEN..];
     let due_key = outbox_due_key(record, id_row);
     rows.insert(
         key.as_slice(),
@@ -105,6 +112,8 @@ fn decode_outbox(plain: &[u8]) -> Result<OutboxRecord, StoreError> {
     OutboxRecord::decode(plain).map_err(|err| corrupt("outbox record", err))
 }
 
+/// Up to `limit` entries due by `now_ms`, earliest first: every entry of the minutes up to `now_ms`'s is
+/// opened (a minute is read whole, so the order is exact), the ones not due yet are skipped.
 fn outbox_due_in(
     keys: &Keys,
     rows: &impl ReadableTable<Bytes, Bytes>,
@@ -113,25 +122,40 @@ fn outbox_due_in(
     limit: usize,
 ) -> Result<Vec<OutboxRecord>, StoreError> {
     let mut hi = [0xffu8; OUTBOX_DUE_KEY_LEN];
-    hi[..8].copy_from_slice(&now_ms.to_be_bytes());
+    hi[..8].copy_from_slice(&due_bucket(now_ms).to_be_bytes());
     let mut out = Vec::new();
+    let mut current: Option<[u8; 8]> = None;
     for entry in due.range::<&[u8]>(..=hi.as_slice())? {
-        if out.len() >= limit {
-            break;
-        }
         let (due_key, value) = entry?;
+        let bucket = due_key
+            .value()
+            .get(..8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .ok_or_else(|| StoreError::Corrupt("an outbox due key is malformed".into()))?;
+        if current != Some(bucket) {
+            if out.len() >= limit {
+                break;
+            }
+            current = Some(bucket);
+        }
         let key = sealed_outbox_key(keys, OUTBOX_DUE.name(), due_key.value(), value.value())?;
         let Some(plain) = get_open(keys, rows, OUTBOX_ROWS.name(), &key)? else {
             return Err(StoreError::Corrupt(
                 "an outbox due entry points to no entry".into(),
             ));
         };
-        out.push(decode_outbox(&plain)?);
+        let record = decode_outbox(&plain)?;
+        if record.next_attempt_ms <= now_ms {
+            out.push(record);
+        }
     }
+    out.sort_by_key(|r| (r.next_attempt_ms, r.created_ms));
+    out.truncate(limit);
     Ok(out)
 }
 
-/// Up to `limit` entries for one recipient, oldest first, by a range scan over its key prefix.
+/// Up to `limit` entries for one recipient, oldest first: one range scan over its key prefix, then
+/// sorted by the time each was queued (inside the sealed records).
 pub(super) fn outbox_for_in(
     keys: &Keys,
     rows: &impl ReadableTable<Bytes, Bytes>,
@@ -145,14 +169,34 @@ pub(super) fn outbox_for_in(
     hi[..BLIND_LEN].copy_from_slice(&prefix);
     let mut out = Vec::new();
     for entry in rows.range::<&[u8]>(lo.as_slice()..=hi.as_slice())? {
-        if out.len() >= limit {
-            break;
-        }
         let (key, value) = entry?;
         let plain = keys.open(OUTBOX_ROWS.name(), key.value(), value.value())?;
         out.push(decode_outbox(&plain)?);
     }
+    out.sort_by_key(|r| r.created_ms);
+    out.truncate(limit);
     Ok(out)
+}
+
+/// The format-2 to format-3 migration of the outbox, inside the migration's transaction: every entry is
+/// read from `outbox_by_recipient` and its three rows written again with format 3's keys.
+pub(super) fn migrate_v2(txn: &redb::WriteTransaction, keys: &Keys) -> Result<(), StoreError> {
+    let mut rows = txn.open_table(OUTBOX_ROWS)?;
+    let mut due = txn.open_table(OUTBOX_DUE)?;
+    let mut index = txn.open_table(OUTBOX_INDEX)?;
+    let mut records = Vec::new();
+    for entry in rows.iter()? {
+        let (key, value) = entry?;
+        let plain = keys.open_v2_or_v3(OUTBOX_ROWS.name(), key.value(), value.value())?;
+        records.push(decode_outbox(&plain)?);
+    }
+    rows.retain(|_, _| false)?;
+    due.retain(|_, _| false)?;
+    index.retain(|_, _| false)?;
+    for record in &records {
+        outbox_insert_rows(keys, &mut rows, &mut due, &mut index, record)?;
+    }
+    Ok(())
 }
 
 impl Reader<'_> {

@@ -117,9 +117,9 @@ impl Store {
     /// [`StoreError::Corrupt`] if the file is damaged, [`StoreError::WrongPassword`],
     /// [`StoreError::UnsupportedVersion`] if a newer build wrote it.
     ///
-    /// A format-1 profile is migrated to format 2 first (after the password is checked), on a copy that
-    /// replaces the file only once complete; if the migration fails, its error is returned and the file
-    /// is left as it was.
+    /// A format-1 or format-2 profile is migrated to format 3 first (after the password is checked), on a
+    /// copy that replaces the file only once complete; if the migration fails, its error is returned and
+    /// the file is left as it was.
     pub fn open(dir: impl AsRef<Path>, password: &Password) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
         let path = dir.join(STORE_FILE);
@@ -130,7 +130,7 @@ impl Store {
         let (format, slot) = read_header(&path)?;
         let store_key = slot.unwrap_key(password)?;
         if format < FORMAT_VERSION {
-            migrate::migrate_v1(dir, &store_key)?;
+            migrate::migrate(dir, &store_key, format)?;
         }
         let db = open_database(&path)?;
         let keys = Keys::derive(store_key);

@@ -4,7 +4,7 @@
 //!
 //! Every write of a session row (`sessions`, key `blind(contact)`, 16 bytes) also writes, in the same
 //! transaction and the same table, its check under `blind(contact) ‖ 0x01` (17 bytes):
-//! `blind(session check, nonce ‖ tag of the sealed session value)`, keyed, so nobody without the store key
+//! `blind(session check, version byte ‖ nonce ‖ tag of the sealed session value)`, keyed, so nobody without the store key
 //! can make one. The
 //! row [`DIGEST_ROW`] holds the XOR of every check. So
 //!
@@ -26,7 +26,7 @@ use redb::{Database, ReadableTable, Table, TableHandle};
 use tracing::warn;
 use zeroize::Zeroizing;
 
-use super::keys::{BLIND_LEN, Blind, Keys};
+use super::keys::{BLIND_LEN, Blind, Keys, NONCE_LEN, SEALED_PREFIX_LEN, TAG_LEN};
 use super::{Bytes, SESSIONS, StoreError};
 
 /// The row holding the XOR of every check (17 bytes, like a check row; no contact's blind index is all
@@ -41,21 +41,22 @@ const CHECK_TAG: u8 = 0x01;
 
 type Check = [u8; BLIND_LEN];
 
-/// Length of the nonce that starts, and of the tag that ends, a sealed value (`keys.rs`).
-const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
-
-/// A sealed value's check: `blind(session check, nonce ‖ tag)`. The nonce is random per seal and the tag
-/// authenticates the whole ciphertext under it, so no other value that opens has the same pair, and the
-/// row is opened (its tag verified) only after its check matched; hashing 28 bytes instead of the whole
-/// pickle (kilobytes) keeps the check off the cost of a message.
+/// A sealed value's check: `blind(session check, header ‖ nonce ‖ tag)`. The nonce is random per seal
+/// and the tag authenticates the whole ciphertext under it, so no other value that opens has the same
+/// pair, and the row is opened (its tag verified) only after its check matched; hashing 29 bytes instead
+/// of the whole pickle (kilobytes) keeps the check off the cost of a message.
 fn check_of(keys: &Keys, sealed: &[u8]) -> Check {
-    if sealed.len() < NONCE_LEN + TAG_LEN {
+    check_with_prefix(keys, sealed, SEALED_PREFIX_LEN)
+}
+
+/// [`check_of`] for a value laid out with `prefix` bytes before its ciphertext (format 2: the nonce, 12).
+fn check_with_prefix(keys: &Keys, sealed: &[u8], prefix: usize) -> Check {
+    if sealed.len() < prefix + TAG_LEN {
         return keys.blind(Blind::SessionCheck, &[sealed]);
     }
-    let (nonce, rest) = sealed.split_at(NONCE_LEN);
+    let (head, rest) = sealed.split_at(prefix);
     let tag = &rest[rest.len() - TAG_LEN..];
-    keys.blind(Blind::SessionCheck, &[nonce, tag])
+    keys.blind(Blind::SessionCheck, &[head, tag])
 }
 
 fn check_row(row: &[u8]) -> Vec<u8> {
@@ -197,4 +198,63 @@ pub(super) fn verify_on_open(db: &Database, keys: &Keys) -> Result<bool, StoreEr
     };
     txn.commit()?;
     Ok(reset)
+}
+
+/// The format-2 to format-3 migration of `sessions`, inside the migration's transaction: keeps only the
+/// session rows a format-2 read would have used (the digest agrees with the checks, and each row matches
+/// its check; otherwise the row is dropped, as the open or the read would have dropped it, and the
+/// contact gets a new session), reseals them in format 3, and writes their checks and digest anew.
+pub(super) fn migrate_v2(
+    keys: &Keys,
+    sessions: &mut Table<Bytes, Bytes>,
+) -> Result<(), StoreError> {
+    let mut rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for entry in sessions.iter()? {
+        let (key, value) = entry?;
+        rows.push((key.value().to_vec(), value.value().to_vec()));
+    }
+    let open_check_v2 = |row: &[u8], sealed: &[u8]| -> Result<Check, StoreError> {
+        let plain = keys.open_v2_or_v3(SESSIONS.name(), row, sealed)?;
+        Check::try_from(plain.as_slice())
+            .map_err(|_| StoreError::Corrupt("a session check is malformed".into()))
+    };
+    let stored_digest = rows
+        .iter()
+        .find(|(k, _)| k.as_slice() == DIGEST_ROW.as_slice())
+        .map(|(k, v)| open_check_v2(k, v))
+        .transpose()?;
+    let mut digest = Check::default();
+    let mut checks = std::collections::HashMap::new();
+    for (row, sealed) in &rows {
+        if row.len() == BLIND_LEN + 1 && row.last() == Some(&CHECK_TAG) {
+            let check = open_check_v2(row, sealed)?;
+            xor(&mut digest, &check);
+            checks.insert(row[..BLIND_LEN].to_vec(), check);
+        }
+    }
+    // No digest yet: the profile never opened since checks exist, so every row is the reference (as
+    // the first open would have taken it).
+    let trusted = stored_digest.is_none_or(|stored| stored == digest);
+    if !trusted {
+        warn!(
+            "the sessions on file are not the ones last written: every contact gets a new session"
+        );
+    }
+    sessions.retain(|_, _| false)?;
+    let mut new_digest = Check::default();
+    for (row, sealed) in rows.iter().filter(|(k, _)| is_session_row(k)) {
+        let matches = checks
+            .get(row)
+            .is_some_and(|c| *c == check_with_prefix(keys, sealed, NONCE_LEN));
+        if !trusted || (stored_digest.is_some() && !matches) {
+            continue;
+        }
+        let plain = keys.open_v2_or_v3(SESSIONS.name(), row, sealed)?;
+        let resealed = keys.seal(SESSIONS.name(), row, &plain);
+        let check = check_of(keys, &resealed);
+        xor(&mut new_digest, &check);
+        sessions.insert(row.as_slice(), resealed.as_slice())?;
+        put_check(keys, sessions, &check_row(row), &check)?;
+    }
+    put_check(keys, sessions, &DIGEST_ROW, &new_digest)
 }

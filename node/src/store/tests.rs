@@ -106,8 +106,10 @@ fn a_message_seen_before_is_dropped_even_after_it_left_the_index() {
     assert!(store.mark_seen(&alice, &message.id, 10_000).unwrap());
     assert!(!store.mark_seen(&alice, &message.id, 10_000).unwrap());
     assert!(!store.insert_message(&message).unwrap());
-    assert_eq!(store.purge_seen(9_999).unwrap(), 0);
-    assert_eq!(store.purge_seen(10_000).unwrap(), 1);
+    // Kept at least until its expiry, purged at the end of that (UTC) day: its index names the day.
+    assert_eq!(store.purge_seen(10_000).unwrap(), 0);
+    assert_eq!(store.purge_seen(super::EXPIRY_BUCKET_MS - 1).unwrap(), 0);
+    assert_eq!(store.purge_seen(super::EXPIRY_BUCKET_MS).unwrap(), 1);
     assert_eq!(store.seen_len().unwrap(), 0);
     assert!(store.insert_message(&message).unwrap());
     assert_eq!(store.seen_len().unwrap(), 1);
@@ -609,7 +611,12 @@ fn an_envelope_is_remembered_across_a_reopen_until_it_expires_or_is_forgotten() 
             .transaction(|b| {
                 assert!(b.insert_message(&message)?);
                 assert!(b.mark_envelope(&first, &alice, &message.id, 10_000)?);
-                assert!(b.mark_envelope(&second, &alice, &MessageId([2; 16]), 20_000)?);
+                assert!(b.mark_envelope(
+                    &second,
+                    &alice,
+                    &MessageId([2; 16]),
+                    super::EXPIRY_BUCKET_MS + 20_000
+                )?);
                 Ok(())
             })
             .unwrap();
@@ -627,9 +634,9 @@ fn an_envelope_is_remembered_across_a_reopen_until_it_expires_or_is_forgotten() 
     assert_eq!(store.envelope(&EnvelopeId([9; 32])).unwrap(), None);
     assert_eq!(store.envelopes_len().unwrap(), 2);
     // Expires with the duplicate check.
-    store.purge_seen(9_999).unwrap();
+    store.purge_seen(super::EXPIRY_BUCKET_MS - 1).unwrap();
     assert_eq!(store.envelopes_len().unwrap(), 2);
-    store.purge_seen(10_000).unwrap();
+    store.purge_seen(super::EXPIRY_BUCKET_MS).unwrap();
     assert_eq!(store.envelope(&first).unwrap(), None);
     assert_eq!(store.envelopes_len().unwrap(), 1);
     // Forgotten once its receipt is queued.

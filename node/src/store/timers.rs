@@ -16,7 +16,7 @@ use tern_protocol::timer::Timer;
 use super::batch::{Batch, Reader, get_open};
 use super::files::AttachmentRecord;
 use super::keys::{BLIND_LEN, Keys};
-use super::messages::{MESSAGE_KEY_LEN, conv_blind, indexed_key, message_at, message_row};
+use super::messages::{conv_blind, indexed_key, message_at, message_row};
 use super::records::MessageRecord;
 use super::{BytesTable, CONV_MESSAGE_INDEX, CONV_MESSAGES, StoreError, UnitTable, corrupt};
 use crate::api::ConversationId;
@@ -62,11 +62,36 @@ pub(super) fn mark_scrub(batch: &mut Batch<'_>) -> Result<(), StoreError> {
     batch.setting_put(SCRUB_SETTING, &[1])
 }
 
+/// `message_expiry` keys name the start of the hour a message disappears in, not the millisecond: the
+/// exact time is in the message's sealed record, which the expiry reads.
+pub const EXPIRY_INDEX_BUCKET_MS: u64 = 3600 * 1000;
+
 fn expiry_key(at_ms: u64, row: &[u8; BLIND_LEN]) -> [u8; EXPIRY_KEY_LEN] {
     let mut key = [0u8; EXPIRY_KEY_LEN];
-    key[..8].copy_from_slice(&at_ms.to_be_bytes());
+    let bucket = at_ms - at_ms % EXPIRY_INDEX_BUCKET_MS;
+    key[..8].copy_from_slice(&bucket.to_be_bytes());
     key[8..].copy_from_slice(row);
     key
+}
+
+/// The format-2 to format-3 migration of `message_expiry`: each key's exact time becomes its hour.
+pub(super) fn rebucket(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut table = txn.open_table(EXPIRY)?;
+    let mut keys = Vec::new();
+    for entry in table.iter()? {
+        keys.push(expiry_key_of(entry?.0.value())?);
+    }
+    table.retain(|_, ()| false)?;
+    for key in keys {
+        let at = u64::from_be_bytes(key[..8].try_into().unwrap_or_default());
+        table.insert(expiry_key(at, &row_of(&key)).as_slice(), ())?;
+    }
+    Ok(())
+}
+
+fn expiry_key_of(key: &[u8]) -> Result<[u8; EXPIRY_KEY_LEN], StoreError> {
+    <[u8; EXPIRY_KEY_LEN]>::try_from(key)
+        .map_err(|_| StoreError::Corrupt("a message expiry key is malformed".into()))
 }
 
 fn timer_in(
@@ -81,33 +106,69 @@ fn timer_in(
     }
 }
 
-fn first_expiry(table: &impl ReadableTable<&'static [u8], ()>) -> Result<Option<u64>, StoreError> {
-    let Some(entry) = table.first()? else {
-        return Ok(None);
-    };
-    let key = entry.0.value();
-    let at = key
-        .get(..8)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .ok_or_else(|| StoreError::Corrupt("a message expiry key is malformed".into()))?;
-    Ok(Some(u64::from_be_bytes(at)))
+/// The message an expiry entry lists, if it is still stored.
+fn listed_message(
+    keys: &Keys,
+    index: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    messages: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &[u8; EXPIRY_KEY_LEN],
+) -> Result<Option<MessageRecord>, StoreError> {
+    match indexed_key(keys, index, &row_of(key))? {
+        None => Ok(None),
+        Some(at) => message_at(keys, messages, &at),
+    }
 }
 
-fn due_keys(
+/// When the next listed message disappears: the earliest exact time in the first hour that lists one (an
+/// entry whose message is gone, or has no clock running, counts as due at its hour's start, so the next
+/// expiry drops it).
+fn first_expiry(
+    keys: &Keys,
+    index: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    messages: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    table: &impl ReadableTable<&'static [u8], ()>,
+) -> Result<Option<u64>, StoreError> {
+    let mut first: Option<u64> = None;
+    for entry in table.iter()? {
+        let key = expiry_key_of(entry?.0.value())?;
+        let bucket = u64::from_be_bytes(key[..8].try_into().unwrap_or_default());
+        if first.is_some_and(|first| first < bucket) {
+            break;
+        }
+        let at = match listed_message(keys, index, messages, &key)? {
+            Some(message) if message.expires_at_ms != 0 => message.expires_at_ms,
+            _ => bucket,
+        };
+        first = Some(first.map_or(at, |first| first.min(at)));
+    }
+    Ok(first)
+}
+
+/// An expiry entry due, with its message if that is stored and due.
+type DueEntry = ([u8; EXPIRY_KEY_LEN], Option<MessageRecord>);
+
+/// The entries due by `now_ms` (at most [`MAX_EXPIRED_PER_COMMIT`]), each with its message if that is
+/// stored and due (`None`: an entry to drop, its message gone or without a running clock).
+fn due_entries(
+    keys: &Keys,
+    index: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    messages: &impl ReadableTable<&'static [u8], &'static [u8]>,
     table: &impl ReadableTable<&'static [u8], ()>,
     now_ms: u64,
-) -> Result<Vec<[u8; EXPIRY_KEY_LEN]>, StoreError> {
+) -> Result<Vec<DueEntry>, StoreError> {
     let hi = expiry_key(now_ms, &[0xff; BLIND_LEN]);
     let mut due = Vec::new();
     for entry in table.range::<&[u8]>(..=hi.as_slice())? {
         if due.len() == MAX_EXPIRED_PER_COMMIT {
             break;
         }
-        let (key, _) = entry?;
-        due.push(
-            <[u8; EXPIRY_KEY_LEN]>::try_from(key.value())
-                .map_err(|_| StoreError::Corrupt("a message expiry key is malformed".into()))?,
-        );
+        let key = expiry_key_of(entry?.0.value())?;
+        match listed_message(keys, index, messages, &key)? {
+            Some(message) if message.expires_at_ms == 0 => due.push((key, None)),
+            Some(message) if message.expired(now_ms) => due.push((key, Some(message))),
+            Some(_) => {}
+            None => due.push((key, None)),
+        }
     }
     Ok(due)
 }
@@ -124,11 +185,9 @@ impl Reader<'_> {
         let index = self.table(CONV_MESSAGE_INDEX)?;
         let messages = self.table(CONV_MESSAGES)?;
         let mut out = Vec::new();
-        for key in due_keys(&self.txn.open_table(EXPIRY)?, now_ms)? {
-            let Some(at) = indexed_key(self.keys, &index, &row_of(&key))? else {
-                continue;
-            };
-            if let Some(message) = message_at(self.keys, &messages, &at)?
+        let expiry = self.txn.open_table(EXPIRY)?;
+        for (_, message) in due_entries(self.keys, &index, &messages, &expiry, now_ms)? {
+            if let Some(message) = message
                 && let Some(file) = self.attachment(&message.conversation, &message.id)?
             {
                 out.push(file);
@@ -144,7 +203,12 @@ impl Reader<'_> {
 
     /// When the next message disappears, unix milliseconds.
     pub(crate) fn next_expiry(&self) -> Result<Option<u64>, StoreError> {
-        first_expiry(&self.txn.open_table(EXPIRY)?)
+        first_expiry(
+            self.keys,
+            &self.table(CONV_MESSAGE_INDEX)?,
+            &self.table(CONV_MESSAGES)?,
+            &self.txn.open_table(EXPIRY)?,
+        )
     }
 }
 
@@ -222,11 +286,17 @@ impl Batch<'_> {
     /// Deletes the messages due by `now_ms` (at most [`MAX_EXPIRED_PER_COMMIT`]): each one's rows, file
     /// row, outbox entry and expiry entry. An expiry entry whose message is gone already is dropped.
     pub fn expire_due(&mut self, now_ms: u64) -> Result<Vec<Expired>, StoreError> {
-        let due = due_keys(&self.txn.open_table(EXPIRY)?, now_ms)?;
+        let due = due_entries(
+            self.keys,
+            &self.txn.open_table(CONV_MESSAGE_INDEX)?,
+            &self.txn.open_table(CONV_MESSAGES)?,
+            &self.txn.open_table(EXPIRY)?,
+            now_ms,
+        )?;
         let mut expired = Vec::with_capacity(due.len());
-        for key in due {
+        for (key, message) in due {
             self.txn.open_table(EXPIRY)?.remove(key.as_slice())?;
-            let Some(message) = self.message_by_row(&row_of(&key))? else {
+            let Some(message) = message else {
                 continue;
             };
             let (_, attachment) = self.delete_message(&message.conversation, &message.id)?;
@@ -241,15 +311,6 @@ impl Batch<'_> {
             mark_scrub(self)?;
         }
         Ok(expired)
-    }
-
-    fn message_by_row(&self, row: &[u8; BLIND_LEN]) -> Result<Option<MessageRecord>, StoreError> {
-        let key: Option<[u8; MESSAGE_KEY_LEN]> =
-            indexed_key(self.keys, &self.txn.open_table(CONV_MESSAGE_INDEX)?, row)?;
-        match key {
-            None => Ok(None),
-            Some(key) => message_at(self.keys, &self.txn.open_table(CONV_MESSAGES)?, &key),
-        }
     }
 
     /// Stores a message with the conversation's timer `timer_s` (seconds, 0: none), as
