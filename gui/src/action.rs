@@ -221,6 +221,8 @@ pub enum Action {
     SetDark(bool),
     SetNotifications(bool),
     SaveSettings(NetworkSettings),
+    /// Turns read receipts and typing indicators on or off.
+    SetPrivacy(tern_node::privacy::PrivacySettings),
     ChangePassword {
         old: Password,
         new: Password,
@@ -301,6 +303,7 @@ impl Action {
             Self::SetDark(_) => "set-dark",
             Self::SetNotifications(_) => "set-notifications",
             Self::SaveSettings(_) => "save-settings",
+            Self::SetPrivacy(_) => "set-privacy",
             Self::ChangePassword { .. } => "change-password",
             Self::RevokePrekeys => "revoke-prekeys",
             Self::RefreshStatus => "refresh-status",

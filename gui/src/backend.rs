@@ -218,10 +218,11 @@ impl Backend {
                 });
                 // The automatic backup schedule, shown in "Settings" (the running node keeps it).
                 let auto = profile.auto_backup().ok().flatten();
-                Ok((profile, settings, auto))
+                let privacy = profile.privacy();
+                Ok((profile, settings, auto, privacy))
             })
             .await;
-            let (profile, settings, auto) = match opened {
+            let (profile, settings, auto, privacy) = match opened {
                 Ok(Ok(opened)) => opened,
                 Ok(Err(text)) => {
                     return Box::new(move |m: &mut Model| m.profile_screen.attempt_failed(text))
@@ -244,6 +245,7 @@ impl Backend {
                         m.unlocked(dir, node, settings, snapshot);
                         m.profile_screen.restoring = false;
                         m.backup.auto = auto;
+                        m.privacy = privacy;
                     })
                 }
                 Err(e) => {
@@ -426,6 +428,24 @@ impl Backend {
                 m.notice("Prekey replaced: share your new invite link with contacts who have not written yet");
             },
         );
+    }
+
+    /// Turns read receipts and typing indicators on or off; a failure puts the saved ones back.
+    pub fn set_privacy(&self, node: &Node, privacy: tern_node::privacy::PrivacySettings) {
+        let node = node.clone();
+        self.spawn(async move {
+            match node.set_privacy(privacy).await {
+                Ok(()) => Box::new(|_: &mut Model| {}) as Update,
+                Err(e) => {
+                    let saved = node.privacy().await.unwrap_or_default();
+                    let text = format!("cannot change the privacy settings: {e}");
+                    Box::new(move |m: &mut Model| {
+                        m.privacy = saved;
+                        m.notice(text);
+                    })
+                }
+            }
+        });
     }
 
     /// Adds a contact from an invite link, under `name` if given.

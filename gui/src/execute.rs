@@ -361,6 +361,12 @@ impl Executor<'_> {
             }
             Action::SetDark(dark) => self.model.dark = dark,
             Action::SetNotifications(on) => self.model.notifications = on,
+            Action::SetPrivacy(privacy) => {
+                if let Some(node) = self.node() {
+                    self.model.privacy = privacy;
+                    backend.set_privacy(&node, privacy);
+                }
+            }
             Action::SaveSettings(settings) => {
                 if let (Some(node), Some(dir)) = (self.node(), self.model.profile_dir.clone()) {
                     backend.apply_settings(&node, dir, settings);

@@ -1,4 +1,4 @@
-//! "Settings": appearance and notifications, backups (`backup`), blocked contacts (to unblock them), the network settings (LAN only, holding mail for LAN
+//! "Settings": appearance and notifications, read receipts and typing indicators, backups (`backup`), blocked contacts (to unblock them), the network settings (LAN only, holding mail for LAN
 //! peers, bootstrap nodes), the password, and who this profile is.
 
 use egui::RichText;
@@ -47,6 +47,8 @@ pub fn show(
         actions.push(Action::SetNotifications(notifications));
     }
     ui.separator();
+    actions.extend(privacy(ui, model));
+    ui.separator();
     actions.extend(super::backup::section(ui, model, backup));
     ui.separator();
     actions.extend(blocked(ui, model));
@@ -76,6 +78,25 @@ pub fn show(
     }
     ui.separator();
     shortcuts(ui);
+    actions
+}
+
+/// Read receipts and typing indicators: off works both ways, as the labels say.
+fn privacy(ui: &mut egui::Ui, model: &Model) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.label(RichText::new("Privacy").strong());
+    let mut privacy = model.privacy;
+    let receipts = ui.checkbox(&mut privacy.read_receipts, "Send read receipts");
+    let typing = ui.checkbox(&mut privacy.typing, "Typing indicators");
+    ui.label(
+        RichText::new(
+            "Off works both ways: you then don't see others' read receipts or typing either.",
+        )
+        .weak(),
+    );
+    if receipts.changed() || typing.changed() {
+        actions.push(Action::SetPrivacy(privacy));
+    }
     actions
 }
 

@@ -208,6 +208,8 @@ pub struct Model {
     /// Window focus (messages are marked read only while the window has focus).
     pub focused: bool,
     pub notifications: bool,
+    /// Read receipts and typing indicators on or off (the profile's setting, `tern_node::privacy`).
+    pub privacy: tern_node::privacy::PrivacySettings,
     pub dark: bool,
     /// The node's event stream lagged: the lists are read again from the store.
     pub needs_resync: bool,
@@ -261,6 +263,7 @@ impl Default for Model {
             search_results: None,
             focused: true,
             notifications: true,
+            privacy: Default::default(),
             dark: true,
             needs_resync: false,
             conversations_stale: false,
