@@ -328,10 +328,12 @@ fn bubble(
         };
         // The bubble is as wide as its text (wrapped at its share of the view) or its status line.
         let max = width * BUBBLE_SHARE - 2.0 * BUBBLE_MARGIN;
+        let shown =
+            crate::bidi::for_label(ui, &m.text, &egui::TextStyle::Body.resolve(ui.style()), max);
         let text_width = ui
             .painter()
             .layout(
-                m.text.clone(),
+                shown.to_string(),
                 egui::TextStyle::Body.resolve(ui.style()),
                 text_color,
                 max,
@@ -366,7 +368,16 @@ fn bubble(
                         asked = file_card::show(ui, m, attachment, text_color, thumbnails);
                     }
                     if !m.text.is_empty() || m.attachment.is_none() {
-                        ui.add(egui::Label::new(RichText::new(&m.text).color(text_color)).wrap());
+                        let label = ui.add(
+                            egui::Label::new(RichText::new(shown.as_ref()).color(text_color))
+                                .wrap(),
+                        );
+                        // Read out in the order it was written, not in the order it is drawn.
+                        if shown != m.text.as_str() {
+                            label.widget_info(|| {
+                                egui::WidgetInfo::labeled(egui::WidgetType::Label, true, &m.text)
+                            });
+                        }
                     }
                     ui.horizontal(|ui| {
                         let meta = text_color.gamma_multiply(0.7);
