@@ -15,7 +15,7 @@ use tern_testkit::profile::{PASSWORD, create, introduce};
 use tern_testkit::wait::TIMEOUT;
 
 mod support;
-use support::{App, app, click, has_label, shutdown, type_into};
+use support::{App, app_with, click, has_label, shutdown, type_into};
 
 /// The line from the issue.
 const LINE: &str = "héllo 世界 مرحبا 👋";
@@ -85,8 +85,11 @@ fn settle(h: &mut App, what: &str, done: impl Fn(&App) -> bool) {
     }
 }
 
-#[test]
-fn the_line_shows_with_no_box_in_the_bubble_and_the_list() {
+/// The app unlocked on a conversation with Pat, who wrote the line and an Arabic sentence, drawn by
+/// `harness` (the accessibility-only one, or one that renders with wgpu).
+fn open_on_the_line(
+    harness: egui_kittest::HarnessBuilder<tern_gui::TernApp>,
+) -> (App, Vec<tempfile::TempDir>) {
     let root = tempfile::tempdir().unwrap();
     let peer_dir = tempfile::tempdir().unwrap();
     {
@@ -98,7 +101,7 @@ fn the_line_shows_with_no_box_in_the_bubble_and_the_list() {
             me.receive(&entry.envelope).unwrap();
         }
     }
-    let mut h = app(root.path());
+    let mut h = app_with(harness, root.path());
     h.step();
     type_into(&mut h, "Password", PASSWORD);
     click(&mut h, "Unlock");
@@ -108,6 +111,12 @@ fn the_line_shows_with_no_box_in_the_bubble_and_the_list() {
     click(&mut h, "Pat");
     settle(&mut h, "the bubble", |h| has_label(h, LINE));
     h.step();
+    (h, vec![root, peer_dir])
+}
+
+#[test]
+fn the_line_shows_with_no_box_in_the_bubble_and_the_list() {
+    let (mut h, _dirs) = open_on_the_line(egui_kittest::Harness::builder());
     // The list's preview and the bubble both drew the line; the Arabic sentence is read out in the
     // order it was written.
     assert!(has_label(&h, "مرحبا بك"));
@@ -124,6 +133,31 @@ fn the_line_shows_with_no_box_in_the_bubble_and_the_list() {
     h.step();
     let drawn = boxes_drawn(&h.ctx, &h.output().shapes);
     assert!(drawn.contains(&'世') && drawn.contains(&'م'), "{drawn:?}");
+    shutdown(&mut h);
+}
+
+/// The issue's screenshot test: the same frame rendered to pixels by wgpu (under Xvfb with Mesa's
+/// software Vulkan, lavapipe), saved beside the test binary, and its glyphs counted for boxes. Built
+/// only with the `screenshot` feature (wgpu is a long build): the command is in docs/testing.md.
+#[cfg(feature = "screenshot")]
+#[test]
+fn the_line_renders_with_no_box_in_a_screenshot() {
+    let (mut h, _dirs) = open_on_the_line(egui_kittest::Harness::builder().wgpu());
+    let image = h.render().expect("wgpu renders the frame");
+    let drawn = boxes_drawn(&h.ctx, &h.output().shapes);
+    assert_eq!(
+        drawn,
+        Vec::<char>::new(),
+        "glyphs drawn as the replacement box"
+    );
+    let colours: std::collections::HashSet<[u8; 4]> = image.pixels().map(|p| p.0).collect();
+    assert!(
+        colours.len() > 16,
+        "the frame has text on it, not one flat colour"
+    );
+    let path = std::env::temp_dir().join("tern-scripts-screenshot.png");
+    image.save(&path).unwrap();
+    println!("screenshot: {}", path.display());
     shutdown(&mut h);
 }
 
