@@ -69,7 +69,7 @@ pub fn for_label<'a>(
                 .x
         })
     };
-    Cow::Owned(visual(text, max_width, &mut measure).into_owned())
+    visual(text, max_width, &mut measure)
 }
 
 /// Whether `c` makes text right to left (a Hebrew or Arabic letter, or an explicit right-to-left mark).
@@ -87,6 +87,9 @@ fn rows(
     max_width: f32,
     measure: &mut dyn FnMut(&str) -> f32,
 ) -> Vec<std::ops::Range<usize>> {
+    if max_width.is_infinite() {
+        return vec![0..paragraph.len()];
+    }
     let mut rows = Vec::new();
     let mut start = 0;
     let mut end = 0;

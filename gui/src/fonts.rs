@@ -57,7 +57,7 @@ const SCRIPTS: &[Script] = &[
 
 /// What [`discover`] chose: faces read into memory, and the scripts no installed face covers.
 pub struct Fallbacks {
-    /// `(name, data)` in the order they follow egui's fonts; the name is the face's family and file.
+    /// `(name, data)` in the order they follow egui's fonts; the name is the family and fontdb's face id.
     pub faces: Vec<(String, Arc<FontData>)>,
     /// Scripts that neither egui's fonts nor a system font (within the bounds) cover.
     pub missing: Vec<&'static str>,

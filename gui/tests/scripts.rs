@@ -1,14 +1,16 @@
 //! Issue 16 item 2: every script displays. The multilingual line and the timer mark are laid out with
 //! the app's fonts (egui's, then the system's fallbacks) and no character falls back to the replacement
 //! box; with egui's fonts alone the same line has boxes. In the running app, every glyph of a frame that
-//! shows the line in a bubble and in the conversation list is counted.
+//! shows the line in a bubble, in the conversation list and in the composer is counted.
 //!
 //! It needs the fonts the README's install line names (fonts-noto-core, fonts-noto-cjk, fonts-symbola).
 
 use std::time::{Duration, Instant};
 
+use egui::accesskit::Role;
 use egui::epaint::text::FontDefinitions;
 use egui::{FontFamily, Shape};
+use egui_kittest::kittest::Queryable;
 use tern_gui::fonts::missing_chars;
 use tern_gui::model::Screen;
 use tern_testkit::profile::{PASSWORD, create, introduce};
@@ -110,6 +112,11 @@ fn open_on_the_line(
     });
     click(&mut h, "Pat");
     settle(&mut h, "the bubble", |h| has_label(h, LINE));
+    // The line typed into the composer too (not sent).
+    h.get_by_role(Role::MultilineTextInput).focus();
+    h.step();
+    h.get_by_role(Role::MultilineTextInput).type_text(LINE);
+    h.step();
     h.step();
     (h, vec![root, peer_dir])
 }
@@ -117,8 +124,10 @@ fn open_on_the_line(
 #[test]
 fn the_line_shows_with_no_box_in_the_bubble_and_the_list() {
     let (mut h, _dirs) = open_on_the_line(egui_kittest::Harness::builder());
-    // The list's preview and the bubble both drew the line; the Arabic sentence is read out in the
-    // order it was written.
+    // The list's preview, the bubble and the composer drew the line; the Arabic sentence is read out
+    // in the order it was written.
+    let composer = h.get_by_role(Role::MultilineTextInput).value();
+    assert_eq!(composer.as_deref(), Some(LINE));
     assert!(has_label(&h, "مرحبا بك"));
     let drawn = boxes_drawn(&h.ctx, &h.output().shapes);
     assert_eq!(
