@@ -87,10 +87,11 @@ fn rows(
     max_width: f32,
     measure: &mut dyn FnMut(&str) -> f32,
 ) -> Vec<std::ops::Range<usize>> {
-    if max_width.is_infinite() {
-        return vec![0..paragraph.len()];
-    }
     let mut rows = Vec::new();
+    if max_width.is_infinite() {
+        rows.push(0..paragraph.len());
+        return rows;
+    }
     let mut start = 0;
     let mut end = 0;
     for (at, word) in paragraph.split_inclusive(' ').scan(0, |at, w| {
