@@ -3,9 +3,11 @@
 //! the Indic scripts, Thai, emoji...). Installed fonts are found with `fontdb` (it reads fontconfig's
 //! configuration, no C library) and only memory-mapped while their character maps are checked; only the
 //! few faces chosen are read into memory, at most [`MAX_FALLBACK_FONTS`] of them and
-//! [`MAX_FALLBACK_BYTES`] in all (a CJK collection alone is about 19 MB).
+//! [`MAX_FALLBACK_BYTES`] in all (a CJK collection alone is about 19 MB). They are read once per
+//! process and kept for its life (egui then borrows them instead of copying them into each of its font
+//! sets), on a thread of their own so that the window opens without waiting.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use egui::FontFamily;
 use egui::epaint::text::{FontData, FontDefinitions};
@@ -55,7 +57,7 @@ const SCRIPTS: &[Script] = &[
     Script { name: "Emoji", samples: &['👋', '😀', '📄', '🎉'], hints: &["Emoji", "Symbola"] },
 ];
 
-/// What [`discover`] chose: faces read into memory, and the scripts no installed face covers.
+/// What [`found`] chose: faces read into memory, and the scripts no installed face covers.
 pub struct Fallbacks {
     /// `(name, data)` in the order they follow egui's fonts; the name is the family and fontdb's face id.
     pub faces: Vec<(String, Arc<FontData>)>,
@@ -88,24 +90,61 @@ pub fn definitions(fallbacks: &Fallbacks) -> FontDefinitions {
     defs
 }
 
-/// Finds the system fallbacks and installs them into `ctx` (once, where the app sets up its context).
+/// Installs the system fallbacks into `ctx` (once, where the app sets up its context): at once if they
+/// were found before in this process, else from a thread when they are (`ctx` redraws then).
 pub fn install(ctx: &egui::Context) {
-    let started = std::time::Instant::now();
-    let fallbacks = discover();
-    tracing::info!(
-        faces = fallbacks.faces.len(),
-        bytes = fallbacks.bytes,
-        ms = started.elapsed().as_secs_f64() * 1000.0,
-        "system fonts chosen as fallbacks"
-    );
-    if !fallbacks.missing.is_empty() {
-        tracing::info!(missing = ?fallbacks.missing, "no installed font covers these scripts");
+    if let Some(fallbacks) = FOUND.get() {
+        ctx.set_fonts(definitions(fallbacks));
+        return;
     }
-    ctx.set_fonts(definitions(&fallbacks));
+    let ctx = ctx.clone();
+    let spawned = std::thread::Builder::new()
+        .name("tern-fonts".to_owned())
+        .spawn(move || {
+            ctx.set_fonts(definitions(found()));
+            ctx.request_repaint();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the thread that finds fonts: {e}");
+    }
 }
 
-/// Chooses system faces for the scripts egui's fonts lack (see the module's doc) and reads them.
-pub fn discover() -> Fallbacks {
+/// Whether `ctx` has the system fallbacks (after [`install`]; tests wait for it).
+pub fn installed(ctx: &egui::Context) -> bool {
+    let Some(fallbacks) = FOUND.get() else {
+        return false;
+    };
+    ctx.fonts(|f| {
+        fallbacks
+            .faces
+            .iter()
+            .all(|(name, _)| f.definitions().font_data.contains_key(name))
+    })
+}
+
+static FOUND: OnceLock<Fallbacks> = OnceLock::new();
+
+/// The fallbacks of this process: [`discover`]ed the first time.
+pub fn found() -> &'static Fallbacks {
+    FOUND.get_or_init(|| {
+        let started = std::time::Instant::now();
+        let fallbacks = discover();
+        tracing::info!(
+            faces = fallbacks.faces.len(),
+            bytes = fallbacks.bytes,
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "system fonts chosen as fallbacks"
+        );
+        if !fallbacks.missing.is_empty() {
+            tracing::info!(missing = ?fallbacks.missing, "no installed font covers these scripts");
+        }
+        fallbacks
+    })
+}
+
+/// Chooses system faces for the scripts egui's fonts lack (see the module's doc) and reads them (for
+/// good: once per process, through [`found`]).
+fn discover() -> Fallbacks {
     let mut db = fontdb::Database::new();
     db.load_system_fonts();
     choose(&db, &mut covered_by_defaults())
@@ -274,17 +313,21 @@ fn load(db: &fontdb::Database, c: &Candidate) -> Option<FontData> {
     let fontdb::Source::File(path) = source else {
         return None;
     };
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let mut data = FontData::from_owned(bytes);
-            data.index = index;
-            Some(data)
-        }
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
         Err(e) => {
             tracing::warn!(path = %path.display(), "cannot read a fallback font: {e}");
-            None
+            return None;
         }
+    };
+    if let Err(e) = skrifa::FontRef::from_index(&bytes, index) {
+        tracing::warn!(path = %path.display(), "egui could not read this font: {e}");
+        return None;
     }
+    // Kept for the process's life: egui borrows it (a font set of its own per scale would copy it).
+    let mut data = FontData::from_static(Box::leak(bytes.into_boxed_slice()));
+    data.index = index;
+    Some(data)
 }
 
 #[cfg(test)]

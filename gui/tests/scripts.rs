@@ -37,11 +37,11 @@ fn uncovered(defs: &FontDefinitions, text: &str) -> Vec<char> {
 
 #[test]
 fn the_apps_fonts_cover_the_line_and_egui_defaults_do_not() {
-    let fallbacks = tern_gui::fonts::discover();
+    let fallbacks = tern_gui::fonts::found();
     println!("fallbacks: {fallbacks:?}");
     let text = format!("{LINE} {TIMER}");
     assert_eq!(
-        uncovered(&tern_gui::fonts::definitions(&fallbacks), &text),
+        uncovered(&tern_gui::fonts::definitions(fallbacks), &text),
         Vec::<char>::new(),
         "install the fonts the README names"
     );
@@ -112,6 +112,10 @@ fn open_on_the_line(
     });
     click(&mut h, "Pat");
     settle(&mut h, "the bubble", |h| has_label(h, LINE));
+    // The system's fonts come from a thread of their own.
+    settle(&mut h, "the system fonts", |h| {
+        tern_gui::fonts::installed(&h.ctx)
+    });
     // The line typed into the composer too (not sent).
     h.get_by_role(Role::MultilineTextInput).focus();
     h.step();
@@ -175,7 +179,7 @@ fn the_line_renders_with_no_box_in_a_screenshot() {
 #[test]
 fn egui_shapes_an_arabic_word_right_to_left_and_joined() {
     use egui::epaint::text::{Fonts, TextOptions};
-    let defs = tern_gui::fonts::definitions(&tern_gui::fonts::discover());
+    let defs = tern_gui::fonts::definitions(tern_gui::fonts::found());
     let mut fonts = Fonts::new(TextOptions::default(), defs);
     let mut view = fonts.with_pixels_per_point(1.0);
     let font = egui::FontId::proportional(14.0);
