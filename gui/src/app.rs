@@ -63,6 +63,7 @@ impl TernApp {
         }
         let backend = Backend::new(ctx.clone(), options)?;
         crate::theme::apply(ctx);
+        crate::fonts::install(ctx);
         Ok(Self {
             model,
             backend,

@@ -141,10 +141,13 @@ pub fn bubble(
         };
         // The bubble is as wide as its text (wrapped at the bubble's widest) or its status line.
         let max = max_width(width) - 2.0 * BUBBLE_MARGIN;
+        // Right-to-left rows in the order they are drawn (`bidi`); the text itself otherwise.
+        let shown =
+            crate::bidi::for_label(ui, &m.text, &egui::TextStyle::Body.resolve(ui.style()), max);
         let text_width = ui
             .painter()
             .layout(
-                m.text.clone(),
+                shown.to_string(),
                 egui::TextStyle::Body.resolve(ui.style()),
                 text_color,
                 max,
@@ -182,7 +185,20 @@ pub fn bubble(
                             asked = file_card::show(ui, m, attachment, text_color, thumbnails);
                         }
                         if !m.text.is_empty() || m.attachment.is_none() {
-                            targets.extend(text(ui, &m.text, text_color));
+                            let drawn = text(ui, &shown, text_color);
+                            // Read out in the order it was written, not in the order it is drawn.
+                            if shown != m.text.as_str()
+                                && let [label] = drawn.as_slice()
+                            {
+                                label.widget_info(|| {
+                                    egui::WidgetInfo::labeled(
+                                        egui::WidgetType::Label,
+                                        true,
+                                        &m.text,
+                                    )
+                                });
+                            }
+                            targets.extend(drawn);
                         }
                         if let Some(chosen) = meta_line(ui, m, text_color) {
                             asked = Some(chosen);

@@ -11,16 +11,20 @@
 //! - [`profiles`], [`qr`], [`timefmt`]: profiles on disk, QR codes, how times read; [`words`]: errors
 //!   in plain words and counts. [`keys`]: the keyboard shortcuts; [`theme`]: focus ring and contrast;
 //!   [`icon`]: the application icon.
+//! - [`fonts`]: the system's fonts behind egui's, so every script displays; [`bidi`]: right-to-left
+//!   text put in visual order for display.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod action;
 pub mod app;
 pub mod backend;
+pub mod bidi;
 pub mod bubble;
 pub mod chat;
 pub mod dialogs;
 pub mod execute;
 pub mod file_card;
+pub mod fonts;
 pub mod icon;
 pub mod keys;
 pub mod links;

@@ -126,7 +126,14 @@ pub fn show(ui: &mut egui::Ui, model: &Model, filter: &mut String) -> Vec<Action
                             },
                         )
                     };
-                    ui.label(RichText::new(preview).weak());
+                    let font = egui::TextStyle::Body.resolve(ui.style());
+                    let shown = crate::bidi::for_label(ui, &preview, &font, f32::INFINITY);
+                    let label = ui.label(RichText::new(shown.as_ref()).weak());
+                    if shown != preview.as_str() {
+                        label.widget_info(|| {
+                            egui::WidgetInfo::labeled(egui::WidgetType::Label, true, &preview)
+                        });
+                    }
                 })
                 .response;
             let response = response.interact(egui::Sense::click());

@@ -19,12 +19,17 @@ pub type App = Harness<'static, TernApp>;
 
 /// An app over profiles in `root`, its node on loopback only (mDNS would multicast beyond this machine).
 pub fn app(root: &Path) -> App {
+    app_with(Harness::builder(), root)
+}
+
+/// [`app`] drawn by `harness` (one that renders with wgpu, say).
+pub fn app_with(harness: egui_kittest::HarnessBuilder<TernApp>, root: &Path) -> App {
     let options = Options {
         root: root.to_path_buf(),
         kdf: KdfParams::INSECURE_FOR_TESTS,
         network_override: Some(loopback_settings()),
     };
-    Harness::builder()
+    harness
         .with_size(egui::vec2(1100.0, 760.0))
         .build_eframe(move |cc| TernApp::new(&cc.egui_ctx, options.clone()).unwrap())
 }
