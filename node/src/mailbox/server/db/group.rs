@@ -368,14 +368,30 @@ impl Db {
         let mut changed = false;
         {
             let mut t = GroupTables::open(&txn)?;
+            // Only the ids and activity times are collected (not the keys): a few MiB at MAX_GROUP_QUEUES.
             let mut rows = Vec::new();
             for row in t.queues.iter()? {
                 let (id, value) = row?;
-                rows.push((QueueId(*id.value()), Queue::decode(value.value())?));
+                rows.push((
+                    QueueId(*id.value()),
+                    u64_at(value.value(), 8),
+                    u64_at(value.value(), 24),
+                ));
             }
-            for (id, mut queue) in rows {
+            for (id, count, last_active) in rows {
+                let idle = last_active.saturating_add(idle_s) <= now;
+                if count == 0 && !idle {
+                    continue;
+                }
+                let Some(mut queue) = t
+                    .queues
+                    .get(&id.0)?
+                    .map(|v| Queue::decode(v.value()))
+                    .transpose()?
+                else {
+                    continue;
+                };
                 let mut touched = false;
-                let idle = queue.last_active.saturating_add(idle_s) <= now;
                 while queue.count > 0 && purged < batch {
                     let first = t
                         .messages
