@@ -46,6 +46,9 @@ pub(crate) struct Metrics {
     mailboxes: Gauge,
     unclaimed_bytes: Gauge,
     claims: Gauge,
+    group_queues: Gauge,
+    group_messages: Gauge,
+    group_bytes: Gauge,
     deposits: Counter,
     duplicates: Counter,
     fetches: Counter,
@@ -115,6 +118,26 @@ impl Metrics {
             "mailbox_claims",
             "Mailboxes whose owner has fetched here within claim_ttl_secs",
             claims.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let group_queues = gauge(
+            &mut registry,
+            "mailbox_group_queues",
+            "Group queues held (one per group that names this server)",
+        );
+        let group_messages = gauge(
+            &mut registry,
+            "mailbox_group_messages",
+            "Group messages held, one copy each for the whole group",
+        );
+        let group_bytes = gauge(
+            &mut registry,
+            "mailbox_group_bytes",
+            "Group message bytes held (counted in the server's byte total)",
         );
         let counter = |registry: &mut Registry, name: &str, help: &str| {
             let c = Counter::default();
@@ -197,6 +220,9 @@ impl Metrics {
             mailboxes,
             unclaimed_bytes,
             claims,
+            group_queues,
+            group_messages,
+            group_bytes,
             deposits,
             duplicates,
             fetches,
@@ -244,6 +270,10 @@ impl Metrics {
         self.unclaimed_bytes
             .set(saturating_i64(stats.unclaimed_bytes));
         self.claims.set(saturating_i64(stats.claims));
+        self.group_queues.set(saturating_i64(stats.group_queues));
+        self.group_messages
+            .set(saturating_i64(stats.group_messages));
+        self.group_bytes.set(saturating_i64(stats.group_bytes));
         let seen = &mut self.seen;
         advance(&self.deposits, &mut seen.deposits, counters.deposits);
         advance(&self.duplicates, &mut seen.duplicates, counters.duplicates);

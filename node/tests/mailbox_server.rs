@@ -178,6 +178,7 @@ fn deposited_mail_is_fetched_by_its_owner_then_acknowledged_away() {
             // Alice never fetched here yet: her mail is unclaimed mail.
             unclaimed_bytes: bytes.len() as u64,
             claims: 0,
+            ..MailboxStats::default()
         }
     );
 
@@ -637,6 +638,7 @@ fn mail_survives_closing_and_reopening_the_server() {
             // Deposited before Alice's first acknowledgement, so counted as unclaimed, recounted on open.
             unclaimed_bytes: expected.iter().map(|e| e.len() as u64).sum(),
             claims: 1,
+            ..MailboxStats::default()
         }
     );
     assert_eq!(

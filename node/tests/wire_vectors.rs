@@ -11,8 +11,12 @@ use rand_chacha::rand_core::SeedableRng;
 use serde_json::{Value, json};
 use tern_node::envelope_wire::{EnvelopeAck, RejectReason};
 use tern_node::frame::{WireMessage, decode_frame, encode_frame};
+use tern_node::mailbox::group_wire::{
+    GroupRequest, GroupResponse, QueueAuth, QueuedMessage, SignedRotation,
+};
 use tern_node::mailbox::wire::NONCE_LEN;
 use tern_node::mailbox::{MailboxRequest, MailboxResponse, OwnerAuth, Refusal};
+use tern_protocol::group_queue::{EpochKey, QueueId, Rotation};
 use tern_protocol::{EnvelopeId, Identity};
 
 const VECTORS_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/test-vectors.json");
@@ -128,6 +132,10 @@ fn messages(file: &Value) -> (Messages, Vec<u8>) {
             },
         ),
     ];
+    let requests = requests
+        .into_iter()
+        .chain(group_requests(&server))
+        .collect();
     let responses = vec![
         ("deposited", MailboxResponse::Deposited { id }),
         ("duplicate", MailboxResponse::Duplicate { id }),
@@ -144,6 +152,25 @@ fn messages(file: &Value) -> (Messages, Vec<u8>) {
             },
         ),
         ("acked", MailboxResponse::Acked { count: 1 }),
+        (
+            "queue_opened",
+            MailboxResponse::Group(GroupResponse::Opened),
+        ),
+        (
+            "group_messages",
+            MailboxResponse::Group(GroupResponse::Messages {
+                messages: vec![QueuedMessage {
+                    seq: 7,
+                    message: b"mls".to_vec(),
+                }],
+                next_cursor: 8,
+                more: false,
+            }),
+        ),
+        (
+            "refused_not_member",
+            MailboxResponse::Refused(Refusal::NotMember),
+        ),
     ];
     (
         Messages {
@@ -154,6 +181,58 @@ fn messages(file: &Value) -> (Messages, Vec<u8>) {
         },
         server,
     )
+}
+
+/// The group queue requests of §18.6: queue 00 01 … 0f, the epoch key of protocol's `group_bodies`
+/// vector (exporter output 00 01 … 1f) as epoch 0's, the same seed + 1 as epoch 1's.
+fn group_requests(server: &[u8]) -> Vec<(&'static str, MailboxRequest)> {
+    let queue = QueueId(std::array::from_fn(|i| i as u8));
+    let epoch0 =
+        EpochKey::from_exporter(&zeroize::Zeroizing::new(std::array::from_fn(|i| i as u8)));
+    let epoch1 = EpochKey::from_exporter(&zeroize::Zeroizing::new(std::array::from_fn(|i| {
+        i as u8 + 1
+    })));
+    let rotation = Rotation {
+        epoch: 1,
+        new_key: epoch1.public(),
+        revoke: true,
+    };
+    vec![
+        (
+            "group_open",
+            MailboxRequest::Group(GroupRequest::Open {
+                queue,
+                epoch: 0,
+                key: epoch0.public(),
+                signature: epoch0.sign_open(&queue, 0),
+            }),
+        ),
+        (
+            "group_deposit",
+            MailboxRequest::Group(GroupRequest::Deposit {
+                queue,
+                message: b"mls".to_vec(),
+                rotation: Some(SignedRotation {
+                    rotation,
+                    signer: epoch0.public(),
+                    signature: epoch0.sign_rotation(&queue, &rotation, b"mls"),
+                }),
+            }),
+        ),
+        (
+            "group_fetch",
+            MailboxRequest::Group(GroupRequest::Fetch {
+                queue,
+                auth: QueueAuth {
+                    key: epoch1.public(),
+                    nonce: NONCE,
+                    signature: epoch1.sign_fetch(server, &NONCE, &queue, 7),
+                },
+                cursor: 7,
+                max: 64,
+            }),
+        ),
+    ]
 }
 
 fn generate(file: &Value) -> Value {

@@ -330,6 +330,10 @@ struct GroupBodiesVector {
     transfer_part: String,
     /// §18.9: the conversation id of the group whose MLS group id is 00 01 .. 0f.
     conversation_id: String,
+    /// §18.6: the epoch auth key whose exporter output (Ed25519 seed) is 00 01 .. 1f.
+    queue_auth_key: String,
+    /// §18.6: that key's fetch signature for server `server`, nonce 11 x 32, queue 00 01 .. 0f, cursor 5.
+    queue_fetch_signature: String,
 }
 
 fn gen_group_bodies() -> GroupBodiesVector {
@@ -352,7 +356,20 @@ fn gen_group_bodies() -> GroupBodiesVector {
         conversation_id: hex(&tern_protocol::group_wire::conversation_id(
             &std::array::from_fn::<u8, 16, _>(|i| i as u8),
         )),
+        queue_auth_key: hex(queue_vector_key().public().as_bytes()),
+        queue_fetch_signature: hex(&queue_vector_key().sign_fetch(
+            b"server",
+            &[0x11; 32],
+            &tern_protocol::group_queue::QueueId(std::array::from_fn(|i| i as u8)),
+            5,
+        )),
     }
+}
+
+fn queue_vector_key() -> tern_protocol::group_queue::EpochKey {
+    tern_protocol::group_queue::EpochKey::from_exporter(&zeroize::Zeroizing::new(
+        std::array::from_fn(|i| i as u8),
+    ))
 }
 
 /// The group bodies read back through the API and, independently, as §18.4's table says.
@@ -396,6 +413,22 @@ fn check_group_bodies(g: &GroupBodiesVector) {
         tern_protocol::crypto::sha256(&[b"tern/group/conversation/v1", &id])
     );
     assert_eq!(unhex(&g.conversation_id), group_wire::conversation_id(&id));
+    // §18.6 by hand: the exporter output is the Ed25519 seed; the fetch signature covers
+    // u8 len(label) || label || vec8 server || nonce || queue id || u64 cursor.
+    let seed: [u8; 32] = std::array::from_fn(|i| i as u8);
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+    assert_eq!(unhex(&g.queue_auth_key), key.to_bytes());
+    let label = b"tern/group/queue/fetch/v1";
+    let mut signed = vec![label.len() as u8];
+    signed.extend(label);
+    signed.push(6);
+    signed.extend(b"server");
+    signed.extend([0x11; 32]);
+    signed.extend(id);
+    signed.extend(5u64.to_be_bytes());
+    let signature: [u8; 64] = unhex(&g.queue_fetch_signature).try_into().unwrap();
+    key.verify_strict(&signed, &ed25519_dalek::Signature::from_bytes(&signature))
+        .unwrap();
 }
 
 fn generate() -> Vectors {

@@ -12,6 +12,7 @@ use openmls::prelude::{
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::OpenMlsProvider;
 use tern_protocol::crypto::sha256;
+use tern_protocol::group_queue::{self, EpochKey, QueueId};
 use tern_protocol::{Content, Identity, IdentityKey, MessageId};
 use zeroize::Zeroizing;
 
@@ -253,6 +254,41 @@ impl Group {
             .export_secret(self.provider.crypto(), label, &[], 32)
             .map(Zeroizing::new)
             .map_err(GroupError::mls)
+    }
+
+    /// The group queue id this epoch names: `MLS-Exporter("tern/group/queue/v1", "", 16)` (§18.6). The queue
+    /// keeps the id of the epoch the group was created in, so only the creator computes it, at creation.
+    pub fn queue_id(&self) -> Result<QueueId, GroupError> {
+        let bytes = self
+            .mls
+            .export_secret(
+                self.provider.crypto(),
+                group_queue::QUEUE_ID_LABEL,
+                &[],
+                group_queue::QUEUE_ID_LEN,
+            )
+            .map(Zeroizing::new)
+            .map_err(GroupError::mls)?;
+        let mut id = [0u8; group_queue::QUEUE_ID_LEN];
+        id.copy_from_slice(
+            bytes
+                .get(..group_queue::QUEUE_ID_LEN)
+                .ok_or(GroupError::Mls("short exporter output".into()))?,
+        );
+        Ok(QueueId(id))
+    }
+
+    /// The current epoch's group queue auth key (§18.6): the Ed25519 key whose seed is
+    /// `MLS-Exporter("tern/group/queue-auth/v1", "", 32)`. Every member of the epoch derives the same one.
+    pub fn queue_key(&self) -> Result<EpochKey, GroupError> {
+        let bytes = self.export(group_queue::QUEUE_AUTH_LABEL)?;
+        let mut seed = Zeroizing::new([0u8; 32]);
+        seed.copy_from_slice(
+            bytes
+                .get(..32)
+                .ok_or(GroupError::Mls("short exporter output".into()))?,
+        );
+        Ok(EpochKey::from_exporter(&seed))
     }
 
     /// The gossip topic of the current epoch: `"tern-group/1/" || hex(MLS-Exporter("tern/group/topic/v1",

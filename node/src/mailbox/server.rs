@@ -46,6 +46,7 @@
 //! purge batch; a damaged file is a typed error on open, as is a second open of the same file.
 
 mod db;
+mod group;
 mod limits;
 mod storage;
 #[cfg(test)]
@@ -66,6 +67,8 @@ use crate::redb_file::{Failure, from_redb_errors};
 
 pub use db::{CLAIM_REFRESH_S, MAX_CLAIMS};
 pub use db::{FORMAT_VERSION, PURGE_BATCH};
+pub use db::{MAX_GROUP_QUEUE, MAX_GROUP_QUEUE_BYTES, MAX_GROUP_QUEUES, MAX_QUEUE_KEYS};
+pub use group::GROUP_RETENTION_S;
 pub use limits::{MAX_MAILBOXES_PER_PEER, MAX_OWNER_PEERS, MAX_RATE_BUCKETS};
 pub use storage::{MAX_REOPEN_INTERVAL_S, REOPEN_INTERVAL_S, StorageHealth};
 
@@ -134,6 +137,12 @@ pub struct MailboxStats {
     pub unclaimed_bytes: u64,
     /// Mailboxes claimed by their owner (live, or lapsed and not purged yet).
     pub claims: u64,
+    /// Group queues (docs/protocol.md §18.6).
+    pub group_queues: u64,
+    /// Group messages held, one copy each for the whole group.
+    pub group_messages: u64,
+    /// Group message bytes held.
+    pub group_bytes: u64,
 }
 
 /// What the server has done since it was opened (for metrics).
@@ -141,6 +150,8 @@ pub struct MailboxStats {
 pub struct MailboxCounters {
     /// Envelopes stored.
     pub deposits: u64,
+    /// Group messages stored.
+    pub group_deposits: u64,
     /// Deposits answered [`MailboxResponse::Duplicate`].
     pub duplicates: u64,
     /// Fetch requests answered with envelopes (possibly none).
@@ -287,6 +298,7 @@ impl MailboxServer {
             MailboxRequest::Challenge => Ok(self.challenge(from, now_s)),
             MailboxRequest::Fetch { auth, max } => self.fetch(from, &auth, max, now_s),
             MailboxRequest::Ack { auth, ids } => self.ack(from, &auth, &ids, now_s),
+            MailboxRequest::Group(request) => self.group_request(from, request, now_s),
             // A frame that could not be read: counted here, and the caller disconnects the sender.
             MailboxRequest::Invalid => Err(Refusal::Malformed),
         };
@@ -409,7 +421,11 @@ impl MailboxServer {
         Limits {
             quota_envelopes: u64::from(self.config.quota_envelopes),
             quota_bytes: self.config.quota_bytes,
-            max_total_bytes: self.config.max_total_bytes,
+            // Group queues share the server's total.
+            max_total_bytes: self
+                .config
+                .max_total_bytes
+                .saturating_sub(self.storage.group_totals().bytes),
             unclaimed_bytes: self.config.unclaimed_bytes,
             unclaimed_ttl_s: self.config.unclaimed_ttl_s,
             claim_ttl_s: self.config.claim_ttl_s,
@@ -617,8 +633,9 @@ impl MailboxServer {
                 break;
             }
         }
-        if total > 0 {
-            info!(purged = total, "expired mail purged");
+        let group = self.purge_groups(now_s)?;
+        if total > 0 || group > 0 {
+            info!(purged = total, group, "expired mail purged");
         }
         if now_s.saturating_sub(self.claims_purged_s) >= CLAIM_PURGE_INTERVAL_S
             && let Ok(db) = self.storage.db(now_s)
@@ -646,12 +663,16 @@ impl MailboxServer {
     /// What the server holds.
     pub fn stats(&self) -> MailboxStats {
         let totals = self.storage.totals();
+        let group = self.storage.group_totals();
         MailboxStats {
             envelopes: totals.envelopes,
             bytes: totals.bytes,
             mailboxes: totals.mailboxes,
             unclaimed_bytes: totals.unclaimed_bytes,
             claims: totals.claims,
+            group_queues: group.queues,
+            group_messages: group.messages,
+            group_bytes: group.bytes,
         }
     }
 

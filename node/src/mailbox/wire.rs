@@ -9,9 +9,11 @@
 use libp2p::StreamProtocol;
 use tern_protocol::codec::{Reader, Writer};
 use tern_protocol::envelope::{EnvelopeId, MAX_ENVELOPE_LEN};
+use tern_protocol::group_wire::MAX_GROUP_MESSAGE_LEN;
 use tern_protocol::{DecodeError, Identity, IdentityKey};
 
 use crate::frame::{FrameCodec, FrameProtocol, MessageError, WireMessage};
+use crate::mailbox::group_wire::{GroupRequest, GroupResponse, MAX_GROUP_REQUEST_LEN};
 
 /// The protocol name.
 pub const MAILBOX_PROTOCOL: StreamProtocol = StreamProtocol::new("/tern/mailbox/1");
@@ -114,6 +116,8 @@ pub enum MailboxRequest {
         auth: OwnerAuth,
         ids: Vec<EnvelopeId>,
     },
+    /// A group queue request (docs/protocol.md §18.6).
+    Group(GroupRequest),
     /// Not on the wire: an inbound request that could not be read (see [`WireMessage::invalid`]). Servers
     /// refuse it and disconnect the sender.
     Invalid,
@@ -147,10 +151,16 @@ pub enum Refusal {
     NotServing = 11,
     /// The whole server is full.
     ServerFull = 12,
+    /// No group queue has this id here.
+    UnknownQueue = 13,
+    /// The group queue exists and the key is not registered with it.
+    QueueTaken = 14,
+    /// The epoch key is not registered with the queue, or may not read from that cursor (revoked).
+    NotMember = 15,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 12] = [
+    pub const ALL: [Refusal; 15] = [
         Self::Malformed,
         Self::TooLarge,
         Self::Expired,
@@ -163,6 +173,9 @@ impl Refusal {
         Self::Internal,
         Self::NotServing,
         Self::ServerFull,
+        Self::UnknownQueue,
+        Self::QueueTaken,
+        Self::NotMember,
     ];
 
     pub fn code(self) -> u8 {
@@ -188,6 +201,9 @@ impl Refusal {
             Self::Internal => "internal",
             Self::NotServing => "not_serving",
             Self::ServerFull => "server_full",
+            Self::UnknownQueue => "unknown_queue",
+            Self::QueueTaken => "queue_taken",
+            Self::NotMember => "not_member",
         }
     }
 }
@@ -217,6 +233,8 @@ pub enum MailboxResponse {
     Acked {
         count: u32,
     },
+    /// A group queue answer (docs/protocol.md §18.6).
+    Group(GroupResponse),
 }
 
 fn start(payload: &[u8]) -> Result<(Reader<'_>, u8), MessageError> {
@@ -231,7 +249,7 @@ fn start(payload: &[u8]) -> Result<(Reader<'_>, u8), MessageError> {
 
 impl WireMessage for MailboxRequest {
     const NAME: &'static str = "mailbox request";
-    const MAX_LEN: usize = 2 + 4 + MAX_ENVELOPE_LEN;
+    const MAX_LEN: usize = max(2 + 4 + MAX_ENVELOPE_LEN, 2 + MAX_GROUP_REQUEST_LEN);
 
     fn invalid(_error: &crate::frame::FrameError) -> Option<Self> {
         Some(Self::Invalid)
@@ -260,6 +278,7 @@ impl WireMessage for MailboxRequest {
                     w.raw(&id.0);
                 }
             }
+            Self::Group(group) => group.encode(&mut w),
             // Never sent: tag 0 is refused by every decoder.
             Self::Invalid => {
                 w.u8(0);
@@ -287,12 +306,15 @@ impl WireMessage for MailboxRequest {
                     .collect::<Result<Vec<_>, _>>()?;
                 Self::Ack { auth, ids }
             }
-            got => {
-                return Err(MessageError::UnknownTag {
-                    field: "mailbox request",
-                    got,
-                });
-            }
+            got => match GroupRequest::decode(got, &mut r)? {
+                Some(group) => Self::Group(group),
+                None => {
+                    return Err(MessageError::UnknownTag {
+                        field: "mailbox request",
+                        got,
+                    });
+                }
+            },
         };
         r.finish()?;
         Ok(request)
@@ -301,7 +323,10 @@ impl WireMessage for MailboxRequest {
 
 impl WireMessage for MailboxResponse {
     const NAME: &'static str = "mailbox response";
-    const MAX_LEN: usize = 2 + 2 + 1 + MAX_FETCH_BYTES + MAX_FETCH_ENVELOPES * 4 + MAX_ENVELOPE_LEN;
+    const MAX_LEN: usize = max(
+        2 + 2 + 1 + MAX_FETCH_BYTES + MAX_FETCH_ENVELOPES * 4 + MAX_ENVELOPE_LEN,
+        2 + 1 + 8 + 2 + MAX_FETCH_BYTES + MAX_FETCH_ENVELOPES * 12 + MAX_GROUP_MESSAGE_LEN,
+    );
 
     fn encode_into(&self, out: &mut Vec<u8>) {
         let mut w = Writer::new();
@@ -330,6 +355,7 @@ impl WireMessage for MailboxResponse {
             Self::Acked { count } => {
                 w.u8(TAG_ACKED).u32(*count);
             }
+            Self::Group(group) => group.encode(&mut w),
         }
         out.extend_from_slice(w.as_slice());
     }
@@ -376,16 +402,23 @@ impl WireMessage for MailboxResponse {
             TAG_ACKED => Self::Acked {
                 count: r.u32("acked count")?,
             },
-            got => {
-                return Err(MessageError::UnknownTag {
-                    field: "mailbox response",
-                    got,
-                });
-            }
+            got => match GroupResponse::decode(got, &mut r)? {
+                Some(group) => Self::Group(group),
+                None => {
+                    return Err(MessageError::UnknownTag {
+                        field: "mailbox response",
+                        got,
+                    });
+                }
+            },
         };
         r.finish()?;
         Ok(response)
     }
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
 }
 
 /// The `/tern/mailbox/1` protocol.

@@ -543,4 +543,54 @@ pub fn check_network_with_spec(v: &Vectors) {
         payload(&named(responses, "response", "acked")),
         [1, 6, 0, 0, 0, 1]
     );
+
+    // §18.6's group queue requests, read as §17.2's table says.
+    let queue: Vec<u8> = (0u8..16).collect();
+    let epoch0 = unhex(&v.group_bodies.queue_auth_key);
+    let frame = named(requests, "request", "group_open");
+    let mut c = spec::Cursor::new(payload(&frame));
+    assert_eq!((c.u8(), c.u8()), (1, 5));
+    assert_eq!(c.take(16), queue.as_slice());
+    assert_eq!(c.take(8), [0; 8]);
+    assert_eq!(c.take(32), epoch0.as_slice());
+    c.take(64);
+    c.end();
+    let frame = named(requests, "request", "group_deposit");
+    let mut c = spec::Cursor::new(payload(&frame));
+    assert_eq!((c.u8(), c.u8()), (1, 6));
+    assert_eq!(c.take(16), queue.as_slice());
+    assert_eq!(c.vec32(), b"mls");
+    assert_eq!(c.u8(), 1, "a rotation");
+    assert_eq!(c.take(8), 1u64.to_be_bytes());
+    c.take(32);
+    assert_eq!(c.u8(), 1, "revoking");
+    assert_eq!(c.take(32), epoch0.as_slice(), "signed by epoch 0's key");
+    c.take(64);
+    c.end();
+    let frame = named(requests, "request", "group_fetch");
+    let mut c = spec::Cursor::new(payload(&frame));
+    assert_eq!((c.u8(), c.u8()), (1, 7));
+    assert_eq!(c.take(16), queue.as_slice());
+    c.take(32);
+    assert_eq!(c.take(32), nonce.as_slice());
+    c.take(64);
+    assert_eq!(c.take(8), 7u64.to_be_bytes());
+    assert_eq!(c.u16(), 64);
+    c.end();
+    assert_eq!(
+        payload(&named(responses, "response", "queue_opened")),
+        [1, 7]
+    );
+    let frame = named(responses, "response", "group_messages");
+    let mut c = spec::Cursor::new(payload(&frame));
+    assert_eq!((c.u8(), c.u8(), c.u8()), (1, 8, 0));
+    assert_eq!(c.take(8), 8u64.to_be_bytes());
+    assert_eq!(c.u16(), 1);
+    assert_eq!(c.take(8), 7u64.to_be_bytes());
+    assert_eq!(c.vec32(), b"mls");
+    c.end();
+    assert_eq!(
+        payload(&named(responses, "response", "refused_not_member")),
+        [1, 3, 15]
+    );
 }

@@ -28,6 +28,8 @@
 //! committed with redb's default durability ([`redb::Durability::Immediate`]): when a method returns `Ok`
 //! the change is on disk. "Bytes" always means envelope bytes (the ciphertext as deposited), not overhead.
 
+mod group;
+
 use std::path::Path;
 
 use redb::{
@@ -39,6 +41,9 @@ use tern_protocol::{EnvelopeId, MailboxId};
 use super::MailboxError;
 use crate::mailbox::Refusal;
 use crate::redb_file::{Mode, open_checked};
+
+pub(super) use group::{GroupDeposit, GroupStored, GroupTotals, Queue, QueueKey};
+pub use group::{MAX_GROUP_QUEUE, MAX_GROUP_QUEUE_BYTES, MAX_GROUP_QUEUES, MAX_QUEUE_KEYS};
 
 /// The mailbox database format this build reads and writes.
 pub const FORMAT_VERSION: u8 = 1;
@@ -404,6 +409,8 @@ fn deposit_in(
 pub(super) struct Db {
     db: Database,
     totals: Totals,
+    /// What the group queues hold (the `group` submodule).
+    group: GroupTotals,
 }
 
 impl Db {
@@ -445,6 +452,7 @@ impl Db {
             }
         }
         let unclaimed_bytes = recount_unclaimed(&txn)?;
+        let group = group::init(&txn)?;
         txn.commit()?;
 
         let read = db.begin_read()?;
@@ -464,7 +472,7 @@ impl Db {
         }
         drop(meta);
         drop(read);
-        Ok(Self { db, totals })
+        Ok(Self { db, totals, group })
     }
 
     pub fn totals(&self) -> Totals {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use tracing::{debug, error, info};
 
 use super::MailboxError;
-use super::db::{Db, Totals};
+use super::db::{Db, GroupTotals, Totals};
 use crate::mailbox::Refusal;
 
 /// After a storage failure, opening the database again is first tried after this many seconds; the pause
@@ -63,6 +63,7 @@ pub(super) struct Storage {
     interval: u64,
     /// What the database held when last seen open.
     last_totals: Totals,
+    last_group: GroupTotals,
     health: StorageHealth,
 }
 
@@ -71,6 +72,7 @@ impl Storage {
         let db = opener.open()?;
         Ok(Self {
             last_totals: db.totals(),
+            last_group: db.group_totals(),
             db: Some(db),
             opener,
             down_since: None,
@@ -143,11 +145,17 @@ impl Storage {
         // Dropping it closes the file; redb will not work with it again anyway.
         if let Some(db) = self.db.take() {
             self.last_totals = db.totals();
+            self.last_group = db.group_totals();
         }
         self.health.ok = false;
         self.next_try = now_s.saturating_add(REOPEN_INTERVAL_S);
         self.interval = REOPEN_INTERVAL_S * 2;
         Refusal::Internal
+    }
+
+    /// What the group queues hold (as last seen, while the database is closed).
+    pub(super) fn group_totals(&self) -> GroupTotals {
+        self.db.as_ref().map_or(self.last_group, Db::group_totals)
     }
 
     pub(super) fn health(&self) -> StorageHealth {
