@@ -5,8 +5,6 @@
 //!
 //! It needs the fonts the README's install line names (fonts-noto-core, fonts-noto-cjk, fonts-symbola).
 
-use std::time::{Duration, Instant};
-
 use egui::accesskit::Role;
 use egui::epaint::text::FontDefinitions;
 use egui::{FontFamily, Shape};
@@ -14,10 +12,9 @@ use egui_kittest::kittest::Queryable;
 use tern_gui::fonts::missing_chars;
 use tern_gui::model::Screen;
 use tern_testkit::profile::{PASSWORD, create, introduce};
-use tern_testkit::wait::TIMEOUT;
 
 mod support;
-use support::{App, app_with, click, has_label, shutdown, type_into};
+use support::{App, app_with, click, has_label, settle, shutdown, type_into};
 
 /// The line from the issue.
 const LINE: &str = "héllo 世界 مرحبا 👋";
@@ -71,20 +68,6 @@ fn boxes_drawn(ctx: &egui::Context, shapes: &[egui::epaint::ClippedShape]) -> Ve
     let mut missing = missing_chars(&defs, &FontFamily::Proportional, &chars);
     missing.retain(|c| mono.contains(c));
     missing
-}
-
-/// Draws frames until `done` holds, waiting for the node's updates in between.
-fn settle(h: &mut App, what: &str, done: impl Fn(&App) -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        h.step();
-        if done(h) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        let app = h.state_mut();
-        app.backend.wait(&mut app.model, Duration::from_millis(200));
-    }
 }
 
 /// The app unlocked on a conversation with Pat, who wrote the line and an Arabic sentence, drawn by
