@@ -411,6 +411,17 @@ fn the_committed_version_1_archive_still_restores() {
 /// session's first message reaches the sender, the sender seals again every message the contact has not
 /// acknowledged, under the same id: the new one arrives once, those the backup held are recognised as
 /// copies, and the old ciphertext stays unreadable.
+/// Hands Bob the card the restored copy queued for him (it starts a new session, §20.5).
+fn take_restored_card(restored: &mut Engine, bob: &mut Engine) {
+    let card = restored
+        .outbox_due(u64::MAX, 100)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.recipient == bob.key())
+        .expect("the restored copy queued its card for Bob");
+    bob.receive(&card.envelope).unwrap();
+}
+
 #[test]
 fn what_waited_on_the_old_session_is_sealed_again_when_the_restored_copy_starts_a_new_one() {
     let root = tempfile::tempdir().unwrap();
@@ -433,13 +444,7 @@ fn what_waited_on_the_old_session_is_sealed_again_when_the_restored_copy_starts_
         .collect();
 
     // The restored copy's card goes out first, on a new session; Bob takes it.
-    let card = alice
-        .outbox_due(u64::MAX, 100)
-        .unwrap()
-        .into_iter()
-        .find(|e| e.recipient == bob.key())
-        .expect("the restored copy queued its card for Bob");
-    bob.receive(&card.envelope).unwrap();
+    take_restored_card(&mut alice, &mut bob);
 
     let queued = bob.store().outbox_for(&alice.key(), 100).unwrap();
     let again = queued
@@ -499,13 +504,7 @@ fn an_old_and_a_restored_copy_at_once_lose_nothing_without_a_notice() {
     let mut restored = open(&dest);
     assert_eq!(old.key(), restored.key());
 
-    let card = restored
-        .outbox_due(u64::MAX, 100)
-        .unwrap()
-        .into_iter()
-        .find(|e| e.recipient == bob.key())
-        .expect("the restored copy queued its card for Bob");
-    bob.receive(&card.envelope).unwrap();
+    take_restored_card(&mut restored, &mut bob);
 
     let undecryptable_at_old = |old: &mut Engine, bytes: &[u8], bob: IdentityKey| {
         match old.receive(bytes) {
