@@ -366,6 +366,36 @@ impl Backend {
 
     /// Saves new network settings and restarts the node with them; the profile stays unlocked.
     pub fn apply_settings(&self, node: &Node, dir: PathBuf, settings: NetworkSettings) {
+        self.with_stopped_node(
+            node,
+            dir,
+            "saving the settings",
+            move |profile| profile.save_network_settings(&settings).map(|()| settings),
+            |m, saved| match saved {
+                None => {}
+                Some(Ok(settings)) => {
+                    m.settings = settings;
+                    if m.node.is_some() {
+                        m.notice("Settings saved; the network restarted with them");
+                    }
+                }
+                Some(Err(e)) => m.error(format!("cannot save the settings: {e}")),
+            },
+        );
+    }
+
+    /// Stops the node ([`Node::stop`] hands the open profile back), runs `work` on the profile on a
+    /// blocking thread, starts the node again with the profile's network settings (or the override),
+    /// then applies `apply` with what `work` returned: `None` when the node could not be stopped or the
+    /// work did not finish, which is said as an error first. `what` names the work in those errors.
+    pub(crate) fn with_stopped_node<T: Send + 'static>(
+        &self,
+        node: &Node,
+        dir: PathBuf,
+        what: &'static str,
+        work: impl FnOnce(&mut Profile) -> T + Send + 'static,
+        apply: impl FnOnce(&mut Model, Option<T>) + Send + 'static,
+    ) {
         let node = node.clone();
         let tx = self.tx.clone();
         let ctx = self.ctx.clone();
@@ -373,34 +403,52 @@ impl Backend {
         self.spawn(async move {
             let mut profile = match node.stop().await {
                 Ok(profile) => profile,
-                Err(e) => return failed("cannot stop the node", e),
+                Err(e) => {
+                    return Box::new(move |m: &mut Model| {
+                        m.error(format!("cannot stop the node for {what}: {e}"));
+                        apply(m, None);
+                    }) as Update;
+                }
             };
-            let saved = profile.save_network_settings(&settings);
-            let run_with = network_override.unwrap_or_else(|| settings.clone());
-            match Node::start(profile, run_with.node_config(&dir)) {
-                Ok((node, events)) => {
+            let done = tokio::task::spawn_blocking(move || {
+                let result = work(&mut profile);
+                (profile, result)
+            })
+            .await;
+            let (profile, result) = match done {
+                Ok(done) => done,
+                Err(e) => {
+                    let text = format!("{what} stopped: {e}; restart Tern");
+                    return Box::new(move |m: &mut Model| {
+                        m.node = None;
+                        m.error(text);
+                        apply(m, None);
+                    });
+                }
+            };
+            let settings = match network_override {
+                Some(settings) => settings,
+                None => profile.network_settings().unwrap_or_default(),
+            };
+            let restarted =
+                Node::start(profile, settings.node_config(&dir)).map(|(node, events)| {
                     tokio::spawn(forward_events(events, tx, ctx));
-                    Box::new(move |m: &mut Model| {
+                    node
+                });
+            Box::new(move |m: &mut Model| {
+                match restarted {
+                    Ok(node) => {
                         m.node = Some(node);
                         m.listen_addrs.clear();
                         m.status = None;
-                        match saved {
-                            Ok(()) => {
-                                m.settings = settings;
-                                m.notice("Settings saved; the network restarted with them");
-                            }
-                            Err(e) => m.error(format!("cannot save the settings: {e}")),
-                        }
-                    }) as Update
-                }
-                Err(e) => {
-                    let text = format!("the network did not restart: {e}");
-                    Box::new(move |m: &mut Model| {
+                    }
+                    Err(e) => {
                         m.node = None;
-                        m.error(text);
-                    })
+                        m.error(format!("the network did not restart: {e}"));
+                    }
                 }
-            }
+                apply(m, Some(result));
+            })
         });
     }
 

@@ -1,5 +1,6 @@
-//! Settings > Privacy (issue 16): the two switches change the profile's setting through the node, and
-//! the app shows the saved state when the profile is opened again.
+//! Settings that go through the node: Privacy (issue 16), whose two switches change the profile's
+//! setting and show again when the profile is opened again; and the network settings, whose saving
+//! stops and restarts the node.
 
 use egui::accesskit::{Role, Toggled};
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -62,5 +63,39 @@ fn the_privacy_switches_are_saved_in_the_profile_and_shown_again_after_unlocking
     click(&mut h, "Settings");
     assert_eq!(ticked(&h, "Send read receipts"), Some(Toggled::False));
     assert_eq!(ticked(&h, "Typing indicators"), Some(Toggled::True));
+    shutdown(&mut h);
+}
+
+#[test]
+fn saving_network_settings_restarts_the_node_and_keeps_them() {
+    let (mut h, _dirs) = unlocked_with(&["Bob"]);
+    h.set_size(egui::vec2(1100.0, TALL));
+    click(&mut h, "Settings");
+    let before = h.state().model.node.clone().expect("the node runs");
+    h.get_by_role_and_label(Role::CheckBox, "Hold mail for LAN peers who are offline")
+        .click();
+    h.step();
+    click(&mut h, "Save network settings");
+    settle(&mut h, "the restart with the saved settings", |h| {
+        let m = &h.state().model;
+        m.settings.serve_mailbox
+            && m.node.is_some()
+            && m.notices
+                .iter()
+                .any(|n| n.text == "Settings saved; the network restarted with them")
+    });
+    let node = h.state().model.node.clone().expect("the node runs again");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    assert!(
+        runtime.block_on(before.privacy()).is_err(),
+        "the node before the restart was stopped"
+    );
+    assert!(
+        runtime
+            .block_on(node.network_settings())
+            .unwrap()
+            .serve_mailbox,
+        "the profile keeps the setting"
+    );
     shutdown(&mut h);
 }
