@@ -180,6 +180,7 @@ fn every_settings_section_fits_the_default_window_and_its_controls_take_clicks()
         ],
     );
     // Its entry in the list is chosen, and focused for the keyboard.
+    h.get_by_role_and_label(Role::TabList, "Settings sections");
     let general = h.get_by_role_and_label(Role::Tab, "General");
     assert_eq!(general.accesskit_node().is_selected(), Some(true));
     assert!(

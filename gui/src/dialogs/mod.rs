@@ -24,7 +24,8 @@ use crate::action::Action;
 use crate::model::{Dialog, Model};
 use crate::widgets::ERROR;
 
-/// Dialogs are this wide (the same whatever is typed in them); "Verify" is wider for its two columns.
+/// Dialogs are this wide (the same whatever is typed in them); "Verify" is wider for its two columns,
+/// and "Settings" for its list of sections (`settings::SETTINGS_WIDTH`).
 pub const DIALOG_WIDTH: f32 = 460.0;
 /// The width of "Verify".
 pub const VERIFY_WIDTH: f32 = 640.0;
