@@ -16,7 +16,7 @@ use tern_testkit::profile::{PASSWORD, create};
 use tern_testkit::wait::TIMEOUT;
 
 mod support;
-use support::{app, click, has_label, is_field, shutdown, type_into};
+use support::{app, click, has_label, is_field, open_section, shutdown, type_into};
 
 /// Draws frames until `done` holds, waiting for the node's updates in between.
 fn settle(
@@ -154,6 +154,7 @@ fn a_backup_written_in_settings_restores_in_a_second_app_and_a_wrong_code_create
     // Settings > Back up now…
     let archive = backups.path().join("alice.tern");
     click(&mut alice, "Settings");
+    open_section(&mut alice, "Backups");
     let prefilled = alice
         .get_by(|n| is_field(n.role()) && n.label().as_deref() == Some("Backup file"))
         .value()
@@ -281,6 +282,7 @@ fn automatic_backups_turned_on_in_settings_show_their_code_once_and_the_node_wri
     let mut h = app(root.path());
     create_profile(&mut h, "Alice");
     click(&mut h, "Settings");
+    open_section(&mut h, "Backups");
     assert!(has_label(&h, "Off."));
     click(&mut h, "Turn on automatic backups");
     assert!(
@@ -316,6 +318,7 @@ fn automatic_backups_turned_on_in_settings_show_their_code_once_and_the_node_wri
     });
     assert_eq!(entries(folder.path()), 1, "one archive in the folder");
     click(&mut h, "Settings");
+    // The dialog opens where it was left.
     assert!(has_label(&h, "On: every 24 hours to"));
     assert!(!has_label(&h, "none yet"));
     click(&mut h, "Turn off");

@@ -10,7 +10,7 @@ use tern_testkit::profile::{PASSWORD, create};
 
 mod support;
 use support::{
-    App, app, click, has_label, is_field, settle, shutdown, type_into, unlocked_with,
+    App, app, click, has_label, is_field, open_section, settle, shutdown, type_into, unlocked_with,
     unlocked_with_mail,
 };
 
@@ -133,6 +133,7 @@ fn a_blocked_contact_shows_a_banner_is_listed_in_settings_and_can_be_unblocked()
 
     // Settings lists Pat under Blocked contacts; Unblock there.
     click(&mut h, "Settings");
+    open_section(&mut h, "Privacy");
     assert!(has_label(&h, "Blocked contacts"));
     click(&mut h, "Unblock Pat");
     settle(&mut h, "Pat unblocked", |h| {
@@ -361,7 +362,7 @@ fn shortcuts_switch_conversations_focus_search_list_themselves_and_quit() {
 
     // Settings lists the shortcuts; they wait while a dialog is open; Escape closes it.
     click(&mut h, "Settings");
-    assert!(has_label(&h, "Keyboard shortcuts"));
+    open_section(&mut h, "Keyboard shortcuts");
     assert!(has_label(&h, "Ctrl+Shift+Tab, Alt+Up"));
     press(&mut h, ctrl, Key::Num3);
     assert_eq!(open(&h), Some(rows[0]), "not behind a dialog");
@@ -477,6 +478,7 @@ fn dialogs_keep_their_size_and_enter_renames_changes_the_password_and_adds_a_nod
 
     // Settings: the new password twice; a mismatch is said in plain words, inside the dialog.
     click(&mut h, "Settings");
+    open_section(&mut h, "Security");
     type_into(&mut h, "Current password", PASSWORD);
     type_into(&mut h, "New password", "a much longer password");
     type_into(&mut h, "Repeat new password", "a different password");
@@ -485,6 +487,7 @@ fn dialogs_keep_their_size_and_enter_renames_changes_the_password_and_adds_a_nod
     assert_eq!(h.state().model.dialog, Some(Dialog::Settings));
 
     // Adding a bootstrap node (Enter in its field) saves it: no separate Save step.
+    open_section(&mut h, "Network");
     let before = h.state().model.settings.bootstrap.len();
     let peer = libp2p::identity::Keypair::generate_ed25519()
         .public()
