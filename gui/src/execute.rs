@@ -373,8 +373,8 @@ impl Executor<'_> {
                 }
             }
             Action::ChangePassword { old, new } => {
-                if let Some(node) = self.node() {
-                    backend.change_password(&node, old, new);
+                if let (Some(node), Some(dir)) = (self.node(), self.model.profile_dir.clone()) {
+                    backend.change_password(&node, dir, old, new);
                 }
             }
             Action::RevokePrekeys => {

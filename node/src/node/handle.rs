@@ -317,8 +317,11 @@ impl Node {
             .await?
     }
 
-    /// Changes the password. The key derivations run on a blocking thread, never on the event loop;
-    /// the loop only writes the new key slot.
+    /// Changes the password while the node runs, by re-wrapping the same store key (then compacting the
+    /// file). It does not re-key: whoever holds a copy of the old key slot and the old password still
+    /// opens what is written later. [`Profile::change_password`](crate::profile::Profile::change_password)
+    /// re-keys, with the node stopped (the app and the CLI use that). The key derivations run on a
+    /// blocking thread, never on the event loop; the loop only writes the new key slot.
     pub async fn change_password(&self, old: Password, new: Password) -> Result<(), NodeError> {
         let update = self
             .read(move |reader| Ok(reader.rewrap(&old, &new)?))

@@ -54,7 +54,7 @@ const MIN_STEP: u64 = 1 << 24;
 /// See [`MIN_STEP`].
 const MAX_STEP: u64 = 1 << 32;
 
-fn message_key(
+pub(super) fn message_key(
     conv: &[u8; BLIND_LEN],
     position: u64,
     row: &[u8; BLIND_LEN],
@@ -140,7 +140,7 @@ fn renumber(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn write_rows(
+pub(super) fn write_rows(
     keys: &Keys,
     messages: &mut Table<Bytes, Bytes>,
     index: &mut Table<Bytes, Bytes>,
@@ -503,7 +503,8 @@ impl Batch<'_> {
             ConversationId::Direct(contact) => contact.as_bytes(),
             _ => &conversation_bytes,
         };
-        let seen_row = self.keys.blind(Blind::Seen, &[seen_key, &message.id.0]);
+        let seen_input = [seen_key, &message.id.0].concat();
+        let seen_row = self.keys.blind(Blind::Seen, &[&seen_input]);
         if !message.outgoing
             && self
                 .txn
@@ -526,7 +527,7 @@ impl Batch<'_> {
         }
         if !message.outgoing {
             let expires = message.received_at_ms.saturating_add(SEEN_RETENTION_MS);
-            self.mark_seen_row(&seen_row, expires)?;
+            self.mark_seen_row(&seen_row, &seen_input, expires)?;
         }
         Ok(true)
     }
