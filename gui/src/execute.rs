@@ -349,6 +349,11 @@ impl Executor<'_> {
                     backend.rename_group(&node, group, name);
                 }
             }
+            Action::ClearHistory(conversation) => {
+                if let Some(node) = self.node() {
+                    backend.clear_history(&node, conversation);
+                }
+            }
             Action::LeaveGroup(group) => {
                 if let Some(node) = self.node() {
                     backend.leave_group(&node, group);

@@ -278,6 +278,20 @@ impl Node {
         Ok(())
     }
 
+    /// Clears a conversation's history on this computer: every message and its file go, the contact (or
+    /// group) stays, and so do its disappearing-message timer and mail still on its way. Returns how many
+    /// messages were deleted. The others keep their copies.
+    pub async fn clear_history(&self, conversation: ConversationId) -> Result<u64, NodeError> {
+        let (deleted, files) = self
+            .request(|reply| Command::ClearHistory {
+                conversation,
+                reply,
+            })
+            .await??;
+        self.remove_files(files).await;
+        Ok(deleted)
+    }
+
     /// The safety number this profile shares with `contact`.
     pub fn safety_number(&self, contact: &IdentityKey) -> SafetyNumber {
         SafetyNumber::between(&self.me, contact)
