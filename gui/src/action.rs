@@ -174,6 +174,8 @@ pub enum Action {
         name: String,
     },
     RemoveContact(IdentityKey),
+    /// Delete a conversation's messages from this computer (the contact or group stays).
+    ClearHistory(ConversationId),
     /// The safety number was compared: mark the contact verified.
     Verify {
         contact: IdentityKey,
@@ -290,6 +292,7 @@ impl Action {
             Self::SetContactState { .. } => "set-contact-state",
             Self::Rename { .. } => "rename",
             Self::RemoveContact(_) => "remove-contact",
+            Self::ClearHistory(_) => "clear-history",
             Self::Verify { .. } => "verify",
             Self::ChooseQrPicture => "choose-qr-picture",
             Self::VerifyByQr { .. } => "verify-by-qr",

@@ -452,15 +452,23 @@ impl Backend {
         });
     }
 
-    /// Changes the profile's password (two Argon2 runs, off the UI thread).
-    pub fn change_password(&self, node: &Node, old: Password, new: Password) {
-        self.call_in(
+    /// Changes the profile's password and re-keys the whole profile under a new store key
+    /// (`Profile::change_password`): the node stops for it, as for a backup, and starts again.
+    pub fn change_password(&self, node: &Node, dir: PathBuf, old: Password, new: Password) {
+        self.with_stopped_node(
             node,
-            Dialog::Settings,
-            move |node| async move { node.change_password(old, new).await },
-            |m, ()| {
-                m.dialog_error = None;
-                m.notice("Password changed");
+            dir,
+            "changing the password",
+            move |profile| profile.change_password(&old, &new),
+            |m, changed| match changed {
+                None => {}
+                Some(Ok(_)) => {
+                    m.dialog_error = None;
+                    m.notice("Password changed; the profile was encrypted again under a new key");
+                }
+                Some(Err(e)) => {
+                    m.dialog_failed(Dialog::Settings, crate::words::plain(&e.to_string()));
+                }
             },
         );
     }

@@ -349,6 +349,11 @@ impl Executor<'_> {
                     backend.rename_group(&node, group, name);
                 }
             }
+            Action::ClearHistory(conversation) => {
+                if let Some(node) = self.node() {
+                    backend.clear_history(&node, conversation);
+                }
+            }
             Action::LeaveGroup(group) => {
                 if let Some(node) = self.node() {
                     backend.leave_group(&node, group);
@@ -373,8 +378,8 @@ impl Executor<'_> {
                 }
             }
             Action::ChangePassword { old, new } => {
-                if let Some(node) = self.node() {
-                    backend.change_password(&node, old, new);
+                if let (Some(node), Some(dir)) = (self.node(), self.model.profile_dir.clone()) {
+                    backend.change_password(&node, dir, old, new);
                 }
             }
             Action::RevokePrekeys => {

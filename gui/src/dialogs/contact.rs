@@ -5,6 +5,7 @@ use egui::RichText;
 use crate::action::Action;
 use crate::model::{Confirm, ContactState, Model};
 use crate::widgets::{ERROR, entered, focus_once};
+use tern_node::api::ConversationId;
 
 /// The dialog's fields.
 #[derive(Default)]
@@ -53,6 +54,11 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
             }
         } else if ui.button("Block…").clicked() {
             actions.push(Action::Confirm(Confirm::Block(key)));
+        }
+        if ui.button("Clear history…").clicked() {
+            actions.push(Action::Confirm(Confirm::ClearHistory(
+                ConversationId::Direct(key),
+            )));
         }
         if ui
             .button(RichText::new("Remove contact and conversation…").color(ERROR))

@@ -249,6 +249,26 @@ impl Model {
 
     /// Messages of the conversation with `contact` disappeared (their timer ran out): out of the open
     /// view, the search results and the list. The list is read again for the new last message and unread count.
+    /// A conversation's history was cleared: its messages leave the open view, the search results and
+    /// the list (a contact stays in the contacts).
+    pub fn history_cleared(&mut self, conversation: ConversationKey) {
+        if let Some(open) = self
+            .open
+            .as_mut()
+            .filter(|o| o.conversation == conversation)
+        {
+            for m in &open.messages {
+                self.read_requested.remove(&m.id);
+            }
+            open.messages.clear();
+            open.older = None;
+        }
+        if let Some(results) = self.search_results.as_mut() {
+            results.retain(|m| m.conversation != conversation);
+        }
+        self.conversations.retain(|c| c.key() != conversation);
+    }
+
     pub fn messages_expired(&mut self, contact: ConversationKey, ids: &[MessageId]) {
         let gone: HashSet<MessageId> = ids.iter().copied().collect();
         let mut newest_left = None;

@@ -91,6 +91,8 @@ pub enum Confirm {
     },
     /// Leave a group.
     LeaveGroup(ConversationId),
+    /// Delete every message of a conversation from this computer, keeping the contact or group.
+    ClearHistory(ConversationId),
     /// Delete one message from this computer.
     DeleteMessage {
         conversation: ConversationId,

@@ -56,6 +56,10 @@ pub(super) enum Command {
         key: IdentityKey,
         reply: Reply<()>,
     },
+    ClearHistory {
+        conversation: ConversationId,
+        reply: Reply<(u64, Vec<crate::store::AttachmentRecord>)>,
+    },
     Verify {
         key: IdentityKey,
         proof: Proof,
@@ -240,6 +244,13 @@ impl EventLoop {
                     self.unwatch_contact(peer);
                 }
                 let _ = reply.send(self.engine.remove_contact(&key).map_err(NodeError::from));
+            }
+            Command::ClearHistory {
+                conversation,
+                reply,
+            } => {
+                let result = self.engine.clear_history(&conversation);
+                let _ = reply.send(result.map_err(NodeError::from));
             }
             Command::Verify { key, proof, reply } => {
                 let result = match proof {
