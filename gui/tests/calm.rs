@@ -6,6 +6,8 @@
 use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
 use tern_gui::model::{ContactState, Dialog, Screen};
+use tern_node::api::ConversationId;
+use tern_node::profile::Profile;
 use tern_testkit::profile::{PASSWORD, create};
 
 mod support;
@@ -574,4 +576,59 @@ fn a_pinned_profile_directory_is_the_only_one_offered_and_is_created_there() {
     );
     assert!(!root.path().join("Alice").exists(), "not beside the others");
     shutdown(&mut h);
+}
+
+#[test]
+fn clearing_a_history_asks_first_and_a_new_password_re_encrypts_the_profile() {
+    const NEW: &str = "a much longer password";
+    let (mut h, dirs) = unlocked_with_mail(&["Pat"], &["first note", "second note"]);
+    click(&mut h, "Pat");
+    settle(&mut h, "Pat's two messages", |h| {
+        h.state()
+            .model
+            .open
+            .as_ref()
+            .is_some_and(|o| o.messages.len() == 2)
+    });
+    click(&mut h, "Contact…");
+    click(&mut h, "Clear history…");
+    assert!(has_label(&h, "Clear this conversation's history?"));
+    assert!(has_label(&h, "It cannot be undone"), "says what happens");
+    assert!(h.get_by_role_and_label(Role::Button, "Cancel").is_focused());
+    click(&mut h, "Clear history");
+    settle(&mut h, "the history cleared", |h| {
+        h.state()
+            .model
+            .open
+            .as_ref()
+            .is_some_and(|o| o.messages.is_empty())
+    });
+    assert_eq!(
+        state_of(&h, "Pat"),
+        Some(ContactState::Accepted),
+        "Pat stays"
+    );
+
+    // A new password: the node stops, the profile is written again under a new key, the node restarts.
+    click(&mut h, "Settings");
+    open_section(&mut h, "Security");
+    type_into(&mut h, "Current password", PASSWORD);
+    type_into(&mut h, "New password", NEW);
+    type_into(&mut h, "Repeat new password", NEW);
+    click(&mut h, "Change password");
+    settle(&mut h, "the password changed", |h| {
+        has_label(h, "Password changed") && h.state().model.node.is_some()
+    });
+    shutdown(&mut h);
+    let me = dirs.last().unwrap().path().join("Me");
+    assert!(
+        Profile::open(&me, &PASSWORD.into()).is_err(),
+        "the old password"
+    );
+    let profile = Profile::open(&me, &NEW.into()).unwrap();
+    let pat = profile.find_contact("Pat").unwrap();
+    let page = profile
+        .page(&ConversationId::Direct(pat.key), None, 10)
+        .unwrap();
+    assert!(page.messages.is_empty(), "cleared, on disk too");
 }
