@@ -225,6 +225,15 @@ pub enum Action {
     SaveSettings(NetworkSettings),
     /// Turns read receipts and typing indicators on or off.
     SetPrivacy(tern_node::privacy::PrivacySettings),
+    /// Mute or pin a conversation (`tern_node::prefs`).
+    SetMuted {
+        conversation: ConversationId,
+        muted: bool,
+    },
+    SetPinned {
+        conversation: ConversationId,
+        pinned: bool,
+    },
     ChangePassword {
         old: Password,
         new: Password,
@@ -307,6 +316,8 @@ impl Action {
             Self::SetNotifications(_) => "set-notifications",
             Self::SaveSettings(_) => "save-settings",
             Self::SetPrivacy(_) => "set-privacy",
+            Self::SetMuted { .. } => "set-muted",
+            Self::SetPinned { .. } => "set-pinned",
             Self::ChangePassword { .. } => "change-password",
             Self::RevokePrekeys => "revoke-prekeys",
             Self::RefreshStatus => "refresh-status",

@@ -90,6 +90,22 @@ impl Executor<'_> {
         self.model.node.clone()
     }
 
+    /// Shows changed mute or pin preferences at once and saves them; a refused change is said.
+    fn save_prefs(
+        &mut self,
+        backend: &Backend,
+        prefs: Result<tern_node::prefs::ConversationPrefs, tern_node::prefs::PrefsError>,
+    ) {
+        match (prefs, self.node()) {
+            (Ok(prefs), Some(node)) => {
+                self.model.prefs = prefs.clone();
+                backend.set_conversation_prefs(&node, prefs);
+            }
+            (Ok(_), None) => {}
+            (Err(e), _) => self.model.notice(e.to_string()),
+        }
+    }
+
     fn perform_one(&mut self, action: Action) {
         let backend = self.backend;
         match action {
@@ -366,6 +382,26 @@ impl Executor<'_> {
             }
             Action::SetDark(dark) => self.model.dark = dark,
             Action::SetNotifications(on) => self.model.notifications = on,
+            Action::SetMuted {
+                conversation,
+                muted,
+            } => {
+                let mut prefs = self.model.prefs.clone();
+                self.save_prefs(
+                    backend,
+                    prefs.set_muted(conversation, muted).map(|()| prefs),
+                );
+            }
+            Action::SetPinned {
+                conversation,
+                pinned,
+            } => {
+                let mut prefs = self.model.prefs.clone();
+                self.save_prefs(
+                    backend,
+                    prefs.set_pinned(conversation, pinned).map(|()| prefs),
+                );
+            }
             Action::SetPrivacy(privacy) => {
                 if let Some(node) = self.node() {
                     self.model.privacy = privacy;

@@ -12,8 +12,8 @@ use tern_testkit::profile::{PASSWORD, create};
 
 mod support;
 use support::{
-    App, app, click, has_label, is_field, open_section, settle, shutdown, type_into, unlocked_with,
-    unlocked_with_mail,
+    App, app, click, click_role, has_label, is_field, open_section, settle, shutdown, type_into,
+    unlocked_with, unlocked_with_mail,
 };
 
 /// The label of the widget that has the keyboard focus, if one has.
@@ -631,4 +631,44 @@ fn clearing_a_history_asks_first_and_a_new_password_re_encrypts_the_profile() {
         .page(&ConversationId::Direct(pat.key), None, 10)
         .unwrap();
     assert!(page.messages.is_empty(), "cleared, on disk too");
+}
+
+#[test]
+fn a_pinned_conversation_leads_the_list_and_a_muted_one_leaves_the_title_and_both_are_kept() {
+    let (mut h, dirs) = unlocked_with_mail(&["Pat", "Quinn"], &["hello from pat"]);
+    let order = |h: &App| -> Vec<String> {
+        let m = &h.state().model;
+        m.list_rows().iter().map(|r| m.title_of(&r.key)).collect()
+    };
+    settle(&mut h, "Pat's message listed", |h| {
+        h.state().model.window_title() == "Tern (1)"
+    });
+    assert_eq!(
+        order(&h),
+        ["Quinn", "Pat"],
+        "most recent first (Quinn was added after)"
+    );
+
+    click(&mut h, "Pat");
+    click(&mut h, "Contact…");
+    click_role(&mut h, Role::CheckBox, "Pin to the top of the list");
+    assert_eq!(order(&h), ["Pat", "Quinn"], "pinned first");
+    assert!(has_label(&h, "pinned"));
+    click_role(&mut h, Role::CheckBox, "Mute notifications");
+    h.key_press(egui::Key::Escape);
+    h.step();
+    assert_eq!(
+        h.state().model.window_title(),
+        "Tern",
+        "a muted conversation's unread mail"
+    );
+    assert!(has_label(&h, "muted"));
+    shutdown(&mut h);
+
+    let me = dirs.last().unwrap().path().join("Me");
+    let profile = Profile::open(&me, &PASSWORD.into()).unwrap();
+    let prefs = profile.conversation_prefs();
+    let pat = ConversationId::Direct(profile.find_contact("Pat").unwrap().key);
+    assert!(prefs.is_muted(&pat));
+    assert_eq!(prefs.pinned(), [pat]);
 }

@@ -41,6 +41,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
             });
         }
     });
+    actions.extend(conversation_prefs(ui, model, ConversationId::Direct(key)));
     let blocked = model
         .contact(&key)
         .is_some_and(|c| c.record.state == ContactState::Blocked);
@@ -65,6 +66,36 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
             .clicked()
         {
             actions.push(Action::Confirm(Confirm::Remove(key)));
+        }
+    });
+    actions
+}
+
+/// "Mute notifications" and "Pin to the top of the list" for `conversation` (this dialog's and the group
+/// info's).
+pub fn conversation_prefs(
+    ui: &mut egui::Ui,
+    model: &Model,
+    conversation: ConversationId,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.horizontal(|ui| {
+        let mut muted = model.prefs.is_muted(&conversation);
+        if ui.checkbox(&mut muted, "Mute notifications").changed() {
+            actions.push(Action::SetMuted {
+                conversation,
+                muted,
+            });
+        }
+        let mut pinned = model.prefs.pin_rank(&conversation).is_some();
+        if ui
+            .checkbox(&mut pinned, "Pin to the top of the list")
+            .changed()
+        {
+            actions.push(Action::SetPinned {
+                conversation,
+                pinned,
+            });
         }
     });
     actions

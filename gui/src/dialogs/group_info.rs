@@ -104,6 +104,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
         }
     }
     ui.add_space(8.0);
+    actions.extend(super::contact::conversation_prefs(ui, model, id));
     ui.horizontal(|ui| {
         if ui.button("Clear history…").clicked() {
             actions.push(Action::Confirm(Confirm::ClearHistory(id)));

@@ -39,14 +39,20 @@ pub struct ListRow {
 
 impl Model {
     /// The rows of the conversation list: every conversation, and every contact and group without one,
-    /// most recent first. Blocked contacts are left out.
+    /// the pinned ones first (most recently pinned first), then the others most recent first. Blocked
+    /// contacts are left out.
     pub fn list_rows(&self) -> Vec<ListRow> {
         self.list_rows_matching("")
     }
 
-    /// Unread messages in all conversations (blocked contacts' too are none: their messages are dropped).
+    /// Unread messages in all conversations but the muted ones (blocked contacts' too are none: their
+    /// messages are dropped).
     pub fn unread_total(&self) -> u64 {
-        self.conversations.iter().map(|c| c.unread).sum()
+        self.conversations
+            .iter()
+            .filter(|c| !self.prefs.is_muted(&c.key()))
+            .map(|c| c.unread)
+            .sum()
     }
 
     /// The window's title: "Tern", or "Tern (3)" while 3 messages are unread.
@@ -94,10 +100,13 @@ impl Model {
                 && (filter.is_empty() || self.title_of(&r.key).to_lowercase().contains(&filter))
         });
         rows.sort_by_key(|r| {
-            std::cmp::Reverse(r.last.as_ref().map_or_else(
-                || contacts.get(&r.key).map_or(0, |c| c.record.added_ms),
-                MessageRow::sort_ms,
-            ))
+            (
+                self.prefs.pin_rank(&r.key).unwrap_or(usize::MAX),
+                std::cmp::Reverse(r.last.as_ref().map_or_else(
+                    || contacts.get(&r.key).map_or(0, |c| c.record.added_ms),
+                    MessageRow::sort_ms,
+                )),
+            )
         });
         rows
     }

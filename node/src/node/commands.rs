@@ -85,6 +85,10 @@ pub(super) enum Command {
         settings: PrivacySettings,
         reply: Reply<()>,
     },
+    SetConversationPrefs {
+        prefs: crate::prefs::ConversationPrefs,
+        reply: Reply<()>,
+    },
     /// A reader of the store, for a read that runs off the loop.
     Reader {
         reply: oneshot::Sender<StoreReader>,
@@ -279,6 +283,10 @@ impl EventLoop {
             }
             Command::SetPrivacy { settings, reply } => {
                 let result = self.engine.set_privacy(settings);
+                let _ = reply.send(result.map_err(NodeError::from));
+            }
+            Command::SetConversationPrefs { prefs, reply } => {
+                let result = prefs.save(self.engine.store_mut());
                 let _ = reply.send(result.map_err(NodeError::from));
             }
             Command::Reader { reply } => {

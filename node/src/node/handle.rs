@@ -8,6 +8,7 @@ use crate::api::{
     Contact, ContactChange, ContactState, Conversation, ConversationId, Cursor, Message, Page,
     Whoami,
 };
+use crate::prefs::ConversationPrefs;
 use crate::privacy::PrivacySettings;
 use crate::profile::{Password, Profile};
 use crate::settings::NetworkSettings;
@@ -365,6 +366,18 @@ impl Node {
     /// ways: none are sent and none are shown (a contact's read receipt then counts as delivered).
     pub async fn set_privacy(&self, settings: PrivacySettings) -> Result<(), NodeError> {
         self.request(|reply| Command::SetPrivacy { settings, reply })
+            .await?
+    }
+
+    /// Which conversations are muted and pinned (`crate::prefs`).
+    pub async fn conversation_prefs(&self) -> Result<ConversationPrefs, NodeError> {
+        self.read(|reader| Ok(ConversationPrefs::load_from(reader)?))
+            .await
+    }
+
+    /// Saves which conversations are muted and pinned, durably. Local only: nobody is told.
+    pub async fn set_conversation_prefs(&self, prefs: ConversationPrefs) -> Result<(), NodeError> {
+        self.request(|reply| Command::SetConversationPrefs { prefs, reply })
             .await?
     }
 

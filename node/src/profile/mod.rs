@@ -23,6 +23,7 @@ pub(crate) const ALL_SETTINGS: &[&str] = &[
     crate::settings::NETWORK_SETTING,
     crate::settings::AUTO_BACKUP_SETTING,
     crate::privacy::PRIVACY_SETTING,
+    crate::prefs::CONVERSATION_PREFS_SETTING,
 ];
 
 /// An unlocked profile. Dropping it closes the store and releases the profile's lock.
@@ -165,6 +166,11 @@ impl Profile {
     }
 
     /// Whether read receipts and typing indicators are on (`crate::privacy`).
+    /// Which conversations are muted and pinned (none if unreadable: they are only preferences).
+    pub fn conversation_prefs(&self) -> crate::prefs::ConversationPrefs {
+        crate::prefs::ConversationPrefs::load(self.engine.store()).unwrap_or_default()
+    }
+
     pub fn privacy(&self) -> PrivacySettings {
         self.engine.privacy()
     }
