@@ -555,6 +555,7 @@ impl Executor<'_> {
         {
             self.backend.typing(node, open.conversation, false);
         }
+        let previous = self.model.open.as_ref().map(|o| o.conversation);
         let same = self.model.open_conversation(key);
         self.model.search_results = None;
         // The composer takes the focus, so typing goes straight into it.
@@ -563,7 +564,16 @@ impl Executor<'_> {
             self.views.chat.scroll_to(scroll_to);
             return;
         }
-        self.views.main.draft.clear();
+        // The draft of the conversation left waits for it; the one opened gets its own back.
+        let main = &mut self.views.main;
+        let left = std::mem::take(&mut main.draft);
+        if let Some(previous) = previous.filter(|_| !left.trim().is_empty())
+            && (main.drafts.len() < crate::screens::main_window::MAX_KEPT_DRAFTS
+                || main.drafts.contains_key(&previous))
+        {
+            main.drafts.insert(previous, left);
+        }
+        main.draft = main.drafts.remove(&key).unwrap_or_default();
         if let Some(node) = node {
             self.views.chat = match scroll_to {
                 Some(id) => ChatView::at_message(id),

@@ -672,3 +672,24 @@ fn a_pinned_conversation_leads_the_list_and_a_muted_one_leaves_the_title_and_bot
     assert!(prefs.is_muted(&pat));
     assert_eq!(prefs.pinned(), [pat]);
 }
+
+#[test]
+fn a_draft_waits_in_its_conversation_while_another_is_open() {
+    let (mut h, _dirs) = unlocked_with(&["Pat", "Quinn"]);
+    let composer = |h: &App| {
+        h.get_by_role(Role::MultilineTextInput)
+            .value()
+            .unwrap_or_default()
+    };
+    click(&mut h, "Pat");
+    h.get_by_role(Role::MultilineTextInput).focus();
+    h.step();
+    h.get_by_role(Role::MultilineTextInput)
+        .type_text("half a thought");
+    h.step();
+    click(&mut h, "Quinn");
+    assert_eq!(composer(&h), "", "Quinn's composer is his own");
+    click(&mut h, "Pat");
+    assert_eq!(composer(&h), "half a thought", "Pat's draft waited");
+    shutdown(&mut h);
+}

@@ -13,6 +13,9 @@ use crate::words;
 /// Longest search query.
 pub const MAX_QUERY_CHARS: usize = 256;
 
+/// Most unsent drafts kept for conversations that are not open.
+pub const MAX_KEPT_DRAFTS: usize = 64;
+
 /// What is being typed in the main window.
 #[derive(Default)]
 pub struct MainForm {
@@ -22,6 +25,9 @@ pub struct MainForm {
     pub search: String,
     /// The open conversation's composer.
     pub draft: String,
+    /// What was typed and not sent in the other conversations, kept while the app runs (at most
+    /// [`MAX_KEPT_DRAFTS`]).
+    pub drafts: std::collections::HashMap<crate::model::ConversationKey, String>,
     /// The composer takes the focus in the next frame (a conversation was opened).
     pub focus_composer: bool,
     /// The search field takes the focus in the next frame (Ctrl+F).
