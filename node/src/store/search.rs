@@ -62,7 +62,7 @@ pub const MAX_SEARCH_TOKENS_PER_MESSAGE: usize = 128;
 pub const MAX_SEARCH_CANDIDATES: usize = 10_000;
 /// Messages one step of [`Store::build_search_index_step`] indexes when the node builds the index of a
 /// profile written before it (one commit each).
-pub const SEARCH_BUILD_BATCH: usize = 2_000;
+pub const SEARCH_BUILD_BATCH: usize = 500;
 
 /// Lengths, in characters, of the prefix tokens of a word; words up to the longest also get a whole-word
 /// token.
