@@ -174,6 +174,8 @@ pub enum Action {
         name: String,
     },
     RemoveContact(IdentityKey),
+    /// Delete a conversation's messages from this computer (the contact or group stays).
+    ClearHistory(ConversationId),
     /// The safety number was compared: mark the contact verified.
     Verify {
         contact: IdentityKey,
@@ -223,6 +225,15 @@ pub enum Action {
     SaveSettings(NetworkSettings),
     /// Turns read receipts and typing indicators on or off.
     SetPrivacy(tern_node::privacy::PrivacySettings),
+    /// Mute or pin a conversation (`tern_node::prefs`).
+    SetMuted {
+        conversation: ConversationId,
+        muted: bool,
+    },
+    SetPinned {
+        conversation: ConversationId,
+        pinned: bool,
+    },
     ChangePassword {
         old: Password,
         new: Password,
@@ -290,6 +301,7 @@ impl Action {
             Self::SetContactState { .. } => "set-contact-state",
             Self::Rename { .. } => "rename",
             Self::RemoveContact(_) => "remove-contact",
+            Self::ClearHistory(_) => "clear-history",
             Self::Verify { .. } => "verify",
             Self::ChooseQrPicture => "choose-qr-picture",
             Self::VerifyByQr { .. } => "verify-by-qr",
@@ -304,6 +316,8 @@ impl Action {
             Self::SetNotifications(_) => "set-notifications",
             Self::SaveSettings(_) => "save-settings",
             Self::SetPrivacy(_) => "set-privacy",
+            Self::SetMuted { .. } => "set-muted",
+            Self::SetPinned { .. } => "set-pinned",
             Self::ChangePassword { .. } => "change-password",
             Self::RevokePrekeys => "revoke-prekeys",
             Self::RefreshStatus => "refresh-status",

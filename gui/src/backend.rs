@@ -219,10 +219,11 @@ impl Backend {
                 // The automatic backup schedule, shown in "Settings" (the running node keeps it).
                 let auto = profile.auto_backup().ok().flatten();
                 let privacy = profile.privacy();
-                Ok((profile, settings, auto, privacy))
+                let prefs = profile.conversation_prefs();
+                Ok((profile, settings, auto, privacy, prefs))
             })
             .await;
-            let (profile, settings, auto, privacy) = match opened {
+            let (profile, settings, auto, privacy, prefs) = match opened {
                 Ok(Ok(opened)) => opened,
                 Ok(Err(text)) => {
                     return Box::new(move |m: &mut Model| m.profile_screen.attempt_failed(text))
@@ -246,6 +247,7 @@ impl Backend {
                         m.profile_screen.restoring = false;
                         m.backup.auto = auto;
                         m.privacy = privacy;
+                        m.prefs = prefs;
                     })
                 }
                 Err(e) => {
@@ -452,15 +454,23 @@ impl Backend {
         });
     }
 
-    /// Changes the profile's password (two Argon2 runs, off the UI thread).
-    pub fn change_password(&self, node: &Node, old: Password, new: Password) {
-        self.call_in(
+    /// Changes the profile's password and re-keys the whole profile under a new store key
+    /// (`Profile::change_password`): the node stops for it, as for a backup, and starts again.
+    pub fn change_password(&self, node: &Node, dir: PathBuf, old: Password, new: Password) {
+        self.with_stopped_node(
             node,
-            Dialog::Settings,
-            move |node| async move { node.change_password(old, new).await },
-            |m, ()| {
-                m.dialog_error = None;
-                m.notice("Password changed");
+            dir,
+            "changing the password",
+            move |profile| profile.change_password(&old, &new),
+            |m, changed| match changed {
+                None => {}
+                Some(Ok(_)) => {
+                    m.dialog_error = None;
+                    m.notice("Password changed; the profile was encrypted again under a new key");
+                }
+                Some(Err(e)) => {
+                    m.dialog_failed(Dialog::Settings, crate::words::plain(&e.to_string()));
+                }
             },
         );
     }
@@ -476,6 +486,24 @@ impl Backend {
                 m.notice("Prekey replaced: share your new invite link with contacts who have not written yet");
             },
         );
+    }
+
+    /// Saves which conversations are muted and pinned; a failure puts the saved ones back.
+    pub fn set_conversation_prefs(&self, node: &Node, prefs: tern_node::prefs::ConversationPrefs) {
+        let node = node.clone();
+        self.spawn(async move {
+            match node.set_conversation_prefs(prefs).await {
+                Ok(()) => Box::new(|_: &mut Model| {}) as Update,
+                Err(e) => {
+                    let saved = node.conversation_prefs().await.unwrap_or_default();
+                    let text = format!("cannot save that: {e}");
+                    Box::new(move |m: &mut Model| {
+                        m.prefs = saved;
+                        m.notice(text);
+                    })
+                }
+            }
+        });
     }
 
     /// Turns read receipts and typing indicators on or off; a failure puts the saved ones back.

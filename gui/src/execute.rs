@@ -90,6 +90,22 @@ impl Executor<'_> {
         self.model.node.clone()
     }
 
+    /// Shows changed mute or pin preferences at once and saves them; a refused change is said.
+    fn save_prefs(
+        &mut self,
+        backend: &Backend,
+        prefs: Result<tern_node::prefs::ConversationPrefs, tern_node::prefs::PrefsError>,
+    ) {
+        match (prefs, self.node()) {
+            (Ok(prefs), Some(node)) => {
+                self.model.prefs = prefs.clone();
+                backend.set_conversation_prefs(&node, prefs);
+            }
+            (Ok(_), None) => {}
+            (Err(e), _) => self.model.notice(e.to_string()),
+        }
+    }
+
     fn perform_one(&mut self, action: Action) {
         let backend = self.backend;
         match action {
@@ -349,6 +365,11 @@ impl Executor<'_> {
                     backend.rename_group(&node, group, name);
                 }
             }
+            Action::ClearHistory(conversation) => {
+                if let Some(node) = self.node() {
+                    backend.clear_history(&node, conversation);
+                }
+            }
             Action::LeaveGroup(group) => {
                 if let Some(node) = self.node() {
                     backend.leave_group(&node, group);
@@ -361,6 +382,26 @@ impl Executor<'_> {
             }
             Action::SetDark(dark) => self.model.dark = dark,
             Action::SetNotifications(on) => self.model.notifications = on,
+            Action::SetMuted {
+                conversation,
+                muted,
+            } => {
+                let mut prefs = self.model.prefs.clone();
+                self.save_prefs(
+                    backend,
+                    prefs.set_muted(conversation, muted).map(|()| prefs),
+                );
+            }
+            Action::SetPinned {
+                conversation,
+                pinned,
+            } => {
+                let mut prefs = self.model.prefs.clone();
+                self.save_prefs(
+                    backend,
+                    prefs.set_pinned(conversation, pinned).map(|()| prefs),
+                );
+            }
             Action::SetPrivacy(privacy) => {
                 if let Some(node) = self.node() {
                     self.model.privacy = privacy;
@@ -373,8 +414,8 @@ impl Executor<'_> {
                 }
             }
             Action::ChangePassword { old, new } => {
-                if let Some(node) = self.node() {
-                    backend.change_password(&node, old, new);
+                if let (Some(node), Some(dir)) = (self.node(), self.model.profile_dir.clone()) {
+                    backend.change_password(&node, dir, old, new);
                 }
             }
             Action::RevokePrekeys => {

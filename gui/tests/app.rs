@@ -18,7 +18,7 @@ use tern_testkit::profile::{PASSWORD, create};
 use tern_testkit::wait::TIMEOUT;
 
 mod support;
-use support::{has_label, is_field, shutdown, type_into};
+use support::{has_label, is_field, open_section, shutdown, type_into};
 
 fn options(root: &Path) -> Options {
     Options {
@@ -517,9 +517,7 @@ fn replacing_the_prekey_in_settings_gives_a_new_invite_link() {
     create_profile(&mut h, "Alice");
     let before = invite_link(&h);
     click(&mut h, "Settings");
-    // The dialog is longer than the window: it scrolls.
-    h.get_by_role_and_label(Role::Button, "Replace prekey now")
-        .scroll_to_me();
+    open_section(&mut h, "My profile");
     click(&mut h, "Replace prekey now");
     settle(&mut h, "the new invite link", |h| invite_link(h) != before);
     assert!(has_label(

@@ -12,11 +12,18 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use tern_gui::TernApp;
 use tern_gui::model::Screen;
 use tern_node::backup::RecoveryCode;
-use tern_testkit::profile::{PASSWORD, create};
+use tern_node::profile::{KdfParams, Profile};
+use tern_testkit::net::{LiveNode, loopback_node};
+use tern_testkit::profile::{PASSWORD, create, pair, password};
 use tern_testkit::wait::TIMEOUT;
 
+/// Alice's key, as Bob's contact list holds it.
+fn alice_key(bob: &tern_node::engine::Engine) -> tern_protocol::IdentityKey {
+    bob.store().contacts().unwrap()[0].key
+}
+
 mod support;
-use support::{app, click, has_label, is_field, shutdown, type_into};
+use support::{app, click, has_label, is_field, open_section, shutdown, type_into};
 
 /// Draws frames until `done` holds, waiting for the node's updates in between.
 fn settle(
@@ -154,6 +161,7 @@ fn a_backup_written_in_settings_restores_in_a_second_app_and_a_wrong_code_create
     // Settings > Back up now…
     let archive = backups.path().join("alice.tern");
     click(&mut alice, "Settings");
+    open_section(&mut alice, "Backups");
     let prefilled = alice
         .get_by(|n| is_field(n.role()) && n.label().as_deref() == Some("Backup file"))
         .value()
@@ -281,6 +289,7 @@ fn automatic_backups_turned_on_in_settings_show_their_code_once_and_the_node_wri
     let mut h = app(root.path());
     create_profile(&mut h, "Alice");
     click(&mut h, "Settings");
+    open_section(&mut h, "Backups");
     assert!(has_label(&h, "Off."));
     click(&mut h, "Turn on automatic backups");
     assert!(
@@ -316,6 +325,7 @@ fn automatic_backups_turned_on_in_settings_show_their_code_once_and_the_node_wri
     });
     assert_eq!(entries(folder.path()), 1, "one archive in the folder");
     click(&mut h, "Settings");
+    // The dialog opens where it was left.
     assert!(has_label(&h, "On: every 24 hours to"));
     assert!(!has_label(&h, "none yet"));
     click(&mut h, "Turn off");
@@ -324,42 +334,71 @@ fn automatic_backups_turned_on_in_settings_show_their_code_once_and_the_node_wri
     shutdown(&mut h);
 }
 
+/// A real restore (docs/protocol.md §20.5): Bob's three texts, sealed on the session the backup cannot
+/// bring back, reach the restored copy's node and fail to open there; the app says so once, calmly, and
+/// they arrive after all once Bob has the restored copy's new card and seals them again.
 #[test]
 fn an_undecryptable_message_is_said_once_per_contact_in_a_calm_line() {
-    let (root, bob_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let bob = create(bob_dir.path(), "Bob");
-    let (bob_link, bob_key) = (bob.card().invite_link(), bob.whoami().key);
-    let mut h = app(root.path());
-    create_profile(&mut h, "Alice");
-    click(&mut h, "+ Add contact");
-    type_into(&mut h, "Invite link", &bob_link);
-    click(&mut h, "Add");
-    settle(&mut h, "Bob added", |h| {
-        h.state().model.contacts.iter().any(|c| c.name() == "Bob")
-    });
-    click(&mut h, "Bob");
-    // Three envelopes the restored profile cannot read: one notice.
-    for _ in 0..3 {
-        h.state_mut()
-            .model
-            .on_event(tern_node::api::Event::Undecryptable {
-                contact: bob_key,
-                name: "Bob".into(),
-            });
+    let (root, dirs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Alice and Bob talk; Alice's profile is backed up and restored into the app's profiles folder.
+    let (mut alice, mut bob) = pair(&dirs.path().join("alice"), &dirs.path().join("bob"));
+    let (_, hello) = alice.send_text(&bob.key(), "hello").unwrap();
+    bob.receive(&hello.envelope).unwrap();
+    let archive = dirs.path().join("alice.tern");
+    let (code, _) = Profile::from(alice).backup(&archive).unwrap();
+    tern_node::backup::restore(
+        &archive,
+        &code,
+        &root.path().join("Alice"),
+        &password(),
+        KdfParams::INSECURE_FOR_TESTS,
+    )
+    .unwrap();
+    // Three texts Bob seals on the session the backup cannot bring back.
+    for n in 0..3 {
+        bob.send_text(&alice_key(&bob), &format!("lost {n}"))
+            .unwrap();
     }
+
+    let mut h = app(root.path());
     h.step();
-    h.step();
+    type_into(&mut h, "Password", PASSWORD);
+    click(&mut h, "Unlock");
+    settle(&mut h, "the restored profile's node listening", |h| {
+        h.state().model.screen == Screen::Main && !h.state().model.listen_addrs.is_empty()
+    });
+    let alice_addr: libp2p::Multiaddr = h.state().model.listen_addrs[0].parse().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let bob = runtime.block_on(LiveNode::start(bob, "bob", loopback_node()));
+    runtime.block_on(bob.node.dial(alice_addr)).unwrap();
+    click(&mut h, "Bob");
     let line = "A message from Bob could not be decrypted. It was sent before your backup was \
                 restored; ask Bob to send it again.";
-    assert!(has_label(&h, line), "the conversation says it");
-    let told = h
-        .state()
-        .model
-        .notices
-        .iter()
-        .filter(|n| n.text == line)
-        .count();
-    assert_eq!(told, 1, "once, not once per envelope");
+    // How many toasts say it at once, at most, over every frame from here on (they expire).
+    let most = std::cell::Cell::new(0);
+    let toasts = |h: &Harness<'static, TernApp>| {
+        let told = h
+            .state()
+            .model
+            .notices
+            .iter()
+            .filter(|n| n.text == line)
+            .count();
+        most.set(most.get().max(told));
+    };
+    settle(&mut h, "the notice", |h| {
+        toasts(h);
+        has_label(h, line)
+    });
+    // Bob took the restored copy's new card and sealed his three texts again: they arrive.
+    settle(&mut h, "Bob's texts, sealed again", |h| {
+        toasts(h);
+        h.state().model.open.as_ref().is_some_and(|o| {
+            (0..3).all(|n| o.messages.iter().any(|m| m.text == format!("lost {n}")))
+        })
+    });
+    assert!(has_label(&h, line), "the conversation still says it");
+    assert_eq!(most.get(), 1, "told once, not once per envelope");
     assert!(
         !h.state().model.notices.iter().any(|n| n.error),
         "calm: not an error"

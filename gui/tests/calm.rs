@@ -6,12 +6,14 @@
 use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
 use tern_gui::model::{ContactState, Dialog, Screen};
+use tern_node::api::ConversationId;
+use tern_node::profile::Profile;
 use tern_testkit::profile::{PASSWORD, create};
 
 mod support;
 use support::{
-    App, app, click, has_label, is_field, settle, shutdown, type_into, unlocked_with,
-    unlocked_with_mail,
+    App, app, click, click_role, has_label, is_field, open_section, settle, shutdown, type_into,
+    unlocked_with, unlocked_with_mail,
 };
 
 /// The label of the widget that has the keyboard focus, if one has.
@@ -133,6 +135,7 @@ fn a_blocked_contact_shows_a_banner_is_listed_in_settings_and_can_be_unblocked()
 
     // Settings lists Pat under Blocked contacts; Unblock there.
     click(&mut h, "Settings");
+    open_section(&mut h, "Privacy");
     assert!(has_label(&h, "Blocked contacts"));
     click(&mut h, "Unblock Pat");
     settle(&mut h, "Pat unblocked", |h| {
@@ -361,7 +364,7 @@ fn shortcuts_switch_conversations_focus_search_list_themselves_and_quit() {
 
     // Settings lists the shortcuts; they wait while a dialog is open; Escape closes it.
     click(&mut h, "Settings");
-    assert!(has_label(&h, "Keyboard shortcuts"));
+    open_section(&mut h, "Keyboard shortcuts");
     assert!(has_label(&h, "Ctrl+Shift+Tab, Alt+Up"));
     press(&mut h, ctrl, Key::Num3);
     assert_eq!(open(&h), Some(rows[0]), "not behind a dialog");
@@ -477,6 +480,7 @@ fn dialogs_keep_their_size_and_enter_renames_changes_the_password_and_adds_a_nod
 
     // Settings: the new password twice; a mismatch is said in plain words, inside the dialog.
     click(&mut h, "Settings");
+    open_section(&mut h, "Security");
     type_into(&mut h, "Current password", PASSWORD);
     type_into(&mut h, "New password", "a much longer password");
     type_into(&mut h, "Repeat new password", "a different password");
@@ -485,6 +489,7 @@ fn dialogs_keep_their_size_and_enter_renames_changes_the_password_and_adds_a_nod
     assert_eq!(h.state().model.dialog, Some(Dialog::Settings));
 
     // Adding a bootstrap node (Enter in its field) saves it: no separate Save step.
+    open_section(&mut h, "Network");
     let before = h.state().model.settings.bootstrap.len();
     let peer = libp2p::identity::Keypair::generate_ed25519()
         .public()
@@ -571,4 +576,99 @@ fn a_pinned_profile_directory_is_the_only_one_offered_and_is_created_there() {
     );
     assert!(!root.path().join("Alice").exists(), "not beside the others");
     shutdown(&mut h);
+}
+
+#[test]
+fn clearing_a_history_asks_first_and_a_new_password_re_encrypts_the_profile() {
+    const NEW: &str = "a much longer password";
+    let (mut h, dirs) = unlocked_with_mail(&["Pat"], &["first note", "second note"]);
+    click(&mut h, "Pat");
+    settle(&mut h, "Pat's two messages", |h| {
+        h.state()
+            .model
+            .open
+            .as_ref()
+            .is_some_and(|o| o.messages.len() == 2)
+    });
+    click(&mut h, "Contact…");
+    click(&mut h, "Clear history…");
+    assert!(has_label(&h, "Clear this conversation's history?"));
+    assert!(has_label(&h, "It cannot be undone"), "says what happens");
+    assert!(h.get_by_role_and_label(Role::Button, "Cancel").is_focused());
+    click(&mut h, "Clear history");
+    settle(&mut h, "the history cleared", |h| {
+        h.state()
+            .model
+            .open
+            .as_ref()
+            .is_some_and(|o| o.messages.is_empty())
+    });
+    assert_eq!(
+        state_of(&h, "Pat"),
+        Some(ContactState::Accepted),
+        "Pat stays"
+    );
+
+    // A new password: the node stops, the profile is written again under a new key, the node restarts.
+    click(&mut h, "Settings");
+    open_section(&mut h, "Security");
+    type_into(&mut h, "Current password", PASSWORD);
+    type_into(&mut h, "New password", NEW);
+    type_into(&mut h, "Repeat new password", NEW);
+    click(&mut h, "Change password");
+    settle(&mut h, "the password changed", |h| {
+        has_label(h, "Password changed") && h.state().model.node.is_some()
+    });
+    shutdown(&mut h);
+    let me = dirs.last().unwrap().path().join("Me");
+    assert!(
+        Profile::open(&me, &PASSWORD.into()).is_err(),
+        "the old password"
+    );
+    let profile = Profile::open(&me, &NEW.into()).unwrap();
+    let pat = profile.find_contact("Pat").unwrap();
+    let page = profile
+        .page(&ConversationId::Direct(pat.key), None, 10)
+        .unwrap();
+    assert!(page.messages.is_empty(), "cleared, on disk too");
+}
+
+#[test]
+fn a_pinned_conversation_leads_the_list_and_a_muted_one_leaves_the_title_and_both_are_kept() {
+    let (mut h, dirs) = unlocked_with_mail(&["Pat", "Quinn"], &["hello from pat"]);
+    let order = |h: &App| -> Vec<String> {
+        let m = &h.state().model;
+        m.list_rows().iter().map(|r| m.title_of(&r.key)).collect()
+    };
+    settle(&mut h, "Pat's message listed", |h| {
+        h.state().model.window_title() == "Tern (1)"
+    });
+    assert_eq!(
+        order(&h),
+        ["Quinn", "Pat"],
+        "most recent first (Quinn was added after)"
+    );
+
+    click(&mut h, "Pat");
+    click(&mut h, "Contact…");
+    click_role(&mut h, Role::CheckBox, "Pin to the top of the list");
+    assert_eq!(order(&h), ["Pat", "Quinn"], "pinned first");
+    assert!(has_label(&h, "pinned"));
+    click_role(&mut h, Role::CheckBox, "Mute notifications");
+    h.key_press(egui::Key::Escape);
+    h.step();
+    assert_eq!(
+        h.state().model.window_title(),
+        "Tern",
+        "a muted conversation's unread mail"
+    );
+    assert!(has_label(&h, "muted"));
+    shutdown(&mut h);
+
+    let me = dirs.last().unwrap().path().join("Me");
+    let profile = Profile::open(&me, &PASSWORD.into()).unwrap();
+    let prefs = profile.conversation_prefs();
+    let pat = ConversationId::Direct(profile.find_contact("Pat").unwrap().key);
+    assert!(prefs.is_muted(&pat));
+    assert_eq!(prefs.pinned(), [pat]);
 }

@@ -4,15 +4,17 @@
 
 use egui::accesskit::{Role, Toggled};
 use egui_kittest::kittest::{NodeT, Queryable};
-use tern_gui::model::Screen;
+use tern_gui::action::Action;
+use tern_gui::dialogs::settings::body_height;
+use tern_gui::model::{ContactState, Screen};
 use tern_node::privacy::PrivacySettings;
 use tern_testkit::profile::PASSWORD;
 
 mod support;
-use support::{App, app, click, settle, shutdown, type_into, unlocked_with};
-
-/// Tall enough for the whole Settings dialog.
-const TALL: f32 = 1600.0;
+use support::{
+    App, app, click, has_label, open_section, scroll_into_view, settle, shutdown, type_into,
+    unlocked_with,
+};
 
 fn ticked(h: &App, label: &str) -> Option<Toggled> {
     h.get_by_role_and_label(Role::CheckBox, label)
@@ -29,10 +31,8 @@ fn saved(h: &App) -> PrivacySettings {
 #[test]
 fn the_privacy_switches_are_saved_in_the_profile_and_shown_again_after_unlocking() {
     let (mut h, dirs) = unlocked_with(&["Bob"]);
-    // Settings is taller than the usual test window, and a modal does not scroll: its top would be
-    // above the window (a known limit of the dialog, see the note).
-    h.set_size(egui::vec2(1100.0, TALL));
     click(&mut h, "Settings");
+    open_section(&mut h, "Privacy");
     assert_eq!(ticked(&h, "Send read receipts"), Some(Toggled::True));
     assert_eq!(ticked(&h, "Typing indicators"), Some(Toggled::True));
 
@@ -53,7 +53,6 @@ fn the_privacy_switches_are_saved_in_the_profile_and_shown_again_after_unlocking
     // The profile opened again shows what was saved.
     let root = dirs.last().unwrap().path();
     let mut h = app(root);
-    h.set_size(egui::vec2(1100.0, TALL));
     h.step();
     type_into(&mut h, "Password", PASSWORD);
     click(&mut h, "Unlock");
@@ -61,6 +60,7 @@ fn the_privacy_switches_are_saved_in_the_profile_and_shown_again_after_unlocking
         h.state().model.screen == Screen::Main
     });
     click(&mut h, "Settings");
+    open_section(&mut h, "Privacy");
     assert_eq!(ticked(&h, "Send read receipts"), Some(Toggled::False));
     assert_eq!(ticked(&h, "Typing indicators"), Some(Toggled::True));
     shutdown(&mut h);
@@ -69,8 +69,8 @@ fn the_privacy_switches_are_saved_in_the_profile_and_shown_again_after_unlocking
 #[test]
 fn saving_network_settings_restarts_the_node_and_keeps_them() {
     let (mut h, _dirs) = unlocked_with(&["Bob"]);
-    h.set_size(egui::vec2(1100.0, TALL));
     click(&mut h, "Settings");
+    open_section(&mut h, "Network");
     let before = h.state().model.node.clone().expect("the node runs");
     h.get_by_role_and_label(Role::CheckBox, "Hold mail for LAN peers who are offline")
         .click();
@@ -97,5 +97,240 @@ fn saving_network_settings_restarts_the_node_and_keeps_them() {
             .serve_mailbox,
         "the profile keeps the setting"
     );
+    shutdown(&mut h);
+}
+
+/// The app's window as it opens (gui/src/main.rs): Settings fits it.
+const WINDOW: egui::Vec2 = egui::vec2(1100.0, 720.0);
+/// A window lower than any section needs (every one fits the app's smallest, 420 px, at the default
+/// text size; a small screen, or text zoomed past 2×, leaves less): Settings' body scrolls there.
+const SMALL: egui::Vec2 = egui::vec2(1100.0, 320.0);
+
+/// What a person acts on: buttons (the section list's tabs too), checkboxes, fields, number fields.
+fn is_control(role: Role) -> bool {
+    matches!(
+        role,
+        Role::Button
+            | Role::Tab
+            | Role::CheckBox
+            | Role::TextInput
+            | Role::PasswordInput
+            | Role::MultilineTextInput
+            | Role::SpinButton
+    )
+}
+
+/// Every control drawn (the dialog's and the main window's behind it) lies inside the window; the
+/// `expected` ones (role, label) are among them.
+fn assert_all_in_window(h: &App, section: &str, expected: &[(Role, &str)]) {
+    let window = egui::Rect::from_min_size(egui::Pos2::ZERO, WINDOW);
+    for node in h.query_all_by(|n| is_control(n.role())) {
+        let rect = node.rect();
+        assert!(
+            window.contains_rect(rect),
+            "{section}: {:?} {:?} lies at {rect:?}, outside the {window:?} window",
+            node.accesskit_node().role(),
+            node.accesskit_node().label()
+        );
+    }
+    for (role, label) in expected {
+        let rect = h.get_by_role_and_label(*role, label).rect();
+        assert!(window.contains_rect(rect), "{section}: {label} at {rect:?}");
+    }
+}
+
+fn state_of(h: &App, name: &str) -> Option<ContactState> {
+    h.state()
+        .model
+        .contacts
+        .iter()
+        .find(|c| c.name() == name)
+        .map(|c| c.record.state)
+}
+
+#[test]
+fn every_settings_section_fits_the_default_window_and_its_controls_take_clicks() {
+    let (mut h, _dirs) = unlocked_with(&["Bob", "Pat"]);
+    h.set_size(WINDOW);
+    let pat = h
+        .state()
+        .model
+        .contacts
+        .iter()
+        .find(|c| c.name() == "Pat")
+        .map(|c| c.key())
+        .unwrap();
+    h.state_mut().perform(vec![Action::SetContactState {
+        contact: pat,
+        state: ContactState::Blocked,
+    }]);
+    settle(&mut h, "Pat blocked", |h| {
+        state_of(h, "Pat") == Some(ContactState::Blocked)
+    });
+    click(&mut h, "Settings");
+
+    // It opens on General (a dialog as long as the window, or longer, would put these above its top).
+    assert_all_in_window(
+        &h,
+        "General",
+        &[
+            (Role::CheckBox, "Desktop notifications for new messages"),
+            (Role::Button, "Dark"),
+            (Role::Button, "Light"),
+        ],
+    );
+    // Its entry in the list is chosen, and focused for the keyboard.
+    h.get_by_role_and_label(Role::TabList, "Settings sections");
+    let general = h.get_by_role_and_label(Role::Tab, "General");
+    assert_eq!(general.accesskit_node().is_selected(), Some(true));
+    assert!(
+        general.is_focused(),
+        "the chosen section's entry has the focus"
+    );
+
+    // The list by keyboard: Down moves along it, Space shows the focused section, and only that one.
+    h.key_press(egui::Key::ArrowDown);
+    h.step();
+    h.step();
+    assert!(h.get_by_role_and_label(Role::Tab, "Privacy").is_focused());
+    h.key_press(egui::Key::Space);
+    h.step();
+    h.step();
+    assert!(has_label(&h, "Send read receipts"));
+    assert!(
+        h.query_by_role_and_label(Role::CheckBox, "Desktop notifications for new messages")
+            .is_none(),
+        "only the chosen section is drawn"
+    );
+
+    open_section(&mut h, "General");
+    let dark = h.state().model.dark;
+    click(&mut h, if dark { "Light" } else { "Dark" });
+    assert_eq!(
+        h.state().model.dark,
+        !dark,
+        "the theme button takes a click"
+    );
+    let notifications = h.state().model.notifications;
+    h.get_by_role_and_label(Role::CheckBox, "Desktop notifications for new messages")
+        .click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().model.notifications, !notifications);
+
+    open_section(&mut h, "Privacy");
+    assert_all_in_window(
+        &h,
+        "Privacy",
+        &[
+            (Role::CheckBox, "Send read receipts"),
+            (Role::CheckBox, "Typing indicators"),
+            (Role::Button, "Unblock Pat"),
+        ],
+    );
+    h.get_by_role_and_label(Role::CheckBox, "Typing indicators")
+        .click();
+    h.step();
+    settle(&mut h, "the node to save the switch", |h| !saved(h).typing);
+    click(&mut h, "Unblock Pat");
+    settle(&mut h, "Pat unblocked", |h| {
+        state_of(h, "Pat") == Some(ContactState::Accepted)
+    });
+
+    open_section(&mut h, "Backups");
+    assert_all_in_window(
+        &h,
+        "Backups",
+        &[
+            (Role::TextInput, "Backup file"),
+            (Role::Button, "Back up now…"),
+            (Role::TextInput, "Backup folder"),
+            (Role::Button, "Turn on automatic backups"),
+        ],
+    );
+    click(&mut h, "Turn on automatic backups");
+    assert!(has_label(&h, "Choose the folder for automatic backups."));
+
+    open_section(&mut h, "Network");
+    let lan = "LAN only: no internet, find people on this network only";
+    assert_all_in_window(
+        &h,
+        "Network",
+        &[
+            (Role::CheckBox, lan),
+            (Role::CheckBox, "Hold mail for LAN peers who are offline"),
+            (Role::TextInput, "New bootstrap node"),
+            (Role::Button, "Add node"),
+            (Role::Button, "Save network settings"),
+        ],
+    );
+    assert!(
+        h.get_by_role_and_label(Role::Button, "Save network settings")
+            .accesskit_node()
+            .is_disabled()
+    );
+    h.get_by_role_and_label(Role::CheckBox, lan).click();
+    h.step();
+    h.step();
+    assert!(
+        !h.get_by_role_and_label(Role::Button, "Save network settings")
+            .accesskit_node()
+            .is_disabled(),
+        "the LAN switch took the click: there is something to save"
+    );
+    click(&mut h, "Add node");
+    assert!(has_label(&h, "Paste a node address first."));
+
+    open_section(&mut h, "Security");
+    assert_all_in_window(
+        &h,
+        "Security",
+        &[
+            (Role::PasswordInput, "Current password"),
+            (Role::PasswordInput, "New password"),
+            (Role::PasswordInput, "Repeat new password"),
+            (Role::Button, "Change password"),
+        ],
+    );
+    click(&mut h, "Change password");
+    assert!(has_label(&h, "Enter your current password."));
+
+    open_section(&mut h, "My profile");
+    assert_all_in_window(&h, "My profile", &[(Role::Button, "Replace prekey now")]);
+    assert!(has_label(&h, "Name: Me"));
+
+    open_section(&mut h, "Keyboard shortcuts");
+    assert_all_in_window(&h, "Keyboard shortcuts", &[]);
+    assert!(has_label(&h, "Ctrl+Q"));
+    shutdown(&mut h);
+}
+
+#[test]
+fn in_a_small_window_a_section_scrolls_and_its_last_button_still_takes_a_click() {
+    let (mut h, _dirs) = unlocked_with(&[]);
+    h.set_size(SMALL);
+    click(&mut h, "Settings");
+    open_section(&mut h, "Backups");
+    let last = "Turn on automatic backups";
+    // The body starts level with the section list and is this high.
+    let shown = h.get_by_role_and_label(Role::Tab, "General").rect().top() + body_height(SMALL.y);
+    let before = h.get_by_role_and_label(Role::Button, last).rect();
+    assert!(
+        before.bottom() > shown,
+        "the section is longer than its body (which ends at {shown}): {before:?}"
+    );
+    scroll_into_view(&mut h, Role::Button, last);
+    let after = h.get_by_role_and_label(Role::Button, last).rect();
+    assert!(after.bottom() <= shown, "scrolled into view: {after:?}");
+    h.get_by_role_and_label(Role::Button, last).click();
+    h.step();
+    h.step();
+    assert!(has_label(&h, "Choose the folder for automatic backups."));
+    // The top stays reachable: the section list and the dialog's title row did not move out.
+    let window = egui::Rect::from_min_size(egui::Pos2::ZERO, SMALL);
+    for (role, label) in [(Role::Tab, "General"), (Role::Button, "Close")] {
+        let rect = h.get_by_role_and_label(role, label).rect();
+        assert!(window.contains_rect(rect), "{label} at {rect:?}");
+    }
     shutdown(&mut h);
 }

@@ -19,6 +19,7 @@ pub mod names;
 pub mod net;
 pub mod node;
 pub mod outbox;
+pub mod prefs;
 pub mod privacy;
 pub mod profile;
 pub mod redb_file;

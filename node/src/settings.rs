@@ -15,6 +15,8 @@ use crate::store::{Store, StoreError};
 
 /// The store setting that holds [`NetworkSettings`].
 pub const NETWORK_SETTING: &str = "network";
+/// The setting that holds the automatic backups' schedule and code (`crate::backup::AutoBackup`).
+pub const AUTO_BACKUP_SETTING: &str = "auto-backup";
 /// Most bootstrap nodes (and, separately, extra mailbox nodes or peers) a profile keeps.
 pub const MAX_CONFIGURED_ADDRS: usize = 32;
 /// The file, inside the profile directory, of the mailbox this node serves for the LAN.

@@ -265,3 +265,117 @@ async fn a_message_due_while_no_node_ran_is_hidden_and_deleted_when_the_node_sta
     .await
     .expect("timed out");
 }
+
+/// Clearing a conversation's history (issue 16) deletes its messages and files on this side only: the
+/// contact, the timer and the conversation itself stay, the other side keeps its copies, new messages
+/// still arrive, and after a restart neither the sealed rows nor the file's bytes are in the profile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clearing_a_history_deletes_it_here_only_and_leaves_no_byte() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let scratch = tempfile::tempdir().unwrap();
+    let (alice, bob) = pair(dirs.0.path(), dirs.1.path());
+    let file = scratch.path().join("kept.bin");
+    let content: Vec<u8> = (0..100_000u32).map(|i| (i * 13 + i / 241) as u8).collect();
+    std::fs::write(&file, &content).unwrap();
+
+    tokio::time::timeout(DEADLINE, async {
+        let mut a = LiveNode::start(alice, "alice", loopback_node()).await;
+        let mut b = LiveNode::start(bob, "bob", loopback_node()).await;
+        b.node.dial(a.addr.clone()).await.unwrap();
+        let (to_a, to_b) = (ConversationId::Direct(a.key), ConversationId::Direct(b.key));
+        a.node.set_timer(to_b, 3600).await.unwrap().unwrap();
+        system_line(&mut b.events, "the timer").await;
+        let text = a
+            .node
+            .send_text(to_b, "canary-cleared-7b3a".into())
+            .await
+            .unwrap();
+        let sent_file = a.node.send_file(b.key, &file).await.unwrap().message;
+        wait_for(
+            &mut b.events,
+            "the file",
+            |e| matches!(e, Event::FileReceived { id, .. } if *id == sent_file.id),
+        )
+        .await;
+        assert!(
+            b.node
+                .page(to_a, None, 10)
+                .await
+                .unwrap()
+                .messages
+                .iter()
+                .any(|m| m.id == text.id)
+        );
+        let bob_profile = b.node.stop().await.unwrap();
+        let bob_dir = bob_profile.dir();
+        let sealed = bob_profile
+            .engine()
+            .store()
+            .sealed_message_row(&to_a, &text.id)
+            .unwrap()
+            .expect("the row");
+        let needle = sealed[sealed.len() / 2 - 24..sealed.len() / 2 + 24].to_vec();
+        let b = LiveNode::start(bob_profile, "bob-again", loopback_node()).await;
+        b.node.dial(a.addr.clone()).await.unwrap();
+        let data = files_under(&bob_dir.join("files"))
+            .into_iter()
+            .find(|f| f.ends_with("data"))
+            .expect("the file's ciphertext");
+
+        assert_eq!(
+            b.node.clear_history(to_a).await.unwrap(),
+            3,
+            "timer line, text, file"
+        );
+        assert!(
+            b.node
+                .page(to_a, None, 10)
+                .await
+                .unwrap()
+                .messages
+                .is_empty()
+        );
+        assert!(!data.exists(), "the file's bytes go with it");
+        assert!(
+            b.node
+                .contacts()
+                .await
+                .unwrap()
+                .iter()
+                .any(|c| c.key == a.key)
+        );
+        assert!(
+            a.node
+                .page(to_b, None, 10)
+                .await
+                .unwrap()
+                .messages
+                .iter()
+                .any(|m| m.id == text.id),
+            "Alice keeps her copy"
+        );
+        let later = a
+            .node
+            .send_text(to_b, "after the clear".into())
+            .await
+            .unwrap();
+        wait_status(&mut a.events, later.id, MessageStatus::Delivered).await;
+        assert_eq!(timer_of(&b.node, to_a).await, 3600, "the timer stays");
+        b.node.shutdown().await.unwrap();
+        a.node.shutdown().await.unwrap();
+
+        let reopened = Profile::open(&bob_dir, &password()).unwrap();
+        let left = reopened.page(&to_a, None, 10).unwrap().messages;
+        assert_eq!(
+            left.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+            ["after the clear"]
+        );
+        drop(reopened);
+        assert!(
+            !profile_holds(&bob_dir, &needle),
+            "the sealed row is still in the profile"
+        );
+    })
+    .await
+    .expect("timed out");
+}

@@ -7,9 +7,10 @@
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use tern_node::engine::{Engine, Received};
-use tern_node::store::{STORE_FILE, StoreError};
-use tern_testkit::profile::{open, pair};
+use tern_node::engine::{Engine, EngineError, Received};
+use tern_node::profile::Profile;
+use tern_node::store::{Password, STORE_FILE, StoreError};
+use tern_testkit::profile::{open, pair, password};
 
 /// The `sessions` table holds session rows (16-byte keys), each row's check (the same key and 0x01) and
 /// the digest of all checks (`ff × 16 ‖ 0x02`).
@@ -112,6 +113,51 @@ fn a_session_row_put_back_with_its_check_is_caught_by_the_digest_on_open() {
     let (_, third) = alice.send_text(&bob.key(), "three").unwrap();
     match bob.receive(&third.envelope).unwrap() {
         Received::Message { message, .. } => assert_eq!(message.text, "three"),
+        other => panic!("not delivered: {other:?}"),
+    }
+}
+
+/// A re-key (the password change of `Profile::change_password`) never carries a session row that fails
+/// its check as trusted: it is left behind and the contact gets a new session. A good session is carried
+/// exactly as it was: a text Bob sealed before the re-key opens after it, and Alice goes on on it.
+#[test]
+fn a_rekey_carries_sessions_as_they_were_and_never_a_rolled_back_one() {
+    let (ta, tb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = ta.path().join("alice");
+    let (alice, mut bob) = pair(&a, tb.path());
+    let (old_sessions, _) = two_messages(&a, alice, &mut bob);
+    put_back(&a, &old_sessions);
+
+    let new = Password::new("a new password".into());
+    let report = Profile::from(open(&a))
+        .change_password(&password(), &new)
+        .unwrap();
+    assert_eq!((report.sessions, report.sessions_dropped), (0, 1));
+    assert!(matches!(
+        Engine::open(&a, &password()),
+        Err(EngineError::Store(StoreError::WrongPassword))
+    ));
+    let mut alice = Engine::open(&a, &new).unwrap();
+    assert!(alice.store().session(&bob.key()).unwrap().is_none());
+    let (_, fresh) = alice.send_text(&bob.key(), "on a new session").unwrap();
+    match bob.receive(&fresh.envelope).unwrap() {
+        Received::Message { message, .. } => assert_eq!(message.text, "on a new session"),
+        other => panic!("not delivered: {other:?}"),
+    }
+
+    // Bob seals a text on that session; Alice re-keys before it arrives.
+    let (_, waiting) = bob.send_text(&alice.key(), "sealed before").unwrap();
+    let newer = Password::new("a newer password".into());
+    let report = Profile::from(alice).change_password(&new, &newer).unwrap();
+    assert_eq!((report.sessions, report.sessions_dropped), (1, 0));
+    let mut alice = Engine::open(&a, &newer).unwrap();
+    match alice.receive(&waiting.envelope).unwrap() {
+        Received::Message { message, .. } => assert_eq!(message.text, "sealed before"),
+        other => panic!("the carried session did not open it: {other:?}"),
+    }
+    let (_, next) = alice.send_text(&bob.key(), "after the re-key").unwrap();
+    match bob.receive(&next.envelope).unwrap() {
+        Received::Message { message, .. } => assert_eq!(message.text, "after the re-key"),
         other => panic!("not delivered: {other:?}"),
     }
 }

@@ -60,6 +60,24 @@ impl Backend {
         });
     }
 
+    /// Clears a conversation's history ([`Node::clear_history`]); the list and the open conversation
+    /// lose its messages.
+    pub fn clear_history(&self, node: &Node, conversation: ConversationKey) {
+        let node = node.clone();
+        self.spawn(async move {
+            match node.clear_history(conversation).await {
+                Ok(deleted) => Box::new(move |m: &mut Model| {
+                    m.history_cleared(conversation);
+                    m.notice(match deleted {
+                        1 => "1 message deleted".to_owned(),
+                        n => format!("{n} messages deleted"),
+                    });
+                }) as Update,
+                Err(e) => super::failed("Could not clear the history", e),
+            }
+        });
+    }
+
     /// Opens the desktop's file chooser for a picture (of a contact's QR code), as [`Self::choose_path`].
     pub fn choose_picture(&self) -> oneshot::Receiver<Option<PathBuf>> {
         let (tx, rx) = oneshot::channel();

@@ -1,5 +1,5 @@
 //! The confirmation asked before a destructive step (removing a contact, blocking one, removing a group
-//! member, leaving a group, deleting a message): a modal that
+//! member, leaving a group, deleting a message, clearing a conversation's history): a modal that
 //! says plainly what will happen, with Cancel focused and the destructive button in red.
 
 use egui::{Button, Color32, RichText};
@@ -52,6 +52,22 @@ pub fn wording(confirm: Confirm, name: &str, group: &str) -> (String, String, St
             ),
             "Leave group".to_owned(),
         ),
+        Confirm::ClearHistory(_) => (
+            "Clear this conversation's history?".to_owned(),
+            format!(
+                "This deletes every message and file of your conversation with {} from this \
+                 computer. {} stays, and so does its disappearing-messages setting; {}. It cannot be \
+                 undone.",
+                if name.is_empty() { group } else { name },
+                if name.is_empty() { group } else { name },
+                if name.is_empty() {
+                    "the others keep their copies"
+                } else {
+                    "they keep their copies"
+                }
+            ),
+            "Clear history".to_owned(),
+        ),
         Confirm::DeleteMessage { .. } => (
             "Delete this message for you?".to_owned(),
             format!(
@@ -79,7 +95,7 @@ pub fn show(ctx: &egui::Context, model: &Model, form: &mut Form) -> Vec<Action> 
             (model.sender_label(&member), model.title_of(&group))
         }
         Confirm::LeaveGroup(group) => (String::new(), model.title_of(&group)),
-        Confirm::DeleteMessage { conversation, .. } => {
+        Confirm::ClearHistory(conversation) | Confirm::DeleteMessage { conversation, .. } => {
             let title = model.title_of(&conversation);
             match conversation.direct() {
                 Some(_) => (title, String::new()),
@@ -121,6 +137,9 @@ pub fn show(ctx: &egui::Context, model: &Model, form: &mut Form) -> Vec<Action> 
                     Confirm::LeaveGroup(group) => vec![Action::LeaveGroup(group)],
                     Confirm::DeleteMessage { conversation, id } => {
                         vec![Action::DeleteMessage { conversation, id }]
+                    }
+                    Confirm::ClearHistory(conversation) => {
+                        vec![Action::ClearHistory(conversation), Action::CloseDialog]
                     }
                 });
             }

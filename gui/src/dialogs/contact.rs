@@ -5,6 +5,7 @@ use egui::RichText;
 use crate::action::Action;
 use crate::model::{Confirm, ContactState, Model};
 use crate::widgets::{ERROR, entered, focus_once};
+use tern_node::api::ConversationId;
 
 /// The dialog's fields.
 #[derive(Default)]
@@ -40,6 +41,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
             });
         }
     });
+    actions.extend(conversation_prefs(ui, model, ConversationId::Direct(key)));
     let blocked = model
         .contact(&key)
         .is_some_and(|c| c.record.state == ContactState::Blocked);
@@ -54,11 +56,46 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
         } else if ui.button("Block…").clicked() {
             actions.push(Action::Confirm(Confirm::Block(key)));
         }
+        if ui.button("Clear history…").clicked() {
+            actions.push(Action::Confirm(Confirm::ClearHistory(
+                ConversationId::Direct(key),
+            )));
+        }
         if ui
             .button(RichText::new("Remove contact and conversation…").color(ERROR))
             .clicked()
         {
             actions.push(Action::Confirm(Confirm::Remove(key)));
+        }
+    });
+    actions
+}
+
+/// "Mute notifications" and "Pin to the top of the list" for `conversation` (this dialog's and the group
+/// info's).
+pub fn conversation_prefs(
+    ui: &mut egui::Ui,
+    model: &Model,
+    conversation: ConversationId,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.horizontal(|ui| {
+        let mut muted = model.prefs.is_muted(&conversation);
+        if ui.checkbox(&mut muted, "Mute notifications").changed() {
+            actions.push(Action::SetMuted {
+                conversation,
+                muted,
+            });
+        }
+        let mut pinned = model.prefs.pin_rank(&conversation).is_some();
+        if ui
+            .checkbox(&mut pinned, "Pin to the top of the list")
+            .changed()
+        {
+            actions.push(Action::SetPinned {
+                conversation,
+                pinned,
+            });
         }
     });
     actions

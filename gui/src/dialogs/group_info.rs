@@ -103,15 +103,20 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
             form.adding = true;
         }
     }
-    if entries.contains(&GroupEntry::Leave) {
-        ui.add_space(8.0);
-        if ui
-            .button(RichText::new("Leave group…").color(ERROR))
-            .clicked()
+    ui.add_space(8.0);
+    actions.extend(super::contact::conversation_prefs(ui, model, id));
+    ui.horizontal(|ui| {
+        if ui.button("Clear history…").clicked() {
+            actions.push(Action::Confirm(Confirm::ClearHistory(id)));
+        }
+        if entries.contains(&GroupEntry::Leave)
+            && ui
+                .button(RichText::new("Leave group…").color(ERROR))
+                .clicked()
         {
             actions.push(Action::Confirm(Confirm::LeaveGroup(id)));
         }
-    }
+    });
     actions
 }
 

@@ -24,7 +24,8 @@ use crate::action::Action;
 use crate::model::{Dialog, Model};
 use crate::widgets::ERROR;
 
-/// Dialogs are this wide (the same whatever is typed in them); "Verify" is wider for its two columns.
+/// Dialogs are this wide (the same whatever is typed in them); "Verify" is wider for its two columns,
+/// and "Settings" for its list of sections (`settings::SETTINGS_WIDTH`).
 pub const DIALOG_WIDTH: f32 = 460.0;
 /// The width of "Verify".
 pub const VERIFY_WIDTH: f32 = 640.0;
@@ -82,10 +83,10 @@ fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Ac
         return actions;
     };
     let title = title(dialog);
-    let width = if dialog == Dialog::Verify {
-        VERIFY_WIDTH
-    } else {
-        DIALOG_WIDTH
+    let width = match dialog {
+        Dialog::Verify => VERIFY_WIDTH,
+        Dialog::Settings => settings::SETTINGS_WIDTH,
+        _ => DIALOG_WIDTH,
     };
     let mut close = false;
     egui::Modal::new(egui::Id::new(("dialog", title))).show(ctx, |ui| {
@@ -98,14 +99,14 @@ fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Ac
         });
         ui.separator();
         {
-            // No scroll area around the form: buttons inside one inside a modal did not take clicks
-            // (gui/tests/app.rs), so a dialog is as tall as its content.
+            // The form is as tall as its content; "Settings", longer than a window, scrolls its
+            // section's body inside (see `settings::show`).
             let focus = &mut forms.focus_first;
             actions = match dialog {
                 Dialog::AddContact => add_contact::show(ui, &mut forms.add_contact, focus),
                 Dialog::Verify => verify::show(ui, model, &mut forms.verify),
                 Dialog::Settings => {
-                    settings::show(ui, model, &mut forms.settings, &mut forms.backup)
+                    settings::show(ui, model, &mut forms.settings, &mut forms.backup, focus)
                 }
                 Dialog::Network => network::show(ui, model, &mut forms.network),
                 Dialog::ContactDetails => contact::show(ui, model, &mut forms.contact, focus),

@@ -1,7 +1,12 @@
-//! "Settings": appearance and notifications, read receipts and typing indicators, backups (`backup`), blocked contacts (to unblock them), the network settings (LAN only, holding mail for LAN
-//! peers, bootstrap nodes), the password, and who this profile is.
+//! "Settings", in sections chosen from a list on the dialog's left (keyboard: Tab or the arrow keys,
+//! then Space or Enter; the accessibility tree: a tab list): General (appearance, notifications),
+//! Privacy (read receipts, typing indicators, blocked contacts to unblock), Backups (`backup`),
+//! Network (LAN only, holding mail for LAN peers, bootstrap nodes), Security (the password), My profile, and the
+//! keyboard shortcuts. Only the chosen section is drawn, in a scroll area of a fixed height that fits
+//! the window, so the dialog keeps its size from section to section.
 
-use egui::RichText;
+use egui::accesskit::Role;
+use egui::{RichText, ScrollArea};
 use tern_node::profile::Password;
 use tern_node::settings::{MAX_CONFIGURED_ADDRS, NetworkSettings, parse_server_addr};
 
@@ -10,9 +15,71 @@ use crate::model::{ContactState, Model};
 use crate::profiles::Strength;
 use crate::widgets::{entered, password_field};
 
+/// "Settings" is this wide: the section list and a body as wide as the other dialogs.
+pub const SETTINGS_WIDTH: f32 = 640.0;
+/// The section list's width.
+const LIST_WIDTH: f32 = 130.0;
+/// The room the line between the list and the body takes.
+const SEPARATOR_WIDTH: f32 = 6.0;
+/// The body's height when the window has room for it (each section fits at the default text size).
+pub const BODY_HEIGHT: f32 = 500.0;
+/// The window's height kept for the dialog's title row, its frame, an error line and a margin: a
+/// smaller window makes the body shorter, and it scrolls.
+const BODY_MARGIN: f32 = 170.0;
+/// The body is never shorter than this (the window's minimum height leaves room for it).
+const MIN_BODY_HEIGHT: f32 = 160.0;
+
+/// The width of the "New bootstrap node" field (its label and "Add node" beside it fit the body).
+const NEW_NODE_WIDTH: f32 = 220.0;
+
+/// The parts of "Settings", in the list's order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Section {
+    /// Appearance and notifications.
+    #[default]
+    General,
+    /// Read receipts, typing indicators, blocked contacts.
+    Privacy,
+    Backups,
+    Network,
+    /// Changing the password.
+    Security,
+    /// Who this profile is, and replacing the prekey.
+    Profile,
+    Shortcuts,
+}
+
+impl Section {
+    /// Every section, as listed.
+    pub const ALL: [Section; 7] = [
+        Section::General,
+        Section::Privacy,
+        Section::Backups,
+        Section::Network,
+        Section::Security,
+        Section::Profile,
+        Section::Shortcuts,
+    ];
+
+    /// Its name in the list (and in the accessibility tree).
+    pub fn label(self) -> &'static str {
+        match self {
+            Section::General => "General",
+            Section::Privacy => "Privacy",
+            Section::Backups => "Backups",
+            Section::Network => "Network",
+            Section::Security => "Security",
+            Section::Profile => "My profile",
+            Section::Shortcuts => "Keyboard shortcuts",
+        }
+    }
+}
+
 /// The dialog's fields.
 #[derive(Default)]
 pub struct Form {
+    /// The section shown; kept when the dialog closes, so it opens where it was left.
+    pub section: Section,
     /// The network settings being edited; `None` starts from the saved ones.
     pub settings: Option<NetworkSettings>,
     pub new_bootstrap: String,
@@ -22,13 +89,104 @@ pub struct Form {
     pub repeat_password: String,
 }
 
-/// Draws the dialog.
+/// The body's height in a window whose content is `window_height` high.
+pub fn body_height(window_height: f32) -> f32 {
+    (window_height - BODY_MARGIN).clamp(MIN_BODY_HEIGHT, BODY_HEIGHT)
+}
+
+/// Draws the dialog: the section list, and the chosen section beside it. `focus` (set as the dialog
+/// opens) puts the keyboard focus on the chosen section's entry in the list.
 pub fn show(
     ui: &mut egui::Ui,
     model: &Model,
     form: &mut Form,
     backup: &mut super::backup::Form,
+    focus: &mut bool,
 ) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let height = body_height(ui.ctx().content_rect().height());
+    ui.horizontal_top(|ui| {
+        sections(ui, form, focus);
+        // As high as the body: a separator alone takes all the height there is (the whole window's,
+        // inside a modal).
+        ui.add_sized(
+            [SEPARATOR_WIDTH, height],
+            egui::Separator::default().vertical(),
+        );
+        ui.vertical(|ui| {
+            // Each section keeps its own scroll offset; the body has one size whatever is shown,
+            // so the dialog does not jump when another section is chosen.
+            ScrollArea::vertical()
+                .id_salt(("settings", form.section))
+                .min_scrolled_height(height)
+                .max_height(height)
+                .auto_shrink([false, false])
+                .show(ui, |ui| {
+                    actions = section(ui, model, form, backup);
+                });
+        });
+    });
+    actions
+}
+
+/// The list of sections, a tab list in the accessibility tree; choosing one shows it.
+fn sections(ui: &mut egui::Ui, form: &mut Form, focus: &mut bool) {
+    ui.vertical(|ui| {
+        ui.set_width(LIST_WIDTH);
+        let list = ui.unique_id();
+        ui.ctx().accesskit_node_builder(list, |node| {
+            node.set_role(Role::TabList);
+            node.set_label("Settings sections");
+        });
+        for section in Section::ALL {
+            let chosen = form.section == section;
+            let entry = ui.add(
+                egui::Button::selectable(chosen, section.label())
+                    .min_size(egui::vec2(LIST_WIDTH, 0.0)),
+            );
+            ui.ctx().accesskit_node_builder(entry.id, |node| {
+                node.set_role(Role::Tab);
+                node.clear_toggled();
+                node.set_selected(chosen);
+            });
+            if chosen && std::mem::take(focus) {
+                entry.request_focus();
+            }
+            if entry.clicked() {
+                form.section = section;
+            }
+        }
+    });
+}
+
+/// The chosen section's controls.
+fn section(
+    ui: &mut egui::Ui,
+    model: &Model,
+    form: &mut Form,
+    backup: &mut super::backup::Form,
+) -> Vec<Action> {
+    match form.section {
+        Section::General => general(ui, model),
+        Section::Privacy => {
+            let mut actions = privacy(ui, model);
+            ui.separator();
+            actions.extend(blocked(ui, model));
+            actions
+        }
+        Section::Backups => super::backup::section(ui, model, backup),
+        Section::Network => network(ui, model, form),
+        Section::Security => change_password(ui, form),
+        Section::Profile => profile(ui, model),
+        Section::Shortcuts => {
+            shortcuts(ui);
+            Vec::new()
+        }
+    }
+}
+
+/// Appearance and notifications.
+fn general(ui: &mut egui::Ui, model: &Model) -> Vec<Action> {
     let mut actions = Vec::new();
     ui.label(RichText::new("Appearance").strong());
     ui.horizontal(|ui| {
@@ -39,6 +197,8 @@ pub fn show(
             actions.push(Action::SetDark(false));
         }
     });
+    ui.separator();
+    ui.label(RichText::new("Notifications").strong());
     let mut notifications = model.notifications;
     if ui
         .checkbox(&mut notifications, "Desktop notifications for new messages")
@@ -46,17 +206,12 @@ pub fn show(
     {
         actions.push(Action::SetNotifications(notifications));
     }
-    ui.separator();
-    actions.extend(privacy(ui, model));
-    ui.separator();
-    actions.extend(super::backup::section(ui, model, backup));
-    ui.separator();
-    actions.extend(blocked(ui, model));
-    ui.separator();
-    actions.extend(network(ui, model, form));
-    ui.separator();
-    actions.extend(change_password(ui, form));
-    ui.separator();
+    actions
+}
+
+/// Who this profile is, and replacing the prekey.
+fn profile(ui: &mut egui::Ui, model: &Model) -> Vec<Action> {
+    let mut actions = Vec::new();
     ui.label(RichText::new("My profile").strong());
     if let Some(me) = &model.me {
         ui.label(format!("Name: {}", me.name));
@@ -66,6 +221,7 @@ pub fn show(
     if let Some(dir) = &model.profile_dir {
         ui.label(RichText::new(format!("Stored (sealed) in {}", dir.display())).weak());
     }
+    ui.separator();
     ui.label(
         RichText::new(
             "If you think your keys were exposed, replace your prekey: contacts who have not written to you \
@@ -76,8 +232,6 @@ pub fn show(
     if ui.button("Replace prekey now").clicked() {
         actions.push(Action::RevokePrekeys);
     }
-    ui.separator();
-    shortcuts(ui);
     actions
 }
 
@@ -203,11 +357,12 @@ fn network(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
     ui.label("Bootstrap nodes (they also hold your mail while you are offline):");
     let mut remove = None;
     for (i, addr) in settings.bootstrap.iter().enumerate() {
+        // "Remove" first: a long address wraps beside it rather than pushing it out of the body.
         ui.horizontal(|ui| {
-            ui.monospace(addr.to_string());
             if ui.small_button("Remove").clicked() {
                 remove = Some(i);
             }
+            ui.add(egui::Label::new(RichText::new(addr.to_string()).monospace()).wrap());
         });
     }
     let mut save = false;
@@ -221,7 +376,7 @@ fn network(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
             .add(
                 egui::TextEdit::singleline(&mut form.new_bootstrap)
                     .hint_text("/ip4/…/tcp/4001/p2p/12D3KooW…")
-                    .desired_width(280.0),
+                    .desired_width(NEW_NODE_WIDTH),
             )
             .labelled_by(label.id);
         let add = ui.button("Add node").clicked() || entered(&field);
@@ -253,4 +408,27 @@ fn network(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
         actions.push(Action::SaveSettings(settings));
     }
     actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_is_as_high_as_the_window_allows_within_its_bounds() {
+        // The app's default window (720 px) has room for the whole body.
+        assert_eq!(body_height(720.0), BODY_HEIGHT);
+        // The smallest window (420 px) keeps the title row and the margin; the body scrolls.
+        assert_eq!(body_height(420.0), 420.0 - BODY_MARGIN);
+        assert_eq!(body_height(100.0), MIN_BODY_HEIGHT);
+    }
+
+    #[test]
+    fn every_section_is_listed_once_under_its_own_name() {
+        let mut labels: Vec<_> = Section::ALL.iter().map(|s| s.label()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), Section::ALL.len());
+        assert_eq!(Section::ALL[0], Section::default(), "it opens on the first");
+    }
 }

@@ -39,14 +39,20 @@ pub struct ListRow {
 
 impl Model {
     /// The rows of the conversation list: every conversation, and every contact and group without one,
-    /// most recent first. Blocked contacts are left out.
+    /// the pinned ones first (most recently pinned first), then the others most recent first. Blocked
+    /// contacts are left out.
     pub fn list_rows(&self) -> Vec<ListRow> {
         self.list_rows_matching("")
     }
 
-    /// Unread messages in all conversations (blocked contacts' too are none: their messages are dropped).
+    /// Unread messages in all conversations but the muted ones (blocked contacts' too are none: their
+    /// messages are dropped).
     pub fn unread_total(&self) -> u64 {
-        self.conversations.iter().map(|c| c.unread).sum()
+        self.conversations
+            .iter()
+            .filter(|c| !self.prefs.is_muted(&c.key()))
+            .map(|c| c.unread)
+            .sum()
     }
 
     /// The window's title: "Tern", or "Tern (3)" while 3 messages are unread.
@@ -94,10 +100,13 @@ impl Model {
                 && (filter.is_empty() || self.title_of(&r.key).to_lowercase().contains(&filter))
         });
         rows.sort_by_key(|r| {
-            std::cmp::Reverse(r.last.as_ref().map_or_else(
-                || contacts.get(&r.key).map_or(0, |c| c.record.added_ms),
-                MessageRow::sort_ms,
-            ))
+            (
+                self.prefs.pin_rank(&r.key).unwrap_or(usize::MAX),
+                std::cmp::Reverse(r.last.as_ref().map_or_else(
+                    || contacts.get(&r.key).map_or(0, |c| c.record.added_ms),
+                    MessageRow::sort_ms,
+                )),
+            )
         });
         rows
     }
@@ -249,6 +258,26 @@ impl Model {
 
     /// Messages of the conversation with `contact` disappeared (their timer ran out): out of the open
     /// view, the search results and the list. The list is read again for the new last message and unread count.
+    /// A conversation's history was cleared: its messages leave the open view, the search results and
+    /// the list (a contact stays in the contacts).
+    pub fn history_cleared(&mut self, conversation: ConversationKey) {
+        if let Some(open) = self
+            .open
+            .as_mut()
+            .filter(|o| o.conversation == conversation)
+        {
+            for m in &open.messages {
+                self.read_requested.remove(&m.id);
+            }
+            open.messages.clear();
+            open.older = None;
+        }
+        if let Some(results) = self.search_results.as_mut() {
+            results.retain(|m| m.conversation != conversation);
+        }
+        self.conversations.retain(|c| c.key() != conversation);
+    }
+
     pub fn messages_expired(&mut self, contact: ConversationKey, ids: &[MessageId]) {
         let gone: HashSet<MessageId> = ids.iter().copied().collect();
         let mut newest_left = None;

@@ -91,6 +91,8 @@ pub enum Confirm {
     },
     /// Leave a group.
     LeaveGroup(ConversationId),
+    /// Delete every message of a conversation from this computer, keeping the contact or group.
+    ClearHistory(ConversationId),
     /// Delete one message from this computer.
     DeleteMessage {
         conversation: ConversationId,
@@ -210,6 +212,8 @@ pub struct Model {
     pub notifications: bool,
     /// Read receipts and typing indicators on or off (the profile's setting, `tern_node::privacy`).
     pub privacy: tern_node::privacy::PrivacySettings,
+    /// Muted and pinned conversations.
+    pub prefs: tern_node::prefs::ConversationPrefs,
     pub dark: bool,
     /// The node's event stream lagged: the lists are read again from the store.
     pub needs_resync: bool,
@@ -264,6 +268,7 @@ impl Default for Model {
             focused: true,
             notifications: true,
             privacy: Default::default(),
+            prefs: Default::default(),
             dark: true,
             needs_resync: false,
             conversations_stale: false,
@@ -442,6 +447,7 @@ impl Model {
                             .is_none_or(|o| o.conversation != message.conversation_key()))
                 {
                     let conversation = message.conversation_key();
+                    let muted = self.prefs.is_muted(&conversation);
                     // In a group: "Bob in Climbing".
                     let name = match message.sender.filter(|_| conversation.is_group()) {
                         Some(sender) => format!(
@@ -451,7 +457,7 @@ impl Model {
                         ),
                         None => self.title_of(&conversation),
                     };
-                    if self.pending_notifications.len() < MAX_PENDING_NOTIFICATIONS {
+                    if !muted && self.pending_notifications.len() < MAX_PENDING_NOTIFICATIONS {
                         self.pending_notifications.push(name);
                     }
                 }

@@ -84,6 +84,14 @@ pub fn show(ui: &mut egui::Ui, model: &Model, filter: &mut String) -> Vec<Action
                         if contact.is_some_and(|c| c.record.state == ContactState::Requested) {
                             ui.colored_label(WARN, "request");
                         }
+                        if model.prefs.pin_rank(&row.key).is_some() {
+                            ui.label(RichText::new("pinned").weak().small())
+                                .on_hover_text("Pinned to the top of the list");
+                        }
+                        if model.prefs.is_muted(&row.key) {
+                            ui.label(RichText::new("muted").weak().small())
+                                .on_hover_text("No notifications; not counted in the title");
+                        }
                         ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                             if let Some(last) = &row.last {
                                 ui.label(

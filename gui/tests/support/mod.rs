@@ -60,15 +60,46 @@ pub fn type_into(h: &mut App, field: &str, text: &str) {
     h.step();
 }
 
-/// Clicks the button labelled `label`, scrolled into view first (a dialog longer than the window scrolls),
-/// then draws what the click changed.
+/// Clicks the button labelled `label`, then draws what the click changed. The one frame drawn after
+/// asking to scroll it into view is enough for a button in view already; one that a scroll area must
+/// bring into view first needs [`scroll_into_view`].
 pub fn click(h: &mut App, label: &str) {
+    click_role(h, Role::Button, label);
+}
+
+/// Shows the section `name` of Settings (an entry of its tab list).
+pub fn open_section(h: &mut App, name: &str) {
+    click_role(h, Role::Tab, name);
+}
+
+/// Clicks the node with `role` and `label` (see [`click`]), then draws what the click changed.
+pub fn click_role(h: &mut App, role: Role, label: &str) {
     h.step();
-    h.get_by_role_and_label(Role::Button, label).scroll_to_me();
+    h.get_by_role_and_label(role, label).scroll_to_me();
     h.step();
-    h.get_by_role_and_label(Role::Button, label).click();
+    h.get_by_role_and_label(role, label).click();
     h.step();
     h.step();
+}
+
+/// At most this many frames are drawn while a node scrolls into view.
+const MAX_SCROLL_FRAMES: usize = 8;
+
+/// Asks for the node with `role` and `label` to be scrolled into view and draws frames until it holds
+/// still. A scroll area takes the request at its end, after its content was laid out: the new offset
+/// is drawn a frame later, and with the animation two frames later. A pointer click sent before
+/// then lands where the node was (below the window): what took no clicks in an earlier dialog that
+/// scrolled. Three frames at least, then until the node's rect is the same twice.
+pub fn scroll_into_view(h: &mut App, role: Role, label: &str) {
+    h.get_by_role_and_label(role, label).scroll_to_me();
+    let mut rects = Vec::new();
+    for _ in 0..MAX_SCROLL_FRAMES {
+        h.step();
+        rects.push(h.get_by_role_and_label(role, label).rect());
+        if rects.len() >= 3 && rects[rects.len() - 1] == rects[rects.len() - 2] {
+            return;
+        }
+    }
 }
 
 /// Stops the app's node.

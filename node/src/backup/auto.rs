@@ -13,8 +13,7 @@ use super::code::RecoveryCode;
 use super::{BackupError, BackupSummary};
 use crate::engine::Engine;
 
-/// The setting that holds the schedule and the code (sealed like every setting).
-pub const AUTO_BACKUP_SETTING: &str = "auto-backup";
+pub use crate::settings::AUTO_BACKUP_SETTING;
 /// The shortest schedule.
 pub const MIN_EVERY: Duration = Duration::from_secs(3600);
 /// The longest schedule (a year).

@@ -41,6 +41,7 @@ pub use stream::{ARCHIVE_VERSION, CHUNK_LEN, HEADER_LEN, MAGIC, MIN_PADDED_LEN, 
 pub const BACKUP_SETTINGS: &[&str] = &[
     crate::settings::NETWORK_SETTING,
     crate::privacy::PRIVACY_SETTING,
+    crate::prefs::CONVERSATION_PREFS_SETTING,
 ];
 
 /// What a backup or a restore carried.

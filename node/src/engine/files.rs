@@ -76,6 +76,20 @@ impl Engine {
         Ok(Some(record))
     }
 
+    /// Clears a conversation's history (`Batch::clear_history`) with its files' rows, in one commit;
+    /// returns how many messages went and the files' records, so the caller removes their bytes. The
+    /// contact (or group), the timer and queued mail stay.
+    pub fn clear_history(
+        &mut self,
+        conversation: &ConversationId,
+    ) -> Result<(u64, Vec<AttachmentRecord>), EngineError> {
+        let mut batch = self.store.batch()?;
+        let files = batch.delete_attachments_of(conversation)?;
+        let deleted = batch.clear_history(conversation)?;
+        batch.commit()?;
+        Ok((deleted, files))
+    }
+
     /// Deletes one message (and anything still queued for it) with its file's row; returns the file's
     /// record so the caller removes its bytes. [`EngineError::UnknownMessage`] if there is no such message.
     pub fn delete_message(

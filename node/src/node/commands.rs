@@ -56,6 +56,10 @@ pub(super) enum Command {
         key: IdentityKey,
         reply: Reply<()>,
     },
+    ClearHistory {
+        conversation: ConversationId,
+        reply: Reply<(u64, Vec<crate::store::AttachmentRecord>)>,
+    },
     Verify {
         key: IdentityKey,
         proof: Proof,
@@ -79,6 +83,10 @@ pub(super) enum Command {
     },
     SetPrivacy {
         settings: PrivacySettings,
+        reply: Reply<()>,
+    },
+    SetConversationPrefs {
+        prefs: crate::prefs::ConversationPrefs,
         reply: Reply<()>,
     },
     /// A reader of the store, for a read that runs off the loop.
@@ -241,6 +249,13 @@ impl EventLoop {
                 }
                 let _ = reply.send(self.engine.remove_contact(&key).map_err(NodeError::from));
             }
+            Command::ClearHistory {
+                conversation,
+                reply,
+            } => {
+                let result = self.engine.clear_history(&conversation);
+                let _ = reply.send(result.map_err(NodeError::from));
+            }
             Command::Verify { key, proof, reply } => {
                 let result = match proof {
                     Proof::SafetyNumber(digits) => self.engine.verify(&key, &digits),
@@ -268,6 +283,10 @@ impl EventLoop {
             }
             Command::SetPrivacy { settings, reply } => {
                 let result = self.engine.set_privacy(settings);
+                let _ = reply.send(result.map_err(NodeError::from));
+            }
+            Command::SetConversationPrefs { prefs, reply } => {
+                let result = prefs.save(self.engine.store_mut());
                 let _ = reply.send(result.map_err(NodeError::from));
             }
             Command::Reader { reply } => {

@@ -8,6 +8,7 @@ use crate::api::{
     Contact, ContactChange, ContactState, Conversation, ConversationId, Cursor, Message, Page,
     Whoami,
 };
+use crate::prefs::ConversationPrefs;
 use crate::privacy::PrivacySettings;
 use crate::profile::{Password, Profile};
 use crate::settings::NetworkSettings;
@@ -278,6 +279,20 @@ impl Node {
         Ok(())
     }
 
+    /// Clears a conversation's history on this computer: every message and its file go, the contact (or
+    /// group) stays, and so do its disappearing-message timer and mail still on its way. Returns how many
+    /// messages were deleted. The others keep their copies.
+    pub async fn clear_history(&self, conversation: ConversationId) -> Result<u64, NodeError> {
+        let (deleted, files) = self
+            .request(|reply| Command::ClearHistory {
+                conversation,
+                reply,
+            })
+            .await??;
+        self.remove_files(files).await;
+        Ok(deleted)
+    }
+
     /// The safety number this profile shares with `contact`.
     pub fn safety_number(&self, contact: &IdentityKey) -> SafetyNumber {
         SafetyNumber::between(&self.me, contact)
@@ -317,8 +332,11 @@ impl Node {
             .await?
     }
 
-    /// Changes the password. The key derivations run on a blocking thread, never on the event loop;
-    /// the loop only writes the new key slot.
+    /// Changes the password while the node runs, by re-wrapping the same store key (then compacting the
+    /// file). It does not re-key: whoever holds a copy of the old key slot and the old password still
+    /// opens what is written later. [`Profile::change_password`](crate::profile::Profile::change_password)
+    /// re-keys, with the node stopped (the app and the CLI use that). The key derivations run on a
+    /// blocking thread, never on the event loop; the loop only writes the new key slot.
     pub async fn change_password(&self, old: Password, new: Password) -> Result<(), NodeError> {
         let update = self
             .read(move |reader| Ok(reader.rewrap(&old, &new)?))
@@ -348,6 +366,18 @@ impl Node {
     /// ways: none are sent and none are shown (a contact's read receipt then counts as delivered).
     pub async fn set_privacy(&self, settings: PrivacySettings) -> Result<(), NodeError> {
         self.request(|reply| Command::SetPrivacy { settings, reply })
+            .await?
+    }
+
+    /// Which conversations are muted and pinned (`crate::prefs`).
+    pub async fn conversation_prefs(&self) -> Result<ConversationPrefs, NodeError> {
+        self.read(|reader| Ok(ConversationPrefs::load_from(reader)?))
+            .await
+    }
+
+    /// Saves which conversations are muted and pinned, durably. Local only: nobody is told.
+    pub async fn set_conversation_prefs(&self, prefs: ConversationPrefs) -> Result<(), NodeError> {
+        self.request(|reply| Command::SetConversationPrefs { prefs, reply })
             .await?
     }
 

@@ -14,7 +14,17 @@ use crate::engine::EngineError;
 use crate::error::NodeError;
 use crate::privacy::PrivacySettings;
 use crate::settings::{NetworkSettings, SettingsError};
-pub use crate::store::{KdfParams, Password, STORE_FILE};
+pub use crate::store::{KdfParams, Password, RekeyReport, STORE_FILE};
+
+/// Every setting the node writes, by name: a re-key ([`Profile::change_password`]) carries these and
+/// refuses a profile holding any other (a setting's row key is a blind index of its name). A new setting
+/// must be listed here.
+pub(crate) const ALL_SETTINGS: &[&str] = &[
+    crate::settings::NETWORK_SETTING,
+    crate::settings::AUTO_BACKUP_SETTING,
+    crate::privacy::PRIVACY_SETTING,
+    crate::prefs::CONVERSATION_PREFS_SETTING,
+];
 
 /// An unlocked profile. Dropping it closes the store and releases the profile's lock.
 #[derive(Debug)]
@@ -125,7 +135,6 @@ impl Profile {
         Ok(self.engine.reader().page(conversation, before, limit)?)
     }
 
-    /// Re-wraps the store key under a new password.
     /// Replaces the signed prekey and drops every earlier one at once (after a suspected compromise), and
     /// re-issues the card: contacts holding the old card must get the new one to start a session; running
     /// sessions go on.
@@ -133,8 +142,16 @@ impl Profile {
         Ok(self.engine.revoke_prekeys()?)
     }
 
-    pub fn change_password(&mut self, old: &Password, new: &Password) -> Result<(), NodeError> {
-        Ok(self.engine.store_mut().change_password(old, new)?)
+    /// Changes the password and re-keys the profile: every row is written again, into a fresh file,
+    /// under a new random store key wrapped by `new`, so neither the old password nor the old key opens
+    /// anything in it (`store::Store::rekey`). Reads and writes the whole store: seconds for a large
+    /// profile.
+    pub fn change_password(
+        &mut self,
+        old: &Password,
+        new: &Password,
+    ) -> Result<RekeyReport, NodeError> {
+        Ok(self.engine.store_mut().rekey(old, new, ALL_SETTINGS)?)
     }
 
     pub fn network_settings(&self) -> Result<NetworkSettings, SettingsError> {
@@ -149,6 +166,11 @@ impl Profile {
     }
 
     /// Whether read receipts and typing indicators are on (`crate::privacy`).
+    /// Which conversations are muted and pinned (none if unreadable: they are only preferences).
+    pub fn conversation_prefs(&self) -> crate::prefs::ConversationPrefs {
+        crate::prefs::ConversationPrefs::load(self.engine.store()).unwrap_or_default()
+    }
+
     pub fn privacy(&self) -> PrivacySettings {
         self.engine.privacy()
     }

@@ -8,35 +8,85 @@ use super::batch::{Batch, Reader, get_open};
 use super::keys::{BLIND_LEN, Blind, Keys};
 use super::{Bytes, ENVELOPE_EXPIRY, ENVELOPES, MAX_SEEN_ENTRIES, SEEN, SEEN_EXPIRY, StoreError};
 
-fn sealed_u64(keys: &Keys, table: &str, row: &[u8], sealed: &[u8]) -> Result<u64, StoreError> {
-    let plain = keys.open(table, row, sealed)?;
-    let bytes = <[u8; 8]>::try_from(plain.as_slice())
-        .map_err(|_| StoreError::Corrupt(format!("a value in table {table} is malformed")))?;
-    Ok(u64::from_be_bytes(bytes))
+/// Longest input of a duplicate-check row: a group conversation's bytes (33) and a message id.
+const MAX_SEEN_INPUT_LEN: usize = 33 + 16;
+
+/// A `seen` value: `u64 BE expiry ‖ input`, the input being what the row's blind index was computed
+/// from (sender or conversation ‖ message id), kept so a re-key can compute the row under a new key.
+/// Rows written before it was kept hold the expiry alone (`input` is then empty).
+pub(super) struct SeenValue {
+    pub(super) expires_ms: u64,
+    pub(super) input: Vec<u8>,
 }
 
-/// An `envelopes` value: `u64 BE expiry ‖ sender identity key ‖ message id`.
-const ENVELOPE_VALUE_LEN: usize = 8 + 32 + 16;
+pub(super) fn decode_seen_value(plain: &[u8]) -> Result<SeenValue, StoreError> {
+    let malformed = || StoreError::Corrupt("a duplicate-check entry is malformed".into());
+    let (expires, input) = plain.split_first_chunk::<8>().ok_or_else(malformed)?;
+    if input.len() > MAX_SEEN_INPUT_LEN {
+        return Err(malformed());
+    }
+    Ok(SeenValue {
+        expires_ms: u64::from_be_bytes(*expires),
+        input: input.to_vec(),
+    })
+}
 
-fn encode_envelope_value(expires_ms: u64, sender: &IdentityKey, id: &MessageId) -> Vec<u8> {
+pub(super) fn encode_seen_value(expires_ms: u64, input: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + input.len());
+    value.extend_from_slice(&expires_ms.to_be_bytes());
+    value.extend_from_slice(input);
+    value
+}
+
+fn seen_expires_ms(keys: &Keys, row: &[u8], sealed: &[u8]) -> Result<u64, StoreError> {
+    let plain = keys.open(SEEN.name(), row, sealed)?;
+    Ok(decode_seen_value(&plain)?.expires_ms)
+}
+
+/// An `envelopes` value: `u64 BE expiry ‖ sender identity key ‖ message id ‖ envelope id`. The envelope
+/// id (the row's blind input, kept for a re-key) is missing from rows written before it was kept.
+const ENVELOPE_VALUE_LEN: usize = 8 + 32 + 16 + 32;
+/// An `envelopes` value written before the envelope id was kept.
+const OLD_ENVELOPE_VALUE_LEN: usize = 8 + 32 + 16;
+
+/// A decoded `envelopes` value.
+pub(super) struct EnvelopeValue {
+    pub(super) expires_ms: u64,
+    pub(super) sender: IdentityKey,
+    pub(super) id: MessageId,
+    /// `None` in a row written before the envelope id was kept.
+    pub(super) envelope: Option<EnvelopeId>,
+}
+
+pub(super) fn encode_envelope_value(
+    expires_ms: u64,
+    sender: &IdentityKey,
+    id: &MessageId,
+    envelope: &EnvelopeId,
+) -> Vec<u8> {
     let mut value = Vec::with_capacity(ENVELOPE_VALUE_LEN);
     value.extend_from_slice(&expires_ms.to_be_bytes());
     value.extend_from_slice(sender.as_bytes());
     value.extend_from_slice(&id.0);
+    value.extend_from_slice(&envelope.0);
     value
 }
 
-fn decode_envelope_value(plain: &[u8]) -> Result<(u64, IdentityKey, MessageId), StoreError> {
+pub(super) fn decode_envelope_value(plain: &[u8]) -> Result<EnvelopeValue, StoreError> {
     let malformed = || StoreError::Corrupt("an envelope entry is malformed".into());
-    let value = <&[u8; ENVELOPE_VALUE_LEN]>::try_from(plain).map_err(|_| malformed())?;
-    let mut expires = [0u8; 8];
-    expires.copy_from_slice(&value[..8]);
-    let mut sender = [0u8; 32];
-    sender.copy_from_slice(&value[8..40]);
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&value[40..]);
-    let sender = IdentityKey::from_bytes(sender).map_err(|_| malformed())?;
-    Ok((u64::from_be_bytes(expires), sender, MessageId(id)))
+    if plain.len() != ENVELOPE_VALUE_LEN && plain.len() != OLD_ENVELOPE_VALUE_LEN {
+        return Err(malformed());
+    }
+    let (expires, rest) = plain.split_first_chunk::<8>().ok_or_else(malformed)?;
+    let (sender, rest) = rest.split_first_chunk::<32>().ok_or_else(malformed)?;
+    let (id, rest) = rest.split_first_chunk::<16>().ok_or_else(malformed)?;
+    let envelope = <[u8; 32]>::try_from(rest).ok().map(EnvelopeId);
+    Ok(EnvelopeValue {
+        expires_ms: u64::from_be_bytes(*expires),
+        sender: IdentityKey::from_bytes(*sender).map_err(|_| malformed())?,
+        id: MessageId(*id),
+        envelope,
+    })
 }
 
 fn envelope_in(
@@ -47,7 +97,7 @@ fn envelope_in(
     let row = keys.blind(Blind::Envelope, &[&envelope.0]);
     match get_open(keys, table, ENVELOPES.name(), &row)? {
         None => Ok(None),
-        Some(plain) => decode_envelope_value(&plain).map(Some),
+        Some(plain) => decode_envelope_value(&plain).map(|v| Some((v.expires_ms, v.sender, v.id))),
     }
 }
 
@@ -63,7 +113,7 @@ fn bucket(expires_ms: u64) -> u64 {
         .saturating_mul(EXPIRY_BUCKET_MS)
 }
 
-fn expiry_key(expires_ms: u64, row: &[u8; BLIND_LEN]) -> [u8; 8 + BLIND_LEN] {
+pub(super) fn expiry_key(expires_ms: u64, row: &[u8; BLIND_LEN]) -> [u8; 8 + BLIND_LEN] {
     let mut key = [0u8; 8 + BLIND_LEN];
     key[..8].copy_from_slice(&bucket(expires_ms).to_be_bytes());
     key[8..].copy_from_slice(row);
@@ -77,7 +127,7 @@ pub(super) fn rebucket(txn: &redb::WriteTransaction, keys: &Keys) -> Result<(), 
     seen_expiry.retain(|_, ()| false)?;
     for entry in txn.open_table(SEEN)?.iter()? {
         let (row, value) = entry?;
-        let expires = sealed_u64(keys, SEEN.name(), row.value(), value.value())?;
+        let expires = seen_expires_ms(keys, row.value(), value.value())?;
         let row = <[u8; BLIND_LEN]>::try_from(row.value())
             .map_err(|_| StoreError::Corrupt("a duplicate-check row is malformed".into()))?;
         seen_expiry.insert(expiry_key(expires, &row).as_slice(), ())?;
@@ -87,7 +137,7 @@ pub(super) fn rebucket(txn: &redb::WriteTransaction, keys: &Keys) -> Result<(), 
     for entry in txn.open_table(ENVELOPES)?.iter()? {
         let (row, value) = entry?;
         let plain = keys.open(ENVELOPES.name(), row.value(), value.value())?;
-        let (expires, _, _) = decode_envelope_value(&plain)?;
+        let expires = decode_envelope_value(&plain)?.expires_ms;
         let row = <[u8; BLIND_LEN]>::try_from(row.value())
             .map_err(|_| StoreError::Corrupt("an envelope row is malformed".into()))?;
         envelope_expiry.insert(expiry_key(expires, &row).as_slice(), ())?;
@@ -134,19 +184,22 @@ impl Batch<'_> {
         id: &MessageId,
         expires_ms: u64,
     ) -> Result<bool, StoreError> {
-        let row = self.keys.blind(Blind::Seen, &[sender.as_bytes(), &id.0]);
-        self.mark_seen_row(&row, expires_ms)
+        let input = [sender.as_bytes().as_slice(), &id.0].concat();
+        let row = self.keys.blind(Blind::Seen, &[&input]);
+        self.mark_seen_row(&row, &input, expires_ms)
     }
 
+    /// [`Self::mark_seen`] for the row `blind(seen, input)`.
     pub(super) fn mark_seen_row(
         &mut self,
         row: &[u8; BLIND_LEN],
+        input: &[u8],
         expires_ms: u64,
     ) -> Result<bool, StoreError> {
         let mut seen = self.txn.open_table(SEEN)?;
         let mut by_expiry = self.txn.open_table(SEEN_EXPIRY)?;
         let old = match seen.get(row.as_slice())? {
-            Some(v) => Some(sealed_u64(self.keys, SEEN.name(), row, v.value())?),
+            Some(v) => Some(seen_expires_ms(self.keys, row, v.value())?),
             None => None,
         };
         if let Some(old) = old {
@@ -169,7 +222,9 @@ impl Batch<'_> {
                 }
             }
         }
-        let sealed = self.keys.seal(SEEN.name(), row, &expires_ms.to_be_bytes());
+        let sealed = self
+            .keys
+            .seal(SEEN.name(), row, &encode_seen_value(expires_ms, input));
         seen.insert(row.as_slice(), sealed.as_slice())?;
         by_expiry.insert(expiry_key(expires_ms, row).as_slice(), ())?;
         Ok(old.is_none())
@@ -205,7 +260,7 @@ impl Batch<'_> {
         let old = match table.get(row.as_slice())? {
             Some(v) => {
                 let plain = self.keys.open(ENVELOPES.name(), &row, v.value())?;
-                Some(decode_envelope_value(&plain)?.0)
+                Some(decode_envelope_value(&plain)?.expires_ms)
             }
             None => None,
         };
@@ -224,7 +279,7 @@ impl Batch<'_> {
                 }
             }
         }
-        let value = encode_envelope_value(expires_ms, sender, id);
+        let value = encode_envelope_value(expires_ms, sender, id, envelope);
         let sealed = self.keys.seal(ENVELOPES.name(), &row, &value);
         table.insert(row.as_slice(), sealed.as_slice())?;
         by_expiry.insert(expiry_key(expires_ms, &row).as_slice(), ())?;
@@ -238,7 +293,7 @@ impl Batch<'_> {
         let Some(expires) = (match table.get(row.as_slice())? {
             Some(v) => {
                 let plain = self.keys.open(ENVELOPES.name(), &row, v.value())?;
-                Some(decode_envelope_value(&plain)?.0)
+                Some(decode_envelope_value(&plain)?.expires_ms)
             }
             None => None,
         }) else {

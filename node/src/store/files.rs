@@ -134,7 +134,7 @@ pub(super) fn add_file_tables(db: &Database) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn row(keys: &Keys, conversation: &ConversationId, id: &MessageId) -> [u8; BLIND_LEN] {
+pub(super) fn row(keys: &Keys, conversation: &ConversationId, id: &MessageId) -> [u8; BLIND_LEN] {
     keys.blind(Blind::Attachment, &[&conversation.to_bytes(), &id.0])
 }
 

@@ -55,7 +55,7 @@ const MIN_STEP: u64 = 1 << 24;
 /// See [`MIN_STEP`].
 const MAX_STEP: u64 = 1 << 32;
 
-fn message_key(
+pub(super) fn message_key(
     conv: &[u8; BLIND_LEN],
     position: u64,
     row: &[u8; BLIND_LEN],
@@ -141,7 +141,7 @@ fn renumber(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn write_rows(
+pub(super) fn write_rows(
     keys: &Keys,
     messages: &mut Table<Bytes, Bytes>,
     index: &mut Table<Bytes, Bytes>,
@@ -453,7 +453,8 @@ impl Batch<'_> {
             ConversationId::Direct(contact) => contact.as_bytes(),
             _ => &conversation_bytes,
         };
-        let seen_row = self.keys.blind(Blind::Seen, &[seen_key, &message.id.0]);
+        let seen_input = [seen_key, &message.id.0].concat();
+        let seen_row = self.keys.blind(Blind::Seen, &[&seen_input]);
         if !message.outgoing
             && self
                 .txn
@@ -478,7 +479,7 @@ impl Batch<'_> {
         index_new_message(self.keys, &self.txn, &row, &message.text)?;
         if !message.outgoing {
             let expires = message.received_at_ms.saturating_add(SEEN_RETENTION_MS);
-            self.mark_seen_row(&seen_row, expires)?;
+            self.mark_seen_row(&seen_row, &seen_input, expires)?;
         }
         Ok(true)
     }
@@ -523,7 +524,40 @@ impl Batch<'_> {
         conversation: impl Into<ConversationId>,
     ) -> Result<u64, StoreError> {
         let conversation = conversation.into();
-        let conv = conv_blind(self.keys, &conversation);
+        let deleted = self.delete_messages_of(&conversation)?;
+        self.remove_timer(&conversation)?;
+        let ConversationId::Direct(contact) = &conversation else {
+            return Ok(deleted);
+        };
+        let doomed: Vec<MessageId> = outbox_for_in(
+            self.keys,
+            &self.txn.open_table(OUTBOX_ROWS)?,
+            contact,
+            usize::MAX,
+        )?
+        .into_iter()
+        .map(|entry| entry.message_id)
+        .collect();
+        for id in doomed {
+            self.outbox_remove(&id)?;
+        }
+        Ok(deleted)
+    }
+
+    /// Clears a conversation's history: deletes every message of it (with its index, unread and search rows) and
+    /// marks the store for compaction, so their pages are overwritten soon. Its timer, and mail still
+    /// queued (texts on their way, receipts), stay. Returns how many messages were deleted. The
+    /// duplicate check keeps its entries, so a late copy of a deleted message is still dropped.
+    pub fn clear_history(&mut self, conversation: &ConversationId) -> Result<u64, StoreError> {
+        let deleted = self.delete_messages_of(conversation)?;
+        if deleted > 0 {
+            super::timers::mark_scrub(self)?;
+        }
+        Ok(deleted)
+    }
+
+    fn delete_messages_of(&mut self, conversation: &ConversationId) -> Result<u64, StoreError> {
+        let conv = conv_blind(self.keys, conversation);
         let (lo, hi) = prefix_bounds(&conv);
         let keys: Vec<([u8; MESSAGE_KEY_LEN], Zeroizing<String>)> = {
             let messages = self.txn.open_table(MESSAGES)?;
@@ -553,23 +587,6 @@ impl Batch<'_> {
             row.copy_from_slice(&key[BLIND_LEN + 8..]);
             index.remove(row.as_slice())?;
             unindex_message(self.keys, &mut tokens, &row, text)?;
-        }
-        drop((messages, index, unread, tokens));
-        self.remove_timer(&conversation)?;
-        let ConversationId::Direct(contact) = &conversation else {
-            return Ok(keys.len() as u64);
-        };
-        let doomed: Vec<MessageId> = outbox_for_in(
-            self.keys,
-            &self.txn.open_table(OUTBOX_ROWS)?,
-            contact,
-            usize::MAX,
-        )?
-        .into_iter()
-        .map(|entry| entry.message_id)
-        .collect();
-        for id in doomed {
-            self.outbox_remove(&id)?;
         }
         Ok(keys.len() as u64)
     }

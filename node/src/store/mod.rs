@@ -12,7 +12,8 @@
 //!
 //! A random 32-byte store key is wrapped by `Argon2id(password, salt, params)` (see [`KdfParams`]); the
 //! parameters and salt sit next to the wrapped key, so an open uses what the profile was created with.
-//! Changing the password re-wraps that key in one transaction and re-encrypts nothing. Subkeys come from the
+//! [`Store::change_password`] re-wraps that key in one transaction and re-encrypts nothing;
+//! [`Store::rekey`] writes every row again under a new store key, into a fresh file (`rekey.rs`). Subkeys come from the
 //! store key by HKDF-SHA-256 with labels `tern/store/v1/seal` (values), `tern/store/v1/blind` (blind
 //! indexes) and `tern/store/v1/pickle` ([`Store::pickle_key`]).
 //!
@@ -42,9 +43,9 @@
 //! | `outbox_by_recipient` | `blind(contact, recipient) ‖ out(id)`                 | sealed outbox record       |
 //! | `outbox_due`    | `u64 BE minute(next_attempt_ms) ‖ out(id)`                  | sealed `outbox_by_recipient` key |
 //! | `outbox_index`  | `out(id)`                                                   | sealed `outbox_by_recipient` key |
-//! | `seen`          | `blind(seen, sender ‖ message id)`                          | sealed u64 BE expiry (ms)  |
+//! | `seen`          | `blind(seen, sender ‖ message id)`                          | sealed u64 BE expiry (ms) ‖ the blind input (empty in rows written before it was kept) |
 //! | `seen_expiry`   | `u64 BE day(expiry) ‖ blind(seen, sender ‖ message id)`     | empty                      |
-//! | `envelopes`     | `blind(envelope, envelope id)`                              | sealed u64 BE expiry (ms) ‖ sender identity key ‖ message id |
+//! | `envelopes`     | `blind(envelope, envelope id)`                              | sealed u64 BE expiry (ms) ‖ sender identity key ‖ message id ‖ envelope id (missing in rows written before it was kept) |
 //! | `envelope_expiry` | `u64 BE day(expiry) ‖ blind(envelope, envelope id)`       | empty                      |
 //! | `settings`      | `blind(setting, name)`                                      | sealed bytes               |
 //! | `groups`        | `blind(group, group id)`                                    | sealed group state (`group::Group::encode`) |
@@ -143,6 +144,9 @@ mod outbox;
 mod profile;
 mod reader;
 mod records;
+mod rekey;
+#[cfg(test)]
+mod rekey_tests;
 mod rollback;
 mod search;
 #[cfg(test)]
@@ -177,6 +181,7 @@ pub use migrate::MIGRATING_FILE;
 pub use outbox::OUTBOX_DUE_BUCKET_MS;
 pub use reader::{KeySlotUpdate, StoreReader};
 pub use records::{MAX_CARD_LEN, MAX_ENVELOPE_LEN, MAX_LOCAL_NAME_LEN, MAX_TEXT_LEN};
+pub use rekey::{REKEYING_FILE, RekeyReport};
 pub use search::{MAX_SEARCH_CANDIDATES, MAX_SEARCH_TOKENS_PER_MESSAGE, SEARCH_BUILD_BATCH};
 pub use timers::{EXPIRY_INDEX_BUCKET_MS, Expired, MAX_EXPIRED_PER_COMMIT};
 

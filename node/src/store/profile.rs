@@ -345,7 +345,7 @@ pub(super) fn prepare(db: &Database, keys: &Keys) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn file_opener(path: std::path::PathBuf) -> Opener {
+pub(super) fn file_opener(path: std::path::PathBuf) -> Opener {
     Box::new(move || open_checked(&path, Mode::OpenExisting))
 }
 

@@ -387,3 +387,37 @@ fn pieces_and_matching_follow_word_starts() {
     assert!(matches_folded("x東京", "京"));
     assert!(matches_folded("a b", " b"));
 }
+
+#[test]
+fn a_cleared_history_and_a_re_key_keep_the_index_in_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    let (alice, bob) = (key(1), key(2));
+    store
+        .insert_message(&message(alice, 1, "jam from alice"))
+        .unwrap();
+    store
+        .insert_message(&message(bob, 2, "jam from bob"))
+        .unwrap();
+    store
+        .transaction(|b| b.clear_history(&ConversationId::Direct(alice)))
+        .unwrap();
+    assert_eq!(search(&store, "jam"), vec![2]);
+    assert_in_step(&store);
+
+    // Tokens are blind under the store key: a re-key builds the index again under the new one.
+    store
+        .insert_message(&message(alice, 3, "jam again"))
+        .unwrap();
+    let (before, _) = rows(&store);
+    store.rekey(&"pw".into(), &"new".into(), &[]).unwrap();
+    assert!(store.search_index_built().unwrap());
+    assert_in_step(&store);
+    assert_ne!(
+        rows(&store).0,
+        before,
+        "every row key is blind under the new key"
+    );
+    assert_eq!(search(&store, "jam"), vec![3, 2]);
+    assert_eq!(search(&store, "agai"), vec![3]);
+}

@@ -11,15 +11,15 @@ use super::records::{ContactRecord, OutboxRecord};
 use super::*;
 use crate::api::{self, ContactState, ConversationId, Message, MessageStatus, Page};
 
-fn key(seed: u64) -> IdentityKey {
+pub(super) fn key(seed: u64) -> IdentityKey {
     Identity::generate(&mut ChaCha20Rng::seed_from_u64(seed), 0).key()
 }
 
-fn store(dir: &Path) -> Store {
+pub(super) fn store(dir: &Path) -> Store {
     Store::create(dir, &"pw".into(), KdfParams::INSECURE_FOR_TESTS).unwrap()
 }
 
-fn contact(seed: u64) -> ContactRecord {
+pub(super) fn contact(seed: u64) -> ContactRecord {
     ContactRecord {
         key: key(seed),
         card: vec![1; 10],
@@ -31,7 +31,7 @@ fn contact(seed: u64) -> ContactRecord {
     }
 }
 
-fn incoming(conversation: IdentityKey, n: u8, at_ms: u64) -> Message {
+pub(super) fn incoming(conversation: IdentityKey, n: u8, at_ms: u64) -> Message {
     Message {
         id: MessageId([n; 16]),
         conversation: conversation.into(),
@@ -46,7 +46,7 @@ fn incoming(conversation: IdentityKey, n: u8, at_ms: u64) -> Message {
     }
 }
 
-fn outbox(n: u32) -> OutboxRecord {
+pub(super) fn outbox(n: u32) -> OutboxRecord {
     let mut id = [0u8; 16];
     id[..4].copy_from_slice(&n.to_be_bytes());
     OutboxRecord {

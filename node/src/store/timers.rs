@@ -27,7 +27,7 @@ const EXPIRY_KEY_LEN: usize = 8 + BLIND_LEN;
 
 /// Set (in the commit that deletes them) once messages expired, or the password changed; cleared once the
 /// database was compacted.
-const SCRUB_SETTING: &str = "scrub-pending";
+pub(super) const SCRUB_SETTING: &str = "scrub-pending";
 
 /// At most this many messages are expired in one commit; the rest wait for the next call.
 pub const MAX_EXPIRED_PER_COMMIT: usize = 256;
@@ -66,7 +66,7 @@ pub(super) fn mark_scrub(batch: &mut Batch<'_>) -> Result<(), StoreError> {
 /// exact time is in the message's sealed record, which the expiry reads.
 pub const EXPIRY_INDEX_BUCKET_MS: u64 = 3600 * 1000;
 
-fn expiry_key(at_ms: u64, row: &[u8; BLIND_LEN]) -> [u8; EXPIRY_KEY_LEN] {
+pub(super) fn expiry_key(at_ms: u64, row: &[u8; BLIND_LEN]) -> [u8; EXPIRY_KEY_LEN] {
     let mut key = [0u8; EXPIRY_KEY_LEN];
     let bucket = at_ms - at_ms % EXPIRY_INDEX_BUCKET_MS;
     key[..8].copy_from_slice(&bucket.to_be_bytes());

@@ -127,7 +127,8 @@ enum Command {
         #[arg(long)]
         overwrite: bool,
     },
-    /// Change the profile password.
+    /// Change the profile password, re-encrypting the whole profile under a new key (the old password
+    /// and the old key then open nothing in it).
     Passwd {
         /// Accept an empty new password (anyone with the files can open the profile).
         #[arg(long)]
@@ -410,8 +411,17 @@ fn run(cli: Cli, out: Out) -> Result<ExitCode> {
             };
             check_new_password(&new, *allow_empty_password)?;
             let mut profile = Profile::open(&dir, &old)?;
-            profile.change_password(&old, &new)?;
-            out.print(json!({"password": "changed"}), || "password changed".into());
+            let report = profile.change_password(&old, &new)?;
+            out.print(
+                json!({"password": "changed", "rekeyed": true, "messages": report.messages,
+                       "sessions_dropped": report.sessions_dropped}),
+                || {
+                    format!(
+                        "password changed; the profile was re-encrypted under a new key ({} messages)",
+                        report.messages
+                    )
+                },
+            );
         }
         Command::RevokePrekeys => {
             let dir = profile_dir(&cli)?;
