@@ -307,12 +307,27 @@ fn a_format_2_profile_opens_as_format_3_with_everything_intact() {
         .unwrap();
     assert_eq!(pending.as_slice(), b"a pending key package");
 
+    // The search index is built after the migration, a bounded batch at a time; searches scan meanwhile
+    // and answer the same.
+    assert!(!store.search_index_built().unwrap());
+    assert_eq!(ids(&store.search("MESSAGE 3", 10).unwrap()), vec![3]);
+    assert_eq!(ids(&store.search("message", 3).unwrap()), vec![8, 7, 6]);
+    let mut steps = 0;
+    while !store.build_search_index_step(3).unwrap() {
+        steps += 1;
+        assert!(steps < 10, "the index build does not end");
+    }
+    assert!(store.search_index_built().unwrap());
+    assert_eq!(ids(&store.search("MESSAGE 3", 10).unwrap()), vec![3]);
+    assert_eq!(ids(&store.search("message", 3).unwrap()), vec![8, 7, 6]);
+
     // The migrated profile keeps working: the timer still runs out.
     let expired = store
         .transaction(|b| b.expire_due(T0 + 5_000 + 3_600_000))
         .unwrap();
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0].id, MessageId([5; 16]));
+    assert!(store.search("message 5", 10).unwrap().is_empty());
     drop(store);
 
     // No message time is left anywhere in the file (keys, values or free pages).

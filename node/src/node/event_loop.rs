@@ -3,6 +3,11 @@
 
 use super::*;
 use crate::api::ConversationId;
+use crate::store::SEARCH_BUILD_BATCH;
+
+/// Pause between two batches of the search index's build for a profile written before it, so the loop
+/// answers the network in between.
+const SEARCH_INDEX_STEP_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl EventLoop {
     pub(super) async fn run(mut self) {
@@ -16,6 +21,9 @@ impl EventLoop {
         prekey_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut backup_tick = tokio::time::interval(AUTO_BACKUP_CHECK);
         backup_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut search_index_tick = tokio::time::interval(SEARCH_INDEX_STEP_INTERVAL);
+        search_index_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut search_indexed = false;
         loop {
             tokio::select! {
                 command = next_command(&mut self.pending.command, &mut self.commands) => match command {
@@ -56,6 +64,9 @@ impl EventLoop {
                 _ = delivery_timer(self.reach.next_timeout()) => self.reach_timeout(),
                 _ = prekey_tick.tick() => self.rotate_prekey(),
                 _ = backup_tick.tick() => self.auto_backup(),
+                _ = search_index_tick.tick(), if !search_indexed => {
+                    search_indexed = self.build_search_index();
+                }
                 _ = delivery_timer(expiry::deadline(self.engine.next_expiry())) => {
                     self.expire_messages().await;
                 }
@@ -88,6 +99,24 @@ impl EventLoop {
             }
             Ok(None) => {}
             Err(e) => warn!(error = %e, "the automatic backup failed; it is tried again later"),
+        }
+    }
+
+    /// Indexes one batch of a profile written before the search index ([`SEARCH_BUILD_BATCH`] messages,
+    /// one commit); `true` once the index is built, or when it cannot be (logged once: searches keep
+    /// scanning every message, and the next start tries again).
+    fn build_search_index(&mut self) -> bool {
+        match self
+            .engine
+            .store_mut()
+            .build_search_index_step(SEARCH_BUILD_BATCH)
+        {
+            Ok(built) => built,
+            Err(e) if e.is_disk_failing() => false,
+            Err(e) => {
+                warn!(error = %e, "cannot build the search index; searches scan every message");
+                true
+            }
         }
     }
 

@@ -163,6 +163,10 @@ impl Batch<'_> {
             &message,
             unread && !message.outgoing,
         )?;
+        if inserted {
+            let row = super::messages::message_row(self.keys, &message.conversation, &message.id);
+            super::search::index_new_message(self.keys, &self.txn, &row, &message.text)?;
+        }
         // A message whose clock runs disappears here at the same time as it would have there.
         if inserted && message.expires_at_ms != 0 {
             self.schedule_expiry(&message.conversation, &message.id, message.expires_at_ms)?;

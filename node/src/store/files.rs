@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use super::batch::{Batch, Reader, get_open};
 use super::keys::{BLIND_LEN, Blind, Keys};
-use super::messages::{MESSAGE_KEY_LEN, indexed_key, message_row};
+use super::messages::{MESSAGE_KEY_LEN, indexed_key, message_at, message_row};
 use super::{
     BytesTable, CONV_MESSAGE_INDEX, CONV_MESSAGES, CONV_UNREAD, StoreError, StoreReader, corrupt,
 };
@@ -252,7 +252,7 @@ impl Batch<'_> {
         Ok(doomed)
     }
 
-    /// Deletes one message (its row, index and unread mark) and its file's row; returns whether the
+    /// Deletes one message (its row, index, search and unread rows) and its file's row; returns whether the
     /// message was stored and the file's record, if it had one. The duplicate check keeps its entry.
     pub fn delete_message(
         &mut self,
@@ -273,6 +273,15 @@ impl Batch<'_> {
         };
         index.remove(index_row.as_slice())?;
         drop(index);
+        if let Some(message) = message_at(self.keys, &self.txn.open_table(CONV_MESSAGES)?, &key)? {
+            let text = Zeroizing::new(message.text);
+            super::search::unindex_message(
+                self.keys,
+                &mut self.txn.open_table(super::search::SEARCH_TOKENS)?,
+                &index_row,
+                &text,
+            )?;
+        }
         self.txn.open_table(CONV_MESSAGES)?.remove(key.as_slice())?;
         self.txn.open_table(CONV_UNREAD)?.remove(key.as_slice())?;
         Ok((true, attachment))

@@ -89,6 +89,8 @@ pub(crate) enum Blind {
     KeyPackage,
     /// A message's file: conversation id bytes || message id (`attachments`).
     Attachment,
+    /// A search token of a message's text (`search_tokens`, see `search.rs`).
+    SearchToken,
 }
 
 impl Blind {
@@ -105,6 +107,7 @@ impl Blind {
             Self::Group => b"group",
             Self::KeyPackage => b"key package",
             Self::Attachment => b"attachment",
+            Self::SearchToken => b"search token",
         }
     }
 }

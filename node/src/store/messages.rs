@@ -12,6 +12,7 @@ use super::batch::{Batch, Reader, get_open};
 use super::keys::{BLIND_LEN, Blind, Keys};
 use super::outbox::outbox_for_in;
 use super::records::MessageRecord;
+use super::search::{SEARCH_TOKENS, index_new_message, unindex_message};
 use super::{
     Bytes, CONV_MESSAGE_INDEX as MESSAGE_INDEX, CONV_MESSAGES as MESSAGES, CONV_UNREAD as UNREAD,
     OUTBOX_ROWS, SEEN, SEEN_RETENTION_MS, StoreError, corrupt,
@@ -160,7 +161,9 @@ pub(super) fn write_rows(
     Ok(())
 }
 
-fn prefix_bounds(conv: &[u8; BLIND_LEN]) -> ([u8; MESSAGE_KEY_LEN], [u8; MESSAGE_KEY_LEN]) {
+pub(super) fn prefix_bounds(
+    conv: &[u8; BLIND_LEN],
+) -> ([u8; MESSAGE_KEY_LEN], [u8; MESSAGE_KEY_LEN]) {
     let mut lo = [0u8; MESSAGE_KEY_LEN];
     let mut hi = [0xffu8; MESSAGE_KEY_LEN];
     lo[..BLIND_LEN].copy_from_slice(conv);
@@ -169,7 +172,7 @@ fn prefix_bounds(conv: &[u8; BLIND_LEN]) -> ([u8; MESSAGE_KEY_LEN], [u8; MESSAGE
 }
 
 /// The next 16-byte prefix in big-endian order, `None` after all ones.
-fn next_prefix(prefix: &[u8; BLIND_LEN]) -> Option<[u8; BLIND_LEN]> {
+pub(super) fn next_prefix(prefix: &[u8; BLIND_LEN]) -> Option<[u8; BLIND_LEN]> {
     let mut next = *prefix;
     for byte in next.iter_mut().rev() {
         let (v, carry) = byte.overflowing_add(1);
@@ -226,7 +229,7 @@ pub(super) fn insert_message_rows(
     Ok(true)
 }
 
-fn decode_message(plain: &[u8]) -> Result<MessageRecord, StoreError> {
+pub(super) fn decode_message(plain: &[u8]) -> Result<MessageRecord, StoreError> {
     MessageRecord::decode(plain).map_err(|err| corrupt("message record", err))
 }
 
@@ -351,59 +354,6 @@ fn conversations_in(
     Ok(out)
 }
 
-/// The newest `limit` messages, across every conversation, whose text contains `needle` (compared by
-/// Unicode lowercase), newest first. Every message is opened: the store has no plaintext index to consult.
-fn search_in(
-    keys: &Keys,
-    messages: &impl ReadableTable<Bytes, Bytes>,
-    needle: &str,
-    limit: usize,
-) -> Result<Vec<MessageRecord>, StoreError> {
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-
-    let needle = needle.to_lowercase();
-    if needle.is_empty() || limit == 0 {
-        return Ok(Vec::new());
-    }
-    // A min-heap on (time, arrival order) keeps the newest `limit` matches.
-    let mut best: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
-    let mut found: Vec<Option<MessageRecord>> = Vec::new();
-    for entry in messages.iter()? {
-        let (key, value) = entry?;
-        let plain = keys.open(MESSAGES.name(), key.value(), value.value())?;
-        let message = decode_message(&plain)?;
-        if !contains_folded(&message.text, &needle) {
-            continue;
-        }
-        let rank = (message.sort_ms(), found.len());
-        if best.len() == limit {
-            match best.peek() {
-                Some(Reverse(oldest)) if *oldest < rank => {
-                    if let Some(Reverse((_, slot))) = best.pop() {
-                        found[slot] = None;
-                    }
-                }
-                _ => continue,
-            }
-        }
-        best.push(Reverse(rank));
-        found.push(Some(message));
-    }
-    let mut out: Vec<MessageRecord> = found.into_iter().flatten().collect();
-    out.sort_by_key(|m| Reverse(m.sort_ms()));
-    Ok(out)
-}
-
-/// Whether `haystack` contains `needle_lower` (already lowercase), ignoring case.
-fn contains_folded(haystack: &str, needle_lower: &str) -> bool {
-    if haystack.is_ascii() && needle_lower.is_ascii() {
-        let (h, n) = (haystack.as_bytes(), needle_lower.as_bytes());
-        return n.len() <= h.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
-    }
-    haystack.to_lowercase().contains(needle_lower)
-}
-
 impl Reader<'_> {
     pub(crate) fn message(
         &self,
@@ -445,7 +395,7 @@ impl Reader<'_> {
         needle: &str,
         limit: usize,
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        search_in(self.keys, &self.table(MESSAGES)?, needle, limit)
+        super::search::search_in(self, needle, limit)
     }
 }
 
@@ -525,6 +475,8 @@ impl Batch<'_> {
         if !inserted {
             return Ok(false);
         }
+        let row = message_row(self.keys, &message.conversation, &message.id);
+        index_new_message(self.keys, &self.txn, &row, &message.text)?;
         if !message.outgoing {
             let expires = message.received_at_ms.saturating_add(SEEN_RETENTION_MS);
             self.mark_seen_row(&seen_row, &seen_input, expires)?;
@@ -564,7 +516,7 @@ impl Batch<'_> {
         Ok(true)
     }
 
-    /// Deletes every message of a conversation (with its index and unread rows) and every outbox entry
+    /// Deletes every message of a conversation (with its index, unread and search rows) and every outbox entry
     /// addressed to it. Returns how many messages were deleted. The duplicate check keeps its entries, so
     /// a late copy of a deleted message is still dropped.
     pub fn delete_conversation(
@@ -592,7 +544,7 @@ impl Batch<'_> {
         Ok(deleted)
     }
 
-    /// Clears a conversation's history: deletes every message of it (with its index and unread rows) and
+    /// Clears a conversation's history: deletes every message of it (with its index, unread and search rows) and
     /// marks the store for compaction, so their pages are overwritten soon. Its timer, and mail still
     /// queued (texts on their way, receipts), stay. Returns how many messages were deleted. The
     /// duplicate check keeps its entries, so a late copy of a deleted message is still dropped.
@@ -607,26 +559,34 @@ impl Batch<'_> {
     fn delete_messages_of(&mut self, conversation: &ConversationId) -> Result<u64, StoreError> {
         let conv = conv_blind(self.keys, conversation);
         let (lo, hi) = prefix_bounds(&conv);
-        let keys: Vec<[u8; MESSAGE_KEY_LEN]> = {
+        let keys: Vec<([u8; MESSAGE_KEY_LEN], Zeroizing<String>)> = {
             let messages = self.txn.open_table(MESSAGES)?;
             let mut keys = Vec::new();
             for entry in messages.range::<&[u8]>(lo.as_slice()..=hi.as_slice())? {
-                let (key, _) = entry?;
-                keys.push(
+                let (key, value) = entry?;
+                let plain = self
+                    .keys
+                    .open(MESSAGES.name(), key.value(), value.value())?;
+                keys.push((
                     <[u8; MESSAGE_KEY_LEN]>::try_from(key.value())
                         .map_err(|_| StoreError::Corrupt("a message key is malformed".into()))?,
-                );
+                    Zeroizing::new(decode_message(&plain)?.text),
+                ));
             }
             keys
         };
         let mut messages = self.txn.open_table(MESSAGES)?;
         let mut index = self.txn.open_table(MESSAGE_INDEX)?;
         let mut unread = self.txn.open_table(UNREAD)?;
-        for key in &keys {
+        let mut tokens = self.txn.open_table(SEARCH_TOKENS)?;
+        for (key, text) in &keys {
             messages.remove(key.as_slice())?;
             unread.remove(key.as_slice())?;
             // A message key ends with its index row.
-            index.remove(&key[BLIND_LEN + 8..])?;
+            let mut row = [0u8; BLIND_LEN];
+            row.copy_from_slice(&key[BLIND_LEN + 8..]);
+            index.remove(row.as_slice())?;
+            unindex_message(self.keys, &mut tokens, &row, text)?;
         }
         Ok(keys.len() as u64)
     }

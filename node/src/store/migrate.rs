@@ -118,8 +118,9 @@ const RESEALED: [BytesTable; 7] = [
 ];
 
 /// Tables the format-2 to 3 step rewrites itself, or that hold no values (only keys).
-const HANDLED: [&str; 12] = [
+const HANDLED: [&str; 13] = [
     "meta",
+    "search_tokens",
     "outbox_by_recipient",
     "outbox_due",
     "outbox_index",
@@ -149,6 +150,8 @@ fn rewrite_v2(txn: &WriteTransaction, keys: &Keys) -> Result<(), StoreError> {
             )));
         }
     }
+    // The search index is rebuilt from the messages once the profile is open (`search.rs`).
+    txn.delete_table(super::search::SEARCH_TOKENS)?;
     for def in RESEALED.into_iter().chain([super::timers::TIMERS]) {
         reseal(keys, &mut txn.open_table(def)?, def.name())?;
     }

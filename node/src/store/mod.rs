@@ -53,6 +53,8 @@
 //! | `attachments`   | `blind(attachment, c.to_bytes() ‖ id)`                      | sealed attachment record (`files.rs`) |
 //! | `conversation_timers` | `conv(c)`                                             | sealed timer (`timers.rs`) |
 //! | `message_expiry` | `u64 BE hour(expires_at) ‖ row(c, id)`                     | empty                      |
+//! | `search_tokens` | `blind(search token, token)[..8] ‖ row(c, id)` (`search.rs`)  | empty                      |
+//! |                 | `ff × 8`                                                    | sealed index version ‖ built or build cursor |
 //!
 //! A conversation's messages are one key range of `conversation_messages` (paging is a range scan). A
 //! message's *position* keeps the conversation's order without naming a time: the first one goes near
@@ -83,6 +85,10 @@
 //! delivery receipt it allows has been queued. Both tables are created on open in a profile written
 //! before they existed, and so are `groups` and `group_key_packages` (see `groups.rs`).
 //!
+//! `search_tokens` is created by the first write that touches it; a profile written before it (or whose
+//! index has another version) is indexed in bounded batches ([`Store::build_search_index_step`], which the
+//! node runs after it starts) and searches scan every message until then (`search.rs`).
+//!
 //! The check rows and the digest row in `sessions` detect a session row put back from an older copy (see
 //! `rollback.rs`): such a row reads as [`StoreError::RolledBack`], and a digest that disagrees with the
 //! checks on open drops every session. Both are written on the first open of a profile written before
@@ -92,7 +98,8 @@
 //! no names, identity keys, message ids, text or message times; they show counts (per table, per
 //! conversation, unread per conversation), order within a conversation, the day duplicate-check entries
 //! expire, the hour running timers end, the minute outbox entries are next due, and value sizes to their
-//! padding bucket (docs/threat-model.md, the stolen laptop).
+//! padding bucket (docs/threat-model.md, the stolen laptop). `search_tokens` adds how many distinct tokens
+//! the texts hold, how many messages hold each and which messages share one (`search.rs`).
 //!
 //! # Readers
 //!
@@ -141,6 +148,7 @@ mod rekey;
 #[cfg(test)]
 mod rekey_tests;
 mod rollback;
+mod search;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -174,6 +182,7 @@ pub use outbox::OUTBOX_DUE_BUCKET_MS;
 pub use reader::{KeySlotUpdate, StoreReader};
 pub use records::{MAX_CARD_LEN, MAX_ENVELOPE_LEN, MAX_LOCAL_NAME_LEN, MAX_TEXT_LEN};
 pub use rekey::{REKEYING_FILE, RekeyReport};
+pub use search::{MAX_SEARCH_CANDIDATES, MAX_SEARCH_TOKENS_PER_MESSAGE, SEARCH_BUILD_BATCH};
 pub use timers::{EXPIRY_INDEX_BUCKET_MS, Expired, MAX_EXPIRED_PER_COMMIT};
 
 use keys::Keys;

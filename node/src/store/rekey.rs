@@ -65,7 +65,7 @@ const OWN_SETTINGS: [&str; 1] = [super::timers::SCRUB_SETTING];
 
 /// Every table a re-key knows how to carry; any other table in the profile is refused before anything is
 /// written (its rows would not open under the new key).
-const KNOWN_TABLES: [&str; 20] = [
+const KNOWN_TABLES: [&str; 21] = [
     "meta",
     "vault",
     "contacts",
@@ -86,6 +86,7 @@ const KNOWN_TABLES: [&str; 20] = [
     "attachments",
     "conversation_timers",
     "message_expiry",
+    "search_tokens",
 ];
 
 /// What a re-key carried and what it had to leave behind.
@@ -224,6 +225,8 @@ fn copy(
     copy_groups(read, old, txn, new, &mut conversations)?;
     copy_attachments(read, old, txn, new)?;
     copy_timers(read, old, txn, new, &conversations, &mut report)?;
+    // Blind tokens depend on the key: the search index is built again from the carried messages.
+    super::search::rebuild_search_index(txn, new)?;
     Ok(report)
 }
 
