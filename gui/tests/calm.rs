@@ -12,8 +12,8 @@ use tern_testkit::profile::{PASSWORD, create};
 
 mod support;
 use support::{
-    App, app, click, click_role, has_label, is_field, open_section, settle, shutdown, type_into,
-    unlocked_with, unlocked_with_mail,
+    App, app, click, click_role, has_label, is_field, open_section, settle, shutdown, state_of,
+    type_into, unlocked_with, unlocked_with_mail,
 };
 
 /// The label of the widget that has the keyboard focus, if one has.
@@ -65,15 +65,6 @@ fn field_value(h: &App, field: &str) -> String {
     h.get_by(|n| is_field(n.role()) && n.label().as_deref() == Some(field))
         .value()
         .unwrap_or_default()
-}
-
-fn state_of(h: &App, name: &str) -> Option<ContactState> {
-    h.state()
-        .model
-        .contacts
-        .iter()
-        .find(|c| c.name() == name)
-        .map(|c| c.record.state)
 }
 
 #[test]

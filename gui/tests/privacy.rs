@@ -12,8 +12,8 @@ use tern_testkit::profile::PASSWORD;
 
 mod support;
 use support::{
-    App, app, click, has_label, open_section, scroll_into_view, settle, shutdown, type_into,
-    unlocked_with,
+    App, app, click, has_label, open_section, scroll_into_view, settle, shutdown, state_of,
+    type_into, unlocked_with,
 };
 
 fn ticked(h: &App, label: &str) -> Option<Toggled> {
@@ -137,15 +137,6 @@ fn assert_all_in_window(h: &App, section: &str, expected: &[(Role, &str)]) {
         let rect = h.get_by_role_and_label(*role, label).rect();
         assert!(window.contains_rect(rect), "{section}: {label} at {rect:?}");
     }
-}
-
-fn state_of(h: &App, name: &str) -> Option<ContactState> {
-    h.state()
-        .model
-        .contacts
-        .iter()
-        .find(|c| c.name() == name)
-        .map(|c| c.record.state)
 }
 
 #[test]

@@ -50,6 +50,27 @@ async fn expired(events: &mut Receiver<Event>, id: MessageId) {
     .await;
 }
 
+/// Stops `node`, reads the middle 48 bytes of the message's sealed row as its profile holds it (to look
+/// for on disk later), and starts it again. Returns the running node, the profile's directory and the
+/// bytes.
+async fn sealed_bytes_of(
+    node: LiveNode,
+    conversation: ConversationId,
+    id: MessageId,
+) -> (LiveNode, std::path::PathBuf, Vec<u8>) {
+    let profile = node.node.stop().await.unwrap();
+    let dir = profile.dir();
+    let sealed = profile
+        .engine()
+        .store()
+        .sealed_message_row(&conversation, &id)
+        .unwrap()
+        .expect("the row");
+    let needle = sealed[sealed.len() / 2 - 24..sealed.len() / 2 + 24].to_vec();
+    let node = LiveNode::start(profile, "again", loopback_node()).await;
+    (node, dir, needle)
+}
+
 /// Whether any file under `dir` holds `needle`.
 fn profile_holds(dir: &Path, needle: &[u8]) -> bool {
     files_under(dir)
@@ -160,15 +181,7 @@ async fn a_message_disappears_after_sending_and_after_reading_and_leaves_no_byte
         assert!(held.iter().any(|m| m.id == text.id), "unread: still there");
 
         // Before Bob reads them: what their rows and the file look like on his disk.
-        let bob_profile = b.node.stop().await.unwrap();
-        let bob_dir = bob_profile.dir();
-        let sealed = bob_profile
-            .engine()
-            .store()
-            .sealed_message_row(&to_a, &text.id)
-            .unwrap()
-            .expect("the row");
-        let needle = sealed[sealed.len() / 2 - 24..sealed.len() / 2 + 24].to_vec();
+        let (mut b, bob_dir, needle) = sealed_bytes_of(b, to_a, text.id).await;
         assert!(
             profile_holds(&bob_dir, &needle),
             "the row is on disk before"
@@ -179,7 +192,6 @@ async fn a_message_disappears_after_sending_and_after_reading_and_leaves_no_byte
             .expect("the file's ciphertext");
         let file_bytes = std::fs::read(&data).unwrap()[4096..4096 + 64].to_vec();
 
-        let mut b = LiveNode::start(bob_profile, "bob-again", loopback_node()).await;
         let read = b.node.mark_all_read(to_a).await.unwrap();
         assert!(read.contains(&text.id) && read.contains(&sent_file.id));
         expired(&mut b.events, text.id).await;
@@ -306,16 +318,7 @@ async fn clearing_a_history_deletes_it_here_only_and_leaves_no_byte() {
                 .iter()
                 .any(|m| m.id == text.id)
         );
-        let bob_profile = b.node.stop().await.unwrap();
-        let bob_dir = bob_profile.dir();
-        let sealed = bob_profile
-            .engine()
-            .store()
-            .sealed_message_row(&to_a, &text.id)
-            .unwrap()
-            .expect("the row");
-        let needle = sealed[sealed.len() / 2 - 24..sealed.len() / 2 + 24].to_vec();
-        let b = LiveNode::start(bob_profile, "bob-again", loopback_node()).await;
+        let (b, bob_dir, needle) = sealed_bytes_of(b, to_a, text.id).await;
         b.node.dial(a.addr.clone()).await.unwrap();
         let data = files_under(&bob_dir.join("files"))
             .into_iter()

@@ -160,3 +160,13 @@ pub fn unlocked_with_mail(names: &[&str], mail: &[&str]) -> (App, Vec<tempfile::
     dirs.push(root);
     (h, dirs)
 }
+
+/// The state of the contact named `name`, if there is one.
+pub fn state_of(h: &App, name: &str) -> Option<tern_gui::model::ContactState> {
+    h.state()
+        .model
+        .contacts
+        .iter()
+        .find(|c| c.name() == name)
+        .map(|c| c.record.state)
+}

@@ -197,6 +197,15 @@ fn blind_row(key: &[u8]) -> Result<[u8; BLIND_LEN], StoreError> {
         .map_err(|_| StoreError::Corrupt("a row key is malformed".into()))
 }
 
+/// Where a re-key reads (the old file, under the old keys) and writes (the new file, under the new keys).
+#[derive(Clone, Copy)]
+struct Copying<'a> {
+    read: &'a ReadTransaction,
+    old: &'a Keys,
+    txn: &'a redb::WriteTransaction,
+    new: &'a Keys,
+}
+
 /// Carries every table from `read` (under `old`) into `txn` (under `new`).
 fn copy(
     read: &ReadTransaction,
@@ -214,29 +223,35 @@ fn copy(
         }
     }
     let mut report = RekeyReport::default();
-    copy_settings(read, old, txn, new, settings)?;
-    copy_vault(read, old, txn, new)?;
-    let mut conversations = copy_contacts(read, old, txn, new)?;
-    copy_sessions(read, old, txn, new, &mut report)?;
-    let seen_carried = copy_messages(read, old, txn, new, &mut conversations, &mut report)?;
-    copy_seen(read, old, txn, new, &seen_carried, &mut report)?;
-    copy_envelopes(read, old, txn, new, &mut report)?;
-    copy_outbox(read, old, txn, new)?;
-    copy_groups(read, old, txn, new, &mut conversations)?;
-    copy_attachments(read, old, txn, new)?;
-    copy_timers(read, old, txn, new, &conversations, &mut report)?;
+    let c = &Copying {
+        read,
+        old,
+        txn,
+        new,
+    };
+    copy_settings(c, settings)?;
+    copy_vault(c)?;
+    let mut conversations = copy_contacts(c)?;
+    copy_sessions(c, &mut report)?;
+    let seen_carried = copy_messages(c, &mut conversations, &mut report)?;
+    copy_seen(c, &seen_carried, &mut report)?;
+    copy_envelopes(c, &mut report)?;
+    copy_outbox(c)?;
+    copy_groups(c, &mut conversations)?;
+    copy_attachments(c)?;
+    copy_timers(c, &conversations, &mut report)?;
     // Blind tokens depend on the key: the search index is built again from the carried messages.
     super::search::rebuild_search_index(txn, new)?;
     Ok(report)
 }
 
-fn copy_settings(
-    read: &ReadTransaction,
-    old: &Keys,
-    txn: &redb::WriteTransaction,
-    new: &Keys,
-    settings: &[&str],
-) -> Result<(), StoreError> {
+fn copy_settings(c: &Copying<'_>, settings: &[&str]) -> Result<(), StoreError> {
+    let Copying {
+        read,
+        old,
+        txn,
+        new,
+    } = *c;
     let from = bytes_table(read, SETTINGS)?;
     let mut to = txn.open_table(SETTINGS)?;
     let mut carried = 0u64;
@@ -261,12 +276,13 @@ fn copy_settings(
     Ok(())
 }
 
-fn copy_vault(
-    read: &ReadTransaction,
-    old: &Keys,
-    txn: &redb::WriteTransaction,
-    new: &Keys,
-) -> Result<(), StoreError> {
+fn copy_vault(c: &Copying<'_>) -> Result<(), StoreError> {
+    let Copying {
+        read,
+        old,
+        txn,
+        new,
+    } = *c;
     let mut to = txn.open_table(VAULT)?;
     for entry in read.open_table(VAULT)?.iter()? {
         let (row, sealed) = entry?;
@@ -291,12 +307,13 @@ fn copy_vault(
     Ok(())
 }
 
-fn copy_contacts(
-    read: &ReadTransaction,
-    old: &Keys,
-    txn: &redb::WriteTransaction,
-    new: &Keys,
-) -> Result<HashSet<ConversationId>, StoreError> {
+fn copy_contacts(c: &Copying<'_>) -> Result<HashSet<ConversationId>, StoreError> {
+    let Copying {
+        read,
+        old,
+        txn,
+        new,
+    } = *c;
     let mut conversations = HashSet::new();
     let mut to = txn.open_table(CONTACTS)?;
     for entry in bytes_table(read, CONTACTS)?.iter()? {
@@ -314,13 +331,13 @@ fn copy_contacts(
     Ok(conversations)
 }
 
-fn copy_sessions(
-    read: &ReadTransaction,
-    old: &Keys,
-    txn: &redb::WriteTransaction,
-    new: &Keys,
-    report: &mut RekeyReport,
-) -> Result<(), StoreError> {
+fn copy_sessions(c: &Copying<'_>, report: &mut RekeyReport) -> Result<(), StoreError> {
+    let Copying {
+        read,
+        old,
+        txn,
+        new,
+    } = *c;
     let from = bytes_table(read, SESSIONS)?;
     let mut to = txn.open_table(SESSIONS)?;
     let mut rows = Vec::new();
@@ -362,13 +379,16 @@ fn copy_sessions(
 /// Messages keep their positions; their index rows, unread marks, expiry entries and duplicate-check
 /// marks move with them. Returns the old `seen` rows carried.
 fn copy_messages(
-    read: &ReadTransaction,
-    old: &Keys,
-    txn: &redb::WriteTransaction,
-    new: &Keys,
+    c: &Copying<'_>,
     conversations: &mut HashSet<ConversationId>,
     report: &mut RekeyReport,
 ) -> Result<HashSet<[u8; BLIND_LEN]>, StoreError> {
+    let Copying {
+        read,
+        old,
+        txn,
+        new,
+    } = *c;
     let from_unread = read.open_table(CONV_UNREAD)?;
     let from_expiry = read.open_table(EXPIRY)?;
     let from_seen = bytes_table(read, SEEN)?;
@@ -443,13 +463,16 @@ fn copy_messages(
 /// The duplicate-check marks not carried with a stored message: those that keep their input move; the
 /// others (written before inputs were kept) are dropped.
 fn copy_seen(
-    read: &ReadTransaction,
-    old: &Keys,
-    txn: &redb::WriteTransaction,
-    new: &Keys,
+    c: &Copying<'_>,
     carried: &HashSet<[u8; BLIND_LEN]>,
     report: &mut RekeyReport,
 ) -> Result<(), StoreError> {
+    let Copying {
+        read,
+        old,
+        txn,
+        new,
+    } = *c;
     let mut seen = txn.open_table(SEEN)?;
     let mut seen_expiry = txn.open_table(SEEN_EXPIRY)?;
     for entry in bytes_table(read, SEEN)?.iter()? {
@@ -474,13 +497,13 @@ fn copy_seen(
     Ok(())
 }
 
-fn copy_envelopes(
-    read: &ReadTransaction,
-    old: &Keys,
-    txn: &redb::WriteTransaction,
-    new: &Keys,
-    report: &mut RekeyReport,
-) -> Result<(), StoreError> {
+fn copy_envelopes(c: &Copying<'_>, report: &mut RekeyReport) -> Result<(), StoreError> {
+    let Copying {
+        read,
+        old,
+        txn,
+        new,
+    } = *c;
     let mut envelopes = txn.open_table(ENVELOPES)?;
     let mut by_expiry = txn.open_table(ENVELOPE_EXPIRY)?;
     for entry in bytes_table(read, ENVELOPES)?.iter()? {
@@ -507,12 +530,13 @@ fn copy_envelopes(
     Ok(())
 }
 
-fn copy_outbox(
-    read: &ReadTransaction,
-    old: &Keys,
-    txn: &redb::WriteTransaction,
-    new: &Keys,
-) -> Result<(), StoreError> {
+fn copy_outbox(c: &Copying<'_>) -> Result<(), StoreError> {
+    let Copying {
+        read,
+        old,
+        txn,
+        new,
+    } = *c;
     let mut rows = txn.open_table(OUTBOX_ROWS)?;
     let mut due = txn.open_table(OUTBOX_DUE)?;
     let mut index = txn.open_table(OUTBOX_INDEX)?;
@@ -538,12 +562,15 @@ fn hash_ref_of(pending: &[u8]) -> Option<&[u8]> {
 }
 
 fn copy_groups(
-    read: &ReadTransaction,
-    old: &Keys,
-    txn: &redb::WriteTransaction,
-    new: &Keys,
+    c: &Copying<'_>,
     conversations: &mut HashSet<ConversationId>,
 ) -> Result<(), StoreError> {
+    let Copying {
+        read,
+        old,
+        txn,
+        new,
+    } = *c;
     let mut to = txn.open_table(GROUPS)?;
     for entry in bytes_table(read, GROUPS)?.iter()? {
         let (row, sealed) = entry?;
@@ -570,12 +597,13 @@ fn copy_groups(
     Ok(())
 }
 
-fn copy_attachments(
-    read: &ReadTransaction,
-    old: &Keys,
-    txn: &redb::WriteTransaction,
-    new: &Keys,
-) -> Result<(), StoreError> {
+fn copy_attachments(c: &Copying<'_>) -> Result<(), StoreError> {
+    let Copying {
+        read,
+        old,
+        txn,
+        new,
+    } = *c;
     let mut to = txn.open_table(ATTACHMENTS)?;
     for entry in bytes_table(read, ATTACHMENTS)?.iter()? {
         let (row, sealed) = entry?;
@@ -592,13 +620,16 @@ fn copy_attachments(
 }
 
 fn copy_timers(
-    read: &ReadTransaction,
-    old: &Keys,
-    txn: &redb::WriteTransaction,
-    new: &Keys,
+    c: &Copying<'_>,
     conversations: &HashSet<ConversationId>,
     report: &mut RekeyReport,
 ) -> Result<(), StoreError> {
+    let Copying {
+        read,
+        old,
+        txn,
+        new,
+    } = *c;
     let from = bytes_table(read, TIMERS)?;
     let mut to = txn.open_table(TIMERS)?;
     let mut carried = 0u64;
