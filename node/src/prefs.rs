@@ -214,6 +214,22 @@ mod tests {
         full.set_pinned(group(200), true).unwrap();
         full.forget(&group(200));
         assert_eq!(full.pin_rank(&group(200)), None);
+
+        let mut muted = ConversationPrefs::default();
+        for n in 0..MAX_MUTED {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&n.to_be_bytes());
+            muted.set_muted(ConversationId::Group(id), true).unwrap();
+        }
+        assert_eq!(
+            muted.set_muted(group(1), true),
+            Err(PrefsError::TooManyMuted)
+        );
+        muted
+            .set_muted(ConversationId::Group([0; 32]), true)
+            .unwrap();
+        let back = ConversationPrefs::parse(Some(&muted.encode())).unwrap();
+        assert_eq!(back, muted, "a full list still fits one setting");
     }
 
     #[test]

@@ -206,6 +206,28 @@ struct Copying<'a> {
     new: &'a Keys,
 }
 
+impl Copying<'_> {
+    /// Carries every row of `def` whose new row key follows from its value alone: each value is opened
+    /// under the old keys, `row_of` names its row under the new ones, and it is sealed there.
+    fn reseal_by_value(
+        &self,
+        def: BytesTable,
+        mut row_of: impl FnMut(&Keys, &[u8]) -> Result<[u8; BLIND_LEN], StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut to = self.txn.open_table(def)?;
+        for entry in bytes_table(self.read, def)?.iter()? {
+            let (row, sealed) = entry?;
+            let plain = self.old.open(def.name(), row.value(), sealed.value())?;
+            let row = row_of(self.new, &plain)?;
+            to.insert(
+                row.as_slice(),
+                self.new.seal(def.name(), &row, &plain).as_slice(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Carries every table from `read` (under `old`) into `txn` (under `new`).
 fn copy(
     read: &ReadTransaction,
@@ -308,26 +330,12 @@ fn copy_vault(c: &Copying<'_>) -> Result<(), StoreError> {
 }
 
 fn copy_contacts(c: &Copying<'_>) -> Result<HashSet<ConversationId>, StoreError> {
-    let Copying {
-        read,
-        old,
-        txn,
-        new,
-    } = *c;
     let mut conversations = HashSet::new();
-    let mut to = txn.open_table(CONTACTS)?;
-    for entry in bytes_table(read, CONTACTS)?.iter()? {
-        let (row, sealed) = entry?;
-        let plain = old.open(CONTACTS.name(), row.value(), sealed.value())?;
-        let contact =
-            ContactRecord::decode(&plain).map_err(|err| corrupt("contact record", err))?;
-        let row = new.blind(Blind::Contact, &[contact.key.as_bytes()]);
-        to.insert(
-            row.as_slice(),
-            new.seal(CONTACTS.name(), &row, &plain).as_slice(),
-        )?;
+    c.reseal_by_value(CONTACTS, |new, plain| {
+        let contact = ContactRecord::decode(plain).map_err(|err| corrupt("contact record", err))?;
         conversations.insert(ConversationId::Direct(contact.key));
-    }
+        Ok(new.blind(Blind::Contact, &[contact.key.as_bytes()]))
+    })?;
     Ok(conversations)
 }
 
@@ -565,58 +573,25 @@ fn copy_groups(
     c: &Copying<'_>,
     conversations: &mut HashSet<ConversationId>,
 ) -> Result<(), StoreError> {
-    let Copying {
-        read,
-        old,
-        txn,
-        new,
-    } = *c;
-    let mut to = txn.open_table(GROUPS)?;
-    for entry in bytes_table(read, GROUPS)?.iter()? {
-        let (row, sealed) = entry?;
-        let plain = old.open(GROUPS.name(), row.value(), sealed.value())?;
-        let id = group_id_of(&plain)
+    c.reseal_by_value(GROUPS, |new, plain| {
+        let id = group_id_of(plain)
             .ok_or_else(|| StoreError::Corrupt("a group state is malformed".into()))?;
         conversations.insert(ConversationId::of_group(id));
-        let row = new.blind(Blind::Group, &[id]);
-        to.insert(
-            row.as_slice(),
-            new.seal(GROUPS.name(), &row, &plain).as_slice(),
-        )?;
-    }
-    let mut to = txn.open_table(GROUP_KEY_PACKAGES)?;
-    for entry in bytes_table(read, GROUP_KEY_PACKAGES)?.iter()? {
-        let (row, sealed) = entry?;
-        let plain = old.open(GROUP_KEY_PACKAGES.name(), row.value(), sealed.value())?;
-        let hash_ref = hash_ref_of(&plain)
+        Ok(new.blind(Blind::Group, &[id]))
+    })?;
+    c.reseal_by_value(GROUP_KEY_PACKAGES, |new, plain| {
+        let hash_ref = hash_ref_of(plain)
             .ok_or_else(|| StoreError::Corrupt("a pending key package is malformed".into()))?;
-        let row = new.blind(Blind::KeyPackage, &[hash_ref]);
-        let sealed = new.seal(GROUP_KEY_PACKAGES.name(), &row, &plain);
-        to.insert(row.as_slice(), sealed.as_slice())?;
-    }
-    Ok(())
+        Ok(new.blind(Blind::KeyPackage, &[hash_ref]))
+    })
 }
 
 fn copy_attachments(c: &Copying<'_>) -> Result<(), StoreError> {
-    let Copying {
-        read,
-        old,
-        txn,
-        new,
-    } = *c;
-    let mut to = txn.open_table(ATTACHMENTS)?;
-    for entry in bytes_table(read, ATTACHMENTS)?.iter()? {
-        let (row, sealed) = entry?;
-        let plain = old.open(ATTACHMENTS.name(), row.value(), sealed.value())?;
+    c.reseal_by_value(ATTACHMENTS, |new, plain| {
         let record =
-            AttachmentRecord::decode(&plain).map_err(|err| corrupt("attachment record", err))?;
-        let row = super::files::row(new, &record.conversation, &record.id);
-        to.insert(
-            row.as_slice(),
-            new.seal(ATTACHMENTS.name(), &row, &plain).as_slice(),
-        )?;
-    }
-    Ok(())
+            AttachmentRecord::decode(plain).map_err(|err| corrupt("attachment record", err))?;
+        Ok(super::files::row(new, &record.conversation, &record.id))
+    })
 }
 
 fn copy_timers(
