@@ -310,18 +310,20 @@ impl Backend {
     }
 
     /// Sets the conversation's disappearing-message timer; the system line it writes goes into the view.
+    /// A group's is set from its info dialog, which says a refusal (only admins may) inside it.
     pub fn set_timer(&self, node: &Node, contact: ConversationKey, seconds: u32) {
-        self.call(
-            node,
-            "cannot change disappearing messages",
-            move |node| async move { node.set_timer(contact, seconds).await },
-            move |m, line| {
-                if let Some(line) = line {
-                    m.message_stored(line);
-                }
-                m.timer_set(contact, seconds);
-            },
-        );
+        let call = move |node: Node| async move { node.set_timer(contact, seconds).await };
+        let apply = move |m: &mut Model, line: Option<tern_node::api::Message>| {
+            if let Some(line) = line {
+                m.message_stored(line);
+            }
+            m.timer_set(contact, seconds);
+        };
+        if contact.is_group() {
+            self.call_in(node, Dialog::GroupInfo, call, apply);
+        } else {
+            self.call(node, "cannot change disappearing messages", call, apply);
+        }
     }
 
     /// Reads the conversation list again (last messages, unread counts and timers).

@@ -4,15 +4,14 @@
 //! sealed row nor its file's bytes are anywhere in the profile; a message that fell due while no node ran
 //! is hidden at once and deleted when the node starts.
 
-use std::path::Path;
 use std::time::Duration;
 
 use tern_node::api::{ConversationId, Event, MessageStatus};
 use tern_node::engine::Engine;
 use tern_node::profile::Profile;
 use tern_protocol::MessageId;
-use tern_testkit::files::{contains, files_under};
-use tern_testkit::net::{LiveNode, loopback_node};
+use tern_testkit::files::{files_under, profile_holds};
+use tern_testkit::net::{LiveNode, loopback_node, sealed_bytes_of};
 use tern_testkit::profile::{open, pair, password};
 use tern_testkit::wait::{wait_for, wait_status};
 use tokio::sync::broadcast::Receiver;
@@ -48,34 +47,6 @@ async fn expired(events: &mut Receiver<Event>, id: MessageId) {
         |e| matches!(e, Event::MessagesExpired { ids, .. } if ids.contains(&id)),
     )
     .await;
-}
-
-/// Stops `node`, reads the middle 48 bytes of the message's sealed row as its profile holds it (to look
-/// for on disk later), and starts it again. Returns the running node, the profile's directory and the
-/// bytes.
-async fn sealed_bytes_of(
-    node: LiveNode,
-    conversation: ConversationId,
-    id: MessageId,
-) -> (LiveNode, std::path::PathBuf, Vec<u8>) {
-    let profile = node.node.stop().await.unwrap();
-    let dir = profile.dir();
-    let sealed = profile
-        .engine()
-        .store()
-        .sealed_message_row(&conversation, &id)
-        .unwrap()
-        .expect("the row");
-    let needle = sealed[sealed.len() / 2 - 24..sealed.len() / 2 + 24].to_vec();
-    let node = LiveNode::start(profile, "again", loopback_node()).await;
-    (node, dir, needle)
-}
-
-/// Whether any file under `dir` holds `needle`.
-fn profile_holds(dir: &Path, needle: &[u8]) -> bool {
-    files_under(dir)
-        .iter()
-        .any(|f| contains(&std::fs::read(f).unwrap_or_default(), needle))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,14 +1,18 @@
 //! Groups between real nodes on 127.0.0.1 in one test process (docs/protocol.md §18): create, invite,
 //! talk (every member reads each message once, also members who are not each other's contacts), remove (the
-//! removed member cannot read what follows), restart keeps the group.
+//! removed member cannot read what follows), restart keeps the group; an admin's disappearing-message timer
+//! reaches every member and their texts disappear.
 
 use std::time::Duration;
 
 use tern_node::api::{ConversationId, Event, GroupRole, GroupSummary};
 use tern_node::group::{Group, GroupError};
+use tern_node::node::NodeError;
+use tern_node::profile::Profile;
 use tern_protocol::{Body, Content, MessageId};
-use tern_testkit::net::{LiveNode, loopback_node};
-use tern_testkit::profile::{create, introduce, open};
+use tern_testkit::files::profile_holds;
+use tern_testkit::net::{LiveNode, loopback_node, sealed_bytes_of};
+use tern_testkit::profile::{create, introduce, open, password};
 use tern_testkit::wait::wait_for;
 use tokio::sync::broadcast;
 
@@ -541,4 +545,150 @@ async fn a_replayed_commit_and_a_non_members_message_are_refused_and_not_passed_
     })
     .await
     .expect("the hostile group test finished in time");
+}
+
+/// Waits for the system line `text` in `group`.
+async fn group_line(events: &mut broadcast::Receiver<Event>, group: ConversationId, text: &str) {
+    wait_for(events, &format!("system line {text:?}"), |e| {
+        matches!(e, Event::MessageReceived { message, .. }
+            if message.conversation == group && message.system && message.text == text)
+    })
+    .await;
+}
+
+/// Waits until `id` of `group` disappeared.
+async fn group_expired(
+    events: &mut broadcast::Receiver<Event>,
+    group: ConversationId,
+    id: MessageId,
+) {
+    wait_for(events, "the group message to disappear", |e| {
+        matches!(e, Event::MessagesExpired { conversation, ids }
+            if *conversation == group && ids.contains(&id))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admins_group_timer_shows_on_members_and_texts_disappear_after_sending_and_after_reading()
+ {
+    // The smallest whole-second timer that leaves time to see the member's copy still unread.
+    const TIMER_S: u32 = 2;
+    let dirs = [(); 2].map(|()| tempfile::tempdir().unwrap());
+    let mut alice = create(dirs[0].path(), "Alice");
+    let mut bob = create(dirs[1].path(), "Bob");
+    introduce(&mut [&mut alice, &mut bob]);
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let mut a = LiveNode::start(alice, "alice", loopback_node()).await;
+        let mut b = LiveNode::start(bob, "bob", loopback_node()).await;
+        b.node.dial(a.addr.clone()).await.unwrap();
+        let g = a
+            .node
+            .group_create("Fading".into(), vec![b.key])
+            .await
+            .unwrap()
+            .id;
+        group_event(&mut b.events, "Bob joins", |s| s.id == g).await;
+        group_event(&mut a.events, "two members", |s| {
+            s.id == g && s.members == 2
+        })
+        .await;
+
+        // A member may not; the refusal is typed.
+        let refused = b.node.set_timer(g, 3600).await.unwrap_err();
+        assert!(
+            matches!(refused, NodeError::Group(GroupError::NotAdmin)),
+            "{refused:?}"
+        );
+
+        let line = a.node.set_timer(g, TIMER_S).await.unwrap().expect("a line");
+        assert!(line.system);
+        assert_eq!(line.text, "You set disappearing messages to 2 seconds");
+        assert!(
+            a.node.set_timer(g, TIMER_S).await.unwrap().is_none(),
+            "setting the timer it has changes nothing"
+        );
+        group_line(
+            &mut b.events,
+            g,
+            "Alice set disappearing messages to 2 seconds",
+        )
+        .await;
+        for node in [&a.node, &b.node] {
+            let conversations = node.conversations().await.unwrap();
+            let held = conversations.iter().find(|c| c.id == g).unwrap().timer_s;
+            assert_eq!(held, TIMER_S, "the store holds the group's timer");
+        }
+
+        // Gone on the sender TIMER_S after sending; kept on the member until read.
+        let text = a
+            .node
+            .group_send(g, "canary-group-fades-7c2a".into())
+            .await
+            .unwrap();
+        group_text(&mut b.events, g, "canary-group-fades-7c2a").await;
+        group_expired(&mut a.events, g, text.id).await;
+        assert!(
+            a.node
+                .page(g, None, 50)
+                .await
+                .unwrap()
+                .messages
+                .iter()
+                .all(|m| m.system),
+            "only system lines are left at the sender"
+        );
+        let held = b.node.page(g, None, 50).await.unwrap().messages;
+        assert!(held.iter().any(|m| m.id == text.id), "unread: still there");
+
+        let (mut b, bob_dir, needle) = sealed_bytes_of(b, g, text.id).await;
+        assert!(
+            profile_holds(&bob_dir, &needle),
+            "the row is on disk before"
+        );
+        b.node.dial(a.addr.clone()).await.unwrap();
+        let read = b.node.mark_all_read(g).await.unwrap();
+        assert!(read.contains(&text.id));
+        group_expired(&mut b.events, g, text.id).await;
+        assert!(
+            b.node
+                .page(g, None, 50)
+                .await
+                .unwrap()
+                .messages
+                .iter()
+                .all(|m| m.system),
+            "only system lines are left at the member"
+        );
+
+        // Turned off: the next text stays.
+        a.node.set_timer(g, 0).await.unwrap().expect("a line");
+        group_line(&mut b.events, g, "Alice turned off disappearing messages").await;
+        a.node.group_send(g, "this one stays".into()).await.unwrap();
+        group_text(&mut b.events, g, "this one stays").await;
+        b.node.mark_all_read(g).await.unwrap();
+        for node in [&a.node, &b.node] {
+            node.shutdown().await.unwrap();
+        }
+
+        // After a restart: gone from the profile, not hidden; the group and its info came through.
+        let reopened = Profile::open(&bob_dir, &password()).unwrap();
+        let texts: Vec<String> = reopened
+            .page(&g, None, 50)
+            .unwrap()
+            .messages
+            .into_iter()
+            .filter(|m| !m.system)
+            .map(|m| m.text)
+            .collect();
+        assert_eq!(texts, vec!["this one stays".to_owned()]);
+        drop(reopened);
+        assert!(
+            !profile_holds(&bob_dir, &needle),
+            "the sealed row is still in the profile"
+        );
+        assert_eq!(stored_group(&bob_dir).info().unwrap().timer_s, 0);
+    })
+    .await
+    .expect("the group timer test finished in time");
 }

@@ -22,7 +22,9 @@ pub struct TimerSetting {
     pub version: u64,
 }
 
-fn check_seconds(seconds: u32) -> Result<(), DecodeError> {
+/// Whether `seconds` is a timer a setting may carry (0 = off, at most [`MAX_TIMER_S`]); groups check the
+/// timer of their group info (node's `tern_group_info`) by the same rule.
+pub fn check_seconds(seconds: u32) -> Result<(), DecodeError> {
     if seconds > MAX_TIMER_S {
         return Err(DecodeError::Invalid {
             field: "timer",

@@ -23,6 +23,13 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Whether any file under `dir` holds `needle`.
+pub fn profile_holds(dir: &Path, needle: &[u8]) -> bool {
+    files_under(dir)
+        .iter()
+        .any(|f| contains(&fs::read(f).unwrap_or_default(), needle))
+}
+
 /// Every regular file in the fuzz corpus of `target` (`fuzz/corpus/<target>/` in the workspace), sorted so
 /// a failure names the same file each run.
 pub fn fuzz_corpus(target: &str) -> Vec<PathBuf> {

@@ -10,12 +10,12 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
 use tern_bootstrap::{Config, Server};
-use tern_node::api::{Event, MessageStatus};
+use tern_node::api::{ConversationId, Event, MessageStatus};
 use tern_node::net::NetConfig;
 use tern_node::node::{Node, NodeConfig};
 use tern_node::profile::Profile;
 use tern_node::settings::NetworkSettings;
-use tern_protocol::IdentityKey;
+use tern_protocol::{IdentityKey, MessageId};
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
@@ -123,6 +123,27 @@ impl LiveNode {
             addr,
         }
     }
+}
+
+/// Stops `node`, reads the middle 48 bytes of the message's sealed row as its profile holds it (to look
+/// for on disk later, [`crate::files::profile_holds`]), and starts it again. Returns the running node, the
+/// profile's directory and the bytes.
+pub async fn sealed_bytes_of(
+    node: LiveNode,
+    conversation: ConversationId,
+    id: MessageId,
+) -> (LiveNode, std::path::PathBuf, Vec<u8>) {
+    let profile = node.node.stop().await.unwrap();
+    let dir = profile.dir();
+    let sealed = profile
+        .engine()
+        .store()
+        .sealed_message_row(&conversation, &id)
+        .unwrap()
+        .expect("the row");
+    let needle = sealed[sealed.len() / 2 - 24..sealed.len() / 2 + 24].to_vec();
+    let node = LiveNode::start(profile, "again", loopback_node()).await;
+    (node, dir, needle)
 }
 
 /// The conversation with `with` as the node's store has it, oldest first: (text, status) per message.

@@ -1,6 +1,6 @@
-//! "Group": the open group's name and members with their roles, and what this profile's role allows:
-//! admins rename, invite contacts, make members admins and remove them; everyone may leave. Removing
-//! and leaving ask first (`confirm`).
+//! "Group": the open group's name, disappearing-message timer and members with their roles, and what this
+//! profile's role allows: admins rename, set the timer, invite contacts, make members admins and remove
+//! them; everyone may leave. Removing and leaving ask first (`confirm`).
 
 use egui::{Align, Layout, RichText};
 
@@ -53,6 +53,20 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
                     group: id,
                     name: form.rename.trim().to_owned(),
                 });
+            }
+        });
+    }
+    if group.active {
+        // The timer is the group info's, like the name: admins change it, members see it.
+        let admin = entries.contains(&GroupEntry::Rename);
+        let timer = model.timer_of(&id);
+        ui.horizontal(|ui| {
+            let chosen = ui
+                .add_enabled_ui(admin, |ui| crate::timer_menu::timer_menu(ui, id, timer))
+                .inner;
+            actions.extend(chosen);
+            if !admin {
+                ui.label(RichText::new("Only admins can change this").weak());
             }
         });
     }
@@ -202,7 +216,7 @@ fn add_picker(
 mod tests {
     use egui::accesskit::Role;
     use egui_kittest::Harness;
-    use egui_kittest::kittest::Queryable;
+    use egui_kittest::kittest::{NodeT, Queryable};
     use tern_protocol::IdentityKey;
 
     use super::*;
@@ -297,8 +311,16 @@ mod tests {
     fn a_member_sees_only_leave_and_an_admin_sees_what_admins_may_do() {
         let mut h = harness(GroupRole::Member, 2);
         h.step();
-        // Clearing this computer's history is anyone's; of the group's actions, a member may only leave.
-        assert_eq!(buttons(&h), vec!["Clear history…", "Leave group…"]);
+        // Clearing this computer's history is anyone's; of the group's actions, a member may only leave
+        // (the timer shows, disabled).
+        assert_eq!(
+            buttons(&h),
+            vec![
+                "Disappearing messages: Off",
+                "Clear history…",
+                "Leave group…"
+            ]
+        );
         assert!(h.query_by_label("Name").is_none(), "no rename field");
 
         let mut h = harness(GroupRole::Admin, 2);
@@ -326,6 +348,39 @@ mod tests {
         assert!(matches!(
             h.state().actions.as_slice(),
             [Action::Confirm(Confirm::RemoveMember { group: GROUP, member })] if *member == key(2)
+        ));
+    }
+
+    #[test]
+    fn an_admin_may_set_the_timer_and_a_member_sees_it_disabled() {
+        let menu = "Disappearing messages: Off";
+        let mut h = harness(GroupRole::Member, 2);
+        h.step();
+        let shown = h.get_by_role_and_label(Role::Button, menu);
+        assert!(
+            shown.accesskit_node().is_disabled(),
+            "read-only for a member"
+        );
+        assert!(h.query_by_label("Only admins can change this").is_some());
+        shown.click();
+        h.step();
+        assert!(h.query_by_label("1 hour").is_none(), "no choices open");
+
+        let mut h = harness(GroupRole::Admin, 2);
+        h.step();
+        let menu_button = h.get_by_role_and_label(Role::Button, menu);
+        assert!(!menu_button.accesskit_node().is_disabled());
+        assert!(h.query_by_label("Only admins can change this").is_none());
+        menu_button.click();
+        h.step();
+        h.get_by_label("1 hour").click();
+        h.step();
+        assert!(matches!(
+            h.state().actions.as_slice(),
+            [Action::SetTimer {
+                conversation: GROUP,
+                seconds: 3600
+            }]
         ));
     }
 

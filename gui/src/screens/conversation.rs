@@ -13,51 +13,11 @@ use crate::action::Action;
 use crate::chat::ChatView;
 use crate::model::{Confirm, ContactState, Dialog, Model, OpenConversation};
 use crate::screens::conversation_list::GROUP_GLYPH;
+use crate::timer_menu::{timer_badge, timer_menu};
 use crate::widgets::{ACCENT, ERROR, WARN, focus_once, warning};
 
 /// "typing" is sent again while the person keeps typing, at most this often.
 pub const TYPING_RESEND: Duration = Duration::from_secs(3);
-
-/// The disappearing-message timers the header offers, in seconds (0: off).
-pub const TIMER_CHOICES: [u32; 6] = [0, 5 * 60, 3600, 24 * 3600, 7 * 24 * 3600, 28 * 24 * 3600];
-
-/// How a timer reads in the header: "Off", "1 hour", "4 weeks".
-pub fn timer_label(seconds: u32) -> String {
-    if seconds == 0 {
-        "Off".to_owned()
-    } else {
-        tern_node::engine::timer_words(seconds)
-    }
-}
-
-/// The "Disappearing messages" menu: shows the conversation's timer and asks to change it.
-fn timer_menu(
-    ui: &mut egui::Ui,
-    conversation: crate::model::ConversationKey,
-    current: u32,
-) -> Option<Action> {
-    let mut chosen = None;
-    ui.menu_button(
-        format!("Disappearing messages: {}", timer_label(current)),
-        |ui| {
-            for seconds in TIMER_CHOICES {
-                if ui
-                    .selectable_label(seconds == current, timer_label(seconds))
-                    .clicked()
-                {
-                    chosen = Some(seconds);
-                    ui.close();
-                }
-            }
-        },
-    );
-    chosen
-        .filter(|s| *s != current)
-        .map(|seconds| Action::SetTimer {
-            conversation,
-            seconds,
-        })
-}
 
 /// What the header says about the contact: typing, online (and how it is reached, when the node said), or
 /// offline.
@@ -109,9 +69,7 @@ pub fn show(
             }
             ui.label(RichText::new(presence(model, c)).weak());
         }
-        if timer != 0 {
-            ui.label(RichText::new(format!("⏱ {}", timer_label(timer))).color(ACCENT));
-        }
+        timer_badge(ui, timer);
         ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
             if ui.button("Contact…").clicked() {
                 actions.push(Action::ShowDialog(Dialog::ContactDetails));
@@ -221,6 +179,7 @@ fn group(
         if let Some(g) = summary {
             ui.label(RichText::new(crate::words::count(g.members, "member", "members")).weak());
         }
+        timer_badge(ui, model.timer_of(&id));
         ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
             if ui.button("Group info…").clicked() {
                 actions.push(Action::ShowDialog(Dialog::GroupInfo));
@@ -398,39 +357,5 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(h.state().draft.is_empty(), "the composer is cleared");
-    }
-
-    #[test]
-    fn the_timer_menu_shows_the_timer_and_asks_for_the_one_chosen() {
-        struct Menu {
-            current: u32,
-            chosen: Vec<Action>,
-        }
-        let mut h = Harness::new_ui_state(
-            |ui, s: &mut Menu| s.chosen.extend(timer_menu(ui, key(1).into(), s.current)),
-            Menu {
-                current: 0,
-                chosen: Vec::new(),
-            },
-        );
-        h.get_by_role_and_label(Role::Button, "Disappearing messages: Off")
-            .click();
-        h.step();
-        h.get_by_label("1 hour").click();
-        h.step();
-        match h.state().chosen.as_slice() {
-            [
-                Action::SetTimer {
-                    conversation,
-                    seconds: 3600,
-                },
-            ] => assert_eq!(*conversation, key(1).into()),
-            other => panic!("unexpected {other:?}"),
-        }
-        h.state_mut().current = 3600;
-        h.step();
-        assert!(h.query_by_label("Disappearing messages: 1 hour").is_some());
-        assert_eq!(timer_label(28 * 24 * 3600), "4 weeks");
-        assert_eq!(timer_label(0), "Off");
     }
 }

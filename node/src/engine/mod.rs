@@ -35,6 +35,7 @@ mod reseal;
 mod reserved;
 mod send;
 mod timers;
+pub(crate) use timers::timer_line;
 pub use timers::timer_words;
 
 pub use reserved::ReservedSends;

@@ -35,8 +35,8 @@ pub fn timer_words(seconds: u32) -> String {
     "off".to_owned()
 }
 
-/// The system line a timer change shows: `who` is "You" or the contact's name.
-fn timer_line(who: &str, seconds: u32) -> String {
+/// The system line a timer change shows: `who` is "You" or the contact's (or group admin's) name.
+pub(crate) fn timer_line(who: &str, seconds: u32) -> String {
     if seconds == 0 {
         format!("{who} turned off disappearing messages")
     } else {
@@ -140,8 +140,8 @@ impl Engine {
         self.next_expiry
     }
 
-    /// Notes that a message disappears at `at_ms`.
-    pub(super) fn note_expiry(&mut self, at_ms: u64) {
+    /// Notes that a message disappears at `at_ms` (the node's loop wakes for it).
+    pub(crate) fn note_expiry(&mut self, at_ms: u64) {
         self.next_expiry = Some(self.next_expiry.map_or(at_ms, |next| next.min(at_ms)));
     }
 

@@ -21,7 +21,7 @@ pub struct CommitSummary {
     pub committer: IdentityKey,
     pub added: Vec<IdentityKey>,
     pub removed: Vec<IdentityKey>,
-    /// The name or the roles changed.
+    /// The name, the roles or the timer changed.
     pub info_changed: bool,
     /// This member was removed by it.
     pub removed_self: bool,
@@ -155,4 +155,66 @@ pub(crate) fn check_commit(
         removed_self: staged.self_removed() || removed.contains(&me),
         removed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+    use tern_protocol::Identity;
+
+    use super::*;
+    use crate::group::{Group, KeyPackageIn, Processed, new_key_package};
+
+    /// Alice's group with Bob added as a plain member: (alice's state, bob's state).
+    fn alice_and_bob() -> (Group, Group) {
+        let alice = Identity::generate(&mut ChaCha20Rng::seed_from_u64(1), 0);
+        let bob = Identity::generate(&mut ChaCha20Rng::seed_from_u64(2), 0);
+        let mut group = Group::create(&alice, "Hikers").unwrap();
+        let (bytes, pending) = new_key_package(&bob).unwrap();
+        let kp = KeyPackageIn::parse(&bytes, Some(&bob.key())).unwrap();
+        let welcome = group.add(vec![kp]).unwrap().welcome.unwrap();
+        let (bobs, _) = Group::join(&welcome, &pending, &bob.key()).unwrap();
+        (group, bobs)
+    }
+
+    #[test]
+    fn a_timer_change_by_a_non_admin_is_refused_like_a_rename_by_one() {
+        let (mut alice, mut bob) = alice_and_bob();
+        assert_eq!(bob.set_timer(3600).unwrap_err(), GroupError::NotAdmin);
+        // Bob's node skips its own check: the commit he builds anyway is refused where it arrives.
+        let info = bob.info().unwrap();
+        let forged = [
+            GroupInfo {
+                timer_s: 3600,
+                ..info.clone()
+            },
+            GroupInfo {
+                name: "Bob's".into(),
+                ..info
+            },
+        ];
+        for change in forged {
+            let before = bob.provider.snapshot();
+            let (commit, _) = bob
+                .build_commit(Vec::new(), Vec::new(), Some(change))
+                .unwrap();
+            bob.restore(&before).unwrap();
+            assert_eq!(alice.process(&commit).unwrap_err(), GroupError::NotAdmin);
+        }
+        assert_eq!(alice.info().unwrap().timer_s, 0);
+
+        // The admin's change reaches Bob; setting it again changes nothing.
+        let out = alice.set_timer(3600).unwrap().expect("a commit");
+        assert!(out.summary.info_changed);
+        assert!(
+            matches!(bob.process(&out.commit).unwrap(), Processed::Commit(s) if s.info_changed)
+        );
+        assert_eq!(bob.info().unwrap().timer_s, 3600);
+        assert!(alice.set_timer(3600).unwrap().is_none());
+        assert!(matches!(
+            alice.set_timer(tern_protocol::timer::MAX_TIMER_S + 1),
+            Err(GroupError::Invalid(_))
+        ));
+    }
 }

@@ -1,8 +1,9 @@
 //! The member credential that binds an MLS leaf to a Tern identity (§18.2), and the `tern_group_info`
-//! group-context extension that carries the name and roles (§18.3).
+//! group-context extension that carries the name, the roles and the disappearing-message timer (§18.3).
 
 use openmls::prelude::{BasicCredential, Credential, LeafNode};
 use tern_protocol::codec::{Reader, Writer};
+use tern_protocol::timer::check_seconds;
 use tern_protocol::{Identity, IdentityKey};
 use unicode_normalization::UnicodeNormalization;
 
@@ -11,7 +12,10 @@ use super::{CIPHERSUITE, GroupError, MAX_ADMINS, MAX_GROUP_NAME_LEN};
 const CREDENTIAL_VERSION: u8 = 1;
 const CREDENTIAL_LEN: usize = 1 + 32 + 32 + 64;
 const MEMBER_KEY_LABEL: &[u8] = b"tern/group-member-key/v1";
-const INFO_VERSION: u8 = 1;
+/// `tern_group_info` without a timer: what groups without one still write, so older nodes read them.
+const INFO_VERSION_1: u8 = 1;
+/// `tern_group_info` with a timer: version 1's fields followed by `u32 BE timer_seconds`.
+const INFO_VERSION_2: u8 = 2;
 
 /// A verified member credential: this Tern identity vouches for this MLS signature key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,13 +93,15 @@ impl MemberCredential {
     }
 }
 
-/// Name and roles of a group (`tern_group_info`, §18.3).
+/// Name, roles and timer of a group (`tern_group_info`, §18.3).
 #[derive(Clone, PartialEq, Eq)]
 pub struct GroupInfo {
     pub name: String,
     pub creator: IdentityKey,
     /// Admins besides the creator.
     pub admins: Vec<IdentityKey>,
+    /// The disappearing-message timer (docs/protocol.md §12.4), seconds; 0: off.
+    pub timer_s: u32,
 }
 
 impl std::fmt::Debug for GroupInfo {
@@ -105,11 +111,13 @@ impl std::fmt::Debug for GroupInfo {
             name,
             creator,
             admins,
+            timer_s,
         } = self;
         f.debug_struct("GroupInfo")
             .field("name", &format_args!("{} bytes", name.len()))
             .field("creator", creator)
             .field("admins", admins)
+            .field("timer_s", timer_s)
             .finish()
     }
 }
@@ -131,14 +139,24 @@ impl GroupInfo {
         self.creator == *who || self.admins.contains(who)
     }
 
+    /// Version 1 when the timer is off (groups without one stay readable by nodes that know only version
+    /// 1), version 2 otherwise.
     pub(crate) fn encode(&self) -> Vec<u8> {
+        let version = if self.timer_s == 0 {
+            INFO_VERSION_1
+        } else {
+            INFO_VERSION_2
+        };
         let mut w = Writer::new();
-        w.u8(INFO_VERSION)
+        w.u8(version)
             .bytes_u8(self.name.as_bytes())
             .raw(self.creator.as_bytes());
         w.u8(u8::try_from(self.admins.len()).unwrap_or(u8::MAX));
         for admin in &self.admins {
             w.raw(admin.as_bytes());
+        }
+        if version == INFO_VERSION_2 {
+            w.u32(self.timer_s);
         }
         w.into_vec()
     }
@@ -146,7 +164,8 @@ impl GroupInfo {
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, GroupError> {
         let bad = |_| GroupError::Malformed("group info");
         let mut r = Reader::new(bytes);
-        if r.u8("group info version").map_err(bad)? != INFO_VERSION {
+        let version = r.u8("group info version").map_err(bad)?;
+        if version != INFO_VERSION_1 && version != INFO_VERSION_2 {
             return Err(GroupError::Malformed("group info version"));
         }
         let name = r.bytes_u8("group name", MAX_GROUP_NAME_LEN).map_err(bad)?;
@@ -163,11 +182,85 @@ impl GroupInfo {
             }
             admins.push(admin);
         }
+        let timer_s = if version == INFO_VERSION_2 {
+            r.u32("group timer").map_err(bad)?
+        } else {
+            0
+        };
+        check_seconds(timer_s).map_err(|_| GroupError::Malformed("group timer"))?;
         r.finish().map_err(bad)?;
         Ok(Self {
             name,
             creator,
             admins,
+            timer_s,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+    use tern_protocol::timer::MAX_TIMER_S;
+
+    use super::*;
+
+    fn info(timer_s: u32) -> GroupInfo {
+        let key = |seed| Identity::generate(&mut ChaCha20Rng::seed_from_u64(seed), 0).key();
+        GroupInfo {
+            name: "Hikers".into(),
+            creator: key(1),
+            admins: vec![key(2)],
+            timer_s,
+        }
+    }
+
+    #[test]
+    fn without_a_timer_the_info_is_version_1_and_with_one_version_2() {
+        let off = info(0);
+        let v1 = off.encode();
+        assert_eq!(v1[0], 1);
+        assert_eq!(v1.len(), 1 + 1 + 6 + 32 + 1 + 32, "version 1's fields only");
+        assert_eq!(GroupInfo::decode(&v1).unwrap(), off);
+
+        let hour = info(3600);
+        let v2 = hour.encode();
+        assert_eq!(v2[0], 2);
+        assert_eq!(&v2[1..v1.len()], &v1[1..], "version 1's fields first");
+        assert_eq!(&v2[v1.len()..], &3600u32.to_be_bytes());
+        assert_eq!(GroupInfo::decode(&v2).unwrap(), hour);
+        assert_eq!(
+            GroupInfo::decode(&info(MAX_TIMER_S).encode())
+                .unwrap()
+                .timer_s,
+            MAX_TIMER_S
+        );
+        // Another writer's version 2 with the timer off still reads.
+        let mut v2_off = v1.clone();
+        v2_off[0] = 2;
+        v2_off.extend_from_slice(&[0; 4]);
+        assert_eq!(GroupInfo::decode(&v2_off).unwrap(), off);
+    }
+
+    #[test]
+    fn an_unknown_version_a_timer_out_of_range_and_trailing_bytes_are_malformed() {
+        let v2 = info(3600).encode();
+        let malformed =
+            |bytes: &[u8]| matches!(GroupInfo::decode(bytes), Err(GroupError::Malformed(_)));
+        let mut v3 = v2.clone();
+        v3[0] = 3;
+        assert!(malformed(&v3), "unknown version");
+        let mut long = v2.clone();
+        let at = long.len() - 4;
+        long[at..].copy_from_slice(&(MAX_TIMER_S + 1).to_be_bytes());
+        assert!(malformed(&long), "a timer over a year");
+        let mut trailing = v2.clone();
+        trailing.push(0);
+        assert!(malformed(&trailing), "trailing byte after version 2");
+        let mut v1_trailing = info(0).encode();
+        v1_trailing.extend_from_slice(&3600u32.to_be_bytes());
+        assert!(malformed(&v1_trailing), "version 1 carries no timer");
+        assert!(malformed(&v2[..v2.len() - 1]), "a cut timer");
     }
 }

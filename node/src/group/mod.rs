@@ -7,7 +7,8 @@
 //!   codec that snapshots that store.
 //! - `credential.rs`: the member credential (§18.2) and the `tern_group_info` extension (§18.3).
 //! - `key_package.rs`: making and checking KeyPackages.
-//! - `state.rs`: [`Group`] and its own operations (create, join, add, remove, leave, rename, promote, send).
+//! - `state.rs`: [`Group`] and its own operations (create, join, add, remove, leave, rename, promote, timer,
+//!   send).
 //! - `check.rs`: the checks every commit passes before it is merged.
 //! - `receive.rs`: [`Group::process`]: incoming messages, and the rollback onto a winning commit.
 //! - `ordering.rs`: the rollback records and the winner rule of §18.5.

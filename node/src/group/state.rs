@@ -144,6 +144,7 @@ impl Group {
             name,
             creator: identity.key(),
             admins: Vec::new(),
+            timer_s: 0,
         };
         let config = MlsGroupCreateConfig::builder()
             .ciphersuite(CIPHERSUITE)
@@ -390,7 +391,7 @@ impl Group {
         })
     }
 
-    fn build_commit(
+    pub(super) fn build_commit(
         &mut self,
         adds: Vec<KeyPackage>,
         removes: Vec<LeafNodeIndex>,
@@ -467,6 +468,19 @@ impl Group {
         self.commit(Vec::new(), Vec::new(), Some(info))
     }
 
+    /// Sets the group's disappearing-message timer to `seconds` (0: off; admins only): a commit like a
+    /// rename. `None` if the timer is that already.
+    pub fn set_timer(&mut self, seconds: u32) -> Result<Option<CommitOut>, GroupError> {
+        let mut info = self.require_admin()?;
+        tern_protocol::timer::check_seconds(seconds)
+            .map_err(|_| GroupError::Invalid("timer (longer than a year)"))?;
+        if info.timer_s == seconds {
+            return Ok(None);
+        }
+        info.timer_s = seconds;
+        self.commit(Vec::new(), Vec::new(), Some(info)).map(Some)
+    }
+
     /// Makes a member an admin (admins only).
     pub fn promote(&mut self, who: &IdentityKey) -> Result<CommitOut, GroupError> {
         let mut info = self.require_admin()?;
@@ -534,6 +548,16 @@ impl Group {
             });
         }
         Ok(bytes)
+    }
+
+    /// Forgets own messages kept for re-sending after a rollback that have disappeared (their timer ran
+    /// out, docs/protocol.md §12.4), so the state holds their text no longer. `true` if any was kept.
+    pub fn forget_sent(&mut self, ids: &[MessageId]) -> bool {
+        let before = self.sent.len();
+        self.sent.retain(|(_, plain)| {
+            Content::decode(plain).map_or(true, |content| !ids.contains(&content.id))
+        });
+        self.sent.len() != before
     }
 
     /// Forgets own messages sent before the oldest epoch a rollback can reach.

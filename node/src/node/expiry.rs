@@ -1,6 +1,7 @@
 //! Disappearing messages on the loop: when the engine says a message is due, its file is removed (bytes
 //! first, so a crash in between leaves a row that expires again, never a file nobody knows of), then
-//! its rows, and the users are told.
+//! its rows, and the users are told. A group's state also forgets its own expired texts, which it kept to
+//! send again after a rollback.
 
 use super::*;
 use crate::api::ConversationId;
@@ -54,6 +55,16 @@ impl EventLoop {
                 .push(gone.id);
         }
         for (conversation, ids) in by_conversation.into_values() {
+            if let ConversationId::Group(key) = conversation
+                && self
+                    .groups
+                    .by_conv
+                    .get_mut(&key)
+                    .is_some_and(|group| group.forget_sent(&ids))
+                && let Err(e) = self.save_group(key, Vec::new())
+            {
+                warn!(error = %e, "cannot store a group after its messages expired");
+            }
             self.emit(Event::MessagesExpired { conversation, ids });
         }
         self.engine.compact_if_pending();

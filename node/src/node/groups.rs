@@ -59,6 +59,12 @@ pub(super) enum GroupCommand {
         member: IdentityKey,
         reply: Reply<GroupSummary>,
     },
+    /// The group's disappearing-message timer (`group_timers.rs`); the reply is its system line.
+    SetTimer {
+        group: ConversationId,
+        seconds: u32,
+        reply: Reply<Option<api::Message>>,
+    },
     List {
         reply: oneshot::Sender<Vec<GroupSummary>>,
     },
@@ -169,7 +175,7 @@ pub(super) fn conv_key(mls_id: &[u8]) -> [u8; 32] {
     }
 }
 
-fn group_key(group: &ConversationId) -> Result<[u8; 32], NodeError> {
+pub(super) fn group_key(group: &ConversationId) -> Result<[u8; 32], NodeError> {
     match group {
         ConversationId::Group(key) => Ok(*key),
         other => Err(NodeError::UnknownGroup(other.short())),
@@ -245,6 +251,13 @@ impl EventLoop {
                     self.after_own_commit(key, out)
                 });
                 let _ = reply.send(result);
+            }
+            GroupCommand::SetTimer {
+                group,
+                seconds,
+                reply,
+            } => {
+                let _ = reply.send(self.group_set_timer(group, seconds));
             }
             GroupCommand::List { reply } => {
                 let mut list: Vec<GroupSummary> =
@@ -391,36 +404,6 @@ impl EventLoop {
         Ok(message)
     }
 
-    /// Marks a group's received messages read (no receipts are sent for group messages yet).
-    pub(super) fn group_mark_read(
-        &mut self,
-        conversation: ConversationId,
-        ids: Option<Vec<MessageId>>,
-    ) -> Result<Vec<MessageId>, NodeError> {
-        let ids = match ids {
-            Some(ids) => ids,
-            None => self
-                .engine
-                .store()
-                .reader()
-                .page(&conversation, None, 500)?
-                .messages
-                .into_iter()
-                .filter(|m| !m.outgoing() && m.status == MessageStatus::Received)
-                .map(|m| m.id)
-                .collect(),
-        };
-        Ok(self.engine.store_mut().transaction(|b| {
-            let mut read = Vec::new();
-            for id in ids {
-                if b.update_message_status(conversation, &id, MessageStatus::Read)? {
-                    read.push(id);
-                }
-            }
-            Ok(read)
-        })?)
-    }
-
     fn group_members(&self, key: &[u8; 32]) -> Result<Vec<GroupMember>, NodeError> {
         let group = self
             .groups
@@ -464,8 +447,17 @@ impl EventLoop {
         key: [u8; 32],
         out: CommitOut,
     ) -> Result<GroupSummary, NodeError> {
+        self.own_commit_lines(key, out).map(|(summary, _)| summary)
+    }
+
+    /// [`Self::after_own_commit`], also returning the system lines the commit wrote.
+    pub(super) fn own_commit_lines(
+        &mut self,
+        key: [u8; 32],
+        out: CommitOut,
+    ) -> Result<(GroupSummary, Vec<api::Message>), NodeError> {
         let lines = self.commit_lines(key, None, &out.summary);
-        self.save_group(key, lines)?;
+        self.save_group(key, lines.clone())?;
         let members = self.group_mut(&key)?.members()?;
         self.groups.first_sight(&out.commit);
         self.group_spread(
@@ -482,10 +474,10 @@ impl EventLoop {
         self.emit_group(api::Event::GroupUpdated {
             group: summary.clone(),
         });
-        Ok(summary)
+        Ok((summary, lines))
     }
 
-    /// The system lines a commit gives: who added, removed, renamed, promoted. `by` is `None` for this
+    /// The system lines a commit gives: who added, removed, renamed, promoted, set the timer. `by` is `None` for this
     /// profile's own commit.
     pub(super) fn commit_lines(
         &mut self,
@@ -537,6 +529,9 @@ impl EventLoop {
                     for admin in now.admins.iter().filter(|a| !before.admins.contains(a)) {
                         lines.push(format!("{actor} made {} an admin", who(admin)));
                     }
+                    if before.timer_s != now.timer_s {
+                        lines.push(crate::engine::timer_line(&actor, now.timer_s));
+                    }
                 }
                 None => lines.push(format!("{actor} changed the group's name or admins")),
             }
@@ -575,7 +570,8 @@ impl EventLoop {
     }
 
     /// Seals the group's state into the store with `lines` (messages and system lines) in one commit, then
-    /// reports the lines written by others or by the system as received messages.
+    /// reports the lines written by others or by the system as received messages. The same commit makes
+    /// the conversation's timer the group info's, and stores texts under it (`group_timers.rs`).
     pub(super) fn save_group(
         &mut self,
         key: [u8; 32],
@@ -588,16 +584,14 @@ impl EventLoop {
             .ok_or_else(|| NodeError::UnknownGroup(ConversationId::Group(key).short()))?;
         let state = group.encode();
         let id = group.id().to_vec();
-        let stored = self.engine.store_mut().transaction(|b| {
+        let timer = super::group_timers::info_timer(group);
+        let (stored, expiries) = self.engine.store_mut().transaction(|b| {
             b.put_group(&id, &state)?;
-            let mut stored = Vec::new();
-            for line in &lines {
-                if b.insert_message(line)? {
-                    stored.push(line.clone());
-                }
-            }
-            Ok(stored)
+            super::group_timers::store_lines(b, ConversationId::Group(key), timer, &lines)
         })?;
+        for at in expiries {
+            self.engine.note_expiry(at);
+        }
         self.gossip_sync(key);
         for message in stored {
             if message.system || message.sender.is_some() {

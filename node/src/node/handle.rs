@@ -172,12 +172,24 @@ impl Node {
     /// Sets the conversation's disappearing-message timer to `seconds` (0: off) on both sides
     /// (docs/protocol.md §12.4): returns the system line written, or `None` if it was set so already.
     /// Messages written from then on disappear that long after they were sent here, and after they
-    /// were read at the contact's.
+    /// were read at the contact's. For a group, only admins may (`GroupError::NotAdmin` otherwise): the
+    /// timer is committed to the group info (§18.3) and holds on every member alike.
     pub async fn set_timer(
         &self,
         conversation: ConversationId,
         seconds: u32,
     ) -> Result<Option<Message>, NodeError> {
+        if conversation.is_group() {
+            return self
+                .request(|reply| {
+                    Command::Group(super::groups::GroupCommand::SetTimer {
+                        group: conversation,
+                        seconds,
+                        reply,
+                    })
+                })
+                .await?;
+        }
         self.request(|reply| Command::SetTimer {
             conversation,
             seconds,

@@ -31,6 +31,7 @@ mod files;
 mod group_gossip;
 mod group_handle;
 mod group_inbound;
+mod group_timers;
 mod groups;
 mod handle;
 mod inbound;

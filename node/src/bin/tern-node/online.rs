@@ -108,7 +108,8 @@ enum StdinCommand {
         contact: String,
         typing: bool,
     },
-    /// Sets the conversation's disappearing-message timer (`seconds`, 0: off).
+    /// Sets the conversation's disappearing-message timer (`seconds`, 0: off); `contact` may also name a
+    /// group.
     Timer {
         contact: String,
         seconds: u32,
@@ -271,7 +272,14 @@ async fn stdin_command(node: &Node, out: Out, line: &str) -> bool {
                 Ok(Some(json!({"ok": "typing"})))
             }
             StdinCommand::Timer { contact, seconds } => {
-                let (conversation, name) = conversation(node, contact).await?;
+                // A contact's name, else a group's name or short id (admins set a group's timer).
+                let (conversation, name) = match conversation(node, contact.clone()).await {
+                    Ok(found) => found,
+                    Err(not_a_contact) => match node.find_group(&contact).await {
+                        Ok(group) => (group.id, group.name),
+                        Err(_) => return Err(not_a_contact),
+                    },
+                };
                 let line = node.set_timer(conversation, seconds).await?;
                 Ok(Some(json!({
                     "ok": "timer",
