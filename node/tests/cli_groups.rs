@@ -88,6 +88,13 @@ fn a_group_is_created_joined_and_talked_in_through_the_binary() {
         refused["error"].as_str().unwrap().contains("admin"),
         "{refused}"
     );
+    // `timer` takes a group's name too; a group's timer is its admins' to set.
+    bob_run.command(r#"{"cmd":"timer","contact":"Climbing","seconds":3600}"#);
+    let refused = bob_run.wait_json("a timer refusal", |v| v.get("error").is_some());
+    assert!(
+        refused["error"].as_str().unwrap().contains("admin"),
+        "{refused}"
+    );
     bob_run.quit();
 
     // Alice's lists.
