@@ -49,7 +49,8 @@ impl Executor<'_> {
     }
 
     /// The composer's text waits as the draft of `left` (the conversation closed or left for another);
-    /// the composer then holds the draft of `opened`, if any. Both are saved.
+    /// the composer then holds the draft of `opened`, if any. Saved when that changed anything: moving
+    /// between conversations with empty composers writes nothing.
     pub(super) fn switch_draft(
         &mut self,
         left: Option<ConversationKey>,
@@ -57,13 +58,19 @@ impl Executor<'_> {
     ) {
         let composer = &mut self.views.main.composer;
         let text = std::mem::take(&mut composer.text);
+        let mut changed = composer.edited_at.is_some() || !text.trim().is_empty();
         if let Some(left) = left {
             self.model.drafts.set(left, &text);
         }
         if let Some(opened) = opened {
-            composer.text = self.model.drafts.take(&opened).unwrap_or_default();
+            let waiting = self.model.drafts.take(&opened);
+            // Saved again as the newest, which changes which one goes first past the bound.
+            changed |= waiting.is_some();
+            composer.text = waiting.unwrap_or_default();
         }
-        self.save_drafts();
+        if changed {
+            self.save_drafts();
+        }
     }
 
     /// Forgets the draft of a conversation that is gone (a removed contact), and saves that.
