@@ -240,6 +240,10 @@ pub enum Action {
     },
     /// Replace the signed prekey and forget the earlier ones now.
     RevokePrekeys,
+    /// Rename this profile (its contacts are sent the new card).
+    SetDisplayName(String),
+    /// Save the unsent drafts in the profile (typing stopped a moment ago).
+    SaveDrafts,
     /// Ask the node for its network status.
     RefreshStatus,
 
@@ -320,6 +324,8 @@ impl Action {
             Self::SetPinned { .. } => "set-pinned",
             Self::ChangePassword { .. } => "change-password",
             Self::RevokePrekeys => "revoke-prekeys",
+            Self::SetDisplayName(_) => "set-display-name",
+            Self::SaveDrafts => "save-drafts",
             Self::RefreshStatus => "refresh-status",
             Self::Resync => "resync",
             Self::ReloadConversations => "reload-conversations",

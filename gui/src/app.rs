@@ -118,6 +118,12 @@ impl TernApp {
     pub fn pump(&mut self, ctx: &egui::Context) {
         let actions = execute::drain(&mut self.backend, &mut self.model);
         self.perform(actions);
+        // What was typed is saved once typing stops for a moment.
+        match execute::save_due_in(&self.views, Instant::now()) {
+            Some(wait) if wait.is_zero() => self.perform(vec![Action::SaveDrafts]),
+            Some(wait) => ctx.request_repaint_after(wait),
+            None => {}
+        }
         // Typing stops being shown on its own; ask to redraw when it should.
         let now = Instant::now();
         if let Some(open) = &self.model.open
@@ -163,6 +169,12 @@ impl TernApp {
             ui.ctx().request_discard("actions changed the model");
         }
         self.perform(actions);
+    }
+
+    /// What closing the window does: saves the unsent drafts (waiting for it), then stops the node.
+    pub fn close(&mut self) {
+        execute::save_before_closing(&self.backend, &self.model, &mut self.views);
+        execute::shutdown(&self.backend, &mut self.model);
     }
 
     /// Rows of the open conversation laid out in the last frame.
@@ -241,6 +253,6 @@ impl eframe::App for TernApp {
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
-        execute::shutdown(&self.backend, &mut self.model);
+        self.close();
     }
 }

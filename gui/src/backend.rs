@@ -23,6 +23,7 @@ use crate::model::{ContactState, ConversationKey, Cursor, Dialog, Model, PAGE, S
 mod backup;
 mod files;
 mod groups;
+mod settings;
 
 /// How [`Backend::unlock`] comes by the profile it opens.
 enum Opening {
@@ -66,6 +67,8 @@ pub struct Backend {
     rx: mpsc::Receiver<Update>,
     ctx: egui::Context,
     pub options: Options,
+    /// Keeps the drafts' saves in order (`settings.rs`).
+    drafts: settings::DraftSaves,
 }
 
 impl std::fmt::Debug for Backend {
@@ -95,6 +98,7 @@ impl Backend {
             rx,
             ctx,
             options,
+            drafts: settings::DraftSaves::default(),
         })
     }
 
@@ -220,10 +224,11 @@ impl Backend {
                 let auto = profile.auto_backup().ok().flatten();
                 let privacy = profile.privacy();
                 let prefs = profile.conversation_prefs();
-                Ok((profile, settings, auto, privacy, prefs))
+                let drafts = profile.drafts();
+                Ok((profile, settings, auto, privacy, prefs, drafts))
             })
             .await;
-            let (profile, settings, auto, privacy, prefs) = match opened {
+            let (profile, settings, auto, privacy, prefs, drafts) = match opened {
                 Ok(Ok(opened)) => opened,
                 Ok(Err(text)) => {
                     return Box::new(move |m: &mut Model| m.profile_screen.attempt_failed(text))
@@ -248,6 +253,7 @@ impl Backend {
                         m.backup.auto = auto;
                         m.privacy = privacy;
                         m.prefs = prefs;
+                        m.drafts = drafts;
                     })
                 }
                 Err(e) => {
@@ -488,42 +494,6 @@ impl Backend {
                 m.notice("Prekey replaced: share your new invite link with contacts who have not written yet");
             },
         );
-    }
-
-    /// Saves which conversations are muted and pinned; a failure puts the saved ones back.
-    pub fn set_conversation_prefs(&self, node: &Node, prefs: tern_node::prefs::ConversationPrefs) {
-        let node = node.clone();
-        self.spawn(async move {
-            match node.set_conversation_prefs(prefs).await {
-                Ok(()) => Box::new(|_: &mut Model| {}) as Update,
-                Err(e) => {
-                    let saved = node.conversation_prefs().await.unwrap_or_default();
-                    let text = format!("cannot save that: {e}");
-                    Box::new(move |m: &mut Model| {
-                        m.prefs = saved;
-                        m.notice(text);
-                    })
-                }
-            }
-        });
-    }
-
-    /// Turns read receipts and typing indicators on or off; a failure puts the saved ones back.
-    pub fn set_privacy(&self, node: &Node, privacy: tern_node::privacy::PrivacySettings) {
-        let node = node.clone();
-        self.spawn(async move {
-            match node.set_privacy(privacy).await {
-                Ok(()) => Box::new(|_: &mut Model| {}) as Update,
-                Err(e) => {
-                    let saved = node.privacy().await.unwrap_or_default();
-                    let text = format!("cannot change the privacy settings: {e}");
-                    Box::new(move |m: &mut Model| {
-                        m.privacy = saved;
-                        m.notice(text);
-                    })
-                }
-            }
-        });
     }
 
     /// Adds a contact from an invite link, under `name` if given.

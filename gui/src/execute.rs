@@ -19,6 +19,9 @@ use crate::views::Views;
 use crate::words;
 
 mod backup;
+mod drafts;
+
+pub use drafts::{DRAFT_SAVE_DELAY, save_before_closing, save_due_in};
 
 /// Performs actions on the model, the views' state and the backend.
 pub struct Executor<'a> {
@@ -185,7 +188,11 @@ impl Executor<'_> {
             } => {
                 self.open_conversation(conversation, scroll_to);
             }
-            Action::CloseConversation => self.model.open = None,
+            Action::CloseConversation => {
+                let left = self.model.open.take().map(|o| o.conversation);
+                self.switch_draft(left, None);
+            }
+            Action::SaveDrafts => self.save_drafts(),
             Action::LoadOlder {
                 conversation,
                 before,
@@ -202,6 +209,8 @@ impl Executor<'_> {
                     self.views.chat.follow();
                     backend.send(&node, conversation, text);
                 }
+                // The composer was emptied: its draft is gone from the profile too.
+                self.save_drafts();
             }
             Action::Typing {
                 conversation,
@@ -328,6 +337,7 @@ impl Executor<'_> {
                 if let Some(node) = self.node() {
                     backend.remove_contact(&node, contact);
                 }
+                self.forget_draft(ConversationKey::Direct(contact));
             }
             Action::Verify { contact, digits } => {
                 if let Some(node) = self.node() {
@@ -421,6 +431,11 @@ impl Executor<'_> {
             Action::RevokePrekeys => {
                 if let Some(node) = self.node() {
                     backend.revoke_prekeys(&node);
+                }
+            }
+            Action::SetDisplayName(name) => {
+                if let Some(node) = self.node() {
+                    backend.set_display_name(&node, name);
                 }
             }
             Action::RefreshStatus => {
@@ -517,6 +532,12 @@ impl Executor<'_> {
             Dialog::Verify => forms.verify.contact = None,
             Dialog::Settings => {
                 forms.settings.settings = Some(self.model.settings.clone());
+                forms.settings.name = self
+                    .model
+                    .me
+                    .as_ref()
+                    .map(|me| me.name.clone())
+                    .unwrap_or_default();
                 forms.backup.open(self.model.backup.auto.as_ref());
             }
             Dialog::Network => forms.network.status_asked = None,
@@ -559,21 +580,13 @@ impl Executor<'_> {
         let same = self.model.open_conversation(key);
         self.model.search_results = None;
         // The composer takes the focus, so typing goes straight into it.
-        self.views.main.focus_composer = true;
+        self.views.main.composer.focus = true;
         if same {
             self.views.chat.scroll_to(scroll_to);
             return;
         }
         // The draft of the conversation left waits for it; the one opened gets its own back.
-        let main = &mut self.views.main;
-        let left = std::mem::take(&mut main.draft);
-        if let Some(previous) = previous.filter(|_| !left.trim().is_empty())
-            && (main.drafts.len() < crate::screens::main_window::MAX_KEPT_DRAFTS
-                || main.drafts.contains_key(&previous))
-        {
-            main.drafts.insert(previous, left);
-        }
-        main.draft = main.drafts.remove(&key).unwrap_or_default();
+        self.switch_draft(previous, Some(key));
         if let Some(node) = node {
             self.views.chat = match scroll_to {
                 Some(id) => ChatView::at_message(id),

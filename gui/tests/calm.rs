@@ -6,8 +6,10 @@
 use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
 use tern_gui::model::{ContactState, Dialog, Screen};
+use tern_gui::screens::main_window::MAX_KEPT_DRAFTS;
 use tern_node::api::ConversationId;
 use tern_node::profile::Profile;
+use tern_testkit::files::{contains, files_under};
 use tern_testkit::profile::{PASSWORD, create};
 
 mod support;
@@ -683,4 +685,81 @@ fn a_draft_waits_in_its_conversation_while_another_is_open() {
     click(&mut h, "Pat");
     assert_eq!(composer(&h), "half a thought", "Pat's draft waited");
     shutdown(&mut h);
+}
+
+#[test]
+fn drafts_outlive_the_app_sealed_and_past_the_bound_the_oldest_goes() {
+    let (mut h, dirs) = unlocked_with(&["Pat", "Quinn"]);
+    let root = dirs.last().unwrap().path().to_path_buf();
+    let composer = |h: &App| {
+        h.get_by_role(Role::MultilineTextInput)
+            .value()
+            .unwrap_or_default()
+    };
+    let write = |h: &mut App, text: &str| {
+        h.get_by_role(Role::MultilineTextInput).focus();
+        h.step();
+        h.get_by_role(Role::MultilineTextInput).type_text(text);
+        h.step();
+    };
+    // Drafts of other conversations, as many as are kept: the first is the oldest.
+    let other = |n: usize| ConversationId::Group([u8::try_from(n).unwrap(); 32]);
+    for n in 0..MAX_KEPT_DRAFTS {
+        h.state_mut()
+            .model
+            .drafts
+            .set(other(n), &format!("older draft {n}"));
+    }
+    click(&mut h, "Pat");
+    write(&mut h, "half a thought");
+    click(&mut h, "Quinn");
+    assert_eq!(
+        h.state().model.drafts.len(),
+        MAX_KEPT_DRAFTS,
+        "Pat's draft is kept, the oldest one dropped"
+    );
+    assert_eq!(h.state().model.drafts.get(&other(0)), None);
+    write(&mut h, "Quinn's words, still in the composer");
+
+    // The window closes as it does for a person: the drafts are saved, then the node stops.
+    h.state_mut().close();
+    for file in files_under(&root.join("Me")) {
+        let bytes = std::fs::read(&file).unwrap();
+        for text in ["half a thought", "still in the composer", "older draft"] {
+            assert!(
+                !contains(&bytes, text.as_bytes()),
+                "{text:?} in plaintext in {}",
+                file.display()
+            );
+        }
+    }
+
+    // Opened again: each conversation has its draft back, and the bound held on disk.
+    let mut h = app(&root);
+    h.step();
+    type_into(&mut h, "Password", PASSWORD);
+    click(&mut h, "Unlock");
+    settle(&mut h, "the main window", |h| {
+        h.state().model.screen == Screen::Main
+    });
+    let drafts = &h.state().model.drafts;
+    assert_eq!(drafts.len(), MAX_KEPT_DRAFTS);
+    assert_eq!(drafts.get(&other(1)), None, "the next oldest made room");
+    assert_eq!(drafts.get(&other(2)), Some("older draft 2"));
+    click(&mut h, "Pat");
+    assert_eq!(composer(&h), "half a thought");
+    click(&mut h, "Quinn");
+    assert_eq!(composer(&h), "Quinn's words, still in the composer");
+
+    // Sending deletes the draft, in the profile too.
+    h.key_press(egui::Key::Enter);
+    h.step();
+    assert_eq!(composer(&h), "");
+    h.state_mut().close();
+    let profile = Profile::open(&root.join("Me"), &PASSWORD.into()).unwrap();
+    let quinn = ConversationId::Direct(profile.find_contact("Quinn").unwrap().key);
+    let pat = ConversationId::Direct(profile.find_contact("Pat").unwrap().key);
+    let saved = profile.drafts();
+    assert_eq!(saved.get(&quinn), None, "sent: no draft");
+    assert_eq!(saved.get(&pat), Some("half a thought"));
 }

@@ -7,7 +7,9 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use tern_gui::action::Action;
 use tern_gui::dialogs::settings::body_height;
 use tern_gui::model::{ContactState, Screen};
+use tern_node::names::MAX_NAME_LEN;
 use tern_node::privacy::PrivacySettings;
+use tern_node::profile::Profile;
 use tern_testkit::profile::PASSWORD;
 
 mod support;
@@ -20,6 +22,22 @@ fn ticked(h: &App, label: &str) -> Option<Toggled> {
     h.get_by_role_and_label(Role::CheckBox, label)
         .accesskit_node()
         .toggled()
+}
+
+/// What the "Your name" field of Settings > My profile holds.
+fn name_field(h: &App) -> String {
+    h.get_by_role_and_label(Role::TextInput, "Your name")
+        .value()
+        .unwrap_or_default()
+}
+
+/// Selects everything in the "Your name" field (the next keystrokes replace it).
+fn select_name(h: &mut App) {
+    h.get_by_role_and_label(Role::TextInput, "Your name")
+        .focus();
+    h.step();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.step();
 }
 
 fn saved(h: &App) -> PrivacySettings {
@@ -287,8 +305,16 @@ fn every_settings_section_fits_the_default_window_and_its_controls_take_clicks()
     assert!(has_label(&h, "Enter your current password."));
 
     open_section(&mut h, "My profile");
-    assert_all_in_window(&h, "My profile", &[(Role::Button, "Replace prekey now")]);
-    assert!(has_label(&h, "Name: Me"));
+    assert_all_in_window(
+        &h,
+        "My profile",
+        &[
+            (Role::TextInput, "Your name"),
+            (Role::Button, "Save name"),
+            (Role::Button, "Replace prekey now"),
+        ],
+    );
+    assert_eq!(name_field(&h), "Me");
 
     open_section(&mut h, "Keyboard shortcuts");
     assert_all_in_window(&h, "Keyboard shortcuts", &[]);
@@ -324,4 +350,56 @@ fn in_a_small_window_a_section_scrolls_and_its_last_button_still_takes_a_click()
         assert!(window.contains_rect(rect), "{label} at {rect:?}");
     }
     shutdown(&mut h);
+}
+
+#[test]
+fn my_profile_takes_a_new_name_and_says_inline_why_one_is_refused() {
+    let (mut h, dirs) = unlocked_with(&["Pat"]);
+    click(&mut h, "Settings");
+    open_section(&mut h, "My profile");
+    assert_eq!(name_field(&h), "Me", "starts as the current name");
+
+    // Nothing at all: said inside the dialog, in plain words.
+    select_name(&mut h);
+    h.key_press(egui::Key::Backspace);
+    h.step();
+    assert_eq!(name_field(&h), "");
+    click(&mut h, "Save name");
+    assert_eq!(
+        h.state().model.dialog_error.as_deref(),
+        Some("Enter a name.")
+    );
+    assert!(has_label(&h, "Enter a name."));
+    // Longer than a card holds (two bytes a letter).
+    type_into(&mut h, "Your name", &"é".repeat(MAX_NAME_LEN / 2 + 1));
+    click(&mut h, "Save name");
+    assert!(
+        has_label(&h, &format!("A name must be at most {MAX_NAME_LEN} bytes")),
+        "{:?}",
+        h.state().model.dialog_error
+    );
+    assert_eq!(h.state().model.me.as_ref().unwrap().name, "Me");
+
+    // A good name, with Enter: the top bar shows it at once the node answers, and the error goes.
+    select_name(&mut h);
+    h.get_by_role_and_label(Role::TextInput, "Your name")
+        .type_text("  Mina  Lee ");
+    h.step();
+    h.key_press(egui::Key::Enter);
+    settle(&mut h, "the new name", |h| {
+        h.state()
+            .model
+            .me
+            .as_ref()
+            .is_some_and(|me| me.name == "Mina Lee")
+    });
+    assert!(has_label(&h, "Tern · Mina Lee"));
+    assert!(has_label(&h, "Your name is now Mina Lee"));
+    assert_eq!(h.state().model.dialog_error, None);
+    shutdown(&mut h);
+
+    // Kept in the profile (what a contact does with the new card: node/tests/card_updates.rs).
+    let me = dirs.last().unwrap().path().join("Me");
+    let profile = Profile::open(&me, &PASSWORD.into()).unwrap();
+    assert_eq!(profile.whoami().name, "Mina Lee");
 }

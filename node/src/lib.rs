@@ -8,6 +8,7 @@ pub mod config;
 pub mod contact;
 mod convert;
 pub mod delivery;
+pub mod drafts;
 pub mod engine;
 pub mod envelope_wire;
 pub mod error;

@@ -1,12 +1,14 @@
 //! Card updates (docs/protocol.md §12.3): a re-issued card is queued to every accepted contact and taken by
 //! them when it is the sender's own and newer; message requests and blocked identities get none, a card
-//! naming someone else or an older one changes nothing, and a name the user chose stays.
+//! naming someone else or an older one changes nothing, and a name the user chose stays. A profile's new
+//! name travels the same way.
 
 use tern_node::api::ContactState;
-use tern_node::engine::{Engine, Received, now_ms};
+use tern_node::engine::{Engine, EngineError, Received, now_ms};
+use tern_node::names::{MAX_NAME_LEN, NameError};
 use tern_protocol::message::Body;
 use tern_protocol::{ContactCard, IdentityKey};
-use tern_testkit::profile::{create, introduce, pair};
+use tern_testkit::profile::{create, introduce, open, pair};
 
 /// Everything `from` has queued for `to`, oldest first.
 fn queued_for(from: &Engine, to: &IdentityKey) -> Vec<tern_node::outbox::OutboxEntry> {
@@ -148,4 +150,75 @@ fn a_card_naming_someone_else_is_dropped_and_a_chosen_name_stays() {
     };
     assert_eq!(contact.local_name, "Aunt C.");
     assert_eq!(&card_on_file(&bob, &carol.key()), carol.card());
+}
+
+#[test]
+fn a_new_profile_name_reaches_contacts_unless_they_chose_their_own_for_it() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut alice = create(dirs[0].path(), "Alice");
+    let mut bob = create(dirs[1].path(), "Bob");
+    let mut carol = create(dirs[2].path(), "Carol");
+    introduce(&mut [&mut alice, &mut bob, &mut carol]);
+    // Carol calls Alice "Mum" on her side.
+    carol.rename_contact(&alice.key(), "Mum").unwrap();
+    let revision = alice.card().details().revision;
+
+    // Names a new profile could not have are refused, with a typed error, and change nothing.
+    for (bad, why) in [
+        ("   ", NameError::Empty),
+        (
+            &*"x".repeat(MAX_NAME_LEN + 1),
+            NameError::TooLong {
+                len: MAX_NAME_LEN + 1,
+                max: MAX_NAME_LEN,
+            },
+        ),
+    ] {
+        match alice.set_display_name(bad) {
+            Err(EngineError::BadName(e)) => assert_eq!(e, why),
+            other => panic!("expected a bad name, got {other:?}"),
+        }
+    }
+    assert_eq!(alice.card().display_name(), "Alice");
+    assert!(alice.take_card_updates().is_empty(), "nothing queued");
+
+    // Normalised as a new profile's name is; the card is re-signed at a later revision.
+    assert_eq!(
+        alice.set_display_name("  Alicia   B. ").unwrap(),
+        "Alicia B."
+    );
+    assert_eq!(alice.card().display_name(), "Alicia B.");
+    assert!(alice.card().details().revision > revision);
+    assert_eq!(alice.whoami().name, "Alicia B.");
+    let mut told = alice.take_card_updates();
+    told.sort();
+    let mut expected = vec![bob.key(), carol.key()];
+    expected.sort();
+    assert_eq!(
+        told, expected,
+        "every accepted contact is sent the new card"
+    );
+
+    // Bob never renamed Alice: he now shows her new name. Carol keeps "Mum", with the new card on file.
+    for (contact, shown) in [(&mut bob, "Alicia B."), (&mut carol, "Mum")] {
+        let queued = queued_for(&alice, &contact.key());
+        assert_eq!(queued.len(), 1);
+        let Received::CardUpdated {
+            contact: record, ..
+        } = contact.receive(&queued[0].envelope).unwrap()
+        else {
+            panic!("expected a card update");
+        };
+        assert_eq!(record.local_name, shown);
+        assert_eq!(
+            card_on_file(contact, &alice.key()).display_name(),
+            "Alicia B."
+        );
+    }
+
+    // The same name again re-issues nothing; it survives reopening the profile.
+    alice.set_display_name("Alicia B.").unwrap();
+    assert!(alice.take_card_updates().is_empty());
+    drop(alice);
+    assert_eq!(open(dirs[0].path()).card().display_name(), "Alicia B.");
 }

@@ -87,6 +87,8 @@ pub struct Form {
     pub new_password: String,
     /// The new password again.
     pub repeat_password: String,
+    /// This profile's name as being edited (starts as the current one when the dialog opens).
+    pub name: String,
 }
 
 /// The body's height in a window whose content is `window_height` high.
@@ -177,7 +179,7 @@ fn section(
         Section::Backups => super::backup::section(ui, model, backup),
         Section::Network => network(ui, model, form),
         Section::Security => change_password(ui, form),
-        Section::Profile => profile(ui, model),
+        Section::Profile => profile(ui, model, &mut form.name),
         Section::Shortcuts => {
             shortcuts(ui);
             Vec::new()
@@ -209,12 +211,39 @@ fn general(ui: &mut egui::Ui, model: &Model) -> Vec<Action> {
     actions
 }
 
-/// Who this profile is, and replacing the prekey.
-fn profile(ui: &mut egui::Ui, model: &Model) -> Vec<Action> {
+/// Who this profile is (the name can be changed: Enter or "Save name"), and replacing the prekey.
+fn profile(ui: &mut egui::Ui, model: &Model, name: &mut String) -> Vec<Action> {
     let mut actions = Vec::new();
     ui.label(RichText::new("My profile").strong());
     if let Some(me) = &model.me {
-        ui.label(format!("Name: {}", me.name));
+        ui.horizontal(|ui| {
+            let label = ui.label("Your name");
+            let field = ui
+                .add(
+                    egui::TextEdit::singleline(name)
+                        .char_limit(tern_node::names::MAX_NAME_LEN)
+                        .desired_width(240.0),
+                )
+                .labelled_by(label.id);
+            if ui.button("Save name").clicked() || entered(&field) {
+                actions.push(match tern_node::names::clean_name(name) {
+                    Ok(clean) if clean == me.name => {
+                        Action::DialogError("That is your name already.".to_owned())
+                    }
+                    Ok(clean) => Action::SetDisplayName(clean),
+                    Err(tern_node::names::NameError::Empty) => {
+                        Action::DialogError("Enter a name.".to_owned())
+                    }
+                    Err(e) => Action::DialogError(crate::words::plain(&e.to_string())),
+                });
+            }
+        });
+        ui.label(
+            RichText::new(
+                "Your contacts are sent the new name. One who gave you a name of their own keeps it.",
+            )
+            .weak(),
+        );
         ui.label(format!("Peer id: {}", me.key.peer_id()));
         ui.label(format!("Fingerprint: {}", me.fingerprint));
     }

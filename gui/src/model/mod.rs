@@ -214,6 +214,8 @@ pub struct Model {
     pub privacy: tern_node::privacy::PrivacySettings,
     /// Muted and pinned conversations.
     pub prefs: tern_node::prefs::ConversationPrefs,
+    /// The unsent drafts of the conversations that are not open (the open one's is in the composer).
+    pub drafts: tern_node::drafts::Drafts,
     pub dark: bool,
     /// The node's event stream lagged: the lists are read again from the store.
     pub needs_resync: bool,
@@ -269,6 +271,7 @@ impl Default for Model {
             notifications: true,
             privacy: Default::default(),
             prefs: Default::default(),
+            drafts: Default::default(),
             dark: true,
             needs_resync: false,
             conversations_stale: false,

@@ -16,6 +16,17 @@ use crate::screens::conversation_list::GROUP_GLYPH;
 use crate::timer_menu::{timer_badge, timer_menu};
 use crate::widgets::{ACCENT, ERROR, WARN, focus_once, warning};
 
+/// The composer's state between frames.
+#[derive(Default)]
+pub struct Composer {
+    /// The open conversation's unsent text.
+    pub text: String,
+    /// The field takes the keyboard focus in the next frame (a conversation was opened).
+    pub focus: bool,
+    /// When the text last changed, while that change is not saved in the profile yet.
+    pub edited_at: Option<Instant>,
+}
+
 /// "typing" is sent again while the person keeps typing, at most this often.
 pub const TYPING_RESEND: Duration = Duration::from_secs(3);
 
@@ -40,13 +51,12 @@ fn presence(model: &Model, c: &crate::model::Contact) -> String {
     }
 }
 
-/// Draws the open conversation `open`; `draft` is the composer's text.
+/// Draws the open conversation `open`, with `draft` in its composer.
 pub fn show(
     ui: &mut egui::Ui,
     model: &Model,
     open: &OpenConversation,
-    draft: &mut String,
-    focus: &mut bool,
+    draft: &mut Composer,
     chat: &mut ChatView,
 ) -> Vec<Action> {
     let mut actions = Vec::new();
@@ -55,7 +65,7 @@ pub fn show(
     }
     let conversation = open.conversation;
     let Some(key) = conversation.direct() else {
-        return group(ui, model, open, draft, focus, chat);
+        return group(ui, model, open, draft, chat);
     };
     let contact = model.contact(&key);
     let name = model.name_of(&key);
@@ -152,7 +162,7 @@ pub fn show(
                 .weak()
                 .italics(),
             );
-            actions.extend(composer(ui, open, draft, focus));
+            actions.extend(composer(ui, open, draft));
         });
     if let Some(action) = chat.show(ui, open, &|k| model.sender_label(k)) {
         actions.push(action);
@@ -166,8 +176,7 @@ fn group(
     ui: &mut egui::Ui,
     model: &Model,
     open: &OpenConversation,
-    draft: &mut String,
-    focus: &mut bool,
+    draft: &mut Composer,
     chat: &mut ChatView,
 ) -> Vec<Action> {
     let mut actions = Vec::new();
@@ -206,7 +215,7 @@ fn group(
     }
     egui::Panel::bottom("composer")
         .show_separator_line(true)
-        .show(ui, |ui| actions.extend(composer(ui, open, draft, focus)));
+        .show(ui, |ui| actions.extend(composer(ui, open, draft)));
     if let Some(action) = chat.show(ui, open, &sender) {
         actions.push(action);
     }
@@ -214,13 +223,13 @@ fn group(
 }
 
 /// The message field and "Send"; Enter sends, Shift+Enter starts a new line. Also tells the contact
-/// when the person starts or stops typing. `focus` puts the cursor in the field.
-fn composer(
-    ui: &mut egui::Ui,
-    open: &OpenConversation,
-    draft: &mut String,
-    focus: &mut bool,
-) -> Vec<Action> {
+/// when the person starts or stops typing, and notes when the text changed (it is saved a moment later).
+fn composer(ui: &mut egui::Ui, open: &OpenConversation, state: &mut Composer) -> Vec<Action> {
+    let Composer {
+        text: draft,
+        focus,
+        edited_at,
+    } = state;
     let mut actions = Vec::new();
     let conversation = open.conversation;
     // Typing is told in a 1:1 conversation only.
@@ -252,6 +261,9 @@ fn composer(
                 .desired_width(ui.available_width() - 110.0),
         );
         focus_once(&response, focus);
+        if response.changed() {
+            *edited_at = Some(Instant::now());
+        }
         if response.changed() && tells_typing {
             let now = Instant::now();
             if draft.trim().is_empty() {
@@ -299,7 +311,7 @@ mod tests {
 
     struct State {
         open: OpenConversation,
-        draft: String,
+        draft: Composer,
         actions: Vec<Action>,
     }
 
@@ -313,12 +325,12 @@ mod tests {
                 loading: false,
                 typing_sent: None,
             },
-            draft: String::new(),
+            draft: Composer::default(),
             actions: Vec::new(),
         };
         let mut h = Harness::new_ui_state(
             |ui, s: &mut State| {
-                let actions = composer(ui, &s.open, &mut s.draft, &mut false);
+                let actions = composer(ui, &s.open, &mut s.draft);
                 // What the executor would do with the model.
                 for action in &actions {
                     if let Action::Typing { typing, .. } = action {
@@ -356,6 +368,7 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(h.state().draft.is_empty(), "the composer is cleared");
+        assert!(h.state().draft.text.is_empty(), "the composer is cleared");
+        assert!(h.state().draft.edited_at.is_some(), "a change to save");
     }
 }

@@ -13,8 +13,8 @@ use crate::words;
 /// Longest search query.
 pub const MAX_QUERY_CHARS: usize = 256;
 
-/// Most unsent drafts kept for conversations that are not open.
-pub const MAX_KEPT_DRAFTS: usize = 64;
+/// Most unsent drafts kept (in the profile too, sealed): writing one more drops the oldest.
+pub const MAX_KEPT_DRAFTS: usize = tern_node::drafts::MAX_DRAFTS;
 
 /// What is being typed in the main window.
 #[derive(Default)]
@@ -23,13 +23,8 @@ pub struct MainForm {
     pub filter: String,
     /// The search field.
     pub search: String,
-    /// The open conversation's composer.
-    pub draft: String,
-    /// What was typed and not sent in the other conversations, kept while the app runs (at most
-    /// [`MAX_KEPT_DRAFTS`]).
-    pub drafts: std::collections::HashMap<crate::model::ConversationKey, String>,
-    /// The composer takes the focus in the next frame (a conversation was opened).
-    pub focus_composer: bool,
+    /// The open conversation's composer (the other conversations' drafts wait in the model).
+    pub composer: conversation::Composer,
     /// The search field takes the focus in the next frame (Ctrl+F).
     pub focus_search: bool,
 }
@@ -60,8 +55,7 @@ pub fn show(
                 ui,
                 model,
                 open,
-                &mut form.draft,
-                &mut form.focus_composer,
+                &mut form.composer,
                 chat,
             ));
         } else {

@@ -215,12 +215,33 @@ impl Engine {
         }
         let mut details = self.card.details().clone();
         details.mailboxes = servers;
-        details.revision = now_ms().max(details.revision + 1);
+        self.reissue_with(details, now_ms())?;
+        Ok(true)
+    }
+
+    /// Changes this profile's name: checked and normalised as a new profile's is ([`crate::names`]; a
+    /// typed [`crate::names::NameError`] for an empty or too long one). The card is re-issued under it
+    /// and queued to every accepted contact (content kind 5, docs/protocol.md §12.3), as after a prekey
+    /// rotation. The same name again changes nothing. Returns the name as stored.
+    pub fn set_display_name(&mut self, name: &str) -> Result<String, EngineError> {
+        let name = crate::names::clean_name(name)?;
+        if name != self.card.display_name() {
+            let mut details = self.card.details().clone();
+            details.display_name = name.clone();
+            self.reissue_with(details, now_ms())?;
+        }
+        Ok(name)
+    }
+
+    /// Issues a card with `details` (at a revision past the current one), stores it and queues it to every
+    /// accepted contact. The identity is unchanged.
+    fn reissue_with(&mut self, mut details: CardDetails, now: u64) -> Result<(), EngineError> {
+        details.revision = now.max(details.revision + 1);
         let card = ContactCard::issue(&self.identity, details)?;
         self.store.vault_put(VaultItem::OwnCard, card.encode())?;
         self.card = card;
-        self.queue_card_updates(now_ms());
-        Ok(true)
+        self.queue_card_updates(now);
+        Ok(())
     }
 
     pub fn identity(&self) -> &Identity {

@@ -72,6 +72,12 @@ pub(super) enum Command {
     RevokePrekeys {
         reply: Reply<Whoami>,
     },
+    /// Renames this profile and sends the new card to every accepted contact; answers with the new
+    /// `Whoami`.
+    SetDisplayName {
+        name: String,
+        reply: Reply<Whoami>,
+    },
     /// Writes a key slot wrapped off the loop ([`crate::store::StoreReader::rewrap`]).
     InstallKeySlot {
         update: KeySlotUpdate,
@@ -87,6 +93,10 @@ pub(super) enum Command {
     },
     SetConversationPrefs {
         prefs: crate::prefs::ConversationPrefs,
+        reply: Reply<()>,
+    },
+    SetDrafts {
+        drafts: crate::drafts::Drafts,
         reply: Reply<()>,
     },
     /// A reader of the store, for a read that runs off the loop.
@@ -271,6 +281,14 @@ impl EventLoop {
                 let _ = reply.send(result.map_err(NodeError::from));
                 self.flush_card_updates();
             }
+            Command::SetDisplayName { name, reply } => {
+                let result = self
+                    .engine
+                    .set_display_name(&name)
+                    .map(|_| self.engine.whoami());
+                let _ = reply.send(result.map_err(NodeError::from));
+                self.flush_card_updates();
+            }
             Command::InstallKeySlot { update, reply } => {
                 let result = self.engine.store_mut().install_key_slot(update);
                 let _ = reply.send(result.map_err(NodeError::from));
@@ -287,6 +305,10 @@ impl EventLoop {
             }
             Command::SetConversationPrefs { prefs, reply } => {
                 let result = prefs.save(self.engine.store_mut());
+                let _ = reply.send(result.map_err(NodeError::from));
+            }
+            Command::SetDrafts { drafts, reply } => {
+                let result = drafts.save(self.engine.store_mut());
                 let _ = reply.send(result.map_err(NodeError::from));
             }
             Command::Reader { reply } => {

@@ -8,6 +8,7 @@ use crate::api::{
     Contact, ContactChange, ContactState, Conversation, ConversationId, Cursor, Message, Page,
     Whoami,
 };
+use crate::drafts::Drafts;
 use crate::prefs::ConversationPrefs;
 use crate::privacy::PrivacySettings;
 use crate::profile::{Password, Profile};
@@ -344,6 +345,14 @@ impl Node {
             .await?
     }
 
+    /// Changes this profile's name (checked as a new profile's is: a typed error for an empty or too long
+    /// one) and sends the re-signed card to every accepted contact; answers with the new `Whoami`. A
+    /// contact who renamed this profile on their side keeps their name for it (docs/protocol.md §12.3).
+    pub async fn set_display_name(&self, name: String) -> Result<Whoami, NodeError> {
+        self.request(|reply| Command::SetDisplayName { name, reply })
+            .await?
+    }
+
     /// Changes the password while the node runs, by re-wrapping the same store key (then compacting the
     /// file). It does not re-key: whoever holds a copy of the old key slot and the old password still
     /// opens what is written later. [`Profile::change_password`](crate::profile::Profile::change_password)
@@ -390,6 +399,17 @@ impl Node {
     /// Saves which conversations are muted and pinned, durably. Local only: nobody is told.
     pub async fn set_conversation_prefs(&self, prefs: ConversationPrefs) -> Result<(), NodeError> {
         self.request(|reply| Command::SetConversationPrefs { prefs, reply })
+            .await?
+    }
+
+    /// The unsent drafts (`crate::drafts`).
+    pub async fn drafts(&self) -> Result<Drafts, NodeError> {
+        self.read(|reader| Ok(Drafts::load_from(reader)?)).await
+    }
+
+    /// Saves the unsent drafts, durably, in place of the saved ones. Local only: nobody is told.
+    pub async fn set_drafts(&self, drafts: Drafts) -> Result<(), NodeError> {
+        self.request(|reply| Command::SetDrafts { drafts, reply })
             .await?
     }
 

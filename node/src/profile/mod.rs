@@ -24,6 +24,7 @@ pub(crate) const ALL_SETTINGS: &[&str] = &[
     crate::settings::AUTO_BACKUP_SETTING,
     crate::privacy::PRIVACY_SETTING,
     crate::prefs::CONVERSATION_PREFS_SETTING,
+    crate::drafts::DRAFTS_SETTING,
 ];
 
 /// An unlocked profile. Dropping it closes the store and releases the profile's lock.
@@ -165,12 +166,20 @@ impl Profile {
         settings.save(self.engine.store_mut())
     }
 
-    /// Whether read receipts and typing indicators are on (`crate::privacy`).
     /// Which conversations are muted and pinned (none if unreadable: they are only preferences).
     pub fn conversation_prefs(&self) -> crate::prefs::ConversationPrefs {
         crate::prefs::ConversationPrefs::load(self.engine.store()).unwrap_or_default()
     }
 
+    /// The unsent drafts (`crate::drafts`; none if unreadable, said in the log).
+    pub fn drafts(&self) -> crate::drafts::Drafts {
+        crate::drafts::Drafts::load(self.engine.store()).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "unreadable drafts: the composers start empty");
+            crate::drafts::Drafts::default()
+        })
+    }
+
+    /// Whether read receipts and typing indicators are on (`crate::privacy`).
     pub fn privacy(&self) -> PrivacySettings {
         self.engine.privacy()
     }
