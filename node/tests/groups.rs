@@ -200,6 +200,64 @@ fn rename_and_promote_are_seen_by_all_and_only_admins_may() {
     assert!(matches!(c.g().process(&out.commit).unwrap(), Processed::Commit(s) if s.removed_self));
 }
 
+/// A member whose copy was restored from a backup is added back (docs/protocol.md §20.5): one commit
+/// removes its old leaf and adds its new one, every other member's check passes it, the member keeps its
+/// admin role, the new copy reads what follows and the old one cannot.
+#[test]
+fn a_member_added_back_keeps_its_role_and_only_the_new_copy_reads_on() {
+    let (mut a, mut b, mut c, _d) = four();
+    let out = a.g().promote(&b.key()).unwrap();
+    deliver_commit(&out, &mut [&mut b, &mut c]);
+    let old_bob = b.g().encode();
+
+    // Bob's restored copy: the same identity, no group state, a fresh KeyPackage.
+    b.group = None;
+    let kp = b.key_package();
+    assert!(
+        matches!(
+            a.g().add(vec![b.key_package()]),
+            Err(GroupError::AlreadyMember)
+        ),
+        "a plain add of a member is still refused"
+    );
+    let out = a.g().readd(kp).unwrap();
+    assert_eq!(
+        (out.summary.added.clone(), out.summary.removed.clone()),
+        (vec![b.key()], vec![b.key()])
+    );
+    deliver_commit(&out, &mut [&mut c]);
+    assert_eq!(b.join(out.welcome.as_ref().expect("a welcome")), a.key());
+    let info = c.g().info().unwrap();
+    assert!(info.is_admin(&b.key()), "Bob is still an admin");
+    assert_eq!(c.g().members().unwrap().len(), 4);
+
+    let mut old = Group::decode(&old_bob).unwrap();
+    match old.process(&out.commit).unwrap() {
+        Processed::Commit(summary) => assert!(summary.removed_self),
+        other => panic!("{other:?}"),
+    }
+    let sent = a.g().send(&text(40, "after the rejoin")).unwrap();
+    assert_eq!(
+        read(&mut b, &sent).unwrap(),
+        (a.key(), "after the rejoin".into())
+    );
+    assert_eq!(read(&mut c, &sent).unwrap().1, "after the rejoin");
+    assert!(
+        old.process(&sent).is_err(),
+        "the replaced copy reads nothing more"
+    );
+    let from_b = b.g().send(&text(41, "hello again")).unwrap();
+    assert_eq!(
+        read(&mut c, &from_b).unwrap(),
+        (b.key(), "hello again".into())
+    );
+
+    assert!(
+        matches!(c.g().readd(b.key_package()), Err(GroupError::NotAdmin)),
+        "only an admin adds a member back"
+    );
+}
+
 #[test]
 fn a_restart_through_the_profile_store_keeps_the_group() {
     let (mut a, mut b, _c, _d) = four();

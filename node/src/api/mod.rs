@@ -530,6 +530,9 @@ pub struct GroupSummary {
     pub role: GroupRole,
     /// `false` once this profile left or was removed: the history stays, nothing can be sent.
     pub active: bool,
+    /// Restored from a backup and waiting for an admin's node to add this copy back (docs/protocol.md
+    /// §20.5): the history is here, nothing can be sent until then (`active` is `false`).
+    pub rejoining: bool,
     /// The MLS epoch (changes with every commit).
     pub epoch: u64,
 }
@@ -542,6 +545,7 @@ impl fmt::Debug for GroupSummary {
             .field("members", &self.members)
             .field("role", &self.role)
             .field("active", &self.active)
+            .field("rejoining", &self.rejoining)
             .field("epoch", &self.epoch)
             .finish_non_exhaustive()
     }
