@@ -10,7 +10,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use tern_node::group::{
     CommitOut, Group, GroupError, KeyPackageIn, MAX_GROUP_MESSAGE_LEN, PendingKeyPackage,
-    Processed, new_key_package,
+    Processed, RestoredGroup, new_key_package,
 };
 use tern_node::store::{KdfParams, Store};
 use tern_protocol::{Body, Content, Identity, IdentityKey, MessageId};
@@ -298,6 +298,41 @@ fn a_restart_through_the_profile_store_keeps_the_group() {
             .take_key_package(pending.hash_ref())
             .unwrap()
             .is_none()
+    );
+
+    // A password change re-keys every row (docs/protocol.md §13.1): the real group state, a group
+    // restored from a backup (§18.8) and a KeyPackage's private half come through whole, under their
+    // group id and hash ref.
+    let restored = RestoredGroup {
+        me: b.key(),
+        id: b"another group".to_vec(),
+        member: true,
+        info: b.g().info().unwrap(),
+        members: b.g().members().unwrap(),
+    };
+    store.put_group(&restored.id, &restored.encode()).unwrap();
+    store
+        .put_key_package(pending.hash_ref(), &pending.encode())
+        .unwrap();
+    store.put_group(&id, &b.g().encode()).unwrap();
+    let new_password = "a new one".into();
+    store.rekey(&password, &new_password, &[]).unwrap();
+    drop(store);
+    let mut store = Store::open(dir.path(), &new_password).unwrap();
+    assert_eq!(store.groups().unwrap().len(), 2);
+    let state = store.group(&id).unwrap().expect("the group, re-keyed");
+    b.group = Some(Group::decode(&state).unwrap());
+    let m = a.g().send(&text(3, "after the re-key")).unwrap();
+    assert_eq!(read(&mut b, &m).unwrap().1, "after the re-key");
+    let row = store
+        .group(&restored.id)
+        .unwrap()
+        .expect("the restored row");
+    assert_eq!(RestoredGroup::decode(&row).unwrap(), restored);
+    let back = store.take_key_package(pending.hash_ref()).unwrap();
+    assert!(
+        back.is_some(),
+        "the KeyPackage, re-keyed under its hash ref"
     );
 }
 
