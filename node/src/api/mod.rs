@@ -374,6 +374,16 @@ pub struct Page {
     pub older: Option<Cursor>,
 }
 
+/// When this device learned that a message was delivered and read (unix milliseconds, by this device's
+/// clock); `None` when it does not know: not yet, or the message was stored before Tern recorded the times.
+/// For an incoming message, `read_at_ms` is when the user read it here; `delivered_at_ms` stays `None`
+/// (its arrival is the message's `received_at_ms`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageTimes {
+    pub delivered_at_ms: Option<u64>,
+    pub read_at_ms: Option<u64>,
+}
+
 /// A conversation in the conversation list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversation {
