@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tern_node::api::{ContactState, Event, FileState, MessageStatus};
-use tern_node::backup::{BackupError, RecoveryCode, restore};
+use tern_node::api::{ContactState, ConversationId, Event, FileState, MessageStatus};
+use tern_node::backup::{ARCHIVE_VERSION, BackupError, RecoveryCode, restore};
 use tern_node::engine::{Engine, ReceiveError, Received};
 use tern_node::profile::Profile;
 use tern_node::settings::NetworkSettings;
@@ -307,17 +307,15 @@ fn an_archive_from_a_newer_version_is_refused_with_a_clear_message() {
     let root = tempfile::tempdir().unwrap();
     let (path, code, _bob) = archive(root.path(), 1);
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes[8] = 2;
+    let newer = ARCHIVE_VERSION + 1;
+    bytes[8] = newer;
     std::fs::write(&path, &bytes).unwrap();
     let dest = root.path().join("restored");
     let err = restore(&path, &code, &dest, &password(), KDF).unwrap_err();
     assert!(
         matches!(
             err,
-            BackupError::NewerVersion {
-                found: 2,
-                supported: 1
-            }
+            BackupError::NewerVersion { found, supported: ARCHIVE_VERSION } if found == newer
         ),
         "{err}"
     );
@@ -707,6 +705,144 @@ async fn a_restored_copy_and_its_contact_talk_both_ways_with_no_key_change_and_n
         );
         assert!(!contains(&bytes, file_text), "{}", file.display());
     }
+}
+
+/// The group texts (not system lines) of `group` as `node` stores them, oldest first.
+async fn group_history(node: &tern_node::node::Node, group: ConversationId) -> Vec<String> {
+    node.page(group, None, 100)
+        .await
+        .unwrap()
+        .messages
+        .into_iter()
+        .filter(|m| !m.system)
+        .map(|m| m.text)
+        .collect()
+}
+
+/// Groups in a backup (§20.3, §20.5): the archive carries the group's name, roles, members and history,
+/// never its MLS state; the restored copy shows the group with its history, waiting, and asks the admin,
+/// whose node adds it back with a new leaf in one commit. Then both write and read in the group again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_member_is_added_back_to_its_group_by_the_admin_and_talks_again() {
+    const GROUP_NAME: &str = "Canary-climbing-5e1d";
+    let root = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut alice = create(&root.path().join("alice"), "Alice");
+    let mut bob = create(&root.path().join("bob"), "Bob");
+    introduce(&mut [&mut alice, &mut bob]);
+
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let mut a = LiveNode::start(alice, "alice", loopback_node()).await;
+        let mut b = LiveNode::start(bob, "bob", loopback_node()).await;
+        b.node.dial(a.addr.clone()).await.unwrap();
+        let group = a
+            .node
+            .group_create(GROUP_NAME.into(), vec![b.key])
+            .await
+            .unwrap()
+            .id;
+        wait_for(
+            &mut b.events,
+            "Bob joins",
+            |e| matches!(e, Event::GroupJoined { group: g, .. } if g.id == group),
+        )
+        .await;
+        a.node
+            .group_send(group, "before the backup".into())
+            .await
+            .unwrap();
+        received(&mut b.events, "before the backup").await;
+
+        // Bob backs up and his computer is lost.
+        let profile = b.node.stop().await.unwrap();
+        let archive = scratch.path().join("bob.tern");
+        let (code, summary) = profile.backup(&archive).unwrap();
+        // The line "Alice added you to …" and the text.
+        assert_eq!((summary.groups, summary.messages), (1, 2));
+        drop(profile);
+        drop(b);
+        let bytes = std::fs::read(&archive).unwrap();
+        assert!(!contains(&bytes, GROUP_NAME.as_bytes()));
+        assert!(!contains(&bytes, b"before the backup"));
+
+        let dest = scratch.path().join("bob-restored");
+        let restored = restore(&archive, &code, &dest, &password(), KDF).unwrap();
+        assert_eq!(restored.groups, 1);
+        let mut b2 = LiveNode::start(
+            Profile::open(&dest, &password()).unwrap(),
+            "bob-restored",
+            loopback_node(),
+        )
+        .await;
+        let waiting = b2.node.groups().await.unwrap();
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(
+            (
+                waiting[0].id,
+                waiting[0].name.as_str(),
+                waiting[0].active,
+                waiting[0].rejoining
+            ),
+            (group, GROUP_NAME, false, true)
+        );
+        assert_eq!(waiting[0].members, 2);
+        assert_eq!(group_history(&b2.node, group).await, ["before the backup"]);
+        assert!(
+            b2.node.send_text(group, "too early".into()).await.is_err(),
+            "nothing is sent before the copy is back in the group"
+        );
+
+        // The card and the rejoin request reach Alice: her node adds Bob's copy back.
+        b2.node.dial(a.addr.clone()).await.unwrap();
+        let back = wait_for(
+            &mut b2.events,
+            "Bob's copy is added back",
+            |e| matches!(e, Event::GroupJoined { group: g, .. } if g.id == group),
+        )
+        .await;
+        let Event::GroupJoined { group: summary, .. } = back else {
+            unreachable!()
+        };
+        assert!(summary.active && !summary.rejoining);
+        assert_eq!(summary.members, 2, "the old leaf went as the new one came");
+        let members = a.node.group_members(group).await.unwrap();
+        assert_eq!(members.len(), 2);
+
+        b2.node
+            .group_send(group, "back in the group".into())
+            .await
+            .unwrap();
+        received(&mut a.events, "back in the group").await;
+        a.node
+            .group_send(group, "welcome back".into())
+            .await
+            .unwrap();
+        received(&mut b2.events, "welcome back").await;
+        assert_eq!(
+            group_history(&b2.node, group).await,
+            ["before the backup", "back in the group", "welcome back"]
+        );
+        let lines: Vec<String> = a
+            .node
+            .page(group, None, 100)
+            .await
+            .unwrap()
+            .messages
+            .into_iter()
+            .filter(|m| m.system)
+            .map(|m| m.text)
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("back (restored from a backup)")),
+            "{lines:?}"
+        );
+        b2.node.shutdown().await.unwrap();
+        a.node.shutdown().await.unwrap();
+    })
+    .await
+    .unwrap();
 }
 
 /// Automatic backups (issue 15): one code for every archive, a new one only when the schedule says,

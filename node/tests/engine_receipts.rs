@@ -3,7 +3,7 @@
 //! stores the message; one the sender handed over earns none (the transport's ack says it arrived).
 
 use libp2p::PeerId;
-use tern_node::api::MessageStatus;
+use tern_node::api::{MessageStatus, MessageTimes};
 use tern_node::engine::{Engine, Received, Via, now_ms};
 use tern_protocol::IdentityKey;
 
@@ -103,4 +103,66 @@ fn the_engine_takes_its_time_from_the_caller() {
         Some(MessageStatus::Failed)
     );
     assert_eq!(alice.store().outbox_len().unwrap(), 0);
+}
+
+/// "Message info" shows when a message was delivered and read (issue 16): the times the receipts arrived
+/// and the time the recipient read it, each taken from the caller's clock and kept once.
+#[test]
+fn delivery_and_read_times_are_the_receipts_arrival_and_the_reading() {
+    let (_da, _db, mut alice, mut bob) = pair();
+    let t0 = 1_800_000_000_000;
+    let (message, entry) = alice.send_text_at(&bob.key(), "when?", t0).unwrap();
+    let conversation = tern_node::api::ConversationId::Direct(bob.key());
+    let times = |engine: &Engine, key: IdentityKey| {
+        engine
+            .store()
+            .reader()
+            .message_times(&tern_node::api::ConversationId::Direct(key), &message.id)
+            .unwrap()
+            .expect("stored")
+    };
+    assert_eq!(times(&alice, bob.key()), MessageTimes::default());
+
+    // Through a mailbox: Bob's node queues a delivery receipt; Alice takes it at t0 + 10.
+    bob.receive_many(&[(entry.envelope.as_slice(), Via::Mailbox)], t0 + 5);
+    let receipt = bob.store().outbox_for(&alice.key(), 10).unwrap().remove(0);
+    alice.receive_many(&[(receipt.envelope.as_slice(), Via::Mailbox)], t0 + 10);
+    assert_eq!(
+        times(&alice, bob.key()),
+        MessageTimes {
+            delivered_at_ms: Some(t0 + 10),
+            read_at_ms: None
+        }
+    );
+
+    // Bob reads it at t0 + 20; his read receipt reaches Alice at t0 + 30. A second copy changes nothing.
+    bob.mark_read_at(&alice.key(), &[message.id], t0 + 20)
+        .unwrap();
+    assert_eq!(times(&bob, alice.key()).read_at_ms, Some(t0 + 20));
+    let read = bob
+        .store()
+        .outbox_for(&alice.key(), 10)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.message_id != receipt.message_id)
+        .expect("a read receipt");
+    for at in [t0 + 30, t0 + 40] {
+        alice.receive_many(&[(read.envelope.as_slice(), Via::Mailbox)], at);
+    }
+    assert_eq!(
+        times(&alice, bob.key()),
+        MessageTimes {
+            delivered_at_ms: Some(t0 + 10),
+            read_at_ms: Some(t0 + 30)
+        }
+    );
+    assert_eq!(
+        alice
+            .store()
+            .message(conversation, &message.id)
+            .unwrap()
+            .unwrap()
+            .status,
+        MessageStatus::Read
+    );
 }

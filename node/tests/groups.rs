@@ -10,7 +10,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use tern_node::group::{
     CommitOut, Group, GroupError, KeyPackageIn, MAX_GROUP_MESSAGE_LEN, PendingKeyPackage,
-    Processed, new_key_package,
+    Processed, RestoredGroup, new_key_package,
 };
 use tern_node::store::{KdfParams, Store};
 use tern_protocol::{Body, Content, Identity, IdentityKey, MessageId};
@@ -200,6 +200,64 @@ fn rename_and_promote_are_seen_by_all_and_only_admins_may() {
     assert!(matches!(c.g().process(&out.commit).unwrap(), Processed::Commit(s) if s.removed_self));
 }
 
+/// A member whose copy was restored from a backup is added back (docs/protocol.md §20.5): one commit
+/// removes its old leaf and adds its new one, every other member's check passes it, the member keeps its
+/// admin role, the new copy reads what follows and the old one cannot.
+#[test]
+fn a_member_added_back_keeps_its_role_and_only_the_new_copy_reads_on() {
+    let (mut a, mut b, mut c, _d) = four();
+    let out = a.g().promote(&b.key()).unwrap();
+    deliver_commit(&out, &mut [&mut b, &mut c]);
+    let old_bob = b.g().encode();
+
+    // Bob's restored copy: the same identity, no group state, a fresh KeyPackage.
+    b.group = None;
+    let kp = b.key_package();
+    assert!(
+        matches!(
+            a.g().add(vec![b.key_package()]),
+            Err(GroupError::AlreadyMember)
+        ),
+        "a plain add of a member is still refused"
+    );
+    let out = a.g().readd(kp).unwrap();
+    assert_eq!(
+        (out.summary.added.clone(), out.summary.removed.clone()),
+        (vec![b.key()], vec![b.key()])
+    );
+    deliver_commit(&out, &mut [&mut c]);
+    assert_eq!(b.join(out.welcome.as_ref().expect("a welcome")), a.key());
+    let info = c.g().info().unwrap();
+    assert!(info.is_admin(&b.key()), "Bob is still an admin");
+    assert_eq!(c.g().members().unwrap().len(), 4);
+
+    let mut old = Group::decode(&old_bob).unwrap();
+    match old.process(&out.commit).unwrap() {
+        Processed::Commit(summary) => assert!(summary.removed_self),
+        other => panic!("{other:?}"),
+    }
+    let sent = a.g().send(&text(40, "after the rejoin")).unwrap();
+    assert_eq!(
+        read(&mut b, &sent).unwrap(),
+        (a.key(), "after the rejoin".into())
+    );
+    assert_eq!(read(&mut c, &sent).unwrap().1, "after the rejoin");
+    assert!(
+        old.process(&sent).is_err(),
+        "the replaced copy reads nothing more"
+    );
+    let from_b = b.g().send(&text(41, "hello again")).unwrap();
+    assert_eq!(
+        read(&mut c, &from_b).unwrap(),
+        (b.key(), "hello again".into())
+    );
+
+    assert!(
+        matches!(c.g().readd(b.key_package()), Err(GroupError::NotAdmin)),
+        "only an admin adds a member back"
+    );
+}
+
 #[test]
 fn a_restart_through_the_profile_store_keeps_the_group() {
     let (mut a, mut b, _c, _d) = four();
@@ -240,6 +298,41 @@ fn a_restart_through_the_profile_store_keeps_the_group() {
             .take_key_package(pending.hash_ref())
             .unwrap()
             .is_none()
+    );
+
+    // A password change re-keys every row (docs/protocol.md §13.1): the real group state, a group
+    // restored from a backup (§18.8) and a KeyPackage's private half come through whole, under their
+    // group id and hash ref.
+    let restored = RestoredGroup {
+        me: b.key(),
+        id: b"another group".to_vec(),
+        member: true,
+        info: b.g().info().unwrap(),
+        members: b.g().members().unwrap(),
+    };
+    store.put_group(&restored.id, &restored.encode()).unwrap();
+    store
+        .put_key_package(pending.hash_ref(), &pending.encode())
+        .unwrap();
+    store.put_group(&id, &b.g().encode()).unwrap();
+    let new_password = "a new one".into();
+    store.rekey(&password, &new_password, &[]).unwrap();
+    drop(store);
+    let mut store = Store::open(dir.path(), &new_password).unwrap();
+    assert_eq!(store.groups().unwrap().len(), 2);
+    let state = store.group(&id).unwrap().expect("the group, re-keyed");
+    b.group = Some(Group::decode(&state).unwrap());
+    let m = a.g().send(&text(3, "after the re-key")).unwrap();
+    assert_eq!(read(&mut b, &m).unwrap().1, "after the re-key");
+    let row = store
+        .group(&restored.id)
+        .unwrap()
+        .expect("the restored row");
+    assert_eq!(RestoredGroup::decode(&row).unwrap(), restored);
+    let back = store.take_key_package(pending.hash_ref()).unwrap();
+    assert!(
+        back.is_some(),
+        "the KeyPackage, re-keyed under its hash ref"
     );
 }
 

@@ -14,6 +14,10 @@ pub const KIND_KEY_PACKAGE_REQUEST: u16 = 0x0100;
 pub const KIND_KEY_PACKAGES: u16 = 0x0101;
 /// Content kind: one part of a Welcome or a group message.
 pub const KIND_TRANSFER_PART: u16 = 0x0102;
+/// Content kind: a copy restored from a backup asks an admin to add it back to a group (§20.5).
+pub const KIND_REJOIN_REQUEST: u16 = 0x0103;
+/// Longest MLS group id a rejoin request names.
+pub const MAX_GROUP_ID_LEN: usize = 255;
 
 const VERSION: u8 = 1;
 /// At most this many KeyPackages are asked for or sent at once.
@@ -110,6 +114,34 @@ pub fn decode_key_package_request(body: &[u8]) -> Result<u8, DecodeError> {
     r.finish()?;
     check_request_count(usize::from(count))?;
     Ok(count)
+}
+
+/// Kind 0x0103: `u8 version || vec8 group_id` (1..=[`MAX_GROUP_ID_LEN`] bytes): the MLS group id of the group
+/// the sender asks to be added back to.
+pub fn encode_rejoin_request(group_id: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    check_group_id(group_id)?;
+    let mut w = Writer::new();
+    w.u8(VERSION).bytes_u8(group_id);
+    Ok(w.into_vec())
+}
+
+pub fn decode_rejoin_request(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let mut r = Reader::new(body);
+    version(&mut r, "rejoin request")?;
+    let id = r.bytes_u8("group id", MAX_GROUP_ID_LEN)?.to_vec();
+    r.finish()?;
+    check_group_id(&id)?;
+    Ok(id)
+}
+
+fn check_group_id(id: &[u8]) -> Result<(), DecodeError> {
+    if id.is_empty() {
+        return Err(DecodeError::Invalid {
+            field: "group id",
+            reason: "empty",
+        });
+    }
+    crate::codec::check_len("group id", id.len(), MAX_GROUP_ID_LEN)
 }
 
 /// Kind 0x0101: `u8 version || count8<4> × vec16<4096>`.
@@ -355,6 +387,27 @@ mod tests {
         let mut long = encode_key_packages(&kps).unwrap();
         long.push(0);
         assert!(decode_key_packages(&long).is_err());
+    }
+
+    #[test]
+    fn a_rejoin_request_names_one_group_id_and_nothing_else() {
+        let id = vec![9u8; 16];
+        assert_eq!(
+            decode_rejoin_request(&encode_rejoin_request(&id).unwrap()).unwrap(),
+            id
+        );
+        assert!(encode_rejoin_request(&[]).is_err());
+        assert!(encode_rejoin_request(&[0; 256]).is_err());
+        assert!(decode_rejoin_request(&[1, 0]).is_err(), "an empty id");
+        assert!(
+            decode_rejoin_request(&[2, 1, 9]).is_err(),
+            "another version"
+        );
+        assert!(decode_rejoin_request(&[1, 2, 9]).is_err(), "cut short");
+        assert!(
+            decode_rejoin_request(&[1, 1, 9, 0]).is_err(),
+            "trailing bytes"
+        );
     }
 
     #[test]

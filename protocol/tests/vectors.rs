@@ -328,6 +328,8 @@ struct GroupBodiesVector {
     key_packages: String,
     /// Kind 0x0102: part 0 of 2 of a Welcome transfer with id 07 x 16, chunk "hello".
     transfer_part: String,
+    /// §18.4: a rejoin request (kind 0x0103) for the group whose MLS group id is 00 01 .. 0f.
+    rejoin_request: String,
     /// §18.9: the conversation id of the group whose MLS group id is 00 01 .. 0f.
     conversation_id: String,
     /// §18.6: the epoch auth key whose exporter output (Ed25519 seed) is 00 01 .. 1f.
@@ -353,6 +355,10 @@ fn gen_group_bodies() -> GroupBodiesVector {
         ])
         .unwrap()),
         transfer_part: hex(&part.encode()),
+        rejoin_request: hex(&tern_protocol::group_wire::encode_rejoin_request(
+            &std::array::from_fn::<u8, 16, _>(|i| i as u8),
+        )
+        .unwrap()),
         conversation_id: hex(&tern_protocol::group_wire::conversation_id(
             &std::array::from_fn::<u8, 16, _>(|i| i as u8),
         )),
@@ -406,6 +412,13 @@ fn check_group_bodies(g: &GroupBodiesVector) {
     expected.extend([0, 0, 0, 2, 0, 0, 0, 5]);
     expected.extend(b"hello");
     assert_eq!(unhex(&g.transfer_part), expected);
+    // u8 version 1 || u8 len || group id.
+    let id: Vec<u8> = (0..16).collect();
+    assert_eq!(
+        group_wire::decode_rejoin_request(&unhex(&g.rejoin_request)).unwrap(),
+        id
+    );
+    assert_eq!(unhex(&g.rejoin_request), [&[1u8, 16][..], &id].concat());
     // §18.9 by hand: SHA-256 of the label and the id.
     let id: [u8; 16] = std::array::from_fn(|i| i as u8);
     assert_eq!(

@@ -275,6 +275,7 @@ mod tests {
             members: members.len(),
             role,
             active: true,
+            rejoining: false,
             epoch: 1,
         });
         model.members_loaded(GROUP, members);

@@ -222,6 +222,7 @@ mod tests {
             members: 2,
             role: GroupRole::Member,
             active,
+            rejoining: false,
             epoch: 1,
         }
     }

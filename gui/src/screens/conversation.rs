@@ -203,10 +203,13 @@ fn group(
             .inner_margin(10.0)
             .corner_radius(6.0)
             .show(ui, |ui| {
-                ui.label(
+                ui.label(if summary.is_some_and(|g| g.rejoining) {
+                    "This group came back with a backup. An admin's computer adds you back when it \
+                     is next online; until then you can read the history but not write."
+                } else {
                     "You are no longer a member of this group: you cannot write in it. What was \
-                     said stays on this computer.",
-                );
+                     said stays on this computer."
+                });
             });
         if let Some(action) = chat.show(ui, open, &sender) {
             actions.push(action);

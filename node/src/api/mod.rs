@@ -374,6 +374,16 @@ pub struct Page {
     pub older: Option<Cursor>,
 }
 
+/// When this device learned that a message was delivered and read (unix milliseconds, by this device's
+/// clock); `None` when it does not know: not yet, or the message was stored before Tern recorded the times.
+/// For an incoming message, `read_at_ms` is when the user read it here; `delivered_at_ms` stays `None`
+/// (its arrival is the message's `received_at_ms`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageTimes {
+    pub delivered_at_ms: Option<u64>,
+    pub read_at_ms: Option<u64>,
+}
+
 /// A conversation in the conversation list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversation {
@@ -530,6 +540,9 @@ pub struct GroupSummary {
     pub role: GroupRole,
     /// `false` once this profile left or was removed: the history stays, nothing can be sent.
     pub active: bool,
+    /// Restored from a backup and waiting for an admin's node to add this copy back (docs/protocol.md
+    /// §20.5): the history is here, nothing can be sent until then (`active` is `false`).
+    pub rejoining: bool,
     /// The MLS epoch (changes with every commit).
     pub epoch: u64,
 }
@@ -542,6 +555,7 @@ impl fmt::Debug for GroupSummary {
             .field("members", &self.members)
             .field("role", &self.role)
             .field("active", &self.active)
+            .field("rejoining", &self.rejoining)
             .field("epoch", &self.epoch)
             .finish_non_exhaustive()
     }

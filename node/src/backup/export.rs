@@ -6,12 +6,14 @@ use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
 
 use tern_protocol::file::FileHash;
+use tracing::warn;
 
 use super::code::RecoveryCode;
 use super::records::{FILE_PART_LEN, RecordKind, write_record};
 use super::stream::{Keys, SealingWriter};
 use super::{BackupError, BackupSummary};
 use crate::files::FILES_DIR;
+use crate::group::{Group, RestoredGroup};
 use crate::profile::Profile;
 use crate::store::{ExportItem, StoreError};
 
@@ -79,6 +81,27 @@ impl crate::engine::Engine {
         Ok(summary)
     }
 
+    /// What a backup carries of each stored group (§20.3): its name, roles and members, never its MLS
+    /// state. A group restored earlier and not rejoined yet is carried as it is; one whose state does not
+    /// decode is left out with a warning (the node skips it too).
+    fn groups_to_carry(&self) -> Result<Vec<RestoredGroup>, BackupError> {
+        let mut groups = Vec::new();
+        for row in self.store().groups()? {
+            let group = if RestoredGroup::is_restored(&row) {
+                RestoredGroup::decode(&row)
+            } else {
+                Group::decode(&row).and_then(|group| group.to_restored())
+            };
+            match group {
+                Ok(group) => groups.push(group),
+                Err(e) => {
+                    warn!(error = %e, "a stored group does not decode; left out of the backup")
+                }
+            }
+        }
+        Ok(groups)
+    }
+
     fn write_archive(
         &self,
         file: File,
@@ -143,6 +166,11 @@ impl crate::engine::Engine {
             return Err(e);
         }
         exported?;
+        for group in self.groups_to_carry()? {
+            write_record(&mut out, RecordKind::Group, &[&group.encode()])?;
+            summary.groups += 1;
+            records += 1;
+        }
 
         let root = self.store().dir().join(FILES_DIR);
         let mut buf = vec![0u8; FILE_PART_LEN];

@@ -6,11 +6,12 @@
 //! backups to a folder on a schedule, under one code kept sealed in the profile.
 //!
 //! An archive holds the identity (its keys and signed prekeys), the own card, contacts (with verified
-//! marks and states), settings, 1:1 conversations with their messages and unread marks, and the files the
-//! profile holds (as the ciphertext `files/` keeps). It never holds sessions, reserved keys, the outbox,
-//! duplicate checks or groups: a restored profile starts a new session with every accepted contact, by
-//! sending its card ([`restore()`] queues it), and contacts switch to it (§10 rule 5) with no key-change
-//! warning, since the identity is the same.
+//! marks and states), settings, conversations (1:1 and groups) with their messages and unread marks, each
+//! group's name, roles and members, and the files the profile holds (as the ciphertext `files/` keeps). It
+//! never holds sessions, reserved keys, the outbox, duplicate checks or MLS group state: a restored profile
+//! starts a new session with every accepted contact, by sending its card ([`restore()`] queues it), and
+//! contacts switch to it (§10 rule 5) with no key-change warning, since the identity is the same. For each
+//! group it was a member of, it asks one admin to add it back (§20.5).
 //!
 //! Every record leaves the store through [`crate::store::Store::export_records`]: a rule on what a
 //! backup must not hold goes there. Both directions stream: memory stays bounded by one chunk, one
@@ -50,6 +51,8 @@ pub struct BackupSummary {
     pub contacts: u64,
     pub messages: u64,
     pub files: u64,
+    /// Groups carried (name, roles and members; no MLS state).
+    pub groups: u64,
     /// The archive's size in bytes.
     pub archive_bytes: u64,
 }

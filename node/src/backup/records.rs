@@ -35,6 +35,8 @@ pub enum RecordKind {
     FilePart,
     /// A 1:1 conversation's disappearing-message timer: `contact identity key[32] || Timer (28 bytes)`.
     Timer,
+    /// A group: [`crate::group::RestoredGroup`]'s encoding (archive version 2 on).
+    Group,
     /// `u64 records`: how many records came before it. Last.
     End,
 }
@@ -51,6 +53,7 @@ impl RecordKind {
             Self::Attachment => 7,
             Self::FilePart => 8,
             Self::Timer => 9,
+            Self::Group => 10,
             Self::End => 0xff,
         }
     }
@@ -66,6 +69,7 @@ impl RecordKind {
             7 => Self::Attachment,
             8 => Self::FilePart,
             9 => Self::Timer,
+            10 => Self::Group,
             0xff => Self::End,
             _ => return None,
         })

@@ -5,7 +5,8 @@ use std::fs::{self, File};
 use std::io::{BufReader, Write};
 use std::path::Path;
 
-use tern_protocol::{ContactCard, Identity};
+use tern_protocol::{Body, ContactCard, Identity, group_wire};
+use tracing::warn;
 use zeroize::Zeroizing;
 
 use super::BACKUP_SETTINGS;
@@ -14,8 +15,10 @@ use super::export::{FILE_PARTS, temp_path};
 use super::records::{RecordKind, read_record};
 use super::stream::{OpeningReader, read_header};
 use super::{BackupError, BackupSummary};
+use crate::api::ContactState;
 use crate::engine::Engine;
 use crate::files::FILES_DIR;
+use crate::group::RestoredGroup;
 use crate::store::{KdfParams, Password, STORE_FILE, Store, VaultItem};
 
 /// Records written per commit while restoring: memory stays bounded by one batch, not the history.
@@ -71,7 +74,7 @@ pub fn restore(
     let tmp = temp_path(dir, rand::Rng::next_u64(&mut rand::rng()));
     let result = (|| {
         let store = Store::create(&tmp, password, kdf)?;
-        let mut summary = fill(store, reader, &keys.pickle, &tmp)?;
+        let mut summary = fill(store, reader, header.version(), &keys.pickle, &tmp)?;
         summary.archive_bytes = archive_bytes;
         Ok(summary)
     })();
@@ -97,10 +100,12 @@ pub fn restore(
     Ok(summary)
 }
 
-/// Reads every record into `store` (a new, empty profile at `root`), then queues the card to the contacts.
+/// Reads every record into `store` (a new, empty profile at `root`) from an archive of `version`, then
+/// queues the card to the contacts and asks an admin of each group to add this copy back.
 fn fill<R: std::io::BufRead>(
     mut store: Store,
     mut input: OpeningReader<R>,
+    version: u8,
     pickle_key: &tern_protocol::PickleKey,
     root: &Path,
 ) -> Result<BackupSummary, BackupError> {
@@ -122,6 +127,7 @@ fn fill<R: std::io::BufRead>(
     }
     expect(read_record(&mut input, &mut body)?, RecordKind::Identity)?;
     let identity = Identity::unpickle(pickle_key, &body).map_err(|e| bad("identity", e))?;
+    let me = identity.key();
     expect(read_record(&mut input, &mut body)?, RecordKind::OwnCard)?;
     let card = ContactCard::decode(&body).map_err(|e| bad("own card", e))?;
     if card.key() != identity.key() {
@@ -142,6 +148,7 @@ fn fill<R: std::io::BufRead>(
     let mut open_part: Option<(Vec<u8>, File, u64)> = None;
     let mut batch = store.batch()?;
     let mut in_batch = 0usize;
+    let mut groups = Vec::new();
     loop {
         let kind = read_record(&mut input, &mut body)?;
         match kind {
@@ -172,6 +179,20 @@ fn fill<R: std::io::BufRead>(
             }
             RecordKind::Timer => {
                 batch.import_timer(&body)?;
+            }
+            RecordKind::Group if version >= 2 => {
+                let group = RestoredGroup::decode(&body).map_err(|e| bad("group", e))?;
+                if group.me != me {
+                    return Err(bad("group", "it names another member as this profile"));
+                }
+                batch.put_group(&group.id, &body)?;
+                summary.groups += 1;
+                groups.push(group);
+            }
+            RecordKind::Group => {
+                return Err(BackupError::Damaged(
+                    "a group record in a version 1 archive",
+                ));
             }
             RecordKind::FilePart => {
                 write_file_part(
@@ -215,7 +236,35 @@ fn fill<R: std::io::BufRead>(
     // No session came along: start new ones (docs/protocol.md §20.5).
     let mut engine = Engine::open_store(store)?;
     engine.announce_restored();
+    for group in groups.iter().filter(|g| g.member) {
+        ask_to_rejoin(&mut engine, group);
+    }
     Ok(summary)
+}
+
+/// Queues a rejoin request (§18.4, kind 0x0103) for `group` to one of its admins who is an accepted
+/// contact, after the card: its node adds this copy back with a new leaf (§20.5). A group with no such
+/// admin waits until someone adds this copy again.
+fn ask_to_rejoin(engine: &mut Engine, group: &RestoredGroup) {
+    let accepted = |key: &tern_protocol::IdentityKey| matches!(engine.store().contact(key), Ok(Some(c)) if c.state == ContactState::Accepted);
+    let Some(admin) = group.admin_to_ask(accepted) else {
+        warn!("no admin of a restored group is a contact: it waits to be added again");
+        return;
+    };
+    let request = match group_wire::encode_rejoin_request(&group.id) {
+        Ok(request) => request,
+        Err(e) => {
+            warn!(error = %e, "cannot ask to rejoin a restored group");
+            return;
+        }
+    };
+    let body = Body::Unknown {
+        kind: group_wire::KIND_REJOIN_REQUEST,
+        data: request,
+    };
+    if let Err(e) = engine.send_control(&admin, body, true) {
+        warn!(error = %e, "cannot queue a rejoin request");
+    }
 }
 
 /// Appends a file-part record's bytes to its file under `files/`. Parts come in order: each starts where

@@ -13,8 +13,9 @@ use super::code::RecoveryCode;
 
 /// The first 8 bytes of every archive.
 pub const MAGIC: &[u8; 8] = b"TERNBACK";
-/// The archive version this build writes and reads.
-pub const ARCHIVE_VERSION: u8 = 1;
+/// The archive version this build writes; it reads every version from 1 up to it (version 2 added group
+/// records).
+pub const ARCHIVE_VERSION: u8 = 2;
 /// Key derivation 1: BLAKE3 `derive_key` (the code carries 256 random bits: no password hardening).
 pub const KDF_BLAKE3: u8 = 1;
 /// Cipher 1: ChaCha20-Poly1305 over chunks.
@@ -156,6 +157,13 @@ pub(super) struct Header {
     pub check: [u8; CHECK_LEN],
 }
 
+impl Header {
+    /// The archive version it names (1 up to [`ARCHIVE_VERSION`]).
+    pub fn version(&self) -> u8 {
+        self.bytes[8]
+    }
+}
+
 /// Reads and checks a header (not yet the code): magic, version, algorithms, chunk size.
 pub(super) fn read_header(input: &mut impl BufRead) -> Result<Header, BackupError> {
     let mut bytes = [0u8; HEADER_LEN];
@@ -172,7 +180,7 @@ pub(super) fn read_header(input: &mut impl BufRead) -> Result<Header, BackupErro
             supported: ARCHIVE_VERSION,
         });
     }
-    if bytes[8] != ARCHIVE_VERSION
+    if bytes[8] == 0
         || bytes[9] != KDF_BLAKE3
         || bytes[10] != AEAD_CHACHA20POLY1305
         || bytes[11] != 0

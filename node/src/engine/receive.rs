@@ -569,7 +569,7 @@ fn open_one(
             };
             let mut updated = Vec::new();
             for id in ids {
-                if batch.update_message_status(sender, &id, status)? {
+                if batch.update_message_status_at(sender, &id, status, now)? {
                     updated.push((id, status));
                 }
             }

@@ -455,7 +455,7 @@ impl Engine {
             {
                 // Reading starts a disappearing message's clock, in the same commit.
                 let (read, expires) = self.store.transaction(|batch| {
-                    if !batch.update_message_status(contact, id, MessageStatus::Read)? {
+                    if !batch.update_message_status_at(contact, id, MessageStatus::Read, now_ms)? {
                         return Ok((false, None));
                     }
                     Ok((true, batch.start_expiry(&conversation, id, now_ms)?))

@@ -13,6 +13,7 @@
 //! - `receive.rs`: [`Group::process`]: incoming messages, and the rollback onto a winning commit.
 //! - `ordering.rs`: the rollback records and the winner rule of §18.5.
 //! - `persist.rs`: the group state's byte form (sealed by the store, never written in the clear).
+//! - `restored.rs`: [`RestoredGroup`], what a backup carries of a group (no MLS state).
 //!
 //! Nothing here does I/O: bytes in, bytes out. The node moves them over sessions, gossip and mailboxes.
 
@@ -24,12 +25,14 @@ mod ordering;
 mod persist;
 mod provider;
 mod receive;
+mod restored;
 mod state;
 
 pub use check::CommitSummary;
 pub use credential::{GroupInfo, MemberCredential};
 pub use error::GroupError;
 pub use key_package::{KeyPackageIn, PendingKeyPackage, new_key_package};
+pub use restored::RestoredGroup;
 pub use state::{CommitOut, Group, Processed};
 
 /// The MLS group id a group message (commit, proposal or application message) is for, read without any

@@ -445,6 +445,18 @@ impl Group {
         self.commit(adds, Vec::new(), None)
     }
 
+    /// Adds back a member whose copy was restored from a backup (admins only, docs/protocol.md §20.5): its
+    /// old leaf is removed and its new KeyPackage added in one commit, so it keeps its roles.
+    pub fn readd(&mut self, key_package: KeyPackageIn) -> Result<CommitOut, GroupError> {
+        self.require_admin()?;
+        let who = key_package.member.identity;
+        if who == self.me {
+            return Err(GroupError::Invalid("adding oneself back"));
+        }
+        let old = self.leaf_of(&who)?;
+        self.commit(vec![key_package.key_package], vec![old], None)
+    }
+
     /// Removes members (admins only); a removed admin also leaves the admin list.
     pub fn remove(&mut self, who: &[IdentityKey]) -> Result<CommitOut, GroupError> {
         let mut info = self.require_admin()?;

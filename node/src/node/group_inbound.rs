@@ -4,8 +4,8 @@
 //! messages come through the same path (`group_gossip.rs`).
 
 use tern_protocol::group_wire::{
-    self, KIND_KEY_PACKAGE_REQUEST, KIND_KEY_PACKAGES, KIND_TRANSFER_PART, TransferKind,
-    TransferPart,
+    self, KIND_KEY_PACKAGE_REQUEST, KIND_KEY_PACKAGES, KIND_REJOIN_REQUEST, KIND_TRANSFER_PART,
+    TransferKind, TransferPart,
 };
 
 use super::group_gossip::{Route, Verdict};
@@ -21,6 +21,7 @@ impl EventLoop {
             KIND_KEY_PACKAGE_REQUEST => self.answer_key_package_request(from, &data),
             KIND_KEY_PACKAGES => self.take_key_packages(from, &data),
             KIND_TRANSFER_PART => self.take_transfer_part(from, &data),
+            KIND_REJOIN_REQUEST => self.take_rejoin_request(from, &data),
             _ => Ok(()),
         };
         if let Err(e) = result {
@@ -66,7 +67,17 @@ impl EventLoop {
         Ok(())
     }
 
-    /// KeyPackages from a contact this profile asked: each completes the oldest add waiting for it.
+    /// A copy of `from` restored from a backup asks to be added back to a group it is a member of
+    /// (§20.5): an admin's node asks it for a KeyPackage, and the commit that follows replaces its old
+    /// leaf with the new one. Anyone else ignores the request.
+    fn take_rejoin_request(&mut self, from: IdentityKey, data: &[u8]) -> Result<(), NodeError> {
+        let id = group_wire::decode_rejoin_request(data)
+            .map_err(|_| GroupError::Malformed("rejoin request"))?;
+        self.ask_key_package(conv_key(&id), from, true)
+    }
+
+    /// KeyPackages from a contact this profile asked: each completes the oldest add waiting for it (an
+    /// add back, if the contact is a member already: its copy was restored from a backup).
     fn take_key_packages(&mut self, from: IdentityKey, data: &[u8]) -> Result<(), NodeError> {
         let packages = group_wire::decode_key_packages(data)
             .map_err(|_| GroupError::Malformed("key packages"))?;
@@ -83,7 +94,12 @@ impl EventLoop {
                 break;
             };
             let key_package = KeyPackageIn::parse(&bytes, Some(&from))?;
-            let out = self.group_mut(&key)?.add(vec![key_package])?;
+            let group = self.group_mut(&key)?;
+            let out = if group.members()?.contains(&from) {
+                group.readd(key_package)?
+            } else {
+                group.add(vec![key_package])?
+            };
             self.after_own_commit(key, out)?;
         }
         Ok(())
@@ -126,7 +142,13 @@ impl EventLoop {
         }
         let name = group.info().map(|i| i.name).unwrap_or_default();
         let key = self.groups.insert(group);
-        let line = format!("{} added you to \"{name}\"", self.name_of(&adder));
+        // A group restored from a backup becomes this state (its row is overwritten below).
+        let back = self.groups.restored.remove(&key).is_some();
+        let line = if back {
+            format!("{} added you back to \"{name}\"", self.name_of(&adder))
+        } else {
+            format!("{} added you to \"{name}\"", self.name_of(&adder))
+        };
         let line = self.system_line(key, Some(adder), line);
         self.save_group(key, vec![line])?;
         let summary = self.summary(&key)?;

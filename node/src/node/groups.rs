@@ -16,7 +16,7 @@ use tern_protocol::{Content, MessageId};
 use super::group_gossip::{GroupGossip, Route};
 use super::*;
 use crate::api::{ConversationId, GroupMember, GroupRole, GroupSummary};
-use crate::group::{CommitOut, Group, GroupError};
+use crate::group::{CommitOut, Group, GroupError, GroupInfo, RestoredGroup};
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 
@@ -83,6 +83,9 @@ pub(super) enum GroupCommand {
 pub(super) struct Groups {
     /// By conversation id ([`ConversationId::of_group`]).
     pub(super) by_conv: HashMap<[u8; 32], Group>,
+    /// Groups restored from a backup and not rejoined yet (no MLS state; docs/protocol.md §20.5), by
+    /// conversation id. A Welcome for one moves it to `by_conv`.
+    pub(super) restored: HashMap<[u8; 32], RestoredGroup>,
     /// Transfers (Welcomes, group messages) whose parts are still arriving.
     pub(super) reassembly: group_wire::Reassembly,
     /// `(contact, group)`: an add waiting for the contact's KeyPackage, oldest first.
@@ -107,6 +110,17 @@ impl Groups {
         match engine.store().groups() {
             Ok(states) => {
                 for state in states {
+                    if RestoredGroup::is_restored(&state) {
+                        match RestoredGroup::decode(&state) {
+                            Ok(group) => {
+                                groups.restored.insert(conv_key(&group.id), group);
+                            }
+                            Err(e) => {
+                                warn!(error = %e, "a restored group does not decode; skipped")
+                            }
+                        }
+                        continue;
+                    }
                     match Group::decode(&state) {
                         Ok(group) => {
                             groups.insert(group);
@@ -182,11 +196,11 @@ pub(super) fn group_key(group: &ConversationId) -> Result<[u8; 32], NodeError> {
     }
 }
 
-/// This profile's role in `group`.
-pub(super) fn role_of(group: &Group, who: &IdentityKey) -> GroupRole {
-    match group.info() {
-        Ok(info) if info.creator == *who => GroupRole::Creator,
-        Ok(info) if info.is_admin(who) => GroupRole::Admin,
+/// `who`'s role by a group's name-and-roles info (a member when it cannot be read).
+fn role_in(info: Option<&GroupInfo>, who: &IdentityKey) -> GroupRole {
+    match info {
+        Some(info) if info.creator == *who => GroupRole::Creator,
+        Some(info) if info.is_admin(who) => GroupRole::Admin,
         _ => GroupRole::Member,
     }
 }
@@ -196,9 +210,23 @@ pub(super) fn summary_of(group: &Group) -> GroupSummary {
         id: ConversationId::of_group(group.id()),
         name: group.info().map(|i| i.name).unwrap_or_default(),
         members: group.members().map_or(0, |m| m.len()),
-        role: role_of(group, &group.me()),
+        role: role_in(group.info().ok().as_ref(), &group.me()),
         active: group.is_active(),
+        rejoining: false,
         epoch: group.epoch(),
+    }
+}
+
+/// A group restored from a backup, as the user sees it until an admin adds this copy back.
+fn restored_summary(group: &RestoredGroup) -> GroupSummary {
+    GroupSummary {
+        id: ConversationId::of_group(&group.id),
+        name: group.info.name.clone(),
+        members: group.members.len(),
+        role: role_in(Some(&group.info), &group.me),
+        active: false,
+        rejoining: group.member,
+        epoch: 0,
     }
 }
 
@@ -260,8 +288,13 @@ impl EventLoop {
                 let _ = reply.send(self.group_set_timer(group, seconds));
             }
             GroupCommand::List { reply } => {
-                let mut list: Vec<GroupSummary> =
-                    self.groups.by_conv.values().map(summary_of).collect();
+                let mut list: Vec<GroupSummary> = self
+                    .groups
+                    .by_conv
+                    .values()
+                    .map(summary_of)
+                    .chain(self.groups.restored.values().map(restored_summary))
+                    .collect();
                 list.sort_by(|a, b| a.name.cmp(&b.name));
                 let _ = reply.send(list);
             }
@@ -274,7 +307,12 @@ impl EventLoop {
         }
     }
 
+    /// A group this profile holds the state of; a group restored from a backup and not rejoined yet is
+    /// [`GroupError::NotMember`] (nothing can be done in it until an admin adds this copy back).
     pub(super) fn group_mut(&mut self, key: &[u8; 32]) -> Result<&mut Group, NodeError> {
+        if self.groups.restored.contains_key(key) {
+            return Err(GroupError::NotMember.into());
+        }
         self.groups
             .by_conv
             .get_mut(key)
@@ -321,6 +359,19 @@ impl EventLoop {
     /// Asks `member` for a KeyPackage; the add is committed when it answers (`group_inbound.rs`).
     fn group_add(&mut self, key: [u8; 32], member: IdentityKey) -> Result<(), NodeError> {
         self.accepted_contact(&member)?;
+        self.ask_key_package(key, member, false)
+    }
+
+    /// Asks `member` for a KeyPackage for the group `key` (an admin of an active group only): for an add
+    /// of a new member, or, `back`, of a member whose copy was restored from a backup and asked to be
+    /// added back (§20.5). The commit is made when the KeyPackage arrives (`group_inbound.rs`); a request
+    /// already waiting is not sent again.
+    pub(super) fn ask_key_package(
+        &mut self,
+        key: [u8; 32],
+        member: IdentityKey,
+        back: bool,
+    ) -> Result<(), NodeError> {
         let group = self.group_mut(&key)?;
         if !group.is_active() {
             return Err(GroupError::NotMember.into());
@@ -332,8 +383,13 @@ impl EventLoop {
         {
             return Err(GroupError::NotAdmin.into());
         }
-        if group.members()?.contains(&member) {
-            return Err(GroupError::AlreadyMember.into());
+        match (back, group.members()?.contains(&member)) {
+            (false, true) => return Err(GroupError::AlreadyMember.into()),
+            (true, false) => return Err(GroupError::UnknownMember.into()),
+            _ => {}
+        }
+        if self.groups.pending_adds.contains(&(member, key)) {
+            return Ok(());
         }
         let request = group_wire::encode_key_package_request(1)
             .map_err(|_| GroupError::Invalid("key package request"))?;
@@ -405,14 +461,20 @@ impl EventLoop {
     }
 
     fn group_members(&self, key: &[u8; 32]) -> Result<Vec<GroupMember>, NodeError> {
-        let group = self
-            .groups
-            .by_conv
-            .get(key)
-            .ok_or_else(|| NodeError::UnknownGroup(ConversationId::Group(*key).short()))?;
-        let me = group.me();
+        let (me, members, info) =
+            match (self.groups.by_conv.get(key), self.groups.restored.get(key)) {
+                (Some(group), _) => (group.me(), group.members()?, group.info().ok()),
+                (None, Some(restored)) => (
+                    restored.me,
+                    restored.members.clone(),
+                    Some(restored.info.clone()),
+                ),
+                (None, None) => {
+                    return Err(NodeError::UnknownGroup(ConversationId::Group(*key).short()));
+                }
+            };
         let mut out = Vec::new();
-        for member in group.members()? {
+        for member in members {
             let contact = self
                 .engine
                 .store()
@@ -425,7 +487,7 @@ impl EventLoop {
                 } else {
                     self.name_of(&member)
                 },
-                role: role_of(group, &member),
+                role: role_in(info.as_ref(), &member),
                 contact,
             });
         }
@@ -437,6 +499,7 @@ impl EventLoop {
             .by_conv
             .get(key)
             .map(summary_of)
+            .or_else(|| self.groups.restored.get(key).map(restored_summary))
             .ok_or_else(|| NodeError::UnknownGroup(ConversationId::Group(*key).short()))
     }
 
@@ -508,10 +571,21 @@ impl EventLoop {
         };
         let by = by.filter(|k| *k != me);
         let mut lines = Vec::new();
-        for added in &summary.added {
+        // Removed and added in one commit: a member's copy restored from a backup took its place (§20.5).
+        let back = |k: &&IdentityKey| summary.added.contains(k) && summary.removed.contains(k);
+        for moved in summary.added.iter().filter(back) {
+            lines.push(if *moved == me {
+                "A copy of your profile restored from a backup took your place in this group: \
+                 this computer no longer receives its messages"
+                    .to_owned()
+            } else {
+                format!("{actor} added {} back (restored from a backup)", who(moved))
+            });
+        }
+        for added in summary.added.iter().filter(|k| !back(k)) {
             lines.push(format!("{actor} added {}", who(added)));
         }
-        for removed in &summary.removed {
+        for removed in summary.removed.iter().filter(|k| !back(k)) {
             if self.groups.leaving.contains(&(key, *removed)) {
                 lines.push(format!("{} left", who(removed)));
             } else {

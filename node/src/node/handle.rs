@@ -5,8 +5,8 @@
 use super::*;
 
 use crate::api::{
-    Contact, ContactChange, ContactState, Conversation, ConversationId, Cursor, Message, Page,
-    Whoami,
+    Contact, ContactChange, ContactState, Conversation, ConversationId, Cursor, Message,
+    MessageTimes, Page, Whoami,
 };
 use crate::drafts::Drafts;
 use crate::prefs::ConversationPrefs;
@@ -211,6 +211,17 @@ impl Node {
             .await?;
         self.fill_files(&mut page.messages);
         Ok(page)
+    }
+
+    /// When a message was delivered and read, as far as this device knows ("Message info"); `None` if
+    /// the message is not stored.
+    pub async fn message_times(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> Result<Option<MessageTimes>, NodeError> {
+        self.read(move |reader| Ok(reader.message_times(&conversation, &id)?))
+            .await
     }
 
     /// Every conversation with at least one message, newest activity first. A group's title is its name.

@@ -1,7 +1,8 @@
 //! What a backup (`crate::backup`, docs/protocol.md §20) reads out of a store and writes into a new one:
-//! contacts, settings, 1:1 messages with their unread marks, and attachment rows, each as its store record
-//! encoding (`records.rs`, `files.rs`), opened from its sealed row. Nothing else is read: not the sessions,
-//! the outbox, the duplicate checks, the groups or their key packages (live or one-time state).
+//! contacts, settings, messages (1:1 and groups) with their unread marks, and attachment rows, each as its
+//! store record encoding (`records.rs`, `files.rs`), opened from its sealed row. Nothing else is read here:
+//! not the sessions, the outbox, the duplicate checks, the groups' MLS state or their key packages (live
+//! or one-time state); what a backup carries of a group is read by `crate::backup`.
 //!
 //! The export is one read transaction (a consistent snapshot) that hands one record at a time to the
 //! caller, so a large history is never held in memory. [`Store::export_records`] is the one place that
@@ -26,7 +27,7 @@ pub enum ExportItem<'a> {
     Contact(&'a [u8]),
     /// A setting by name, and its value.
     Setting { name: &'a str, value: &'a [u8] },
-    /// A `MessageRecord` v2 of a 1:1 conversation, and whether it is unread.
+    /// A `MessageRecord` (v2 or v3) of any conversation, and whether it is unread.
     Message { record: &'a [u8], unread: bool },
     /// An `AttachmentRecord` v1, with the file's ciphertext hash (where its bytes live in `files/`).
     Attachment {
@@ -87,10 +88,6 @@ impl Store {
             let (key, value) = entry?;
             let plain = keys.open(CONV_MESSAGES.name(), key.value(), value.value())?;
             let record = MessageRecord::decode(&plain).map_err(|e| corrupt("message record", e))?;
-            // Groups are not carried (their state is live MLS state): neither is their history.
-            if !matches!(record.conversation, ConversationId::Direct(_)) {
-                continue;
-            }
             if record.expires_at_ms != 0 && record.expires_at_ms <= horizon {
                 left_out.insert(record.id);
                 continue;
@@ -106,9 +103,7 @@ impl Store {
             let plain = keys.open(ATTACHMENTS.name(), row.value(), value.value())?;
             let record =
                 AttachmentRecord::decode(&plain).map_err(|e| corrupt("attachment record", e))?;
-            if !matches!(record.conversation, ConversationId::Direct(_))
-                || left_out.contains(&record.id)
-            {
+            if left_out.contains(&record.id) {
                 continue;
             }
             f(ExportItem::Attachment {
@@ -143,17 +138,12 @@ impl Batch<'_> {
         Ok(self.put_contact(&record)?)
     }
 
-    /// Adds a 1:1 message from its `MessageRecord` encoding, with its unread mark; `false` if it is held
+    /// Adds a message (1:1 or group) from its `MessageRecord` encoding, with its unread mark; `false` if it is held
     /// already.
     pub fn import_message(&mut self, record: &[u8], unread: bool) -> Result<bool, ImportError> {
         let record = Zeroizing::new(record.to_vec());
         let message =
             MessageRecord::decode(&record).map_err(|e| ImportError::Record("message", e))?;
-        if !matches!(message.conversation, ConversationId::Direct(_)) {
-            return Err(ImportError::Store(StoreError::Unsupported(
-                "a group message in a backup",
-            )));
-        }
         let table = |e: redb::TableError| ImportError::Store(StoreError::from(e));
         let inserted = insert_message_rows(
             self.keys,

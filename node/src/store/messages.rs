@@ -485,12 +485,24 @@ impl Batch<'_> {
     }
 
     /// Moves a message to `status` if [`MessageStatus::can_become`] allows it; `false` if the message is
-    /// unknown or the move is not allowed.
+    /// unknown or the move is not allowed. [`Self::update_message_status_at`] by the wall clock.
     pub fn update_message_status(
         &mut self,
         conversation: impl Into<ConversationId>,
         id: &MessageId,
         status: MessageStatus,
+    ) -> Result<bool, StoreError> {
+        self.update_message_status_at(conversation, id, status, crate::api::now_ms())
+    }
+
+    /// [`Self::update_message_status`] at `now_ms` (unix milliseconds): a move to delivered or read notes
+    /// that time, once; a read outgoing message with no delivery time known gets the read time as both.
+    pub fn update_message_status_at(
+        &mut self,
+        conversation: impl Into<ConversationId>,
+        id: &MessageId,
+        status: MessageStatus,
+        now_ms: u64,
     ) -> Result<bool, StoreError> {
         let row = message_row(self.keys, &conversation.into(), id);
         let Some(key) = indexed_key(self.keys, &self.txn.open_table(MESSAGE_INDEX)?, &row)? else {
@@ -506,6 +518,21 @@ impl Batch<'_> {
             return Ok(false);
         }
         message.status = status;
+        let now = now_ms;
+        match status {
+            MessageStatus::Delivered if message.delivered_at_ms == 0 => {
+                message.delivered_at_ms = now;
+            }
+            MessageStatus::Read => {
+                if message.read_at_ms == 0 {
+                    message.read_at_ms = now;
+                }
+                if message.outgoing && message.delivered_at_ms == 0 {
+                    message.delivered_at_ms = message.read_at_ms;
+                }
+            }
+            _ => {}
+        }
         let plain = Zeroizing::new(message.encode()?);
         let sealed = self.keys.seal(MESSAGES.name(), &key, &plain);
         messages.insert(key.as_slice(), sealed.as_slice())?;

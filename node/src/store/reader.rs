@@ -15,7 +15,7 @@ use super::keys::Keys;
 use super::profile::read_keyslot;
 use super::records::MessageRecord;
 use super::{MAX_SEARCH_RESULTS, StoreError};
-use crate::api::{Contact, Conversation, ConversationId, Cursor, Message, Page};
+use crate::api::{Contact, Conversation, ConversationId, Cursor, Message, MessageTimes, Page};
 
 /// A read-only handle on an open profile: cheap to clone, `Send + Sync`, meant for
 /// `tokio::task::spawn_blocking` while the event loop keeps writing through [`super::Store`]. Every call
@@ -132,6 +132,22 @@ impl StoreReader {
                 messages,
                 older: page.older,
             })
+        })
+    }
+
+    /// When a stored message was delivered and read, as far as this device knows; `None` if it is not
+    /// stored.
+    pub fn message_times(
+        &self,
+        conversation: &ConversationId,
+        id: &MessageId,
+    ) -> Result<Option<MessageTimes>, StoreError> {
+        let known = |ms: u64| (ms != 0).then_some(ms);
+        self.run(|read| {
+            Ok(read.message(conversation, id)?.map(|m| MessageTimes {
+                delivered_at_ms: known(m.delivered_at_ms),
+                read_at_ms: known(m.read_at_ms),
+            }))
         })
     }
 

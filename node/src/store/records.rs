@@ -15,6 +15,8 @@
 //!                   (has_sender 0: by this profile, 1: by `sender`; 2: a group's system line about `sender`'s
 //!                   action, 3: a system line about this profile's action)
 //!                   || u64 sent_at_ms || u64 received_at_ms || u8 status || u32 len || text (UTF-8)
+//! MessageRecord v3: v2 || u32 timer_s || u64 expires_at_ms
+//! MessageRecord v4: v3 || u64 delivered_at_ms || u64 read_at_ms (0: not known)
 //! MessageRecord v1 (format 1, read only by the migration): u8 1 || id[16] || conversation[32]
 //!                   || u8 outgoing || u64 sent_at_ms || u64 received_at_ms || u8 status || u32 len || text
 //! OutboxRecord  v1: u8 1 || message_id[16] || recipient[32] || u32 len || envelope || u32 attempts
@@ -33,8 +35,9 @@ pub(crate) use crate::outbox::OutboxEntry as OutboxRecord;
 
 /// Version byte of the contact and outbox record encodings this build writes.
 pub const RECORD_VERSION: u8 = 1;
-/// Version byte of the message record encoding this build writes (format 2: conversation and sender).
-pub const MESSAGE_RECORD_VERSION: u8 = 3;
+/// Version byte of the message record encoding this build writes (format 2: conversation and sender;
+/// 3 added the timer, 4 the delivery and read times).
+pub const MESSAGE_RECORD_VERSION: u8 = 4;
 /// Longest local (user-chosen) name for a contact, in bytes of UTF-8.
 pub const MAX_LOCAL_NAME_LEN: usize = 256;
 /// Longest encoded contact card a contact record holds.
@@ -219,6 +222,12 @@ pub(in crate::store) struct MessageRecord {
     /// When it disappears, unix milliseconds; 0 while its clock has not started (an incoming message
     /// not read yet, or no timer).
     pub expires_at_ms: u64,
+    /// When this device learned that an outgoing message was delivered, unix milliseconds; 0: not (yet)
+    /// known (also for every record written before version 4).
+    pub delivered_at_ms: u64,
+    /// When this device learned that an outgoing message was read, or when the user read an incoming
+    /// one, unix milliseconds; 0: not (yet) known.
+    pub read_at_ms: u64,
 }
 
 impl fmt::Debug for MessageRecord {
@@ -236,6 +245,8 @@ impl fmt::Debug for MessageRecord {
             status,
             timer_s,
             expires_at_ms,
+            delivered_at_ms,
+            read_at_ms,
         } = self;
         f.debug_struct("MessageRecord")
             .field("id", id)
@@ -249,6 +260,8 @@ impl fmt::Debug for MessageRecord {
             .field("status", status)
             .field("timer_s", timer_s)
             .field("expires_at_ms", expires_at_ms)
+            .field("delivered_at_ms", delivered_at_ms)
+            .field("read_at_ms", read_at_ms)
             .finish()
     }
 }
@@ -269,8 +282,8 @@ impl MessageRecord {
         self.expires_at_ms != 0 && self.expires_at_ms <= now_ms
     }
 
-    /// Encodes the record (version 3: version 2 followed by `u32 timer_s || u64 expires_at_ms`), refusing
-    /// text over [`MAX_TEXT_LEN`].
+    /// Encodes the record (version 4: version 2 followed by `u32 timer_s || u64 expires_at_ms` (version
+    /// 3) and `u64 delivered_at_ms || u64 read_at_ms`), refusing text over [`MAX_TEXT_LEN`].
     pub(in crate::store) fn encode(&self) -> Result<Vec<u8>, StoreError> {
         check_len("text", self.text.len(), MAX_TEXT_LEN)?;
         let conversation = self.conversation.to_bytes();
@@ -289,16 +302,19 @@ impl MessageRecord {
             .u8(status_to_u8(self.status))
             .bytes_u32(self.text.as_bytes())
             .u32(self.timer_s)
-            .u64(self.expires_at_ms);
+            .u64(self.expires_at_ms)
+            .u64(self.delivered_at_ms)
+            .u64(self.read_at_ms);
         Ok(w.into_vec())
     }
 
-    /// Decodes a record written by [`Self::encode`], or a version 2 one (no timer). In a 1:1
+    /// Decodes a record written by [`Self::encode`], or a version 2 (no timer) or 3 (no receipt times)
+    /// one. In a 1:1
     /// conversation an incoming message comes from the contact; any other sender is reported as invalid.
     pub(in crate::store) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         let version = r.u8("message record version")?;
-        if version != 2 && version != MESSAGE_RECORD_VERSION {
+        if !(2..=MESSAGE_RECORD_VERSION).contains(&version) {
             return Err(DecodeError::UnsupportedVersion {
                 what: "message record",
                 got: version,
@@ -334,12 +350,11 @@ impl MessageRecord {
             });
         }
         let outgoing = sender.is_none();
-        let timed = version == MESSAGE_RECORD_VERSION;
-        Self::decode_rest(r, (id, conversation, outgoing, sender, system), timed)
+        Self::decode_rest(r, (id, conversation, outgoing, sender, system), version)
     }
 
     /// The fields every record version has after who wrote it: times, status and text; then the timer
-    /// (version 3, `timed`), and nothing after them.
+    /// (from version 3) and the receipt times (from version 4), and nothing after them.
     fn decode_rest(
         mut r: Reader<'_>,
         (id, conversation, outgoing, sender, system): (
@@ -349,14 +364,19 @@ impl MessageRecord {
             Option<IdentityKey>,
             bool,
         ),
-        timed: bool,
+        version: u8,
     ) -> Result<Self, DecodeError> {
         let sent_at_ms = r.u64("sent at")?;
         let received_at_ms = r.u64("received at")?;
         let status = status_from_u8(r.u8("message status")?)?;
         let text = utf8(r.bytes_u32("text", MAX_TEXT_LEN)?, "text")?;
-        let (timer_s, expires_at_ms) = if timed {
+        let (timer_s, expires_at_ms) = if version >= 3 {
             (r.u32("timer")?, r.u64("expires at")?)
+        } else {
+            (0, 0)
+        };
+        let (delivered_at_ms, read_at_ms) = if version >= 4 {
+            (r.u64("delivered at")?, r.u64("read at")?)
         } else {
             (0, 0)
         };
@@ -373,6 +393,8 @@ impl MessageRecord {
             status,
             timer_s,
             expires_at_ms,
+            delivered_at_ms,
+            read_at_ms,
         })
     }
 
@@ -384,7 +406,7 @@ impl MessageRecord {
         let contact = identity_key(&mut r, "conversation")?;
         let outgoing = flag(&mut r, "outgoing")?;
         let sender = (!outgoing).then_some(contact);
-        Self::decode_rest(r, (id, contact.into(), outgoing, sender, false), false)
+        Self::decode_rest(r, (id, contact.into(), outgoing, sender, false), 1)
     }
 }
 
@@ -416,6 +438,8 @@ impl MessageRecord {
             status: message.status,
             timer_s: 0,
             expires_at_ms: 0,
+            delivered_at_ms: 0,
+            read_at_ms: 0,
         })
     }
 
@@ -520,22 +544,35 @@ pub(crate) mod tests {
             status: MessageStatus::Received,
             timer_s: 300,
             expires_at_ms: 9,
+            delivered_at_ms: 10,
+            read_at_ms: 11,
         };
         assert_eq!(
             MessageRecord::decode(&message.encode().unwrap()).unwrap(),
             message
         );
+        // Version 3 (no receipt times) still reads, with none known.
+        let v4 = message.encode().unwrap();
+        let mut v3 = v4[..v4.len() - 16].to_vec();
+        v3[0] = 3;
+        let old = MessageRecord::decode(&v3).unwrap();
+        assert_eq!((old.timer_s, old.expires_at_ms), (300, 9));
+        assert_eq!((old.delivered_at_ms, old.read_at_ms), (0, 0));
         // Version 2 (no timer) still reads, as a message that stays.
-        let v3 = message.encode().unwrap();
         let mut v2 = v3[..v3.len() - 12].to_vec();
         v2[0] = 2;
         let old = MessageRecord::decode(&v2).unwrap();
         assert_eq!((old.timer_s, old.expires_at_ms), (0, 0));
         assert_eq!(old.text, message.text);
-        v2[0] = 4;
+        v2[0] = 5;
         assert!(
             MessageRecord::decode(&v2).is_err(),
             "a newer record version"
+        );
+        v3[0] = 4;
+        assert!(
+            MessageRecord::decode(&v3).is_err(),
+            "a version 4 record cut short"
         );
         // A group's system lines, about a member's action and about this profile's.
         for sender in [Some(key(3)), None] {
@@ -604,6 +641,8 @@ pub(crate) mod tests {
             status: MessageStatus::Sending,
             timer_s: 0,
             expires_at_ms: 0,
+            delivered_at_ms: 0,
+            read_at_ms: 0,
         };
         assert!(matches!(
             message.encode(),

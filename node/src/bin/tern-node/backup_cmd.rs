@@ -46,11 +46,13 @@ pub(crate) fn backup(cli: &Cli, args: &BackupArgs, out: Out) -> Result<()> {
     let file = args.file.display().to_string();
     out.print(
         json!({"backup": file, "code": text.as_str(), "contacts": summary.contacts,
-               "messages": summary.messages, "files": summary.files, "bytes": summary.archive_bytes}),
+               "messages": summary.messages, "files": summary.files, "groups": summary.groups,
+               "bytes": summary.archive_bytes}),
         || {
             format!(
-                "wrote {file}: {} contacts, {} messages, {} files, {} bytes\n\nRecovery code: write it down now. It is shown only this once, and the backup cannot be restored without it.\n\n{}\n",
+                "wrote {file}: {} contacts, {} groups, {} messages, {} files, {} bytes\n\nRecovery code: write it down now. It is shown only this once, and the backup cannot be restored without it.\n\n{}\n",
                 summary.contacts,
+                summary.groups,
                 summary.messages,
                 summary.files,
                 summary.archive_bytes,
@@ -153,12 +155,13 @@ pub(crate) fn restore_cmd(cli: &Cli, args: &RestoreArgs, out: Out) -> Result<()>
         .with_context(|| format!("cannot restore {}", args.file.display()))?;
     out.print(
         json!({"profile": dir.display().to_string(), "contacts": summary.contacts,
-               "messages": summary.messages, "files": summary.files}),
+               "messages": summary.messages, "files": summary.files, "groups": summary.groups}),
         || {
             format!(
-                "restored profile {}: {} contacts, {} messages, {} files\nStart it (`tern-node run`) to reconnect: your contacts switch to new sessions as your card reaches them.",
+                "restored profile {}: {} contacts, {} groups, {} messages, {} files\nStart it (`tern-node run`) to reconnect: your contacts switch to new sessions as your card reaches them, and an admin of each group adds you back.",
                 dir.display(),
                 summary.contacts,
+                summary.groups,
                 summary.messages,
                 summary.files
             )

@@ -86,6 +86,7 @@ pub(crate) fn group_json(g: &GroupSummary) -> Value {
         "members": g.members,
         "role": g.role.as_str(),
         "active": g.active,
+        "rejoining": g.rejoining,
         "epoch": g.epoch,
     })
 }
@@ -107,7 +108,11 @@ fn print_group(out: Out, g: &GroupSummary) {
             g.name,
             g.members,
             g.role.as_str(),
-            if g.active { "" } else { "\t(left)" }
+            match (g.active, g.rejoining) {
+                (true, _) => "",
+                (false, true) => "\t(restored: waiting to be added back)",
+                (false, false) => "\t(left)",
+            }
         )
     });
 }
