@@ -303,6 +303,20 @@ impl Backend {
         );
     }
 
+    /// Reads when a message was delivered and read, for "Message info".
+    pub fn load_message_times(&self, node: &Node, conversation: ConversationKey, id: MessageId) {
+        self.call(
+            node,
+            "cannot read the message's times",
+            move |node| async move { node.message_times(conversation, id).await },
+            move |m, times| {
+                if let Some(times) = times {
+                    m.message_times_loaded(conversation, id, times);
+                }
+            },
+        );
+    }
+
     pub fn mark_read(&self, node: &Node, contact: ConversationKey, ids: Vec<MessageId>) {
         let node = node.clone();
         self.spawn(async move {

@@ -236,6 +236,9 @@ impl Executor<'_> {
             Action::MessageInfo { conversation, id } => {
                 self.show_dialog(Dialog::MessageInfo);
                 self.views.dialogs.message_info.message = Some((conversation, id));
+                if let Some(node) = self.node() {
+                    backend.load_message_times(&node, conversation, id);
+                }
             }
             Action::DeleteMessage { conversation, id } => {
                 if let Some(node) = self.node() {

@@ -747,6 +747,8 @@ async fn a_restored_member_is_added_back_to_its_group_by_the_admin_and_talks_aga
             |e| matches!(e, Event::GroupJoined { group: g, .. } if g.id == group),
         )
         .await;
+        // A week's timer: the restored copy keeps it for the group's history.
+        a.node.set_timer(group, 7 * 24 * 3600).await.unwrap();
         a.node
             .group_send(group, "before the backup".into())
             .await
@@ -757,8 +759,8 @@ async fn a_restored_member_is_added_back_to_its_group_by_the_admin_and_talks_aga
         let profile = b.node.stop().await.unwrap();
         let archive = scratch.path().join("bob.tern");
         let (code, summary) = profile.backup(&archive).unwrap();
-        // The line "Alice added you to …" and the text.
-        assert_eq!((summary.groups, summary.messages), (1, 2));
+        // The lines "Alice added you to …" and "Alice set disappearing messages to 1 week", and the text.
+        assert_eq!((summary.groups, summary.messages), (1, 3));
         drop(profile);
         drop(b);
         let bytes = std::fs::read(&archive).unwrap();
@@ -787,6 +789,9 @@ async fn a_restored_member_is_added_back_to_its_group_by_the_admin_and_talks_aga
         );
         assert_eq!(waiting[0].members, 2);
         assert_eq!(group_history(&b2.node, group).await, ["before the backup"]);
+        let conversations = b2.node.conversations().await.unwrap();
+        let restored_group = conversations.iter().find(|c| c.id == group).unwrap();
+        assert_eq!(restored_group.timer_s, 7 * 24 * 3600);
         assert!(
             b2.node.send_text(group, "too early".into()).await.is_err(),
             "nothing is sent before the copy is back in the group"

@@ -1,17 +1,19 @@
 //! "Message info" (from a message's menu): when it was sent and, for an incoming message, when it
-//! arrived here, its status, and in a group each member's status. Tern records whether a message was
-//! delivered and read, not when: the dialog says so rather than show a time it does not have.
+//! arrived here; when it was delivered and read, as this computer learned it; its status, and in a group
+//! each member's status. A time the node does not know (a message stored before Tern kept them, a group
+//! member's receipt) is not shown, and the dialog says why.
 
 use egui::RichText;
 use tern_protocol::MessageId;
+
+use tern_node::api::MessageTimes;
 
 use crate::action::Action;
 use crate::model::{ConversationKey, MessageRow, MessageStatus, Model};
 use crate::timefmt;
 
-/// What the dialog says about the missing delivery and read times.
-pub const NO_RECEIPT_TIMES: &str =
-    "Tern records whether a message was delivered and read, not when.";
+/// What the dialog says when a sent message's delivery time is not known.
+pub const NO_RECEIPT_TIMES: &str = "Delivered and read times are shown once this computer learns them (not for messages from before Tern recorded them).";
 
 /// The message the dialog is about.
 #[derive(Default)]
@@ -31,6 +33,20 @@ pub fn status_word(status: MessageStatus, outgoing: bool) -> &'static str {
         MessageStatus::Received => "Not read yet",
         _ => "Unknown",
     }
+}
+
+/// The lines for the times the node knows: "Delivered: …" and "Read: …" for a sent message, "Read: …"
+/// (by you) for a received one.
+pub fn time_lines(outgoing: bool, times: &MessageTimes) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let (true, Some(at)) = (outgoing, times.delivered_at_ms) {
+        lines.push(format!("Delivered: {}", timefmt::full(at)));
+    }
+    if let Some(at) = times.read_at_ms {
+        let who = if outgoing { "Read" } else { "Read by you" };
+        lines.push(format!("{who}: {}", timefmt::full(at)));
+    }
+    lines
 }
 
 /// The dialog's lines for message `m` (`name` names a member), in order.
@@ -79,6 +95,16 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &Form) -> Vec<Action> {
     for line in about {
         ui.label(line);
     }
+    let times = model
+        .open
+        .as_ref()
+        .and_then(|o| o.info_times)
+        .filter(|(id, _)| *id == m.id)
+        .map(|(_, times)| times)
+        .unwrap_or_default();
+    for line in time_lines(m.outgoing(), &times) {
+        ui.label(line);
+    }
     if !members.is_empty() {
         ui.add_space(6.0);
         ui.label(RichText::new("Members").strong());
@@ -86,7 +112,8 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &Form) -> Vec<Action> {
             ui.label(line);
         }
     }
-    if m.outgoing() {
+    let receipted = matches!(m.status, MessageStatus::Delivered | MessageStatus::Read);
+    if m.outgoing() && receipted && times.delivered_at_ms.is_none() {
         ui.add_space(6.0);
         ui.label(RichText::new(NO_RECEIPT_TIMES).weak());
     }
@@ -99,6 +126,28 @@ mod tests {
 
     use super::*;
     use crate::model::test_rows::{key, message};
+
+    #[test]
+    fn the_known_delivery_and_read_times_are_listed_and_the_unknown_ones_left_out() {
+        let t = 1_800_000_000_000;
+        let both = MessageTimes {
+            delivered_at_ms: Some(t),
+            read_at_ms: Some(t + 60_000),
+        };
+        assert_eq!(
+            time_lines(true, &both),
+            [
+                format!("Delivered: {}", timefmt::full(t)),
+                format!("Read: {}", timefmt::full(t + 60_000)),
+            ]
+        );
+        // A received message: only when it was read here.
+        assert_eq!(
+            time_lines(false, &both),
+            [format!("Read by you: {}", timefmt::full(t + 60_000))]
+        );
+        assert!(time_lines(true, &MessageTimes::default()).is_empty());
+    }
 
     #[test]
     fn a_group_messages_info_lists_each_members_status_and_an_incoming_one_both_times() {

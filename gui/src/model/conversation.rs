@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
+use tern_node::api::MessageTimes;
 use tern_protocol::MessageId;
 
 use super::rows::{
@@ -27,6 +28,8 @@ pub struct OpenConversation {
     pub loading: bool,
     /// When "typing" was last sent to the contact; `None` when not typing.
     pub typing_sent: Option<Instant>,
+    /// When the message "Message info" is about was delivered and read, once the node said.
+    pub info_times: Option<(MessageId, MessageTimes)>,
 }
 
 /// One row of the conversation list.
@@ -38,6 +41,23 @@ pub struct ListRow {
 }
 
 impl Model {
+    /// The node said when message `id` of `conversation` was delivered and read ("Message info"); kept
+    /// while that conversation stays open.
+    pub fn message_times_loaded(
+        &mut self,
+        conversation: ConversationKey,
+        id: MessageId,
+        times: MessageTimes,
+    ) {
+        if let Some(open) = self
+            .open
+            .as_mut()
+            .filter(|o| o.conversation == conversation)
+        {
+            open.info_times = Some((id, times));
+        }
+    }
+
     /// The rows of the conversation list: every conversation, and every contact and group without one,
     /// the pinned ones first (most recently pinned first), then the others most recent first. Blocked
     /// contacts are left out.
@@ -128,6 +148,7 @@ impl Model {
             older: None,
             loading: true,
             typing_sent: None,
+            info_times: None,
         });
         false
     }

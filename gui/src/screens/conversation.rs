@@ -327,6 +327,7 @@ mod tests {
                 older: None,
                 loading: false,
                 typing_sent: None,
+                info_times: None,
             },
             draft: Composer::default(),
             actions: Vec::new(),

@@ -15,7 +15,7 @@ use super::export::{FILE_PARTS, temp_path};
 use super::records::{RecordKind, read_record};
 use super::stream::{OpeningReader, read_header};
 use super::{BackupError, BackupSummary};
-use crate::api::ContactState;
+use crate::api::{ContactState, ConversationId};
 use crate::engine::Engine;
 use crate::files::FILES_DIR;
 use crate::group::RestoredGroup;
@@ -186,6 +186,15 @@ fn fill<R: std::io::BufRead>(
                     return Err(bad("group", "it names another member as this profile"));
                 }
                 batch.put_group(&group.id, &body)?;
+                // The group's timer goes on governing its history here (§18.3).
+                if group.info.timer_s != 0 {
+                    let timer = tern_protocol::timer::Timer {
+                        seconds: group.info.timer_s,
+                        version: 0,
+                        id: [0; 16],
+                    };
+                    batch.set_timer(&ConversationId::of_group(&group.id), &timer)?;
+                }
                 summary.groups += 1;
                 groups.push(group);
             }

@@ -154,6 +154,7 @@ mod tests {
                 name: "Climbing".into(),
                 creator: key(2),
                 admins: vec![key(3)],
+                timer_s: 3600,
             },
             members: vec![key(1), key(2), key(3)],
         }
