@@ -676,3 +676,49 @@ async fn an_admins_group_timer_shows_on_members_and_texts_disappear_after_sendin
     .await
     .expect("the group timer test finished in time");
 }
+
+/// Under a group's timer, the copies of a text queued for a member who is offline (1:1 transfer parts in
+/// the sender's outbox, deposited with mailboxes) expire with the text: none outlives the timer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_group_texts_copies_for_an_offline_member_expire_with_it() {
+    const TIMER_S: u32 = 3600;
+    let dirs = [(); 2].map(|()| tempfile::tempdir().unwrap());
+    let (sent, bob) = tokio::time::timeout(Duration::from_secs(120), async {
+        let (a, mut b, g) = alice_and_bob_in(&dirs, "Fading mail").await;
+        a.node.set_timer(g, TIMER_S).await.unwrap().expect("a line");
+        group_line(
+            &mut b.events,
+            g,
+            "Alice set disappearing messages to 1 hour",
+        )
+        .await;
+        b.node.shutdown().await.unwrap();
+        let text = a
+            .node
+            .group_send(g, "for later, briefly".into())
+            .await
+            .unwrap();
+        a.node.shutdown().await.unwrap();
+        (text, b.key)
+    })
+    .await
+    .expect("the test finished in time");
+
+    let alice = tern_testkit::profile::open(dirs[0].path());
+    let copies: Vec<_> = alice
+        .store()
+        .outbox_for(&bob, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.created_ms >= sent.sent_at_ms)
+        .collect();
+    assert!(!copies.is_empty(), "the text waits for Bob");
+    for copy in &copies {
+        assert!(
+            copy.expires_at <= sent.sent_at_ms / 1000 + u64::from(TIMER_S) + 1,
+            "a copy outlives the timer: expires at {}, sent at {} ms",
+            copy.expires_at,
+            sent.sent_at_ms
+        );
+    }
+}

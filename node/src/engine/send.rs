@@ -32,12 +32,15 @@ impl Engine {
     /// file (docs/protocol.md §8.3), the advanced session comes back as a pickle reserving the next keys:
     /// the caller must persist it in the same commit that records the message, before the envelope
     /// leaves. `None`: the session on file already covers this key.
+    /// `ttl_cap_s`: the envelope expires at most this long after `now` (a group message under the group's
+    /// disappearing-message timer).
     pub(super) fn seal(
         &mut self,
         to: &ContactEntry,
         id: Option<MessageId>,
         body: Body,
         now: u64,
+        ttl_cap_s: Option<u64>,
     ) -> Result<(Content, Envelope, Option<Vec<u8>>), EngineError> {
         if to.state == ContactState::Blocked {
             return Err(EngineError::Blocked);
@@ -57,6 +60,7 @@ impl Engine {
         } else {
             MAIL_TTL_S
         };
+        let ttl_s = ttl_cap_s.map_or(ttl_s, |cap| ttl_s.min(cap.max(1)));
         let content = Content {
             id: id.unwrap_or_else(|| MessageId::new_v7(now, &mut self.rng)),
             sent_at_ms: now,
@@ -104,13 +108,31 @@ impl Engine {
             u64,
         ) -> Result<T, StoreError>,
     ) -> Result<(Content, Envelope, T), EngineError> {
+        self.send_sealed_within(to, id, body, now, None, write)
+    }
+
+    /// [`Self::send_sealed`] with an envelope that expires at most `ttl_cap_s` after `now`.
+    fn send_sealed_within<T>(
+        &mut self,
+        to: &IdentityKey,
+        id: Option<MessageId>,
+        body: Body,
+        now: u64,
+        ttl_cap_s: Option<u64>,
+        write: impl FnOnce(
+            &mut Batch<'_>,
+            &mut ContactEntry,
+            &Content,
+            &Envelope,
+            u64,
+        ) -> Result<T, StoreError>,
+    ) -> Result<(Content, Envelope, T), EngineError> {
         let mut contact = self
             .store
             .contact(to)?
             .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
-        let result = self
-            .seal(&contact, id, body, now)
-            .and_then(|(content, envelope, pickle)| {
+        let result = self.seal(&contact, id, body, now, ttl_cap_s).and_then(
+            |(content, envelope, pickle)| {
                 // A transaction, so a disk failure in any write (not only the commit) is reported as
                 // `StoreError::DiskFailing` and heals the store (`store/health.rs`).
                 let written = self.store.transaction(|batch| {
@@ -121,7 +143,8 @@ impl Engine {
                     Ok(written)
                 })?;
                 Ok((content, envelope, written))
-            });
+            },
+        );
         if result.is_err() {
             self.sessions.remove(to);
         }
@@ -280,7 +303,7 @@ impl Engine {
             .contact(to)?
             .ok_or_else(|| EngineError::UnknownContact(to.peer_id()))?;
         let (content, envelope, pickle) =
-            self.seal(&contact, None, Body::Text(text.to_owned()), now)?;
+            self.seal(&contact, None, Body::Text(text.to_owned()), now, None)?;
         Ok((contact, content, envelope, pickle))
     }
 
@@ -317,11 +340,35 @@ impl Engine {
         queue: bool,
         now_ms: u64,
     ) -> Result<(MessageId, Envelope), EngineError> {
-        let (content, envelope, ()) = self.send_sealed(
+        self.send_control_within(to, body, queue, now_ms, None)
+    }
+
+    /// [`Self::send_control`] (queued) in an envelope that expires at most `ttl_s` from now, so that its
+    /// outbox entry and any mailbox copy go when a disappearing message it carries does (a group
+    /// message under the group's timer, docs/protocol.md §18.3).
+    pub fn send_control_expiring(
+        &mut self,
+        to: &IdentityKey,
+        body: Body,
+        ttl_s: u64,
+    ) -> Result<(MessageId, Envelope), EngineError> {
+        self.send_control_within(to, body, true, now_ms(), Some(ttl_s))
+    }
+
+    fn send_control_within(
+        &mut self,
+        to: &IdentityKey,
+        body: Body,
+        queue: bool,
+        now_ms: u64,
+        ttl_cap_s: Option<u64>,
+    ) -> Result<(MessageId, Envelope), EngineError> {
+        let (content, envelope, ()) = self.send_sealed_within(
             to,
             None,
             body,
             now_ms,
+            ttl_cap_s,
             |batch, _, content, envelope, now| {
                 if queue {
                     batch.outbox_enqueue(&outbox_entry(to, content, envelope, now))?;

@@ -18,6 +18,7 @@ use super::groups::conv_key;
 use super::*;
 use crate::api::ConversationId;
 use crate::group::{MAX_GROUP_MESSAGE_LEN, ROLLBACK_EPOCHS};
+use tern_protocol::group_wire::{self, TransferKind};
 
 /// Refused gossip messages after which a peer that is no member of any of this profile's groups is
 /// blacklisted by gossipsub (its gossip dropped unread) for the rest of the run.
@@ -433,26 +434,78 @@ impl EventLoop {
             }
         }
         self.groups.gossip.note_unsettled(bytes, by_gossip);
-        self.group_fanout(
-            bytes,
-            tern_protocol::group_wire::TransferKind::GroupMessage,
-            members,
-            extra,
-            &skip,
-        );
+        self.group_fanout(bytes, TransferKind::GroupMessage, members, extra, &skip);
     }
 
     /// A peer's last connection closed: what gossip handed to it in the last [`GOSSIP_SETTLE`] may not
     /// have arrived, so the 1:1 copies it was spared go now (copies are dropped at the other end).
     pub(super) fn gossip_peer_gone(&mut self, peer: PeerId) {
         for (bytes, member) in self.groups.gossip.take_unsettled(&peer) {
-            self.group_fanout(
-                &bytes,
-                tern_protocol::group_wire::TransferKind::GroupMessage,
-                &[member],
-                &[],
-                &[],
-            );
+            self.group_fanout(&bytes, TransferKind::GroupMessage, &[member], &[], &[]);
         }
+    }
+
+    /// Sends group bytes (split into transfer parts) to every member in `members` and `extra` that is an
+    /// accepted contact, except this profile and those in `skip`.
+    pub(super) fn group_fanout(
+        &mut self,
+        bytes: &[u8],
+        kind: TransferKind,
+        members: &[IdentityKey],
+        extra: &[IdentityKey],
+        skip: &[IdentityKey],
+    ) {
+        let me = self.engine.key();
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        let parts = match group_wire::split(kind, bytes, &mut rng) {
+            Ok(parts) => parts,
+            Err(e) => {
+                warn!(error = %e, "a group message does not fit a transfer");
+                return;
+            }
+        };
+        // Under the group's disappearing-message timer, the copies in outboxes and mailboxes expire with
+        // the message (§18.3), as a 1:1 message's envelope does (§12.4).
+        let ttl_s = match kind {
+            TransferKind::GroupMessage => self.group_timer_of(bytes),
+            TransferKind::Welcome => None,
+        };
+        let mut sent = HashSet::new();
+        for to in members.iter().chain(extra) {
+            if *to == me
+                || skip.contains(to)
+                || !sent.insert(*to)
+                || self.accepted_contact(to).is_err()
+            {
+                continue;
+            }
+            for part in &parts {
+                let data = part.encode();
+                let len = data.len() as u64;
+                let body = Body::Unknown {
+                    kind: group_wire::KIND_TRANSFER_PART,
+                    data,
+                };
+                let queued = match ttl_s {
+                    Some(ttl_s) => self.engine.send_control_expiring(to, body, ttl_s),
+                    None => self.engine.send_control(to, body, true),
+                };
+                if let Err(e) = queued {
+                    warn!(error = %e, "cannot queue a group message for a member");
+                    break;
+                }
+                self.groups.gossip.transfer_parts += 1;
+                self.groups.gossip.transfer_bytes += len;
+            }
+            self.flush_for(to);
+        }
+    }
+
+    /// The disappearing-message timer (seconds) of the group a group message is for, if it has one.
+    fn group_timer_of(&self, bytes: &[u8]) -> Option<u64> {
+        let id = crate::group::group_id_of(bytes).ok()?;
+        let group = self.groups.by_conv.get(&conv_key(&id))?;
+        let seconds = group.info().ok()?.timer_s;
+        (seconds > 0).then_some(u64::from(seconds))
     }
 }

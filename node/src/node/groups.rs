@@ -320,7 +320,7 @@ impl EventLoop {
     }
 
     /// An accepted contact, or the error a group operation on a stranger gives.
-    fn accepted_contact(&self, key: &IdentityKey) -> Result<(), NodeError> {
+    pub(super) fn accepted_contact(&self, key: &IdentityKey) -> Result<(), NodeError> {
         match self.engine.store().contact(key)? {
             Some(c) if c.state == api::ContactState::Accepted => Ok(()),
             _ => Err(NodeError::Engine(EngineError::UnknownContact(
@@ -673,52 +673,6 @@ impl EventLoop {
             }
         }
         Ok(())
-    }
-
-    /// Sends group bytes (split into transfer parts) to every member in `members` and `extra` that is an
-    /// accepted contact, except this profile and those in `skip`.
-    pub(super) fn group_fanout(
-        &mut self,
-        bytes: &[u8],
-        kind: TransferKind,
-        members: &[IdentityKey],
-        extra: &[IdentityKey],
-        skip: &[IdentityKey],
-    ) {
-        let me = self.engine.key();
-        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
-        let parts = match group_wire::split(kind, bytes, &mut rng) {
-            Ok(parts) => parts,
-            Err(e) => {
-                warn!(error = %e, "a group message does not fit a transfer");
-                return;
-            }
-        };
-        let mut sent = HashSet::new();
-        for to in members.iter().chain(extra) {
-            if *to == me
-                || skip.contains(to)
-                || !sent.insert(*to)
-                || self.accepted_contact(to).is_err()
-            {
-                continue;
-            }
-            for part in &parts {
-                let data = part.encode();
-                let len = data.len() as u64;
-                let body = Body::Unknown {
-                    kind: group_wire::KIND_TRANSFER_PART,
-                    data,
-                };
-                if let Err(e) = self.engine.send_control(to, body, true) {
-                    warn!(error = %e, "cannot queue a group message for a member");
-                    break;
-                }
-                self.groups.gossip.transfer_parts += 1;
-                self.groups.gossip.transfer_bytes += len;
-            }
-            self.flush_for(to);
-        }
     }
 
     pub(super) fn emit_group(&self, event: api::Event) {
