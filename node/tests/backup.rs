@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tern_node::api::{ContactState, ConversationId, Event, FileState, MessageStatus};
+use tern_node::api::{ContactState, Event, FileState, MessageStatus};
 use tern_node::backup::{ARCHIVE_VERSION, BackupError, RecoveryCode, restore};
 use tern_node::engine::{Engine, ReceiveError, Received};
 use tern_node::profile::Profile;
@@ -13,7 +13,7 @@ use tern_node::settings::NetworkSettings;
 use tern_node::store::{KdfParams, STORE_FILE};
 use tern_protocol::{DecryptError, IdentityKey, MessageId};
 use tern_testkit::files::{contains, files_under};
-use tern_testkit::net::{LiveNode, history, loopback_node};
+use tern_testkit::net::{LiveNode, history, loopback_node, texts};
 use tern_testkit::profile::{create, introduce, open, password};
 use tern_testkit::wait::{received, wait_for, wait_status};
 
@@ -707,18 +707,6 @@ async fn a_restored_copy_and_its_contact_talk_both_ways_with_no_key_change_and_n
     }
 }
 
-/// The group texts (not system lines) of `group` as `node` stores them, oldest first.
-async fn group_history(node: &tern_node::node::Node, group: ConversationId) -> Vec<String> {
-    node.page(group, None, 100)
-        .await
-        .unwrap()
-        .messages
-        .into_iter()
-        .filter(|m| !m.system)
-        .map(|m| m.text)
-        .collect()
-}
-
 /// Groups in a backup (§20.3, §20.5): the archive carries the group's name, roles, members and history,
 /// never its MLS state; the restored copy shows the group with its history, waiting, and asks the admin,
 /// whose node adds it back with a new leaf in one commit. Then both write and read in the group again.
@@ -788,7 +776,7 @@ async fn a_restored_member_is_added_back_to_its_group_by_the_admin_and_talks_aga
             (group, GROUP_NAME, false, true)
         );
         assert_eq!(waiting[0].members, 2);
-        assert_eq!(group_history(&b2.node, group).await, ["before the backup"]);
+        assert_eq!(texts(&b2.node, group, false).await, ["before the backup"]);
         let conversations = b2.node.conversations().await.unwrap();
         let restored_group = conversations.iter().find(|c| c.id == group).unwrap();
         assert_eq!(restored_group.timer_s, 7 * 24 * 3600);
@@ -824,19 +812,10 @@ async fn a_restored_member_is_added_back_to_its_group_by_the_admin_and_talks_aga
             .unwrap();
         received(&mut b2.events, "welcome back").await;
         assert_eq!(
-            group_history(&b2.node, group).await,
+            texts(&b2.node, group, false).await,
             ["before the backup", "back in the group", "welcome back"]
         );
-        let lines: Vec<String> = a
-            .node
-            .page(group, None, 100)
-            .await
-            .unwrap()
-            .messages
-            .into_iter()
-            .filter(|m| m.system)
-            .map(|m| m.text)
-            .collect();
+        let lines = texts(&a.node, group, true).await;
         assert!(
             lines
                 .iter()

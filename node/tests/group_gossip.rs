@@ -13,7 +13,7 @@ use tern_node::api::{ConversationId, Event};
 use tern_node::group::Group;
 use tern_node::node::{GroupGossip, Node};
 use tern_protocol::{Body, Content, MessageId};
-use tern_testkit::net::{LiveNode, loopback_node};
+use tern_testkit::net::{LiveNode, loopback_node, texts};
 use tern_testkit::profile::{create, introduce, open};
 use tern_testkit::wait::{poll_until, wait_for};
 use tokio::sync::broadcast;
@@ -42,15 +42,7 @@ async fn texts_arrive(
 
 /// The group's texts (not system lines) as `node` stores them, sorted.
 async fn stored_texts(node: &Node, group: ConversationId) -> Vec<String> {
-    let mut texts: Vec<String> = node
-        .page(group, None, 500)
-        .await
-        .unwrap()
-        .messages
-        .into_iter()
-        .filter(|m| !m.system)
-        .map(|m| m.text)
-        .collect();
+    let mut texts = texts(node, group, false).await;
     texts.sort();
     texts
 }

@@ -10,7 +10,7 @@ use tern_node::group::{Group, GroupError};
 use tern_node::node::NodeError;
 use tern_protocol::{Body, Content, MessageId};
 use tern_testkit::files::profile_holds;
-use tern_testkit::net::{LiveNode, loopback_node, sealed_bytes_of};
+use tern_testkit::net::{LiveNode, loopback_node, sealed_bytes_of, texts};
 use tern_testkit::profile::{create, introduce, open};
 use tern_testkit::wait::wait_for;
 use tokio::sync::broadcast;
@@ -75,17 +75,9 @@ async fn group_texts_arrive(
     got
 }
 
-/// The group's texts (not system lines) as `node` stores them, oldest first.
+/// The group's texts (not system lines) as `node` stores them, sorted.
 async fn group_texts(node: &tern_node::node::Node, group: ConversationId) -> Vec<String> {
-    let mut texts: Vec<String> = node
-        .page(group, None, 500)
-        .await
-        .unwrap()
-        .messages
-        .into_iter()
-        .filter(|m| !m.system)
-        .map(|m| m.text)
-        .collect();
+    let mut texts = texts(node, group, false).await;
     texts.sort();
     texts
 }
@@ -214,16 +206,7 @@ async fn three_nodes_create_talk_remove_and_restart_a_group() {
         .await;
         a.node.group_send(g, "after carol".into()).await.unwrap();
         group_text(&mut b.events, g, "after carol").await;
-        let lines: Vec<String> = b
-            .node
-            .page(g, None, 100)
-            .await
-            .unwrap()
-            .messages
-            .into_iter()
-            .filter(|m| m.system)
-            .map(|m| m.text)
-            .collect();
+        let lines = texts(&b.node, g, true).await;
         assert!(lines.iter().any(|l| l.contains("added you")), "{lines:?}");
         assert!(
             lines.iter().any(|l| l.starts_with("Alice removed ")),

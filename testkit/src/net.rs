@@ -125,6 +125,19 @@ impl LiveNode {
     }
 }
 
+/// What `node` stores of `conversation`, oldest first: the texts people wrote, or (`system`) only the
+/// system lines ("Alice added Bob").
+pub async fn texts(node: &Node, conversation: ConversationId, system: bool) -> Vec<String> {
+    node.page(conversation, None, 500)
+        .await
+        .unwrap()
+        .messages
+        .into_iter()
+        .filter(|m| m.system == system)
+        .map(|m| m.text)
+        .collect()
+}
+
 /// Stops `node`, reads the middle 48 bytes of the message's sealed row as its profile holds it (to look
 /// for on disk later, [`crate::files::profile_holds`]), and starts it again. Returns the running node, the
 /// profile's directory and the bytes.

@@ -24,6 +24,7 @@ impl Engine {
             None,
             body,
             now,
+            None,
             |batch, contact, content, envelope, now| {
                 let record = AttachmentRecord {
                     conversation: ConversationId::Direct(*to),

@@ -94,25 +94,8 @@ impl Engine {
     /// Seals `body` for `to` and writes, in one durable commit, whatever `write` adds (history row, outbox
     /// entry, contact update) together with the advanced session. On any failure the in-memory session is
     /// forgotten, so the next send starts again from what the store holds.
+    /// `ttl_cap_s`: the envelope expires at most this long after `now` (see [`Self::seal`]).
     pub(super) fn send_sealed<T>(
-        &mut self,
-        to: &IdentityKey,
-        id: Option<MessageId>,
-        body: Body,
-        now: u64,
-        write: impl FnOnce(
-            &mut Batch<'_>,
-            &mut ContactEntry,
-            &Content,
-            &Envelope,
-            u64,
-        ) -> Result<T, StoreError>,
-    ) -> Result<(Content, Envelope, T), EngineError> {
-        self.send_sealed_within(to, id, body, now, None, write)
-    }
-
-    /// [`Self::send_sealed`] with an envelope that expires at most `ttl_cap_s` after `now`.
-    fn send_sealed_within<T>(
         &mut self,
         to: &IdentityKey,
         id: Option<MessageId>,
@@ -172,6 +155,7 @@ impl Engine {
             None,
             Body::Text(text.to_owned()),
             now_ms,
+            None,
             |batch, contact, content, envelope, now| {
                 write_text(batch, contact, content, envelope, now, text)
             },
@@ -363,7 +347,7 @@ impl Engine {
         now_ms: u64,
         ttl_cap_s: Option<u64>,
     ) -> Result<(MessageId, Envelope), EngineError> {
-        let (content, envelope, ()) = self.send_sealed_within(
+        let (content, envelope, ()) = self.send_sealed(
             to,
             None,
             body,
@@ -426,6 +410,7 @@ impl Engine {
             None,
             Body::Delivered(ids),
             now_ms(),
+            None,
             |batch, _, content, envelope, now| {
                 batch.outbox_enqueue(&outbox_entry(to, content, envelope, now))?;
                 for answered in envelopes {
@@ -464,6 +449,7 @@ impl Engine {
             Some(message.id),
             body,
             now_ms,
+            None,
             |batch, _, content, envelope, now| {
                 batch.update_message_status(contact, id, MessageStatus::Sending)?;
                 batch.outbox_enqueue(&outbox_entry(contact, content, envelope, now))?;

@@ -83,6 +83,7 @@ impl Engine {
             None,
             Body::Timer(setting),
             now_ms,
+            None,
             |batch, _, content, envelope, now| {
                 batch.set_timer(&conversation, &Timer::from_setting(setting, content.id.0))?;
                 let line = Message {
