@@ -12,7 +12,7 @@ use tern_protocol::{Body, Content, MessageId};
 use tern_testkit::files::profile_holds;
 use tern_testkit::net::{LiveNode, loopback_node, sealed_bytes_of, texts};
 use tern_testkit::profile::{create, introduce, open};
-use tern_testkit::wait::wait_for;
+use tern_testkit::wait::{poll_until, wait_for};
 use tokio::sync::broadcast;
 
 /// Waits for a group event about `group` matching `pred`.
@@ -675,12 +675,26 @@ async fn a_timed_group_texts_copies_for_an_offline_member_expire_with_it() {
             "Alice set disappearing messages to 1 hour",
         )
         .await;
+        let bob_peer = b.node.peer_id();
         b.node.shutdown().await.unwrap();
+        // Once Alice sees Bob gone, gossip does not cover him: the text waits in her outbox for him.
+        poll_until(
+            Duration::from_secs(60),
+            async || a.node.status().await.unwrap().connected_peers,
+            |peers| !peers.contains(&bob_peer),
+        )
+        .await;
         let text = a
             .node
             .group_send(g, "for later, briefly".into())
             .await
             .unwrap();
+        poll_until(
+            Duration::from_secs(60),
+            async || a.node.status().await.unwrap().outbox_len,
+            |len| *len > 0,
+        )
+        .await;
         a.node.shutdown().await.unwrap();
         (text, b.key)
     })
