@@ -24,6 +24,10 @@ pub struct Form {
 }
 
 /// Draws the panel for the open group; `focus` puts the cursor in the name field (admins).
+/// What the dialog says of a group restored from a backup that no admin has added this copy back to yet.
+pub const REJOINING: &str = "This group came back with a backup. An admin's computer adds you back when \
+     it is next online; until then nothing can be changed or sent here.";
+
 pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool) -> Vec<Action> {
     let mut actions = Vec::new();
     let Some(id) = model.open_group() else {
@@ -35,7 +39,9 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
     };
     let entries = group_entries(group.role, group.active);
     ui.label(RichText::new(&group.name).heading().strong());
-    if !group.active {
+    if group.rejoining {
+        ui.label(REJOINING);
+    } else if !group.active {
         ui.colored_label(ERROR, "You are no longer a member of this group.");
     }
     if entries.contains(&GroupEntry::Rename) {
@@ -350,6 +356,28 @@ mod tests {
             h.state().actions.as_slice(),
             [Action::Confirm(Confirm::RemoveMember { group: GROUP, member })] if *member == key(2)
         ));
+    }
+
+    #[test]
+    fn a_restored_group_waiting_to_be_rejoined_says_so_and_offers_no_change() {
+        let mut h = harness(GroupRole::Admin, 2);
+        let mut waiting = h.state().model.group(&GROUP).unwrap().clone();
+        waiting.active = false;
+        waiting.rejoining = true;
+        h.state_mut().model.group_changed(waiting);
+        h.step();
+        assert!(h.query_by_label_contains(REJOINING).is_some());
+        assert!(
+            h.query_by_label_contains("no longer a member").is_none(),
+            "it is not said to be left"
+        );
+        for admin_only in ["Rename group", "Add member…", "Leave group…"] {
+            assert!(
+                !buttons(&h).iter().any(|b| b == admin_only),
+                "{admin_only} is offered to a copy not back yet: {:?}",
+                buttons(&h)
+            );
+        }
     }
 
     #[test]
