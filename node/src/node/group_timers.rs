@@ -94,7 +94,7 @@ impl EventLoop {
             let mut read = Vec::new();
             let mut expiries = Vec::new();
             for id in ids {
-                if b.update_message_status(conversation, &id, MessageStatus::Read)? {
+                if b.update_message_status_at(conversation, &id, MessageStatus::Read, now)? {
                     read.push(id);
                     expiries.extend(b.start_expiry(&conversation, &id, now)?);
                 }
