@@ -73,7 +73,11 @@ impl EventLoop {
     fn take_rejoin_request(&mut self, from: IdentityKey, data: &[u8]) -> Result<(), NodeError> {
         let id = group_wire::decode_rejoin_request(data)
             .map_err(|_| GroupError::Malformed("rejoin request"))?;
-        self.ask_key_package(conv_key(&id), from, true)
+        let key = conv_key(&id);
+        if !self.groups.rejoins.allow(key, from, now_ms()) {
+            return Err(GroupError::Invalid("a rejoin request again within the hour").into());
+        }
+        self.ask_key_package(key, from, true)
     }
 
     /// KeyPackages from a contact this profile asked: each completes the oldest add waiting for it (an
@@ -348,5 +352,71 @@ impl EventLoop {
             Ok(None) => {}
             Err(e) => debug!(error = %e, "cannot commit the leave proposals"),
         }
+    }
+}
+
+/// A member's rejoin request makes the admin's node commit (§20.5), so one member could keep the group busy
+/// with them: each member is added back at most once per [`REJOIN_INTERVAL_MS`] per group. Remembered in
+/// memory for at most [`MAX_REMEMBERED_REJOINS`] pairs, oldest forgotten first.
+#[derive(Default)]
+pub(super) struct Rejoins {
+    last: std::collections::VecDeque<([u8; 32], IdentityKey, u64)>,
+}
+
+/// How long after one rejoin a member's next request for the same group is refused.
+pub const REJOIN_INTERVAL_MS: u64 = 3600 * 1000;
+/// Rejoins remembered at once.
+pub const MAX_REMEMBERED_REJOINS: usize = 256;
+
+impl Rejoins {
+    /// Whether `member` may be added back to the group `key` at `now_ms`; if so, remembers it.
+    pub(super) fn allow(&mut self, key: [u8; 32], member: IdentityKey, now_ms: u64) -> bool {
+        if let Some(at) = self
+            .last
+            .iter()
+            .position(|(k, m, _)| *k == key && *m == member)
+        {
+            let (_, _, then) = self.last[at];
+            if now_ms.saturating_sub(then) < REJOIN_INTERVAL_MS {
+                return false;
+            }
+            self.last.remove(at);
+        }
+        self.last.push_back((key, member, now_ms));
+        while self.last.len() > MAX_REMEMBERED_REJOINS {
+            self.last.pop_front();
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_chacha::rand_core::SeedableRng;
+
+    fn member(seed: u64) -> IdentityKey {
+        tern_protocol::Identity::generate(&mut ChaCha20Rng::seed_from_u64(seed), 0).key()
+    }
+
+    #[test]
+    fn a_member_is_added_back_once_an_hour_per_group_and_the_memory_is_bounded() {
+        let mut rejoins = Rejoins::default();
+        let (ana, bo) = (member(1), member(2));
+        let t = 1_800_000_000_000;
+        assert!(rejoins.allow([1; 32], ana, t));
+        assert!(!rejoins.allow([1; 32], ana, t + REJOIN_INTERVAL_MS - 1));
+        assert!(rejoins.allow([2; 32], ana, t), "another group");
+        assert!(rejoins.allow([1; 32], bo, t), "another member");
+        assert!(rejoins.allow([1; 32], ana, t + REJOIN_INTERVAL_MS));
+        for i in 0..MAX_REMEMBERED_REJOINS as u64 {
+            rejoins.allow([3; 32], member(100 + i), t);
+        }
+        assert_eq!(rejoins.last.len(), MAX_REMEMBERED_REJOINS);
+        assert!(
+            rejoins.allow([1; 32], ana, t + REJOIN_INTERVAL_MS + 1),
+            "forgotten past the bound"
+        );
     }
 }

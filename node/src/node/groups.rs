@@ -99,6 +99,8 @@ pub(super) struct Groups {
     pub(super) leaving: VecDeque<([u8; 32], IdentityKey)>,
     /// Each group's name and admins as last reported, to word what a commit changed.
     pub(super) infos: HashMap<[u8; 32], crate::group::GroupInfo>,
+    /// Members lately added back after a restore, to refuse a flood of rejoin requests.
+    pub(super) rejoins: super::group_inbound::Rejoins,
     /// The groups' gossip topics and counters (`group_gossip.rs`).
     pub(super) gossip: super::group_gossip::Gossip,
 }
