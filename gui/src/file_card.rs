@@ -1,6 +1,7 @@
 //! A file message's card inside its bubble: the file's name, a picture's preview, its size and state (a
 //! progress bar while it downloads), "Location and camera details removed" on a picture this profile sent
-//! without them, and the buttons its state allows (Pause, Resume, Try again, Cancel, "Save as…").
+//! without them, and the buttons its state allows (Pause, Resume, Try again, Cancel, "Save as…", and
+//! "Withdraw…" on a file this profile sent).
 //! Previews are decoded once per message (with size limits) and kept as textures in a bounded cache.
 
 use std::collections::{HashMap, VecDeque};
@@ -11,8 +12,8 @@ use tern_protocol::MessageId;
 
 use crate::action::Action;
 use crate::model::{
-    Attachment, FileButton, FileState, MessageRow, file_buttons, human_size, progress_fraction,
-    state_text,
+    Attachment, Confirm, FileButton, FileState, MessageRow, file_buttons, human_size,
+    progress_fraction, state_text,
 };
 
 /// Previews kept as textures at once (the oldest goes first).
@@ -163,6 +164,10 @@ pub fn show(
                             id: m.id,
                             name: name.clone(),
                         },
+                        FileButton::Withdraw => Action::Confirm(Confirm::WithdrawFile {
+                            conversation: m.conversation,
+                            id: m.id,
+                        }),
                         _ => Action::FileControl {
                             conversation: m.conversation,
                             id: m.id,

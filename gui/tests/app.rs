@@ -1028,6 +1028,50 @@ fn files_sent_between_two_apps_show_as_cards_save_byte_for_byte_and_pictures_sho
         })
         .is_some()
     });
+
+    // Alice withdraws the picture (the newest card), after a confirmation; the text file stays offered.
+    let picture_withdraw = |h: &Harness<'static, TernApp>| {
+        let buttons: Vec<_> = h
+            .query_all_by_role_and_label(Role::Button, "Withdraw…")
+            .collect();
+        assert_eq!(buttons.len(), 2, "each file Alice sent offers it");
+        buttons[1].rect()
+    };
+    // Scrolled into view first: a click lands where the button is drawn now.
+    let mut last = None;
+    for _ in 0..8 {
+        alice
+            .query_all_by_role_and_label(Role::Button, "Withdraw…")
+            .nth(1)
+            .expect("the picture's button")
+            .scroll_to_me();
+        alice.step();
+        let rect = picture_withdraw(&alice);
+        if last == Some(rect) {
+            break;
+        }
+        last = Some(rect);
+    }
+    alice
+        .query_all_by_role_and_label(Role::Button, "Withdraw…")
+        .nth(1)
+        .expect("the picture's button")
+        .click();
+    alice.step();
+    settle(&mut alice, "the confirmation", |h| {
+        has_label(h, "Withdraw this file?")
+    });
+    click(&mut alice, "Withdraw file");
+    settle(&mut alice, "the picture withdrawn", |h| {
+        has_label(h, "Withdrawn")
+    });
+    assert_eq!(
+        alice
+            .query_all_by_role_and_label(Role::Button, "Withdraw…")
+            .count(),
+        1,
+        "the text file is still offered"
+    );
     shutdown(&mut alice);
     shutdown(&mut bob);
 }

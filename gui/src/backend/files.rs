@@ -149,7 +149,7 @@ impl Backend {
                 FileButton::Resume | FileButton::TryAgain => {
                     (node.resume_file(conversation, id).await, FileState::Waiting)
                 }
-                FileButton::Cancel => (
+                FileButton::Cancel | FileButton::Withdraw => (
                     node.cancel_file(conversation, id).await,
                     FileState::Cancelled,
                 ),

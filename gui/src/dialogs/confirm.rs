@@ -1,11 +1,12 @@
 //! The confirmation asked before a destructive step (removing a contact, blocking one, removing a group
-//! member, leaving a group, deleting a message, clearing a conversation's history): a modal that
+//! member, leaving a group, deleting a message, clearing a conversation's history, withdrawing a sent
+//! file): a modal that
 //! says plainly what will happen, with Cancel focused and the destructive button in red.
 
 use egui::{Button, Color32, RichText};
 
 use crate::action::Action;
-use crate::model::{Confirm, ContactState, Model};
+use crate::model::{Confirm, ContactState, FileButton, Model};
 use crate::widgets::ERROR;
 
 /// What the confirmation keeps between frames.
@@ -68,6 +69,20 @@ pub fn wording(confirm: Confirm, name: &str, group: &str) -> (String, String, St
             ),
             "Clear history".to_owned(),
         ),
+        Confirm::WithdrawFile { .. } => (
+            "Withdraw this file?".to_owned(),
+            format!(
+                "{} This computer's copy is deleted too; the message stays. It cannot be undone.",
+                if name.is_empty() {
+                    format!("Whoever in {group} has not downloaded it yet cannot any more.")
+                } else {
+                    format!(
+                        "If {name} has not downloaded it yet, they cannot any more; a copy they have stays theirs."
+                    )
+                }
+            ),
+            "Withdraw file".to_owned(),
+        ),
         Confirm::DeleteMessage { .. } => (
             "Delete this message for you?".to_owned(),
             format!(
@@ -95,7 +110,9 @@ pub fn show(ctx: &egui::Context, model: &Model, form: &mut Form) -> Vec<Action> 
             (model.sender_label(&member), model.title_of(&group))
         }
         Confirm::LeaveGroup(group) => (String::new(), model.title_of(&group)),
-        Confirm::ClearHistory(conversation) | Confirm::DeleteMessage { conversation, .. } => {
+        Confirm::ClearHistory(conversation)
+        | Confirm::DeleteMessage { conversation, .. }
+        | Confirm::WithdrawFile { conversation, .. } => {
             let title = model.title_of(&conversation);
             match conversation.direct() {
                 Some(_) => (title, String::new()),
@@ -141,6 +158,11 @@ pub fn show(ctx: &egui::Context, model: &Model, form: &mut Form) -> Vec<Action> 
                     Confirm::ClearHistory(conversation) => {
                         vec![Action::ClearHistory(conversation), Action::CloseDialog]
                     }
+                    Confirm::WithdrawFile { conversation, id } => vec![Action::FileControl {
+                        conversation,
+                        id,
+                        button: FileButton::Withdraw,
+                    }],
                 });
             }
         });

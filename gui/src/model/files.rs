@@ -17,6 +17,8 @@ pub enum FileButton {
     Cancel,
     /// Decrypt the complete file to a place the person chooses.
     SaveAs,
+    /// Withdraw a file this profile sent (after a confirmation): the node's cancel.
+    Withdraw,
 }
 
 impl FileButton {
@@ -27,15 +29,17 @@ impl FileButton {
             Self::TryAgain => "Try again",
             Self::Cancel => "Cancel",
             Self::SaveAs => "Save as…",
+            Self::Withdraw => "Withdraw…",
         }
     }
 }
 
 /// The buttons a card shows for `attachment`, sent by this profile when `outgoing`.
 pub fn file_buttons(attachment: &Attachment, outgoing: bool) -> Vec<FileButton> {
-    use FileButton::{Cancel, Pause, Resume, SaveAs, TryAgain};
+    use FileButton::{Cancel, Pause, Resume, SaveAs, TryAgain, Withdraw};
     match (attachment.state, outgoing) {
-        (FileState::Complete, _) => vec![SaveAs],
+        (FileState::Complete, true) => vec![SaveAs, Withdraw],
+        (FileState::Complete, false) => vec![SaveAs],
         (FileState::Waiting | FileState::Downloading, false) => vec![Pause, Cancel],
         (FileState::Paused, false) => vec![Resume, Cancel],
         (FileState::Failed, false) => vec![TryAgain],
@@ -89,7 +93,8 @@ pub fn state_text(attachment: &Attachment, outgoing: bool) -> String {
         // Sent and held here: the message's status says how far it went.
         (FileState::Complete, true) => String::new(),
         (FileState::Complete, false) => "Downloaded".to_owned(),
-        (FileState::Cancelled, _) => "Cancelled".to_owned(),
+        (FileState::Cancelled, true) => "Withdrawn".to_owned(),
+        (FileState::Cancelled, false) => "Cancelled".to_owned(),
         (FileState::Failed, _) => "Download failed".to_owned(),
         _ => attachment.state.as_str().to_owned(),
     }
@@ -175,7 +180,8 @@ mod tests {
         assert_eq!(buttons(FileState::Downloading, false), vec![Pause, Cancel]);
         assert_eq!(buttons(FileState::Paused, false), vec![Resume, Cancel]);
         assert_eq!(buttons(FileState::Complete, false), vec![SaveAs]);
-        assert_eq!(buttons(FileState::Complete, true), vec![SaveAs]);
+        assert_eq!(buttons(FileState::Complete, true), vec![SaveAs, Withdraw]);
+        assert!(buttons(FileState::Cancelled, true).is_empty(), "withdrawn");
         assert_eq!(buttons(FileState::Failed, false), vec![TryAgain]);
         assert!(buttons(FileState::Cancelled, false).is_empty());
         assert!(buttons(FileState::Cancelled, true).is_empty());

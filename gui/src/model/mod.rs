@@ -18,11 +18,13 @@ use tern_protocol::{IdentityKey, MessageId};
 use crate::profiles::ProfileEntry;
 
 pub mod backup;
+mod confirm;
 mod conversation;
 mod files;
 mod groups;
 mod rows;
 
+pub use confirm::Confirm;
 pub use conversation::{ListRow, MAX_LOADED_MESSAGES, OpenConversation};
 pub use files::{FileButton, file_buttons, human_size, progress_fraction, state_text};
 pub use groups::{
@@ -75,29 +77,6 @@ pub enum Dialog {
     SaveFile,
     /// A message's times and statuses.
     MessageInfo,
-}
-
-/// A destructive step waiting for the person to confirm it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Confirm {
-    /// Remove the contact and delete the conversation with them.
-    Remove(IdentityKey),
-    /// Block the contact: their messages are dropped.
-    Block(IdentityKey),
-    /// Remove a member from a group.
-    RemoveMember {
-        group: ConversationId,
-        member: IdentityKey,
-    },
-    /// Leave a group.
-    LeaveGroup(ConversationId),
-    /// Delete every message of a conversation from this computer, keeping the contact or group.
-    ClearHistory(ConversationId),
-    /// Delete one message from this computer.
-    DeleteMessage {
-        conversation: ConversationId,
-        id: MessageId,
-    },
 }
 
 /// What the profile screen shows (the fields being typed live with the screen's form).
