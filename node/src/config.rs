@@ -17,4 +17,15 @@ pub struct NodeConfig {
     pub mailboxes: Vec<Multiaddr>,
     /// Serve as a mailbox for others (a LAN peer started with `--mailbox`): the database path and limits.
     pub serve_mailbox: Option<(std::path::PathBuf, MailboxConfig)>,
+    /// Whether this node sends delivery and read receipts in groups (docs/protocol.md §18.10). On by
+    /// default; tests that count a group's traffic message by message turn it off.
+    pub group_receipts: GroupReceipts,
+}
+
+/// See [`NodeConfig::group_receipts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupReceipts {
+    #[default]
+    On,
+    Off,
 }

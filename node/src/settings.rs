@@ -146,6 +146,7 @@ impl NetworkSettings {
             serve_mailbox: self
                 .serve_mailbox
                 .then(|| (profile_dir.join(MAILBOX_FILE), MailboxConfig::default())),
+            ..NodeConfig::default()
         }
     }
 }

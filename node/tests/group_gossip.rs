@@ -1,24 +1,34 @@
 //! Group messages over gossipsub between real nodes on 127.0.0.1 (docs/protocol.md §18.6): online members
 //! connected on the group's topic get each message once by gossip and no 1:1 copy; a member that was
 //! offline gets it through the 1:1 route when it is back, once; a non-member's message on the topic is
-//! refused, not stored and not passed on. (The by-hand measurement at the end prints the cost of one
-//! message to five members.)
+//! refused, not stored and not passed on; members' receipts show who got and read a text (§18.10). (The
+//! by-hand measurement prints the cost of one message to five members.)
 
 use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::gossipsub;
 use libp2p::swarm::SwarmEvent;
-use tern_node::api::{ConversationId, Event};
+use tern_node::api::{ConversationId, Event, MessageStatus, RecipientStatus};
 use tern_node::group::Group;
-use tern_node::node::{GroupGossip, Node};
-use tern_protocol::{Body, Content, MessageId};
+use tern_node::node::{GroupGossip, GroupReceipts, Node, NodeConfig};
+use tern_node::privacy::PrivacySettings;
+use tern_protocol::{Body, Content, IdentityKey, MessageId};
 use tern_testkit::net::{LiveNode, loopback_node, texts};
 use tern_testkit::profile::{create, introduce, open};
 use tern_testkit::wait::{poll_until, wait_for};
 use tokio::sync::broadcast;
 
 const LIMIT: Duration = Duration::from_secs(60);
+
+/// The nodes of these tests: on loopback, and sending no group receipts, so that what the tests count is
+/// the texts' own traffic (receipts have their test at the end).
+fn quiet() -> NodeConfig {
+    NodeConfig {
+        group_receipts: GroupReceipts::Off,
+        ..loopback_node()
+    }
+}
 
 /// Waits until every text of `expected` arrived in `group` (in any order), asserting none arrived twice.
 async fn texts_arrive(
@@ -105,11 +115,14 @@ async fn all_on_topic(nodes: &[&LiveNode], group: ConversationId, peers: usize) 
     }
 }
 
-/// Starts `engines` on loopback, every node dialling every node before it.
-async fn start_all(engines: Vec<(tern_node::engine::Engine, &str)>) -> Vec<LiveNode> {
+/// Starts `engines` with `config`, every node dialling every node before it.
+async fn start_all(
+    engines: Vec<(tern_node::engine::Engine, &str)>,
+    config: &NodeConfig,
+) -> Vec<LiveNode> {
     let mut nodes: Vec<LiveNode> = Vec::new();
     for (engine, name) in engines {
-        let node = LiveNode::start(engine, name, loopback_node()).await;
+        let node = LiveNode::start(engine, name, config.clone()).await;
         for earlier in &nodes {
             node.node.dial(earlier.addr.clone()).await.unwrap();
         }
@@ -118,12 +131,14 @@ async fn start_all(engines: Vec<(tern_node::engine::Engine, &str)>) -> Vec<LiveN
     nodes
 }
 
-/// `names.len()` nodes, each the others' contact and connected to all of them, in one group `title` that
-/// the first created, once every member lists every member and sees the others on the group's topic.
+/// `names.len()` nodes started with `config`, each the others' contact and connected to all of them, in
+/// one group `title` that the first created, once every member lists every member and sees the others on
+/// the group's topic.
 async fn connected_group(
     dirs: &[tempfile::TempDir],
     names: &[&'static str],
     title: &str,
+    config: &NodeConfig,
 ) -> (Vec<LiveNode>, ConversationId) {
     let mut engines: Vec<_> = dirs
         .iter()
@@ -134,7 +149,11 @@ async fn connected_group(
         let mut refs: Vec<&mut tern_node::engine::Engine> = engines.iter_mut().collect();
         introduce(&mut refs);
     }
-    let nodes = start_all(engines.into_iter().zip(names.iter().copied()).collect()).await;
+    let nodes = start_all(
+        engines.into_iter().zip(names.iter().copied()).collect(),
+        config,
+    )
+    .await;
     let keys: Vec<_> = nodes.iter().map(|n| n.key).collect();
     let g = nodes[0]
         .node
@@ -152,8 +171,13 @@ async fn connected_group(
 async fn four_connected_members_get_a_message_once_by_gossip_and_no_envelope() {
     let dirs = [(); 4].map(|()| tempfile::tempdir().unwrap());
     tokio::time::timeout(Duration::from_secs(240), async {
-        let (mut nodes, g) =
-            connected_group(&dirs, &["Alice", "Bob", "Carol", "Dave"], "Gossip").await;
+        let (mut nodes, g) = connected_group(
+            &dirs,
+            &["Alice", "Bob", "Carol", "Dave"],
+            "Gossip",
+            &quiet(),
+        )
+        .await;
 
         let before: Vec<GroupGossip> = {
             let mut v = Vec::new();
@@ -216,7 +240,7 @@ async fn a_member_offline_during_a_gossiped_message_gets_it_once_when_back() {
         introduce(&mut refs);
     }
     tokio::time::timeout(Duration::from_secs(240), async {
-        let nodes = start_all(engines.into_iter().zip(names).collect()).await;
+        let nodes = start_all(engines.into_iter().zip(names).collect(), &quiet()).await;
         let [a, mut b, c] = <[LiveNode; 3]>::try_from(nodes).ok().unwrap();
         let g = a
             .node
@@ -243,7 +267,7 @@ async fn a_member_offline_during_a_gossiped_message_gets_it_once_when_back() {
         assert_eq!(gossip(&b.node, g).await.accepted, 1);
 
         // Carol returns and reads it once, though both Alice and Bob had a copy for her.
-        let mut c = LiveNode::start(open(dirs[2].path()), "carol", loopback_node()).await;
+        let mut c = LiveNode::start(open(dirs[2].path()), "carol", quiet()).await;
         c.node.dial(a.addr.clone()).await.unwrap();
         c.node.dial(b.addr.clone()).await.unwrap();
         texts_arrive(&mut c.events, g, &["while carol was out"]).await;
@@ -282,7 +306,7 @@ async fn a_member_offline_during_a_gossiped_message_gets_it_once_when_back() {
             spared > parts,
             "the 1:1 copy went when Carol's connection closed"
         );
-        let c = LiveNode::start(open(dirs[2].path()), "carol", loopback_node()).await;
+        let c = LiveNode::start(open(dirs[2].path()), "carol", quiet()).await;
         c.node.dial(a.addr.clone()).await.unwrap();
         c.node.dial(b.addr.clone()).await.unwrap();
         for n in [&a, &b] {
@@ -322,8 +346,8 @@ async fn a_non_members_message_on_the_topic_is_refused_not_stored_not_passed_on(
         tern_node::net::keypair_from_seed(&mallory.identity().ed25519_secret()).unwrap();
     drop(mallory);
     let g = tokio::time::timeout(LIMIT, async {
-        let a = LiveNode::start(alice, "alice", loopback_node()).await;
-        let mut b = LiveNode::start(bob, "bob", loopback_node()).await;
+        let a = LiveNode::start(alice, "alice", quiet()).await;
+        let mut b = LiveNode::start(bob, "bob", quiet()).await;
         b.node.dial(a.addr.clone()).await.unwrap();
         let g = a
             .node
@@ -363,8 +387,8 @@ async fn a_non_members_message_on_the_topic_is_refused_not_stored_not_passed_on(
     forged[last] ^= 1;
 
     tokio::time::timeout(Duration::from_secs(180), async {
-        let a = LiveNode::start(open(dirs[0].path()), "alice", loopback_node()).await;
-        let mut b = LiveNode::start(open(dirs[1].path()), "bob", loopback_node()).await;
+        let a = LiveNode::start(open(dirs[0].path()), "alice", quiet()).await;
+        let mut b = LiveNode::start(open(dirs[1].path()), "bob", quiet()).await;
         b.node.dial(a.addr.clone()).await.unwrap();
         all_on_topic(&[&a, &b], g, 1).await;
 
@@ -437,8 +461,13 @@ async fn a_non_members_message_on_the_topic_is_refused_not_stored_not_passed_on(
 #[ignore = "a measurement, run by hand"]
 async fn measure_one_message_to_five_members() {
     let dirs = [(); 5].map(|()| tempfile::tempdir().unwrap());
-    let (mut nodes, g) =
-        connected_group(&dirs, &["Alice", "Bob", "Carol", "Dave", "Erin"], "Five").await;
+    let (mut nodes, g) = connected_group(
+        &dirs,
+        &["Alice", "Bob", "Carol", "Dave", "Erin"],
+        "Five",
+        &quiet(),
+    )
+    .await;
     let total = async |nodes: &[LiveNode]| {
         let mut sum = (0, 0, 0, 0, 0);
         for n in nodes {
@@ -481,4 +510,162 @@ async fn measure_one_message_to_five_members() {
     for n in nodes {
         n.node.shutdown().await.unwrap();
     }
+}
+
+/// Waits for Alice's node to report her text `id` moving to `status` (for every member).
+async fn text_becomes(
+    events: &mut broadcast::Receiver<Event>,
+    id: MessageId,
+    status: MessageStatus,
+) {
+    wait_for(events, &format!("the text {status:?} for every member"), |e| {
+        matches!(e, Event::StatusChanged { id: got, status: s, .. } if *got == id && *s == status)
+    })
+    .await;
+}
+
+/// Waits for a members' report on Alice's text `id` in which `member` is at `status`; returns every
+/// member's status in it.
+async fn member_at(
+    events: &mut broadcast::Receiver<Event>,
+    id: MessageId,
+    member: IdentityKey,
+    status: MessageStatus,
+) -> Vec<RecipientStatus> {
+    let event = wait_for(events, &format!("a member {status:?}"), |e| {
+        matches!(e, Event::RecipientsChanged { id: got, recipients, .. }
+            if *got == id && recipients.iter().any(|r| r.member == member && r.status == status))
+    })
+    .await;
+    match event {
+        Event::RecipientsChanged { recipients, .. } => recipients,
+        _ => unreachable!(),
+    }
+}
+
+/// Alice's stored copy of her text `id`.
+async fn stored(node: &Node, group: ConversationId, id: MessageId) -> tern_node::api::Message {
+    let page = node.page(group, None, 50).await.unwrap();
+    page.messages.into_iter().find(|m| m.id == id).unwrap()
+}
+
+fn status_of(recipients: &[RecipientStatus], member: IdentityKey) -> MessageStatus {
+    recipients
+        .iter()
+        .find(|r| r.member == member)
+        .unwrap()
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_receipts_show_delivered_to_k_of_n_and_read_by_whom_and_read_receipts_off_holds_back_reading()
+ {
+    let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let (mut nodes, g) = connected_group(
+            &dirs,
+            &["Alice", "Bob", "Carol"],
+            "Receipts",
+            &loopback_node(),
+        )
+        .await;
+        let (bob, carol) = (nodes[1].key, nodes[2].key);
+        nodes[2]
+            .node
+            .set_privacy(PrivacySettings {
+                read_receipts: false,
+                ..PrivacySettings::default()
+            })
+            .await
+            .unwrap();
+
+        // Sent to both: listed as sent, then delivered once both have it.
+        let first = nodes[0]
+            .node
+            .group_send(g, "who has it?".into())
+            .await
+            .unwrap();
+        let mut listed: Vec<_> = first
+            .recipients
+            .iter()
+            .map(|r| (r.member, r.status))
+            .collect();
+        listed.sort_by_key(|(k, _)| *k.as_bytes());
+        let mut expected = vec![(bob, MessageStatus::Sent), (carol, MessageStatus::Sent)];
+        expected.sort_by_key(|(k, _)| *k.as_bytes());
+        assert_eq!(listed, expected);
+        for n in nodes[1..].iter_mut() {
+            texts_arrive(&mut n.events, g, &["who has it?"]).await;
+        }
+        text_becomes(&mut nodes[0].events, first.id, MessageStatus::Delivered).await;
+        let held = stored(&nodes[0].node, g, first.id).await;
+        assert_eq!(held.status, MessageStatus::Delivered);
+        assert!(
+            held.recipients
+                .iter()
+                .all(|r| r.status == MessageStatus::Delivered && r.at_ms > 0),
+            "{:?}",
+            held.recipients
+        );
+
+        // Both read it; Carol's read receipts are off, so Alice learns only that Bob read it.
+        for n in &nodes[1..] {
+            assert!(n.node.mark_all_read(g).await.unwrap().contains(&first.id));
+        }
+        let after = member_at(&mut nodes[0].events, first.id, bob, MessageStatus::Read).await;
+        assert_eq!(status_of(&after, carol), MessageStatus::Delivered);
+
+        // Carol turns them on and reads the next text: now Alice sees it read by everyone. Carol's read
+        // receipt for it comes after any she would have sent for the first text, on the same path, so
+        // the first text still reads delivered to her.
+        nodes[2]
+            .node
+            .set_privacy(PrivacySettings::default())
+            .await
+            .unwrap();
+        let second = nodes[0]
+            .node
+            .group_send(g, "and this?".into())
+            .await
+            .unwrap();
+        for n in nodes[1..].iter_mut() {
+            texts_arrive(&mut n.events, g, &["and this?"]).await;
+            assert_eq!(n.node.mark_all_read(g).await.unwrap(), [second.id]);
+        }
+        text_becomes(&mut nodes[0].events, second.id, MessageStatus::Read).await;
+        let first_now = stored(&nodes[0].node, g, first.id).await;
+        assert_eq!(
+            first_now.status,
+            MessageStatus::Delivered,
+            "Carol's read was held back"
+        );
+        assert_eq!(status_of(&first_now.recipients, bob), MessageStatus::Read);
+        assert_eq!(
+            status_of(&first_now.recipients, carol),
+            MessageStatus::Delivered
+        );
+        let second_now = stored(&nodes[0].node, g, second.id).await;
+        assert_eq!(second_now.status, MessageStatus::Read);
+        assert!(
+            second_now
+                .recipients
+                .iter()
+                .all(|r| r.status == MessageStatus::Read)
+        );
+
+        // A member's text lists nobody's status at Alice, who only received it.
+        let bobs = nodes[1].node.group_send(g, "mine".into()).await.unwrap();
+        texts_arrive(&mut nodes[0].events, g, &["mine"]).await;
+        assert!(
+            stored(&nodes[0].node, g, bobs.id)
+                .await
+                .recipients
+                .is_empty()
+        );
+        for n in nodes {
+            n.node.shutdown().await.unwrap();
+        }
+    })
+    .await
+    .expect("the group receipts test finished in time");
 }

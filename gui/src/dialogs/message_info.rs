@@ -66,12 +66,26 @@ pub fn lines(m: &MessageRow, name: &dyn Fn(&tern_protocol::IdentityKey) -> Strin
         lines.push(format!("Received: {}", timefmt::full(m.received_at_ms)));
     }
     lines.push(format!("Status: {}", status_word(m.status, m.outgoing())));
-    for r in &m.recipients {
+    if !m.recipients.is_empty() {
+        let got = |s: &[MessageStatus]| {
+            m.recipients
+                .iter()
+                .filter(|r| s.contains(&r.status))
+                .count()
+        };
         lines.push(format!(
-            "{}: {}",
-            name(&r.member),
-            status_word(r.status, true)
+            "Delivered to {} of {}, read by {}",
+            got(&[MessageStatus::Delivered, MessageStatus::Read]),
+            m.recipients.len(),
+            got(&[MessageStatus::Read]),
         ));
+    }
+    for r in &m.recipients {
+        let word = status_word(r.status, true);
+        lines.push(match r.at_ms {
+            0 => format!("{}: {word}", name(&r.member)),
+            at => format!("{}: {word}, {}", name(&r.member), timefmt::full(at)),
+        });
     }
     lines
 }
@@ -160,10 +174,12 @@ mod tests {
             RecipientStatus {
                 member: ana,
                 status: MessageStatus::Read,
+                at_ms: 1_800_000_060_000,
             },
             RecipientStatus {
                 member: bo,
                 status: MessageStatus::Sent,
+                at_ms: 0,
             },
         ];
         let name = |k: &tern_protocol::IdentityKey| if *k == ana { "Ana" } else { "Bo" }.to_owned();
@@ -173,7 +189,8 @@ mod tests {
                 "From: you".to_owned(),
                 format!("Sent: {}", timefmt::full(1_800_000_000_000)),
                 "Status: Delivered".to_owned(),
-                "Ana: Read".to_owned(),
+                "Delivered to 1 of 2, read by 1".to_owned(),
+                format!("Ana: Read, {}", timefmt::full(1_800_000_060_000)),
                 "Bo: Sent, not delivered yet".to_owned(),
             ]
         );

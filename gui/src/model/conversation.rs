@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use tern_node::api::MessageTimes;
+use tern_node::api::{MessageTimes, RecipientStatus};
 use tern_protocol::MessageId;
 
 use super::rows::{
@@ -374,6 +374,23 @@ impl Model {
             summary.last.status = status;
         }
     }
+
+    /// A member's receipt for an own group message: the members' statuses Message info lists.
+    pub fn recipients_changed(
+        &mut self,
+        conversation: ConversationKey,
+        id: MessageId,
+        recipients: Vec<RecipientStatus>,
+    ) {
+        if let Some(open) = self
+            .open
+            .as_mut()
+            .filter(|o| o.conversation == conversation)
+            && let Some(m) = open.messages.iter_mut().find(|m| m.id == id)
+        {
+            m.recipients = recipients;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -407,6 +424,38 @@ mod tests {
         );
         m.marked_read(a.into(), &[MessageId([1; 16]), MessageId([3; 16])]);
         assert_eq!(m.list_rows()[0].unread, 0);
+    }
+
+    #[test]
+    fn a_members_receipt_replaces_the_open_messages_member_statuses() {
+        let mut m = Model::default();
+        let (a, bo) = (key(1), key(2));
+        m.open_conversation(a);
+        m.page_loaded(
+            a.into(),
+            Page {
+                messages: vec![message(a, 1, 10, true)],
+                older: None,
+            },
+            true,
+        );
+        let got = vec![RecipientStatus {
+            member: bo,
+            status: MessageStatus::Read,
+            at_ms: 20,
+        }];
+        m.recipients_changed(a.into(), MessageId([2; 16]), got.clone());
+        assert!(
+            m.open.as_ref().unwrap().messages[0].recipients.is_empty(),
+            "another message"
+        );
+        m.recipients_changed(key(3).into(), MessageId([1; 16]), got.clone());
+        assert!(
+            m.open.as_ref().unwrap().messages[0].recipients.is_empty(),
+            "another conversation"
+        );
+        m.recipients_changed(a.into(), MessageId([1; 16]), got.clone());
+        assert_eq!(m.open.as_ref().unwrap().messages[0].recipients, got);
     }
 
     #[test]

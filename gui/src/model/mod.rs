@@ -486,6 +486,11 @@ impl Model {
                 status,
                 ..
             } => self.status_changed(conversation, id, status),
+            Event::RecipientsChanged {
+                conversation,
+                id,
+                recipients,
+            } => self.recipients_changed(conversation, id, recipients),
             // Only a 1:1 conversation shows typing.
             Event::Typing {
                 conversation: ConversationId::Direct(_),

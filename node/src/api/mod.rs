@@ -277,7 +277,10 @@ impl MessageStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecipientStatus {
     pub member: IdentityKey,
+    /// `Sent` until the member's receipt says delivered or read.
     pub status: MessageStatus,
+    /// When this device learned of that status, unix milliseconds; 0 while `Sent`.
+    pub at_ms: u64,
 }
 
 /// A message as the user sees it.
@@ -588,6 +591,14 @@ pub enum Event {
         title: String,
         id: MessageId,
         status: MessageStatus,
+    },
+    /// A member's receipt moved this profile's group message on for that member (docs/protocol.md
+    /// §18.10): every member's status as now stored. A move of the message's own status (once every
+    /// member has it, or read it) comes as [`Event::StatusChanged`] too.
+    RecipientsChanged {
+        conversation: ConversationId,
+        id: MessageId,
+        recipients: Vec<RecipientStatus>,
     },
     Typing {
         conversation: ConversationId,

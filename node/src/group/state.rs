@@ -528,8 +528,27 @@ impl Group {
         serialize(&proposal)
     }
 
-    /// Encrypts an application message for the current epoch.
+    /// Encrypts an application message for the current epoch, kept to be sent again after a rollback.
     pub fn send(&mut self, content: &Content) -> Result<Vec<u8>, GroupError> {
+        let (bytes, plain) = self.encrypt_content(content)?;
+        self.sent.push_back((self.epoch(), plain));
+        while self.sent.len() > MAX_RESEND {
+            self.sent.pop_front();
+        }
+        Ok(bytes)
+    }
+
+    /// Encrypts content that is not worth sending again after a rollback (a receipt, docs/protocol.md
+    /// §18.10): like [`Self::send`], but kept out of the resend buffer.
+    pub fn send_transient(&mut self, content: &Content) -> Result<Vec<u8>, GroupError> {
+        self.encrypt_content(content).map(|(bytes, _)| bytes)
+    }
+
+    /// The application message for `content`, and the content's encoding.
+    fn encrypt_content(
+        &mut self,
+        content: &Content,
+    ) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>), GroupError> {
         if !self.is_active() {
             return Err(GroupError::NotMember);
         }
@@ -539,11 +558,7 @@ impl Group {
                 .map_err(|_| GroupError::Invalid("content"))?,
         );
         let bytes = self.encrypt(&plain)?;
-        self.sent.push_back((self.epoch(), plain));
-        while self.sent.len() > MAX_RESEND {
-            self.sent.pop_front();
-        }
-        Ok(bytes)
+        Ok((bytes, plain))
     }
 
     pub(crate) fn encrypt(&mut self, plain: &[u8]) -> Result<Vec<u8>, GroupError> {

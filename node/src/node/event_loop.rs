@@ -67,6 +67,7 @@ impl EventLoop {
                 _ = search_index_tick.tick(), if !search_indexed => {
                     search_indexed = self.build_search_index();
                 }
+                _ = delivery_timer(self.groups.receipts.due()) => self.flush_group_receipts(),
                 _ = delivery_timer(expiry::deadline(self.engine.next_expiry())) => {
                     self.expire_messages().await;
                 }

@@ -258,26 +258,39 @@ impl EventLoop {
         let mut updated = false;
         let mut resend = Vec::new();
         let mut commit_leaves = false;
+        // Texts to acknowledge, receipts taken, and whether the message itself is a receipt (§18.10).
+        let mut delivered = Vec::new();
+        let mut receipts = Vec::new();
+        let mut is_receipt = false;
         let me = self.engine.key();
         for (i, processed) in outcomes.into_iter().enumerate() {
             match processed {
                 Processed::Message { sender, content } => {
                     if i == 0 {
                         skip.push(sender);
+                        is_receipt = matches!(content.body, Body::Delivered(_) | Body::Read(_));
                     }
-                    if let Body::Text(text) = content.body {
-                        lines.push(api::Message {
-                            id: content.id,
-                            conversation: ConversationId::Group(key),
-                            sender: Some(sender),
-                            system: false,
-                            attachment: None,
-                            sent_at_ms: content.sent_at_ms,
-                            received_at_ms: now_ms(),
-                            text,
-                            status: MessageStatus::Received,
-                            recipients: Vec::new(),
-                        });
+                    match content.body {
+                        Body::Delivered(ids) => receipts.push((sender, ids, false)),
+                        Body::Read(ids) => receipts.push((sender, ids, true)),
+                        Body::Text(text) => {
+                            if sender != me {
+                                delivered.push((content.id, sender));
+                            }
+                            lines.push(api::Message {
+                                id: content.id,
+                                conversation: ConversationId::Group(key),
+                                sender: Some(sender),
+                                system: false,
+                                attachment: None,
+                                sent_at_ms: content.sent_at_ms,
+                                received_at_ms: now_ms(),
+                                text,
+                                status: MessageStatus::Received,
+                                recipients: Vec::new(),
+                            });
+                        }
+                        _ => {}
                     }
                 }
                 Processed::Commit(summary) => {
@@ -317,9 +330,15 @@ impl EventLoop {
             None => return verdict,
         };
         skip.retain(|k| *k != me);
-        // A copy dropped on gossip is not passed on by gossipsub, so it is not passed on here either.
+        for (sender, ids, read) in receipts {
+            self.take_group_receipt(key, sender, &ids, read);
+        }
+        self.queue_group_receipt(key, false, &delivered);
+        // A copy dropped on gossip is not passed on by gossipsub, so it is not passed on here either. A
+        // receipt goes on by gossip only: the 1:1 copies its sender owed went to the texts' authors.
         if !(gossip && verdict == Verdict::Duplicate) {
-            self.group_spread(&bytes, &members, &removed, &skip, &route);
+            let to: &[IdentityKey] = if is_receipt { &[] } else { &members };
+            self.group_spread(&bytes, to, &removed, &skip, &route);
         }
         for again in resend {
             self.groups.first_sight(&again);

@@ -69,8 +69,9 @@ impl EventLoop {
         Ok(lines.into_iter().next())
     }
 
-    /// Marks a group's received messages read (no receipts are sent for group messages yet); reading
-    /// starts the clocks of those stored under a timer, in the same commit.
+    /// Marks a group's received messages read and queues a `read` receipt for the texts among them
+    /// (§18.10, unless read receipts are off); reading starts the clocks of those stored under a timer,
+    /// in the same commit.
     pub(super) fn group_mark_read(
         &mut self,
         conversation: ConversationId,
@@ -90,19 +91,29 @@ impl EventLoop {
                 .collect(),
         };
         let now = now_ms();
-        let (read, expiries) = self.engine.store_mut().transaction(|b| {
+        let (read, expiries, texts) = self.engine.store_mut().transaction(|b| {
             let mut read = Vec::new();
             let mut expiries = Vec::new();
+            let mut texts = Vec::new();
             for id in ids {
                 if b.update_message_status_at(conversation, &id, MessageStatus::Read, now)? {
                     read.push(id);
                     expiries.extend(b.start_expiry(&conversation, &id, now)?);
+                    if let Some(message) = b.message(conversation, &id)?
+                        && !message.system
+                        && let Some(author) = message.sender
+                    {
+                        texts.push((id, author));
+                    }
                 }
             }
-            Ok((read, expiries))
+            Ok((read, expiries, texts))
         })?;
         for at in expiries {
             self.engine.note_expiry(at);
+        }
+        if let ConversationId::Group(key) = conversation {
+            self.queue_group_receipt(key, true, &texts);
         }
         Ok(read)
     }

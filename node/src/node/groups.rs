@@ -103,6 +103,8 @@ pub(super) struct Groups {
     pub(super) rejoins: super::group_inbound::Rejoins,
     /// The groups' gossip topics and counters (`group_gossip.rs`).
     pub(super) gossip: super::group_gossip::Gossip,
+    /// Receipts waiting to be sent to groups (`group_receipts.rs`).
+    pub(super) receipts: super::group_receipts::PendingReceipts,
 }
 
 impl Groups {
@@ -444,6 +446,7 @@ impl EventLoop {
         let group = self.group_mut(&key)?;
         let bytes = group.send(&content)?;
         let members = group.members()?;
+        let recipients = self.recipients_of(&key, &members);
         let message = api::Message {
             id: content.id,
             conversation,
@@ -454,7 +457,7 @@ impl EventLoop {
             received_at_ms: now,
             text,
             status: MessageStatus::Sent,
-            recipients: Vec::new(),
+            recipients,
         };
         self.save_group(key, vec![message.clone()])?;
         self.groups.first_sight(&bytes);

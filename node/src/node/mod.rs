@@ -31,6 +31,7 @@ mod files;
 mod group_gossip;
 mod group_handle;
 mod group_inbound;
+mod group_receipts;
 mod group_timers;
 mod groups;
 mod handle;
@@ -53,7 +54,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 pub use crate::api::peer_id_of;
-pub use crate::config::NodeConfig;
+pub use crate::config::{GroupReceipts, NodeConfig};
 pub use crate::error::NodeError;
 pub(crate) use files::WeakNode;
 pub use files::media_type_of;
@@ -330,6 +331,8 @@ impl EventLoop {
         };
         let mut event_loop = event_loop;
         event_loop.groups = groups::Groups::load(&event_loop.engine);
+        event_loop.groups.receipts.enabled =
+            config.group_receipts == crate::config::GroupReceipts::On;
         let stored: Vec<[u8; 32]> = event_loop.groups.by_conv.keys().copied().collect();
         for key in stored {
             event_loop.gossip_sync(key);

@@ -143,6 +143,7 @@ mod migrate;
 mod outbox;
 mod profile;
 mod reader;
+mod recipients;
 mod records;
 mod rekey;
 #[cfg(test)]
@@ -180,6 +181,7 @@ pub use keys::BLIND_LEN;
 pub use migrate::MIGRATING_FILE;
 pub use outbox::OUTBOX_DUE_BUCKET_MS;
 pub use reader::{KeySlotUpdate, StoreReader};
+pub use recipients::RecipientUpdate;
 pub use records::{MAX_CARD_LEN, MAX_ENVELOPE_LEN, MAX_LOCAL_NAME_LEN, MAX_TEXT_LEN};
 pub use rekey::{REKEYING_FILE, RekeyReport};
 pub use search::{MAX_SEARCH_CANDIDATES, MAX_SEARCH_TOKENS_PER_MESSAGE, SEARCH_BUILD_BATCH};

@@ -29,15 +29,22 @@ use tern_protocol::codec::{DecodeError, Reader, Writer};
 use tern_protocol::{IdentityKey, MessageId};
 
 use super::StoreError;
-use crate::api::{CONVERSATION_ID_LEN, ContactState, ConversationId, Message, MessageStatus};
+use crate::api::{
+    CONVERSATION_ID_LEN, ContactState, ConversationId, Message, MessageStatus, RecipientStatus,
+};
 pub(crate) use crate::contact::ContactEntry as ContactRecord;
 pub(crate) use crate::outbox::OutboxEntry as OutboxRecord;
 
 /// Version byte of the contact and outbox record encodings this build writes.
 pub const RECORD_VERSION: u8 = 1;
 /// Version byte of the message record encoding this build writes (format 2: conversation and sender;
-/// 3 added the timer, 4 the delivery and read times).
-pub const MESSAGE_RECORD_VERSION: u8 = 4;
+/// 3 added the timer, 4 the delivery and read times, 5 the per-member statuses of an outgoing group
+/// message). A record with no per-member statuses is written as version 4.
+pub const MESSAGE_RECORD_VERSION: u8 = 5;
+/// The version written for a record without per-member statuses.
+const MESSAGE_RECORD_VERSION_PLAIN: u8 = 4;
+/// Most per-member statuses a message record holds (a group's member bound, docs/protocol.md §18.7).
+pub const MAX_RECIPIENTS: usize = 1024;
 /// Longest local (user-chosen) name for a contact, in bytes of UTF-8.
 pub const MAX_LOCAL_NAME_LEN: usize = 256;
 /// Longest encoded contact card a contact record holds.
@@ -228,6 +235,9 @@ pub(in crate::store) struct MessageRecord {
     /// When this device learned that an outgoing message was read, or when the user read an incoming
     /// one, unix milliseconds; 0: not (yet) known.
     pub read_at_ms: u64,
+    /// An outgoing group message's members it was sent to, each with where the message stands for it
+    /// (docs/protocol.md §18.10); empty otherwise (and in every record before version 5).
+    pub recipients: Vec<RecipientStatus>,
 }
 
 impl fmt::Debug for MessageRecord {
@@ -247,6 +257,7 @@ impl fmt::Debug for MessageRecord {
             expires_at_ms,
             delivered_at_ms,
             read_at_ms,
+            recipients,
         } = self;
         f.debug_struct("MessageRecord")
             .field("id", id)
@@ -262,6 +273,7 @@ impl fmt::Debug for MessageRecord {
             .field("expires_at_ms", expires_at_ms)
             .field("delivered_at_ms", delivered_at_ms)
             .field("read_at_ms", read_at_ms)
+            .field("recipients", &recipients.len())
             .finish()
     }
 }
@@ -283,14 +295,20 @@ impl MessageRecord {
     }
 
     /// Encodes the record (version 4: version 2 followed by `u32 timer_s || u64 expires_at_ms` (version
-    /// 3) and `u64 delivered_at_ms || u64 read_at_ms`), refusing text over [`MAX_TEXT_LEN`].
+    /// 3) and `u64 delivered_at_ms || u64 read_at_ms`; version 5, only when there are per-member
+    /// statuses, adds `count16 (member[32] || u8 status || u64 at_ms)`), refusing text over
+    /// [`MAX_TEXT_LEN`] and more than [`MAX_RECIPIENTS`] members.
     pub(in crate::store) fn encode(&self) -> Result<Vec<u8>, StoreError> {
         check_len("text", self.text.len(), MAX_TEXT_LEN)?;
+        check_len("recipients", self.recipients.len(), MAX_RECIPIENTS)?;
         let conversation = self.conversation.to_bytes();
-        let mut w = Writer::with_capacity(120 + self.text.len());
-        w.u8(MESSAGE_RECORD_VERSION)
-            .raw(&self.id.0)
-            .raw(&conversation);
+        let mut w = Writer::with_capacity(120 + self.text.len() + 41 * self.recipients.len());
+        let version = if self.recipients.is_empty() {
+            MESSAGE_RECORD_VERSION_PLAIN
+        } else {
+            MESSAGE_RECORD_VERSION
+        };
+        w.u8(version).raw(&self.id.0).raw(&conversation);
         match (self.sender, self.system) {
             (None, false) => w.u8(0),
             (Some(sender), false) => w.u8(1).raw(sender.as_bytes()),
@@ -305,6 +323,14 @@ impl MessageRecord {
             .u64(self.expires_at_ms)
             .u64(self.delivered_at_ms)
             .u64(self.read_at_ms);
+        if !self.recipients.is_empty() {
+            w.u16(self.recipients.len() as u16);
+            for r in &self.recipients {
+                w.raw(r.member.as_bytes())
+                    .u8(status_to_u8(r.status))
+                    .u64(r.at_ms);
+            }
+        }
         Ok(w.into_vec())
     }
 
@@ -354,7 +380,8 @@ impl MessageRecord {
     }
 
     /// The fields every record version has after who wrote it: times, status and text; then the timer
-    /// (from version 3) and the receipt times (from version 4), and nothing after them.
+    /// (from version 3), the receipt times (from version 4) and the per-member statuses (version 5, of
+    /// an outgoing group message only), and nothing after them.
     fn decode_rest(
         mut r: Reader<'_>,
         (id, conversation, outgoing, sender, system): (
@@ -380,6 +407,26 @@ impl MessageRecord {
         } else {
             (0, 0)
         };
+        let recipients = if version >= 5 {
+            if !outgoing || !matches!(conversation, ConversationId::Group(_)) {
+                return Err(DecodeError::Invalid {
+                    field: "recipients",
+                    reason: "only an outgoing group message has per-member statuses",
+                });
+            }
+            let count = r.count_u16("recipients", MAX_RECIPIENTS)?;
+            (0..count)
+                .map(|_| {
+                    Ok(RecipientStatus {
+                        member: identity_key(&mut r, "recipient")?,
+                        status: status_from_u8(r.u8("recipient status")?)?,
+                        at_ms: r.u64("recipient status at")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, DecodeError>>()?
+        } else {
+            Vec::new()
+        };
         r.finish()?;
         Ok(Self {
             id,
@@ -395,6 +442,7 @@ impl MessageRecord {
             expires_at_ms,
             delivered_at_ms,
             read_at_ms,
+            recipients,
         })
     }
 
@@ -421,9 +469,13 @@ impl MessageRecord {
                 "a 1:1 message is written by this profile or by the contact",
             ));
         }
-        if !message.recipients.is_empty() {
+        if !message.recipients.is_empty()
+            && (message.sender.is_some()
+                || message.system
+                || !matches!(message.conversation, ConversationId::Group(_)))
+        {
             return Err(StoreError::Unsupported(
-                "per-recipient statuses are not stored yet",
+                "only an outgoing group message has per-member statuses",
             ));
         }
         Ok(Self {
@@ -440,6 +492,7 @@ impl MessageRecord {
             expires_at_ms: 0,
             delivered_at_ms: 0,
             read_at_ms: 0,
+            recipients: message.recipients.clone(),
         })
     }
 
@@ -454,7 +507,7 @@ impl MessageRecord {
             received_at_ms: self.received_at_ms,
             status: self.status,
             text: self.text,
-            recipients: Vec::new(),
+            recipients: self.recipients,
             attachment: None,
         }
     }
@@ -546,6 +599,7 @@ pub(crate) mod tests {
             expires_at_ms: 9,
             delivered_at_ms: 10,
             read_at_ms: 11,
+            recipients: Vec::new(),
         };
         assert_eq!(
             MessageRecord::decode(&message.encode().unwrap()).unwrap(),
@@ -564,11 +618,11 @@ pub(crate) mod tests {
         let old = MessageRecord::decode(&v2).unwrap();
         assert_eq!((old.timer_s, old.expires_at_ms), (0, 0));
         assert_eq!(old.text, message.text);
-        v2[0] = 5;
-        assert!(
-            MessageRecord::decode(&v2).is_err(),
-            "a newer record version"
-        );
+        v2[0] = MESSAGE_RECORD_VERSION + 1;
+        assert!(matches!(
+            MessageRecord::decode(&v2),
+            Err(DecodeError::UnsupportedVersion { .. })
+        ));
         v3[0] = 4;
         assert!(
             MessageRecord::decode(&v3).is_err(),
@@ -628,6 +682,87 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_outgoing_group_message_keeps_its_members_statuses_in_version_5_and_others_stay_version_4()
+    {
+        let plain = MessageRecord {
+            id: MessageId([7; 16]),
+            conversation: ConversationId::Group([5; 32]),
+            outgoing: true,
+            sender: None,
+            system: false,
+            sent_at_ms: 1,
+            received_at_ms: 2,
+            text: "hi".into(),
+            status: MessageStatus::Sent,
+            timer_s: 0,
+            expires_at_ms: 0,
+            delivered_at_ms: 0,
+            read_at_ms: 0,
+            recipients: Vec::new(),
+        };
+        assert_eq!(plain.encode().unwrap()[0], 4, "no statuses: version 4");
+        let with = MessageRecord {
+            recipients: vec![
+                RecipientStatus {
+                    member: key(3),
+                    status: MessageStatus::Read,
+                    at_ms: 40,
+                },
+                RecipientStatus {
+                    member: key(4),
+                    status: MessageStatus::Sent,
+                    at_ms: 0,
+                },
+            ],
+            ..plain.clone()
+        };
+        let bytes = with.encode().unwrap();
+        assert_eq!(bytes[0], 5);
+        assert_eq!(MessageRecord::decode(&bytes).unwrap(), with);
+        assert!(
+            MessageRecord::decode(&bytes[..bytes.len() - 1]).is_err(),
+            "cut short"
+        );
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(
+            MessageRecord::decode(&long),
+            Err(DecodeError::TrailingBytes(1))
+        );
+        // Only an outgoing group message has statuses: a 1:1 one or an incoming one is refused.
+        for bad in [
+            MessageRecord {
+                conversation: key(2).into(),
+                ..with.clone()
+            },
+            MessageRecord {
+                outgoing: false,
+                sender: Some(key(3)),
+                ..with.clone()
+            },
+        ] {
+            assert!(matches!(
+                MessageRecord::decode(&bad.encode().unwrap()),
+                Err(DecodeError::Invalid {
+                    field: "recipients",
+                    ..
+                })
+            ));
+        }
+        let too_many = MessageRecord {
+            recipients: vec![with.recipients[0]; MAX_RECIPIENTS + 1],
+            ..plain
+        };
+        assert!(matches!(
+            too_many.encode(),
+            Err(StoreError::TooLong {
+                field: "recipients",
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn bounds_and_bad_bytes_are_typed_errors() {
         let message = MessageRecord {
             id: MessageId([7; 16]),
@@ -643,6 +778,7 @@ pub(crate) mod tests {
             expires_at_ms: 0,
             delivered_at_ms: 0,
             read_at_ms: 0,
+            recipients: Vec::new(),
         };
         assert!(matches!(
             message.encode(),

@@ -832,6 +832,7 @@ fn a_message_whose_sender_is_not_the_conversations_contact_has_no_row() {
         recipients: vec![api::RecipientStatus {
             member: mallory,
             status: MessageStatus::Sent,
+            at_ms: 0,
         }],
         sender: None,
         system: false,

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use serde_json::{Value, json};
-use tern_node::api::{Contact, Event, Message, NatStatus, Reach};
+use tern_node::api::{Contact, Event, Message, MessageStatus, NatStatus, Reach};
 use tern_node::names::Lookalike;
 use tern_node::profile::Profile;
 
@@ -179,6 +179,26 @@ pub(crate) fn print_event(out: Out, me: &str, event: Event) {
             json!({"event": "status", "contact": name, "id": id.to_string(), "status": status.as_str()}),
             || format!("{name}: message {id} {}", status.as_str()),
         ),
+        Event::RecipientsChanged {
+            conversation,
+            id,
+            recipients,
+        } => {
+            let read = recipients
+                .iter()
+                .filter(|r| r.status == MessageStatus::Read)
+                .count();
+            let delivered = recipients
+                .iter()
+                .filter(|r| matches!(r.status, MessageStatus::Delivered | MessageStatus::Read))
+                .count();
+            let of = recipients.len();
+            out.print(
+                json!({"event": "recipients", "conversation": conversation.short(), "id": id.to_string(),
+                       "delivered": delivered, "read": read, "members": of}),
+                || format!("message {id}: delivered to {delivered} of {of}, read by {read}"),
+            );
+        }
         Event::Typing { name, typing, .. } => {
             out.print(json!({"event": "typing", "contact": name, "typing": typing}), || {
                 format!("{name} {}", if typing { "is typing…" } else { "stopped typing" })
