@@ -13,7 +13,7 @@ use tern_node::settings::NetworkSettings;
 use tern_node::store::{KdfParams, STORE_FILE};
 use tern_protocol::{DecryptError, IdentityKey, MessageId};
 use tern_testkit::files::{contains, files_under};
-use tern_testkit::net::{LiveNode, history, loopback_node, texts};
+use tern_testkit::net::{LiveNode, alice_and_bob_in, history, loopback_node, texts};
 use tern_testkit::profile::{create, introduce, open, password};
 use tern_testkit::wait::{received, wait_for, wait_status};
 
@@ -720,21 +720,8 @@ async fn a_restored_member_is_added_back_to_its_group_by_the_admin_and_talks_aga
     introduce(&mut [&mut alice, &mut bob]);
 
     tokio::time::timeout(Duration::from_secs(240), async {
-        let mut a = LiveNode::start(alice, "alice", loopback_node()).await;
-        let mut b = LiveNode::start(bob, "bob", loopback_node()).await;
-        b.node.dial(a.addr.clone()).await.unwrap();
-        let group = a
-            .node
-            .group_create(GROUP_NAME.into(), vec![b.key])
-            .await
-            .unwrap()
-            .id;
-        wait_for(
-            &mut b.events,
-            "Bob joins",
-            |e| matches!(e, Event::GroupJoined { group: g, .. } if g.id == group),
-        )
-        .await;
+        let (mut a, mut b, group) =
+            alice_and_bob_in(alice, bob, GROUP_NAME, &loopback_node()).await;
         // A week's timer: the restored copy keeps it for the group's history.
         a.node.set_timer(group, 7 * 24 * 3600).await.unwrap();
         a.node

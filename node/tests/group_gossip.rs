@@ -14,7 +14,7 @@ use tern_node::group::Group;
 use tern_node::node::{GroupGossip, GroupReceipts, Node, NodeConfig};
 use tern_node::privacy::PrivacySettings;
 use tern_protocol::{Body, Content, IdentityKey, MessageId};
-use tern_testkit::net::{LiveNode, loopback_node, texts};
+use tern_testkit::net::{LiveNode, alice_and_bob_in, loopback_node, texts};
 use tern_testkit::profile::{create, introduce, open};
 use tern_testkit::wait::{poll_until, wait_for};
 use tokio::sync::broadcast;
@@ -346,21 +346,7 @@ async fn a_non_members_message_on_the_topic_is_refused_not_stored_not_passed_on(
         tern_node::net::keypair_from_seed(&mallory.identity().ed25519_secret()).unwrap();
     drop(mallory);
     let g = tokio::time::timeout(LIMIT, async {
-        let a = LiveNode::start(alice, "alice", quiet()).await;
-        let mut b = LiveNode::start(bob, "bob", quiet()).await;
-        b.node.dial(a.addr.clone()).await.unwrap();
-        let g = a
-            .node
-            .group_create("Guarded".into(), vec![b.key])
-            .await
-            .unwrap()
-            .id;
-        wait_for(
-            &mut b.events,
-            "Bob joins",
-            |e| matches!(e, Event::GroupJoined { group, .. } if group.id == g),
-        )
-        .await;
+        let (a, b, g) = alice_and_bob_in(alice, bob, "Guarded", &quiet()).await;
         all_see_members(&[&a, &b], g, 2).await;
         a.node.shutdown().await.unwrap();
         b.node.shutdown().await.unwrap();

@@ -343,8 +343,8 @@ async fn an_offline_member_catches_up_through_its_mailbox() {
     .expect("the offline group test finished in time");
 }
 
-/// Alice and Bob, each other's contacts, on loopback with Bob dialled to Alice, in the group `name` Alice
-/// created and Bob joined (profiles in `dirs[0]` and `dirs[1]`).
+/// Alice and Bob, each other's contacts, on loopback, in the group `name` Alice created and Bob joined
+/// (profiles in `dirs[0]` and `dirs[1]`).
 async fn alice_and_bob_in(
     dirs: &[tempfile::TempDir],
     name: &str,
@@ -352,17 +352,7 @@ async fn alice_and_bob_in(
     let mut alice = create(dirs[0].path(), "Alice");
     let mut bob = create(dirs[1].path(), "Bob");
     introduce(&mut [&mut alice, &mut bob]);
-    let a = LiveNode::start(alice, "alice", loopback_node()).await;
-    let mut b = LiveNode::start(bob, "bob", loopback_node()).await;
-    b.node.dial(a.addr.clone()).await.unwrap();
-    let g = a
-        .node
-        .group_create(name.into(), vec![b.key])
-        .await
-        .unwrap()
-        .id;
-    group_event(&mut b.events, "Bob joins", |s| s.id == g).await;
-    (a, b, g)
+    tern_testkit::net::alice_and_bob_in(alice, bob, name, &loopback_node()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

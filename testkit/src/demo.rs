@@ -140,6 +140,11 @@ pub fn populate(root: &Path) -> Result<()> {
         &mut alice,
         "Half a size too small, I'm swapping them today.\nThe shop is open till 6.",
     )?;
+    deliver(
+        bob,
+        &mut alice,
+        "My cousin's postcard from the trip: héllo 世界 مرحبا 👋 Привет こんにちは 안녕하세요 Γειά σου",
+    )?;
     read_all(bob, &mut alice)?;
     read_all(&mut alice, bob)?;
     deliver(

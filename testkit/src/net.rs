@@ -125,6 +125,32 @@ impl LiveNode {
     }
 }
 
+/// Alice and Bob (each other's contacts) started with `config`, Bob dialled to Alice, in the group `name`
+/// Alice created, once Bob has joined it.
+pub async fn alice_and_bob_in(
+    alice: tern_node::engine::Engine,
+    bob: tern_node::engine::Engine,
+    name: &str,
+    config: &NodeConfig,
+) -> (LiveNode, LiveNode, ConversationId) {
+    let a = LiveNode::start(alice, "alice", config.clone()).await;
+    let mut b = LiveNode::start(bob, "bob", config.clone()).await;
+    b.node.dial(a.addr.clone()).await.unwrap();
+    let g = a
+        .node
+        .group_create(name.into(), vec![b.key])
+        .await
+        .unwrap()
+        .id;
+    crate::wait::wait_for(
+        &mut b.events,
+        "Bob joins",
+        |e| matches!(e, Event::GroupJoined { group, .. } if group.id == g),
+    )
+    .await;
+    (a, b, g)
+}
+
 /// What `node` stores of `conversation`, oldest first: the texts people wrote, or (`system`) only the
 /// system lines ("Alice added Bob").
 pub async fn texts(node: &Node, conversation: ConversationId, system: bool) -> Vec<String> {

@@ -88,7 +88,7 @@ impl Backend {
     pub fn set_conversation_prefs(&self, node: &Node, prefs: ConversationPrefs) {
         self.save_setting(
             node,
-            "that",
+            "which conversations are muted and pinned",
             move |node| async move { node.set_conversation_prefs(prefs).await },
             |node| async move { node.conversation_prefs().await },
             |m, saved| m.prefs = saved,

@@ -188,6 +188,39 @@ mod tests {
         let mut twice = sample();
         twice.members.push(key(2));
         assert!(RestoredGroup::decode(&twice.encode()).is_err());
+        let no_id = RestoredGroup {
+            id: Vec::new(),
+            ..sample()
+        };
+        assert!(matches!(
+            RestoredGroup::decode(&no_id.encode()),
+            Err(GroupError::Malformed("restored group id"))
+        ));
+        // A group info past MAX_INFO_LEN is refused before it is read.
+        let group = sample();
+        let mut w = Writer::new();
+        w.u8(RESTORED_VERSION)
+            .raw(group.me.as_bytes())
+            .bytes_u8(&group.id)
+            .u8(1)
+            .bytes_u16(&group.info.encode())
+            .u16(0);
+        let fits = w.into_vec();
+        assert!(
+            RestoredGroup::decode(&fits).is_ok(),
+            "the same row, no members"
+        );
+        let mut w = Writer::new();
+        w.u8(RESTORED_VERSION)
+            .raw(group.me.as_bytes())
+            .bytes_u8(&group.id)
+            .u8(1)
+            .bytes_u16(&vec![0; MAX_INFO_LEN + 1])
+            .u16(0);
+        assert!(matches!(
+            RestoredGroup::decode(&w.into_vec()),
+            Err(GroupError::Malformed(_))
+        ));
     }
 
     #[test]

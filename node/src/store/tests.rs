@@ -197,10 +197,27 @@ fn status_updates_move_forward_and_clear_unread() {
         ..message
     };
     assert!(store.insert_message(&sent).unwrap());
+    // A read receipt with no delivery known: read at that moment, and delivered no later.
     assert!(
         store
-            .update_message_status(alice, &sent.id, MessageStatus::Read)
+            .transaction(|b| b.update_message_status_at(
+                alice,
+                &sent.id,
+                MessageStatus::Read,
+                5_000
+            ))
             .unwrap()
+    );
+    assert_eq!(
+        store
+            .reader()
+            .message_times(&alice.into(), &sent.id)
+            .unwrap()
+            .unwrap(),
+        api::MessageTimes {
+            delivered_at_ms: Some(5_000),
+            read_at_ms: Some(5_000),
+        }
     );
     assert!(
         !store
