@@ -67,6 +67,7 @@ fn build(dir: &Path, password: &Password, n: usize) -> Result<Profile> {
                 text: crate::store::text_for(i),
                 status: MessageStatus::Read,
                 recipients: Vec::new(),
+                reply_to: None,
                 attachment: None,
             })?;
             i += 1;

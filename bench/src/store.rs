@@ -92,6 +92,7 @@ fn build_profile(
                 // Read, so the unread index stays small, as in a lived-in profile.
                 status: MessageStatus::Read,
                 recipients: Vec::new(),
+                reply_to: None,
                 attachment: None,
             };
             batch.insert_message(&message)?;

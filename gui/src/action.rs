@@ -95,10 +95,19 @@ pub enum Action {
         conversation: ConversationKey,
         before: Cursor,
     },
+    /// Send `text`; `reply_to`: as a reply to that message of the conversation.
     Send {
         conversation: ConversationKey,
         text: String,
+        reply_to: Option<MessageId>,
     },
+    /// The next message sent in the conversation answers message `id` ("Reply" in its menu).
+    ReplyTo {
+        conversation: ConversationKey,
+        id: MessageId,
+    },
+    /// The next message answers nothing after all (the ✕ beside "Replying to …").
+    CancelReply,
     /// Tell the contact the person started (`true`) or stopped typing.
     Typing {
         conversation: ConversationKey,
@@ -288,6 +297,8 @@ impl Action {
             Self::CloseConversation => "close-conversation",
             Self::LoadOlder { .. } => "load-older",
             Self::Send { .. } => "send",
+            Self::ReplyTo { .. } => "reply-to",
+            Self::CancelReply => "cancel-reply",
             Self::Typing { .. } => "typing",
             Self::Retry { .. } => "retry",
             Self::MessageInfo { .. } => "message-info",

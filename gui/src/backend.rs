@@ -294,6 +294,23 @@ impl Backend {
         });
     }
 
+    /// Sends `text` as a reply to message `to` of the conversation.
+    pub fn send_reply(
+        &self,
+        node: &Node,
+        conversation: ConversationKey,
+        text: String,
+        to: MessageId,
+    ) {
+        let node = node.clone();
+        self.spawn(async move {
+            match node.send_reply(conversation, text, to).await {
+                Ok(message) => Box::new(move |m: &mut Model| m.message_stored(message)) as Update,
+                Err(e) => failed("cannot send", e),
+            }
+        });
+    }
+
     pub fn retry(&self, node: &Node, contact: ConversationKey, id: MessageId) {
         self.call(
             node,

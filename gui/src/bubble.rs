@@ -1,6 +1,6 @@
 //! One message as the list draws it: a bubble (or a centred system line) whose text can be selected,
-//! with its web links drawn as links, at most [`MAX_BUBBLE_WIDTH`] wide, and its message menu (Copy,
-//! Info, "Delete for me…") on a right click anywhere on the bubble or from its "…" button, which the
+//! with its web links drawn as links and, for a reply, what it answers on top, at most
+//! [`MAX_BUBBLE_WIDTH`] wide, and its message menu (Reply, Copy, Info, "Delete for me…") on a right click anywhere on the bubble or from its "…" button, which the
 //! keyboard and screen readers reach.
 
 use egui::{Align, Color32, Layout, Response, RichText, Sense, UiBuilder};
@@ -51,6 +51,12 @@ pub fn system_line(ui: &mut egui::Ui, m: &MessageRow) {
 /// clipboard here and asks for a short "Copied" toast).
 fn menu(ui: &mut egui::Ui, m: &MessageRow) -> Option<Action> {
     let mut asked = None;
+    if !m.system && m.status != MessageStatus::Failed && ui.button("Reply").clicked() {
+        asked = Some(Action::ReplyTo {
+            conversation: m.conversation,
+            id: m.id,
+        });
+    }
     if !m.text.is_empty() && ui.button("Copy").clicked() {
         ui.ctx().copy_text(m.text.clone());
         asked = Some(Action::notice("Copied"));
@@ -113,12 +119,14 @@ fn text(ui: &mut egui::Ui, text: &str, color: Color32) -> Vec<Response> {
     .inner
 }
 
-/// One message bubble, with its sender's name on top in a group (`from`) and a file's card in place of
-/// the text, in a list `width` wide; returns what its buttons ("retry", a file's, the menu's) asked for.
+/// One message bubble, with its sender's name on top in a group (`from`), what a reply answers
+/// (`quote`: "Pat: are we still on?") and a file's card in place of the text, in a list `width` wide;
+/// returns what its buttons ("retry", a file's, the menu's) asked for.
 pub fn bubble(
     ui: &mut egui::Ui,
     m: &MessageRow,
     from: Option<&str>,
+    quote: Option<&str>,
     width: f32,
     thumbnails: &mut Thumbnails,
 ) -> Option<Action> {
@@ -181,6 +189,9 @@ pub fn bubble(
                                     )
                                 });
                         }
+                        if let Some(quote) = quote {
+                            quote_block(ui, quote, text_color);
+                        }
                         if let Some(attachment) = &m.attachment {
                             asked = file_card::show(ui, m, attachment, text_color, thumbnails);
                         }
@@ -219,6 +230,43 @@ pub fn bubble(
         }
     });
     asked
+}
+
+/// What a reply answers, above its text: a quieter block with a bar on its left, read out as "Reply
+/// to …".
+fn quote_block(ui: &mut egui::Ui, quote: &str, text_color: Color32) {
+    egui::Frame::new()
+        .fill(text_color.gamma_multiply(0.12))
+        .corner_radius(4.0)
+        .inner_margin(egui::Margin {
+            left: 8,
+            right: 6,
+            top: 3,
+            bottom: 3,
+        })
+        .show(ui, |ui| {
+            let label = ui.add(
+                egui::Label::new(
+                    RichText::new(format!("↩ {quote}"))
+                        .small()
+                        .color(text_color.gamma_multiply(0.85)),
+                )
+                .wrap(),
+            );
+            label.widget_info(|| {
+                egui::WidgetInfo::labeled(
+                    egui::WidgetType::Label,
+                    true,
+                    format!("Reply to {quote}"),
+                )
+            });
+            let bar = egui::Rect::from_min_size(
+                label.rect.left_top() - egui::vec2(6.0, 0.0),
+                egui::vec2(2.0, label.rect.height()),
+            );
+            ui.painter()
+                .rect_filled(bar, 1.0, text_color.gamma_multiply(0.6));
+        });
 }
 
 /// The line under a message: its time, an outgoing message's status (or "Failed: retry"), and the

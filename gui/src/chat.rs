@@ -131,6 +131,7 @@ impl ChatView {
         ui: &mut egui::Ui,
         open: &OpenConversation,
         sender: &dyn Fn(&IdentityKey) -> String,
+        quote: &dyn Fn(MessageId) -> String,
     ) -> Option<Action> {
         let width = ui.available_width();
         let key = (
@@ -249,10 +250,12 @@ impl ChatView {
                             .sender
                             .filter(|_| open.conversation.is_group())
                             .map(|k| sender(&k));
+                        let quoted = m.reply_to.map(quote);
                         if let Some(asked) = bubble(
                             &mut child,
                             m,
                             from.as_deref(),
+                            quoted.as_deref(),
                             full.width(),
                             &mut self.thumbnails,
                         ) {

@@ -204,14 +204,33 @@ impl Executor<'_> {
                     backend.load_page(&node, conversation, Some(before));
                 }
             }
-            Action::Send { conversation, text } => {
+            Action::Send {
+                conversation,
+                text,
+                reply_to,
+            } => {
                 if let Some(node) = self.node() {
                     self.views.chat.follow();
-                    backend.send(&node, conversation, text);
+                    match reply_to {
+                        Some(to) => backend.send_reply(&node, conversation, text, to),
+                        None => backend.send(&node, conversation, text),
+                    }
                 }
                 // The composer was emptied: its draft is gone from the profile too.
                 self.save_drafts();
             }
+            Action::ReplyTo { conversation, id } => {
+                if self
+                    .model
+                    .open
+                    .as_ref()
+                    .is_some_and(|o| o.conversation == conversation)
+                {
+                    self.views.main.composer.replying = Some(id);
+                    self.views.main.composer.focus = true;
+                }
+            }
+            Action::CancelReply => self.views.main.composer.replying = None,
             Action::Typing {
                 conversation,
                 typing,

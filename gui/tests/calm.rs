@@ -15,7 +15,7 @@ use tern_testkit::profile::{PASSWORD, create};
 mod support;
 use support::{
     App, app, click, click_role, has_label, is_field, open_section, settle, shutdown, state_of,
-    type_into, unlocked_with, unlocked_with_mail,
+    type_in_composer, type_into, unlocked_with, unlocked_with_mail,
 };
 
 /// The label of the widget that has the keyboard focus, if one has.
@@ -675,11 +675,7 @@ fn a_draft_waits_in_its_conversation_while_another_is_open() {
             .unwrap_or_default()
     };
     click(&mut h, "Pat");
-    h.get_by_role(Role::MultilineTextInput).focus();
-    h.step();
-    h.get_by_role(Role::MultilineTextInput)
-        .type_text("half a thought");
-    h.step();
+    type_in_composer(&mut h, "half a thought");
     click(&mut h, "Quinn");
     assert_eq!(composer(&h), "", "Quinn's composer is his own");
     click(&mut h, "Pat");

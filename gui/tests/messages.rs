@@ -1,7 +1,7 @@
 //! Issue 16 item 6 through the accessibility tree (egui_kittest), with a real node behind the app:
 //! a message can be copied from its menu, deleted for me after a confirmation (and stays gone when the
 //! conversation is read again from the store), its Info shows its times, web links are links, a long
-//! message's bubble keeps a readable width in a wide window; and (item 5) the QR pictures in "Verify"
+//! message's bubble keeps a readable width in a wide window, a reply shows what it answers; and (item 5) the QR pictures in "Verify"
 //! and "Add contact" have the desktop's chooser beside their fields (that "Choose…" asks for the
 //! chooser is `dialogs::file_path`'s unit test: clicking it here would open a real one).
 
@@ -13,7 +13,9 @@ use tern_gui::model::{Confirm, Dialog};
 use tern_gui::timefmt;
 
 mod support;
-use support::{App, click, has_label, settle, shutdown, unlocked_with, unlocked_with_mail};
+use support::{
+    App, click, has_label, settle, shutdown, type_in_composer, unlocked_with, unlocked_with_mail,
+};
 
 /// Opens `name`'s conversation and waits until its `count` messages are loaded.
 fn open_conversation(h: &mut App, name: &str, count: usize) {
@@ -140,11 +142,7 @@ fn the_message_menu_copies_the_text_and_info_shows_the_times_and_links_are_links
     assert_eq!(h.state().model.dialog, None);
 
     // My own message's Info: it is not delivered yet, so no delivery or read time, and no excuse for one.
-    h.get_by_role(Role::MultilineTextInput).focus();
-    h.step();
-    h.get_by_role(Role::MultilineTextInput)
-        .type_text("on my way");
-    h.step();
+    type_in_composer(&mut h, "on my way");
     h.key_press(egui::Key::Enter);
     settle(&mut h, "my message in the view", |h| texts(h).len() == 2);
     h.step();
@@ -297,5 +295,37 @@ fn the_qr_pictures_in_verify_and_add_contact_have_the_desktops_chooser_beside_th
         h.query_by_role_and_label(Role::Button, "Read QR image")
             .is_some()
     );
+    shutdown(&mut h);
+}
+
+#[test]
+fn a_reply_shows_what_it_answers_in_the_composer_and_on_its_bubble() {
+    let asked = "are we still on for Friday?";
+    let (mut h, _dirs) = unlocked_with_mail(&["Pat"], &[asked]);
+    open_conversation(&mut h, "Pat", 1);
+    let asked_id = h.state().model.open.as_ref().unwrap().messages[0].id;
+    let replying = format!("Replying to Pat: {asked}");
+
+    // "Reply" in the menu names the message above the composer; the ✕ lets go of it.
+    right_click(&mut h, asked);
+    click(&mut h, "Reply");
+    assert!(has_label(&h, &replying));
+    click(&mut h, "Cancel the reply");
+    assert!(!has_label(&h, &replying));
+
+    right_click(&mut h, asked);
+    click(&mut h, "Reply");
+    type_in_composer(&mut h, "yes, 7pm");
+    h.key_press(egui::Key::Enter);
+    settle(&mut h, "the reply in the view", |h| texts(h).len() == 2);
+    h.step();
+    let reply = h.state().model.open.as_ref().unwrap().messages[1].clone();
+    assert_eq!(reply.text, "yes, 7pm");
+    assert_eq!(reply.reply_to, Some(asked_id), "stored as a reply");
+    assert!(
+        has_label(&h, &format!("Reply to Pat: {asked}")),
+        "its bubble shows what it answers"
+    );
+    assert!(!has_label(&h, &replying), "the composer let go of it");
     shutdown(&mut h);
 }

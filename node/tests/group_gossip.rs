@@ -639,15 +639,20 @@ async fn members_receipts_show_delivered_to_k_of_n_and_read_by_whom_and_read_rec
                 .all(|r| r.status == MessageStatus::Read)
         );
 
-        // A member's text lists nobody's status at Alice, who only received it.
-        let bobs = nodes[1].node.group_send(g, "mine".into()).await.unwrap();
-        texts_arrive(&mut nodes[0].events, g, &["mine"]).await;
-        assert!(
-            stored(&nodes[0].node, g, bobs.id)
-                .await
-                .recipients
-                .is_empty()
-        );
+        // A member's text lists nobody's status at Alice, who only received it; a member's reply names
+        // the text it answers at every member.
+        let bobs = nodes[1]
+            .node
+            .send_reply(g, "mine".into(), first.id)
+            .await
+            .unwrap();
+        assert_eq!(bobs.reply_to, Some(first.id));
+        for i in [0, 2] {
+            texts_arrive(&mut nodes[i].events, g, &["mine"]).await;
+            let got = stored(&nodes[i].node, g, bobs.id).await;
+            assert_eq!(got.reply_to, Some(first.id), "node {i}");
+            assert!(got.recipients.is_empty(), "node {i}");
+        }
         for n in nodes {
             n.node.shutdown().await.unwrap();
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tern_node::api::ContactState;
 use tern_node::api::{Event, MessageStatus};
 use tern_node::engine::{Engine, EngineError, Received};
-use tern_protocol::Body;
+use tern_protocol::{Body, MessageId};
 use tern_testkit::files::{contains, files_under};
 use tern_testkit::net::{LiveNode, history, loopback_node};
 use tern_testkit::profile::{PASSWORD, create, introduce, open, pair};
@@ -344,6 +344,41 @@ fn receipts_and_typing_move_statuses_without_touching_history() {
         .unwrap();
     assert_eq!(page.messages.len(), 1);
     assert_eq!(page.messages[0].status, MessageStatus::Read);
+}
+
+#[test]
+fn a_reply_names_the_message_it_answers_on_both_sides_and_keeps_it_after_a_restart() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut alice, mut bob) = pair(dirs.0.path(), dirs.1.path());
+    let (asked, outbox) = alice.send_text(&bob.key(), "lunch on Friday?").unwrap();
+    bob.receive(&outbox.envelope).unwrap();
+    let (reply, outbox) = bob.send_reply(&alice.key(), "yes!", asked.id).unwrap();
+    assert_eq!(
+        (reply.text.as_str(), reply.reply_to),
+        ("yes!", Some(asked.id))
+    );
+    match alice.receive(&outbox.envelope).unwrap() {
+        Received::Message { message, .. } => {
+            assert_eq!(message.text, "yes!");
+            assert_eq!(message.reply_to, Some(asked.id));
+        }
+        other => panic!("expected the reply, got {other:?}"),
+    }
+    // A plain text answers nothing; a reply to a message the conversation does not hold is refused.
+    let (plain, _) = alice.send_text(&bob.key(), "great").unwrap();
+    assert_eq!(plain.reply_to, None);
+    assert!(matches!(
+        alice.send_reply(&bob.key(), "what?", MessageId([9; 16])),
+        Err(EngineError::UnknownMessage)
+    ));
+    drop((alice, bob));
+    for (dir, with) in [(dirs.0.path(), "Bob"), (dirs.1.path(), "Alice")] {
+        let engine = open(dir);
+        let contact = engine.find_contact(with).unwrap().key;
+        let page = engine.store().conversation_page(contact, None, 10).unwrap();
+        let stored = page.messages.iter().find(|m| m.text == "yes!").unwrap();
+        assert_eq!(stored.reply_to, Some(asked.id), "{with}'s side, reopened");
+    }
 }
 
 #[test]

@@ -46,6 +46,7 @@ async fn a_message_is_delivered_and_acknowledged_while_a_search_scans_80_000_mes
                     text,
                     status: MessageStatus::Read,
                     recipients: Vec::new(),
+                    reply_to: None,
                     attachment: None,
                 })
                 .unwrap();

@@ -76,6 +76,7 @@ fn no_text_name_password_key_or_id_is_stored_in_plaintext() {
         text: format!("see you at {text_canary} tomorrow"),
         status: MessageStatus::Received,
         recipients: Vec::new(),
+        reply_to: None,
         attachment: None,
     };
     assert!(store.insert_message(&message).unwrap());

@@ -62,6 +62,7 @@ fn message(n: u8, conversation: ConversationId, sender: Option<IdentityKey>, at:
             MessageStatus::Sent
         },
         recipients: Vec::new(),
+        reply_to: None,
         attachment: None,
     }
 }
@@ -397,6 +398,7 @@ fn size_of_a_10k_message_profile() {
                             MessageStatus::Delivered
                         },
                         recipients: Vec::new(),
+                        reply_to: None,
                         attachment: None,
                     })?;
                 }

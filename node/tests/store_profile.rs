@@ -52,6 +52,7 @@ fn fill(store: &mut Store) {
                     text: format!("message number {i} ").repeat(20),
                     status: MessageStatus::Sent,
                     recipients: Vec::new(),
+                    reply_to: None,
                     attachment: None,
                 })?;
             }

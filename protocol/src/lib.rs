@@ -33,6 +33,6 @@ pub use file::{FileAnnouncement, FileHash, FileKey};
 pub use fingerprint::{Fingerprint, SafetyNumber};
 pub use identity::{Identity, IdentityKey, PublicIdentity, SignedPrekey};
 pub use mailbox_record::MailboxRecord;
-pub use message::{Body, Content, MessageId};
+pub use message::{Body, Content, MessageId, Reply};
 pub use pickle::{PickleError, PickleKey};
 pub use session::{DecryptError, Decrypted, EncryptError, PeerSessions, SessionId};

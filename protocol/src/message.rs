@@ -32,6 +32,8 @@ const KIND_TYPING: u16 = 4;
 const KIND_CARD: u16 = 5;
 /// A conversation's disappearing-message timer (docs/protocol.md §12.4).
 pub const KIND_TIMER: u16 = 6;
+/// A text that answers an earlier message of its conversation (docs/protocol.md §12.5).
+pub const KIND_REPLY: u16 = 7;
 /// A file offered for download (docs/protocol.md §19.4). 16: 5 is card updates, 6 to 15 are free.
 pub const KIND_FILE: u16 = 16;
 
@@ -73,11 +75,21 @@ impl fmt::Debug for MessageId {
     }
 }
 
+/// A text that answers message `to` of the same conversation (kind 7): the reader shows the quoted
+/// message above it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub to: MessageId,
+    pub text: String,
+}
+
 /// The kinds of content.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Body {
     Text(String),
+    /// A text answering an earlier message.
+    Reply(Reply),
     /// The listed messages reached the recipient's device.
     Delivered(Vec<MessageId>),
     /// The listed messages were read.
@@ -103,6 +115,7 @@ impl fmt::Debug for Body {
         // Never print message text.
         match self {
             Self::Text(text) => write!(f, "Text({} bytes)", text.len()),
+            Self::Reply(reply) => write!(f, "Reply(to {:?}, {} bytes)", reply.to, reply.text.len()),
             Self::Delivered(ids) => f.debug_tuple("Delivered").field(ids).finish(),
             Self::Read(ids) => f.debug_tuple("Read").field(ids).finish(),
             Self::Typing(on) => f.debug_tuple("Typing").field(on).finish(),
@@ -139,6 +152,17 @@ fn decode_ids(data: &[u8]) -> Result<Vec<MessageId>, DecodeError> {
     Ok(ids)
 }
 
+/// A text body: UTF-8, at most [`MAX_TEXT_LEN`] bytes.
+fn decode_text(data: &[u8]) -> Result<String, DecodeError> {
+    codec::check_len("text", data.len(), MAX_TEXT_LEN)?;
+    std::str::from_utf8(data)
+        .map(str::to_owned)
+        .map_err(|_| DecodeError::Invalid {
+            field: "text",
+            reason: "not UTF-8",
+        })
+}
+
 fn check_card_len(len: usize) -> Result<(), DecodeError> {
     if len == 0 {
         return Err(DecodeError::Invalid {
@@ -157,6 +181,11 @@ impl Content {
                 codec::check_len("text", text.len(), MAX_TEXT_LEN)?;
                 body.raw(text.as_bytes());
                 KIND_TEXT
+            }
+            Body::Reply(reply) => {
+                codec::check_len("text", reply.text.len(), MAX_TEXT_LEN)?;
+                body.raw(&reply.to.0).raw(reply.text.as_bytes());
+                KIND_REPLY
             }
             Body::Delivered(ids) | Body::Read(ids) => {
                 codec::check_count("receipt ids", ids.len(), MAX_RECEIPT_IDS)?;
@@ -215,16 +244,18 @@ impl Content {
         let data = r.bytes_u32("content body", MAX_CONTENT_LEN)?;
         r.finish()?;
         let body = match kind {
-            KIND_TEXT => {
-                codec::check_len("text", data.len(), MAX_TEXT_LEN)?;
-                Body::Text(
-                    std::str::from_utf8(data)
-                        .map_err(|_| DecodeError::Invalid {
-                            field: "text",
-                            reason: "not UTF-8",
-                        })?
-                        .to_owned(),
-                )
+            KIND_TEXT => Body::Text(decode_text(data)?),
+            KIND_REPLY => {
+                let Some((to, text)) = data.split_first_chunk::<16>() else {
+                    return Err(DecodeError::Invalid {
+                        field: "reply",
+                        reason: "shorter than a message id",
+                    });
+                };
+                Body::Reply(Reply {
+                    to: MessageId(*to),
+                    text: decode_text(text)?,
+                })
             }
             KIND_DELIVERED => Body::Delivered(decode_ids(data)?),
             KIND_READ => Body::Read(decode_ids(data)?),
@@ -270,6 +301,14 @@ mod tests {
         assert_eq!(id.as_uuid().get_version_num(), 7);
         for body in [
             Body::Text("héllo".into()),
+            Body::Reply(Reply {
+                to: MessageId([9; 16]),
+                text: "sure".into(),
+            }),
+            Body::Reply(Reply {
+                to: MessageId([9; 16]),
+                text: String::new(),
+            }),
             Body::Delivered(vec![id, id]),
             Body::Read(vec![]),
             Body::Typing(true),
@@ -336,6 +375,43 @@ mod tests {
             .bytes_u32(&vec![b'a'; MAX_TEXT_LEN + 1]);
         assert!(matches!(
             Content::decode(w.as_slice()),
+            Err(DecodeError::TooLong { field: "text", .. })
+        ));
+    }
+
+    #[test]
+    fn a_reply_needs_a_whole_message_id_and_a_bounded_utf8_text() {
+        let reply = |data: &[u8]| {
+            let mut w = Writer::new();
+            w.u8(1).raw(&[0; 16]).u64(0).u16(KIND_REPLY).bytes_u32(data);
+            Content::decode(w.as_slice())
+        };
+        assert!(matches!(
+            reply(&[7; 15]),
+            Err(DecodeError::Invalid { field: "reply", .. })
+        ));
+        let mut bad = vec![7; 16];
+        bad.push(0xff);
+        assert!(matches!(
+            reply(&bad),
+            Err(DecodeError::Invalid { field: "text", .. })
+        ));
+        let mut long = vec![7; 16];
+        long.extend(vec![b'a'; MAX_TEXT_LEN + 1]);
+        assert!(matches!(
+            reply(&long),
+            Err(DecodeError::TooLong { field: "text", .. })
+        ));
+        let content = Content {
+            id: MessageId([1; 16]),
+            sent_at_ms: 0,
+            body: Body::Reply(Reply {
+                to: MessageId([7; 16]),
+                text: "a".repeat(MAX_TEXT_LEN + 1),
+            }),
+        };
+        assert!(matches!(
+            content.encode(),
             Err(DecodeError::TooLong { field: "text", .. })
         ));
     }

@@ -678,7 +678,7 @@ fn gen_kdf() -> KdfVector {
 /// `card` is the §16.2 card, which the card-update content carries.
 fn gen_content(card: &[u8]) -> Vec<ContentVector> {
     let mut rng = ChaCha20Rng::from_seed(CONTENT_RNG_SEED);
-    let ids: Vec<MessageId> = (0..7u64)
+    let ids: Vec<MessageId> = (0..8u64)
         .map(|i| MessageId::new_v7(CONTENT_NOW_MS + i, &mut rng))
         .collect();
     let bodies = [
@@ -699,6 +699,13 @@ fn gen_content(card: &[u8]) -> Vec<ContentVector> {
             Body::Timer(tern_protocol::timer::TimerSetting {
                 seconds: 3600,
                 version: 1,
+            }),
+        ),
+        (
+            "reply",
+            Body::Reply(tern_protocol::Reply {
+                to: ids[0],
+                text: "Yes! ✓".into(),
             }),
         ),
     ];
@@ -732,6 +739,10 @@ fn gen_content(card: &[u8]) -> Vec<ContentVector> {
                 Body::Typing(on) => v.typing = Some(on),
                 Body::Unknown { data, .. } | Body::Card(data) => v.data = Some(hex(&data)),
                 Body::Timer(t) => v.data = Some(hex(&t.encode().unwrap())),
+                Body::Reply(r) => {
+                    v.ids = Some(vec![hex(&r.to.0)]);
+                    v.text = Some(r.text);
+                }
                 _ => unreachable!(),
             }
             v
@@ -952,6 +963,12 @@ fn check_with_api(v: &Vectors) {
                 assert_eq!(
                     (c.kind, Some(hex(&t.encode().unwrap()))),
                     (6, c.data.clone())
+                );
+            }
+            Body::Reply(r) => {
+                assert_eq!(
+                    (c.kind, Some(&r.text), c.ids.clone()),
+                    (7, c.text.as_ref(), Some(vec![hex(&r.to.0)]))
                 );
             }
             other => panic!("unexpected body {other:?}"),
@@ -1818,6 +1835,12 @@ fn check_with_spec(v: &Vectors) {
                 out
             }
             4 => vec![u8::from(c.typing.unwrap())],
+            7 => {
+                // A reply: the id of the message it answers, then the text.
+                let mut out = unhex(&c.ids.clone().unwrap()[0]);
+                out.extend(c.text.clone().unwrap().into_bytes());
+                out
+            }
             _ => unhex(c.data.as_ref().unwrap()),
         };
         assert_eq!(content.body, expected, "{}", c.name);

@@ -79,6 +79,7 @@ pub fn read_message(
         text: text.to_owned(),
         status: MessageStatus::Read,
         recipients: Vec::new(),
+        reply_to: None,
         attachment: None,
     }
 }

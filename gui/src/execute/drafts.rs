@@ -57,6 +57,8 @@ impl Executor<'_> {
         opened: Option<ConversationKey>,
     ) {
         let composer = &mut self.views.main.composer;
+        // A reply answers a message of the conversation it was started in.
+        composer.replying = None;
         let text = std::mem::take(&mut composer.text);
         let mut changed = composer.edited_at.is_some() || !text.trim().is_empty();
         if let Some(left) = left {

@@ -17,6 +17,9 @@ use super::{Contact, Model};
 /// store, past this).
 pub const MAX_LOADED_MESSAGES: usize = 1_000_000;
 
+/// At most this many characters of a quoted message show above a reply.
+pub const QUOTE_CHARS: usize = 80;
+
 /// The conversation on the right.
 #[derive(Debug)]
 pub struct OpenConversation {
@@ -375,6 +378,32 @@ impl Model {
         }
     }
 
+    /// What a reply shows of the message `id` it answers: who wrote it and the start of its first line
+    /// ("Pat: are we still on?"), or that this computer does not hold it (deleted, disappeared, from
+    /// before a restore, or not loaded yet).
+    pub fn quote(&self, id: MessageId) -> String {
+        let quoted = self
+            .open
+            .as_ref()
+            .and_then(|o| o.messages.iter().rev().find(|m| m.id == id));
+        let Some(m) = quoted else {
+            return "a message that is not here".to_owned();
+        };
+        let who = match m.sender {
+            None => "You".to_owned(),
+            Some(k) => self.sender_label(&k),
+        };
+        let line = match &m.attachment {
+            Some(file) if m.text.is_empty() => format!("📎 {}", file.name),
+            _ => m.text.lines().next().unwrap_or_default().to_owned(),
+        };
+        let mut snippet: String = line.chars().take(QUOTE_CHARS).collect();
+        if snippet.len() < line.len() || m.text.lines().nth(1).is_some() {
+            snippet.push('…');
+        }
+        format!("{who}: {snippet}")
+    }
+
     /// A member's receipt for an own group message: the members' statuses Message info lists.
     pub fn recipients_changed(
         &mut self,
@@ -456,6 +485,32 @@ mod tests {
         );
         m.recipients_changed(a.into(), MessageId([1; 16]), got.clone());
         assert_eq!(m.open.as_ref().unwrap().messages[0].recipients, got);
+    }
+
+    #[test]
+    fn a_quote_names_the_writer_and_the_start_of_the_first_line() {
+        let mut m = Model::default();
+        let pat = key(2);
+        m.upsert_contact(contact(pat, "Pat", ContactState::Accepted));
+        m.open_conversation(pat);
+        let mut theirs = message(pat, 1, 10, false);
+        theirs.text = format!("{}\nsecond line", "x".repeat(QUOTE_CHARS + 5));
+        let mut mine = message(pat, 2, 20, true);
+        mine.text = "short".into();
+        m.page_loaded(
+            pat.into(),
+            Page {
+                messages: vec![theirs, mine],
+                older: None,
+            },
+            true,
+        );
+        assert_eq!(
+            m.quote(MessageId([1; 16])),
+            format!("Pat: {}…", "x".repeat(QUOTE_CHARS))
+        );
+        assert_eq!(m.quote(MessageId([2; 16])), "You: short");
+        assert_eq!(m.quote(MessageId([3; 16])), "a message that is not here");
     }
 
     #[test]

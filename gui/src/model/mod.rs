@@ -575,6 +575,7 @@ pub(crate) mod test_rows {
                 MessageStatus::Received
             },
             recipients: Vec::new(),
+            reply_to: None,
             attachment: None,
         }
     }

@@ -11,6 +11,8 @@ use egui::{Align, Key, KeyboardShortcut, Layout, Modifiers, RichText};
 
 use crate::action::Action;
 use crate::chat::ChatView;
+use tern_protocol::MessageId;
+
 use crate::model::{Confirm, ContactState, Dialog, Model, OpenConversation};
 use crate::screens::conversation_list::GROUP_GLYPH;
 use crate::timer_menu::{timer_badge, timer_menu};
@@ -25,6 +27,8 @@ pub struct Composer {
     pub focus: bool,
     /// When the text last changed, while that change is not saved in the profile yet.
     pub edited_at: Option<Instant>,
+    /// The message of the open conversation the next message answers ("Reply" in a message's menu).
+    pub replying: Option<MessageId>,
 }
 
 /// "typing" is sent again while the person keeps typing, at most this often.
@@ -141,7 +145,9 @@ pub fn show(
                         }
                     });
                 });
-            if let Some(action) = chat.show(ui, open, &|k| model.sender_label(k)) {
+            if let Some(action) =
+                chat.show(ui, open, &|k| model.sender_label(k), &|id| model.quote(id))
+            {
                 actions.push(action);
             }
             return actions;
@@ -162,9 +168,9 @@ pub fn show(
                 .weak()
                 .italics(),
             );
-            actions.extend(composer(ui, open, draft));
+            actions.extend(composer(ui, open, draft, &|id| model.quote(id)));
         });
-    if let Some(action) = chat.show(ui, open, &|k| model.sender_label(k)) {
+    if let Some(action) = chat.show(ui, open, &|k| model.sender_label(k), &|id| model.quote(id)) {
         actions.push(action);
     }
     actions
@@ -211,15 +217,17 @@ fn group(
                      said stays on this computer."
                 });
             });
-        if let Some(action) = chat.show(ui, open, &sender) {
+        if let Some(action) = chat.show(ui, open, &sender, &|id| model.quote(id)) {
             actions.push(action);
         }
         return actions;
     }
     egui::Panel::bottom("composer")
         .show_separator_line(true)
-        .show(ui, |ui| actions.extend(composer(ui, open, draft)));
-    if let Some(action) = chat.show(ui, open, &sender) {
+        .show(ui, |ui| {
+            actions.extend(composer(ui, open, draft, &|id| model.quote(id)))
+        });
+    if let Some(action) = chat.show(ui, open, &sender, &|id| model.quote(id)) {
         actions.push(action);
     }
     actions
@@ -227,13 +235,31 @@ fn group(
 
 /// The message field and "Send"; Enter sends, Shift+Enter starts a new line. Also tells the contact
 /// when the person starts or stops typing, and notes when the text changed (it is saved a moment later).
-fn composer(ui: &mut egui::Ui, open: &OpenConversation, state: &mut Composer) -> Vec<Action> {
+fn composer(
+    ui: &mut egui::Ui,
+    open: &OpenConversation,
+    state: &mut Composer,
+    quote: &dyn Fn(MessageId) -> String,
+) -> Vec<Action> {
     let Composer {
         text: draft,
         focus,
         edited_at,
+        replying,
     } = state;
     let mut actions = Vec::new();
+    if let Some(to) = *replying {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(format!("Replying to {}", quote(to))).weak());
+            let cancel = ui.small_button("✕").on_hover_text("Cancel the reply");
+            cancel.widget_info(|| {
+                egui::WidgetInfo::labeled(egui::WidgetType::Button, true, "Cancel the reply")
+            });
+            if cancel.clicked() {
+                actions.push(Action::CancelReply);
+            }
+        });
+    }
     let conversation = open.conversation;
     // Typing is told in a 1:1 conversation only.
     let tells_typing = conversation.direct().is_some();
@@ -298,7 +324,11 @@ fn composer(ui: &mut egui::Ui, open: &OpenConversation, state: &mut Composer) ->
         if typing_sent.is_some() {
             actions.push(typing(false, &mut typing_sent));
         }
-        actions.push(Action::Send { conversation, text });
+        actions.push(Action::Send {
+            conversation,
+            text,
+            reply_to: replying.take(),
+        });
     }
     actions
 }
@@ -334,7 +364,7 @@ mod tests {
         };
         let mut h = Harness::new_ui_state(
             |ui, s: &mut State| {
-                let actions = composer(ui, &s.open, &mut s.draft);
+                let actions = composer(ui, &s.open, &mut s.draft, &|_| String::new());
                 // What the executor would do with the model.
                 for action in &actions {
                     if let Action::Typing { typing, .. } = action {
@@ -365,7 +395,11 @@ mod tests {
         match &h.state().actions[1..] {
             [
                 Action::Typing { typing: false, .. },
-                Action::Send { text, conversation },
+                Action::Send {
+                    text,
+                    conversation,
+                    reply_to: None,
+                },
             ] => {
                 assert_eq!(text, "lunch?", "sent trimmed");
                 assert_eq!(*conversation, key(1).into());

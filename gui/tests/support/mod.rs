@@ -63,6 +63,14 @@ pub fn type_into(h: &mut App, field: &str, text: &str) {
 /// Clicks the button labelled `label`, then draws what the click changed. The one frame drawn after
 /// asking to scroll it into view is enough for a button in view already; one that a scroll area must
 /// bring into view first needs [`scroll_into_view`].
+/// Puts the keyboard focus in the open conversation's composer and types `text` into it.
+pub fn type_in_composer(h: &mut App, text: &str) {
+    h.get_by_role(Role::MultilineTextInput).focus();
+    h.step();
+    h.get_by_role(Role::MultilineTextInput).type_text(text);
+    h.step();
+}
+
 pub fn click(h: &mut App, label: &str) {
     click_role(h, Role::Button, label);
 }

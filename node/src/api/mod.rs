@@ -298,11 +298,14 @@ pub struct Message {
     /// When this device stored it, unix milliseconds (for outgoing messages: when it was written).
     pub received_at_ms: u64,
     pub text: String,
-    /// For an outgoing message, the furthest any recipient got (a 1:1 message has one recipient); for an
-    /// incoming one, `Received` or `Read`.
+    /// For an outgoing message, where it stands with its recipient (in a group that lists its members,
+    /// with the slowest of them: delivered once every member has it, read once every member read it);
+    /// for an incoming one, `Received` or `Read`.
     pub status: MessageStatus,
     /// Per-recipient statuses where the conversation has several recipients; empty for a 1:1 message.
     pub recipients: Vec<RecipientStatus>,
+    /// The earlier message of the conversation this one answers (a reply, docs/protocol.md §12.5).
+    pub reply_to: Option<MessageId>,
     /// The file this message offers (its `text` is then empty), if any.
     pub attachment: Option<Attachment>,
 }
@@ -337,6 +340,7 @@ impl fmt::Debug for Message {
             text,
             status,
             recipients,
+            reply_to,
             attachment,
         } = self;
         f.debug_struct("Message")
@@ -349,6 +353,7 @@ impl fmt::Debug for Message {
             .field("text_len", &text.len())
             .field("status", status)
             .field("recipients", recipients)
+            .field("reply_to", reply_to)
             .field("attachment", attachment)
             .finish()
     }

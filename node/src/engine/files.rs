@@ -148,6 +148,7 @@ pub(super) fn receive_file(
         text: String::new(),
         status: MessageStatus::Received,
         recipients: Vec::new(),
+        reply_to: None,
         attachment: None,
         system: false,
     };

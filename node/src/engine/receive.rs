@@ -491,7 +491,7 @@ fn open_one(
             return Ok(Err(ReceiveError::Malformed(e)));
         }
     };
-    if stranger && !matches!(content.body, Body::Text(_)) {
+    if stranger && !matches!(content.body, Body::Text(_) | Body::Reply(_)) {
         // Receipts, typing and unknown kinds from strangers mean nothing, and leave nothing behind.
         held.forget(&sender);
         return Ok(Ok(Received::Dropped));
@@ -502,7 +502,12 @@ fn open_one(
         return Ok(Ok(Received::Dropped));
     }
     let kind_is_delivered = matches!(content.body, Body::Delivered(_));
-    let outcome = match content.body {
+    // A reply is a text that names the message it answers (docs/protocol.md §12.5).
+    let (body, reply_to) = match content.body {
+        Body::Reply(reply) => (Body::Text(reply.text), Some(reply.to)),
+        body => (body, None),
+    };
+    let outcome = match body {
         Body::Text(text) => {
             let message = Message {
                 id: content.id,
@@ -514,6 +519,7 @@ fn open_one(
                 text,
                 status: MessageStatus::Received,
                 recipients: Vec::new(),
+                reply_to,
                 attachment: None,
             };
             let (record, request, key_changed) =

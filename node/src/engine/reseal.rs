@@ -51,7 +51,7 @@ impl Receipts<'_> {
             }
             let body = match batch.attachment(&conversation, &message.id)? {
                 Some(record) => Body::File(record.announcement),
-                None => Body::Text(message.text.clone()),
+                None => super::send::text_body(message.text.clone(), message.reply_to),
             };
             let content = Content {
                 id: message.id,

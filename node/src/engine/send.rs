@@ -46,13 +46,13 @@ impl Engine {
             return Err(EngineError::Blocked);
         }
         // Writing a text to a request accepts it (`write_text`); nothing else goes to one.
-        if to.state == ContactState::Requested && !matches!(body, Body::Text(_)) {
+        if to.state == ContactState::Requested && !matches!(body, Body::Text(_) | Body::Reply(_)) {
             return Err(EngineError::NotAccepted);
         }
         let their_card = self.card_of(to)?;
         // A text or file in a conversation with a timer disappears with it, and so does its envelope
         // (a mailbox drops a copy nobody fetched in time, docs/protocol.md §12.4).
-        let expires = matches!(body, Body::Text(_) | Body::File(_));
+        let expires = matches!(body, Body::Text(_) | Body::Reply(_) | Body::File(_));
         let timer_s = if expires { self.timer_of(&to.key) } else { 0 };
         let expires = expires && timer_s > 0;
         let ttl_s = if expires {
@@ -150,10 +150,35 @@ impl Engine {
         text: &str,
         now_ms: u64,
     ) -> Result<(Message, OutboxEntry), EngineError> {
+        self.send_text_body(to, text, None, now_ms)
+    }
+
+    /// Queues a reply to message `quoted` of the conversation with `to` (docs/protocol.md §12.5): a text
+    /// that carries the quoted message's id, queued as [`Self::send_text`] queues a text.
+    /// [`EngineError::UnknownMessage`] if the conversation holds no such message.
+    pub fn send_reply(
+        &mut self,
+        to: &IdentityKey,
+        text: &str,
+        quoted: MessageId,
+    ) -> Result<(Message, OutboxEntry), EngineError> {
+        if self.store.message(to, &quoted)?.is_none() {
+            return Err(EngineError::UnknownMessage);
+        }
+        self.send_text_body(to, text, Some(quoted), now_ms())
+    }
+
+    fn send_text_body(
+        &mut self,
+        to: &IdentityKey,
+        text: &str,
+        reply_to: Option<MessageId>,
+        now_ms: u64,
+    ) -> Result<(Message, OutboxEntry), EngineError> {
         let (_, _, (message, entry, accepted)) = self.send_sealed(
             to,
             None,
-            Body::Text(text.to_owned()),
+            text_body(text.to_owned(), reply_to),
             now_ms,
             None,
             |batch, contact, content, envelope, now| {
@@ -442,7 +467,7 @@ impl Engine {
             .ok_or(EngineError::NotRetryable)?;
         let body = match self.file_body(contact, id)? {
             Some(body) => body,
-            None => Body::Text(message.text.clone()),
+            None => text_body(message.text.clone(), message.reply_to),
         };
         let (_, _, retried) = self.send_sealed(
             contact,
@@ -563,8 +588,16 @@ pub(super) fn group_failed(reason: &str) -> StoreError {
     StoreError::Io(std::io::Error::other(format!("group commit: {reason}")))
 }
 
-/// What sending a text writes: the history row (sending) and the outbox entry; writing to someone who
-/// asked to talk accepts them (the last field says it did).
+/// The content of a text, or of a reply when it answers a message (docs/protocol.md §12.5).
+pub(super) fn text_body(text: String, reply_to: Option<MessageId>) -> Body {
+    match reply_to {
+        Some(to) => Body::Reply(tern_protocol::Reply { to, text }),
+        None => Body::Text(text),
+    }
+}
+
+/// What sending a text (or a reply) writes: the history row (sending) and the outbox entry; writing to
+/// someone who asked to talk accepts them (the last field says it did).
 pub(super) fn write_text(
     batch: &mut Batch<'_>,
     contact: &mut ContactEntry,
@@ -589,6 +622,10 @@ pub(super) fn write_text(
         text: text.to_owned(),
         status: MessageStatus::Sending,
         recipients: Vec::new(),
+        reply_to: match &content.body {
+            Body::Reply(reply) => Some(reply.to),
+            _ => None,
+        },
         attachment: None,
     };
     let outbox = outbox_entry(&to, content, envelope, now);

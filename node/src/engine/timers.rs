@@ -96,6 +96,7 @@ impl Engine {
                     text: timer_line("You", seconds),
                     status: MessageStatus::Sending,
                     recipients: Vec::new(),
+                    reply_to: None,
                     attachment: None,
                 };
                 batch.insert_message(&line)?;
@@ -210,6 +211,7 @@ pub(super) fn receive_timer(
         // A notice, not a message to answer: it leaves the unread count alone.
         status: MessageStatus::Read,
         recipients: Vec::new(),
+        reply_to: None,
         attachment: None,
     };
     if !batch.insert_message(&line)? {

@@ -17,6 +17,13 @@ pub(super) enum Command {
         text: String,
         reply: Reply<api::Message>,
     },
+    /// A text answering message `to` of the conversation (docs/protocol.md §12.5).
+    SendReply {
+        conversation: ConversationId,
+        text: String,
+        to: MessageId,
+        reply: Reply<api::Message>,
+    },
     /// `ids: None` marks everything unread in the conversation.
     MarkRead {
         conversation: ConversationId,
@@ -140,7 +147,15 @@ impl EventLoop {
                 text,
                 reply,
             } if conversation.is_group() => {
-                let _ = reply.send(self.group_send(conversation, text));
+                let _ = reply.send(self.group_send(conversation, text, None));
+            }
+            Command::SendReply {
+                conversation,
+                text,
+                to,
+                reply,
+            } => {
+                let _ = reply.send(self.send_reply(conversation, text, to));
             }
             Command::MarkRead {
                 conversation,
@@ -361,6 +376,31 @@ impl EventLoop {
             .filter(|m| !m.outgoing() && m.status == MessageStatus::Received)
             .map(|m| m.id)
             .collect())
+    }
+
+    /// A reply (docs/protocol.md §12.5): to a group as its texts go; to a contact by the engine's one-at-a-time
+    /// send, queued in the outbox and delivered like a text.
+    fn send_reply(
+        &mut self,
+        conversation: ConversationId,
+        text: String,
+        to: MessageId,
+    ) -> Result<api::Message, NodeError> {
+        if conversation.is_group() {
+            let reader = self.engine.store().reader();
+            if reader
+                .message(&conversation, &to)
+                .map_err(EngineError::Store)?
+                .is_none()
+            {
+                return Err(EngineError::UnknownMessage.into());
+            }
+            return self.group_send(conversation, text, Some(to));
+        }
+        let contact = direct(&conversation)?;
+        let (message, entry) = self.engine.send_reply(&contact, &text, to)?;
+        self.deliver_now(entry);
+        Ok(message)
     }
 
     pub(super) fn send_typing(&mut self, contact: IdentityKey, typing: bool) {

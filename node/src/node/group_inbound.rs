@@ -270,7 +270,12 @@ impl EventLoop {
                         skip.push(sender);
                         is_receipt = matches!(content.body, Body::Delivered(_) | Body::Read(_));
                     }
-                    match content.body {
+                    // A reply is a text that names the message it answers (§12.5).
+                    let (body, reply_to) = match content.body {
+                        Body::Reply(reply) => (Body::Text(reply.text), Some(reply.to)),
+                        body => (body, None),
+                    };
+                    match body {
                         Body::Delivered(ids) => receipts.push((sender, ids, false)),
                         Body::Read(ids) => receipts.push((sender, ids, true)),
                         Body::Text(text) => {
@@ -288,6 +293,7 @@ impl EventLoop {
                                 text,
                                 status: MessageStatus::Received,
                                 recipients: Vec::new(),
+                                reply_to,
                             });
                         }
                         _ => {}

@@ -192,10 +192,26 @@ impl EventLoop {
             MessageStatus::Delivered
         };
         let conversation = ConversationId::Group(key);
+        // Most receipts name only others' texts: read first, and write only if one is this profile's.
+        let reader = self.engine.store().reader();
+        let mine: Vec<MessageId> = ids
+            .iter()
+            .filter(|id| {
+                reader
+                    .message(&conversation, id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|m| m.sender.is_none() && !m.recipients.is_empty())
+            })
+            .copied()
+            .collect();
+        if mine.is_empty() {
+            return;
+        }
         let now = now_ms();
         let updates = self.engine.store_mut().transaction(|b| {
             let mut updates = Vec::new();
-            for id in ids {
+            for id in &mine {
                 if let Some(update) =
                     b.update_recipient_status(conversation, id, &member, status, now)?
                 {

@@ -426,11 +426,13 @@ impl EventLoop {
         self.summary(&key)
     }
 
-    /// Sends a text to a group: encrypted for the current epoch, stored, and fanned out.
+    /// Sends a text (a reply when `reply_to` names the message it answers) to a group: encrypted for the
+    /// current epoch, stored, and fanned out.
     pub(super) fn group_send(
         &mut self,
         conversation: ConversationId,
         text: String,
+        reply_to: Option<MessageId>,
     ) -> Result<api::Message, NodeError> {
         let key = group_key(&conversation)?;
         if text.len() > tern_protocol::message::MAX_TEXT_LEN {
@@ -441,7 +443,13 @@ impl EventLoop {
         let content = Content {
             id: MessageId::new_v7(now, &mut rng),
             sent_at_ms: now,
-            body: Body::Text(text.clone()),
+            body: match reply_to {
+                Some(to) => Body::Reply(tern_protocol::Reply {
+                    to,
+                    text: text.clone(),
+                }),
+                None => Body::Text(text.clone()),
+            },
         };
         let group = self.group_mut(&key)?;
         let bytes = group.send(&content)?;
@@ -458,6 +466,7 @@ impl EventLoop {
             text,
             status: MessageStatus::Sent,
             recipients,
+            reply_to,
         };
         self.save_group(key, vec![message.clone()])?;
         self.groups.first_sight(&bytes);
@@ -645,6 +654,7 @@ impl EventLoop {
                 MessageStatus::Sent
             },
             recipients: Vec::new(),
+            reply_to: None,
         }
     }
 

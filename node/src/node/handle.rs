@@ -112,6 +112,24 @@ impl Node {
         .await?
     }
 
+    /// Queues a reply: a text answering message `to` of the conversation (docs/protocol.md §12.5), 1:1 or
+    /// group; durable in the outbox (or sent to the group) when this returns.
+    pub async fn send_reply(
+        &self,
+        conversation: impl Into<ConversationId>,
+        text: String,
+        to: MessageId,
+    ) -> Result<Message, NodeError> {
+        let conversation = conversation.into();
+        self.request(|reply| Command::SendReply {
+            conversation,
+            text,
+            to,
+            reply,
+        })
+        .await?
+    }
+
     /// Marks received messages read and sends a read receipt; returns those that were unread.
     pub async fn mark_read(
         &self,

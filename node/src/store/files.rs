@@ -328,6 +328,7 @@ mod tests {
             text: String::new(),
             status: MessageStatus::Received,
             recipients: Vec::new(),
+            reply_to: None,
             attachment: None,
             system: false,
         }

@@ -119,6 +119,7 @@ mod tests {
                     at_ms: 0,
                 })
                 .collect(),
+            reply_to: None,
             attachment: None,
         }
     }

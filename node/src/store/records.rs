@@ -39,9 +39,9 @@ pub(crate) use crate::outbox::OutboxEntry as OutboxRecord;
 pub const RECORD_VERSION: u8 = 1;
 /// Version byte of the message record encoding this build writes (format 2: conversation and sender;
 /// 3 added the timer, 4 the delivery and read times, 5 the per-member statuses of an outgoing group
-/// message). A record with no per-member statuses is written as version 4.
+/// message and the message a reply answers). A record with neither is written as version 4.
 pub const MESSAGE_RECORD_VERSION: u8 = 5;
-/// The version written for a record without per-member statuses.
+/// The version written for a record without per-member statuses or a quoted message.
 const MESSAGE_RECORD_VERSION_PLAIN: u8 = 4;
 /// Most per-member statuses a message record holds (a group's member bound, docs/protocol.md §18.7).
 pub const MAX_RECIPIENTS: usize = 1024;
@@ -238,6 +238,8 @@ pub(in crate::store) struct MessageRecord {
     /// An outgoing group message's members it was sent to, each with where the message stands for it
     /// (docs/protocol.md §18.10); empty otherwise (and in every record before version 5).
     pub recipients: Vec<RecipientStatus>,
+    /// The message of the conversation this one answers (a reply, docs/protocol.md §12.5).
+    pub reply_to: Option<MessageId>,
 }
 
 impl fmt::Debug for MessageRecord {
@@ -258,6 +260,7 @@ impl fmt::Debug for MessageRecord {
             delivered_at_ms,
             read_at_ms,
             recipients,
+            reply_to,
         } = self;
         f.debug_struct("MessageRecord")
             .field("id", id)
@@ -274,6 +277,7 @@ impl fmt::Debug for MessageRecord {
             .field("delivered_at_ms", delivered_at_ms)
             .field("read_at_ms", read_at_ms)
             .field("recipients", &recipients.len())
+            .field("reply_to", reply_to)
             .finish()
     }
 }
@@ -296,14 +300,14 @@ impl MessageRecord {
 
     /// Encodes the record (version 4: version 2 followed by `u32 timer_s || u64 expires_at_ms` (version
     /// 3) and `u64 delivered_at_ms || u64 read_at_ms`; version 5, only when there are per-member
-    /// statuses, adds `count16 (member[32] || u8 status || u64 at_ms)`), refusing text over
-    /// [`MAX_TEXT_LEN`] and more than [`MAX_RECIPIENTS`] members.
+    /// statuses or a quoted message, adds `count16 (member[32] || u8 status || u64 at_ms) || u8 has_reply
+    /// [|| reply_to[16]]`), refusing text over [`MAX_TEXT_LEN`] and more than [`MAX_RECIPIENTS`] members.
     pub(in crate::store) fn encode(&self) -> Result<Vec<u8>, StoreError> {
         check_len("text", self.text.len(), MAX_TEXT_LEN)?;
         check_len("recipients", self.recipients.len(), MAX_RECIPIENTS)?;
         let conversation = self.conversation.to_bytes();
         let mut w = Writer::with_capacity(120 + self.text.len() + 41 * self.recipients.len());
-        let version = if self.recipients.is_empty() {
+        let version = if self.recipients.is_empty() && self.reply_to.is_none() {
             MESSAGE_RECORD_VERSION_PLAIN
         } else {
             MESSAGE_RECORD_VERSION
@@ -323,13 +327,17 @@ impl MessageRecord {
             .u64(self.expires_at_ms)
             .u64(self.delivered_at_ms)
             .u64(self.read_at_ms);
-        if !self.recipients.is_empty() {
+        if version == MESSAGE_RECORD_VERSION {
             w.u16(self.recipients.len() as u16);
             for r in &self.recipients {
                 w.raw(r.member.as_bytes())
                     .u8(status_to_u8(r.status))
                     .u64(r.at_ms);
             }
+            match self.reply_to {
+                Some(to) => w.u8(1).raw(&to.0),
+                None => w.u8(0),
+            };
         }
         Ok(w.into_vec())
     }
@@ -380,8 +388,8 @@ impl MessageRecord {
     }
 
     /// The fields every record version has after who wrote it: times, status and text; then the timer
-    /// (from version 3), the receipt times (from version 4) and the per-member statuses (version 5, of
-    /// an outgoing group message only), and nothing after them.
+    /// (from version 3), the receipt times (from version 4), the per-member statuses (version 5, of an
+    /// outgoing group message only) and the quoted message (version 5), and nothing after them.
     fn decode_rest(
         mut r: Reader<'_>,
         (id, conversation, outgoing, sender, system): (
@@ -407,15 +415,15 @@ impl MessageRecord {
         } else {
             (0, 0)
         };
-        let recipients = if version >= 5 {
-            if !outgoing || !matches!(conversation, ConversationId::Group(_)) {
+        let (recipients, reply_to) = if version >= 5 {
+            let count = r.count_u16("recipients", MAX_RECIPIENTS)?;
+            if count > 0 && (!outgoing || !matches!(conversation, ConversationId::Group(_))) {
                 return Err(DecodeError::Invalid {
                     field: "recipients",
                     reason: "only an outgoing group message has per-member statuses",
                 });
             }
-            let count = r.count_u16("recipients", MAX_RECIPIENTS)?;
-            (0..count)
+            let recipients = (0..count)
                 .map(|_| {
                     Ok(RecipientStatus {
                         member: identity_key(&mut r, "recipient")?,
@@ -423,9 +431,20 @@ impl MessageRecord {
                         at_ms: r.u64("recipient status at")?,
                     })
                 })
-                .collect::<Result<Vec<_>, DecodeError>>()?
+                .collect::<Result<Vec<_>, DecodeError>>()?;
+            let reply_to = match r.u8("has reply")? {
+                0 => None,
+                1 => Some(MessageId(r.array("reply to")?)),
+                _ => {
+                    return Err(DecodeError::Invalid {
+                        field: "has reply",
+                        reason: "unknown value",
+                    });
+                }
+            };
+            (recipients, reply_to)
         } else {
-            Vec::new()
+            (Vec::new(), None)
         };
         r.finish()?;
         Ok(Self {
@@ -443,6 +462,7 @@ impl MessageRecord {
             delivered_at_ms,
             read_at_ms,
             recipients,
+            reply_to,
         })
     }
 
@@ -493,6 +513,7 @@ impl MessageRecord {
             delivered_at_ms: 0,
             read_at_ms: 0,
             recipients: message.recipients.clone(),
+            reply_to: message.reply_to,
         })
     }
 
@@ -508,6 +529,7 @@ impl MessageRecord {
             status: self.status,
             text: self.text,
             recipients: self.recipients,
+            reply_to: self.reply_to,
             attachment: None,
         }
     }
@@ -600,6 +622,7 @@ pub(crate) mod tests {
             delivered_at_ms: 10,
             read_at_ms: 11,
             recipients: Vec::new(),
+            reply_to: None,
         };
         assert_eq!(
             MessageRecord::decode(&message.encode().unwrap()).unwrap(),
@@ -682,8 +705,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn an_outgoing_group_message_keeps_its_members_statuses_in_version_5_and_others_stay_version_4()
-    {
+    fn statuses_and_replies_are_kept_in_version_5_and_other_records_stay_version_4() {
         let plain = MessageRecord {
             id: MessageId([7; 16]),
             conversation: ConversationId::Group([5; 32]),
@@ -699,6 +721,7 @@ pub(crate) mod tests {
             delivered_at_ms: 0,
             read_at_ms: 0,
             recipients: Vec::new(),
+            reply_to: None,
         };
         assert_eq!(plain.encode().unwrap()[0], 4, "no statuses: version 4");
         let with = MessageRecord {
@@ -749,6 +772,38 @@ pub(crate) mod tests {
                 })
             ));
         }
+        // A reply keeps the message it answers, in any conversation, with or without statuses.
+        for reply in [
+            MessageRecord {
+                conversation: key(2).into(),
+                outgoing: false,
+                sender: Some(key(2)),
+                reply_to: Some(MessageId([6; 16])),
+                ..plain.clone()
+            },
+            MessageRecord {
+                reply_to: Some(MessageId([6; 16])),
+                ..with.clone()
+            },
+        ] {
+            let bytes = reply.encode().unwrap();
+            assert_eq!(bytes[0], 5);
+            assert_eq!(MessageRecord::decode(&bytes).unwrap(), reply);
+        }
+        let mut flag = MessageRecord {
+            reply_to: None,
+            ..with.clone()
+        }
+        .encode()
+        .unwrap();
+        *flag.last_mut().unwrap() = 2;
+        assert!(matches!(
+            MessageRecord::decode(&flag),
+            Err(DecodeError::Invalid {
+                field: "has reply",
+                ..
+            })
+        ));
         let too_many = MessageRecord {
             recipients: vec![with.recipients[0]; MAX_RECIPIENTS + 1],
             ..plain
@@ -779,6 +834,7 @@ pub(crate) mod tests {
             delivered_at_ms: 0,
             read_at_ms: 0,
             recipients: Vec::new(),
+            reply_to: None,
         };
         assert!(matches!(
             message.encode(),

@@ -33,6 +33,7 @@ fn message(with: IdentityKey, n: u8, text: &str) -> Message {
         text: text.into(),
         status: MessageStatus::Read,
         recipients: Vec::new(),
+        reply_to: None,
         attachment: None,
     }
 }

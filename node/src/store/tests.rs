@@ -42,6 +42,7 @@ pub(super) fn incoming(conversation: IdentityKey, n: u8, at_ms: u64) -> Message 
         text: format!("message {n}"),
         status: MessageStatus::Received,
         recipients: Vec::new(),
+        reply_to: None,
         attachment: None,
     }
 }

@@ -407,6 +407,7 @@ mod tests {
                 MessageStatus::Received
             },
             recipients: Vec::new(),
+            reply_to: None,
             attachment: None,
         }
     }

@@ -21,6 +21,7 @@ use tern_node::api::ContactState;
 use tern_node::node::{NodeConfig, NodeError};
 use tern_node::profile::{KdfParams, Password, Profile};
 use tern_node::settings::NetworkSettings;
+use tern_protocol::MessageId;
 
 use output::{Out, contact_json, print_message};
 
@@ -91,6 +92,9 @@ enum Command {
         /// Seconds to wait for delivery before leaving the message in the outbox.
         #[arg(long, default_value_t = 10)]
         wait: u64,
+        /// Send it as a reply to this message of the conversation (its id, as `inbox` prints it).
+        #[arg(long, value_name = "ID")]
+        reply_to: Option<String>,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -376,8 +380,18 @@ fn run(cli: Cli, out: Out) -> Result<ExitCode> {
             contact,
             text,
             wait,
+            reply_to,
             net,
-        } => return online::send(&cli, contact, text, *wait, net, out),
+        } => {
+            let reply_to = reply_to
+                .as_deref()
+                .map(|id| {
+                    MessageId::parse(id)
+                        .ok_or_else(|| anyhow!("--reply-to {id:?} is not a message id"))
+                })
+                .transpose()?;
+            return online::send(&cli, contact, text, reply_to, *wait, net, out);
+        }
         Command::Run { net } => online::run(&cli, net, out)?,
         Command::Group(command) => return group_cmd::run(&cli, command, out),
         Command::SendFile {

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use tern_node::api::{ConversationId, Event, MessageStatus};
 use tern_node::node::Node;
+use tern_protocol::MessageId;
 use tokio::sync::broadcast;
 
 use crate::output::{Out, print_event, print_request};
@@ -30,6 +31,7 @@ pub(crate) fn send(
     cli: &Cli,
     contact: &str,
     text: &str,
+    reply_to: Option<MessageId>,
     wait: u64,
     net: &NetArgs,
     out: Out,
@@ -40,9 +42,16 @@ pub(crate) fn send(
     let rt = runtime()?;
     rt.block_on(async {
         let (node, mut events) = Node::start(profile, net.config(&profile_dir(cli)?))?;
-        let message = node
-            .send_text(contact.conversation(), text.to_owned())
-            .await?;
+        let message = match reply_to {
+            Some(to) => {
+                node.send_reply(contact.conversation(), text.to_owned(), to)
+                    .await?
+            }
+            None => {
+                node.send_text(contact.conversation(), text.to_owned())
+                    .await?
+            }
+        };
         let delivered = tokio::time::timeout(Duration::from_secs(wait), async {
             loop {
                 match events.recv().await {

@@ -39,7 +39,7 @@ pub(crate) fn contact_json(profile: &Profile, c: &Contact) -> Value {
 }
 
 fn message_json(contact: &str, m: &Message) -> Value {
-    json!({
+    let mut value = json!({
         "contact": contact,
         "id": m.id.to_string(),
         "direction": if m.outgoing() { "out" } else { "in" },
@@ -47,13 +47,25 @@ fn message_json(contact: &str, m: &Message) -> Value {
         "received_at_ms": m.received_at_ms,
         "status": m.status.as_str(),
         "text": m.text,
-    })
+    });
+    if let Some(to) = m.reply_to {
+        value["reply_to"] = json!(to.to_string());
+    }
+    value
 }
 
 pub(crate) fn print_message(out: Out, contact: &str, m: &Message) {
     out.print(message_json(contact, m), || {
         let arrow = if m.outgoing() { "->" } else { "<-" };
-        format!("{arrow} {contact}\t[{}]\t{}", m.status.as_str(), m.text)
+        let reply = m
+            .reply_to
+            .map(|to| format!("(reply to {to}) "))
+            .unwrap_or_default();
+        format!(
+            "{arrow} {contact}\t[{}]\t{reply}{}",
+            m.status.as_str(),
+            m.text
+        )
     });
 }
 
