@@ -8,11 +8,10 @@
 use std::time::{Duration, Instant};
 
 use egui::{Align, Key, KeyboardShortcut, Layout, Modifiers, RichText};
+use tern_protocol::MessageId;
 
 use crate::action::Action;
 use crate::chat::ChatView;
-use tern_protocol::MessageId;
-
 use crate::model::{Confirm, ContactState, Dialog, Model, OpenConversation};
 use crate::screens::conversation_list::GROUP_GLYPH;
 use crate::timer_menu::{timer_badge, timer_menu};
