@@ -133,6 +133,8 @@ mod backup;
 mod batch;
 mod dedupe;
 mod detached;
+#[cfg(test)]
+mod envelope_tests;
 mod files;
 mod groups;
 mod health;
@@ -150,6 +152,8 @@ mod rekey;
 mod rekey_tests;
 mod rollback;
 mod search;
+#[cfg(test)]
+mod tamper_tests;
 #[cfg(test)]
 mod tests;
 mod timers;
