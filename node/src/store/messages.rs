@@ -504,43 +504,50 @@ impl Batch<'_> {
         status: MessageStatus,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let row = message_row(self.keys, &conversation.into(), id);
-        let Some(key) = indexed_key(self.keys, &self.txn.open_table(MESSAGE_INDEX)?, &row)? else {
+        let Some((key, mut message)) = self.record_at(&conversation.into(), id)? else {
             return Ok(false);
-        };
-        let mut messages = self.txn.open_table(MESSAGES)?;
-        let Some(mut message) = message_at(self.keys, &messages, &key)? else {
-            return Err(StoreError::Corrupt(
-                "a message index entry points to no message".into(),
-            ));
         };
         if !message.status.can_become(status, message.outgoing) {
             return Ok(false);
         }
-        message.status = status;
-        let now = now_ms;
-        match status {
-            MessageStatus::Delivered if message.delivered_at_ms == 0 => {
-                message.delivered_at_ms = now;
-            }
-            MessageStatus::Read => {
-                if message.read_at_ms == 0 {
-                    message.read_at_ms = now;
-                }
-                if message.outgoing && message.delivered_at_ms == 0 {
-                    message.delivered_at_ms = message.read_at_ms;
-                }
-            }
-            _ => {}
-        }
-        let plain = Zeroizing::new(message.encode()?);
-        let sealed = self.keys.seal(MESSAGES.name(), &key, &plain);
-        messages.insert(key.as_slice(), sealed.as_slice())?;
-        drop(messages);
+        message.move_to(status, now_ms);
+        self.rewrite_record(&key, &message)?;
         if status != MessageStatus::Received {
             self.txn.open_table(UNREAD)?.remove(key.as_slice())?;
         }
         Ok(true)
+    }
+
+    /// A stored message's key and record, as this transaction sees them; `None` if it is not stored.
+    pub(super) fn record_at(
+        &self,
+        conversation: &ConversationId,
+        id: &MessageId,
+    ) -> Result<Option<([u8; MESSAGE_KEY_LEN], MessageRecord)>, StoreError> {
+        let row = message_row(self.keys, conversation, id);
+        let Some(key) = indexed_key(self.keys, &self.txn.open_table(MESSAGE_INDEX)?, &row)? else {
+            return Ok(None);
+        };
+        match message_at(self.keys, &self.txn.open_table(MESSAGES)?, &key)? {
+            Some(message) => Ok(Some((key, message))),
+            None => Err(StoreError::Corrupt(
+                "a message index entry points to no message".into(),
+            )),
+        }
+    }
+
+    /// Seals `message` back into its row `key` (one [`Self::record_at`] gave).
+    pub(super) fn rewrite_record(
+        &mut self,
+        key: &[u8; MESSAGE_KEY_LEN],
+        message: &MessageRecord,
+    ) -> Result<(), StoreError> {
+        let plain = Zeroizing::new(message.encode()?);
+        let sealed = self.keys.seal(MESSAGES.name(), key, &plain);
+        self.txn
+            .open_table(MESSAGES)?
+            .insert(key.as_slice(), sealed.as_slice())?;
+        Ok(())
     }
 
     /// Deletes every message of a conversation (with its index, unread and search rows) and every outbox entry

@@ -1,15 +1,12 @@
 //! Per-member statuses of an outgoing group message (docs/protocol.md §18.10): kept in the message's own
 //! record (version 5), so they go wherever the message goes (expiry, deletion, re-keying, backups).
 
-use redb::TableHandle;
 use tern_protocol::{IdentityKey, MessageId};
-use zeroize::Zeroizing;
 
 use crate::api::{ConversationId, MessageStatus, RecipientStatus};
 
+use super::StoreError;
 use super::batch::Batch;
-use super::messages::{indexed_key, message_at, message_row};
-use super::{CONV_MESSAGE_INDEX as MESSAGE_INDEX, CONV_MESSAGES as MESSAGES, StoreError};
 
 /// What a member's receipt changed on an outgoing group message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,15 +43,8 @@ impl Batch<'_> {
         if !matches!(status, MessageStatus::Delivered | MessageStatus::Read) {
             return Ok(None);
         }
-        let row = message_row(self.keys, &conversation, id);
-        let Some(key) = indexed_key(self.keys, &self.txn.open_table(MESSAGE_INDEX)?, &row)? else {
+        let Some((key, mut message)) = self.record_at(&conversation, id)? else {
             return Ok(None);
-        };
-        let mut messages = self.txn.open_table(MESSAGES)?;
-        let Some(mut message) = message_at(self.keys, &messages, &key)? else {
-            return Err(StoreError::Corrupt(
-                "a message index entry points to no message".into(),
-            ));
         };
         let Some(entry) = message.recipients.iter_mut().find(|r| r.member == *member) else {
             return Ok(None);
@@ -77,17 +67,9 @@ impl Batch<'_> {
         };
         let moved = all.filter(|&to| message.status.can_become(to, true));
         if let Some(to) = moved {
-            message.status = to;
-            if message.delivered_at_ms == 0 {
-                message.delivered_at_ms = now_ms;
-            }
-            if to == MessageStatus::Read && message.read_at_ms == 0 {
-                message.read_at_ms = now_ms;
-            }
+            message.move_to(to, now_ms);
         }
-        let plain = Zeroizing::new(message.encode()?);
-        let sealed = self.keys.seal(MESSAGES.name(), &key, &plain);
-        messages.insert(key.as_slice(), sealed.as_slice())?;
+        self.rewrite_record(&key, &message)?;
         Ok(Some(RecipientUpdate {
             recipients: message.recipients,
             status: moved,

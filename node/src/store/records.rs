@@ -293,6 +293,24 @@ impl MessageRecord {
         }
     }
 
+    /// Moves the record to `status` at `now_ms`, noting when it was delivered and read (once each; a read
+    /// outgoing message with no delivery time known gets the read time as both).
+    pub(in crate::store) fn move_to(&mut self, status: MessageStatus, now_ms: u64) {
+        self.status = status;
+        match status {
+            MessageStatus::Delivered if self.delivered_at_ms == 0 => self.delivered_at_ms = now_ms,
+            MessageStatus::Read => {
+                if self.read_at_ms == 0 {
+                    self.read_at_ms = now_ms;
+                }
+                if self.outgoing && self.delivered_at_ms == 0 {
+                    self.delivered_at_ms = self.read_at_ms;
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Whether its disappearing-message timer ran out by `now_ms`.
     pub(in crate::store) fn expired(&self, now_ms: u64) -> bool {
         self.expires_at_ms != 0 && self.expires_at_ms <= now_ms
