@@ -53,6 +53,10 @@ struct Args {
     /// The transport the `peers` scenario's idle peers connect over.
     #[arg(long, value_enum, default_value_t = PeerTransport::Tcp)]
     peer_transport: PeerTransport,
+    /// In the `peers` scenario, run the bootstrap node holding no files (`[files] quota_bytes = 0`), which
+    /// leaves out the per-connection stream handler: what holding files costs per peer.
+    #[arg(long)]
+    peers_without_files: bool,
     /// Messages in the profile of the `store` scenario.
     #[arg(long, default_value_t = 1_000_000)]
     store_messages: usize,
@@ -923,7 +927,7 @@ fn raise_fd_limit(want: u64) -> Option<u64> {
 /// ephemeral range (28,232 ports by default on Linux), so 50,000 peers need more than one server address.
 const PEERS_PER_ADDRESS: usize = 20_000;
 
-async fn peers(count: usize, transport: PeerTransport) -> Result<()> {
+async fn peers(count: usize, transport: PeerTransport, files: bool) -> Result<()> {
     // Each peer is a descriptor in this process, and over TCP one in the server.
     let want = count as u64 + 1_000;
     match raise_fd_limit(want) {
@@ -940,8 +944,13 @@ async fn peers(count: usize, transport: PeerTransport) -> Result<()> {
     let server = Bootstrap::spawn_on(
         &listen,
         &format!(
-            "[connections]\nmax_established = {}\nmax_pending_incoming = 256\n",
-            count + 100
+            "[connections]\nmax_established = {}\nmax_pending_incoming = 256\n{}",
+            count + 100,
+            if files {
+                ""
+            } else {
+                "[files]\nquota_bytes = 0\n"
+            }
         ),
     )?;
     anyhow::ensure!(
@@ -984,8 +993,9 @@ async fn peers(count: usize, transport: PeerTransport) -> Result<()> {
     let per_peer_kb = (after.saturating_sub(before)) as f64 * 1.024 / count as f64;
     print_table(
         &format!(
-            "peers: {count} idle peers connected to a tern-bootstrap process over loopback {}",
-            transport.name()
+            "peers: {count} idle peers connected to a tern-bootstrap process over loopback {}{}",
+            transport.name(),
+            if files { "" } else { " (holding no files)" }
         ),
         &[Row::new(
             "resident memory per connected idle peer vs ~600 KB/connection reported for other libp2p stacks",
@@ -1136,7 +1146,7 @@ fn main() -> Result<()> {
                 mailbox(args.deposits).await?;
             }
             if wants(Scenario::Peers) {
-                peers(args.peers, args.peer_transport).await?;
+                peers(args.peers, args.peer_transport, !args.peers_without_files).await?;
             }
             if wants(Scenario::Reach) {
                 reach::run(args.messages).await?;

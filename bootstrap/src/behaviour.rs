@@ -7,7 +7,7 @@ use libp2p::{
     identity::Keypair,
     kad, ping, relay,
     request_response::{self, ProtocolSupport},
-    swarm::NetworkBehaviour,
+    swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
 };
 use tern_node::{
     mailbox::{MailboxCodec, MailboxProtocol},
@@ -50,6 +50,9 @@ pub struct ServerBehaviour {
     pub mailbox: request_response::Behaviour<MailboxCodec>,
     /// `/tern/envelope/1`, outbound only: pushes new mail to an owner who is connected.
     pub envelope: request_response::Behaviour<EnvelopeCodec>,
+    /// `/tern/file-hold/1` and `/tern/file/1` streams, for the files held for recipients who are offline
+    /// (served beside the event loop); off when the configuration holds no files.
+    pub stream: Toggle<libp2p_stream::Behaviour>,
 }
 
 impl ServerBehaviour {
@@ -60,6 +63,7 @@ impl ServerBehaviour {
         limits: &Limits,
         relay: relay::Config,
         request_timeout: Duration,
+        files: bool,
     ) -> Self {
         let peer_id = keypair.public().to_peer_id();
         let mut kad = kad_behaviour(peer_id);
@@ -83,6 +87,7 @@ impl ServerBehaviour {
                 ProtocolSupport::Outbound,
                 request_timeout,
             ),
+            stream: files.then(libp2p_stream::Behaviour::new).into(),
         }
     }
 }

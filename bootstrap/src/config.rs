@@ -123,6 +123,8 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// Mailbox limits.
     pub mailbox: MailboxLimits,
+    /// Files held for recipients who are offline (docs/protocol.md §19.9).
+    pub files: FileLimits,
     /// Connection limits.
     pub connections: ConnectionLimits,
     /// Circuit relay limits.
@@ -148,6 +150,7 @@ impl Default for Config {
             peers: Vec::new(),
             metrics: None,
             mailbox: MailboxLimits::default(),
+            files: FileLimits::default(),
             connections: ConnectionLimits::default(),
             relay: RelayLimits::default(),
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
@@ -331,6 +334,44 @@ impl MailboxLimits {
             unclaimed_bytes: self.unclaimed_bytes,
             unclaimed_ttl_s: self.unclaimed_ttl_secs,
             claim_ttl_s: self.claim_ttl_secs,
+        }
+    }
+}
+
+/// What the server holds of files sent to recipients who are offline. A file is kept as long as mail
+/// (`mailbox.max_ttl_secs` after it was last asked for), as ciphertext in `files/` in the data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileLimits {
+    /// The largest file held, in ciphertext bytes (16 bytes per 64 KiB over the file's size). Larger ones
+    /// are refused, and their senders told the limit.
+    pub max_file_bytes: u64,
+    /// All files held together, in ciphertext bytes: the disk budget for files. Zero holds no files.
+    pub quota_bytes: u64,
+}
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        let limits = tern_node::files::HoldLimits::default();
+        Self {
+            max_file_bytes: limits.max_file_bytes,
+            quota_bytes: limits.quota_bytes,
+        }
+    }
+}
+
+impl FileLimits {
+    /// Whether the server holds files at all.
+    pub fn enabled(&self) -> bool {
+        self.quota_bytes > 0 && self.max_file_bytes > 0
+    }
+
+    /// The holder's limits, keeping files as long as `mailbox` keeps mail.
+    pub fn to_hold_limits(&self, mailbox: &MailboxLimits) -> tern_node::files::HoldLimits {
+        tern_node::files::HoldLimits {
+            max_file_bytes: self.max_file_bytes,
+            quota_bytes: self.quota_bytes,
+            keep_for: Duration::from_secs(mailbox.max_ttl_secs),
         }
     }
 }

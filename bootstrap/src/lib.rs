@@ -23,6 +23,6 @@ mod metrics;
 pub mod server;
 
 pub use behaviour::{ServerBehaviour, ServerBehaviourEvent};
-pub use config::{Config, ConfigError, ConnectionLimits, MailboxLimits, RelayLimits};
+pub use config::{Config, ConfigError, ConnectionLimits, FileLimits, MailboxLimits, RelayLimits};
 pub use key::{KeyError, NODE_KEY_FILE, load_or_create};
-pub use server::{MAILBOX_DB_FILE, Server, ServerError};
+pub use server::{FILES_DIR, MAILBOX_DB_FILE, Server, ServerError};

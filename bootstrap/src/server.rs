@@ -5,6 +5,7 @@ use std::{
     convert::Infallible,
     io::Write,
     net::SocketAddr,
+    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -23,6 +24,7 @@ use libp2p::{
     tcp, yamux,
 };
 use tern_node::{
+    files::{FileHolder, FileService, FileStore},
     mailbox::{
         MailboxRequest, MailboxResponse,
         host::MailboxHost,
@@ -50,6 +52,8 @@ use crate::{
     metrics::{self, Metrics},
 };
 
+/// The directory of files held for recipients who are offline, inside the data directory.
+pub const FILES_DIR: &str = "files";
 /// The mailbox database's file name inside the data directory.
 pub const MAILBOX_DB_FILE: &str = "mailbox.redb";
 /// How long [`Server::spawn`] waits for every listener to report an address.
@@ -104,6 +108,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The files held for others could not be opened.
+    #[error("files: {0}")]
+    Files(String),
     /// The event loop task panicked or was cancelled.
     #[error("the event loop task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -178,11 +185,17 @@ impl Server {
                         &limits,
                         relay,
                         DEFAULT_REQUEST_TIMEOUT,
+                        config.files.enabled(),
                     ))
                 }),
         )
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
         .build();
+
+        let files = match swarm.behaviour().0.stream.as_ref() {
+            Some(stream) => Some(start_files(&config, stream.new_control(), &span)?),
+            None => None,
+        };
 
         let mut listeners = HashMap::new();
         for addr in &config.listen {
@@ -250,6 +263,7 @@ impl Server {
             listen_tx,
             connected_tx,
             purge_interval: config.purge_interval(),
+            files,
         };
         event_loop.update_metrics();
         event_loop.redial();
@@ -372,6 +386,32 @@ fn now_s() -> u64 {
         .unwrap_or(0)
 }
 
+/// Opens `files/` in the data directory, serves `/tern/file/1` from it and answers `/tern/file-hold/1` within
+/// the configured limits.
+fn start_files(
+    config: &Config,
+    control: libp2p_stream::Control,
+    span: &tracing::Span,
+) -> Result<HeldFiles, ServerError> {
+    let error = |e: &dyn std::fmt::Display| ServerError::Files(e.to_string());
+    let store = FileStore::open(config.data_dir.join(FILES_DIR)).map_err(|e| error(&e))?;
+    let service = Arc::new(FileService::new(store, control.clone()).map_err(|e| error(&e))?);
+    let limits = config.files.to_hold_limits(&config.mailbox);
+    let holder = FileHolder::start(service.clone(), control, limits).map_err(|e| error(&e))?;
+    info!(parent: span, held_bytes = holder.held_bytes(), ?limits, "holding files for offline recipients");
+    Ok(HeldFiles {
+        _service: service,
+        holder: Arc::new(holder),
+    })
+}
+
+/// The files held for recipients who are offline: the service that fetches and serves them, and the holder
+/// that takes requests and deletes expired ones.
+struct HeldFiles {
+    _service: Arc<FileService>,
+    holder: Arc<FileHolder>,
+}
+
 /// Owns the swarm and the mailbox; everything happens on its task.
 struct EventLoop {
     swarm: Swarm<Boxed<ServerBehaviour>>,
@@ -386,6 +426,7 @@ struct EventLoop {
     listen_tx: watch::Sender<ListenState>,
     connected_tx: watch::Sender<usize>,
     purge_interval: Duration,
+    files: Option<HeldFiles>,
 }
 
 impl EventLoop {
@@ -529,6 +570,8 @@ impl EventLoop {
                 }
             }
             ServerBehaviourEvent::Identify(event) => trace!(?event, "identify"),
+            // The stream behaviour reports nothing: its streams go to the file holder's tasks.
+            ServerBehaviourEvent::Stream(()) => {}
             ServerBehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer, is_new_peer, ..
             }) => {
@@ -675,6 +718,14 @@ impl EventLoop {
             Ok(0) => {}
             Ok(purged) => info!(purged, "deleted expired mail"),
             Err(e) => warn!(error = %e, "cannot delete expired mail"),
+        }
+        if let Some(files) = &self.files {
+            let holder = files.holder.clone();
+            // Directory reads and deletes: off the loop's task.
+            tokio::task::spawn_blocking(move || match holder.sweep(SystemTime::now()) {
+                0 => {}
+                deleted => info!(deleted, "deleted expired files"),
+            });
         }
         self.update_metrics();
     }

@@ -137,9 +137,11 @@ pub enum Action {
         seconds: u32,
     },
 
-    // ---- files (1:1 conversations) ----
+    // ---- files ----
     /// Open the path dialog to send a file in the conversation.
     AskAttach(ConversationKey),
+    /// Send the picture on the clipboard in the conversation.
+    PastePicture(ConversationKey),
     /// Send the file at `path` in the conversation.
     SendFile {
         conversation: ConversationKey,
@@ -306,6 +308,7 @@ impl Action {
             Self::MarkRead { .. } => "mark-read",
             Self::SetTimer { .. } => "set-timer",
             Self::AskAttach(_) => "ask-attach",
+            Self::PastePicture(_) => "paste-picture",
             Self::SendFile { .. } => "send-file",
             Self::ChoosePath => "choose-path",
             Self::AskSaveFile { .. } => "ask-save-file",

@@ -218,20 +218,15 @@ impl eframe::App for TernApp {
         } else {
             egui::Theme::Light
         });
-        // A file dropped on an open 1:1 conversation is sent there (unless a dialog is up); anywhere
-        // else a dropped picture is read for a QR code.
+        // A file dropped on an open conversation (1:1 or group) is sent there (unless a dialog is up);
+        // anywhere else a dropped picture is read for a QR code.
         let dropped: Option<PathBuf> =
             ctx.input(|i| i.raw.dropped_files.iter().find_map(|f| f.path.clone()));
         if let Some(path) = dropped
             && self.model.screen == Screen::Main
         {
-            let open_direct = self
-                .model
-                .open
-                .as_ref()
-                .map(|o| o.conversation)
-                .filter(|c| c.direct().is_some());
-            let action = match open_direct {
+            let open = self.model.open.as_ref().map(|o| o.conversation);
+            let action = match open {
                 Some(conversation)
                     if matches!(self.model.dialog, None | Some(Dialog::AttachFile)) =>
                 {

@@ -23,7 +23,10 @@ use crate::model::{ContactState, ConversationKey, Cursor, Dialog, Model, PAGE, S
 mod backup;
 mod files;
 mod groups;
+mod paste;
 mod settings;
+
+pub use paste::{Clipboard, ClipboardPicture, MAX_PASTE_PIXELS, PasteError};
 
 /// How [`Backend::unlock`] comes by the profile it opens.
 enum Opening {
@@ -69,6 +72,8 @@ pub struct Backend {
     pub options: Options,
     /// Keeps the drafts' saves in order (`settings.rs`).
     drafts: settings::DraftSaves,
+    /// Where "Paste a picture" reads from (`paste.rs`).
+    pub clipboard: Clipboard,
 }
 
 impl std::fmt::Debug for Backend {
@@ -99,6 +104,7 @@ impl Backend {
             ctx,
             options,
             drafts: settings::DraftSaves::default(),
+            clipboard: Clipboard::default(),
         })
     }
 

@@ -291,6 +291,12 @@ impl Executor<'_> {
                 self.show_dialog(Dialog::AttachFile);
                 self.views.dialogs.file_path = Default::default();
             }
+            Action::PastePicture(conversation) => {
+                if let Some(node) = self.node() {
+                    self.views.chat.follow();
+                    backend.paste_picture(&node, conversation);
+                }
+            }
             Action::ChoosePath => {
                 let form = &mut self.views.dialogs.file_path;
                 let save_as = form.saving.as_ref().map(|_| file_path::expand(&form.path));
@@ -318,10 +324,7 @@ impl Executor<'_> {
                 });
             }
             Action::SendFile { conversation, path } => {
-                if conversation.is_group() {
-                    self.model
-                        .error("Files cannot be sent in a group yet: only to one contact.");
-                } else if let Some(node) = self.node() {
+                if let Some(node) = self.node() {
                     self.views.chat.follow();
                     backend.send_file(&node, conversation, path);
                 }

@@ -329,3 +329,56 @@ fn a_reply_shows_what_it_answers_in_the_composer_and_on_its_bubble() {
     assert!(!has_label(&h, &replying), "the composer let go of it");
     shutdown(&mut h);
 }
+
+#[test]
+fn paste_a_picture_sends_the_clipboards_picture_with_its_preview_or_says_there_is_none() {
+    use std::sync::Arc;
+    use tern_gui::backend::{Clipboard, ClipboardPicture};
+    use tern_gui::screens::conversation::PASTE_PICTURE;
+
+    let (mut h, _dirs) = unlocked_with(&["Pat"]);
+    open_conversation(&mut h, "Pat", 0);
+
+    // Nothing on the clipboard: said once, nothing sent.
+    h.state_mut().backend.clipboard = Clipboard::Fixed(None);
+    click(&mut h, PASTE_PICTURE);
+    settle(&mut h, "the empty clipboard said plainly", |h| {
+        has_label(h, "There is no picture on the clipboard")
+    });
+    assert!(texts(&h).is_empty());
+
+    // A picture: it goes as a PNG file, with its preview in the bubble.
+    let pixels: Vec<u8> = (0..64 * 48)
+        .flat_map(|i| [(i % 64 * 4) as u8, (i / 64 * 5) as u8, 90, 255])
+        .collect();
+    h.state_mut().backend.clipboard = Clipboard::Fixed(Some(ClipboardPicture {
+        width: 64,
+        height: 48,
+        rgba: Arc::new(pixels),
+    }));
+    click(&mut h, PASTE_PICTURE);
+    settle(&mut h, "the pasted picture's card", |h| {
+        h.state().model.open.as_ref().is_some_and(|o| {
+            o.messages
+                .iter()
+                .any(|m| m.attachment.as_ref().is_some_and(|a| a.thumbnail.is_some()))
+        })
+    });
+    let attachment = h.state().model.open.as_ref().unwrap().messages[0]
+        .attachment
+        .clone()
+        .unwrap();
+    assert!(
+        attachment.name.starts_with("pasted-") && attachment.name.ends_with(".png"),
+        "{}",
+        attachment.name
+    );
+    assert_eq!(attachment.media_type, "image/png");
+    h.step();
+    assert!(has_label(&h, &format!("📄 {}", attachment.name)));
+    assert!(
+        h.query_by_label(&format!("Preview of {}", attachment.name))
+            .is_some()
+    );
+    shutdown(&mut h);
+}

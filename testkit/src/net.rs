@@ -254,10 +254,15 @@ pub fn bootstrap_config(dir: &Path) -> Config {
 /// A bootstrap server in this process ([`bootstrap_config`], federating with `peers`) and its TCP address
 /// with `/p2p/`.
 pub async fn spawn_bootstrap(dir: &Path, peers: Vec<Multiaddr>) -> (Server, Multiaddr) {
-    let config = Config {
+    spawn_bootstrap_with(Config {
         peers,
         ..bootstrap_config(dir)
-    };
+    })
+    .await
+}
+
+/// A bootstrap server in this process with `config`, and its TCP address with `/p2p/`.
+pub async fn spawn_bootstrap_with(config: Config) -> (Server, Multiaddr) {
     let server = Server::spawn(config).await.unwrap();
     let addr = server
         .listen_addrs()

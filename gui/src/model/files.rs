@@ -142,6 +142,22 @@ impl Model {
         });
     }
 
+    /// A mailbox server would not keep a file this profile sent for a recipient who is offline: say so
+    /// once, naming the file when its message is in view.
+    pub fn file_not_held(&mut self, conversation: ConversationKey, id: MessageId, reason: &str) {
+        let name = self
+            .open
+            .as_ref()
+            .filter(|o| o.conversation == conversation)
+            .and_then(|o| o.messages.iter().find(|m| m.id == id))
+            .and_then(|m| m.attachment.as_ref())
+            .map_or_else(|| "a file you sent".to_owned(), |a| format!("“{}”", a.name));
+        self.error(format!(
+            "The mailbox will not keep {name} while you are offline ({reason}). It can be \
+             downloaded from this computer while you are online."
+        ));
+    }
+
     /// A file is whole here, or was paused, resumed, cancelled or given up on.
     pub fn file_state(&mut self, conversation: ConversationKey, id: MessageId, state: FileState) {
         self.change_attachment(conversation, id, |a| {
@@ -254,5 +270,22 @@ mod tests {
         // Another message's id changes nothing.
         m.file_state(conversation, MessageId([9; 16]), FileState::Failed);
         assert_eq!(shown(&m).state, FileState::Complete);
+    }
+
+    #[test]
+    fn a_mailbox_refusing_a_file_is_one_error_naming_the_file_when_it_is_in_view() {
+        let mut m = Model::default();
+        let a = key(1);
+        m.open_conversation(a);
+        let mut sent = message(a, 1, 10, true);
+        sent.attachment = Some(attachment(FileState::Complete, 100, 100));
+        m.message_stored(sent);
+        m.file_not_held(a.into(), MessageId([1; 16]), "too large");
+        m.file_not_held(a.into(), MessageId([2; 16]), "no room");
+        assert_eq!(m.notices.len(), 2);
+        assert!(m.notices.iter().all(|n| n.error));
+        assert!(m.notices[0].text.contains("“notes.txt”"));
+        assert!(m.notices[0].text.contains("(too large)"));
+        assert!(m.notices[1].text.contains("a file you sent"), "not in view");
     }
 }

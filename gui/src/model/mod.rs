@@ -541,6 +541,12 @@ impl Model {
                 state,
                 ..
             } => self.file_state(conversation, id, state),
+            Event::FileNotHeld {
+                conversation,
+                id,
+                reason,
+                ..
+            } => self.file_not_held(conversation, id, &reason),
             Event::Undecryptable { contact, name } => self.undecryptable(contact, &name),
             Event::BackupWritten { .. } => self.auto_backup_written(tern_node::api::now_ms()),
             _ => {}

@@ -32,6 +32,8 @@ pub struct Composer {
 
 /// "typing" is sent again while the person keeps typing, at most this often.
 pub const TYPING_RESEND: Duration = Duration::from_secs(3);
+/// The composer's button that sends the picture on the clipboard (the toolkit's Ctrl+V pastes text only).
+pub const PASTE_PICTURE: &str = "Paste a picture";
 
 /// What the header says about the contact: typing, online (and how it is reached, when the node said), or
 /// offline.
@@ -303,14 +305,20 @@ fn composer(
             }
         }
         send |= ui.button("Send").clicked();
-        // Files go to one contact only (not yet in a group).
-        if tells_typing {
+        {
             let attach = ui.button("📎").on_hover_text("Send a file");
             attach.widget_info(|| {
                 egui::WidgetInfo::labeled(egui::WidgetType::Button, true, "Send a file")
             });
             if attach.clicked() {
                 actions.push(Action::AskAttach(conversation));
+            }
+            let paste = ui.button("🖼").on_hover_text(PASTE_PICTURE);
+            paste.widget_info(|| {
+                egui::WidgetInfo::labeled(egui::WidgetType::Button, true, PASTE_PICTURE)
+            });
+            if paste.clicked() {
+                actions.push(Action::PastePicture(conversation));
             }
         }
         if enter {

@@ -684,4 +684,20 @@ pub enum Event {
         state: FileState,
         reason: String,
     },
+    /// A mailbox server holds a file this profile sent, for recipients who are offline (docs/protocol.md
+    /// §19.9): they can fetch it from there once this computer is off. `keep_secs`: how long it keeps it.
+    FileHeld {
+        conversation: ConversationId,
+        id: MessageId,
+        server: PeerId,
+        keep_secs: u64,
+    },
+    /// A mailbox server would not hold a file this profile sent (`reason` says why, in plain words): the
+    /// recipient can fetch it only from this computer, while it is online.
+    FileNotHeld {
+        conversation: ConversationId,
+        id: MessageId,
+        server: PeerId,
+        reason: String,
+    },
 }

@@ -10,6 +10,7 @@
 //!
 //! The formats (chunk encryption, hash, announcement) are `tern_protocol::file`'s.
 
+pub mod hold;
 pub mod store;
 pub mod strip;
 pub mod thumb;
@@ -31,6 +32,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 pub use crate::api::FilesError;
+pub use hold::{FileHolder, HoldError, HoldLimits};
 pub use store::FileStore;
 pub use transfer::PROTOCOL;
 

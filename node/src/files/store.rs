@@ -56,6 +56,11 @@ impl FileStore {
         self.root.join(hash.to_hex())
     }
 
+    /// Where the file's ciphertext is (whether or not it is there).
+    pub fn data_path(&self, hash: &FileHash) -> PathBuf {
+        self.dir(hash).join(DATA)
+    }
+
     /// Whether any part of the file is held here.
     pub fn contains(&self, hash: &FileHash) -> bool {
         self.dir(hash).is_dir()

@@ -68,14 +68,18 @@ impl EventLoop {
                     }
                 }
                 Action::Deposit { server, entry } => {
-                    let message = entry.message_id;
+                    let (message, recipient) = (entry.message_id, entry.recipient);
                     let request = MailboxRequest::Deposit {
                         envelope: entry.envelope,
                     };
                     if !self.mailbox_request(
                         server,
                         request,
-                        MailboxCall::Deposit { server, message },
+                        MailboxCall::Deposit {
+                            server,
+                            message,
+                            recipient,
+                        },
                     ) {
                         self.delivery
                             .handle_deposit_answered(server, message, false, now);
@@ -170,14 +174,21 @@ impl EventLoop {
 
     /// Tells the machine which mailbox servers take mail for recipients whose own are unknown.
     pub(super) fn update_shared_servers(&mut self) {
-        let servers = self
-            .my_mailboxes
+        let servers = self.mailbox_servers();
+        if let Some(files) = &self.files {
+            files.set_mailboxes(servers.clone());
+        }
+        self.delivery.handle_shared_servers(servers);
+        self.run_delivery();
+    }
+
+    /// This profile's mailbox servers: those configured, then those found on the LAN.
+    pub(super) fn mailbox_servers(&self) -> Vec<PeerId> {
+        self.my_mailboxes
             .iter()
             .map(|(p, _)| *p)
             .chain(self.lan_mailboxes.iter().copied())
-            .collect();
-        self.delivery.handle_shared_servers(servers);
-        self.run_delivery();
+            .collect()
     }
 
     /// A recipient's mailbox servers: those its card names, else its record in the DHT.

@@ -6,11 +6,12 @@
 //! fetched from its sender, at most [`MAX_CONCURRENT_FETCHES`] at once, each resuming from what is on
 //! disk. Progress is reported at most every [`crate::files::PROGRESS_INTERVAL`] per file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use libp2p::PeerId;
 use tern_protocol::file::FileHash;
 use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinHandle;
@@ -19,14 +20,17 @@ use tracing::{debug, warn};
 use super::WeakNode;
 use crate::api::{self, Attachment, ConversationId, FileState};
 use crate::files::{
-    AddedFile, FileService, FilesError, PROGRESS_INTERVAL, RETRY_INTERVAL, TransferError,
-    TransferEvent,
+    AddedFile, FetchReport, FileService, FilesError, PROGRESS_INTERVAL, RETRY_INTERVAL,
+    TransferError, TransferEvent,
 };
 use crate::store::AttachmentRecord;
 
 /// Files fetched at once; others wait their turn (below the service's own bound, so it never refuses).
 pub const MAX_CONCURRENT_FETCHES: usize = 4;
 const _: () = assert!(MAX_CONCURRENT_FETCHES <= crate::files::MAX_FETCHING);
+/// Files being offered to mailbox servers, or held by them, that are remembered (so that each deposit of the
+/// same announcement does not ask again); past it the memory starts over.
+pub const MAX_HOLDS_REMEMBERED: usize = 1024;
 
 struct Live {
     /// Which fetch task this entry is for (a resumed fetch gets a new one).
@@ -57,6 +61,10 @@ pub(crate) struct FileWire {
     slots: Arc<Semaphore>,
     generations: std::sync::atomic::AtomicU64,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// This profile's mailbox servers: where a file is looked for when its sender is away.
+    mailboxes: Mutex<Vec<PeerId>>,
+    /// (server, file) offers under way or held.
+    holds: Mutex<HashSet<(PeerId, FileHash)>>,
 }
 
 impl std::fmt::Debug for FileWire {
@@ -83,7 +91,95 @@ impl FileWire {
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_FETCHES)),
             generations: std::sync::atomic::AtomicU64::new(0),
             tasks: Mutex::new(Vec::new()),
+            mailboxes: Mutex::new(Vec::new()),
+            holds: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Where files are looked for when their sender is away (this profile's mailbox servers).
+    pub(crate) fn set_mailboxes(&self, servers: Vec<PeerId>) {
+        if let Ok(mut mailboxes) = self.mailboxes.lock() {
+            *mailboxes = servers;
+        }
+    }
+
+    /// Asks `server` to hold the file of `record` (one this profile sent), once per server and file;
+    /// reports the outcome as [`api::Event::FileHeld`] or [`api::Event::FileNotHeld`]. A refusal is
+    /// forgotten, so the next deposit there asks again.
+    pub(crate) fn hold(self: &Arc<Self>, server: PeerId, record: AttachmentRecord) {
+        let hash = record.announcement.hash;
+        {
+            let Ok(mut holds) = self.holds.lock() else {
+                return;
+            };
+            if holds.len() >= MAX_HOLDS_REMEMBERED {
+                holds.clear();
+            }
+            if !holds.insert((server, hash)) {
+                return;
+            }
+        }
+        let wire = self.clone();
+        let task = tokio::spawn(async move {
+            let (conversation, id) = (record.conversation, record.id);
+            let result = wire
+                .service
+                .ask_hold(server, hash, record.announcement.size)
+                .await;
+            let event = match result {
+                Ok(keep) => api::Event::FileHeld {
+                    conversation,
+                    id,
+                    server,
+                    keep_secs: keep.as_secs(),
+                },
+                Err(e) => {
+                    debug!(%hash, %server, "a mailbox does not hold a file: {e}");
+                    if let Ok(mut holds) = wire.holds.lock() {
+                        holds.remove(&(server, hash));
+                    }
+                    api::Event::FileNotHeld {
+                        conversation,
+                        id,
+                        server,
+                        reason: e.to_string(),
+                    }
+                }
+            };
+            wire.emit(event);
+        });
+        self.keep(task);
+    }
+
+    /// Fetches a file from its sender, or, when the sender is away or no longer has it, from this
+    /// profile's mailbox servers (which hold files for recipients who were offline, §19.9). The sender's
+    /// outcome stands unless a mailbox server has the whole file.
+    async fn fetch_from_any(
+        &self,
+        sender: PeerId,
+        hash: FileHash,
+        size: u64,
+    ) -> Result<FetchReport, TransferError> {
+        let first = self.service.fetch(sender, hash, size).await;
+        if !matches!(
+            first,
+            Err(TransferError::NotFound
+                | TransferError::GaveUp { .. }
+                | TransferError::Stream(_)
+                | TransferError::HolderBusy
+                | TransferError::Protocol(_))
+        ) {
+            return first;
+        }
+        let mailboxes = self.mailboxes.lock().map(|m| m.clone()).unwrap_or_default();
+        for server in mailboxes {
+            match self.service.fetch(server, hash, size).await {
+                Ok(report) => return Ok(report),
+                Err(e @ (TransferError::Paused | TransferError::Cancelled)) => return Err(e),
+                Err(e) => debug!(%hash, %server, "not fetched from a mailbox: {e}"),
+            }
+        }
+        first
     }
 
     /// Starts the tasks that fetch what is offered to `node` (call once, after the node started).
@@ -169,6 +265,34 @@ impl FileWire {
         })
     }
 
+    /// [`Self::add`] of a file held in memory: a picture is stripped and previewed the same way.
+    pub(crate) async fn add_bytes(
+        &self,
+        bytes: Vec<u8>,
+        media_type: &str,
+    ) -> Result<Added, FilesError> {
+        let strip = crate::files::strip::strippable(media_type)
+            && bytes.len() as u64 <= crate::files::strip::MAX_STRIP_LEN;
+        let media_type = media_type.to_owned();
+        let (bytes, thumbnail, metadata_stripped) = tokio::task::spawn_blocking(move || {
+            if !strip {
+                return (bytes, None, false);
+            }
+            let thumbnail = crate::files::thumb::make(&bytes, &media_type);
+            match crate::files::strip::strip(bytes.clone(), &media_type) {
+                Some(stripped) => (stripped, thumbnail, true),
+                None => (bytes, thumbnail, false),
+            }
+        })
+        .await
+        .map_err(|_| FilesError::Corrupt("the strip task stopped"))?;
+        Ok(Added {
+            file: self.service.add_bytes(bytes).await?,
+            metadata_stripped,
+            thumbnail,
+        })
+    }
+
     /// Pauses a fetch, keeping what was received; returns once it has stopped (a `want` after it starts
     /// a new one).
     pub(crate) async fn pause(&self, hash: FileHash) -> Result<(), FilesError> {
@@ -237,13 +361,6 @@ impl FileWire {
             return;
         }
         let hash = record.announcement.hash;
-        let Some(peer) = record
-            .conversation
-            .direct()
-            .and_then(|k| crate::api::peer_id_of(&k))
-        else {
-            return;
-        };
         let generation = self
             .generations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -270,6 +387,15 @@ impl FileWire {
         let wire = self.clone();
         let node = node.clone();
         let task = tokio::spawn(async move {
+            let Some(peer) = sender_of(&node, &record)
+                .await
+                .and_then(|k| crate::api::peer_id_of(&k))
+            else {
+                if let Ok(mut live) = wire.live.lock() {
+                    live.remove(&hash);
+                }
+                return;
+            };
             let outcome = match wire.slots.clone().acquire_owned().await {
                 Ok(_permit) => {
                     // Paused or cancelled while it waited for its turn: nothing to do.
@@ -281,7 +407,7 @@ impl FileWire {
                         return;
                     }
                     let a = &record.announcement;
-                    wire.service.fetch(peer, a.hash, a.size).await
+                    wire.fetch_from_any(peer, a.hash, a.size).await
                 }
                 Err(_) => Err(TransferError::Cancelled),
             };
@@ -411,6 +537,23 @@ impl FileWire {
             Err(e) => debug!("cannot list files: {e}"),
         }
     }
+}
+
+/// Who offered `record`'s file: the contact of a 1:1 conversation, the member who wrote the message in a
+/// group (§19.10).
+async fn sender_of(
+    node: &WeakNode,
+    record: &AttachmentRecord,
+) -> Option<tern_protocol::IdentityKey> {
+    if let Some(contact) = record.conversation.direct() {
+        return Some(contact);
+    }
+    let (conversation, id) = (record.conversation, record.id);
+    let node = node.upgrade()?;
+    let message = node
+        .read(move |reader| Ok(reader.message(&conversation, &id)?))
+        .await;
+    message.ok().flatten().and_then(|m| m.sender)
 }
 
 async fn drive(

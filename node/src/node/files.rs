@@ -1,5 +1,5 @@
 //! Files on the [`Node`] handle (docs/protocol.md §19): sending one (encrypted into the file store off the
-//! loop, then offered through the ordinary 1:1 message path), pausing, resuming, cancelling, saving and
+//! loop, then offered through the ordinary 1:1 message path, or as a group message, §19.10), pausing, resuming, cancelling, saving and
 //! deleting. The loop only writes rows (`FilesCommand`); bytes move in `crate::files`, beside it.
 
 use std::path::{Path, PathBuf};
@@ -16,6 +16,13 @@ type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 pub(super) enum FilesCommand {
     Send {
         to: IdentityKey,
+        announcement: FileAnnouncement,
+        metadata_stripped: bool,
+        reply: Reply<api::Message>,
+    },
+    /// To every member of a group (§19.10).
+    GroupSend {
+        group: ConversationId,
         announcement: FileAnnouncement,
         metadata_stripped: bool,
         reply: Reply<api::Message>,
@@ -50,6 +57,15 @@ impl EventLoop {
                     let _ = reply.send(Err(e.into()));
                 }
             },
+            FilesCommand::GroupSend {
+                group,
+                announcement,
+                metadata_stripped,
+                reply,
+            } => {
+                let result = self.group_send_file(group, announcement, metadata_stripped);
+                let _ = reply.send(result);
+            }
             FilesCommand::SetState {
                 conversation,
                 id,
@@ -68,6 +84,66 @@ impl EventLoop {
                 let _ = reply.send(result.map_err(NodeError::from));
             }
         }
+    }
+}
+
+impl EventLoop {
+    /// Offers a file to a group (§19.10): the announcement as one application message of the group, stored
+    /// with its attachment row and fanned out like a text. This profile's mailbox servers are asked to hold
+    /// the file, so that members who are offline can fetch it from there: one upload serves every member.
+    fn group_send_file(
+        &mut self,
+        conversation: ConversationId,
+        announcement: FileAnnouncement,
+        metadata_stripped: bool,
+    ) -> Result<api::Message, NodeError> {
+        let key = super::groups::group_key(&conversation)?;
+        let now = now_ms();
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        let content = tern_protocol::Content {
+            id: MessageId::new_v7(now, &mut rng),
+            sent_at_ms: now,
+            body: tern_protocol::Body::File(announcement.clone()),
+        };
+        let group = self.group_mut(&key)?;
+        let bytes = group.send(&content)?;
+        let members = group.members()?;
+        let record = AttachmentRecord {
+            conversation,
+            id: content.id,
+            outgoing: true,
+            state: FileState::Complete,
+            metadata_stripped,
+            announcement,
+        };
+        let message = api::Message {
+            id: content.id,
+            conversation,
+            sender: None,
+            system: false,
+            attachment: Some(record.view()),
+            sent_at_ms: now,
+            received_at_ms: now,
+            text: String::new(),
+            status: api::MessageStatus::Sent,
+            recipients: Vec::new(),
+            reply_to: None,
+        };
+        self.save_group_with(key, vec![message.clone()], vec![record.clone()])?;
+        self.groups.first_sight(&bytes);
+        self.group_spread(
+            &bytes,
+            &members,
+            &[],
+            &[],
+            &super::group_gossip::Route::Publish,
+        );
+        if let Some(wire) = self.files.clone() {
+            for server in self.mailbox_servers() {
+                wire.hold(server, record.clone());
+            }
+        }
+        Ok(message)
     }
 }
 
@@ -133,10 +209,11 @@ impl Node {
         self.read(|reader| Ok(reader.attachments()?)).await
     }
 
-    /// Sends the file at `path` to a 1:1 conversation: strips location and camera metadata from a JPEG,
+    /// Sends the file at `path` to a conversation, 1:1 or a group (§19.10): strips location and camera metadata from a JPEG,
     /// PNG or WebP picture, encrypts the file into this profile's file store (streamed, never read whole
     /// into memory), and queues the message that offers it like a text (retried, deposited with mailboxes,
-    /// acknowledged). The recipient fetches the bytes from this node when it can reach it.
+    /// acknowledged; in a group, fanned out like a group text). The recipient fetches the bytes from this node
+    /// when it can reach it, or from a mailbox server that holds them (§19.9).
     pub async fn send_file(
         &self,
         conversation: impl Into<ConversationId>,
@@ -144,11 +221,6 @@ impl Node {
     ) -> Result<SentFile, NodeError> {
         let conversation = conversation.into();
         let path = path.as_ref().to_path_buf();
-        let to = conversation
-            .direct()
-            .ok_or(NodeError::Engine(EngineError::UnknownContact(format!(
-                "{conversation:?}"
-            ))))?;
         let meta = tokio::fs::metadata(&path).await.map_err(|e| {
             file_err(FileOpError::Unreadable {
                 path: path.clone(),
@@ -169,11 +241,48 @@ impl Node {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let media_type = media_type_of(&name).to_owned();
+        let added = self.files.add(&path, &media_type).await.map_err(file_err)?;
+        self.offer(conversation, name, media_type, added).await
+    }
+
+    /// [`Self::send_file`] of `bytes` held in memory (a picture pasted from the clipboard, say), named
+    /// `name` (its extension gives the media type). Nothing of it is written outside the encrypted store.
+    pub async fn send_file_bytes(
+        &self,
+        conversation: impl Into<ConversationId>,
+        name: String,
+        bytes: Vec<u8>,
+    ) -> Result<SentFile, NodeError> {
+        let size = bytes.len() as u64;
+        if size > MAX_FILE_SIZE {
+            return Err(file_err(FileOpError::TooLarge {
+                size,
+                max: MAX_FILE_SIZE,
+            }));
+        }
+        let media_type = media_type_of(&name).to_owned();
+        let added = self
+            .files
+            .add_bytes(bytes, &media_type)
+            .await
+            .map_err(file_err)?;
+        self.offer(conversation.into(), name, media_type, added)
+            .await
+    }
+
+    /// Announces a file added to the store in `conversation`; on failure the file leaves the store.
+    async fn offer(
+        &self,
+        conversation: ConversationId,
+        name: String,
+        media_type: String,
+        added: Added,
+    ) -> Result<SentFile, NodeError> {
         let Added {
             file: added,
             metadata_stripped,
             thumbnail,
-        } = self.files.add(&path, &media_type).await.map_err(file_err)?;
+        } = added;
         let announcement = FileAnnouncement {
             name,
             size: added.size,
@@ -186,14 +295,26 @@ impl Node {
             self.files.forget(added.hash, true).await;
             return Err(file_err(FileOpError::BadName(e.to_string())));
         }
-        let result = self
-            .files_command(|reply| FilesCommand::Send {
-                to,
-                announcement,
-                metadata_stripped,
-                reply,
-            })
-            .await;
+        let result = match conversation.direct() {
+            Some(to) => {
+                self.files_command(|reply| FilesCommand::Send {
+                    to,
+                    announcement,
+                    metadata_stripped,
+                    reply,
+                })
+                .await
+            }
+            None => {
+                self.files_command(|reply| FilesCommand::GroupSend {
+                    group: conversation,
+                    announcement,
+                    metadata_stripped,
+                    reply,
+                })
+                .await
+            }
+        };
         match result {
             Ok(message) => Ok(SentFile {
                 message,

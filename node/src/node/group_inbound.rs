@@ -262,6 +262,7 @@ impl EventLoop {
         let mut delivered = Vec::new();
         let mut receipts = Vec::new();
         let mut is_receipt = false;
+        let mut files = Vec::new();
         let me = self.engine.key();
         for (i, processed) in outcomes.into_iter().enumerate() {
             match processed {
@@ -277,6 +278,31 @@ impl EventLoop {
                     };
                     match body {
                         Body::Delivered(ids) => receipts.push((sender, ids, false)),
+                        // A member's file (§19.10): its line and its attachment row, fetched once stored.
+                        Body::File(announcement) if sender != me => {
+                            let record = crate::store::AttachmentRecord {
+                                conversation: ConversationId::Group(key),
+                                id: content.id,
+                                outgoing: false,
+                                state: api::FileState::Waiting,
+                                metadata_stripped: false,
+                                announcement,
+                            };
+                            lines.push(api::Message {
+                                id: content.id,
+                                conversation: ConversationId::Group(key),
+                                sender: Some(sender),
+                                system: false,
+                                attachment: Some(record.view()),
+                                sent_at_ms: content.sent_at_ms,
+                                received_at_ms: now_ms(),
+                                text: String::new(),
+                                status: MessageStatus::Received,
+                                recipients: Vec::new(),
+                                reply_to,
+                            });
+                            files.push(record);
+                        }
                         Body::Read(ids) => receipts.push((sender, ids, true)),
                         Body::Text(text) => {
                             if sender != me {
@@ -326,7 +352,7 @@ impl EventLoop {
                 Processed::Duplicate { .. } | Processed::LostRace => {}
             }
         }
-        if let Err(e) = self.save_group(key, lines) {
+        if let Err(e) = self.save_group_with(key, lines, files) {
             warn!(error = %e, "cannot store a group");
             // Not passed on by gossip either: what this node could not keep, it does not vouch for.
             return Verdict::NotStored;

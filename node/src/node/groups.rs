@@ -666,6 +666,18 @@ impl EventLoop {
         key: [u8; 32],
         lines: Vec<api::Message>,
     ) -> Result<(), NodeError> {
+        self.save_group_with(key, lines, Vec::new())
+    }
+
+    /// [`Self::save_group`], with the attachment rows of the lines that offer files (§19.10), stored in the
+    /// same commit for each line stored. Past `MAX_ATTACHMENTS` a received offer keeps its line, without
+    /// its file (logged).
+    pub(super) fn save_group_with(
+        &mut self,
+        key: [u8; 32],
+        lines: Vec<api::Message>,
+        files: Vec<crate::store::AttachmentRecord>,
+    ) -> Result<(), NodeError> {
         let group = self
             .groups
             .by_conv
@@ -676,7 +688,20 @@ impl EventLoop {
         let timer = super::group_timers::info_timer(group);
         let (stored, expiries) = self.engine.store_mut().transaction(|b| {
             b.put_group(&id, &state)?;
-            super::group_timers::store_lines(b, ConversationId::Group(key), timer, &lines)
+            let (stored, expiries) =
+                super::group_timers::store_lines(b, ConversationId::Group(key), timer, &lines)?;
+            for record in &files {
+                if !stored.iter().any(|m| m.id == record.id) {
+                    continue;
+                }
+                match b.put_attachment(record) {
+                    Err(crate::store::StoreError::TooMany { what, max }) if !record.outgoing => {
+                        warn!("a group file offer is kept without its file: {max} {what} held")
+                    }
+                    other => other?,
+                }
+            }
+            Ok((stored, expiries))
         })?;
         for at in expiries {
             self.engine.note_expiry(at);

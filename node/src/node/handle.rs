@@ -43,6 +43,7 @@ impl Node {
         let peer_id = *event_loop.swarm.local_peer_id();
         let control = event_loop.swarm.behaviour().stream.new_control();
         let files = super::files::start_files(&files_dir, control, event_tx.clone())?;
+        files.set_mailboxes(event_loop.mailbox_servers());
         event_loop.files = Some(files.clone());
         let span = info_span!("node", peer = %short(&peer_id));
         tokio::spawn(event_loop.run().instrument(span.clone()));

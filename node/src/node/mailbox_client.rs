@@ -71,6 +71,20 @@ impl EventLoop {
         }
     }
 
+    /// Mail for `recipient` is deposited with `server`: if it announces a file this profile sent, the server
+    /// is asked to hold that file too, for when the recipient comes back and this computer is off (§19.9).
+    pub(super) fn hold_file(&mut self, server: PeerId, recipient: IdentityKey, message: MessageId) {
+        let Some(wire) = self.files.clone() else {
+            return;
+        };
+        let conversation = crate::api::ConversationId::Direct(recipient);
+        match self.engine.store().attachment(&conversation, &message) {
+            Ok(Some(record)) if record.outgoing => wire.hold(server, record),
+            Ok(_) => {}
+            Err(e) => debug!(error = %e, "cannot read a deposited message's file"),
+        }
+    }
+
     /// A mailbox server of ours connected (or was found on the LAN): fetch from it.
     pub(super) fn start_fetch(&mut self, server: PeerId) {
         self.mailbox_client.handle_server_added(server);
@@ -148,9 +162,9 @@ impl EventLoop {
                             self.mailbox_client.handle_refused(server);
                             self.run_client();
                         }
-                        MailboxCall::Deposit { server, message } => {
-                            self.deposit_answered(server, message, false)
-                        }
+                        MailboxCall::Deposit {
+                            server, message, ..
+                        } => self.deposit_answered(server, message, false),
                         MailboxCall::Ack { server } => {
                             self.mailbox_client
                                 .handle_acked(server, false, Instant::now());
@@ -172,12 +186,22 @@ impl EventLoop {
                 self.take_fetched(server, envelopes, more);
             }
             (
-                MailboxCall::Deposit { server, message },
+                MailboxCall::Deposit {
+                    server,
+                    message,
+                    recipient,
+                },
                 MailboxResponse::Deposited { .. } | MailboxResponse::Duplicate { .. },
             ) => {
                 self.deposit_answered(server, message, true);
+                self.hold_file(server, recipient, message);
             }
-            (MailboxCall::Deposit { server, message }, response) => {
+            (
+                MailboxCall::Deposit {
+                    server, message, ..
+                },
+                response,
+            ) => {
                 debug!(?response, "mailbox refused a deposit");
                 self.deposit_answered(server, message, false);
             }

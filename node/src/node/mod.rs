@@ -366,10 +366,21 @@ impl EventLoop {
 
 /// What an outstanding mailbox request was for.
 enum MailboxCall {
-    Challenge { server: PeerId },
-    Fetch { server: PeerId },
-    Ack { server: PeerId },
-    Deposit { server: PeerId, message: MessageId },
+    Challenge {
+        server: PeerId,
+    },
+    Fetch {
+        server: PeerId,
+    },
+    Ack {
+        server: PeerId,
+    },
+    Deposit {
+        server: PeerId,
+        message: MessageId,
+        /// Whose mail it is: a file it announces is then offered to the server to hold.
+        recipient: IdentityKey,
+    },
 }
 
 /// Swarm events taken per wake-up before the work they carried is committed together: the bound on how

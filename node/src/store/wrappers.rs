@@ -57,6 +57,15 @@ impl Store {
         self.read()?.next_expiry()
     }
 
+    /// A message's file, if it has one.
+    pub fn attachment(
+        &self,
+        conversation: &ConversationId,
+        id: &MessageId,
+    ) -> Result<Option<super::AttachmentRecord>, StoreError> {
+        self.read()?.attachment(conversation, id)
+    }
+
     /// The files of the first messages due to disappear by `now_ms`.
     pub fn due_attachments(&self, now_ms: u64) -> Result<Vec<super::AttachmentRecord>, StoreError> {
         self.read()?.due_attachments(now_ms)

@@ -6,7 +6,8 @@
 use super::*;
 use bao_tree::io::outboard::PreOrderMemOutboard;
 use tern_protocol::file::{
-    self, FileAnnouncement, FileHash, FileKey, FileLayout, RangeRequest, TransferStatus,
+    self, FileAnnouncement, FileHash, FileKey, FileLayout, HoldAnswer, HoldRequest, RangeRequest,
+    TransferStatus,
 };
 
 const SMALL_KEY: [u8; 32] = [0x66; 32];
@@ -26,6 +27,7 @@ pub struct FilesVector {
     pub two_chunks: TwoChunkVector,
     pub announcement: AnnouncementVector,
     pub request: RequestVector,
+    pub hold: HoldVector,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +73,18 @@ pub struct RequestVector {
     pub ranges: Vec<[u32; 2]>,
     pub bytes: String,
     pub ok_head: String,
+}
+
+/// `/tern/file-hold/1` (§19.9): a request for the two-chunk file and three answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldVector {
+    pub request: String,
+    pub fetching: String,
+    /// Held for 7 days.
+    pub held: String,
+    /// At most 128 MiB.
+    pub too_large: String,
 }
 
 fn two_plaintext() -> Vec<u8> {
@@ -145,6 +159,16 @@ pub fn gen_files() -> FilesVector {
             bytes: hex(&request.encode().unwrap()),
             ok_head: hex(&TransferStatus::Ok.head()),
         },
+        hold: HoldVector {
+            request: hex(&HoldRequest {
+                hash: two_hash,
+                ciphertext_len: layout.ciphertext_len(),
+            }
+            .encode()),
+            fetching: hex(&HoldAnswer::Fetching.encode()),
+            held: hex(&HoldAnswer::Held { keep_secs: 604_800 }.encode()),
+            too_large: hex(&HoldAnswer::TooLarge { max: 1 << 27 }.encode()),
+        },
     }
 }
 
@@ -165,6 +189,18 @@ pub fn check_files_with_api(v: &FilesVector) {
     let request = RangeRequest::decode(&unhex(&v.request.bytes)).unwrap();
     assert_eq!(request.hash.0, unhex32(&v.two_chunks.hash));
     assert_eq!(request.ciphertext_len, v.two_chunks.ciphertext_len);
+    let hold = HoldRequest::decode(&unhex(&v.hold.request)).unwrap();
+    assert_eq!(hold.hash, request.hash);
+    let answer = |h: &str| HoldAnswer::decode(&unhex(h).try_into().unwrap()).unwrap();
+    assert_eq!(answer(&v.hold.fetching), HoldAnswer::Fetching);
+    assert_eq!(
+        answer(&v.hold.held),
+        HoldAnswer::Held { keep_secs: 604_800 }
+    );
+    assert_eq!(
+        answer(&v.hold.too_large),
+        HoldAnswer::TooLarge { max: 1 << 27 }
+    );
 }
 
 fn spec_nonce(index: u64, last: bool) -> Vec<u8> {
@@ -268,6 +304,18 @@ pub fn check_files_with_spec(v: &FilesVector) {
     r.end();
     assert_eq!(ranges, v.request.ranges);
     assert_eq!(v.request.ok_head, "0100");
+
+    // The hold request and answers of §19.9: version 1, the hash and ciphertext length; version 1, a code
+    // and a u64.
+    let bytes = unhex(&v.hold.request);
+    let mut r = spec::Cursor::new(&bytes);
+    assert_eq!(r.u8(), 1);
+    assert_eq!(hex(r.take(32)), t.hash);
+    assert_eq!(r.u64(), t.ciphertext_len);
+    r.end();
+    assert_eq!(v.hold.fetching, "01000000000000000000");
+    assert_eq!(v.hold.held, format!("0101{:016x}", 604_800));
+    assert_eq!(v.hold.too_large, format!("0102{:016x}", 1u64 << 27));
 
     // The piece: 16 KiB groups 2..5 of the two-chunk file, bao-encoded (§19.3); its length is the data plus
     // 64 bytes per parent hash pair. The API rebuilds its bytes (compared through its BLAKE3 hash).

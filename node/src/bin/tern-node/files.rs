@@ -53,7 +53,9 @@ pub(crate) fn send_file(
         let size = sent.message.attachment.as_ref().map_or(0, |a| a.size);
         let ciphertext = FileLayout::new(size).map_or(0, |l| l.ciphertext_len());
         let id = sent.message.id;
-        let fetched = tokio::time::timeout(Duration::from_secs(wait), async {
+        // Fetched by the contact, or held by a mailbox server for them (§19.9): either way this process
+        // may stop.
+        let outcome = tokio::time::timeout(Duration::from_secs(wait), async {
             let mut delivered = false;
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             loop {
@@ -64,25 +66,35 @@ pub(crate) fn send_file(
                         {
                             delivered = true;
                         }
+                        Ok(Event::FileHeld { id: got, .. }) if got == id => return Some("held"),
+                        Ok(ref event @ Event::FileNotHeld { id: got, .. }) if got == id => {
+                            print_file_event(out, event);
+                        }
                         Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(broadcast::error::RecvError::Closed) => return false,
+                        Err(broadcast::error::RecvError::Closed) => return None,
                     },
                     _ = tick.tick() => {}
                 }
                 // Served at least every ciphertext byte once: the recipient has it.
                 if delivered && node.file_bytes_sent() >= ciphertext {
-                    return true;
+                    return Some("fetched");
                 }
             }
         })
         .await
-        .unwrap_or(false);
+        .unwrap_or(None);
         node.shutdown().await?;
-        let status = if fetched { "fetched" } else { "offered" };
+        let fetched = outcome.is_some();
+        let status = outcome.unwrap_or("offered");
         out.print(
             json!({"id": id.to_string(), "to": contact.name, "status": status, "size": size, "metadata_stripped": sent.metadata_stripped}),
             || {
-                if fetched {
+                if status == "held" {
+                    format!(
+                        "{}'s mailbox server holds the file: they fetch it from there",
+                        contact.name
+                    )
+                } else if fetched {
                     format!("{} fetched the file", contact.name)
                 } else {
                     format!(
@@ -158,6 +170,14 @@ pub(crate) fn print_file_event(out: Out, event: &Event) -> bool {
         Event::FileFailed { id, state, reason, .. } => out.print(
             json!({"event": "file-failed", "id": id.to_string(), "state": state.as_str(), "reason": reason}),
             || format!("file {id} {}: {reason}", state.as_str()),
+        ),
+        Event::FileHeld { id, server, keep_secs, .. } => out.print(
+            json!({"event": "file-held", "id": id.to_string(), "server": server.to_string(), "keep_secs": keep_secs}),
+            || format!("file {id} is held by mailbox {server} for recipients who are offline"),
+        ),
+        Event::FileNotHeld { id, server, reason, .. } => out.print(
+            json!({"event": "file-not-held", "id": id.to_string(), "server": server.to_string(), "reason": reason}),
+            || format!("file {id} is not held by mailbox {server}: {reason}"),
         ),
         _ => return false,
     }
