@@ -227,6 +227,7 @@ mod tests {
             progress: 1024 * 1024,
             metadata_stripped: false,
             thumbnail: None,
+            failure: None,
         });
         let mut h = Harness::new_ui_state(
             |ui, c: &mut Card| {

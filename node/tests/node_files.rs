@@ -374,10 +374,16 @@ async fn a_transfer_pauses_resumes_and_cancels_and_a_withdrawn_file_is_reported_
             }
             _ => unreachable!(),
         }
+        // The state and its reason are kept with the file (read back from the store).
         let page = b.node.page(conversation, None, 10).await.unwrap();
-        assert_eq!(
-            page.messages[0].attachment.as_ref().unwrap().state,
-            FileState::Cancelled
+        let kept = page.messages[0].attachment.clone().unwrap();
+        assert_eq!(kept.state, FileState::Cancelled);
+        assert!(
+            kept.failure
+                .as_deref()
+                .is_some_and(|f| f.contains("withdrew")),
+            "{:?}",
+            kept.failure
         );
 
         // Paused on the first progress, then resumed to the end.
@@ -427,6 +433,7 @@ async fn a_transfer_pauses_resumes_and_cancels_and_a_withdrawn_file_is_reported_
         let listed = b.node.files().await.unwrap();
         let cancelled = listed.iter().find(|f| f.message == id).unwrap();
         assert_eq!(cancelled.attachment.state, FileState::Cancelled);
+        assert_eq!(cancelled.attachment.failure, None, "the user's own cancel");
         assert_eq!(
             held_files(dirs.1.path()),
             1,

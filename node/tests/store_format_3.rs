@@ -145,6 +145,7 @@ fn fill(store: &mut Store) {
                 state: FileState::Complete,
                 metadata_stripped: true,
                 announcement: announcement(),
+                failure: None,
             })?;
             b.put_group(&GROUP_ID, b"the group state")?;
             b.put_key_package(b"a hash ref", b"a pending key package")?;

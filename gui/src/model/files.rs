@@ -94,8 +94,14 @@ pub fn state_text(attachment: &Attachment, outgoing: bool) -> String {
         (FileState::Complete, true) => String::new(),
         (FileState::Complete, false) => "Downloaded".to_owned(),
         (FileState::Cancelled, true) => "Withdrawn".to_owned(),
-        (FileState::Cancelled, false) => "Cancelled".to_owned(),
-        (FileState::Failed, _) => "Download failed".to_owned(),
+        (FileState::Cancelled, false) => match &attachment.failure {
+            Some(why) => format!("Cancelled: {why}"),
+            None => "Cancelled".to_owned(),
+        },
+        (FileState::Failed, _) => match &attachment.failure {
+            Some(why) => format!("Download failed: {why}"),
+            None => "Download failed".to_owned(),
+        },
         _ => attachment.state.as_str().to_owned(),
     }
 }
@@ -158,9 +164,24 @@ impl Model {
         ));
     }
 
+    /// A file stopped for good (failed, or withdrawn by its sender), and why.
+    pub fn file_failed(
+        &mut self,
+        conversation: ConversationKey,
+        id: MessageId,
+        state: FileState,
+        reason: &str,
+    ) {
+        self.file_state(conversation, id, state);
+        self.change_attachment(conversation, id, |a| a.failure = Some(reason.to_owned()));
+    }
+
     /// A file is whole here, or was paused, resumed, cancelled or given up on.
     pub fn file_state(&mut self, conversation: ConversationKey, id: MessageId, state: FileState) {
         self.change_attachment(conversation, id, |a| {
+            if a.state != state {
+                a.failure = None;
+            }
             a.state = state;
             if state == FileState::Complete {
                 a.progress = a.size;
@@ -185,6 +206,7 @@ mod tests {
             progress,
             metadata_stripped: false,
             thumbnail: None,
+            failure: None,
         }
     }
 
@@ -270,6 +292,21 @@ mod tests {
         // Another message's id changes nothing.
         m.file_state(conversation, MessageId([9; 16]), FileState::Failed);
         assert_eq!(shown(&m).state, FileState::Complete);
+
+        // A failure keeps its reason on the card until the file moves on.
+        m.file_failed(
+            conversation,
+            id,
+            FileState::Failed,
+            "the sender no longer has the file",
+        );
+        assert_eq!(
+            state_text(&shown(&m), false),
+            "Download failed: the sender no longer has the file"
+        );
+        m.file_state(conversation, id, FileState::Waiting);
+        assert_eq!(shown(&m).failure, None);
+        assert_eq!(state_text(&shown(&m), false), "Waiting to download");
     }
 
     #[test]

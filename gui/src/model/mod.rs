@@ -539,8 +539,8 @@ impl Model {
                 conversation,
                 id,
                 state,
-                ..
-            } => self.file_state(conversation, id, state),
+                reason,
+            } => self.file_failed(conversation, id, state, &reason),
             Event::FileNotHeld {
                 conversation,
                 id,

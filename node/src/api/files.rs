@@ -84,6 +84,9 @@ pub struct Attachment {
     /// A picture's preview as the sender made it: PNG or JPEG, at most 32 KiB and 1024 pixels a side
     /// (a received one that is not is dropped on arrival).
     pub thumbnail: Option<Vec<u8>>,
+    /// Why the transfer stopped for good (a failed or cancelled file), in words for the user; kept with
+    /// the file, so it is shown again after a restart.
+    pub failure: Option<String>,
 }
 
 impl fmt::Debug for Attachment {
@@ -97,6 +100,7 @@ impl fmt::Debug for Attachment {
             progress,
             metadata_stripped,
             thumbnail,
+            failure,
         } = self;
         f.debug_struct("Attachment")
             .field("name_len", &name.len())
@@ -106,6 +110,7 @@ impl fmt::Debug for Attachment {
             .field("progress", progress)
             .field("metadata_stripped", metadata_stripped)
             .field("thumbnail_len", &thumbnail.as_ref().map(Vec::len))
+            .field("failure", failure)
             .finish()
     }
 }

@@ -33,6 +33,7 @@ impl Engine {
                     state: FileState::Complete,
                     metadata_stripped,
                     announcement,
+                    failure: None,
                 };
                 batch.put_attachment(&record)?;
                 let (mut message, entry, _) =
@@ -62,6 +63,7 @@ impl Engine {
         conversation: &ConversationId,
         id: &MessageId,
         state: FileState,
+        failure: Option<String>,
     ) -> Result<Option<AttachmentRecord>, EngineError> {
         let mut batch = self.store.batch()?;
         let Some(mut record) = batch.attachment(conversation, id)? else {
@@ -72,6 +74,7 @@ impl Engine {
             FileState::Downloading => FileState::Waiting,
             other => other,
         };
+        record.failure = failure.map(|f| crate::store::bounded_failure(&f));
         batch.put_attachment(&record)?;
         batch.commit()?;
         Ok(Some(record))
@@ -138,6 +141,7 @@ pub(super) fn receive_file(
         state: FileState::Waiting,
         metadata_stripped: false,
         announcement,
+        failure: None,
     };
     let mut message = Message {
         id,

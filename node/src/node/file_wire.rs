@@ -468,7 +468,10 @@ impl FileWire {
             {
                 return;
             }
-            match node.set_file_state(conversation, id, state).await {
+            match node
+                .set_file_state(conversation, id, state, reason.clone())
+                .await
+            {
                 Ok(_) => {}
                 Err(e) => {
                     warn!("cannot record a file's state: {e}");

@@ -31,6 +31,8 @@ pub(super) enum FilesCommand {
         conversation: ConversationId,
         id: MessageId,
         state: FileState,
+        /// Why it stopped, kept with a failed or cancelled file.
+        failure: Option<String>,
         reply: Reply<Option<AttachmentRecord>>,
     },
     Delete {
@@ -70,9 +72,12 @@ impl EventLoop {
                 conversation,
                 id,
                 state,
+                failure,
                 reply,
             } => {
-                let result = self.engine.set_file_state(&conversation, &id, state);
+                let result = self
+                    .engine
+                    .set_file_state(&conversation, &id, state, failure);
                 let _ = reply.send(result.map_err(NodeError::from));
             }
             FilesCommand::Delete {
@@ -115,6 +120,7 @@ impl EventLoop {
             state: FileState::Complete,
             metadata_stripped,
             announcement,
+            failure: None,
         };
         let message = api::Message {
             id: content.id,
@@ -194,11 +200,13 @@ impl Node {
         conversation: ConversationId,
         id: MessageId,
         state: FileState,
+        failure: Option<String>,
     ) -> Result<Option<AttachmentRecord>, NodeError> {
         self.files_command(|reply| FilesCommand::SetState {
             conversation,
             id,
             state,
+            failure,
             reply,
         })
         .await
@@ -378,7 +386,7 @@ impl Node {
                 state: record.state,
             }));
         }
-        self.set_file_state(conversation, id, FileState::Paused)
+        self.set_file_state(conversation, id, FileState::Paused, None)
             .await?;
         self.files
             .pause(record.announcement.hash)
@@ -400,7 +408,7 @@ impl Node {
             }));
         }
         if let Some(record) = self
-            .set_file_state(conversation, id, FileState::Waiting)
+            .set_file_state(conversation, id, FileState::Waiting, None)
             .await?
         {
             self.files.want(&self.downgrade(), record);
@@ -419,7 +427,7 @@ impl Node {
         if record.state == FileState::Cancelled {
             return Ok(());
         }
-        self.set_file_state(conversation, id, FileState::Cancelled)
+        self.set_file_state(conversation, id, FileState::Cancelled, None)
             .await?;
         self.files
             .forget(record.announcement.hash, record.outgoing)

@@ -287,6 +287,7 @@ impl EventLoop {
                                 state: api::FileState::Waiting,
                                 metadata_stripped: false,
                                 announcement,
+                                failure: None,
                             };
                             lines.push(api::Message {
                                 id: content.id,

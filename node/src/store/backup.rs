@@ -29,7 +29,7 @@ pub enum ExportItem<'a> {
     Setting { name: &'a str, value: &'a [u8] },
     /// A `MessageRecord` (v2 or v3) of any conversation, and whether it is unread.
     Message { record: &'a [u8], unread: bool },
-    /// An `AttachmentRecord` v1, with the file's ciphertext hash (where its bytes live in `files/`).
+    /// An `AttachmentRecord` (v1, or v2 with a kept reason), with the file's ciphertext hash (where its bytes live in `files/`).
     Attachment {
         record: &'a [u8],
         hash: tern_protocol::file::FileHash,

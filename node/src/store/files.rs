@@ -7,8 +7,12 @@
 //! ```text
 //! AttachmentRecord v1: u8 1 || conversation[33] || id[16] || u8 outgoing || u8 state || u8 flags
 //!                      || u32 len || announcement body (docs/protocol.md §19.4)
+//! AttachmentRecord v2: v1 with u8 2 || u16 len || why the transfer stopped (UTF-8, at most
+//!                      MAX_FAILURE_LEN bytes)
 //! ```
 //! `state`: 0 waiting, 1 paused, 2 complete, 3 cancelled, 4 failed; `flags` bit 0: metadata stripped.
+//! Version 2 is written only for a record that keeps a reason (a failed or cancelled transfer), so every
+//! other record stays readable by builds that know only version 1.
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle};
 use tern_protocol::MessageId;
@@ -30,6 +34,9 @@ pub(super) const ATTACHMENTS: BytesTable = redb::TableDefinition::new("attachmen
 /// file is refused with [`StoreError::TooMany`].
 pub const MAX_ATTACHMENTS: u64 = 10_000;
 const RECORD_VERSION: u8 = 1;
+const RECORD_VERSION_FAILURE: u8 = 2;
+/// A kept reason is cut to this many bytes (at a character boundary).
+pub const MAX_FAILURE_LEN: usize = 512;
 const FLAG_STRIPPED: u8 = 1;
 
 /// A message's file as stored.
@@ -42,6 +49,17 @@ pub struct AttachmentRecord {
     pub state: FileState,
     pub metadata_stripped: bool,
     pub announcement: FileAnnouncement,
+    /// Why the transfer stopped for good (failed, or cancelled by the sender), in words for the user.
+    pub failure: Option<String>,
+}
+
+/// `reason` cut to [`MAX_FAILURE_LEN`] bytes at a character boundary.
+pub fn bounded_failure(reason: &str) -> String {
+    let mut end = reason.len().min(MAX_FAILURE_LEN);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
 }
 
 impl AttachmentRecord {
@@ -51,7 +69,11 @@ impl AttachmentRecord {
             .encode()
             .map_err(|e| corrupt("file announcement", e))?;
         let mut w = Writer::with_capacity(64 + body.len());
-        w.u8(RECORD_VERSION)
+        let version = match self.failure {
+            Some(_) => RECORD_VERSION_FAILURE,
+            None => RECORD_VERSION,
+        };
+        w.u8(version)
             .raw(&self.conversation.to_bytes())
             .raw(&self.id.0)
             .u8(u8::from(self.outgoing))
@@ -62,17 +84,20 @@ impl AttachmentRecord {
                 0
             })
             .bytes_u32(&body);
+        if let Some(failure) = &self.failure {
+            w.bytes_u16(bounded_failure(failure).as_bytes());
+        }
         Ok(w.into_vec())
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Bytes::new(bytes);
         let version = r.u8("attachment record")?;
-        if version != RECORD_VERSION {
+        if version != RECORD_VERSION && version != RECORD_VERSION_FAILURE {
             return Err(DecodeError::UnsupportedVersion {
                 what: "attachment record",
                 got: version,
-                supported: RECORD_VERSION,
+                supported: RECORD_VERSION_FAILURE,
             });
         }
         let conversation: [u8; CONVERSATION_ID_LEN] = r.array("conversation")?;
@@ -90,6 +115,18 @@ impl AttachmentRecord {
         let flags = r.u8("flags")?;
         let body = r.bytes_u32("announcement", 64 * 1024)?;
         let announcement = FileAnnouncement::decode(body)?;
+        let failure = match version {
+            RECORD_VERSION_FAILURE => {
+                let bytes = r.bytes_u16("failure", MAX_FAILURE_LEN)?;
+                Some(
+                    String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::Invalid {
+                        field: "failure",
+                        reason: "not UTF-8",
+                    })?,
+                )
+            }
+            _ => None,
+        };
         r.finish()?;
         Ok(Self {
             conversation,
@@ -98,6 +135,7 @@ impl AttachmentRecord {
             state,
             metadata_stripped: flags & FLAG_STRIPPED != 0,
             announcement,
+            failure,
         })
     }
 
@@ -116,6 +154,7 @@ impl AttachmentRecord {
             },
             metadata_stripped: self.metadata_stripped,
             thumbnail: self.announcement.thumbnail.clone(),
+            failure: self.failure.clone(),
         }
     }
 }
@@ -314,6 +353,7 @@ mod tests {
                 hash: FileHash([n; 32]),
                 thumbnail: None,
             },
+            failure: None,
         }
     }
 
@@ -339,10 +379,33 @@ mod tests {
         let key = Identity::generate(&mut ChaCha20Rng::seed_from_u64(1), 0).key();
         let r = record(ConversationId::Direct(key), 4);
         let bytes = r.encode().unwrap();
+        assert_eq!(bytes[0], 1, "no reason: still version 1");
         assert_eq!(AttachmentRecord::decode(&bytes).unwrap(), r);
         let mut newer = bytes.clone();
-        newer[0] = 2;
+        newer[0] = 3;
         assert!(AttachmentRecord::decode(&newer).is_err());
+        // Version 1 bytes that claim version 2 lack the reason.
+        let mut short = bytes.clone();
+        short[0] = 2;
+        assert!(AttachmentRecord::decode(&short).is_err());
+
+        // A reason makes version 2, read back; a long one is cut at a character boundary.
+        let failed = AttachmentRecord {
+            state: FileState::Failed,
+            failure: Some("the sender no longer has the file".into()),
+            ..r.clone()
+        };
+        let v2 = failed.encode().unwrap();
+        assert_eq!(v2[0], 2);
+        assert_eq!(AttachmentRecord::decode(&v2).unwrap(), failed);
+        let long = AttachmentRecord {
+            failure: Some("é".repeat(MAX_FAILURE_LEN)),
+            ..failed
+        };
+        let back = AttachmentRecord::decode(&long.encode().unwrap()).unwrap();
+        let kept = back.failure.unwrap();
+        assert_eq!(kept.len(), MAX_FAILURE_LEN);
+        assert!(kept.chars().all(|c| c == 'é'));
         let mut bad_state = bytes.clone();
         bad_state[1 + CONVERSATION_ID_LEN + 16 + 1] = 9;
         assert!(AttachmentRecord::decode(&bad_state).is_err());

@@ -173,7 +173,7 @@ pub use backup::{ExportItem, ImportError};
 pub use batch::Batch;
 pub use dedupe::EXPIRY_BUCKET_MS;
 pub use detached::DetachedCommit;
-pub use files::{AttachmentRecord, MAX_ATTACHMENTS};
+pub use files::{AttachmentRecord, MAX_ATTACHMENTS, MAX_FAILURE_LEN, bounded_failure};
 pub use groups::{MAX_GROUPS, MAX_PENDING_KEY_PACKAGES};
 pub use health::{MAX_REOPEN_INTERVAL, REOPEN_INTERVAL, StoreHealth};
 pub use kdf::{

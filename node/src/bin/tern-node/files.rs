@@ -24,6 +24,7 @@ pub(crate) fn attachment_json(a: &Attachment) -> Value {
         "progress": a.progress,
         "metadata_stripped": a.metadata_stripped,
         "thumbnail_len": a.thumbnail.as_ref().map_or(0, Vec::len),
+        "failure": a.failure,
     })
 }
 
