@@ -13,7 +13,7 @@ use tern_testkit::files::{files_under, profile_holds};
 use tern_testkit::net::{
     LiveNode, alice_and_bob_in, bootstrap_config, loopback_node, spawn_bootstrap_with,
 };
-use tern_testkit::profile::{open, pair_with_mailbox};
+use tern_testkit::profile::{create, open, pair_with_mailbox};
 use tern_testkit::wait::wait_for;
 
 const MIB: usize = 1024 * 1024;
@@ -300,6 +300,71 @@ async fn a_file_sent_to_a_group_reaches_a_member_online_and_later_from_the_mailb
                 dir.display()
             );
         }
+    })
+    .await
+    .expect("the test finished in time");
+}
+
+/// A LAN peer serving as a mailbox (`tern-node run --mailbox`), on loopback.
+async fn mailbox_node(dir: &Path) -> LiveNode {
+    let config = NodeConfig {
+        serve_mailbox: Some((
+            dir.join("mailbox.redb"),
+            tern_node::mailbox::server::MailboxConfig::default(),
+        )),
+        ..loopback_node()
+    };
+    LiveNode::start(create(dir, "Mailbox"), "mailbox", config).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lan_peer_serving_as_mailbox_holds_a_file_for_a_contact_who_is_offline() {
+    let (m, a, b, scratch) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let bytes = pattern(2 * MIB + 77, 5);
+    let source = scratch.path().join("slides.bin");
+    std::fs::write(&source, &bytes).unwrap();
+
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let mailbox = mailbox_node(m.path()).await;
+        let (alice, bob) = pair_with_mailbox(a.path(), b.path(), &mailbox.addr);
+        let bob_key = bob.key();
+        drop(bob);
+        let mut alice = LiveNode::start(alice, "alice", with_mailbox(&mailbox.addr)).await;
+        let sent = alice.node.send_file(bob_key, &source).await.unwrap();
+        let keep = hold_outcome(&mut alice.events, sent.message.id).await;
+        assert_eq!(
+            keep,
+            Ok(tern_node::mailbox::server::MailboxConfig::default().max_ttl_s)
+        );
+        let held = std::fs::read_dir(m.path().join(tern_node::files::HELD_FILES_DIR))
+            .unwrap()
+            .count();
+        assert_eq!(held, 1, "in the mailbox node's held files, not its own");
+        alice.node.shutdown().await.unwrap();
+
+        let mut bob = LiveNode::start(open(b.path()), "bob", with_mailbox(&mailbox.addr)).await;
+        let id = sent.message.id;
+        wait_for(
+            &mut bob.events,
+            "the file",
+            |e| matches!(e, Event::FileReceived { id: got, .. } if *got == id),
+        )
+        .await;
+        let dest = scratch.path().join("saved.bin");
+        bob.node
+            .save_file(ConversationId::Direct(alice.key), id, &dest, false)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), bytes);
+        // The mailbox node's own file list knows nothing of it.
+        assert!(mailbox.node.files().await.unwrap().is_empty());
+        bob.node.shutdown().await.unwrap();
+        mailbox.node.shutdown().await.unwrap();
     })
     .await
     .expect("the test finished in time");

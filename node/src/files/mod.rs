@@ -38,6 +38,9 @@ pub use transfer::PROTOCOL;
 
 /// The directory inside a profile directory that holds its files (ciphertext only, see `store.rs`).
 pub const FILES_DIR: &str = "files";
+/// The directory inside a profile directory that holds files for others, when the node serves as a
+/// mailbox (`hold.rs`; ciphertext only).
+pub const HELD_FILES_DIR: &str = "held-files";
 /// Streams served at once; past it a holder answers busy.
 pub const MAX_SERVING: usize = 8;
 /// Files fetched at once; past it a fetch fails with [`TransferError::TooManyTransfers`].
@@ -123,6 +126,8 @@ struct Fetching {
 
 pub(crate) struct Shared {
     store: FileStore,
+    /// Stores served besides `store`: the files a mailbox node holds for others.
+    also_serve: Mutex<Vec<FileStore>>,
     control: libp2p_stream::Control,
     serving: Arc<Semaphore>,
     cancelled: Mutex<VecDeque<FileHash>>,
@@ -132,6 +137,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The stores served, own files first.
+    fn stores(&self) -> Vec<FileStore> {
+        let mut stores = vec![self.store.clone()];
+        if let Ok(also) = self.also_serve.lock() {
+            stores.extend(also.iter().cloned());
+        }
+        stores
+    }
+
     fn is_cancelled(&self, hash: &FileHash) -> bool {
         self.cancelled.lock().is_ok_and(|c| c.contains(hash))
     }
@@ -144,7 +158,8 @@ impl Shared {
 /// The file transfer service: serves held files and fetches announced ones, on its own tasks.
 pub struct FileService {
     shared: Arc<Shared>,
-    accept: JoinHandle<()>,
+    /// `None` for a fetch-only service ([`FileService::fetcher`]).
+    accept: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for FileService {
@@ -157,7 +172,9 @@ impl std::fmt::Debug for FileService {
 
 impl Drop for FileService {
     fn drop(&mut self) {
-        self.accept.abort();
+        if let Some(accept) = &self.accept {
+            accept.abort();
+        }
     }
 }
 
@@ -171,17 +188,8 @@ impl FileService {
         let mut incoming = control
             .accept(PROTOCOL)
             .map_err(|_| TransferError::Protocol("/tern/file/1 is served already".into()))?;
-        let (events, _) = broadcast::channel(EVENT_CAPACITY);
-        let shared = Arc::new(Shared {
-            store,
-            control,
-            serving: Arc::new(Semaphore::new(MAX_SERVING)),
-            cancelled: Mutex::new(VecDeque::new()),
-            fetching: Mutex::new(HashMap::new()),
-            sent: AtomicU64::new(0),
-            events,
-        });
-        let accept_shared = shared.clone();
+        let mut service = Self::fetcher(store, control);
+        let accept_shared = service.shared.clone();
         let accept = tokio::spawn(async move {
             while let Some((peer, stream)) = incoming.next().await {
                 let shared = accept_shared.clone();
@@ -192,7 +200,35 @@ impl FileService {
                 });
             }
         });
-        Ok(Self { shared, accept })
+        service.accept = Some(accept);
+        Ok(service)
+    }
+
+    /// A service that fetches into `store` and serves nothing itself (the node's own service serves its
+    /// files, [`Self::serve_also`]): what a mailbox node holds for others is fetched with one.
+    pub fn fetcher(store: FileStore, control: libp2p_stream::Control) -> Self {
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let shared = Arc::new(Shared {
+            store,
+            also_serve: Mutex::new(Vec::new()),
+            control,
+            serving: Arc::new(Semaphore::new(MAX_SERVING)),
+            cancelled: Mutex::new(VecDeque::new()),
+            fetching: Mutex::new(HashMap::new()),
+            sent: AtomicU64::new(0),
+            events,
+        });
+        Self {
+            shared,
+            accept: None,
+        }
+    }
+
+    /// Serves the files of `store` too (after this service's own): the files a mailbox node holds.
+    pub fn serve_also(&self, store: FileStore) {
+        if let Ok(mut also) = self.shared.also_serve.lock() {
+            also.push(store);
+        }
     }
 
     pub fn store(&self) -> &FileStore {

@@ -109,15 +109,20 @@ pub(super) async fn serve(
     };
     let layout = FileLayout::from_ciphertext_len(request.ciphertext_len)
         .map_err(|e| TransferError::Protocol(e.to_string()))?;
-    let store = shared.store.clone();
+    let stores = shared.stores();
     let ranges = request.ranges.clone();
+    // This node's own files first, then those it holds for others (a mailbox, §19.9).
     let entry = blocking(move || {
-        let entry = store.entry(&hash, layout, false)?;
-        if ranges.iter().all(|r| entry.verified().covers(r)) {
-            Ok(Some(entry))
-        } else {
-            Ok(None)
+        for store in &stores {
+            match store.entry(&hash, layout, false) {
+                Ok(entry) if ranges.iter().all(|r| entry.verified().covers(r)) => {
+                    return Ok(Some(entry));
+                }
+                Ok(_) | Err(FilesError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(None)
     })
     .await;
     let entry = match entry {

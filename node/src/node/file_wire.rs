@@ -31,6 +31,12 @@ const _: () = assert!(MAX_CONCURRENT_FETCHES <= crate::files::MAX_FETCHING);
 /// Files being offered to mailbox servers, or held by them, that are remembered (so that each deposit of the
 /// same announcement does not ask again); past it the memory starts over.
 pub const MAX_HOLDS_REMEMBERED: usize = 1024;
+/// How often a mailbox node deletes the files it held for others whose time is up.
+pub const HELD_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+fn file_error(e: FilesError) -> crate::node::NodeError {
+    crate::node::NodeError::File(crate::api::FileOpError::Files(e))
+}
 
 struct Live {
     /// Which fetch task this entry is for (a resumed fetch gets a new one).
@@ -94,6 +100,37 @@ impl FileWire {
             mailboxes: Mutex::new(Vec::new()),
             holds: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Holds files for others (this node serves as a mailbox, §19.9): fetched into `dir` by a fetch-only
+    /// service, served by this node's own, deleted [`HoldLimits::keep_for`](crate::files::HoldLimits) after
+    /// they were last asked for (swept every [`HELD_SWEEP_INTERVAL`]).
+    pub(crate) fn hold_for_others(
+        &self,
+        dir: &Path,
+        control: libp2p_stream::Control,
+        limits: crate::files::HoldLimits,
+    ) -> Result<(), crate::node::NodeError> {
+        let store = crate::files::FileStore::open(dir).map_err(file_error)?;
+        self.service.serve_also(store.clone());
+        let fetcher = Arc::new(FileService::fetcher(store, control.clone()));
+        let holder = Arc::new(
+            crate::files::FileHolder::start(fetcher, control, limits)
+                .map_err(|e| file_error(FilesError::Io(std::io::Error::other(e.to_string()))))?,
+        );
+        self.keep(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HELD_SWEEP_INTERVAL);
+            loop {
+                tick.tick().await;
+                let holder = holder.clone();
+                let swept =
+                    tokio::task::spawn_blocking(move || holder.sweep(std::time::SystemTime::now()));
+                if let Ok(deleted @ 1..) = swept.await {
+                    debug!(deleted, "deleted expired files held for others");
+                }
+            }
+        }));
+        Ok(())
     }
 
     /// Where files are looked for when their sender is away (this profile's mailbox servers).

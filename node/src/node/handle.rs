@@ -37,12 +37,24 @@ impl Node {
         let profile = profile.into();
         let me = profile.key();
         let files_dir = profile.dir().join(crate::files::FILES_DIR);
+        let held_dir = profile.dir().join(crate::files::HELD_FILES_DIR);
+        // A mailbox node holds files for others as long as it keeps mail (§19.9).
+        let hold = config
+            .serve_mailbox
+            .as_ref()
+            .map(|(_, mailbox)| crate::files::HoldLimits {
+                keep_for: std::time::Duration::from_secs(mailbox.max_ttl_s),
+                ..crate::files::HoldLimits::default()
+            });
         let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
         let (event_tx, event_rx) = broadcast::channel(EVENT_QUEUE);
         let mut event_loop = EventLoop::new(profile.engine, config, command_rx, event_tx.clone())?;
         let peer_id = *event_loop.swarm.local_peer_id();
         let control = event_loop.swarm.behaviour().stream.new_control();
-        let files = super::files::start_files(&files_dir, control, event_tx.clone())?;
+        let files = super::files::start_files(&files_dir, control.clone(), event_tx.clone())?;
+        if let Some(limits) = hold {
+            files.hold_for_others(&held_dir, control, limits)?;
+        }
         files.set_mailboxes(event_loop.mailbox_servers());
         event_loop.files = Some(files.clone());
         let span = info_span!("node", peer = %short(&peer_id));
