@@ -142,6 +142,12 @@ pub enum Action {
     AskAttach(ConversationKey),
     /// Send the picture on the clipboard in the conversation.
     PastePicture(ConversationKey),
+    /// Show the picture of message `id` at full size.
+    ViewPicture {
+        conversation: ConversationKey,
+        id: MessageId,
+        name: String,
+    },
     /// Send the file at `path` in the conversation.
     SendFile {
         conversation: ConversationKey,
@@ -309,6 +315,7 @@ impl Action {
             Self::SetTimer { .. } => "set-timer",
             Self::AskAttach(_) => "ask-attach",
             Self::PastePicture(_) => "paste-picture",
+            Self::ViewPicture { .. } => "view-picture",
             Self::SendFile { .. } => "send-file",
             Self::ChoosePath => "choose-path",
             Self::AskSaveFile { .. } => "ask-save-file",

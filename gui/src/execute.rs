@@ -160,6 +160,9 @@ impl Executor<'_> {
             Action::CloseDialog => {
                 self.model.dialog = None;
                 self.model.dialog_error = None;
+                // A picture's pixels are not kept once it is closed.
+                self.model.picture = None;
+                self.views.dialogs.picture = Default::default();
             }
             Action::DialogError(text) => self.model.dialog_error = Some(text),
             Action::Confirm(confirm) => {
@@ -290,6 +293,15 @@ impl Executor<'_> {
             Action::AskAttach(_) => {
                 self.show_dialog(Dialog::AttachFile);
                 self.views.dialogs.file_path = Default::default();
+            }
+            Action::ViewPicture {
+                conversation,
+                id,
+                name,
+            } => {
+                if let Some(node) = self.node() {
+                    backend.view_picture(&node, conversation, id, name);
+                }
             }
             Action::PastePicture(conversation) => {
                 if let Some(node) = self.node() {
@@ -573,7 +585,7 @@ impl Executor<'_> {
             }
             Dialog::NewGroup => forms.new_group = Default::default(),
             // Their forms are made ready by the action that asks for them.
-            Dialog::AttachFile | Dialog::SaveFile | Dialog::MessageInfo => {}
+            Dialog::AttachFile | Dialog::SaveFile | Dialog::MessageInfo | Dialog::Picture => {}
             Dialog::GroupInfo => {
                 forms.group_info = Default::default();
                 if let Some(group) = self.model.open_group() {

@@ -128,12 +128,27 @@ pub fn show(
     if let Some(bytes) = &attachment.thumbnail
         && let Some(texture) = thumbnails.get(ui.ctx(), m.id, bytes)
     {
-        ui.add(
-            egui::Image::from_texture(texture)
-                .max_size(egui::vec2(SHOWN_SIDE, SHOWN_SIDE))
-                .corner_radius(4.0)
-                .alt_text(format!("Preview of {name}")),
-        );
+        // A whole picture opens at full size on a click.
+        let whole =
+            attachment.state == FileState::Complete && attachment.media_type.starts_with("image/");
+        let preview = egui::Image::from_texture(texture)
+            .max_size(egui::vec2(SHOWN_SIDE, SHOWN_SIDE))
+            .corner_radius(4.0)
+            .alt_text(format!("Preview of {name}"));
+        let response = if whole {
+            ui.add(preview.sense(egui::Sense::click()))
+                .on_hover_text("Open the picture")
+                .on_hover_cursor(egui::CursorIcon::PointingHand)
+        } else {
+            ui.add(preview)
+        };
+        if response.clicked() {
+            action = Some(Action::ViewPicture {
+                conversation: m.conversation,
+                id: m.id,
+                name: name.clone(),
+            });
+        }
     }
     let size = human_size(attachment.size);
     let state = state_text(attachment, outgoing);

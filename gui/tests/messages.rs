@@ -331,7 +331,8 @@ fn a_reply_shows_what_it_answers_in_the_composer_and_on_its_bubble() {
 }
 
 #[test]
-fn paste_a_picture_sends_the_clipboards_picture_with_its_preview_or_says_there_is_none() {
+fn paste_a_picture_sends_the_clipboards_picture_whose_preview_opens_it_whole_or_says_there_is_none()
+{
     use std::sync::Arc;
     use tern_gui::backend::{Clipboard, ClipboardPicture};
     use tern_gui::screens::conversation::PASTE_PICTURE;
@@ -376,9 +377,21 @@ fn paste_a_picture_sends_the_clipboards_picture_with_its_preview_or_says_there_i
     assert_eq!(attachment.media_type, "image/png");
     h.step();
     assert!(has_label(&h, &format!("📄 {}", attachment.name)));
+
+    // A click on the preview opens the whole picture; Close puts it away.
+    h.get_by_label(&format!("Preview of {}", attachment.name))
+        .click();
+    settle(&mut h, "the picture at full size", |h| {
+        h.state().model.dialog == Some(Dialog::Picture)
+    });
+    h.step();
+    let shown = h.state().model.picture.clone().unwrap();
+    assert_eq!(shown.image.size, [64, 48], "the pasted picture, whole");
     assert!(
-        h.query_by_label(&format!("Preview of {}", attachment.name))
+        h.query_by_label(&format!("The picture {}", attachment.name))
             .is_some()
     );
+    click(&mut h, "Close");
+    assert!(h.state().model.picture.is_none(), "its pixels are let go");
     shutdown(&mut h);
 }

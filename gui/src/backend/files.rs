@@ -110,6 +110,38 @@ impl Backend {
         });
     }
 
+    /// Opens the picture of message `id` into memory and decodes it (off the UI thread) for "Picture".
+    pub fn view_picture(
+        &self,
+        node: &Node,
+        conversation: ConversationKey,
+        id: MessageId,
+        name: String,
+    ) {
+        use crate::dialogs::picture::{MAX_PICTURE_BYTES, decode};
+        let node = node.clone();
+        self.spawn(async move {
+            let bytes = match node
+                .file_contents(conversation, id, MAX_PICTURE_BYTES)
+                .await
+            {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    return super::failed("Could not open the picture", words::file_error(&e));
+                }
+            };
+            match tokio::task::spawn_blocking(move || decode(name, &bytes)).await {
+                Ok(Ok(picture)) => Box::new(move |m: &mut Model| {
+                    m.picture = Some(picture);
+                    m.dialog = Some(Dialog::Picture);
+                    m.dialog_error = None;
+                }) as Update,
+                Ok(Err(why)) => super::failed("Could not open the picture", why),
+                Err(_) => super::failed("Could not open the picture", "it stopped"),
+            }
+        });
+    }
+
     /// Decrypts the complete file of message `id` to `dest` (replacing a file there only if `overwrite`).
     pub fn save_file(
         &self,

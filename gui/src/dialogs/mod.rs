@@ -3,7 +3,8 @@
 //! [`new_group`] and [`group_info`] (a group's members and what the person's role allows), and
 //! [`file_path`] (where a file to send is, or where to save one), and
 //! [`confirm`] (asked before a destructive step), [`backup`] (in "Settings", and the recovery
-//! code shown once), and [`message_info`] (a message's times and statuses). Each
+//! code shown once), [`message_info`] (a message's times and statuses), and [`picture`] (a picture at
+//! full size). Each
 //! draws from the model and its own form and returns actions; [`show`] puts the open one in a window.
 
 pub mod add_contact;
@@ -15,6 +16,7 @@ pub mod group_info;
 pub mod message_info;
 pub mod network;
 pub mod new_group;
+pub mod picture;
 pub mod settings;
 pub mod verify;
 
@@ -44,6 +46,7 @@ pub struct DialogForms {
     pub file_path: file_path::Form,
     pub backup: backup::Form,
     pub message_info: message_info::Form,
+    pub picture: picture::Form,
     /// The open dialog's first field takes the focus in the next frame (set when a dialog opens).
     pub focus_first: bool,
 }
@@ -71,6 +74,7 @@ pub fn title(dialog: Dialog) -> &'static str {
         Dialog::AttachFile => "Send a file",
         Dialog::SaveFile => "Save file",
         Dialog::MessageInfo => "Message info",
+        Dialog::Picture => "Picture",
     }
 }
 
@@ -86,6 +90,7 @@ fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Ac
     let width = match dialog {
         Dialog::Verify => VERIFY_WIDTH,
         Dialog::Settings => settings::SETTINGS_WIDTH,
+        Dialog::Picture => picture::PICTURE_WIDTH,
         _ => DIALOG_WIDTH,
     };
     let mut close = false;
@@ -117,6 +122,7 @@ fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Ac
                 }
                 Dialog::SaveFile => file_path::show_save(ui, &mut forms.file_path, focus),
                 Dialog::MessageInfo => message_info::show(ui, model, &forms.message_info),
+                Dialog::Picture => picture::show(ui, model, &mut forms.picture),
             };
             // A dialog without a field keeps nothing to focus.
             *focus = false;

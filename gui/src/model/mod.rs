@@ -77,6 +77,8 @@ pub enum Dialog {
     SaveFile,
     /// A message's times and statuses.
     MessageInfo,
+    /// A picture at full size (`Model::picture`).
+    Picture,
 }
 
 /// What the profile screen shows (the fields being typed live with the screen's form).
@@ -206,6 +208,8 @@ pub struct Model {
     pub read_requested: HashSet<MessageId>,
     /// Backups: the code to show once, and the undecryptable notices (`backup`).
     pub backup: backup::BackupState,
+    /// The picture "Picture" shows.
+    pub picture: Option<crate::dialogs::picture::ViewedPicture>,
 }
 
 impl std::fmt::Debug for Model {
@@ -257,6 +261,7 @@ impl Default for Model {
             pending_notifications: Vec::new(),
             read_requested: HashSet::new(),
             backup: backup::BackupState::default(),
+            picture: None,
         }
     }
 }

@@ -509,6 +509,25 @@ impl FileService {
             .map_err(|_| FilesError::Corrupt("a disk task stopped"))?
     }
 
+    /// Decrypts a complete file into memory (for a picture the app shows; the caller bounds `size`).
+    pub async fn read(
+        &self,
+        hash: FileHash,
+        size: u64,
+        key: FileKey,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, FilesError> {
+        let layout = FileLayout::new(size)?;
+        let store = self.shared.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out =
+                zeroize::Zeroizing::new(Vec::with_capacity(usize::try_from(size).unwrap_or(0)));
+            store.open_into(&hash, layout, &key, &mut *out)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|_| FilesError::Corrupt("a disk task stopped"))?
+    }
+
     /// Decrypts a complete file into `dest`.
     pub async fn export(
         &self,

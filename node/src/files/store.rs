@@ -190,20 +190,10 @@ impl FileStore {
         key: &FileKey,
         dest: &Path,
     ) -> Result<(), FilesError> {
-        let entry = self.entry(hash, layout, false)?;
-        if !entry.is_complete() {
-            return Err(FilesError::Incomplete);
-        }
         let partial = dest.with_extension("tern-partial");
         let result = (|| {
             let mut out = io::BufWriter::with_capacity(4 * IMPORT_BUF, File::create(&partial)?);
-            let mut sealed = vec![0u8; file::SEALED_CHUNK_LEN];
-            for index in 0..layout.chunk_count() {
-                let range = layout.sealed_range(index)?;
-                let len = (range.end - range.start) as usize;
-                entry.data.read_exact_at(range.start, &mut sealed[..len])?;
-                out.write_all(&file::open_chunk(key, &layout, index, &sealed[..len])?)?;
-            }
+            self.open_into(hash, layout, key, &mut out)?;
             let out = out.into_inner().map_err(|e| e.into_error())?;
             out.sync_all()?;
             fs::rename(&partial, dest)?;
@@ -213,6 +203,31 @@ impl FileStore {
             let _ = fs::remove_file(&partial);
         }
         result
+    }
+}
+
+impl FileStore {
+    /// Opens a complete file with its key, chunk by chunk, into `out` (a file, or memory for a picture
+    /// shown in the app: never unsealed on disk by this).
+    pub fn open_into(
+        &self,
+        hash: &FileHash,
+        layout: FileLayout,
+        key: &FileKey,
+        out: &mut impl Write,
+    ) -> Result<(), FilesError> {
+        let entry = self.entry(hash, layout, false)?;
+        if !entry.is_complete() {
+            return Err(FilesError::Incomplete);
+        }
+        let mut sealed = vec![0u8; file::SEALED_CHUNK_LEN];
+        for index in 0..layout.chunk_count() {
+            let range = layout.sealed_range(index)?;
+            let len = (range.end - range.start) as usize;
+            entry.data.read_exact_at(range.start, &mut sealed[..len])?;
+            out.write_all(&file::open_chunk(key, &layout, index, &sealed[..len])?)?;
+        }
+        Ok(())
     }
 }
 

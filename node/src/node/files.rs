@@ -373,6 +373,29 @@ impl Node {
             .map_err(file_err)
     }
 
+    /// A complete file's contents in memory, if it is at most `max` bytes (the app shows a picture from
+    /// them; they are zeroed when dropped). [`FileOpError::TooLarge`] past `max`.
+    pub async fn file_contents(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+        max: u64,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, NodeError> {
+        let record = self.attachment_of(conversation, id).await?;
+        if record.state != FileState::Complete {
+            return Err(file_err(FileOpError::NotComplete(record.state)));
+        }
+        let a = record.announcement;
+        if a.size > max {
+            return Err(file_err(FileOpError::TooLarge { size: a.size, max }));
+        }
+        self.files
+            .service
+            .read(a.hash, a.size, a.key)
+            .await
+            .map_err(file_err)
+    }
+
     /// Pauses fetching a file; what was received stays and [`Self::resume_file`] goes on from it.
     pub async fn pause_file(
         &self,
