@@ -10,10 +10,8 @@ use tern_bootstrap::{Config, FileLimits, Server};
 use tern_node::api::{ConversationId, Event, FileState};
 use tern_node::config::NodeConfig;
 use tern_testkit::files::{files_under, profile_holds};
-use tern_testkit::net::{
-    LiveNode, alice_and_bob_in, bootstrap_config, loopback_node, spawn_bootstrap_with,
-};
-use tern_testkit::profile::{create, open, pair_with_mailbox};
+use tern_testkit::net::{LiveNode, bootstrap_config, loopback_node, spawn_bootstrap_with};
+use tern_testkit::profile::{create, introduce, open, pair_with_mailbox};
 use tern_testkit::wait::wait_for;
 
 const MIB: usize = 1024 * 1024;
@@ -193,9 +191,10 @@ async fn a_file_over_the_mailboxs_limits_is_refused_in_plain_words_and_nothing_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_sent_to_a_group_reaches_a_member_online_and_later_from_the_mailbox_when_he_was_away()
+async fn a_group_file_reaches_a_member_online_and_later_from_his_own_mailbox_server_when_he_was_away()
  {
-    let (s, a, b, scratch) = (
+    let (s1, s2, a, b, scratch) = (
+        tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
@@ -220,10 +219,30 @@ async fn a_file_sent_to_a_group_reaches_a_member_online_and_later_from_the_mailb
         .collect();
 
     tokio::time::timeout(Duration::from_secs(240), async {
-        let (server, boot) = server_holding(s.path(), FileLimits::default()).await;
-        let (alice, bob) = pair_with_mailbox(a.path(), b.path(), &boot);
-        let (mut alice, mut bob, g) =
-            alice_and_bob_in(alice, bob, "Plans", &with_mailbox(&boot)).await;
+        // Alice's mail goes to one server, Bob's to another.
+        let (server_a, boot_a) = server_holding(s1.path(), FileLimits::default()).await;
+        let (server_b, boot_b) = server_holding(s2.path(), FileLimits::default()).await;
+        let (mut alice, mut bob) = (create(a.path(), "Alice"), create(b.path(), "Bob"));
+        for (engine, boot) in [(&mut alice, &boot_a), (&mut bob, &boot_b)] {
+            let server = tern_node::node::mailbox_node_of(boot).unwrap();
+            engine.set_mailboxes(vec![server]).unwrap();
+        }
+        introduce(&mut [&mut alice, &mut bob]);
+        let mut alice = LiveNode::start(alice, "alice", with_mailbox(&boot_a)).await;
+        let mut bob = LiveNode::start(bob, "bob", with_mailbox(&boot_b)).await;
+        bob.node.dial(alice.addr.clone()).await.unwrap();
+        let g = alice
+            .node
+            .group_create("Plans".into(), vec![bob.key])
+            .await
+            .unwrap()
+            .id;
+        wait_for(
+            &mut bob.events,
+            "Bob joins",
+            |e| matches!(e, Event::GroupJoined { group, .. } if group.id == g),
+        )
+        .await;
         let saved = |n: usize| scratch.path().join(format!("saved-{n}.bin"));
 
         // Bob is online: the offer comes by gossip, the file straight from Alice. Her mailbox server holds
@@ -262,12 +281,14 @@ async fn a_file_sent_to_a_group_reaches_a_member_online_and_later_from_the_mailb
             matches!(e, Event::ContactOnline { contact, online: false, .. } if *contact == bob.key)
         })
         .await;
+        // Bob's copy of the offer goes to his mailbox server, which is asked to hold the file too: Alice's
+        // own server is not one Bob reads.
         let second = alice.node.send_file(g, &paths[1]).await.unwrap();
-        assert!(
-            hold_outcome(&mut alice.events, second.message.id)
-                .await
-                .is_ok()
-        );
+        let (id, server_b_peer) = (second.message.id, server_b.peer_id());
+        wait_for(&mut alice.events, "Bob's mailbox server holds it", |e| {
+            matches!(e, Event::FileHeld { id: got, server, .. } if *got == id && *server == server_b_peer)
+        })
+        .await;
         let outbox = tern_testkit::wait::poll_until(
             Duration::from_secs(60),
             async || alice.node.status().await.unwrap().outbox_len,
@@ -277,8 +298,8 @@ async fn a_file_sent_to_a_group_reaches_a_member_online_and_later_from_the_mailb
         assert_eq!(outbox, 0, "Bob's copy is deposited with the mailbox");
         alice.node.shutdown().await.unwrap();
 
-        // Bob, back: the offer from his mailbox, the file from the mailbox server's copy.
-        let mut bob = LiveNode::start(open(b.path()), "bob", with_mailbox(&boot)).await;
+        // Bob, back: the offer from his mailbox, the file from his mailbox server's copy.
+        let mut bob = LiveNode::start(open(b.path()), "bob", with_mailbox(&boot_b)).await;
         let id = second.message.id;
         wait_for(
             &mut bob.events,
@@ -292,8 +313,9 @@ async fn a_file_sent_to_a_group_reaches_a_member_online_and_later_from_the_mailb
         assert_eq!(files.len(), 2);
         assert!(files.iter().all(|f| f.conversation == g && !f.outgoing));
         bob.node.shutdown().await.unwrap();
-        server.shutdown().await.unwrap();
-        for dir in [s.path(), a.path(), b.path()] {
+        server_a.shutdown().await.unwrap();
+        server_b.shutdown().await.unwrap();
+        for dir in [s1.path(), s2.path(), a.path(), b.path()] {
             assert!(
                 !profile_holds(dir, canary),
                 "{} holds plaintext",

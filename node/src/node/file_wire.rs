@@ -29,7 +29,8 @@ use crate::store::AttachmentRecord;
 pub const MAX_CONCURRENT_FETCHES: usize = 4;
 const _: () = assert!(MAX_CONCURRENT_FETCHES <= crate::files::MAX_FETCHING);
 /// Files being offered to mailbox servers, or held by them, that are remembered (so that each deposit of the
-/// same announcement does not ask again); past it the memory starts over.
+/// same announcement does not ask again), and members' copies of group files' announcements; past it each
+/// memory starts over.
 pub const MAX_HOLDS_REMEMBERED: usize = 1024;
 /// How often a mailbox node deletes the files it held for others whose time is up.
 pub const HELD_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60 * 60);
@@ -71,6 +72,8 @@ pub(crate) struct FileWire {
     mailboxes: Mutex<Vec<PeerId>>,
     /// (server, file) offers under way or held.
     holds: Mutex<HashSet<(PeerId, FileHash)>>,
+    /// The 1:1 copies (outbox message ids) that carry a group file's announcement to members.
+    copies: Mutex<HashMap<tern_protocol::MessageId, AttachmentRecord>>,
 }
 
 impl std::fmt::Debug for FileWire {
@@ -99,7 +102,23 @@ impl FileWire {
             tasks: Mutex::new(Vec::new()),
             mailboxes: Mutex::new(Vec::new()),
             holds: Mutex::new(HashSet::new()),
+            copies: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Remembers that the 1:1 message `id` carries (part of) the group file `record`'s announcement.
+    pub(crate) fn note_copy(&self, id: tern_protocol::MessageId, record: AttachmentRecord) {
+        if let Ok(mut copies) = self.copies.lock() {
+            if copies.len() >= MAX_HOLDS_REMEMBERED {
+                copies.clear();
+            }
+            copies.insert(id, record);
+        }
+    }
+
+    /// The group file whose announcement the 1:1 message `id` carries, if this node sent one.
+    pub(crate) fn copy_of(&self, id: &tern_protocol::MessageId) -> Option<AttachmentRecord> {
+        self.copies.lock().ok()?.get(id).cloned()
     }
 
     /// Holds files for others (this node serves as a mailbox, §19.9): fetched into `dir` by a fetch-only

@@ -137,6 +137,7 @@ impl EventLoop {
         };
         self.save_group_with(key, vec![message.clone()], vec![record.clone()])?;
         self.groups.first_sight(&bytes);
+        self.fanout_file = Some(record.clone());
         self.group_spread(
             &bytes,
             &members,
@@ -144,6 +145,7 @@ impl EventLoop {
             &[],
             &super::group_gossip::Route::Publish,
         );
+        self.fanout_file = None;
         if let Some(wire) = self.files.clone() {
             for server in self.mailbox_servers() {
                 wire.hold(server, record.clone());

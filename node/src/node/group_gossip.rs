@@ -490,9 +490,16 @@ impl EventLoop {
                     Some(ttl_s) => self.engine.send_control_expiring(to, body, ttl_s),
                     None => self.engine.send_control(to, body, true),
                 };
-                if let Err(e) = queued {
-                    warn!(error = %e, "cannot queue a group message for a member");
-                    break;
+                match queued {
+                    Ok((id, _)) => {
+                        if let (Some(record), Some(wire)) = (&self.fanout_file, &self.files) {
+                            wire.note_copy(id, record.clone());
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "cannot queue a group message for a member");
+                        break;
+                    }
                 }
                 self.groups.gossip.transfer_parts += 1;
                 self.groups.gossip.transfer_bytes += len;

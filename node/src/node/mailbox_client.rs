@@ -80,7 +80,12 @@ impl EventLoop {
         let conversation = crate::api::ConversationId::Direct(recipient);
         match self.engine.store().attachment(&conversation, &message) {
             Ok(Some(record)) if record.outgoing => wire.hold(server, record),
-            Ok(_) => {}
+            // A member's copy of a group file's announcement (§19.10).
+            Ok(_) => {
+                if let Some(record) = wire.copy_of(&message) {
+                    wire.hold(server, record);
+                }
+            }
             Err(e) => debug!(error = %e, "cannot read a deposited message's file"),
         }
     }

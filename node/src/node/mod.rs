@@ -237,6 +237,9 @@ struct EventLoop {
     commits: Vec<tokio::task::JoinHandle<()>>,
     /// File transfers beside the loop: an expired message's file is removed through them (`expiry.rs`).
     files: Option<std::sync::Arc<file_wire::FileWire>>,
+    /// While a group file's announcement is fanned out: its record, so that the 1:1 copies queued for
+    /// members are known as carrying it (their mailbox servers are then asked to hold the file, §19.10).
+    fanout_file: Option<crate::store::AttachmentRecord>,
 }
 
 /// A configured mailbox server (an address ending in `/p2p/<peer id>`) as the card names it: its PeerId and
@@ -328,6 +331,7 @@ impl EventLoop {
             groups: groups::Groups::default(),
             commits: Vec::new(),
             files: None,
+            fanout_file: None,
         };
         let mut event_loop = event_loop;
         event_loop.groups = groups::Groups::load(&event_loop.engine);
