@@ -3,7 +3,8 @@
 //! - [`model`]: the app's state, apart from drawing; node events and command results change it.
 //! - [`screens`] and [`dialogs`]: drawing, one file per screen or dialog; each reads the model and
 //!   returns [`action::Action`]s. [`chat`]: the virtualised message list, with [`bubble`] for one
-//!   message (its menu, [`links`] in it) and [`file_card`] for a file message's card. [`widgets`]: shared pieces;
+//!   message (its menu, [`links`] in it) and [`file_card`] for a file message's card ([`picture`]: one opened
+//!   at full size). [`widgets`]: shared pieces;
 //!   [`timer_menu`]: the disappearing-message timer's badge and menu.
 //! - [`views`]: what drawing keeps between frames (the text being typed, the list's layout).
 //! - [`execute`]: performs the actions at the end of the frame, the only caller of the [`backend`]:
@@ -30,6 +31,7 @@ pub mod icon;
 pub mod keys;
 pub mod links;
 pub mod model;
+pub mod picture;
 pub mod profiles;
 pub mod qr;
 pub mod screens;

@@ -118,7 +118,7 @@ impl Backend {
         id: MessageId,
         name: String,
     ) {
-        use crate::dialogs::picture::{MAX_PICTURE_BYTES, decode};
+        use crate::picture::{MAX_PICTURE_BYTES, decode};
         let node = node.clone();
         self.spawn(async move {
             let bytes = match node

@@ -209,7 +209,7 @@ pub struct Model {
     /// Backups: the code to show once, and the undecryptable notices (`backup`).
     pub backup: backup::BackupState,
     /// The picture "Picture" shows.
-    pub picture: Option<crate::dialogs::picture::ViewedPicture>,
+    pub picture: Option<crate::picture::ViewedPicture>,
 }
 
 impl std::fmt::Debug for Model {

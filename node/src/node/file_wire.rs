@@ -291,23 +291,7 @@ impl FileWire {
             let size = tokio::fs::metadata(path).await?.len();
             if size <= crate::files::strip::MAX_STRIP_LEN {
                 let bytes = tokio::fs::read(path).await?;
-                let media_type = media_type.to_owned();
-                let (stripped, thumbnail) = tokio::task::spawn_blocking(move || {
-                    let thumbnail = crate::files::thumb::make(&bytes, &media_type);
-                    (crate::files::strip::strip(bytes, &media_type), thumbnail)
-                })
-                .await
-                .map_err(|_| FilesError::Corrupt("the strip task stopped"))?;
-                let metadata_stripped = stripped.is_some();
-                let file = match stripped {
-                    Some(stripped) => self.service.add_bytes(stripped).await?,
-                    None => self.service.add(path).await?,
-                };
-                return Ok(Added {
-                    file,
-                    metadata_stripped,
-                    thumbnail,
-                });
+                return self.add_bytes(bytes, media_type).await;
             }
             warn!(
                 "a picture over {} bytes is sent with its metadata and no preview",
@@ -321,7 +305,8 @@ impl FileWire {
         })
     }
 
-    /// [`Self::add`] of a file held in memory: a picture is stripped and previewed the same way.
+    /// [`Self::add`] of a file held in memory: a picture (up to `MAX_STRIP_LEN`) is stripped of its
+    /// metadata and previewed first, off the async threads.
     pub(crate) async fn add_bytes(
         &self,
         bytes: Vec<u8>,
