@@ -27,6 +27,17 @@ fn bootstrap_node(data: &Path) -> (BootstrapProcess, String) {
     (server, addr)
 }
 
+/// The network options of a CLI command that meets others only through `bootstrap`.
+fn net_args(bootstrap: &str) -> [&str; 5] {
+    [
+        "--bootstrap",
+        bootstrap,
+        "--no-mdns",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+    ]
+}
+
 /// Alice and Bob, made with the CLI, each the other's contact.
 fn contacts(alice: &Path, bob: &Path) {
     let alice_invite = cli(alice).init_invite("Alice");
@@ -46,13 +57,7 @@ fn send_to_an_offline_contact_deposits_and_the_contact_gets_it_later() {
     contacts(alice.path(), bob.path());
 
     // Bob is offline. Alice's send ends once the bootstrap node holds the message.
-    let net = [
-        "--bootstrap",
-        &bootstrap,
-        "--no-mdns",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-    ];
+    let net = net_args(&bootstrap);
     let mut send = vec!["send", "Bob", "written while you slept", "--wait", "45"];
     send.extend(net);
     let sent = cli(alice.path()).ok(&send);
@@ -92,13 +97,7 @@ fn a_file_sent_to_an_offline_contact_is_held_by_the_bootstrap_node_and_fetched_a
     std::fs::write(&source, &bytes).unwrap();
 
     // Bob is offline. Alice's send-file ends once the bootstrap node holds the file for him.
-    let net = [
-        "--bootstrap",
-        &bootstrap,
-        "--no-mdns",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-    ];
+    let net = net_args(&bootstrap);
     let path = source.to_str().unwrap();
     let mut send = vec!["send-file", "Bob", path, "--wait", "60"];
     send.extend(net);

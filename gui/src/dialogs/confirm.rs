@@ -72,7 +72,9 @@ pub fn wording(confirm: Confirm, name: &str, group: &str) -> (String, String, St
         Confirm::WithdrawFile { .. } => (
             "Withdraw this file?".to_owned(),
             format!(
-                "{} This computer's copy is deleted too; the message stays. It cannot be undone.",
+                "{} This computer's copy is deleted too; the message stays. A copy a mailbox server keeps \
+                 for someone who was offline stays there until the server deletes it (a week by default). \
+                 It cannot be undone.",
                 if name.is_empty() {
                     format!("Whoever in {group} has not downloaded it yet cannot any more.")
                 } else {

@@ -26,15 +26,12 @@ impl Engine {
             now,
             None,
             |batch, contact, content, envelope, now| {
-                let record = AttachmentRecord {
-                    conversation: ConversationId::Direct(*to),
-                    id: content.id,
-                    outgoing: true,
-                    state: FileState::Complete,
-                    metadata_stripped,
+                let record = AttachmentRecord::sent(
+                    ConversationId::Direct(*to),
+                    content.id,
                     announcement,
-                    failure: None,
-                };
+                    metadata_stripped,
+                );
                 batch.put_attachment(&record)?;
                 let (mut message, entry, _) =
                     send::write_text(batch, contact, content, envelope, now, "")?;
@@ -134,15 +131,7 @@ pub(super) fn receive_file(
         debug!("a file's preview is not a small PNG or JPEG: dropped");
         announcement.thumbnail = None;
     }
-    let record = AttachmentRecord {
-        conversation,
-        id,
-        outgoing: false,
-        state: FileState::Waiting,
-        metadata_stripped: false,
-        announcement,
-        failure: None,
-    };
+    let record = AttachmentRecord::offered(conversation, id, announcement);
     let mut message = Message {
         id,
         conversation,

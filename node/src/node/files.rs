@@ -113,15 +113,8 @@ impl EventLoop {
         let group = self.group_mut(&key)?;
         let bytes = group.send(&content)?;
         let members = group.members()?;
-        let record = AttachmentRecord {
-            conversation,
-            id: content.id,
-            outgoing: true,
-            state: FileState::Complete,
-            metadata_stripped,
-            announcement,
-            failure: None,
-        };
+        let record =
+            AttachmentRecord::sent(conversation, content.id, announcement, metadata_stripped);
         let message = api::Message {
             id: content.id,
             conversation,

@@ -280,15 +280,11 @@ impl EventLoop {
                         Body::Delivered(ids) => receipts.push((sender, ids, false)),
                         // A member's file (§19.10): its line and its attachment row, fetched once stored.
                         Body::File(announcement) if sender != me => {
-                            let record = crate::store::AttachmentRecord {
-                                conversation: ConversationId::Group(key),
-                                id: content.id,
-                                outgoing: false,
-                                state: api::FileState::Waiting,
-                                metadata_stripped: false,
+                            let record = crate::store::AttachmentRecord::offered(
+                                ConversationId::Group(key),
+                                content.id,
                                 announcement,
-                                failure: None,
-                            };
+                            );
                             lines.push(api::Message {
                                 id: content.id,
                                 conversation: ConversationId::Group(key),

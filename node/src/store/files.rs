@@ -63,6 +63,41 @@ pub fn bounded_failure(reason: &str) -> String {
 }
 
 impl AttachmentRecord {
+    /// The row of a file this profile sends in `conversation` (whole here from the start).
+    pub fn sent(
+        conversation: ConversationId,
+        id: MessageId,
+        announcement: FileAnnouncement,
+        metadata_stripped: bool,
+    ) -> Self {
+        Self {
+            conversation,
+            id,
+            outgoing: true,
+            state: FileState::Complete,
+            metadata_stripped,
+            announcement,
+            failure: None,
+        }
+    }
+
+    /// The row of a file offered to this profile in `conversation` (waiting to be fetched).
+    pub fn offered(
+        conversation: ConversationId,
+        id: MessageId,
+        announcement: FileAnnouncement,
+    ) -> Self {
+        Self {
+            conversation,
+            id,
+            outgoing: false,
+            state: FileState::Waiting,
+            metadata_stripped: false,
+            announcement,
+            failure: None,
+        }
+    }
+
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
         let body = self
             .announcement
