@@ -4,7 +4,7 @@
 use redb::{Database, ReadableTableMetadata};
 use tern_protocol::{EnvelopeId, MessageId};
 
-use super::tests::{incoming, key, store};
+use super::tests::{fill_to_bound, incoming, key, store};
 use super::*;
 
 #[test]
@@ -60,22 +60,7 @@ fn an_envelope_is_remembered_across_a_reopen_until_it_expires_or_is_forgotten() 
 fn the_envelope_table_drops_its_oldest_entries_past_its_bound() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = store(dir.path());
-    store
-        .transaction(|b| {
-            let mut table = b.txn.open_table(ENVELOPES)?;
-            let mut by_expiry = b.txn.open_table(ENVELOPE_EXPIRY)?;
-            for n in 0..MAX_SEEN_ENTRIES {
-                let mut row = [0u8; BLIND_LEN];
-                row[..8].copy_from_slice(&n.to_be_bytes());
-                table.insert(row.as_slice(), [0u8].as_slice())?;
-                let mut expiry = [0u8; 8 + BLIND_LEN];
-                expiry[..8].copy_from_slice(&(1000 + n).to_be_bytes());
-                expiry[8..].copy_from_slice(&row);
-                by_expiry.insert(expiry.as_slice(), ())?;
-            }
-            Ok(())
-        })
-        .unwrap();
+    fill_to_bound(&mut store, ENVELOPES, ENVELOPE_EXPIRY);
     let alice = key(1);
     let envelope = EnvelopeId([7; 32]);
     assert!(

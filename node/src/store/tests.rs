@@ -384,19 +384,17 @@ fn the_contact_list_refuses_contacts_past_its_bound() {
     ));
 }
 
-#[test]
-fn the_seen_table_drops_its_oldest_entries_past_its_bound() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = store(dir.path());
-    // Raw filler rows (their values are never opened by eviction) expiring at 1000 + n.
+/// Fills `table` and its expiry index `by_expiry` to `MAX_SEEN_ENTRIES` raw rows (their values are never
+/// opened by eviction), row `n` expiring at 1000 + n.
+pub(super) fn fill_to_bound(store: &mut Store, table: BytesTable, by_expiry: UnitTable) {
     store
         .transaction(|b| {
-            let mut seen = b.txn.open_table(SEEN)?;
-            let mut by_expiry = b.txn.open_table(SEEN_EXPIRY)?;
+            let mut rows = b.txn.open_table(table)?;
+            let mut by_expiry = b.txn.open_table(by_expiry)?;
             for n in 0..MAX_SEEN_ENTRIES {
                 let mut row = [0u8; BLIND_LEN];
                 row[..8].copy_from_slice(&n.to_be_bytes());
-                seen.insert(row.as_slice(), [0u8].as_slice())?;
+                rows.insert(row.as_slice(), [0u8].as_slice())?;
                 let mut expiry = [0u8; 8 + BLIND_LEN];
                 expiry[..8].copy_from_slice(&(1000 + n).to_be_bytes());
                 expiry[8..].copy_from_slice(&row);
@@ -405,6 +403,13 @@ fn the_seen_table_drops_its_oldest_entries_past_its_bound() {
             Ok(())
         })
         .unwrap();
+}
+
+#[test]
+fn the_seen_table_drops_its_oldest_entries_past_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(dir.path());
+    fill_to_bound(&mut store, SEEN, SEEN_EXPIRY);
     let alice = key(1);
     assert!(store.insert_message(&incoming(alice, 1, 5)).unwrap());
     assert_eq!(store.seen_len().unwrap(), MAX_SEEN_ENTRIES);
