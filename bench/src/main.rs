@@ -29,6 +29,7 @@ mod backup;
 mod crypto;
 mod files;
 mod group;
+mod group_fanout;
 mod internet;
 mod lan;
 mod mailbox;
@@ -71,6 +72,9 @@ struct Args {
     /// Messages per pair and round in the `internet` lab (each awaited before the next).
     #[arg(long, default_value_t = 10)]
     lab_messages: usize,
+    /// Rounds of the `group` scenario's fan-out to 20 processes (each: one group text and 19 1:1 texts).
+    #[arg(long, default_value_t = 5)]
+    group_rounds: usize,
     /// Runs of the `lan` scenario (each: an mDNS run and a dialled baseline run).
     #[arg(long, default_value_t = 50)]
     runs: usize,
@@ -123,8 +127,10 @@ enum Scenario {
     Reach,
     Store,
     Crypto,
-    /// MLS group add/remove costs (issue 13).
+    /// MLS group add/remove costs, and `group-fanout` (issue 13).
     Group,
+    /// One text to a group of 20 processes beside 19 1:1 sends (part of `group`).
+    GroupFanout,
     Files,
     /// Encrypted backup and restore (issue 15); not part of `all`.
     Backup,
@@ -616,13 +622,13 @@ fn write_report(path: &str, args: &Args, machine: &str, elapsed: Duration) -> Re
          ```sh\n\
          cargo build --release -p tern-bootstrap -p tern-node   # internet runs both\n\
          cargo run --release -p tern-bench -- all   # about {:.0} minutes here; writes this file\n\
-         cargo run --release -p tern-bench -- <latency|throughput|mailbox|peers|reach|lan|internet|store|crypto|files>\n\
+         cargo run --release -p tern-bench -- <latency|throughput|mailbox|peers|reach|lan|internet|store|crypto|group|files>\n\
          ```\n\n\
          Scale flags (these defaults were used): `--messages {}` (latency samples; throughput messages each way), \
-         `--deposits {}`, `--peers {}`, `--store-messages {}`, `--runs {}`, `--rounds {}`, `--lab-messages {}`. The `lan` \
+         `--deposits {}`, `--peers {}`, `--store-messages {}`, `--runs {}`, `--rounds {}`, `--lab-messages {}`, `--group-rounds {}`. The `lan` \
          scenario needs root (network namespaces); without it, it times dialled peers on loopback and says so. \
-         `internet` (lab/internet.sh) needs root and iptables; without them it is skipped. `group` (fan-out to a group) \
-         comes with groups.\n\n\
+         `internet` (lab/internet.sh) needs root and iptables; without them it is skipped. `group` starts 20 \
+         `tern-bench group-peer` processes on loopback.\n\n\
          ## The machine\n\n{machine}\n\
          The run took {:.1} minutes.\n{}",
         elapsed.as_secs_f64() / 60.0,
@@ -633,6 +639,7 @@ fn write_report(path: &str, args: &Args, machine: &str, elapsed: Duration) -> Re
         args.runs,
         args.rounds,
         args.lab_messages,
+        args.group_rounds,
         elapsed.as_secs_f64() / 60.0,
         report::markdown(),
     );
@@ -659,6 +666,9 @@ fn main() -> Result<()> {
     if raw.get(1).map(String::as_str) == Some("lan-peer") {
         return lan::peer(&raw[2..]);
     }
+    if raw.get(1).map(String::as_str) == Some("group-peer") {
+        return group_fanout::peer(&raw[2..]);
+    }
     let args = Args::parse();
     let machine = machine();
     let started = Instant::now();
@@ -678,6 +688,9 @@ fn main() -> Result<()> {
     }
     if wants(Scenario::Group) {
         group::run()?;
+    }
+    if wants(Scenario::Group) || args.scenario == Scenario::GroupFanout {
+        group_fanout::run(args.group_rounds)?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
