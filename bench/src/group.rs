@@ -43,6 +43,7 @@ struct Figures {
     remove_bytes: usize,
     welcome_bytes: usize,
     state_bytes: usize,
+    history_bytes: usize,
 }
 
 /// A group of `n` members (the admin, one observer who processes commits, and `n - 2` others), then
@@ -70,6 +71,7 @@ fn measure(n: usize) -> Result<Figures> {
         remove_bytes: 0,
         welcome_bytes: 0,
         state_bytes: 0,
+        history_bytes: 0,
     };
     let (mut adds, mut add_procs, mut removes, mut remove_procs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -100,7 +102,8 @@ fn measure(n: usize) -> Result<Figures> {
             other => Err(anyhow!("unexpected {other:?}")),
         })?);
     }
-    f.state_bytes = group.encode().len();
+    f.state_bytes = group.encode_state().len();
+    f.history_bytes = group.encode_history().len();
     f.add = median(adds);
     f.add_process = median(add_procs);
     f.remove = median(removes);
@@ -187,11 +190,13 @@ pub fn run() -> Result<()> {
             Target::Report,
         ));
         sizes.push(format!(
-            "{n} members: add commit {} B + Welcome {} B, remove commit {} B, persisted state {} KiB",
+            "{n} members: add commit {} B + Welcome {} B, remove commit {} B, persisted state {} KiB \
+             (rewritten per message) + rollback records {} KiB (rewritten at commits)",
             f.add_bytes,
             f.welcome_bytes,
             f.remove_bytes,
-            f.state_bytes / 1024
+            f.state_bytes / 1024,
+            f.history_bytes / 1024
         ));
     }
     print_table(

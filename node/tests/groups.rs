@@ -314,14 +314,23 @@ fn a_restart_through_the_profile_store_keeps_the_group() {
     store
         .put_key_package(pending.hash_ref(), &pending.encode())
         .unwrap();
-    store.put_group(&id, &b.g().encode()).unwrap();
+    store.put_group(&id, &b.g().encode_state()).unwrap();
+    let history = b.g().encode_history();
+    store
+        .transaction(|batch| batch.put_group_history(&id, &history))
+        .unwrap();
     let new_password = "a new one".into();
     store.rekey(&password, &new_password, &[]).unwrap();
     drop(store);
     let mut store = Store::open(dir.path(), &new_password).unwrap();
     assert_eq!(store.groups().unwrap().len(), 2);
     let state = store.group(&id).unwrap().expect("the group, re-keyed");
-    b.group = Some(Group::decode(&state).unwrap());
+    let carried = store
+        .group_history(&id)
+        .unwrap()
+        .expect("the group's records, re-keyed");
+    assert_eq!(*carried, *history);
+    b.group = Some(Group::decode_with(&state, Some(&carried)).unwrap());
     let m = a.g().send(&text(3, "after the re-key")).unwrap();
     assert_eq!(read(&mut b, &m).unwrap().1, "after the re-key");
     let row = store
@@ -334,6 +343,68 @@ fn a_restart_through_the_profile_store_keeps_the_group() {
         back.is_some(),
         "the KeyPackage, re-keyed under its hash ref"
     );
+}
+
+#[test]
+fn the_rollback_records_live_in_a_row_of_their_own_rewritten_only_when_they_change() {
+    let (mut a, mut b, mut c, d) = four();
+    // Bob joined by Welcome: no records yet. A commit gives him one.
+    let out = a.g().remove(&[d.key()]).unwrap();
+    deliver_commit(&out, &mut [&mut b, &mut c]);
+    assert!(b.g().history_unsaved(), "never written");
+    let whole = b.g().encode();
+    let state = b.g().encode_state();
+    let history = b.g().encode_history();
+    let id = b.g().id().to_vec();
+    // The two rows hold what the one version 1 value held, each with its own header.
+    assert_eq!(
+        state.len() + history.len() - (1 + 32 + 1 + id.len()),
+        whole.len()
+    );
+    assert!(
+        state.len() * 3 / 2 < whole.len(),
+        "a record is a whole copy of the storage: {} of {}",
+        state.len(),
+        whole.len()
+    );
+    b.g().history_written();
+    assert!(!b.g().history_unsaved());
+    // A text changes the state, not the records.
+    let m = a.g().send(&text(20, "a text")).unwrap();
+    assert_eq!(read(&mut b, &m).unwrap().1, "a text");
+    assert!(!b.g().history_unsaved());
+    assert_ne!(b.g().encode_state(), state);
+    assert_eq!(b.g().encode_history(), history);
+
+    // Read back from the two rows: the records came along (the commit is known), nothing is unsaved.
+    let state = b.g().encode_state();
+    b.group = Some(Group::decode_with(&state, Some(&history)).unwrap());
+    assert!(!b.g().history_unsaved());
+    assert_eq!(b.g().process(&out.commit).err(), Some(GroupError::Replayed));
+    let m = a.g().send(&text(21, "after the restart")).unwrap();
+    assert_eq!(read(&mut b, &m).unwrap().1, "after the restart");
+    // Without its history row the state reads with no records: the commit is then older than any.
+    let bare = Group::decode_with(&state, None).unwrap();
+    assert!(!bare.history_unsaved());
+    // A version 1 value keeps its records and counts them unsaved, so the next write moves them.
+    let from_whole = Group::decode(&whole).unwrap();
+    assert!(from_whole.history_unsaved());
+    assert_eq!(from_whole.encode_history(), history);
+    // Another member's history row is refused.
+    let carols = c.g().encode_history();
+    assert_eq!(
+        Group::decode_with(&state, Some(&carols)).err(),
+        Some(GroupError::Corrupt("group history of another group"))
+    );
+    assert!(Group::decode_with(&state, Some(&history[..history.len() - 1])).is_err());
+
+    // A commit changes the records.
+    let out = a
+        .g()
+        .add(vec![Member::new("erin", 5).key_package()])
+        .unwrap();
+    deliver_commit(&out, &mut [&mut b]);
+    assert!(b.g().history_unsaved());
 }
 
 /// Reads every message in `inbox` at `m`, counting reads per message id.

@@ -215,3 +215,116 @@ fn a_format_1_profile_gets_the_timer_tables_and_its_messages_stay() {
             .is_empty()
     );
 }
+
+/// The profile of node/tests/fixtures/group-v1 (see its README): one group, "Fixture", whose row is a
+/// version 1 state, its rollback record inline, as every build before the records got a row of their own
+/// wrote it (`Group::encode` is that writer, unchanged).
+fn group_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/group-v1")
+}
+
+const GROUP_FIXTURE_PASSWORD: &str = "group-v1-fixture";
+
+#[test]
+#[ignore = "writes the fixture: TERN_FIXTURE_OUT=node/tests/fixtures/group-v1"]
+fn make_group_v1_fixture() {
+    let out = PathBuf::from(std::env::var("TERN_FIXTURE_OUT").expect("TERN_FIXTURE_OUT"));
+    let password = Password::new(GROUP_FIXTURE_PASSWORD.into());
+    let mut engine = Engine::create(
+        &out,
+        "Fixture owner",
+        &password,
+        tern_node::store::KdfParams::INSECURE_FOR_TESTS,
+    )
+    .unwrap();
+    let mut group = tern_node::group::Group::create(engine.identity(), "Before").unwrap();
+    group.rename("Fixture").unwrap();
+    let (id, state) = (group.id().to_vec(), group.encode());
+    assert_eq!(state[0], 1, "a version 1 state");
+    engine.store_mut().put_group(&id, &state).unwrap();
+    drop(engine);
+    // Builds before the split had no `group_history` table: leave it out, as they did.
+    let db = redb::Database::open(out.join(STORE_FILE)).unwrap();
+    let txn = db.begin_write().unwrap();
+    assert!(
+        txn.delete_table(redb::TableDefinition::<&[u8], &[u8]>::new("group_history"))
+            .unwrap()
+    );
+    txn.commit().unwrap();
+    drop(db);
+    let _ = std::fs::remove_file(out.join("lock"));
+}
+
+#[tokio::test]
+async fn a_version_1_group_state_moves_its_records_to_their_own_row_at_the_next_write() {
+    use tern_node::node::{Node, NodeConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        group_fixture().join(STORE_FILE),
+        dir.path().join(STORE_FILE),
+    )
+    .unwrap();
+    let password = Password::new(GROUP_FIXTURE_PASSWORD.into());
+    let id = {
+        let engine = Engine::open(dir.path(), &password).unwrap();
+        let rows = engine.store().groups().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0][0], 1, "the fixture holds a version 1 state");
+        let id = tern_node::group::stored_group_id(&rows[0])
+            .unwrap()
+            .to_vec();
+        assert!(
+            engine.store().group_history(&id).unwrap().is_none(),
+            "created on open, empty"
+        );
+        id
+    };
+    let engine = Engine::open(dir.path(), &password).unwrap();
+    let config = NodeConfig {
+        net: tern_node::net::NetConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            lan_only: true,
+            mdns: false,
+            ..Default::default()
+        },
+        ..NodeConfig::default()
+    };
+    let (node, _events) = Node::start(engine, config.clone()).unwrap();
+    let groups = node.groups().await.unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!((groups[0].name.as_str(), groups[0].epoch), ("Fixture", 1));
+    let group = groups[0].id;
+    node.send_text(group, "the first text after the upgrade".into())
+        .await
+        .unwrap();
+    node.shutdown().await.unwrap();
+    drop(node);
+
+    let engine = Engine::open(dir.path(), &password).unwrap();
+    let state = engine.store().group(&id).unwrap().expect("the state");
+    assert_eq!(state[0], 2, "rewritten as version 2");
+    let history = engine
+        .store()
+        .group_history(&id)
+        .unwrap()
+        .expect("the records' own row");
+    let group_state = tern_node::group::Group::decode_with(&state, Some(&history)).unwrap();
+    assert!(!group_state.history_unsaved());
+    // The rename's record came along: one record, for epoch 0.
+    assert_eq!(history[34 + id.len()], 1, "one record");
+    assert_eq!(
+        &history[35 + id.len()..43 + id.len()],
+        &0u64.to_be_bytes(),
+        "the record of epoch 0"
+    );
+    // The text is there, and the group opens again with it.
+    let (node, _events) = Node::start(engine, config).unwrap();
+    let page = node.page(group, None, 10).await.unwrap();
+    assert!(
+        page.messages
+            .iter()
+            .any(|m| m.text == "the first text after the upgrade")
+    );
+    node.shutdown().await.unwrap();
+}

@@ -32,6 +32,7 @@ pub use check::CommitSummary;
 pub use credential::{GroupInfo, MemberCredential};
 pub use error::GroupError;
 pub use key_package::{KeyPackageIn, PendingKeyPackage, new_key_package};
+pub use persist::stored_group_id;
 pub use restored::RestoredGroup;
 pub use state::{CommitOut, Group, Processed};
 

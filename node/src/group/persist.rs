@@ -1,14 +1,23 @@
-//! The group state's byte form, handed to the store, which seals it (`groups` table, §18.8). Never written
-//! anywhere in the clear. Layout (local, version 1):
+//! The group state's byte form, handed to the store, which seals it (`groups` and `group_history` tables,
+//! §18.8). Never written anywhere in the clear. Layouts (local):
 //!
 //! ```text
-//! u8 version || me[32] || vec8 group_id || vec8 signature_key || snapshot (the openmls storage of the group)
-//! || count8 records: u64 epoch || snapshot || meta applied || count8 candidates: meta
-//! || count16 sent: u64 epoch || vec32 content
-//! || count16 seen: identity[32] || message id[16]
-//! || count16 parked: vec32 message
+//! state, version 2 (the node writes it after every change):
+//!   u8 2 || me[32] || vec8 group_id || vec8 signature_key || snapshot (the openmls storage of the group)
+//!   || tail
+//! history, version 32 (the node writes it only when the rollback records changed, at commits):
+//!   u8 32 || me[32] || vec8 group_id || records
+//! state, version 1 (the history inline; written before the split, still read, and what `encode` gives):
+//!   u8 1 || me[32] || vec8 group_id || vec8 signature_key || snapshot || records || tail
+//! records = count8: u64 epoch || snapshot || meta applied || count8 candidates: meta
+//! tail = count16 sent: u64 epoch || vec32 content
+//!   || count16 seen: identity[32] || message id[16]
+//!   || count16 parked: vec32 message
 //! meta = hash[32] || committer[32] || count16 removed: identity[32]
 //! ```
+//!
+//! The records hold `ROLLBACK_EPOCHS` whole copies of the MLS storage, so keeping them out of the row that
+//! every message rewrites divides the bytes sealed and written per message by up to `1 + ROLLBACK_EPOCHS`.
 
 use openmls::prelude::{GroupId, MlsGroup};
 use tern_protocol::IdentityKey;
@@ -24,7 +33,18 @@ use super::{
     MAX_PARKED, MAX_RESEND, MAX_SEEN_IDS, ROLLBACK_EPOCHS,
 };
 
-const STATE_VERSION: u8 = 1;
+/// A state with its rollback records inline.
+const STATE_VERSION_WHOLE: u8 = 1;
+/// A state whose rollback records live in their own row.
+const STATE_VERSION: u8 = 2;
+/// The rollback records' own row.
+const HISTORY_VERSION: u8 = 32;
+
+/// The group id of a state or history row (both start `u8 version || me[32] || vec8 group_id`).
+pub fn stored_group_id(row: &[u8]) -> Option<&[u8]> {
+    let len = usize::from(*row.get(33)?);
+    row.get(34..34 + len)
+}
 
 fn encode_meta(w: &mut Writer, meta: &CommitMeta) {
     w.raw(&meta.hash).raw(meta.committer.as_bytes());
@@ -57,24 +77,28 @@ fn decode_meta(r: &mut Reader<'_>) -> Result<CommitMeta, GroupError> {
 }
 
 impl Group {
-    /// The whole state as bytes, for the store to seal.
-    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
-        let mut w = Writer::new();
-        w.u8(STATE_VERSION)
+    fn encode_head(&self, w: &mut Writer, version: u8) {
+        w.u8(version)
             .raw(self.me.as_bytes())
             .bytes_u8(self.id())
             .bytes_u8(self.signature_key());
-        encode_snapshot(&mut w, &self.provider.snapshot());
+        encode_snapshot(w, &self.provider.snapshot());
+    }
+
+    fn encode_records(&self, w: &mut Writer) {
         w.u8(u8::try_from(self.history.len()).unwrap_or(u8::MAX));
         for record in &self.history {
             w.u64(record.epoch);
-            encode_snapshot(&mut w, &record.snapshot);
-            encode_meta(&mut w, &record.applied);
+            encode_snapshot(w, &record.snapshot);
+            encode_meta(w, &record.applied);
             w.u8(u8::try_from(record.candidates.len()).unwrap_or(u8::MAX));
             for c in &record.candidates {
-                encode_meta(&mut w, c);
+                encode_meta(w, c);
             }
         }
+    }
+
+    fn encode_tail(&self, w: &mut Writer) {
         w.u16(u16::try_from(self.sent.len()).unwrap_or(u16::MAX));
         for (epoch, plain) in &self.sent {
             w.u64(*epoch).bytes_u32(plain);
@@ -87,13 +111,73 @@ impl Group {
         for bytes in &self.parked {
             w.bytes_u32(bytes);
         }
+    }
+
+    /// The whole state as one value, its rollback records inline (version 1).
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::new();
+        self.encode_head(&mut w, STATE_VERSION_WHOLE);
+        self.encode_records(&mut w);
+        self.encode_tail(&mut w);
         Zeroizing::new(w.into_vec())
     }
 
-    /// Reads a state written by [`Group::encode`].
+    /// The state without its rollback records (version 2), for the row every change rewrites; the records
+    /// go to [`Group::encode_history`]'s row.
+    pub fn encode_state(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::new();
+        self.encode_head(&mut w, STATE_VERSION);
+        self.encode_tail(&mut w);
+        Zeroizing::new(w.into_vec())
+    }
+
+    /// The rollback records alone, for their own row.
+    pub fn encode_history(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::new();
+        w.u8(HISTORY_VERSION)
+            .raw(self.me.as_bytes())
+            .bytes_u8(self.id());
+        self.encode_records(&mut w);
+        Zeroizing::new(w.into_vec())
+    }
+
+    /// A digest of the rollback records without their snapshots: each record's snapshot is fixed when
+    /// it is made, so the epochs and the commits' hashes tell every change apart.
+    fn history_mark(&self) -> [u8; 32] {
+        let mut w = Writer::new();
+        for record in &self.history {
+            w.u64(record.epoch).raw(&record.applied.hash);
+            w.u8(u8::try_from(record.candidates.len()).unwrap_or(u8::MAX));
+            for c in &record.candidates {
+                w.raw(&c.hash);
+            }
+        }
+        tern_protocol::crypto::sha256(&[&w.into_vec()])
+    }
+
+    /// Whether the rollback records changed since their row was last written (so it must be written).
+    pub fn history_unsaved(&self) -> bool {
+        self.history_saved != Some(self.history_mark())
+    }
+
+    /// Notes that the row of [`Group::encode_history`] now holds the current records.
+    pub fn history_written(&mut self) {
+        self.history_saved = Some(self.history_mark());
+    }
+
+    /// Reads a state written by [`Group::encode`] (the records inline) or [`Group::encode_state`] (no
+    /// records: the group then has none).
     pub fn decode(bytes: &[u8]) -> Result<Self, GroupError> {
+        Self::decode_with(bytes, None)
+    }
+
+    /// Reads a state row and, for a version 2 state, its history row (`None`: no records). A version 1
+    /// state holds its records itself, and `history` is not read; the group then counts its records as
+    /// unsaved, so the next write moves them to their own row.
+    pub fn decode_with(bytes: &[u8], history: Option<&[u8]>) -> Result<Self, GroupError> {
         let mut r = Reader::bounded(bytes, "group state", MAX_GROUP_STATE_LEN).map_err(corrupt)?;
-        if r.u8("version").map_err(corrupt)? != STATE_VERSION {
+        let version = r.u8("version").map_err(corrupt)?;
+        if version != STATE_VERSION && version != STATE_VERSION_WHOLE {
             return Err(GroupError::Corrupt("group state version"));
         }
         let me = identity(&mut r)?;
@@ -107,46 +191,71 @@ impl Group {
         .map_err(corrupt)?
         .ok_or(GroupError::Corrupt("group missing"))?;
         let mut group = Self::from_parts(provider, mls, me, &signature_key)?;
+        if version == STATE_VERSION_WHOLE {
+            group.decode_records(&mut r)?;
+        }
+        group.decode_tail(&mut r)?;
+        r.finish().map_err(corrupt)?;
+        if version == STATE_VERSION {
+            if let Some(history) = history {
+                let mut r = Reader::bounded(history, "group history", MAX_GROUP_STATE_LEN)
+                    .map_err(corrupt)?;
+                if r.u8("version").map_err(corrupt)? != HISTORY_VERSION
+                    || identity(&mut r)? != me
+                    || r.bytes_u8("group id", 255).map_err(corrupt)? != id.as_slice()
+                {
+                    return Err(GroupError::Corrupt("group history of another group"));
+                }
+                group.decode_records(&mut r)?;
+                r.finish().map_err(corrupt)?;
+            }
+            group.history_written();
+        }
+        Ok(group)
+    }
+
+    fn decode_records(&mut self, r: &mut Reader<'_>) -> Result<(), GroupError> {
         let records = r.count_u8("records", ROLLBACK_EPOCHS).map_err(corrupt)?;
         for _ in 0..records {
             let epoch = r.u64("epoch").map_err(corrupt)?;
-            let snapshot = decode_snapshot(&mut r)?;
-            let applied = decode_meta(&mut r)?;
+            let snapshot = decode_snapshot(r)?;
+            let applied = decode_meta(r)?;
             let count = r.count_u8("candidates", MAX_CANDIDATES).map_err(corrupt)?;
             let candidates = (0..count)
-                .map(|_| decode_meta(&mut r))
+                .map(|_| decode_meta(r))
                 .collect::<Result<Vec<_>, _>>()?;
-            group.history.push_back(EpochRecord {
+            self.history.push_back(EpochRecord {
                 epoch,
                 snapshot,
                 applied,
                 candidates,
             });
         }
+        Ok(())
+    }
+
+    fn decode_tail(&mut self, r: &mut Reader<'_>) -> Result<(), GroupError> {
         let sent = r.count_u16("sent", MAX_RESEND).map_err(corrupt)?;
         for _ in 0..sent {
             let epoch = r.u64("sent epoch").map_err(corrupt)?;
             let plain = r
                 .bytes_u32("sent content", MAX_GROUP_MESSAGE_LEN)
                 .map_err(corrupt)?;
-            group
-                .sent
-                .push_back((epoch, Zeroizing::new(plain.to_vec())));
+            self.sent.push_back((epoch, Zeroizing::new(plain.to_vec())));
         }
         let seen = r.count_u16("seen", MAX_SEEN_IDS).map_err(corrupt)?;
         for _ in 0..seen {
-            let sender = identity(&mut r)?;
+            let sender = identity(r)?;
             let id = MessageId(r.array("message id").map_err(corrupt)?);
-            group.remember((sender, id));
+            self.remember((sender, id));
         }
         let parked = r.count_u16("parked", MAX_PARKED).map_err(corrupt)?;
         for _ in 0..parked {
             let bytes = r
                 .bytes_u32("parked", MAX_GROUP_MESSAGE_LEN)
                 .map_err(corrupt)?;
-            group.parked.push_back(bytes.to_vec());
+            self.parked.push_back(bytes.to_vec());
         }
-        r.finish().map_err(corrupt)?;
-        Ok(group)
+        Ok(())
     }
 }

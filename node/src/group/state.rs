@@ -67,6 +67,9 @@ pub struct Group {
     pub(crate) signer: SignatureKeyPair,
     pub(crate) me: IdentityKey,
     pub(crate) history: VecDeque<EpochRecord>,
+    /// [`Group::history_mark`] of the history as last written to its own row (`persist.rs`); `None` when it
+    /// never was (a new group, or a state read from a version 1 row, which held its history inline).
+    pub(crate) history_saved: Option<[u8; 32]>,
     /// Own application messages: the epoch sent in and the content bytes.
     pub(crate) sent: VecDeque<(u64, Zeroizing<Vec<u8>>)>,
     pub(crate) seen: VecDeque<(IdentityKey, MessageId)>,
@@ -122,6 +125,7 @@ impl Group {
             signer,
             me,
             history: VecDeque::new(),
+            history_saved: None,
             sent: VecDeque::new(),
             seen: VecDeque::new(),
             seen_set: HashSet::new(),

@@ -125,7 +125,17 @@ impl Groups {
                         }
                         continue;
                     }
-                    match Group::decode(&state) {
+                    let history = crate::group::stored_group_id(&state)
+                        .map(|id| engine.store().group_history(id))
+                        .transpose();
+                    let history = match history {
+                        Ok(history) => history.flatten(),
+                        Err(e) => {
+                            warn!(error = %e, "a group's rollback records cannot be read; skipped");
+                            continue;
+                        }
+                    };
+                    match Group::decode_with(&state, history.as_deref().map(|h| h.as_slice())) {
                         Ok(group) => {
                             groups.insert(group);
                         }
@@ -683,11 +693,16 @@ impl EventLoop {
             .by_conv
             .get(&key)
             .ok_or_else(|| NodeError::UnknownGroup(ConversationId::Group(key).short()))?;
-        let state = group.encode();
+        let state = group.encode_state();
+        // The rollback records change only at commits: their row is rewritten then, not per message.
+        let history = group.history_unsaved().then(|| group.encode_history());
         let id = group.id().to_vec();
         let timer = super::group_timers::info_timer(group);
         let (stored, expiries) = self.engine.store_mut().transaction(|b| {
             b.put_group(&id, &state)?;
+            if let Some(history) = &history {
+                b.put_group_history(&id, history)?;
+            }
             let (stored, expiries) =
                 super::group_timers::store_lines(b, ConversationId::Group(key), timer, &lines)?;
             for record in &files {
@@ -703,6 +718,11 @@ impl EventLoop {
             }
             Ok((stored, expiries))
         })?;
+        if history.is_some()
+            && let Some(group) = self.groups.by_conv.get_mut(&key)
+        {
+            group.history_written();
+        }
         for at in expiries {
             self.engine.note_expiry(at);
         }

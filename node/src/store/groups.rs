@@ -1,7 +1,9 @@
-//! The group tables (docs/protocol.md §18.8): `groups` holds each group's state (`crate::group::Group::encode`),
-//! `group_key_packages` the private halves of KeyPackages handed out and not used yet. Both are sealed like
-//! every value; their row keys are blind indexes, so neither names a group nor a KeyPackage in the clear.
-//! Both tables are created on open when missing, so profiles written before them open unchanged.
+//! The group tables (docs/protocol.md §18.8): `groups` holds each group's state
+//! (`crate::group::Group::encode_state`), `group_history` its rollback records (`Group::encode_history`,
+//! rewritten only when they change), `group_key_packages` the private halves of KeyPackages handed out and
+//! not used yet. All are sealed like every value; their row keys are blind indexes, so none names a group
+//! nor a KeyPackage in the clear. The tables are created on open when missing, so profiles written before
+//! them open unchanged.
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle};
 use zeroize::Zeroizing;
@@ -12,6 +14,7 @@ use super::{BytesTable, Store, StoreError};
 
 pub(super) const GROUPS: BytesTable = redb::TableDefinition::new("groups");
 pub(super) const GROUP_KEY_PACKAGES: BytesTable = redb::TableDefinition::new("group_key_packages");
+pub(super) const GROUP_HISTORY: BytesTable = redb::TableDefinition::new("group_history");
 
 /// At most this many groups per profile.
 pub const MAX_GROUPS: u64 = 256;
@@ -33,7 +36,7 @@ pub(super) fn add_group_tables(db: &Database) -> Result<(), StoreError> {
     {
         let txn = db.begin_read()?;
         let names: Vec<String> = txn.list_tables()?.map(|t| t.name().to_owned()).collect();
-        if [GROUPS, GROUP_KEY_PACKAGES]
+        if [GROUPS, GROUP_KEY_PACKAGES, GROUP_HISTORY]
             .iter()
             .all(|t| names.iter().any(|n| n == t.name()))
         {
@@ -43,6 +46,7 @@ pub(super) fn add_group_tables(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
     txn.open_table(GROUPS)?;
     txn.open_table(GROUP_KEY_PACKAGES)?;
+    txn.open_table(GROUP_HISTORY)?;
     txn.commit()?;
     Ok(())
 }
@@ -51,6 +55,19 @@ impl Reader<'_> {
     pub(crate) fn group(&self, id: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let row = self.keys.blind(Blind::Group, &[id]);
         get_open(self.keys, &self.table(GROUPS)?, GROUPS.name(), &row)
+    }
+
+    pub(crate) fn group_history(
+        &self,
+        id: &[u8],
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let row = self.keys.blind(Blind::GroupHistory, &[id]);
+        get_open(
+            self.keys,
+            &self.table(GROUP_HISTORY)?,
+            GROUP_HISTORY.name(),
+            &row,
+        )
     }
 
     pub(crate) fn groups(&self) -> Result<Vec<Zeroizing<Vec<u8>>>, StoreError> {
@@ -86,6 +103,22 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Stores a group's rollback records (sealed), beside its state: one row per stored group.
+    pub fn put_group_history(&mut self, id: &[u8], history: &[u8]) -> Result<(), StoreError> {
+        check("group id", id.len(), MAX_GROUP_ID_LEN)?;
+        check(
+            "group history",
+            history.len(),
+            crate::group::MAX_GROUP_STATE_LEN,
+        )?;
+        let row = self.keys.blind(Blind::GroupHistory, &[id]);
+        let sealed = self.keys.seal(GROUP_HISTORY.name(), &row, history);
+        self.txn
+            .open_table(GROUP_HISTORY)?
+            .insert(row.as_slice(), sealed.as_slice())?;
+        Ok(())
+    }
+
     /// A group's state, as this transaction sees it.
     pub fn group(&self, id: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let row = self.keys.blind(Blind::Group, &[id]);
@@ -97,8 +130,12 @@ impl Batch<'_> {
         )
     }
 
-    /// Forgets a group; `true` if it was stored.
+    /// Forgets a group and its rollback records; `true` if it was stored.
     pub fn delete_group(&mut self, id: &[u8]) -> Result<bool, StoreError> {
+        let history = self.keys.blind(Blind::GroupHistory, &[id]);
+        self.txn
+            .open_table(GROUP_HISTORY)?
+            .remove(history.as_slice())?;
         let row = self.keys.blind(Blind::Group, &[id]);
         Ok(self
             .txn
@@ -145,6 +182,11 @@ impl Store {
     /// A group's state, if stored.
     pub fn group(&self, id: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         Reader::begin(&self.shared, &self.keys)?.group(id)
+    }
+
+    /// A group's rollback records, if stored in their own row.
+    pub fn group_history(&self, id: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        Reader::begin(&self.shared, &self.keys)?.group_history(id)
     }
 
     /// Every stored group state (in row order, which reveals nothing).

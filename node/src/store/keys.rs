@@ -87,6 +87,8 @@ pub(crate) enum Blind {
     Group,
     /// A KeyPackage hash reference (`group_key_packages`).
     KeyPackage,
+    /// A group id (`group_history`).
+    GroupHistory,
     /// A message's file: conversation id bytes || message id (`attachments`).
     Attachment,
     /// A search token of a message's text (`search_tokens`, see `search.rs`).
@@ -106,6 +108,7 @@ impl Blind {
             Self::SessionCheck => b"session check",
             Self::Group => b"group",
             Self::KeyPackage => b"key package",
+            Self::GroupHistory => b"group history",
             Self::Attachment => b"attachment",
             Self::SearchToken => b"search token",
         }

@@ -92,6 +92,7 @@ impl Store {
                 txn.open_table(ENVELOPES)?;
                 txn.open_table(super::groups::GROUPS)?;
                 txn.open_table(super::groups::GROUP_KEY_PACKAGES)?;
+                txn.open_table(super::groups::GROUP_HISTORY)?;
                 txn.open_table(super::files::ATTACHMENTS)?;
                 txn.open_table(super::timers::TIMERS)?;
                 txn.open_table(super::timers::EXPIRY)?;

@@ -40,7 +40,7 @@ use super::dedupe::{
     encode_seen_value, expiry_key,
 };
 use super::files::{ATTACHMENTS, AttachmentRecord};
-use super::groups::{GROUP_KEY_PACKAGES, GROUPS};
+use super::groups::{GROUP_HISTORY, GROUP_KEY_PACKAGES, GROUPS};
 use super::health::Shared;
 use super::kdf::{KeySlot, Password};
 use super::keys::{BLIND_LEN, Blind, Keys};
@@ -56,6 +56,7 @@ use super::{
     corrupt,
 };
 use crate::api::ConversationId;
+use crate::group::stored_group_id;
 
 /// The new file a re-key writes, inside the profile directory.
 pub const REKEYING_FILE: &str = "store.redb.rekeying";
@@ -65,7 +66,7 @@ const OWN_SETTINGS: [&str; 1] = [super::timers::SCRUB_SETTING];
 
 /// Every table a re-key knows how to carry; any other table in the profile is refused before anything is
 /// written (its rows would not open under the new key).
-const KNOWN_TABLES: [&str; 21] = [
+const KNOWN_TABLES: [&str; 22] = [
     "meta",
     "vault",
     "contacts",
@@ -83,6 +84,7 @@ const KNOWN_TABLES: [&str; 21] = [
     "settings",
     "groups",
     "group_key_packages",
+    "group_history",
     "attachments",
     "conversation_timers",
     "message_expiry",
@@ -557,13 +559,8 @@ fn copy_outbox(c: &Copying<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A group state starts `u8 version ‖ me[32] ‖ u8 len ‖ group id` (`group::Group::encode`); a pending
-/// KeyPackage `u8 version ‖ u16 BE len ‖ hash ref` (`group::PendingKeyPackage::encode`).
-fn group_id_of(state: &[u8]) -> Option<&[u8]> {
-    let len = usize::from(*state.get(33)?);
-    state.get(34..34 + len)
-}
-
+/// A pending KeyPackage starts `u8 version ‖ u16 BE len ‖ hash ref` (`group::PendingKeyPackage::encode`).
+/// (A group state or history row starts `u8 version ‖ me[32] ‖ u8 len ‖ group id`: `group::stored_group_id`.)
 fn hash_ref_of(pending: &[u8]) -> Option<&[u8]> {
     let len = usize::from(u16::from_be_bytes([*pending.get(1)?, *pending.get(2)?]));
     pending.get(3..3 + len)
@@ -574,10 +571,15 @@ fn copy_groups(
     conversations: &mut HashSet<ConversationId>,
 ) -> Result<(), StoreError> {
     c.reseal_by_value(GROUPS, |new, plain| {
-        let id = group_id_of(plain)
+        let id = stored_group_id(plain)
             .ok_or_else(|| StoreError::Corrupt("a group state is malformed".into()))?;
         conversations.insert(ConversationId::of_group(id));
         Ok(new.blind(Blind::Group, &[id]))
+    })?;
+    c.reseal_by_value(GROUP_HISTORY, |new, plain| {
+        let id = stored_group_id(plain)
+            .ok_or_else(|| StoreError::Corrupt("a group history is malformed".into()))?;
+        Ok(new.blind(Blind::GroupHistory, &[id]))
     })?;
     c.reseal_by_value(GROUP_KEY_PACKAGES, |new, plain| {
         let hash_ref = hash_ref_of(plain)
