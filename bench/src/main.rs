@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, ValueEnum};
 use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
@@ -81,6 +81,10 @@ struct Args {
     /// Size of the file in the `files` scenario, in MiB.
     #[arg(long, default_value_t = 1024)]
     file_mib: u64,
+    /// Run the scenario(s) this many times; past 1, the report gives each figure's median and the spread
+    /// of its ratio over the runs, and flags a spread wider than the margin to the target.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
     /// Where `all` writes its report (markdown); `-` for nowhere.
     #[arg(long, default_value = "docs/benchmarks.md")]
     report: String,
@@ -138,6 +142,8 @@ enum Scenario {
 }
 
 const TEXT_LEN: usize = 1024;
+/// Most runs `--repeat` takes.
+const MAX_REPEAT: usize = 20;
 const TIMEOUT: Duration = Duration::from_secs(600);
 /// A fixed "now" for the sans-I/O protocol calls that take one.
 pub const NOW_MS: u64 = 1_750_000_000_000;
@@ -625,7 +631,8 @@ fn write_report(path: &str, args: &Args, machine: &str, elapsed: Duration) -> Re
          cargo run --release -p tern-bench -- <latency|throughput|mailbox|peers|reach|lan|internet|store|crypto|group|files>\n\
          ```\n\n\
          Scale flags (these defaults were used): `--messages {}` (latency samples; throughput messages each way), \
-         `--deposits {}`, `--peers {}`, `--store-messages {}`, `--runs {}`, `--rounds {}`, `--lab-messages {}`, `--group-rounds {}`. The `lan` \
+         `--deposits {}`, `--peers {}`, `--store-messages {}`, `--runs {}`, `--rounds {}`, `--lab-messages {}`, `--group-rounds {}`, `--repeat {}` (past 1: each figure is the median of the runs, beside the \
+         spread of its ratio, flagged where the spread is wider than the margin to the target). The `lan` \
          scenario needs root (network namespaces); without it, it times dialled peers on loopback and says so. \
          `internet` (lab/internet.sh) needs root and iptables; without them it is skipped. `group` starts 20 \
          `tern-bench group-peer` processes on loopback.\n\n\
@@ -640,8 +647,13 @@ fn write_report(path: &str, args: &Args, machine: &str, elapsed: Duration) -> Re
         args.rounds,
         args.lab_messages,
         args.group_rounds,
+        args.repeat,
         elapsed.as_secs_f64() / 60.0,
-        report::markdown(),
+        if args.repeat > 1 {
+            report::merged_markdown(args.repeat)
+        } else {
+            report::markdown()
+        },
     );
     // A hand-written analysis below the marker survives regeneration.
     let kept = std::fs::read_to_string(path)
@@ -654,33 +666,8 @@ fn write_report(path: &str, args: &Args, machine: &str, elapsed: Duration) -> Re
 /// Everything in the report file from this line on is kept when `all` rewrites it.
 const ANALYSIS_MARKER: &str = "<!-- analysis: kept when tern-bench rewrites this file -->";
 
-fn main() -> Result<()> {
-    // Logs for profiling a scenario (`TERN_LOG=tern_node=debug`); off by default, so they cost nothing.
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("TERN_LOG") {
-        tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_env_filter(filter)
-            .init();
-    }
-    let raw: Vec<String> = std::env::args().collect();
-    if raw.get(1).map(String::as_str) == Some("lan-peer") {
-        return lan::peer(&raw[2..]);
-    }
-    if raw.get(1).map(String::as_str) == Some("group-peer") {
-        return group_fanout::peer(&raw[2..]);
-    }
-    let args = Args::parse();
-    let machine = machine();
-    let started = Instant::now();
-    println!(
-        "# tern-bench on {} cores, {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        if cfg!(debug_assertions) {
-            "DEBUG build (use --release)"
-        } else {
-            "release build"
-        }
-    );
+/// Runs the scenario(s) `args` names once; their tables go to the report.
+fn run_scenarios(args: &Args) -> Result<()> {
     let all = args.scenario == Scenario::All;
     let wants = |s: Scenario| all || args.scenario == s;
     if wants(Scenario::Crypto) {
@@ -733,6 +720,50 @@ fn main() -> Result<()> {
     }
     if args.scenario == Scenario::Backup {
         backup::run(args.backup_messages)?;
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    // Logs for profiling a scenario (`TERN_LOG=tern_node=debug`); off by default, so they cost nothing.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("TERN_LOG") {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init();
+    }
+    let raw: Vec<String> = std::env::args().collect();
+    if raw.get(1).map(String::as_str) == Some("lan-peer") {
+        return lan::peer(&raw[2..]);
+    }
+    if raw.get(1).map(String::as_str) == Some("group-peer") {
+        return group_fanout::peer(&raw[2..]);
+    }
+    let args = Args::parse();
+    let machine = machine();
+    let started = Instant::now();
+    println!(
+        "# tern-bench on {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if cfg!(debug_assertions) {
+            "DEBUG build (use --release)"
+        } else {
+            "release build"
+        }
+    );
+    ensure!(
+        (1..=MAX_REPEAT).contains(&args.repeat),
+        "--repeat must be 1 to {MAX_REPEAT}"
+    );
+    for run in 1..=args.repeat {
+        if args.repeat > 1 {
+            println!("\n# run {run} of {}", args.repeat);
+        }
+        run_scenarios(&args)?;
+    }
+    let all = args.scenario == Scenario::All;
+    if args.repeat > 1 {
+        print!("{}", report::merged_markdown(args.repeat));
     }
     if all && args.report != "-" {
         write_report(&args.report, &args, &machine, started.elapsed())?;
