@@ -438,7 +438,9 @@ impl EventLoop {
     ) {
         let covered = self.gossip_cover(bytes, route);
         // A group with a mail queue: its author deposited the message there (§18.6), so members that are
-        // not connected read it from the queue rather than from a 1:1 copy in their personal mailboxes.
+        // not connected read it from the queue rather than from a 1:1 copy in their personal mailboxes. A
+        // file's announcement still goes to them 1:1: their mailbox servers are then asked to hold the file
+        // (§19.10).
         let queued = self.in_group_queue(bytes);
         let me = self.engine.key();
         let mut by_gossip = Vec::new();
@@ -451,7 +453,10 @@ impl EventLoop {
             if let Some(peer) = peer.filter(|p| covered.contains(p)) {
                 skip.push(*member);
                 by_gossip.push((peer, *member));
-            } else if queued && !peer.is_some_and(|p| self.swarm.is_connected(&p)) {
+            } else if queued
+                && self.fanout_file.is_none()
+                && !peer.is_some_and(|p| self.swarm.is_connected(&p))
+            {
                 skip.push(*member);
             }
         }

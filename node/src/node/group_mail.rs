@@ -46,15 +46,53 @@ impl EventLoop {
 
     /// Tells the machine a group's queue as its state has it now (none once this profile is no member).
     pub(super) fn group_mail_sync(&mut self, key: GroupKey) {
-        let queue = self
-            .groups
-            .by_conv
-            .get(&key)
-            .filter(|g| g.is_active())
-            .and_then(|g| g.queue())
-            .map(|q| (q.id, q.servers));
+        let group = self.groups.by_conv.get(&key).filter(|g| g.is_active());
+        let queue = group.and_then(|g| g.queue()).map(|q| (q.id, q.servers));
+        let creator = group.and_then(|g| g.info().ok()).map(|i| i.creator);
+        if let (Some((_, servers)), Some(creator)) = (&queue, creator)
+            && !self.group_mail.has_queue(&key)
+        {
+            self.learn_group_servers(servers, &creator);
+        }
         self.group_mail.handle_group(key, queue);
         self.run_group_mail();
+    }
+
+    /// The info names a group's servers by PeerId only: their addresses come from the creator's card (its
+    /// mailbox servers at creation, which are the group's), when it is a contact.
+    fn learn_group_servers(&mut self, servers: &[PeerId], creator: &IdentityKey) {
+        if servers.iter().all(|s| self.known_addrs.contains_key(s)) {
+            return;
+        }
+        let published = match self.engine.store().contact(creator) {
+            Ok(Some(contact)) => tern_protocol::ContactCard::decode(&contact.card)
+                .map(|card| card.details().mailboxes.clone())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let named: Vec<tern_protocol::MailboxNode> = published
+            .into_iter()
+            .filter(|m| PeerId::from_bytes(&m.peer_id).is_ok_and(|p| servers.contains(&p)))
+            .collect();
+        self.learn_servers(&named);
+    }
+
+    /// Dials a group server that is not connected, with the addresses known for it (the request then
+    /// waits for that connection, or fails and is tried again).
+    fn reach_group_server(&mut self, server: PeerId) {
+        if self.swarm.is_connected(&server) {
+            return;
+        }
+        let addrs = self.known_addrs.get(&server).cloned().unwrap_or_default();
+        if addrs.is_empty() {
+            return;
+        }
+        if let Err(e) = self
+            .swarm
+            .dial(DialOpts::peer_id(server).addresses(addrs).build())
+        {
+            debug!(error = %e, "cannot dial a group server");
+        }
     }
 
     /// Opens the queue of a group this profile just created, with the creation epoch's key.
@@ -117,6 +155,7 @@ impl EventLoop {
         if self.group_mail_calls.len() >= MAX_GROUP_MAIL_REQUESTS {
             return false;
         }
+        self.reach_group_server(server);
         let id = self
             .swarm
             .behaviour_mut()
@@ -155,6 +194,7 @@ impl EventLoop {
                         self.group_mail.handle_fetch_failed(server, group);
                         continue;
                     }
+                    self.reach_group_server(server);
                     let id = self
                         .swarm
                         .behaviour_mut()
