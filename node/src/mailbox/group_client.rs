@@ -26,6 +26,9 @@ use tern_protocol::group_wire::MAX_GROUP_MESSAGE_LEN;
 use crate::mailbox::group_wire::{GroupRequest, SignedRotation};
 use crate::mailbox::wire::NONCE_LEN;
 
+/// The sealed setting holding [`GroupMail::encode`]: cursors and the deposits waiting.
+pub const GROUP_MAIL_SETTING: &str = "group-mail";
+
 /// A group as the node names it (its conversation key).
 pub type GroupKey = [u8; 32];
 

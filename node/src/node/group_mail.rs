@@ -10,12 +10,10 @@ use super::group_gossip::Route;
 use super::groups::conv_key;
 use super::*;
 use crate::group::GroupError;
-use crate::mailbox::group_client::{GroupKey, GroupMailAction};
+use crate::mailbox::group_client::{GROUP_MAIL_SETTING, GroupKey, GroupMailAction};
 use crate::mailbox::group_wire::{GroupRequest, GroupResponse, QueueAuth, SignedRotation};
 use tern_protocol::group_wire::TransferKind;
 
-/// The sealed setting holding the group mail state: cursors and the deposits waiting.
-pub(crate) const GROUP_MAIL_SETTING: &str = "group-mail";
 /// Group mail requests in flight at once (beside the personal mail client's).
 pub const MAX_GROUP_MAIL_REQUESTS: usize = 64;
 
@@ -96,20 +94,25 @@ impl EventLoop {
     }
 
     /// Opens the queue of a group this profile just created, with the creation epoch's key.
-    pub(super) fn group_mail_open(&mut self, key: GroupKey) -> Result<(), NodeError> {
+    pub(super) fn group_mail_open(&mut self, key: GroupKey) {
         let Some(group) = self.groups.by_conv.get(&key) else {
-            return Ok(());
+            return;
         };
         let Some(queue) = group.queue() else {
-            return Ok(());
+            return;
         };
         let epoch = group.epoch();
-        let signer = group.queue_key()?;
+        let signer = match group.queue_key() {
+            Ok(signer) => signer,
+            Err(e) => {
+                warn!(error = %e, "cannot open the new group's mail queue");
+                return;
+            }
+        };
         let signature = signer.sign_open(&queue.id, epoch);
         self.group_mail
             .open(key, epoch, signer.public(), signature, Instant::now());
         self.run_group_mail();
-        Ok(())
     }
 
     /// Sends a group message this profile made (or makes again): deposited once per group server when the

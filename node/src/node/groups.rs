@@ -341,8 +341,7 @@ impl EventLoop {
         for member in members {
             self.accepted_contact(member)?;
         }
-        // The group's mail queue lives on this profile's mailbox servers; without any, the group has no
-        // queue for its life and its offline members get its messages over 1:1 sessions (§18.6).
+        // Its mail queue on this profile's mailbox servers; none without any (§18.6).
         let servers = self.mailbox_servers();
         let group = Group::create_with_queue(self.engine.identity(), name, &servers)?;
         let key = self.groups.insert(group);
@@ -351,9 +350,7 @@ impl EventLoop {
             self.groups.by_conv.remove(&key);
             return Err(e);
         }
-        if let Err(e) = self.group_mail_open(key) {
-            warn!(error = %e, "cannot open the new group's mail queue");
-        }
+        self.group_mail_open(key);
         for member in members {
             self.group_add(key, *member)?;
         }

@@ -62,7 +62,6 @@ pub use crate::error::NodeError;
 pub(crate) use files::WeakNode;
 pub use files::media_type_of;
 pub use group_gossip::{GroupGossip, MAX_GOSSIP_REJECTS};
-pub(crate) use group_mail::GROUP_MAIL_SETTING;
 pub use handle::Node;
 
 use crate::api::{self, NatStatus, NetStatus};
