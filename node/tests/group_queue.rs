@@ -633,4 +633,69 @@ mod nodes {
         .await
         .expect("the group queue test finished in time");
     }
+
+    /// A group server that refuses every deposit (its byte total is 0): each group message goes over 1:1
+    /// after all, and the member who was away reads it once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn when_the_group_server_refuses_group_messages_go_over_one_to_one() {
+        let mailbox_dir = tempfile::tempdir().unwrap();
+        let dirs = [(); 2].map(|()| tempfile::tempdir().unwrap());
+        let (mut alice, mut carol) = (
+            create(dirs[0].path(), "Alice"),
+            create(dirs[1].path(), "Carol"),
+        );
+        introduce(&mut [&mut alice, &mut carol]);
+        tokio::time::timeout(Duration::from_secs(120), async {
+            let engine = create(mailbox_dir.path(), "Mailbox");
+            let full = MailboxConfig {
+                max_total_bytes: 0,
+                ..mailbox_config()
+            };
+            let config = NodeConfig {
+                net: loopback_net(),
+                serve_mailbox: Some((mailbox_dir.path().join("mailbox.redb"), full)),
+                ..NodeConfig::default()
+            };
+            let m = LiveNode::start(engine, "mailbox", config).await;
+            let a = LiveNode::start(alice, "alice", member(&m)).await;
+            let c = LiveNode::start(carol, "carol", member(&m)).await;
+            c.node.dial(a.addr.clone()).await.unwrap();
+            let g = a
+                .node
+                .group_create("Full".into(), vec![c.key])
+                .await
+                .unwrap()
+                .id;
+            sees(&c.node, g, 2, None).await;
+            // The open is stored (it holds no bytes); the commit that added Carol is refused.
+            assert_eq!(deposits_settled(&a.node, g).await, 1);
+
+            let carol_key = c.key;
+            c.node.shutdown().await.unwrap();
+            gone(&a.node, carol_key).await;
+            let parts = gossip(&a.node, g).await.transfer_parts;
+            a.node.group_send(g, "by hand".into()).await.unwrap();
+            assert_eq!(deposits_settled(&a.node, g).await, 1, "refused, not stored");
+            let fell_back = poll_until(
+                LIMIT,
+                async || gossip(&a.node, g).await.transfer_parts,
+                |n| *n > parts,
+            )
+            .await;
+            assert!(fell_back > parts, "the 1:1 copy for Carol");
+
+            let mut c = LiveNode::start(open(dirs[1].path()), "carol", member(&m)).await;
+            c.node.dial(a.addr.clone()).await.unwrap();
+            wait_for(&mut c.events, "the text", |e| {
+                matches!(e, Event::MessageReceived { message, .. } if message.text == "by hand")
+            })
+            .await;
+            assert_eq!(sorted_texts(&c.node, g).await, ["by hand"]);
+            for n in [a, c, m] {
+                n.node.shutdown().await.unwrap();
+            }
+        })
+        .await
+        .expect("the fallback test finished in time");
+    }
 }

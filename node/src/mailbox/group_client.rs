@@ -6,8 +6,8 @@
 //! deadline. The node's event loop (`node/group_mail.rs`) signs, sends, hands fetched messages to the
 //! group inbound path and persists what [`GroupMail::encode`] gives.
 //!
-//! Nothing is lost: a deposit is kept until every server of its group answered it or was tried
-//! [`MAX_DEPOSIT_TRIES`] times; a message no server stored is handed back as [`GroupMailAction::Fallback`]
+//! Nothing is lost: a deposit is kept until every server of its group stored it, refused it for good or
+//! was tried [`MAX_DEPOSIT_TRIES`] times; a message no server stored is handed back as [`GroupMailAction::Fallback`]
 //! (the node sends it over 1:1 sessions, as groups without a queue do). The deposits waiting and the
 //! cursors are persisted (sealed) by the node after every change; a deposit too large for that row
 //! ([`MAX_PERSISTED_BYTES`]) is also handed back as a fallback at once, so a crash cannot lose it.
@@ -63,7 +63,8 @@ fn invalid(field: &'static str, reason: &'static str) -> DecodeError {
 /// What the machine wants done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupMailAction {
-    /// Send this open or deposit; answer with [`GroupMail::handle_stored`] or [`GroupMail::handle_failed`].
+    /// Send this open or deposit; answer with [`GroupMail::handle_stored`], [`GroupMail::handle_refused`]
+    /// or [`GroupMail::handle_failed`].
     Send {
         server: PeerId,
         id: u64,
@@ -364,7 +365,17 @@ impl GroupMail {
         self.settle(now);
     }
 
-    /// `server` refused item `id` or could not be reached: tried again later, or given up for it.
+    /// `server` refused item `id` for good (a refusal other than a rate limit: the queue is unknown or
+    /// full, the rotation's signer unknown, the message too large): given up for that server at once.
+    pub fn handle_refused(&mut self, server: PeerId, id: u64, now: Instant) {
+        if let Some(pending) = self.pending.iter_mut().find(|p| p.id == id) {
+            pending.left.retain(|t| t.server != server);
+        }
+        self.settle(now);
+    }
+
+    /// `server` could not be reached or asked to wait (rate limit): tried again later, and given up for it
+    /// after [`MAX_DEPOSIT_TRIES`].
     pub fn handle_failed(&mut self, server: PeerId, id: u64, now: Instant) {
         if let Some(pending) = self.pending.iter_mut().find(|p| p.id == id) {
             for t in pending.left.iter_mut().filter(|t| t.server == server) {

@@ -89,6 +89,15 @@ fn a_message_no_server_stores_falls_back_to_one_to_one_after_the_last_try() {
         "{actions:?}"
     );
     assert_eq!(m.pending(), 0);
+
+    // A refusal for good (not a rate limit) gives that server up at once.
+    assert!(m.deposit(G, b"refused", None, now));
+    let sent = sends(&drain(&mut m));
+    m.handle_refused(a, sent[0].1, now);
+    assert!(drain(&mut m).iter().any(
+        |x| matches!(x, GroupMailAction::Fallback { message, .. } if &message[..] == b"refused")
+    ));
+    assert_eq!(m.pending(), 0);
 }
 
 #[test]

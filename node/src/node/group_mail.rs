@@ -10,6 +10,7 @@ use super::group_gossip::Route;
 use super::groups::conv_key;
 use super::*;
 use crate::group::GroupError;
+use crate::mailbox::Refusal;
 use crate::mailbox::group_client::{GROUP_MAIL_SETTING, GroupKey, GroupMailAction};
 use crate::mailbox::group_wire::{GroupRequest, GroupResponse, QueueAuth, SignedRotation};
 use tern_protocol::group_wire::TransferKind;
@@ -274,8 +275,14 @@ impl EventLoop {
                     | MailboxResponse::Group(GroupResponse::Opened),
                 ),
             ) => self.group_mail.handle_stored(server, id, now),
+            (GroupMailCall::Send { server, id }, Some(MailboxResponse::Refused(refusal)))
+                if refusal != Refusal::RateLimited =>
+            {
+                debug!(?refusal, "a group server refused a group message");
+                self.group_mail.handle_refused(server, id, now);
+            }
             (GroupMailCall::Send { server, id }, other) => {
-                debug!(?other, "a group server did not store a group message");
+                debug!(?other, "a group server did not store a group message yet");
                 self.group_mail.handle_failed(server, id, now);
             }
             (
