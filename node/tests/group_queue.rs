@@ -383,7 +383,6 @@ fn measure_one_message_to_five_with_four_offline() {
 }
 
 mod nodes {
-    use std::path::Path;
     use std::time::Duration;
 
     use tern_node::api::{ConversationId, Event};
@@ -391,8 +390,8 @@ mod nodes {
     use tern_node::mailbox::MailboxServer;
     use tern_node::mailbox::server::MailboxConfig;
     use tern_node::node::{GroupGossip, GroupReceipts, Node, NodeConfig};
-    use tern_testkit::net::{LiveNode, loopback_net, texts};
-    use tern_testkit::profile::{create, introduce, open, password};
+    use tern_testkit::net::{LiveNode, loopback_net, mailbox_node, texts};
+    use tern_testkit::profile::{introduced, open};
     use tern_testkit::wait::{poll_until, wait_for};
 
     use super::IdentityKey;
@@ -404,19 +403,6 @@ mod nodes {
             deposits_per_minute: 10_000,
             ..MailboxConfig::default()
         }
-    }
-
-    async fn mailbox_node(dir: &Path) -> LiveNode {
-        let engine = match Engine::open(dir, &password()) {
-            Ok(engine) => engine,
-            Err(_) => create(dir, "Mailbox"),
-        };
-        let config = NodeConfig {
-            net: loopback_net(),
-            serve_mailbox: Some((dir.join("mailbox.redb"), mailbox_config())),
-            ..NodeConfig::default()
-        };
-        LiveNode::start(engine, "mailbox", config).await
     }
 
     /// A member's node: its mail (and so its groups' queues) on the mailbox node, no group receipts (what
@@ -502,17 +488,9 @@ mod nodes {
         let mailbox_dir = tempfile::tempdir().unwrap();
         let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
         let names = ["Alice", "Bob", "Carol"];
-        let mut engines: Vec<_> = dirs
-            .iter()
-            .zip(names)
-            .map(|(d, n)| create(d.path(), n))
-            .collect();
-        {
-            let mut refs: Vec<&mut Engine> = engines.iter_mut().collect();
-            introduce(&mut refs);
-        }
+        let engines = introduced(&dirs.each_ref().map(|d| d.path()), &names);
         tokio::time::timeout(Duration::from_secs(300), async {
-            let m = mailbox_node(mailbox_dir.path()).await;
+            let m = mailbox_node(mailbox_dir.path(), mailbox_config()).await;
             let mut nodes: Vec<LiveNode> = Vec::new();
             for (engine, name) in engines.into_iter().zip(names) {
                 let node = LiveNode::start(engine, name, member(&m)).await;
@@ -640,23 +618,18 @@ mod nodes {
     async fn when_the_group_server_refuses_group_messages_go_over_one_to_one() {
         let mailbox_dir = tempfile::tempdir().unwrap();
         let dirs = [(); 2].map(|()| tempfile::tempdir().unwrap());
-        let (mut alice, mut carol) = (
-            create(dirs[0].path(), "Alice"),
-            create(dirs[1].path(), "Carol"),
-        );
-        introduce(&mut [&mut alice, &mut carol]);
+        let [alice, carol] = <[Engine; 2]>::try_from(introduced(
+            &dirs.each_ref().map(|d| d.path()),
+            &["Alice", "Carol"],
+        ))
+        .ok()
+        .unwrap();
         tokio::time::timeout(Duration::from_secs(120), async {
-            let engine = create(mailbox_dir.path(), "Mailbox");
             let full = MailboxConfig {
                 max_total_bytes: 0,
                 ..mailbox_config()
             };
-            let config = NodeConfig {
-                net: loopback_net(),
-                serve_mailbox: Some((mailbox_dir.path().join("mailbox.redb"), full)),
-                ..NodeConfig::default()
-            };
-            let m = LiveNode::start(engine, "mailbox", config).await;
+            let m = mailbox_node(mailbox_dir.path(), full).await;
             let a = LiveNode::start(alice, "alice", member(&m)).await;
             let c = LiveNode::start(carol, "carol", member(&m)).await;
             c.node.dial(a.addr.clone()).await.unwrap();

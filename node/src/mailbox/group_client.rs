@@ -20,7 +20,7 @@ use libp2p::PeerId;
 use tern_protocol::DecodeError;
 use tern_protocol::card::MAX_MAILBOXES;
 use tern_protocol::codec::{Reader, Writer};
-use tern_protocol::group_queue::{EpochPublicKey, QUEUE_ID_LEN, QueueId, Rotation};
+use tern_protocol::group_queue::{EpochPublicKey, QUEUE_ID_LEN, QueueId};
 use tern_protocol::group_wire::MAX_GROUP_MESSAGE_LEN;
 
 use crate::mailbox::group_wire::{GroupRequest, SignedRotation};
@@ -585,19 +585,7 @@ impl GroupMail {
                 }
                 Item::Deposit { message, rotation } => {
                     w.u8(1).bytes_u32(message);
-                    match rotation {
-                        None => {
-                            w.u8(0);
-                        }
-                        Some(r) => {
-                            w.u8(1)
-                                .u64(r.rotation.epoch)
-                                .raw(r.rotation.new_key.as_bytes())
-                                .u8(u8::from(r.rotation.revoke))
-                                .raw(r.signer.as_bytes())
-                                .raw(&r.signature);
-                        }
-                    }
+                    SignedRotation::encode_option(rotation.as_ref(), &mut w);
                 }
             }
         }
@@ -650,18 +638,8 @@ impl GroupMail {
                 1 => {
                     let message: Arc<[u8]> =
                         Arc::from(r.bytes_u32("message", MAX_GROUP_MESSAGE_LEN)?);
-                    let rotation = match r.u8("rotation")? {
-                        0 => None,
-                        _ => Some(SignedRotation {
-                            rotation: Rotation {
-                                epoch: r.u64("rotation epoch")?,
-                                new_key: EpochPublicKey::from_bytes(r.array("new key")?)?,
-                                revoke: r.u8("revoke")? == 1,
-                            },
-                            signer: EpochPublicKey::from_bytes(r.array("signer")?)?,
-                            signature: r.array("rotation signature")?,
-                        }),
-                    };
+                    let rotation = SignedRotation::decode_option(&mut r)
+                        .map_err(|_| invalid("rotation", "malformed"))?;
                     Item::Deposit { message, rotation }
                 }
                 _ => return Err(invalid("item kind", "neither 0 nor 1")),

@@ -140,17 +140,32 @@ fn fetches_page_on_with_the_cursor_and_the_cursor_and_deposits_survive_a_restart
         }],
         "fetched again when it connects"
     );
-    assert!(m.deposit(G, b"waiting", None, now));
+    let key =
+        tern_protocol::group_queue::EpochKey::from_exporter(&zeroize::Zeroizing::new([3; 32]));
+    let rotation = tern_protocol::group_queue::Rotation {
+        epoch: 4,
+        new_key: key.public(),
+        revoke: true,
+    };
+    let signed = SignedRotation {
+        rotation,
+        signer: key.public(),
+        signature: key.sign_rotation(&Q, &rotation, b"waiting"),
+    };
+    assert!(m.deposit(G, b"waiting", Some(signed), now));
     drain(&mut m);
 
     let mut restarted = GroupMail::new(now);
     restarted.load(&m.encode(), now).unwrap();
-    let resent = sends(&drain(&mut restarted));
+    let resent = drain(&mut restarted);
     assert_eq!(
-        resent.len(),
+        sends(&resent).len(),
         2,
         "the deposit waiting goes again to both servers"
     );
+    assert!(resent.iter().all(|a| matches!(a,
+        GroupMailAction::Send { request: GroupRequest::Deposit { rotation: Some(r), .. }, .. }
+            if *r == signed)));
     restarted.handle_group(G, Some((Q, vec![a, b])));
     drain(&mut restarted);
     restarted.handle_nonce(a, G, [3; NONCE_LEN]);
