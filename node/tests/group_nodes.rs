@@ -309,7 +309,7 @@ async fn an_offline_member_catches_up_through_its_mailbox() {
         .await;
 
         // Bob goes away; Alice writes to the group once she has seen him go (else gossip may still hand
-        // it to his closing connection, §18.6); it waits at Bob's mailbox.
+        // it to his closing connection, §18.6); it waits in the group's queue on the mailbox node.
         b.node.shutdown().await.unwrap();
         wait_for(&mut a.events, "Bob offline", |e| {
             matches!(e, Event::ContactOnline { contact, online: false, .. } if *contact == b.key)
@@ -325,7 +325,10 @@ async fn an_offline_member_catches_up_through_its_mailbox() {
             |n| *n == 0,
         )
         .await;
-        assert_eq!(outbox, 0, "deposited with the mailbox");
+        assert_eq!(
+            outbox, 0,
+            "deposited with the mailbox (the group queue's deposit counts)"
+        );
         a.node.shutdown().await.unwrap();
 
         // Bob returns, fetches, and reads it once.

@@ -1,8 +1,10 @@
-//! Group mail end to end at the level of the group state and the mailbox server (docs/protocol.md §18.6):
-//! real MLS members (`tern_node::group::Group`) and a real `MailboxServer` on a redb file, the bytes passed
-//! by hand (the node does not deposit or fetch group mail yet). One copy per message on the server; a member
-//! that was offline fetches with the key of its epoch and reads everything once, in order; a removed member
-//! reads up to its removal and is refused after it; a bad signature is refused.
+//! Group mail end to end (docs/protocol.md §18.6). First at the level of the group state and the mailbox
+//! server: real MLS members (`tern_node::group::Group`) and a real `MailboxServer` on a redb file, the bytes
+//! passed by hand. One copy per message on the server; a member that was offline fetches with the key of
+//! its epoch and reads everything once, in order; a removed member reads up to its removal and is refused
+//! after it; a bad signature is refused. Then with real nodes and a mailbox node on 127.0.0.1: a member
+//! offline while texts and a commit are sent catches up from the queue once, with no 1:1 copy deposited for
+//! it, keeps its cursor across a restart, and after its removal fetches nothing sent after it.
 
 use libp2p::PeerId;
 use rand_chacha::ChaCha20Rng;
@@ -378,4 +380,295 @@ fn measure_one_message_to_five_with_four_offline() {
         2 * envelope_bytes,
         queue_request
     );
+}
+
+mod nodes {
+    use std::time::Duration;
+
+    use tern_node::api::{ConversationId, Event};
+    use tern_node::engine::Engine;
+    use tern_node::mailbox::MailboxServer;
+    use tern_node::mailbox::server::MailboxConfig;
+    use tern_node::node::{GroupGossip, GroupReceipts, Node, NodeConfig};
+    use tern_testkit::net::{LiveNode, loopback_net, mailbox_node, texts};
+    use tern_testkit::profile::{introduced, open};
+    use tern_testkit::wait::{poll_until, wait_for};
+
+    use super::IdentityKey;
+
+    const LIMIT: Duration = Duration::from_secs(60);
+
+    fn mailbox_config() -> MailboxConfig {
+        MailboxConfig {
+            deposits_per_minute: 10_000,
+            ..MailboxConfig::default()
+        }
+    }
+
+    /// A member's node: its mail (and so its groups' queues) on the mailbox node, no group receipts (what
+    /// the test counts is the texts' and commits' own traffic).
+    fn member(mailbox: &LiveNode) -> NodeConfig {
+        NodeConfig {
+            net: loopback_net(),
+            mailboxes: vec![mailbox.addr.clone()],
+            group_receipts: GroupReceipts::Off,
+            ..NodeConfig::default()
+        }
+    }
+
+    async fn gossip(node: &Node, group: ConversationId) -> GroupGossip {
+        node.group_gossip(group).await.unwrap()
+    }
+
+    /// Waits until `node` sees the group with `members` members in `epoch` (any epoch if `None`).
+    async fn sees(node: &Node, group: ConversationId, members: usize, epoch: Option<u64>) {
+        let view = poll_until(
+            LIMIT,
+            async || {
+                node.groups()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .find(|s| s.id == group)
+                    .map(|s| (s.members, s.epoch, s.active))
+            },
+            |v| v.is_some_and(|(m, e, _)| m == members && epoch.is_none_or(|x| x == e)),
+        )
+        .await;
+        assert!(
+            view.is_some_and(|(m, e, _)| m == members && epoch.is_none_or(|x| x == e)),
+            "{view:?}"
+        );
+    }
+
+    /// Waits until every deposit of `node` was stored, and returns how many were.
+    async fn deposits_settled(node: &Node, group: ConversationId) -> u64 {
+        let g = poll_until(
+            LIMIT,
+            async || gossip(node, group).await,
+            |g| g.queue_pending == 0,
+        )
+        .await;
+        assert_eq!(g.queue_pending, 0, "{g:?}");
+        g.queue_stored
+    }
+
+    /// Waits until `node` fetched at least `pages` pages from the group queues, and returns its counters.
+    async fn fetched(node: &Node, group: ConversationId, pages: u64) -> GroupGossip {
+        let g = poll_until(
+            LIMIT,
+            async || gossip(node, group).await,
+            |g| g.queue_pages >= pages,
+        )
+        .await;
+        assert!(g.queue_pages >= pages, "{g:?}");
+        g
+    }
+
+    /// Waits until `node` has no connection to `who` left.
+    async fn gone(node: &Node, who: IdentityKey) {
+        let peer = tern_node::node::peer_id_of(&who).expect("a peer id");
+        let connected = poll_until(
+            LIMIT,
+            async || node.status().await.unwrap().connected_peers,
+            |peers| !peers.contains(&peer),
+        )
+        .await;
+        assert!(!connected.contains(&peer), "still connected");
+    }
+
+    async fn sorted_texts(node: &Node, group: ConversationId) -> Vec<String> {
+        let mut t = texts(node, group, false).await;
+        t.sort();
+        t
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_offline_member_catches_up_from_the_group_queue_once_without_one_to_one_copies() {
+        let mailbox_dir = tempfile::tempdir().unwrap();
+        let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
+        let names = ["Alice", "Bob", "Carol"];
+        let engines = introduced(&dirs.each_ref().map(|d| d.path()), &names);
+        tokio::time::timeout(Duration::from_secs(300), async {
+            let m = mailbox_node(mailbox_dir.path(), mailbox_config()).await;
+            let mut nodes: Vec<LiveNode> = Vec::new();
+            for (engine, name) in engines.into_iter().zip(names) {
+                let node = LiveNode::start(engine, name, member(&m)).await;
+                for earlier in &nodes {
+                    node.node.dial(earlier.addr.clone()).await.unwrap();
+                }
+                nodes.push(node);
+            }
+            let [a, mut b, c] = <[LiveNode; 3]>::try_from(nodes).ok().unwrap();
+            let g = a
+                .node
+                .group_create("Hikers".into(), vec![b.key, c.key])
+                .await
+                .unwrap()
+                .id;
+            for n in [&a, &b, &c] {
+                sees(&n.node, g, 3, None).await;
+            }
+            let epoch = a.node.groups().await.unwrap()[0].epoch;
+            for n in [&b, &c] {
+                sees(&n.node, g, 3, Some(epoch)).await;
+            }
+            assert!(gossip(&a.node, g).await.queued, "the creator's mailbox holds the queue");
+            assert!(gossip(&c.node, g).await.queued, "and the members know it from the info");
+            // The open and the two commits that added Bob and Carol, on the one server.
+            let before = deposits_settled(&a.node, g).await;
+            assert_eq!(before, 3, "the open and two commits");
+
+            // Carol goes away. Alice writes twice and renames the group (a commit).
+            let carol_key = c.key;
+            c.node.shutdown().await.unwrap();
+            gone(&a.node, carol_key).await;
+            let parts = gossip(&a.node, g).await.transfer_parts;
+            a.node.group_send(g, "first".into()).await.unwrap();
+            a.node.group_send(g, "second".into()).await.unwrap();
+            a.node.group_rename(g, "Hikers 2".into()).await.unwrap();
+            for text in ["first", "second"] {
+                wait_for(&mut b.events, text, |e| {
+                    matches!(e, Event::MessageReceived { message, .. } if message.text == text)
+                })
+                .await;
+            }
+            sees(&b.node, g, 3, Some(epoch + 1)).await;
+            assert_eq!(deposits_settled(&a.node, g).await, before + 3, "one deposit each");
+            assert_eq!(
+                gossip(&a.node, g).await.transfer_parts,
+                parts,
+                "no 1:1 copy for Carol from Alice"
+            );
+
+            // Carol comes back: she reads both texts once and the rename, from the queue.
+            let mut c = LiveNode::start(open(dirs[2].path()), "carol", member(&m)).await;
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                if let Event::MessageReceived { message, .. } =
+                    wait_for(&mut c.events, "the texts", |e| {
+                        matches!(e, Event::MessageReceived { message, .. }
+                            if message.conversation == g && !message.system)
+                    })
+                    .await
+                {
+                    got.push(message.text);
+                }
+            }
+            got.sort();
+            assert_eq!(got, ["first", "second"]);
+            sees(&c.node, g, 3, Some(epoch + 1)).await;
+            assert_eq!(sorted_texts(&c.node, g).await, ["first", "second"]);
+            let carol = fetched(&c.node, g, 1).await;
+            assert!(carol.queue_fetched >= 3, "{carol:?}");
+
+            // Restarted, she starts at her cursor: nothing fetched again, nothing shown twice.
+            c.node.shutdown().await.unwrap();
+            let c = LiveNode::start(open(dirs[2].path()), "carol", member(&m)).await;
+            let again = fetched(&c.node, g, 1).await;
+            assert_eq!(again.queue_fetched, 0, "the cursor survived the restart");
+            assert_eq!(sorted_texts(&c.node, g).await, ["first", "second"]);
+
+            // Carol goes away again and is removed; what Alice writes after reaches her no more.
+            c.node.shutdown().await.unwrap();
+            gone(&a.node, carol_key).await;
+            a.node.group_remove(g, c.key).await.unwrap();
+            a.node.group_send(g, "without carol".into()).await.unwrap();
+            wait_for(&mut b.events, "without carol", |e| {
+                matches!(e, Event::MessageReceived { message, .. } if message.text == "without carol")
+            })
+            .await;
+            let stored = deposits_settled(&a.node, g).await;
+            assert_eq!(stored, before + 5);
+            let c = LiveNode::start(open(dirs[2].path()), "carol", member(&m)).await;
+            let view = poll_until(
+                LIMIT,
+                async || c.node.groups().await.unwrap()[0].active,
+                |active| !active,
+            )
+            .await;
+            assert!(!view, "Carol read her removal");
+            let removed = gossip(&c.node, g).await;
+            assert_eq!(removed.queue_fetched, 1, "the commit that removes her, and no more");
+            assert!(!removed.queued, "and fetches the queue no more");
+            assert_eq!(sorted_texts(&c.node, g).await, ["first", "second"]);
+
+            for n in [a, b, c, m] {
+                n.node.shutdown().await.unwrap();
+            }
+            // One copy of each group message on the server, and no personal mail for anybody.
+            let server = MailboxServer::open(
+                &mailbox_dir.path().join("mailbox.redb"),
+                Vec::new(),
+                mailbox_config(),
+            )
+            .unwrap();
+            let stats = server.stats();
+            // Two commits that added Bob and Carol, two texts, the rename, the removal, one text after.
+            assert_eq!((stats.group_queues, stats.group_messages), (1, 7), "{stats:?}");
+            assert_eq!(stats.envelopes, 0, "no 1:1 copy deposited: {stats:?}");
+        })
+        .await
+        .expect("the group queue test finished in time");
+    }
+
+    /// A group server that refuses every deposit (its byte total is 0): each group message goes over 1:1
+    /// after all, and the member who was away reads it once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn when_the_group_server_refuses_group_messages_go_over_one_to_one() {
+        let mailbox_dir = tempfile::tempdir().unwrap();
+        let dirs = [(); 2].map(|()| tempfile::tempdir().unwrap());
+        let [alice, carol] = <[Engine; 2]>::try_from(introduced(
+            &dirs.each_ref().map(|d| d.path()),
+            &["Alice", "Carol"],
+        ))
+        .ok()
+        .unwrap();
+        tokio::time::timeout(Duration::from_secs(120), async {
+            let full = MailboxConfig {
+                max_total_bytes: 0,
+                ..mailbox_config()
+            };
+            let m = mailbox_node(mailbox_dir.path(), full).await;
+            let a = LiveNode::start(alice, "alice", member(&m)).await;
+            let c = LiveNode::start(carol, "carol", member(&m)).await;
+            c.node.dial(a.addr.clone()).await.unwrap();
+            let g = a
+                .node
+                .group_create("Full".into(), vec![c.key])
+                .await
+                .unwrap()
+                .id;
+            sees(&c.node, g, 2, None).await;
+            // The open is stored (it holds no bytes); the commit that added Carol is refused.
+            assert_eq!(deposits_settled(&a.node, g).await, 1);
+
+            let carol_key = c.key;
+            c.node.shutdown().await.unwrap();
+            gone(&a.node, carol_key).await;
+            let parts = gossip(&a.node, g).await.transfer_parts;
+            a.node.group_send(g, "by hand".into()).await.unwrap();
+            assert_eq!(deposits_settled(&a.node, g).await, 1, "refused, not stored");
+            let fell_back = poll_until(
+                LIMIT,
+                async || gossip(&a.node, g).await.transfer_parts,
+                |n| *n > parts,
+            )
+            .await;
+            assert!(fell_back > parts, "the 1:1 copy for Carol");
+
+            let mut c = LiveNode::start(open(dirs[1].path()), "carol", member(&m)).await;
+            c.node.dial(a.addr.clone()).await.unwrap();
+            wait_for(&mut c.events, "the text", |e| {
+                matches!(e, Event::MessageReceived { message, .. } if message.text == "by hand")
+            })
+            .await;
+            assert_eq!(sorted_texts(&c.node, g).await, ["by hand"]);
+            for n in [a, c, m] {
+                n.node.shutdown().await.unwrap();
+            }
+        })
+        .await
+        .expect("the fallback test finished in time");
+    }
 }

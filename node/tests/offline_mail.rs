@@ -11,21 +11,12 @@ use tern_node::mailbox::server::MailboxConfig;
 use tern_node::node::{Node, NodeConfig};
 use tern_protocol::IdentityKey;
 use tern_testkit::net::{LiveNode, history, loopback_net};
-use tern_testkit::profile::{create, open, pair as profiles, password};
+use tern_testkit::profile::{create, open, pair as profiles};
 use tern_testkit::wait::{wait_for, wait_status};
 
 /// A node that serves as a mailbox, from its own profile.
 async fn mailbox_node(dir: &Path) -> LiveNode {
-    let engine = match Engine::open(dir, &password()) {
-        Ok(engine) => engine,
-        Err(_) => create(dir, "Mailbox"),
-    };
-    let config = NodeConfig {
-        net: loopback_net(),
-        serve_mailbox: Some((dir.join("mailbox.redb"), MailboxConfig::default())),
-        ..NodeConfig::default()
-    };
-    LiveNode::start(engine, "mailbox", config).await
+    tern_testkit::net::mailbox_node(dir, MailboxConfig::default()).await
 }
 
 fn user(dir: &Path, mailbox: &Multiaddr) -> (Engine, NodeConfig) {

@@ -6,11 +6,13 @@
 //! After an intended change: `TERN_REGENERATE_VECTORS=1 cargo test --workspace --test wire_vectors`, then
 //! the same for `--test vectors` (which restores the file's field order and the quotes in protocol.md).
 
+use libp2p::PeerId;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use serde_json::{Value, json};
 use tern_node::envelope_wire::{EnvelopeAck, RejectReason};
 use tern_node::frame::{WireMessage, decode_frame, encode_frame};
+use tern_node::group::{GroupInfo, GroupQueue};
 use tern_node::mailbox::group_wire::{
     GroupRequest, GroupResponse, QueueAuth, QueuedMessage, SignedRotation,
 };
@@ -235,6 +237,22 @@ fn group_requests(server: &[u8]) -> Vec<(&'static str, MailboxRequest)> {
     ]
 }
 
+/// §18.3/§18.6: the `tern_group_info` version 3 of a group "Hikers" created by the identity of §16.1, no
+/// other admin, no timer, queue 5a × 16 on the mailbox node of §16.2.
+fn group_info_v3(server: &[u8]) -> GroupInfo {
+    let creator = Identity::generate(&mut ChaCha20Rng::from_seed(counting()), IDENTITY_NOW_MS);
+    GroupInfo {
+        name: "Hikers".into(),
+        creator: creator.key(),
+        admins: Vec::new(),
+        timer_s: 0,
+        queue: Some(GroupQueue {
+            id: QueueId([0x5a; 16]),
+            servers: vec![PeerId::from_bytes(server).expect("a peer id")],
+        }),
+    }
+}
+
 fn generate(file: &Value) -> Value {
     let (m, server) = messages(file);
     let mut signed = vec![20u8];
@@ -258,6 +276,7 @@ fn generate(file: &Value) -> Value {
         "envelope_acks": m.acks.iter().map(|(n, a)| json!({"answer": n, "frame": frame(a)})).collect::<Vec<_>>(),
         "mailbox_requests": m.requests.iter().map(|(n, r)| json!({"request": n, "frame": frame(r)})).collect::<Vec<_>>(),
         "mailbox_responses": m.responses.iter().map(|(n, r)| json!({"response": n, "frame": frame(r)})).collect::<Vec<_>>(),
+        "group_info_v3": hex(&group_info_v3(&server).encode()),
     })
 }
 
@@ -310,6 +329,11 @@ fn network_vectors_match_the_codecs_and_decode_back() {
             response
         );
     }
+    let info = unhex(network["group_info_v3"].as_str().expect("group_info_v3"));
+    assert_eq!(
+        GroupInfo::decode(&info).expect("group_info_v3"),
+        group_info_v3(&server)
+    );
     m.auth
         .verify(&server)
         .expect("the proof verifies for its server");

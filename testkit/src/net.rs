@@ -11,6 +11,7 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
 use tern_bootstrap::{Config, Server};
 use tern_node::api::{ConversationId, Event, MessageStatus};
+use tern_node::mailbox::MailboxConfig;
 use tern_node::net::NetConfig;
 use tern_node::node::{Node, NodeConfig};
 use tern_node::profile::Profile;
@@ -45,6 +46,21 @@ pub fn loopback_node() -> NodeConfig {
         net: loopback_net(),
         ..NodeConfig::default()
     }
+}
+
+/// A node on loopback that serves as a mailbox with `limits`, from its own profile in `dir` (created the
+/// first time, opened again after a restart; its mailbox database is `dir/mailbox.redb`).
+pub async fn mailbox_node(dir: &Path, limits: MailboxConfig) -> LiveNode {
+    let engine = match tern_node::engine::Engine::open(dir, &crate::profile::password()) {
+        Ok(engine) => engine,
+        Err(_) => crate::profile::create(dir, "Mailbox"),
+    };
+    let config = NodeConfig {
+        net: loopback_net(),
+        serve_mailbox: Some((dir.join("mailbox.redb"), limits)),
+        ..NodeConfig::default()
+    };
+    LiveNode::start(engine, "mailbox", config).await
 }
 
 /// The app's network settings with the same loopback-only choices as [`loopback_net`].

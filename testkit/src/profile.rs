@@ -35,6 +35,18 @@ pub fn introduce(engines: &mut [&mut Engine]) {
     }
 }
 
+/// A profile in each of `dirs`, named after `names` in turn, each the others' contact.
+pub fn introduced<P: AsRef<Path>>(dirs: &[P], names: &[&str]) -> Vec<Engine> {
+    let mut engines: Vec<Engine> = dirs
+        .iter()
+        .zip(names)
+        .map(|(d, n)| create(d.as_ref(), n))
+        .collect();
+    let mut refs: Vec<&mut Engine> = engines.iter_mut().collect();
+    introduce(&mut refs);
+    engines
+}
+
 /// [`pair`], with both cards already naming `mailbox` (as a node configured with it publishes), so starting
 /// them with that mailbox re-issues no card and sends no card update (docs/protocol.md §12.3).
 pub fn pair_with_mailbox(a: &Path, b: &Path, mailbox: &libp2p::Multiaddr) -> (Engine, Engine) {

@@ -477,6 +477,8 @@ pub struct NetStatus {
     pub peer_id: PeerId,
     pub listen_addrs: Vec<Multiaddr>,
     pub connected_peers: Vec<PeerId>,
+    /// Messages waiting to go out: outbox entries, and group mail opens and deposits no server has
+    /// answered yet (docs/protocol.md §18.6).
     pub outbox_len: usize,
     pub lan_only: bool,
     pub nat: NatStatus,

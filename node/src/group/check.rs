@@ -135,6 +135,9 @@ pub(crate) fn check_commit(
     if info_after.creator != info_before.creator {
         return Err(GroupError::Forbidden("the creator cannot change"));
     }
+    if info_after.queue != info_before.queue {
+        return Err(GroupError::Forbidden("the mail queue cannot change"));
+    }
     if info_after
         .admins
         .iter()

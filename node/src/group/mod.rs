@@ -29,7 +29,7 @@ mod restored;
 mod state;
 
 pub use check::CommitSummary;
-pub use credential::{GroupInfo, MemberCredential};
+pub use credential::{GroupInfo, GroupQueue, MemberCredential};
 pub use error::GroupError;
 pub use key_package::{KeyPackageIn, PendingKeyPackage, new_key_package};
 pub use persist::stored_group_id;

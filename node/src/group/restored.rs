@@ -155,6 +155,7 @@ mod tests {
                 creator: key(2),
                 admins: vec![key(3)],
                 timer_s: 3600,
+                queue: None,
             },
             members: vec![key(1), key(2), key(3)],
         }

@@ -3,6 +3,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use libp2p::PeerId;
 use openmls::prelude::{
     BasicCredential, CredentialWithKey, Extension, ExtensionType, Extensions, GroupId, KeyPackage,
     LeafNodeIndex, MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig,
@@ -11,13 +12,14 @@ use openmls::prelude::{
 };
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::OpenMlsProvider;
+use tern_protocol::card::MAX_MAILBOXES;
 use tern_protocol::crypto::sha256;
-use tern_protocol::group_queue::{self, EpochKey, QueueId};
+use tern_protocol::group_queue::{self, EpochKey, QueueId, Rotation};
 use tern_protocol::{Content, Identity, IdentityKey, MessageId};
 use zeroize::Zeroizing;
 
 use super::check::{CommitSummary, check_commit, info_of, members_of, serialize};
-use super::credential::{GroupInfo, MemberCredential, check_name};
+use super::credential::{GroupInfo, GroupQueue, MemberCredential, check_name};
 use super::key_package::{KeyPackageIn, PendingKeyPackage, capabilities, welcome_refs};
 use super::ordering::{self, CommitMeta, EpochRecord};
 use super::provider::{Provider, Snapshot};
@@ -25,6 +27,7 @@ use super::{
     CIPHERSUITE, GROUP_INFO_EXTENSION, GroupError, MAX_ADMINS, MAX_GROUP_MEMBERS,
     MAX_GROUP_MESSAGE_LEN, MAX_RESEND, ROLLBACK_EPOCHS,
 };
+use crate::mailbox::group_wire::SignedRotation;
 
 /// What a commit this member made gives to send: the commit to every member, the Welcome to the added ones.
 #[derive(Debug, Clone)]
@@ -32,6 +35,9 @@ pub struct CommitOut {
     pub commit: Vec<u8>,
     pub welcome: Option<Vec<u8>>,
     pub summary: CommitSummary,
+    /// For a group with a mail queue: the new epoch's queue key, signed by the old epoch's, to deposit
+    /// with the commit (§18.6); `revoke` when the commit removes members.
+    pub rotation: Option<SignedRotation>,
 }
 
 /// The outcome of [`Group::process`].
@@ -133,9 +139,35 @@ impl Group {
         })
     }
 
-    /// Creates a group named `name` with `identity` as its creator and only member.
+    /// Creates a group named `name` with `identity` as its creator and only member, without a mail queue.
     pub fn create(identity: &Identity, name: &str) -> Result<Self, GroupError> {
+        Self::create_with_queue(identity, name, &[])
+    }
+
+    /// Creates a group whose mail queue (§18.6) lives on `servers` (at most `MAX_MAILBOXES`, the first
+    /// ones taken): a random queue id in the group info, version 3. No servers: no queue, and the group's
+    /// offline members get its messages over 1:1 sessions. The caller opens the queue on each server with
+    /// [`Self::queue_key`] of the creation epoch.
+    pub fn create_with_queue(
+        identity: &Identity,
+        name: &str,
+        servers: &[PeerId],
+    ) -> Result<Self, GroupError> {
         let name = check_name(name)?;
+        let mut unique: Vec<PeerId> = Vec::new();
+        for server in servers {
+            if !unique.contains(server) && unique.len() < MAX_MAILBOXES {
+                unique.push(*server);
+            }
+        }
+        let queue = (!unique.is_empty()).then(|| {
+            let mut id = [0u8; group_queue::QUEUE_ID_LEN];
+            rand::fill(&mut id);
+            GroupQueue {
+                id: QueueId(id),
+                servers: unique,
+            }
+        });
         let (_, pending) = super::new_key_package(identity)?;
         let provider = Provider::from_snapshot(&pending.entries);
         let signer = SignatureKeyPair::read(
@@ -149,6 +181,7 @@ impl Group {
             creator: identity.key(),
             admins: Vec::new(),
             timer_s: 0,
+            queue,
         };
         let config = MlsGroupCreateConfig::builder()
             .ciphersuite(CIPHERSUITE)
@@ -261,8 +294,14 @@ impl Group {
             .map_err(GroupError::mls)
     }
 
-    /// The group queue id this epoch names: `MLS-Exporter("tern/group/queue/v1", "", 16)` (§18.6). The queue
-    /// keeps the id of the epoch the group was created in, so only the creator computes it, at creation.
+    /// The group's mail queue, from its info (§18.6); `None` for a group without one.
+    pub fn queue(&self) -> Option<GroupQueue> {
+        self.info().ok().and_then(|info| info.queue)
+    }
+
+    /// `MLS-Exporter("tern/group/queue/v1", "", 16)` of this epoch: a queue id for a group whose info
+    /// carries none (the bytes-by-hand tests of `node/tests/group_queue.rs`). Nodes use the random id of
+    /// [`Self::queue`], which must be in the creation epoch's context and so cannot be its exporter output.
     pub fn queue_id(&self) -> Result<QueueId, GroupError> {
         let bytes = self
             .mls
@@ -350,6 +389,12 @@ impl Group {
         info: Option<GroupInfo>,
     ) -> Result<CommitOut, GroupError> {
         let before = self.provider.snapshot();
+        // The old epoch's queue key signs the new one's (§18.6).
+        let queue = self.queue().map(|q| q.id);
+        let signer = match queue {
+            Some(_) => Some(self.queue_key()?),
+            None => None,
+        };
         let result = self.build_commit(adds, removes, info);
         let (commit, welcome) = match result {
             Ok(out) => out,
@@ -388,10 +433,26 @@ impl Group {
             },
         );
         self.prune_sent();
+        let rotation = match (queue, signer, self.queue_key()) {
+            (Some(queue), Some(signer), Ok(new)) => {
+                let rotation = Rotation {
+                    epoch: self.epoch(),
+                    new_key: new.public(),
+                    revoke: !summary.removed.is_empty(),
+                };
+                Some(SignedRotation {
+                    rotation,
+                    signer: signer.public(),
+                    signature: signer.sign_rotation(&queue, &rotation, &commit),
+                })
+            }
+            _ => None,
+        };
         Ok(CommitOut {
             commit,
             welcome,
             summary,
+            rotation,
         })
     }
 

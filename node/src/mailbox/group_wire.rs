@@ -29,6 +29,42 @@ pub struct SignedRotation {
     pub signature: [u8; 64],
 }
 
+impl SignedRotation {
+    /// `u8 0` (none) or `u8 1 ‖ u64 epoch ‖ new_key[32] ‖ u8 revoke ‖ signer[32] ‖ signature[64]`: as in a
+    /// GroupDeposit, and in the node's persisted deposits (`crate::mailbox::group_client`).
+    pub(crate) fn encode_option(rotation: Option<&Self>, w: &mut Writer) {
+        match rotation {
+            None => {
+                w.u8(0);
+            }
+            Some(r) => {
+                w.u8(1)
+                    .u64(r.rotation.epoch)
+                    .raw(r.rotation.new_key.as_bytes())
+                    .u8(u8::from(r.rotation.revoke))
+                    .raw(r.signer.as_bytes())
+                    .raw(&r.signature);
+            }
+        }
+    }
+
+    /// Reads what [`Self::encode_option`] wrote.
+    pub(crate) fn decode_option(r: &mut Reader<'_>) -> Result<Option<Self>, MessageError> {
+        if !flag(r, "rotation flag")? {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            rotation: Rotation {
+                epoch: r.u64("rotation epoch")?,
+                new_key: key(r, "new epoch key")?,
+                revoke: flag(r, "revoke flag")?,
+            },
+            signer: key(r, "rotation signer")?,
+            signature: r.array("rotation signature")?,
+        }))
+    }
+}
+
 /// A fetch's proof of membership: an epoch key's signature over the server, the nonce, the queue and the
 /// cursor.
 #[derive(Clone, PartialEq, Eq)]
@@ -132,19 +168,7 @@ impl GroupRequest {
                 rotation,
             } => {
                 w.u8(TAG_GROUP_DEPOSIT).raw(&queue.0).bytes_u32(message);
-                match rotation {
-                    None => {
-                        w.u8(0);
-                    }
-                    Some(r) => {
-                        w.u8(1)
-                            .u64(r.rotation.epoch)
-                            .raw(r.rotation.new_key.as_bytes())
-                            .u8(u8::from(r.rotation.revoke))
-                            .raw(r.signer.as_bytes())
-                            .raw(&r.signature);
-                    }
-                }
+                SignedRotation::encode_option(rotation.as_ref(), w);
             }
             Self::Fetch {
                 queue,
@@ -177,19 +201,7 @@ impl GroupRequest {
                 let message = r
                     .bytes_u32("group message", MAX_GROUP_MESSAGE_LEN)?
                     .to_vec();
-                let rotation = if flag(r, "rotation flag")? {
-                    Some(SignedRotation {
-                        rotation: Rotation {
-                            epoch: r.u64("rotation epoch")?,
-                            new_key: key(r, "new epoch key")?,
-                            revoke: flag(r, "revoke flag")?,
-                        },
-                        signer: key(r, "rotation signer")?,
-                        signature: r.array("rotation signature")?,
-                    })
-                } else {
-                    None
-                };
+                let rotation = SignedRotation::decode_option(r)?;
                 Self::Deposit {
                     queue,
                     message,

@@ -2,6 +2,7 @@
 //! (community bootstrap nodes, or a LAN peer started with `--mailbox`); every node is a client of it.
 
 pub mod client;
+pub mod group_client;
 pub mod group_wire;
 pub mod host;
 pub mod server;

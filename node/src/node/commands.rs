@@ -345,7 +345,8 @@ impl EventLoop {
                         .engine
                         .store()
                         .outbox_len()
-                        .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+                        .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
+                        .saturating_add(self.group_mail.pending()),
                     lan_only: self.lan_only,
                     nat: self.nat.clone(),
                     lan_peers: self.mdns_peers.len(),

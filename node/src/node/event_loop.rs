@@ -61,6 +61,10 @@ impl EventLoop {
                     self.run_client();
                 }
                 _ = fetch_tick.tick() => self.purge_mailbox(),
+                _ = delivery_timer(self.group_mail.poll_timeout()) => {
+                    self.group_mail.handle_timeout(std::time::Instant::now());
+                    self.run_group_mail();
+                }
                 _ = delivery_timer(self.reach.next_timeout()) => self.reach_timeout(),
                 _ = prekey_tick.tick() => self.rotate_prekey(),
                 _ = backup_tick.tick() => self.auto_backup(),

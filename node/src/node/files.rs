@@ -131,13 +131,7 @@ impl EventLoop {
         self.save_group_with(key, vec![message.clone()], vec![record.clone()])?;
         self.groups.first_sight(&bytes);
         self.fanout_file = Some(record.clone());
-        self.group_spread(
-            &bytes,
-            &members,
-            &[],
-            &[],
-            &super::group_gossip::Route::Publish,
-        );
+        self.group_send_out(&bytes, &members, &[], &[], None);
         self.fanout_file = None;
         if let Some(wire) = self.files.clone() {
             for server in self.mailbox_servers() {

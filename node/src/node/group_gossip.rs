@@ -63,6 +63,16 @@ pub struct GroupGossip {
     pub rejected: u64,
     /// Gossip messages dropped as copies of what this node already had since start.
     pub ignored: u64,
+    /// Whether the group has a mail queue (§18.6).
+    pub queued: bool,
+    /// Group mail deposits (and opens) waiting for a server's answer, over all groups.
+    pub queue_pending: usize,
+    /// Group mail deposits (and opens) stored by a server since start, one per server, over all groups.
+    pub queue_stored: u64,
+    /// Group queue pages fetched since start, over all groups.
+    pub queue_pages: u64,
+    /// Group messages fetched from queues since start, over all groups.
+    pub queue_fetched: u64,
 }
 
 /// How a group message came to this node, which decides whom gossip covers.
@@ -407,11 +417,17 @@ impl EventLoop {
             accepted: gossip.accepted,
             rejected: gossip.rejected,
             ignored: gossip.ignored,
+            queued: self.group_mail.has_queue(&key),
+            queue_pending: self.group_mail.pending(),
+            queue_stored: self.group_mail.stored,
+            queue_pages: self.group_mail.pages,
+            queue_fetched: self.group_mail.fetched,
         })
     }
 
     /// Sends a group message to `members` and `extra` (except `skip` and this profile): by gossip per
-    /// `route`, and over 1:1 sessions to every member that is a contact and that gossip does not cover.
+    /// `route`, and over 1:1 sessions to every member that is a contact and that gossip does not cover
+    /// (in a group with a mail queue, only those connected now).
     pub(super) fn group_spread(
         &mut self,
         bytes: &[u8],
@@ -421,6 +437,11 @@ impl EventLoop {
         route: &Route,
     ) {
         let covered = self.gossip_cover(bytes, route);
+        // A group with a mail queue: its author deposited the message there (§18.6), so members that are
+        // not connected read it from the queue rather than from a 1:1 copy in their personal mailboxes. A
+        // file's announcement still goes to them 1:1: their mailbox servers are then asked to hold the file
+        // (§19.10).
+        let queued = self.in_group_queue(bytes);
         let me = self.engine.key();
         let mut by_gossip = Vec::new();
         let mut skip = skip.to_vec();
@@ -428,12 +449,21 @@ impl EventLoop {
             if *member == me || skip.contains(member) {
                 continue;
             }
-            if let Some(peer) = crate::api::peer_id_of(member).filter(|p| covered.contains(p)) {
+            let peer = crate::api::peer_id_of(member);
+            if let Some(peer) = peer.filter(|p| covered.contains(p)) {
                 skip.push(*member);
                 by_gossip.push((peer, *member));
+            } else if queued
+                && self.fanout_file.is_none()
+                && !peer.is_some_and(|p| self.swarm.is_connected(&p))
+            {
+                skip.push(*member);
             }
         }
-        self.groups.gossip.note_unsettled(bytes, by_gossip);
+        // What gossip handed to a member that then went away is in the queue too.
+        if !queued {
+            self.groups.gossip.note_unsettled(bytes, by_gossip);
+        }
         self.group_fanout(bytes, TransferKind::GroupMessage, members, extra, &skip);
     }
 

@@ -371,7 +371,7 @@ impl EventLoop {
         }
         for again in resend {
             self.groups.first_sight(&again);
-            self.group_spread(&again, &members, &[], &[], &Route::Publish);
+            self.group_send_out(&again, &members, &[], &[], None);
         }
         if updated && let Ok(summary) = self.summary(&key) {
             self.emit_group(api::Event::GroupUpdated { group: summary });

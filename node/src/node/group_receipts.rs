@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use tern_protocol::message::MAX_RECEIPT_IDS;
 use tern_protocol::{Content, MessageId};
 
-use super::group_gossip::Route;
 use super::*;
 use crate::api::{ConversationId, RecipientStatus};
 
@@ -173,7 +172,7 @@ impl EventLoop {
         authors.sort_unstable_by_key(|k| *k.as_bytes());
         authors.dedup();
         self.groups.first_sight(&bytes);
-        self.group_spread(&bytes, &authors, &[], &[], &Route::Publish);
+        self.group_send_out(&bytes, &authors, &[], &[], None);
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use tern_protocol::group_wire::{self, KIND_KEY_PACKAGE_REQUEST, TransferKind};
 use tern_protocol::{Content, MessageId};
 
-use super::group_gossip::{GroupGossip, Route};
+use super::group_gossip::GroupGossip;
 use super::*;
 use crate::api::{ConversationId, GroupMember, GroupRole, GroupSummary};
 use crate::group::{CommitOut, Group, GroupError, GroupInfo, RestoredGroup};
@@ -351,13 +351,16 @@ impl EventLoop {
         for member in members {
             self.accepted_contact(member)?;
         }
-        let group = Group::create(self.engine.identity(), name)?;
+        // Its mail queue on this profile's mailbox servers; none without any (§18.6).
+        let servers = self.mailbox_servers();
+        let group = Group::create_with_queue(self.engine.identity(), name, &servers)?;
         let key = self.groups.insert(group);
         let line = format!("You created the group \"{name}\"");
         if let Err(e) = self.save_group(key, vec![self.system_line(key, None, line)]) {
             self.groups.by_conv.remove(&key);
             return Err(e);
         }
+        self.group_mail_open(key);
         for member in members {
             self.group_add(key, *member)?;
         }
@@ -432,7 +435,7 @@ impl EventLoop {
         self.groups.note_leaving(key, me);
         let line = self.system_line(key, None, "You left".to_owned());
         self.save_group(key, vec![line])?;
-        self.group_spread(&proposal, &members, &[], &[], &Route::Publish);
+        self.group_send_out(&proposal, &members, &[], &[], None);
         self.summary(&key)
     }
 
@@ -480,7 +483,7 @@ impl EventLoop {
         };
         self.save_group(key, vec![message.clone()])?;
         self.groups.first_sight(&bytes);
-        self.group_spread(&bytes, &members, &[], &[], &Route::Publish);
+        self.group_send_out(&bytes, &members, &[], &[], None);
         Ok(message)
     }
 
@@ -547,12 +550,12 @@ impl EventLoop {
         self.save_group(key, lines.clone())?;
         let members = self.group_mut(&key)?.members()?;
         self.groups.first_sight(&out.commit);
-        self.group_spread(
+        self.group_send_out(
             &out.commit,
             &members,
             &out.summary.removed,
             &out.summary.added,
-            &Route::Publish,
+            out.rotation,
         );
         if let Some(welcome) = &out.welcome {
             self.group_fanout(welcome, TransferKind::Welcome, &out.summary.added, &[], &[]);
@@ -727,6 +730,7 @@ impl EventLoop {
             self.engine.note_expiry(at);
         }
         self.gossip_sync(key);
+        self.group_mail_sync(key);
         for message in stored {
             if message.system || message.sender.is_some() {
                 self.emit(Event::MessageReceived { message });

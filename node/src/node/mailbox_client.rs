@@ -152,6 +152,10 @@ impl EventLoop {
                     request_id,
                     response,
                 } => {
+                    if self.group_mail_calls.contains_key(&request_id) {
+                        self.group_mail_answer(&request_id, Some(response));
+                        return;
+                    }
                     if let Some(call) = self.mailbox_calls.remove(&request_id) {
                         self.mailbox_answer(call, response);
                     }
@@ -160,6 +164,9 @@ impl EventLoop {
             request_response::Event::OutboundFailure {
                 request_id, error, ..
             } => {
+                if self.group_mail_answer(&request_id, None) {
+                    return;
+                }
                 if let Some(call) = self.mailbox_calls.remove(&request_id) {
                     debug!(error = %error, "mailbox request failed");
                     match call {

@@ -12,6 +12,8 @@
 //! - `groups.rs`, `group_inbound.rs`, `group_handle.rs`: groups (docs/protocol.md §18) on the loop, the
 //!   group bodies received in 1:1 sessions, and the handle's group methods; `group_gossip.rs`: group
 //!   messages over gossipsub, one topic per group and epoch, validated before they are passed on.
+//! - `group_mail.rs`: group mail (§18.6): a group's queue opened, deposited to and fetched from on its
+//!   mailbox servers, driven by `crate::mailbox::group_client`.
 //! - `files.rs`: files on the handle (send, save, pause, resume, cancel, delete) and the rows the loop
 //!   writes for them; the transfers run beside the loop in `file_wire.rs`.
 //! - `reach.rs`: reaching contacts across the internet: address records, presence, relays, direct or relayed.
@@ -31,6 +33,7 @@ mod files;
 mod group_gossip;
 mod group_handle;
 mod group_inbound;
+mod group_mail;
 mod group_receipts;
 mod group_timers;
 mod groups;
@@ -232,6 +235,10 @@ struct EventLoop {
     pending: Pending,
     /// The groups this profile is in (`groups.rs`).
     groups: groups::Groups,
+    /// Group mail: queues, deposits, fetches (`crate::mailbox::group_client`, `group_mail.rs`).
+    group_mail: crate::mailbox::group_client::GroupMail,
+    /// Group mail requests awaiting an answer (at most [`group_mail::MAX_GROUP_MAIL_REQUESTS`]).
+    group_mail_calls: HashMap<OutboundRequestId, group_mail::GroupMailCall>,
     /// Commits of texts sent under reserved keys, running off the loop (`event_loop.rs`,
     /// `send_reserved`); at most one runs at a time (redb admits one writer), the others wait in redb.
     commits: Vec<tokio::task::JoinHandle<()>>,
@@ -329,6 +336,8 @@ impl EventLoop {
             names: std::cell::RefCell::new(HashMap::new()),
             pending: Pending::default(),
             groups: groups::Groups::default(),
+            group_mail: crate::mailbox::group_client::GroupMail::new(std::time::Instant::now()),
+            group_mail_calls: HashMap::new(),
             commits: Vec::new(),
             files: None,
             fanout_file: None,
@@ -341,6 +350,7 @@ impl EventLoop {
         for key in stored {
             event_loop.gossip_sync(key);
         }
+        event_loop.group_mail_start();
         for addr in &config.peers {
             // Remembered, so that a peer whose first dial failed (it was down, or the link was) is dialled
             // again when there is mail for it or it is needed, instead of being unreachable until it dials us.

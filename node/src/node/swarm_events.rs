@@ -49,6 +49,9 @@ impl EventLoop {
                     // What waits for this peer goes out now (and deposits with it, if it is a server).
                     self.delivery.handle_connected(peer_id);
                     self.run_delivery();
+                    // A group server: its queues are fetched now.
+                    self.group_mail.handle_connected(peer_id);
+                    self.run_group_mail();
                 }
             }
             SwarmEvent::ConnectionClosed {
