@@ -49,6 +49,14 @@ fn full_page(first: usize, n: usize) -> Vec<EnvelopeId> {
         .collect()
 }
 
+/// Connects `server` and answers its challenge: its first page is asked for.
+fn fetching(h: &mut Harness, server: PeerId) {
+    h.client.handle_connected(server);
+    h.actions();
+    h.client.handle_nonce(server, NONCE);
+    h.actions();
+}
+
 /// Connects `server`, which refuses the paged fetch as a server from before it would; leaves the fresh
 /// challenge of the fetch that starts again in the action queue.
 fn connect_old_server(h: &mut Harness, server: PeerId) {
@@ -129,10 +137,7 @@ fn a_paged_fetch_acknowledges_in_batches_on_the_next_request() {
 fn a_paged_page_that_stores_nothing_is_asked_for_again_later_from_the_start() {
     let server = PeerId::random();
     let mut h = Harness::new(&[server]);
-    h.client.handle_connected(server);
-    h.actions();
-    h.client.handle_nonce(server, NONCE);
-    h.actions();
+    fetching(&mut h, server);
     h.client
         .handle_cursor_page_stored(server, page(1), 10, true, h.now);
     h.actions();
@@ -208,10 +213,7 @@ fn a_server_that_refuses_paged_fetches_is_fetched_from_page_then_ack_from_then_o
 fn a_server_that_answered_a_paged_fetch_is_not_taken_for_an_old_one() {
     let server = PeerId::random();
     let mut h = Harness::new(&[server]);
-    h.client.handle_connected(server);
-    h.actions();
-    h.client.handle_nonce(server, NONCE);
-    h.actions();
+    fetching(&mut h, server);
     h.client
         .handle_cursor_page_stored(server, page(1), 5, true, h.now);
     h.actions();
@@ -349,10 +351,7 @@ fn a_page_that_stores_nothing_is_not_asked_for_again_at_once() {
 fn a_refused_fetch_ends_the_fetch() {
     let server = PeerId::random();
     let mut h = Harness::new(&[server]);
-    h.client.handle_connected(server);
-    h.actions();
-    h.client.handle_nonce(server, NONCE);
-    h.actions();
+    fetching(&mut h, server);
     h.client.handle_refused(server);
     assert!(!h.client.is_fetching(&server));
     assert!(h.actions().is_empty());

@@ -7,6 +7,7 @@ use libp2p::PeerId;
 use tern_protocol::{EnvelopeId, MailboxId};
 use tracing::warn;
 
+use super::db::Queued;
 use super::{
     MAX_ACK_IDS, MAX_CLAIMS, MAX_FETCH_BYTES, MAX_FETCH_ENVELOPES, MAX_PAGE_ACK_IDS, MailboxServer,
     len_u64,
@@ -56,14 +57,7 @@ impl MailboxServer {
         now_s: u64,
     ) -> Result<MailboxResponse, Refusal> {
         let mailbox = self.authorise(from, auth, now_s)?;
-        let max = usize::from(max).min(MAX_FETCH_ENVELOPES);
-        let (queued, more) = self
-            .storage
-            .db(now_s)?
-            .page(&mailbox, 0, now_s, max, MAX_FETCH_BYTES)
-            .map_err(|err| self.storage.failed("fetch", &err, now_s))?;
-        self.counters.fetches += 1;
-        self.counters.fetched_envelopes += len_u64(queued.len());
+        let (queued, more) = self.read_page(&mailbox, 0, max, now_s)?;
         Ok(MailboxResponse::Envelopes {
             envelopes: queued.into_iter().map(|q| q.bytes).collect(),
             more,
@@ -78,15 +72,7 @@ impl MailboxServer {
         now_s: u64,
     ) -> Result<MailboxResponse, Refusal> {
         let mailbox = self.authorise(from, auth, now_s)?;
-        if ids.len() > MAX_ACK_IDS {
-            return Err(Refusal::Malformed);
-        }
-        let count = self
-            .storage
-            .db(now_s)?
-            .remove(&mailbox, ids)
-            .map_err(|err| self.storage.failed("acknowledge", &err, now_s))?;
-        self.counters.acked += u64::from(count);
+        let count = self.delete_acked(&mailbox, ids, MAX_ACK_IDS, now_s)?;
         Ok(MailboxResponse::Acked { count })
     }
 
@@ -102,23 +88,8 @@ impl MailboxServer {
         now_s: u64,
     ) -> Result<MailboxResponse, Refusal> {
         let mailbox = self.authorise(from, auth, now_s)?;
-        if ack.len() > MAX_PAGE_ACK_IDS {
-            return Err(Refusal::Malformed);
-        }
-        let acked = self
-            .storage
-            .db(now_s)?
-            .remove(&mailbox, ack)
-            .map_err(|err| self.storage.failed("acknowledge", &err, now_s))?;
-        self.counters.acked += u64::from(acked);
-        let max = usize::from(max).min(MAX_FETCH_ENVELOPES);
-        let (queued, more) = self
-            .storage
-            .db(now_s)?
-            .page(&mailbox, cursor, now_s, max, MAX_FETCH_BYTES)
-            .map_err(|err| self.storage.failed("fetch", &err, now_s))?;
-        self.counters.fetches += 1;
-        self.counters.fetched_envelopes += len_u64(queued.len());
+        let acked = self.delete_acked(&mailbox, ack, MAX_PAGE_ACK_IDS, now_s)?;
+        let (queued, more) = self.read_page(&mailbox, cursor, max, now_s)?;
         let next = queued.last().map_or(cursor, |q| q.seq.saturating_add(1));
         Ok(MailboxResponse::Page {
             acked,
@@ -126,5 +97,46 @@ impl MailboxServer {
             next,
             more,
         })
+    }
+
+    /// Deletes `ids` (at most `bound` of them, else [`Refusal::Malformed`]) from `mailbox`, durably; returns
+    /// how many existed.
+    fn delete_acked(
+        &mut self,
+        mailbox: &MailboxId,
+        ids: &[EnvelopeId],
+        bound: usize,
+        now_s: u64,
+    ) -> Result<u32, Refusal> {
+        if ids.len() > bound {
+            return Err(Refusal::Malformed);
+        }
+        let count = self
+            .storage
+            .db(now_s)?
+            .remove(mailbox, ids)
+            .map_err(|err| self.storage.failed("acknowledge", &err, now_s))?;
+        self.counters.acked += u64::from(count);
+        Ok(count)
+    }
+
+    /// The page of `mailbox` from `cursor` on: at most `min(max, MAX_FETCH_ENVELOPES)` envelopes and
+    /// [`MAX_FETCH_BYTES`] (the first always fits); whether more wait.
+    fn read_page(
+        &mut self,
+        mailbox: &MailboxId,
+        cursor: u64,
+        max: u16,
+        now_s: u64,
+    ) -> Result<(Vec<Queued>, bool), Refusal> {
+        let max = usize::from(max).min(MAX_FETCH_ENVELOPES);
+        let (queued, more) = self
+            .storage
+            .db(now_s)?
+            .page(mailbox, cursor, now_s, max, MAX_FETCH_BYTES)
+            .map_err(|err| self.storage.failed("fetch", &err, now_s))?;
+        self.counters.fetches += 1;
+        self.counters.fetched_envelopes += len_u64(queued.len());
+        Ok((queued, more))
     }
 }

@@ -128,14 +128,17 @@ fn ids(envelopes: &[Vec<u8>]) -> Vec<EnvelopeId> {
         .collect()
 }
 
-/// One paged fetch: (acked, envelopes, next, more), or the answer if it is not a page.
+/// A Page answer's fields: (acked, envelopes, next, more).
+type PageFields = (u32, Vec<Vec<u8>>, u64, bool);
+
+/// One paged fetch: the page's fields, or the answer if it is not a page.
 fn fetch_page(
     w: &World,
     server: &mut MailboxServer,
     auth: &OwnerAuth,
     from: u64,
     ack: Vec<EnvelopeId>,
-) -> Result<(u32, Vec<Vec<u8>>, u64, bool), MailboxResponse> {
+) -> Result<PageFields, MailboxResponse> {
     let request = MailboxRequest::FetchPage {
         auth: auth.clone(),
         from,
