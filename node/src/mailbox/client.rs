@@ -6,7 +6,7 @@
 //!
 //! A fetch pages with [`ClientAction::FetchPage`]: one round trip per page, the next page asked for from the
 //! cursor the last one gave, and the envelopes stored so far acknowledged on that same request, in batches
-//! (when [`ACK_BATCH`] more would not fit, and when the server has nothing more), so the server deletes
+//! (when another page would not fit in [`ACK_BATCH`], and when the server has nothing more), so the server deletes
 //! them with one durable commit per batch instead of one per page. An envelope is acknowledged only after it
 //! is stored; one stored and not yet acknowledged when a fetch ends is fetched again next time and dropped
 //! as a duplicate by the store. A server that refuses a paged fetch as unreadable (one from before it) is
