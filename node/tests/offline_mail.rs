@@ -4,10 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use futures::StreamExt;
 use libp2p::Multiaddr;
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{Event as RrEvent, Message};
+use libp2p::swarm::SwarmEvent;
 use tern_node::api::{Event, MessageStatus};
-use tern_node::engine::Engine;
+use tern_node::engine::{Engine, now_ms};
 use tern_node::mailbox::server::MailboxConfig;
+use tern_node::mailbox::{MailboxRequest, MailboxResponse, MailboxServer, Refusal};
+use tern_node::net::{ClientBehaviourEvent, NetConfig, build_swarm};
 use tern_node::node::{Node, NodeConfig};
 use tern_protocol::IdentityKey;
 use tern_testkit::net::{LiveNode, history, loopback_net};
@@ -158,4 +164,112 @@ async fn a_run_without_servers_keeps_the_mailboxes_published_in_the_card() {
     })
     .await
     .expect("runs finished in time");
+}
+
+/// A mailbox server from before paged fetches: a paged fetch is an unreadable request to it (`Refused 1`,
+/// then the connection closed, as protocol.md §17.2 says); everything else a real [`MailboxServer`]
+/// answers. Returns its address and the peers whose paged fetches it refused, one entry per refusal.
+async fn old_mailbox_server(
+    dir: &Path,
+) -> (
+    Multiaddr,
+    tokio::sync::watch::Receiver<Vec<libp2p::PeerId>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let net = NetConfig {
+        serve_mailbox: true,
+        ..loopback_net()
+    };
+    let mut swarm = build_swarm(&[0x0d; 32], &net).unwrap();
+    let me = *swarm.local_peer_id();
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            break address.with(Protocol::P2p(me));
+        }
+    };
+    let mut server = MailboxServer::open(
+        &dir.join("old.redb"),
+        me.to_bytes(),
+        MailboxConfig::default(),
+    )
+    .unwrap();
+    let (refused, seen) = tokio::sync::watch::channel(Vec::new());
+    let task = tokio::spawn(async move {
+        loop {
+            let SwarmEvent::Behaviour(ClientBehaviourEvent::Mailbox(RrEvent::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            })) = swarm.select_next_some().await
+            else {
+                continue;
+            };
+            let unreadable = matches!(
+                request,
+                MailboxRequest::FetchPage { .. } | MailboxRequest::Invalid
+            );
+            let response = if unreadable {
+                refused.send_modify(|peers| peers.push(peer));
+                MailboxResponse::Refused(Refusal::Malformed)
+            } else {
+                server.handle(&peer, request, now_ms() / 1000)
+            };
+            let _ = swarm
+                .behaviour_mut()
+                .mailbox
+                .send_response(channel, response);
+            if unreadable {
+                let _ = swarm.disconnect_peer_id(peer);
+            }
+        }
+    });
+    (addr, seen, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_held_by_a_server_without_paged_fetches_arrives_by_fetch_and_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, alice_key, bob_key) = pair();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let (addr, refused, server) = old_mailbox_server(dir.path()).await;
+        let (engine, config) = user(a.path(), &addr);
+        let mut alice = LiveNode::start(engine, "alice", config).await;
+        let texts = ["one", "two", "three"];
+        for text in texts {
+            let sent = alice.node.send_text(bob_key, text.into()).await.unwrap();
+            wait_status(&mut alice.events, sent.id, MessageStatus::Sent).await;
+        }
+        alice.node.shutdown().await.unwrap();
+
+        // Bob's paged fetch is refused (and costs the connection); he fetches again with Fetch and Ack.
+        let (engine, config) = user(b.path(), &addr);
+        let mut bob = LiveNode::start(engine, "bob", config).await;
+        for text in texts {
+            wait_for(
+                &mut bob.events,
+                "a message",
+                |e| matches!(e, Event::MessageReceived { message, .. } if message.text == text),
+            )
+            .await;
+        }
+        wait_for(&mut bob.events, "the fetch to end", |e| {
+            matches!(e, Event::MailboxChecked { .. })
+        })
+        .await;
+        // Alice's node and Bob's each tried one paged fetch (Alice's own mail), then none.
+        let peers = refused.borrow().clone();
+        let distinct: std::collections::HashSet<_> = peers.iter().collect();
+        assert!(
+            !peers.is_empty() && distinct.len() == peers.len(),
+            "one paged fetch per node: {peers:?}"
+        );
+        assert_eq!(history(&bob.node, alice_key).await.len(), 3);
+        bob.node.shutdown().await.unwrap();
+        server.abort();
+    })
+    .await
+    .expect("the fallback finished in time");
 }

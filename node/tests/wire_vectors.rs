@@ -134,9 +134,19 @@ fn messages(file: &Value) -> (Messages, Vec<u8>) {
             },
         ),
     ];
+    let paged = (
+        "fetch_page",
+        MailboxRequest::FetchPage {
+            auth: auth.clone(),
+            from: 5,
+            max: 64,
+            ack: vec![id],
+        },
+    );
     let requests = requests
         .into_iter()
         .chain(group_requests(&server))
+        .chain([paged])
         .collect();
     let responses = vec![
         ("deposited", MailboxResponse::Deposited { id }),
@@ -149,7 +159,7 @@ fn messages(file: &Value) -> (Messages, Vec<u8>) {
         (
             "envelopes",
             MailboxResponse::Envelopes {
-                envelopes: vec![envelope],
+                envelopes: vec![envelope.clone()],
                 more: true,
             },
         ),
@@ -172,6 +182,15 @@ fn messages(file: &Value) -> (Messages, Vec<u8>) {
         (
             "refused_not_member",
             MailboxResponse::Refused(Refusal::NotMember),
+        ),
+        (
+            "page",
+            MailboxResponse::Page {
+                acked: 1,
+                envelopes: vec![envelope],
+                next: 6,
+                more: false,
+            },
         ),
     ];
     (

@@ -4,9 +4,17 @@
 //! [`MailboxClient::poll_timeout`] for the one [`TimerTable`]. The node's event loop
 //! (`node/mailbox_client.rs`) signs, sends, stores and reports back.
 //!
-//! A page is acknowledged only after it is stored, and the next page is asked for only after that
-//! acknowledgement was answered: a server that hands out the same page again because acknowledgements fail
-//! is backed off ([`FETCH_BACKOFF`], doubling), not asked again at once.
+//! A fetch pages with [`ClientAction::FetchPage`]: one round trip per page, the next page asked for from the
+//! cursor the last one gave, and the envelopes stored so far acknowledged on that same request, in batches
+//! (when another page would not fit in [`ACK_BATCH`], and when the server has nothing more), so the server deletes
+//! them with one durable commit per batch instead of one per page. An envelope is acknowledged only after it
+//! is stored; one stored and not yet acknowledged when a fetch ends is fetched again next time and dropped
+//! as a duplicate by the store. A server that refuses a paged fetch as unreadable (one from before it) is
+//! fetched from with [`ClientAction::Fetch`] and [`ClientAction::Ack`] from then on: a page, then its
+//! acknowledgement, and the next page only after that acknowledgement was answered.
+//!
+//! A server that hands out the same page again because nothing of it could be stored (or because
+//! acknowledgements fail) is backed off ([`FETCH_BACKOFF`], doubling), not asked again at once.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -14,7 +22,8 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 use tern_protocol::EnvelopeId;
 
-use crate::mailbox::wire::NONCE_LEN;
+use crate::mailbox::Refusal;
+use crate::mailbox::wire::{MAX_FETCH_ENVELOPES, MAX_PAGE_ACK_IDS, NONCE_LEN};
 use crate::timer::TimerTable;
 
 /// How often every server of ours is asked for new mail (each is also asked when it connects).
@@ -33,6 +42,8 @@ pub const MAX_STALLED_PAGES: u32 = 6;
 /// A server of ours whose connection closed is dialled again this often until it is back (so mail it
 /// holds, or pushes, reach us soon after it returns rather than at the next [`FETCH_INTERVAL`]).
 pub const RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
+/// A paged fetch acknowledges stored envelopes in batches of at most this many (the wire's bound).
+pub const ACK_BATCH: usize = MAX_PAGE_ACK_IDS;
 
 /// What the client wants done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +61,15 @@ pub enum ClientAction {
         server: PeerId,
         nonce: [u8; NONCE_LEN],
         ids: Vec<EnvelopeId>,
+    },
+    /// Acknowledge `ack` and ask for the page from cursor `from` on, signed over `nonce`; answer with
+    /// [`MailboxClient::handle_cursor_page_stored`] once the page is stored, or
+    /// [`MailboxClient::handle_page_refused`].
+    FetchPage {
+        server: PeerId,
+        nonce: [u8; NONCE_LEN],
+        from: u64,
+        ack: Vec<EnvelopeId>,
     },
     /// Dial a server of ours that is not connected.
     Dial { server: PeerId },
@@ -84,6 +104,12 @@ struct Fetch {
     taken: usize,
     /// Pages in a row that made no progress.
     stalled: u32,
+    /// Paged ([`ClientAction::FetchPage`]), or page-then-acknowledge with a server from before it.
+    paged: bool,
+    /// Where the next page starts (paged).
+    cursor: u64,
+    /// Stored envelopes not acknowledged yet (paged; at most [`ACK_BATCH`]).
+    pending: Vec<EnvelopeId>,
 }
 
 /// The mailbox client state machine.
@@ -92,6 +118,11 @@ pub struct MailboxClient {
     servers: Vec<PeerId>,
     connected: HashSet<PeerId>,
     fetches: HashMap<PeerId, Fetch>,
+    /// Servers that refused a paged fetch as unreadable: fetched from page-then-acknowledge (at most
+    /// [`MAX_SERVERS`]; kept for the life of the client).
+    unpaged: HashSet<PeerId>,
+    /// Servers that answered a paged fetch: a failure is not taken for a server from before it.
+    paging: HashSet<PeerId>,
     /// Requests asked for and not answered.
     requests: usize,
     timers: TimerTable<ClientTimer>,
@@ -112,6 +143,8 @@ impl MailboxClient {
             servers: Vec::new(),
             connected: HashSet::new(),
             fetches: HashMap::new(),
+            unpaged: HashSet::new(),
+            paging: HashSet::new(),
             requests: 0,
             timers,
             actions: VecDeque::new(),
@@ -183,7 +216,17 @@ impl MailboxClient {
         }
         fetch.nonce = nonce;
         fetch.stage = Stage::Fetching;
-        self.ask(ClientAction::Fetch { server, nonce }, server);
+        let action = if fetch.paged {
+            ClientAction::FetchPage {
+                server,
+                nonce,
+                from: fetch.cursor,
+                ack: std::mem::take(&mut fetch.pending),
+            }
+        } else {
+            ClientAction::Fetch { server, nonce }
+        };
+        self.ask(action, server);
     }
 
     /// A page was stored; `done` are the envelopes safe to acknowledge (stored, or never readable).
@@ -198,7 +241,7 @@ impl MailboxClient {
         let Some(fetch) = self.fetches.get_mut(&server) else {
             return;
         };
-        if !matches!(fetch.stage, Stage::Fetching) {
+        if fetch.paged || !matches!(fetch.stage, Stage::Fetching) {
             return;
         }
         fetch.taken += done.len();
@@ -221,6 +264,87 @@ impl MailboxClient {
             },
             server,
         );
+    }
+
+    /// A page of a paged fetch was stored; `done` are the envelopes safe to acknowledge (stored, or never
+    /// readable); `next` is the cursor the server gave for the page after it.
+    pub fn handle_cursor_page_stored(
+        &mut self,
+        server: PeerId,
+        done: Vec<EnvelopeId>,
+        next: u64,
+        more: bool,
+        now: Instant,
+    ) {
+        self.answered();
+        if self.paging.len() < MAX_SERVERS {
+            self.paging.insert(server);
+        }
+        let Some(fetch) = self.fetches.get_mut(&server) else {
+            return;
+        };
+        if !fetch.paged || !matches!(fetch.stage, Stage::Fetching) {
+            return;
+        }
+        fetch.taken += done.len();
+        let progress = !done.is_empty() && next > fetch.cursor;
+        // At most ACK_BATCH wait: one beyond it (never with a conforming server) is fetched again later.
+        let room = ACK_BATCH.saturating_sub(fetch.pending.len());
+        fetch.pending.extend(done.into_iter().take(room));
+        if more && !progress {
+            // Nothing could be stored from a page that says there is more (or the cursor did not move):
+            // not again at once, and then from the start, so that what was skipped comes again.
+            fetch.cursor = 0;
+            self.stall(server, now);
+            return;
+        }
+        fetch.cursor = next;
+        if progress {
+            fetch.stalled = 0;
+        }
+        let ack = if !more || fetch.pending.len() + MAX_FETCH_ENVELOPES > ACK_BATCH {
+            std::mem::take(&mut fetch.pending)
+        } else {
+            Vec::new()
+        };
+        if !more && ack.is_empty() {
+            self.finish(server);
+            return;
+        }
+        // The last page's acknowledgement asks for the page after it too: mail that came meanwhile.
+        let nonce = fetch.nonce;
+        let from = fetch.cursor;
+        self.ask(
+            ClientAction::FetchPage {
+                server,
+                nonce,
+                from,
+                ack,
+            },
+            server,
+        );
+    }
+
+    /// A paged fetch was refused (`Some`) or failed (`None`). A server that refuses it as unreadable, or
+    /// fails the first one it was sent, is taken for one from before paged fetches: the fetch starts again
+    /// page-then-acknowledge, and stays so for that server. Anything else ends the fetch.
+    pub fn handle_page_refused(&mut self, server: PeerId, refusal: Option<Refusal>) {
+        self.answered();
+        let old_server = match refusal {
+            Some(refusal) => refusal == Refusal::Malformed,
+            None => !self.paging.contains(&server),
+        };
+        if !old_server || self.unpaged.len() >= MAX_SERVERS {
+            self.end(server);
+            return;
+        }
+        self.unpaged.insert(server);
+        // A server from before paged fetches closes the connection after an unreadable request: the
+        // fetch starts again when it is back (or now, if it kept it).
+        self.end(server);
+        if self.connected.contains(&server) {
+            self.start(server);
+        }
     }
 
     /// The server answered an acknowledgement (`ok`: it took it; else refused or failed).
@@ -305,6 +429,9 @@ impl MailboxClient {
                 nonce: [0; NONCE_LEN],
                 taken: 0,
                 stalled: 0,
+                paged: !self.unpaged.contains(&server),
+                cursor: 0,
+                pending: Vec::new(),
             },
         );
         self.ask(ClientAction::Challenge { server }, server);
@@ -357,225 +484,4 @@ impl MailboxClient {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Harness {
-        client: MailboxClient,
-        now: Instant,
-    }
-
-    impl Harness {
-        fn new(servers: &[PeerId]) -> Self {
-            let now = Instant::now();
-            let mut client = MailboxClient::new(now);
-            client.handle_servers(servers.to_vec());
-            Self { client, now }
-        }
-
-        fn actions(&mut self) -> Vec<ClientAction> {
-            std::iter::from_fn(|| self.client.poll_action()).collect()
-        }
-
-        fn advance(&mut self, by: Duration) {
-            let until = self.now + by;
-            while let Some(at) = self.client.poll_timeout() {
-                if at > until {
-                    break;
-                }
-                self.now = self.now.max(at);
-                self.client.handle_timeout(self.now);
-            }
-            self.now = until;
-        }
-    }
-
-    const NONCE: [u8; NONCE_LEN] = [7; NONCE_LEN];
-
-    fn page(n: u8) -> Vec<EnvelopeId> {
-        vec![EnvelopeId([n; 32])]
-    }
-
-    #[test]
-    fn a_fetch_is_challenge_pages_and_acks_one_at_a_time() {
-        let server = PeerId::random();
-        let mut h = Harness::new(&[server]);
-        h.client.handle_connected(server);
-        assert_eq!(h.actions(), vec![ClientAction::Challenge { server }]);
-        // A second start while one runs does nothing.
-        h.client.handle_server_added(server);
-        assert!(h.actions().is_empty());
-        h.client.handle_nonce(server, NONCE);
-        assert_eq!(
-            h.actions(),
-            vec![ClientAction::Fetch {
-                server,
-                nonce: NONCE
-            }]
-        );
-        h.client.handle_page_stored(server, page(1), true, h.now);
-        // Acknowledged, and no next page before the ack is answered.
-        assert_eq!(
-            h.actions(),
-            vec![ClientAction::Ack {
-                server,
-                nonce: NONCE,
-                ids: page(1)
-            }]
-        );
-        h.client.handle_acked(server, true, h.now);
-        assert_eq!(
-            h.actions(),
-            vec![ClientAction::Fetch {
-                server,
-                nonce: NONCE
-            }]
-        );
-        h.client.handle_page_stored(server, page(2), false, h.now);
-        h.actions();
-        h.client.handle_acked(server, true, h.now);
-        assert_eq!(
-            h.actions(),
-            vec![ClientAction::Checked {
-                server,
-                envelopes: 2
-            }]
-        );
-        assert!(!h.client.is_fetching(&server));
-        assert_eq!(h.client.requests(), 0);
-    }
-
-    #[test]
-    fn the_fetch_loop_cannot_spin_when_acks_fail() {
-        let server = PeerId::random();
-        let mut h = Harness::new(&[server]);
-        h.client.handle_connected(server);
-        let mut requests = 0;
-        let mut challenges = Vec::new();
-        // The server keeps handing out the same page and every ack fails.
-        for _ in 0..200 {
-            let actions = h.actions();
-            if actions.is_empty() {
-                if !h.client.is_fetching(&server) {
-                    break;
-                }
-                match h.client.poll_timeout() {
-                    Some(at) => h.advance(at.saturating_duration_since(h.now)),
-                    None => break,
-                }
-                continue;
-            }
-            for action in actions {
-                requests += 1;
-                match action {
-                    ClientAction::Challenge { server } => {
-                        challenges.push(h.now);
-                        h.client.handle_nonce(server, NONCE);
-                    }
-                    ClientAction::Fetch { server, .. } => {
-                        h.client.handle_page_stored(server, page(1), true, h.now)
-                    }
-                    ClientAction::Ack { server, .. } => h.client.handle_acked(server, false, h.now),
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-        }
-        assert!(!h.client.is_fetching(&server), "the fetch gave up");
-        assert!(
-            requests <= 3 * MAX_STALLED_PAGES as usize,
-            "{requests} requests"
-        );
-        // Each new try comes later than the last: backed off, doubling.
-        let gaps: Vec<Duration> = challenges.windows(2).map(|w| w[1] - w[0]).collect();
-        assert_eq!(gaps.len(), MAX_STALLED_PAGES as usize - 1);
-        assert!(gaps.windows(2).all(|w| w[1] > w[0]), "{gaps:?}");
-        assert!(gaps.first().is_some_and(|g| *g >= FETCH_BACKOFF));
-        // The next periodic fetch starts afresh.
-        h.advance(FETCH_INTERVAL);
-        assert_eq!(h.actions(), vec![ClientAction::Challenge { server }]);
-    }
-
-    #[test]
-    fn a_page_that_stores_nothing_is_not_asked_for_again_at_once() {
-        let server = PeerId::random();
-        let mut h = Harness::new(&[server]);
-        h.client.handle_connected(server);
-        h.actions();
-        h.client.handle_nonce(server, NONCE);
-        h.actions();
-        h.client.handle_page_stored(server, Vec::new(), true, h.now);
-        assert!(h.actions().is_empty());
-        h.advance(FETCH_BACKOFF - Duration::from_millis(1));
-        assert!(h.actions().is_empty());
-        h.advance(Duration::from_millis(1));
-        assert_eq!(h.actions(), vec![ClientAction::Challenge { server }]);
-    }
-
-    #[test]
-    fn a_refused_fetch_ends_the_fetch() {
-        let server = PeerId::random();
-        let mut h = Harness::new(&[server]);
-        h.client.handle_connected(server);
-        h.actions();
-        h.client.handle_nonce(server, NONCE);
-        h.actions();
-        h.client.handle_refused(server);
-        assert!(!h.client.is_fetching(&server));
-        assert!(h.actions().is_empty());
-        // A late page for the ended fetch is ignored.
-        h.client.handle_page_stored(server, page(1), true, h.now);
-        assert!(h.actions().is_empty());
-        assert_eq!(h.client.requests(), 0);
-    }
-
-    #[test]
-    fn a_disconnect_ends_the_fetch() {
-        let server = PeerId::random();
-        let mut h = Harness::new(&[server]);
-        h.client.handle_connected(server);
-        h.actions();
-        h.client.handle_disconnected(server, h.now);
-        assert!(!h.client.is_fetching(&server));
-        h.client.handle_nonce(server, NONCE);
-        assert!(h.actions().is_empty());
-        // Not connected: dialled again every RECONNECT_INTERVAL (and at the periodic fetch), not asked.
-        h.advance(RECONNECT_INTERVAL - Duration::from_millis(1));
-        assert!(h.actions().is_empty());
-        h.advance(Duration::from_millis(1));
-        assert_eq!(h.actions(), vec![ClientAction::Dial { server }]);
-        h.advance(RECONNECT_INTERVAL);
-        assert_eq!(h.actions(), vec![ClientAction::Dial { server }]);
-        // Back: fetched from, and no more dials.
-        h.client.handle_connected(server);
-        assert_eq!(h.actions(), vec![ClientAction::Challenge { server }]);
-        h.advance(RECONNECT_INTERVAL * 2);
-        assert!(
-            !h.actions()
-                .iter()
-                .any(|a| matches!(a, ClientAction::Dial { .. }))
-        );
-    }
-
-    #[test]
-    fn a_server_not_reached_at_start_is_dialled_again_soon() {
-        let server = PeerId::random();
-        let mut h = Harness::new(&[server]);
-        h.advance(RECONNECT_INTERVAL);
-        assert_eq!(h.actions(), vec![ClientAction::Dial { server }]);
-        h.client.handle_connected(server);
-        assert_eq!(h.actions(), vec![ClientAction::Challenge { server }]);
-        h.advance(RECONNECT_INTERVAL * 3);
-        assert!(h.actions().is_empty(), "connected: no more dials");
-    }
-
-    #[test]
-    fn requests_in_flight_are_bounded() {
-        let servers: Vec<PeerId> = (0..MAX_SERVERS).map(|_| PeerId::random()).collect();
-        let mut h = Harness::new(&servers);
-        for server in &servers {
-            h.client.handle_connected(*server);
-        }
-        assert!(h.client.requests() <= MAX_MAILBOX_REQUESTS);
-        assert_eq!(h.actions().len(), MAX_SERVERS.min(MAX_MAILBOX_REQUESTS));
-    }
-}
+mod tests;

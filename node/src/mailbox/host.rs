@@ -138,7 +138,9 @@ impl<C, R: Eq + Hash> MailboxHost<C, R> {
                 MailboxResponse::Refused(refusal) => {
                     debug!(%peer, reason = refusal.name(), "mailbox request refused");
                 }
-                MailboxResponse::Envelopes { .. } | MailboxResponse::Acked { .. } => {
+                MailboxResponse::Envelopes { .. }
+                | MailboxResponse::Acked { .. }
+                | MailboxResponse::Page { .. } => {
                     if self.owners.len() < MAX_OWNER_PEERS {
                         self.owners.insert(peer);
                     }

@@ -25,10 +25,12 @@
 //!   (a MAC over the peer and the expiry, see the `limits` submodule), so no number of fresh peers asking
 //!   for nonces can push out an owner's. It is not single-use, so an owner can page through its mail with
 //!   one nonce.
-//! - **Fetch** / **Ack** (owner): the [`OwnerAuth`] signature must be over this server's peer id
-//!   ([`Refusal::NotOwner`]) and a nonce this server issued to the same peer and that has not expired
-//!   ([`Refusal::BadChallenge`]). The mailbox is the signer's. Fetch returns its envelopes oldest first
-//!   (never one past its keep-until time); Ack deletes the named envelopes of that mailbox, durably.
+//! - **Fetch** / **Ack** / **FetchPage** (owner): the [`OwnerAuth`](crate::mailbox::OwnerAuth) signature must be over this server's
+//!   peer id ([`Refusal::NotOwner`]) and a nonce this server issued to the same peer and that has not
+//!   expired ([`Refusal::BadChallenge`]). The mailbox is the signer's. Fetch returns its envelopes oldest
+//!   first (never one past its keep-until time); Ack deletes the named envelopes of that mailbox, durably.
+//!   FetchPage does both in one request: it deletes the envelopes it acknowledges (one commit, before the
+//!   answer), then returns the page from its cursor on (the `owner` submodule).
 //!
 //! Every refusal is counted in [`MailboxCounters::refusals`] under [`Refusal::name`]. Storage failures are
 //! answered with [`Refusal::Internal`]; after one the database is closed and opened again (the `storage`
@@ -40,7 +42,8 @@
 //! Stored mail is bounded by the [`MailboxConfig`] quotas, total and unclaimed budget; claims by
 //! [`MAX_CLAIMS`]; memory by [`MAX_RATE_BUCKETS`], [`MAX_OWNER_PEERS`] (and
 //! [`MAX_MAILBOXES_PER_PEER`]); a fetch answer by [`MAX_FETCH_ENVELOPES`] and [`MAX_FETCH_BYTES`]; an
-//! acknowledgement by [`MAX_ACK_IDS`] (the codec's bound, enforced here too).
+//! acknowledgement by [`MAX_ACK_IDS`], a paged fetch's by [`MAX_PAGE_ACK_IDS`] (the codec's bounds,
+//! enforced here too).
 //!
 //! The storage layout is described in the `db` submodule: one transaction per deposit, acknowledgement or
 //! purge batch; a damaged file is a typed error on open, as is a second open of the same file.
@@ -48,6 +51,7 @@
 mod db;
 mod group;
 mod limits;
+mod owner;
 mod storage;
 #[cfg(test)]
 mod tests;
@@ -61,8 +65,8 @@ use tern_protocol::{Envelope, EnvelopeId, MailboxId};
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
-use crate::mailbox::wire::{MAX_ACK_IDS, MAX_FETCH_BYTES, MAX_FETCH_ENVELOPES};
-use crate::mailbox::{MailboxRequest, MailboxResponse, OwnerAuth, Refusal};
+use crate::mailbox::wire::{MAX_ACK_IDS, MAX_FETCH_BYTES, MAX_FETCH_ENVELOPES, MAX_PAGE_ACK_IDS};
+use crate::mailbox::{MailboxRequest, MailboxResponse, Refusal};
 use crate::redb_file::{Failure, from_redb_errors};
 
 pub use db::{CLAIM_REFRESH_S, MAX_CLAIMS};
@@ -243,7 +247,7 @@ impl std::fmt::Debug for MailboxServer {
 
 impl MailboxServer {
     /// Opens (creating if needed) the mailbox database at `path`; `local_peer_id` is this server's PeerId in
-    /// binary form (what [`OwnerAuth`] signs).
+    /// binary form (what [`OwnerAuth`](crate::mailbox::OwnerAuth) signs).
     ///
     /// `config.max_ttl_s` is clamped to [`MAX_ENVELOPE_TTL_S`]. Errors: [`MailboxError::InUse`] if the file
     /// is open already, [`MailboxError::Corrupt`] if it is damaged or not a mailbox database,
@@ -298,6 +302,12 @@ impl MailboxServer {
             MailboxRequest::Challenge => Ok(self.challenge(from, now_s)),
             MailboxRequest::Fetch { auth, max } => self.fetch(from, &auth, max, now_s),
             MailboxRequest::Ack { auth, ids } => self.ack(from, &auth, &ids, now_s),
+            MailboxRequest::FetchPage {
+                auth,
+                from: cursor,
+                max,
+                ack,
+            } => self.fetch_page(from, &auth, cursor, max, &ack, now_s),
             MailboxRequest::Group(request) => self.group_request(from, request, now_s),
             // A frame that could not be read: counted here, and the caller disconnects the sender.
             MailboxRequest::Invalid => Err(Refusal::Malformed),
@@ -497,82 +507,6 @@ impl MailboxServer {
         }
     }
 
-    /// Checks an owner's proof; returns the mailbox it owns and remembers the peer as its owner.
-    fn authorise(
-        &mut self,
-        from: &PeerId,
-        auth: &OwnerAuth,
-        now_s: u64,
-    ) -> Result<MailboxId, Refusal> {
-        auth.verify(&self.local_peer_id)
-            .map_err(|_| Refusal::NotOwner)?;
-        if !self
-            .challenges
-            .is_valid(&auth.nonce, from, now_s, self.config.challenge_ttl_s)
-        {
-            return Err(Refusal::BadChallenge);
-        }
-        let mailbox = auth.identity.mailbox_id();
-        self.owners.record(*from, mailbox, now_s);
-        let claimed = self
-            .storage
-            .db(now_s)?
-            .claim(&mailbox, now_s)
-            .map_err(|err| self.storage.failed("claim", &err, now_s))?;
-        if claimed {
-            self.claims_full_said = false;
-        } else if !self.claims_full_said {
-            self.claims_full_said = true;
-            warn!(
-                max = MAX_CLAIMS,
-                "the claim table is full: new owners' mail is held as unclaimed until lapsed claims are purged"
-            );
-        }
-        Ok(mailbox)
-    }
-
-    fn fetch(
-        &mut self,
-        from: &PeerId,
-        auth: &OwnerAuth,
-        max: u16,
-        now_s: u64,
-    ) -> Result<MailboxResponse, Refusal> {
-        let mailbox = self.authorise(from, auth, now_s)?;
-        let max = usize::from(max).min(MAX_FETCH_ENVELOPES);
-        let (queued, more) = self
-            .storage
-            .db(now_s)?
-            .page(&mailbox, now_s, max, MAX_FETCH_BYTES)
-            .map_err(|err| self.storage.failed("fetch", &err, now_s))?;
-        self.counters.fetches += 1;
-        self.counters.fetched_envelopes += len_u64(queued.len());
-        Ok(MailboxResponse::Envelopes {
-            envelopes: queued.into_iter().map(|q| q.bytes).collect(),
-            more,
-        })
-    }
-
-    fn ack(
-        &mut self,
-        from: &PeerId,
-        auth: &OwnerAuth,
-        ids: &[EnvelopeId],
-        now_s: u64,
-    ) -> Result<MailboxResponse, Refusal> {
-        let mailbox = self.authorise(from, auth, now_s)?;
-        if ids.len() > MAX_ACK_IDS {
-            return Err(Refusal::Malformed);
-        }
-        let count = self
-            .storage
-            .db(now_s)?
-            .remove(&mailbox, ids)
-            .map_err(|err| self.storage.failed("acknowledge", &err, now_s))?;
-        self.counters.acked += u64::from(count);
-        Ok(MailboxResponse::Acked { count })
-    }
-
     /// Mailboxes whose owner proved ownership over a connection from `peer` within the last
     /// `challenge_ttl_s * 10` seconds (for pushing new mail while it is connected), as of the latest time
     /// the server was given.
@@ -598,7 +532,7 @@ impl MailboxServer {
         let Some(db) = self.storage.current() else {
             return Ok(Vec::new());
         };
-        let (queued, _) = db.page(mailbox, self.clock_s, max, MAX_FETCH_BYTES)?;
+        let (queued, _) = db.page(mailbox, 0, self.clock_s, max, MAX_FETCH_BYTES)?;
         Ok(queued.into_iter().map(|q| (q.id, q.bytes)).collect())
     }
 

@@ -27,6 +27,9 @@ pub const MAX_FETCH_ENVELOPES: usize = 64;
 pub const MAX_FETCH_BYTES: usize = 1024 * 1024;
 /// An acknowledgement names at most this many envelopes.
 pub const MAX_ACK_IDS: usize = 256;
+/// A [`MailboxRequest::FetchPage`] acknowledges at most this many envelopes of earlier pages (16 pages of
+/// [`MAX_FETCH_ENVELOPES`]: a client that acknowledges in batches commits once per this many).
+pub const MAX_PAGE_ACK_IDS: usize = 1024;
 /// The signature label of [`OwnerAuth`].
 pub const LABEL_OWNER_AUTH: &[u8] = b"tern/mailbox/auth/v1";
 /// A server peer id in signed bytes is at most this long.
@@ -36,6 +39,7 @@ const TAG_DEPOSIT: u8 = 1;
 const TAG_CHALLENGE: u8 = 2;
 const TAG_FETCH: u8 = 3;
 const TAG_ACK: u8 = 4;
+const TAG_FETCH_PAGE: u8 = 8;
 
 const TAG_DEPOSITED: u8 = 1;
 const TAG_DUPLICATE: u8 = 2;
@@ -43,6 +47,7 @@ const TAG_REFUSED: u8 = 3;
 const TAG_NONCE: u8 = 4;
 const TAG_ENVELOPES: u8 = 5;
 const TAG_ACKED: u8 = 6;
+const TAG_PAGE: u8 = 9;
 
 /// Proof that the requester owns a mailbox: its identity key's signature over the server's challenge.
 #[derive(Clone, PartialEq, Eq)]
@@ -115,6 +120,15 @@ pub enum MailboxRequest {
     Ack {
         auth: OwnerAuth,
         ids: Vec<EnvelopeId>,
+    },
+    /// Delete `ack` (envelopes of earlier pages I have durably stored), then send me up to `max` of my
+    /// queued envelopes from cursor `from` on (0: from the oldest), oldest first. One round trip per page;
+    /// a server from before it refuses it as unreadable.
+    FetchPage {
+        auth: OwnerAuth,
+        from: u64,
+        max: u16,
+        ack: Vec<EnvelopeId>,
     },
     /// A group queue request (docs/protocol.md §18.6).
     Group(GroupRequest),
@@ -233,6 +247,15 @@ pub enum MailboxResponse {
     Acked {
         count: u32,
     },
+    /// The answer to a [`MailboxRequest::FetchPage`]: `acked` of its acknowledged envelopes were deleted;
+    /// queued envelopes, oldest first; `next` is the cursor of the page after this one; `more` when others
+    /// are waiting beyond it.
+    Page {
+        acked: u32,
+        envelopes: Vec<Vec<u8>>,
+        next: u64,
+        more: bool,
+    },
     /// A group queue answer (docs/protocol.md §18.6).
     Group(GroupResponse),
 }
@@ -273,10 +296,18 @@ impl WireMessage for MailboxRequest {
             Self::Ack { auth, ids } => {
                 w.u8(TAG_ACK);
                 auth.encode(&mut w);
-                w.u16(u16::try_from(ids.len()).unwrap_or(u16::MAX));
-                for id in ids {
-                    w.raw(&id.0);
-                }
+                write_ids(&mut w, ids);
+            }
+            Self::FetchPage {
+                auth,
+                from,
+                max,
+                ack,
+            } => {
+                w.u8(TAG_FETCH_PAGE);
+                auth.encode(&mut w);
+                w.u64(*from).u16(*max);
+                write_ids(&mut w, ack);
             }
             Self::Group(group) => group.encode(&mut w),
             // Never sent: tag 0 is refused by every decoder.
@@ -298,14 +329,16 @@ impl WireMessage for MailboxRequest {
                 auth: OwnerAuth::decode(&mut r)?,
                 max: r.u16("fetch max")?,
             },
-            TAG_ACK => {
-                let auth = OwnerAuth::decode(&mut r)?;
-                let count = r.count_u16("ack ids", MAX_ACK_IDS)?;
-                let ids = (0..count)
-                    .map(|_| r.array("envelope id").map(EnvelopeId))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Self::Ack { auth, ids }
-            }
+            TAG_ACK => Self::Ack {
+                auth: OwnerAuth::decode(&mut r)?,
+                ids: read_ids(&mut r, MAX_ACK_IDS)?,
+            },
+            TAG_FETCH_PAGE => Self::FetchPage {
+                auth: OwnerAuth::decode(&mut r)?,
+                from: r.u64("page cursor")?,
+                max: r.u16("fetch max")?,
+                ack: read_ids(&mut r, MAX_PAGE_ACK_IDS)?,
+            },
             got => match GroupRequest::decode(got, &mut r)? {
                 Some(group) => Self::Group(group),
                 None => {
@@ -324,7 +357,8 @@ impl WireMessage for MailboxRequest {
 impl WireMessage for MailboxResponse {
     const NAME: &'static str = "mailbox response";
     const MAX_LEN: usize = max(
-        2 + 2 + 1 + MAX_FETCH_BYTES + MAX_FETCH_ENVELOPES * 4 + MAX_ENVELOPE_LEN,
+        // A Page: an Envelopes answer with `acked` and `next` besides.
+        2 + 4 + 1 + 8 + 2 + MAX_FETCH_BYTES + MAX_FETCH_ENVELOPES * 4 + MAX_ENVELOPE_LEN,
         2 + 1 + 8 + 2 + MAX_FETCH_BYTES + MAX_FETCH_ENVELOPES * 12 + MAX_GROUP_MESSAGE_LEN,
     );
 
@@ -345,15 +379,20 @@ impl WireMessage for MailboxResponse {
                 w.u8(TAG_NONCE).raw(nonce);
             }
             Self::Envelopes { envelopes, more } => {
-                w.u8(TAG_ENVELOPES)
-                    .u8(u8::from(*more))
-                    .u16(u16::try_from(envelopes.len()).unwrap_or(u16::MAX));
-                for e in envelopes {
-                    w.bytes_u32(e);
-                }
+                w.u8(TAG_ENVELOPES).u8(u8::from(*more));
+                write_envelopes(&mut w, envelopes);
             }
             Self::Acked { count } => {
                 w.u8(TAG_ACKED).u32(*count);
+            }
+            Self::Page {
+                acked,
+                envelopes,
+                next,
+                more,
+            } => {
+                w.u8(TAG_PAGE).u32(*acked).u8(u8::from(*more)).u64(*next);
+                write_envelopes(&mut w, envelopes);
             }
             Self::Group(group) => group.encode(&mut w),
         }
@@ -379,28 +418,18 @@ impl WireMessage for MailboxResponse {
             TAG_NONCE => Self::Nonce {
                 nonce: r.array("nonce")?,
             },
-            TAG_ENVELOPES => {
-                let more = match r.u8("more flag")? {
-                    0 => false,
-                    1 => true,
-                    got => {
-                        return Err(MessageError::UnknownTag {
-                            field: "more flag",
-                            got,
-                        });
-                    }
-                };
-                let count = r.count_u16("envelopes", MAX_FETCH_ENVELOPES)?;
-                let envelopes = (0..count)
-                    .map(|_| {
-                        r.bytes_u32("envelope", MAX_ENVELOPE_LEN)
-                            .map(<[u8]>::to_vec)
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Self::Envelopes { envelopes, more }
-            }
+            TAG_ENVELOPES => Self::Envelopes {
+                more: read_more(&mut r)?,
+                envelopes: read_envelopes(&mut r)?,
+            },
             TAG_ACKED => Self::Acked {
                 count: r.u32("acked count")?,
+            },
+            TAG_PAGE => Self::Page {
+                acked: r.u32("acked count")?,
+                more: read_more(&mut r)?,
+                next: r.u64("page cursor")?,
+                envelopes: read_envelopes(&mut r)?,
             },
             got => match GroupResponse::decode(got, &mut r)? {
                 Some(group) => Self::Group(group),
@@ -414,6 +443,50 @@ impl WireMessage for MailboxResponse {
         };
         r.finish()?;
         Ok(response)
+    }
+}
+
+fn write_ids(w: &mut Writer, ids: &[EnvelopeId]) {
+    w.u16(u16::try_from(ids.len()).unwrap_or(u16::MAX));
+    for id in ids {
+        w.raw(&id.0);
+    }
+}
+
+/// A `u16` count of at most `max` envelope ids, then the ids.
+fn read_ids(r: &mut Reader<'_>, max: usize) -> Result<Vec<EnvelopeId>, DecodeError> {
+    let count = r.count_u16("ack ids", max)?;
+    (0..count)
+        .map(|_| r.array("envelope id").map(EnvelopeId))
+        .collect()
+}
+
+fn write_envelopes(w: &mut Writer, envelopes: &[Vec<u8>]) {
+    w.u16(u16::try_from(envelopes.len()).unwrap_or(u16::MAX));
+    for e in envelopes {
+        w.bytes_u32(e);
+    }
+}
+
+/// A `u16` count of at most [`MAX_FETCH_ENVELOPES`], then that many `vec32` envelopes.
+fn read_envelopes(r: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, DecodeError> {
+    let count = r.count_u16("envelopes", MAX_FETCH_ENVELOPES)?;
+    (0..count)
+        .map(|_| {
+            r.bytes_u32("envelope", MAX_ENVELOPE_LEN)
+                .map(<[u8]>::to_vec)
+        })
+        .collect()
+}
+
+fn read_more(r: &mut Reader<'_>) -> Result<bool, MessageError> {
+    match r.u8("more flag")? {
+        0 => Ok(false),
+        1 => Ok(true),
+        got => Err(MessageError::UnknownTag {
+            field: "more flag",
+            got,
+        }),
     }
 }
 
@@ -459,8 +532,14 @@ mod tests {
                 max: 10,
             },
             MailboxRequest::Ack {
-                auth,
+                auth: auth.clone(),
                 ids: vec![EnvelopeId([9; 32]); 3],
+            },
+            MailboxRequest::FetchPage {
+                auth,
+                from: 1 << 40,
+                max: 64,
+                ack: vec![EnvelopeId([8; 32]); MAX_PAGE_ACK_IDS],
             },
         ] {
             let frame = encode_frame(&request).unwrap();
@@ -480,6 +559,12 @@ mod tests {
                 more: true,
             },
             MailboxResponse::Acked { count: 7 },
+            MailboxResponse::Page {
+                acked: 3,
+                envelopes: vec![vec![5; 300]],
+                next: 42,
+                more: false,
+            },
         ] {
             let frame = encode_frame(&response).unwrap();
             assert_eq!(decode_frame::<MailboxResponse>(&frame).unwrap(), response);
@@ -524,5 +609,35 @@ mod tests {
         payload.extend_from_slice(&[0; 32 + 32 + 64]);
         payload.extend_from_slice(&u16::MAX.to_be_bytes());
         assert!(MailboxRequest::decode(&payload).is_err());
+        // So is a paged fetch acknowledging more than its bound.
+        let mut payload = vec![1, TAG_FETCH_PAGE];
+        payload.extend_from_slice(&[0; 32 + 32 + 64 + 8 + 2]);
+        payload.extend_from_slice(&u16::try_from(MAX_PAGE_ACK_IDS + 1).unwrap().to_be_bytes());
+        payload.extend_from_slice(&vec![0; 32 * (MAX_PAGE_ACK_IDS + 1)]);
+        assert!(matches!(
+            MailboxRequest::decode(&payload),
+            Err(MessageError::Decode(DecodeError::TooMany { .. }))
+        ));
+        // A page's `more` is 0 or 1.
+        let mut payload = vec![1, TAG_PAGE, 0, 0, 0, 0, 2];
+        payload.extend_from_slice(&[0; 8 + 2]);
+        assert!(matches!(
+            MailboxResponse::decode(&payload),
+            Err(MessageError::UnknownTag { .. })
+        ));
+    }
+
+    #[test]
+    fn the_largest_paged_fetch_fits_a_request_frame() {
+        let auth = OwnerAuth::sign(&identity(), b"server", [3; NONCE_LEN]);
+        let request = MailboxRequest::FetchPage {
+            auth,
+            from: u64::MAX,
+            max: u16::MAX,
+            ack: vec![EnvelopeId([1; 32]); MAX_PAGE_ACK_IDS],
+        };
+        let mut payload = Vec::new();
+        request.encode_into(&mut payload);
+        assert!(payload.len() <= MailboxRequest::MAX_LEN);
     }
 }

@@ -48,6 +48,24 @@ impl EventLoop {
                         self.mailbox_client.handle_refused(server);
                     }
                 }
+                ClientAction::FetchPage {
+                    server,
+                    nonce,
+                    from,
+                    ack,
+                } => {
+                    let auth = self.owner_auth(server, nonce);
+                    let max = u16::try_from(MAX_FETCH_ENVELOPES).unwrap_or(u16::MAX);
+                    let request = MailboxRequest::FetchPage {
+                        auth,
+                        from,
+                        max,
+                        ack,
+                    };
+                    if !self.mailbox_request(server, request, MailboxCall::FetchPage { server }) {
+                        self.mailbox_client.handle_refused(server);
+                    }
+                }
                 ClientAction::Ack { server, nonce, ids } => {
                     let auth = self.owner_auth(server, nonce);
                     let request = MailboxRequest::Ack { auth, ids };
@@ -100,8 +118,15 @@ impl EventLoop {
         OwnerAuth::sign(self.engine.identity(), &server.to_bytes(), nonce)
     }
 
-    /// Stores fetched envelopes, then acknowledges those that are safely stored (or can never be).
-    pub(super) fn take_fetched(&mut self, server: PeerId, envelopes: Vec<Vec<u8>>, more: bool) {
+    /// Stores fetched envelopes, then acknowledges those that are safely stored (or can never be); `next`
+    /// is a paged fetch's cursor.
+    pub(super) fn take_fetched(
+        &mut self,
+        server: PeerId,
+        envelopes: Vec<Vec<u8>>,
+        more: bool,
+        next: Option<u64>,
+    ) {
         let mut done = Vec::with_capacity(envelopes.len());
         // The whole page stored with one durable commit (group commit), acknowledged only after it. A new
         // message, or a copy of one stored before (its sender never got our ack for the first copy), earns
@@ -131,8 +156,18 @@ impl EventLoop {
                 }
             }
         }
-        self.mailbox_client
-            .handle_page_stored(server, done, more, Instant::now());
+        match next {
+            Some(next) => self.mailbox_client.handle_cursor_page_stored(
+                server,
+                done,
+                next,
+                more,
+                Instant::now(),
+            ),
+            None => self
+                .mailbox_client
+                .handle_page_stored(server, done, more, Instant::now()),
+        }
         self.run_client();
         // A contact that lost its state had what waited for it sealed again: send that.
         self.flush_card_updates();
@@ -182,6 +217,10 @@ impl EventLoop {
                                 .handle_acked(server, false, Instant::now());
                             self.run_client();
                         }
+                        MailboxCall::FetchPage { server } => {
+                            self.mailbox_client.handle_page_refused(server, None);
+                            self.run_client();
+                        }
                     }
                 }
             }
@@ -195,7 +234,21 @@ impl EventLoop {
                 self.mailbox_client.handle_nonce(server, nonce);
             }
             (MailboxCall::Fetch { server, .. }, MailboxResponse::Envelopes { envelopes, more }) => {
-                self.take_fetched(server, envelopes, more);
+                self.take_fetched(server, envelopes, more, None);
+            }
+            (
+                MailboxCall::FetchPage { server },
+                MailboxResponse::Page {
+                    envelopes,
+                    next,
+                    more,
+                    ..
+                },
+            ) => self.take_fetched(server, envelopes, more, Some(next)),
+            (MailboxCall::FetchPage { server }, MailboxResponse::Refused(refusal)) => {
+                debug!(reason = refusal.name(), "mailbox refused a paged fetch");
+                self.mailbox_client
+                    .handle_page_refused(server, Some(refusal));
             }
             (
                 MailboxCall::Deposit {
@@ -221,7 +274,12 @@ impl EventLoop {
                 let ok = matches!(response, MailboxResponse::Acked { .. });
                 self.mailbox_client.handle_acked(server, ok, Instant::now());
             }
-            (MailboxCall::Challenge { server } | MailboxCall::Fetch { server, .. }, response) => {
+            (
+                MailboxCall::Challenge { server }
+                | MailboxCall::Fetch { server, .. }
+                | MailboxCall::FetchPage { server },
+                response,
+            ) => {
                 debug!(?response, "mailbox refused a fetch");
                 self.mailbox_client.handle_refused(server);
             }

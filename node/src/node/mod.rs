@@ -389,6 +389,10 @@ enum MailboxCall {
     Ack {
         server: PeerId,
     },
+    /// A paged fetch (its acknowledgement rides on it).
+    FetchPage {
+        server: PeerId,
+    },
     Deposit {
         server: PeerId,
         message: MessageId,

@@ -593,4 +593,24 @@ pub fn check_network_with_spec(v: &Vectors) {
         payload(&named(responses, "response", "refused_not_member")),
         [1, 3, 15]
     );
+
+    // §17.2's paged fetch: acknowledging the envelope, asking from cursor 5; its page.
+    let frame = named(requests, "request", "fetch_page");
+    let mut c = spec::Cursor::new(payload(&frame));
+    assert_eq!((c.u8(), c.u8()), (1, 8));
+    assert_eq!(c.take(128), auth.as_slice());
+    assert_eq!(c.take(8), 5u64.to_be_bytes());
+    assert_eq!(c.u16(), 64);
+    assert_eq!(c.u16(), 1);
+    assert_eq!(c.take(32), envelope_id.as_slice());
+    c.end();
+    let frame = named(responses, "response", "page");
+    let mut c = spec::Cursor::new(payload(&frame));
+    assert_eq!((c.u8(), c.u8()), (1, 9));
+    assert_eq!(c.take(4), 1u32.to_be_bytes(), "acked");
+    assert_eq!(c.u8(), 0, "more");
+    assert_eq!(c.take(8), 6u64.to_be_bytes(), "next");
+    assert_eq!(c.u16(), 1);
+    assert_eq!(c.vec32(), envelope.as_slice());
+    c.end();
 }

@@ -124,6 +124,8 @@ pub(super) enum Stored {
 /// One queued envelope.
 pub(super) struct Queued {
     pub id: EnvelopeId,
+    /// Its place in the server-wide deposit order (a page cursor is the `seq` after a page's last).
+    pub seq: u64,
     pub bytes: Vec<u8>,
 }
 
@@ -509,23 +511,26 @@ impl Db {
         Ok(outcomes)
     }
 
-    /// A mailbox's envelopes still kept at `now` (keep-until after `now`), oldest first: at most `max_count`
-    /// and, past the first, at most `max_bytes` in all. The flag is set if more such envelopes remain.
+    /// A mailbox's envelopes from `seq` `from` on still kept at `now` (keep-until after `now`), oldest first:
+    /// at most `max_count` and, past the first, at most `max_bytes` in all. The flag is set if more such
+    /// envelopes remain.
     pub fn page(
         &self,
         mailbox: &MailboxId,
+        from: u64,
         now: u64,
         max_count: usize,
         max_bytes: usize,
     ) -> Result<(Vec<Queued>, bool), MailboxError> {
         let txn = self.db.begin_read()?;
         let envelopes = txn.open_table(ENVELOPES)?;
-        let start = slot_key(mailbox, 0);
+        let start = slot_key(mailbox, from);
         let end = slot_key(mailbox, u64::MAX);
         let mut out = Vec::new();
         let mut total = 0usize;
         for row in envelopes.range::<&SlotKey>(&start..=&end)? {
-            let (_, value) = row?;
+            let (key, value) = row?;
+            let seq = u64_at(key.value(), 32);
             let value = value.value();
             let entry = parse_entry(value)?;
             if entry.keep_until <= now {
@@ -539,6 +544,7 @@ impl Db {
             total = total.saturating_add(entry.envelope.len());
             out.push(Queued {
                 id: entry.id,
+                seq,
                 bytes: entry.envelope.to_vec(),
             });
         }
@@ -548,6 +554,9 @@ impl Db {
     /// Deletes the named envelopes of `mailbox` (ids held in other mailboxes are left alone) in one
     /// transaction; returns how many existed.
     pub fn remove(&mut self, mailbox: &MailboxId, ids: &[EnvelopeId]) -> Result<u32, MailboxError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
         let mut totals = self.totals;
         let mut removed = 0u32;
         let txn = self.db.begin_write()?;

@@ -10,6 +10,7 @@ use tern_testkit::disk::FlakyDisk;
 
 use super::db::Db;
 use super::*;
+use crate::mailbox::OwnerAuth;
 use crate::redb_file::open_checked_with;
 
 const NOW: u64 = 1_750_000_000;
@@ -51,6 +52,28 @@ impl World {
         )
         .unwrap()
         .encode()
+    }
+
+    /// Deposits mail for another mailbox (this world's sender's); returns its id.
+    fn envelope_for_another_mailbox(&self, server: &mut MailboxServer) -> EnvelopeId {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let bytes = Envelope::seal(
+            &self.owner,
+            self.sender.public(),
+            &[1; 8],
+            NOW + 60,
+            &mut rng,
+        )
+        .unwrap()
+        .encode();
+        let request = MailboxRequest::Deposit {
+            envelope: bytes.clone(),
+        };
+        assert!(matches!(
+            server.handle(&PeerId::random(), request, NOW),
+            MailboxResponse::Deposited { .. }
+        ));
+        Envelope::decode(&bytes).unwrap().id()
     }
 
     fn deposit(&mut self, server: &mut MailboxServer, now: u64) -> MailboxResponse {
@@ -95,6 +118,41 @@ impl World {
             }
         }
         panic!("the fetch did not end");
+    }
+}
+
+fn ids(envelopes: &[Vec<u8>]) -> Vec<EnvelopeId> {
+    envelopes
+        .iter()
+        .map(|e| Envelope::decode(e).unwrap().id())
+        .collect()
+}
+
+/// A Page answer's fields: (acked, envelopes, next, more).
+type PageFields = (u32, Vec<Vec<u8>>, u64, bool);
+
+/// One paged fetch: the page's fields, or the answer if it is not a page.
+fn fetch_page(
+    w: &World,
+    server: &mut MailboxServer,
+    auth: &OwnerAuth,
+    from: u64,
+    ack: Vec<EnvelopeId>,
+) -> Result<PageFields, MailboxResponse> {
+    let request = MailboxRequest::FetchPage {
+        auth: auth.clone(),
+        from,
+        max: 16,
+        ack,
+    };
+    match server.handle(&w.owner_peer, request, NOW) {
+        MailboxResponse::Page {
+            acked,
+            envelopes,
+            next,
+            more,
+        } => Ok((acked, envelopes, next, more)),
+        other => Err(other),
     }
 }
 
@@ -224,4 +282,125 @@ fn a_new_mailbox_file_is_private_to_its_user() {
     drop(MailboxServer::open(&path, SERVER.to_vec(), MailboxConfig::default()).unwrap());
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_paged_fetch_reads_from_its_cursor_and_deletes_what_it_acknowledges() {
+    let disk = FlakyDisk::default();
+    let mut server = flaky_server(&disk);
+    let mut w = World::new();
+    for _ in 0..40 {
+        w.deposit(&mut server, NOW);
+    }
+    let auth = w.auth(&mut server, NOW);
+    let (acked, first, next, more) = fetch_page(&w, &mut server, &auth, 0, Vec::new()).unwrap();
+    assert_eq!((acked, first.len(), more), (0, 16, true));
+    // Nothing acknowledged yet: the next page still starts after this one, not at the oldest again.
+    let (_, second, next, more) = fetch_page(&w, &mut server, &auth, next, Vec::new()).unwrap();
+    assert_eq!((second.len(), more), (16, true));
+    assert!(ids(&second).iter().all(|id| !ids(&first).contains(id)));
+    assert_eq!(server.stats().envelopes, 40);
+    // Mail deposited meanwhile comes after what waited.
+    w.deposit(&mut server, NOW);
+    // Both pages acknowledged on one request, one commit; an id of another mailbox is left alone.
+    let mut ack = ids(&first);
+    ack.extend(ids(&second));
+    let stranger = World::new();
+    let other = stranger.envelope_for_another_mailbox(&mut server);
+    ack.push(other);
+    let (acked, third, next, more) = fetch_page(&w, &mut server, &auth, next, ack).unwrap();
+    assert_eq!((acked, third.len(), more), (32, 9, false));
+    assert_eq!(server.stats().envelopes, 41 - 32 + 1);
+    assert_eq!(server.counters().acked, 32);
+    // The last acknowledgement; the page after it is empty and says so.
+    let (acked, rest, again, more) = fetch_page(&w, &mut server, &auth, next, ids(&third)).unwrap();
+    assert_eq!((acked, rest.len(), again, more), (9, 0, next, false));
+    assert_eq!(server.stats().envelopes, 1, "only the other mailbox's");
+}
+
+#[test]
+fn a_paged_fetch_is_the_owners_only_and_its_acknowledgement_is_bounded() {
+    let disk = FlakyDisk::default();
+    let mut server = flaky_server(&disk);
+    let mut w = World::new();
+    w.deposit(&mut server, NOW);
+    let auth = w.auth(&mut server, NOW);
+    // Another peer replaying the owner's proof: its nonce was issued to the owner's peer.
+    let request = MailboxRequest::FetchPage {
+        auth: auth.clone(),
+        from: 0,
+        max: 16,
+        ack: Vec::new(),
+    };
+    assert_eq!(
+        server.handle(&w.depositor, request, NOW),
+        MailboxResponse::Refused(Refusal::BadChallenge)
+    );
+    let mut forged = auth.clone();
+    forged.signature[0] ^= 1;
+    assert_eq!(
+        fetch_page(&w, &mut server, &forged, 0, Vec::new()),
+        Err(MailboxResponse::Refused(Refusal::NotOwner))
+    );
+    let too_many = vec![EnvelopeId([1; 32]); MAX_PAGE_ACK_IDS + 1];
+    assert_eq!(
+        fetch_page(&w, &mut server, &auth, 0, too_many),
+        Err(MailboxResponse::Refused(Refusal::Malformed))
+    );
+    assert_eq!(server.stats().envelopes, 1);
+    // A failed acknowledgement deletes nothing and hands out nothing; after the reopen both work.
+    let (_, page, _, _) = fetch_page(&w, &mut server, &auth, 0, Vec::new()).unwrap();
+    disk.set_full(true);
+    assert_eq!(
+        fetch_page(&w, &mut server, &auth, 0, ids(&page)),
+        Err(MailboxResponse::Refused(Refusal::Internal))
+    );
+    disk.set_full(false);
+    let later = NOW + REOPEN_INTERVAL_S;
+    let auth = w.auth(&mut server, later);
+    let request = MailboxRequest::FetchPage {
+        auth,
+        from: 0,
+        max: 16,
+        ack: ids(&page),
+    };
+    assert!(matches!(
+        server.handle(&w.owner_peer, request, later),
+        MailboxResponse::Page { acked: 1, .. }
+    ));
+    assert_eq!(server.stats().envelopes, 0);
+}
+
+#[test]
+fn fetch_and_ack_and_paged_fetches_share_one_queue() {
+    let disk = FlakyDisk::default();
+    let mut server = flaky_server(&disk);
+    let mut w = World::new();
+    for _ in 0..20 {
+        w.deposit(&mut server, NOW);
+    }
+    let auth = w.auth(&mut server, NOW);
+    // A client from before paged fetches takes a page the old way...
+    let old = MailboxRequest::Fetch {
+        auth: auth.clone(),
+        max: 16,
+    };
+    let MailboxResponse::Envelopes { envelopes, more } = server.handle(&w.owner_peer, old, NOW)
+    else {
+        panic!("a page");
+    };
+    assert!(more);
+    let ack = MailboxRequest::Ack {
+        auth: auth.clone(),
+        ids: ids(&envelopes),
+    };
+    assert_eq!(
+        server.handle(&w.owner_peer, ack, NOW),
+        MailboxResponse::Acked { count: 16 }
+    );
+    // ...and a paged fetch from the start gets the rest.
+    let (_, rest, _, more) = fetch_page(&w, &mut server, &auth, 0, Vec::new()).unwrap();
+    assert_eq!((rest.len(), more), (4, false));
+    assert!(ids(&rest).iter().all(|id| !ids(&envelopes).contains(id)));
+    assert_eq!(w.drain(&mut server, NOW), Ok(4));
 }
