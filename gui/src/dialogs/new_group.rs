@@ -6,7 +6,8 @@ use tern_protocol::IdentityKey;
 
 use crate::action::Action;
 use crate::model::Model;
-use crate::widgets::{entered, focus_once};
+use crate::theme;
+use crate::widgets::{entered, focus_once, primary_button};
 
 /// Past this many contacts the dialog offers a filter.
 pub const FILTER_FROM: usize = 8;
@@ -36,7 +37,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
     focus_once(&name, focus);
     let mut submit = entered(&name);
     let all = model.pickable_contacts("", &[]);
-    ui.add_space(6.0);
+    ui.add_space(theme::ITEM_SPACING.y);
     if all.is_empty() {
         ui.label(
             RichText::new("Add contacts first: a group is made with people in your contacts.")
@@ -87,8 +88,8 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
             );
         }
     }
-    ui.add_space(6.0);
-    submit |= ui.button("Create group").clicked();
+    ui.add_space(theme::ITEM_SPACING.y);
+    submit |= ui.add(primary_button("Create group")).clicked();
     if submit {
         // Only contacts that can still be invited (one may have been blocked meanwhile).
         let members: Vec<IdentityKey> = form

@@ -11,9 +11,11 @@ use egui::{Align, Key, KeyboardShortcut, Layout, Modifiers, RichText};
 use tern_protocol::MessageId;
 
 use crate::action::Action;
+use crate::avatar;
 use crate::chat::ChatView;
 use crate::model::{Confirm, ContactState, Dialog, Model, OpenConversation};
 use crate::screens::conversation_list::GROUP_GLYPH;
+use crate::theme;
 use crate::timer_menu::{timer_badge, timer_menu};
 use crate::widgets::{ACCENT, ERROR, WARN, focus_once, warning};
 
@@ -77,6 +79,7 @@ pub fn show(
     let timer = model.timer_of(&conversation);
     // Header.
     ui.horizontal(|ui| {
+        avatar::show(ui, &conversation, &name, avatar::HEADER_SIZE);
         ui.heading(&name);
         if let Some(c) = contact {
             if c.record.verified {
@@ -131,8 +134,8 @@ pub fn show(
             ui.separator();
             egui::Frame::new()
                 .fill(ERROR.gamma_multiply(0.2))
-                .inner_margin(10.0)
-                .corner_radius(6.0)
+                .inner_margin(theme::BANNER_MARGIN)
+                .corner_radius(theme::CORNER)
                 .show(ui, |ui| {
                     ui.horizontal_wrapped(|ui| {
                         ui.label(format!(
@@ -191,6 +194,7 @@ fn group(
     let summary = model.group(&id);
     let name = model.title_of(&id);
     ui.horizontal(|ui| {
+        avatar::show(ui, &id, &name, avatar::HEADER_SIZE);
         ui.heading(format!("{GROUP_GLYPH} {name}"));
         if let Some(g) = summary {
             ui.label(RichText::new(crate::words::count(g.members, "member", "members")).weak());
@@ -207,8 +211,8 @@ fn group(
     if summary.is_some_and(|g| !g.active) {
         egui::Frame::new()
             .fill(ERROR.gamma_multiply(0.2))
-            .inner_margin(10.0)
-            .corner_radius(6.0)
+            .inner_margin(theme::BANNER_MARGIN)
+            .corner_radius(theme::CORNER)
             .show(ui, |ui| {
                 ui.label(if summary.is_some_and(|g| g.rejoining) {
                     "This group came back with a backup. An admin's computer adds you back when it \
