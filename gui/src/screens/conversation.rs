@@ -17,7 +17,7 @@ use crate::model::{Confirm, ContactState, Dialog, Model, OpenConversation};
 use crate::screens::conversation_list::GROUP_GLYPH;
 use crate::theme;
 use crate::timer_menu::{timer_badge, timer_menu};
-use crate::widgets::{ACCENT, ERROR, WARN, focus_once, warning};
+use crate::widgets::{ACCENT, ERROR, WARN, focus_once, primary_button, warning};
 
 /// The composer's state between frames.
 #[derive(Default)]
@@ -36,6 +36,9 @@ pub struct Composer {
 pub const TYPING_RESEND: Duration = Duration::from_secs(3);
 /// The composer's button that sends the picture on the clipboard (the toolkit's Ctrl+V pastes text only).
 pub const PASTE_PICTURE: &str = "Paste a picture";
+/// The room the composer leaves on its right for "Send", "Send a file" and "Paste a picture" at the
+/// type scale's button size.
+const COMPOSER_BUTTONS_WIDTH: f32 = 160.0;
 
 /// What the header says about the contact: typing, online (and how it is reached, when the node said), or
 /// offline.
@@ -292,7 +295,7 @@ fn composer(
                 .return_key(KeyboardShortcut::new(Modifiers::SHIFT, Key::Enter))
                 .char_limit(tern_protocol::message::MAX_TEXT_LEN)
                 .desired_rows(2)
-                .desired_width(ui.available_width() - 110.0),
+                .desired_width(ui.available_width() - COMPOSER_BUTTONS_WIDTH),
         );
         focus_once(&response, focus);
         if response.changed() {
@@ -308,7 +311,7 @@ fn composer(
                 actions.push(typing(true, &mut typing_sent));
             }
         }
-        send |= ui.button("Send").clicked();
+        send |= ui.add(primary_button("Send")).clicked();
         {
             let attach = ui.button("📎").on_hover_text("Send a file");
             attach.widget_info(|| {
