@@ -33,6 +33,10 @@ pub const BANNER_MARGIN: f32 = 10.0;
 pub const ROW_MARGIN: f32 = 8.0;
 /// The rounding of rows, banners and bubbles' quotes.
 pub const CORNER: f32 = 6.0;
+/// An unread count's pill: its rounding…
+pub const BADGE_RADIUS: f32 = 9.0;
+/// …and the space around its number.
+pub const BADGE_MARGIN: egui::Margin = egui::Margin::symmetric(6, 1);
 /// The space between sections of a form.
 pub const SECTION_GAP: f32 = 12.0;
 
@@ -47,6 +51,8 @@ pub const FOCUS_LIGHT: Color32 = Color32::from_rgb(0x00, 0x56, 0xc2);
 pub const FOCUS_DARK: Color32 = Color32::from_rgb(0x8c, 0xc4, 0xff);
 /// Borders of fields, buttons and checkboxes in the light theme (4.3:1 on the window's grey).
 pub const BORDER_LIGHT: Color32 = Color32::from_gray(118);
+/// Borders of fields and buttons in the dark theme (3.4:1 on the window's grey).
+pub const BORDER_DARK: Color32 = Color32::from_gray(110);
 /// Hint and secondary text in the light theme (5.6:1 on the window's grey).
 pub const WEAK_TEXT_LIGHT: Color32 = Color32::from_gray(100);
 
@@ -93,6 +99,8 @@ fn light(v: &mut Visuals) {
 
 fn dark(v: &mut Visuals) {
     v.widgets.active.bg_stroke = Stroke::new(FOCUS_RING_WIDTH, FOCUS_DARK);
+    // A quiet (secondary) button keeps an outline rather than looking like text.
+    v.widgets.inactive.bg_stroke = Stroke::new(1.0, BORDER_DARK);
 }
 
 /// The WCAG 2.1 relative luminance of an opaque colour.

@@ -515,10 +515,14 @@ fn times_and_statuses_are_drawn_at_least_at_the_small_size_of_the_type_scale() {
     let times = sizes(&h, &clock);
     assert!(!times.is_empty(), "the time {clock} is drawn");
     assert!(times.iter().all(|&s| s >= small), "{times:?}");
-    let statuses: Vec<f32> = [MessageStatus::Sending, MessageStatus::Sent, MessageStatus::Delivered]
-        .into_iter()
-        .flat_map(|status| sizes(&h, tern_gui::widgets::status_text(status)))
-        .collect();
+    let statuses: Vec<f32> = [
+        MessageStatus::Sending,
+        MessageStatus::Sent,
+        MessageStatus::Delivered,
+    ]
+    .into_iter()
+    .flat_map(|status| sizes(&h, tern_gui::widgets::status_text(status)))
+    .collect();
     assert!(!statuses.is_empty(), "the sent message's status is drawn");
     assert!(statuses.iter().all(|&s| s >= small), "{statuses:?}");
     shutdown(&mut h);

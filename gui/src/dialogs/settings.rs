@@ -18,7 +18,7 @@ use crate::widgets::{entered, password_field, primary_button, secondary_button};
 /// "Settings" is this wide: the section list and a body as wide as the other dialogs.
 pub const SETTINGS_WIDTH: f32 = 640.0;
 /// The section list's width.
-const LIST_WIDTH: f32 = 130.0;
+const LIST_WIDTH: f32 = 150.0;
 /// The room the line between the list and the body takes.
 const SEPARATOR_WIDTH: f32 = 6.0;
 /// The body's height when the window has room for it (each section fits at the default text size).

@@ -10,7 +10,7 @@ use tern_node::api::now_ms;
 use crate::action::Action;
 use crate::model::{ContactState, Dialog, Model};
 use crate::timefmt;
-use crate::widgets::{ACCENT, ONLINE, WARN, dot, first_line};
+use crate::widgets::{ACCENT, ONLINE, PRIMARY, WARN, dot, first_line};
 use crate::{avatar, theme};
 
 /// What marks a group in the list and the conversation header.
@@ -113,13 +113,19 @@ pub fn show(ui: &mut egui::Ui, model: &Model, filter: &mut String) -> Vec<Action
                                         );
                                     }
                                     if row.unread > 0 {
-                                        ui.label(
-                                            RichText::new(format!(" {} ", row.unread))
-                                                .color(Color32::WHITE)
-                                                .background_color(ACCENT)
-                                                .strong(),
-                                        )
-                                        .on_hover_text(format!("{} unread", row.unread));
+                                        egui::Frame::new()
+                                            .fill(PRIMARY)
+                                            .corner_radius(theme::BADGE_RADIUS)
+                                            .inner_margin(theme::BADGE_MARGIN)
+                                            .show(ui, |ui| {
+                                                ui.label(
+                                                    RichText::new(row.unread.to_string())
+                                                        .color(Color32::WHITE)
+                                                        .small()
+                                                        .strong(),
+                                                )
+                                                .on_hover_text(format!("{} unread", row.unread));
+                                            });
                                     }
                                 });
                             });
