@@ -422,6 +422,21 @@ fn dimmed(h: &App) -> bool {
     })
 }
 
+/// The fills of the rects drawn as the frame of the button labelled `label` (as big as it, give or
+/// take egui's expansion of a hovered frame).
+fn button_fills(h: &App, label: &str) -> Vec<egui::Color32> {
+    let button = h.get_by_role_and_label(Role::Button, label).rect();
+    let framed =
+        |r: egui::Rect| r.expand(2.0).contains_rect(button) && button.expand(2.0).contains_rect(r);
+    drawn_shapes(h)
+        .iter()
+        .filter_map(|s| match s {
+            egui::Shape::Rect(r) if framed(r.rect) => Some(r.fill),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The rect of the open dialog titled `title` (its window node in the accessibility tree).
 fn dialog_rect(h: &App, title: &str) -> Option<egui::Rect> {
     h.query_by_role_and_label(Role::Window, &tern_gui::dialogs::label(title))
@@ -465,13 +480,20 @@ fn avatars_show_initials_on_the_contacts_own_colour_in_the_list_and_the_header()
 }
 
 #[test]
-fn a_dialog_dims_the_window_and_keeps_its_width_and_the_dim_goes_when_it_closes() {
+fn a_dialog_dims_the_window_keeps_its_width_has_a_primary_action_and_the_dim_goes_when_it_closes() {
     let (mut h, _dirs) = unlocked_with(&["Pat"]);
     h.step();
     assert!(!dimmed(&h), "no dialog: nothing dimmed");
     click(&mut h, "+ Add contact");
     assert!(dimmed(&h), "the window behind the dialog is dimmed");
     let before = dialog_rect(&h, "Add contact").expect("the dialog is named for screen readers");
+    // Its action is the primary button (white on the accent); Close is a quiet one.
+    assert_eq!(button_fills(&h, "Add"), vec![tern_gui::widgets::PRIMARY]);
+    let close = button_fills(&h, "Close");
+    assert!(
+        !close.is_empty() && close.iter().all(|&fill| fill == egui::Color32::TRANSPARENT),
+        "{close:?}"
+    );
     let long = "tern:a-long-invite-that-does-not-fit-".repeat(20);
     type_into(&mut h, "Invite link", &long);
     type_into(&mut h, "Name (optional)", &long);
