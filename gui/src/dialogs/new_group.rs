@@ -58,13 +58,17 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
         for contact in shown.iter().take(MAX_LISTED) {
             let key = contact.key();
             let mut ticked = form.picked.contains(&key);
-            if ui.checkbox(&mut ticked, contact.name()).changed() {
-                if ticked {
-                    form.picked.push(key);
-                } else {
-                    form.picked.retain(|k| *k != key);
+            ui.horizontal(|ui| {
+                let who = crate::model::ConversationKey::Direct(key);
+                crate::avatar::show(ui, &who, contact.name(), crate::avatar::SMALL_SIZE);
+                if ui.checkbox(&mut ticked, contact.name()).changed() {
+                    if ticked {
+                        form.picked.push(key);
+                    } else {
+                        form.picked.retain(|k| *k != key);
+                    }
                 }
-            }
+            });
         }
         if shown.len() > MAX_LISTED {
             ui.label(
