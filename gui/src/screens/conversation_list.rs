@@ -16,6 +16,11 @@ use crate::{avatar, theme};
 /// What marks a group in the list and the conversation header.
 pub const GROUP_GLYPH: &str = "👥";
 
+/// What screen readers read for an unread count of `n` (the badge shows the number alone).
+pub fn unread_label(n: u64) -> String {
+    format!("{n} unread")
+}
+
 /// Draws the list; a clicked row opens its conversation.
 pub fn show(ui: &mut egui::Ui, model: &Model, filter: &mut String) -> Vec<Action> {
     let mut actions = Vec::new();
@@ -124,7 +129,14 @@ pub fn show(ui: &mut egui::Ui, model: &Model, filter: &mut String) -> Vec<Action
                                                         .small()
                                                         .strong(),
                                                 )
-                                                .on_hover_text(format!("{} unread", row.unread));
+                                                .on_hover_text(unread_label(row.unread))
+                                                .widget_info(|| {
+                                                    egui::WidgetInfo::labeled(
+                                                        egui::WidgetType::Label,
+                                                        true,
+                                                        unread_label(row.unread),
+                                                    )
+                                                });
                                             });
                                     }
                                 });
