@@ -128,6 +128,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn both_themes_take_the_type_scale_and_small_text_is_readable() {
+        let ctx = egui::Context::default();
+        apply(&ctx);
+        for theme in [Theme::Light, Theme::Dark] {
+            let style = ctx.style_of(theme);
+            let size = |s: TextStyle| s.resolve(&style).size;
+            assert_eq!(size(TextStyle::Small), SMALL, "{theme:?}");
+            assert_eq!(size(TextStyle::Body), BODY, "{theme:?}");
+            assert_eq!(size(TextStyle::Heading), HEADING, "{theme:?}");
+            assert_eq!(style.spacing.item_spacing, ITEM_SPACING, "{theme:?}");
+        }
+        // Readable at 100 % without zooming; egui's own small text is 9 points.
+        assert!(SMALL >= 11.0 && SMALL < BODY && BODY < HEADING);
+    }
+
+    #[test]
     fn contrast_matches_the_wcag_reference_values() {
         assert!((contrast(Color32::BLACK, Color32::WHITE) - 21.0).abs() < 1e-9);
         assert!((contrast(Color32::WHITE, Color32::WHITE) - 1.0).abs() < 1e-9);
