@@ -10,6 +10,8 @@ use egui::{Color32, FontFamily, FontId, Stroke, Style, TextStyle, Theme, Visuals
 pub const BODY: f32 = 14.0;
 /// Times, statuses, "pinned", a reply's quote: readable at 100 % (egui's own small text is 9 points).
 pub const SMALL: f32 = 12.0;
+// Small text is readable at 100 % without zooming (egui's own is 9 points), and the sizes go up.
+const _: () = assert!(SMALL >= 11.0 && SMALL < BODY && BODY < HEADING);
 /// Monospaced text: fingerprints, addresses.
 pub const MONOSPACE: f32 = 13.0;
 /// A conversation's and a dialog's title.
@@ -139,8 +141,6 @@ mod tests {
             assert_eq!(size(TextStyle::Heading), HEADING, "{theme:?}");
             assert_eq!(style.spacing.item_spacing, ITEM_SPACING, "{theme:?}");
         }
-        // Readable at 100 % without zooming; egui's own small text is 9 points.
-        assert!(SMALL >= 11.0 && SMALL < BODY && BODY < HEADING);
     }
 
     #[test]
