@@ -6,6 +6,7 @@
 use egui::{Align, Color32, Layout, Response, RichText, Sense, UiBuilder};
 
 use crate::action::Action;
+use crate::avatar;
 use crate::file_card::{self, Thumbnails};
 use crate::links::{self, Piece};
 use crate::model::{Confirm, MessageRow, MessageStatus};
@@ -179,15 +180,21 @@ pub fn bubble(
                     ui.set_width(inner);
                     ui.with_layout(Layout::top_down(Align::Min), |ui| {
                         if let Some(from) = from {
-                            // Read out as "From Alice" (seen as the name alone).
-                            ui.label(RichText::new(from).strong().color(SENDER))
-                                .widget_info(|| {
-                                    egui::WidgetInfo::labeled(
-                                        egui::WidgetType::Label,
-                                        true,
-                                        format!("From {from}"),
-                                    )
-                                });
+                            ui.horizontal(|ui| {
+                                if let Some(sender) = m.sender {
+                                    let who = crate::model::ConversationKey::Direct(sender);
+                                    avatar::show(ui, &who, from, avatar::SMALL_SIZE);
+                                }
+                                // Read out as "From Alice" (seen as the name alone).
+                                ui.label(RichText::new(from).strong().color(SENDER))
+                                    .widget_info(|| {
+                                        egui::WidgetInfo::labeled(
+                                            egui::WidgetType::Label,
+                                            true,
+                                            format!("From {from}"),
+                                        )
+                                    });
+                            });
                         }
                         if let Some(quote) = quote {
                             quote_block(ui, quote, text_color);

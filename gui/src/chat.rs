@@ -9,6 +9,7 @@ use crate::action::Action;
 use crate::bubble::{self, BUBBLE_MARGIN, bubble, system_line};
 use crate::file_card::Thumbnails;
 use crate::model::{MessageRow, OpenConversation};
+use crate::theme;
 use crate::timefmt;
 
 /// Load the next older page when the view is this close to the top.
@@ -233,7 +234,7 @@ impl ChatView {
                             _ => String::new(),
                         };
                         child.vertical_centered(|ui| {
-                            ui.add_space(4.0);
+                            ui.add_space(theme::ITEM_SPACING.y);
                             ui.label(RichText::new(label).weak().small());
                         });
                     }

@@ -19,6 +19,7 @@
 
 pub mod action;
 pub mod app;
+pub mod avatar;
 pub mod backend;
 pub mod bidi;
 pub mod bubble;

@@ -1,14 +1,32 @@
 //! Small drawing helpers shared by the screens and dialogs: the app's colours, a labelled password
 //! field, status dots and words, and text shortening. Nothing here reads the model or asks for actions.
 
-use egui::{Color32, Key, Modifiers};
+use egui::{Button, Color32, Key, Modifiers, RichText};
 
 use crate::model::MessageStatus;
+use crate::theme;
 
 pub const ACCENT: Color32 = Color32::from_rgb(0x2f, 0x80, 0xed);
 pub const ONLINE: Color32 = Color32::from_rgb(0x2e, 0xb8, 0x5c);
 pub const WARN: Color32 = Color32::from_rgb(0xe0, 0x8a, 0x1e);
 pub const ERROR: Color32 = Color32::from_rgb(0xd9, 0x48, 0x3b);
+/// A primary button's fill: the accent, dark enough for white text at WCAG AA (5.4:1).
+pub const PRIMARY: Color32 = Color32::from_rgb(0x1a, 0x66, 0xd2);
+
+/// The button that does what a form is for ("Add", "Create group", "Save"): white on the accent.
+pub fn primary_button(text: &str) -> Button<'static> {
+    Button::new(RichText::new(text).color(Color32::WHITE).strong()).fill(PRIMARY)
+}
+
+/// A quiet button beside it ("Cancel", "Back", "Close"): no fill, the theme's border.
+pub fn secondary_button(text: &str) -> Button<'static> {
+    Button::new(text.to_owned()).fill(Color32::TRANSPARENT)
+}
+
+/// The button that does something that cannot be undone ("Remove", "Block"): white on red.
+pub fn destructive_button(text: &str) -> Button<'static> {
+    Button::new(RichText::new(text).color(Color32::WHITE).strong()).fill(ERROR)
+}
 
 /// A password field with a visible label.
 pub fn password_field(
@@ -59,8 +77,8 @@ pub fn dot(ui: &mut egui::Ui, color: Color32) -> egui::Response {
 pub fn warning(ui: &mut egui::Ui, text: &str) {
     egui::Frame::new()
         .fill(WARN.gamma_multiply(0.25))
-        .inner_margin(8.0)
-        .corner_radius(6.0)
+        .inner_margin(theme::BANNER_MARGIN)
+        .corner_radius(theme::CORNER)
         .show(ui, |ui| {
             ui.colored_label(WARN, format!("⚠ {text}"));
         });
@@ -118,6 +136,12 @@ mod tests {
         assert_eq!(first_line("hello\nworld", 10), "hello …");
         assert_eq!(first_line("abcdefghijkl", 4), "abcd…");
         assert_eq!(first_line("", 4), "");
+    }
+
+    #[test]
+    fn a_primary_buttons_text_meets_aa_contrast() {
+        let ratio = crate::theme::contrast(Color32::WHITE, PRIMARY);
+        assert!(ratio >= 4.5, "{ratio:.2}:1");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use tern_gui::model::Screen;
+use tern_gui::screens::conversation_list::unread_label;
 use tern_gui::{Options, TernApp};
 use tern_node::api::{ConversationId, Event, MessageStatus};
 use tern_node::profile::KdfParams;
@@ -206,14 +207,17 @@ fn two_apps_chat_with_delivery_read_receipts_unread_badges_and_typing() {
         has_label(h, "Hello Bob, lunch at noon?")
     });
     assert_eq!(bob.state().model.list_rows()[0].unread, 1);
-    assert!(bob.query_by_value(" 1 ").is_some(), "the badge shows 1");
+    assert!(
+        bob.query_by_value(&unread_label(1)).is_some(),
+        "the badge shows 1"
+    );
     assert!(
         !has_label(&bob, "Alice is typing…"),
         "typing stopped when the message went out"
     );
     click(&mut bob, "Alice");
     settle(&mut bob, "the badge clears", |h| {
-        h.state().model.list_rows()[0].unread == 0 && h.query_by_value(" 1 ").is_none()
+        h.state().model.list_rows()[0].unread == 0 && h.query_by_value(&unread_label(1)).is_none()
     });
     settle(&mut alice, "read", |h| has_label(h, "✔✔ Read"));
 
@@ -692,7 +696,7 @@ fn a_group_is_made_in_a_dialog_talked_in_by_name_and_a_member_removed_from_the_m
     let badge = unread(&bob);
     assert!(badge > 0, "the group's messages are unread");
     assert!(
-        bob.query_by_value(&format!(" {badge} ")).is_some(),
+        bob.query_by_value(&unread_label(badge)).is_some(),
         "the badge shows"
     );
     click(&mut bob, "Climbing");

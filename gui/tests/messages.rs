@@ -3,18 +3,21 @@
 //! conversation is read again from the store), its Info shows its times, web links are links, a long
 //! message's bubble keeps a readable width in a wide window, a reply shows what it answers; and (item 5) the QR pictures in "Verify"
 //! and "Add contact" have the desktop's chooser beside their fields (that "Choose…" asks for the
-//! chooser is `dialogs::file_path`'s unit test: clicking it here would open a real one).
+//! chooser is `dialogs::file_path`'s unit test: clicking it here would open a real one). Item 8, the
+//! visual pass: avatars with their contact's initials and colour, a dialog that dims the window and
+//! keeps its width, and times and statuses no smaller than the type scale's small size.
 
 use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
 use tern_gui::bubble::{MAX_BUBBLE_WIDTH, MENU_LABEL};
 use tern_gui::dialogs::message_info::NO_RECEIPT_TIMES;
-use tern_gui::model::{Confirm, Dialog};
+use tern_gui::model::{Confirm, Dialog, MessageStatus};
 use tern_gui::timefmt;
 
 mod support;
 use support::{
-    App, click, has_label, settle, shutdown, type_in_composer, unlocked_with, unlocked_with_mail,
+    App, click, has_label, settle, shutdown, type_in_composer, type_into, unlocked_with,
+    unlocked_with_mail,
 };
 
 /// Opens `name`'s conversation and waits until its `count` messages are loaded.
@@ -393,5 +396,155 @@ fn paste_a_picture_sends_the_clipboards_picture_whose_preview_opens_it_whole_or_
     );
     click(&mut h, "Close");
     assert!(h.state().model.picture.is_none(), "its pixels are let go");
+    shutdown(&mut h);
+}
+
+/// Every shape drawn in the last frame, nested lists opened.
+fn drawn_shapes(h: &App) -> Vec<egui::Shape> {
+    fn flatten(shape: &egui::Shape, out: &mut Vec<egui::Shape>) {
+        match shape {
+            egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| flatten(s, out)),
+            other => out.push(other.clone()),
+        }
+    }
+    let mut out = Vec::new();
+    for clipped in &h.output().shapes {
+        flatten(&clipped.shape, &mut out);
+    }
+    out
+}
+
+/// Whether the dim layer (a rect of `theme::DIM` over the whole window) was drawn in the last frame.
+fn dimmed(h: &App) -> bool {
+    let window = h.ctx.content_rect();
+    drawn_shapes(h).iter().any(|s| {
+        matches!(s, egui::Shape::Rect(r) if r.fill == tern_gui::theme::DIM && r.rect.contains_rect(window))
+    })
+}
+
+/// The fills of the rects drawn as the frame of the button labelled `label` (as big as it, give or
+/// take egui's expansion of a hovered frame).
+fn button_fills(h: &App, label: &str) -> Vec<egui::Color32> {
+    let button = h.get_by_role_and_label(Role::Button, label).rect();
+    let framed =
+        |r: egui::Rect| r.expand(2.0).contains_rect(button) && button.expand(2.0).contains_rect(r);
+    drawn_shapes(h)
+        .iter()
+        .filter_map(|s| match s {
+            egui::Shape::Rect(r) if framed(r.rect) => Some(r.fill),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The rect of the open dialog titled `title` (its window node in the accessibility tree).
+fn dialog_rect(h: &App, title: &str) -> Option<egui::Rect> {
+    h.query_by_role_and_label(Role::Window, &tern_gui::dialogs::label(title))
+        .map(|n| n.rect())
+}
+
+#[test]
+fn avatars_show_initials_on_the_contacts_own_colour_in_the_list_and_the_header() {
+    use tern_gui::avatar;
+    let (mut h, _dirs) = unlocked_with(&["Pat Lee", "Жанна"]);
+    let colour_of = |h: &App, name: &str| {
+        let contact = h.state().model.contacts.iter().find(|c| c.name() == name);
+        avatar::colour(&contact.unwrap().key().into())
+    };
+    let circles_in = |h: &App, rect: egui::Rect| -> Vec<egui::Color32> {
+        drawn_shapes(h)
+            .iter()
+            .filter_map(|s| match s {
+                egui::Shape::Circle(c) if rect.contains(c.center) => Some(c.fill),
+                _ => None,
+            })
+            .collect()
+    };
+    h.step();
+    for (name, initials) in [("Pat Lee", "PL"), ("Жанна", "Ж")] {
+        let label = avatar::label(initials);
+        let rect = h.get_by_role_and_label(Role::Image, &label).rect();
+        assert_eq!(
+            circles_in(&h, rect),
+            vec![colour_of(&h, name)],
+            "{name}'s avatar"
+        );
+    }
+    // The open conversation's header has the same avatar.
+    click(&mut h, "Pat Lee");
+    let header = h
+        .query_all_by(|n| n.role() == Role::Image && n.label().as_deref() == Some("Avatar PL"))
+        .count();
+    assert_eq!(header, 2, "the list's and the header's");
+    shutdown(&mut h);
+}
+
+#[test]
+fn a_dialog_dims_the_window_keeps_its_width_has_a_primary_action_and_the_dim_goes_when_it_closes() {
+    let (mut h, _dirs) = unlocked_with(&["Pat"]);
+    h.step();
+    assert!(!dimmed(&h), "no dialog: nothing dimmed");
+    click(&mut h, "+ Add contact");
+    assert!(dimmed(&h), "the window behind the dialog is dimmed");
+    let before = dialog_rect(&h, "Add contact").expect("the dialog is named for screen readers");
+    // Its action is the primary button (white on the accent); Close is a quiet one.
+    assert_eq!(button_fills(&h, "Add"), vec![tern_gui::widgets::PRIMARY]);
+    let close = button_fills(&h, "Close");
+    assert!(
+        !close.is_empty() && close.iter().all(|&fill| fill == egui::Color32::TRANSPARENT),
+        "{close:?}"
+    );
+    let long = "tern:a-long-invite-that-does-not-fit-".repeat(20);
+    type_into(&mut h, "Invite link", &long);
+    type_into(&mut h, "Name (optional)", &long);
+    h.step();
+    let after = dialog_rect(&h, "Add contact").unwrap();
+    assert_eq!(after.width(), before.width(), "as wide after typing");
+    h.key_press(egui::Key::Escape);
+    h.step();
+    h.step();
+    assert_eq!(h.state().model.dialog, None);
+    assert!(dialog_rect(&h, "Add contact").is_none());
+    assert!(!dimmed(&h), "the dim went with the dialog");
+    shutdown(&mut h);
+}
+
+#[test]
+fn times_and_statuses_are_drawn_at_least_at_the_small_size_of_the_type_scale() {
+    let (mut h, _dirs) = unlocked_with_mail(&["Pat"], &["lunch at noon?"]);
+    open_conversation(&mut h, "Pat", 1);
+    type_in_composer(&mut h, "yes, at one");
+    h.key_press(egui::Key::Enter);
+    settle(&mut h, "the sent message", |h| texts(h).len() == 2);
+    h.step();
+    let clock = {
+        let open = h.state().model.open.as_ref().unwrap();
+        timefmt::clock(open.messages[0].sort_ms())
+    };
+    let sizes = |h: &App, text: &str| -> Vec<f32> {
+        drawn_shapes(h)
+            .iter()
+            .filter_map(|s| match s {
+                egui::Shape::Text(t) if t.galley.job.text == text => {
+                    t.galley.job.sections.first().map(|s| s.format.font_id.size)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let small = tern_gui::theme::SMALL;
+    let times = sizes(&h, &clock);
+    assert!(!times.is_empty(), "the time {clock} is drawn");
+    assert!(times.iter().all(|&s| s >= small), "{times:?}");
+    let statuses: Vec<f32> = [
+        MessageStatus::Sending,
+        MessageStatus::Sent,
+        MessageStatus::Delivered,
+    ]
+    .into_iter()
+    .flat_map(|status| sizes(&h, tern_gui::widgets::status_text(status)))
+    .collect();
+    assert!(!statuses.is_empty(), "the sent message's status is drawn");
+    assert!(statuses.iter().all(|&s| s >= small), "{statuses:?}");
     shutdown(&mut h);
 }

@@ -5,7 +5,7 @@ use egui::{Key, KeyboardShortcut, Modifiers, RichText};
 
 use super::file_path;
 use crate::action::Action;
-use crate::widgets::{entered, focus_once, take_enter};
+use crate::widgets::{entered, focus_once, primary_button, secondary_button, take_enter};
 
 /// The dialog's fields.
 #[derive(Default)]
@@ -62,11 +62,11 @@ pub fn show(ui: &mut egui::Ui, form: &mut Form, focus: &mut bool) -> Vec<Action>
         Action::ChooseQrPicture,
         &mut actions,
     );
-    if ui.button("Read QR image").clicked() || read {
+    if ui.add(secondary_button("Read QR image")).clicked() || read {
         actions.push(Action::ReadQrInvite(file_path::expand(&form.picture.path)));
     }
     ui.label(RichText::new("You can also drop a picture of a QR code on this window.").weak());
-    submit |= ui.button("Add").clicked();
+    submit |= ui.add(primary_button("Add")).clicked();
     if submit {
         actions.push(Action::AddContact {
             link: form.invite.trim().to_owned(),

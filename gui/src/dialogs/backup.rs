@@ -11,6 +11,7 @@ use tern_node::backup::{AutoBackup, MAX_KEEP};
 
 use crate::action::{Action, AutoRequest, Chooser};
 use crate::model::Model;
+use crate::widgets::{primary_button, secondary_button};
 
 /// The width of a backup path field.
 pub const PATH_WIDTH: f32 = 260.0;
@@ -74,7 +75,7 @@ pub fn section(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action>
     ui.horizontal(|ui| {
         let busy = model.backup.busy;
         let clicked = ui
-            .add_enabled(!busy, egui::Button::new("Back up now…"))
+            .add_enabled(!busy, primary_button("Back up now…"))
             .clicked();
         if busy {
             ui.spinner();
@@ -140,7 +141,7 @@ fn automatic(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
         } else {
             "Turn on automatic backups"
         };
-        if ui.add_enabled(!busy, egui::Button::new(label)).clicked() {
+        if ui.add_enabled(!busy, primary_button(label)).clicked() {
             if form.auto_dir.path.trim().is_empty() {
                 actions.push(Action::DialogError(
                     "Choose the folder for automatic backups.".to_owned(),
@@ -155,7 +156,7 @@ fn automatic(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
         }
         if on
             && ui
-                .add_enabled(!busy, egui::Button::new("Turn off"))
+                .add_enabled(!busy, secondary_button("Turn off"))
                 .clicked()
         {
             actions.push(Action::SetAutoBackup(None));
@@ -171,7 +172,7 @@ pub fn show_code(ctx: &egui::Context, model: &Model, form: &mut Form) -> Vec<Act
         form.written_down = false;
         return actions;
     };
-    egui::Modal::new(egui::Id::new("recovery-code")).show(ctx, |ui| {
+    super::modal(ctx, egui::Id::new("recovery-code")).show(ctx, |ui| {
         ui.set_width(super::DIALOG_WIDTH);
         ui.heading("Write down your recovery code");
         ui.label(if code.folder {
@@ -186,22 +187,27 @@ pub fn show_code(ctx: &egui::Context, model: &Model, form: &mut Form) -> Vec<Act
             "Write this code down now and keep it apart from the backup. It is shown only this \
              once, and the backup cannot be restored without it.",
         );
-        ui.add_space(6.0);
+        ui.add_space(crate::theme::ITEM_SPACING.y);
         for line in code.lines() {
-            ui.label(RichText::new(line.as_str()).monospace().size(18.0));
+            ui.label(
+                RichText::new(line.as_str())
+                    .monospace()
+                    .size(crate::theme::CODE),
+            );
         }
-        ui.add_space(6.0);
-        if ui.button("Copy").clicked() {
+        ui.add_space(crate::theme::ITEM_SPACING.y);
+        if ui.add(secondary_button("Copy")).clicked() {
             ui.ctx().copy_text(code.text().to_owned());
         }
         ui.checkbox(&mut form.written_down, "I have written it down");
         if ui
-            .add_enabled(form.written_down, egui::Button::new("Close"))
+            .add_enabled(form.written_down, primary_button("Close"))
             .clicked()
         {
             form.written_down = false;
             actions.push(Action::CloseCode);
         }
+        super::name_for_readers(ui, "Recovery code");
     });
     actions
 }

@@ -3,11 +3,13 @@
 //! file): a modal that
 //! says plainly what will happen, with Cancel focused and the destructive button in red.
 
-use egui::{Button, Color32, RichText};
-
 use crate::action::Action;
 use crate::model::{Confirm, ContactState, FileButton, Model};
-use crate::widgets::ERROR;
+use crate::theme;
+use crate::widgets::{destructive_button, secondary_button};
+
+/// A confirmation is this wide, whatever it says.
+pub const CONFIRM_WIDTH: f32 = 420.0;
 
 /// What the confirmation keeps between frames.
 #[derive(Default)]
@@ -123,23 +125,21 @@ pub fn show(ctx: &egui::Context, model: &Model, form: &mut Form) -> Vec<Action> 
         }
     };
     let (title, text, button) = wording(confirm, &name, &group);
-    let response = egui::Modal::new(egui::Id::new("confirm")).show(ctx, |ui| {
-        ui.set_max_width(420.0);
-        ui.heading(title);
-        ui.add_space(6.0);
-        ui.label(text);
-        ui.add_space(12.0);
+    let response = super::modal(ctx, egui::Id::new("confirm")).show(ctx, |ui| {
+        ui.set_width(CONFIRM_WIDTH);
+        ui.heading(&title);
+        ui.add_space(theme::ITEM_SPACING.y);
+        ui.add(egui::Label::new(text).wrap());
+        ui.add_space(theme::SECTION_GAP);
         ui.horizontal(|ui| {
-            let cancel = ui.button("Cancel");
+            let cancel = ui.add(secondary_button("Cancel"));
             if std::mem::take(&mut form.focus_cancel) {
                 cancel.request_focus();
             }
             if cancel.clicked() {
                 actions.push(Action::CloseConfirm);
             }
-            let destructive =
-                Button::new(RichText::new(button).color(Color32::WHITE).strong()).fill(ERROR);
-            if ui.add(destructive).clicked() {
+            if ui.add(destructive_button(&button)).clicked() {
                 actions.push(Action::CloseConfirm);
                 actions.extend(match confirm {
                     Confirm::Remove(key) => vec![Action::RemoveContact(key)],
@@ -168,6 +168,7 @@ pub fn show(ctx: &egui::Context, model: &Model, form: &mut Form) -> Vec<Action> 
                 });
             }
         });
+        super::name_for_readers(ui, &title);
     });
     if response.should_close() && actions.is_empty() {
         actions.push(Action::CloseConfirm);

@@ -4,7 +4,7 @@ use egui::RichText;
 
 use crate::action::Action;
 use crate::model::{Confirm, ContactState, Model};
-use crate::widgets::{ERROR, entered, focus_once};
+use crate::widgets::{ERROR, entered, focus_once, primary_button, secondary_button};
 use tern_node::api::ConversationId;
 
 /// The dialog's fields.
@@ -31,7 +31,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
             .add(egui::TextEdit::singleline(&mut form.rename))
             .labelled_by(label.id);
         focus_once(&field, focus);
-        let rename = ui.button("Rename").clicked() || entered(&field);
+        let rename = ui.add(primary_button("Rename")).clicked() || entered(&field);
         if rename && form.rename.trim().is_empty() {
             actions.push(Action::DialogError("Enter a name.".to_owned()));
         } else if rename {
@@ -47,16 +47,16 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
         .is_some_and(|c| c.record.state == ContactState::Blocked);
     ui.horizontal(|ui| {
         if blocked {
-            if ui.button("Unblock").clicked() {
+            if ui.add(secondary_button("Unblock")).clicked() {
                 actions.push(Action::SetContactState {
                     contact: key,
                     state: ContactState::Accepted,
                 });
             }
-        } else if ui.button("Block…").clicked() {
+        } else if ui.add(secondary_button("Block…")).clicked() {
             actions.push(Action::Confirm(Confirm::Block(key)));
         }
-        if ui.button("Clear history…").clicked() {
+        if ui.add(secondary_button("Clear history…")).clicked() {
             actions.push(Action::Confirm(Confirm::ClearHistory(
                 ConversationId::Direct(key),
             )));

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::action::Action;
 use crate::model::{ConversationKey, Model};
-use crate::widgets::{entered, focus_once};
+use crate::widgets::{entered, focus_once, primary_button, secondary_button};
 use tern_protocol::MessageId;
 use tokio::sync::oneshot;
 
@@ -107,7 +107,7 @@ pub fn path_field(
         focus_once(&field, focus);
         if form.choosing.is_some() {
             ui.spinner();
-        } else if ui.button("Choose…").clicked() {
+        } else if ui.add(secondary_button("Choose…")).clicked() {
             actions.push(choose);
         }
         entered(&field)
@@ -145,7 +145,7 @@ pub fn show_attach(
         Action::ChoosePath,
         &mut actions,
     );
-    if ui.button("Send file").clicked() || enter {
+    if ui.add(primary_button("Send file")).clicked() || enter {
         if form.path.trim().is_empty() {
             actions.push(Action::DialogError("Type the path of a file.".to_owned()));
         } else {
@@ -178,7 +178,7 @@ pub fn show_save(ui: &mut egui::Ui, form: &mut Form, focus: &mut bool) -> Vec<Ac
         &mut form.replace,
         "Replace it if a file with that name is there",
     );
-    if ui.button("Save").clicked() || enter {
+    if ui.add(primary_button("Save")).clicked() || enter {
         if form.path.trim().is_empty() {
             actions.push(Action::DialogError(
                 "Type where to save the file.".to_owned(),

@@ -9,7 +9,8 @@ use crate::action::Action;
 use crate::model::{
     Confirm, GroupEntry, GroupMember, MemberEntry, Model, group_entries, member_entries,
 };
-use crate::widgets::{ERROR, entered, focus_once};
+use crate::theme;
+use crate::widgets::{ERROR, entered, focus_once, primary_button, secondary_button};
 
 /// The dialog's fields.
 #[derive(Default)]
@@ -54,7 +55,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
                 )
                 .labelled_by(label.id);
             focus_once(&field, focus);
-            if ui.button("Rename group").clicked() || entered(&field) {
+            if ui.add(primary_button("Rename group")).clicked() || entered(&field) {
                 actions.push(Action::RenameGroup {
                     group: id,
                     name: form.rename.trim().to_owned(),
@@ -116,17 +117,17 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
         );
     }
     if entries.contains(&GroupEntry::AddMember) {
-        ui.add_space(4.0);
+        ui.add_space(theme::ITEM_SPACING.y);
         if form.adding {
             actions.extend(add_picker(ui, model, members, form, id));
-        } else if ui.button("Add member…").clicked() {
+        } else if ui.add(secondary_button("Add member…")).clicked() {
             form.adding = true;
         }
     }
-    ui.add_space(8.0);
+    ui.add_space(theme::SECTION_GAP);
     actions.extend(super::contact::conversation_prefs(ui, model, id));
     ui.horizontal(|ui| {
-        if ui.button("Clear history…").clicked() {
+        if ui.add(secondary_button("Clear history…")).clicked() {
             actions.push(Action::Confirm(Confirm::ClearHistory(id)));
         }
         if entries.contains(&GroupEntry::Leave)
@@ -152,6 +153,8 @@ fn member_row(
 ) -> Vec<Action> {
     let mut actions = Vec::new();
     ui.horizontal(|ui| {
+        let who = crate::model::ConversationKey::Direct(member.key);
+        crate::avatar::show(ui, &who, name, crate::avatar::SMALL_SIZE);
         ui.label(name);
         ui.label(RichText::new(crate::model::role_label(member.role)).weak());
         ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
@@ -199,7 +202,7 @@ fn add_picker(
         let label = ui.label("Find a contact");
         ui.add(egui::TextEdit::singleline(&mut form.add_filter).hint_text("Name"))
             .labelled_by(label.id);
-        if ui.button("Cancel adding").clicked() {
+        if ui.add(secondary_button("Cancel adding")).clicked() {
             form.adding = false;
         }
     });

@@ -10,6 +10,7 @@ use tern_node::api::MessageTimes;
 
 use crate::action::Action;
 use crate::model::{ConversationKey, MessageRow, MessageStatus, Model};
+use crate::theme;
 use crate::timefmt;
 
 /// What the dialog says when a sent message's delivery time is not known.
@@ -120,7 +121,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &Form) -> Vec<Action> {
         ui.label(line);
     }
     if !members.is_empty() {
-        ui.add_space(6.0);
+        ui.add_space(theme::ITEM_SPACING.y);
         ui.label(RichText::new("Members").strong());
         for line in members {
             ui.label(line);
@@ -128,7 +129,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &Form) -> Vec<Action> {
     }
     let receipted = matches!(m.status, MessageStatus::Delivered | MessageStatus::Read);
     if m.outgoing() && receipted && times.delivered_at_ms.is_none() {
-        ui.add_space(6.0);
+        ui.add_space(theme::ITEM_SPACING.y);
         ui.label(RichText::new(NO_RECEIPT_TIMES).weak());
     }
     Vec::new()

@@ -24,7 +24,8 @@ use egui::{Align, Key, Layout};
 
 use crate::action::Action;
 use crate::model::{Dialog, Model};
-use crate::widgets::ERROR;
+use crate::theme;
+use crate::widgets::{ERROR, secondary_button};
 
 /// Dialogs are this wide (the same whatever is typed in them); "Verify" is wider for its two columns,
 /// and "Settings" for its list of sections (`settings::SETTINGS_WIDTH`).
@@ -61,6 +62,26 @@ pub fn show(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<
     actions
 }
 
+/// A modal for a dialog: the window behind it dimmed with [`theme::DIM`], the dialog framed with
+/// [`theme::PANEL_MARGIN`] around its content.
+pub fn modal(ctx: &egui::Context, id: egui::Id) -> egui::Modal {
+    egui::Modal::new(id)
+        .backdrop_color(theme::DIM)
+        .frame(egui::Frame::popup(&ctx.global_style()).inner_margin(theme::PANEL_MARGIN))
+}
+
+/// What screen readers call the dialog titled `title` (a window, its rect the dialog's).
+pub fn label(title: &str) -> String {
+    format!("{title} dialog")
+}
+
+/// Names the dialog drawn so far in `ui` for screen readers: [`label`] of `title`.
+pub fn name_for_readers(ui: &mut egui::Ui, title: &str) {
+    let id = ui.id().with("dialog");
+    ui.interact(ui.min_rect(), id, egui::Sense::hover())
+        .widget_info(|| egui::WidgetInfo::labeled(egui::WidgetType::Window, true, label(title)));
+}
+
 /// The title a dialog shows.
 pub fn title(dialog: Dialog) -> &'static str {
     match dialog {
@@ -94,12 +115,12 @@ fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Ac
         _ => DIALOG_WIDTH,
     };
     let mut close = false;
-    egui::Modal::new(egui::Id::new(("dialog", title))).show(ctx, |ui| {
+    modal(ctx, egui::Id::new(("dialog", title))).show(ctx, |ui| {
         ui.set_width(width);
         ui.horizontal(|ui| {
             ui.heading(title);
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                close |= ui.button("Close").clicked();
+                close |= ui.add(secondary_button("Close")).clicked();
             });
         });
         ui.separator();
@@ -128,9 +149,10 @@ fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Ac
             *focus = false;
         }
         if let Some(error) = &model.dialog_error {
-            ui.add_space(6.0);
+            ui.add_space(theme::ITEM_SPACING.y);
             ui.colored_label(ERROR, format!("⚠ {error}"));
         }
+        name_for_readers(ui, title);
     });
     // Escape belongs to the confirmation while one is asked.
     if close || (model.confirm.is_none() && ctx.input(|i| i.key_pressed(Key::Escape))) {

@@ -6,7 +6,8 @@ use tern_protocol::IdentityKey;
 
 use crate::action::Action;
 use crate::model::Model;
-use crate::widgets::{entered, focus_once};
+use crate::theme;
+use crate::widgets::{entered, focus_once, primary_button};
 
 /// Past this many contacts the dialog offers a filter.
 pub const FILTER_FROM: usize = 8;
@@ -36,7 +37,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
     focus_once(&name, focus);
     let mut submit = entered(&name);
     let all = model.pickable_contacts("", &[]);
-    ui.add_space(6.0);
+    ui.add_space(theme::ITEM_SPACING.y);
     if all.is_empty() {
         ui.label(
             RichText::new("Add contacts first: a group is made with people in your contacts.")
@@ -57,13 +58,17 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
         for contact in shown.iter().take(MAX_LISTED) {
             let key = contact.key();
             let mut ticked = form.picked.contains(&key);
-            if ui.checkbox(&mut ticked, contact.name()).changed() {
-                if ticked {
-                    form.picked.push(key);
-                } else {
-                    form.picked.retain(|k| *k != key);
+            ui.horizontal(|ui| {
+                let who = crate::model::ConversationKey::Direct(key);
+                crate::avatar::show(ui, &who, contact.name(), crate::avatar::SMALL_SIZE);
+                if ui.checkbox(&mut ticked, contact.name()).changed() {
+                    if ticked {
+                        form.picked.push(key);
+                    } else {
+                        form.picked.retain(|k| *k != key);
+                    }
                 }
-            }
+            });
         }
         if shown.len() > MAX_LISTED {
             ui.label(
@@ -87,8 +92,8 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
             );
         }
     }
-    ui.add_space(6.0);
-    submit |= ui.button("Create group").clicked();
+    ui.add_space(theme::ITEM_SPACING.y);
+    submit |= ui.add(primary_button("Create group")).clicked();
     if submit {
         // Only contacts that can still be invited (one may have been blocked meanwhile).
         let members: Vec<IdentityKey> = form

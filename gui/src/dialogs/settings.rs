@@ -13,12 +13,12 @@ use tern_node::settings::{MAX_CONFIGURED_ADDRS, NetworkSettings, parse_server_ad
 use crate::action::Action;
 use crate::model::{ContactState, Model};
 use crate::profiles::Strength;
-use crate::widgets::{entered, password_field};
+use crate::widgets::{entered, password_field, primary_button, secondary_button};
 
 /// "Settings" is this wide: the section list and a body as wide as the other dialogs.
 pub const SETTINGS_WIDTH: f32 = 640.0;
 /// The section list's width.
-const LIST_WIDTH: f32 = 130.0;
+const LIST_WIDTH: f32 = 150.0;
 /// The room the line between the list and the body takes.
 const SEPARATOR_WIDTH: f32 = 6.0;
 /// The body's height when the window has room for it (each section fits at the default text size).
@@ -225,7 +225,7 @@ fn profile(ui: &mut egui::Ui, model: &Model, name: &mut String) -> Vec<Action> {
                         .desired_width(240.0),
                 )
                 .labelled_by(label.id);
-            if ui.button("Save name").clicked() || entered(&field) {
+            if ui.add(primary_button("Save name")).clicked() || entered(&field) {
                 actions.push(match tern_node::names::clean_name(name) {
                     Ok(clean) if clean == me.name => {
                         Action::DialogError("That is your name already.".to_owned())
@@ -258,7 +258,7 @@ fn profile(ui: &mut egui::Ui, model: &Model, name: &mut String) -> Vec<Action> {
         )
         .weak(),
     );
-    if ui.button("Replace prekey now").clicked() {
+    if ui.add(secondary_button("Replace prekey now")).clicked() {
         actions.push(Action::RevokePrekeys);
     }
     actions
@@ -311,7 +311,7 @@ fn change_password(ui: &mut egui::Ui, form: &mut Form) -> Vec<Action> {
         &mut form.repeat_password,
         true,
     ));
-    submit |= ui.button("Change password").clicked();
+    submit |= ui.add(primary_button("Change password")).clicked();
     if !submit {
         return actions;
     }
@@ -358,7 +358,10 @@ fn blocked(ui: &mut egui::Ui, model: &Model) -> Vec<Action> {
     for contact in blocked {
         ui.horizontal(|ui| {
             ui.label(contact.name());
-            if ui.button(format!("Unblock {}", contact.name())).clicked() {
+            if ui
+                .add(secondary_button(&format!("Unblock {}", contact.name())))
+                .clicked()
+            {
                 actions.push(Action::SetContactState {
                     contact: contact.key(),
                     state: ContactState::Accepted,
@@ -408,7 +411,7 @@ fn network(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
                     .desired_width(NEW_NODE_WIDTH),
             )
             .labelled_by(label.id);
-        let add = ui.button("Add node").clicked() || entered(&field);
+        let add = ui.add(primary_button("Add node")).clicked() || entered(&field);
         if add && form.new_bootstrap.trim().is_empty() {
             actions.push(Action::DialogError(
                 "Paste a node address first.".to_owned(),
@@ -431,7 +434,7 @@ fn network(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
     });
     let changed = form.settings.as_ref() != Some(&model.settings);
     save |= ui
-        .add_enabled(changed, egui::Button::new("Save network settings"))
+        .add_enabled(changed, primary_button("Save network settings"))
         .clicked();
     if save && let Some(settings) = form.settings.clone() {
         actions.push(Action::SaveSettings(settings));

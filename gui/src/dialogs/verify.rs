@@ -10,7 +10,7 @@ use super::file_path;
 use crate::action::Action;
 use crate::model::Model;
 use crate::qr;
-use crate::widgets::{ACCENT, wrap_groups};
+use crate::widgets::{ACCENT, primary_button, secondary_button, wrap_groups};
 
 /// The width of the QR picture's path field (the dialog keeps its size).
 const QR_PATH_WIDTH: f32 = 130.0;
@@ -51,7 +51,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
         }
         ui.label(RichText::new("My fingerprint").weak());
         ui.monospace(me.fingerprint.to_string());
-        if ui.button("Copy invite link").clicked() {
+        if ui.add(secondary_button("Copy invite link")).clicked() {
             ui.ctx().copy_text(me.invite_link.clone());
             actions.push(Action::notice("Invite link copied"));
         }
@@ -74,7 +74,10 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
         ui.monospace(wrap_groups(&number, 4));
         ui.label(RichText::new(format!("{name}'s fingerprint")).weak());
         ui.monospace(Fingerprint::of(&key).to_string());
-        if ui.button("The numbers match: mark verified").clicked() {
+        if ui
+            .add(primary_button("The numbers match: mark verified"))
+            .clicked()
+        {
             actions.push(Action::Verify {
                 contact: key,
                 digits: number,
@@ -91,7 +94,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
             Action::ChooseQrPicture,
             &mut actions,
         );
-        if ui.button("Scan").clicked() || enter {
+        if ui.add(primary_button("Scan")).clicked() || enter {
             actions.push(Action::VerifyByQr {
                 contact: key,
                 path: file_path::expand(&form.picture.path),

@@ -11,11 +11,13 @@ use egui::{Align, Key, KeyboardShortcut, Layout, Modifiers, RichText};
 use tern_protocol::MessageId;
 
 use crate::action::Action;
+use crate::avatar;
 use crate::chat::ChatView;
 use crate::model::{Confirm, ContactState, Dialog, Model, OpenConversation};
 use crate::screens::conversation_list::GROUP_GLYPH;
+use crate::theme;
 use crate::timer_menu::{timer_badge, timer_menu};
-use crate::widgets::{ACCENT, ERROR, WARN, focus_once, warning};
+use crate::widgets::{ACCENT, ERROR, WARN, focus_once, primary_button, warning};
 
 /// The composer's state between frames.
 #[derive(Default)]
@@ -34,6 +36,9 @@ pub struct Composer {
 pub const TYPING_RESEND: Duration = Duration::from_secs(3);
 /// The composer's button that sends the picture on the clipboard (the toolkit's Ctrl+V pastes text only).
 pub const PASTE_PICTURE: &str = "Paste a picture";
+/// The room the composer leaves on its right for "Send", "Send a file" and "Paste a picture" at the
+/// type scale's button size.
+const COMPOSER_BUTTONS_WIDTH: f32 = 160.0;
 
 /// What the header says about the contact: typing, online (and how it is reached, when the node said), or
 /// offline.
@@ -77,6 +82,7 @@ pub fn show(
     let timer = model.timer_of(&conversation);
     // Header.
     ui.horizontal(|ui| {
+        avatar::show(ui, &conversation, &name, avatar::HEADER_SIZE);
         ui.heading(&name);
         if let Some(c) = contact {
             if c.record.verified {
@@ -131,8 +137,8 @@ pub fn show(
             ui.separator();
             egui::Frame::new()
                 .fill(ERROR.gamma_multiply(0.2))
-                .inner_margin(10.0)
-                .corner_radius(6.0)
+                .inner_margin(theme::BANNER_MARGIN)
+                .corner_radius(theme::CORNER)
                 .show(ui, |ui| {
                     ui.horizontal_wrapped(|ui| {
                         ui.label(format!(
@@ -191,6 +197,7 @@ fn group(
     let summary = model.group(&id);
     let name = model.title_of(&id);
     ui.horizontal(|ui| {
+        avatar::show(ui, &id, &name, avatar::HEADER_SIZE);
         ui.heading(format!("{GROUP_GLYPH} {name}"));
         if let Some(g) = summary {
             ui.label(RichText::new(crate::words::count(g.members, "member", "members")).weak());
@@ -207,8 +214,8 @@ fn group(
     if summary.is_some_and(|g| !g.active) {
         egui::Frame::new()
             .fill(ERROR.gamma_multiply(0.2))
-            .inner_margin(10.0)
-            .corner_radius(6.0)
+            .inner_margin(theme::BANNER_MARGIN)
+            .corner_radius(theme::CORNER)
             .show(ui, |ui| {
                 ui.label(if summary.is_some_and(|g| g.rejoining) {
                     "This group came back with a backup. An admin's computer adds you back when it \
@@ -288,7 +295,7 @@ fn composer(
                 .return_key(KeyboardShortcut::new(Modifiers::SHIFT, Key::Enter))
                 .char_limit(tern_protocol::message::MAX_TEXT_LEN)
                 .desired_rows(2)
-                .desired_width(ui.available_width() - 110.0),
+                .desired_width(ui.available_width() - COMPOSER_BUTTONS_WIDTH),
         );
         focus_once(&response, focus);
         if response.changed() {
@@ -304,7 +311,7 @@ fn composer(
                 actions.push(typing(true, &mut typing_sent));
             }
         }
-        send |= ui.button("Send").clicked();
+        send |= ui.add(primary_button("Send")).clicked();
         {
             let attach = ui.button("📎").on_hover_text("Send a file");
             attach.widget_info(|| {

@@ -6,7 +6,10 @@ use egui::RichText;
 use crate::action::Action;
 use crate::model::ProfileScreen;
 use crate::profiles::Strength;
-use crate::widgets::{ERROR, ONLINE, WARN, entered, focus_once, password_field};
+use crate::theme;
+use crate::widgets::{
+    ERROR, ONLINE, WARN, entered, focus_once, password_field, primary_button, secondary_button,
+};
 
 /// The fields of the form.
 pub struct Fields<'a> {
@@ -23,7 +26,7 @@ pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, fields: Fields<'_>) -> Vec<Ac
     let mut actions = Vec::new();
     ui.label(RichText::new("Create your profile").heading());
     ui.label("Your name is shown to the people you add. Your password seals everything Tern keeps on this computer; it cannot be recovered.");
-    ui.add_space(8.0);
+    ui.add_space(theme::SECTION_GAP);
     let label = ui.label("Your name");
     let name = ui
         .add_enabled(
@@ -49,22 +52,18 @@ pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, fields: Fields<'_>) -> Vec<Ac
     let confirm = password_field(ui, "Confirm password", fields.confirm, !ps.busy);
     focus_once(&confirm, &mut next);
     let mut submit = entered(&confirm);
-    ui.add_space(8.0);
+    ui.add_space(theme::SECTION_GAP);
     ui.horizontal(|ui| {
         submit |= ui
-            .add_enabled(!ps.busy, egui::Button::new("Create profile"))
+            .add_enabled(!ps.busy, primary_button("Create profile"))
             .clicked();
-        if !ps.profiles.is_empty()
-            && ui
-                .add_enabled(!ps.busy, egui::Button::new("Back"))
-                .clicked()
-        {
+        if !ps.profiles.is_empty() && ui.add_enabled(!ps.busy, secondary_button("Back")).clicked() {
             actions.push(Action::CreatingProfile(false));
         }
     });
-    ui.add_space(4.0);
+    ui.add_space(theme::ITEM_SPACING.y);
     if ui
-        .add_enabled(!ps.busy, egui::Button::new("Restore from a backup…"))
+        .add_enabled(!ps.busy, secondary_button("Restore from a backup…"))
         .clicked()
     {
         actions.push(Action::Restoring(true));

@@ -9,7 +9,8 @@ use crate::action::{Action, Chooser};
 use crate::dialogs::backup::PATH_WIDTH;
 use crate::dialogs::file_path;
 use crate::model::ProfileScreen;
-use crate::widgets::{entered, password_field};
+use crate::theme;
+use crate::widgets::{entered, password_field, primary_button, secondary_button};
 
 /// What is typed in the form.
 #[derive(Default)]
@@ -36,7 +37,7 @@ pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, form: &mut Form) -> Vec<Actio
     let mut actions = Vec::new();
     ui.label(RichText::new("Restore from a backup").heading());
     ui.label("Choose the backup file and type the recovery code you wrote down when it was made.");
-    ui.add_space(8.0);
+    ui.add_space(theme::SECTION_GAP);
     let mut submit = file_path::path_field(
         ui,
         "Backup file",
@@ -79,15 +80,12 @@ pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, form: &mut Form) -> Vec<Actio
         &mut form.repeat,
         !ps.busy,
     ));
-    ui.add_space(8.0);
+    ui.add_space(theme::SECTION_GAP);
     ui.horizontal(|ui| {
         submit |= ui
-            .add_enabled(!ps.busy, egui::Button::new("Restore"))
+            .add_enabled(!ps.busy, primary_button("Restore"))
             .clicked();
-        if ui
-            .add_enabled(!ps.busy, egui::Button::new("Back"))
-            .clicked()
-        {
+        if ui.add_enabled(!ps.busy, secondary_button("Back")).clicked() {
             actions.push(Action::Restoring(false));
         }
     });

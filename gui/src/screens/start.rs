@@ -6,6 +6,7 @@ use egui::RichText;
 use super::{create_profile, restore, unlock};
 use crate::action::Action;
 use crate::model::ProfileScreen;
+use crate::theme;
 use crate::widgets::ERROR;
 
 /// What is being typed on the start screen. The password is shared by both forms, as it is one field
@@ -47,9 +48,9 @@ pub fn show(ui: &mut egui::Ui, ps: &ProfileScreen, form: &mut StartForm) -> Vec<
     }
     ui.vertical_centered(|ui| {
         ui.add_space(ui.available_height() * 0.12);
-        ui.heading(RichText::new("Tern").size(36.0).strong());
+        ui.heading(RichText::new("Tern").size(theme::DISPLAY).strong());
         ui.label("Private messages, person to person. No server in the middle.");
-        ui.add_space(24.0);
+        ui.add_space(2.0 * theme::SECTION_GAP);
         ui.allocate_ui(egui::vec2(360.0, 420.0), |ui| {
             ui.set_width(360.0);
             if ps.restoring {

@@ -6,6 +6,7 @@ use egui::{Align2, Color32, RichText};
 
 use crate::action::Action;
 use crate::model::{MAX_TOASTS_SHOWN, Model};
+use crate::theme;
 use crate::widgets::ERROR;
 
 /// Draws the newest toasts; "Dismiss" removes one.
@@ -34,7 +35,7 @@ pub fn show(ctx: &egui::Context, model: &Model) -> Vec<Action> {
                 };
                 egui::Frame::popup(ui.style())
                     .fill(fill)
-                    .inner_margin(10.0)
+                    .inner_margin(theme::BANNER_MARGIN)
                     .show(ui, |ui| {
                         ui.set_width(280.0);
                         ui.horizontal_wrapped(|ui| {
@@ -49,7 +50,7 @@ pub fn show(ctx: &egui::Context, model: &Model) -> Vec<Action> {
                             }
                         });
                     });
-                ui.add_space(6.0);
+                ui.add_space(theme::ITEM_SPACING.y);
             }
         });
     actions
