@@ -177,6 +177,11 @@ impl TernApp {
         execute::shutdown(&self.backend, &mut self.model);
     }
 
+    /// The title last sent to the window (with [`egui::ViewportCommand::Title`]), if any yet.
+    pub fn window_title_sent(&self) -> Option<&str> {
+        self.title.shown.as_deref()
+    }
+
     /// Rows of the open conversation laid out in the last frame.
     pub fn rows_laid_out(&self) -> usize {
         self.views.chat.last_laid_out

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tern_node::api::Event;
@@ -15,7 +16,7 @@ use tern_node::node::{Node, NodeError};
 use tern_node::profile::{KdfParams, Password, Profile};
 use tern_node::settings::NetworkSettings;
 use tern_protocol::{IdentityKey, MessageId};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tracing::warn;
 
 use crate::model::{ContactState, ConversationKey, Cursor, Dialog, Model, PAGE, Snapshot};
@@ -74,6 +75,19 @@ pub struct Backend {
     drafts: settings::DraftSaves,
     /// Where "Paste a picture" reads from (`paste.rs`).
     pub clipboard: Clipboard,
+    /// How many node calls [`Self::spawn`] started are still running. Closing waits for them (at most
+    /// [`settings::CLOSING_SAVE_TIMEOUT`]), so a change made just before the window closed (a muted
+    /// conversation, a setting) still reaches the profile.
+    running: Arc<watch::Sender<usize>>,
+}
+
+/// Counts one running call down when its task ends, finished or not.
+struct Running(Arc<watch::Sender<usize>>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl std::fmt::Debug for Backend {
@@ -105,6 +119,7 @@ impl Backend {
             options,
             drafts: settings::DraftSaves::default(),
             clipboard: Clipboard::default(),
+            running: Arc::new(watch::Sender::new(0)),
         })
     }
 
@@ -147,8 +162,12 @@ impl Backend {
     fn spawn(&self, work: impl Future<Output = Update> + Send + 'static) {
         let tx = self.tx.clone();
         let ctx = self.ctx.clone();
+        self.running.send_modify(|n| *n += 1);
+        let running = Running(self.running.clone());
         self.runtime.spawn(async move {
             let update = work.await;
+            // The node call is done: closing need not wait for the model to take its update.
+            drop(running);
             if tx.send(update).await.is_ok() {
                 ctx.request_repaint();
             }
@@ -647,6 +666,17 @@ impl Backend {
 
     /// Stops the node (closing the store) before the window closes.
     pub fn shutdown(&self, node: Option<Node>) {
+        let mut running = self.running.subscribe();
+        let settled = self.runtime.block_on(async {
+            tokio::time::timeout(
+                settings::CLOSING_SAVE_TIMEOUT,
+                running.wait_for(|n| *n == 0),
+            )
+            .await
+        });
+        if settled.is_err() {
+            warn!("closing before every node call ended");
+        }
         if let Some(node) = node {
             let _ = self.runtime.block_on(async {
                 tokio::time::timeout(Duration::from_secs(3), node.shutdown()).await
