@@ -19,6 +19,16 @@ impl Harness {
         std::iter::from_fn(|| self.client.poll_action()).collect()
     }
 
+    /// The fetch from `server` ended, having checked `envelopes`, with no request left open.
+    fn finished(&mut self, server: PeerId, envelopes: usize) {
+        assert_eq!(
+            self.actions(),
+            vec![ClientAction::Checked { server, envelopes }]
+        );
+        assert!(!self.client.is_fetching(&server));
+        assert_eq!(self.client.requests(), 0);
+    }
+
     fn advance(&mut self, by: Duration) {
         let until = self.now + by;
         while let Some(at) = self.client.poll_timeout() {
@@ -122,15 +132,7 @@ fn a_paged_fetch_acknowledges_in_batches_on_the_next_request() {
     );
     h.client
         .handle_cursor_page_stored(server, Vec::new(), cursor + 1, false, h.now);
-    assert_eq!(
-        h.actions(),
-        vec![ClientAction::Checked {
-            server,
-            envelopes: ACK_BATCH + 1
-        }]
-    );
-    assert!(!h.client.is_fetching(&server));
-    assert_eq!(h.client.requests(), 0);
+    h.finished(server, ACK_BATCH + 1);
 }
 
 #[test]
@@ -270,15 +272,7 @@ fn a_fetch_from_an_old_server_is_challenge_pages_and_acks_one_at_a_time() {
     h.client.handle_page_stored(server, page(2), false, h.now);
     h.actions();
     h.client.handle_acked(server, true, h.now);
-    assert_eq!(
-        h.actions(),
-        vec![ClientAction::Checked {
-            server,
-            envelopes: 2
-        }]
-    );
-    assert!(!h.client.is_fetching(&server));
-    assert_eq!(h.client.requests(), 0);
+    h.finished(server, 2);
 }
 
 #[test]
