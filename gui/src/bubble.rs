@@ -196,8 +196,14 @@ pub fn bubble(
                                     });
                             });
                         }
-                        if let Some(quote) = quote {
-                            quote_block(ui, quote, text_color);
+                        if let Some(quote) = quote
+                            && quote_block(ui, quote, text_color).clicked()
+                            && let Some(answered) = m.reply_to
+                        {
+                            asked = Some(Action::OpenConversation {
+                                conversation: m.conversation,
+                                scroll_to: Some(answered),
+                            });
                         }
                         if let Some(attachment) = &m.attachment {
                             asked = file_card::show(ui, m, attachment, text_color, thumbnails);
@@ -240,8 +246,8 @@ pub fn bubble(
 }
 
 /// What a reply answers, above its text: a quieter block with a bar on its left, read out as "Reply
-/// to …".
-fn quote_block(ui: &mut egui::Ui, quote: &str, text_color: Color32) {
+/// to …". A click on it brings the answered message into view (its response says when).
+fn quote_block(ui: &mut egui::Ui, quote: &str, text_color: Color32) -> egui::Response {
     egui::Frame::new()
         .fill(text_color.gamma_multiply(0.12))
         .corner_radius(4.0)
@@ -252,20 +258,20 @@ fn quote_block(ui: &mut egui::Ui, quote: &str, text_color: Color32) {
             bottom: 3,
         })
         .show(ui, |ui| {
-            let label = ui.add(
-                egui::Label::new(
-                    RichText::new(format!("↩ {quote}"))
-                        .small()
-                        .color(text_color.gamma_multiply(0.85)),
+            let label = ui
+                .add(
+                    egui::Label::new(
+                        RichText::new(format!("↩ {quote}"))
+                            .small()
+                            .color(text_color.gamma_multiply(0.85)),
+                    )
+                    .wrap()
+                    .sense(Sense::click()),
                 )
-                .wrap(),
-            );
+                .on_hover_cursor(egui::CursorIcon::PointingHand)
+                .on_hover_text("Show the message this answers");
             label.widget_info(|| {
-                egui::WidgetInfo::labeled(
-                    egui::WidgetType::Label,
-                    true,
-                    format!("Reply to {quote}"),
-                )
+                egui::WidgetInfo::labeled(egui::WidgetType::Link, true, format!("Reply to {quote}"))
             });
             let bar = egui::Rect::from_min_size(
                 label.rect.left_top() - egui::vec2(6.0, 0.0),
@@ -273,7 +279,9 @@ fn quote_block(ui: &mut egui::Ui, quote: &str, text_color: Color32) {
             );
             ui.painter()
                 .rect_filled(bar, 1.0, text_color.gamma_multiply(0.6));
-        });
+            label
+        })
+        .inner
 }
 
 /// The line under a message: its time, an outgoing message's status (or "Failed: retry"), and the

@@ -186,7 +186,12 @@ impl ChatView {
             match (row, open.older) {
                 (Some(row), _) => {
                     self.scroll_to = None;
-                    area = area.vertical_scroll_offset((self.top(row) - 80.0).max(0.0));
+                    // Not stuck to the bottom this frame, or the area would put the offset back there
+                    // (a conversation already open and at its newest message: a reply's quote, a search
+                    // result in it).
+                    area = area
+                        .vertical_scroll_offset((self.top(row) - 80.0).max(0.0))
+                        .stick_to_bottom(false);
                 }
                 // Not loaded yet: bring in older pages until it is.
                 (None, Some(cursor)) if !open.loading => action = Some(load_older(cursor)),

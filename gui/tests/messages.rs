@@ -16,8 +16,8 @@ use tern_gui::timefmt;
 
 mod support;
 use support::{
-    App, click, has_label, settle, shutdown, type_in_composer, type_into, unlocked_with,
-    unlocked_with_mail,
+    App, click, click_role, has_label, settle, shutdown, type_in_composer, type_into,
+    unlocked_with, unlocked_with_mail,
 };
 
 /// Opens `name`'s conversation and waits until its `count` messages are loaded.
@@ -330,6 +330,63 @@ fn a_reply_shows_what_it_answers_in_the_composer_and_on_its_bubble() {
         "its bubble shows what it answers"
     );
     assert!(!has_label(&h, &replying), "the composer let go of it");
+    shutdown(&mut h);
+}
+
+/// Whether a bubble shows exactly `text` now (the chat lays out only the rows in view).
+fn bubble_in_view(h: &App, text: &str) -> bool {
+    h.query_all_by(|n| {
+        n.role() == Role::Label
+            && (n.label().as_deref() == Some(text) || n.value().as_deref() == Some(text))
+    })
+    .next()
+    .is_some()
+}
+
+#[test]
+fn a_click_on_a_replys_quote_brings_the_answered_message_into_view() {
+    let asked = "are we still on for Friday?";
+    let mut mail = vec![asked.to_owned()];
+    mail.extend((1..=40).map(|i| format!("and another thing, number {i}")));
+    let mail: Vec<&str> = mail.iter().map(String::as_str).collect();
+    let (mut h, _dirs) = unlocked_with_mail(&["Pat"], &mail);
+    open_conversation(&mut h, "Pat", mail.len());
+    assert!(
+        !bubble_in_view(&h, asked),
+        "the newest messages are in view, not the first"
+    );
+
+    // Bring it up to answer it; sending the reply takes the view back down.
+    let open = h.state().model.open.as_ref().unwrap();
+    let (pat, asked_id) = (open.conversation, open.messages[0].id);
+    h.state_mut().open_conversation(pat, Some(asked_id));
+    settle(&mut h, "the first message in view", |h| {
+        bubble_in_view(h, asked)
+    });
+    // The scroll lands over a few frames: click where the bubble comes to rest.
+    let mut at = bubble_text_rect(&h, asked);
+    for _ in 0..8 {
+        h.step();
+        let now = bubble_text_rect(&h, asked);
+        if now == at {
+            break;
+        }
+        at = now;
+    }
+    right_click(&mut h, asked);
+    click(&mut h, "Reply");
+    type_in_composer(&mut h, "yes, 7pm");
+    h.key_press(egui::Key::Enter);
+    settle(
+        &mut h,
+        "the reply in view, the first message out of it",
+        |h| bubble_in_view(h, "yes, 7pm") && !bubble_in_view(h, asked),
+    );
+
+    click_role(&mut h, Role::Link, &format!("Reply to Pat: {asked}"));
+    settle(&mut h, "the answered message in view", |h| {
+        bubble_in_view(h, asked)
+    });
     shutdown(&mut h);
 }
 
