@@ -549,6 +549,42 @@ impl GroupMail {
         self.actions.pop_front()
     }
 
+    /// Whether the persisted form changed and waits to be written ([`GroupMailAction::Persist`] queued).
+    pub fn persist_pending(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| matches!(a, GroupMailAction::Persist))
+    }
+
+    /// The caller wrote [`Self::encode`] (in the commit that stored the group messages it deposits): the
+    /// queued [`GroupMailAction::Persist`] are done.
+    pub fn persisted(&mut self) {
+        self.actions
+            .retain(|a| !matches!(a, GroupMailAction::Persist));
+    }
+
+    /// Takes back the deposits of `message` queued moments ago, before any of their sends went out: the
+    /// message could not be stored after all, so it must not leave.
+    pub fn withdraw(&mut self, message: &[u8], now: Instant) {
+        let ids: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|p| matches!(&p.item, Item::Deposit { message: m, .. } if **m == *message))
+            .map(|p| p.id)
+            .collect();
+        for id in ids {
+            self.actions
+                .retain(|a| !matches!(a, GroupMailAction::Send { id: sent, .. } if *sent == id));
+            if let Some(at) = self.pending.iter().position(|p| p.id == id)
+                && let Some(gone) = self.pending.remove(at)
+            {
+                self.pending_bytes -= gone.item.len();
+            }
+        }
+        // What waited behind it for the same servers goes now.
+        self.run_sends(now);
+    }
+
     /// Opens and deposits waiting (in memory, persisted or not).
     pub fn pending(&self) -> usize {
         self.pending.len()

@@ -204,3 +204,41 @@ fn a_group_left_is_fetched_no_more_and_the_queues_are_bounded() {
     }
     assert_eq!(m.queues.len(), MAX_MAIL_GROUPS);
 }
+
+#[test]
+fn a_deposit_is_persisted_by_the_callers_commit_and_one_that_could_not_be_stored_is_taken_back() {
+    let now = Instant::now();
+    let server = PeerId::random();
+    let mut m = machine(&[server], now);
+    drain(&mut m);
+    assert!(!m.persist_pending());
+    // Queued before the message is stored: the state to write includes it, nothing has left yet.
+    assert!(m.deposit(G, b"stored", None, now));
+    assert!(m.persist_pending());
+    let state = m.encode();
+    m.persisted();
+    assert!(!m.persist_pending(), "the caller's commit wrote it");
+    let mut again = GroupMail::new(now);
+    again.load(&state, now).unwrap();
+    assert_eq!(again.pending(), 1, "the written state holds the deposit");
+    // A second message queued behind it, whose store then failed: its deposit is taken back, and
+    // the first still goes.
+    assert!(m.deposit(G, b"not stored", None, now));
+    m.withdraw(b"not stored", now);
+    let out = sends(&drain(&mut m));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].2, b"stored");
+    assert_eq!(m.pending(), 1);
+    // Taken back while it was the first in line: the next one goes in its place.
+    m.handle_stored(server, out[0].1, now);
+    drain(&mut m);
+    assert!(m.deposit(G, b"first", None, now));
+    assert!(m.deposit(G, b"second", None, now));
+    m.withdraw(b"first", now);
+    let out = sends(&drain(&mut m));
+    assert_eq!(
+        out.iter().map(|s| s.2.as_slice()).collect::<Vec<_>>(),
+        [&b"second"[..]],
+        "the withdrawn send never leaves, the next is sent"
+    );
+}

@@ -128,10 +128,14 @@ impl EventLoop {
             recipients: Vec::new(),
             reply_to: None,
         };
-        self.save_group_with(key, vec![message.clone()], vec![record.clone()])?;
+        let queued = self.group_mail_queue(&bytes, None);
+        if let Err(e) = self.save_group_with(key, vec![message.clone()], vec![record.clone()]) {
+            self.group_mail_withdraw(&bytes);
+            return Err(e);
+        }
         self.groups.first_sight(&bytes);
         self.fanout_file = Some(record.clone());
-        self.group_send_out(&bytes, &members, &[], &[], None);
+        self.group_send_queued(&bytes, queued, &members, &[], &[]);
         self.fanout_file = None;
         if let Some(wire) = self.files.clone() {
             for server in self.mailbox_servers() {

@@ -18,6 +18,17 @@ use tern_protocol::group_wire::TransferKind;
 /// Group mail requests in flight at once (beside the personal mail client's).
 pub const MAX_GROUP_MAIL_REQUESTS: usize = 64;
 
+/// What [`EventLoop::group_mail_queue`] did with a group message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Queued {
+    /// Its group has no queue: it goes the 1:1 way to whoever gossip does not reach.
+    NoQueue,
+    /// Deposits wait for each group server.
+    Deposited,
+    /// The queue is full: it goes 1:1 to every member.
+    NoRoom,
+}
+
 /// What an outstanding group mail request was for.
 pub(super) enum GroupMailCall {
     Send { server: PeerId, id: u64 },
@@ -127,19 +138,52 @@ impl EventLoop {
         skip: &[IdentityKey],
         rotation: Option<SignedRotation>,
     ) {
-        let key = crate::group::group_id_of(bytes).map(|id| conv_key(&id));
-        let deposited = match key {
+        let queued = self.group_mail_queue(bytes, rotation);
+        self.group_send_queued(bytes, queued, members, extra, skip);
+    }
+
+    /// The first half of [`Self::group_send_out`], before the message is stored: its deposits join the
+    /// group mail state, which the commit storing the message then writes too (`save_group_with`), so a
+    /// crash keeps both or neither. Nothing leaves yet. If that commit fails, [`Self::group_mail_withdraw`].
+    pub(super) fn group_mail_queue(
+        &mut self,
+        bytes: &[u8],
+        rotation: Option<SignedRotation>,
+    ) -> Queued {
+        match crate::group::group_id_of(bytes).map(|id| conv_key(&id)) {
             Ok(key) if self.group_mail.has_queue(&key) => {
-                let deposited = self
+                if self
                     .group_mail
-                    .deposit(key, bytes, rotation, Instant::now());
-                self.run_group_mail();
-                deposited
+                    .deposit(key, bytes, rotation, Instant::now())
+                {
+                    Queued::Deposited
+                } else {
+                    Queued::NoRoom
+                }
             }
-            _ => false,
-        };
+            _ => Queued::NoQueue,
+        }
+    }
+
+    /// Takes back what [`Self::group_mail_queue`] queued for a message that could not be stored.
+    pub(super) fn group_mail_withdraw(&mut self, bytes: &[u8]) {
+        self.group_mail.withdraw(bytes, Instant::now());
+    }
+
+    /// The second half of [`Self::group_send_out`], once the message is stored.
+    pub(super) fn group_send_queued(
+        &mut self,
+        bytes: &[u8],
+        queued: Queued,
+        members: &[IdentityKey],
+        extra: &[IdentityKey],
+        skip: &[IdentityKey],
+    ) {
+        if queued != Queued::NoQueue {
+            self.run_group_mail();
+        }
         self.group_spread(bytes, members, extra, skip, &Route::Publish);
-        if !deposited && key.is_ok_and(|k| self.group_mail.has_queue(&k)) {
+        if queued == Queued::NoRoom {
             // The queue has no room: every member the 1:1 way.
             self.group_fanout(bytes, TransferKind::GroupMessage, members, extra, skip);
         }

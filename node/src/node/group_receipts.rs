@@ -167,12 +167,16 @@ impl EventLoop {
             },
         };
         let bytes = self.group_mut(&key)?.send_transient(&content)?;
-        self.save_group(key, Vec::new())?;
+        let queued = self.group_mail_queue(&bytes, None);
+        if let Err(e) = self.save_group(key, Vec::new()) {
+            self.group_mail_withdraw(&bytes);
+            return Err(e);
+        }
         let mut authors: Vec<IdentityKey> = ids.iter().map(|(_, author)| *author).collect();
         authors.sort_unstable_by_key(|k| *k.as_bytes());
         authors.dedup();
         self.groups.first_sight(&bytes);
-        self.group_send_out(&bytes, &authors, &[], &[], None);
+        self.group_send_queued(&bytes, queued, &authors, &[], &[]);
         Ok(())
     }
 

@@ -434,8 +434,12 @@ impl EventLoop {
         self.groups.first_sight(&proposal);
         self.groups.note_leaving(key, me);
         let line = self.system_line(key, None, "You left".to_owned());
-        self.save_group(key, vec![line])?;
-        self.group_send_out(&proposal, &members, &[], &[], None);
+        let queued = self.group_mail_queue(&proposal, None);
+        if let Err(e) = self.save_group(key, vec![line]) {
+            self.group_mail_withdraw(&proposal);
+            return Err(e);
+        }
+        self.group_send_queued(&proposal, queued, &members, &[], &[]);
         self.summary(&key)
     }
 
@@ -481,9 +485,13 @@ impl EventLoop {
             recipients,
             reply_to,
         };
-        self.save_group(key, vec![message.clone()])?;
+        let queued = self.group_mail_queue(&bytes, None);
+        if let Err(e) = self.save_group(key, vec![message.clone()]) {
+            self.group_mail_withdraw(&bytes);
+            return Err(e);
+        }
         self.groups.first_sight(&bytes);
-        self.group_send_out(&bytes, &members, &[], &[], None);
+        self.group_send_queued(&bytes, queued, &members, &[], &[]);
         Ok(message)
     }
 
@@ -547,15 +555,19 @@ impl EventLoop {
         out: CommitOut,
     ) -> Result<(GroupSummary, Vec<api::Message>), NodeError> {
         let lines = self.commit_lines(key, None, &out.summary);
-        self.save_group(key, lines.clone())?;
+        let queued = self.group_mail_queue(&out.commit, out.rotation);
+        if let Err(e) = self.save_group(key, lines.clone()) {
+            self.group_mail_withdraw(&out.commit);
+            return Err(e);
+        }
         let members = self.group_mut(&key)?.members()?;
         self.groups.first_sight(&out.commit);
-        self.group_send_out(
+        self.group_send_queued(
             &out.commit,
+            queued,
             &members,
             &out.summary.removed,
             &out.summary.added,
-            out.rotation,
         );
         if let Some(welcome) = &out.welcome {
             self.group_fanout(welcome, TransferKind::Welcome, &out.summary.added, &[], &[]);
@@ -701,10 +713,18 @@ impl EventLoop {
         let history = group.history_unsaved().then(|| group.encode_history());
         let id = group.id().to_vec();
         let timer = super::group_timers::info_timer(group);
+        // Deposits queued for what this commit stores go in it too (`group_mail_queue`).
+        let mail = self
+            .group_mail
+            .persist_pending()
+            .then(|| self.group_mail.encode());
         let (stored, expiries) = self.engine.store_mut().transaction(|b| {
             b.put_group(&id, &state)?;
             if let Some(history) = &history {
                 b.put_group_history(&id, history)?;
+            }
+            if let Some(mail) = &mail {
+                b.setting_put(crate::mailbox::group_client::GROUP_MAIL_SETTING, mail)?;
             }
             let (stored, expiries) =
                 super::group_timers::store_lines(b, ConversationId::Group(key), timer, &lines)?;
@@ -725,6 +745,9 @@ impl EventLoop {
             && let Some(group) = self.groups.by_conv.get_mut(&key)
         {
             group.history_written();
+        }
+        if mail.is_some() {
+            self.group_mail.persisted();
         }
         for at in expiries {
             self.engine.note_expiry(at);
