@@ -233,14 +233,17 @@ async fn a_message_due_while_no_node_ran_is_hidden_and_deleted_when_the_node_sta
     assert!(texts.contains(&"still here".to_owned()));
 
     tokio::time::timeout(DEADLINE, async {
-        // The node's own receiver, subscribed before its loop runs: the expiry may come before the
-        // listen address, which `LiveNode::start` would take events up to (and this one with them).
-        let (node, mut events) = tern_node::node::Node::start(alice, loopback_node()).unwrap();
-        expired(&mut events, old.id).await;
-        let page = node.page(bob_key.into(), None, 10).await.unwrap().messages;
+        let mut a = LiveNode::start(alice, "alice", loopback_node()).await;
+        expired(&mut a.events, old.id).await;
+        let page = a
+            .node
+            .page(bob_key.into(), None, 10)
+            .await
+            .unwrap()
+            .messages;
         assert!(page.iter().any(|m| m.id == fresh.id));
         assert!(page.iter().all(|m| m.id != old.id));
-        node.shutdown().await.unwrap();
+        a.node.shutdown().await.unwrap();
     })
     .await
     .expect("timed out");

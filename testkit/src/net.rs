@@ -126,11 +126,21 @@ impl LiveNode {
     /// waits until it listens (the wait is traced in a span named for `name`).
     pub async fn start(profile: impl Into<Profile>, name: &str, config: NodeConfig) -> Self {
         let span = tracing::info_span!("node", name);
-        let (node, mut events) = Node::start(profile, config).unwrap();
+        let (node, events) = Node::start(profile, config).unwrap();
         let key = node.key();
-        let address = listening(&mut events, &format!("{name}'s listen address"))
-            .instrument(span)
-            .await;
+        // Waited for on a receiver of its own, so that `events` keeps for the test everything the node said
+        // from its start (an expiry due at start may come before the listen address). An address announced
+        // before `probe` existed is in the status already: the swarm lists it before the node announces it.
+        let mut probe = events.resubscribe();
+        let known = node.status().await.unwrap().listen_addrs.first().cloned();
+        let address = match known {
+            Some(address) => address,
+            None => {
+                listening(&mut probe, &format!("{name}'s listen address"))
+                    .instrument(span)
+                    .await
+            }
+        };
         let addr = with_peer(address, node.peer_id());
         Self {
             node,
