@@ -114,3 +114,64 @@ fn a_group_is_created_joined_and_talked_in_through_the_binary() {
         .unwrap();
     assert_eq!(unknown.status.code(), Some(1));
 }
+
+#[test]
+fn a_stranger_joins_by_link_through_the_binary_and_a_revoked_link_is_gone() {
+    let alice = tempfile::tempdir().unwrap();
+    let kim = tempfile::tempdir().unwrap();
+    cli(alice.path()).init_invite("Alice");
+    // Kim is nobody's contact.
+    cli(kim.path()).init_invite("Kim");
+    let offline = [
+        "--lan-only",
+        "--no-mdns",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+    ];
+    let mut args = vec!["group", "create", "Hikers"];
+    args.extend(offline);
+    cli(alice.path()).ok(&args);
+    let made = cli(alice.path()).ok(&["group", "link", "Hikers"]);
+    let link = made[0]["link"].as_str().unwrap().to_owned();
+    let id = made[0]["id"].as_str().unwrap().to_owned();
+    assert!(link.starts_with("tern-group:"), "{link}");
+    assert_eq!(made[0]["approval"], false);
+
+    let run: Vec<&str> = ["run"].into_iter().chain(offline).collect();
+    let alice_run = cli(alice.path()).spawn(&run);
+    let listening = alice_run.wait_json("alice's listen address", |v| v["event"] == "listening");
+    let addr = listening["address"].as_str().unwrap().to_owned();
+    let mut args = vec!["group", "join", &link];
+    args.extend(net(&addr));
+    let joined = cli(kim.path()).ok(&args);
+    assert_eq!(joined[0]["name"], "Hikers");
+    assert_eq!(joined[0]["members"], 2);
+    alice_run.wait_json("the group grew", |v| {
+        v["event"] == "group-updated" && v["members"] == 2
+    });
+    alice_run.quit();
+
+    let contacts = cli(kim.path()).ok(&["contact", "list"]);
+    assert!(
+        contacts.iter().any(|c| c["name"] == "Alice"),
+        "{contacts:?}"
+    );
+    assert_eq!(cli(alice.path()).ok(&["group", "links", "Hikers"]).len(), 1);
+    cli(alice.path()).ok(&["group", "revoke", "Hikers", &id]);
+    assert!(
+        cli(alice.path())
+            .ok(&["group", "links", "Hikers"])
+            .is_empty()
+    );
+    let own = cli(alice.path())
+        .command(&["group", "join", &link])
+        .output()
+        .unwrap();
+    assert_eq!(own.status.code(), Some(1));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&own.stdout),
+        String::from_utf8_lossy(&own.stderr)
+    );
+    assert!(said.contains("a group you run"), "{said}");
+}

@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod envelope;
 pub mod file;
 pub mod fingerprint;
+pub mod group_link;
 pub mod group_queue;
 pub mod group_wire;
 pub mod identity;

@@ -336,6 +336,12 @@ struct GroupBodiesVector {
     queue_auth_key: String,
     /// §18.6: that key's fetch signature for server `server`, nonce 11 x 32, queue 00 01 .. 0f, cursor 5.
     queue_fetch_signature: String,
+    /// §18.11: a join request (kind 0x0104), token 33 x 16, KeyPackage 5a 5a 5a.
+    join_request: String,
+    /// §18.11: a waiting answer (kind 0x0105) for that token.
+    join_answer: String,
+    /// §18.11: an approval link, token 07 x 16, for the card of §16.2 (the link's text).
+    group_link: String,
 }
 
 fn gen_group_bodies() -> GroupBodiesVector {
@@ -369,6 +375,20 @@ fn gen_group_bodies() -> GroupBodiesVector {
             &tern_protocol::group_queue::QueueId(std::array::from_fn(|i| i as u8)),
             5,
         )),
+        join_request: hex(&tern_protocol::group_link::JoinRequest {
+            token: tern_protocol::group_link::LinkToken([0x33; 16]),
+            key_package: vec![0x5a; 3],
+        }
+        .encode()
+        .unwrap()),
+        join_answer: hex(&tern_protocol::group_link::JoinAnswer::Waiting
+            .encode(&tern_protocol::group_link::LinkToken([0x33; 16]))),
+        group_link: tern_protocol::group_link::GroupLink {
+            mode: tern_protocol::group_link::JoinMode::Approval,
+            token: tern_protocol::group_link::LinkToken([7; 16]),
+            admin: ContactCard::decode(&unhex(&gen_card().bytes)).unwrap(),
+        }
+        .encode(),
     }
 }
 
@@ -442,6 +462,44 @@ fn check_group_bodies(g: &GroupBodiesVector) {
     let signature: [u8; 64] = unhex(&g.queue_fetch_signature).try_into().unwrap();
     key.verify_strict(&signed, &ed25519_dalek::Signature::from_bytes(&signature))
         .unwrap();
+    check_group_links(g);
+}
+
+/// §18.11 through the API and by hand.
+fn check_group_links(g: &GroupBodiesVector) {
+    use tern_protocol::group_link::{GroupLink, JoinAnswer, JoinMode, JoinRequest, LinkToken};
+    let request = JoinRequest::decode(&unhex(&g.join_request)).unwrap();
+    assert_eq!(request.token, LinkToken([0x33; 16]));
+    assert_eq!(request.key_package, [0x5a; 3]);
+    // u8 version 1 || token || u16 len || key package.
+    let mut expected = vec![1];
+    expected.extend([0x33; 16]);
+    expected.extend([0, 3, 0x5a, 0x5a, 0x5a]);
+    assert_eq!(unhex(&g.join_request), expected);
+    assert_eq!(
+        JoinAnswer::decode(&unhex(&g.join_answer)).unwrap(),
+        (LinkToken([0x33; 16]), JoinAnswer::Waiting)
+    );
+    let mut expected = vec![1];
+    expected.extend([0x33; 16]);
+    expected.push(1);
+    assert_eq!(unhex(&g.join_answer), expected);
+    // "tern-group:" || base58(u8 1 || u8 mode 2 || token || u16 len || card || SHA-256(label || body)[..4]).
+    let card = unhex(&gen_card().bytes);
+    let link = GroupLink::decode(&g.group_link).unwrap();
+    assert_eq!(link.mode, JoinMode::Approval);
+    assert_eq!(link.token, LinkToken([7; 16]));
+    assert_eq!(link.admin.encode(), card.as_slice());
+    let mut body = vec![1, 2];
+    body.extend([7; 16]);
+    body.extend((card.len() as u16).to_be_bytes());
+    body.extend(&card);
+    let check = tern_protocol::crypto::sha256(&[b"tern/group-link/v1", &body]);
+    body.extend(&check[..4]);
+    assert_eq!(
+        g.group_link,
+        format!("tern-group:{}", bs58::encode(&body).into_string())
+    );
 }
 
 fn generate() -> Vectors {

@@ -9,8 +9,10 @@ use libp2p::{Multiaddr, PeerId};
 use tern_protocol::{Fingerprint, IdentityKey, MessageId};
 
 mod files;
+mod group_links;
 
 pub use files::{Attachment, FileEntry, FileOpError, FileState, FilesError, SentFile};
+pub use group_links::{GroupLinkInfo, JoinAnswer, JoinRequestInfo, JoinStarted};
 
 /// How the profile's store is doing after a full or failing disk (see [`NetStatus::store`]): failures and
 /// recoveries since the profile was opened (`crate::store` keeps it).
@@ -657,6 +659,16 @@ pub enum Event {
     /// The change itself is also stored as a system line in the group's conversation (a
     /// [`Event::MessageReceived`] with `system` set).
     GroupUpdated { group: GroupSummary },
+    /// Someone holding one of this profile's links asks to join a group that needs approval
+    /// ([`crate::node::Node::group_join_decide`]).
+    GroupJoinRequested { request: JoinRequestInfo },
+    /// The admin this profile asked to join by link answered without adding it (yet): the request waits
+    /// for approval, the link was revoked, or the request was declined.
+    GroupJoinAnswered {
+        admin: IdentityKey,
+        admin_name: String,
+        answer: JoinAnswer,
+    },
     /// A file is being fetched: `received` of `size` plaintext bytes are verified here (at most one event
     /// per file every [`crate::files::PROGRESS_INTERVAL`], and one at the end).
     FileProgress {

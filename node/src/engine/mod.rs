@@ -236,6 +236,9 @@ pub struct Engine {
     last_compact: Option<std::time::Instant>,
     /// Read receipts and typing indicators on or off (`crate::privacy`), as last loaded or saved.
     privacy: crate::privacy::PrivacySettings,
+    /// The live group links of this profile (docs/protocol.md §18.11): a stranger's join request naming
+    /// one makes the stranger a contact; any other content from a stranger but a text is dropped.
+    join_tokens: std::collections::HashSet<tern_protocol::group_link::LinkToken>,
 }
 
 impl std::fmt::Debug for Engine {

@@ -51,6 +51,7 @@ impl Engine {
             next_expiry: None,
             last_compact: None,
             privacy: PrivacySettings::default(),
+            join_tokens: Default::default(),
         })
     }
 
@@ -84,6 +85,7 @@ impl Engine {
             next_expiry: None,
             last_compact: None,
             privacy: PrivacySettings::default(),
+            join_tokens: Default::default(),
         };
         engine.privacy = PrivacySettings::load(&engine.store).unwrap_or_else(|e| {
             warn!(error = %e, "unreadable privacy settings: read receipts and typing stay on");
@@ -108,6 +110,15 @@ impl Engine {
         settings.save(&mut self.store)?;
         self.privacy = settings;
         Ok(())
+    }
+
+    /// The tokens of this profile's live group links (docs/protocol.md §18.11), which let a stranger's
+    /// join request through; the node sets them whenever a link is made or revoked.
+    pub fn set_join_tokens(
+        &mut self,
+        tokens: std::collections::HashSet<tern_protocol::group_link::LinkToken>,
+    ) {
+        self.join_tokens = tokens;
     }
 
     /// After a restore from a backup, which carries no sessions: queues this profile's card to every

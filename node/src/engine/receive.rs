@@ -1,6 +1,7 @@
 //! Receiving: opening, decrypting and storing envelopes, alone or as a group commit.
 
 use super::*;
+use tern_protocol::group_link::{JoinRequest, KIND_JOIN_REQUEST};
 
 impl Engine {
     /// Opens, decrypts and durably stores one received envelope. Only after this returns `Ok` may the
@@ -100,6 +101,7 @@ impl Engine {
             next_expiry: _,
             last_compact: _,
             privacy,
+            join_tokens,
         } = self;
         let privacy = *privacy;
         let mut restarted = Vec::new();
@@ -115,6 +117,7 @@ impl Engine {
                         touched: &mut touched,
                         restarted: &mut restarted,
                         privacy,
+                        join_tokens,
                     },
                     &pickle_key,
                     bytes,
@@ -341,6 +344,8 @@ pub(super) struct Held<'a> {
     /// With read receipts off a contact's read receipt counts as delivered; with typing off typing is
     /// dropped (`crate::privacy`).
     pub(super) privacy: PrivacySettings,
+    /// The profile's live group links: a stranger's join request naming one is let through.
+    pub(super) join_tokens: &'a std::collections::HashSet<tern_protocol::group_link::LinkToken>,
 }
 
 impl Held<'_> {
@@ -491,6 +496,38 @@ fn open_one(
             return Ok(Err(ReceiveError::Malformed(e)));
         }
     };
+    let join_request = match &content.body {
+        Body::Unknown { kind, data } if *kind == KIND_JOIN_REQUEST => {
+            JoinRequest::token_of(data).filter(|token| held.join_tokens.contains(token))
+        }
+        _ => None,
+    };
+    if stranger && join_request.is_some() {
+        // A stranger holding one of this profile's group links: it becomes a contact, so the admin's node
+        // can answer it inside the session (§18.11). A full contact table refuses it like a request.
+        let (record, _, _) = contact_after_card(sender, None, decrypted.new_session_card, now);
+        let Some(mut record) = record else {
+            held.forget(&sender);
+            return Ok(Ok(Received::Dropped));
+        };
+        record.state = ContactState::Accepted;
+        match batch.put_contact(&record) {
+            Ok(()) => {}
+            Err(StoreError::ContactsFull { .. }) => {
+                held.forget(&sender);
+                return Ok(Ok(Received::Dropped));
+            }
+            Err(e) => return Err(e),
+        }
+        let Body::Unknown { kind, data } = content.body else {
+            return Ok(Ok(Received::Dropped));
+        };
+        return Ok(Ok(Received::Group {
+            contact: sender,
+            kind,
+            data,
+        }));
+    }
     if stranger && !matches!(content.body, Body::Text(_) | Body::Reply(_)) {
         // Receipts, typing and unknown kinds from strangers mean nothing, and leave nothing behind.
         held.forget(&sender);

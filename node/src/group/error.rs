@@ -70,6 +70,21 @@ pub enum GroupError {
     /// The persisted group state does not decode.
     #[error("corrupt group state: {0}")]
     Corrupt(&'static str),
+    /// A group link that does not read (docs/protocol.md §18.11); the reason is in the message.
+    #[error(transparent)]
+    Link(#[from] tern_protocol::group_link::GroupLinkError),
+    /// No link of this group has this id (it was revoked, or never made here).
+    #[error("no such link: {0}")]
+    UnknownLink(String),
+    /// This profile keeps [`crate::node::MAX_GROUP_LINKS`] links already.
+    #[error("at most {max} group links can be live at once: revoke one first")]
+    LinksFull { max: usize },
+    /// No join request from this person waits for this group.
+    #[error("no join request from them waits for this group")]
+    NoJoinRequest,
+    /// A group link of this profile's own.
+    #[error("this is a link to a group you run")]
+    OwnLink,
 }
 
 impl GroupError {

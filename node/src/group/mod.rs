@@ -84,3 +84,7 @@ pub const MAX_PARKED: usize = 256;
 pub const MAX_GROUP_STATE_LEN: usize = 64 * 1024 * 1024;
 /// How long a KeyPackage is valid.
 pub const KEY_PACKAGE_LIFETIME_S: u64 = 28 * 24 * 3600;
+
+/// The sealed setting that holds this profile's group links and the join requests waiting for approval
+/// (docs/protocol.md §18.11; kept by `crate::node`'s group links).
+pub const GROUP_LINKS_SETTING: &str = "group-links";

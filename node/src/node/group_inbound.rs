@@ -3,6 +3,7 @@
 //! members that are this profile's contacts and that gossip does not reach (§18.6). Gossiped group
 //! messages come through the same path (`group_gossip.rs`).
 
+use tern_protocol::group_link::{KIND_JOIN_ANSWER, KIND_JOIN_REQUEST};
 use tern_protocol::group_wire::{
     self, KIND_KEY_PACKAGE_REQUEST, KIND_KEY_PACKAGES, KIND_REJOIN_REQUEST, KIND_TRANSFER_PART,
     TransferKind, TransferPart,
@@ -22,6 +23,8 @@ impl EventLoop {
             KIND_KEY_PACKAGES => self.take_key_packages(from, &data),
             KIND_TRANSFER_PART => self.take_transfer_part(from, &data),
             KIND_REJOIN_REQUEST => self.take_rejoin_request(from, &data),
+            KIND_JOIN_REQUEST => self.take_join_request(from, &data),
+            KIND_JOIN_ANSWER => self.take_join_answer(from, &data),
             _ => Ok(()),
         };
         if let Err(e) = result {

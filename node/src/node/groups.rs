@@ -76,6 +76,8 @@ pub(super) enum GroupCommand {
         group: ConversationId,
         reply: Reply<GroupGossip>,
     },
+    /// Links and join requests (`group_links.rs`).
+    Link(super::group_links::LinkCommand),
 }
 
 /// The groups of this profile and the node's group bookkeeping.
@@ -105,6 +107,8 @@ pub(super) struct Groups {
     pub(super) gossip: super::group_gossip::Gossip,
     /// Receipts waiting to be sent to groups (`group_receipts.rs`).
     pub(super) receipts: super::group_receipts::PendingReceipts,
+    /// Group links and join requests (`group_links.rs`).
+    pub(super) links: super::group_links::Links,
 }
 
 impl Groups {
@@ -318,6 +322,7 @@ impl EventLoop {
             GroupCommand::Gossip { group, reply } => {
                 let _ = reply.send(self.group_gossip(&group));
             }
+            GroupCommand::Link(command) => self.handle_link_command(command),
         }
     }
 

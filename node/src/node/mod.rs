@@ -33,6 +33,7 @@ mod files;
 mod group_gossip;
 mod group_handle;
 mod group_inbound;
+mod group_links;
 mod group_mail;
 mod group_receipts;
 mod group_timers;
@@ -62,6 +63,7 @@ pub use crate::error::NodeError;
 pub(crate) use files::WeakNode;
 pub use files::media_type_of;
 pub use group_gossip::{GroupGossip, MAX_GOSSIP_REJECTS};
+pub use group_links::{GROUP_LINKS_SETTING, MAX_GROUP_LINKS, MAX_JOIN_REQUESTS};
 pub use handle::Node;
 
 use crate::api::{self, NatStatus, NetStatus};
@@ -351,6 +353,7 @@ impl EventLoop {
             event_loop.gossip_sync(key);
         }
         event_loop.group_mail_start();
+        event_loop.group_links_start();
         for addr in &config.peers {
             // Remembered, so that a peer whose first dial failed (it was down, or the link was) is dialled
             // again when there is mail for it or it is needed, instead of being unreachable until it dials us.

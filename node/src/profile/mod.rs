@@ -26,6 +26,7 @@ pub(crate) const ALL_SETTINGS: &[&str] = &[
     crate::prefs::CONVERSATION_PREFS_SETTING,
     crate::drafts::DRAFTS_SETTING,
     crate::mailbox::group_client::GROUP_MAIL_SETTING,
+    crate::group::GROUP_LINKS_SETTING,
 ];
 
 /// An unlocked profile. Dropping it closes the store and releases the profile's lock.

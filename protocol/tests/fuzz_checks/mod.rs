@@ -18,6 +18,7 @@ use tern_protocol::crypto;
 use tern_protocol::file::{
     FileAnnouncement, FileHash, FileKey, FileLayout, PIECE_GROUPS, RangeRequest,
 };
+use tern_protocol::group_link::{GroupLink, JoinMode, LinkToken};
 use tern_protocol::message::MAX_TEXT_LEN;
 use tern_protocol::{
     Body, CardDetails, ContactCard, Content, Envelope, Identity, IdentityKey, MailboxNode,
@@ -100,6 +101,11 @@ pub fn invite_link(data: &[u8]) -> bool {
     let mut accepted = false;
     let scanned = String::from_utf8_lossy(data);
     let typed = format!("tern:{}", bs58::encode(data).into_string());
+    if let Ok(link) = GroupLink::decode(&scanned) {
+        assert_eq!(GroupLink::decode(&link.encode()), Ok(link.clone()));
+        assert_card_link_round_trips(&link.admin);
+        accepted = true;
+    }
     for link in [scanned.as_ref(), typed.as_str()] {
         if let Ok(card) = ContactCard::from_invite_link(link) {
             assert_card_link_round_trips(&card);
@@ -128,6 +134,7 @@ pub fn content_decode(data: &[u8]) -> bool {
 /// The bytes as each group body of docs/protocol.md §18.4 (KeyPackage request, KeyPackages, transfer part);
 /// what decodes must re-encode to the same bytes, and a decoded part must go through a reassembly.
 pub fn group_wire(data: &[u8]) -> bool {
+    use tern_protocol::group_link::{JoinAnswer, JoinRequest};
     use tern_protocol::group_wire::{self as gw, Reassembly, TransferPart};
     let mut accepted = false;
     if let Ok(count) = gw::decode_key_package_request(data) {
@@ -136,6 +143,15 @@ pub fn group_wire(data: &[u8]) -> bool {
     }
     if let Ok(packages) = gw::decode_key_packages(data) {
         assert_eq!(gw::encode_key_packages(&packages).unwrap(), data);
+        accepted = true;
+    }
+    if let Ok(request) = JoinRequest::decode(data) {
+        assert_eq!(request.encode().unwrap(), data);
+        assert_eq!(JoinRequest::token_of(data), Some(request.token));
+        accepted = true;
+    }
+    if let Ok((token, answer)) = JoinAnswer::decode(data) {
+        assert_eq!(answer.encode(&token), data);
         accepted = true;
     }
     if let Ok(part) = TransferPart::decode(data) {
@@ -159,10 +175,20 @@ pub fn group_wire(data: &[u8]) -> bool {
 fn group_wire_seeds() -> Vec<Vec<u8>> {
     use tern_protocol::group_wire::{self as gw, TransferKind};
     let mut rng = ChaCha20Rng::seed_from_u64(18);
+    use tern_protocol::group_link::{JoinAnswer, JoinRequest, LinkToken};
+    let token = LinkToken([0x33; 16]);
     let mut out = vec![
         gw::encode_key_package_request(1).unwrap(),
         gw::encode_key_package_request(4).unwrap(),
         gw::encode_key_packages(&[vec![0x5a; 40], vec![0xa5; 300]]).unwrap(),
+        JoinRequest {
+            token,
+            key_package: vec![0x5a; 40],
+        }
+        .encode()
+        .unwrap(),
+        JoinAnswer::Waiting.encode(&token),
+        JoinAnswer::Declined.encode(&token),
     ];
     for (kind, len) in [
         (TransferKind::Welcome, 70_000),
@@ -458,10 +484,26 @@ pub fn seeds(target: &str) -> Vec<Seed> {
     let fx = Fixture::get();
     let valid: Vec<Vec<u8>> = match target {
         "envelope_decode" => fx.envelopes.clone(),
-        "card_decode" | "invite_link" => fx
+        "card_decode" => fx
             .cards
             .iter()
             .flat_map(|c| [c.encode().to_vec(), c.invite_link().into_bytes()])
+            .collect(),
+        "invite_link" => fx
+            .cards
+            .iter()
+            .flat_map(|c| {
+                let group = GroupLink {
+                    mode: JoinMode::Approval,
+                    token: LinkToken([7; 16]),
+                    admin: c.clone(),
+                };
+                [
+                    c.encode().to_vec(),
+                    c.invite_link().into_bytes(),
+                    group.encode().into_bytes(),
+                ]
+            })
             .collect(),
         "content_decode" => content_seeds(),
         "group_wire" => group_wire_seeds(),

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::{Value, json};
-use tern_node::api::{Event, GroupMember, GroupSummary};
+use tern_node::api::{
+    Event, GroupLinkInfo, GroupMember, GroupSummary, JoinAnswer, JoinRequestInfo,
+};
 use tern_node::node::Node;
 use tokio::sync::broadcast;
 
@@ -77,6 +79,97 @@ pub(crate) enum GroupCommand {
         #[command(flatten)]
         net: NetArgs,
     },
+    /// Make a link to a group (admins): anyone holding it joins while your node is online; with
+    /// --approve, each request waits for you (`group requests`, `group approve`).
+    Link {
+        group: String,
+        #[arg(long)]
+        approve: bool,
+    },
+    /// List a group's live links, with their ids.
+    Links { group: String },
+    /// Revoke a group link by its id (or the link itself): nobody joins with it any more.
+    Revoke { group: String, id: String },
+    /// Join a group with a `tern-group:` link; waits until the admin's node added you or answered.
+    Join {
+        link: String,
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// The join requests waiting for your approval.
+    Requests,
+    /// Approve a join request (adds them to the group).
+    Approve {
+        group: String,
+        member: String,
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// Decline a join request.
+    Decline {
+        group: String,
+        member: String,
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+}
+
+fn link_json(l: &GroupLinkInfo) -> Value {
+    json!({"id": l.id, "group": l.group.short(), "link": l.link, "approval": l.approval})
+}
+
+fn print_link(out: Out, l: &GroupLinkInfo) {
+    out.print(link_json(l), || {
+        let mode = if l.approval { "approval" } else { "open" };
+        format!("{}\t{mode}\t{}", l.id, l.link)
+    });
+}
+
+pub(crate) fn join_request_json(r: &JoinRequestInfo) -> Value {
+    json!({"group": r.group.short(), "group_name": r.group_name, "name": r.name, "peer_id": r.from.peer_id()})
+}
+
+pub(crate) fn print_join_request(out: Out, r: &JoinRequestInfo, event: &str) {
+    let mut value = join_request_json(r);
+    value["event"] = json!(event);
+    out.print(value, || {
+        format!(
+            "{} ({}) asks to join {} ({}): `group approve {} {}` or `group decline …`",
+            r.name,
+            r.from.peer_id(),
+            r.group_name,
+            r.group.short(),
+            r.group.short(),
+            r.from.peer_id()
+        )
+    });
+}
+
+fn answer_word(answer: JoinAnswer) -> &'static str {
+    match answer {
+        JoinAnswer::Waiting => "waiting",
+        JoinAnswer::Refused => "refused",
+        JoinAnswer::Declined => "declined",
+    }
+}
+
+pub(crate) fn print_join_answer(out: Out, admin_name: &str, answer: JoinAnswer) {
+    out.print(
+        json!({"event": "join-answer", "admin": admin_name, "answer": answer_word(answer)}),
+        || match answer {
+            JoinAnswer::Waiting => format!("{admin_name} will approve or decline your request"),
+            JoinAnswer::Refused => {
+                format!("{admin_name}'s node refused the link: it was revoked or no longer leads to a group")
+            }
+            _ => format!("{admin_name} declined your request to join"),
+        },
+    );
 }
 
 pub(crate) fn group_json(g: &GroupSummary) -> Value {
@@ -133,13 +226,21 @@ fn no_net() -> NetArgs {
 pub(crate) fn run(cli: &Cli, command: &GroupCommand, out: Out) -> Result<ExitCode> {
     let profile = open_profile(cli)?;
     let net = match command {
-        GroupCommand::List | GroupCommand::Members { .. } => no_net(),
+        GroupCommand::List
+        | GroupCommand::Members { .. }
+        | GroupCommand::Link { .. }
+        | GroupCommand::Links { .. }
+        | GroupCommand::Revoke { .. }
+        | GroupCommand::Requests => no_net(),
         GroupCommand::Create { net, .. }
         | GroupCommand::Add { net, .. }
         | GroupCommand::Remove { net, .. }
         | GroupCommand::Leave { net, .. }
         | GroupCommand::Rename { net, .. }
-        | GroupCommand::Send { net, .. } => net.clone(),
+        | GroupCommand::Send { net, .. }
+        | GroupCommand::Join { net, .. }
+        | GroupCommand::Approve { net, .. }
+        | GroupCommand::Decline { net, .. } => net.clone(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -245,6 +346,56 @@ async fn one(
                 || format!("sent to {}", group.name),
             );
         }
+        GroupCommand::Link { group, approve } => {
+            let group = node.find_group(group).await?;
+            print_link(out, &node.group_link_create(group.id, *approve).await?);
+        }
+        GroupCommand::Links { group } => {
+            let group = node.find_group(group).await?;
+            for link in node.group_links(group.id).await? {
+                print_link(out, &link);
+            }
+        }
+        GroupCommand::Revoke { group, id } => {
+            let group = node.find_group(group).await?;
+            node.group_link_revoke(group.id, id.clone()).await?;
+            out.print(json!({"revoked": id, "group": group.id.short()}), || {
+                format!("revoked {id}")
+            });
+        }
+        GroupCommand::Join { link, wait, .. } => {
+            let started = node.group_join(link.clone()).await?;
+            complete = wait_joined(events, &started.admin, *wait, out).await;
+        }
+        GroupCommand::Requests => {
+            for request in node.group_join_requests().await? {
+                print_join_request(out, &request, "join-request");
+            }
+        }
+        GroupCommand::Approve {
+            group,
+            member,
+            wait,
+            ..
+        }
+        | GroupCommand::Decline {
+            group,
+            member,
+            wait,
+            ..
+        } => {
+            let approve = matches!(command, GroupCommand::Approve { .. });
+            let group = node.find_group(group).await?;
+            let member = node.find_contact(member.clone()).await?;
+            node.group_join_decide(group.id, member.key, approve)
+                .await?;
+            complete = drain(node, *wait).await;
+            let word = if approve { "approved" } else { "declined" };
+            out.print(
+                json!({word: member.name, "group": group.id.short()}),
+                || format!("{word} {}", member.name),
+            );
+        }
     }
     Ok(if complete {
         ExitCode::SUCCESS
@@ -272,6 +423,42 @@ async fn wait_members(
     })
     .await;
     group
+}
+
+/// Waits up to `wait` seconds until `admin` added this profile to a group (printed), or declined or refused
+/// the request (printed; `false`). A request waiting for approval keeps waiting.
+async fn wait_joined(
+    events: &mut broadcast::Receiver<Event>,
+    admin: &tern_protocol::IdentityKey,
+    wait: u64,
+    out: Out,
+) -> bool {
+    let outcome = tokio::time::timeout(Duration::from_secs(wait), async {
+        loop {
+            match events.recv().await {
+                Ok(Event::GroupJoined {
+                    group, added_by, ..
+                }) if added_by == *admin => {
+                    print_group(out, &group);
+                    return true;
+                }
+                Ok(Event::GroupJoinAnswered {
+                    admin: from,
+                    admin_name,
+                    answer,
+                }) if from == *admin => {
+                    print_join_answer(out, &admin_name, answer);
+                    if answer != JoinAnswer::Waiting {
+                        return false;
+                    }
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return false,
+            }
+        }
+    })
+    .await;
+    outcome.unwrap_or(false)
 }
 
 /// Waits up to `wait` seconds until the outbox is empty (everything handed to a peer or a mailbox).
@@ -306,14 +493,28 @@ enum StdinGroupCommand {
     Rename { group: String, name: String },
     #[serde(rename = "group-send")]
     Send { group: String, text: String },
+    #[serde(rename = "group-link")]
+    Link {
+        group: String,
+        #[serde(default)]
+        approve: bool,
+    },
+    #[serde(rename = "group-join")]
+    Join { link: String },
+    #[serde(rename = "group-approve")]
+    Approve { group: String, member: String },
+    #[serde(rename = "group-decline")]
+    Decline { group: String, member: String },
 }
 
 /// Handles a stdin line if it is a group command: `None` if it is not one.
 pub(crate) async fn stdin_command(node: &Node, line: &str) -> Option<Result<Value>> {
     let value: Value = serde_json::from_str(line).ok()?;
-    if !value["cmd"].as_str()?.starts_with("group-") {
+    let command_kind = value["cmd"].as_str()?.to_owned();
+    if !command_kind.starts_with("group-") {
         return None;
     }
+    let command_kind = command_kind.as_str();
     Some(
         async {
             let command: StdinGroupCommand =
@@ -369,6 +570,23 @@ pub(crate) async fn stdin_command(node: &Node, line: &str) -> Option<Result<Valu
                     let g = find(group).await?;
                     let message = node.group_send(g.id, text).await?;
                     json!({"ok": "group-send", "group": g.id.short(), "id": message.id.to_string()})
+                }
+                StdinGroupCommand::Link { group, approve } => {
+                    let g = find(group).await?;
+                    let link = node.group_link_create(g.id, approve).await?;
+                    json!({"ok": "group-link", "link": link_json(&link)})
+                }
+                StdinGroupCommand::Join { link } => {
+                    let started = node.group_join(link).await?;
+                    json!({"ok": "group-join", "admin": started.admin_name, "approval": started.approval})
+                }
+                StdinGroupCommand::Approve { group, member }
+                | StdinGroupCommand::Decline { group, member } => {
+                    let approve = matches!(command_kind, "group-approve");
+                    let g = find(group).await?;
+                    let member = node.find_contact(member).await?;
+                    node.group_join_decide(g.id, member.key, approve).await?;
+                    json!({"ok": command_kind, "group": g.id.short(), "member": member.name})
                 }
             })
         }

@@ -172,6 +172,12 @@ pub(crate) fn print_event(out: Out, me: &str, event: Event) {
                 format!("group {} ({}): {} members", group.name, group.id.short(), group.members)
             });
         }
+        Event::GroupJoinRequested { request } => {
+            crate::group_cmd::print_join_request(out, &request, "join-request")
+        }
+        Event::GroupJoinAnswered {
+            admin_name, answer, ..
+        } => crate::group_cmd::print_join_answer(out, &admin_name, answer),
         Event::ContactRequest { contact } => print_request(out, &contact, None),
         Event::ContactUpdated { contact } => out.print(
             json!({"event": "contact-updated", "name": contact.name, "peer_id": contact.peer_id()}),

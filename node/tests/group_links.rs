@@ -1,0 +1,223 @@
+//! Joining a group by link between real nodes on 127.0.0.1 (docs/protocol.md §18.11): a person who is
+//! nobody's contact joins an open group and talks with its members; a revoked link lets nobody in and
+//! leaves nothing of a stranger behind; a link that needs approval keeps its requests across a restart of
+//! the admin's node, and the admin approves one and declines another.
+
+use std::time::Duration;
+
+use tern_node::api::{ConversationId, Event, JoinAnswer};
+use tern_protocol::IdentityKey;
+use tern_testkit::net::{LiveNode, loopback_node};
+use tern_testkit::profile::{create, introduce, open};
+use tern_testkit::wait::wait_for;
+use tokio::sync::broadcast;
+
+/// Waits until this profile is added to a group by `admin`; returns the group.
+async fn joined(
+    events: &mut broadcast::Receiver<Event>,
+    admin: IdentityKey,
+) -> tern_node::api::GroupSummary {
+    match wait_for(
+        events,
+        "added to the group",
+        |e| matches!(e, Event::GroupJoined { added_by, .. } if *added_by == admin),
+    )
+    .await
+    {
+        Event::GroupJoined { group, .. } => group,
+        _ => unreachable!(),
+    }
+}
+
+async fn answer(events: &mut broadcast::Receiver<Event>, admin: IdentityKey) -> JoinAnswer {
+    match wait_for(
+        events,
+        "the admin's answer",
+        |e| matches!(e, Event::GroupJoinAnswered { admin: a, .. } if *a == admin),
+    )
+    .await
+    {
+        Event::GroupJoinAnswered { answer, .. } => answer,
+        _ => unreachable!(),
+    }
+}
+
+async fn text(events: &mut broadcast::Receiver<Event>, group: ConversationId, text: &str) {
+    wait_for(events, &format!("text {text:?}"), |e| {
+        matches!(e, Event::MessageReceived { message, .. }
+            if message.conversation == group && message.text == text)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_joins_an_open_group_by_link_and_a_revoked_link_lets_nobody_in() {
+    let dirs = [(); 4].map(|()| tempfile::tempdir().unwrap());
+    let mut alice = create(dirs[0].path(), "Alice");
+    let mut bob = create(dirs[1].path(), "Bob");
+    introduce(&mut [&mut alice, &mut bob]);
+    // Jo and Kim are nobody's contacts.
+    let jo = create(dirs[2].path(), "Jo");
+    let kim = create(dirs[3].path(), "Kim");
+
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let mut a = LiveNode::start(alice, "alice", loopback_node()).await;
+        let mut b = LiveNode::start(bob, "bob", loopback_node()).await;
+        let mut j = LiveNode::start(jo, "jo", loopback_node()).await;
+        let k = LiveNode::start(kim, "kim", loopback_node()).await;
+        for node in [&b.node, &j.node, &k.node] {
+            node.dial(a.addr.clone()).await.unwrap();
+        }
+        let g = a
+            .node
+            .group_create("Hikers".into(), vec![b.key])
+            .await
+            .unwrap()
+            .id;
+        joined(&mut b.events, a.key).await;
+
+        // Only an admin makes links; the link carries no group name.
+        assert!(b.node.group_link_create(g, false).await.is_err());
+        let link = a.node.group_link_create(g, false).await.unwrap();
+        assert!(link.link.starts_with("tern-group:"));
+        assert!(!link.approval);
+        assert!(!link.link.contains("Hikers"));
+        assert_eq!(a.node.group_links(g).await.unwrap(), vec![link.clone()]);
+
+        let started = j.node.group_join(link.link.clone()).await.unwrap();
+        assert_eq!(started.admin, a.key);
+        assert_eq!(started.admin_name, "Alice");
+        let group = joined(&mut j.events, a.key).await;
+        assert_eq!(
+            (group.id, group.name.as_str(), group.members),
+            (g, "Hikers", 3)
+        );
+
+        // Jo talks with both; Bob and Jo are not each other's contacts.
+        j.node.group_send(g, "hello from jo".into()).await.unwrap();
+        text(&mut a.events, g, "hello from jo").await;
+        text(&mut b.events, g, "hello from jo").await;
+        b.node.group_send(g, "welcome jo".into()).await.unwrap();
+        text(&mut j.events, g, "welcome jo").await;
+        let members = b.node.group_members(g).await.unwrap();
+        assert!(members.iter().any(|m| m.key == j.key && !m.contact));
+
+        // Revoked: Kim's request is dropped with nothing kept of Kim. Kim's text after it, in the same
+        // session, arrives as a message request, so the request before it was handled by then.
+        a.node.group_link_revoke(g, link.id.clone()).await.unwrap();
+        assert!(a.node.group_links(g).await.unwrap().is_empty());
+        assert!(
+            a.node.group_link_revoke(g, link.id.clone()).await.is_err(),
+            "revoked once"
+        );
+        k.node.group_join(link.link.clone()).await.unwrap();
+        k.node
+            .send_text(ConversationId::Direct(a.key), "let me in?".into())
+            .await
+            .unwrap();
+        let request = wait_for(
+            &mut a.events,
+            "Kim's message request",
+            |e| matches!(e, Event::ContactRequest { contact } if contact.key == k.key),
+        )
+        .await;
+        drop(request);
+        let summary = a.node.groups().await.unwrap().remove(0);
+        assert_eq!(summary.members, 3, "Kim was not added");
+        assert!(k.node.groups().await.unwrap().is_empty());
+
+        for node in [&a.node, &b.node, &j.node, &k.node] {
+            node.shutdown().await.unwrap();
+        }
+    })
+    .await
+    .expect("the open link test finished in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_link_keeps_its_requests_across_a_restart_and_the_admin_approves_and_declines()
+{
+    let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
+    let alice = create(dirs[0].path(), "Alice");
+    let jo = create(dirs[1].path(), "Jo");
+    let kim = create(dirs[2].path(), "Kim");
+
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let mut a = LiveNode::start(alice, "alice", loopback_node()).await;
+        let mut j = LiveNode::start(jo, "jo", loopback_node()).await;
+        let mut k = LiveNode::start(kim, "kim", loopback_node()).await;
+        for node in [&j.node, &k.node] {
+            node.dial(a.addr.clone()).await.unwrap();
+        }
+        let g = a
+            .node
+            .group_create("Book club".into(), Vec::new())
+            .await
+            .unwrap()
+            .id;
+        let link = a.node.group_link_create(g, true).await.unwrap();
+        assert!(link.approval);
+
+        for (node, events, key) in [
+            (&j.node, &mut j.events, j.key),
+            (&k.node, &mut k.events, k.key),
+        ] {
+            let started = node.group_join(link.link.clone()).await.unwrap();
+            assert!(started.approval);
+            assert_eq!(answer(events, a.key).await, JoinAnswer::Waiting);
+            let asked = wait_for(
+                &mut a.events,
+                "a join request",
+                |e| matches!(e, Event::GroupJoinRequested { request } if request.from == key),
+            )
+            .await;
+            let Event::GroupJoinRequested { request } = asked else {
+                unreachable!()
+            };
+            assert_eq!(
+                (request.group, request.group_name.as_str()),
+                (g, "Book club")
+            );
+        }
+
+        // The requests and the link outlive a restart of Alice's node.
+        a.node.shutdown().await.unwrap();
+        let mut a = LiveNode::start(open(dirs[0].path()), "alice", loopback_node()).await;
+        for node in [&j.node, &k.node] {
+            node.dial(a.addr.clone()).await.unwrap();
+        }
+        let mut waiting: Vec<IdentityKey> = a
+            .node
+            .group_join_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.from)
+            .collect();
+        waiting.sort_by_key(|k| k.peer_id());
+        let mut expected = vec![j.key, k.key];
+        expected.sort_by_key(|k| k.peer_id());
+        assert_eq!(waiting, expected);
+        assert_eq!(a.node.group_links(g).await.unwrap().len(), 1);
+
+        a.node.group_join_decide(g, j.key, true).await.unwrap();
+        let group = joined(&mut j.events, a.key).await;
+        assert_eq!((group.name.as_str(), group.members), ("Book club", 2));
+        a.node.group_join_decide(g, k.key, false).await.unwrap();
+        assert_eq!(answer(&mut k.events, a.key).await, JoinAnswer::Declined);
+        assert!(a.node.group_join_requests().await.unwrap().is_empty());
+        assert!(
+            a.node.group_join_decide(g, k.key, true).await.is_err(),
+            "nothing waits any more"
+        );
+
+        j.node.group_send(g, "thanks".into()).await.unwrap();
+        text(&mut a.events, g, "thanks").await;
+        assert!(k.node.groups().await.unwrap().is_empty());
+        for node in [&a.node, &j.node, &k.node] {
+            node.shutdown().await.unwrap();
+        }
+    })
+    .await
+    .expect("the approval test finished in time");
+}
