@@ -235,6 +235,8 @@ pub enum Action {
     LeaveGroup(ConversationId),
     /// Read a group's members (with their roles) from the node.
     LoadMembers(ConversationId),
+    /// Group links and join requests (docs/protocol.md §18.11).
+    Link(LinkAction),
 
     // ---- settings and the network ----
     SetDark(bool),
@@ -337,6 +339,7 @@ impl Action {
             Self::RenameGroup { .. } => "rename-group",
             Self::LeaveGroup(_) => "leave-group",
             Self::LoadMembers(_) => "load-members",
+            Self::Link(_) => "link",
             Self::SetDark(_) => "set-dark",
             Self::SetNotifications(_) => "set-notifications",
             Self::SaveSettings(_) => "save-settings",
@@ -374,5 +377,41 @@ impl Action {
 impl std::fmt::Debug for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Action({})", self.kind())
+    }
+}
+
+/// What the user does with group links.
+#[derive(Clone, PartialEq, Eq)]
+pub enum LinkAction {
+    /// Make a link to the group (admins); `approval`: each person waits for an admin here.
+    Make {
+        group: ConversationId,
+        approval: bool,
+    },
+    /// Revoke a link by its id.
+    Revoke { group: ConversationId, id: String },
+    /// Join the group a `tern-group:` link leads to.
+    Join(String),
+    /// Approve (add) or decline a waiting join request.
+    Decide {
+        group: ConversationId,
+        member: IdentityKey,
+        approve: bool,
+    },
+}
+
+impl std::fmt::Debug for LinkAction {
+    /// Never a link's text: whoever holds it may join.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Make { group, approval } => write!(f, "Make({group:?}, approval: {approval})"),
+            Self::Revoke { group, id } => write!(f, "Revoke({group:?}, {id})"),
+            Self::Join(_) => write!(f, "Join(…)"),
+            Self::Decide {
+                group,
+                member,
+                approve,
+            } => write!(f, "Decide({group:?}, {member:?}, approve: {approve})"),
+        }
     }
 }

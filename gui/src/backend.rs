@@ -24,6 +24,7 @@ use crate::model::{ContactState, ConversationKey, Cursor, Dialog, Model, PAGE, S
 mod backup;
 mod files;
 mod groups;
+mod links;
 mod paste;
 mod settings;
 

@@ -20,6 +20,7 @@ use crate::words;
 
 mod backup;
 mod drafts;
+mod links;
 
 pub use drafts::{DRAFT_SAVE_DELAY, save_before_closing, save_due_in};
 
@@ -425,8 +426,10 @@ impl Executor<'_> {
             Action::LoadMembers(group) => {
                 if let Some(node) = self.node() {
                     backend.load_members(&node, group);
+                    backend.load_links(&node, group);
                 }
             }
+            Action::Link(action) => self.link_action(action),
             Action::SetDark(dark) => self.model.dark = dark,
             Action::SetNotifications(on) => self.model.notifications = on,
             Action::SetMuted {

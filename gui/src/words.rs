@@ -31,6 +31,24 @@ pub fn invite_error(error: &CardError) -> String {
     }
 }
 
+/// Why a group link cannot be used, in plain words (docs/protocol.md §18.11).
+pub fn group_link_error(error: &tern_protocol::group_link::GroupLinkError) -> String {
+    use tern_protocol::group_link::GroupLinkError;
+    match error {
+        GroupLinkError::NotALink => {
+            "That doesn't look like a Tern group link (it starts with tern-group:).".to_owned()
+        }
+        GroupLinkError::TooLong { .. } => {
+            "That is too long to be a group link. Copy only the link.".to_owned()
+        }
+        GroupLinkError::Damaged => {
+            "That group link is damaged: a character is wrong, missing or extra. Copy it again."
+                .to_owned()
+        }
+        _ => format!("That group link can't be used: {error}."),
+    }
+}
+
 /// Why a group cannot be made (or renamed) as asked, in plain words; `None` when it can.
 pub fn new_group_error(name: &str, members: usize) -> Option<String> {
     let max = tern_node::group::MAX_GROUP_NAME_LEN;
@@ -118,6 +136,12 @@ pub fn plain(error: &str) -> String {
     }
     if lower.contains("at most") && lower.contains("members") {
         return "The group is full.".to_owned();
+    }
+    if lower.contains("a group you run") {
+        return "That link leads to a group you run: share it with others.".to_owned();
+    }
+    if lower.contains("group links can be live") {
+        return "You have as many links as you can keep: revoke one first.".to_owned();
     }
     if lower.contains("your own invite") {
         return "That is your own invite link: ask your contact for theirs.".to_owned();

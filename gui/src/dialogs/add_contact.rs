@@ -4,7 +4,7 @@
 use egui::{Key, KeyboardShortcut, Modifiers, RichText};
 
 use super::file_path;
-use crate::action::Action;
+use crate::action::{Action, LinkAction};
 use crate::widgets::{entered, focus_once, primary_button, secondary_button, take_enter};
 
 /// The dialog's fields.
@@ -26,7 +26,7 @@ const INVITE_ROWS: usize = 3;
 /// adds, as "Add" does (Shift+Enter is a new line in the invite field).
 pub fn show(ui: &mut egui::Ui, form: &mut Form, focus: &mut bool) -> Vec<Action> {
     let mut actions = Vec::new();
-    ui.label("Paste the invite link your contact sent you (it starts with tern:), or open a picture of their QR code.");
+    ui.label("Paste the invite link your contact sent you (it starts with tern:), or open a picture of their QR code. A group link (tern-group:) joins its group.");
     let label = ui.label("Invite link");
     let invite_id = egui::Id::new("add-contact-invite");
     let mut submit = take_enter(ui, invite_id);
@@ -66,14 +66,33 @@ pub fn show(ui: &mut egui::Ui, form: &mut Form, focus: &mut bool) -> Vec<Action>
         actions.push(Action::ReadQrInvite(file_path::expand(&form.picture.path)));
     }
     ui.label(RichText::new("You can also drop a picture of a QR code on this window.").weak());
-    submit |= ui.add(primary_button("Add")).clicked();
-    if submit {
+    let group_link = is_group_link(&form.invite);
+    submit |= ui
+        .add(primary_button(if group_link {
+            "Join group"
+        } else {
+            "Add"
+        }))
+        .clicked();
+    if submit && group_link {
+        actions.push(Action::Link(LinkAction::Join(
+            form.invite.trim().to_owned(),
+        )));
+    } else if submit {
         actions.push(Action::AddContact {
             link: form.invite.trim().to_owned(),
             name: Some(form.invite_name.trim().to_owned()).filter(|n| !n.is_empty()),
         });
     }
     actions
+}
+
+/// Whether the pasted text is a group link (its prefix in any case), which joins instead of adding.
+fn is_group_link(text: &str) -> bool {
+    let prefix = tern_protocol::group_link::GROUP_LINK_PREFIX;
+    text.trim()
+        .get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }
 
 #[cfg(test)]
@@ -113,6 +132,28 @@ mod tests {
                 assert_eq!(link, "tern:abc");
                 assert_eq!(name.as_deref(), Some("Bob"));
             }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_group_link_offers_join_group_and_asks_to_join() {
+        let mut h = Harness::new_ui_state(
+            |ui, (form, actions): &mut (Form, Vec<Action>)| {
+                actions.extend(show(ui, form, &mut false))
+            },
+            (Form::default(), Vec::new()),
+        );
+        h.state_mut().0.invite = " TERN-GROUP:abc\n".into();
+        h.step();
+        assert!(
+            h.query_by_label("Add").is_none(),
+            "the button says what it does"
+        );
+        h.get_by_role_and_label(Role::Button, "Join group").click();
+        h.step();
+        match h.state().1.as_slice() {
+            [Action::Link(LinkAction::Join(link))] => assert_eq!(link, "TERN-GROUP:abc"),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -22,6 +22,8 @@ pub struct Form {
     pub add_filter: String,
     /// Narrows the members listed (offered past [`FILTER_FROM`] members).
     pub member_filter: String,
+    /// A new link asks an admin to approve each person (`group_links`).
+    pub link_approval: bool,
 }
 
 /// Draws the panel for the open group; `focus` puts the cursor in the name field (admins).
@@ -123,6 +125,12 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form, focus: &mut bool)
         } else if ui.add(secondary_button("Add member…")).clicked() {
             form.adding = true;
         }
+        actions.extend(super::group_links::show(
+            ui,
+            model,
+            &mut form.link_approval,
+            id,
+        ));
     }
     ui.add_space(theme::SECTION_GAP);
     actions.extend(super::contact::conversation_prefs(ui, model, id));
@@ -432,5 +440,81 @@ mod tests {
             .filter(|b| b.starts_with("Remove "))
             .count();
         assert_eq!(removable, 10, "Friend 20 to 29");
+    }
+
+    #[test]
+    fn an_admin_makes_copies_and_revokes_links_and_answers_requests_and_a_member_sees_none() {
+        use crate::action::LinkAction;
+        use crate::model::{GroupLinkInfo, JoinRequestInfo};
+
+        let mut h = harness(GroupRole::Member, 2);
+        h.step();
+        assert!(h.query_by_label("Make an invite link").is_none());
+
+        let mut h = harness(GroupRole::Admin, 2);
+        h.step();
+        h.get_by_label("Approve each person who asks to join")
+            .click();
+        h.step();
+        h.get_by_role_and_label(Role::Button, "Make an invite link")
+            .click();
+        h.step();
+        assert!(matches!(
+            h.state().actions.as_slice(),
+            [Action::Link(LinkAction::Make {
+                group: GROUP,
+                approval: true
+            })]
+        ));
+        h.state_mut().actions.clear();
+        let link = GroupLinkInfo {
+            id: "0a1b2c3d".into(),
+            group: GROUP,
+            link: "tern-group:xyz".into(),
+            approval: true,
+            created_ms: 1,
+        };
+        let request = JoinRequestInfo {
+            group: GROUP,
+            group_name: "Climbing".into(),
+            from: key(77),
+            name: "Pat".into(),
+            at_ms: 2,
+        };
+        h.state_mut()
+            .model
+            .links_loaded(GROUP, vec![link], vec![request]);
+        h.step();
+        assert!(
+            h.query_by_label("Link 0a1b2c3d: you approve each person")
+                .is_some()
+        );
+        h.get_by_role_and_label(Role::Button, "Revoke link 0a1b2c3d")
+            .click();
+        h.step();
+        h.get_by_role_and_label(Role::Button, "Approve Pat").click();
+        h.step();
+        match h.state().actions.as_slice() {
+            [
+                Action::Link(LinkAction::Revoke { group: GROUP, id }),
+                Action::Link(LinkAction::Decide {
+                    group: GROUP,
+                    member,
+                    approve: true,
+                }),
+            ] => {
+                assert_eq!(id, "0a1b2c3d");
+                assert_eq!(*member, key(77));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        h.get_by_role_and_label(Role::Button, "Copy link 0a1b2c3d")
+            .click();
+        h.step();
+        assert_eq!(
+            h.state().actions.last().map(|a| a.kind()),
+            Some("notice"),
+            "copying says so"
+        );
     }
 }

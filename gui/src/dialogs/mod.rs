@@ -13,6 +13,7 @@ pub mod confirm;
 pub mod contact;
 pub mod file_path;
 pub mod group_info;
+pub mod group_links;
 pub mod message_info;
 pub mod network;
 pub mod new_group;

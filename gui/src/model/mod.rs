@@ -22,6 +22,7 @@ mod confirm;
 mod conversation;
 mod files;
 mod groups;
+pub mod links;
 mod rows;
 
 pub use confirm::Confirm;
@@ -32,9 +33,9 @@ pub use groups::{
 };
 pub use rows::{
     Attachment, ContactFields, ContactRow, ContactState, ConversationFields, ConversationId,
-    ConversationKey, ConversationRow, Cursor, Event, FileState, GroupMember, GroupRole,
-    GroupSummary, MessageFields, MessageRow, MessageStatus, NatStatus, NetStatus, Node, Page,
-    Whoami,
+    ConversationKey, ConversationRow, Cursor, Event, FileState, GroupLinkInfo, GroupMember,
+    GroupRole, GroupSummary, JoinAnswer, JoinRequestInfo, MessageFields, MessageRow, MessageStatus,
+    NatStatus, NetStatus, Node, Page, Whoami,
 };
 
 /// Messages loaded per page of a conversation.
@@ -166,6 +167,8 @@ pub struct Model {
     pub members: HashMap<ConversationId, Vec<GroupMember>>,
     /// The open group changed: its members are read again.
     pub members_stale: bool,
+    /// Group links this profile made and the join requests waiting for it (`links`).
+    pub links: links::Links,
     /// A conversation to open in the next frame (a group just made).
     pub open_next: Option<ConversationId>,
     /// Senders who are not contacts, by the start of their fingerprint (see `groups`).
@@ -235,6 +238,7 @@ impl Default for Model {
             groups: Vec::new(),
             members: HashMap::new(),
             members_stale: false,
+            links: links::Links::default(),
             short_fingerprints: HashMap::new(),
             open_next: None,
             open: None,
@@ -531,6 +535,10 @@ impl Model {
                 self.group_changed(group);
             }
             Event::GroupUpdated { group } => self.group_changed(group),
+            Event::GroupJoinRequested { request } => self.join_requested(request),
+            Event::GroupJoinAnswered {
+                admin_name, answer, ..
+            } => self.join_answered(&admin_name, answer),
             Event::FileProgress {
                 conversation,
                 id,

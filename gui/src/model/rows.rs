@@ -3,8 +3,9 @@
 //! contact's 1:1 conversation or a group).
 
 pub use tern_node::api::{
-    Attachment, ContactState, ConversationId, Event, FileState, GroupMember, GroupRole,
-    GroupSummary, MessageStatus, NatStatus, NetStatus, Whoami,
+    Attachment, ContactState, ConversationId, Event, FileState, GroupLinkInfo, GroupMember,
+    GroupRole, GroupSummary, JoinAnswer, JoinRequestInfo, MessageStatus, NatStatus, NetStatus,
+    Whoami,
 };
 pub use tern_node::node::Node;
 
