@@ -429,6 +429,7 @@ impl Executor<'_> {
             }
             Action::SetDark(dark) => self.model.dark = dark,
             Action::SetNotifications(on) => self.model.notifications = on,
+            Action::SetTray(on) => self.model.tray = on,
             Action::SetMuted {
                 conversation,
                 muted,
