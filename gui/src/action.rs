@@ -241,6 +241,8 @@ pub enum Action {
     // ---- settings and the network ----
     SetDark(bool),
     SetNotifications(bool),
+    /// The system tray icon on or off.
+    SetTray(bool),
     SaveSettings(NetworkSettings),
     /// Turns read receipts and typing indicators on or off.
     SetPrivacy(tern_node::privacy::PrivacySettings),
@@ -342,6 +344,7 @@ impl Action {
             Self::Link(_) => "link",
             Self::SetDark(_) => "set-dark",
             Self::SetNotifications(_) => "set-notifications",
+            Self::SetTray(_) => "set-tray",
             Self::SaveSettings(_) => "save-settings",
             Self::SetPrivacy(_) => "set-privacy",
             Self::SetMuted { .. } => "set-muted",

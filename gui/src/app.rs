@@ -14,6 +14,7 @@ use crate::execute::{self, Executor};
 use crate::model::{Dialog, Model, Screen};
 use crate::profiles;
 use crate::screens::{main_window, start, toasts};
+use crate::tray::{Tray, TrayRequest};
 use crate::views::Views;
 
 /// The desktop app.
@@ -21,22 +22,61 @@ pub struct TernApp {
     pub model: Model,
     pub backend: Backend,
     views: Views,
-    title: WindowTitle,
+    unread: UnreadShown,
+    /// Whether this app may put an icon in the system tray (the `tern-gui` binary; not tests).
+    tray_offered: bool,
     ctx: egui::Context,
 }
 
-/// The window's title, "Tern" or "Tern (3)" with unread messages; sent to the window when it changes.
+/// Where the unread count shows outside the window's content: the window's title ("Tern (3)") and the
+/// tray icon, while there is one. Both are sent the count when it changes, not every frame.
 #[derive(Default)]
-struct WindowTitle {
-    shown: Option<String>,
+struct UnreadShown {
+    unread: Option<u64>,
+    title: Option<String>,
+    tray: Option<Tray>,
 }
 
-impl WindowTitle {
+impl UnreadShown {
     fn show(&mut self, ctx: &egui::Context, model: &Model) {
-        let title = model.window_title();
-        if self.shown.as_ref() != Some(&title) {
-            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
-            self.shown = Some(title);
+        let unread = model.unread_total();
+        if self.unread == Some(unread) {
+            return;
+        }
+        self.unread = Some(unread);
+        let title = crate::model::window_title(unread);
+        ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+        self.title = Some(title);
+        if let Some(tray) = &self.tray {
+            tray.set_unread(unread);
+        }
+    }
+
+    /// Starts or stops the tray icon.
+    fn set_tray(&mut self, ctx: &egui::Context, on: bool) {
+        if on && self.tray.is_none() {
+            self.tray = Some(Tray::start(ctx.clone(), self.unread.unwrap_or(0)));
+        } else if !on {
+            // Dropping the app's side ends the item.
+            self.tray = None;
+        }
+    }
+
+    /// Does what the tray asked for since the last frame.
+    fn take_requests(&self, ctx: &egui::Context) {
+        let Some(tray) = &self.tray else {
+            return;
+        };
+        for request in tray.requests() {
+            match request {
+                TrayRequest::Show => {
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Visible(true));
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+                }
+                // As closing the window: drafts are saved and the node stopped (`on_exit`).
+                TrayRequest::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
+            }
         }
     }
 }
@@ -51,6 +91,7 @@ impl std::fmt::Debug for TernApp {
 
 const THEME_KEY: &str = "tern.dark";
 const NOTIFY_KEY: &str = "tern.notifications";
+const TRAY_KEY: &str = "tern.tray";
 
 impl TernApp {
     /// The app over profiles in `options.root`, drawing with `ctx`.
@@ -68,7 +109,8 @@ impl TernApp {
             model,
             backend,
             views: Views::default(),
-            title: WindowTitle::default(),
+            unread: UnreadShown::default(),
+            tray_offered: false,
             ctx: ctx.clone(),
         })
     }
@@ -95,8 +137,15 @@ impl TernApp {
         if let Some(storage) = cc.storage {
             app.model.dark = eframe::get_value(storage, THEME_KEY).unwrap_or(true);
             app.model.notifications = eframe::get_value(storage, NOTIFY_KEY).unwrap_or(true);
+            app.model.tray = eframe::get_value(storage, TRAY_KEY).unwrap_or(true);
         }
         Ok(app)
+    }
+
+    /// Lets the app put an icon in the system tray (while the "tray icon" setting is on) where the
+    /// desktop hosts one ([`crate::tray`]); the icon starts on its own thread with the next frame.
+    pub fn offer_tray(&mut self) {
+        self.tray_offered = true;
     }
 
     /// Performs `actions` now (the end of a frame; tests and scripts call it between frames).
@@ -147,7 +196,7 @@ impl TernApp {
         let views = &mut self.views;
         // Shortcuts first, so that no field sees their keys.
         let mut actions = crate::keys::take(ui.ctx(), model, &views.main.filter);
-        self.title.show(ui.ctx(), model);
+        self.unread.show(ui.ctx(), model);
         actions.extend(match model.screen {
             Screen::Profiles => {
                 let mut actions = Vec::new();
@@ -179,7 +228,7 @@ impl TernApp {
 
     /// The title last sent to the window (with [`egui::ViewportCommand::Title`]), if any yet.
     pub fn window_title_sent(&self) -> Option<&str> {
-        self.title.shown.as_deref()
+        self.unread.title.as_deref()
     }
 
     /// Rows of the open conversation laid out in the last frame.
@@ -217,6 +266,9 @@ impl TernApp {
 impl eframe::App for TernApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.model.focused = ctx.input(|i| i.viewport().focused.unwrap_or(true));
+        self.unread
+            .set_tray(ctx, self.tray_offered && self.model.tray);
+        self.unread.take_requests(ctx);
         self.pump(ctx);
         ctx.set_theme(if self.model.dark {
             egui::Theme::Dark
@@ -250,6 +302,7 @@ impl eframe::App for TernApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, THEME_KEY, &self.model.dark);
         eframe::set_value(storage, NOTIFY_KEY, &self.model.notifications);
+        eframe::set_value(storage, TRAY_KEY, &self.model.tray);
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {

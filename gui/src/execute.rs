@@ -432,6 +432,7 @@ impl Executor<'_> {
             Action::Link(action) => self.link_action(action),
             Action::SetDark(dark) => self.model.dark = dark,
             Action::SetNotifications(on) => self.model.notifications = on,
+            Action::SetTray(on) => self.model.tray = on,
             Action::SetMuted {
                 conversation,
                 muted,

@@ -20,11 +20,16 @@ const VIEW: f32 = 100.0;
 
 /// The window icon: [`SVG`] drawn at [`SIZE`]×[`SIZE`] RGBA.
 pub fn window_icon() -> IconData {
+    draw(SIZE)
+}
+
+/// [`SVG`] drawn at `size`×`size` RGBA (unmultiplied); the tray's icon is drawn smaller.
+pub fn draw(size: u32) -> IconData {
     let shape = Shape::from_svg(SVG);
-    let scale = VIEW / SIZE as f32;
-    let mut rgba = Vec::with_capacity((SIZE * SIZE * 4) as usize);
-    for y in 0..SIZE {
-        for x in 0..SIZE {
+    let scale = VIEW / size as f32;
+    let mut rgba = Vec::with_capacity((size * size * 4) as usize);
+    for y in 0..size {
+        for x in 0..size {
             let (mut inside, mut bird) = (0u32, 0u32);
             for sy in 0..SAMPLES {
                 for sx in 0..SAMPLES {
@@ -56,8 +61,8 @@ pub fn window_icon() -> IconData {
     }
     IconData {
         rgba,
-        width: SIZE,
-        height: SIZE,
+        width: size,
+        height: size,
     }
 }
 

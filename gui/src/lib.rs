@@ -12,7 +12,7 @@
 //! - [`app`]: the eframe app that ties a frame together.
 //! - [`profiles`], [`qr`], [`timefmt`]: profiles on disk, QR codes, how times read; [`words`]: errors
 //!   in plain words and counts. [`keys`]: the keyboard shortcuts; [`theme`]: focus ring and contrast;
-//!   [`icon`]: the application icon.
+//!   [`icon`]: the application icon; [`tray`]: the system tray icon with the unread count.
 //! - [`fonts`]: the system's fonts behind egui's, so every script displays; [`bidi`]: right-to-left
 //!   text put in visual order for display.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -39,6 +39,7 @@ pub mod screens;
 pub mod theme;
 pub mod timefmt;
 pub mod timer_menu;
+pub mod tray;
 pub mod views;
 pub mod widgets;
 pub mod words;

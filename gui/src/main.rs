@@ -59,6 +59,7 @@ fn main() -> Result<()> {
             if let Some(dir) = pinned {
                 app.pin_profile(dir);
             }
+            app.offer_tray();
             Ok(Box::new(app))
         }),
     )

@@ -184,6 +184,10 @@ fn every_settings_section_fits_the_default_window_and_its_controls_take_clicks()
         "General",
         &[
             (Role::CheckBox, "Desktop notifications for new messages"),
+            (
+                Role::CheckBox,
+                "Icon with the unread count in the system tray",
+            ),
             (Role::Button, "Dark"),
             (Role::Button, "Light"),
         ],
@@ -226,6 +230,18 @@ fn every_settings_section_fits_the_default_window_and_its_controls_take_clicks()
     h.step();
     h.step();
     assert_eq!(h.state().model.notifications, !notifications);
+    assert!(
+        h.state().model.tray,
+        "the tray icon is on unless turned off"
+    );
+    h.get_by_role_and_label(
+        Role::CheckBox,
+        "Icon with the unread count in the system tray",
+    )
+    .click();
+    h.step();
+    h.step();
+    assert!(!h.state().model.tray);
 
     open_section(&mut h, "Privacy");
     assert_all_in_window(

@@ -208,6 +208,14 @@ fn general(ui: &mut egui::Ui, model: &Model) -> Vec<Action> {
     {
         actions.push(Action::SetNotifications(notifications));
     }
+    let mut tray = model.tray;
+    if ui
+        .checkbox(&mut tray, "Icon with the unread count in the system tray")
+        .on_hover_text("Where the desktop's panel shows tray icons (StatusNotifierItem)")
+        .changed()
+    {
+        actions.push(Action::SetTray(tray));
+    }
     actions
 }
 

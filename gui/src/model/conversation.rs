@@ -35,6 +35,14 @@ pub struct OpenConversation {
     pub info_times: Option<(MessageId, MessageTimes)>,
 }
 
+/// The window's title for `unread` messages (muted conversations' not counted): "Tern", or "Tern (3)".
+pub fn window_title(unread: u64) -> String {
+    match unread {
+        0 => "Tern".to_owned(),
+        n => format!("Tern ({n})"),
+    }
+}
+
 /// One row of the conversation list.
 #[derive(Debug, Clone)]
 pub struct ListRow {
@@ -80,10 +88,7 @@ impl Model {
 
     /// The window's title: "Tern", or "Tern (3)" while 3 messages are unread.
     pub fn window_title(&self) -> String {
-        match self.unread_total() {
-            0 => "Tern".to_owned(),
-            n => format!("Tern ({n})"),
-        }
+        window_title(self.unread_total())
     }
 
     /// [`Self::list_rows`] whose name contains `filter` (ignoring case).

@@ -26,7 +26,7 @@ pub mod links;
 mod rows;
 
 pub use confirm::Confirm;
-pub use conversation::{ListRow, MAX_LOADED_MESSAGES, OpenConversation};
+pub use conversation::{ListRow, MAX_LOADED_MESSAGES, OpenConversation, window_title};
 pub use files::{FileButton, file_buttons, human_size, progress_fraction, state_text};
 pub use groups::{
     GroupEntry, MemberEntry, group_entries, member_entries, role_label, short_fingerprint,
@@ -194,6 +194,8 @@ pub struct Model {
     /// Window focus (messages are marked read only while the window has focus).
     pub focused: bool,
     pub notifications: bool,
+    /// The system tray icon on or off (`crate::tray`; only where the desktop hosts one).
+    pub tray: bool,
     /// Read receipts and typing indicators on or off (the profile's setting, `tern_node::privacy`).
     pub privacy: tern_node::privacy::PrivacySettings,
     /// Muted and pinned conversations.
@@ -256,6 +258,7 @@ impl Default for Model {
             search_results: None,
             focused: true,
             notifications: true,
+            tray: true,
             privacy: Default::default(),
             prefs: Default::default(),
             drafts: Default::default(),
