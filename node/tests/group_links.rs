@@ -64,7 +64,7 @@ async fn a_stranger_joins_an_open_group_by_link_and_a_revoked_link_lets_nobody_i
         let mut a = LiveNode::start(alice, "alice", loopback_node()).await;
         let mut b = LiveNode::start(bob, "bob", loopback_node()).await;
         let mut j = LiveNode::start(jo, "jo", loopback_node()).await;
-        let k = LiveNode::start(kim, "kim", loopback_node()).await;
+        let mut k = LiveNode::start(kim, "kim", loopback_node()).await;
         for node in [&b.node, &j.node, &k.node] {
             node.dial(a.addr.clone()).await.unwrap();
         }
@@ -125,6 +125,20 @@ async fn a_stranger_joins_an_open_group_by_link_and_a_revoked_link_lets_nobody_i
         let summary = a.node.groups().await.unwrap().remove(0);
         assert_eq!(summary.members, 3, "Kim was not added");
         assert!(k.node.groups().await.unwrap().is_empty());
+
+        // A live link lets Kim in, though she is a message request here by now.
+        let again = a.node.group_link_create(g, false).await.unwrap();
+        k.node.group_join(again.link).await.unwrap();
+        joined(&mut k.events, a.key).await;
+        let kim = a
+            .node
+            .contacts()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.key == k.key)
+            .unwrap();
+        assert_eq!(kim.state, tern_node::api::ContactState::Accepted);
 
         for node in [&a.node, &b.node, &j.node, &k.node] {
             node.shutdown().await.unwrap();

@@ -502,10 +502,17 @@ fn open_one(
         }
         _ => None,
     };
-    if stranger && join_request.is_some() {
-        // A stranger holding one of this profile's group links: it becomes a contact, so the admin's node
-        // can answer it inside the session (§18.11). A full contact table refuses it like a request.
-        let (record, _, _) = contact_after_card(sender, None, decrypted.new_session_card, now);
+    let requested = contact
+        .as_ref()
+        .is_some_and(|c| c.state == ContactState::Requested);
+    if join_request.is_some() && (stranger || requested) {
+        // Someone holding one of this profile's group links, a stranger or a message request: an accepted
+        // contact from now on, so the admin's node can answer inside the session (§18.11). A full contact
+        // table refuses a stranger as it refuses a request.
+        let record = match contact.clone() {
+            Some(known) => Some(known),
+            None => contact_after_card(sender, None, decrypted.new_session_card, now).0,
+        };
         let Some(mut record) = record else {
             held.forget(&sender);
             return Ok(Ok(Received::Dropped));
@@ -518,6 +525,10 @@ fn open_one(
                 return Ok(Ok(Received::Dropped));
             }
             Err(e) => return Err(e),
+        }
+        if requested {
+            // One request fewer: counted again when next asked.
+            *held.requests = None;
         }
         let Body::Unknown { kind, data } = content.body else {
             return Ok(Ok(Received::Dropped));
