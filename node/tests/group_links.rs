@@ -1,7 +1,9 @@
 //! Joining a group by link between real nodes on 127.0.0.1 (docs/protocol.md §18.11): a person who is
 //! nobody's contact joins an open group and talks with its members; a revoked link lets nobody in and
 //! leaves nothing of a stranger behind; a link that needs approval keeps its requests across a restart of
-//! the admin's node, and the admin approves one and declines another.
+//! the admin's node, and the admin approves one and declines another. Also how any add ends: an add that
+//! loses a race to another admin's commit (§18.5) is made again, so the new member is not left alone on
+//! the dropped branch.
 
 use std::time::Duration;
 
@@ -9,7 +11,7 @@ use tern_node::api::{ConversationId, Event, JoinAnswer};
 use tern_protocol::IdentityKey;
 use tern_testkit::net::{LiveNode, loopback_node};
 use tern_testkit::profile::{create, introduce, open};
-use tern_testkit::wait::wait_for;
+use tern_testkit::wait::{poll_until, wait_for};
 use tokio::sync::broadcast;
 
 /// Waits until this profile is added to a group by `admin`; returns the group.
@@ -234,4 +236,88 @@ async fn an_approval_link_keeps_its_requests_across_a_restart_and_the_admin_appr
     })
     .await
     .expect("the approval test finished in time");
+}
+
+/// What a node says of its only group: epoch, name and members.
+async fn view(node: &tern_node::node::Node) -> Option<(u64, String, usize)> {
+    let group = node.groups().await.ok()?.into_iter().next()?;
+    Some((group.epoch, group.name, group.members))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_add_that_loses_a_race_to_another_admins_commit_is_made_again() {
+    // The lowest hash decides the race (§18.5), so which commit wins is chance: tried until Alice's add
+    // lost once (each try a new group), and every try must end with all three agreeing.
+    let mut lost_once = false;
+    for attempt in 0..8 {
+        let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
+        let mut alice = create(dirs[0].path(), "Alice");
+        let mut bob = create(dirs[1].path(), "Bob");
+        let mut carol = create(dirs[2].path(), "Carol");
+        introduce(&mut [&mut alice, &mut bob]);
+        introduce(&mut [&mut alice, &mut carol]);
+        tokio::time::timeout(Duration::from_secs(120), async {
+            let mut a = LiveNode::start(alice, "alice", loopback_node()).await;
+            let mut b = LiveNode::start(bob, "bob", loopback_node()).await;
+            let mut c = LiveNode::start(carol, "carol", loopback_node()).await;
+            b.node.dial(a.addr.clone()).await.unwrap();
+            c.node.dial(a.addr.clone()).await.unwrap();
+            let g = a
+                .node
+                .group_create("Race".into(), vec![b.key])
+                .await
+                .unwrap()
+                .id;
+            joined(&mut b.events, a.key).await;
+            a.node.group_promote(g, b.key).await.unwrap();
+            wait_for(&mut b.events, "Bob is an admin", |e| {
+                matches!(e, Event::GroupUpdated { group }
+                    if group.role == tern_node::api::GroupRole::Admin)
+            })
+            .await;
+
+            // Partitioned: Bob renames offline while Alice adds Carol, both for the same epoch.
+            b.node.shutdown().await.unwrap();
+            a.node.group_add(g, c.key).await.unwrap();
+            joined(&mut c.events, a.key).await;
+            let b = LiveNode::start(open(dirs[1].path()), "bob", loopback_node()).await;
+            b.node.group_rename(g, "Bob's name".into()).await.unwrap();
+            b.node.dial(a.addr.clone()).await.unwrap();
+
+            let views = poll_until(
+                Duration::from_secs(60),
+                async || {
+                    (
+                        view(&a.node).await,
+                        view(&b.node).await,
+                        view(&c.node).await,
+                    )
+                },
+                |(x, y, z)| x.is_some() && x == y && y == z && x.as_ref().is_some_and(|v| v.2 == 3),
+            )
+            .await;
+            assert!(
+                views.0.is_some() && views.0 == views.1 && views.1 == views.2,
+                "attempt {attempt}: the three disagree: {views:?}"
+            );
+            let (_, name, members) = views.0.unwrap();
+            assert_eq!(members, 3, "Carol is in the group everywhere");
+            // Bob's rename won only if Alice's add lost.
+            lost_once |= name == "Bob's name";
+            c.node.group_send(g, "carol is here".into()).await.unwrap();
+            text(&mut a.events, g, "carol is here").await;
+            for node in [&a.node, &b.node, &c.node] {
+                node.shutdown().await.unwrap();
+            }
+        })
+        .await
+        .expect("the race finished in time");
+        if lost_once {
+            break;
+        }
+    }
+    assert!(
+        lost_once,
+        "Alice's add never lost in 8 races (odds 1 in 256)"
+    );
 }

@@ -10,6 +10,7 @@ use tern_protocol::group_wire::{
 };
 
 use super::group_gossip::{Route, Verdict};
+use super::groups::OwnChange;
 use super::groups::conv_key;
 use super::*;
 use crate::api::ConversationId;
@@ -261,6 +262,7 @@ impl EventLoop {
         let mut updated = false;
         let mut resend = Vec::new();
         let mut commit_leaves = false;
+        let mut reissue = None;
         // Texts to acknowledge, receipts taken, and whether the message itself is a receipt (§18.10).
         let mut delivered = Vec::new();
         let mut receipts = Vec::new();
@@ -336,8 +338,13 @@ impl EventLoop {
                 Processed::RolledBack {
                     summary,
                     resend: again,
-                    ..
+                    own_commit_lost,
                 } => {
+                    if own_commit_lost {
+                        // Own commits that made this epoch or a later one were dropped.
+                        reissue =
+                            Some(reissue.map_or(summary.epoch, |e: u64| e.min(summary.epoch)));
+                    }
                     if i == 0 {
                         removed.extend(summary.removed.iter().copied());
                     }
@@ -382,7 +389,42 @@ impl EventLoop {
         if commit_leaves {
             self.commit_leaves(key);
         }
+        if let Some(epoch) = reissue {
+            self.reissue_lost(key, epoch);
+        }
         verdict
+    }
+
+    /// This admin's own commits that made `epoch` or a later one lost a race (§18.5) and were dropped:
+    /// the adds and removals they made that the winning branch does not hold are made again. A member added on the dropped branch joined a
+    /// state nobody else has; the new add gives it a Welcome that replaces it. Renames, promotions and
+    /// timers are not repeated: the user sees the winning one and may set theirs again.
+    fn reissue_lost(&mut self, key: [u8; 32], epoch: u64) {
+        let Ok(members) = self.group_mut(&key).and_then(|g| Ok(g.members()?)) else {
+            return;
+        };
+        let dropped = |c: &OwnChange| c.group == key && c.epoch >= epoch;
+        let lost: Vec<(IdentityKey, bool)> = self
+            .groups
+            .own_changes
+            .iter()
+            .filter(|c| dropped(c) && members.contains(&c.member) != c.added)
+            .map(|c| (c.member, c.added))
+            .collect();
+        self.groups.own_changes.retain(|c| !dropped(c));
+        for (who, added) in lost {
+            let result = if added {
+                self.ask_key_package(key, who, false)
+            } else {
+                self.group_mut(&key)
+                    .and_then(|g| Ok(g.remove(&[who])?))
+                    .and_then(|out| self.after_own_commit(key, out).map(|_| ()))
+            };
+            match result {
+                Ok(()) => debug!(added, "a change lost to a concurrent commit is made again"),
+                Err(e) => debug!(error = %e, "a change lost to a concurrent commit stays lost"),
+            }
+        }
     }
 
     /// An admin carries out the leave proposals it holds.

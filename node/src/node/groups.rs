@@ -109,6 +109,18 @@ pub(super) struct Groups {
     pub(super) receipts: super::group_receipts::PendingReceipts,
     /// Group links and join requests (`group_links.rs`).
     pub(super) links: super::group_links::Links,
+    /// The adds and removals this node committed lately, made again if their commit loses a race
+    /// (`group_inbound.rs`); at most [`MAX_PENDING_ADDS`], oldest forgotten.
+    pub(super) own_changes: VecDeque<OwnChange>,
+}
+
+/// One member added or removed by this node's own commit.
+pub(super) struct OwnChange {
+    pub(super) group: [u8; 32],
+    pub(super) member: IdentityKey,
+    pub(super) added: bool,
+    /// The epoch the commit made.
+    pub(super) epoch: u64,
 }
 
 impl Groups {
@@ -566,6 +578,21 @@ impl EventLoop {
             return Err(e);
         }
         let members = self.group_mut(&key)?.members()?;
+        let changes = &mut self.groups.own_changes;
+        for (member, added) in (out.summary.added.iter().map(|w| (*w, true)))
+            .chain(out.summary.removed.iter().map(|w| (*w, false)))
+        {
+            changes.retain(|c| !(c.group == key && c.member == member));
+            changes.push_back(OwnChange {
+                group: key,
+                member,
+                added,
+                epoch: out.summary.epoch,
+            });
+        }
+        while changes.len() > MAX_PENDING_ADDS {
+            changes.pop_front();
+        }
         self.groups.first_sight(&out.commit);
         self.group_send_queued(
             &out.commit,
