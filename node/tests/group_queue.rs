@@ -390,7 +390,7 @@ mod nodes {
     use tern_node::mailbox::MailboxServer;
     use tern_node::mailbox::server::MailboxConfig;
     use tern_node::node::{GroupGossip, GroupReceipts, Node, NodeConfig};
-    use tern_testkit::net::{LiveNode, loopback_net, mailbox_node, texts};
+    use tern_testkit::net::{LiveNode, free_port, loopback_net, mailbox_node, net_config, texts};
     use tern_testkit::profile::{introduced, open};
     use tern_testkit::wait::{poll_until, wait_for};
 
@@ -670,5 +670,96 @@ mod nodes {
         })
         .await
         .expect("the fallback test finished in time");
+    }
+
+    /// A mailbox node from its profile in `dir`, listening on `port` (so that it comes back where its
+    /// users were told it is).
+    async fn mailbox_on(dir: &std::path::Path, port: u16) -> LiveNode {
+        let engine = match Engine::open(dir, &tern_testkit::profile::password()) {
+            Ok(engine) => engine,
+            Err(_) => tern_testkit::profile::create(dir, "Mailbox"),
+        };
+        let config = NodeConfig {
+            net: net_config(&format!("/ip4/127.0.0.1/tcp/{port}"), true),
+            serve_mailbox: Some((dir.join("mailbox.redb"), mailbox_config())),
+            ..NodeConfig::default()
+        };
+        LiveNode::start(engine, "mailbox", config).await
+    }
+
+    /// A group with two servers, one of them down when a text is written: the other stores it at once, the
+    /// deposit for the one that is down waits and is stored when it is back, and nobody gets a 1:1 copy.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_server_that_is_down_gets_its_deposit_when_it_is_back() {
+        let server_dirs = [(); 2].map(|()| tempfile::tempdir().unwrap());
+        let dirs = [(); 2].map(|()| tempfile::tempdir().unwrap());
+        let [alice, carol] = <[Engine; 2]>::try_from(introduced(
+            &dirs.each_ref().map(|d| d.path()),
+            &["Alice", "Carol"],
+        ))
+        .ok()
+        .unwrap();
+        tokio::time::timeout(Duration::from_secs(180), async {
+            let port = free_port();
+            let one = mailbox_node(server_dirs[0].path(), mailbox_config()).await;
+            let two = mailbox_on(server_dirs[1].path(), port).await;
+            let both = |_: ()| NodeConfig {
+                net: loopback_net(),
+                mailboxes: vec![one.addr.clone(), two.addr.clone()],
+                group_receipts: GroupReceipts::Off,
+                ..NodeConfig::default()
+            };
+            let a = LiveNode::start(alice, "alice", both(())).await;
+            let mut c = LiveNode::start(carol, "carol", both(())).await;
+            c.node.dial(a.addr.clone()).await.unwrap();
+            let g = a
+                .node
+                .group_create("Two servers".into(), vec![c.key])
+                .await
+                .unwrap()
+                .id;
+            sees(&c.node, g, 2, None).await;
+            // The open and the commit that added Carol, on each server.
+            let before = deposits_settled(&a.node, g).await;
+            assert_eq!(before, 4);
+
+            two.node.shutdown().await.unwrap();
+            let parts = gossip(&a.node, g).await.transfer_parts;
+            a.node.group_send(g, "one server down".into()).await.unwrap();
+            wait_for(&mut c.events, "the text", |e| {
+                matches!(e, Event::MessageReceived { message, .. } if message.text == "one server down")
+            })
+            .await;
+            let waiting = poll_until(
+                LIMIT,
+                async || gossip(&a.node, g).await,
+                |g| g.queue_stored == before + 1 && g.queue_pending > 0,
+            )
+            .await;
+            assert_eq!(waiting.queue_stored, before + 1, "stored by the server that is up: {waiting:?}");
+            assert!(waiting.queue_pending > 0, "waiting for the one that is down: {waiting:?}");
+
+            // Back where it was: the waiting deposit is tried again and stored.
+            let two = mailbox_on(server_dirs[1].path(), port).await;
+            assert_eq!(deposits_settled(&a.node, g).await, before + 2);
+            assert_eq!(
+                gossip(&a.node, g).await.transfer_parts,
+                parts,
+                "no 1:1 copy: a server stored it"
+            );
+            for n in [a, c, one, two] {
+                n.node.shutdown().await.unwrap();
+            }
+            // Both servers hold the group's three messages, once.
+            for dir in &server_dirs {
+                let server =
+                    MailboxServer::open(&dir.path().join("mailbox.redb"), Vec::new(), mailbox_config())
+                        .unwrap();
+                let stats = server.stats();
+                assert_eq!((stats.group_queues, stats.group_messages), (1, 2), "{stats:?}");
+            }
+        })
+        .await
+        .expect("the two-server test finished in time");
     }
 }
