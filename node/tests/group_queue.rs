@@ -390,7 +390,9 @@ mod nodes {
     use tern_node::mailbox::MailboxServer;
     use tern_node::mailbox::server::MailboxConfig;
     use tern_node::node::{GroupGossip, GroupReceipts, Node, NodeConfig};
-    use tern_testkit::net::{LiveNode, free_port, loopback_net, mailbox_node, net_config, texts};
+    use tern_testkit::net::{
+        LiveNode, free_port, loopback_net, mailbox_node, mailbox_node_on, texts,
+    };
     use tern_testkit::profile::{introduced, open};
     use tern_testkit::wait::{poll_until, wait_for};
 
@@ -672,21 +674,6 @@ mod nodes {
         .expect("the fallback test finished in time");
     }
 
-    /// A mailbox node from its profile in `dir`, listening on `port` (so that it comes back where its
-    /// users were told it is).
-    async fn mailbox_on(dir: &std::path::Path, port: u16) -> LiveNode {
-        let engine = match Engine::open(dir, &tern_testkit::profile::password()) {
-            Ok(engine) => engine,
-            Err(_) => tern_testkit::profile::create(dir, "Mailbox"),
-        };
-        let config = NodeConfig {
-            net: net_config(&format!("/ip4/127.0.0.1/tcp/{port}"), true),
-            serve_mailbox: Some((dir.join("mailbox.redb"), mailbox_config())),
-            ..NodeConfig::default()
-        };
-        LiveNode::start(engine, "mailbox", config).await
-    }
-
     /// A group with two servers, one of them down when a text is written: the other stores it at once, the
     /// deposit for the one that is down waits and is stored when it is back, and nobody gets a 1:1 copy.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -700,9 +687,9 @@ mod nodes {
         .ok()
         .unwrap();
         tokio::time::timeout(Duration::from_secs(180), async {
-            let port = free_port();
+            let listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
             let one = mailbox_node(server_dirs[0].path(), mailbox_config()).await;
-            let two = mailbox_on(server_dirs[1].path(), port).await;
+            let two = mailbox_node_on(server_dirs[1].path(), mailbox_config(), &listen).await;
             let both = |_: ()| NodeConfig {
                 net: loopback_net(),
                 mailboxes: vec![one.addr.clone(), two.addr.clone()],
@@ -740,7 +727,7 @@ mod nodes {
             assert!(waiting.queue_pending > 0, "waiting for the one that is down: {waiting:?}");
 
             // Back where it was: the waiting deposit is tried again and stored.
-            let two = mailbox_on(server_dirs[1].path(), port).await;
+            let two = mailbox_node_on(server_dirs[1].path(), mailbox_config(), &listen).await;
             assert_eq!(deposits_settled(&a.node, g).await, before + 2);
             assert_eq!(
                 gossip(&a.node, g).await.transfer_parts,

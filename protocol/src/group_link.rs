@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::card::{ContactCard, MAX_CARD_LEN};
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::group_wire::MAX_KEY_PACKAGE_LEN;
+use crate::group_wire::{MAX_KEY_PACKAGE_LEN, version};
 
 /// Content kind: a link holder asks to join.
 pub const KIND_JOIN_REQUEST: u16 = 0x0104;
@@ -261,17 +261,6 @@ impl JoinAnswer {
         };
         r.finish()?;
         Ok((token, answer))
-    }
-}
-
-fn version(r: &mut Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
-    match r.u8("version")? {
-        VERSION => Ok(()),
-        got => Err(DecodeError::UnsupportedVersion {
-            what,
-            got,
-            supported: VERSION,
-        }),
     }
 }
 

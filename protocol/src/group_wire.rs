@@ -73,7 +73,8 @@ impl TransferKind {
     }
 }
 
-fn version(r: &mut Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
+/// Reads a group body's version byte (1); the same for every body of §18.4 and §18.11.
+pub(crate) fn version(r: &mut Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
     match r.u8("version")? {
         VERSION => Ok(()),
         got => Err(DecodeError::UnsupportedVersion {

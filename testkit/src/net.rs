@@ -51,12 +51,18 @@ pub fn loopback_node() -> NodeConfig {
 /// A node on loopback that serves as a mailbox with `limits`, from its own profile in `dir` (created the
 /// first time, opened again after a restart; its mailbox database is `dir/mailbox.redb`).
 pub async fn mailbox_node(dir: &Path, limits: MailboxConfig) -> LiveNode {
+    mailbox_node_on(dir, limits, LOOPBACK_TCP).await
+}
+
+/// [`mailbox_node`] listening on `listen` (a fixed port, so that it comes back where its users were told
+/// it is).
+pub async fn mailbox_node_on(dir: &Path, limits: MailboxConfig, listen: &str) -> LiveNode {
     let engine = match tern_node::engine::Engine::open(dir, &crate::profile::password()) {
         Ok(engine) => engine,
         Err(_) => crate::profile::create(dir, "Mailbox"),
     };
     let config = NodeConfig {
-        net: loopback_net(),
+        net: net_config(listen, true),
         serve_mailbox: Some((dir.join("mailbox.redb"), limits)),
         ..NodeConfig::default()
     };
