@@ -30,6 +30,7 @@ mod event_loop;
 mod expiry;
 mod file_wire;
 mod files;
+mod group_book;
 mod group_gossip;
 mod group_handle;
 mod group_inbound;
