@@ -314,3 +314,106 @@ fn a_member_who_is_not_a_contact_is_named_by_fingerprint_and_a_plain_member_may_
     shutdown(&mut bob);
     shutdown(&mut carol);
 }
+
+#[test]
+fn a_stranger_joins_with_a_link_the_admin_made_and_approved_in_the_group_panel() {
+    let Pair {
+        mut alice,
+        mut bob,
+        _dirs,
+    } = pair();
+    // Kim is nobody's contact.
+    let kim_dir = tempfile::tempdir().unwrap();
+    let mut kim = app(kim_dir.path());
+    create_profile(&mut kim, "Kim");
+    let (alice_link, bob_link) = (invite_link(&alice), invite_link(&bob));
+    add_contact(&mut alice, &bob_link, "Bob");
+    add_contact(&mut bob, &alice_link, "Alice");
+    connect(&bob, &alice);
+    connect(&kim, &alice);
+
+    click(&mut alice, "New group");
+    type_into(&mut alice, "Group name", "Book club");
+    alice.get_by_role_and_label(Role::CheckBox, "Bob").click();
+    alice.step();
+    click(&mut alice, "Create group");
+    settle(&mut alice, "the group with Bob", |h| {
+        h.state()
+            .model
+            .groups
+            .first()
+            .is_some_and(|g| g.members == 2)
+    });
+
+    // In the group panel: an approval link.
+    click(&mut alice, "Group info…");
+    alice
+        .get_by_role_and_label(Role::CheckBox, "Approve each person who asks to join")
+        .click();
+    alice.step();
+    click(&mut alice, "Make an invite link");
+    settle(&mut alice, "the link in the panel", |h| {
+        h.state()
+            .model
+            .links
+            .by_group
+            .values()
+            .any(|links| links.len() == 1)
+    });
+    let link = alice
+        .state()
+        .model
+        .links
+        .by_group
+        .values()
+        .flatten()
+        .next()
+        .unwrap()
+        .link
+        .clone();
+    assert!(has_label(
+        &alice,
+        &format!(
+            "Link {}: you approve each person",
+            alice
+                .state()
+                .model
+                .links
+                .by_group
+                .values()
+                .flatten()
+                .next()
+                .unwrap()
+                .id
+        )
+    ));
+
+    // Kim pastes it into "Add contact", whose button says what it does.
+    click(&mut kim, "+ Add contact");
+    type_into(&mut kim, "Invite link", &link);
+    click(&mut kim, "Join group");
+    settle(&mut kim, "told to wait for approval", |h| {
+        h.state()
+            .model
+            .notices
+            .iter()
+            .any(|n| n.text.contains("approves or declines"))
+    });
+    assert!(kim.state().model.groups.is_empty());
+
+    // Alice approves Kim in the panel; Kim's app shows the group.
+    settle(&mut alice, "Kim's request in the panel", |h| {
+        has_role_label(h, Role::Button, "Approve Kim")
+    });
+    click(&mut alice, "Approve Kim");
+    settle(&mut kim, "the group in Kim's app", |h| {
+        h.state()
+            .model
+            .groups
+            .first()
+            .is_some_and(|g| g.name == "Book club" && g.members == 3)
+    });
+    settle(&mut alice, "the request answered", |h| {
+        !has_role_label(h, Role::Button, "Approve Kim")
+    });
+}
