@@ -371,22 +371,20 @@ fn a_stranger_joins_with_a_link_the_admin_made_and_approved_in_the_group_panel()
         .unwrap()
         .link
         .clone();
-    assert!(has_label(
-        &alice,
-        &format!(
-            "Link {}: you approve each person",
-            alice
-                .state()
-                .model
-                .links
-                .by_group
-                .values()
-                .flatten()
-                .next()
-                .unwrap()
-                .id
-        )
-    ));
+    let id = alice
+        .state()
+        .model
+        .links
+        .by_group
+        .values()
+        .flatten()
+        .next()
+        .unwrap()
+        .id
+        .clone();
+    settle(&mut alice, "the link drawn in the panel", |h| {
+        has_label(h, &format!("Link {id}: you approve each person"))
+    });
 
     // Kim pastes it into "Add contact", whose button says what it does.
     click(&mut kim, "+ Add contact");
