@@ -426,7 +426,7 @@ impl Executor<'_> {
             Action::LoadMembers(group) => {
                 if let Some(node) = self.node() {
                     backend.load_members(&node, group);
-                    backend.load_links(&node, group);
+                    backend.load_links(&node, group, self.model.links.generation);
                 }
             }
             Action::Link(action) => self.link_action(action),

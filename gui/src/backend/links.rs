@@ -7,8 +7,9 @@ use super::Backend;
 use crate::model::{ConversationId, Dialog, Model, Node};
 
 impl Backend {
-    /// Reads the group's links and the join requests waiting (admins; others have none).
-    pub fn load_links(&self, node: &Node, group: ConversationId) {
+    /// Reads the group's links and the join requests waiting (admins; others have none), as of the
+    /// model's `generation` of them.
+    pub fn load_links(&self, node: &Node, group: ConversationId, generation: u64) {
         self.call(
             node,
             "cannot read the group's links",
@@ -17,7 +18,9 @@ impl Backend {
                 let requests = node.group_join_requests().await?;
                 Ok((links, requests))
             },
-            move |m: &mut Model, (links, requests)| m.links_loaded(group, links, requests),
+            move |m: &mut Model, (links, requests)| {
+                m.links_loaded(generation, group, links, requests)
+            },
         );
     }
 

@@ -483,7 +483,7 @@ mod tests {
         };
         h.state_mut()
             .model
-            .links_loaded(GROUP, vec![link], vec![request]);
+            .links_loaded(0, GROUP, vec![link], vec![request]);
         h.step();
         assert!(
             h.query_by_label("Link 0a1b2c3d: you approve each person")

@@ -12,6 +12,9 @@ pub struct Links {
     pub by_group: HashMap<ConversationId, Vec<GroupLinkInfo>>,
     /// Join requests waiting for approval, oldest first.
     pub requests: Vec<JoinRequestInfo>,
+    /// Counts the changes made here since start: a read from the node that began before the last change
+    /// is stale and dropped ([`Model::links_loaded`]).
+    pub generation: u64,
 }
 
 /// What a joiner is told of the admin's answer, in plain words.
@@ -28,19 +31,25 @@ pub fn answer_words(admin: &str, answer: JoinAnswer) -> String {
 }
 
 impl Model {
-    /// A group's links and the requests waiting, as read from the node.
+    /// A group's links and the requests waiting, as read from the node by a read that began at
+    /// `generation`: dropped if something changed here since (a link made while the read ran).
     pub fn links_loaded(
         &mut self,
+        generation: u64,
         group: ConversationId,
         links: Vec<GroupLinkInfo>,
         requests: Vec<JoinRequestInfo>,
     ) {
+        if generation != self.links.generation {
+            return;
+        }
         self.links.by_group.insert(group, links);
         self.links.requests = requests;
     }
 
     /// A link made here.
     pub fn link_made(&mut self, link: GroupLinkInfo) {
+        self.links.generation += 1;
         self.links
             .by_group
             .entry(link.group)
@@ -50,6 +59,7 @@ impl Model {
 
     /// A link revoked here.
     pub fn link_revoked(&mut self, group: ConversationId, id: &str) {
+        self.links.generation += 1;
         if let Some(links) = self.links.by_group.get_mut(&group) {
             links.retain(|l| l.id != id);
         }
@@ -70,6 +80,7 @@ impl Model {
 
     /// Someone asked to join with a link that needs approval: kept (once per group and person) and said.
     pub fn join_requested(&mut self, request: JoinRequestInfo) {
+        self.links.generation += 1;
         self.notice(format!(
             "{} asks to join {}: approve or decline in the group's panel",
             request.name, request.group_name
@@ -82,6 +93,7 @@ impl Model {
 
     /// A join request approved or declined here.
     pub fn join_decided(&mut self, group: ConversationId, member: &tern_protocol::IdentityKey) {
+        self.links.generation += 1;
         self.links
             .requests
             .retain(|r| !(r.group == group && r.from == *member));
@@ -128,6 +140,32 @@ mod tests {
         m.join_decided(GROUP, &key(1));
         let left: Vec<&str> = m.join_requests_of(GROUP).map(|r| r.name.as_str()).collect();
         assert_eq!(left, ["Sam"]);
+    }
+
+    #[test]
+    fn a_read_that_began_before_a_change_here_does_not_undo_it() {
+        let mut m = Model::default();
+        let began = m.links.generation;
+        let link = GroupLinkInfo {
+            id: "01020304".into(),
+            group: GROUP,
+            link: "tern-group:x".into(),
+            approval: false,
+            created_ms: 1,
+        };
+        m.link_made(link.clone());
+        m.links_loaded(began, GROUP, Vec::new(), Vec::new());
+        assert_eq!(
+            m.links_of(&GROUP),
+            std::slice::from_ref(&link),
+            "the stale read is dropped"
+        );
+        let now = m.links.generation;
+        m.links_loaded(now, GROUP, Vec::new(), Vec::new());
+        assert!(
+            m.links_of(&GROUP).is_empty(),
+            "a read begun after it is taken"
+        );
     }
 
     #[test]

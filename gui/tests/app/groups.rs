@@ -345,12 +345,25 @@ fn a_stranger_joins_with_a_link_the_admin_made_and_approved_in_the_group_panel()
             .is_some_and(|g| g.members == 2)
     });
 
-    // In the group panel: an approval link.
+    // In the group panel: an approval link. The panel's members and links are read from the node as it
+    // opens; once both are drawn its layout stays, so a click lands where the widget was found.
     click(&mut alice, "Group info…");
-    alice
-        .get_by_role_and_label(Role::CheckBox, "Approve each person who asks to join")
-        .click();
+    let group = alice.state().model.groups[0].id;
+    settle(&mut alice, "the panel's members and links", |h| {
+        has_label(h, "2 members") && h.state().model.links.by_group.contains_key(&group)
+    });
     alice.step();
+    let approve = "Approve each person who asks to join";
+    alice.get_by_role_and_label(Role::CheckBox, approve).click();
+    alice.step();
+    alice.step();
+    assert_eq!(
+        alice
+            .get_by_role_and_label(Role::CheckBox, approve)
+            .accesskit_node()
+            .toggled(),
+        Some(egui::accesskit::Toggled::True)
+    );
     click(&mut alice, "Make an invite link");
     settle(&mut alice, "the link in the panel", |h| {
         h.state()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use egui::accesskit::Role;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use tern_gui::model::Screen;
 use tern_gui::screens::conversation_list::unread_label;
 use tern_gui::{Options, TernApp};
