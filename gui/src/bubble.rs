@@ -7,6 +7,7 @@ use egui::{Align, Color32, Layout, Response, RichText, Sense, UiBuilder};
 
 use crate::action::Action;
 use crate::avatar;
+use crate::emoji;
 use crate::file_card::{self, Thumbnails};
 use crate::links::{self, Piece};
 use crate::model::{Confirm, MessageRow, MessageStatus};
@@ -80,26 +81,33 @@ fn menu(ui: &mut egui::Ui, m: &MessageRow) -> Option<Action> {
     asked
 }
 
+/// A piece of a message's text, selectable and wrapped, its emoji in colour (`emoji`); text with no
+/// emoji is a plain label.
+fn plain_text(ui: &mut egui::Ui, plain: &str, color: Color32) -> Response {
+    let font = egui::TextStyle::Body.resolve(ui.style());
+    if let Some(prepared) = emoji::prepare(ui, plain, &font, color) {
+        return emoji::label(ui, prepared, true, true);
+    }
+    ui.add(
+        egui::Label::new(RichText::new(plain).color(color))
+            .selectable(true)
+            .wrap(),
+    )
+}
+
 /// The message's text, selectable, with its links as links (they open only when clicked); returns the
 /// responses a right click can land on.
 fn text(ui: &mut egui::Ui, text: &str, color: Color32) -> Vec<Response> {
     let pieces = links::split(text);
     if let [Piece::Text(plain)] = pieces.as_slice() {
-        let label = egui::Label::new(RichText::new(*plain).color(color))
-            .selectable(true)
-            .wrap();
-        return vec![ui.add(label)];
+        return vec![plain_text(ui, plain, color)];
     }
     ui.horizontal_wrapped(|ui| {
         ui.spacing_mut().item_spacing.x = 0.0;
         pieces
             .iter()
             .map(|piece| match piece {
-                Piece::Text(plain) => ui.add(
-                    egui::Label::new(RichText::new(*plain).color(color))
-                        .selectable(true)
-                        .wrap(),
-                ),
+                Piece::Text(plain) => plain_text(ui, plain, color),
                 // Underlined, in the bubble's text colour: the link colour is unreadable on the blue
                 // of an outgoing bubble.
                 Piece::Link(url) => {
@@ -151,18 +159,21 @@ pub fn bubble(
         // The bubble is as wide as its text (wrapped at the bubble's widest) or its status line.
         let max = max_width(width) - 2.0 * BUBBLE_MARGIN;
         // Right-to-left rows in the order they are drawn (`bidi`); the text itself otherwise.
-        let shown =
-            crate::bidi::for_label(ui, &m.text, &egui::TextStyle::Body.resolve(ui.style()), max);
-        let text_width = ui
-            .painter()
-            .layout(
-                shown.to_string(),
-                egui::TextStyle::Body.resolve(ui.style()),
-                text_color,
-                max,
-            )
-            .size()
-            .x;
+        let body = egui::TextStyle::Body.resolve(ui.style());
+        let shown = crate::bidi::for_label(ui, &m.text, &body, max);
+        // Emoji drawn as pictures are one row wide, not as wide as their glyphs.
+        let text_width = match emoji::prepare(ui, &shown, &body, text_color) {
+            Some(mut prepared) => {
+                prepared.job.wrap.max_width = max;
+                ui.fonts_mut(|f| f.layout_job(prepared.job)).size().x
+            }
+            None => {
+                ui.painter()
+                    .layout(shown.to_string(), body, text_color, max)
+                    .size()
+                    .x
+            }
+        };
         let card = if m.attachment.is_some() {
             FILE_CARD_WIDTH
         } else {
