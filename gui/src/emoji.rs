@@ -27,6 +27,8 @@ use unicode_segmentation::UnicodeSegmentation;
 pub const MAX_EMOJI_TEXTURES: usize = 256;
 /// Texts whose cut into text and emoji is kept, so a bubble is not cut again each frame.
 pub const MAX_CUT_TEXTS: usize = 512;
+/// At most this many quarter points are added to an emoji's size to tell its glyphs from text's.
+const MAX_SIZE_NUDGES: usize = 16;
 /// The emoji presentation selector: "show the character before as an emoji".
 const EMOJI_PRESENTATION: char = '\u{FE0F}';
 /// The text presentation selector: "show the character before as text".
@@ -102,8 +104,9 @@ struct Decoded {
     texture: TextureHandle,
     /// The pass it was last drawn in: one drawn in this pass is never evicted.
     last_used: u64,
-    /// `(font size, width)`: how wide the cluster's glyphs are at that size.
-    width: Option<(f32, f32)>,
+    /// `((text size, pixels per point), size)`: the size its glyphs take beside text of that size
+    /// ([`emoji_size`]).
+    size: Option<((f32, f32), Option<f32>)>,
 }
 
 /// The caches behind [`label`], one per egui context.
@@ -168,7 +171,7 @@ impl Cache {
                 Decoded {
                     texture,
                     last_used: pass,
-                    width: None,
+                    size: None,
                 },
             );
         }
@@ -237,6 +240,7 @@ pub fn prepare(ui: &egui::Ui, text: &str, font: &FontId, color: Color32) -> Opti
     }
     let pass = ui.ctx().cumulative_pass_nr();
     let row_height = ui.fonts_mut(|f| f.row_height(font));
+    let text_key = (font.size, ui.ctx().pixels_per_point());
     let plain = TextFormat::simple(font.clone(), color);
     let mut job = LayoutJob::default();
     let mut emoji = Vec::new();
@@ -249,20 +253,16 @@ pub fn prepare(ui: &egui::Ui, text: &str, font: &FontId, color: Color32) -> Opti
         let drawn = match run {
             Run::Emoji(_) => picture(piece)
                 .and_then(|asset| cache.picture(ui.ctx(), asset, pass))
-                .map(|p| {
-                    let width = match p.width {
-                        Some((size, width)) if size == font.size => width,
+                .and_then(|p| {
+                    let size = match p.size {
+                        Some((for_text, size)) if for_text == text_key => size,
                         _ => {
-                            let width = ui.fonts_mut(|f| {
-                                f.layout_no_wrap(piece.to_owned(), font.clone(), color)
-                                    .size()
-                                    .x
-                            });
-                            p.width = Some((font.size, width));
-                            width
+                            let size = emoji_size(ui, piece, font, row_height);
+                            p.size = Some((text_key, size));
+                            size
                         }
-                    };
-                    (p.texture.clone(), width)
+                    }?;
+                    Some((p.texture.clone(), size))
                 }),
             Run::Text(_) => None,
         };
@@ -273,27 +273,42 @@ pub fn prepare(ui: &egui::Ui, text: &str, font: &FontId, color: Color32) -> Opti
             });
         }
         let format = match drawn {
-            Some((_, natural)) => {
-                // The glyphs' size scaled so that they are one row wide, on a row as high as the text's
-                // (quarter points, so a few sizes serve every emoji).
-                let scale = if natural > 1.0 {
-                    (row_height / natural).clamp(0.1, 3.0)
-                } else {
-                    1.0
-                };
-                let size = (font.size * scale * 4.0).round() / 4.0;
-                TextFormat {
-                    font_id: FontId::new(size.max(1.0), font.family.clone()),
-                    color: Color32::TRANSPARENT,
-                    line_height: Some(row_height),
-                    ..TextFormat::default()
-                }
-            }
+            Some((_, size)) => TextFormat {
+                font_id: FontId::new(size, font.family.clone()),
+                color: Color32::TRANSPARENT,
+                line_height: Some(row_height),
+                ..TextFormat::default()
+            },
             None => plain.clone(),
         };
         job.append(piece, 0.0, format);
     }
     Some(Prepared { job, emoji })
+}
+
+/// The font size at which `cluster`'s glyphs are one row (`row_height`) wide, in quarter points, and
+/// whose own row height is not `row_height` (which marks the glyphs as an emoji's for [`rooms`]); `None`
+/// if no such size is near (the emoji is then drawn as text).
+fn emoji_size(ui: &egui::Ui, cluster: &str, font: &FontId, row_height: f32) -> Option<f32> {
+    let natural = ui.fonts_mut(|f| {
+        f.layout_no_wrap(cluster.to_owned(), font.clone(), Color32::WHITE)
+            .size()
+            .x
+    });
+    let scale = if natural > 1.0 {
+        (row_height / natural).clamp(0.1, 3.0)
+    } else {
+        1.0
+    };
+    let mut size = ((font.size * scale * 4.0).round() / 4.0).max(1.0);
+    for _ in 0..MAX_SIZE_NUDGES {
+        let own = ui.fonts_mut(|f| f.row_height(&FontId::new(size, font.family.clone())));
+        if own != row_height {
+            return Some(size);
+        }
+        size += 0.25;
+    }
+    None
 }
 
 /// A label of `prepared` text (from [`prepare`]) that wraps if `wrap` and can be selected if
@@ -337,53 +352,45 @@ pub fn label(ui: &mut egui::Ui, prepared: Prepared, wrap: bool, selectable: bool
         let side = room.width().min(room.height());
         let rect = egui::Rect::from_center_size(room.center(), egui::vec2(side, side))
             .translate(pos.to_vec2());
-        if let Some(texture) = texture {
-            ui.painter().image(texture.id(), rect, uv, Color32::WHITE);
-        }
+        ui.painter().image(texture.id(), rect, uv, Color32::WHITE);
     }
     response
 }
 
-/// Where each emoji's glyphs are in `galley` (relative to it), with its texture if it has one. Found by
-/// their characters in order, not by character index: egui 0.35 gives a right-to-left word more glyphs
-/// than it has characters (zero-width ones), so the index of a glyph after Arabic text is off. An
-/// emoji is its own section, shaped left to right, so its glyphs carry its characters in order; an
-/// emoji drawn as text (no texture) is in `emoji` too, so the same sequence in it is not taken.
-fn rooms<'a>(
-    galley: &egui::Galley,
-    emoji: &'a [Emoji],
-) -> Vec<(egui::Rect, Option<&'a TextureHandle>)> {
-    let glyphs: Vec<(&egui::epaint::text::PlacedRow, &egui::epaint::text::Glyph)> = galley
-        .rows
-        .iter()
-        .flat_map(|row| row.row.glyphs.iter().map(move |g| (row, g)))
-        .collect();
+/// Where each emoji's glyphs are in `galley` (relative to it), with its texture. An emoji's glyphs are
+/// told apart from text's by their row height: the size of an emoji's section is chosen so that its
+/// font's own row height differs from the row height its section asks for ([`prepare`]), while a text
+/// glyph's two are the same. (Character indices cannot be used: egui 0.35 gives a right-to-left word
+/// zero-width glyphs beyond its characters, so the index of a glyph after Arabic text is off; and the
+/// glyphs of one cluster all carry its first character.) Each emoji's section has one glyph per
+/// character, in order, so the marked glyphs are dealt out by the emoji's character counts.
+fn rooms<'a>(galley: &egui::Galley, emoji: &'a [Emoji]) -> Vec<(egui::Rect, &'a TextureHandle)> {
+    let mut marked = galley.rows.iter().flat_map(|row| {
+        row.row
+            .glyphs
+            .iter()
+            .filter(|g| g.line_height != g.font_height)
+            .map(move |g| (row, g))
+    });
     let mut found = Vec::with_capacity(emoji.len());
-    let mut at = 0;
     for one in emoji {
-        let wanted: Vec<char> = one.cluster.chars().collect();
-        let Some(start) = (at..glyphs.len()).find(|&i| {
-            glyphs.len() - i >= wanted.len()
-                && glyphs[i..i + wanted.len()]
-                    .iter()
-                    .zip(&wanted)
-                    .all(|((_, g), c)| g.chr == *c)
-        }) else {
+        let Some(texture) = &one.texture else {
+            continue;
+        };
+        let glyphs: Vec<_> = marked.by_ref().take(one.cluster.chars().count()).collect();
+        let Some(&(row, first)) = glyphs.first() else {
             break;
         };
-        at = start + wanted.len();
-        let (row, first) = glyphs[start];
-        let right = glyphs[start..at]
+        let right = glyphs
             .iter()
             .filter(|(r, _)| std::ptr::eq(*r, row))
             .map(|(_, g)| g.max_x())
             .fold(first.pos.x, f32::max);
-        let rect = row.rect();
         let room = egui::Rect::from_x_y_ranges(
             row.pos.x + first.pos.x..=row.pos.x + right,
-            rect.y_range(),
+            row.rect().y_range(),
         );
-        found.push((room, one.texture.as_ref()));
+        found.push((room, texture));
     }
     found
 }
@@ -499,6 +506,39 @@ mod tests {
         assert!(cache.picture(&ctx, all[MAX_EMOJI_TEXTURES], 7).is_none());
         assert!(cache.picture(&ctx, all[MAX_EMOJI_TEXTURES], 8).is_some());
         assert_eq!(cache.pictures.len(), MAX_EMOJI_TEXTURES);
+    }
+
+    #[test]
+    fn each_picture_gets_its_own_row_wide_room_in_order() {
+        // Sequences of several glyphs, neighbours, Arabic before (egui gives it extra glyphs), and text
+        // that looks like an emoji's start ("1", "❤") before the emoji.
+        let text = "a 👨‍👩‍👧👋 مرحبا 🇫🇷 1 1️⃣ ❤ ❤️ 😀😀";
+        let ctx = egui::Context::default();
+        let _ = ctx.run_ui(egui::RawInput::default(), |ui| {
+            let font = egui::TextStyle::Body.resolve(ui.style());
+            let row_height = ui.fonts_mut(|f| f.row_height(&font));
+            let prepared = prepare(ui, text, &font, Color32::WHITE).unwrap();
+            let clusters: Vec<&str> = prepared.emoji.iter().map(|e| e.cluster.as_str()).collect();
+            assert_eq!(clusters, ["👨‍👩‍👧", "👋", "🇫🇷", "1️⃣", "❤️", "😀", "😀"]);
+            let galley = ui.fonts_mut(|f| f.layout_job(prepared.job.clone()));
+            assert_eq!(galley.text(), text, "the label holds the whole text");
+            let found = rooms(&galley, &prepared.emoji);
+            assert_eq!(found.len(), clusters.len());
+            let mut last_right = 0.0;
+            for (i, (room, _)) in found.iter().enumerate() {
+                assert!(
+                    (room.width() - row_height).abs() < 1.5,
+                    "{}: {room:?} is not a row ({row_height}) wide",
+                    clusters[i]
+                );
+                assert!(
+                    room.left() >= last_right - 0.5,
+                    "{}: out of order",
+                    clusters[i]
+                );
+                last_right = room.right();
+            }
+        });
     }
 
     #[test]
