@@ -81,13 +81,8 @@ fn menu(ui: &mut egui::Ui, m: &MessageRow) -> Option<Action> {
     asked
 }
 
-/// A piece of a message's text, selectable and wrapped, its emoji in colour (`emoji`); text with no
-/// emoji is a plain label.
-fn plain_text(ui: &mut egui::Ui, plain: &str, color: Color32) -> Response {
-    let font = egui::TextStyle::Body.resolve(ui.style());
-    if let Some(prepared) = emoji::prepare(ui, plain, &font, color) {
-        return emoji::label(ui, prepared, true, true);
-    }
+/// Text with no emoji drawn as pictures: a selectable, wrapped label.
+fn plain_label(ui: &mut egui::Ui, plain: &str, color: Color32) -> Response {
     ui.add(
         egui::Label::new(RichText::new(plain).color(color))
             .selectable(true)
@@ -95,19 +90,36 @@ fn plain_text(ui: &mut egui::Ui, plain: &str, color: Color32) -> Response {
     )
 }
 
+/// A piece of a message's text between links, its emoji in colour (`emoji`).
+fn text_piece(ui: &mut egui::Ui, plain: &str, color: Color32) -> Response {
+    let font = egui::TextStyle::Body.resolve(ui.style());
+    match emoji::prepare(ui, plain, &font, color) {
+        Some(prepared) => emoji::label(ui, prepared, true, true),
+        None => plain_label(ui, plain, color),
+    }
+}
+
 /// The message's text, selectable, with its links as links (they open only when clicked); returns the
-/// responses a right click can land on.
-fn text(ui: &mut egui::Ui, text: &str, color: Color32) -> Vec<Response> {
+/// responses a right click can land on. `prepared` is the whole text with its emoji ([`emoji::prepare`]).
+fn text(
+    ui: &mut egui::Ui,
+    text: &str,
+    color: Color32,
+    prepared: Option<emoji::Prepared>,
+) -> Vec<Response> {
     let pieces = links::split(text);
     if let [Piece::Text(plain)] = pieces.as_slice() {
-        return vec![plain_text(ui, plain, color)];
+        return vec![match prepared {
+            Some(prepared) => emoji::label(ui, prepared, true, true),
+            None => plain_label(ui, plain, color),
+        }];
     }
     ui.horizontal_wrapped(|ui| {
         ui.spacing_mut().item_spacing.x = 0.0;
         pieces
             .iter()
             .map(|piece| match piece {
-                Piece::Text(plain) => plain_text(ui, plain, color),
+                Piece::Text(plain) => text_piece(ui, plain, color),
                 // Underlined, in the bubble's text colour: the link colour is unreadable on the blue
                 // of an outgoing bubble.
                 Piece::Link(url) => {
@@ -162,10 +174,12 @@ pub fn bubble(
         let body = egui::TextStyle::Body.resolve(ui.style());
         let shown = crate::bidi::for_label(ui, &m.text, &body, max);
         // Emoji drawn as pictures are one row wide, not as wide as their glyphs.
-        let text_width = match emoji::prepare(ui, &shown, &body, text_color) {
-            Some(mut prepared) => {
-                prepared.job.wrap.max_width = max;
-                ui.fonts_mut(|f| f.layout_job(prepared.job)).size().x
+        let prepared = emoji::prepare(ui, &shown, &body, text_color);
+        let text_width = match &prepared {
+            Some(prepared) => {
+                let mut job = prepared.job.clone();
+                job.wrap.max_width = max;
+                ui.fonts_mut(|f| f.layout_job(job)).size().x
             }
             None => {
                 ui.painter()
@@ -220,7 +234,7 @@ pub fn bubble(
                             asked = file_card::show(ui, m, attachment, text_color, thumbnails);
                         }
                         if !m.text.is_empty() || m.attachment.is_none() {
-                            let drawn = text(ui, &shown, text_color);
+                            let drawn = text(ui, &shown, text_color, prepared);
                             // Read out in the order it was written, not in the order it is drawn.
                             if shown != m.text.as_str()
                                 && let [label] = drawn.as_slice()
