@@ -34,18 +34,22 @@ const EMOJI_PRESENTATION: char = '\u{FE0F}';
 /// The text presentation selector: "show the character before as text".
 const TEXT_PRESENTATION: char = '\u{FE0E}';
 
-/// A piece of a text: a byte range that is plain text, or one emoji (a grapheme cluster).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A piece of a text: a byte range that is plain text, or one emoji (a grapheme cluster) with its
+/// picture.
+#[derive(Debug, Clone)]
 pub enum Run {
     Text(Range<usize>),
-    Emoji(Range<usize>),
+    Emoji(Range<usize>, &'static PngTwemojiAsset),
 }
 
-/// Whether `text` has a character that can begin or build an emoji (cheap: no segmentation). ASCII
-/// digits, `#` and `*` build keycaps only with U+20E3, which is not ASCII.
+/// Whether `text` has a character that can begin or build an emoji (cheap: no segmentation; ASCII text,
+/// most messages, is told by the standard library's word-at-a-time check). ASCII digits, `#` and `*`
+/// build keycaps only with U+20E3, which is not ASCII.
 pub fn may_have_emoji(text: &str) -> bool {
-    text.chars()
-        .any(|c| !c.is_ascii() && c.is_emoji_char_or_emoji_component())
+    !text.is_ascii()
+        && text
+            .chars()
+            .any(|c| !c.is_ascii() && c.is_emoji_char_or_emoji_component())
 }
 
 /// Twemoji's picture (PNG) of the grapheme cluster `cluster`, when it is shown as an emoji.
@@ -84,11 +88,11 @@ pub fn cut(text: &str) -> Vec<Run> {
     let mut runs = Vec::new();
     let mut text_from = None;
     for (at, cluster) in text.grapheme_indices(true) {
-        if picture(cluster).is_some() {
+        if let Some(asset) = picture(cluster) {
             if let Some(from) = text_from.take() {
                 runs.push(Run::Text(from..at));
             }
-            runs.push(Run::Emoji(at..at + cluster.len()));
+            runs.push(Run::Emoji(at..at + cluster.len(), asset));
         } else if text_from.is_none() {
             text_from = Some(at);
         }
@@ -213,10 +217,10 @@ pub fn held(ctx: &egui::Context) -> usize {
     cache(ctx).lock().pictures.len()
 }
 
-/// One emoji of a prepared text: its cluster, and its picture (`None`: drawn as text, the cache being
-/// full of pictures in use).
+/// One emoji of a prepared text: its cluster's byte range, and its picture (`None`: drawn as text, the
+/// cache being full of pictures in use).
 struct Emoji {
-    cluster: String,
+    cluster: Range<usize>,
     texture: Option<TextureHandle>,
 }
 
@@ -235,7 +239,7 @@ pub fn prepare(ui: &egui::Ui, text: &str, font: &FontId, color: Color32) -> Opti
     let shared = cache(ui.ctx());
     let mut cache = shared.lock();
     let runs = cache.runs(text);
-    if !runs.iter().any(|r| matches!(r, Run::Emoji(_))) {
+    if !runs.iter().any(|r| matches!(r, Run::Emoji(..))) {
         return None;
     }
     let pass = ui.ctx().cumulative_pass_nr();
@@ -245,30 +249,28 @@ pub fn prepare(ui: &egui::Ui, text: &str, font: &FontId, color: Color32) -> Opti
     let mut job = LayoutJob::default();
     let mut emoji = Vec::new();
     for run in runs.iter() {
-        let (Run::Text(range) | Run::Emoji(range)) = run;
+        let (Run::Text(range) | Run::Emoji(range, _)) = run;
         let Some(piece) = text.get(range.clone()) else {
             // A stale cut (a hash collision): draw the text as it is.
             return None;
         };
         let drawn = match run {
-            Run::Emoji(_) => picture(piece)
-                .and_then(|asset| cache.picture(ui.ctx(), asset, pass))
-                .and_then(|p| {
-                    let size = match p.size {
-                        Some((for_text, size)) if for_text == text_key => size,
-                        _ => {
-                            let size = emoji_size(ui, piece, font, row_height);
-                            p.size = Some((text_key, size));
-                            size
-                        }
-                    }?;
-                    Some((p.texture.clone(), size))
-                }),
+            Run::Emoji(_, asset) => cache.picture(ui.ctx(), asset, pass).and_then(|p| {
+                let size = match p.size {
+                    Some((for_text, size)) if for_text == text_key => size,
+                    _ => {
+                        let size = emoji_size(ui, piece, font, row_height);
+                        p.size = Some((text_key, size));
+                        size
+                    }
+                }?;
+                Some((p.texture.clone(), size))
+            }),
             Run::Text(_) => None,
         };
-        if let Run::Emoji(_) = run {
+        if let Run::Emoji(..) = run {
             emoji.push(Emoji {
-                cluster: piece.to_owned(),
+                cluster: range.clone(),
                 texture: drawn.as_ref().map(|(texture, _)| texture.clone()),
             });
         }
@@ -377,7 +379,11 @@ fn rooms<'a>(galley: &egui::Galley, emoji: &'a [Emoji]) -> Vec<(egui::Rect, &'a 
         let Some(texture) = &one.texture else {
             continue;
         };
-        let glyphs: Vec<_> = marked.by_ref().take(one.cluster.chars().count()).collect();
+        let chars = galley
+            .text()
+            .get(one.cluster.clone())
+            .map_or(0, |c| c.chars().count());
+        let glyphs: Vec<_> = marked.by_ref().take(chars).collect();
         let Some(&(row, first)) = glyphs.first() else {
             break;
         };
@@ -405,7 +411,7 @@ mod tests {
             .into_iter()
             .map(|run| match run {
                 Run::Text(r) => text[r].to_owned(),
-                Run::Emoji(r) => format!("[{}]", &text[r]),
+                Run::Emoji(r, _) => format!("[{}]", &text[r]),
             })
             .collect()
     }
@@ -515,7 +521,11 @@ mod tests {
             let font = egui::TextStyle::Body.resolve(ui.style());
             let row_height = ui.fonts_mut(|f| f.row_height(&font));
             let prepared = prepare(ui, text, &font, Color32::WHITE).unwrap();
-            let clusters: Vec<&str> = prepared.emoji.iter().map(|e| e.cluster.as_str()).collect();
+            let clusters: Vec<&str> = prepared
+                .emoji
+                .iter()
+                .map(|e| &text[e.cluster.clone()])
+                .collect();
             assert_eq!(clusters, ["👨‍👩‍👧", "👋", "🇫🇷", "1️⃣", "❤️", "😀", "😀"]);
             let galley = ui.fonts_mut(|f| f.layout_job(prepared.job.clone()));
             assert_eq!(galley.text(), text, "the label holds the whole text");
@@ -545,6 +555,9 @@ mod tests {
             cache.runs(&format!("{i} 👋"));
         }
         assert_eq!(cache.cuts.len(), MAX_CUT_TEXTS);
-        assert_eq!(&*cache.runs("7 👋"), [Run::Text(0..2), Run::Emoji(2..6)]);
+        assert!(matches!(
+            &*cache.runs("7 👋"),
+            [Run::Text(t), Run::Emoji(e, wave)] if *t == (0..2) && *e == (2..6) && wave.emoji == "👋"
+        ));
     }
 }
