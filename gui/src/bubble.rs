@@ -1,5 +1,5 @@
 //! One message as the list draws it: a bubble (or a centred system line) whose text can be selected,
-//! with its web links drawn as links and, for a reply, what it answers on top, at most
+//! with its web links drawn as links, its emoji in colour (`emoji`) and, for a reply, what it answers on top, at most
 //! [`MAX_BUBBLE_WIDTH`] wide, and its message menu (Reply, Copy, Info, "Delete for me…") on a right click anywhere on the bubble or from its "…" button, which the
 //! keyboard and screen readers reach.
 
