@@ -4,7 +4,7 @@
 //! ```text
 //! tern-gui-demo populate --root DIR            # Alice's profile with conversations, contacts, receipts
 //! tern-gui-demo show --root DIR --view VIEW    # the real window on conversation | verify | settings | network
-//! tern-gui-demo bench [--messages N]           # CPU time per frame, scrolling an N-message conversation
+//! tern-gui-demo bench [--messages N] [--emoji]  # CPU time per frame, scrolling an N-message conversation
 //! ```
 //!
 //! An example, not a binary of the app: the demo profiles are written by the test kit
@@ -55,6 +55,9 @@ enum Command {
         messages: usize,
         #[arg(long, default_value_t = 400)]
         frames: usize,
+        /// Messages with emoji (drawn as pictures) in a third of their words.
+        #[arg(long)]
+        emoji: bool,
     },
 }
 
@@ -168,11 +171,12 @@ fn show(root: &Path, view: View, light: bool) -> Result<()> {
     .map_err(|e| anyhow!("{e}"))
 }
 
-/// Frame times of `frames` frames scrolling through a conversation of `messages` messages.
-fn frame_times(messages: usize, frames: usize) -> Result<Vec<Duration>> {
+/// Frame times of `frames` frames scrolling through a conversation of `messages` messages (with emoji
+/// in them if `emoji`).
+fn frame_times(messages: usize, frames: usize, emoji: bool) -> Result<Vec<Duration>> {
     let root = tempfile::tempdir()?;
     let (dir, peer_key) =
-        demo::long_conversation(root.path(), messages, KdfParams::INSECURE_FOR_TESTS)?;
+        demo::long_conversation(root.path(), messages, KdfParams::INSECURE_FOR_TESTS, emoji)?;
     let ctx = egui::Context::default();
     let mut app = TernApp::new(
         &ctx,
@@ -259,7 +263,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
-fn bench(messages: usize, frames: usize) -> Result<()> {
+fn bench(messages: usize, frames: usize, emoji: bool) -> Result<()> {
     // The baseline scrolls the same distance through a conversation a tenth as long (long enough that
     // every frame still brings new rows into view): per-frame cost that grew with the length would show
     // as a ratio near 10.
@@ -268,8 +272,8 @@ fn bench(messages: usize, frames: usize) -> Result<()> {
         "tern-gui frame benchmark: {frames} frames scrolling (600 px up a frame, 4000 px down every 50th), \
          the app's whole frame: layout + tessellation, no GPU"
     );
-    let mut long = frame_times(messages, frames)?;
-    let mut short = frame_times(base_n, frames)?;
+    let mut long = frame_times(messages, frames, emoji)?;
+    let mut short = frame_times(base_n, frames, emoji)?;
     long.sort();
     short.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -300,6 +304,10 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Show { root, view, light } => show(&root, view, light),
-        Command::Bench { messages, frames } => bench(messages, frames),
+        Command::Bench {
+            messages,
+            frames,
+            emoji,
+        } => bench(messages, frames, emoji),
     }
 }

@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 
 use unicode_bidi::{BidiClass, BidiInfo, bidi_class};
+use unicode_segmentation::UnicodeSegmentation;
 
 /// `text` as egui should lay it out so it reads right: rows (broken at `max_width` as `measure` finds
 /// widths) joined by `\n`, each in visual order. Text with no right-to-left character is returned as it
@@ -112,13 +113,16 @@ fn rows(
 
 /// Appends a right-to-left run in visual order: its pieces reversed, where a piece is a run of
 /// right-to-left letters (with their marks and joiners), kept in typed order because the shaper
-/// reverses it, or any other single character, mirrored if it is a bracket.
+/// reverses it, or any other single grapheme cluster (an emoji sequence stays whole), mirrored if it
+/// is a bracket.
 fn push_reversed(out: &mut String, run: &str) {
     let mut pieces: Vec<&str> = Vec::new();
     let mut start: Option<usize> = None;
-    for (at, c) in run.char_indices() {
-        let letter = shaped_rtl(c);
-        let joins = matches!(bidi_class(c), BidiClass::NSM | BidiClass::BN);
+    for (at, cluster) in run.grapheme_indices(true) {
+        let letter = cluster.chars().next().is_some_and(shaped_rtl);
+        let joins = cluster
+            .chars()
+            .all(|c| matches!(bidi_class(c), BidiClass::NSM | BidiClass::BN));
         match start {
             Some(_) if letter || joins => {}
             Some(s) => {
@@ -131,7 +135,7 @@ fn push_reversed(out: &mut String, run: &str) {
             if letter {
                 start = Some(at);
             } else {
-                pieces.push(&run[at..at + c.len_utf8()]);
+                pieces.push(cluster);
             }
         }
     }
@@ -218,6 +222,13 @@ mod tests {
         let shown = visual(text, 11.0, &mut |s| s.chars().count() as f32).into_owned();
         let rows: Vec<&str> = shown.split('\n').collect();
         assert_eq!(rows, ["اثنان واحد", "اربعة ثلاثة"]);
+    }
+
+    #[test]
+    fn emoji_sequences_in_rtl_stay_whole() {
+        // A family and a flag between Arabic words: each cluster moves as one piece.
+        assert_eq!(one_row("مرحبا 👨‍👩‍👧 بك"), "بك 👨‍👩‍👧 مرحبا");
+        assert_eq!(one_row("مرحبا 🇫🇷👋🏽 بك"), "بك 👋🏽🇫🇷 مرحبا");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! One message as the list draws it: a bubble (or a centred system line) whose text can be selected,
-//! with its web links drawn as links and, for a reply, what it answers on top, at most
+//! with its web links drawn as links, its emoji in colour (`emoji`) and, for a reply, what it answers on top, at most
 //! [`MAX_BUBBLE_WIDTH`] wide, and its message menu (Reply, Copy, Info, "Delete for me…") on a right click anywhere on the bubble or from its "…" button, which the
 //! keyboard and screen readers reach.
 
@@ -7,6 +7,7 @@ use egui::{Align, Color32, Layout, Response, RichText, Sense, UiBuilder};
 
 use crate::action::Action;
 use crate::avatar;
+use crate::emoji;
 use crate::file_card::{self, Thumbnails};
 use crate::links::{self, Piece};
 use crate::model::{Confirm, MessageRow, MessageStatus};
@@ -80,26 +81,45 @@ fn menu(ui: &mut egui::Ui, m: &MessageRow) -> Option<Action> {
     asked
 }
 
+/// Text with no emoji drawn as pictures: a selectable, wrapped label.
+fn plain_label(ui: &mut egui::Ui, plain: &str, color: Color32) -> Response {
+    ui.add(
+        egui::Label::new(RichText::new(plain).color(color))
+            .selectable(true)
+            .wrap(),
+    )
+}
+
+/// A piece of a message's text between links, its emoji in colour (`emoji`).
+fn text_piece(ui: &mut egui::Ui, plain: &str, color: Color32) -> Response {
+    let font = egui::TextStyle::Body.resolve(ui.style());
+    match emoji::prepare(ui, plain, &font, color) {
+        Some(prepared) => emoji::label(ui, prepared, true, true),
+        None => plain_label(ui, plain, color),
+    }
+}
+
 /// The message's text, selectable, with its links as links (they open only when clicked); returns the
-/// responses a right click can land on.
-fn text(ui: &mut egui::Ui, text: &str, color: Color32) -> Vec<Response> {
+/// responses a right click can land on. `prepared` is the whole text with its emoji ([`emoji::prepare`]).
+fn text(
+    ui: &mut egui::Ui,
+    text: &str,
+    color: Color32,
+    prepared: Option<emoji::Prepared>,
+) -> Vec<Response> {
     let pieces = links::split(text);
     if let [Piece::Text(plain)] = pieces.as_slice() {
-        let label = egui::Label::new(RichText::new(*plain).color(color))
-            .selectable(true)
-            .wrap();
-        return vec![ui.add(label)];
+        return vec![match prepared {
+            Some(prepared) => emoji::label(ui, prepared, true, true),
+            None => plain_label(ui, plain, color),
+        }];
     }
     ui.horizontal_wrapped(|ui| {
         ui.spacing_mut().item_spacing.x = 0.0;
         pieces
             .iter()
             .map(|piece| match piece {
-                Piece::Text(plain) => ui.add(
-                    egui::Label::new(RichText::new(*plain).color(color))
-                        .selectable(true)
-                        .wrap(),
-                ),
+                Piece::Text(plain) => text_piece(ui, plain, color),
                 // Underlined, in the bubble's text colour: the link colour is unreadable on the blue
                 // of an outgoing bubble.
                 Piece::Link(url) => {
@@ -151,18 +171,23 @@ pub fn bubble(
         // The bubble is as wide as its text (wrapped at the bubble's widest) or its status line.
         let max = max_width(width) - 2.0 * BUBBLE_MARGIN;
         // Right-to-left rows in the order they are drawn (`bidi`); the text itself otherwise.
-        let shown =
-            crate::bidi::for_label(ui, &m.text, &egui::TextStyle::Body.resolve(ui.style()), max);
-        let text_width = ui
-            .painter()
-            .layout(
-                shown.to_string(),
-                egui::TextStyle::Body.resolve(ui.style()),
-                text_color,
-                max,
-            )
-            .size()
-            .x;
+        let body = egui::TextStyle::Body.resolve(ui.style());
+        let shown = crate::bidi::for_label(ui, &m.text, &body, max);
+        // Emoji drawn as pictures are one row wide, not as wide as their glyphs.
+        let prepared = emoji::prepare(ui, &shown, &body, text_color);
+        let text_width = match &prepared {
+            Some(prepared) => {
+                let mut job = prepared.job.clone();
+                job.wrap.max_width = max;
+                ui.fonts_mut(|f| f.layout_job(job)).size().x
+            }
+            None => {
+                ui.painter()
+                    .layout(shown.to_string(), body, text_color, max)
+                    .size()
+                    .x
+            }
+        };
         let card = if m.attachment.is_some() {
             FILE_CARD_WIDTH
         } else {
@@ -209,7 +234,7 @@ pub fn bubble(
                             asked = file_card::show(ui, m, attachment, text_color, thumbnails);
                         }
                         if !m.text.is_empty() || m.attachment.is_none() {
-                            let drawn = text(ui, &shown, text_color);
+                            let drawn = text(ui, &shown, text_color, prepared);
                             // Read out in the order it was written, not in the order it is drawn.
                             if shown != m.text.as_str()
                                 && let [label] = drawn.as_slice()

@@ -25,6 +25,7 @@ pub mod bidi;
 pub mod bubble;
 pub mod chat;
 pub mod dialogs;
+pub mod emoji;
 pub mod execute;
 pub mod file_card;
 pub mod fonts;

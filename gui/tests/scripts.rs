@@ -132,6 +132,64 @@ fn the_line_shows_with_no_box_in_the_bubble_and_the_list() {
     shutdown(&mut h);
 }
 
+/// Every picture drawn in `shapes` with a texture named `name` (emoji are named "emoji 👋"), by the
+/// rect it covers.
+fn pictures_drawn(
+    ctx: &egui::Context,
+    shapes: &[egui::epaint::ClippedShape],
+    name: &str,
+) -> Vec<egui::Rect> {
+    fn walk(shape: &Shape, out: &mut Vec<(egui::TextureId, egui::Rect)>) {
+        match shape {
+            Shape::Vec(shapes) => shapes.iter().for_each(|s| walk(s, out)),
+            Shape::Mesh(mesh) => out.push((mesh.texture_id, mesh.calc_bounds())),
+            _ => {}
+        }
+    }
+    let mut meshes = Vec::new();
+    shapes.iter().for_each(|s| walk(&s.shape, &mut meshes));
+    let textures = ctx.tex_manager();
+    let textures = textures.read();
+    meshes
+        .into_iter()
+        .filter(|(id, _)| textures.meta(*id).is_some_and(|m| m.name == name))
+        .map(|(_, rect)| rect)
+        .collect()
+}
+
+#[test]
+fn the_wave_in_the_bubble_is_a_colour_picture_and_the_line_reads_whole() {
+    let (mut h, _dirs) = open_on_the_line(egui_kittest::Harness::builder());
+    // Read out as the whole line, emoji included, by one label.
+    let bubble = h.get_by_label(LINE).rect();
+    // The wave is drawn once, as Twemoji's picture, inside the bubble's text and a row high; the
+    // composer's copy of the line stays a glyph.
+    let waves = pictures_drawn(&h.ctx, &h.output().shapes, "emoji 👋");
+    assert_eq!(waves.len(), 1, "{waves:?}");
+    let wave = waves[0];
+    assert!(
+        bubble.contains_rect(wave.shrink(0.5)),
+        "{wave:?} in {bubble:?}"
+    );
+    let body = egui::TextStyle::Body.resolve(&h.ctx.global_style());
+    let row = h.ctx.fonts_mut(|f| f.row_height(&body));
+    assert!(
+        (wave.height() - row).abs() < 1.0 && (wave.width() - wave.height()).abs() < 0.5,
+        "a square a row ({row}) high: {wave:?}"
+    );
+    // The wave sits at the end of the line, right of the Arabic word.
+    assert!(wave.center().x > bubble.center().x);
+    // No glyph is drawn as a box, the transparent ones under pictures included.
+    assert_eq!(boxes_drawn(&h.ctx, &h.output().shapes), Vec::<char>::new());
+    // Frames after the first decode nothing again.
+    let decoded = tern_gui::emoji::decoded(&h.ctx);
+    h.step();
+    h.step();
+    assert_eq!(tern_gui::emoji::decoded(&h.ctx), decoded);
+    assert_eq!(tern_gui::emoji::held(&h.ctx), decoded);
+    shutdown(&mut h);
+}
+
 /// The screenshot test: the same frame rendered to pixels by wgpu (under Xvfb with Mesa's
 /// software Vulkan, lavapipe), saved beside the test binary, and its glyphs counted for boxes. Built
 /// only with the `screenshot` feature (wgpu is a long build): the command is in docs/testing.md.

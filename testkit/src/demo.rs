@@ -193,11 +193,13 @@ pub fn populate(root: &Path) -> Result<()> {
 }
 
 /// A profile named "Bench" under `root` with one contact ("Peer") and a conversation of `messages` read
-/// messages of one to 24 words, a minute apart. Returns the profile's directory and the contact's key.
+/// messages of one to 24 words, a minute apart (with `emoji`, a third of the words are emoji, sequences
+/// among them, so nearly every message has some). Returns the profile's directory and the contact's key.
 pub fn long_conversation(
     root: &Path,
     messages: usize,
     kdf: KdfParams,
+    emoji: bool,
 ) -> Result<(PathBuf, IdentityKey)> {
     let dir = root.join("Bench");
     let mut engine = Engine::create(&dir, "Bench", &password(), kdf)?;
@@ -217,6 +219,21 @@ pub fn long_conversation(
         "at the",
         "station",
     ];
+    let with_emoji = [
+        "lunch",
+        "👋",
+        "tomorrow",
+        "the train",
+        "🚆",
+        "is late",
+        "again 😅",
+        "see you",
+        "👨‍👩‍👧",
+        "at the",
+        "station",
+        "🇫🇷 👍🏽",
+    ];
+    let words: &[&str] = if emoji { &with_emoji } else { &words };
     for chunk in 0..messages.div_ceil(10_000) {
         let mut batch = engine.store_mut().batch()?;
         for i in chunk * 10_000..((chunk + 1) * 10_000).min(messages) {

@@ -198,7 +198,12 @@ fn preview_line(
     };
     let font = egui::TextStyle::Body.resolve(ui.style());
     let shown = crate::bidi::for_label(ui, &preview, &font, f32::INFINITY);
-    let label = ui.label(RichText::new(shown.as_ref()).weak());
+    let weak = ui.visuals().weak_text_color();
+    let selectable = ui.style().interaction.selectable_labels;
+    let label = match crate::emoji::prepare(ui, &shown, &font, weak) {
+        Some(prepared) => crate::emoji::label(ui, prepared, false, selectable),
+        None => ui.label(RichText::new(shown.as_ref()).weak()),
+    };
     if shown != preview.as_str() {
         label.widget_info(|| egui::WidgetInfo::labeled(egui::WidgetType::Label, true, &preview));
     }
