@@ -74,6 +74,10 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
         ui.monospace(wrap_groups(&number, 4));
         ui.label(RichText::new(format!("{name}'s fingerprint")).weak());
         ui.monospace(Fingerprint::of(&key).to_string());
+        if verified {
+            // Already verified: the number stays to compare again, nothing is offered twice.
+            return;
+        }
         if ui
             .add(primary_button("The numbers match: mark verified"))
             .clicked()

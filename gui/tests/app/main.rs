@@ -295,6 +295,16 @@ fn verification_by_safety_number_and_by_qr_picture_and_a_key_change_warning() {
     );
     click(&mut alice, "The numbers match: mark verified");
     settle(&mut alice, "verified", |h| has_label(h, "Bob is verified"));
+    // Once verified, the dialog no longer offers to mark it (or to scan a picture) again.
+    alice.step();
+    for offered in ["The numbers match: mark verified", "Scan"] {
+        assert!(
+            alice
+                .query_by_role_and_label(Role::Button, offered)
+                .is_none(),
+            "{offered} still offered"
+        );
+    }
     assert!(
         alice
             .state()
