@@ -162,6 +162,12 @@ pub fn mailbox_behaviour(
 
 /// How often gossipsub maintains its meshes (libp2p's default is 1 s; groups are small, so meshes form fast).
 pub const GOSSIP_HEARTBEAT: Duration = Duration::from_millis(500);
+/// Heartbeats a received message stays in gossipsub's cache: 10 s, the time the node has to validate it
+/// before gossipsub no longer passes it on (libp2p's default, 5, would be 2.5 s at this heartbeat).
+pub const GOSSIP_HISTORY: usize = 20;
+/// How long a frame to a peer may wait in gossipsub's send queue before it is dropped (libp2p's defaults
+/// are 5 s for a publish and 1 s for a forward, which a busy node can miss).
+pub const GOSSIP_QUEUE_WAIT: Duration = Duration::from_secs(10);
 /// Largest gossip frame: the largest group message (docs/protocol.md §18.7) and 1 KiB for the framing.
 pub const MAX_GOSSIP_TRANSMIT: usize = crate::group::MAX_GROUP_MESSAGE_LEN + 1024;
 
@@ -178,6 +184,9 @@ pub fn gossip_behaviour() -> Result<gossipsub::Behaviour, &'static str> {
         })
         .max_transmit_size(MAX_GOSSIP_TRANSMIT)
         .heartbeat_interval(GOSSIP_HEARTBEAT)
+        .history_length(GOSSIP_HISTORY)
+        .publish_queue_duration(GOSSIP_QUEUE_WAIT)
+        .forward_queue_duration(GOSSIP_QUEUE_WAIT)
         // Publishes go to every connected peer on the topic, not only to the mesh: the node counts on it
         // when it skips the 1:1 copy for those peers.
         .flood_publish(true)

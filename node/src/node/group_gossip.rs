@@ -172,6 +172,22 @@ impl Gossip {
         }
         out
     }
+    /// The members the message with gossip id `id` (the SHA-256 of its bytes) went to by gossip, with the
+    /// message; forgotten. Empty if it is not unsettled (it went to nobody that way, or long ago).
+    fn take_unsettled_message(
+        &mut self,
+        id: &[u8],
+    ) -> Option<(std::sync::Arc<[u8]>, Vec<IdentityKey>)> {
+        let at = self
+            .unsettled
+            .iter()
+            .rposition(|entry| tern_protocol::crypto::sha256(&[&entry.bytes])[..] == *id)?;
+        let entry = self.unsettled.remove(at)?;
+        self.unsettled_bytes -= entry.bytes.len();
+        let members = entry.to.into_iter().map(|(_, member)| member).collect();
+        Some((entry.bytes, members))
+    }
+
     fn topic_of(&self, key: &[u8; 32], epoch: u64) -> Option<TopicHash> {
         self.topics
             .get(key)?
@@ -331,11 +347,29 @@ impl EventLoop {
                     MessageAcceptance::Reject
                 }
             };
-            self.swarm
+            let forwarded = self
+                .swarm
                 .behaviour_mut()
                 .gossip
                 .report_message_validation_result(&message_id, &propagation_source, acceptance);
+            if verdict == Verdict::Accepted && !forwarded {
+                self.gossip_not_forwarded(&message_id);
+            }
         }
+    }
+
+    /// gossipsub no longer held an accepted message (it left gossipsub's message cache, a few heartbeats
+    /// long, while this node was busy before validating it), so it did not pass it on: the members this
+    /// node counted on gossip for get their 1:1 copies now (copies are dropped at the other end).
+    fn gossip_not_forwarded(&mut self, id: &gossipsub::MessageId) {
+        let Some((bytes, members)) = self.groups.gossip.take_unsettled_message(&id.0) else {
+            return;
+        };
+        debug!(
+            members = members.len(),
+            "an accepted gossip message was not passed on; 1:1 copies instead"
+        );
+        self.group_fanout(&bytes, TransferKind::GroupMessage, &members, &[], &[]);
     }
 
     /// Checks a gossip message against the topic it came on, then hands it to the group receive path.
@@ -544,5 +578,38 @@ impl EventLoop {
         let group = self.groups.by_conv.get(&conv_key(&id))?;
         let seconds = group.info().ok()?.timer_s;
         (seconds > 0).then_some(u64::from(seconds))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(seed: u64) -> (PeerId, IdentityKey) {
+        use rand::SeedableRng;
+        let rng = &mut rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+        let key = tern_protocol::Identity::generate(rng, 0).key();
+        (crate::api::peer_id_of(&key).unwrap(), key)
+    }
+
+    #[test]
+    fn an_unsettled_message_is_found_by_its_gossip_id_and_taken_once() {
+        let mut gossip = Gossip::default();
+        let (a, b, c) = (member(1), member(2), member(3));
+        gossip.note_unsettled(b"first", vec![a, b]);
+        gossip.note_unsettled(b"second", vec![c]);
+        let id = tern_protocol::crypto::sha256(&[b"first"]);
+        let (bytes, members) = gossip.take_unsettled_message(&id).unwrap();
+        assert_eq!(&bytes[..], b"first");
+        assert_eq!(members, [a.1, b.1]);
+        assert!(gossip.take_unsettled_message(&id).is_none(), "taken once");
+        assert_eq!(gossip.unsettled_bytes, b"second".len());
+        // The other message is still unsettled for its peer.
+        assert_eq!(gossip.take_unsettled(&c.0).len(), 1);
+        assert!(
+            gossip
+                .take_unsettled_message(&tern_protocol::crypto::sha256(&[b"unknown"]))
+                .is_none()
+        );
     }
 }
