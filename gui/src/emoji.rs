@@ -313,6 +313,16 @@ fn emoji_size(ui: &egui::Ui, cluster: &str, font: &FontId, row_height: f32) -> O
     None
 }
 
+/// A one-line label of `text` (a name, a title) in `style` and `color`, its emoji in colour; the plain
+/// label when it has none.
+pub fn line(ui: &mut egui::Ui, text: &str, style: egui::TextStyle, color: Color32) -> Response {
+    let font = style.resolve(ui.style());
+    match prepare(ui, text, &font, color) {
+        Some(prepared) => label(ui, prepared, false, false),
+        None => ui.label(egui::RichText::new(text).font(font).color(color)),
+    }
+}
+
 /// A label of `prepared` text (from [`prepare`]) that wraps if `wrap` and can be selected if
 /// `selectable`, as `egui::Label` draws it, with its emoji pictures painted over their glyphs. Read out
 /// as its whole text.

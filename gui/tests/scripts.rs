@@ -75,11 +75,19 @@ fn boxes_drawn(ctx: &egui::Context, shapes: &[egui::epaint::ClippedShape]) -> Ve
 fn open_on_the_line(
     harness: egui_kittest::HarnessBuilder<tern_gui::TernApp>,
 ) -> (App, Vec<tempfile::TempDir>) {
+    open_on_the_line_from(harness, "Pat")
+}
+
+/// The app open on the conversation with `peer`, who sent the line and an Arabic greeting.
+fn open_on_the_line_from(
+    harness: egui_kittest::HarnessBuilder<tern_gui::TernApp>,
+    peer_name: &str,
+) -> (App, Vec<tempfile::TempDir>) {
     let root = tempfile::tempdir().unwrap();
     let peer_dir = tempfile::tempdir().unwrap();
     {
         let mut me = create(&root.path().join("Me"), "Me");
-        let mut peer = create(peer_dir.path(), "Pat");
+        let mut peer = create(peer_dir.path(), peer_name);
         introduce(&mut [&mut me, &mut peer]);
         for text in [LINE, "مرحبا بك"] {
             let (_, entry) = peer.send_text(&me.key(), text).unwrap();
@@ -93,7 +101,7 @@ fn open_on_the_line(
     settle(&mut h, "the main window", |h| {
         h.state().model.screen == Screen::Main
     });
-    click(&mut h, "Pat");
+    click(&mut h, peer_name);
     settle(&mut h, "the bubble", |h| has_label(h, LINE));
     // The system's fonts come from a thread of their own.
     settle(&mut h, "the system fonts", |h| {
@@ -187,6 +195,27 @@ fn the_wave_in_the_bubble_is_a_colour_picture_and_the_line_reads_whole() {
     h.step();
     assert_eq!(tern_gui::emoji::decoded(&h.ctx), decoded);
     assert_eq!(tern_gui::emoji::held(&h.ctx), decoded);
+    shutdown(&mut h);
+}
+
+#[test]
+fn a_name_with_an_emoji_shows_it_in_colour_in_the_list_and_the_header() {
+    let (mut h, _dirs) = open_on_the_line_from(egui_kittest::Harness::builder(), "Pat 🌻");
+    h.step();
+    let shapes = h.output().shapes.clone();
+    let mut flowers = pictures_drawn(&h.ctx, &shapes, "emoji 🌻");
+    assert_eq!(
+        flowers.len(),
+        2,
+        "the list's row and the header: {flowers:?}"
+    );
+    // The list's row is at the left; the header's is on the right, as large as its heading text.
+    flowers.sort_by(|a, b| a.left().total_cmp(&b.left()));
+    let (row, header) = (flowers[0], flowers[1]);
+    assert!(header.height() > row.height(), "{header:?} vs {row:?}");
+    // Read out whole, and the row still opens the conversation by its name.
+    assert!(has_label(&h, "Pat 🌻"));
+    assert_eq!(boxes_drawn(&h.ctx, &shapes), Vec::<char>::new());
     shutdown(&mut h);
 }
 

@@ -83,7 +83,8 @@ pub fn show(
     // Header.
     ui.horizontal(|ui| {
         avatar::show(ui, &conversation, &name, avatar::HEADER_SIZE);
-        ui.heading(&name);
+        let color = ui.visuals().text_color();
+        crate::emoji::line(ui, &name, egui::TextStyle::Heading, color);
         if let Some(c) = contact {
             if c.record.verified {
                 ui.colored_label(ACCENT, "✔ Verified");
@@ -198,7 +199,13 @@ fn group(
     let name = model.title_of(&id);
     ui.horizontal(|ui| {
         avatar::show(ui, &id, &name, avatar::HEADER_SIZE);
-        ui.heading(format!("{GROUP_GLYPH} {name}"));
+        let color = ui.visuals().text_color();
+        crate::emoji::line(
+            ui,
+            &format!("{GROUP_GLYPH} {name}"),
+            egui::TextStyle::Heading,
+            color,
+        );
         if let Some(g) = summary {
             ui.label(RichText::new(crate::words::count(g.members, "member", "members")).weak());
         }

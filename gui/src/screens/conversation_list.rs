@@ -111,7 +111,8 @@ fn title_line(
             };
             dot(ui, color).on_hover_text(if online { "Online" } else { "Offline" });
         }
-        ui.label(RichText::new(name).strong());
+        let strong = ui.visuals().strong_text_color();
+        crate::emoji::line(ui, name, egui::TextStyle::Body, strong);
         if contact.is_some_and(|c| c.record.verified) {
             ui.colored_label(ACCENT, "✔").on_hover_text("Verified");
         }
