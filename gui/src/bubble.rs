@@ -283,16 +283,20 @@ fn quote_block(ui: &mut egui::Ui, quote: &str, text_color: Color32) -> egui::Res
             bottom: 3,
         })
         .show(ui, |ui| {
-            let label = ui
-                .add(
-                    egui::Label::new(
-                        RichText::new(format!("↩ {quote}"))
-                            .small()
-                            .color(text_color.gamma_multiply(0.85)),
-                    )
-                    .wrap()
-                    .sense(Sense::click()),
-                )
+            let shown = format!("↩ {quote}");
+            let color = text_color.gamma_multiply(0.85);
+            let font = egui::TextStyle::Small.resolve(ui.style());
+            let label = match emoji::prepare(ui, &shown, &font, color) {
+                Some(prepared) => {
+                    emoji::label_sensing(ui, prepared, true, false, Some(Sense::click()))
+                }
+                None => ui.add(
+                    egui::Label::new(RichText::new(shown).small().color(color))
+                        .wrap()
+                        .sense(Sense::click()),
+                ),
+            };
+            let label = label
                 .on_hover_cursor(egui::CursorIcon::PointingHand)
                 .on_hover_text("Show the message this answers");
             label.widget_info(|| {

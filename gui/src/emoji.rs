@@ -327,10 +327,24 @@ pub fn line(ui: &mut egui::Ui, text: &str, style: egui::TextStyle, color: Color3
 /// `selectable`, as `egui::Label` draws it, with its emoji pictures painted over their glyphs. Read out
 /// as its whole text.
 pub fn label(ui: &mut egui::Ui, prepared: Prepared, wrap: bool, selectable: bool) -> Response {
+    label_sensing(ui, prepared, wrap, selectable, None)
+}
+
+/// [`label`], sensing `sense` (a click target) when given.
+pub fn label_sensing(
+    ui: &mut egui::Ui,
+    prepared: Prepared,
+    wrap: bool,
+    selectable: bool,
+    sense: Option<egui::Sense>,
+) -> Response {
     let Prepared { job, emoji } = prepared;
     let mut widget = egui::Label::new(job).selectable(selectable);
     if wrap {
         widget = widget.wrap();
+    }
+    if let Some(sense) = sense {
+        widget = widget.sense(sense);
     }
     let (pos, galley, response) = widget.layout_in_ui(ui);
     response.widget_info(|| {

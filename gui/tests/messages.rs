@@ -16,8 +16,8 @@ use tern_gui::timefmt;
 
 mod support;
 use support::{
-    App, click, click_role, has_label, settle, shutdown, type_in_composer, type_into,
-    unlocked_with, unlocked_with_mail,
+    App, click, click_role, has_label, pictures_drawn, settle, shutdown, type_in_composer,
+    type_into, unlocked_with, unlocked_with_mail,
 };
 
 /// Opens `name`'s conversation and waits until its `count` messages are loaded.
@@ -303,7 +303,7 @@ fn the_qr_pictures_in_verify_and_add_contact_have_the_desktops_chooser_beside_th
 
 #[test]
 fn a_reply_shows_what_it_answers_in_the_composer_and_on_its_bubble() {
-    let asked = "are we still on for Friday?";
+    let asked = "are we still on for Friday? 🍕";
     let (mut h, _dirs) = unlocked_with_mail(&["Pat"], &[asked]);
     open_conversation(&mut h, "Pat", 1);
     let asked_id = h.state().model.open.as_ref().unwrap().messages[0].id;
@@ -330,6 +330,9 @@ fn a_reply_shows_what_it_answers_in_the_composer_and_on_its_bubble() {
         "its bubble shows what it answers"
     );
     assert!(!has_label(&h, &replying), "the composer let go of it");
+    // The emoji is a colour picture in the question's bubble and in the reply's quote.
+    let pizzas = pictures_drawn(&h.ctx, &h.output().shapes, "emoji 🍕");
+    assert_eq!(pizzas.len(), 2, "{pizzas:?}");
     shutdown(&mut h);
 }
 

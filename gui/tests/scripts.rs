@@ -14,7 +14,7 @@ use tern_gui::model::Screen;
 use tern_testkit::profile::{PASSWORD, create, introduce};
 
 mod support;
-use support::{App, app_with, click, has_label, settle, shutdown, type_into};
+use support::{App, app_with, click, has_label, pictures_drawn, settle, shutdown, type_into};
 
 /// The line from the issue.
 const LINE: &str = "héllo 世界 مرحبا 👋";
@@ -138,31 +138,6 @@ fn the_line_shows_with_no_box_in_the_bubble_and_the_list() {
     let drawn = boxes_drawn(&h.ctx, &h.output().shapes);
     assert!(drawn.contains(&'世') && drawn.contains(&'م'), "{drawn:?}");
     shutdown(&mut h);
-}
-
-/// Every picture drawn in `shapes` with a texture named `name` (emoji are named "emoji 👋"), by the
-/// rect it covers.
-fn pictures_drawn(
-    ctx: &egui::Context,
-    shapes: &[egui::epaint::ClippedShape],
-    name: &str,
-) -> Vec<egui::Rect> {
-    fn walk(shape: &Shape, out: &mut Vec<(egui::TextureId, egui::Rect)>) {
-        match shape {
-            Shape::Vec(shapes) => shapes.iter().for_each(|s| walk(s, out)),
-            Shape::Mesh(mesh) => out.push((mesh.texture_id, mesh.calc_bounds())),
-            _ => {}
-        }
-    }
-    let mut meshes = Vec::new();
-    shapes.iter().for_each(|s| walk(&s.shape, &mut meshes));
-    let textures = ctx.tex_manager();
-    let textures = textures.read();
-    meshes
-        .into_iter()
-        .filter(|(id, _)| textures.meta(*id).is_some_and(|m| m.name == name))
-        .map(|(_, rect)| rect)
-        .collect()
 }
 
 #[test]

@@ -178,3 +178,28 @@ pub fn state_of(h: &App, name: &str) -> Option<tern_gui::model::ContactState> {
         .find(|c| c.name() == name)
         .map(|c| c.record.state)
 }
+
+/// Every picture drawn in `shapes` with a texture named `name` (emoji are named "emoji 👋"), by the
+/// rect it covers.
+pub fn pictures_drawn(
+    ctx: &egui::Context,
+    shapes: &[egui::epaint::ClippedShape],
+    name: &str,
+) -> Vec<egui::Rect> {
+    fn walk(shape: &egui::Shape, out: &mut Vec<(egui::TextureId, egui::Rect)>) {
+        match shape {
+            egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| walk(s, out)),
+            egui::Shape::Mesh(mesh) => out.push((mesh.texture_id, mesh.calc_bounds())),
+            _ => {}
+        }
+    }
+    let mut meshes = Vec::new();
+    shapes.iter().for_each(|s| walk(&s.shape, &mut meshes));
+    let textures = ctx.tex_manager();
+    let textures = textures.read();
+    meshes
+        .into_iter()
+        .filter(|(id, _)| textures.meta(*id).is_some_and(|m| m.name == name))
+        .map(|(_, rect)| rect)
+        .collect()
+}
