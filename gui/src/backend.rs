@@ -572,6 +572,8 @@ impl Backend {
                 if let Some(warning) = lookalike {
                     m.error(warning.to_string());
                 }
+                // Their conversation opens, ready for a first message.
+                m.open_next = Some(tern_node::api::ConversationId::Direct(record.key));
                 m.upsert_contact(record);
                 m.dialog = None;
                 m.dialog_error = None;

@@ -571,6 +571,8 @@ impl Executor<'_> {
                 forms.add_contact.picture = Default::default();
             }
             Dialog::Verify => forms.verify.contact = None,
+            // Only my own code: nothing to make ready.
+            Dialog::MyCode => {}
             Dialog::Settings => {
                 forms.settings.settings = Some(self.model.settings.clone());
                 forms.settings.name = self

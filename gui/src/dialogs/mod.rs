@@ -87,6 +87,7 @@ pub fn name_for_readers(ui: &mut egui::Ui, title: &str) {
 pub fn title(dialog: Dialog) -> &'static str {
     match dialog {
         Dialog::AddContact => "Add contact",
+        Dialog::MyCode => "My code",
         Dialog::Verify => "Verify",
         Dialog::Settings => "Settings",
         Dialog::Network => "Network",
@@ -131,6 +132,7 @@ fn dialog(ctx: &egui::Context, model: &Model, forms: &mut DialogForms) -> Vec<Ac
             let focus = &mut forms.focus_first;
             actions = match dialog {
                 Dialog::AddContact => add_contact::show(ui, &mut forms.add_contact, focus),
+                Dialog::MyCode => verify::show_my_code(ui, model, &mut forms.verify),
                 Dialog::Verify => verify::show(ui, model, &mut forms.verify),
                 Dialog::Settings => {
                     settings::show(ui, model, &mut forms.settings, &mut forms.backup, focus)

@@ -1,3 +1,4 @@
+//! "My code": how to give my invite, my QR code, fingerprint and invite link (as text and to copy).
 //! "Verify": my QR code, fingerprint and invite link on the left; on the right, the safety number
 //! shared with a contact (the open conversation's, or the one whose "Verify" was clicked), to mark
 //! them verified, or a picture of their QR code to scan (typed, or found with "Choose…", the
@@ -26,6 +27,59 @@ pub struct Form {
     pub qr_texture: Option<egui::TextureHandle>,
 }
 
+/// What "My code" says first.
+pub const MY_CODE_HELP: &str = "To let someone add you, send them your invite link, or let them scan \
+     this QR code. Then add theirs with + Add contact, or wait for their first message.";
+
+/// The "My code" dialog: how to give my invite, my QR code, fingerprint and invite link.
+pub fn show_my_code(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
+    let mut actions = Vec::new();
+    if let Some(me) = &model.me {
+        ui.label(MY_CODE_HELP);
+        ui.add_space(crate::theme::SECTION_GAP);
+        my_code(ui, me, form, &mut actions, true);
+    }
+    actions
+}
+
+/// My QR code, fingerprint and "Copy invite link"; the link itself as text too if `link_shown`.
+fn my_code(
+    ui: &mut egui::Ui,
+    me: &crate::model::Whoami,
+    form: &mut Form,
+    actions: &mut Vec<Action>,
+    link_shown: bool,
+) {
+    if form.qr_texture.is_none()
+        && let Ok(card) = ContactCard::from_invite_link(&me.invite_link)
+        && let Ok(matrix) = card.qr()
+    {
+        let image = qr::matrix_image(&matrix, 4);
+        form.qr_texture = Some(ui.ctx().load_texture(
+            "my-qr",
+            image,
+            egui::TextureOptions::NEAREST,
+        ));
+    }
+    if let Some(texture) = &form.qr_texture {
+        ui.add(egui::Image::new(texture).max_width(220.0));
+    }
+    ui.label(RichText::new("My fingerprint").weak());
+    ui.monospace(me.fingerprint.to_string());
+    if link_shown {
+        ui.label(RichText::new("My invite link").weak());
+        ui.add(
+            egui::Label::new(RichText::new(&me.invite_link).monospace().small())
+                .wrap()
+                .selectable(true),
+        );
+    }
+    if ui.add(secondary_button("Copy invite link")).clicked() {
+        ui.ctx().copy_text(me.invite_link.clone());
+        actions.push(Action::notice("Invite link copied"));
+    }
+}
+
 /// Draws the dialog.
 pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
     let mut actions = Vec::new();
@@ -35,26 +89,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, form: &mut Form) -> Vec<Action> {
     ui.columns(2, |cols| {
         let ui = &mut cols[0];
         ui.label(RichText::new("My code").strong());
-        if form.qr_texture.is_none()
-            && let Ok(card) = ContactCard::from_invite_link(&me.invite_link)
-            && let Ok(matrix) = card.qr()
-        {
-            let image = qr::matrix_image(&matrix, 4);
-            form.qr_texture = Some(ui.ctx().load_texture(
-                "my-qr",
-                image,
-                egui::TextureOptions::NEAREST,
-            ));
-        }
-        if let Some(texture) = &form.qr_texture {
-            ui.add(egui::Image::new(texture).max_width(220.0));
-        }
-        ui.label(RichText::new("My fingerprint").weak());
-        ui.monospace(me.fingerprint.to_string());
-        if ui.add(secondary_button("Copy invite link")).clicked() {
-            ui.ctx().copy_text(me.invite_link.clone());
-            actions.push(Action::notice("Invite link copied"));
-        }
+        my_code(ui, me, form, &mut actions, false);
         let ui = &mut cols[1];
         let Some(key) = form
             .contact

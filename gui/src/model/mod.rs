@@ -64,6 +64,9 @@ pub enum Screen {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialog {
     AddContact,
+    /// My QR code, fingerprint and invite link, and how to give them ("My code" in the top bar).
+    MyCode,
+    /// A contact's safety number beside my code.
     Verify,
     Settings,
     Network,

@@ -60,15 +60,16 @@ pub fn show(
             ));
         } else {
             ui.centered_and_justified(|ui| {
-                ui.label(
-                    RichText::new("Choose a conversation, or add a contact with + Add contact")
-                        .weak(),
-                );
+                ui.label(RichText::new(EMPTY_STATE).weak());
             });
         }
     });
     actions
 }
+
+/// What the right side says when no conversation is open: how to start one.
+pub const EMPTY_STATE: &str = "Choose a conversation. To talk with someone new, give them your invite link \
+     (My code, at the top) and add theirs with + Add contact.";
 
 fn top_bar(ui: &mut egui::Ui, model: &Model, search: &mut String, focus: &mut bool) -> Vec<Action> {
     let mut actions = Vec::new();
@@ -106,7 +107,7 @@ fn top_bar(ui: &mut egui::Ui, model: &Model, search: &mut String, focus: &mut bo
                 actions.push(Action::ShowDialog(Dialog::Settings));
             }
             if ui.button("My code").clicked() {
-                actions.push(Action::ShowDialog(Dialog::Verify));
+                actions.push(Action::ShowDialog(Dialog::MyCode));
             }
             let color = if model.connected > 0 { ONLINE } else { WARN };
             let peers = words::count(model.connected, "peer", "peers");

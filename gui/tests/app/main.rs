@@ -135,6 +135,55 @@ fn invite_link(h: &Harness<'static, TernApp>) -> String {
 }
 
 #[test]
+fn my_code_says_how_to_give_the_invite_and_adding_a_contact_opens_its_conversation() {
+    let Pair {
+        mut alice,
+        mut bob,
+        _dirs,
+    } = pair();
+    // The empty window says how to start a conversation.
+    assert!(has_label(
+        &alice,
+        tern_gui::screens::main_window::EMPTY_STATE
+    ));
+
+    // "My code" is titled so, says what to do with it, and shows the link itself, not a contact's
+    // verification.
+    click(&mut alice, "My code");
+    assert_eq!(
+        alice.state().model.dialog,
+        Some(tern_gui::model::Dialog::MyCode)
+    );
+    assert!(has_label(&alice, "My code"));
+    assert!(has_label(&alice, tern_gui::dialogs::verify::MY_CODE_HELP));
+    let link = invite_link(&alice);
+    assert!(has_label(&alice, &link), "the invite link as text");
+    assert!(
+        alice
+            .query_by_role_and_label(Role::Button, "Copy invite link")
+            .is_some()
+    );
+    assert!(!has_label(
+        &alice,
+        "Open a conversation to verify that contact."
+    ));
+    click(&mut alice, "Close");
+
+    // Adding Bob opens his conversation, ready for a first message.
+    let bob_key = my_key(&bob);
+    add_contact(&mut alice, &invite_link(&bob), "Bob");
+    settle(&mut alice, "Bob's conversation open", |h| {
+        h.state()
+            .model
+            .open
+            .as_ref()
+            .is_some_and(|o| o.conversation == ConversationId::Direct(bob_key))
+    });
+    shutdown(&mut alice);
+    shutdown(&mut bob);
+}
+
+#[test]
 fn a_profile_is_created_then_unlocked_and_a_wrong_password_is_refused() {
     let root = tempfile::tempdir().unwrap();
     let mut h = app(root.path());
