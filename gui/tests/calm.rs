@@ -388,7 +388,14 @@ fn the_focus_ring_and_the_light_themes_fields_and_checkboxes_meet_wcag_aa() {
         Some("Add"),
         "a button takes the focus"
     );
-    // A focused button is drawn with the "active" style: its border is the ring.
+    // A focused button is drawn with the "active" style: its border is the ring, and it is drawn.
+    h.step();
+    let add = h.get_by_role_and_label(Role::Button, "Add").rect();
+    let ring = h.ctx.global_style().visuals.widgets.active.bg_stroke;
+    assert!(
+        ring_drawn(&h.output().shapes, add, ring),
+        "no ring drawn around the focused button at {add:?}"
+    );
     for theme in [Theme::Light, Theme::Dark] {
         let v = h.ctx.style_of(theme).visuals.clone();
         let ring = v.widgets.active.bg_stroke;
@@ -499,6 +506,48 @@ fn dialogs_keep_their_size_and_enter_renames_changes_the_password_and_adds_a_nod
     shutdown(&mut h);
 }
 
+/// Whether a rectangle outlined with `ring` is drawn around `around` (within 3 points of it).
+fn ring_drawn(
+    shapes: &[egui::epaint::ClippedShape],
+    around: egui::Rect,
+    ring: egui::Stroke,
+) -> bool {
+    fn walk(shape: &egui::Shape, around: egui::Rect, ring: egui::Stroke) -> bool {
+        match shape {
+            egui::Shape::Vec(shapes) => shapes.iter().any(|s| walk(s, around, ring)),
+            egui::Shape::Rect(r) => {
+                r.stroke == ring
+                    && r.rect.expand(3.0).contains_rect(around)
+                    && around.expand(3.0).contains_rect(r.rect)
+            }
+            _ => false,
+        }
+    }
+    shapes.iter().any(|s| walk(&s.shape, around, ring))
+}
+
+/// The pieces of drawn text whose background is `mark`.
+fn marked_text(shapes: &[egui::epaint::ClippedShape], mark: egui::Color32) -> Vec<String> {
+    fn walk(shape: &egui::Shape, mark: egui::Color32, out: &mut Vec<String>) {
+        match shape {
+            egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| walk(s, mark, out)),
+            egui::Shape::Text(text) => {
+                let job = &text.galley.job;
+                for section in &job.sections {
+                    if section.format.background == mark {
+                        let range = section.byte_range.start.0..section.byte_range.end.0;
+                        out.push(job.text[range].to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    shapes.iter().for_each(|s| walk(&s.shape, mark, &mut out));
+    out
+}
+
 #[test]
 fn unread_mail_shows_in_the_title_and_search_results_carry_the_date_and_plurals() {
     let (mut h, _dirs) = unlocked_with_mail(&["Pat"], &["lunch at noon?", "or dinner"]);
@@ -519,6 +568,9 @@ fn unread_mail_shows_in_the_title_and_search_results_carry_the_date_and_plurals(
         "the result says the day, not the clock twice"
     );
     assert!(has_label(&h, "Pat: lunch at noon?"));
+    // The match, found whatever its case, is drawn on the selection colour; nothing else is.
+    let mark = h.ctx.global_style().visuals.selection.bg_fill;
+    assert_eq!(marked_text(&h.output().shapes, mark), ["lunch"]);
 
     // Reading the conversation clears the count, and the window's title says so.
     click(&mut h, "Close search");
