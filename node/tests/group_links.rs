@@ -8,6 +8,8 @@
 use std::time::Duration;
 
 use tern_node::api::{ConversationId, Event, JoinAnswer};
+use tern_node::error::NodeError;
+use tern_node::group::GroupError;
 use tern_protocol::IdentityKey;
 use tern_testkit::net::{LiveNode, loopback_node};
 use tern_testkit::profile::{create, introduce, open};
@@ -226,6 +228,25 @@ async fn an_approval_link_keeps_its_requests_across_a_restart_and_the_admin_appr
             a.node.group_join_decide(g, k.key, true).await.is_err(),
             "nothing waits any more"
         );
+
+        // A profile keeps at most MAX_GROUP_LINKS live links; revoking one makes room again.
+        let mut last = None;
+        for _ in 1..tern_node::node::MAX_GROUP_LINKS {
+            last = Some(a.node.group_link_create(g, false).await.unwrap());
+        }
+        let full = a.node.group_link_create(g, false).await.unwrap_err();
+        assert!(
+            matches!(
+                full,
+                NodeError::Group(GroupError::LinksFull { max }) if max == tern_node::node::MAX_GROUP_LINKS
+            ),
+            "{full:?}"
+        );
+        a.node
+            .group_link_revoke(g, last.unwrap().id)
+            .await
+            .unwrap();
+        a.node.group_link_create(g, false).await.unwrap();
 
         j.node.group_send(g, "thanks".into()).await.unwrap();
         text(&mut a.events, g, "thanks").await;

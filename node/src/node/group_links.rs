@@ -93,6 +93,28 @@ impl Links {
         self.links.iter().map(|l| l.token).collect()
     }
 
+    /// Keeps `join` waiting for approval, in place of the same person's earlier request to the same
+    /// group; `false`, keeping nothing, when [`MAX_JOIN_REQUESTS`] others wait already.
+    fn admit(&mut self, join: WaitingJoin) -> bool {
+        self.waiting
+            .retain(|w| !(w.group == join.group && w.from == join.from));
+        if self.waiting.len() >= MAX_JOIN_REQUESTS {
+            return false;
+        }
+        self.waiting.push(join);
+        true
+    }
+
+    /// Remembers a join request sent to `admin` with `token`, to take its answer; the oldest is
+    /// forgotten past [`MAX_SENT_JOINS`].
+    fn note_sent(&mut self, token: LinkToken, admin: IdentityKey) {
+        self.sent.retain(|(t, _)| *t != token);
+        self.sent.push_back((token, admin));
+        while self.sent.len() > MAX_SENT_JOINS {
+            self.sent.pop_front();
+        }
+    }
+
     /// `u8 version 1 || count8 links × (token[16] || group[32] || u8 mode || u64 created_ms) || count8
     /// waiting × (group[32] || token[16] || from[32] || vec16 key_package || u64 at_ms)`.
     fn encode(&self) -> Vec<u8> {
@@ -330,8 +352,9 @@ impl EventLoop {
             Ok((contact, _)) => contact,
             // Another contact has the card's name: this one is told apart by its peer id.
             Err(EngineError::NameTaken(_)) => {
-                let peer = admin.peer_id();
-                let tail = &peer[peer.len().saturating_sub(6)..];
+                let tail = crate::api::peer_id_of(&admin)
+                    .map(|peer| short(&peer))
+                    .unwrap_or_default();
                 let name = format!("{} ({tail})", link.admin.display_name());
                 self.engine.add_contact(&invite, Some(&name))?.0
             }
@@ -359,12 +382,7 @@ impl EventLoop {
             true,
         )?;
         self.flush_for(&admin);
-        let sent = &mut self.groups.links.sent;
-        sent.retain(|(token, _)| *token != link.token);
-        sent.push_back((link.token, admin));
-        while sent.len() > MAX_SENT_JOINS {
-            sent.pop_front();
-        }
+        self.groups.links.note_sent(link.token, admin);
         Ok(JoinStarted {
             admin,
             admin_name: contact.local_name,
@@ -408,12 +426,6 @@ impl EventLoop {
                 Ok(())
             }
             JoinMode::Approval => {
-                let waiting = &mut self.groups.links.waiting;
-                waiting.retain(|w| !(w.group == link.group && w.from == from));
-                if waiting.len() >= MAX_JOIN_REQUESTS {
-                    self.answer_join(&from, &request.token, JoinAnswer::Refused);
-                    return Err(GroupError::Invalid("join request: too many wait already").into());
-                }
                 let join = WaitingJoin {
                     group: link.group,
                     token: request.token,
@@ -421,8 +433,15 @@ impl EventLoop {
                     key_package: request.key_package,
                     at_ms: now_ms(),
                 };
-                waiting.push(join.clone());
-                self.links_save()?;
+                let before = self.groups.links.waiting.clone();
+                if !self.groups.links.admit(join.clone()) {
+                    self.answer_join(&from, &request.token, JoinAnswer::Refused);
+                    return Err(GroupError::Invalid("join request: too many wait already").into());
+                }
+                if let Err(e) = self.links_save() {
+                    self.groups.links.waiting = before;
+                    return Err(e);
+                }
                 self.answer_join(&from, &request.token, JoinAnswer::Waiting);
                 let request = self.request_info(&join);
                 self.emit_group(api::Event::GroupJoinRequested { request });
@@ -619,6 +638,71 @@ mod tests {
             }],
             sent: VecDeque::new(),
         }
+    }
+
+    fn waiting(group: u8, from: u64) -> WaitingJoin {
+        WaitingJoin {
+            group: [group; 32],
+            token: LinkToken([1; TOKEN_LEN]),
+            from: key(from),
+            key_package: vec![7; 40],
+            at_ms: from,
+        }
+    }
+
+    #[test]
+    fn waiting_requests_are_bounded_and_a_second_request_replaces_the_first() {
+        let mut state = Links::default();
+        for from in 0..MAX_JOIN_REQUESTS as u64 {
+            assert!(state.admit(waiting(2, from)));
+        }
+        assert!(!state.admit(waiting(2, 1000)), "one past the bound");
+        assert_eq!(state.waiting.len(), MAX_JOIN_REQUESTS);
+        assert!(!state.waiting.iter().any(|w| w.from == key(1000)));
+        // The same person asking the same group again replaces their request, even when full.
+        let mut again = waiting(2, 5);
+        again.at_ms = 77;
+        assert!(state.admit(again));
+        assert_eq!(state.waiting.len(), MAX_JOIN_REQUESTS);
+        let fives: Vec<u64> = state
+            .waiting
+            .iter()
+            .filter(|w| w.from == key(5))
+            .map(|w| w.at_ms)
+            .collect();
+        assert_eq!(fives, [77]);
+        // The state with the most requests reads back.
+        assert_eq!(
+            Links::decode(&state.encode()).unwrap().waiting.len(),
+            MAX_JOIN_REQUESTS
+        );
+    }
+
+    #[test]
+    fn sent_requests_forget_the_oldest_past_their_bound() {
+        let mut state = Links::default();
+        let admin = key(1);
+        for n in 0..=MAX_SENT_JOINS as u8 {
+            state.note_sent(LinkToken([n; TOKEN_LEN]), admin);
+        }
+        assert_eq!(state.sent.len(), MAX_SENT_JOINS);
+        assert_ne!(
+            state.sent[0].0,
+            LinkToken([0; TOKEN_LEN]),
+            "the oldest is forgotten"
+        );
+        // Asking again with a link already remembered moves it to the newest, once.
+        state.note_sent(LinkToken([1; TOKEN_LEN]), admin);
+        assert_eq!(state.sent.len(), MAX_SENT_JOINS);
+        assert_eq!(state.sent.back().unwrap().0, LinkToken([1; TOKEN_LEN]));
+        assert_eq!(
+            state
+                .sent
+                .iter()
+                .filter(|(t, _)| *t == LinkToken([1; TOKEN_LEN]))
+                .count(),
+            1
+        );
     }
 
     #[test]
