@@ -158,8 +158,9 @@ async fn a_receiver_stopped_mid_transfer_finishes_after_a_restart_without_fetchi
     let scratch = tempfile::tempdir().unwrap();
     let (alice, bob) = pair(dirs.0.path(), dirs.1.path());
     // Large enough that the pause lands mid-transfer: progress events come at most every 250 ms, and
-    // loopback moves tens of MiB in that time (48 MiB once finished before the pause on a loaded CI run).
-    let bytes = pattern(128 * MIB, 2);
+    // loopback moves tens of MiB in that time (48 MiB once finished before the pause on a loaded CI run,
+    // and 128 MiB once more, on 2026-12-07, when the test's task was scheduled late on two busy cores).
+    let bytes = pattern(256 * MIB, 2);
     let source = scratch.path().join("big.bin");
     std::fs::write(&source, &bytes).unwrap();
     let ciphertext = FileLayout::new(bytes.len() as u64)
@@ -179,7 +180,7 @@ async fn a_receiver_stopped_mid_transfer_finishes_after_a_restart_without_fetchi
         })
         .await;
         // Paused first, so that the stop lands mid-transfer however fast this machine moves the other
-        // 116 MiB over loopback (the fetch runs beside the loop and would otherwise race the stop to the end).
+        // 244 MiB over loopback (the fetch runs beside the loop and would otherwise race the stop to the end).
         b.node.pause_file(conversation, id).await.unwrap();
         let profile = b.node.stop().await.unwrap();
         let before = a.node.file_bytes_sent();
