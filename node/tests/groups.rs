@@ -62,9 +62,10 @@ impl Member {
         adder
     }
 
+    /// The node's two rows, written and read back.
     fn restart(&mut self) {
-        let bytes = self.g().encode();
-        self.group = Some(Group::decode(&bytes).unwrap());
+        let (state, history) = (self.g().encode_state(), self.g().encode_history());
+        self.group = Some(Group::decode_with(&state, Some(&history)).unwrap());
     }
 }
 
@@ -356,9 +357,10 @@ fn the_rollback_records_live_in_a_row_of_their_own_rewritten_only_when_they_chan
     let state = b.g().encode_state();
     let history = b.g().encode_history();
     let id = b.g().id().to_vec();
-    // The two rows hold what the one version 1 value held, each with its own header.
+    // The two rows hold what the one version 1 value held, each with its own header, and the history
+    // row (version 33) a kind byte for its one commit.
     assert_eq!(
-        state.len() + history.len() - (1 + 32 + 1 + id.len()),
+        state.len() + history.len() - (1 + 32 + 1 + id.len()) - 1,
         whole.len()
     );
     assert!(
@@ -600,6 +602,8 @@ enum Op {
     Remove(usize),
     Send(usize),
     Restart(usize),
+    /// A member's update of its own path (§18.3).
+    Update(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -608,13 +612,14 @@ fn op() -> impl Strategy<Value = Op> {
         (1usize..5).prop_map(Op::Remove),
         (0usize..5).prop_map(Op::Send),
         (0usize..5).prop_map(Op::Restart),
+        (0usize..5).prop_map(Op::Update),
     ]
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
-    /// Random adds, removes, sends and restarts: every member at the time of a send reads it exactly once,
+    /// Random adds, removes, sends, restarts and members' updates: every member at the time of a send reads it exactly once,
     /// no one else reads it (a removed member's attempt fails with a typed error).
     #[test]
     fn members_read_each_message_exactly_once_and_removed_ones_never(ops in prop::collection::vec(op(), 1..14)) {
@@ -670,6 +675,16 @@ proptest! {
                     }
                 }
                 Op::Restart(i) if people[i].group.is_some() => people[i].restart(),
+                Op::Update(i) if inside[i] => {
+                    let out = people[i].g().update().unwrap();
+                    prop_assert!(!people[i].g().wants_update());
+                    for j in 0..5 {
+                        if j != i && inside[j] {
+                            let got = people[j].g().process(&out.commit).unwrap();
+                            prop_assert!(matches!(got, Processed::Commit(s) if s.update), "{}", names[j]);
+                        }
+                    }
+                }
                 _ => {}
             }
         }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::{
     BasicCredential, Credential, LeafNodeIndex, MlsGroup, MlsMessageIn, MlsMessageOut,
-    ProcessMessageError, ProtocolMessage, StagedCommit, ValidationError,
+    ProcessMessageError, ProtocolMessage, StageCommitError, StagedCommit, ValidationError,
 };
 use tern_protocol::IdentityKey;
 
@@ -25,6 +25,11 @@ pub struct CommitSummary {
     pub info_changed: bool,
     /// This member was removed by it.
     pub removed_self: bool,
+    /// An update: a commit with no proposal, only the committer's new leaf and path (§18.3), which any
+    /// member may make.
+    pub update: bool,
+    /// The leaves the removed members held, in the state before the commit.
+    pub removed_leaves: Vec<u32>,
 }
 
 /// The identity in a credential already verified when its leaf entered the tree.
@@ -60,6 +65,9 @@ pub(crate) fn map_process_error<E: std::fmt::Display>(err: ProcessMessageError<E
             | ValidationError::WrongEpoch
             | ValidationError::NoPastEpochData,
         ) => GroupError::Undecryptable,
+        ProcessMessageError::InvalidCommit(StageCommitError::MissingProposal) => {
+            GroupError::MissingProposal
+        }
         other => GroupError::mls(other),
     }
 }
@@ -90,7 +98,11 @@ pub(crate) fn check_commit(
     committer: IdentityKey,
 ) -> Result<CommitSummary, GroupError> {
     let info_before = info_of(mls)?;
-    if !info_before.is_admin(&committer) {
+    let update = staged.queued_proposals().next().is_none();
+    if update && staged.update_path_leaf_node().is_none() {
+        return Err(GroupError::Forbidden("an empty commit without a path"));
+    }
+    if !update && !info_before.is_admin(&committer) {
         return Err(GroupError::NotAdmin);
     }
     if staged.update_proposals().next().is_some() {
@@ -99,8 +111,10 @@ pub(crate) fn check_commit(
     let members = members_of(mls)?;
     let mut after: HashSet<IdentityKey> = members.iter().map(|(_, id)| *id).collect();
     let mut removed = Vec::new();
+    let mut removed_leaves = Vec::new();
     for remove in staged.remove_proposals() {
         let index = remove.remove_proposal().removed();
+        removed_leaves.push(index.u32());
         let (_, who) = members
             .iter()
             .find(|(i, _)| *i == index)
@@ -157,11 +171,13 @@ pub(crate) fn check_commit(
         info_changed: info_after != info_before,
         removed_self: staged.self_removed() || removed.contains(&me),
         removed,
+        update,
+        removed_leaves,
     })
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
     use tern_protocol::Identity;
@@ -170,7 +186,7 @@ mod tests {
     use crate::group::{Group, KeyPackageIn, Processed, new_key_package};
 
     /// Alice's group with Bob added as a plain member: (alice's state, bob's state).
-    fn alice_and_bob() -> (Group, Group) {
+    pub(in crate::group) fn alice_and_bob() -> (Group, Group) {
         let alice = Identity::generate(&mut ChaCha20Rng::seed_from_u64(1), 0);
         let bob = Identity::generate(&mut ChaCha20Rng::seed_from_u64(2), 0);
         let mut group = Group::create(&alice, "Hikers").unwrap();
@@ -179,6 +195,196 @@ mod tests {
         let welcome = group.add(vec![kp]).unwrap().welcome.unwrap();
         let (bobs, _) = Group::join(&welcome, &pending, &bob.key()).unwrap();
         (group, bobs)
+    }
+
+    /// Alice's group with `others` plain members added in one commit: every state, Alice's first.
+    fn group_of(others: u64) -> Vec<Group> {
+        let alice = Identity::generate(&mut ChaCha20Rng::seed_from_u64(1), 0);
+        let mut group = Group::create(&alice, "Hikers").unwrap();
+        let (mut kps, mut pendings) = (Vec::new(), Vec::new());
+        for seed in 0..others {
+            let who = Identity::generate(&mut ChaCha20Rng::seed_from_u64(10 + seed), 0);
+            let (bytes, pending) = new_key_package(&who).unwrap();
+            kps.push(KeyPackageIn::parse(&bytes, Some(&who.key())).unwrap());
+            pendings.push((pending, who.key()));
+        }
+        let welcome = group.add(kps).unwrap().welcome.unwrap();
+        let mut all = vec![group];
+        for (pending, key) in pendings {
+            all.push(Group::join(&welcome, &pending, &key).unwrap().0);
+        }
+        all
+    }
+
+    /// `commit` processed by every active state but the committer's (`from`), each a merged commit.
+    fn deliver(all: &mut [Group], from: usize, commit: &[u8]) {
+        for (i, g) in all.iter_mut().enumerate() {
+            if i != from && g.is_active() {
+                assert!(matches!(g.process(commit).unwrap(), Processed::Commit(_)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_plain_member_commits_an_update_of_its_path_once_and_everyone_takes_it() {
+        let mut all = group_of(3);
+        // An add needs no path: the creator's leaf, like the joiners', is still its KeyPackage's.
+        assert!(all.iter().all(Group::wants_update));
+        let out = all[1].update().unwrap();
+        assert!(
+            out.summary.update && out.summary.added.is_empty() && out.summary.removed.is_empty()
+        );
+        assert!(!all[1].wants_update());
+        for (_, g) in all.iter_mut().enumerate().filter(|(i, _)| *i != 1) {
+            let Processed::Commit(summary) = g.process(&out.commit).unwrap() else {
+                panic!("not a commit")
+            };
+            assert!(summary.update && summary.committer == all_key(1));
+        }
+        // Everyone reads what the updater writes next, in the new epoch.
+        let text = tern_protocol::Content {
+            id: tern_protocol::MessageId::new_v7(1, &mut ChaCha20Rng::seed_from_u64(3)),
+            sent_at_ms: 1,
+            body: tern_protocol::Body::Text("after my update".into()),
+        };
+        let message = all[1].send(&text).unwrap();
+        assert!(matches!(
+            all[2].process(&message).unwrap(),
+            Processed::Message { .. }
+        ));
+        assert_eq!(all[0].epoch(), all[3].epoch());
+    }
+
+    fn all_key(i: u64) -> IdentityKey {
+        let seed = if i == 0 { 1 } else { 9 + i };
+        Identity::generate(&mut ChaCha20Rng::seed_from_u64(seed), 0).key()
+    }
+
+    #[test]
+    fn a_plain_members_update_carries_no_proposal_not_even_a_held_leave() {
+        let mut all = group_of(3);
+        let leave = all[3].leave().unwrap();
+        for g in &mut all[..3] {
+            assert!(matches!(
+                g.process(&leave).unwrap(),
+                Processed::Proposal { .. }
+            ));
+        }
+        let out = all[1].update().unwrap();
+        assert!(
+            out.summary.removed.is_empty(),
+            "the leave is an admin's to commit"
+        );
+        deliver(&mut all[..3], 1, &out.commit);
+        assert_eq!(all[0].members().unwrap().len(), 4);
+        // A plain member's commit with a proposal is still refused where it arrives.
+        let before = all[1].provider.snapshot();
+        let bob = all_key(1);
+        let carol = all_key(2);
+        let leaf = all[1].leaf_of(&carol).unwrap();
+        let (forged, _) = all[1].build_commit(Vec::new(), vec![leaf], None).unwrap();
+        all[1].restore(&before).unwrap();
+        assert_eq!(all[0].process(&forged).unwrap_err(), GroupError::NotAdmin);
+        assert!(all[0].members().unwrap().contains(&bob));
+    }
+
+    #[test]
+    fn after_a_removal_the_member_closest_to_the_removed_leaf_wants_to_refill_its_path() {
+        let mut all = group_of(3);
+        for i in 0..4 {
+            let out = all[i].update().unwrap();
+            deliver(&mut all, i, &out.commit);
+        }
+        assert!(all.iter().all(|g| !g.wants_update()));
+        // Carol holds leaf 2; of leaves 0, 1 and 3, leaf 3 shares her parent.
+        let out = all[0].remove(&[all_key(2)]).unwrap();
+        assert_eq!(out.summary.removed_leaves, vec![2]);
+        deliver(&mut all, 0, &out.commit);
+        assert!(!all[1].wants_update());
+        assert!(all[3].wants_update(), "Dave, leaf 3");
+        let out = all[3].update().unwrap();
+        assert!(!all[3].wants_update());
+        for i in [0, 1] {
+            assert!(matches!(
+                all[i].process(&out.commit).unwrap(),
+                Processed::Commit(_)
+            ));
+        }
+        // Dave (leaf 3) leaves; of leaves 0 and 1, Bob's (1) is closer, though Alice commits the leave.
+        let leave = all[3].leave().unwrap();
+        all[0].process(&leave).unwrap();
+        all[1].process(&leave).unwrap();
+        let out = all[0].commit_pending().unwrap().expect("the leave");
+        assert_eq!(out.summary.removed_leaves, vec![3]);
+        assert!(matches!(
+            all[1].process(&out.commit).unwrap(),
+            Processed::Commit(_)
+        ));
+        assert!(all[1].wants_update(), "Bob, leaf 1");
+        assert!(!all[0].wants_update());
+    }
+
+    #[test]
+    fn a_commit_that_overtakes_the_leave_it_carries_out_is_kept_until_the_leave_comes() {
+        let mut all = group_of(2);
+        let leave = all[2].leave().unwrap();
+        all[0].process(&leave).unwrap();
+        let out = all[0].commit_pending().unwrap().expect("the leave");
+        assert_eq!(
+            all[1].process(&out.commit).unwrap_err(),
+            GroupError::MissingProposal
+        );
+        assert!(matches!(
+            all[1].process(&leave).unwrap(),
+            Processed::Proposal { .. }
+        ));
+        let retried = all[1].retry_parked();
+        assert!(
+            matches!(retried.as_slice(), [Processed::Commit(s)] if s.removed == vec![all_key(2)]),
+            "{retried:?}"
+        );
+        assert_eq!(all[1].epoch(), all[0].epoch());
+    }
+
+    #[test]
+    fn an_admins_change_wins_over_a_concurrent_update_in_either_order() {
+        for admin_first in [true, false] {
+            let mut all = group_of(2);
+            let rename = all[0].rename("Climbers").unwrap();
+            let update = all[1].update().unwrap();
+            // Carol sees both, in one order or the other; Bob gets the rename, Alice the update.
+            let (first, second) = if admin_first {
+                (&rename.commit, &update.commit)
+            } else {
+                (&update.commit, &rename.commit)
+            };
+            all[2].process(first).unwrap();
+            let last = all[2].process(second).unwrap();
+            if admin_first {
+                assert!(matches!(last, Processed::LostRace));
+            } else {
+                assert!(matches!(last, Processed::RolledBack { .. }));
+            }
+            assert!(matches!(
+                all[0].process(&update.commit).unwrap(),
+                Processed::LostRace
+            ));
+            assert!(matches!(
+                all[1].process(&rename.commit).unwrap(),
+                Processed::RolledBack {
+                    own_commit_lost: true,
+                    ..
+                }
+            ));
+            for g in &all {
+                assert_eq!(g.info().unwrap().name, "Climbers");
+                assert_eq!(g.epoch(), all[0].epoch());
+            }
+            assert!(
+                all[1].wants_update(),
+                "Bob's update was dropped: he tries again"
+            );
+        }
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub enum GroupError {
     /// A message that does not decrypt in this member's state (a non-member's, another branch's, or damaged).
     #[error("message does not decrypt")]
     Undecryptable,
+    /// A commit that carries out a proposal this member has not received (yet: kept to retry once it has).
+    #[error("commit of a proposal not received")]
+    MissingProposal,
     /// A Welcome for none of this node's KeyPackages.
     #[error("welcome for no KeyPackage of ours")]
     NoKeyPackage,

@@ -16,6 +16,8 @@ pub(crate) struct CommitMeta {
     pub(crate) committer: IdentityKey,
     /// The identities this commit removes.
     pub(crate) removed: Vec<IdentityKey>,
+    /// An update of the committer's own path, with no proposal (§18.3).
+    pub(crate) update: bool,
 }
 
 /// One epoch this member can still roll back over.
@@ -30,17 +32,18 @@ pub(crate) struct EpochRecord {
     pub(crate) candidates: Vec<CommitMeta>,
 }
 
-/// The winner among `set` (non-empty): the lowest hash among commits whose committer no other committer's
-/// commit removes, or the lowest hash overall if that leaves none.
+/// The winner among `set` (non-empty): among commits whose committer no other committer's commit removes
+/// (all of them if that leaves none), a commit with proposals before an update, then the lowest hash.
 pub(crate) fn winner(set: &[CommitMeta]) -> Option<&CommitMeta> {
     let removed_by_other = |c: &CommitMeta| {
         set.iter()
             .any(|other| other.committer != c.committer && other.removed.contains(&c.committer))
     };
+    let rank = |c: &&CommitMeta| (c.update, c.hash);
     set.iter()
         .filter(|c| !removed_by_other(c))
-        .min_by_key(|c| c.hash)
-        .or_else(|| set.iter().min_by_key(|c| c.hash))
+        .min_by_key(rank)
+        .or_else(|| set.iter().min_by_key(rank))
 }
 
 /// Whether some other committer's commit in `set` removes `c`'s committer.
@@ -84,7 +87,30 @@ mod tests {
             hash: [hash; 32],
             committer: *committer,
             removed: removed.to_vec(),
+            update: false,
         }
+    }
+
+    fn update(hash: u8, committer: &IdentityKey) -> CommitMeta {
+        CommitMeta {
+            update: true,
+            ..meta(hash, committer, &[])
+        }
+    }
+
+    #[test]
+    fn a_commit_with_proposals_beats_an_update_whatever_the_hashes() {
+        let (a, b, c) = (key(1), key(2), key(3));
+        // The admin's rename (hash 9) against two members' updates (hashes 1 and 2).
+        let set = [update(1, &b), meta(9, &a, &[]), update(2, &c)];
+        assert_eq!(winner(&set).unwrap().committer, a);
+        // Updates alone: the lowest hash.
+        let set = [update(5, &b), update(2, &c)];
+        assert_eq!(winner(&set).unwrap().committer, c);
+        // A removal of the updater beats its update, and the update's committer counts as removed.
+        let set = [update(1, &b), meta(9, &a, &[b])];
+        assert_eq!(winner(&set).unwrap().committer, a);
+        assert!(committer_removed(&set, &set[0]));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! state, version 2 (the node writes it after every change):
 //!   u8 2 || me[32] || vec8 group_id || vec8 signature_key || snapshot (the openmls storage of the group)
 //!   || tail
-//! history, version 32 (the node writes it only when the rollback records changed, at commits):
+//! history, version 33 (the node writes it only when the rollback records changed, at commits):
+//!   u8 33 || me[32] || vec8 group_id || records (with meta_v33)
+//! history, version 32 (written before member updates, still read: every commit in it has proposals):
 //!   u8 32 || me[32] || vec8 group_id || records
 //! state, version 1 (the history inline; written before the split, still read, and what `encode` gives):
 //!   u8 1 || me[32] || vec8 group_id || vec8 signature_key || snapshot || records || tail
@@ -14,6 +16,7 @@
 //!   || count16 seen: identity[32] || message id[16]
 //!   || count16 parked: vec32 message
 //! meta = hash[32] || committer[32] || count16 removed: identity[32]
+//! meta_v33 = hash[32] || committer[32] || u8 kind (0 proposals, 1 update) || count16 removed: identity[32]
 //! ```
 //!
 //! The records hold `ROLLBACK_EPOCHS` whole copies of the MLS storage, so keeping them out of the row that
@@ -37,8 +40,10 @@ use super::{
 const STATE_VERSION_WHOLE: u8 = 1;
 /// A state whose rollback records live in their own row.
 const STATE_VERSION: u8 = 2;
-/// The rollback records' own row.
-const HISTORY_VERSION: u8 = 32;
+/// The rollback records' own row, each commit's kind in it.
+const HISTORY_VERSION: u8 = 33;
+/// The rollback records' own row before member updates.
+const HISTORY_VERSION_NO_KIND: u8 = 32;
 
 /// The group id of a state or history row (both start `u8 version || me[32] || vec8 group_id`).
 pub fn stored_group_id(row: &[u8]) -> Option<&[u8]> {
@@ -46,8 +51,18 @@ pub fn stored_group_id(row: &[u8]) -> Option<&[u8]> {
     row.get(34..34 + len)
 }
 
-fn encode_meta(w: &mut Writer, meta: &CommitMeta) {
+/// Whether a record's commits carry their kind (`meta_v33`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kinds {
+    Written,
+    Absent,
+}
+
+fn encode_meta(w: &mut Writer, meta: &CommitMeta, kinds: Kinds) {
     w.raw(&meta.hash).raw(meta.committer.as_bytes());
+    if kinds == Kinds::Written {
+        w.u8(u8::from(meta.update));
+    }
     w.u16(u16::try_from(meta.removed.len()).unwrap_or(u16::MAX));
     for id in &meta.removed {
         w.raw(id.as_bytes());
@@ -62,9 +77,17 @@ fn identity(r: &mut Reader<'_>) -> Result<IdentityKey, GroupError> {
     IdentityKey::from_bytes(r.array("identity").map_err(corrupt)?).map_err(corrupt)
 }
 
-fn decode_meta(r: &mut Reader<'_>) -> Result<CommitMeta, GroupError> {
+fn decode_meta(r: &mut Reader<'_>, kinds: Kinds) -> Result<CommitMeta, GroupError> {
     let hash = r.array("commit hash").map_err(corrupt)?;
     let committer = identity(r)?;
+    let update = match kinds {
+        Kinds::Absent => false,
+        Kinds::Written => match r.u8("commit kind").map_err(corrupt)? {
+            0 => false,
+            1 => true,
+            _ => return Err(GroupError::Corrupt("commit kind")),
+        },
+    };
     let count = r.count_u16("removed", MAX_GROUP_MEMBERS).map_err(corrupt)?;
     let removed = (0..count)
         .map(|_| identity(r))
@@ -73,6 +96,7 @@ fn decode_meta(r: &mut Reader<'_>) -> Result<CommitMeta, GroupError> {
         hash,
         committer,
         removed,
+        update,
     })
 }
 
@@ -85,15 +109,15 @@ impl Group {
         encode_snapshot(w, &self.provider.snapshot());
     }
 
-    fn encode_records(&self, w: &mut Writer) {
+    fn encode_records(&self, w: &mut Writer, kinds: Kinds) {
         w.u8(u8::try_from(self.history.len()).unwrap_or(u8::MAX));
         for record in &self.history {
             w.u64(record.epoch);
             encode_snapshot(w, &record.snapshot);
-            encode_meta(w, &record.applied);
+            encode_meta(w, &record.applied, kinds);
             w.u8(u8::try_from(record.candidates.len()).unwrap_or(u8::MAX));
             for c in &record.candidates {
-                encode_meta(w, c);
+                encode_meta(w, c, kinds);
             }
         }
     }
@@ -117,7 +141,7 @@ impl Group {
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::new();
         self.encode_head(&mut w, STATE_VERSION_WHOLE);
-        self.encode_records(&mut w);
+        self.encode_records(&mut w, Kinds::Absent);
         self.encode_tail(&mut w);
         Zeroizing::new(w.into_vec())
     }
@@ -137,7 +161,7 @@ impl Group {
         w.u8(HISTORY_VERSION)
             .raw(self.me.as_bytes())
             .bytes_u8(self.id());
-        self.encode_records(&mut w);
+        self.encode_records(&mut w, Kinds::Written);
         Zeroizing::new(w.into_vec())
     }
 
@@ -192,7 +216,7 @@ impl Group {
         .ok_or(GroupError::Corrupt("group missing"))?;
         let mut group = Self::from_parts(provider, mls, me, &signature_key)?;
         if version == STATE_VERSION_WHOLE {
-            group.decode_records(&mut r)?;
+            group.decode_records(&mut r, Kinds::Absent)?;
         }
         group.decode_tail(&mut r)?;
         r.finish().map_err(corrupt)?;
@@ -200,13 +224,17 @@ impl Group {
             if let Some(history) = history {
                 let mut r = Reader::bounded(history, "group history", MAX_GROUP_STATE_LEN)
                     .map_err(corrupt)?;
-                if r.u8("version").map_err(corrupt)? != HISTORY_VERSION
-                    || identity(&mut r)? != me
+                let kinds = match r.u8("version").map_err(corrupt)? {
+                    HISTORY_VERSION => Kinds::Written,
+                    HISTORY_VERSION_NO_KIND => Kinds::Absent,
+                    _ => return Err(GroupError::Corrupt("group history version")),
+                };
+                if identity(&mut r)? != me
                     || r.bytes_u8("group id", 255).map_err(corrupt)? != id.as_slice()
                 {
                     return Err(GroupError::Corrupt("group history of another group"));
                 }
-                group.decode_records(&mut r)?;
+                group.decode_records(&mut r, kinds)?;
                 r.finish().map_err(corrupt)?;
             }
             group.history_written();
@@ -214,15 +242,15 @@ impl Group {
         Ok(group)
     }
 
-    fn decode_records(&mut self, r: &mut Reader<'_>) -> Result<(), GroupError> {
+    fn decode_records(&mut self, r: &mut Reader<'_>, kinds: Kinds) -> Result<(), GroupError> {
         let records = r.count_u8("records", ROLLBACK_EPOCHS).map_err(corrupt)?;
         for _ in 0..records {
             let epoch = r.u64("epoch").map_err(corrupt)?;
             let snapshot = decode_snapshot(r)?;
-            let applied = decode_meta(r)?;
+            let applied = decode_meta(r, kinds)?;
             let count = r.count_u8("candidates", MAX_CANDIDATES).map_err(corrupt)?;
             let candidates = (0..count)
-                .map(|_| decode_meta(r))
+                .map(|_| decode_meta(r, kinds))
                 .collect::<Result<Vec<_>, _>>()?;
             self.history.push_back(EpochRecord {
                 epoch,
@@ -257,5 +285,69 @@ impl Group {
             self.parked.push_back(bytes.to_vec());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Alice's group with Bob, after Alice's add and rename and Bob's update: (Alice's, Bob's).
+    fn with_an_update() -> (Group, Group) {
+        let (mut group, mut bobs) = super::super::check::tests::alice_and_bob();
+        let rename = group.rename("Climbers").unwrap();
+        bobs.process(&rename.commit).unwrap();
+        let update = bobs.update().unwrap();
+        group.process(&update.commit).unwrap();
+        (group, bobs)
+    }
+
+    fn kinds(group: &Group) -> Vec<bool> {
+        group.history.iter().map(|r| r.applied.update).collect()
+    }
+
+    #[test]
+    fn the_history_row_keeps_which_commits_were_updates() {
+        let (alice, bob) = with_an_update();
+        assert_eq!(kinds(&alice), vec![false, false, true]);
+        for group in [alice, bob] {
+            let (state, history) = (group.encode_state(), group.encode_history());
+            assert_eq!(history[0], HISTORY_VERSION);
+            let back = Group::decode_with(&state, Some(&history)).unwrap();
+            assert_eq!(kinds(&back), kinds(&group));
+            assert!(!back.history_unsaved());
+        }
+    }
+
+    #[test]
+    fn a_version_32_history_row_still_reads_and_an_unknown_kind_is_corrupt() {
+        let (alice, _) = with_an_update();
+        // The row as builds before updates wrote it: version 32, no kind byte.
+        let mut w = Writer::new();
+        w.u8(HISTORY_VERSION_NO_KIND)
+            .raw(alice.me.as_bytes())
+            .bytes_u8(alice.id());
+        alice.encode_records(&mut w, Kinds::Absent);
+        let old = w.into_vec();
+        let back = Group::decode_with(&alice.encode_state(), Some(&old)).unwrap();
+        assert_eq!(back.history.len(), alice.history.len());
+        assert_eq!(
+            kinds(&back),
+            vec![false; 3],
+            "no kind: a commit with proposals"
+        );
+        assert_eq!(back.history[2].applied.hash, alice.history[2].applied.hash);
+
+        // A kind byte that is neither 0 nor 1: the last record's applied commit has no candidates and
+        // removed nobody, so its kind byte sits 1 + 2 + 1 bytes (kind, removed count, candidates count)
+        // before the end.
+        let mut bad = alice.encode_history().to_vec();
+        let at = bad.len() - 4;
+        assert_eq!(bad[at], 1, "the update's kind");
+        bad[at] = 2;
+        assert_eq!(
+            Group::decode_with(&alice.encode_state(), Some(&bad)).unwrap_err(),
+            GroupError::Corrupt("commit kind")
+        );
     }
 }

@@ -163,7 +163,8 @@ impl Group {
             Ok(ok) => ok,
             Err(err) => {
                 self.restore(&before)?;
-                if err == GroupError::Undecryptable {
+                // A proposal it carries out may come after it (a leave the admin committed at once).
+                if matches!(err, GroupError::Undecryptable | GroupError::MissingProposal) {
                     self.park(bytes);
                 }
                 return Err(err);
@@ -173,6 +174,7 @@ impl Group {
             self.restore(&before)?;
             return Err(GroupError::mls(err));
         }
+        self.note_removals(&summary);
         ordering::push_record(
             &mut self.history,
             EpochRecord {
@@ -182,6 +184,7 @@ impl Group {
                     hash: sha256(&[bytes]),
                     committer: summary.committer,
                     removed: summary.removed.clone(),
+                    update: summary.update,
                 },
                 candidates: Vec::new(),
             },
@@ -215,6 +218,7 @@ impl Group {
             hash,
             committer: summary.committer,
             removed: summary.removed.clone(),
+            update: summary.update,
         };
         let mut set = vec![record.applied.clone()];
         set.extend(record.candidates.iter().cloned());
@@ -243,6 +247,7 @@ impl Group {
         self.history.push_back(first);
         self.provider = provider;
         self.mls = mls;
+        self.note_removals(&summary);
         // Own messages sent after `epoch` were encrypted on the dropped branch: send them again.
         let mut resend = Vec::new();
         if self.is_active() {

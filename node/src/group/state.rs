@@ -10,6 +10,7 @@ use openmls::prelude::{
     PURE_CIPHERTEXT_WIRE_FORMAT_POLICY, RequiredCapabilitiesExtension, SenderRatchetConfiguration,
     SignatureScheme, StagedWelcome, UnknownExtension,
 };
+use openmls::treesync::LeafNodeSource;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::OpenMlsProvider;
 use tern_protocol::card::MAX_MAILBOXES;
@@ -81,6 +82,9 @@ pub struct Group {
     pub(crate) seen: VecDeque<(IdentityKey, MessageId)>,
     pub(crate) seen_set: HashSet<(IdentityKey, MessageId)>,
     pub(crate) parked: VecDeque<Vec<u8>>,
+    /// A removal blanked tree nodes above this member's leaf that only its update fills again (§18.3).
+    /// Kept in memory only: after a restart the nodes stay blank until someone under them commits.
+    pub(crate) refill: bool,
 }
 
 impl std::fmt::Debug for Group {
@@ -136,6 +140,7 @@ impl Group {
             seen: VecDeque::new(),
             seen_set: HashSet::new(),
             parked: VecDeque::new(),
+            refill: false,
         })
     }
 
@@ -362,7 +367,7 @@ impl Group {
         Ok(info)
     }
 
-    fn leaf_of(&self, who: &IdentityKey) -> Result<LeafNodeIndex, GroupError> {
+    pub(super) fn leaf_of(&self, who: &IdentityKey) -> Result<LeafNodeIndex, GroupError> {
         members_of(&self.mls)?
             .into_iter()
             .find(|(_, id)| id == who)
@@ -388,6 +393,17 @@ impl Group {
         removes: Vec<LeafNodeIndex>,
         info: Option<GroupInfo>,
     ) -> Result<CommitOut, GroupError> {
+        self.commit_as(adds, removes, info, false)
+    }
+
+    /// [`Self::commit`]; `update`: an update (no proposal, a path; the proposals held stay out of it).
+    fn commit_as(
+        &mut self,
+        adds: Vec<KeyPackage>,
+        removes: Vec<LeafNodeIndex>,
+        info: Option<GroupInfo>,
+        update: bool,
+    ) -> Result<CommitOut, GroupError> {
         let before = self.provider.snapshot();
         // The old epoch's queue key signs the new one's (§18.6).
         let queue = self.queue().map(|q| q.id);
@@ -395,7 +411,7 @@ impl Group {
             Some(_) => Some(self.queue_key()?),
             None => None,
         };
-        let result = self.build_commit(adds, removes, info);
+        let result = self.build_commit_as(adds, removes, info, update);
         let (commit, welcome) = match result {
             Ok(out) => out,
             Err(err) => {
@@ -407,6 +423,7 @@ impl Group {
             .mls
             .pending_commit()
             .ok_or(GroupError::Mls("no pending commit".into()))?;
+        let with_path = staged.update_path_leaf_node().is_some();
         let summary = check_commit(&self.mls, staged, self.me);
         let summary = match summary {
             Ok(summary) => summary,
@@ -419,6 +436,10 @@ impl Group {
         self.mls
             .merge_pending_commit(&self.provider)
             .map_err(GroupError::mls)?;
+        if with_path {
+            // This member's path is new from its leaf to the root: nothing above it is blank.
+            self.refill = false;
+        }
         ordering::push_record(
             &mut self.history,
             EpochRecord {
@@ -428,6 +449,7 @@ impl Group {
                     hash: sha256(&[&commit]),
                     committer: self.me,
                     removed: summary.removed.clone(),
+                    update: summary.update,
                 },
                 candidates: Vec::new(),
             },
@@ -456,17 +478,30 @@ impl Group {
         })
     }
 
+    #[cfg(test)]
     pub(super) fn build_commit(
         &mut self,
         adds: Vec<KeyPackage>,
         removes: Vec<LeafNodeIndex>,
         info: Option<GroupInfo>,
     ) -> Result<(Vec<u8>, Option<Vec<u8>>), GroupError> {
+        self.build_commit_as(adds, removes, info, false)
+    }
+
+    fn build_commit_as(
+        &mut self,
+        adds: Vec<KeyPackage>,
+        removes: Vec<LeafNodeIndex>,
+        info: Option<GroupInfo>,
+        update: bool,
+    ) -> Result<(Vec<u8>, Option<Vec<u8>>), GroupError> {
         let mut builder = self
             .mls
             .commit_builder()
             .propose_adds(adds)
-            .propose_removals(removes);
+            .propose_removals(removes)
+            .force_self_update(update)
+            .consume_proposal_store(!update);
         if let Some(info) = info {
             builder = builder
                 .propose_group_context_extensions(context_extensions(&info)?)
@@ -570,6 +605,43 @@ impl Group {
         }
         info.admins.push(*who);
         self.commit(Vec::new(), Vec::new(), Some(info))
+    }
+
+    /// Commits an update of this member's own leaf and path (§18.3; any member): a commit with no proposal,
+    /// so the leave proposals held wait for an admin's commit.
+    pub fn update(&mut self) -> Result<CommitOut, GroupError> {
+        if !self.is_active() {
+            return Err(GroupError::NotMember);
+        }
+        self.commit_as(Vec::new(), Vec::new(), None, true)
+    }
+
+    /// Whether this member should commit an update (§18.3): its leaf is still the one its KeyPackage
+    /// made (it never committed a path), or a removal blanked nodes that only its path fills again.
+    pub fn wants_update(&self) -> bool {
+        self.is_active()
+            && (self.refill
+                || self.mls.own_leaf_node().is_some_and(|leaf| {
+                    matches!(leaf.leaf_node_source(), LeafNodeSource::KeyPackage(_))
+                }))
+    }
+
+    /// After a merged commit: a removal blanks the removed leaf's direct path, and the committer's new path
+    /// fills only its own part of it. The remaining member whose leaf index is closest to the removed one
+    /// by XOR (the one sharing its lowest ancestor) fills the rest with an update (§18.3).
+    pub(crate) fn note_removals(&mut self, summary: &CommitSummary) {
+        if summary.committer == self.me || !self.is_active() {
+            return;
+        }
+        let Ok(members) = members_of(&self.mls) else {
+            return;
+        };
+        for removed in &summary.removed_leaves {
+            let closest = members.iter().min_by_key(|(leaf, _)| leaf.u32() ^ removed);
+            if closest.is_some_and(|(_, who)| *who == self.me) {
+                self.refill = true;
+            }
+        }
     }
 
     /// Commits the queued leave proposals (admins only); `None` if there are none.

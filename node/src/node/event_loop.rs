@@ -72,6 +72,7 @@ impl EventLoop {
                     search_indexed = self.build_search_index();
                 }
                 _ = delivery_timer(self.groups.receipts.due()) => self.flush_group_receipts(),
+                _ = delivery_timer(self.groups.updates.next()) => self.run_group_updates(),
                 _ = delivery_timer(expiry::deadline(self.engine.next_expiry())) => {
                     self.expire_messages().await;
                 }

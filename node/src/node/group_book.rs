@@ -42,6 +42,8 @@ pub(super) struct Groups {
     /// The adds and removals this node committed lately, made again if their commit loses a race
     /// (`group_inbound.rs`); at most [`MAX_PENDING_ADDS`], oldest forgotten.
     pub(super) own_changes: VecDeque<OwnChange>,
+    /// Updates of this member's path waiting to be committed (`group_updates.rs`).
+    pub(super) updates: super::group_updates::Updates,
 }
 
 /// One member added or removed by this node's own commit.

@@ -93,6 +93,9 @@ pub(super) enum Verdict {
     Duplicate,
     /// Accepted by the group state but not stored (the store failed): not passed on, nobody penalised.
     NotStored,
+    /// Kept by the group state to try again (a commit of a proposal not received yet): not passed on
+    /// meanwhile, nobody penalised.
+    Held,
     /// Refused by the group state.
     Refused,
 }
@@ -336,7 +339,7 @@ impl EventLoop {
                     self.groups.gossip.accepted += 1;
                     MessageAcceptance::Accept
                 }
-                Verdict::Duplicate | Verdict::NotStored => {
+                Verdict::Duplicate | Verdict::NotStored | Verdict::Held => {
                     self.groups.gossip.ignored += 1;
                     MessageAcceptance::Ignore
                 }

@@ -224,6 +224,14 @@ impl EventLoop {
         };
         let mut outcomes = match group.process(&bytes) {
             Ok(processed) => vec![processed],
+            Err(GroupError::MissingProposal) => {
+                // Parked by the group until the proposal comes: an admin commits a leave as soon as it
+                // reads the proposal, so the commit can overtake the proposal on its way here.
+                if let Err(e) = self.save_group(key, Vec::new()) {
+                    warn!(error = %e, "cannot store a group");
+                }
+                return Verdict::Held;
+            }
             Err(e) if gossip => {
                 // Nothing of a refused gossip message is kept: a member's message is read on the topic
                 // of its own epoch, so one that fails there will not pass later.
@@ -385,6 +393,13 @@ impl EventLoop {
         }
         if updated && let Ok(summary) = self.summary(&key) {
             self.emit_group(api::Event::GroupUpdated { group: summary });
+        }
+        let still_here = self.groups.by_conv.get(&key).is_some_and(Group::is_active);
+        if updated && still_here && self.groups.leaving.contains(&(key, me)) {
+            // This member left, and a commit that did not remove it ended its proposal's epoch.
+            if let Err(e) = self.send_leave(key, false) {
+                warn!(error = %e, "cannot repeat this member's leave");
+            }
         }
         if commit_leaves {
             self.commit_leaves(key);

@@ -314,20 +314,31 @@ impl EventLoop {
     }
 
     fn group_leave(&mut self, key: [u8; 32]) -> Result<GroupSummary, NodeError> {
+        self.send_leave(key, true)?;
+        self.summary(&key)
+    }
+
+    /// Sends this member's leave proposal for the current epoch. `first`: the user's leave (noted, with
+    /// its line); otherwise a repeat after a commit that did not carry out the one before (a proposal is
+    /// good for one epoch only, and an update or another admin's commit may have ended it first).
+    pub(super) fn send_leave(&mut self, key: [u8; 32], first: bool) -> Result<(), NodeError> {
         let group = self.group_mut(&key)?;
         let proposal = group.leave()?;
         let members = group.members()?;
         let me = group.me();
         self.groups.first_sight(&proposal);
-        self.groups.note_leaving(key, me);
-        let line = self.system_line(key, None, "You left".to_owned());
+        let mut lines = Vec::new();
+        if first {
+            self.groups.note_leaving(key, me);
+            lines.push(self.system_line(key, None, "You left".to_owned()));
+        }
         let queued = self.group_mail_queue(&proposal, None);
-        if let Err(e) = self.save_group(key, vec![line]) {
+        if let Err(e) = self.save_group(key, lines) {
             self.group_mail_withdraw(&proposal);
             return Err(e);
         }
         self.group_send_queued(&proposal, queued, &members, &[], &[]);
-        self.summary(&key)
+        Ok(())
     }
 
     /// Sends a text (a reply when `reply_to` names the message it answers) to a group: encrypted for the
@@ -656,6 +667,7 @@ impl EventLoop {
         }
         self.gossip_sync(key);
         self.group_mail_sync(key);
+        self.schedule_group_update(key);
         for message in stored {
             if message.system || message.sender.is_some() {
                 self.emit(Event::MessageReceived { message });

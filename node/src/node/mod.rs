@@ -38,6 +38,7 @@ mod group_links;
 mod group_mail;
 mod group_receipts;
 mod group_timers;
+mod group_updates;
 mod groups;
 mod handle;
 mod inbound;
@@ -59,7 +60,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 pub use crate::api::peer_id_of;
-pub use crate::config::{GroupReceipts, NodeConfig};
+pub use crate::config::{GroupReceipts, GroupUpdates, NodeConfig};
 pub use crate::error::NodeError;
 pub(crate) use files::WeakNode;
 pub use files::media_type_of;
@@ -349,9 +350,11 @@ impl EventLoop {
         event_loop.groups = groups::Groups::load(&event_loop.engine);
         event_loop.groups.receipts.enabled =
             config.group_receipts == crate::config::GroupReceipts::On;
+        event_loop.groups.updates.policy = config.group_updates;
         let stored: Vec<[u8; 32]> = event_loop.groups.by_conv.keys().copied().collect();
         for key in stored {
             event_loop.gossip_sync(key);
+            event_loop.schedule_group_update(key);
         }
         event_loop.group_mail_start();
         event_loop.group_links_start();
