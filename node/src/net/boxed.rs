@@ -4,7 +4,11 @@
 //! value, and the generated future keeps more than one slot of that size (the argument, and what the
 //! connection becomes while it closes). A bootstrap server's composed handler is about 5.5 KB, so every
 //! idle peer paid for it several times over. Boxing it makes each of those slots a pointer and the
-//! handler one allocation; nothing else changes (events, protocols and keep-alive pass through).
+//! handler one allocation. The events between the handler and the behaviour are boxed too: the swarm
+//! gives every connection two channels, and each keeps one event-sized slot for the connection's life (the
+//! channel's stub node), as does the connection's future at each point it waits to send one; a bootstrap
+//! server's events (relay's circuit requests, identify's peer info) are hundreds of bytes. Protocols and
+//! keep-alive pass through unchanged.
 //! `tern-bench peers` shows the effect on a bootstrap node (docs/benchmarks.md).
 
 use std::ops::{Deref, DerefMut};
@@ -36,13 +40,13 @@ impl<B> DerefMut for Boxed<B> {
     }
 }
 
-/// A connection handler on the heap, delegating every call.
+/// A connection handler on the heap, delegating every call, its events boxed.
 #[derive(Debug)]
 pub struct BoxedHandler<H>(Box<H>);
 
 impl<H: ConnectionHandler> ConnectionHandler for BoxedHandler<H> {
-    type FromBehaviour = H::FromBehaviour;
-    type ToBehaviour = H::ToBehaviour;
+    type FromBehaviour = Box<H::FromBehaviour>;
+    type ToBehaviour = Box<H::ToBehaviour>;
     type InboundProtocol = H::InboundProtocol;
     type OutboundProtocol = H::OutboundProtocol;
     type InboundOpenInfo = H::InboundOpenInfo;
@@ -62,15 +66,15 @@ impl<H: ConnectionHandler> ConnectionHandler for BoxedHandler<H> {
     ) -> Poll<
         ConnectionHandlerEvent<Self::OutboundProtocol, Self::OutboundOpenInfo, Self::ToBehaviour>,
     > {
-        self.0.poll(cx)
+        self.0.poll(cx).map(|event| event.map_custom(Box::new))
     }
 
     fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Option<Self::ToBehaviour>> {
-        self.0.poll_close(cx)
+        self.0.poll_close(cx).map(|event| event.map(Box::new))
     }
 
     fn on_behaviour_event(&mut self, event: Self::FromBehaviour) {
-        self.0.on_behaviour_event(event);
+        self.0.on_behaviour_event(*event);
     }
 
     fn on_connection_event(
@@ -157,14 +161,14 @@ impl<B: NetworkBehaviour> NetworkBehaviour for Boxed<B> {
         event: THandlerOutEvent<Self>,
     ) {
         self.0
-            .on_connection_handler_event(peer_id, connection_id, event);
+            .on_connection_handler_event(peer_id, connection_id, *event);
     }
 
     fn poll(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        self.0.poll(cx)
+        self.0.poll(cx).map(|event| event.map_in(Box::new))
     }
 }
 
@@ -172,6 +176,24 @@ impl<B: NetworkBehaviour> NetworkBehaviour for Boxed<B> {
 mod tests {
     use super::*;
     use libp2p::ping;
+
+    #[test]
+    fn the_events_both_ways_are_one_pointer_whatever_their_size() {
+        // Identify's event to the behaviour carries the peer's whole info.
+        let out = size_of::<THandlerOutEvent<libp2p::identify::Behaviour>>();
+        assert!(
+            out > 4 * size_of::<usize>(),
+            "identify's event is {out} bytes"
+        );
+        assert_eq!(
+            size_of::<THandlerOutEvent<Boxed<libp2p::identify::Behaviour>>>(),
+            size_of::<usize>()
+        );
+        assert_eq!(
+            size_of::<THandlerInEvent<Boxed<libp2p::identify::Behaviour>>>(),
+            size_of::<usize>()
+        );
+    }
 
     #[test]
     fn a_boxed_handler_is_one_pointer_whatever_the_size_of_the_handler() {

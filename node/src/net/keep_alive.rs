@@ -3,9 +3,11 @@
 //! libp2p closes a connection once no handler wants it and the idle timeout has passed; since 0.52 ping no
 //! longer keeps a connection alive, so a quiet conversation dropped after a minute and the app showed the
 //! contact going offline. This behaviour's handler says "keep alive" on connections to the peers it is told
-//! to keep (the contacts), and nothing on any other; ping still probes every connection and closes one that
-//! stops answering, so a contact that went away is noticed. A relayed connection is kept only while the
-//! peer has no direct one: once hole punching succeeds, the circuit is left to close and frees the relay.
+//! to keep (the contacts), and nothing on any other. Ping still probes every connection, but libp2p-ping
+//! 0.48 only reports a failed probe and closes nothing: a contact that went away is noticed when its
+//! connection fails (a reset, or the write of the next probe timing out in TCP). A relayed connection is
+//! kept only while the peer has no direct one: once hole punching succeeds, the circuit is left to close
+//! and frees the relay.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
