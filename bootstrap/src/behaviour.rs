@@ -5,7 +5,7 @@ use std::time::Duration;
 use libp2p::{
     autonat, connection_limits, identify,
     identity::Keypair,
-    kad, ping, relay,
+    kad, relay,
     request_response::{self, ProtocolSupport},
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
 };
@@ -38,8 +38,8 @@ pub struct ServerBehaviour {
     pub limits: connection_limits::Behaviour,
     /// Exchanges listen addresses, protocols and agent strings with every peer.
     pub identify: identify::Behaviour,
-    /// Keeps an eye on connection liveness.
-    pub ping: ping::Behaviour,
+    /// Answers clients' pings (and sends none, [`crate::pong`]).
+    pub ping: crate::pong::Behaviour,
     /// The Tern DHT, always in server mode: a bootstrap node is there to answer queries.
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     /// Circuit relay v2, server side: reservations and circuits for peers behind NAT.
@@ -71,7 +71,7 @@ impl ServerBehaviour {
         Self {
             limits: connection_limits(limits),
             identify: identify::Behaviour::new(identify_config(keypair.public(), &agent_version())),
-            ping: ping::Behaviour::new(ping::Config::new()),
+            ping: crate::pong::Behaviour,
             kad,
             relay: relay::Behaviour::new(peer_id, relay),
             autonat: autonat::Behaviour::new(

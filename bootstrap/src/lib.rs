@@ -20,6 +20,7 @@ pub mod behaviour;
 pub mod config;
 pub mod key;
 mod metrics;
+pub mod pong;
 pub mod server;
 
 pub use behaviour::{ServerBehaviour, ServerBehaviourEvent};

@@ -326,3 +326,36 @@ async fn federation_peers_are_dialled_at_start() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn a_clients_pings_are_answered() {
+    use futures::StreamExt;
+    use libp2p::ping;
+    use libp2p::swarm::SwarmEvent;
+
+    timeout(TIMEOUT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::spawn(bootstrap_config(dir.path())).await.unwrap();
+        let addr = server.listen_addrs()[0].clone();
+        let config = ping::Config::new().with_interval(Duration::from_millis(50));
+        let mut client = tern_testkit::net::tcp_swarm(
+            libp2p::identity::Keypair::generate_ed25519(),
+            ping::Behaviour::new(config),
+        );
+        client.dial(addr).unwrap();
+        // Three pings of the client answered in turn on its stream (a failure would come as Err).
+        let mut answered = 0;
+        while answered < 3 {
+            if let SwarmEvent::Behaviour(ping::Event { peer, result, .. }) =
+                client.select_next_some().await
+            {
+                assert_eq!(peer, server.peer_id());
+                result.expect("the server answers the ping");
+                answered += 1;
+            }
+        }
+        server.shutdown().await.unwrap();
+    })
+    .await
+    .unwrap();
+}
