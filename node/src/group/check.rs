@@ -310,6 +310,29 @@ pub(super) mod tests {
                 Processed::Commit(_)
             ));
         }
+        // Dave's refill loses to Alice's concurrent rename: he wants to refill again.
+        let mut again = group_of(3);
+        for i in 0..4 {
+            let out = again[i].update().unwrap();
+            deliver(&mut again, i, &out.commit);
+        }
+        let out = again[0].remove(&[all_key(2)]).unwrap();
+        deliver(&mut again, 0, &out.commit);
+        let refill = again[3].update().unwrap();
+        let rename = again[0].rename("Climbers").unwrap();
+        assert!(!again[3].wants_update());
+        assert!(matches!(
+            again[0].process(&refill.commit).unwrap(),
+            Processed::LostRace
+        ));
+        assert!(matches!(
+            again[3].process(&rename.commit).unwrap(),
+            Processed::RolledBack {
+                own_commit_lost: true,
+                ..
+            }
+        ));
+        assert!(again[3].wants_update(), "the dropped refill is owed again");
         // Dave (leaf 3) leaves; of leaves 0 and 1, Bob's (1) is closer, though Alice commits the leave.
         let leave = all[3].leave().unwrap();
         all[0].process(&leave).unwrap();

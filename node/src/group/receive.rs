@@ -238,6 +238,10 @@ impl Group {
             .map_err(GroupError::mls)?;
         let dropped: Vec<EpochRecord> = self.history.drain(index..).collect();
         let own_commit_lost = dropped.iter().any(|r| r.applied.committer == self.me);
+        // A dropped update of this member's leaves its path as it was: it wants one again (§18.3).
+        let own_update_lost = dropped
+            .iter()
+            .any(|r| r.applied.committer == self.me && r.applied.update);
         let mut first = dropped
             .into_iter()
             .next()
@@ -247,6 +251,7 @@ impl Group {
         self.history.push_back(first);
         self.provider = provider;
         self.mls = mls;
+        self.refill |= own_update_lost;
         self.note_removals(&summary);
         // Own messages sent after `epoch` were encrypted on the dropped branch: send them again.
         let mut resend = Vec::new();
