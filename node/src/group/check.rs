@@ -235,7 +235,12 @@ pub(super) mod tests {
             out.summary.update && out.summary.added.is_empty() && out.summary.removed.is_empty()
         );
         assert!(!all[1].wants_update());
-        for (_, g) in all.iter_mut().enumerate().filter(|(i, _)| *i != 1) {
+        for g in all
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, g)| g)
+        {
             let Processed::Commit(summary) = g.process(&out.commit).unwrap() else {
                 panic!("not a commit")
             };
@@ -288,18 +293,24 @@ pub(super) mod tests {
         assert!(all[0].members().unwrap().contains(&bob));
     }
 
-    #[test]
-    fn after_a_removal_the_member_closest_to_the_removed_leaf_wants_to_refill_its_path() {
+    /// [`group_of`]`(3)` after everyone's update and Alice's removal of Carol (leaf 2), delivered to all.
+    fn full_four_without_carol() -> Vec<Group> {
         let mut all = group_of(3);
         for i in 0..4 {
             let out = all[i].update().unwrap();
             deliver(&mut all, i, &out.commit);
         }
         assert!(all.iter().all(|g| !g.wants_update()));
-        // Carol holds leaf 2; of leaves 0, 1 and 3, leaf 3 shares her parent.
         let out = all[0].remove(&[all_key(2)]).unwrap();
         assert_eq!(out.summary.removed_leaves, vec![2]);
         deliver(&mut all, 0, &out.commit);
+        all
+    }
+
+    #[test]
+    fn after_a_removal_the_member_closest_to_the_removed_leaf_wants_to_refill_its_path() {
+        // Carol held leaf 2; of leaves 0, 1 and 3, leaf 3 shares her parent.
+        let mut all = full_four_without_carol();
         assert!(!all[1].wants_update());
         assert!(all[3].wants_update(), "Dave, leaf 3");
         let out = all[3].update().unwrap();
@@ -310,29 +321,6 @@ pub(super) mod tests {
                 Processed::Commit(_)
             ));
         }
-        // Dave's refill loses to Alice's concurrent rename: he wants to refill again.
-        let mut again = group_of(3);
-        for i in 0..4 {
-            let out = again[i].update().unwrap();
-            deliver(&mut again, i, &out.commit);
-        }
-        let out = again[0].remove(&[all_key(2)]).unwrap();
-        deliver(&mut again, 0, &out.commit);
-        let refill = again[3].update().unwrap();
-        let rename = again[0].rename("Climbers").unwrap();
-        assert!(!again[3].wants_update());
-        assert!(matches!(
-            again[0].process(&refill.commit).unwrap(),
-            Processed::LostRace
-        ));
-        assert!(matches!(
-            again[3].process(&rename.commit).unwrap(),
-            Processed::RolledBack {
-                own_commit_lost: true,
-                ..
-            }
-        ));
-        assert!(again[3].wants_update(), "the dropped refill is owed again");
         // Dave (leaf 3) leaves; of leaves 0 and 1, Bob's (1) is closer, though Alice commits the leave.
         let leave = all[3].leave().unwrap();
         all[0].process(&leave).unwrap();
@@ -345,6 +333,26 @@ pub(super) mod tests {
         ));
         assert!(all[1].wants_update(), "Bob, leaf 1");
         assert!(!all[0].wants_update());
+    }
+
+    #[test]
+    fn a_refill_that_loses_to_an_admins_concurrent_commit_is_owed_again() {
+        let mut all = full_four_without_carol();
+        let refill = all[3].update().unwrap();
+        let rename = all[0].rename("Climbers").unwrap();
+        assert!(!all[3].wants_update());
+        assert!(matches!(
+            all[0].process(&refill.commit).unwrap(),
+            Processed::LostRace
+        ));
+        assert!(matches!(
+            all[3].process(&rename.commit).unwrap(),
+            Processed::RolledBack {
+                own_commit_lost: true,
+                ..
+            }
+        ));
+        assert!(all[3].wants_update(), "the dropped refill is owed again");
     }
 
     #[test]

@@ -25,26 +25,30 @@ impl Updates {
 }
 
 impl EventLoop {
-    /// Schedules the group `key`'s update if this member wants one and none is waiting; drops a waiting
-    /// one it no longer wants (it committed a path meanwhile, or left).
+    /// Whether this member owes the group `key` an update: its state wants one and it has not left.
+    fn owes_update(&self, key: &[u8; 32]) -> bool {
+        self.groups.by_conv.get(key).is_some_and(|group| {
+            group.wants_update() && !self.groups.leaving.contains(&(*key, group.me()))
+        })
+    }
+
+    /// Schedules the group `key`'s update if this member owes one and none is waiting; drops a waiting
+    /// one it no longer owes (it committed a path meanwhile, or left). Runs at every save of the group,
+    /// so the member count (a walk over every leaf) is read only when an update is scheduled.
     pub(super) fn schedule_group_update(&mut self, key: [u8; 32]) {
-        let leaving =
-            |group: &crate::group::Group| self.groups.leaving.contains(&(key, group.me()));
-        let wants = self.groups.by_conv.get(&key).and_then(|group| {
-            (group.wants_update() && !leaving(group))
-                .then(|| group.members().map_or(0, |m| m.len()))
-        });
+        if !self.owes_update(&key) {
+            self.groups.updates.due.remove(&key);
+            return;
+        }
+        if self.groups.updates.due.contains_key(&key) {
+            return;
+        }
+        let members = (self.groups.by_conv.get(&key))
+            .and_then(|group| group.members().ok())
+            .map_or(0, |m| m.len());
         let updates = &mut self.groups.updates;
-        match wants {
-            None => {
-                updates.due.remove(&key);
-            }
-            Some(_) if updates.due.contains_key(&key) => {}
-            Some(members) => {
-                if let Some(delay) = updates.policy.delay(members) {
-                    updates.due.insert(key, Instant::now() + delay);
-                }
-            }
+        if let Some(delay) = updates.policy.delay(members) {
+            updates.due.insert(key, Instant::now() + delay);
         }
     }
 
@@ -57,13 +61,12 @@ impl EventLoop {
             .collect();
         for key in due {
             self.groups.updates.due.remove(&key);
-            let leaving = &self.groups.leaving;
+            if !self.owes_update(&key) {
+                continue;
+            }
             let Some(group) = self.groups.by_conv.get_mut(&key) else {
                 continue;
             };
-            if !group.wants_update() || leaving.contains(&(key, group.me())) {
-                continue;
-            }
             match group.update() {
                 Ok(out) => match self.after_own_commit(key, out) {
                     Ok(_) => debug!("committed an update of this member's path"),
