@@ -1,7 +1,8 @@
 //! Reserved message keys (docs/protocol.md §8.3) in the engine: a send whose key the session on file
 //! already covers writes no session; the session is written again only when the reservation runs out or a
 //! received message starts a new sending chain; and a profile reopened after sends it never stored a
-//! session for goes on sending without reusing a key, with the recipient reading everything.
+//! session for goes on sending without reusing a key, with the recipient reading everything. A receive
+//! commit writes the sender's contact row only when a card changed it.
 
 use tern_node::engine::{Engine, Received, ReservedSends, now_ms};
 use tern_protocol::ratchet::SEND_RESERVATION;
@@ -96,4 +97,47 @@ fn a_profile_reopened_mid_reservation_sends_on_and_the_recipient_reads_everythin
     // The conversation goes on both ways.
     let (_, back) = bob.send_text(&alice_key, "back").unwrap();
     assert_eq!(texts_of(&alice.receive(&back.envelope).unwrap()), "back");
+}
+
+/// The sealed rows of the profile's contacts table, read from the file itself (each write seals the row
+/// again under a fresh nonce, so a rewrite of the same contact shows).
+fn contact_rows(dir: &std::path::Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use redb::{ReadableDatabase, ReadableTable};
+    let db = redb::Database::open(dir.join(tern_node::store::STORE_FILE)).unwrap();
+    let read = db.begin_read().unwrap();
+    let table = read
+        .open_table(redb::TableDefinition::<&[u8], &[u8]>::new("contacts"))
+        .unwrap();
+    table
+        .iter()
+        .unwrap()
+        .map(|row| {
+            let (key, value) = row.unwrap();
+            (key.value().to_vec(), value.value().to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn a_text_from_a_known_contact_leaves_the_contact_row_as_it_was() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut alice, mut bob) = tern_testkit::profile::pair(da.path(), db.path());
+    let (alice_key, bob_key) = (alice.key(), bob.key());
+    let (_, hello) = alice.send_text(&bob_key, "hello").unwrap();
+    bob.receive(&hello.envelope).unwrap();
+    let (_, reply) = bob.send_text(&alice_key, "hi").unwrap();
+    alice.receive(&reply.envelope).unwrap();
+    let (_, second) = alice.send_text(&bob_key, "second").unwrap();
+
+    drop(bob);
+    let before = contact_rows(db.path());
+    assert_eq!(before.len(), 1);
+    let mut bob = tern_testkit::profile::open(db.path());
+    assert_eq!(texts_of(&bob.receive(&second.envelope).unwrap()), "second");
+    drop(bob);
+    assert_eq!(
+        contact_rows(db.path()),
+        before,
+        "the receive commit rewrote an unchanged contact"
+    );
 }

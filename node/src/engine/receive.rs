@@ -570,6 +570,7 @@ fn open_one(
                 reply_to,
                 attachment: None,
             };
+            let known = contact.clone();
             let (record, request, key_changed) =
                 contact_after_card(sender, contact, decrypted.new_session_card, now);
             if request && let Some(record) = &record {
@@ -597,7 +598,9 @@ fn open_one(
                 if let Some(record) = &record {
                     if request {
                         *held.requests = held.requests.map(|n| n + 1);
-                    } else {
+                    } else if known.as_ref() != Some(record) {
+                        // Written only when the card changed it: an unchanged row would add a table to
+                        // every receive commit.
                         batch.put_contact(record)?;
                     }
                 }
