@@ -26,8 +26,8 @@ pub use crate::timer::TimerTable;
 
 /// Envelopes in flight at once: as many as request-response runs streams concurrently.
 pub const MAX_IN_FLIGHT: usize = crate::net::behaviour::MAX_CONCURRENT_STREAMS;
-/// Entries for connected peers held in memory while every in-flight slot is taken (more wait in the store
-/// for the outbox tick).
+/// Entries for connected peers held in memory while every in-flight slot is taken. More wait in the store:
+/// the machine reads them as soon as this queue has drained (not only at the outbox tick).
 pub const MAX_WAITING: usize = 1024;
 /// Entries held in memory between attempts (waiting for a retry, a lookup or a deposit); more are left to
 /// the store and come back with the outbox tick when due.
@@ -184,6 +184,10 @@ pub struct Delivery<E> {
     early: deposit::EarlyWindow,
     /// An attempt found mailbox servers but none connected: they are dialled every [`SERVER_REDIAL`].
     servers_down: bool,
+    /// The store may hold due entries this machine does not: one was left to it while the waiting queue
+    /// was full, or a load filled its batch with entries it took. They are read as soon as the waiting
+    /// queue drains, not at the next outbox tick (which alone would move [`OUTBOX_BATCH`] per tick).
+    catch_up: bool,
     timers: TimerTable<Timer>,
     /// Drained by the actor after every input; each input adds at most a bounded number (it touches at
     /// most [`OUTBOX_BATCH`] or [`MAX_IN_FLIGHT`] entries, a few actions each).
@@ -207,6 +211,7 @@ impl<E: Entry> Delivery<E> {
             refused_by: HashSet::new(),
             early: deposit::EarlyWindow::default(),
             servers_down: false,
+            catch_up: false,
             timers,
             actions: VecDeque::new(),
         }
@@ -267,6 +272,7 @@ impl<E: Entry> Delivery<E> {
     pub fn handle_loaded(&mut self, entries: Vec<Outgoing<E>>, now: Instant) {
         let full = entries.len() >= OUTBOX_BATCH;
         let mut fresh = 0;
+        let mut taken = 0;
         for out in entries {
             let id = out.entry.id();
             if self.finishing(&id) {
@@ -287,7 +293,13 @@ impl<E: Entry> Delivery<E> {
             let Some(peer) = peer_id_of(&out.entry.recipient()) else {
                 continue;
             };
+            taken += 1;
             self.attempt(Tracked::new(out, peer), now);
+        }
+        // A full batch that brought new entries may have left more behind it (one that brought none
+        // would only read the same entries again).
+        if full && taken > 0 {
+            self.catch_up = true;
         }
         if self.early.is_open() && !full && fresh == 0 {
             self.early.close();
@@ -583,8 +595,10 @@ impl<E: Entry> Delivery<E> {
             tracked.stage = Stage::Waiting;
             self.waiting.push_back(id);
             self.entries.insert(id, tracked);
+        } else {
+            // The store keeps it; it is read again once the waiting queue drains.
+            self.catch_up = true;
         }
-        // Else the store keeps it for the outbox tick.
     }
 
     fn take_in_flight(&mut self, id: MessageId) -> Option<Tracked<E>> {
@@ -598,10 +612,14 @@ impl<E: Entry> Delivery<E> {
         }
     }
 
-    /// A slot freed up: the next waiting entries go out (or, if their peer left, are tried otherwise).
+    /// A slot freed up: the next waiting entries go out (or, if their peer left, are tried otherwise). Once
+    /// none wait, what the store holds beyond them is read ([`Self::catch_up`]).
     fn fill_window(&mut self, now: Instant) {
         while self.in_flight < MAX_IN_FLIGHT {
             let Some(id) = self.waiting.pop_front() else {
+                if std::mem::take(&mut self.catch_up) {
+                    self.actions.push_back(Action::LoadDue);
+                }
                 return;
             };
             if let Some(tracked) = self.entries.remove(&id) {

@@ -51,7 +51,7 @@ struct Harness {
     log: Vec<Action<TestEntry>>,
     /// Every outbox load, `true` for an early one.
     loads: Vec<bool>,
-    next_id: u8,
+    next_id: u32,
 }
 
 impl Harness {
@@ -70,11 +70,18 @@ impl Harness {
         harness
     }
 
+    /// A message id above every one handed out before (ids order as they were made).
+    fn new_id(&mut self) -> MessageId {
+        self.next_id += 1;
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(&self.next_id.to_be_bytes());
+        MessageId(id)
+    }
+
     /// A new outbox entry for `to`, expiring after `ttl`, stored and handed to the machine as just queued.
     fn queue(&mut self, to: IdentityKey, ttl: Duration) -> TestEntry {
-        self.next_id += 1;
         let entry = TestEntry {
-            id: MessageId([self.next_id; 16]),
+            id: self.new_id(),
             to,
             attempts: 0,
         };
@@ -240,6 +247,42 @@ fn the_in_flight_window_is_never_exceeded_and_frees_on_ack() {
     }
     assert_eq!(delivered, MAX_IN_FLIGHT + extra);
     assert_eq!(h.machine.waiting(), 0);
+    assert!(h.outbox.rows.is_empty());
+}
+
+/// More entries than the window and the waiting queue hold: those left to the store go out as the queue
+/// drains, with no outbox tick (the clock never moves here), each once.
+#[test]
+fn entries_past_the_waiting_queue_are_read_as_soon_as_it_drains() {
+    let mut h = Harness::new();
+    let (bob, bob_peer) = person(1);
+    h.connect(bob_peer);
+    let total = MAX_IN_FLIGHT + MAX_WAITING + 3 * OUTBOX_BATCH + 5;
+    for _ in 0..total {
+        h.queue(bob, DAY);
+    }
+    let mut outstanding: Vec<MessageId> =
+        sends(&h.take_log()).into_iter().map(|(_, id)| id).collect();
+    assert_eq!(outstanding.len(), MAX_IN_FLIGHT);
+    assert_eq!(h.machine.waiting(), MAX_WAITING, "the rest is the store's");
+    let mut sent = HashSet::new();
+    sent.extend(outstanding.iter().copied());
+    let mut delivered = 0;
+    while let Some(id) = outstanding.pop() {
+        h.machine.handle_send_answered(id, Answer::Taken, h.now);
+        h.run();
+        let log = h.take_log();
+        delivered += log
+            .iter()
+            .filter(|a| matches!(a, Action::RecordDelivered { .. }))
+            .count();
+        for (_, next) in sends(&log) {
+            assert!(sent.insert(next), "an entry was sent twice");
+            outstanding.push(next);
+        }
+        assert!(h.machine.in_flight() <= MAX_IN_FLIGHT);
+    }
+    assert_eq!(delivered, total);
     assert!(h.outbox.rows.is_empty());
 }
 
@@ -441,9 +484,8 @@ fn a_peer_that_connects_makes_its_waiting_entries_due_at_once() {
     let attempts = h.outbox.rows[&first.id].0.attempts;
     assert!(attempts >= 2);
     // One more entry the machine never held: only the store has it (not due yet).
-    h.next_id += 1;
     let stored_only = TestEntry {
-        id: MessageId([h.next_id; 16]),
+        id: h.new_id(),
         to: bob,
         attempts: 3,
     };
@@ -608,9 +650,8 @@ fn a_server_coming_back_makes_waiting_mail_due_at_once() {
     let attempts = h.outbox.rows[&entry.id].0.attempts;
     assert!(retry_delay_ms(attempts) >= 60_000, "{attempts} attempts");
     // One more entry only the store holds, not due for a day.
-    h.next_id += 1;
     let stored_only = TestEntry {
-        id: MessageId([h.next_id; 16]),
+        id: h.new_id(),
         to: bob,
         attempts: 9,
     };

@@ -87,6 +87,9 @@ impl EventLoop {
                 }
                 Action::Lookup { recipient } => self.start_lookup(recipient, now),
                 Action::LoadDue | Action::LoadEarly => {
+                    // Deliveries of this wake-up are recorded first, so the read does not bring back
+                    // entries already delivered (a load can follow an ack at once: `Delivery::fill_window`).
+                    self.record_delivered();
                     let now_ms = now_ms();
                     let until = match action {
                         Action::LoadEarly => u64::MAX,
