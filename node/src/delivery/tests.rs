@@ -170,6 +170,22 @@ impl Harness {
         std::mem::take(&mut self.log)
     }
 
+    /// The recipient took `id`: how many deliveries that recorded, and what went out next.
+    fn ack(&mut self, id: MessageId) -> (usize, Vec<MessageId>) {
+        self.machine
+            .handle_send_answered(id, Answer::Taken, self.now);
+        self.run();
+        let log = self.take_log();
+        let recorded = log
+            .iter()
+            .filter(|a| matches!(a, Action::RecordDelivered { .. }))
+            .count();
+        (
+            recorded,
+            sends(&log).into_iter().map(|(_, id)| id).collect(),
+        )
+    }
+
     fn connect(&mut self, peer: PeerId) {
         self.machine.handle_connected(peer);
         self.run();
@@ -232,16 +248,10 @@ fn the_in_flight_window_is_never_exceeded_and_frees_on_ack() {
     assert!(sends(&h.take_log()).is_empty());
     let mut delivered = 0;
     while let Some(id) = outstanding.pop() {
-        h.machine.handle_send_answered(id, Answer::Taken, h.now);
-        h.run();
-        let log = h.take_log();
-        delivered += log
-            .iter()
-            .filter(|a| matches!(a, Action::RecordDelivered { .. }))
-            .count();
-        let next = sends(&log);
+        let (recorded, next) = h.ack(id);
+        delivered += recorded;
         assert!(next.len() <= 1, "one ack frees one slot");
-        outstanding.extend(next.into_iter().map(|(_, id)| id));
+        outstanding.extend(next);
         assert!(h.machine.in_flight() <= MAX_IN_FLIGHT);
         assert_eq!(h.machine.in_flight(), outstanding.len());
     }
@@ -269,14 +279,9 @@ fn entries_past_the_waiting_queue_are_read_as_soon_as_it_drains() {
     sent.extend(outstanding.iter().copied());
     let mut delivered = 0;
     while let Some(id) = outstanding.pop() {
-        h.machine.handle_send_answered(id, Answer::Taken, h.now);
-        h.run();
-        let log = h.take_log();
-        delivered += log
-            .iter()
-            .filter(|a| matches!(a, Action::RecordDelivered { .. }))
-            .count();
-        for (_, next) in sends(&log) {
+        let (recorded, next) = h.ack(id);
+        delivered += recorded;
+        for next in next {
             assert!(sent.insert(next), "an entry was sent twice");
             outstanding.push(next);
         }
