@@ -87,8 +87,9 @@ impl EventLoop {
                 }
                 Action::Lookup { recipient } => self.start_lookup(recipient, now),
                 Action::LoadDue | Action::LoadEarly => {
-                    // Deliveries of this wake-up are recorded first, so the read does not bring back
-                    // entries already delivered (a load can follow an ack at once: `Delivery::fill_window`).
+                    // Deliveries waiting to be recorded are recorded first, so the read does not bring
+                    // back entries already delivered (a load can follow an ack at once:
+                    // `Delivery::fill_window`).
                     self.record_delivered();
                     let now_ms = now_ms();
                     let until = match action {
@@ -117,6 +118,8 @@ impl EventLoop {
                     let Some(contact) = self.contact_of(&peer) else {
                         continue;
                     };
+                    // As for a due load: what was delivered must not come back from the store.
+                    self.record_delivered();
                     let now_ms = now_ms();
                     match self
                         .engine
@@ -136,8 +139,8 @@ impl EventLoop {
                         Err(e) => warn!(error = %e, "cannot read the outbox"),
                     }
                 }
-                // Recorded with this wake-up's other deliveries in one commit (`drain_swarm`).
-                Action::RecordDelivered { entry } => self.pending.delivered.push(entry),
+                // Recorded with the other deliveries of the next few milliseconds in one commit.
+                Action::RecordDelivered { entry } => self.note_delivered(entry),
                 Action::RecordDeposited { entry } => {
                     match self.engine.delivered(&entry, MessageStatus::Sent) {
                         Ok(true) => self.emit(Event::StatusChanged {

@@ -52,6 +52,7 @@ impl EventLoop {
                     self.delivery.handle_timeout(std::time::Instant::now());
                     self.run_delivery();
                 }
+                _ = delivery_timer(self.pending.delivered_at) => self.record_delivered(),
                 _ = republish.tick() => {
                     self.published = false;
                     self.publish_record();
@@ -82,13 +83,15 @@ impl EventLoop {
         self.finish_commits().await;
     }
 
-    /// Waits for every send commit running off the loop (their callers are answered by then).
+    /// Waits for every send commit running off the loop (their callers are answered by then), then records
+    /// the deliveries still waiting.
     async fn finish_commits(&mut self) {
         for commit in std::mem::take(&mut self.commits) {
             if let Err(e) = commit.await {
                 warn!(error = %e, "a send commit did not finish");
             }
         }
+        self.record_delivered();
     }
 
     /// Writes an automatic backup when one is due (`crate::backup::auto`). It runs on the loop, which waits
@@ -157,11 +160,24 @@ impl EventLoop {
         }
         self.answer_inbound();
         self.answer_mailbox();
-        self.record_delivered();
     }
 
-    /// Records this wake-up's acknowledged envelopes as delivered, in one commit.
+    /// Queues an acknowledged envelope to be recorded as delivered: with the others acknowledged within
+    /// [`DELIVERED_RECORD_DELAY`], or at once when [`MAX_DELIVERED_PENDING`] wait.
+    pub(super) fn note_delivered(&mut self, entry: OutboxEntry) {
+        self.pending.delivered.push(entry);
+        if self.pending.delivered.len() >= MAX_DELIVERED_PENDING {
+            self.record_delivered();
+        } else {
+            self.pending
+                .delivered_at
+                .get_or_insert_with(|| std::time::Instant::now() + DELIVERED_RECORD_DELAY);
+        }
+    }
+
+    /// Records the acknowledged envelopes waiting as delivered, in one commit.
     pub(super) fn record_delivered(&mut self) {
+        self.pending.delivered_at = None;
         if self.pending.delivered.is_empty() {
             return;
         }
