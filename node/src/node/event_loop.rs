@@ -162,11 +162,13 @@ impl EventLoop {
         self.answer_mailbox();
     }
 
-    /// Queues an acknowledged envelope to be recorded as delivered: with the others acknowledged within
-    /// [`DELIVERED_RECORD_DELAY`], or at once when [`MAX_DELIVERED_PENDING`] wait.
+    /// Queues an acknowledged envelope to be recorded as delivered: at once when nothing else is being
+    /// delivered (a lone message shows `delivered` as soon as it is), else with the others acknowledged
+    /// within [`DELIVERED_RECORD_DELAY`], or at once when [`MAX_DELIVERED_PENDING`] wait.
     pub(super) fn note_delivered(&mut self, entry: OutboxEntry) {
         self.pending.delivered.push(entry);
-        if self.pending.delivered.len() >= MAX_DELIVERED_PENDING {
+        let idle = self.delivery.in_flight() == 0 && self.delivery.waiting() == 0;
+        if idle || self.pending.delivered.len() >= MAX_DELIVERED_PENDING {
             self.record_delivered();
         } else {
             self.pending

@@ -413,9 +413,10 @@ enum MailboxCall {
 pub const MAX_EVENTS_PER_WAKE: usize = 256;
 /// Queued send commands taken together into one group commit.
 pub const MAX_SENDS_PER_COMMIT: usize = 64;
-/// Acknowledged envelopes wait at most this long to be recorded as delivered, so that the acks of a burst,
-/// or of a conversation going back and forth, share one commit, and a commit of deliveries seldom holds up
-/// the next send (docs/benchmarks.md, "Where one message's time goes now").
+/// While other envelopes are being delivered, acknowledged ones wait at most this long to be recorded as
+/// delivered, so that the acks of a burst, or of a conversation going back and forth, share one commit, and
+/// a commit of deliveries seldom holds up the next send (docs/benchmarks.md, "Deliveries recorded
+/// together"). An ack that leaves nothing in flight is recorded at once.
 pub const DELIVERED_RECORD_DELAY: Duration = Duration::from_millis(20);
 /// Acknowledged envelopes waiting to be recorded: this many are recorded at once.
 pub const MAX_DELIVERED_PENDING: usize = 128;
