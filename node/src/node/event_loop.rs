@@ -52,7 +52,7 @@ impl EventLoop {
                     self.delivery.handle_timeout(std::time::Instant::now());
                     self.run_delivery();
                 }
-                _ = delivery_timer(self.pending.delivered_at) => self.record_delivered(),
+                _ = delivery_timer(self.pending.delivered.due()) => self.record_delivered(),
                 _ = republish.tick() => {
                     self.published = false;
                     self.publish_record();
@@ -163,27 +163,24 @@ impl EventLoop {
     }
 
     /// Queues an acknowledged envelope to be recorded as delivered: at once when nothing else is being
-    /// delivered (a lone message shows `delivered` as soon as it is), else with the others acknowledged
-    /// within [`DELIVERED_RECORD_DELAY`], or at once when [`MAX_DELIVERED_PENDING`] wait.
+    /// delivered, else together with the acks that follow (`delivered::Acked`).
     pub(super) fn note_delivered(&mut self, entry: OutboxEntry) {
-        self.pending.delivered.push(entry);
         let idle = self.delivery.in_flight() == 0 && self.delivery.waiting() == 0;
-        if idle || self.pending.delivered.len() >= MAX_DELIVERED_PENDING {
+        if self
+            .pending
+            .delivered
+            .push(entry, idle, std::time::Instant::now())
+        {
             self.record_delivered();
-        } else {
-            self.pending
-                .delivered_at
-                .get_or_insert_with(|| std::time::Instant::now() + DELIVERED_RECORD_DELAY);
         }
     }
 
     /// Records the acknowledged envelopes waiting as delivered, in one commit.
     pub(super) fn record_delivered(&mut self) {
-        self.pending.delivered_at = None;
-        if self.pending.delivered.is_empty() {
+        let entries = self.pending.delivered.take();
+        if entries.is_empty() {
             return;
         }
-        let entries = std::mem::take(&mut self.pending.delivered);
         match self
             .engine
             .delivered_many(&entries, MessageStatus::Delivered)

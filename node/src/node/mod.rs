@@ -24,6 +24,7 @@
 //! again), never stalls the swarm.
 
 mod commands;
+mod delivered;
 mod delivery;
 mod dht;
 mod event_loop;
@@ -414,9 +415,7 @@ pub const MAX_EVENTS_PER_WAKE: usize = 256;
 /// Queued send commands taken together into one group commit.
 pub const MAX_SENDS_PER_COMMIT: usize = 64;
 /// While other envelopes are being delivered, acknowledged ones wait at most this long to be recorded as
-/// delivered, so that the acks of a burst, or of a conversation going back and forth, share one commit, and
-/// a commit of deliveries seldom holds up the next send (docs/benchmarks.md, "Deliveries recorded
-/// together"). An ack that leaves nothing in flight is recorded at once.
+/// delivered (`delivered::Acked`).
 pub const DELIVERED_RECORD_DELAY: Duration = Duration::from_millis(20);
 /// Acknowledged envelopes waiting to be recorded: this many are recorded at once.
 pub const MAX_DELIVERED_PENDING: usize = 128;
@@ -429,11 +428,8 @@ pub const MAX_DELIVERED_PENDING: usize = 128;
 struct Pending {
     /// Received envelopes, answered after they are stored.
     inbound: Vec<(PeerId, EnvelopeRequest, ResponseChannel<EnvelopeAck>)>,
-    /// Outbox entries acknowledged by their recipients, to be recorded as delivered (at most
-    /// [`MAX_DELIVERED_PENDING`])...
-    delivered: Vec<OutboxEntry>,
-    /// ...by this time.
-    delivered_at: Option<std::time::Instant>,
+    /// Outbox entries acknowledged by their recipients, to be recorded as delivered.
+    delivered: delivered::Acked<OutboxEntry>,
     /// A command taken from the queue while gathering sends that is not a send: handled next.
     command: Option<Command>,
 }
